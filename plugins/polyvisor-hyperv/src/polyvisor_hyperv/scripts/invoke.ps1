@@ -1,0 +1,43 @@
+# polyvisor WinRM-shell request runner. This text is fixed: it never contains a user value.
+# The request arrives on stdin as base64(UTF-8 JSON):
+#   {"steps": [{"command": "Get-VM", "parameters": {"Id": "..."}, "pipeInput": false}, ...],
+#    "select": ["Name", "Id", ...] | null}
+# Steps run in order; a step with pipeInput receives the previous step's output on its pipeline.
+# The reply goes to stdout as base64(UTF-8 JSON): {"ok": bool, "output": [...], "error": {...} | null}.
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$payload = [Console]::In.ReadToEnd()
+$request = [System.Text.Encoding]::UTF8.GetString([System.Convert]::FromBase64String($payload.Trim())) | ConvertFrom-Json
+$response = [ordered]@{ ok = $true; output = @(); error = $null }
+try {
+    $results = @()
+    foreach ($step in $request.steps) {
+        $arguments = @{}
+        if ($null -ne $step.parameters) {
+            foreach ($property in $step.parameters.PSObject.Properties) {
+                $arguments[$property.Name] = $property.Value
+            }
+        }
+        if ($step.pipeInput) {
+            $results = @($results | & $step.command @arguments)
+        } else {
+            $results = @(& $step.command @arguments)
+        }
+    }
+    if ($null -ne $request.select) {
+        $results = @($results | Select-Object -Property $request.select)
+    }
+    $response.output = $results
+} catch {
+    $record = $_
+    $response.ok = $false
+    $response.error = [ordered]@{
+        message = $record.Exception.Message
+        exceptionType = $record.Exception.GetType().FullName
+        category = $record.CategoryInfo.Category.ToString()
+        fullyQualifiedErrorId = $record.FullyQualifiedErrorId
+        targetName = $record.CategoryInfo.TargetName
+    }
+}
+$json = ConvertTo-Json -InputObject $response -Depth 6 -Compress
+[Console]::Out.Write([System.Convert]::ToBase64String([System.Text.Encoding]::UTF8.GetBytes($json)))

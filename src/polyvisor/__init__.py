@@ -1,0 +1,125 @@
+"""polyvisor: one set of VM semantics for every hypervisor.
+
+>>> import polyvisor
+>>> with polyvisor.connect("test:///default") as conn:
+...     [vm.name for vm in conn.vms()]
+['test']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from polyvisor import config as _config
+from polyvisor.backend import Backend, Credentials, Secret
+from polyvisor.connection import VM, Connection, EventStream
+from polyvisor.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    BackendError,
+    ConnectionError,
+    InvalidStateError,
+    NotFoundError,
+    PolyvisorError,
+    TimeoutError,
+    UnsupportedError,
+    ValidationError,
+)
+from polyvisor.model import (
+    Architecture,
+    BootDevice,
+    Capabilities,
+    DiskBus,
+    DiskFormat,
+    DiskSpec,
+    Event,
+    EventKind,
+    Feature,
+    Firmware,
+    GuestAddress,
+    HostInfo,
+    KernelBoot,
+    NetworkInfo,
+    NicSpec,
+    PowerState,
+    ShutdownMode,
+    Snapshot,
+    SnapshotTree,
+    VMInfo,
+    VMSpec,
+    VMStatus,
+)
+from polyvisor.plugins import Plugins, default_plugins
+from polyvisor.uri import URI
+
+__all__ = [
+    "URI",
+    "VM",
+    "AlreadyExistsError",
+    "Architecture",
+    "AuthenticationError",
+    "Backend",
+    "BackendError",
+    "BootDevice",
+    "Capabilities",
+    "Connection",
+    "ConnectionError",
+    "Credentials",
+    "DiskBus",
+    "DiskFormat",
+    "DiskSpec",
+    "Event",
+    "EventKind",
+    "EventStream",
+    "Feature",
+    "Firmware",
+    "GuestAddress",
+    "HostInfo",
+    "InvalidStateError",
+    "KernelBoot",
+    "NetworkInfo",
+    "NicSpec",
+    "NotFoundError",
+    "Plugins",
+    "PolyvisorError",
+    "PowerState",
+    "Secret",
+    "ShutdownMode",
+    "Snapshot",
+    "SnapshotTree",
+    "TimeoutError",
+    "UnsupportedError",
+    "VMInfo",
+    "VMSpec",
+    "VMStatus",
+    "ValidationError",
+    "connect",
+    "schemes",
+]
+
+__version__ = "0.1.0"
+
+
+def connect(uri: str | URI | None = None, *, plugins: Plugins | None = None, **credentials: Any) -> Connection:
+    """Open a connection to a hypervisor.
+
+    ``uri`` is a URI (``test:///default``, ``qemu:///system``, ``hyperv://admin@hv01/``), a connection name from
+    the config file, or None for ``$POLYVISOR_URI`` / the config's default / ``test:///default``. Keyword
+    arguments (``username``, ``password``, ``ca_path``, ...) go to the backend; secrets are never shown.
+    """
+    extra: dict[str, Any] = {}
+    if isinstance(uri, URI):
+        parsed = uri
+    else:
+        text, extra = _config.resolve(uri)
+        parsed = URI.parse(text)
+    options = {**extra, **credentials}
+    creds = Credentials.from_kwargs(parsed, options)
+    factory = (plugins or default_plugins()).factory_for(parsed)
+    backend = factory(parsed, creds)
+    return Connection(backend, parsed)
+
+
+def schemes(*, plugins: Plugins | None = None) -> list[str]:
+    """Return the URI drivers installed backends handle (imports no hypervisor binding)."""
+    return (plugins or default_plugins()).schemes()

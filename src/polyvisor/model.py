@@ -1,0 +1,601 @@
+"""The domain model: power states, statuses, VM specs, snapshots, host facts and capabilities.
+
+Everything here is a frozen value object. Specs validate themselves on construction, so an invalid spec raises
+:class:`~polyvisor.errors.ValidationError` before any backend is called.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid as uuid_module
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import PurePath
+from types import MappingProxyType
+from typing import Any
+
+from polyvisor.errors import UnsupportedError, ValidationError
+
+__all__ = [
+    "Architecture",
+    "BootDevice",
+    "Capabilities",
+    "DiskBus",
+    "DiskFormat",
+    "DiskSpec",
+    "Event",
+    "EventKind",
+    "Feature",
+    "Firmware",
+    "GuestAddress",
+    "HostInfo",
+    "KernelBoot",
+    "NetworkInfo",
+    "NicSpec",
+    "PowerState",
+    "ShutdownMode",
+    "Snapshot",
+    "SnapshotTree",
+    "VMInfo",
+    "VMSpec",
+    "VMStatus",
+]
+
+
+class PowerState(enum.StrEnum):
+    """The one power-state model every backend maps onto."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    SAVED = "saved"
+    SUSPENDED = "suspended"
+    STARTING = "starting"
+    STOPPING = "stopping"
+    SAVING = "saving"
+    PAUSING = "pausing"
+    RESUMING = "resuming"
+    CRASHED = "crashed"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_transitional(self) -> bool:
+        """Return whether the state is on its way to another one."""
+        return self in _TRANSITIONAL
+
+
+_TRANSITIONAL = frozenset(
+    {
+        PowerState.STARTING,
+        PowerState.STOPPING,
+        PowerState.SAVING,
+        PowerState.PAUSING,
+        PowerState.RESUMING,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class VMStatus:
+    """A VM's normalized state, with the backend's own words for it."""
+
+    state: PowerState
+    raw_state: str
+    reason: str | None = None
+    critical: bool = False
+
+    def __str__(self) -> str:
+        text = f"{self.state.value} ({self.raw_state}"
+        if self.reason:
+            text += f": {self.reason}"
+        return text + (", critical)" if self.critical else ")")
+
+
+class Feature(enum.StrEnum):
+    """A feature a backend (or one VM) may support; query with :meth:`Capabilities.supports`."""
+
+    CREATE = "create"
+    PAUSE = "pause"
+    SAVE = "save"
+    RESET = "reset"
+    REBOOT = "reboot"
+    SHUTDOWN_ACPI = "shutdown-acpi"
+    SHUTDOWN_AGENT = "shutdown-agent"
+    SNAPSHOTS = "snapshots"
+    SNAPSHOT_MEMORY = "snapshot-memory"
+    LABELS = "labels"
+    EVENTS = "events"
+    DELETE_STORAGE = "delete-storage"
+    DISK_ATTACH = "disk-attach"
+    DISK_HOTPLUG = "disk-hotplug"
+    NIC_ATTACH = "nic-attach"
+    NIC_HOTPLUG = "nic-hotplug"
+    GUEST_ADDRESSES = "guest-addresses"
+    CONSOLE = "console"
+    DIRECT_KERNEL_BOOT = "direct-kernel-boot"
+    UEFI = "uefi"
+    SECURE_BOOT = "secure-boot"
+    NETWORKS = "networks"
+    ACCELERATOR_CHOICE = "accelerator-choice"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """The set of features a backend declares."""
+
+    features: frozenset[Feature]
+    backend: str = ""
+
+    def supports(self, feature: Feature) -> bool:
+        """Return whether the feature is declared."""
+        return feature in self.features
+
+    def require(self, feature: Feature, *, host: str | None = None, vm: str | None = None) -> None:
+        """Raise :class:`UnsupportedError` unless the feature is declared."""
+        if feature not in self.features:
+            who = self.backend or "this backend"
+            raise UnsupportedError(
+                f"{who} does not support {feature.value!r}; check "
+                f"connection.capabilities.supports(Feature.{feature.name}) before calling",
+                feature=feature,
+                host=host,
+                vm=vm,
+            )
+
+    def __iter__(self) -> Iterator[Feature]:
+        return iter(sorted(self.features))
+
+
+class Firmware(enum.StrEnum):
+    """Boot firmware; on Hyper-V, BIOS means generation 1 and UEFI generation 2."""
+
+    BIOS = "bios"
+    UEFI = "uefi"
+
+
+class DiskFormat(enum.StrEnum):
+    """Disk image formats."""
+
+    QCOW2 = "qcow2"
+    RAW = "raw"
+    VHDX = "vhdx"
+    VHD = "vhd"
+
+
+class DiskBus(enum.StrEnum):
+    """Disk buses; ``VIRTIO`` means the paravirtual bus (synthetic SCSI on Hyper-V)."""
+
+    VIRTIO = "virtio"
+    SCSI = "scsi"
+    SATA = "sata"
+    IDE = "ide"
+
+
+class BootDevice(enum.StrEnum):
+    """Devices in a boot order."""
+
+    DISK = "disk"
+    CDROM = "cdrom"
+    NETWORK = "network"
+
+
+class Architecture(enum.StrEnum):
+    """Guest CPU architectures, spelled the way libvirt and QEMU spell them."""
+
+    X86_64 = "x86_64"
+    I686 = "i686"
+    AARCH64 = "aarch64"
+    ARMV7L = "armv7l"
+    RISCV64 = "riscv64"
+    PPC64LE = "ppc64le"
+    S390X = "s390x"
+
+
+class ShutdownMode(enum.StrEnum):
+    """How a graceful shutdown asks the guest to stop."""
+
+    DEFAULT = "default"
+    ACPI = "acpi"
+    AGENT = "agent"
+
+
+# XML 1.0 forbids these code points; refusing them keeps every value storable and readable back verbatim.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$")
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+MAX_NAME_LENGTH = 100
+"""Hyper-V's limit, the tightest of the supported hypervisors."""
+MAX_TEXT_LENGTH = 16384
+MAX_LABELS = 256
+
+
+def _fail(field_name: str, message: str) -> ValidationError:
+    return ValidationError(message, field=field_name)
+
+
+def validate_name(name: object, field_name: str = "name") -> str:
+    """Return the name if it is a valid VM or snapshot name, else raise :class:`ValidationError`."""
+    if not isinstance(name, str):
+        raise _fail(field_name, f"must be a string, got {type(name).__name__}")
+    if not name.strip():
+        raise _fail(field_name, "must not be empty or blank")
+    if len(name) > MAX_NAME_LENGTH:
+        raise _fail(field_name, f"is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
+    if name != name.strip():
+        raise _fail(field_name, f"{name!r} has leading or trailing whitespace; remove it")
+    if _CONTROL.search(name) or _XML_INVALID.search(name):
+        raise _fail(field_name, f"{name!r} contains a control character (newline, tab, ...); remove it")
+    if "/" in name or "\\" in name:
+        raise _fail(field_name, f"{name!r} contains a path separator ('/' or '\\'); choose another name")
+    return name
+
+
+def validate_text(value: object, field_name: str, limit: int = MAX_TEXT_LENGTH) -> str:
+    """Return free text (descriptions, label values) if storable verbatim, else raise."""
+    if not isinstance(value, str):
+        raise _fail(field_name, f"must be a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise _fail(field_name, f"is {len(value)} characters long; the limit is {limit}")
+    bad = _XML_INVALID.search(value)
+    if bad:
+        raise _fail(
+            field_name,
+            f"contains the character U+{ord(bad.group()):04X}, which no hypervisor can store; remove it",
+        )
+    return value
+
+
+def validate_labels(labels: object, field_name: str = "labels") -> Mapping[str, str]:
+    """Return an immutable copy of valid labels, else raise :class:`ValidationError`."""
+    if not isinstance(labels, Mapping):
+        raise _fail(field_name, f"must be a mapping of str to str, got {type(labels).__name__}")
+    if len(labels) > MAX_LABELS:
+        raise _fail(field_name, f"has {len(labels)} entries; the limit is {MAX_LABELS}")
+    clean: dict[str, str] = {}
+    for key, value in labels.items():
+        if not isinstance(key, str) or not _LABEL_KEY.match(key):
+            raise _fail(
+                f"{field_name}[{key!r}]",
+                "keys are 1-63 characters of letters, digits, '.', '_', '-' and '/', starting with a letter or digit",
+            )
+        clean[key] = validate_text(value, f"{field_name}[{key!r}]")
+    return MappingProxyType(dict(sorted(clean.items())))
+
+
+def _positive_int(value: object, field_name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(field_name, f"must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise _fail(field_name, f"must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise _fail(field_name, f"must be at most {maximum}, got {value}")
+    return value
+
+
+def _enum(kind: type[enum.StrEnum], value: object, field_name: str) -> Any:
+    try:
+        return kind(value)  # type: ignore[arg-type]  # anything else is refused just below
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise _fail(field_name, f"{value!r} is not one of: {choices}") from None
+
+
+def _path(value: object, field_name: str) -> str:
+    if not isinstance(value, str | PurePath):
+        raise _fail(field_name, f"must be a path string, got {type(value).__name__}")
+    text = str(value)
+    if not text or _CONTROL.search(text):
+        raise _fail(field_name, f"{text!r} is not a usable path")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class DiskSpec:
+    """A disk: a new one of ``size_mib`` or an existing ``image``."""
+
+    size_mib: int | None = None
+    image: str | None = None
+    format: DiskFormat | None = None
+    bus: DiskBus = DiskBus.VIRTIO
+    pool: str | None = None
+    readonly: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.size_mib is None) == (self.image is None):
+            raise _fail("disk", "give exactly one of size_mib (a new disk) or image (an existing file)")
+        if self.size_mib is not None:
+            _positive_int(self.size_mib, "disk.size_mib", maximum=64 * 1024 * 1024)
+        if self.image is not None:
+            object.__setattr__(self, "image", _path(self.image, "disk.image"))
+        if self.format is not None:
+            object.__setattr__(self, "format", _enum(DiskFormat, self.format, "disk.format"))
+        object.__setattr__(self, "bus", _enum(DiskBus, self.bus, "disk.bus"))
+        if self.pool is not None:
+            validate_name(self.pool, "disk.pool")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DiskSpec:
+        """Build from plain data (a TOML/JSON table)."""
+        spec: DiskSpec = _from_dict(cls, data, "disk")
+        return spec
+
+
+@dataclass(frozen=True, slots=True)
+class NicSpec:
+    """A network interface on a network (libvirt) or virtual switch (Hyper-V)."""
+
+    network: str | None = None
+    mac: str | None = None
+    model: str = "virtio"
+
+    def __post_init__(self) -> None:
+        if self.network is not None:
+            validate_name(self.network, "nic.network")
+        if self.mac is not None:
+            if not isinstance(self.mac, str) or not _MAC.match(self.mac):
+                raise _fail("nic.mac", f"{self.mac!r} is not a MAC address like 52:54:00:12:34:56")
+            object.__setattr__(self, "mac", self.mac.lower())
+        if not isinstance(self.model, str) or not re.fullmatch(r"[a-z0-9_-]{1,32}", self.model):
+            raise _fail("nic.model", f"{self.model!r} is not a NIC model name such as 'virtio' or 'e1000'")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NicSpec:
+        """Build from plain data (a TOML/JSON table)."""
+        spec: NicSpec = _from_dict(cls, data, "nic")
+        return spec
+
+
+@dataclass(frozen=True, slots=True)
+class KernelBoot:
+    """Direct kernel boot (capability ``direct-kernel-boot``)."""
+
+    kernel: str
+    initrd: str | None = None
+    cmdline: str = ""
+
+    def __post_init__(self) -> None:
+        _path(self.kernel, "kernel.kernel")
+        if self.initrd is not None:
+            _path(self.initrd, "kernel.initrd")
+        validate_text(self.cmdline, "kernel.cmdline", limit=4096)
+        if "\n" in self.cmdline:
+            raise _fail("kernel.cmdline", "must be a single line")
+
+
+@dataclass(frozen=True, slots=True)
+class VMSpec:
+    """Everything needed to create a VM. Validated on construction."""
+
+    name: str
+    cpus: int = 1
+    memory_mib: int = 512
+    firmware: Firmware = Firmware.BIOS
+    secure_boot: bool = False
+    disks: tuple[DiskSpec, ...] = ()
+    nics: tuple[NicSpec, ...] = ()
+    cdrom: str | None = None
+    boot_order: tuple[BootDevice, ...] = (BootDevice.DISK,)
+    arch: Architecture | None = None
+    description: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    kernel: KernelBoot | None = None
+    accelerator: str | None = None
+    """``"kvm"``, ``"tcg"`` (libvirt) or None for the backend's own choice (capability ``accelerator-choice``)."""
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+        _positive_int(self.cpus, "cpus", maximum=1024)
+        _positive_int(self.memory_mib, "memory_mib", minimum=16, maximum=64 * 1024 * 1024)
+        object.__setattr__(self, "firmware", _enum(Firmware, self.firmware, "firmware"))
+        if not isinstance(self.secure_boot, bool):
+            raise _fail("secure_boot", "must be true or false")
+        if self.secure_boot and self.firmware is not Firmware.UEFI:
+            raise _fail("secure_boot", "needs firmware='uefi'; set firmware to 'uefi' or drop secure_boot")
+        object.__setattr__(self, "disks", self._items(self.disks, DiskSpec, "disks"))
+        object.__setattr__(self, "nics", self._items(self.nics, NicSpec, "nics"))
+        if self.cdrom is not None:
+            object.__setattr__(self, "cdrom", _path(self.cdrom, "cdrom"))
+        order = tuple(_enum(BootDevice, item, "boot_order") for item in self.boot_order)
+        if len(set(order)) != len(order):
+            raise _fail("boot_order", "lists a device twice")
+        object.__setattr__(self, "boot_order", order)
+        if self.arch is not None:
+            object.__setattr__(self, "arch", _enum(Architecture, self.arch, "arch"))
+        validate_text(self.description, "description")
+        object.__setattr__(self, "labels", validate_labels(self.labels))
+        kernel: object = self.kernel
+        if isinstance(kernel, Mapping):
+            object.__setattr__(self, "kernel", _from_dict(KernelBoot, kernel, "kernel"))
+        elif kernel is not None and not isinstance(kernel, KernelBoot):
+            raise _fail("kernel", "must be a KernelBoot or a table with kernel/initrd/cmdline")
+        if self.accelerator is not None and self.accelerator not in ("kvm", "tcg"):
+            raise _fail("accelerator", f"{self.accelerator!r} is not 'kvm' or 'tcg'")
+
+    @staticmethod
+    def _items(items: object, kind: type[Any], field_name: str) -> tuple[Any, ...]:
+        if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+            raise _fail(field_name, "must be a list")
+        out = []
+        for index, item in enumerate(items):
+            if isinstance(item, kind):
+                out.append(item)
+            elif isinstance(item, Mapping):
+                out.append(_from_dict(kind, item, f"{field_name}[{index}]"))
+            else:
+                raise _fail(f"{field_name}[{index}]", f"must be a {kind.__name__} or a table")
+        return tuple(out)
+
+    @property
+    def generation(self) -> int:
+        """The Hyper-V generation this spec implies (1 for BIOS, 2 for UEFI)."""
+        return 2 if self.firmware is Firmware.UEFI else 1
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VMSpec:
+        """Build and validate a spec from plain data, such as a parsed TOML or JSON file."""
+        spec: VMSpec = _from_dict(cls, data, "spec")
+        return spec
+
+
+def _from_dict(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise _fail(where, f"must be a table, got {type(data).__name__}")
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise _fail(
+            where,
+            f"unknown field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}",
+        )
+    try:
+        return cls(**data)
+    except TypeError as error:  # a missing required field
+        raise _fail(where, str(error)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class VMInfo:
+    """A snapshot of what the hypervisor says about one VM."""
+
+    uuid: str
+    name: str
+    status: VMStatus
+    cpus: int
+    memory_mib: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    has_saved_state: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Backend-specific facts (e.g. ``generation`` on Hyper-V, ``arch`` on libvirt)."""
+
+    @property
+    def state(self) -> PowerState:
+        """The normalized power state."""
+        return self.status.state
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One snapshot (libvirt) or checkpoint (Hyper-V)."""
+
+    name: str
+    parent: str | None
+    created: datetime | None
+    state: PowerState
+    """The VM's state when the snapshot was taken."""
+    has_memory: bool
+    description: str = ""
+    is_current: bool = False
+
+
+@dataclass(frozen=True)
+class SnapshotTree:
+    """A VM's snapshots as a tree: roots, children and the current one."""
+
+    snapshots: tuple[Snapshot, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {snap.name: snap for snap in self.snapshots})
+
+    def __len__(self) -> int:
+        return len(self.snapshots)
+
+    def __iter__(self) -> Iterator[Snapshot]:
+        return iter(self.snapshots)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name  # type: ignore[attr-defined]
+
+    def __getitem__(self, name: str) -> Snapshot:
+        try:
+            snap: Snapshot = self._by_name[name]  # type: ignore[attr-defined]
+        except KeyError:
+            raise KeyError(f"no snapshot named {name!r}") from None
+        return snap
+
+    @property
+    def roots(self) -> tuple[Snapshot, ...]:
+        """Snapshots without a parent."""
+        return tuple(snap for snap in self.snapshots if snap.parent is None)
+
+    @property
+    def current(self) -> Snapshot | None:
+        """The snapshot the VM currently derives from, if any."""
+        return next((snap for snap in self.snapshots if snap.is_current), None)
+
+    def children(self, name: str) -> tuple[Snapshot, ...]:
+        """Direct children of the named snapshot."""
+        return tuple(snap for snap in self.snapshots if snap.parent == name)
+
+    def descendants(self, name: str) -> tuple[Snapshot, ...]:
+        """All snapshots below the named one, depth first."""
+        out: list[Snapshot] = []
+        for child in self.children(name):
+            out.append(child)
+            out.extend(self.descendants(child.name))
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class HostInfo:
+    """Facts about the hypervisor host."""
+
+    hostname: str
+    hypervisor: str
+    hypervisor_version: str
+    cpus: int
+    memory_mib: int
+    arch: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInfo:
+    """A network (libvirt) or virtual switch (Hyper-V) VMs can attach to."""
+
+    name: str
+    active: bool
+    kind: str
+    uuid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuestAddress:
+    """An address of a guest interface and where it was learnt (agent, lease, arp, hypervisor)."""
+
+    interface: str
+    mac: str | None
+    address: str
+    prefix: int | None
+    source: str
+
+
+class EventKind(enum.StrEnum):
+    """Kinds of lifecycle events."""
+
+    DEFINED = "defined"
+    UNDEFINED = "undefined"
+    STATE = "state"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A lifecycle event from :meth:`polyvisor.Connection.watch`."""
+
+    kind: EventKind
+    uuid: str
+    name: str
+    state: PowerState | None = None
+    detail: str = ""
+
+
+def normalize_uuid(value: str) -> str | None:
+    """Return the canonical lowercase form of a UUID string, or None if it is not one."""
+    try:
+        return str(uuid_module.UUID(value.strip("{}")))
+    except (ValueError, AttributeError):
+        return None
