@@ -1,0 +1,32 @@
+"""The conformance kit: the contract's tests, runnable against any backend URI.
+
+Opt in with ``pytest -p polyvisor.testing --polyvisor-uri test:///default``. Tests skip only when the backend does
+not declare the capability they need; the summary lists what was covered. Backend authors can override the
+``polyvisor_spec`` fixture (in a ``conftest.py``) to give VMs what their hypervisor needs to boot.
+"""
+
+from polyvisor.testing.fixtures import (
+    polyvisor_connect_options,
+    polyvisor_connection,
+    polyvisor_second_connection,
+    polyvisor_spec,
+    polyvisor_uri,
+    polyvisor_vm_factory,
+)
+from polyvisor.testing.plugin import (
+    pytest_addoption,
+    pytest_configure,
+    pytest_terminal_summary,
+)
+
+__all__ = [
+    "polyvisor_connect_options",
+    "polyvisor_connection",
+    "polyvisor_second_connection",
+    "polyvisor_spec",
+    "polyvisor_uri",
+    "polyvisor_vm_factory",
+    "pytest_addoption",
+    "pytest_configure",
+    "pytest_terminal_summary",
+]

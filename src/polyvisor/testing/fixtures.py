@@ -1,0 +1,119 @@
+"""Fixtures of the conformance kit; override ``polyvisor_spec`` to adapt VMs to your hypervisor."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import polyvisor
+from polyvisor import VM, Connection, Feature, PolyvisorError, PowerState, VMSpec
+
+SpecFactory = Callable[..., VMSpec]
+VMFactory = Callable[..., VM]
+
+NAME_PREFIX = "pvconf-"
+
+
+@pytest.fixture(scope="session")
+def polyvisor_uri(request: pytest.FixtureRequest) -> str:
+    """The URI under test (``--polyvisor-uri``)."""
+    uri = request.config.getoption("--polyvisor-uri", default=None)
+    if not uri:
+        pytest.fail("the conformance suite needs --polyvisor-uri URI")
+    return str(uri)
+
+
+@pytest.fixture(scope="session")
+def polyvisor_connect_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Keyword arguments for ``polyvisor.connect()`` from ``--polyvisor-option`` and the password variable."""
+    options: dict[str, Any] = {}
+    for item in request.config.getoption("--polyvisor-option", default=[]) or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            pytest.fail(f"--polyvisor-option {item!r} is not KEY=VALUE")
+        options[key] = value
+    variable = request.config.getoption("--polyvisor-password-env", default=None)
+    if variable:
+        if variable not in os.environ:
+            pytest.fail(f"--polyvisor-password-env names ${variable}, which is not set")
+        options["password"] = os.environ[variable]
+    return options
+
+
+@pytest.fixture(scope="session")
+def polyvisor_connection(polyvisor_uri: str, polyvisor_connect_options: dict[str, Any]) -> Iterator[Connection]:
+    """One connection shared by the suite."""
+    with polyvisor.connect(polyvisor_uri, **polyvisor_connect_options) as conn:
+        yield conn
+
+
+@pytest.fixture
+def polyvisor_second_connection(polyvisor_uri: str, polyvisor_connect_options: dict[str, Any]) -> Iterator[Connection]:
+    """An independent second connection to the same host."""
+    with polyvisor.connect(polyvisor_uri, **polyvisor_connect_options) as conn:
+        yield conn
+
+
+def _load_base(path: str | None) -> Mapping[str, Any]:
+    if not path:
+        return {}
+    text = Path(path).read_text(encoding="utf-8")
+    data: Mapping[str, Any] = json.loads(text) if path.endswith(".json") else tomllib.loads(text)
+    return data
+
+
+@pytest.fixture(scope="session")
+def polyvisor_spec(request: pytest.FixtureRequest) -> SpecFactory:
+    """Return ``make(name, **overrides) -> VMSpec``: the smallest VM the backend can create and start."""
+    base = dict(_load_base(request.config.getoption("--polyvisor-spec", default=None)))
+    base.setdefault("cpus", 1)
+    base.setdefault("memory_mib", 64)
+
+    def make(name: str, **overrides: Any) -> VMSpec:
+        return VMSpec.from_dict({**base, "name": name, **overrides})
+
+    return make
+
+
+def unique_name(tag: str = "vm") -> str:
+    """A fresh VM name under the suite's prefix."""
+    return f"{NAME_PREFIX}{tag}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def polyvisor_vm_factory(polyvisor_connection: Connection, polyvisor_spec: SpecFactory) -> Iterator[VMFactory]:
+    """Return ``make(tag="vm", **spec_overrides) -> VM``; every VM made is deleted afterwards."""
+    made: list[VM] = []
+
+    def make(tag: str = "vm", **overrides: Any) -> VM:
+        vm = polyvisor_connection.create(polyvisor_spec(unique_name(tag), **overrides))
+        made.append(vm)
+        return vm
+
+    yield make
+    failures = [f"{vm.name}: {error}" for vm in made if (error := remove_vm(polyvisor_connection, vm))]
+    if failures:
+        pytest.fail("cleanup failed: " + "; ".join(failures))
+
+
+def remove_vm(conn: Connection, vm: VM) -> PolyvisorError | None:
+    """Power off and delete a VM with its storage, whatever state it is in; return the error if that failed."""
+    try:
+        if not conn.exists(vm.uuid):
+            return None
+        state = vm.state
+        if state is PowerState.SAVED:
+            vm.discard_saved_state()
+        elif state is not PowerState.STOPPED:
+            vm.stop()
+        vm.delete(storage=conn.supports(Feature.DELETE_STORAGE))
+    except PolyvisorError as error:
+        return error
+    return None

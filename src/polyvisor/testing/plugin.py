@@ -1,0 +1,107 @@
+"""pytest hooks of the conformance kit: options, collection of the suite, and the coverage summary."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+
+SUITE_DIR = Path(__file__).parent / "suite"
+
+# Each suite module covers one area of the contract; the summary reports them under these titles.
+AREAS = {
+    "test_identity": "identity and lookup (UUID, name, NotFoundError, AlreadyExistsError)",
+    "test_transitions": "every verb from every settled state (targets, idempotence, InvalidStateError)",
+    "test_ensure": "desired state: ensure() from every state, force semantics",
+    "test_waits": "wait_for, timeouts and lifecycle events",
+    "test_labels": "labels: validation, round trip, visibility from a second connection",
+    "test_snapshots": "snapshot trees: create, list, current, revert, delete with and without children",
+    "test_create": "create: spec validation, hostile input, rollback on failure",
+    "test_errors": "error tree, capability gates (UnsupportedError), closed connections",
+    "test_host": "host facts and networks",
+}
+
+
+_RESULTS = pytest.StashKey[defaultdict[str, Counter[str]]]()
+_SKIPS = pytest.StashKey[Counter[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add the kit's command-line options."""
+    group = parser.getgroup("polyvisor", "polyvisor conformance kit")
+    group.addoption("--polyvisor-uri", help="run the conformance suite against this URI or connection name")
+    group.addoption(
+        "--polyvisor-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword argument for polyvisor.connect() (repeatable); never pass secrets this way",
+    )
+    group.addoption(
+        "--polyvisor-password-env",
+        metavar="VAR",
+        help="read the connection password from this environment variable",
+    )
+    group.addoption(
+        "--polyvisor-spec",
+        metavar="FILE",
+        help="TOML or JSON table merged into every VM spec the suite creates (e.g. a bootable kernel)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Add the suite to the collection when a URI was given."""
+    config.addinivalue_line("markers", "polyvisor_area(name): the contract area a conformance test covers")
+    if config.getoption("--polyvisor-uri", default=None):
+        suite = str(SUITE_DIR)
+        if suite not in config.args:
+            config.args.append(suite)
+        results: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        config.stash[_RESULTS] = results
+        config.stash[_SKIPS] = Counter()
+
+
+def _area(nodeid: str) -> str | None:
+    for module in AREAS:
+        if f"/{module}.py::" in nodeid or nodeid.startswith(f"{module}.py::"):
+            return module
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Count outcomes per contract area."""
+    report = yield
+    config = item.config
+    if _RESULTS not in config.stash:
+        return report
+    area = _area(report.nodeid)
+    if area is None:
+        return report
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        config.stash[_RESULTS][area][report.outcome] += 1
+        if report.skipped and isinstance(report.longrepr, tuple):
+            config.stash[_SKIPS][str(report.longrepr[2])] += 1
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Print what the conformance suite covered."""
+    if _RESULTS not in config.stash:
+        return
+    results = config.stash[_RESULTS]
+    uri = config.getoption("--polyvisor-uri")
+    terminalreporter.section(f"polyvisor conformance: {uri}")
+    for module, title in AREAS.items():
+        counts = results.get(module, Counter())
+        line = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "not run"
+        terminalreporter.write_line(f"  {title}: {line}")
+    skips = config.stash[_SKIPS]
+    if skips:
+        terminalreporter.write_line("  skipped, by undeclared capability:")
+        for reason, n in sorted(skips.items()):
+            terminalreporter.write_line(f"    {n} x {reason}")

@@ -1,0 +1,1 @@
+"""The contract tests; collected when ``--polyvisor-uri`` is given."""

@@ -1,0 +1,79 @@
+"""Labels persist in the hypervisor, verbatim, and a second connection sees them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from polyvisor import VM, Connection, Feature, ValidationError
+from polyvisor.testing.suite._support import require
+
+VMFactory = Callable[..., VM]
+
+HOSTILE = {
+    "quotes": 'it\'s "quoted"',
+    "markup": "<label key='x'>&amp;</label>]]>",
+    "shell": "$(rm -rf /); `reboot`; echo $HOME | tee",
+    "lines": "first\nsecond\r\nthird\ttabbed",
+    "unicode": "héllo wörld ✓ 日本語 🚀",
+    "long": "x" * 10240,
+    "empty": "",
+    "spaces": "  padded  ",
+}
+
+
+def test_labels_round_trip_through_a_second_connection(
+    polyvisor_vm_factory: VMFactory, polyvisor_second_connection: Connection
+) -> None:
+    vm = polyvisor_vm_factory("lb")
+    require(vm, Feature.LABELS)
+    assert vm.set_labels(HOSTILE) == HOSTILE
+    assert dict(vm.labels) == HOSTILE
+    other = polyvisor_second_connection.vm(vm.uuid)
+    assert dict(other.labels) == HOSTILE
+    listed = {info.uuid: info for info in polyvisor_second_connection.list()}[vm.uuid]
+    assert dict(listed.labels) == HOSTILE
+
+
+def test_labels_at_create_and_update(polyvisor_vm_factory: VMFactory) -> None:
+    vm = polyvisor_vm_factory("lbc", labels={"team": "infra", "tier": "gold"})
+    require(vm, Feature.LABELS)
+    assert dict(vm.labels) == {"team": "infra", "tier": "gold"}
+    result = vm.update_labels({"tier": "silver", "owner": "ana"}, remove=["team"])
+    assert dict(result) == {"owner": "ana", "tier": "silver"}
+    assert dict(vm.labels) == {"owner": "ana", "tier": "silver"}
+    assert dict(vm.set_labels({})) == {}
+
+
+def test_labels_survive_lifecycle(polyvisor_vm_factory: VMFactory) -> None:
+    vm = polyvisor_vm_factory("lbl", labels={"keep": "me"})
+    require(vm, Feature.LABELS)
+    vm.start()
+    assert dict(vm.labels) == {"keep": "me"}
+    vm.stop()
+    assert dict(vm.labels) == {"keep": "me"}
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"": "empty key"},
+        {"has space": "v"},
+        {"-leading": "v"},
+        {"k" * 64: "too long key"},
+        {"ok": "nul\x00char"},
+        {"ok": "bell\x07"},
+        {"ok": "x" * 16385},
+        {"ok": 5},
+    ],
+    ids=["empty-key", "space", "leading-dash", "long-key", "nul", "control", "long-value", "not-str"],
+)
+def test_invalid_labels_are_rejected_before_any_change(
+    polyvisor_vm_factory: VMFactory, labels: dict[str, object]
+) -> None:
+    vm = polyvisor_vm_factory("lbv", labels={"keep": "me"})
+    require(vm, Feature.LABELS)
+    with pytest.raises(ValidationError):
+        vm.set_labels(labels)  # type: ignore[arg-type]
+    assert dict(vm.labels) == {"keep": "me"}

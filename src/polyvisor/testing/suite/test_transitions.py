@@ -1,0 +1,118 @@
+"""Every verb from every settled state: reach the target, do nothing when there, or refuse with InvalidStateError."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from polyvisor import VM, Feature, InvalidStateError, NotFoundError, PowerState
+from polyvisor.testing.suite._support import REACHABLE, bring_to, require
+from polyvisor.transitions import SETTLED_STATES, VERBS
+
+VMFactory = Callable[..., VM]
+LIFECYCLE = [name for name in VERBS if name != "delete"]
+
+
+@pytest.mark.parametrize("verb_name", LIFECYCLE)
+@pytest.mark.parametrize("state", list(REACHABLE), ids=lambda s: s.value)
+def test_verb_from_state(polyvisor_vm_factory: VMFactory, state: PowerState, verb_name: str) -> None:
+    verb = VERBS[verb_name]
+    vm = polyvisor_vm_factory("tr")
+    bring_to(vm, state)
+    if verb.feature is not None:
+        require(vm, verb.feature)
+    call = getattr(vm, verb_name)
+    if verb.target is not None and state is verb.target:
+        before = vm.status()
+        result = call(timeout=60)
+        assert result.state is state, f"{verb_name} on a {state.value} VM must do nothing"
+        assert vm.status().state is before.state
+    elif verb.allows(state):
+        result = call(timeout=60)
+        expected = verb.target or PowerState.RUNNING
+        assert result.state is expected
+        assert vm.state is expected
+    else:
+        with pytest.raises(InvalidStateError) as caught:
+            call(timeout=60)
+        assert caught.value.state is state
+        assert set(caught.value.accepted) == set(verb.accepts & SETTLED_STATES)
+        assert vm.state is state, "a refused verb must leave the VM as it was"
+        assert vm.name in str(caught.value)
+
+
+@pytest.mark.parametrize("state", list(REACHABLE), ids=lambda s: s.value)
+def test_delete_from_state(polyvisor_vm_factory: VMFactory, state: PowerState) -> None:
+    vm = polyvisor_vm_factory("del")
+    bring_to(vm, state)
+    conn = vm.connection
+    if state is PowerState.STOPPED:
+        vm.delete()
+        assert not conn.exists(vm.uuid)
+        vm.delete()  # already gone: nothing to do
+        with pytest.raises(NotFoundError):
+            conn.vm(vm.uuid)
+        return
+    with pytest.raises(InvalidStateError) as caught:
+        vm.delete()
+    assert caught.value.state is state
+    assert conn.exists(vm.uuid)
+    if state is PowerState.SAVED:
+        vm.delete(force=True)
+        assert not conn.exists(vm.uuid)
+
+
+def test_stop_refuses_saved_vm_and_discard_keeps_it_stopped(polyvisor_vm_factory: VMFactory) -> None:
+    vm = polyvisor_vm_factory("sv")
+    bring_to(vm, PowerState.SAVED)
+    with pytest.raises(InvalidStateError, match="discard_saved_state"):
+        vm.stop()
+    assert vm.state is PowerState.SAVED
+    assert vm.discard_saved_state().state is PowerState.STOPPED
+    assert vm.start().state is PowerState.RUNNING
+
+
+def test_start_from_saved_restores(polyvisor_vm_factory: VMFactory) -> None:
+    vm = polyvisor_vm_factory("rs")
+    bring_to(vm, PowerState.SAVED)
+    assert vm.info().has_saved_state
+    assert vm.start().state is PowerState.RUNNING
+    assert not vm.info().has_saved_state
+
+
+@pytest.mark.parametrize("verb_name", [name for name, verb in VERBS.items() if verb.feature is not None])
+def test_undeclared_verb_raises_unsupported(polyvisor_vm_factory: VMFactory, verb_name: str) -> None:
+    from polyvisor import UnsupportedError
+
+    verb = VERBS[verb_name]
+    assert verb.feature is not None
+    vm = polyvisor_vm_factory("un")
+    if vm.capabilities().supports(verb.feature):
+        pytest.skip(f"capability declared: {verb.feature.value} (covered by test_verb_from_state)")
+    vm.start()
+    with pytest.raises(UnsupportedError) as caught:
+        getattr(vm, verb_name)()
+    assert caught.value.feature == verb.feature
+    assert vm.state is PowerState.RUNNING
+
+
+def test_status_carries_raw_state(polyvisor_vm_factory: VMFactory) -> None:
+    vm = polyvisor_vm_factory("raw")
+    status = vm.status()
+    assert status.state is PowerState.STOPPED
+    assert isinstance(status.raw_state, str)
+    assert status.raw_state
+    assert not status.raw_state.isdigit(), "raw states are names, not numbers"
+    vm.start()
+    running = vm.status()
+    assert running.state is PowerState.RUNNING
+    assert running.raw_state != status.raw_state
+    assert not running.critical
+
+
+def test_feature_gates_consistent(polyvisor_vm_factory: VMFactory) -> None:
+    vm = polyvisor_vm_factory("caps")
+    conn_caps = vm.connection.capabilities
+    assert Feature.CREATE in conn_caps.features
+    assert set(vm.capabilities().features) <= set(Feature)
