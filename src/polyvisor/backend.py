@@ -247,6 +247,10 @@ class Backend(abc.ABC):
     #: Seconds between polls of the default :meth:`subscribe`.
     poll_interval: float = 0.5
 
+    #: If set, the core repeats :meth:`shutdown` this often while waiting, for guests that miss the first
+    #: request (an ACPI press while the guest is still booting is lost on most hypervisors).
+    shutdown_retry_interval: float | None = None
+
 
 class _PollingWatcher:
     """Turns successive inventories into events, for backends without native events."""

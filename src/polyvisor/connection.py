@@ -287,7 +287,13 @@ class VM:
             self.capabilities().require(Feature.SHUTDOWN_ACPI, host=self.connection.host, vm=self.name)
         elif mode is ShutdownMode.AGENT:
             self.capabilities().require(Feature.SHUTDOWN_AGENT, host=self.connection.host, vm=self.name)
-        return self._run("shutdown", lambda uuid: self._backend.shutdown(uuid, mode), timeout=timeout, wait=wait)
+        return self._run(
+            "shutdown",
+            lambda uuid: self._backend.shutdown(uuid, mode),
+            timeout=timeout,
+            wait=wait,
+            repeat_every=self._backend.shutdown_retry_interval,
+        )
 
     def stop(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
         """Power off at once. Refused on a saved VM (use :meth:`discard_saved_state`)."""
@@ -524,7 +530,15 @@ class VM:
         return live
 
     # -- the machinery -----------------------------------------------------------------------------------------
-    def _run(self, verb_name: str, action: Callable[[str], None], *, timeout: float, wait: bool = True) -> VMStatus:
+    def _run(
+        self,
+        verb_name: str,
+        action: Callable[[str], None],
+        *,
+        timeout: float,
+        wait: bool = True,
+        repeat_every: float | None = None,
+    ) -> VMStatus:
         verb = VERBS[verb_name]
         if verb.feature is not None:
             self.capabilities().require(verb.feature, host=self.connection.host, vm=self.name)
@@ -548,7 +562,12 @@ class VM:
         if not wait:
             return self.status()
         remaining = max(deadline - time.monotonic(), 0.0)
-        return self._wait(lambda s: s.state is target, remaining, f"to become {target.value} after {verb.name}")
+        repeat = None
+        if repeat_every is not None:
+            repeat = (repeat_every, lambda: action(self.uuid))
+        return self._wait(
+            lambda s: s.state is target, remaining, f"to become {target.value} after {verb.name}", repeat=repeat
+        )
 
     def _settled(self, verb: Verb | None, timeout: float) -> VMStatus:
         """Return the status, first waiting out a transitional state if the verb wants that."""
@@ -563,9 +582,11 @@ class VM:
         timeout: float,
         what: str,
         progress: Progress | None = None,
+        repeat: tuple[float, Callable[[], None]] | None = None,
     ) -> VMStatus:
         _check_timeout(timeout)
         deadline = time.monotonic() + timeout
+        next_repeat = time.monotonic() + repeat[0] if repeat else None
         has_events = self.connection.supports(Feature.EVENTS)
         events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         cancel = self._backend.subscribe(events) if has_events else None
@@ -585,6 +606,10 @@ class VM:
                     )
                 if progress:
                     progress(f"waiting {what} (now {status.state.value})")
+                if repeat is not None and next_repeat is not None and time.monotonic() >= next_repeat:
+                    log.debug("repeating the request while waiting %s", what)
+                    repeat[1]()
+                    next_repeat = time.monotonic() + repeat[0]
                 try:
                     # An event wakes us at once; the timeout is the polling fallback.
                     events.get(timeout=min(remaining, delay))

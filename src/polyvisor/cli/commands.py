@@ -1,0 +1,365 @@
+"""Commands acting on VMs: inventory, create, lifecycle verbs, ensure/wait, labels, snapshots and delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import IO, Any
+
+import click
+
+from polyvisor.cli.records import action_record, capabilities_record, snapshot_record, snapshot_records, vm_record
+from polyvisor.cli.render import key_values, table, tree
+from polyvisor.cli.session import Session
+from polyvisor.cli.specfile import FORMATS, parse_spec
+from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT, VM
+from polyvisor.model import PowerState, ShutdownMode, VMInfo, VMStatus
+
+__all__ = ["COMMANDS"]
+
+_ENSURE_STATES = ("running", "stopped", "paused", "saved")
+
+pass_session = click.make_pass_decorator(Session)
+
+
+def _timeout_option(default: float) -> Callable[[Any], Any]:
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        default=None,
+        metavar="SECONDS",
+        help=f"How long to wait for the target state (default: the global --timeout, else {default:g}).",
+    )
+
+
+def _report(session: Session, action: str, vm: VM, status: VMStatus | None) -> None:
+    """Print what a verb left behind: the status observed from the hypervisor."""
+    record = action_record(action, vm.name, vm.uuid, status)
+    session.emit(record, lambda: f"{vm.name}: {status if status is not None else 'deleted'}")
+
+
+def _memory(mib: int) -> str:
+    return f"{mib / 1024:g} GiB" if mib >= 1024 and mib % 1024 == 0 else f"{mib} MiB"
+
+
+def _labels_text(labels: dict[str, str]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in labels.items()) or "-"
+
+
+# -- inventory -------------------------------------------------------------------------------------------------------
+@click.command("list")
+@pass_session
+def list_vms(session: Session) -> None:
+    """List every VM on the host with its state."""
+    infos = sorted(session.connection.list(), key=lambda info: (info.name, info.uuid))
+    records = [vm_record(info) for info in infos]
+
+    def human() -> str:
+        if not infos:
+            return f"no VMs on {session.connection.host}"
+        rows = [
+            (i.name, i.state.value, i.cpus, _memory(i.memory_mib), _labels_text(dict(i.labels)), i.uuid) for i in infos
+        ]
+        return table(("NAME", "STATE", "CPUS", "MEMORY", "LABELS", "UUID"), rows, right=(2, 3))
+
+    session.emit({"vms": records}, human)
+
+
+def _show_text(info: VMInfo, features: list[str]) -> str:
+    pairs: list[tuple[str, object]] = [
+        ("name", info.name),
+        ("uuid", info.uuid),
+        ("state", str(info.status)),
+        ("cpus", info.cpus),
+        ("memory", _memory(info.memory_mib)),
+        ("saved state", info.has_saved_state),
+        ("description", info.description or None),
+        ("labels", _labels_text(dict(info.labels))),
+    ]
+    pairs.extend((str(key), value) for key, value in sorted(info.extra.items()))
+    pairs.append(("capabilities", ", ".join(features) or None))
+    return key_values(pairs)
+
+
+@click.command("show")
+@click.argument("vm")
+@pass_session
+def show(session: Session, vm: str) -> None:
+    """Show everything the hypervisor says about VM (a name or UUID)."""
+    handle = session.vm(vm)
+    info = handle.info()
+    features = capabilities_record(handle.capabilities())
+    session.emit({**vm_record(info), "capabilities": features}, lambda: _show_text(info, features))
+
+
+# -- create ----------------------------------------------------------------------------------------------------------
+@click.command("create")
+@click.argument("spec_file", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="auto",
+    show_default=True,
+    help="Spec file format; auto goes by the extension, then by the content.",
+)
+@click.option("--start", is_flag=True, help="Start the VM once it is created.")
+@_timeout_option(DEFAULT_TIMEOUT)
+@pass_session
+def create(session: Session, spec_file: IO[str], fmt: str, start: bool, timeout: float | None) -> None:
+    """Create a stopped VM from SPEC_FILE (TOML or JSON; '-' reads stdin).
+
+    The file's keys are those of polyvisor.VMSpec: name, cpus, memory_mib, firmware, disks, nics, labels, ...
+    """
+    source = spec_file.name if isinstance(spec_file.name, str) else "-"
+    spec = parse_spec(spec_file.read(), "stdin" if source == "-" else source, fmt)
+    handle = session.connection.create(spec)
+    status = handle.status()
+    if start:
+        with session.spinner(f"starting {handle.name}"):
+            status = handle.start(timeout=session.timeout(timeout, DEFAULT_TIMEOUT))
+    _report(session, "create", handle, status)
+
+
+# -- lifecycle verbs -------------------------------------------------------------------------------------------------
+_VERBS: tuple[tuple[str, str, str, str], ...] = (
+    # (command, VM method, doing, help)
+    ("start", "start", "starting", "Power on VM, or restore its saved memory; wait until it runs."),
+    ("stop", "stop", "powering off", "Power VM off at once, like pulling the plug (refused on a saved VM)."),
+    ("reset", "reset", "resetting", "Hard-reset a running VM."),
+    ("reboot", "reboot", "rebooting", "Ask a running VM's guest to reboot."),
+    ("pause", "pause", "pausing", "Freeze a running VM in host memory."),
+    ("resume", "resume", "resuming", "Unfreeze a paused VM."),
+    ("save", "save", "saving", "Save VM's memory to disk and stop it; 'start' restores it."),
+    (
+        "discard-saved-state",
+        "discard_saved_state",
+        "discarding the saved state of",
+        "Throw away a saved VM's memory, leaving it stopped.",
+    ),
+)
+
+
+def _verb_command(name: str, method: str, doing: str, summary: str) -> click.Command:
+    @click.command(name, help=summary + " Already in the target state: does nothing.")
+    @click.argument("vm")
+    @_timeout_option(DEFAULT_TIMEOUT)
+    @pass_session
+    def command(session: Session, vm: str, timeout: float | None) -> None:
+        handle = session.vm(vm)
+        with session.spinner(f"{doing} {handle.name}"):
+            status = getattr(handle, method)(timeout=session.timeout(timeout, DEFAULT_TIMEOUT))
+        _report(session, name, handle, status)
+
+    return command
+
+
+@click.command("shutdown")
+@click.argument("vm")
+@click.option(
+    "--mode",
+    type=click.Choice([mode.value for mode in ShutdownMode]),
+    default=ShutdownMode.DEFAULT.value,
+    show_default=True,
+    help="How to ask the guest: ACPI power button, guest agent, or the backend's choice.",
+)
+@_timeout_option(SHUTDOWN_TIMEOUT)
+@pass_session
+def shutdown(session: Session, vm: str, mode: str, timeout: float | None) -> None:
+    """Ask VM's guest to shut down and wait until it is stopped.
+
+    On timeout the VM is left running (exit code 5); use 'stop' to power it off.
+    """
+    handle = session.vm(vm)
+    with session.spinner(f"shutting down {handle.name}"):
+        status = handle.shutdown(mode=mode, timeout=session.timeout(timeout, SHUTDOWN_TIMEOUT))
+    _report(session, "shutdown", handle, status)
+
+
+@click.command("ensure")
+@click.argument("vm")
+@click.argument("state", type=click.Choice(_ENSURE_STATES))
+@click.option("--force", is_flag=True, help="Allow lossy shortcuts: power off, discard saved memory.")
+@_timeout_option(SHUTDOWN_TIMEOUT)
+@pass_session
+def ensure(session: Session, vm: str, state: str, force: bool, timeout: float | None) -> None:
+    """Bring VM to STATE with whatever verbs it takes; do nothing if it is there already."""
+    handle = session.vm(vm)
+    with session.spinner(f"bringing {handle.name} to {state}") as spinner:
+        status = handle.ensure(
+            state, force=force, timeout=session.timeout(timeout, SHUTDOWN_TIMEOUT), progress=spinner.update
+        )
+    _report(session, "ensure", handle, status)
+
+
+@click.command("wait")
+@click.argument("vm")
+@click.argument("state", type=click.Choice([state.value for state in PowerState]))
+@_timeout_option(DEFAULT_TIMEOUT)
+@pass_session
+def wait(session: Session, vm: str, state: str, timeout: float | None) -> None:
+    """Wait until VM is in STATE, without acting on it (exit code 5 on timeout)."""
+    handle = session.vm(vm)
+    with session.spinner(f"waiting for {handle.name} to become {state}") as spinner:
+        status = handle.wait_for(state, timeout=session.timeout(timeout, DEFAULT_TIMEOUT), progress=spinner.update)
+    _report(session, "wait", handle, status)
+
+
+# -- labels ----------------------------------------------------------------------------------------------------------
+def _parse_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx=ctx, param=param)
+        pairs[key] = value
+    return pairs
+
+
+@click.command("labels")
+@click.argument("vm")
+@click.option("--set", "to_set", multiple=True, metavar="KEY=VALUE", callback=_parse_pairs, help="Add or change.")
+@click.option("--remove", multiple=True, metavar="KEY", help="Remove a label (repeatable).")
+@pass_session
+def labels(session: Session, vm: str, to_set: dict[str, str], remove: tuple[str, ...]) -> None:
+    """Show VM's labels, or change them with --set and --remove (both repeatable)."""
+    handle = session.vm(vm)
+    current = handle.update_labels(set=to_set, remove=remove) if to_set or remove else handle.labels
+    result = dict(current)
+
+    def human() -> str:
+        if not result:
+            return f"{handle.name}: no labels"
+        return table(("KEY", "VALUE"), sorted(result.items()))
+
+    session.emit({"vm": handle.name, "uuid": handle.uuid, "labels": result}, human)
+
+
+# -- delete ----------------------------------------------------------------------------------------------------------
+@click.command("delete")
+@click.argument("vm")
+@click.option("--storage", is_flag=True, help="Delete the VM's disk volumes too.")
+@click.option(
+    "--force", is_flag=True, help="Power off a running or paused VM first; delete a saved one with its memory."
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_timeout_option(DEFAULT_TIMEOUT)
+@pass_session
+def delete(session: Session, vm: str, storage: bool, force: bool, yes: bool, timeout: float | None) -> None:
+    """Delete VM (a stopped one, unless --force). Asks first unless --yes."""
+    handle = session.vm(vm)
+    if not yes:
+        what = f"VM {handle.name!r} ({handle.uuid}) on {session.connection.host}"
+        if storage:
+            what += " and its storage"
+        try:
+            confirmed = click.confirm(f"Delete {what}?", default=False, err=True)
+        except click.Abort:
+            confirmed = False
+        if not confirmed:
+            raise click.ClickException("nothing was deleted; answer 'y', or pass --yes to skip the question")
+    seconds = session.timeout(timeout, DEFAULT_TIMEOUT)
+    with session.spinner(f"deleting {handle.name}"):
+        if force and handle.state in (PowerState.RUNNING, PowerState.PAUSED, PowerState.SUSPENDED, PowerState.CRASHED):
+            handle.stop(timeout=seconds)
+        handle.delete(storage=storage, force=force, timeout=seconds)
+    _report(session, "delete", handle, None)
+
+
+# -- snapshots -------------------------------------------------------------------------------------------------------
+@click.group("snapshot")
+def snapshot() -> None:
+    """Create, list (as a tree), revert to and delete snapshots (checkpoints on Hyper-V)."""
+
+
+@snapshot.command("create")
+@click.argument("vm")
+@click.argument("name")
+@click.option("--memory", is_flag=True, help="Keep the running state too (needs a running or paused VM).")
+@click.option("--description", default="", help="Free text stored with the snapshot.")
+@pass_session
+def snapshot_create(session: Session, vm: str, name: str, memory: bool, description: str) -> None:
+    """Take a snapshot of VM called NAME."""
+    handle = session.vm(vm)
+    with session.spinner(f"taking snapshot {name} of {handle.name}"):
+        snap = handle.snapshot(name, memory=memory, description=description)
+    record = {"action": "snapshot-create", "vm": handle.name, "uuid": handle.uuid, "snapshot": snapshot_record(snap)}
+    kind = "with memory" if snap.has_memory else "disk only"
+    session.emit(record, lambda: f"{handle.name}: snapshot {snap.name!r} taken ({kind}, VM was {snap.state.value})")
+
+
+@snapshot.command("list")
+@click.argument("vm")
+@pass_session
+def snapshot_list(session: Session, vm: str) -> None:
+    """Show VM's snapshots as a tree; '*' marks the current one."""
+    handle = session.vm(vm)
+    tree_ = handle.snapshots()
+    records = snapshot_records(tree_)
+    current = tree_.current
+
+    def human() -> str:
+        if not records:
+            return f"{handle.name}: no snapshots"
+        nodes = []
+        for rec in records:
+            created = rec["created"][:19].replace("T", " ") if rec["created"] else "-"
+            memory = ", memory" if rec["has_memory"] else ""
+            mark = " *" if rec["current"] else ""
+            nodes.append((rec["depth"], f"{rec['name']}{mark}  ({rec['state']}{memory}, {created})"))
+        return "\n".join(tree(nodes))
+
+    record = {
+        "vm": handle.name,
+        "uuid": handle.uuid,
+        "current": current.name if current else None,
+        "snapshots": records,
+    }
+    session.emit(record, human)
+
+
+@snapshot.command("revert")
+@click.argument("vm")
+@click.argument("name")
+@_timeout_option(DEFAULT_TIMEOUT)
+@pass_session
+def snapshot_revert(session: Session, vm: str, name: str, timeout: float | None) -> None:
+    """Revert VM to snapshot NAME; the VM ends in the state the snapshot recorded."""
+    handle = session.vm(vm)
+    with session.spinner(f"reverting {handle.name} to {name}"):
+        status = handle.revert(name, timeout=session.timeout(timeout, DEFAULT_TIMEOUT))
+    _report(session, "snapshot-revert", handle, status)
+
+
+@snapshot.command("delete")
+@click.argument("vm")
+@click.argument("name")
+@click.option("--children", is_flag=True, help="Delete its descendants too (else they move up to its parent).")
+@pass_session
+def snapshot_delete(session: Session, vm: str, name: str, children: bool) -> None:
+    """Delete snapshot NAME of VM."""
+    handle = session.vm(vm)
+    handle.delete_snapshot(name, children=children)
+    record = {
+        "action": "snapshot-delete",
+        "vm": handle.name,
+        "uuid": handle.uuid,
+        "snapshot": name,
+        "children": children,
+    }
+    suffix = " and its descendants" if children else ""
+    session.emit(record, lambda: f"{handle.name}: snapshot {name!r}{suffix} deleted")
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    list_vms,
+    show,
+    create,
+    *(_verb_command(*verb) for verb in _VERBS),
+    shutdown,
+    ensure,
+    wait,
+    snapshot,
+    labels,
+    delete,
+)
+"""Every VM command, in the order ``--help`` lists them."""

@@ -1,0 +1,127 @@
+"""Commands about the host and the installation: host, schemes and watch."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+
+from polyvisor.cli.records import capabilities_record, event_record, host_record, network_record
+from polyvisor.cli.render import key_values, table
+from polyvisor.cli.session import Session
+from polyvisor.model import Feature
+
+__all__ = ["COMMANDS"]
+
+pass_session = click.make_pass_decorator(Session)
+
+
+@click.command("host")
+@pass_session
+def host(session: Session) -> None:
+    """Show the host's facts, the backend's capabilities and the networks VMs can use."""
+    conn = session.connection
+    info = conn.host_info()
+    features = capabilities_record(conn.capabilities)
+    networks = [network_record(net) for net in conn.networks()] if conn.supports(Feature.NETWORKS) else None
+    record = {
+        "uri": conn.uri.render(),
+        "backend": conn.capabilities.backend,
+        "host": host_record(info),
+        "capabilities": features,
+        "networks": networks,
+    }
+
+    def human() -> str:
+        pairs: list[tuple[str, object]] = [
+            ("uri", record["uri"]),
+            ("backend", conn.capabilities.backend or None),
+            ("hostname", info.hostname),
+            ("hypervisor", f"{info.hypervisor} {info.hypervisor_version}".strip()),
+            ("cpus", info.cpus),
+            ("memory", f"{info.memory_mib} MiB"),
+            ("arch", info.arch),
+        ]
+        pairs.extend((str(key), value) for key, value in sorted(info.extra.items()))
+        rows = [(feature.value, feature.value in features) for feature in sorted(Feature, key=lambda f: f.value)]
+        parts = [key_values(pairs), "", "Capabilities:", table(("FEATURE", "SUPPORTED"), rows), "", "Networks:"]
+        if networks is None:
+            parts.append("(this backend does not list networks)")
+        elif not networks:
+            parts.append("(none)")
+        else:
+            net_rows = [(n["name"], n["active"], n["kind"], n["uuid"]) for n in networks]
+            parts.append(table(("NAME", "ACTIVE", "KIND", "UUID"), net_rows))
+        return "\n".join(parts)
+
+    session.emit(record, human)
+
+
+@click.command("schemes")
+@pass_session
+def schemes(session: Session) -> None:
+    """List the installed backends (URI drivers) and the plugins that failed to load."""
+    plugins = session.plugins
+    backends = [
+        {
+            "driver": entry.driver,
+            "plugin": entry.plugin,
+            "distribution": entry.distribution,
+            "description": entry.description,
+        }
+        for _, entry in sorted(plugins.registry.entries.items())
+    ]
+    failures = [
+        {
+            "plugin": failure.name,
+            "distribution": failure.distribution,
+            "error": f"{type(failure.error).__name__}: {failure.error}",
+        }
+        for failure in plugins.failures
+    ]
+
+    def human() -> str:
+        rows = [(b["driver"], b["plugin"], b["distribution"], b["description"]) for b in backends]
+        parts = [table(("DRIVER", "PLUGIN", "DISTRIBUTION", "DESCRIPTION"), rows) if rows else "no backends installed"]
+        if failures:
+            parts += ["", "Plugins that failed to load:"]
+            parts += [f"  {f['plugin']} ({f['distribution'] or 'no distribution'}): {f['error']}" for f in failures]
+        return "\n".join(parts)
+
+    session.emit({"backends": backends, "failures": failures}, human)
+
+
+@click.command("watch")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N events.")
+@pass_session
+def watch(session: Session, count: int | None) -> None:
+    """Print lifecycle events as they happen, until Ctrl-C or --count events.
+
+    With --json every event is one JSON object on its own line (JSON Lines).
+    """
+    conn = session.connection
+    seen = 0
+    with conn.watch() as stream:
+        if not session.options.json:
+            click.echo(f"watching {conn.host}; Ctrl-C to stop", err=True)
+        try:
+            while count is None or seen < count:
+                # A bounded wait keeps Ctrl-C responsive on every platform.
+                event = stream.get(timeout=0.5)
+                if event is None:
+                    continue
+                seen += 1
+                record = event_record(event, datetime.now(UTC))
+                if session.options.json:
+                    click.echo(session.redact(json.dumps(record, ensure_ascii=False)))
+                else:
+                    when = record["time"][11:19]
+                    state = record["state"] or "-"
+                    click.echo(session.redact(f"{when}  {event.kind.value:<9}  {event.name}  {state}  {event.detail}"))
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a watch normally ends
+
+
+COMMANDS: tuple[click.Command, ...] = (host, schemes, watch)
+"""The host commands, in the order ``--help`` lists them."""

@@ -1,0 +1,158 @@
+"""Plain-data records of model objects: the stable keys of ``--json`` output.
+
+Every record is made of JSON types only; states are their string values. Keys are only ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from polyvisor.model import (
+    Capabilities,
+    Event,
+    HostInfo,
+    NetworkInfo,
+    Snapshot,
+    SnapshotTree,
+    VMInfo,
+    VMStatus,
+)
+
+__all__ = [
+    "action_record",
+    "capabilities_record",
+    "event_record",
+    "host_record",
+    "jsonable",
+    "network_record",
+    "snapshot_records",
+    "status_record",
+    "vm_record",
+]
+
+Record = dict[str, Any]
+
+
+def jsonable(value: object) -> Any:
+    """Return ``value`` as JSON types; what has no JSON form becomes its string."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, Sequence | set | frozenset):
+        return [jsonable(item) for item in value]
+    return str(value)
+
+
+def status_record(status: VMStatus) -> Record:
+    """The normalized state with the backend's own words for it."""
+    return {
+        "state": status.state.value,
+        "raw_state": status.raw_state,
+        "reason": status.reason,
+        "critical": status.critical,
+    }
+
+
+def vm_record(info: VMInfo) -> Record:
+    """Everything the hypervisor said about one VM."""
+    return {
+        "name": info.name,
+        "uuid": info.uuid,
+        **status_record(info.status),
+        "cpus": info.cpus,
+        "memory_mib": info.memory_mib,
+        "has_saved_state": info.has_saved_state,
+        "description": info.description,
+        "labels": dict(info.labels),
+        "extra": jsonable(info.extra),
+    }
+
+
+def action_record(action: str, name: str, uuid: str, status: VMStatus | None) -> Record:
+    """What a verb did and the status observed afterwards (None once the VM is gone)."""
+    record: Record = {"action": action, "vm": name, "uuid": uuid}
+    if status is None:
+        record.update(state=None, raw_state=None, reason=None, critical=False)
+    else:
+        record.update(status_record(status))
+    return record
+
+
+def snapshot_record(snap: Snapshot, depth: int = 0) -> Record:
+    """One snapshot; ``depth`` is its distance from its root."""
+    return {
+        "name": snap.name,
+        "parent": snap.parent,
+        "depth": depth,
+        "created": snap.created.isoformat() if snap.created else None,
+        "state": snap.state.value,
+        "has_memory": snap.has_memory,
+        "description": snap.description,
+        "current": snap.is_current,
+    }
+
+
+def snapshot_records(tree: SnapshotTree) -> list[Record]:
+    """Every snapshot in depth-first tree order (parents before children)."""
+    out: list[Record] = []
+    seen: set[str] = set()
+
+    def walk(snap: Snapshot, depth: int) -> None:
+        if snap.name in seen:  # a malformed tree must not loop forever
+            return
+        seen.add(snap.name)
+        out.append(snapshot_record(snap, depth))
+        for child in tree.children(snap.name):
+            walk(child, depth + 1)
+
+    for root in tree.roots:
+        walk(root, 0)
+    # A snapshot whose parent is missing from the list is still shown, as a root.
+    for snap in tree:
+        walk(snap, 0)
+    return out
+
+
+def capabilities_record(caps: Capabilities) -> list[str]:
+    """The declared features, sorted."""
+    return sorted(feature.value for feature in caps.features)
+
+
+def host_record(host: HostInfo) -> Record:
+    """Facts about the host."""
+    return {
+        "hostname": host.hostname,
+        "hypervisor": host.hypervisor,
+        "hypervisor_version": host.hypervisor_version,
+        "cpus": host.cpus,
+        "memory_mib": host.memory_mib,
+        "arch": host.arch,
+        "extra": jsonable(host.extra),
+    }
+
+
+def network_record(network: NetworkInfo) -> Record:
+    """One network or virtual switch."""
+    return {"name": network.name, "active": network.active, "kind": network.kind, "uuid": network.uuid}
+
+
+def event_record(event: Event, when: datetime) -> Record:
+    """One lifecycle event and when it was received."""
+    return {
+        "time": when.isoformat(),
+        "kind": event.kind.value,
+        "vm": event.name,
+        "uuid": event.uuid,
+        "state": event.state.value if event.state is not None else None,
+        "detail": event.detail,
+    }
