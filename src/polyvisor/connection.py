@@ -139,7 +139,7 @@ class Connection:
         return self.backend.list_vms()
 
     def vm(self, ref: str) -> VM:
-        """Return the VM with this UUID or name; raise :class:`NotFoundError`."""
+        """Return the VM with this UUID or name; raise :class:`~polyvisor.errors.NotFoundError`."""
         if not isinstance(ref, str) or not ref:
             raise ValidationError("give a VM name or UUID", field="vm")
         return VM(self, self.backend.lookup(ref))
@@ -566,7 +566,11 @@ class VM:
         if repeat_every is not None:
             repeat = (repeat_every, lambda: action(self.uuid))
         return self._wait(
-            lambda s: s.state is target, remaining, f"to become {target.value} after {verb.name}", repeat=repeat
+            lambda s: s.state is target,
+            remaining,
+            f"to become {target.value} after {verb.name}",
+            repeat=repeat,
+            requested=timeout,
         )
 
     def _settled(self, verb: Verb | None, timeout: float) -> VMStatus:
@@ -583,7 +587,9 @@ class VM:
         what: str,
         progress: Progress | None = None,
         repeat: tuple[float, Callable[[], None]] | None = None,
+        requested: float | None = None,
     ) -> VMStatus:
+        """Wait until ``done(status)``; ``requested`` is the timeout the caller gave, for the message."""
         _check_timeout(timeout)
         deadline = time.monotonic() + timeout
         next_repeat = time.monotonic() + repeat[0] if repeat else None
@@ -598,8 +604,9 @@ class VM:
                     return status
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    waited = requested if requested is not None else timeout
                     raise TimeoutError(
-                        f"timed out after {timeout:g}s waiting {what}; it is {status}. The VM was left as "
+                        f"timed out after {waited:g}s waiting {what}; it is {status}. The VM was left as "
                         "it is: wait longer, or use stop() to power it off",
                         host=self.connection.host,
                         vm=self.name,
@@ -657,7 +664,11 @@ def _invalid_message(verb: Verb, state: PowerState) -> str:
         ("start", PowerState.PAUSED): "; use resume()",
         ("shutdown", PowerState.PAUSED): "; resume() it first, or stop() to power off",
     }.get((verb.name, state), "")
-    return f"cannot {verb.name.replace('_', ' ')} a VM that is {state.value} (accepts: {accepted}){hint}"
+    action = _VERB_PHRASES.get(verb.name, f"{verb.name} a VM")
+    return f"cannot {action} that is {state.value} (accepts: {accepted}){hint}"
+
+
+_VERB_PHRASES = {"discard_saved_state": "discard the saved state of a VM", "delete": "delete a VM"}
 
 
 def _check_timeout(timeout: float) -> None:

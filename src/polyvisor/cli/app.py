@@ -14,7 +14,7 @@ from polyvisor.cli.demo import demo
 from polyvisor.cli.exitcodes import EXIT_CODES, exit_code_for
 from polyvisor.cli.session import Options, Session
 from polyvisor.config import CONFIG_ENV, DEFAULT_URI, URI_ENV
-from polyvisor.errors import PolyvisorError
+from polyvisor.errors import AuthenticationError, PolyvisorError, TimeoutError, UnsupportedError
 from polyvisor.plugins import Plugins
 
 __all__ = ["cli", "main"]
@@ -33,10 +33,21 @@ _EPILOG = "\n".join(
 )
 
 
+# The library's messages speak Python; these say what to do at the command line.
+_HINTS: tuple[tuple[type[PolyvisorError], str], ...] = (
+    (UnsupportedError, "'polyvisor host' lists what this backend supports"),
+    (TimeoutError, "wait longer with --timeout SECONDS, or power off with 'polyvisor stop VM'"),
+    (AuthenticationError, "check the user name, and the password in the --password-env variable or password_env"),
+)
+
+
 def _report_error(error: PolyvisorError, session: Session | None) -> int:
     """Write the error to stderr on one line (a JSON object with ``--json``); return its exit code."""
     code = exit_code_for(error)
     text = " ".join(str(error).split())  # one line, whatever the backend's text held
+    hint = next((hint for cls, hint in _HINTS if isinstance(error, cls)), None)
+    if hint:
+        text += f" (hint: {hint})"
     if session is not None:
         text = session.redact(text)
     if session is not None and session.options.json:

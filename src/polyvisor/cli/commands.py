@@ -64,6 +64,13 @@ def list_vms(session: Session) -> None:
     session.emit({"vms": records}, human)
 
 
+def _fact(value: object) -> object:
+    """A backend fact as one cell: collections become comma-separated lists."""
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(str(item) for item in value) or None
+    return value
+
+
 def _show_text(info: VMInfo, features: list[str]) -> str:
     pairs: list[tuple[str, object]] = [
         ("name", info.name),
@@ -75,7 +82,7 @@ def _show_text(info: VMInfo, features: list[str]) -> str:
         ("description", info.description or None),
         ("labels", _labels_text(dict(info.labels))),
     ]
-    pairs.extend((str(key), value) for key, value in sorted(info.extra.items()))
+    pairs.extend((str(key), _fact(value)) for key, value in sorted(info.extra.items()))
     pairs.append(("capabilities", ", ".join(features) or None))
     return key_values(pairs)
 

@@ -117,10 +117,11 @@ def _cleanup(vm: VM, storage: bool, timeout: float) -> None:
 )
 @click.pass_obj
 def demo(session: Session, name: str, disk_mib: int, shutdown_timeout: float) -> None:
-    """Walk one new VM through create, start, pause, resume, snapshot, save, restore, shutdown and delete.
+    """Walk one new VM through its whole life, showing each state the hypervisor reports.
 
-    Each step prints the state observed from the hypervisor afterwards. Steps whose capability the backend does
-    not declare are skipped. Runs on test:///default unless --connect says otherwise.
+    The steps: create, start, pause, resume, snapshot, save, restore, shutdown and delete. Each step prints the
+    state observed from the hypervisor afterwards. Steps whose capability the backend does not declare are
+    skipped. Runs on test:///default unless --connect says otherwise.
     """
     connection = session.connection
     caps = connection.capabilities

@@ -16,7 +16,7 @@ from polyvisor import config
 from polyvisor.cli.progress import Spinner
 from polyvisor.cli.render import dump_json
 from polyvisor.connection import VM, Connection
-from polyvisor.errors import ValidationError
+from polyvisor.errors import PolyvisorError, ValidationError
 from polyvisor.plugins import Plugins, default_plugins
 from polyvisor.uri import URI
 
@@ -82,7 +82,10 @@ class Session:
         """Close the connection and detach the log handler."""
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            connection.close()
+            try:
+                connection.close()
+            except PolyvisorError as error:  # the command's own result stands; a failed goodbye is only noted
+                log.warning("closing the connection failed: %s", self.redact(str(error)))
         if self._log_handler is not None:
             root = logging.getLogger()
             root.removeHandler(self._log_handler)

@@ -30,13 +30,12 @@ def _load(text: str, source: str, fmt: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as error:
             raise ValidationError(
-                f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}",
-                field="spec",
+                f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
             ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ValidationError(f"{source} is not valid TOML: {error}", field="spec") from None
+        raise ValidationError(f"{source} is not valid TOML: {error}") from None
 
 
 def parse_spec(text: str, source: str, fmt: str = "auto") -> VMSpec:

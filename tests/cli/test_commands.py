@@ -1,0 +1,399 @@
+"""Every command against the in-memory fake host: human output, JSON shape and the state left behind."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from polyvisor.model import Feature, PowerState
+from polyvisor.plugins import PluginFailure, Plugins
+
+from .conftest import Run, as_json
+from .fakebackend import FakeHypervisor
+
+VM_KEYS = [
+    "name",
+    "uuid",
+    "state",
+    "raw_state",
+    "reason",
+    "critical",
+    "cpus",
+    "memory_mib",
+    "has_saved_state",
+    "description",
+    "labels",
+    "extra",
+]
+ACTION_KEYS = ["action", "vm", "uuid", "state", "raw_state", "reason", "critical"]
+
+
+def test_list_shows_an_aligned_table(run: Run, hv: FakeHypervisor) -> None:
+    hv.add("db-primary", cpus=16, memory_mib=512)
+    result = run("list")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "STATE", "CPUS", "MEMORY", "LABELS", "UUID"]
+    assert lines[1].split()[:5] == ["db-primary", "stopped", "16", "512", "MiB"]
+    assert lines[2].split()[:6] == ["web", "running", "2", "2", "GiB", "tier=front"]
+    # Aligned: every row's UUID column starts where the header's does.
+    column = lines[0].index("UUID")
+    assert all(line[column - 2 : column] == "  " and line[column] != " " for line in lines[1:])
+
+
+def test_list_json_has_stable_keys_and_string_states(run: Run) -> None:
+    data = as_json(run("--json", "list"))
+    assert list(data) == ["vms"]
+    (vm,) = data["vms"]
+    assert list(vm) == VM_KEYS
+    assert vm["state"] == "running"
+    assert vm["labels"] == {"tier": "front"}
+
+
+def test_list_says_when_there_are_no_vms(run: Run, hv: FakeHypervisor) -> None:
+    hv.machines.clear()
+    result = run("list")
+    assert result.stdout.strip() == "no VMs on localhost"
+
+
+def test_show_by_name_and_by_uuid(run: Run, hv: FakeHypervisor) -> None:
+    uuid = hv.by_name("web").uuid
+    text = run("show", "web").stdout
+    assert "state:" in text
+    assert "running (RUNNING)" in text
+    assert "memory:       2 GiB" in text
+    assert "volumes:      /var/lib/fake/a.img, /var/lib/fake/b.img" in text
+    assert "capabilities:" in text
+    assert "snapshots" in text
+    data = as_json(run("--json", "show", uuid))
+    assert list(data) == [*VM_KEYS, "capabilities"]
+    assert data["name"] == "web"
+    assert data["extra"] == {"volumes": ["/var/lib/fake/a.img", "/var/lib/fake/b.img"], "generation": 2}
+    assert "pause" in data["capabilities"]
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json", ""])
+def test_create_from_toml_and_json(run: Run, hv: FakeHypervisor, tmp_path: Path, suffix: str) -> None:
+    spec = tmp_path / f"vm{suffix}"
+    if suffix == ".toml":
+        spec.write_text('name = "new"\ncpus = 2\nmemory_mib = 1024\nlabels = { role = "db" }\n')
+    else:
+        spec.write_text(json.dumps({"name": "new", "cpus": 2, "memory_mib": 1024, "labels": {"role": "db"}}))
+    data = as_json(run("--json", "create", str(spec)))
+    assert list(data) == ACTION_KEYS
+    assert data["action"] == "create"
+    assert data["vm"] == "new"
+    assert data["state"] == "stopped"
+    machine = hv.by_name("new")
+    assert (machine.cpus, machine.memory_mib, machine.labels) == (2, 1024, {"role": "db"})
+
+
+def test_create_from_stdin_and_start(run: Run, hv: FakeHypervisor) -> None:
+    result = run("create", "-", "--start", input='{"name": "piped"}')
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "piped: running (RUNNING)"
+    assert hv.by_name("piped").state is PowerState.RUNNING
+
+
+def test_create_error_points_at_the_field(run: Run, hv: FakeHypervisor, tmp_path: Path) -> None:
+    spec = tmp_path / "vm.toml"
+    spec.write_text('name = "x"\nmemory_mib = 1\n')
+    result = run("create", str(spec))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: memory_mib: must be at least 16")
+    assert str(spec) in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert "x" not in {m.name for m in hv.machines.values()}
+
+
+def test_create_reports_a_parse_error_with_its_position(run: Run, tmp_path: Path) -> None:
+    spec = tmp_path / "vm.json"
+    spec.write_text('{"name": "x",\n "cpus": }')
+    result = run("create", str(spec))
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.stderr
+    assert "line 2" in result.stderr
+
+
+def test_create_refuses_unknown_fields(run: Run, tmp_path: Path) -> None:
+    spec = tmp_path / "vm.toml"
+    spec.write_text('name = "x"\ncpu = 2\n')
+    result = run("create", str(spec))
+    assert result.exit_code == 2
+    assert "unknown field(s) cpu" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "start", "end"),
+    [
+        ("start", PowerState.STOPPED, PowerState.RUNNING),
+        ("stop", PowerState.RUNNING, PowerState.STOPPED),
+        ("reset", PowerState.RUNNING, PowerState.RUNNING),
+        ("reboot", PowerState.RUNNING, PowerState.RUNNING),
+        ("pause", PowerState.RUNNING, PowerState.PAUSED),
+        ("resume", PowerState.PAUSED, PowerState.RUNNING),
+        ("save", PowerState.RUNNING, PowerState.SAVED),
+        ("discard-saved-state", PowerState.SAVED, PowerState.STOPPED),
+        ("shutdown", PowerState.RUNNING, PowerState.STOPPED),
+    ],
+)
+def test_lifecycle_verbs(run: Run, hv: FakeHypervisor, command: str, start: PowerState, end: PowerState) -> None:
+    machine = hv.add("vm1", state=start, has_saved=start is PowerState.SAVED)
+    data = as_json(run("--json", command, "vm1"))
+    assert list(data) == ACTION_KEYS
+    assert data["action"] == command
+    assert data["state"] == end.value
+    assert machine.state is end
+
+
+def test_verb_human_output_is_the_observed_state(run: Run) -> None:
+    result = run("pause", "web")
+    assert result.stdout == "web: paused (PAUSED)\n"
+
+
+def test_shutdown_mode_and_timeout(run: Run, hv: FakeHypervisor) -> None:
+    hv.guest_ignores_shutdown = True
+    result = run("shutdown", "web", "--mode", "acpi", "--timeout", "0.05")
+    assert result.exit_code == 5
+    assert re.match(r"error: timed out after 0\.0\d*s waiting to become stopped", result.stderr)
+    assert hv.by_name("web").state is PowerState.RUNNING
+
+
+def test_global_timeout_applies_when_the_command_has_none(run: Run, hv: FakeHypervisor) -> None:
+    hv.guest_ignores_shutdown = True
+    result = run("--timeout", "0.05", "shutdown", "web")
+    assert result.exit_code == 5
+    assert re.match(r"error: timed out after 0\.0\d*s", result.stderr)
+
+
+def test_ensure_composes_verbs(run: Run, hv: FakeHypervisor) -> None:
+    hv.add("vm1", state=PowerState.PAUSED)
+    data = as_json(run("--json", "ensure", "vm1", "saved"))
+    assert data["action"] == "ensure"
+    assert data["state"] == "saved"
+    assert run("ensure", "vm1", "stopped").exit_code == 0  # start (restores), then shutdown
+    assert hv.by_name("vm1").state is PowerState.STOPPED
+
+
+def test_ensure_refuses_a_lossy_step_without_force(run: Run, hv: FakeHypervisor) -> None:
+    hv.add("vm1", state=PowerState.CRASHED)
+    result = run("ensure", "vm1", "stopped")
+    assert result.exit_code == 4
+    assert "force" in result.stderr
+    assert run("ensure", "vm1", "stopped", "--force").exit_code == 0
+    assert hv.by_name("vm1").state is PowerState.STOPPED
+
+
+def test_wait_returns_once_the_state_is_observed(run: Run, hv: FakeHypervisor) -> None:
+    machine = hv.by_name("web")
+    # Another party pauses the VM once the waiter listens for events.
+    changer = hv.after_subscribe(lambda: hv.set_state(machine, PowerState.PAUSED))
+    data = as_json(run("--json", "wait", "web", "paused", "--timeout", "10"))
+    changer.join()
+    assert data["action"] == "wait"
+    assert data["state"] == "paused"
+
+
+def test_wait_times_out_with_exit_code_5(run: Run) -> None:
+    result = run("wait", "web", "stopped", "--timeout", "0.05")
+    assert result.exit_code == 5
+    assert result.stderr.startswith("error: timed out")
+
+
+def test_labels_show_set_and_remove(run: Run, hv: FakeHypervisor) -> None:
+    assert run("labels", "web").stdout.split() == ["KEY", "VALUE", "tier", "front"]
+    data = as_json(run("--json", "labels", "web", "--set", "env=prod", "--set", "note=a=b", "--remove", "tier"))
+    assert data == {"vm": "web", "uuid": hv.by_name("web").uuid, "labels": {"env": "prod", "note": "a=b"}}
+    assert hv.by_name("web").labels == {"env": "prod", "note": "a=b"}
+    run("labels", "web", "--remove", "env", "--remove", "note")
+    assert run("labels", "web").stdout.strip() == "web: no labels"
+
+
+def test_labels_set_needs_key_equals_value(run: Run) -> None:
+    result = run("labels", "web", "--set", "novalue")
+    assert result.exit_code == 2
+    assert "'novalue' is not KEY=VALUE" in result.stderr
+
+
+def test_labels_invalid_key_is_a_validation_error(run: Run) -> None:
+    result = run("labels", "web", "--set", "bad key=1")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: labels['bad key']")
+
+
+def test_delete_asks_first(run: Run, hv: FakeHypervisor) -> None:
+    hv.add("old")
+    declined = run("delete", "old", input="n\n")
+    assert declined.exit_code == 1
+    assert "nothing was deleted" in declined.stderr
+    assert "Delete VM 'old'" in declined.stderr
+    assert declined.stdout == ""
+    assert any(m.name == "old" for m in hv.machines.values())
+    data = as_json(run("--json", "delete", "old", input="y\n"))
+    assert data["action"] == "delete"
+    assert data["state"] is None
+    assert all(m.name != "old" for m in hv.machines.values())
+
+
+def test_delete_refuses_a_running_vm_unless_forced(run: Run, hv: FakeHypervisor) -> None:
+    refused = run("delete", "web", "--yes")
+    assert refused.exit_code == 4
+    assert "stop or shut it down first" in refused.stderr
+    result = run("delete", "web", "--yes", "--force", "--storage")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "web: deleted\n"
+    assert hv.machines == {}
+
+
+def test_delete_saved_vm_needs_force(run: Run, hv: FakeHypervisor) -> None:
+    hv.add("sleeper", state=PowerState.SAVED, has_saved=True)
+    assert run("delete", "sleeper", "-y").exit_code == 4
+    assert run("delete", "sleeper", "-y", "--force").exit_code == 0
+
+
+def test_snapshot_create_list_revert_delete(run: Run, hv: FakeHypervisor) -> None:
+    created = as_json(run("--json", "snapshot", "create", "web", "base", "--memory", "--description", "first"))
+    assert created["action"] == "snapshot-create"
+    assert list(created["snapshot"]) == [
+        "name",
+        "parent",
+        "depth",
+        "created",
+        "state",
+        "has_memory",
+        "description",
+        "current",
+    ]
+    assert created["snapshot"]["has_memory"] is True
+    run("snapshot", "create", "web", "child-a")
+    run("stop", "web")
+    run("snapshot", "create", "web", "grandchild")
+    run("snapshot", "revert", "web", "base")
+    run("snapshot", "create", "web", "child-b")
+
+    tree = run("snapshot", "list", "web").stdout.splitlines()
+    assert [line.split("  (")[0] for line in tree] == [
+        "base",
+        "├── child-a",
+        "│   └── grandchild",
+        "└── child-b *",
+    ]
+    assert "(running, memory, 2025-01-02 03:04:05)" in tree[0]
+
+    listed = as_json(run("--json", "snapshot", "list", "web"))
+    assert listed["current"] == "child-b"
+    assert [(s["name"], s["depth"], s["parent"]) for s in listed["snapshots"]] == [
+        ("base", 0, None),
+        ("child-a", 1, "base"),
+        ("grandchild", 2, "child-a"),
+        ("child-b", 1, "base"),
+    ]
+
+    reverted = as_json(run("--json", "snapshot", "revert", "web", "grandchild"))
+    assert reverted["action"] == "snapshot-revert"
+    assert reverted["state"] == "stopped"
+
+    deleted = as_json(run("--json", "snapshot", "delete", "web", "child-a", "--children"))
+    assert deleted == {
+        "action": "snapshot-delete",
+        "vm": "web",
+        "uuid": hv.by_name("web").uuid,
+        "snapshot": "child-a",
+        "children": True,
+    }
+    assert [line.split("  (")[0] for line in run("snapshot", "list", "web").stdout.splitlines()] == [
+        "base",
+        "└── child-b",
+    ]
+
+
+def test_snapshot_list_when_there_are_none(run: Run) -> None:
+    assert run("snapshot", "list", "web").stdout == "web: no snapshots\n"
+
+
+def test_missing_snapshot_is_not_found(run: Run) -> None:
+    result = run("snapshot", "revert", "web", "nope")
+    assert result.exit_code == 3
+    assert "no snapshot named 'nope'" in result.stderr
+
+
+def test_host_shows_facts_capabilities_and_networks(run: Run) -> None:
+    text = run("host").stdout
+    assert "hostname:   fakehost" in text
+    assert "uri:        fake:///lab" in text
+    assert "Capabilities:" in text
+    assert "Networks:" in text
+    assert "default  yes     nat" in text
+    data = as_json(run("--json", "host"))
+    assert list(data) == ["uri", "backend", "host", "capabilities", "networks"]
+    assert list(data["host"]) == ["hostname", "hypervisor", "hypervisor_version", "cpus", "memory_mib", "arch", "extra"]
+    assert data["host"]["extra"] == {"rack": "r1"}
+    assert data["networks"] == [
+        {"name": "default", "active": True, "kind": "nat", "uuid": "00000000-0000-0000-0000-000000000001"}
+    ]
+
+
+def test_host_without_network_support(run: Run, hv: FakeHypervisor) -> None:
+    hv.features = hv.features - {Feature.NETWORKS}
+    assert as_json(run("--json", "host"))["networks"] is None
+    assert "(this backend does not list networks)" in run("host").stdout
+
+
+def test_schemes_lists_backends_and_failed_plugins(run: Run, plugins: Plugins) -> None:
+    plugins.failures.append(PluginFailure("broken", "polyvisor-broken", ImportError("no module named 'nothere'")))
+    data = as_json(run("--json", "schemes", connect=None))
+    assert data == {
+        "backends": [
+            {"driver": "fake", "plugin": "fake-plugin", "distribution": "polyvisor-fake", "description": "fake"}
+        ],
+        "failures": [
+            {"plugin": "broken", "distribution": "polyvisor-broken", "error": "ImportError: no module named 'nothere'"}
+        ],
+    }
+    text = run("schemes", connect=None).stdout
+    assert text.splitlines()[0].split() == ["DRIVER", "PLUGIN", "DISTRIBUTION", "DESCRIPTION"]
+    assert "broken (polyvisor-broken): ImportError: no module named 'nothere'" in text
+
+
+def test_watch_streams_events_as_json_lines(run: Run, hv: FakeHypervisor) -> None:
+    machine = hv.by_name("web")
+
+    def act() -> None:
+        hv.set_state(machine, PowerState.PAUSED)
+        hv.set_state(machine, PowerState.RUNNING)
+
+    actor = hv.after_subscribe(act)
+    result = run("--json", "watch", "--count", "2")
+    actor.join()
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["kind"], e["vm"], e["state"]) for e in events] == [
+        ("state", "web", "paused"),
+        ("state", "web", "running"),
+    ]
+    assert list(events[0]) == ["time", "kind", "vm", "uuid", "state", "detail"]
+
+
+def test_watch_human_output(run: Run, hv: FakeHypervisor) -> None:
+    machine = hv.by_name("web")
+    actor = hv.after_subscribe(lambda: hv.set_state(machine, PowerState.PAUSED))
+    result = run("watch", "--count", "1")
+    actor.join()
+    assert result.stdout.split()[1:] == ["state", "web", "paused"]
+    assert "Ctrl-C to stop" in result.stderr
+
+
+def test_help_documents_every_command_and_exit_code(run: Run) -> None:
+    text = run("--help", connect=None).stdout
+    for command in ["list", "show", "create", "start", "shutdown", "stop", "reset", "reboot", "pause", "resume"]:
+        assert f"\n  {command} " in text
+    for command in ["save", "discard-saved-state", "ensure", "wait", "snapshot", "labels", "delete", "host"]:
+        assert f"\n  {command} " in text
+    for command in ["schemes", "watch", "demo"]:
+        assert f"\n  {command} " in text
+    for code in range(10):
+        assert f"\n    {code}  " in text
+    assert "--password" not in text.replace("--password-env", "")
