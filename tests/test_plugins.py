@@ -90,7 +90,7 @@ def test_throwaway_distribution_registers_a_scheme_used_by_connect(site: Path) -
     out = run(
         site,
         """
-        import json, sys, polyvisor
+        import json, sys, polyvisor, polyvisor.plugins
         schemes = polyvisor.schemes()
         heavy = sorted(m for m in ("libvirt", "pypsrp", "winrm") if m in sys.modules)
         with polyvisor.connect("toy:///") as conn:
@@ -98,7 +98,7 @@ def test_throwaway_distribution_registers_a_scheme_used_by_connect(site: Path) -
             vm.start()
             state = vm.state.value
             backend = type(conn.backend).__module__
-        failures = [f.describe() for f in polyvisor.default_plugins().failures]
+        failures = [f.describe() for f in polyvisor.plugins.default_plugins().failures]
         print(json.dumps({"schemes": schemes, "heavy": heavy, "state": state, "backend": backend,
                           "failures": failures}))
         """,

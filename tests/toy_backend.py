@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
 
 from polyvisor.backend import Backend, Credentials
 from polyvisor.errors import NotFoundError
@@ -76,7 +75,7 @@ class ToyBackend(Backend):
 
     def _set(self, uuid_: str, state: PowerState, saved: bool = False) -> None:
         self.calls.append(state.value)
-        self.vms[uuid_] = replace(self.vms[uuid_], status=_status(state), has_saved_state=saved)
+        self.vms[uuid_] = self.vms[uuid_].replace(status=_status(state), has_saved_state=saved)
 
     def start(self, uuid: str) -> None:
         self._set(uuid, PowerState.RUNNING)
@@ -106,7 +105,7 @@ class ToyBackend(Backend):
         del self.vms[uuid]
 
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
-        self.vms[uuid] = replace(self.vms[uuid], labels=dict(labels))
+        self.vms[uuid] = self.vms[uuid].replace(labels=dict(labels))
 
 
 def _status(state: PowerState) -> VMStatus:

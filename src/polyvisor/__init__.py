@@ -45,11 +45,13 @@ from polyvisor.model import (
     ShutdownMode,
     Snapshot,
     SnapshotTree,
+    VMDetails,
     VMInfo,
     VMSpec,
     VMStatus,
 )
-from polyvisor.plugins import Plugins, default_plugins
+from polyvisor.plugins import Plugins
+from polyvisor.plugins import default_plugins as _default_plugins
 from polyvisor.uri import URI
 
 __all__ = [
@@ -89,6 +91,7 @@ __all__ = [
     "SnapshotTree",
     "TimeoutError",
     "UnsupportedError",
+    "VMDetails",
     "VMInfo",
     "VMSpec",
     "VMStatus",
@@ -115,11 +118,11 @@ def connect(uri: str | URI | None = None, *, plugins: Plugins | None = None, **c
         parsed = URI.parse(text)
     options = {**extra, **credentials}
     creds = Credentials.from_kwargs(parsed, options)
-    factory = (plugins or default_plugins()).factory_for(parsed)
+    factory = (plugins or _default_plugins()).factory_for(parsed)
     backend = factory(parsed, creds)
     return Connection(backend, parsed)
 
 
 def schemes(*, plugins: Plugins | None = None) -> list[str]:
     """Return the URI drivers installed backends handle (imports no hypervisor binding)."""
-    return (plugins or default_plugins()).schemes()
+    return (plugins or _default_plugins()).schemes()

@@ -240,7 +240,7 @@ class Backend(abc.ABC):
         """Deliver lifecycle events into ``sink`` until the returned callable is called.
 
         The default polls :meth:`list_vms` and reports differences; backends with native events override it
-        and declare :attr:`Feature.EVENTS`.
+        and declare :attr:`~polyvisor.model.Feature.EVENTS`.
         """
         return _PollingWatcher(self, sink).start()
 

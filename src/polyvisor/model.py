@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid as uuid_module
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
@@ -38,6 +38,7 @@ __all__ = [
     "ShutdownMode",
     "Snapshot",
     "SnapshotTree",
+    "VMDetails",
     "VMInfo",
     "VMSpec",
     "VMStatus",
@@ -133,7 +134,7 @@ class Capabilities:
         return feature in self.features
 
     def require(self, feature: Feature, *, host: str | None = None, vm: str | None = None) -> None:
-        """Raise :class:`UnsupportedError` unless the feature is declared."""
+        """Raise :class:`~polyvisor.errors.UnsupportedError` unless the feature is declared."""
         if feature not in self.features:
             who = self.backend or "this backend"
             raise UnsupportedError(
@@ -218,7 +219,7 @@ def _fail(field_name: str, message: str) -> ValidationError:
 
 
 def validate_name(name: object, field_name: str = "name") -> str:
-    """Return the name if it is a valid VM or snapshot name, else raise :class:`ValidationError`."""
+    """Return the name if it is a valid VM or snapshot name, else raise :class:`~polyvisor.errors.ValidationError`."""
     if not isinstance(name, str):
         raise _fail(field_name, f"must be a string, got {type(name).__name__}")
     if not name.strip():
@@ -250,7 +251,7 @@ def validate_text(value: object, field_name: str, limit: int = MAX_TEXT_LENGTH) 
 
 
 def validate_labels(labels: object, field_name: str = "labels") -> Mapping[str, str]:
-    """Return an immutable copy of valid labels, else raise :class:`ValidationError`."""
+    """Return an immutable copy of valid labels, else raise :class:`~polyvisor.errors.ValidationError`."""
     if not isinstance(labels, Mapping):
         raise _fail(field_name, f"must be a mapping of str to str, got {type(labels).__name__}")
     if len(labels) > MAX_LABELS:
@@ -458,24 +459,144 @@ def _from_dict(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class VMInfo:
-    """A snapshot of what the hypervisor says about one VM."""
+class VMDetails:
+    """The part of :class:`VMInfo` a backend may load lazily (it can cost one call per VM)."""
 
-    uuid: str
-    name: str
-    status: VMStatus
     cpus: int
     memory_mib: int
     labels: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
-    has_saved_state: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
-    """Backend-specific facts (e.g. ``generation`` on Hyper-V, ``arch`` on libvirt)."""
+
+
+class VMInfo:
+    """What the hypervisor says about one VM, read at one moment.
+
+    Identity, status and saved-state come from the listing itself. The details (``cpus``, ``memory_mib``,
+    ``labels``, ``description``, ``extra``) may be loaded on first access when a backend cannot list them in bulk,
+    so listing many VMs stays a constant number of calls; :attr:`details_loaded` tells whether that happened.
+    """
+
+    __slots__ = ("_details", "_load", "has_saved_state", "name", "status", "uuid")
+
+    uuid: str
+    name: str
+    status: VMStatus
+    has_saved_state: bool
+    _details: VMDetails | None
+    _load: Callable[[], VMDetails] | None
+
+    def __init__(
+        self,
+        uuid: str,
+        name: str,
+        status: VMStatus,
+        cpus: int | None = None,
+        memory_mib: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        description: str = "",
+        has_saved_state: bool = False,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        details: Callable[[], VMDetails] | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "uuid", uuid)
+        setattr_(self, "name", name)
+        setattr_(self, "status", status)
+        setattr_(self, "has_saved_state", has_saved_state)
+        if details is None:
+            if cpus is None or memory_mib is None:
+                raise TypeError("VMInfo needs cpus and memory_mib, or a details loader")
+            loaded: VMDetails | None = VMDetails(cpus, memory_mib, labels or {}, description, extra or {})
+        else:
+            loaded = None
+        setattr_(self, "_details", loaded)
+        setattr_(self, "_load", details)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"VMInfo is immutable; use replace({name}=...)")
+
+    @property
+    def details(self) -> VMDetails:
+        """The details, loaded now if the backend deferred them."""
+        details: VMDetails | None = self._details
+        if details is None:
+            assert self._load is not None
+            details = self._load()
+            object.__setattr__(self, "_details", details)
+        return details
+
+    @property
+    def details_loaded(self) -> bool:
+        """Return whether the details have been read from the hypervisor."""
+        return self._details is not None
+
+    @property
+    def cpus(self) -> int:
+        """Virtual CPUs."""
+        return self.details.cpus
+
+    @property
+    def memory_mib(self) -> int:
+        """Memory in MiB."""
+        return self.details.memory_mib
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """Labels stored in the hypervisor."""
+        return self.details.labels
+
+    @property
+    def description(self) -> str:
+        """Free-text description."""
+        return self.details.description
+
+    @property
+    def extra(self) -> Mapping[str, Any]:
+        """Backend-specific facts (e.g. ``generation`` on Hyper-V, ``arch`` on libvirt)."""
+        return self.details.extra
 
     @property
     def state(self) -> PowerState:
         """The normalized power state."""
         return self.status.state
+
+    def replace(self, **changes: Any) -> VMInfo:
+        """Return a copy with some fields changed (details are loaded first)."""
+        details = self.details
+        fields: dict[str, Any] = {
+            "uuid": self.uuid,
+            "name": self.name,
+            "status": self.status,
+            "cpus": details.cpus,
+            "memory_mib": details.memory_mib,
+            "labels": details.labels,
+            "description": details.description,
+            "has_saved_state": self.has_saved_state,
+            "extra": details.extra,
+        }
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"unknown VMInfo field(s): {', '.join(sorted(unknown))}")
+        fields.update(changes)
+        return VMInfo(**fields)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VMInfo):
+            return NotImplemented
+        return (self.uuid, self.name, self.status, self.has_saved_state, self.details) == (
+            other.uuid,
+            other.name,
+            other.status,
+            other.has_saved_state,
+            other.details,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equality reads mutable hypervisor facts
+
+    def __repr__(self) -> str:
+        return f"VMInfo(uuid={self.uuid!r}, name={self.name!r}, state={self.status.state.value!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ class URI:
 
     @classmethod
     def parse(cls, text: str) -> URI:
-        """Parse a URI; raise :class:`ValidationError` naming what is wrong."""
+        """Parse a URI; raise :class:`~polyvisor.errors.ValidationError` naming what is wrong."""
         if not isinstance(text, str):
             raise ValidationError(f"must be a string, got {type(text).__name__}", field="uri")
         if "://" not in text and not text.endswith(":///"):

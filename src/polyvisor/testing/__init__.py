@@ -16,6 +16,7 @@ from polyvisor.testing.fixtures import (
 from polyvisor.testing.plugin import (
     pytest_addoption,
     pytest_configure,
+    pytest_runtest_makereport,
     pytest_terminal_summary,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "polyvisor_vm_factory",
     "pytest_addoption",
     "pytest_configure",
+    "pytest_runtest_makereport",
     "pytest_terminal_summary",
 ]

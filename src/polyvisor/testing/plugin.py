@@ -56,7 +56,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "polyvisor_area(name): the contract area a conformance test covers")
     if config.getoption("--polyvisor-uri", default=None):
         suite = str(SUITE_DIR)
-        if suite not in config.args:
+        if config.args_source is not pytest.Config.ArgsSource.ARGS:
+            # No paths on the command line: run the suite alone, not the project's own test paths.
+            config.args[:] = [suite]
+        elif suite not in config.args:
             config.args.append(suite)
         results: defaultdict[str, Counter[str]] = defaultdict(Counter)
         config.stash[_RESULTS] = results

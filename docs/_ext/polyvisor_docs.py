@@ -1,0 +1,142 @@
+"""Tables printed from the code itself, so the contract page cannot drift from what the core enforces.
+
+``{polyvisor-verbs}`` prints :data:`polyvisor.transitions.VERBS`; ``{polyvisor-ensure-plans}`` prints the plans
+``VM.ensure`` follows, by walking the same step function the core uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+
+# Private on purpose: the docs print the very plan the core follows, rather than a copy that could disagree.
+from polyvisor.connection import _ENSURE_TARGETS, _next_step
+from polyvisor.model import PowerState
+from polyvisor.transitions import SETTLED_STATES, VERBS
+
+Cell: TypeAlias = str | nodes.Node
+
+
+def _literal(text: str) -> nodes.literal:
+    return nodes.literal(text, text)
+
+
+def _states(states: frozenset[PowerState] | Sequence[PowerState]) -> nodes.paragraph:
+    para = nodes.paragraph()
+    ordered = [state for state in PowerState if state in states]
+    for index, state in enumerate(ordered):
+        if index:
+            para += nodes.Text(", ")
+        para += _literal(state.value)
+    return para
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Cell]], classes: Sequence[str]) -> nodes.table:
+    table = nodes.table(classes=list(classes))
+    group = nodes.tgroup(cols=len(headers))
+    table += group
+    for _ in headers:
+        group += nodes.colspec(colwidth=10)
+    head = nodes.thead()
+    group += head
+    head += _row(headers)
+    body = nodes.tbody()
+    group += body
+    for row in rows:
+        body += _row(row)
+    return table
+
+
+def _row(cells: Sequence[Cell]) -> nodes.row:
+    row = nodes.row()
+    for cell in cells:
+        entry = nodes.entry()
+        if isinstance(cell, nodes.paragraph):
+            entry += cell
+        elif isinstance(cell, nodes.Node):
+            entry += nodes.paragraph("", "", cell)
+        else:
+            entry += nodes.paragraph(cell, cell)
+        row += entry
+    return row
+
+
+class VerbTable(SphinxDirective):
+    """Print every verb of the contract: accepted states, target, capability gate."""
+
+    def run(self) -> list[nodes.Node]:
+        rows: list[list[Cell]] = []
+        for verb in VERBS.values():
+            accepted = verb.accepts & SETTLED_STATES
+            transitional = verb.accepts - SETTLED_STATES
+            accepts = _states(accepted)
+            if transitional:
+                accepts += nodes.Text(" and every transitional state")
+            rows.append(
+                [
+                    _literal(verb.name),
+                    accepts,
+                    _literal(verb.target.value) if verb.target else "(unchanged / gone)",
+                    _literal(verb.feature.value) if verb.feature else "always",
+                    "waits for it to settle" if verb.waits_out_transitions else "acts at once",
+                ]
+            )
+        headers = ["verb", "accepts (settled states)", "target", "capability", "on a transitional state"]
+        return [_table(headers, rows, ["polyvisor-verbs"])]
+
+
+def _plan(current: PowerState, target: PowerState, *, force: bool) -> list[str] | None:
+    steps: list[str] = []
+    state = current
+    while state is not target:
+        step = _next_step(state, target, force)
+        if step is None or len(steps) > 8:
+            return None
+        steps.append(step)
+        # A verb without a target of its own (none appear in plans today) would leave the state unchanged.
+        state = VERBS[step].target or state
+    return steps
+
+
+def _describe(steps: list[str] | None) -> str:
+    if steps is None:
+        return "InvalidStateError"
+    return " → ".join(steps) if steps else "nothing"
+
+
+class EnsurePlanTable(SphinxDirective):
+    """Print what ``ensure(target)`` does from every settled state, with and without ``force``."""
+
+    def run(self) -> list[nodes.Node]:
+        rows: list[list[Cell]] = []
+        for current in (state for state in PowerState if state in SETTLED_STATES):
+            row: list[Cell] = [_literal(current.value)]
+            for target in _ENSURE_TARGETS:
+                plain = _describe(_plan(current, target, force=False))
+                forced = _describe(_plan(current, target, force=True))
+                row.append(plain if plain == forced else f"{plain}; force: {forced}")
+            rows.append(row)
+        headers = ["from \\ ensure", *(target.value for target in _ENSURE_TARGETS)]
+        return [_table(headers, rows, ["polyvisor-ensure-plans"])]
+
+
+def _dataclass_defaults(
+    app: Sphinx, what: str, name: str, obj: object, options: object, signature: str | None, annotation: str | None
+) -> tuple[str | None, str | None] | None:
+    # A dataclass field with a default_factory renders as "=<factory>", which is not Python: Sphinx would then
+    # split the signature at every comma, including those inside "Mapping[str, str]".
+    if signature and "<factory>" in signature:
+        return signature.replace("<factory>", "..."), annotation
+    return None
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Register the directives and the signature fix."""
+    app.connect("autodoc-process-signature", _dataclass_defaults)
+    app.add_directive("polyvisor-verbs", VerbTable)
+    app.add_directive("polyvisor-ensure-plans", EnsurePlanTable)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

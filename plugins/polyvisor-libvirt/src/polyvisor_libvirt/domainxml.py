@@ -1,0 +1,398 @@
+"""Domain, device and metadata XML: built with ElementTree (never by formatting strings) and parsed back.
+
+Labels live in ``<metadata>`` under :data:`LABELS_NS` as ``<label key="..." value="..."/>``: keys and values are
+attributes, so newlines, tabs and carriage returns survive (XML escapes them as character references). The volumes
+polyvisor created for a VM are recorded under :data:`STORAGE_NS`, so ``delete(storage=True)`` removes those and
+never an image the user brought.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from polyvisor.errors import BackendError
+from polyvisor.model import BootDevice, DiskBus, KernelBoot
+
+__all__ = [
+    "LABELS_NS",
+    "LABELS_PREFIX",
+    "STORAGE_NS",
+    "STORAGE_PREFIX",
+    "Definition",
+    "DiskDevice",
+    "DomainPlan",
+    "NicDevice",
+    "build_domain",
+    "disk_element",
+    "labels_xml",
+    "nic_element",
+    "owned_xml",
+    "parse_definition",
+    "parse_labels",
+    "parse_owned",
+    "snapshot_xml",
+    "to_text",
+]
+
+LABELS_NS = "https://polyvisor.dev/xmlns/labels/1"
+LABELS_PREFIX = "polyvisor"
+STORAGE_NS = "https://polyvisor.dev/xmlns/storage/1"
+STORAGE_PREFIX = "polyvisor-storage"
+
+# Readable prefixes in the XML libvirt stores; libvirt keys metadata by namespace URI, not by prefix.
+ET.register_namespace(LABELS_PREFIX, LABELS_NS)
+ET.register_namespace(STORAGE_PREFIX, STORAGE_NS)
+
+_BOOT_DEV = {BootDevice.DISK: "hd", BootDevice.CDROM: "cdrom", BootDevice.NETWORK: "network"}
+_TARGET_PREFIX = {DiskBus.VIRTIO: "vd", DiskBus.SCSI: "sd", DiskBus.SATA: "sd", DiskBus.IDE: "hd"}
+
+
+def to_text(element: ET.Element) -> str:
+    """Serialize an element to a string."""
+    return ET.tostring(element, encoding="unicode")
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    child = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        child.text = text
+    return child
+
+
+def target_name(bus: DiskBus, index: int) -> str:
+    """Return the ``index``-th target name on a bus: vda, vdb, ..., vdz, vdaa."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("a") + rest) + letters
+    return _TARGET_PREFIX[bus] + letters
+
+
+@dataclass(frozen=True, slots=True)
+class DiskDevice:
+    """A resolved disk: a file path (or block device) with its format, bus and target."""
+
+    path: str
+    target: str
+    bus: str
+    format: str | None = None
+    device: str = "disk"
+    readonly: bool = False
+    boot_order: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NicDevice:
+    """A resolved NIC on a libvirt network."""
+
+    network: str
+    mac: str | None
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class DomainPlan:
+    """Everything resolved against the host before the domain XML is written."""
+
+    uuid: str
+    name: str
+    domain_type: str
+    os_type: str
+    arch: str | None
+    cpus: int
+    memory_mib: int
+    machine: str | None = None
+    disks: tuple[DiskDevice, ...] = ()
+    nics: tuple[NicDevice, ...] = ()
+    boot_order: tuple[BootDevice, ...] = ()
+    description: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    owned_volumes: tuple[str, ...] = ()
+    kernel: KernelBoot | None = None
+    uefi: bool = False
+    secure_boot: bool = False
+    acpi: bool = False
+    serial_log: str | None = None
+    guest_agent: bool = False
+
+
+def disk_element(disk: DiskDevice) -> ET.Element:
+    """Return a ``<disk>`` element for a file-backed disk or CD-ROM."""
+    element = ET.Element("disk", {"type": "file", "device": disk.device})
+    if disk.format:
+        _sub(element, "driver", name="qemu", type=disk.format)
+    _sub(element, "source", file=disk.path)
+    _sub(element, "target", dev=disk.target, bus=disk.bus)
+    if disk.readonly or disk.device == "cdrom":
+        _sub(element, "readonly")
+    if disk.boot_order is not None:
+        _sub(element, "boot", order=str(disk.boot_order))
+    return element
+
+
+def nic_element(nic: NicDevice) -> ET.Element:
+    """Return an ``<interface type='network'>`` element."""
+    element = ET.Element("interface", {"type": "network"})
+    if nic.mac:
+        _sub(element, "mac", address=nic.mac)
+    _sub(element, "source", network=nic.network)
+    _sub(element, "model", type=nic.model)
+    return element
+
+
+def labels_xml(labels: Mapping[str, str]) -> str:
+    """Return the labels metadata element (libvirt puts it in :data:`LABELS_NS`)."""
+    root = ET.Element("labels")
+    for key, value in sorted(labels.items()):
+        _sub(root, "label", key=key, value=value)
+    return to_text(root)
+
+
+def owned_xml(paths: Sequence[str]) -> str:
+    """Return the storage metadata element listing volumes polyvisor created."""
+    root = ET.Element("volumes")
+    for path in paths:
+        _sub(root, "volume", path=path)
+    return to_text(root)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse_labels(element: ET.Element | None) -> dict[str, str]:
+    """Return the labels stored in a labels metadata element (with or without its namespace)."""
+    if element is None:
+        return {}
+    labels = {}
+    for child in element:
+        if _local(child.tag) == "label" and child.get("key") is not None:
+            labels[child.get("key", "")] = child.get("value", "")
+    return labels
+
+
+def parse_owned(element: ET.Element | None) -> tuple[str, ...]:
+    """Return the volume paths listed in a storage metadata element."""
+    if element is None:
+        return ()
+    return tuple(child.get("path", "") for child in element if _local(child.tag) == "volume" and child.get("path"))
+
+
+def build_domain(plan: DomainPlan) -> str:
+    """Return the domain XML for a plan."""
+    domain = ET.Element("domain", {"type": plan.domain_type})
+    _sub(domain, "name", plan.name)
+    _sub(domain, "uuid", plan.uuid)
+    if plan.description:
+        _sub(domain, "description", plan.description)
+    metadata = _sub(domain, "metadata")
+    if plan.labels:
+        labels = _sub(metadata, f"{{{LABELS_NS}}}labels")
+        for key, value in sorted(plan.labels.items()):
+            _sub(labels, f"{{{LABELS_NS}}}label", key=key, value=value)
+    if plan.owned_volumes:
+        volumes = _sub(metadata, f"{{{STORAGE_NS}}}volumes")
+        for path in plan.owned_volumes:
+            _sub(volumes, f"{{{STORAGE_NS}}}volume", path=path)
+    memory_kib = str(plan.memory_mib * 1024)
+    _sub(domain, "memory", memory_kib, unit="KiB")
+    _sub(domain, "currentMemory", memory_kib, unit="KiB")
+    _sub(domain, "vcpu", str(plan.cpus))
+
+    os_attrs = {"firmware": "efi"} if plan.uefi else {}
+    os_element = _sub(domain, "os", **os_attrs)
+    type_attrs = {}
+    if plan.arch:
+        type_attrs["arch"] = plan.arch
+    if plan.machine:
+        type_attrs["machine"] = plan.machine
+    _sub(os_element, "type", plan.os_type, **type_attrs)
+    if plan.uefi:
+        firmware = _sub(os_element, "firmware")
+        enabled = "yes" if plan.secure_boot else "no"
+        _sub(firmware, "feature", enabled=enabled, name="secure-boot")
+        if plan.secure_boot:
+            _sub(firmware, "feature", enabled="yes", name="enrolled-keys")
+            _sub(os_element, "loader", secure="yes")
+    if plan.kernel is not None:
+        _sub(os_element, "kernel", plan.kernel.kernel)
+        if plan.kernel.initrd:
+            _sub(os_element, "initrd", plan.kernel.initrd)
+        if plan.kernel.cmdline:
+            _sub(os_element, "cmdline", plan.kernel.cmdline)
+    for device in plan.boot_order:
+        _sub(os_element, "boot", dev=_BOOT_DEV[device])
+
+    if plan.acpi or plan.secure_boot:
+        features = _sub(domain, "features")
+        if plan.acpi:
+            _sub(features, "acpi")
+            _sub(features, "apic")
+        if plan.secure_boot:
+            _sub(features, "smm", state="on")
+
+    devices = _sub(domain, "devices")
+    for disk in plan.disks:
+        devices.append(disk_element(disk))
+    for nic in plan.nics:
+        devices.append(nic_element(nic))
+    if plan.serial_log:
+        serial = _sub(devices, "serial", type="pty")
+        _sub(serial, "log", file=plan.serial_log, append="on")
+        _sub(serial, "target", port="0")
+        console = _sub(devices, "console", type="pty")
+        _sub(console, "target", type="serial", port="0")
+    if plan.guest_agent:
+        channel = _sub(devices, "channel", type="unix")
+        _sub(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
+    return to_text(domain)
+
+
+@dataclass(frozen=True, slots=True)
+class DiskInfo:
+    """A disk as the domain XML describes it."""
+
+    target: str
+    device: str
+    path: str | None
+    format: str | None
+    pool: str | None = None
+    volume: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NicInfo:
+    """A NIC as the domain XML describes it."""
+
+    mac: str
+    network: str | None
+    target: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """The facts polyvisor reads from a domain's XML."""
+
+    name: str
+    uuid: str
+    domain_type: str
+    cpus: int
+    memory_mib: int
+    arch: str | None
+    description: str
+    labels: Mapping[str, str]
+    owned_volumes: tuple[str, ...]
+    disks: tuple[DiskInfo, ...]
+    nics: tuple[NicInfo, ...]
+    serial_logs: tuple[str, ...]
+    guest_agent: bool
+    uefi: bool
+
+
+def _int(text: str | None, default: int = 0) -> int:
+    try:
+        return int(text or default)
+    except ValueError:
+        return default
+
+
+_MEMORY_UNITS = {"b": 1 / 1024**2, "bytes": 1 / 1024**2, "k": 1 / 1024, "kib": 1 / 1024, "kb": 1 / 1024}
+_MEMORY_UNITS.update({"m": 1, "mib": 1, "mb": 1, "g": 1024, "gib": 1024, "gb": 1024})
+
+
+def _memory_mib(element: ET.Element | None) -> int:
+    if element is None:
+        return 0
+    unit = (element.get("unit") or "KiB").lower()
+    return int(_int(element.text) * _MEMORY_UNITS.get(unit, 1 / 1024))
+
+
+def parse_definition(xml: str) -> Definition:
+    """Parse a domain's XML into the facts polyvisor reports."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as error:
+        raise BackendError(f"libvirt returned unreadable domain XML: {error}", code="xml") from error
+    metadata = root.find("metadata")
+    labels_el = metadata.find(f"{{{LABELS_NS}}}labels") if metadata is not None else None
+    owned_el = metadata.find(f"{{{STORAGE_NS}}}volumes") if metadata is not None else None
+    os_type = root.find("os/type")
+    disks = []
+    for disk in root.findall("devices/disk"):
+        source = disk.find("source")
+        target = disk.find("target")
+        driver = disk.find("driver")
+        path = None
+        pool = volume = None
+        if source is not None:
+            path = source.get("file") or source.get("dev")
+            pool, volume = source.get("pool"), source.get("volume")
+        disks.append(
+            DiskInfo(
+                target=target.get("dev", "") if target is not None else "",
+                device=disk.get("device", "disk"),
+                path=path,
+                format=driver.get("type") if driver is not None else None,
+                pool=pool,
+                volume=volume,
+            )
+        )
+    nics = []
+    for nic in root.findall("devices/interface"):
+        mac = nic.find("mac")
+        source = nic.find("source")
+        target = nic.find("target")
+        nics.append(
+            NicInfo(
+                mac=(mac.get("address", "") if mac is not None else "").lower(),
+                network=source.get("network") if source is not None else None,
+                target=target.get("dev") if target is not None else None,
+            )
+        )
+    logs: list[str] = []
+    for serial in root.findall("devices/serial"):
+        log = serial.find("log")
+        source = serial.find("source")
+        if log is not None and log.get("file"):
+            logs.append(log.get("file", ""))
+        elif serial.get("type") == "file" and source is not None and source.get("path"):
+            logs.append(source.get("path", ""))
+    agent = any(
+        (target := channel.find("target")) is not None and target.get("name") == "org.qemu.guest_agent.0"
+        for channel in root.findall("devices/channel")
+    )
+    os_element = root.find("os")
+    uefi = os_element is not None and (
+        os_element.get("firmware") == "efi"
+        or (os_element.find("loader") is not None and os_element.find("loader").get("type") == "pflash")  # type: ignore[union-attr]
+    )
+    return Definition(
+        name=root.findtext("name", ""),
+        uuid=root.findtext("uuid", ""),
+        domain_type=root.get("type", ""),
+        cpus=_int(root.findtext("vcpu"), 1),
+        memory_mib=_memory_mib(root.find("memory")),
+        arch=os_type.get("arch") if os_type is not None else None,
+        description=root.findtext("description", ""),
+        labels=parse_labels(labels_el),
+        owned_volumes=parse_owned(owned_el),
+        disks=tuple(disks),
+        nics=tuple(nics),
+        serial_logs=tuple(logs),
+        guest_agent=agent,
+        uefi=uefi,
+    )
+
+
+def snapshot_xml(name: str, description: str, *, memory: bool, running: bool) -> str:
+    """Return ``<domainsnapshot>`` XML; ``memory`` asks for the guest's memory to be kept too."""
+    root = ET.Element("domainsnapshot")
+    _sub(root, "name", name)
+    if description:
+        _sub(root, "description", description)
+    if running:
+        _sub(root, "memory", snapshot="internal" if memory else "no")
+    return to_text(root)

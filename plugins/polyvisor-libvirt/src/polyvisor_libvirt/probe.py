@@ -1,0 +1,129 @@
+"""What a libvirt connection can do: host capabilities, KVM usability, firmware, and declared features."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+
+from polyvisor.model import Feature
+
+__all__ = ["DRIVER_FEATURES", "Firmwares", "Guest", "HostCaps", "kvm_usable", "parse_capabilities", "probe_firmware"]
+
+F = Feature
+
+_COMMON = frozenset({F.CREATE, F.LABELS, F.DELETE_STORAGE, F.DISK_ATTACH, F.NIC_ATTACH})
+_QEMU = _COMMON | {
+    F.PAUSE,
+    F.SAVE,
+    F.RESET,
+    F.REBOOT,
+    F.SHUTDOWN_ACPI,
+    F.SHUTDOWN_AGENT,
+    F.SNAPSHOTS,
+    F.SNAPSHOT_MEMORY,
+    F.DISK_HOTPLUG,
+    F.NIC_HOTPLUG,
+    F.GUEST_ADDRESSES,
+    F.DIRECT_KERNEL_BOOT,
+    F.ACCELERATOR_CHOICE,
+}
+
+DRIVER_FEATURES: dict[str, frozenset[Feature]] = {
+    # The test driver: no ACPI/agent shutdown flags, no device hotplug (cold changes redefine the domain), and
+    # fake guest addresses; managed save and memory snapshots work.
+    "test": _COMMON
+    | {F.PAUSE, F.SAVE, F.RESET, F.REBOOT, F.SNAPSHOTS, F.SNAPSHOT_MEMORY, F.GUEST_ADDRESSES, F.DIRECT_KERNEL_BOOT},
+    "qemu": _QEMU,
+    "kvm": _QEMU,
+    "xen": _COMMON | {F.PAUSE, F.SAVE, F.REBOOT, F.DIRECT_KERNEL_BOOT, F.SHUTDOWN_ACPI},
+    "libxl": _COMMON | {F.PAUSE, F.SAVE, F.REBOOT, F.DIRECT_KERNEL_BOOT, F.SHUTDOWN_ACPI},
+    "lxc": _COMMON | {F.PAUSE, F.REBOOT},
+    "ch": _COMMON | {F.PAUSE, F.REBOOT, F.DIRECT_KERNEL_BOOT},
+    "bhyve": _COMMON | {F.REBOOT},
+}
+"""Features each driver is known to implement; probed features (events, networks, UEFI) are added at connect."""
+
+
+@dataclass(frozen=True, slots=True)
+class Guest:
+    """One ``<guest>`` entry of the host capabilities."""
+
+    os_type: str
+    arch: str
+    domain_types: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HostCaps:
+    """The parts of ``getCapabilities()`` polyvisor uses."""
+
+    arch: str
+    guests: tuple[Guest, ...]
+
+    def guest_for(self, arch: str | None) -> Guest | None:
+        """Return the guest entry for an architecture (the host's by default), preferring full virtualization."""
+        wanted = arch or self.arch
+        matches = [guest for guest in self.guests if guest.arch == wanted]
+        matches.sort(key=lambda guest: guest.os_type != "hvm")
+        return matches[0] if matches else None
+
+
+def parse_capabilities(xml: str) -> HostCaps:
+    """Parse the host capabilities XML."""
+    root = ET.fromstring(xml)
+    guests = []
+    for guest in root.findall("guest"):
+        arch = guest.find("arch")
+        if arch is None:
+            continue
+        types = tuple(domain.get("type", "") for domain in arch.findall("domain"))
+        guests.append(Guest(guest.findtext("os_type", ""), arch.get("name", ""), types))
+    return HostCaps(arch=root.findtext("host/cpu/arch", ""), guests=tuple(guests))
+
+
+def kvm_usable(conn: libvirt.virConnect, *, local: bool, arch: str) -> bool:
+    """Return whether KVM works: domain capabilities say so AND (locally) /dev/kvm opens for read/write.
+
+    Domain capabilities alone are not trusted: they report kvm whenever the module is loaded, even where the
+    device is not accessible.
+    """
+    if local:
+        try:
+            fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return False
+        os.close(fd)
+    try:
+        conn.getDomainCapabilities(None, arch, None, "kvm", 0)
+    except libvirt.libvirtError:
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Firmwares:
+    """UEFI support found in domain capabilities (and, locally, on disk)."""
+
+    uefi: bool = False
+    secure_boot: bool = False
+
+
+def probe_firmware(conn: libvirt.virConnect, *, local: bool, arch: str, virt_type: str) -> Firmwares:
+    """Return whether UEFI (and secure boot) firmware is available for ``arch``; loaders must exist locally."""
+    try:
+        xml = conn.getDomainCapabilities(None, arch, None, virt_type, 0)
+    except libvirt.libvirtError:
+        return Firmwares()
+    root = ET.fromstring(xml)
+    firmware_values = {value.text for value in root.findall("os/enum[@name='firmware']/value")}
+    loaders = [value.text or "" for value in root.findall("os/loader/value")]
+    if local:
+        loaders = [path for path in loaders if Path(path).exists()]
+    secure = {value.text for value in root.findall("os/loader/enum[@name='secure']/value")}
+    uefi = "efi" in firmware_values and bool(loaders)
+    secure_loaders = [path for path in loaders if "secboot" in path or ".ms." in path or "secure" in path.lower()]
+    return Firmwares(uefi=uefi, secure_boot=uefi and "yes" in secure and bool(secure_loaders))

@@ -1,0 +1,1 @@
+"""Tests that boot the tiny real guest under libvirtd; see support.py."""
