@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -57,42 +58,64 @@ def conformance(session: nox.Session) -> None:
     session.run(*kit, "--polyvisor-uri", "test:///default", external=True)
     spec = GUEST_DIR / "x86_64" / "conformance-spec.json"
     if spec.exists() or os.environ.get("CI") == "true":
+        before = pool_volumes()
         session.run(*kit, "--polyvisor-uri", "qemu:///system", "--polyvisor-spec", str(spec), external=True)
+        for log in Path("/var/log/libvirt/qemu").glob("pvconf-*.log"):
+            log.unlink()  # libvirt keeps one QEMU log per domain name, forever
+        left = pool_volumes() - before
+        if left:
+            session.error(f"the conformance suite left volumes in the test pool: {sorted(left)}")
     else:
         session.warn(f"{spec} missing: run scripts/build-guest-image to include qemu:///system")
-    with loopback_hyperv_host() as (endpoints, env):
-        for transport in ("psrp", "winrm"):
+    with loopback_hyperv_host() as (ready, env):
+        user = ready["username"]
+        urls = {endpoint["scheme"]: endpoint for endpoint in ready["endpoints"]}
+        https, http = urls["https"], urls["http"]
+        targets = [
+            # PSRP over HTTPS, verifying the host's certificate against its test CA.
+            (f"hyperv://{user}@127.0.0.1:{https['port']}/?transport=psrp", [f"ca_path={https['ca_path']}"]),
+            # The WinRM shell over plain HTTP with NTLM message encryption.
+            (f"hyperv://{user}@127.0.0.1:{http['port']}/?transport=winrm&scheme=http&auth=ntlm", []),
+        ]
+        for uri, options in targets:
+            extra = [arg for option in options for arg in ("--polyvisor-option", option)]
             session.run(
-                *kit,
-                "--polyvisor-uri",
-                f"hyperv://{endpoints['username']}@127.0.0.1:{endpoints['https_port']}/?transport={transport}",
-                "--polyvisor-option",
-                f"ca_path={endpoints['ca_path']}",
-                "--polyvisor-password-env",
-                "POLYVISOR_LOOPBACK_PASSWORD",
-                env=env,
-                external=True,
+                *kit, "--polyvisor-uri", uri, *extra, "--polyvisor-password-env", PASSWORD_ENV, env=env, external=True
             )
 
 
+PASSWORD_ENV = "POLYVISOR_HYPERV_HOST_PASSWORD"
+TEST_POOL = "polyvisor-test"
+
+
+def pool_volumes() -> set[str]:
+    """Names of the volumes in the real-guest test pool."""
+    import libvirt
+
+    conn = libvirt.open("qemu:///system")
+    try:
+        pool = conn.storagePoolLookupByName(TEST_POOL)
+        pool.refresh(0)
+        return set(pool.listVolumes())
+    finally:
+        conn.close()
+
+
 @contextmanager
-def loopback_hyperv_host() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
-    """Run ``python -m polyvisor_hyperv.host`` for the duration of the block."""
+def loopback_hyperv_host() -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """Run the loopback Hyper-V host (``python -m polyvisor_hyperv.host``) for the duration of the block."""
     state = Path(tempfile.mkdtemp(prefix="polyvisor-hvhost-"))
     ready = state / "ready.json"
-    env = {**os.environ, "POLYVISOR_LOOPBACK_PASSWORD": secrets.token_urlsafe(16)}
-    process = subprocess.Popen(
-        [PY, "-m", "polyvisor_hyperv.host", "--state-dir", str(state), "--ready-file", str(ready)],
-        env=env,
-    )
+    env = {**os.environ, PASSWORD_ENV: secrets.token_urlsafe(16)}
+    command = [PY, "-m", "polyvisor_hyperv.host", "--http-port", "0", "--https-port", "0"]
+    process = subprocess.Popen([*command, "--state-dir", str(state), "--ready-file", str(ready)], env=env)
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the loopback Hyper-V host did not start; see its output above")
             time.sleep(0.1)  # waiting on another process's file: there is no event to await
-        endpoints = json.loads(ready.read_text())
-        yield endpoints, env
+        yield json.loads(ready.read_text()), env
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -426,6 +426,8 @@ class VM:
         validate_text(description, "description")
         caps = self.capabilities()
         caps.require(Feature.SNAPSHOTS, host=self.connection.host, vm=self.name)
+        if description:
+            caps.require(Feature.SNAPSHOT_DESCRIPTION, host=self.connection.host, vm=self.name)
         if memory:
             caps.require(Feature.SNAPSHOT_MEMORY, host=self.connection.host, vm=self.name)
             state = self.state

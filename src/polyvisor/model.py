@@ -106,6 +106,7 @@ class Feature(enum.StrEnum):
     SHUTDOWN_AGENT = "shutdown-agent"
     SNAPSHOTS = "snapshots"
     SNAPSHOT_MEMORY = "snapshot-memory"
+    SNAPSHOT_DESCRIPTION = "snapshot-description"
     LABELS = "labels"
     EVENTS = "events"
     DELETE_STORAGE = "delete-storage"

@@ -49,9 +49,12 @@ def polyvisor_connect_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def polyvisor_connection(polyvisor_uri: str, polyvisor_connect_options: dict[str, Any]) -> Iterator[Connection]:
-    """One connection shared by the suite."""
+    """One connection shared by the suite; at the end, no VM the suite made may be left."""
     with polyvisor.connect(polyvisor_uri, **polyvisor_connect_options) as conn:
         yield conn
+        left = sorted(info.name for info in conn.list() if info.name.startswith(NAME_PREFIX))
+        if left:
+            pytest.fail(f"the conformance suite left VMs behind: {', '.join(left)}")
 
 
 @pytest.fixture

@@ -73,6 +73,12 @@ _EXTENSIONS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "img", DiskFormat.VHDX
 _QEMU_FORMATS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "raw", DiskFormat.VHDX: "vhdx", DiskFormat.VHD: "vpc"}
 _FORMAT_BY_SUFFIX = {".qcow2": "qcow2", ".img": "raw", ".raw": "raw", ".iso": "raw", ".vhdx": "vhdx", ".vhd": "vpc"}
 _STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON
+# QEMU machine types for architectures whose default machine is not the usual modern one.
+_MACHINES = {"aarch64": "virt", "armv7l": "virt", "riscv64": "virt"}
+_TCG_CPU_MODELS = {"aarch64": "cortex-a57"}
+# q35 attaches PCIe devices to root ports and libvirt adds only one spare: keep a few free for hot-plug.
+_HOTPLUG_PORTS = 4
+_BUILTIN_PCIE = 4  # USB, virtio-serial, balloon and one to spare for what a libvirt version adds
 _ADDRESS_SOURCES = {
     "agent": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
     "lease": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
@@ -158,6 +164,11 @@ class LibvirtBackend(Backend):
         self._events = self._watch_definitions()
         self._host_caps = self._read_host_caps()
         self._features = self._probe_features()
+        # The running instance (domain ID) each agent shutdown request went to.
+        self._agent_shutdowns: dict[str, int] = {}
+        if uri.driver in ("qemu", "kvm"):
+            # An ACPI press that arrives before the guest's ACPI daemon runs is lost: have the core repeat it.
+            self.shutdown_retry_interval = 2.0
 
     # -- connection -------------------------------------------------------------------------------------------
     def _open(self, uri: URI, credentials: Credentials) -> libvirt.virConnect:
@@ -303,7 +314,7 @@ class LibvirtBackend(Backend):
             disks = [disk for disk in definition.disks if disk.device == "disk"]
             if any(disk.format != "qcow2" for disk in disks) or definition.uefi:
                 # Internal snapshots (the only revertible kind here) need qcow2 disks and no pflash NVRAM.
-                features -= {Feature.SNAPSHOTS, Feature.SNAPSHOT_MEMORY}
+                features -= {Feature.SNAPSHOTS, Feature.SNAPSHOT_MEMORY, Feature.SNAPSHOT_DESCRIPTION}
         return Capabilities(frozenset(features), backend=f"libvirt ({self.uri.driver})")
 
     # -- host ----------------------------------------------------------------------------------------------------
@@ -506,7 +517,10 @@ class LibvirtBackend(Backend):
         qemu = self.uri.driver in ("qemu", "kvm")
         domain_type = self._domain_type(spec, guest.domain_types, guest.arch) if qemu else guest.domain_types[0]
         x86 = guest.arch in ("x86_64", "i686")
-        machine = "q35" if qemu and x86 else None
+        machine = ("q35" if x86 else _MACHINES.get(guest.arch)) if qemu else None
+        # Emulated (TCG) CPUs of other architectures default to models guests may not boot on (QEMU's virt
+        # machine picks a 32-bit cortex-a15); name a baseline 64-bit model instead.
+        cpu_model = _TCG_CPU_MODELS.get(guest.arch) if qemu and domain_type == "qemu" else None
         new_uuid = str(uuid_module.uuid4())
         counters: dict[DiskBus, int] = {}
         disks: list[DiskDevice] = []
@@ -550,6 +564,10 @@ class LibvirtBackend(Backend):
             acpi=qemu and x86,
             serial_log=serial_log,
             guest_agent=qemu,
+            cpu_model=cpu_model,
+            # Listed ports serve the defined devices first (NICs, virtio disks, and libvirt's own USB,
+            # virtio-serial and balloon controllers); what remains is free for hot-plug.
+            hotplug_ports=len(disks) + len(nics) + _BUILTIN_PCIE + _HOTPLUG_PORTS if machine == "q35" else 0,
         )
 
     @staticmethod
@@ -565,8 +583,9 @@ class LibvirtBackend(Backend):
         kvm = "kvm" in types and self._kvm_ok(arch)
         if spec.accelerator == "kvm" and not kvm:
             raise UnsupportedError(
-                "KVM is not usable on this host (no accessible /dev/kvm or no kvm domain type); "
-                "use accelerator='tcg' or leave it unset",
+                "KVM is not usable on this host: no kvm domain type, /dev/kvm missing or inaccessible, or a "
+                "KVM vCPU without the x86-64 baseline (as under some nested virtualization, where guests hang "
+                "at boot); use accelerator='tcg' or leave it unset",
                 feature=Feature.ACCELERATOR_CHOICE,
                 host=self.host,
                 vm=spec.name,
@@ -668,7 +687,19 @@ class LibvirtBackend(Backend):
             ShutdownMode.AGENT: libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
         }[mode]
         with self._acting(uuid, f"shutting the VM down ({mode.value})") as dom:
-            dom.shutdownFlags(flags)
+            instance = dom.ID()
+            if mode is ShutdownMode.AGENT and self._agent_shutdowns.get(uuid) == instance:
+                # The core repeats requests for lost ACPI presses; the agent already has this one, and while
+                # the guest goes down it stops answering, so a repeat could only fail.
+                return
+            try:
+                dom.shutdownFlags(flags)
+            except libvirt.libvirtError:
+                if not dom.isActive():
+                    return  # it stopped between the core's state check and this (repeated) request
+                raise
+            if mode is ShutdownMode.AGENT:
+                self._agent_shutdowns[uuid] = instance
 
     def stop(self, uuid: str) -> None:
         """destroy(): power off at once."""
@@ -733,6 +764,16 @@ class LibvirtBackend(Backend):
             for volume in volumes:
                 volume.delete(0)
         self._cache.drop(definition.uuid)
+        self._remove_serial_logs(definition)
+
+    def _remove_serial_logs(self, definition: Definition) -> None:
+        # The serial log files polyvisor named for this VM (see _plan); a file the user configured stays.
+        if not self.uri.is_local:
+            return
+        for path in definition.serial_logs:
+            if Path(path).name == f"{definition.uuid}-serial.log":
+                with contextlib.suppress(FileNotFoundError):
+                    Path(path).unlink()
 
     @staticmethod
     def _undefine_flags() -> int:
@@ -893,11 +934,18 @@ class LibvirtBackend(Backend):
                 host=self.host,
                 vm=definition.name,
             )
-        element = ET.Element("disk", {"type": "file", "device": match.device})
-        if match.path:
-            ET.SubElement(element, "source", {"file": match.path})
-        ET.SubElement(element, "target", {"dev": target})
+        element = self._device_element(dom, "disk", lambda el: _same_device(el, _target_probe(target)))
         self._change_device(uuid, element, live=live, attach=False, doing=f"detaching disk {target}")
+
+    def _device_element(self, dom: libvirt.virDomain, tag: str, matches: Callable[[ET.Element], bool]) -> ET.Element:
+        # libvirt matches a detach against the device as defined (a network NIC needs its source, a disk its
+        # type), so hand it the device's own XML rather than a sketch of it.
+        with map_libvirt_errors("reading the VM definition", host=self.host, vm=dom.name()):
+            root = ET.fromstring(dom.XMLDesc(0))
+        found = next((el for el in root.iterfind(f"devices/{tag}") if matches(el)), None)
+        if found is None:
+            raise NotFoundError(f"the VM has no such {tag} any more", host=self.host, vm=dom.name())
+        return found
 
     def attach_nic(self, uuid: str, nic: NicSpec, *, live: bool) -> str:
         """Attach a NIC; a MAC is generated when none is given."""
@@ -919,8 +967,7 @@ class LibvirtBackend(Backend):
                 host=self.host,
                 vm=definition.name,
             )
-        element = ET.Element("interface", {"type": "network"})
-        ET.SubElement(element, "mac", {"address": mac})
+        element = self._device_element(dom, "interface", lambda el: _same_device(el, _mac_probe(mac)))
         self._change_device(uuid, element, live=live, attach=False, doing=f"detaching NIC {mac}")
 
     # -- guest ---------------------------------------------------------------------------------------------------
@@ -1043,6 +1090,18 @@ def _random_mac() -> str:
     # 52:54:00 is the prefix QEMU/KVM guests conventionally use for locally administered MACs.
     tail = os.urandom(3)
     return "52:54:00:" + ":".join(f"{byte:02x}" for byte in tail)
+
+
+def _target_probe(target: str) -> ET.Element:
+    element = ET.Element("disk")
+    ET.SubElement(element, "target", {"dev": target})
+    return element
+
+
+def _mac_probe(mac: str) -> ET.Element:
+    element = ET.Element("interface")
+    ET.SubElement(element, "mac", {"address": mac})
+    return element
 
 
 def _same_device(existing: ET.Element, wanted: ET.Element) -> bool:

@@ -117,6 +117,9 @@ class DomainPlan:
     acpi: bool = False
     serial_log: str | None = None
     guest_agent: bool = False
+    cpu_model: str | None = None
+    hotplug_ports: int = 0
+    """Spare PCIe root ports (q35): each hot-plugged PCIe device needs a free one."""
 
 
 def disk_element(disk: DiskDevice) -> ET.Element:
@@ -234,11 +237,21 @@ def build_domain(plan: DomainPlan) -> str:
         if plan.secure_boot:
             _sub(features, "smm", state="on")
 
+    if plan.cpu_model:
+        cpu = _sub(domain, "cpu", mode="custom", match="exact")
+        _sub(cpu, "model", plan.cpu_model, fallback="forbid")
+
     devices = _sub(domain, "devices")
     for disk in plan.disks:
         devices.append(disk_element(disk))
     for nic in plan.nics:
         devices.append(nic_element(nic))
+    if plan.hotplug_ports:
+        # Once any PCI controller is given, libvirt wants the root named too; it numbers the ports itself and
+        # still adds the ones the defined devices need.
+        _sub(devices, "controller", type="pci", index="0", model="pcie-root")
+        for _ in range(plan.hotplug_ports):
+            _sub(devices, "controller", type="pci", model="pcie-root-port")
     if plan.serial_log:
         serial = _sub(devices, "serial", type="pty")
         _sub(serial, "log", file=plan.serial_log, append="on")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import libvirt
 
 from polyvisor.model import Feature
+from polyvisor_libvirt.kvmcheck import kvm_works
 
 __all__ = ["DRIVER_FEATURES", "Firmwares", "Guest", "HostCaps", "kvm_usable", "parse_capabilities", "probe_firmware"]
 
@@ -25,6 +25,7 @@ _QEMU = _COMMON | {
     F.SHUTDOWN_AGENT,
     F.SNAPSHOTS,
     F.SNAPSHOT_MEMORY,
+    F.SNAPSHOT_DESCRIPTION,
     F.DISK_HOTPLUG,
     F.NIC_HOTPLUG,
     F.GUEST_ADDRESSES,
@@ -36,7 +37,17 @@ DRIVER_FEATURES: dict[str, frozenset[Feature]] = {
     # The test driver: no ACPI/agent shutdown flags, no device hotplug (cold changes redefine the domain), and
     # fake guest addresses; managed save and memory snapshots work.
     "test": _COMMON
-    | {F.PAUSE, F.SAVE, F.RESET, F.REBOOT, F.SNAPSHOTS, F.SNAPSHOT_MEMORY, F.GUEST_ADDRESSES, F.DIRECT_KERNEL_BOOT},
+    | {
+        F.PAUSE,
+        F.SAVE,
+        F.RESET,
+        F.REBOOT,
+        F.SNAPSHOTS,
+        F.SNAPSHOT_MEMORY,
+        F.SNAPSHOT_DESCRIPTION,
+        F.GUEST_ADDRESSES,
+        F.DIRECT_KERNEL_BOOT,
+    },
     "qemu": _QEMU,
     "kvm": _QEMU,
     "xen": _COMMON | {F.PAUSE, F.SAVE, F.REBOOT, F.DIRECT_KERNEL_BOOT, F.SHUTDOWN_ACPI},
@@ -86,17 +97,13 @@ def parse_capabilities(xml: str) -> HostCaps:
 
 
 def kvm_usable(conn: libvirt.virConnect, *, local: bool, arch: str) -> bool:
-    """Return whether KVM works: domain capabilities say so AND (locally) /dev/kvm opens for read/write.
+    """Return whether KVM works: domain capabilities say so AND (locally) ``/dev/kvm`` really runs guests.
 
     Domain capabilities alone are not trusted: they report kvm whenever the module is loaded, even where the
-    device is not accessible.
+    device is not accessible or (nested) offers a vCPU no x86-64 guest boots on; :func:`kvm_works` checks that.
     """
-    if local:
-        try:
-            fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
-            return False
-        os.close(fd)
+    if local and not kvm_works():
+        return False
     try:
         conn.getDomainCapabilities(None, arch, None, "kvm", 0)
     except libvirt.libvirtError:

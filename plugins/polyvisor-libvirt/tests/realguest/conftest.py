@@ -1,4 +1,4 @@
-"""Fixtures for real-guest tests: a libvirtd connection and a per-test name prefix."""
+"""Fixtures for real-guest tests: a libvirtd connection, a per-test name prefix, polyvisor guests."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .support import TEST_PREFIX, cleanup, open_connection
+from .support import TEST_PREFIX, URI, GuestImage, cleanup, ensure_environment, open_connection
 
 if TYPE_CHECKING:
     import libvirt
+
+    from polyvisor import Connection
+
+    from .pvguest import Guests
 
 
 @pytest.fixture
@@ -29,3 +33,33 @@ def name_prefix(libvirt_conn: libvirt.virConnect) -> Iterator[str]:
     unique = f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}-"
     yield unique
     cleanup(libvirt_conn, unique)
+
+
+@pytest.fixture
+def x86_image() -> GuestImage:
+    """The x86_64 guest (fails under CI=true when the environment or image is missing)."""
+    return ensure_environment("x86_64")
+
+
+@pytest.fixture
+def arm_image() -> GuestImage:
+    """The aarch64 guest (fails under CI=true when the environment or image is missing)."""
+    return ensure_environment("aarch64")
+
+
+@pytest.fixture
+def pv_conn(libvirt_conn: libvirt.virConnect) -> Iterator[Connection]:
+    """A polyvisor connection to the same libvirtd."""
+    import polyvisor
+
+    with polyvisor.connect(URI) as conn:
+        yield conn
+
+
+@pytest.fixture
+def guests(pv_conn: Connection, libvirt_conn: libvirt.virConnect, name_prefix: str) -> Iterator[Guests]:
+    """Creates guests named with the test's prefix; every trace of them is removed afterwards."""
+    from .pvguest import guests as make_guests
+
+    with make_guests(pv_conn, libvirt_conn, name_prefix) as made:
+        yield made

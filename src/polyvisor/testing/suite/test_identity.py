@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from polyvisor import VM, AlreadyExistsError, Connection, NotFoundError, PowerState
+from polyvisor import VM, AlreadyExistsError, Connection, Feature, NotFoundError, PowerState
 from polyvisor.testing.fixtures import SpecFactory, unique_name
 
 VMFactory = Callable[..., VM]
@@ -53,7 +53,7 @@ def test_names_are_unique(
 
 def test_deleted_vm_handle_reports_not_found(polyvisor_vm_factory: VMFactory) -> None:
     vm = polyvisor_vm_factory("gone")
-    vm.delete()
+    vm.delete(storage=vm.connection.supports(Feature.DELETE_STORAGE))
     with pytest.raises(NotFoundError):
         vm.status()
     with pytest.raises(NotFoundError):

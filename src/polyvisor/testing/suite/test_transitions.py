@@ -47,10 +47,11 @@ def test_delete_from_state(polyvisor_vm_factory: VMFactory, state: PowerState) -
     vm = polyvisor_vm_factory("del")
     bring_to(vm, state)
     conn = vm.connection
+    storage = conn.supports(Feature.DELETE_STORAGE)
     if state is PowerState.STOPPED:
-        vm.delete()
+        vm.delete(storage=storage)
         assert not conn.exists(vm.uuid)
-        vm.delete()  # already gone: nothing to do
+        vm.delete(storage=storage)  # already gone: nothing to do
         with pytest.raises(NotFoundError):
             conn.vm(vm.uuid)
         return
@@ -59,7 +60,7 @@ def test_delete_from_state(polyvisor_vm_factory: VMFactory, state: PowerState) -
     assert caught.value.state is state
     assert conn.exists(vm.uuid)
     if state is PowerState.SAVED:
-        vm.delete(force=True)
+        vm.delete(force=True, storage=storage)
         assert not conn.exists(vm.uuid)
 
 

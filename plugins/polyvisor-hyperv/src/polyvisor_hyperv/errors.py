@@ -1,0 +1,263 @@
+"""Mapping Hyper-V's errors onto polyvisor's tree.
+
+Two sources: PowerShell ``ErrorRecord`` s (what a cmdlet reported; :func:`error_from_record`) and the client
+libraries' exceptions (the connection failed; :func:`error_from_transport`). Every ``ErrorCategory`` has a row in
+:data:`CATEGORY_ERRORS`; a few wordings refine it first, because Hyper-V reports a missing VM as InvalidArgument
+("unable to find") and a wrong state as a generic InvalidOperation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from polyvisor.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    BackendError,
+    ConnectionError,
+    InvalidStateError,
+    NotFoundError,
+    PolyvisorError,
+    TimeoutError,
+    UnsupportedError,
+    ValidationError,
+)
+from polyvisor.model import PowerState
+
+__all__ = [
+    "CATEGORY_ERRORS",
+    "ERROR_CATEGORY_NAMES",
+    "ErrorRecord",
+    "error_from_record",
+    "error_from_transport",
+]
+
+ERROR_CATEGORY_NAMES = MappingProxyType(
+    dict(
+        enumerate(
+            [
+                "NotSpecified",
+                "OpenError",
+                "CloseError",
+                "DeviceError",
+                "DeadlockDetected",
+                "InvalidArgument",
+                "InvalidData",
+                "InvalidOperation",
+                "InvalidResult",
+                "InvalidType",
+                "MetadataError",
+                "NotImplemented",
+                "NotInstalled",
+                "ObjectNotFound",
+                "OperationStopped",
+                "OperationTimeout",
+                "SyntaxError",
+                "ParserError",
+                "PermissionDenied",
+                "ResourceBusy",
+                "ResourceExists",
+                "ResourceUnavailable",
+                "ReadError",
+                "WriteError",
+                "FromStdErr",
+                "SecurityError",
+                "ProtocolError",
+                "ConnectionError",
+                "AuthenticationError",
+                "LimitsExceeded",
+                "QuotaExceeded",
+                "NotEnabled",
+            ]
+        )
+    )
+)
+"""System.Management.Automation.ErrorCategory by number (PSRP sends the number)."""
+
+CATEGORY_ERRORS: MappingProxyType[str, type[PolyvisorError]] = MappingProxyType(
+    {
+        "NotSpecified": BackendError,
+        "OpenError": BackendError,
+        "CloseError": BackendError,
+        "DeviceError": BackendError,
+        "DeadlockDetected": BackendError,
+        "InvalidArgument": ValidationError,
+        "InvalidData": ValidationError,
+        "InvalidOperation": BackendError,
+        "InvalidResult": BackendError,
+        "InvalidType": ValidationError,
+        "MetadataError": ValidationError,
+        "NotImplemented": UnsupportedError,
+        "NotInstalled": UnsupportedError,
+        "ObjectNotFound": NotFoundError,
+        "OperationStopped": BackendError,
+        "OperationTimeout": TimeoutError,
+        "SyntaxError": BackendError,
+        "ParserError": BackendError,
+        "PermissionDenied": AuthenticationError,
+        "ResourceBusy": BackendError,
+        "ResourceExists": AlreadyExistsError,
+        "ResourceUnavailable": BackendError,
+        "ReadError": BackendError,
+        "WriteError": BackendError,
+        "FromStdErr": BackendError,
+        "SecurityError": AuthenticationError,
+        "ProtocolError": ConnectionError,
+        "ConnectionError": ConnectionError,
+        "AuthenticationError": AuthenticationError,
+        "LimitsExceeded": BackendError,
+        "QuotaExceeded": BackendError,
+        "NotEnabled": UnsupportedError,
+    }
+)
+"""The polyvisor error for each ErrorCategory, before the wording rules of :func:`error_from_record`."""
+
+_NOT_FOUND = re.compile(r"unable to find|was not found|cannot find|could not find|does not exist", re.IGNORECASE)
+_WRONG_STATE = re.compile(r"current state|invalid state|is not in a state|already in the specified state", re.I)
+_EXISTS = re.compile(r"already exists", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """The parts of a PowerShell ErrorRecord that decide the mapping."""
+
+    message: str
+    category: str = "NotSpecified"
+    fully_qualified_error_id: str = ""
+    exception_type: str = ""
+    target_name: str = ""
+
+    @property
+    def error_id(self) -> str:
+        """The FullyQualifiedErrorId without its ``,Command.Class`` tail."""
+        return self.fully_qualified_error_id.split(",", 1)[0]
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> ErrorRecord:
+        """Build from the plain fields the WinRM shell runner replies with."""
+        category = fields.get("category")
+        if isinstance(category, int):
+            category = ERROR_CATEGORY_NAMES.get(category, "NotSpecified")
+        return cls(
+            message=str(fields.get("message") or "the command failed without a message"),
+            category=str(category or "NotSpecified"),
+            fully_qualified_error_id=str(fields.get("fullyQualifiedErrorId") or ""),
+            exception_type=str(fields.get("exceptionType") or "").removeprefix("Deserialized."),
+            target_name=str(fields.get("targetName") or ""),
+        )
+
+
+def error_from_record(
+    record: ErrorRecord, *, doing: str, host: str, vm: str | None = None, feature: str = ""
+) -> PolyvisorError:
+    """Return the polyvisor error for a PowerShell error; ``doing`` says what was being attempted."""
+    native = record.message.strip()
+    message = f"{doing} failed: {native}"
+    error_id = record.error_id
+    if error_id == "CommandNotFoundException":
+        return UnsupportedError(
+            f"{doing} failed: the Hyper-V PowerShell module is not available on the host; install the Hyper-V "
+            f"management tools there ({native})",
+            feature=feature or "hyperv-module",
+            host=host,
+            vm=vm,
+        )
+    kind = CATEGORY_ERRORS.get(record.category, BackendError)
+    if _NOT_FOUND.search(native) and kind in (ValidationError, BackendError, NotFoundError):
+        kind = NotFoundError
+    elif _EXISTS.search(native) and kind in (ValidationError, BackendError):
+        kind = AlreadyExistsError
+    elif record.category == "InvalidOperation" and (error_id == "InvalidState" or _WRONG_STATE.search(native)):
+        kind = InvalidStateError
+    if kind is InvalidStateError:
+        # The core checked the state just before; the VM moved in between. Its state now is not known here.
+        return InvalidStateError(message, state=PowerState.UNKNOWN, host=host, vm=vm)
+    if kind is UnsupportedError:
+        return UnsupportedError(message, feature=feature or record.category, host=host, vm=vm)
+    if kind is ValidationError:
+        return ValidationError(f"{message} [{f'vm {vm!r}, ' if vm else ''}host {host}]")
+    if kind is BackendError:
+        return BackendError(message, code=record.fully_qualified_error_id, native_message=native, host=host, vm=vm)
+    return kind(message, host=host, vm=vm)
+
+
+def error_from_transport(error: BaseException, *, doing: str, host: str, endpoint: str) -> PolyvisorError:
+    """Return the polyvisor error for an exception raised by pypsrp, pywinrm, requests or pyspnego."""
+    import requests
+    import spnego.exceptions
+    import winrm.exceptions as winrm_errors
+    from pypsrp import exceptions as psrp_errors
+
+    where = f"{doing} on {endpoint}"
+    if isinstance(error, PolyvisorError):
+        return error
+    if isinstance(error, winrm_errors.InvalidCredentialsError | psrp_errors.AuthenticationError):
+        return AuthenticationError(
+            f"{where}: the host refused the credentials; check the username and password", host=host
+        )
+    if isinstance(error, winrm_errors.BasicAuthDisabledError):
+        return AuthenticationError(f"{where}: Basic authentication is disabled on the host; use auth=ntlm", host=host)
+    if isinstance(error, winrm_errors.AuthenticationError | spnego.exceptions.SpnegoError):
+        return AuthenticationError(f"{where}: authentication failed ({type(error).__name__}: {error})", host=host)
+    if isinstance(error, requests.exceptions.SSLError):
+        return ConnectionError(
+            f"{where}: the server's TLS certificate failed verification ({_short(error)}); pass the CA that signed "
+            "it with ca_path=PATH (or ?ca=PATH in the URI)",
+            host=host,
+        )
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return ConnectionError(f"{where}: timed out connecting; is WinRM listening on that port?", host=host)
+    if isinstance(error, requests.exceptions.ReadTimeout | winrm_errors.WinRMOperationTimeoutError):
+        return TimeoutError(f"{where}: the host did not answer in time", host=host)
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return ConnectionError(
+            f"{where}: cannot reach the host ({_short(error)}); check the host, port and scheme (https on 5986, "
+            "http on 5985)",
+            host=host,
+        )
+    if isinstance(error, requests.exceptions.RequestException):
+        return ConnectionError(f"{where}: HTTP failure ({_short(error)})", host=host)
+    if isinstance(error, winrm_errors.WinRMTransportError | psrp_errors.WinRMTransportError):
+        status = _attribute(error, "code")
+        if status == 401:
+            return AuthenticationError(f"{where}: the host refused the credentials (HTTP 401)", host=host)
+        return ConnectionError(f"{where}: unexpected HTTP {status} from the host", host=host)
+    if isinstance(error, winrm_errors.WSManFaultError | psrp_errors.WSManFaultError):
+        code = _attribute(error, "wsman_fault_code") or _attribute(error, "code")
+        if code == 2150858793:
+            return TimeoutError(f"{where}: the WS-Management operation timed out", host=host)
+        reason = _attribute(error, "reason") or _text(error)
+        return ConnectionError(f"{where}: WS-Management fault {code}: {reason}", host=host)
+    if isinstance(error, psrp_errors.InvalidRunspacePoolStateError | psrp_errors.InvalidPipelineStateError):
+        return ConnectionError(f"{where}: the PowerShell session is no longer usable ({_text(error)})", host=host)
+    if isinstance(error, psrp_errors.WinRMError | winrm_errors.WinRMError):
+        return ConnectionError(f"{where}: {type(error).__name__}: {_text(error)}", host=host)
+    if isinstance(error, OSError):
+        return ConnectionError(f"{where}: {type(error).__name__}: {error}", host=host)
+    return BackendError(f"{where}: {type(error).__name__}: {error}", code=type(error).__name__, host=host)
+
+
+def _attribute(error: BaseException, name: str) -> Any:
+    # pypsrp's exceptions compute attributes from args and raise IndexError when built with fewer.
+    try:
+        return getattr(error, name, None)
+    except (IndexError, KeyError, TypeError):
+        return None
+
+
+def _text(error: BaseException) -> str:
+    # Some client exceptions render their text from args and fail on unexpected ones; never fail here.
+    try:
+        return str(error)
+    except Exception:
+        return repr(error.args)
+
+
+def _short(error: BaseException) -> str:
+    # requests nests urllib3 reasons several levels deep; the innermost text is the useful one.
+    text = str(error)
+    match = re.search(r"\(Caused by \w+\((.*)\)\)\s*$", text)
+    return match.group(1) if match else text

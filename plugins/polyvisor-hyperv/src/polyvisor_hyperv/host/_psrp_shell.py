@@ -1,0 +1,361 @@
+"""A PowerShell remoting shell (resource URI .../powershell/<configuration>): one runspace pool.
+
+psrpcore does the MS-PSRP state machine; this module moves its fragments over WinRS
+Command/Send/Receive and runs each pipeline's statements on the engine in a worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from psrpcore import (
+    CreatePipelineEvent,
+    EndOfPipelineInputEvent,
+    GetAvailableRunspacesEvent,
+    PipelineInputEvent,
+    PSRPPayload,
+    ResetRunspaceStateEvent,
+    ServerPipeline,
+    ServerRunspacePool,
+    SetMaxRunspacesEvent,
+    SetMinRunspacesEvent,
+    StreamType,
+)
+from psrpcore.types import (
+    ErrorCategory,
+    ErrorCategoryInfo,
+    ErrorRecord,
+    NETException,
+    PSInvocationState,
+)
+
+from ._shell import (
+    SIGNAL_CTRL_C,
+    SIGNAL_PS_CRTL_C,
+    SIGNAL_PS_CTRL_C,
+    SIGNAL_TERMINATE,
+    STATE_DONE,
+    STATE_RUNNING,
+    Shell,
+    command_response,
+    simple_response,
+)
+from ._soap import NS, Request, command_not_found, element, invalid_request, operation_timed_out, q, sub
+from .errors import PSErrorRecord
+
+if TYPE_CHECKING:
+    from .engine import CommandSpec, InvocationResult
+
+_log = logging.getLogger(__name__)
+
+
+class PipelineEngine(Protocol):
+    """The part of the engine that runs PSRP pipelines."""
+
+    def invoke_pipeline(
+        self,
+        commands: Sequence[CommandSpec],
+        input: Sequence[object] = (),
+        cancel: threading.Event | None = None,
+    ) -> InvocationResult: ...
+
+
+def _command_specs(statement: Sequence[Any]) -> list[CommandSpec]:
+    from .engine import CommandSpec  # Lazily: the engine imports this package.
+
+    return [
+        CommandSpec(name=cmd.command_text, is_script=bool(cmd.is_script), parameters=list(cmd.parameters))
+        for cmd in statement
+    ]
+
+
+def _statements(commands: Sequence[Any]) -> list[list[Any]]:
+    statements: list[list[Any]] = [[]]
+    for cmd in commands:
+        statements[-1].append(cmd)
+        if getattr(cmd, "end_of_statement", False):
+            statements.append([])
+    return [statement for statement in statements if statement]
+
+
+def error_record(record: PSErrorRecord) -> ErrorRecord:
+    """Return the psrpcore ErrorRecord for an engine error (shape as Windows PowerShell sends it)."""
+    return ErrorRecord(
+        Exception=_exception(record),
+        CategoryInfo=_category_info(record),
+        TargetObject=record.target_object,
+        FullyQualifiedErrorId=record.fully_qualified_error_id,
+    )
+
+
+def _exception(record: PSErrorRecord) -> NETException:
+    exception = NETException(Message=record.message, HResult=-2146233087)
+    type_names = [record.exception_type]
+    if record.exception_type != "System.Exception":
+        type_names.append("System.Exception")
+    type_names.append("System.Object")
+    exception.PSObject.type_names = type_names
+    return exception
+
+
+def _category_info(record: PSErrorRecord) -> ErrorCategoryInfo:
+    try:
+        category = ErrorCategory[record.category]
+    except KeyError:
+        category = ErrorCategory.NotSpecified
+    target_type = ""
+    if isinstance(record.target_object, str):
+        target_type = "String"
+    elif record.target_object is not None:
+        names = getattr(getattr(record.target_object, "PSObject", None), "type_names", None)
+        target_type = names[0].rsplit(".", 1)[-1] if names else type(record.target_object).__name__
+    return ErrorCategoryInfo(
+        Category=category,
+        Activity=record.activity,
+        Reason=record.exception_type.rsplit(".", 1)[-1],
+        TargetName=record.target_name,
+        TargetType=target_type,
+    )
+
+
+@dataclass
+class _PipelineRun:
+    pipeline: ServerPipeline
+    commands: list[Any] = field(default_factory=list)
+    no_input: bool = True
+    input: list[object] = field(default_factory=list)
+    started: bool = False
+    finished: bool = False
+    #: Set when the client stops the pipeline (or the shell goes away); the engine polls it.
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class PSRPShell(Shell):
+    """A runspace pool served over WinRS."""
+
+    def __init__(self, resource_uri: str, owner: str, client_ip: str, request: Request, engine: PipelineEngine) -> None:
+        spec = request.body.find(q("rsp", "Shell"))
+        if spec is None:
+            raise invalid_request("The Create request lacks rsp:Shell.")
+        creation = spec.find(f"{{{NS['ps']}}}creationXml")
+        if creation is None or not creation.text:
+            raise invalid_request("The PowerShell Create request lacks creationXml.")
+        shell_id = (spec.get("ShellId") or str(uuid.uuid4())).upper()
+        super().__init__(
+            shell_id,
+            resource_uri,
+            owner,
+            client_ip,
+            (spec.findtext(q("rsp", "InputStreams")) or "stdin pr").strip(),
+            (spec.findtext(q("rsp", "OutputStreams")) or "stdout").strip(),
+        )
+        self._engine = engine
+        self._changed = threading.Condition(threading.RLock())
+        self._pool = ServerRunspacePool()
+        self._runs: dict[uuid.UUID, _PipelineRun] = {}
+        self._outgoing: dict[uuid.UUID | None, list[bytes]] = {}
+        self._closed = False
+        with self._changed:
+            self._feed(None, _b64(creation.text))
+
+    # -- incoming -----------------------------------------------------------------------
+
+    def _feed(self, pipeline_id: uuid.UUID | None, data: bytes) -> None:
+        """Hand fragments to psrpcore and act on the events they complete (lock held)."""
+        self._pool.receive_data(PSRPPayload(data, StreamType.default, pipeline_id))
+        while (event := self._pool.next_event()) is not None:
+            self._on_event(event)
+        self._changed.notify_all()
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, CreatePipelineEvent):
+            run = self._runs.get(event.pipeline_id)
+            if run is None:
+                return
+            metadata = event.pipeline
+            run.commands = list(metadata.commands)
+            run.no_input = bool(metadata.no_input)
+            run.pipeline.start()
+            if run.no_input:
+                self._start(run)
+        elif isinstance(event, PipelineInputEvent):
+            run = self._runs.get(event.pipeline_id)
+            if run is not None:
+                run.input.append(event.data)
+        elif isinstance(event, EndOfPipelineInputEvent):
+            run = self._runs.get(event.pipeline_id)
+            if run is not None and not run.started:
+                self._start(run)
+        elif isinstance(event, (SetMaxRunspacesEvent, SetMinRunspacesEvent, ResetRunspaceStateEvent)):
+            self._pool.runspace_availability_response(event.ci, True)
+        elif isinstance(event, GetAvailableRunspacesEvent):
+            self._pool.runspace_availability_response(event.ci, self._pool.max_runspaces)
+
+    def _start(self, run: _PipelineRun) -> None:
+        run.started = True
+        threading.Thread(target=self._run, args=(run,), name=f"psrp-{run.pipeline.pipeline_id}", daemon=True).start()
+
+    def _run(self, run: _PipelineRun) -> None:
+        outputs: list[object] = []
+        errors: list[PSErrorRecord] = []
+        warnings: list[str] = []
+        terminating: PSErrorRecord | None = None
+        for statement in _statements(run.commands):
+            try:
+                result = self._engine.invoke_pipeline(_command_specs(statement), run.input, run.cancel)
+            except Exception as exc:  # The client must see a failed pipeline, not a hang.
+                _log.exception("pipeline failed inside the engine")
+                terminating = PSErrorRecord(
+                    message=str(exc),
+                    category="NotSpecified",
+                    fully_qualified_error_id=type(exc).__name__,
+                    exception_type="System.Management.Automation.RuntimeException",
+                )
+                break
+            outputs.extend(result.output)
+            errors.extend(result.errors)
+            warnings.extend(result.warnings)
+            if result.terminating is not None:
+                terminating = result.terminating
+                break
+        with self._changed:
+            run.finished = True
+            pipeline = run.pipeline
+            if not self._closed and pipeline.state == PSInvocationState.Running:
+                for value in outputs:
+                    pipeline.write_output(value)
+                for warning in warnings:
+                    pipeline.write_warning(warning)
+                for record in errors:
+                    pipeline.write_error(
+                        _exception(record),
+                        _category_info(record),
+                        record.target_object,
+                        record.fully_qualified_error_id,
+                    )
+                if terminating is None:
+                    pipeline.complete()
+                else:
+                    # psrpcore 0.3.1 has no public "fail" for server pipelines.
+                    pipeline._change_state(PSInvocationState.Failed, error_record(terminating))
+            self._changed.notify_all()
+
+    # -- WinRS operations ---------------------------------------------------------------
+
+    def command(self, request: Request) -> list[ET.Element]:
+        line = request.body.find(q("rsp", "CommandLine"))
+        if line is None:
+            raise invalid_request("The Command request lacks rsp:CommandLine.")
+        command_id = line.get("CommandId") or str(uuid.uuid4()).upper()
+        try:
+            pipeline_id = uuid.UUID(command_id)
+        except ValueError as exc:
+            raise invalid_request("The CommandId is not a GUID.") from exc
+        data = b"".join(_b64(node.text or "") for node in line.iterfind(q("rsp", "Arguments")))
+        with self._changed:
+            self._runs[pipeline_id] = _PipelineRun(ServerPipeline(self._pool, pipeline_id))
+            self._feed(pipeline_id, data)
+        return command_response(command_id)
+
+    def send(self, request: Request) -> list[ET.Element]:
+        with self._changed:
+            for stream in request.body.iterfind(f"{q('rsp', 'Send')}/{q('rsp', 'Stream')}"):
+                pipeline_id = self._pipeline_id(stream.get("CommandId"))
+                self._feed(pipeline_id, _b64(stream.text or ""))
+        return simple_response("rsp:SendResponse")
+
+    def _pipeline_id(self, command_id: str | None) -> uuid.UUID | None:
+        if not command_id:
+            return None
+        try:
+            pipeline_id = uuid.UUID(command_id)
+        except ValueError as exc:
+            raise command_not_found() from exc
+        if pipeline_id not in self._runs:
+            raise command_not_found()
+        return pipeline_id
+
+    def receive(self, request: Request, budget: int, deadline: float) -> list[ET.Element]:
+        desired = request.body.find(f"{q('rsp', 'Receive')}/{q('rsp', 'DesiredStream')}")
+        command_id = desired.get("CommandId") if desired is not None else None
+        with self._changed:
+            target = self._pipeline_id(command_id)
+            while True:
+                self._drain(budget)
+                queue = self._outgoing.get(target, [])
+                run = self._runs.get(target) if target is not None else None
+                done = run is not None and run.finished and not queue
+                if queue or done:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise operation_timed_out()
+                self._changed.wait(remaining)
+            response = element("rsp:ReceiveResponse")
+            used = 0
+            while queue and (used == 0 or used + len(queue[0]) <= budget):
+                chunk = queue.pop(0)
+                used += len(chunk)
+                attrib = {"Name": "stdout"}
+                if command_id:
+                    attrib["CommandId"] = command_id
+                sub(response, "rsp:Stream", attrib, base64.b64encode(chunk).decode("ascii"))
+            if command_id:
+                finished = run is not None and run.finished and not queue
+                sub(
+                    response,
+                    "rsp:CommandState",
+                    {"CommandId": command_id, "State": STATE_DONE if finished else STATE_RUNNING},
+                )
+        return [response]
+
+    def _drain(self, budget: int) -> None:
+        """Move psrpcore's pending output into per-pipeline queues, cut to fit ``budget``."""
+        while (payload := self._pool.data_to_send(amount=budget)) is not None:
+            self._outgoing.setdefault(payload.pipeline_id, []).append(bytes(payload.data))
+
+    def signal(self, request: Request) -> list[ET.Element]:
+        signal = request.body.find(q("rsp", "Signal"))
+        if signal is None:
+            raise invalid_request("The Signal request lacks rsp:Signal.")
+        # Compared case-insensitively: pypsrp sends .../signal/Terminate, pywinrm .../terminate.
+        code = (signal.findtext(q("rsp", "Code")) or "").strip().lower()
+        with self._changed:
+            pipeline_id = self._pipeline_id(signal.get("CommandId"))
+            run = self._runs.get(pipeline_id) if pipeline_id is not None else None
+            if run is not None and code in (SIGNAL_PS_CTRL_C, SIGNAL_PS_CRTL_C, SIGNAL_CTRL_C):
+                run.cancel.set()
+                if run.pipeline.state == PSInvocationState.Running:
+                    run.pipeline.stop()
+                run.finished = True
+            elif run is not None and code == SIGNAL_TERMINATE and pipeline_id is not None:
+                run.cancel.set()
+                self._runs.pop(pipeline_id, None)
+                self._outgoing.pop(pipeline_id, None)
+            self._changed.notify_all()
+        return simple_response("rsp:SignalResponse")
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            for run in self._runs.values():
+                run.cancel.set()
+            self._runs.clear()
+            self._outgoing.clear()
+            self._changed.notify_all()
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise invalid_request("The PSRP data is not base64.") from exc

@@ -1,0 +1,234 @@
+"""The WS-Management service: routes SOAP requests to shells and turns errors into faults."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._cmd_shell import CMD_RESOURCE_URI, CmdShell
+from ._cmdline import PowerShellExe
+from ._shell import Shell
+from ._soap import (
+    ACTION_COMMAND,
+    ACTION_CREATE,
+    ACTION_DELETE,
+    ACTION_GET,
+    ACTION_RECEIVE,
+    ACTION_SEND,
+    ACTION_SIGNAL,
+    MalformedRequest,
+    Request,
+    WSManFault,
+    action_not_supported,
+    element,
+    envelope,
+    envelope_too_large,
+    invalid_request,
+    operation_timed_out,
+    resource_uri_not_found,
+    shell_not_found,
+    sub,
+)
+
+_log = logging.getLogger(__name__)
+
+SHELL_RESOURCE_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+CONFIG_RESOURCE_URI = "http://schemas.microsoft.com/wbem/wsman/1/config"
+PSRP_RESOURCE_PREFIX = "http://schemas.microsoft.com/powershell/"
+
+#: Windows' default MaxEnvelopeSizekb (500) in bytes: the largest request the service accepts.
+DEFAULT_MAX_ENVELOPE_SIZE = 500 * 1024
+#: What a response may use when the request does not say (the clients always say).
+_FALLBACK_RESPONSE_ENVELOPE = 153600
+#: Room for the SOAP header and Receive wrapper elements around base64 stream data.
+_ENVELOPE_OVERHEAD = 4096
+
+ShellFactory = Callable[[str, str, str, Request], Shell]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP status and a SOAP envelope."""
+
+    status: int
+    body: bytes
+
+
+class _Stall:
+    """Holds back the next matching operations, as a busy or hung server would."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str | None, float | None]] = []
+        self.released = threading.Event()
+
+    def arm(self, action: str | None, seconds: float | None) -> None:
+        with self._lock:
+            self._pending.append((action, seconds))
+            self.released.clear()
+
+    def take(self, action: str) -> tuple[bool, float | None]:
+        with self._lock:
+            for index, (wanted, seconds) in enumerate(self._pending):
+                if wanted is None or wanted == action:
+                    del self._pending[index]
+                    return True, seconds
+        return False, None
+
+
+class WSManService:
+    """Everything behind ``/wsman`` once the HTTP layer has authenticated and decrypted a request."""
+
+    def __init__(
+        self,
+        powershell: PowerShellExe,
+        psrp_factory: ShellFactory | None = None,
+        max_envelope_size: int = DEFAULT_MAX_ENVELOPE_SIZE,
+    ) -> None:
+        self._powershell = powershell
+        self._psrp_factory = psrp_factory
+        self.max_envelope_size = max_envelope_size
+        self._shells: dict[str, Shell] = {}
+        self._lock = threading.Lock()
+        self._stall = _Stall()
+
+    # -- test controls ------------------------------------------------------------------
+
+    def stall_next(self, action: str | None = ACTION_RECEIVE, seconds: float | None = None) -> None:
+        """Hold back the next operation with ``action`` (any action when None).
+
+        With ``seconds`` None the operation waits out its OperationTimeout and answers with the
+        TimedOut fault without touching the shell; otherwise it is answered normally after
+        ``seconds`` (or earlier, when :meth:`release_stalls` is called).
+        """
+        self._stall.arm(action, seconds)
+
+    def release_stalls(self) -> None:
+        """Let every operation currently held by :meth:`stall_next` proceed."""
+        self._stall.released.set()
+
+    @property
+    def shell_count(self) -> int:
+        """Return the number of open shells."""
+        with self._lock:
+            return len(self._shells)
+
+    # -- request handling ---------------------------------------------------------------
+
+    def handle(self, data: bytes, owner: str, client_ip: str, endpoint: str) -> Reply:
+        """Process one decrypted SOAP request."""
+        try:
+            request = Request.parse(data)
+        except MalformedRequest as exc:
+            return Reply(400, invalid_request(str(exc)).to_envelope(""))
+        try:
+            if len(data) > self.max_envelope_size:
+                raise envelope_too_large(self.max_envelope_size)
+            self._maybe_stall(request)
+            body = self._dispatch(request, owner, client_ip, endpoint)
+        except WSManFault as fault:
+            return Reply(500, fault.to_envelope(request.message_id))
+        except Exception:  # A broken handler must still produce a fault, not a dropped socket.
+            _log.exception("WS-Management request failed: %s", request.action)
+            internal = WSManFault(
+                code=2150858752,
+                subcode="w:InternalError",
+                reason="The service failed internally.",
+                sender=False,
+            )
+            return Reply(500, internal.to_envelope(request.message_id))
+        return Reply(200, envelope(request.action + "Response", request.message_id, body))
+
+    def _maybe_stall(self, request: Request) -> None:
+        matched, seconds = self._stall.take(request.action)
+        if not matched:
+            return
+        if seconds is None:
+            self._stall.released.wait(request.operation_timeout)
+            raise operation_timed_out()
+        self._stall.released.wait(seconds)
+
+    def _dispatch(self, request: Request, owner: str, client_ip: str, endpoint: str) -> list[ET.Element]:
+        action = request.action
+        if action == ACTION_CREATE:
+            shell = self._create_shell(request, owner, client_ip)
+            return shell.created_body(endpoint)
+        if action == ACTION_GET:
+            return self._get(request)
+        handlers: dict[str, Callable[[Request], list[ET.Element]]] = {
+            ACTION_DELETE: self._delete,
+            ACTION_COMMAND: lambda r: self._shell(r).command(r),
+            ACTION_SEND: lambda r: self._shell(r).send(r),
+            ACTION_RECEIVE: self._receive,
+            ACTION_SIGNAL: lambda r: self._shell(r).signal(r),
+        }
+        handler = handlers.get(action)
+        if handler is None:
+            raise action_not_supported(action)
+        return handler(request)
+
+    def _create_shell(self, request: Request, owner: str, client_ip: str) -> Shell:
+        uri = request.resource_uri
+        shell: Shell
+        if uri == CMD_RESOURCE_URI:
+            shell_id = str(uuid.uuid4()).upper()
+            shell = CmdShell(shell_id, owner, client_ip, request.body, request.options, self._powershell)
+        elif uri.startswith(PSRP_RESOURCE_PREFIX) and self._psrp_factory is not None:
+            shell = self._psrp_factory(uri, owner, client_ip, request)
+        else:
+            raise resource_uri_not_found(uri)
+        with self._lock:
+            self._shells[shell.shell_id.upper()] = shell
+        return shell
+
+    def _shell(self, request: Request) -> Shell:
+        shell_id = request.selectors.get("ShellId", "")
+        with self._lock:
+            shell = self._shells.get(shell_id.upper())
+        if shell is None:
+            raise shell_not_found(shell_id)
+        if shell.resource_uri.lower() != request.resource_uri.lower():
+            raise resource_uri_not_found(request.resource_uri)
+        return shell
+
+    def _receive(self, request: Request) -> list[ET.Element]:
+        shell = self._shell(request)
+        envelope_size = request.max_envelope_size or _FALLBACK_RESPONSE_ENVELOPE
+        budget = max((envelope_size - _ENVELOPE_OVERHEAD) * 3 // 4, 1024)
+        return shell.receive(request, budget, time.monotonic() + request.operation_timeout)
+
+    def _delete(self, request: Request) -> list[ET.Element]:
+        shell = self._shell(request)
+        with self._lock:
+            self._shells.pop(shell.shell_id.upper(), None)
+        shell.close()
+        return []
+
+    def _get(self, request: Request) -> list[ET.Element]:
+        if request.resource_uri == CONFIG_RESOURCE_URI:
+            config = element("cfg:Config", {"xmlns:cfg": CONFIG_RESOURCE_URI})
+            sub(config, "cfg:MaxEnvelopeSizekb", text=str(self.max_envelope_size // 1024))
+            sub(config, "cfg:MaxTimeoutms", text="60000")
+            return [config]
+        if request.resource_uri == SHELL_RESOURCE_URI:
+            shell_id = request.selectors.get("ShellId", "")
+            with self._lock:
+                shell = self._shells.get(shell_id.upper())
+            if shell is None:
+                raise shell_not_found(shell_id)
+            return [shell.shell_element()]
+        raise resource_uri_not_found(request.resource_uri)
+
+    def close(self) -> None:
+        """Close every shell (host shutdown)."""
+        with self._lock:
+            shells = list(self._shells.values())
+            self._shells.clear()
+        for shell in shells:
+            shell.close()
+        self._stall.released.set()

@@ -1,0 +1,13 @@
+"""The commands the loopback host knows: Hyper-V, storage/network, and generic utility cmdlets."""
+
+from __future__ import annotations
+
+from . import devices, utility, vm
+from .base import Cmdlet, CommandContext, Param, Registry, Session
+
+__all__ = ["Cmdlet", "CommandContext", "Param", "Registry", "Session", "default_registry"]
+
+
+def default_registry() -> Registry:
+    """Return a registry of every command this host implements."""
+    return Registry([*vm.CMDLETS, *devices.CMDLETS, *utility.CMDLETS])

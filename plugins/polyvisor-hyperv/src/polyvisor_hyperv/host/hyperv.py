@@ -1,0 +1,1051 @@
+"""The in-memory Hyper-V host: VMs, their power state machine, checkpoints, disks, NICs and switches.
+
+Every public method is thread-safe (one condition variable guards the whole host) and raises ``HostError`` with
+the error id, category and message Hyper-V reports. State changes pass through the transitional states Hyper-V
+shows (Starting, Stopping, Saving, Pausing, Resuming, Reset) for ``delays[state]`` seconds, with the lock released
+so that a concurrent Get-VM observes them; the caller blocks until the target state is reached, as the cmdlets do.
+Behaviour that cannot be driven through cmdlets (a guest that ignores shutdown requests, the transition timings,
+files placed on the host) is reachable through the Python API only.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import HostError
+from .filesystem import FileEntry, VirtualFileSystem, normalize_path
+
+__all__ = [
+    "DEFAULT_SWITCH_ID",
+    "AlreadyInState",
+    "DvdDriveRecord",
+    "HardDiskRecord",
+    "HyperVHost",
+    "NetworkAdapterRecord",
+    "SnapshotRecord",
+    "SwitchRecord",
+    "VMConfig",
+    "VMRecord",
+    "wildcard_match",
+]
+
+GiB = 1024**3
+MiB = 1024**2
+# The well-known Id of Hyper-V's "Default Switch".
+DEFAULT_SWITCH_ID = uuid.UUID("c08cb7b8-9b3c-408e-8e30-5e16a3aeb444")
+VM_ROOT = "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V"
+VHD_ROOT = "C:\\ProgramData\\Microsoft\\Windows\\Virtual Hard Disks"
+SECURE_BOOT_TEMPLATES = {
+    "MicrosoftWindows": uuid.UUID("1734c6e8-3154-4dda-ba5f-a874cc483422"),
+    "MicrosoftUEFICertificateAuthority": uuid.UUID("272e7447-90a4-4563-a4b9-8e4ab00526ce"),
+    "OpenSourceShieldedVM": uuid.UUID("4292ae2b-ee2c-42b5-a969-dd8f8689f6f3"),
+}
+TRANSITIONAL = frozenset({"Starting", "Stopping", "Saving", "Pausing", "Resuming", "Reset"})
+
+
+class AlreadyInState(Exception):
+    """The VM already is in the state the verb asks for: the cmdlet warns and does nothing."""
+
+    def __init__(self, vm_name: str) -> None:
+        super().__init__(f"The virtual machine '{vm_name}' is already in the specified state.")
+        self.message = str(self)
+
+
+def wildcard_match(pattern: str, text: str) -> bool:
+    """Match like PowerShell's WildcardPattern (case-insensitive ``*``, ``?``, ``[a-z]``, backtick escapes)."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "`" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(ch))
+            else:
+                body = pattern[i + 1 : end].replace("\\", "\\\\")
+                out.append(f"[{body}]")
+                i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.fullmatch("".join(out), text, re.IGNORECASE | re.DOTALL) is not None
+
+
+def has_wildcard(pattern: str) -> bool:
+    """Return whether ``pattern`` holds an unescaped wildcard character."""
+    return re.search(r"(?<!`)[*?\[]", pattern) is not None
+
+
+@dataclass
+class HardDiskRecord:
+    """A virtual hard disk drive on a controller slot."""
+
+    controller_type: str  # IDE | SCSI
+    controller_number: int
+    controller_location: int
+    path: str | None
+
+
+@dataclass
+class DvdDriveRecord:
+    """A virtual DVD drive, empty or holding an ISO."""
+
+    controller_type: str
+    controller_number: int
+    controller_location: int
+    path: str | None
+
+
+@dataclass
+class NetworkAdapterRecord:
+    """A synthetic (or legacy) network adapter."""
+
+    adapter_id: uuid.UUID
+    name: str
+    switch_name: str | None
+    mac: str | None  # None: dynamic MAC not assigned yet (Hyper-V shows 000000000000 until first start)
+    dynamic_mac: bool = True
+    is_legacy: bool = False
+
+
+@dataclass
+class VMConfig:
+    """The part of a VM that a checkpoint captures and a restore brings back."""
+
+    processor_count: int = 1
+    memory_startup: int = 1 * GiB
+    dynamic_memory: bool = False
+    memory_minimum: int = 512 * MiB
+    memory_maximum: int = 1024 * GiB
+    notes: str = ""
+    checkpoint_type: str = "Production"
+    automatic_stop_action: str = "Save"
+    automatic_start_action: str = "StartIfRunning"
+    secure_boot: bool = False
+    secure_boot_template: str = "MicrosoftWindows"
+    hard_drives: list[HardDiskRecord] = field(default_factory=list)
+    dvd_drives: list[DvdDriveRecord] = field(default_factory=list)
+    network_adapters: list[NetworkAdapterRecord] = field(default_factory=list)
+
+
+@dataclass
+class SnapshotRecord:
+    """A checkpoint: configuration plus the power state it captured ('Off' or 'Saved')."""
+
+    id: uuid.UUID
+    name: str
+    parent_id: uuid.UUID | None
+    created: datetime.datetime
+    config: VMConfig
+    captured_state: str
+    production: bool
+
+
+@dataclass
+class VMRecord:
+    """One virtual machine."""
+
+    id: uuid.UUID
+    name: str
+    generation: int
+    version: str
+    path: str
+    created: datetime.datetime
+    config: VMConfig
+    state: str = "Off"
+    snapshots: dict[uuid.UUID, SnapshotRecord] = field(default_factory=dict)
+    current_snapshot_id: uuid.UUID | None = None
+    started_at: float | None = None
+    op_token: object | None = None
+    guest_accepts_shutdown: bool = True
+
+    def uptime(self, now: float) -> datetime.timedelta:
+        """Return how long the guest has been running (zero unless Running or Paused)."""
+        if self.started_at is None or self.state not in {"Running", "Paused", "Pausing", "Resuming"}:
+            return datetime.timedelta(0)
+        return datetime.timedelta(seconds=int(now - self.started_at))
+
+
+@dataclass
+class SwitchRecord:
+    """A virtual switch."""
+
+    id: uuid.UUID
+    name: str
+    switch_type: str  # Private | Internal | External
+    notes: str = ""
+
+
+def _invalid_state(vm: VMRecord) -> HostError:
+    return HostError(
+        f"'{vm.name}' failed to change state.\n"
+        "The operation cannot be performed while the object is in its current state.",
+        error_id="InvalidState",
+        category="InvalidOperation",
+        target_name=vm.name,
+    )
+
+
+def _modify_failed(vm: VMRecord, device: str, detail: str) -> HostError:
+    return HostError(
+        f"Failed to modify device '{device}'.\n'{vm.name}' failed to modify device '{device}'. "
+        f"(Virtual machine ID {str(vm.id).upper()})\n{detail}",
+        error_id="InvalidState" if "current state" in detail else "InvalidParameter",
+        category="InvalidOperation" if "current state" in detail else "InvalidArgument",
+        target_name=vm.name,
+    )
+
+
+def _not_running_detail() -> str:
+    return "The operation cannot be performed while the object is in its current state."
+
+
+class HyperVHost:
+    """A Windows Hyper-V host held in memory. Share one instance between connections."""
+
+    def __init__(
+        self,
+        *,
+        computer_name: str = "HV-LOOPBACK",
+        logical_processor_count: int = 8,
+        memory_capacity: int = 32 * GiB,
+        transition_delay: float = 0.05,
+        guest_shutdown_timeout: float = 30.0,
+    ) -> None:
+        self.computer_name = computer_name
+        self.logical_processor_count = logical_processor_count
+        self.memory_capacity = memory_capacity
+        self.virtual_machine_path = VM_ROOT
+        self.virtual_hard_disk_path = VHD_ROOT
+        self.delays: dict[str, float] = dict.fromkeys(TRANSITIONAL, transition_delay)
+        self.guest_shutdown_timeout = guest_shutdown_timeout
+        self.files = VirtualFileSystem()
+        self._cond = threading.Condition(threading.RLock())
+        self._vms: dict[uuid.UUID, VMRecord] = {}
+        self._switches: dict[uuid.UUID, SwitchRecord] = {
+            DEFAULT_SWITCH_ID: SwitchRecord(DEFAULT_SWITCH_ID, "Default Switch", "Internal")
+        }
+        self._mac_counter = 0x10
+
+    # ----- Python-only knobs (no cmdlet reaches these) -----
+
+    def set_transition_delay(self, seconds: float, state: str | None = None) -> None:
+        """Set how long a transitional state lasts: one (``state``) or all of them."""
+        with self._cond:
+            for name in [state] if state else list(self.delays):
+                self.delays[name] = seconds
+
+    def set_guest_responds_to_shutdown(self, vm_id: uuid.UUID, responds: bool) -> None:
+        """Make the guest of ``vm_id`` honour (True) or ignore (False) shutdown requests."""
+        with self._cond:
+            self._vm(vm_id).guest_accepts_shutdown = responds
+
+    def add_file(self, path: str, size: int = 4 * MiB) -> str:
+        """Place a plain file (an ISO image, say) on the host and return its normalized path."""
+        return self.files.create(FileEntry(path=path, size=size, file_size=size)).path
+
+    def snapshot_of_vm(self, vm_id: uuid.UUID) -> VMRecord:
+        """Return a deep copy of one VM's record (for assertions)."""
+        with self._cond:
+            return copy.deepcopy(self._vm(vm_id))
+
+    # ----- lookups -----
+
+    def _vm(self, vm_id: uuid.UUID) -> VMRecord:
+        vm = self._vms.get(vm_id)
+        if vm is None:
+            raise HostError(
+                f'Hyper-V was unable to find a virtual machine with id "{vm_id}".',
+                error_id="InvalidParameter",
+                category="InvalidArgument",
+                target_name=str(vm_id),
+            )
+        return vm
+
+    def now(self) -> float:
+        """Return the host's monotonic clock."""
+        return time.monotonic()
+
+    def list_vms(self) -> list[VMRecord]:
+        """Return copies of every VM, ordered by name."""
+        with self._cond:
+            return [copy.deepcopy(vm) for vm in sorted(self._vms.values(), key=lambda v: v.name.casefold())]
+
+    def get_vm(self, vm_id: uuid.UUID) -> VMRecord:
+        """Return a copy of the VM with ``vm_id``; raise HostError if there is none."""
+        with self._cond:
+            return copy.deepcopy(self._vm(vm_id))
+
+    def find_vms(self, name: str) -> list[VMRecord]:
+        """Return copies of the VMs whose name matches ``name`` (wildcards allowed; no match and none: error)."""
+        with self._cond:
+            found = [vm for vm in self._vms.values() if wildcard_match(name, vm.name)]
+            if not found and not has_wildcard(name):
+                raise HostError(
+                    f'Hyper-V was unable to find a virtual machine with name "{name}".',
+                    error_id="InvalidParameter",
+                    category="InvalidArgument",
+                    target_name=name,
+                )
+            return [copy.deepcopy(vm) for vm in sorted(found, key=lambda v: v.name.casefold())]
+
+    # ----- creation, configuration, removal -----
+
+    def new_vm(
+        self,
+        name: str,
+        *,
+        generation: int = 1,
+        memory_startup: int | None = None,
+        path: str | None = None,
+        new_vhd_path: str | None = None,
+        new_vhd_size: int | None = None,
+        vhd_path: str | None = None,
+        switch_name: str | None = None,
+        boot_device: str | None = None,
+        version: str = "10.0",
+    ) -> VMRecord:
+        """Create a VM the way New-VM does (default NIC, IDE DVD on Gen1, optional new or existing VHD)."""
+        if not name or len(name) > 100:
+            raise HostError(
+                "The virtual machine name must be between 1 and 100 characters long.",
+                error_id="InvalidParameter",
+                category="InvalidArgument",
+                target_name=name,
+            )
+        memory = 1 * GiB if memory_startup is None else memory_startup
+        _check_memory(name, memory)
+        with self._cond:
+            if switch_name is not None:
+                self._switch_by_name(switch_name)
+            vm_id = uuid.uuid4()
+            base = normalize_path(path) + "\\" + name if path else VM_ROOT
+            config = VMConfig(memory_startup=memory, secure_boot=generation == 2)
+            controller = "SCSI" if generation == 2 else "IDE"
+            disk_path = None
+            if new_vhd_path is not None:
+                if new_vhd_size is None:
+                    raise HostError(
+                        "Cannot process command because of one or more missing mandatory parameters: NewVHDSizeBytes.",
+                        error_id="MissingMandatoryParameter",
+                        category="InvalidArgument",
+                        exception_type="System.Management.Automation.ParameterBindingException",
+                    )
+                fmt = "VHD" if new_vhd_path.lower().endswith(".vhd") else "VHDX"
+                if generation == 2 and fmt == "VHD":
+                    raise HostError(
+                        "Generation 2 virtual machines do not support the VHD format. Use VHDX instead.",
+                        error_id="InvalidParameter",
+                        category="InvalidArgument",
+                        target_name=new_vhd_path,
+                    )
+                disk_path = self._create_vhd(new_vhd_path, new_vhd_size, "Dynamic", None).path
+            elif vhd_path is not None:
+                if self.files.get(normalize_path(vhd_path, self.virtual_hard_disk_path)) is None:
+                    raise _file_not_found(normalize_path(vhd_path, self.virtual_hard_disk_path))
+                disk_path = normalize_path(vhd_path, self.virtual_hard_disk_path)
+            if disk_path is not None:
+                config.hard_drives.append(HardDiskRecord(controller, 0, 0, disk_path))
+            if generation == 1:
+                config.dvd_drives.append(DvdDriveRecord("IDE", 1, 0, None))
+            elif boot_device == "CD":
+                config.dvd_drives.append(DvdDriveRecord("SCSI", 0, 1, None))
+            config.network_adapters.append(NetworkAdapterRecord(uuid.uuid4(), "Network Adapter", switch_name, None))
+            vm = VMRecord(
+                id=vm_id,
+                name=name,
+                generation=generation,
+                version=version,
+                path=base,
+                created=datetime.datetime.now(datetime.UTC),
+                config=config,
+            )
+            self._vms[vm_id] = vm
+            self._cond.notify_all()
+            return copy.deepcopy(vm)
+
+    def set_vm(self, vm_id: uuid.UUID, **changes: object) -> VMRecord:
+        """Apply Set-VM changes (keys: processor_count, memory_startup, dynamic_memory, memory_minimum,
+        memory_maximum, notes, checkpoint_type, automatic_stop_action, automatic_start_action, name)."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            off = vm.state == "Off"
+            cfg = vm.config
+            if "processor_count" in changes:
+                count = int(changes["processor_count"])  # type: ignore[call-overload]
+                if count != cfg.processor_count and not off:
+                    raise _modify_failed(vm, "Processor", _not_running_detail())
+                if count < 1 or count > self.logical_processor_count:
+                    raise _modify_failed(
+                        vm,
+                        "Processor",
+                        f"The count of virtual processors ({count}) is not valid: this host has "
+                        f"{self.logical_processor_count} logical processors.",
+                    )
+                cfg.processor_count = count
+            for key, device in [
+                ("memory_startup", "Memory"),
+                ("memory_minimum", "Memory"),
+                ("memory_maximum", "Memory"),
+                ("dynamic_memory", "Memory"),
+                ("automatic_stop_action", "Settings"),
+            ]:
+                if key in changes:
+                    value = changes[key]
+                    if value != getattr(cfg, key) and not off:
+                        raise _modify_failed(vm, device, _not_running_detail())
+                    if key.startswith("memory_"):
+                        _check_memory(vm.name, int(value))  # type: ignore[call-overload]
+                    setattr(cfg, key, value)
+            for key in ("notes", "checkpoint_type", "automatic_start_action"):
+                if key in changes:
+                    setattr(cfg, key, changes[key])
+            if "name" in changes:
+                vm.name = str(changes["name"])
+            self._cond.notify_all()
+            return copy.deepcopy(vm)
+
+    def remove_vm(self, vm_id: uuid.UUID) -> None:
+        """Delete a VM and its checkpoints; its VHD files stay on disk, as Remove-VM leaves them."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            if vm.state in TRANSITIONAL:
+                raise _invalid_state(vm)
+            # Remove-VM turns a running or saved VM off before deleting it.
+            del self._vms[vm_id]
+            self._cond.notify_all()
+
+    # ----- power state machine -----
+
+    def _transition(
+        self,
+        vm_id: uuid.UUID,
+        *,
+        allowed: Iterable[str],
+        via: str,
+        target: str,
+        already: Iterable[str] = (),
+        before: Callable[[VMRecord], None] | None = None,
+        after: Callable[[VMRecord], None] | None = None,
+    ) -> VMRecord:
+        with self._cond:
+            vm = self._vm(vm_id)
+            if vm.state in set(already):
+                raise AlreadyInState(vm.name)
+            if vm.state not in set(allowed):
+                raise _invalid_state(vm)
+            if before is not None:
+                before(vm)
+            token = object()
+            vm.op_token = token
+            vm.state = via
+            self._cond.notify_all()
+            delay = self.delays.get(via, 0.0)
+        if delay > 0:
+            time.sleep(delay)
+        with self._cond:
+            vm = self._vm(vm_id)
+            if vm.op_token is not token:
+                # A forced turn-off overtook this operation: Hyper-V reports the original one as failed.
+                raise _invalid_state(vm)
+            vm.op_token = None
+            vm.state = target
+            if after is not None:
+                after(vm)
+            self._cond.notify_all()
+            return copy.deepcopy(vm)
+
+    def start_vm(self, vm_id: uuid.UUID) -> VMRecord:
+        """Start an Off or Saved VM (a Paused one resumes); blocks until Running."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            if vm.state == "Paused":
+                return self.resume_vm(vm_id)
+
+        def check_memory(vm: VMRecord) -> None:
+            used = sum(
+                v.config.memory_startup for v in self._vms.values() if v.id != vm.id and v.state not in {"Off", "Saved"}
+            )
+            if used + vm.config.memory_startup > self.memory_capacity:
+                raise HostError(
+                    f"'{vm.name}' failed to start.\n'{vm.name}' could not initialize.\n"
+                    f"Not enough memory in the system to start the virtual machine {vm.name}.",
+                    error_id="OperationFailed",
+                    category="NotSpecified",
+                    target_name=vm.name,
+                )
+
+        def running(vm: VMRecord) -> None:
+            vm.started_at = self.now()
+            for nic in vm.config.network_adapters:
+                if nic.mac is None:
+                    nic.mac = self._next_mac()
+
+        return self._transition(
+            vm_id,
+            allowed={"Off", "Saved"},
+            via="Starting",
+            target="Running",
+            already={"Running"},
+            before=check_memory,
+            after=running,
+        )
+
+    def _next_mac(self) -> str:
+        self._mac_counter += 1
+        return f"00155D{self._mac_counter:06X}"
+
+    def shutdown_vm(self, vm_id: uuid.UUID, cancel: threading.Event | None = None) -> VMRecord:
+        """Ask the guest to shut down and wait until the VM is Off (a guest may ignore the request)."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            if vm.state == "Off":
+                raise AlreadyInState(vm.name)
+            if vm.state != "Running":
+                raise _invalid_state(vm)
+            if not vm.guest_accepts_shutdown:
+                deadline = self.now() + self.guest_shutdown_timeout
+                while True:
+                    vm = self._vm(vm_id)
+                    if vm.state == "Off":
+                        return copy.deepcopy(vm)
+                    if cancel is not None and cancel.is_set():
+                        raise HostError(
+                            "The pipeline has been stopped.",
+                            error_id="PipelineStopped",
+                            category="OperationStopped",
+                            exception_type="System.Management.Automation.PipelineStoppedException",
+                        )
+                    remaining = deadline - self.now()
+                    if remaining <= 0:
+                        raise HostError(
+                            f"'{vm.name}' failed to shut down.\nThe operation timed out.",
+                            error_id="OperationFailed",
+                            category="OperationTimeout",
+                            target_name=vm.name,
+                        )
+                    self._cond.wait(min(remaining, 0.05))
+        return self._transition(vm_id, allowed={"Running"}, via="Stopping", target="Off", after=_powered_off)
+
+    def turn_off_vm(self, vm_id: uuid.UUID) -> VMRecord:
+        """Power off at once, from Running, Paused or any transitional state (it overtakes that operation)."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            if vm.state == "Off":
+                raise AlreadyInState(vm.name)
+            if vm.state not in {"Running", "Paused"} | TRANSITIONAL:
+                raise _invalid_state(vm)
+            vm.op_token = object()  # whatever was in flight now fails
+            vm.state = "Off"
+            _powered_off(vm)
+            self._cond.notify_all()
+            return copy.deepcopy(vm)
+
+    def save_vm(self, vm_id: uuid.UUID) -> VMRecord:
+        """Save a Running or Paused VM's memory to disk."""
+        return self._transition(
+            vm_id,
+            allowed={"Running", "Paused"},
+            via="Saving",
+            target="Saved",
+            already={"Saved"},
+            after=_memory_saved,
+        )
+
+    def suspend_vm(self, vm_id: uuid.UUID) -> VMRecord:
+        """Pause a Running VM."""
+        return self._transition(vm_id, allowed={"Running"}, via="Pausing", target="Paused", already={"Paused"})
+
+    def resume_vm(self, vm_id: uuid.UUID) -> VMRecord:
+        """Resume a Paused VM."""
+        return self._transition(vm_id, allowed={"Paused"}, via="Resuming", target="Running", already={"Running"})
+
+    def restart_vm(self, vm_id: uuid.UUID) -> VMRecord:
+        """Hard-reset a Running VM."""
+
+        def reset(vm: VMRecord) -> None:
+            vm.started_at = self.now()
+
+        return self._transition(vm_id, allowed={"Running"}, via="Reset", target="Running", after=reset)
+
+    def remove_saved_state(self, vm_id: uuid.UUID) -> VMRecord:
+        """Discard a Saved VM's memory: it becomes Off."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            if vm.state != "Saved":
+                raise _invalid_state(vm)
+            vm.state = "Off"
+            _powered_off(vm)
+            self._cond.notify_all()
+            return copy.deepcopy(vm)
+
+    # ----- checkpoints -----
+
+    def checkpoint_vm(self, vm_id: uuid.UUID, name: str | None = None) -> SnapshotRecord:
+        """Take a checkpoint below the current one; Standard captures memory of a running VM, Production not."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            ctype = vm.config.checkpoint_type
+            if ctype == "Disabled":
+                raise HostError(
+                    f"Checkpoint operation failed for '{vm.name}'.\nCheckpoints are disabled for '{vm.name}'.",
+                    error_id="OperationFailed",
+                    category="InvalidOperation",
+                    target_name=vm.name,
+                )
+            if vm.state in TRANSITIONAL:
+                raise _invalid_state(vm)
+            live = vm.state in {"Running", "Paused"}
+            production = ctype in {"Production", "ProductionOnly"} and vm.state != "Paused"
+            if ctype == "ProductionOnly" and vm.state == "Paused":
+                raise HostError(
+                    f"Checkpoint operation failed for '{vm.name}'.\n"
+                    f"Could not create a production checkpoint for '{vm.name}' while it is paused.",
+                    error_id="OperationFailed",
+                    category="InvalidOperation",
+                    target_name=vm.name,
+                )
+            captured = "Saved" if vm.state == "Saved" or (live and not production) else "Off"
+            created = datetime.datetime.now(datetime.UTC)
+            if name is None:
+                stamp = created.astimezone().strftime("%m/%d/%Y - %I:%M:%S %p").lstrip("0")
+                name = f"{vm.name} - ({stamp})"
+            snap = SnapshotRecord(
+                id=uuid.uuid4(),
+                name=name,
+                parent_id=vm.current_snapshot_id,
+                created=created,
+                config=copy.deepcopy(vm.config),
+                captured_state=captured,
+                production=production,
+            )
+            vm.snapshots[snap.id] = snap
+            vm.current_snapshot_id = snap.id
+            self._cond.notify_all()
+            return copy.deepcopy(snap)
+
+    def find_snapshots(
+        self, vm_id: uuid.UUID, name: str | None = None, snapshot_id: uuid.UUID | None = None
+    ) -> list[SnapshotRecord]:
+        """Return a VM's checkpoints, oldest first, filtered by name (wildcards) or id."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            snaps = sorted(vm.snapshots.values(), key=lambda s: s.created)
+            if snapshot_id is not None:
+                snaps = [s for s in snaps if s.id == snapshot_id]
+            if name is not None:
+                snaps = [s for s in snaps if wildcard_match(name, s.name)]
+                if not snaps and not has_wildcard(name):
+                    raise HostError(
+                        f'Hyper-V was unable to find a checkpoint with name "{name}" for the '
+                        f"virtual machine '{vm.name}'.",
+                        error_id="InvalidParameter",
+                        category="InvalidArgument",
+                        target_name=name,
+                    )
+            return copy.deepcopy(snaps)
+
+    def restore_snapshot(self, vm_id: uuid.UUID, snapshot_id: uuid.UUID) -> VMRecord:
+        """Apply a checkpoint to an Off or Saved VM: config and captured state come back."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            snap = self._snapshot(vm, snapshot_id)
+            if vm.state not in {"Off", "Saved"}:
+                raise _invalid_state(vm)
+            vm.config = copy.deepcopy(snap.config)
+            vm.state = snap.captured_state
+            vm.current_snapshot_id = snap.id
+            _powered_off(vm)
+            self._cond.notify_all()
+            return copy.deepcopy(vm)
+
+    def remove_snapshot(self, vm_id: uuid.UUID, snapshot_id: uuid.UUID, *, subtree: bool) -> None:
+        """Delete a checkpoint (children move up to its parent) or, with ``subtree``, it and its descendants."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            snap = self._snapshot(vm, snapshot_id)
+            doomed = {snap.id}
+            if subtree:
+                changed = True
+                while changed:
+                    changed = False
+                    for other in vm.snapshots.values():
+                        if other.parent_id in doomed and other.id not in doomed:
+                            doomed.add(other.id)
+                            changed = True
+            for other in vm.snapshots.values():
+                if other.parent_id == snap.id and other.id not in doomed:
+                    other.parent_id = snap.parent_id
+            if vm.current_snapshot_id in doomed:
+                vm.current_snapshot_id = snap.parent_id
+            for sid in doomed:
+                del vm.snapshots[sid]
+            self._cond.notify_all()
+
+    def rename_snapshot(self, vm_id: uuid.UUID, snapshot_id: uuid.UUID, new_name: str) -> SnapshotRecord:
+        """Rename a checkpoint."""
+        with self._cond:
+            snap = self._snapshot(self._vm(vm_id), snapshot_id)
+            snap.name = new_name
+            return copy.deepcopy(snap)
+
+    def _snapshot(self, vm: VMRecord, snapshot_id: uuid.UUID) -> SnapshotRecord:
+        snap = vm.snapshots.get(snapshot_id)
+        if snap is None:
+            raise HostError(
+                f'Hyper-V was unable to find a checkpoint with id "{snapshot_id}" for the '
+                f"virtual machine '{vm.name}'.",
+                error_id="InvalidParameter",
+                category="InvalidArgument",
+                target_name=str(snapshot_id),
+            )
+        return snap
+
+    # ----- virtual hard disks and drives -----
+
+    def _create_vhd(self, path: str, size: int, vhd_type: str, parent: str | None) -> FileEntry:
+        full = normalize_path(path, self.virtual_hard_disk_path)
+        fmt = "VHD" if full.lower().endswith(".vhd") else "VHDX"
+        if not full.lower().endswith((".vhd", ".vhdx")):
+            raise HostError(
+                f"Failed to create the virtual hard disk.\nThe format of '{full}' is not valid: "
+                "the file name extension must be .vhd or .vhdx.",
+                error_id="InvalidParameter",
+                category="InvalidArgument",
+                target_name=full,
+            )
+        if size <= 0 and vhd_type != "Differencing":
+            raise HostError(
+                "Failed to create the virtual hard disk.\nThe size of the virtual hard disk is not valid.",
+                error_id="InvalidParameter",
+                category="InvalidArgument",
+                target_name=full,
+            )
+        file_size = size if vhd_type == "Fixed" else 4 * MiB
+        block = 0 if vhd_type == "Fixed" else 32 * MiB
+        return self.files.create(
+            FileEntry(
+                path=full,
+                size=size,
+                file_size=file_size,
+                vhd_type=vhd_type,
+                vhd_format=fmt,
+                parent_path=parent,
+                block_size=block,
+            )
+        )
+
+    def new_vhd(
+        self, path: str, size: int | None, *, vhd_type: str = "Dynamic", parent_path: str | None = None
+    ) -> FileEntry:
+        """Create a VHD/VHDX file (Dynamic by default; Differencing needs a parent)."""
+        with self._cond:
+            if vhd_type == "Differencing":
+                if parent_path is None:
+                    raise HostError(
+                        "Failed to create the virtual hard disk.\nA differencing disk needs a parent path.",
+                        error_id="InvalidParameter",
+                        category="InvalidArgument",
+                        target_name=path,
+                    )
+                parent = self.files.get(normalize_path(parent_path, self.virtual_hard_disk_path))
+                if parent is None or parent.vhd_type is None:
+                    raise _file_not_found(normalize_path(parent_path, self.virtual_hard_disk_path))
+                return copy.deepcopy(self._create_vhd(path, parent.size, "Differencing", parent.path))
+            return copy.deepcopy(self._create_vhd(path, size or 0, vhd_type, None))
+
+    def get_vhd(self, path: str) -> FileEntry:
+        """Return the VHD at ``path``."""
+        full = normalize_path(path, self.virtual_hard_disk_path)
+        entry = self.files.get(full)
+        if entry is None or entry.vhd_type is None:
+            raise _file_not_found(full)
+        return copy.deepcopy(entry)
+
+    def attached_vm(self, path: str) -> VMRecord | None:
+        """Return the VM whose drive holds ``path``, if any."""
+        key = normalize_path(path).casefold()
+        with self._cond:
+            for vm in self._vms.values():
+                drives = _drives(vm)
+                if any(d.path is not None and d.path.casefold() == key for d in drives):
+                    return copy.deepcopy(vm)
+        return None
+
+    def remove_file(self, path: str) -> None:
+        """Delete a file; one in use by a running VM cannot be deleted."""
+        with self._cond:
+            vm = self.attached_vm(path)
+            if vm is not None and vm.state != "Off":
+                full = normalize_path(path)
+                raise HostError(
+                    f"Cannot remove item {full}: The process cannot access the file '{full}' because it "
+                    "is being used by another process.",
+                    error_id="RemoveFileSystemItemIOError",
+                    category="WriteError",
+                    target_name=full,
+                    exception_type="System.IO.IOException",
+                )
+            self.files.remove(path)
+
+    def add_hard_disk(
+        self,
+        vm_id: uuid.UUID,
+        path: str | None,
+        controller_type: str | None = None,
+        controller_number: int | None = None,
+        controller_location: int | None = None,
+    ) -> HardDiskRecord:
+        """Attach a disk at the first free slot (or the one given)."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            full = None
+            if path is not None:
+                full = normalize_path(path, self.virtual_hard_disk_path)
+                if self.files.get(full) is None:
+                    raise _file_not_found(full)
+            ctype = controller_type or ("SCSI" if vm.generation == 2 else "IDE")
+            if ctype == "IDE" and vm.generation == 2:
+                raise HostError(
+                    "Generation 2 virtual machines do not support IDE controllers.",
+                    error_id="InvalidParameter",
+                    category="InvalidArgument",
+                    target_name=vm.name,
+                )
+            if ctype == "IDE" and vm.state != "Off":
+                raise _modify_failed(vm, "Hard Drive", _not_running_detail())
+            number, location = self._free_slot(vm, ctype, controller_number, controller_location)
+            drive = HardDiskRecord(ctype, number, location, full)
+            vm.config.hard_drives.append(drive)
+            self._cond.notify_all()
+            return copy.deepcopy(drive)
+
+    def add_dvd_drive(self, vm_id: uuid.UUID, path: str | None) -> DvdDriveRecord:
+        """Attach a DVD drive at the first free slot."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            full = None if path is None else normalize_path(path)
+            if full is not None and self.files.get(full) is None:
+                raise _file_not_found(full)
+            ctype = "SCSI" if vm.generation == 2 else "IDE"
+            if ctype == "IDE" and vm.state != "Off":
+                raise _modify_failed(vm, "DVD Drive", _not_running_detail())
+            number, location = self._free_slot(vm, ctype, None, None)
+            drive = DvdDriveRecord(ctype, number, location, full)
+            vm.config.dvd_drives.append(drive)
+            return copy.deepcopy(drive)
+
+    def set_dvd_media(self, vm_id: uuid.UUID, slot: tuple[str, int, int], path: str | None) -> DvdDriveRecord:
+        """Insert (or with None eject) an ISO in the DVD drive at ``slot``."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            full = None if path is None else normalize_path(path)
+            if full is not None and self.files.get(full) is None:
+                raise _file_not_found(full)
+            for drive in vm.config.dvd_drives:
+                if (drive.controller_type, drive.controller_number, drive.controller_location) == slot:
+                    drive.path = full
+                    return copy.deepcopy(drive)
+            raise HostError(
+                f"No DVD drive was found at the given location on '{vm.name}'.",
+                error_id="ObjectNotFound",
+                category="ObjectNotFound",
+                target_name=vm.name,
+            )
+
+    def _free_slot(self, vm: VMRecord, ctype: str, number: int | None, location: int | None) -> tuple[int, int]:
+        used = {(d.controller_number, d.controller_location) for d in _drives(vm) if d.controller_type == ctype}
+        numbers = [number] if number is not None else list(range(2 if ctype == "IDE" else 4))
+        locations_per = 2 if ctype == "IDE" else 64
+        for n in numbers:
+            for loc in [location] if location is not None else range(locations_per):
+                if (n, loc) not in used:
+                    return n, loc
+        raise HostError(
+            f"Failed to add device 'Virtual Hard Disk'.\nThe controller slot is already in use on '{vm.name}'.",
+            error_id="InvalidParameter",
+            category="InvalidArgument",
+            target_name=vm.name,
+        )
+
+    def remove_drive(self, vm_id: uuid.UUID, slot: tuple[str, int, int], dvd: bool) -> None:
+        """Detach the hard disk (or DVD) drive at ``slot``; the file stays."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            drives: list[Any] = vm.config.hard_drives  # hard disk or DVD records: same slot fields
+            if dvd:
+                drives = vm.config.dvd_drives
+            for index, drive in enumerate(drives):
+                if (drive.controller_type, drive.controller_number, drive.controller_location) == slot:
+                    if drive.controller_type == "IDE" and vm.state != "Off":
+                        raise _modify_failed(vm, "Hard Drive", _not_running_detail())
+                    del drives[index]
+                    self._cond.notify_all()
+                    return
+            raise HostError(
+                f"No drive was found at the given location on '{vm.name}'.",
+                error_id="ObjectNotFound",
+                category="ObjectNotFound",
+                target_name=vm.name,
+            )
+
+    # ----- network -----
+
+    def list_switches(self) -> list[SwitchRecord]:
+        """Return every virtual switch, ordered by name."""
+        with self._cond:
+            return [copy.deepcopy(s) for s in sorted(self._switches.values(), key=lambda s: s.name.casefold())]
+
+    def _switch_by_name(self, name: str) -> SwitchRecord:
+        for switch in self._switches.values():
+            if switch.name.casefold() == name.casefold():
+                return switch
+        raise HostError(
+            f'Hyper-V was unable to find a virtual switch with name "{name}".',
+            error_id="InvalidParameter",
+            category="InvalidArgument",
+            target_name=name,
+        )
+
+    def new_switch(self, name: str, switch_type: str, notes: str = "") -> SwitchRecord:
+        """Create an Internal or Private switch."""
+        with self._cond:
+            switch = SwitchRecord(uuid.uuid4(), name, switch_type, notes)
+            self._switches[switch.id] = switch
+            return copy.deepcopy(switch)
+
+    def remove_switch(self, switch_id: uuid.UUID) -> None:
+        """Delete a switch; adapters connected to it become disconnected."""
+        with self._cond:
+            switch = self._switches.pop(switch_id)
+            for vm in self._vms.values():
+                for nic in vm.config.network_adapters:
+                    if nic.switch_name is not None and nic.switch_name.casefold() == switch.name.casefold():
+                        nic.switch_name = None
+
+    def add_network_adapter(
+        self,
+        vm_id: uuid.UUID,
+        name: str,
+        switch_name: str | None,
+        static_mac: str | None = None,
+        is_legacy: bool = False,
+    ) -> NetworkAdapterRecord:
+        """Add an adapter (legacy adapters need a Generation 1 VM that is Off)."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            if switch_name is not None:
+                self._switch_by_name(switch_name)
+            if is_legacy and (vm.generation == 2 or vm.state != "Off"):
+                raise _modify_failed(vm, "Legacy Network Adapter", _not_running_detail())
+            mac = static_mac.replace("-", "").replace(":", "").upper() if static_mac else None
+            if mac is None and vm.state not in {"Off", "Saved"}:
+                mac = self._next_mac()
+            nic = NetworkAdapterRecord(uuid.uuid4(), name, switch_name, mac, static_mac is None, is_legacy)
+            vm.config.network_adapters.append(nic)
+            self._cond.notify_all()
+            return copy.deepcopy(nic)
+
+    def remove_network_adapter(self, vm_id: uuid.UUID, adapter_id: uuid.UUID) -> None:
+        """Remove one adapter."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            vm.config.network_adapters = [n for n in vm.config.network_adapters if n.adapter_id != adapter_id]
+            self._cond.notify_all()
+
+    def connect_network_adapter(self, vm_id: uuid.UUID, adapter_id: uuid.UUID, switch_name: str | None) -> None:
+        """Connect an adapter to a switch (None disconnects)."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            if switch_name is not None:
+                switch_name = self._switch_by_name(switch_name).name
+            for nic in vm.config.network_adapters:
+                if nic.adapter_id == adapter_id:
+                    nic.switch_name = switch_name
+            self._cond.notify_all()
+
+    # ----- firmware -----
+
+    def set_firmware(
+        self, vm_id: uuid.UUID, *, secure_boot: bool | None = None, template: str | None = None
+    ) -> VMRecord:
+        """Change secure boot settings of a Generation 2 VM that is Off."""
+        with self._cond:
+            vm = self._vm(vm_id)
+            require_generation_2(vm)
+            if vm.state != "Off":
+                raise _modify_failed(vm, "Firmware", _not_running_detail())
+            if template is not None:
+                if template not in SECURE_BOOT_TEMPLATES:
+                    raise HostError(
+                        f"The secure boot template '{template}' is not valid. Valid templates: "
+                        + ", ".join(SECURE_BOOT_TEMPLATES),
+                        error_id="InvalidParameter",
+                        category="InvalidArgument",
+                        target_name=template,
+                    )
+                vm.config.secure_boot_template = template
+            if secure_boot is not None:
+                vm.config.secure_boot = secure_boot
+            return copy.deepcopy(vm)
+
+
+def _drives(vm: VMRecord) -> list[HardDiskRecord | DvdDriveRecord]:
+    return [*vm.config.hard_drives, *vm.config.dvd_drives]
+
+
+def require_generation_2(vm: VMRecord) -> None:
+    """Raise the error the VMFirmware cmdlets give for a Generation 1 VM."""
+    if vm.generation != 2:
+        raise HostError(
+            "Generation 1 virtual machines do not support the VMFirmware cmdlets. "
+            "Use Get-VMBios and Set-VMBios instead.",
+            error_id="InvalidParameter",
+            category="InvalidArgument",
+            target_name=vm.name,
+        )
+
+
+def _check_memory(name: str, memory: int) -> None:
+    if memory < 32 * MiB or memory % (2 * MiB):
+        raise HostError(
+            f"Failed to modify device 'Memory'.\nInvalid startup memory amount assigned for '{name}'. "
+            "The amount must be at least 32 MB and a multiple of 2 MB.",
+            error_id="InvalidParameter",
+            category="InvalidArgument",
+            target_name=name,
+        )
+
+
+def _file_not_found(path: str) -> HostError:
+    return HostError(
+        f"Getting the mounted storage instance for the path '{path}' failed.\n"
+        "The system cannot find the file specified. (0x80070002)",
+        error_id="ObjectNotFound",
+        category="ObjectNotFound",
+        target_name=path,
+    )
+
+
+def _powered_off(vm: VMRecord) -> None:
+    vm.started_at = None
+
+
+def _memory_saved(vm: VMRecord) -> None:
+    vm.started_at = None

@@ -1,0 +1,208 @@
+"""Connection options: parsed from the ``hyperv://`` URI's query and from ``connect()`` keywords (keywords win).
+
+``hyperv://[user@]host[:port]/?transport=psrp|winrm&auth=negotiate|ntlm|kerberos|credssp|basic&scheme=https|http
+&verify=true|false&ca=PATH&encryption=auto|always|never&allow_http_basic=1``
+
+Defaults are the safe ones: PSRP, HTTPS on 5986, certificate verification on. Plain HTTP (5985) with NTLM,
+Negotiate or Kerberos uses message encryption; Basic over plain HTTP sends the password in clear text and is refused
+unless ``allow_http_basic`` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from polyvisor.backend import Credentials, Secret
+from polyvisor.errors import ValidationError
+from polyvisor.uri import URI
+
+__all__ = ["ConnectionOptions", "parse_options"]
+
+TRANSPORTS = ("psrp", "winrm")
+AUTHS = ("negotiate", "ntlm", "kerberos", "credssp", "basic")
+SCHEMES = ("https", "http")
+ENCRYPTIONS = ("auto", "always", "never")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+# Keyword spellings that the URI query spells differently.
+_ALIASES = {"ca": "ca_path"}
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOptions:
+    """Everything needed to open a WinRM/PSRP connection; the password stays wrapped in a Secret."""
+
+    host: str
+    port: int
+    username: str | None
+    password: Secret | None
+    transport: str = "psrp"
+    auth: str = "negotiate"
+    scheme: str = "https"
+    verify: bool = True
+    ca_path: str | None = None
+    encryption: str = "auto"
+    path: str = "wsman"
+    operation_timeout: int = 20
+    """Seconds the server may hold one WS-Management request (wsman:OperationTimeout)."""
+    read_timeout: int = 30
+    """Seconds the client waits for one HTTP response; must exceed operation_timeout."""
+    connect_timeout: int = 30
+    command_timeout: float = 600.0
+    """Seconds one PowerShell operation may run before it is stopped and TimeoutError raised."""
+
+    @property
+    def ssl(self) -> bool:
+        """Return whether HTTPS is used."""
+        return self.scheme == "https"
+
+    @property
+    def endpoint(self) -> str:
+        """The WS-Management URL (no credentials in it)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}/{self.path}"
+
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionOptions({self.endpoint!r}, transport={self.transport!r}, auth={self.auth!r}, "
+            f"username={self.username!r}, password={'***' if self.password else None}, verify={self.verify!r})"
+        )
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str, object], str]:
+    def convert(name: str, value: object) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValidationError(f"{value!r} is not one of: {', '.join(choices)}", field=name)
+        return text
+
+    return convert
+
+
+def _bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValidationError(f"{value!r} is not a boolean (use true or false)", field=name)
+
+
+def _seconds(name: str, value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]  # anything else is refused just below
+    except (TypeError, ValueError):
+        raise ValidationError(f"{value!r} is not a number of seconds", field=name) from None
+    if isinstance(value, bool) or not number > 0:
+        raise ValidationError(f"must be a positive number of seconds, got {value!r}", field=name)
+    return number
+
+
+def _path(name: str, value: object) -> str:
+    text = str(value)
+    if not text or not Path(text).is_file():
+        raise ValidationError(f"{text!r} is not a readable CA certificate file (PEM)", field=name)
+    return text
+
+
+def _text(name: str, value: object) -> str:
+    text = str(value).strip("/")
+    if not text or any(ch in text for ch in "?#\r\n"):
+        raise ValidationError(f"{value!r} is not a URL path", field=name)
+    return text
+
+
+_CONVERTERS: dict[str, Callable[[str, object], Any]] = {
+    "transport": _choice(TRANSPORTS),
+    "auth": _choice(AUTHS),
+    "scheme": _choice(SCHEMES),
+    "verify": _bool,
+    "ca_path": _path,
+    "encryption": _choice(ENCRYPTIONS),
+    "allow_http_basic": _bool,
+    "allow_unencrypted": _bool,
+    "path": _text,
+    "operation_timeout": _seconds,
+    "read_timeout": _seconds,
+    "connect_timeout": _seconds,
+    "command_timeout": _seconds,
+}
+
+
+def parse_options(uri: URI, credentials: Credentials) -> ConnectionOptions:
+    """Merge the URI and ``connect()`` keywords into options; raise ValidationError naming what is wrong."""
+    if not uri.host:
+        raise ValidationError("a hyperv:// URI needs a host, e.g. hyperv://admin@hv01.example.com/", field="uri")
+    raw: dict[str, object] = {}
+    if uri.transport:
+        raw["transport"] = uri.transport
+    for key, value in uri.query:
+        raw[_ALIASES.get(key, key)] = value
+    for key, value in credentials.options.items():
+        raw[_ALIASES.get(key, key)] = value
+    unknown = sorted(set(raw) - set(_CONVERTERS))
+    if unknown:
+        raise ValidationError(
+            f"unknown Hyper-V connection option(s) {', '.join(unknown)}; known: {', '.join(sorted(_CONVERTERS))}",
+            field="options",
+        )
+    values = {key: _CONVERTERS[key](key, value) for key, value in raw.items()}
+
+    scheme = values.get("scheme", "https")
+    auth = values.get("auth", "negotiate")
+    verify = values.get("verify", True)
+    ca_path = values.get("ca_path")
+    encryption = values.get("encryption", "auto")
+    if ca_path is not None and not verify:
+        raise ValidationError("ca names a CA to verify against but verify is false; drop one of them", field="ca_path")
+    if scheme == "http":
+        if auth == "basic":
+            if not values.get("allow_http_basic", False):
+                raise ValidationError(
+                    "Basic authentication over plain HTTP sends the password in clear text; use scheme=https "
+                    "(the default), another auth, or pass allow_http_basic=1 if you accept that",
+                    field="auth",
+                )
+            # Basic has no session key, so there is nothing to encrypt messages with.
+            encryption = "never"
+        elif encryption == "never" and not values.get("allow_unencrypted", False):
+            raise ValidationError(
+                "encryption=never over plain HTTP sends every message in clear text; use scheme=https or "
+                "encryption=auto, or pass allow_unencrypted=1 if you accept that",
+                field="encryption",
+            )
+    elif encryption == "always" and auth == "basic":
+        raise ValidationError("Basic authentication cannot encrypt messages; use encryption=auto", field="encryption")
+    if auth != "kerberos" and (not credentials.username or credentials.password is None):
+        raise ValidationError(
+            f"{auth} authentication needs a username and a password: hyperv://USER@host/ and password=...",
+            field="username",
+        )
+    operation_timeout = int(values.get("operation_timeout", 20))
+    read_timeout = int(values.get("read_timeout", operation_timeout + 10))
+    if read_timeout <= operation_timeout:
+        raise ValidationError(
+            f"must exceed operation_timeout ({operation_timeout}s), or replies are cut off", field="read_timeout"
+        )
+    return ConnectionOptions(
+        host=uri.host,
+        port=uri.port or (5986 if scheme == "https" else 5985),
+        username=credentials.username,
+        password=credentials.password,
+        transport=values.get("transport", "psrp"),
+        auth=auth,
+        scheme=scheme,
+        verify=verify,
+        ca_path=ca_path,
+        encryption=encryption,
+        path=values.get("path", "wsman"),
+        operation_timeout=operation_timeout,
+        read_timeout=read_timeout,
+        connect_timeout=int(values.get("connect_timeout", 30)),
+        command_timeout=float(values.get("command_timeout", 600.0)),
+    )

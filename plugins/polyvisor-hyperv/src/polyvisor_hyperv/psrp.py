@@ -1,0 +1,207 @@
+"""The PSRP transport (pypsrp): one warm RunspacePool; each request is one pipeline of typed cmdlet calls."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from typing import Any
+
+from polyvisor.errors import TimeoutError
+from polyvisor_hyperv.commands import Request, Step, Switch
+from polyvisor_hyperv.errors import ERROR_CATEGORY_NAMES, ErrorRecord
+from polyvisor_hyperv.transport import Row, Transport
+
+__all__ = ["PSRPTransport", "plain"]
+
+_INT32 = range(-(2**31), 2**31)
+
+
+class PSRPTransport(Transport):
+    """Runs requests over PowerShell Remoting Protocol on a reused runspace pool."""
+
+    _pool: Any = None
+
+    def _open(self) -> Any:
+        if self._pool is None:
+            from pypsrp.powershell import RunspacePool
+            from pypsrp.wsman import WSMan
+
+            options = self.options
+            wsman = WSMan(
+                options.host,
+                port=options.port,
+                username=options.username,
+                password=options.password.reveal() if options.password else None,
+                ssl=options.ssl,
+                path=options.path,
+                auth=options.auth,
+                # This machine sets REQUESTS_CA_BUNDLE; an explicit CA path must win over it.
+                cert_validation=options.ca_path if options.ca_path else options.verify,  # type: ignore[arg-type]  # a path is accepted and documented
+                encryption=options.encryption,
+                no_proxy=True,
+                operation_timeout=options.operation_timeout,
+                read_timeout=options.read_timeout,
+                connection_timeout=options.connect_timeout,
+            )
+            pool = RunspacePool(wsman)
+            try:
+                pool.open()
+            except BaseException:
+                _quietly(wsman.close)
+                raise
+            self._pool = pool
+        return self._pool
+
+    def _invoke(self, request: Request) -> tuple[list[Row], ErrorRecord | None]:
+        from pypsrp.complex_objects import PSInvocationState
+        from pypsrp.powershell import PowerShell
+
+        ps = PowerShell(self._open())
+        statements = _statements(request.steps)
+        for index, statement in enumerate(statements):
+            last = index == len(statements) - 1
+            for step in statement:
+                ps.add_cmdlet(step.command)
+                for name, value in step.parameters.items():
+                    _add_parameter(ps, name, value)
+                # Stop at the first error, as the WinRM shell runner does with $ErrorActionPreference.
+                ps.add_parameter("ErrorAction", "Stop")
+            if last and request.select is not None:
+                ps.add_cmdlet("Select-Object").add_parameter("Property", list(request.select))
+            if not last:
+                # Only the last statement's output is the reply; the runner on the WinRM shell behaves alike.
+                ps.add_cmdlet("Out-Null")
+            ps.add_statement()
+        deadline = time.monotonic() + self.options.command_timeout
+        ps.begin_invoke()
+        while ps.state == PSInvocationState.RUNNING:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _quietly(ps.stop)
+                raise TimeoutError(
+                    f"the operation ran longer than command_timeout={self.options.command_timeout:g}s and was "
+                    "stopped; pass a larger command_timeout to connect() if the host is slow",
+                    host=self.options.host,
+                )
+            ps.poll_invoke(timeout=max(1, min(self.options.operation_timeout, int(remaining) + 1)))
+        _quietly(ps.close)
+        errors = list(ps.streams.error)
+        if ps.had_errors or errors:
+            record = _record(errors[-1]) if errors else ErrorRecord("the pipeline failed without an error record")
+            return [], record
+        return [_row(obj) for obj in ps.output], None
+
+    def _discard(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            _quietly(pool.connection.close)
+
+    def _shutdown(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            _quietly(pool.close)
+            _quietly(pool.connection.close)
+
+
+def _statements(steps: tuple[Step, ...]) -> list[list[Step]]:
+    out: list[list[Step]] = []
+    for step in steps:
+        if step.pipe:
+            out[-1].append(step)
+        else:
+            out.append([step])
+    return out
+
+
+def _add_parameter(ps: Any, name: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, Switch):
+        # PSRP binds a parameter sent without a value as a present switch.
+        ps.add_parameter(name)
+    elif isinstance(value, int) and not isinstance(value, bool) and value not in _INT32:
+        # pypsrp tags every int as I32; larger ones go as text, which the parameter binder converts to the
+        # parameter's own Int64/UInt64 type (a conversion, never an evaluation).
+        ps.add_parameter(name, str(value))
+    elif isinstance(value, list | tuple):
+        ps.add_parameter(name, list(value))
+    else:
+        ps.add_parameter(name, value)
+
+
+def plain(value: Any) -> Any:
+    """Return a deserialized PSRP value as plain Python: enums by name, GUIDs as text, objects as dicts."""
+    from pypsrp.complex_objects import ComplexObject, GenericComplexObject
+
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, GenericComplexObject):
+        types = [t.removeprefix("Deserialized.") for t in value.types]
+        if "System.Enum" in types:
+            return value.to_string
+        props = {**value.adapted_properties, **value.extended_properties}
+        if not props:
+            if value.property_sets:
+                return plain(value.property_sets[0]) if len(value.property_sets) == 1 else plain(value.property_sets)
+            return value.to_string
+        return {key: plain(item) for key, item in props.items()}
+    if isinstance(value, ComplexObject):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def _row(obj: Any) -> Row:
+    value = plain(obj)
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _record(raw: Any) -> ErrorRecord:
+    """Read an ErrorRecord whether pypsrp typed it (error stream) or left it generic (pipeline state)."""
+    from pypsrp.complex_objects import GenericComplexObject
+
+    if isinstance(raw, GenericComplexObject) and not hasattr(raw, "fq_error"):
+        props = {**raw.adapted_properties, **raw.extended_properties}
+        exception = props.get("Exception")
+        category: Any = props.get("ErrorCategory_Category")
+        fqid = props.get("FullyQualifiedErrorId")
+        target = props.get("ErrorCategory_TargetName")
+        details = props.get("ErrorDetails_Message")
+    else:
+        exception = getattr(raw, "exception", None)
+        category = getattr(raw, "category", None)
+        fqid = getattr(raw, "fq_error", None)
+        target = getattr(raw, "target_name", None)
+        details = getattr(raw, "details_message", None)
+    message = details or _exception_message(exception) or str(getattr(raw, "to_string", "") or "")
+    if isinstance(category, int):
+        category = ERROR_CATEGORY_NAMES.get(category, "NotSpecified")
+    exception_type = ""
+    if isinstance(exception, GenericComplexObject) and exception.types:
+        exception_type = exception.types[0].removeprefix("Deserialized.")
+    return ErrorRecord(
+        message=message or "the command failed without a message",
+        category=str(category or "NotSpecified"),
+        fully_qualified_error_id=str(fqid or ""),
+        exception_type=exception_type,
+        target_name=str(target or ""),
+    )
+
+
+def _exception_message(exception: Any) -> str:
+    from pypsrp.complex_objects import GenericComplexObject
+
+    if isinstance(exception, GenericComplexObject):
+        message = exception.adapted_properties.get("Message") or exception.extended_properties.get("Message")
+        return str(message or exception.to_string or "")
+    return str(exception or "")
+
+
+def _quietly(action: Any) -> None:
+    # Best-effort cleanup of a session that is being dropped anyway.
+    with contextlib.suppress(Exception):
+        action()

@@ -1,0 +1,102 @@
+"""The one interface both transports implement: run a :class:`~polyvisor_hyperv.commands.Request`, get plain dicts.
+
+A transport keeps one warm session (a PSRP runspace pool, or one WinRM shell) and reuses it for every request; a
+request that fails at the connection level drops the session, and the next request opens a new one. Errors come
+out already mapped onto polyvisor's tree.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from polyvisor.errors import ConnectionError, PolyvisorError
+from polyvisor_hyperv.commands import Request
+from polyvisor_hyperv.errors import ErrorRecord, error_from_record, error_from_transport
+from polyvisor_hyperv.options import ConnectionOptions
+
+__all__ = ["Transport", "open_transport", "parse_datetime"]
+
+Row = dict[str, Any]
+
+
+class Transport(abc.ABC):
+    """A warm PowerShell session on one host."""
+
+    def __init__(self, options: ConnectionOptions) -> None:
+        self.options = options
+        self._lock = threading.RLock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.options.endpoint} user={self.options.username!r}>"
+
+    def invoke(self, request: Request, *, doing: str, vm: str | None = None) -> list[Row]:
+        """Run the request; return the output objects as dicts of plain values, or raise a polyvisor error."""
+        host = self.options.host
+        with self._lock:
+            if self._closed:
+                raise ConnectionError("the connection is closed", host=host)
+            try:
+                rows, record = self._invoke(request)
+            except PolyvisorError:
+                raise
+            except Exception as error:
+                # Connection-level failure: the session may be half-dead; start a fresh one next time.
+                self._discard()
+                raise error_from_transport(error, doing=doing, host=host, endpoint=self.options.endpoint) from error
+        if record is not None:
+            raise error_from_record(record, doing=doing, host=host, vm=vm)
+        return rows
+
+    def close(self) -> None:
+        """Close the session; safe to call twice."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._shutdown()
+
+    @abc.abstractmethod
+    def _invoke(self, request: Request) -> tuple[list[Row], ErrorRecord | None]:
+        """Run the request on the warm session (opening it first if needed)."""
+
+    @abc.abstractmethod
+    def _discard(self) -> None:
+        """Forget a session that failed, without raising."""
+
+    @abc.abstractmethod
+    def _shutdown(self) -> None:
+        """Close the session politely, without raising."""
+
+
+def open_transport(options: ConnectionOptions) -> Transport:
+    """Return the transport the options ask for (not yet connected)."""
+    if options.transport == "winrm":
+        from polyvisor_hyperv.winrm_shell import WinRMShellTransport
+
+        return WinRMShellTransport(options)
+    from polyvisor_hyperv.psrp import PSRPTransport
+
+    return PSRPTransport(options)
+
+
+_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """Parse a .NET DateTime as either transport renders it (ISO 8601, or ``/Date(ms)/`` from ConvertTo-Json)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not value:
+        return None
+    match = _MS_DATE.match(value.strip())
+    if match:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(match.group(1)))
+    try:
+        return datetime.fromisoformat(_FRACTION.sub(r"\1", value.strip()).replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -1,0 +1,168 @@
+"""The WinRM shell transport (pywinrm): one reused cmd shell; every request runs the fixed ``invoke.ps1``.
+
+The command line is always the same (``powershell.exe ... -EncodedCommand <invoke.ps1>``); the request travels as
+base64(UTF-8 JSON) on stdin and the reply comes back the same way on stdout. No value ever reaches the command
+line, so nothing is parsed as PowerShell and cmd.exe's 8191-character limit never applies to payloads.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from polyvisor.errors import BackendError, TimeoutError
+from polyvisor_hyperv.commands import Request, Switch
+from polyvisor_hyperv.errors import ErrorRecord
+from polyvisor_hyperv.transport import Row, Transport
+
+__all__ = ["WinRMShellTransport", "encode_request", "powershell_arguments", "runner_script"]
+
+# pywinrm has no "negotiate"; its NTLM transport is what Negotiate falls back to without Kerberos.
+_PYWINRM_AUTH = {"negotiate": "ntlm", "ntlm": "ntlm", "kerberos": "kerberos", "credssp": "credssp", "basic": "basic"}
+_STDIN_CHUNK = 48 * 1024  # well under the 150 KiB envelope limit once wrapped in base64 again by pywinrm
+
+
+@cache
+def runner_script() -> str:
+    """Return invoke.ps1 without comment lines (they would only lengthen the command line)."""
+    text = resources.files("polyvisor_hyperv").joinpath("scripts/invoke.ps1").read_text(encoding="utf-8")
+    lines = [line.rstrip() for line in text.splitlines()]
+    return "\n".join(line for line in lines if line.strip() and not line.lstrip().startswith("#"))
+
+
+@cache
+def powershell_arguments() -> tuple[str, ...]:
+    encoded = base64.b64encode(runner_script().encode("utf-16-le")).decode("ascii")
+    return ("-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand", encoded)
+
+
+def encode_request(request: Request) -> str:
+    """Return the stdin payload for a request: base64 of the UTF-8 JSON the runner expects."""
+    body = {
+        "steps": [
+            {"command": step.command, "parameters": _parameters(step.parameters), "pipeInput": step.pipe}
+            for step in request.steps
+        ],
+        "select": list(request.select) if request.select is not None else None,
+    }
+    return base64.b64encode(json.dumps(body, ensure_ascii=False).encode("utf-8")).decode("ascii")
+
+
+def _parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    # Splatting binds $true to a switch as -Switch:$true; None means "leave the parameter out".
+    out: dict[str, Any] = {}
+    for name, value in parameters.items():
+        if isinstance(value, Switch):
+            out[name] = True
+        elif isinstance(value, tuple | list):
+            out[name] = list(value)
+        elif value is not None:
+            out[name] = value
+    return out
+
+
+class WinRMShellTransport(Transport):
+    """Runs requests through powershell.exe in one reused WinRM cmd shell."""
+
+    _protocol: Any = None
+    _shell_id: str | None = None
+
+    def _open(self) -> tuple[Any, str]:
+        if self._protocol is None or self._shell_id is None:
+            from winrm.protocol import Protocol
+
+            options = self.options
+            protocol = Protocol(
+                endpoint=options.endpoint,
+                transport=_PYWINRM_AUTH[options.auth],  # type: ignore[arg-type]  # a literal from the table
+                username=options.username,
+                password=options.password.reveal() if options.password else None,
+                server_cert_validation="validate" if options.verify else "ignore",
+                # An explicit CA path must win over REQUESTS_CA_BUNDLE; None keeps requests' own default.
+                ca_trust_path=options.ca_path,  # type: ignore[arg-type]  # None is accepted at run time
+                message_encryption=options.encryption,  # type: ignore[arg-type]  # validated choice
+                proxy=None,
+                operation_timeout_sec=options.operation_timeout,
+                read_timeout_sec=options.read_timeout,
+            )
+            shell_id = protocol.open_shell(codepage=65001, noprofile=True)
+            self._protocol, self._shell_id = protocol, shell_id
+        return self._protocol, self._shell_id
+
+    def _invoke(self, request: Request) -> tuple[list[Row], ErrorRecord | None]:
+        from winrm.exceptions import WinRMOperationTimeoutError
+
+        protocol, shell_id = self._open()
+        payload = encode_request(request)
+        command_id = protocol.run_command(shell_id, "powershell.exe", powershell_arguments())
+        try:
+            for start in range(0, len(payload), _STDIN_CHUNK):
+                chunk = payload[start : start + _STDIN_CHUNK]
+                protocol.send_command_input(shell_id, command_id, chunk, end=start + _STDIN_CHUNK >= len(payload))
+            stdout, stderr = b"", b""
+            deadline = time.monotonic() + self.options.command_timeout
+            done = False
+            code = 0
+            while not done:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"the operation ran longer than command_timeout={self.options.command_timeout:g}s and "
+                        "was abandoned; pass a larger command_timeout to connect() if the host is slow",
+                        host=self.options.host,
+                    )
+                try:
+                    out, err, code, done = protocol.get_command_output_raw(shell_id, command_id)
+                except WinRMOperationTimeoutError:
+                    continue  # the host held the Receive for OperationTimeout with nothing to say: ask again
+                stdout += out
+                stderr += err
+        finally:
+            # The command may already be gone; the reply is what matters.
+            with contextlib.suppress(Exception):
+                protocol.cleanup_command(shell_id, command_id)
+        return _decode_reply(stdout, stderr, code, host=self.options.host)
+
+    def _discard(self) -> None:
+        protocol, self._protocol, self._shell_id = self._protocol, None, None
+        if protocol is not None:
+            # Dropping a broken session.
+            with contextlib.suppress(Exception):
+                protocol.transport.close_session()
+
+    def _shutdown(self) -> None:
+        protocol, shell_id = self._protocol, self._shell_id
+        self._protocol, self._shell_id = None, None
+        if protocol is not None and shell_id is not None:
+            # Closing is best effort; the host reaps idle shells.
+            with contextlib.suppress(Exception):
+                protocol.close_shell(shell_id)
+
+
+def _decode_reply(stdout: bytes, stderr: bytes, code: int, *, host: str) -> tuple[list[Row], ErrorRecord | None]:
+    text = stdout.decode("ascii", errors="replace").strip()
+    try:
+        reply = json.loads(base64.b64decode(text, validate=True).decode("utf-8"))
+    except ValueError:
+        detail = stderr.decode("utf-8", errors="replace").strip()[:2000] or text[:2000]
+        raise BackendError(
+            f"powershell.exe exited with code {code} without a readable reply: {detail}",
+            code=code,
+            native_message=detail,
+            host=host,
+        ) from None
+    if not isinstance(reply, dict):
+        raise BackendError("the request runner replied with something that is not an object", host=host)
+    if not reply.get("ok"):
+        return [], ErrorRecord.from_fields(reply.get("error") or {})
+    output = reply.get("output")
+    if output is None:
+        output = []
+    elif not isinstance(output, list):
+        output = [output]  # ConvertTo-Json unrolls one-element arrays in some PowerShell versions
+    return [item if isinstance(item, dict) else {"value": item} for item in output], None

@@ -1,0 +1,148 @@
+"""The engine: PSRP pipelines and powershell.exe runs of the backend's invoke.ps1."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from polyvisor_hyperv.host.engine import CommandSpec, Engine
+from polyvisor_hyperv.host.hyperv import HyperVHost
+
+SCRIPT = (Path(__file__).parents[2] / "src" / "polyvisor_hyperv" / "scripts" / "invoke.ps1").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def engine() -> Engine:
+    return Engine(HyperVHost(transition_delay=0))
+
+
+def _run(engine: Engine, request: object) -> tuple[int, dict[str, object], bytes]:
+    encoded = base64.b64encode(SCRIPT.encode("utf-16-le")).decode()
+    stdin = io.BytesIO(base64.b64encode(json.dumps(request).encode()))
+    out, err = io.BytesIO(), io.BytesIO()
+    code = engine.run_powershell_exe(
+        ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand", encoded],
+        stdin,
+        out,
+        err,
+    )
+    return code, json.loads(base64.b64decode(out.getvalue())), err.getvalue()
+
+
+def _step(command: str, parameters: object = None, pipe: bool = False) -> dict[str, object]:
+    return {"command": command, "parameters": parameters, "pipeInput": pipe}
+
+
+def test_invoke_script_creates_starts_and_selects(engine: Engine) -> None:
+    code, reply, err = _run(
+        engine,
+        {
+            "steps": [_step("New-VM", {"Name": "vm1", "Generation": 2, "MemoryStartupBytes": 1 << 30})],
+            "select": ["Name", "Id", "State"],
+        },
+    )
+    assert code == 0
+    assert err == b""
+    assert reply["ok"] is True
+    (vm,) = reply["output"]  # type: ignore[misc]
+    assert vm["Name"] == "vm1"
+    assert vm["State"] == 3
+    code, reply, _ = _run(
+        engine,
+        {
+            "steps": [_step("Get-VM", {"Id": vm["Id"]}), _step("Start-VM", {"Passthru": True}, pipe=True)],
+            "select": ["State"],
+        },
+    )
+    assert reply["output"] == [{"State": 2}]
+
+
+def test_invoke_script_reports_hyperv_error(engine: Engine) -> None:
+    code, reply, _ = _run(engine, {"steps": [_step("Get-VM", {"Name": "missing"})], "select": None})
+    assert code == 0
+    assert reply["ok"] is False
+    assert reply["error"] == {
+        "message": 'Hyper-V was unable to find a virtual machine with name "missing".',
+        "exceptionType": "Microsoft.HyperV.PowerShell.VirtualizationException",
+        "category": "InvalidArgument",
+        "fullyQualifiedErrorId": "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM",
+        "targetName": "missing",
+    }
+
+
+def test_invoke_script_hostile_names_are_data(engine: Engine) -> None:
+    hostile = "x'; Remove-VM -Name * -Force; $(Stop-VM a) `\"\n\u00e9\u6f22"
+    _code, reply, _ = _run(engine, {"steps": [_step("New-VM", {"Name": hostile[:90]})], "select": ["Name"]})
+    assert reply["ok"] is True
+    assert reply["output"] == [{"Name": hostile[:90]}]
+    _, listing, _ = _run(engine, {"steps": [_step("Get-VM")], "select": ["Name"]})
+    assert listing["output"] == [{"Name": hostile[:90]}]
+
+
+def test_pipeline_terminating_and_non_terminating(engine: Engine) -> None:
+    result = engine.invoke_pipeline([CommandSpec("Get-VM", False, [("Name", "nope")])])
+    assert result.terminating is None
+    assert len(result.errors) == 1
+    result = engine.invoke_pipeline([CommandSpec("Get-VM", False, [("Name", "nope"), ("ErrorAction", "Stop")])])
+    assert result.terminating is not None
+    assert result.terminating.fully_qualified_error_id == "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM"
+    bad = engine.invoke_pipeline([CommandSpec("Get-VM", False, [("Bogus", 1)])])
+    assert bad.terminating is not None
+    assert bad.terminating.fully_qualified_error_id.startswith("NamedParameterNotFound,")
+    missing = engine.invoke_pipeline([CommandSpec("Format-Disk", False, [])])
+    assert missing.terminating is not None
+    assert missing.terminating.category == "ObjectNotFound"
+
+
+def test_pipeline_objects_flow_and_warn_when_already_in_state(engine: Engine) -> None:
+    engine.invoke_pipeline([CommandSpec("New-VM", False, [("Name", "w")])])
+    started = engine.invoke_pipeline(
+        [CommandSpec("Get-VM", False, [("Name", "w")]), CommandSpec("Start-VM", False, [("Passthru", None)])]
+    )
+    assert str(started.output[0].State) != ""
+    assert started.output[0].State.name == "Running"
+    again = engine.invoke_pipeline([CommandSpec("Start-VM", False, [("Name", "w")])])
+    assert again.errors == []
+    assert again.warnings == ["The virtual machine 'w' is already in the specified state."]
+
+
+def test_remove_vm_needs_force_or_confirm_false(engine: Engine) -> None:
+    engine.invoke_pipeline([CommandSpec("New-VM", False, [("Name", "r")])])
+    refused = engine.invoke_pipeline([CommandSpec("Remove-VM", False, [("Name", "r")])])
+    assert refused.terminating is not None
+    ok = engine.invoke_pipeline([CommandSpec("Remove-VM", False, [("Name", "r"), ("Confirm", False)])])
+    assert ok.terminating is None
+    assert engine.host.list_vms() == []
+
+
+def test_firmware_gen1_error_and_checkpoint_objects(engine: Engine) -> None:
+    engine.invoke_pipeline([CommandSpec("New-VM", False, [("Name", "g1")])])
+    result = engine.invoke_pipeline([CommandSpec("Get-VMFirmware", False, [("VMName", "g1")])])
+    assert (
+        result.errors[0].fully_qualified_error_id
+        == "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVMFirmware"
+    )
+    engine.invoke_pipeline([CommandSpec("Checkpoint-VM", False, [("Name", "g1"), ("SnapshotName", "s")])])
+    snaps = engine.invoke_pipeline([CommandSpec("Get-VMSnapshot", False, [("VMName", "g1")])])
+    assert [s.Name for s in snaps.output] == ["s"]
+    assert snaps.output[0].PSTypeNames[0] == "Microsoft.HyperV.PowerShell.VMSnapshot"
+
+
+def test_powershell_exe_uncaught_error_is_clixml_on_stderr(engine: Engine) -> None:
+    encoded = base64.b64encode("Get-VM -Name nope -ErrorAction Stop".encode("utf-16-le")).decode()
+    out, err = io.BytesIO(), io.BytesIO()
+    code = engine.run_powershell_exe(["-EncodedCommand", encoded], io.BytesIO(), out, err)
+    assert code == 1
+    assert err.getvalue().startswith(b"#< CLIXML")
+    assert b"InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM" in err.getvalue()
+
+
+def test_powershell_exe_command_and_unknown_flag(engine: Engine) -> None:
+    out, err = io.BytesIO(), io.BytesIO()
+    assert engine.run_powershell_exe(["-Command", "'a' + 'b'"], io.BytesIO(), out, err) == 0
+    assert out.getvalue() == b"ab\r\n"
+    assert engine.run_powershell_exe(["-Bogus"], io.BytesIO(), io.BytesIO(), err) == 1

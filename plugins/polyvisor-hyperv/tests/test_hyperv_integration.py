@@ -1,0 +1,225 @@
+"""The backend against the loopback Windows/Hyper-V host, through polyvisor.connect() and real pypsrp/pywinrm."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import polyvisor
+from polyvisor import Feature, PowerState
+from polyvisor.errors import AuthenticationError, ConnectionError, NotFoundError, TimeoutError, UnsupportedError
+
+pytestmark = pytest.mark.hyperv
+
+Connect = Callable[..., polyvisor.Connection]
+UriFor = Callable[..., str]
+
+
+def test_plugin_is_registered() -> None:
+    assert "hyperv" in polyvisor.schemes()
+
+
+def test_lifecycle(conn: polyvisor.Connection, vm_name: str) -> None:
+    vm = conn.create({"name": vm_name, "cpus": 2, "memory_mib": 512, "disks": [{"size_mib": 64}]})
+    try:
+        assert conn.vm(vm_name) == vm
+        assert conn.vm(vm.uuid).name == vm_name
+        info = vm.info()
+        assert (info.cpus, info.memory_mib, info.state) == (2, 512, PowerState.STOPPED)
+        assert vm.start().state is PowerState.RUNNING
+        assert vm.pause().state is PowerState.PAUSED
+        assert vm.resume().state is PowerState.RUNNING
+        assert vm.reset().state is PowerState.RUNNING
+        assert vm.save().state is PowerState.SAVED
+        assert vm.discard_saved_state().state is PowerState.STOPPED
+        vm.start()
+        assert vm.shutdown().state is PowerState.STOPPED
+        vm.start()
+        assert vm.stop().state is PowerState.STOPPED
+    finally:
+        vm.delete(storage=True, force=True)
+    assert not conn.exists(vm.uuid)
+
+
+def test_create_uefi_with_devices(conn: polyvisor.Connection, vm_name: str) -> None:
+    switch = conn.networks()[0].name
+    vm = conn.create(
+        {
+            "name": vm_name,
+            "firmware": "uefi",
+            "secure_boot": True,
+            "disks": [{"size_mib": 64}],
+            "nics": [{"network": switch, "mac": "00:15:5d:aa:bb:cc"}],
+        }
+    )
+    try:
+        assert vm.info().extra["generation"] == 2
+        assert vm.attach_disk({"size_mib": 16}, live=False).startswith("SCSI:")
+        mac = vm.attach_nic({"network": switch})
+        assert mac.startswith("00:15:5d:")
+        vm.detach_nic(mac)
+        vm.detach_nic("00:15:5d:aa:bb:cc")
+        with pytest.raises(NotFoundError):
+            vm.detach_nic(mac)
+    finally:
+        vm.delete(storage=True)
+
+
+def test_failed_create_leaves_nothing_behind(conn: polyvisor.Connection, vm_name: str) -> None:
+    before = {vm.uuid for vm in conn.list()}
+    with pytest.raises(polyvisor.PolyvisorError):
+        conn.create({"name": vm_name, "disks": [{"size_mib": 64}], "nics": [{"network": "no-such-switch"}]})
+    assert {vm.uuid for vm in conn.list()} == before
+    assert not conn.exists(vm_name)
+
+
+def test_snapshots(conn: polyvisor.Connection, vm_name: str) -> None:
+    vm = conn.create({"name": vm_name, "disks": [{"size_mib": 64}]})
+    try:
+        vm.snapshot("cold")
+        vm.start()
+        hot = vm.snapshot("hot", memory=True)
+        assert hot.has_memory
+        assert hot.parent == "cold"
+        tree = vm.snapshots()
+        assert tree.current is not None
+        assert tree.current.name == "hot"
+        assert [s.name for s in tree.roots] == ["cold"]
+        vm.stop()
+        assert vm.revert("hot").state is PowerState.RUNNING
+        vm.stop()
+        assert vm.revert("cold").state is PowerState.STOPPED
+        with pytest.raises(UnsupportedError):
+            vm.snapshot("described", description="text")
+        vm.delete_snapshot("cold", children=True)
+        assert len(vm.snapshots()) == 0
+    finally:
+        vm.delete(storage=True)
+
+
+HOSTILE_NAMES = [
+    "quote ' \" name",
+    "subexpr $(Remove-VM -Name * -Force)",
+    "back`tick; semi; & amp | pipe",
+    "unicode ✓ 漢字 🙂",
+    "wild*card?[x]",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_names_and_labels_round_trip(conn: polyvisor.Connection, vm_name: str, name: str) -> None:
+    canary = conn.create({"name": vm_name})
+    labels = {
+        "quote": "'\"",
+        "subexpr": "$(Stop-VM * -TurnOff -Force)",
+        "newline": "line1\nline2\r\n",
+        "marker": "----- end polyvisor labels -----",
+        "big": "x" * 10_000,
+    }
+    description = "human text\n$(Get-VM)\n`"
+    vm = conn.create({"name": name, "labels": labels, "description": description})
+    try:
+        assert conn.vm(name) == vm
+        info = vm.info()
+        assert (info.name, dict(info.labels), info.description) == (name, labels, description)
+        vm.snapshot(name)
+        assert name in vm.snapshots()
+        vm.delete_snapshot(name)
+        assert dict(vm.update_labels(remove=["big"])) == {k: v for k, v in labels.items() if k != "big"}
+        assert vm.info().description == description
+        assert canary.info().state is PowerState.STOPPED  # nothing was executed against other VMs
+    finally:
+        vm.delete()
+        canary.delete()
+
+
+def test_over_https_with_the_test_ca(uri_for: UriFor, loopback_https: Any, transport: str, connect: Connect) -> None:
+    conn = connect(uri_for(loopback_https, transport))
+    assert conn.host_info().hypervisor == "hyperv"
+
+
+def test_bad_certificate(loopback_https: Any, transport: str, connect: Connect) -> None:
+    uri = f"hyperv://hv-admin@127.0.0.1:{loopback_https.port}/?transport={transport}"
+    with pytest.raises(ConnectionError, match="ca_path") as info:
+        connect(uri).host_info()
+    assert not isinstance(info.value, AuthenticationError)
+
+
+def test_wrong_password(uri_for: UriFor, password: str, loopback_http: Any, transport: str, connect: Connect) -> None:
+    with pytest.raises(AuthenticationError) as info:
+        connect(uri_for(loopback_http, transport), password="Wrong-Pa55word").list()
+    assert "Wrong-Pa55word" not in str(info.value)
+    assert password not in str(info.value)
+
+
+def test_connection_refused(transport: str, connect: Connect) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConnectionError):
+        connect(f"hyperv://hv-admin@127.0.0.1:{port}/?scheme=http&transport={transport}").list()
+
+
+def test_dropped_connection_recovers(uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect) -> None:
+    conn = connect(uri_for(loopback_private, transport))
+    conn.list()
+    loopback_private.drop_connections()
+    # The operation in flight may fail; the next one must work on a fresh session.
+    with contextlib.suppress(ConnectionError):
+        conn.list()
+    assert conn.host_info().hypervisor == "hyperv"
+
+
+def test_stalled_reply_is_retried(uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect) -> None:
+    conn = connect(uri_for(loopback_private, transport, operation_timeout="1", read_timeout="2"))
+    conn.list()
+    loopback_private.stall_next()  # one Receive waits its OperationTimeout out and faults with TimedOut
+    assert conn.host_info().hypervisor == "hyperv"
+
+
+def test_operation_timeout(
+    uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect, vm_name: str
+) -> None:
+    conn = connect(uri_for(loopback_private, transport, operation_timeout="1", read_timeout="3", command_timeout="2"))
+    vm = conn.create({"name": vm_name})
+    try:
+        vm.start()
+        loopback_private.engine.host.set_guest_responds_to_shutdown(uuid.UUID(vm.uuid), False)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            vm.shutdown(timeout=1)
+        assert time.monotonic() - started < 15
+        assert vm.state is PowerState.RUNNING  # left as it was
+    finally:
+        vm.stop()
+        vm.delete()
+
+
+def test_one_verb_on_a_warm_connection_needs_few_requests(
+    uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect, vm_name: str
+) -> None:
+    conn = connect(uri_for(loopback_private, transport))
+    vm = conn.create({"name": vm_name})
+    try:
+        backend = conn.backend
+        before = loopback_private.requests_served
+        backend.status(vm.uuid)
+        assert loopback_private.requests_served - before <= 5
+        before = loopback_private.requests_served
+        conn.list()
+        assert loopback_private.requests_served - before <= 5
+    finally:
+        vm.delete()
+
+
+def test_capabilities_are_declared(conn: polyvisor.Connection) -> None:
+    assert conn.supports(Feature.SNAPSHOTS)
+    assert not conn.supports(Feature.REBOOT)
+    assert not conn.supports(Feature.EVENTS)

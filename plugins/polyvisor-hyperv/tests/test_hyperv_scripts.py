@@ -1,0 +1,57 @@
+"""Every PowerShell text the backend can send parses cleanly, and carries no value."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from polyvisor_hyperv.commands import SWITCH, Request, Step
+from polyvisor_hyperv.winrm_shell import encode_request, powershell_arguments, runner_script
+
+tree_sitter = pytest.importorskip("tree_sitter")
+tree_sitter_powershell = pytest.importorskip("tree_sitter_powershell")
+
+
+def _problems(source: str) -> list[str]:
+    parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+    tree = parser.parse(source.encode("utf-8"))
+    found: list[str] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR" or node.is_missing:
+            found.append(f"{node.type} at {node.start_point}: {node.text!r}")
+        stack.extend(node.children)
+    return found
+
+
+def test_the_parser_catches_errors() -> None:
+    assert _problems("foreach ($x in @(1) {")
+
+
+def test_runner_script_parses() -> None:
+    assert _problems(runner_script()) == []
+
+
+def test_encoded_command_is_the_runner_script() -> None:
+    arguments = powershell_arguments()
+    assert arguments[:-1] == ("-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand")
+    decoded = base64.b64decode(arguments[-1]).decode("utf-16-le")
+    assert decoded == runner_script()
+    assert _problems(decoded) == []
+    # cmd.exe limits a command line to 8191 characters.
+    assert len("powershell.exe " + " ".join(arguments)) < 8191
+
+
+def test_values_travel_on_stdin_only() -> None:
+    hostile = "'; Remove-VM * -Force; $(Stop-Computer) `n"
+    request = Request((Step("Get-VM", {"Id": hostile}), Step("Set-VM", {"Notes": hostile, "Force": SWITCH}, pipe=True)))
+    payload = json.loads(base64.b64decode(encode_request(request)))
+    assert payload["steps"][1] == {
+        "command": "Set-VM",
+        "parameters": {"Notes": hostile, "Force": True},
+        "pipeInput": True,
+    }
+    assert all(hostile not in argument for argument in powershell_arguments())

@@ -1,0 +1,102 @@
+"""Pause/resume, managed save/restore and memory snapshots of a running guest, through polyvisor's API.
+
+The guest prints a numbered heartbeat line every half second, so the tests see it keep running, and see a
+reverted guest continue from the snapshot's count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from polyvisor import Feature, PowerState
+
+from .pvguest import WITH_HEARTBEAT, agent_addresses, heartbeats, wait_heartbeat_lines, wait_marker
+
+if TYPE_CHECKING:
+    import libvirt
+
+    from .pvguest import Guests
+    from .support import GuestImage
+
+pytestmark = pytest.mark.realguest
+
+Recorder = Callable[[str, object], None]
+
+
+def test_pause_resume_save_restore_keep_the_guest_alive(
+    libvirt_conn: libvirt.virConnect, guests: Guests, x86_image: GuestImage, record_property: Recorder
+) -> None:
+    vm = guests.create(x86_image, "mem", cmdline=WITH_HEARTBEAT)
+    vm.start()
+    wait_marker(vm, x86_image)
+    before = wait_heartbeat_lines(vm, after=0)
+
+    assert vm.pause().state is PowerState.PAUSED
+    assert vm.resume().state is PowerState.RUNNING
+    seen = wait_heartbeat_lines(vm, after=len(before))
+    assert seen[-1] > before[-1]
+
+    started = time.monotonic()
+    status = vm.save()
+    save_s = time.monotonic() - started
+    assert status.state is PowerState.SAVED
+    assert vm.info().has_saved_state
+    assert libvirt_conn.lookupByUUIDString(vm.uuid).hasManagedSaveImage(0)
+    saved_count = len(heartbeats(vm.console_output()))
+
+    started = time.monotonic()
+    assert vm.start().state is PowerState.RUNNING
+    restore_s = time.monotonic() - started
+    assert not libvirt_conn.lookupByUUIDString(vm.uuid).hasManagedSaveImage(0)
+    after = wait_heartbeat_lines(vm, after=saved_count)
+    # The same boot continues: the count goes on from where it was saved instead of starting again at 1.
+    assert after[saved_count] == after[saved_count - 1] + 1, after[saved_count - 3 :]
+    assert any(a.address == "127.0.0.1" for a in agent_addresses(vm))  # the agent answers again
+
+    vm.stop()
+    record_property("save_s", round(save_s, 2))
+    record_property("restore_s", round(restore_s, 2))
+    print(f"managed save {save_s:.2f} s, restore {restore_s:.2f} s")
+
+
+def test_memory_snapshot_of_running_guest_reverts_to_the_running_moment_and_deletes(
+    guests: Guests, x86_image: GuestImage, record_property: Recorder
+) -> None:
+    vm = guests.create(x86_image, "snap", cmdline=WITH_HEARTBEAT)
+    assert vm.capabilities().supports(Feature.SNAPSHOT_MEMORY)
+    vm.start()
+    wait_marker(vm, x86_image)
+    wait_heartbeat_lines(vm, after=0)
+
+    started = time.monotonic()
+    snap = vm.snapshot("alive", memory=True, description="running guest")
+    snapshot_s = time.monotonic() - started
+    assert snap.has_memory
+    assert snap.state is PowerState.RUNNING
+    assert snap.is_current
+    at_snapshot = heartbeats(vm.console_output())[-1]
+    later = wait_heartbeat_lines(vm, after=len(heartbeats(vm.console_output())), more=4)
+    assert later[-1] >= at_snapshot + 4
+
+    started = time.monotonic()
+    assert vm.revert("alive").state is PowerState.RUNNING
+    revert_s = time.monotonic() - started
+    resumed = wait_heartbeat_lines(vm, after=len(later))[len(later) :]
+    # Back at the snapshot's moment: the count restarts from (about) where it was then, not from the latest.
+    assert resumed[0] <= at_snapshot + 2 < later[-1], (at_snapshot, later[-1], resumed)
+    assert resumed[1] == resumed[0] + 1
+
+    tree = vm.snapshots()
+    assert [s.name for s in tree] == ["alive"]
+    assert tree.current is not None
+    vm.delete_snapshot("alive")
+    assert len(vm.snapshots()) == 0
+    assert vm.state is PowerState.RUNNING
+    vm.stop()
+    record_property("snapshot_s", round(snapshot_s, 2))
+    record_property("revert_s", round(revert_s, 2))
+    print(f"memory snapshot {snapshot_s:.2f} s, revert {revert_s:.2f} s")
