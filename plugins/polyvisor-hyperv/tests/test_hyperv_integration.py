@@ -215,6 +215,15 @@ def test_one_verb_on_a_warm_connection_needs_few_requests(
         before = loopback_private.requests_served
         conn.list()
         assert loopback_private.requests_served - before <= 5
+        # A whole verb through the core: state check, the cmdlet, then confirming the target state.
+        vm.start()
+        connections = loopback_private.connections_opened
+        for verb in (vm.pause, vm.resume, vm.stop):
+            before = loopback_private.requests_served
+            verb()
+            assert loopback_private.requests_served - before <= 15, verb.__name__
+        assert loopback_private.connections_opened == connections, "a warm connection opens no new connection"
+        assert loopback_private.open_shells == 1, "one runspace pool / shell serves every operation"
     finally:
         vm.delete()
 

@@ -807,23 +807,34 @@ class LibvirtBackend(Backend):
 
     # -- snapshots -----------------------------------------------------------------------------------------------
     def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str) -> Snapshot:
-        """snapshotCreateXML: with memory (internal) or disk only."""
+        """snapshotCreateXML (internal snapshots).
+
+        Internal snapshots of a running VM always hold its memory (QEMU and the test driver alike), and libvirt
+        9 cannot revert external disk-only ones. So ``memory=False`` on a running VM is kept as the contract
+        means it: the choice is recorded in the snapshot itself (a marker in the domain's metadata while it is
+        taken) and reverting to it leaves the VM stopped, with its disks as they were.
+        """
         with self._acting(uuid, f"taking snapshot {name!r}") as dom:
-            xml = domainxml.snapshot_xml(name, description, memory=memory, running=bool(dom.isActive()))
-            snap = dom.snapshotCreateXML(xml, 0)
-            taken = self._snapshot(snap, current=True)
-            if taken.has_memory and not memory:
-                # Internal snapshots of a running VM always keep its memory (QEMU and the test driver alike);
-                # a silent memory snapshot would revert to a different state than asked, so refuse instead.
-                snap.delete(0)
-                raise UnsupportedError(
-                    "libvirt keeps the memory of a running VM in its snapshots; pass memory=True, "
-                    "or shut the VM down before a disk-only snapshot",
-                    feature=Feature.SNAPSHOTS,
-                    host=self.host,
-                    vm=dom.name(),
-                )
-            return taken
+            running = bool(dom.isActive())
+            marker = running and not memory
+            if marker:
+                self._set_snapshot_marker(dom, domainxml.snapshot_marker_xml(name, memory=False))
+            try:
+                xml = domainxml.snapshot_xml(name, description, memory=memory or running, running=running)
+                snap = dom.snapshotCreateXML(xml, 0)
+            finally:
+                if marker:
+                    self._set_snapshot_marker(dom, None)
+            return self._snapshot(snap, current=True)
+
+    def _set_snapshot_marker(self, dom: libvirt.virDomain, xml: str | None) -> None:
+        dom.setMetadata(
+            libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+            xml,
+            domainxml.SNAPSHOT_PREFIX if xml else None,
+            domainxml.SNAPSHOT_NS,
+            self._affect(dom),
+        )
 
     def snapshot_list(self, uuid: str) -> list[Snapshot]:
         """Every snapshot with its parent and whether it is current."""
@@ -834,9 +845,17 @@ class LibvirtBackend(Backend):
             return [self._snapshot(snap, current=snap.getName() == current) for snap in dom.listAllSnapshots(0)]
 
     def snapshot_revert(self, uuid: str, name: str) -> None:
-        """revertToSnapshot."""
+        """revertToSnapshot; a snapshot taken without memory ends stopped, whatever libvirt kept."""
         with self._acting(uuid, f"reverting to snapshot {name!r}") as dom:
-            dom.revertToSnapshot(dom.snapshotLookupByName(name, 0), 0)
+            snap = dom.snapshotLookupByName(name, 0)
+            wants_memory = domainxml.snapshot_wants_memory(ET.fromstring(snap.getXMLDesc(0)))
+            if wants_memory is False:
+                dom.revertToSnapshot(snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)
+                if dom.isActive():
+                    dom.destroy()
+            else:
+                dom.revertToSnapshot(snap, 0)
+            self._cache.drop(dom.UUIDString())
 
     def snapshot_delete(self, uuid: str, name: str, *, children: bool) -> None:
         """Delete one snapshot (its children move up) or the whole subtree."""
@@ -855,7 +874,9 @@ class LibvirtBackend(Backend):
             parent=root.findtext("parent/name"),
             created=datetime.fromtimestamp(int(created), UTC) if created else None,
             state=_SNAPSHOT_STATES.get(state, PowerState.UNKNOWN),
-            has_memory=memory is not None and memory.get("snapshot") in ("internal", "external"),
+            has_memory=memory is not None
+            and memory.get("snapshot") in ("internal", "external")
+            and domainxml.snapshot_wants_memory(root) is not False,
             description=root.findtext("description", ""),
             is_current=current,
         )

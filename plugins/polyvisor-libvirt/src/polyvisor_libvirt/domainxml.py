@@ -18,6 +18,8 @@ from polyvisor.model import BootDevice, DiskBus, KernelBoot
 __all__ = [
     "LABELS_NS",
     "LABELS_PREFIX",
+    "SNAPSHOT_NS",
+    "SNAPSHOT_PREFIX",
     "STORAGE_NS",
     "STORAGE_PREFIX",
     "Definition",
@@ -32,6 +34,8 @@ __all__ = [
     "parse_definition",
     "parse_labels",
     "parse_owned",
+    "snapshot_marker_xml",
+    "snapshot_wants_memory",
     "snapshot_xml",
     "to_text",
 ]
@@ -39,11 +43,15 @@ __all__ = [
 LABELS_NS = "https://polyvisor.dev/xmlns/labels/1"
 LABELS_PREFIX = "polyvisor"
 STORAGE_NS = "https://polyvisor.dev/xmlns/storage/1"
+SNAPSHOT_NS = "https://polyvisor.dev/xmlns/snapshot/1"
+"""A marker the domain carries while a snapshot is taken, so the snapshot's own copy of the domain records it."""
+SNAPSHOT_PREFIX = "pvsnap"
 STORAGE_PREFIX = "polyvisor-storage"
 
 # Readable prefixes in the XML libvirt stores; libvirt keys metadata by namespace URI, not by prefix.
 ET.register_namespace(LABELS_PREFIX, LABELS_NS)
 ET.register_namespace(STORAGE_PREFIX, STORAGE_NS)
+ET.register_namespace(SNAPSHOT_PREFIX, SNAPSHOT_NS)
 
 _BOOT_DEV = {BootDevice.DISK: "hd", BootDevice.CDROM: "cdrom", BootDevice.NETWORK: "network"}
 _TARGET_PREFIX = {DiskBus.VIRTIO: "vd", DiskBus.SCSI: "sd", DiskBus.SATA: "sd", DiskBus.IDE: "hd"}
@@ -398,6 +406,21 @@ def parse_definition(xml: str) -> Definition:
         guest_agent=agent,
         uefi=uefi,
     )
+
+
+def snapshot_marker_xml(name: str, *, memory: bool) -> str:
+    """Return the metadata element recording how polyvisor was asked to take snapshot ``name``."""
+    root = ET.Element("snapshot", name=name, memory="yes" if memory else "no")
+    return to_text(root)  # libvirt puts it in SNAPSHOT_NS
+
+
+def snapshot_wants_memory(snapshot: ET.Element) -> bool | None:
+    """Return the memory choice recorded inside a ``<domainsnapshot>``'s domain copy, if polyvisor recorded one."""
+    name = snapshot.findtext("name")
+    for marker in snapshot.iterfind(f"domain/metadata/{{{SNAPSHOT_NS}}}snapshot"):
+        if marker.get("name") == name:
+            return marker.get("memory") == "yes"
+    return None
 
 
 def snapshot_xml(name: str, description: str, *, memory: bool, running: bool) -> str:

@@ -65,6 +65,17 @@ def test_memory_snapshot_of_running_vm(polyvisor_vm_factory: VMFactory) -> None:
     assert vm.revert("live").state in (PowerState.RUNNING, PowerState.PAUSED)
 
 
+def test_disk_only_snapshot_of_running_vm_reverts_to_stopped(polyvisor_vm_factory: VMFactory) -> None:
+    vm = _snap_vm(polyvisor_vm_factory, "snd0")
+    vm.start()
+    snap = vm.snapshot("disks-only")
+    assert not snap.has_memory
+    assert vm.state is PowerState.RUNNING, "taking a snapshot leaves the VM running"
+    assert not vm.snapshots()["disks-only"].has_memory
+    assert vm.revert("disks-only").state is PowerState.STOPPED
+    assert vm.state is PowerState.STOPPED
+
+
 def test_memory_snapshot_needs_a_running_vm(polyvisor_vm_factory: VMFactory) -> None:
     vm = _snap_vm(polyvisor_vm_factory, "snms")
     require(vm, Feature.SNAPSHOT_MEMORY)
