@@ -70,7 +70,7 @@ def test_disk_only_snapshot_of_running_vm_reverts_to_stopped(polyvisor_vm_factor
     vm.start()
     snap = vm.snapshot("disks-only")
     assert not snap.has_memory
-    assert vm.state is PowerState.RUNNING, "taking a snapshot leaves the VM running"
+    assert vm.status().state is PowerState.RUNNING, "taking a snapshot leaves the VM running"
     assert not vm.snapshots()["disks-only"].has_memory
     assert vm.revert("disks-only").state is PowerState.STOPPED
     assert vm.state is PowerState.STOPPED
