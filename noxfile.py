@@ -101,6 +101,14 @@ def pool_volumes() -> set[str]:
         conn.close()
 
 
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against peers, measured in the same run (not part of the default sessions)."""
+    session.run(PY, "bench/bench_listing.py", "--vms", "1000", external=True)
+    session.run(PY, "bench/bench_listing.py", "--vms", "200", "--uri", "qemu:///system", external=True)
+    session.run(PY, "bench/bench_hyperv.py", external=True)
+
+
 @contextmanager
 def loopback_hyperv_host() -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
     """Run the loopback Hyper-V host (``python -m polyvisor_hyperv.host``) for the duration of the block."""

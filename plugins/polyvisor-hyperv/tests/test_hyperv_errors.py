@@ -7,6 +7,7 @@ import inspect
 import pytest
 import requests
 import winrm.exceptions as winrm_errors
+from psrpcore.types import ErrorCategory
 from pypsrp import exceptions as psrp_errors
 
 import polyvisor.errors as pe
@@ -18,45 +19,13 @@ from polyvisor_hyperv.errors import (
     error_from_transport,
 )
 
-# System.Management.Automation.ErrorCategory, as documented by Microsoft.
-ERROR_CATEGORIES = [
-    "NotSpecified",
-    "OpenError",
-    "CloseError",
-    "DeviceError",
-    "DeadlockDetected",
-    "InvalidArgument",
-    "InvalidData",
-    "InvalidOperation",
-    "InvalidResult",
-    "InvalidType",
-    "MetadataError",
-    "NotImplemented",
-    "NotInstalled",
-    "ObjectNotFound",
-    "OperationStopped",
-    "OperationTimeout",
-    "SyntaxError",
-    "ParserError",
-    "PermissionDenied",
-    "ResourceBusy",
-    "ResourceExists",
-    "ResourceUnavailable",
-    "ReadError",
-    "WriteError",
-    "FromStdErr",
-    "SecurityError",
-    "ProtocolError",
-    "ConnectionError",
-    "AuthenticationError",
-    "LimitsExceeded",
-    "QuotaExceeded",
-    "NotEnabled",
-]
+# System.Management.Automation.ErrorCategory, from an independent implementation of the protocol (psrpcore).
+ERROR_CATEGORIES = [category.name for category in sorted(ErrorCategory, key=lambda c: c.value)]
 
 
 def test_every_error_category_is_mapped() -> None:
-    assert list(ERROR_CATEGORY_NAMES.values()) == ERROR_CATEGORIES
+    assert len(ERROR_CATEGORIES) == 32
+    assert {category.value: category.name for category in ErrorCategory} == ERROR_CATEGORY_NAMES
     assert set(CATEGORY_ERRORS) == set(ERROR_CATEGORIES)
     assert all(issubclass(kind, pe.PolyvisorError) for kind in CATEGORY_ERRORS.values())
 
