@@ -454,7 +454,7 @@ class VM:
         return SnapshotTree(tuple(self._backend.snapshot_list(self.uuid)))
 
     def revert(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
-        """Revert to the named snapshot; the VM ends in the state the snapshot recorded."""
+        """Revert to the named snapshot: running or paused if it holds memory, otherwise stopped."""
         self._require_snapshot(name)
         self._backend.snapshot_revert(self.uuid, name)
         return self._settled(None, timeout)
