@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import json
 
-import pytest
+import tree_sitter  # a dev requirement: without it this module fails to import, and never skips
+import tree_sitter_powershell
 
 from polyvisor_hyperv.commands import SWITCH, Request, Step
 from polyvisor_hyperv.winrm_shell import encode_request, powershell_arguments, runner_script
-
-tree_sitter = pytest.importorskip("tree_sitter")
-tree_sitter_powershell = pytest.importorskip("tree_sitter_powershell")
 
 
 def _problems(source: str) -> list[str]:
