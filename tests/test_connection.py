@@ -102,3 +102,21 @@ def test_credentials_are_wrapped_and_hidden(toy_plugins: Plugins) -> None:
     assert creds.options == {"ca_path": "/x"}
     for text in (repr(conn), repr(creds), str(creds.password), repr(conn.uri)):
         assert "secret" not in text
+
+
+def test_a_backend_failing_at_connect_is_closed(toy_plugins: Plugins) -> None:
+    from toy_backend import ToyBackend
+
+    closed: list[bool] = []
+
+    class Broken(ToyBackend):
+        def capabilities(self) -> polyvisor.Capabilities:
+            raise polyvisor.BackendError("cannot describe myself")
+
+        def close(self) -> None:
+            closed.append(True)
+
+    toy_plugins.registry.add("broken", lambda uri, creds: Broken(uri, creds))
+    with pytest.raises(polyvisor.BackendError):
+        polyvisor.connect("broken:///", plugins=toy_plugins)
+    assert closed == [True]

@@ -120,7 +120,11 @@ def connect(uri: str | URI | None = None, *, plugins: Plugins | None = None, **c
     creds = Credentials.from_kwargs(parsed, options)
     factory = (plugins or _default_plugins()).factory_for(parsed)
     backend = factory(parsed, creds)
-    return Connection(backend, parsed)
+    try:
+        return Connection(backend, parsed)
+    except BaseException:
+        backend.close()  # a backend that failed to describe itself must not leak its connection
+        raise
 
 
 def schemes(*, plugins: Plugins | None = None) -> list[str]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from polyvisor.backend import Backend
 from polyvisor.errors import (
@@ -71,6 +73,7 @@ class Connection:
         self._backend: Backend | None = backend
         self.uri = uri
         self._capabilities = backend.capabilities()
+        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         state = "closed" if self._backend is None else "open"
@@ -105,8 +108,10 @@ class Connection:
         return self._backend is None
 
     def close(self) -> None:
-        """Close the connection; calling it again does nothing."""
+        """Close the connection and every event stream still open on it; calling it again does nothing."""
         if self._backend is not None:
+            for stream in list(self._streams):
+                stream.close()
             backend, self._backend = self._backend, None
             backend.close()
 
@@ -181,15 +186,26 @@ class Connection:
 
     # -- events ------------------------------------------------------------------------------------------------
     def watch(self) -> EventStream:
-        """Return a stream of lifecycle events; iterate it, and close it (or use ``with``)."""
-        return EventStream(self.backend)
+        """Return a stream of lifecycle events; iterate it, and close it (or use ``with``).
+
+        Closing the connection closes the stream too.
+        """
+        stream = EventStream(self.backend)
+        self._streams.add(stream)
+        return stream
 
 
 class EventStream:
-    """An iterator of :class:`~polyvisor.model.Event`; a context manager that unsubscribes on exit."""
+    """An iterator of :class:`~polyvisor.model.Event`; a context manager that unsubscribes on exit.
+
+    Iteration ends once the stream is closed, also when another thread closes it.
+    """
 
     def __init__(self, backend: Backend) -> None:
         self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        # The backend's sink; closing drops a wake-up marker into the queue, which the backend never sees.
+        self._items = cast("queue.SimpleQueue[Event | object]", self._queue)
+        self._lock = threading.Lock()
         self._cancel: Callable[[], None] | None = backend.subscribe(self._queue)
 
     def __enter__(self) -> Self:
@@ -199,21 +215,36 @@ class EventStream:
         self.close()
 
     def __iter__(self) -> Iterator[Event]:
-        while self._cancel is not None:
-            yield self._queue.get()
+        while True:
+            event = self.get()
+            if event is None:
+                return
+            yield event
 
     def get(self, timeout: float | None = None) -> Event | None:
-        """Return the next event, or None after ``timeout`` seconds without one."""
+        """Return the next event; None after ``timeout`` seconds without one, or once the stream is closed."""
+        if self._cancel is None:
+            return None
         try:
-            return self._queue.get(timeout=timeout)
+            item = self._items.get(timeout=timeout)
         except queue.Empty:
             return None
+        if item is _CLOSED:
+            self._items.put(_CLOSED)  # wake every other reader too
+            return None
+        assert isinstance(item, Event)
+        return item
 
     def close(self) -> None:
-        """Stop receiving events."""
-        if self._cancel is not None:
+        """Stop receiving events; a reader blocked in another thread returns."""
+        with self._lock:
             cancel, self._cancel = self._cancel, None
+        if cancel is not None:
             cancel()
+            self._items.put(_CLOSED)
+
+
+_CLOSED = object()
 
 
 class VM:
@@ -359,7 +390,7 @@ class VM:
         progress: Progress | None = None,
     ) -> VMStatus:
         """Wait until the VM is in ``state``; raise :class:`~polyvisor.errors.TimeoutError` otherwise."""
-        wanted = PowerState(state)
+        wanted = _power_state(state)
         return self._wait(lambda s: s.state is wanted, timeout, f"to become {wanted.value}", progress)
 
     def ensure(
@@ -375,7 +406,8 @@ class VM:
         ``force`` allows lossy shortcuts: power off instead of a graceful shutdown, and discarding saved
         memory. Supported targets: running, stopped, paused, saved.
         """
-        target = PowerState(state)
+        _check_timeout(timeout)
+        target = _power_state(state)
         if target not in _ENSURE_TARGETS:
             raise ValidationError(
                 f"cannot ensure {target.value!r}; choose one of {', '.join(s.value for s in _ENSURE_TARGETS)}",
@@ -391,7 +423,11 @@ class VM:
             if step is None:
                 raise InvalidStateError(
                     f"cannot bring a {status.state.value} VM to {target.value}"
-                    + ("" if force else "; pass force=True to allow powering off or discarding saved state"),
+                    + (
+                        "; pass force=True to allow powering off or discarding saved state"
+                        if not force and _next_step(status.state, target, True) is not None
+                        else ""
+                    ),
                     state=status.state,
                     accepted=(),
                     host=self.connection.host,
@@ -412,7 +448,9 @@ class VM:
         return self.labels
 
     def update_labels(self, set: Mapping[str, str] | None = None, remove: Iterable[str] = ()) -> Mapping[str, str]:
-        """Add or change some labels and remove others; return the result."""
+        """Add or change some labels and remove others (``remove``: keys, or one key); return the result."""
+        if isinstance(remove, str):
+            remove = (remove,)  # one key, not its characters
         merged = dict(self.labels)
         merged.update(set or {})
         for key in remove:
@@ -559,7 +597,13 @@ class VM:
                 vm=self.name,
             )
         log.info("%s %r on %s", verb.name, self.name, self.connection.host)
-        action(self.uuid)
+        try:
+            action(self.uuid)
+        except PolyvisorError as error:
+            reached = self._reached(verb, error)
+            if reached is None:
+                raise
+            return reached
         target = verb.target or PowerState.RUNNING
         if not wait:
             return self.status()
@@ -574,6 +618,23 @@ class VM:
             repeat=repeat,
             requested=timeout,
         )
+
+    def _reached(self, verb: Verb, error: PolyvisorError) -> VMStatus | None:
+        """Return the status if the VM is at the verb's target although the verb failed, else None.
+
+        Another client may move the VM between the state check and the action (a start racing another start);
+        the hypervisor then refuses, but the caller got what the verb promises.
+        """
+        if verb.target is None:
+            return None
+        try:
+            status = self.status()
+        except PolyvisorError:
+            return None  # the original error says more than this one
+        if status.state is not verb.target:
+            return None
+        log.debug("%s: %r reached %s meanwhile (%s)", verb.name, self.name, status.state.value, error)
+        return status
 
     def _settled(self, verb: Verb | None, timeout: float) -> VMStatus:
         """Return the status, first waiting out a transitional state if the verb wants that."""
@@ -671,6 +732,14 @@ def _invalid_message(verb: Verb, state: PowerState) -> str:
 
 
 _VERB_PHRASES = {"discard_saved_state": "discard the saved state of a VM", "delete": "delete a VM"}
+
+
+def _power_state(value: PowerState | str) -> PowerState:
+    try:
+        return PowerState(value)
+    except ValueError:
+        choices = ", ".join(state.value for state in PowerState)
+        raise ValidationError(f"{value!r} is not a power state; use one of {choices}", field="state") from None
 
 
 def _check_timeout(timeout: float) -> None:

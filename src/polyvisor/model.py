@@ -290,7 +290,7 @@ def _path(value: object, field_name: str) -> str:
     if not isinstance(value, str | PurePath):
         raise _fail(field_name, f"must be a path string, got {type(value).__name__}")
     text = str(value)
-    if not text or _CONTROL.search(text):
+    if not text or _CONTROL.search(text) or _XML_INVALID.search(text):
         raise _fail(field_name, f"{text!r} is not a usable path")
     return text
 

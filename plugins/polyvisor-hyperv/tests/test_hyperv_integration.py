@@ -12,7 +12,14 @@ import pytest
 
 import polyvisor
 from polyvisor import Feature, PowerState
-from polyvisor.errors import AuthenticationError, ConnectionError, NotFoundError, TimeoutError, UnsupportedError
+from polyvisor.errors import (
+    AuthenticationError,
+    ConnectionError,
+    NotFoundError,
+    TimeoutError,
+    UnsupportedError,
+    ValidationError,
+)
 
 pytestmark = pytest.mark.hyperv
 
@@ -70,6 +77,18 @@ def test_create_uefi_with_devices(conn: polyvisor.Connection, vm_name: str) -> N
         vm.delete(storage=True)
 
 
+def test_delete_with_storage_removes_the_disk_files(
+    conn: polyvisor.Connection, loopback_http: Any, vm_name: str
+) -> None:
+    files = loopback_http.engine.host.files
+    before = set(files.paths())
+    vm = conn.create({"name": vm_name, "disks": [{"size_mib": 64}]})
+    vm.attach_disk({"size_mib": 16}, live=False)
+    assert len(set(files.paths()) - before) == 2
+    vm.delete(storage=True)
+    assert set(files.paths()) - before == set()
+
+
 def test_failed_create_leaves_nothing_behind(conn: polyvisor.Connection, vm_name: str) -> None:
     before = {vm.uuid for vm in conn.list()}
     with pytest.raises(polyvisor.PolyvisorError):
@@ -100,6 +119,28 @@ def test_snapshots(conn: polyvisor.Connection, vm_name: str) -> None:
         assert len(vm.snapshots()) == 0
     finally:
         vm.delete(storage=True)
+
+
+def test_duplicate_checkpoint_names_are_never_acted_on_together(
+    conn: polyvisor.Connection, loopback_http: Any, vm_name: str
+) -> None:
+    # Hyper-V allows duplicate checkpoint names (a human, or another tool, may have made them): a verb by name
+    # must not delete or restore every checkpoint of that name.
+    vm = conn.create({"name": vm_name})
+    host = loopback_http.engine.host
+    try:
+        vm.snapshot("base")
+        vm.snapshot("twin")
+        host.checkpoint_vm(uuid.UUID(vm.uuid), "twin")
+        with pytest.raises(ValidationError, match="twin"):
+            vm.delete_snapshot("twin")
+        with pytest.raises(ValidationError, match="twin"):
+            vm.revert("twin")
+        assert [snap.name for snap in host.find_snapshots(uuid.UUID(vm.uuid))] == ["base", "twin", "twin"]
+        vm.delete_snapshot("base")
+        assert [snap.name for snap in host.find_snapshots(uuid.UUID(vm.uuid))] == ["twin", "twin"]
+    finally:
+        vm.delete()
 
 
 HOSTILE_NAMES = [
@@ -175,6 +216,17 @@ def test_dropped_connection_recovers(uri_for: UriFor, loopback_private: Any, tra
     with contextlib.suppress(ConnectionError):
         conn.list()
     assert conn.host_info().hypervisor == "hyperv"
+
+
+def test_session_dropped_by_the_host_is_reopened(
+    uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect
+) -> None:
+    conn = connect(uri_for(loopback_private, transport))
+    conn.list()
+    # Windows deletes a shell or runspace pool that idled past IdleTimeout (2 hours by default).
+    assert loopback_private.drop_shells() == 1
+    assert conn.host_info().hypervisor == "hyperv"  # a request that never started is retried on a new session
+    assert loopback_private.open_shells == 1
 
 
 def test_stalled_reply_is_retried(uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect) -> None:

@@ -93,3 +93,9 @@ def test_password_never_shown() -> None:
     with pytest.raises(ValidationError) as info:
         options("hyperv://admin:Sup3r-secret@hv01/?bogus=1", password=None)
     assert "Sup3r-secret" not in str(info.value)
+
+
+def test_fractional_protocol_timeouts_round_up_never_to_zero() -> None:
+    # WS-Management and the HTTP clients take whole seconds; 0.5 must not become 0 (no wait at all).
+    opts = options("hyperv://admin@hv01/?operation_timeout=0.5&connect_timeout=0.2", read_timeout=1.5)
+    assert (opts.operation_timeout, opts.read_timeout, opts.connect_timeout) == (1, 2, 1)

@@ -475,28 +475,47 @@ class HyperVBackend(Backend):
             )
         return out
 
-    def _snapshot_steps(self, uuid: str, name: str) -> list[Step]:
-        return [_vm(uuid), _then("Get-VMSnapshot", Name=wildcard_literal(name))]
+    def _snapshot_row(self, uuid: str, name: str) -> Row:
+        """Return the one checkpoint named ``name``; Hyper-V allows duplicate names, so several is an error."""
+        rows = self._run(
+            [_vm(uuid), _then("Get-VMSnapshot")], doing="listing checkpoints", vm=uuid, select=("Id", "Name", "State")
+        )
+        matches = [row for row in rows if _text(row.get("Name")) == name]
+        if not matches:
+            raise NotFoundError(f"no checkpoint named {name!r}", host=self.host, vm=uuid)
+        if len(matches) > 1:
+            ids = ", ".join(_guid(row.get("Id")) for row in matches)
+            raise ValidationError(
+                f"{len(matches)} checkpoints are named {name!r} ({ids}); rename all but one on the host with "
+                "Rename-VMSnapshot",
+                field="name",
+            )
+        return matches[0]
+
+    def _snapshot_steps(self, uuid: str, name: str) -> tuple[list[Step], Row]:
+        # By Id, never by -Name: a name could match several checkpoints and the verb would act on each of them.
+        row = self._snapshot_row(uuid, name)
+        return [Step("Get-VMSnapshot", {"Id": _guid(row.get("Id"))})], row
 
     def snapshot_revert(self, uuid: str, name: str) -> None:
-        snapshot = next((snap for snap in self.snapshot_list(uuid) if snap.name == name), None)
-        if snapshot is None:
-            raise NotFoundError(f"no checkpoint named {name!r}", host=self.host, vm=uuid)
+        steps, row = self._snapshot_steps(uuid, name)
+        has_memory = enum_name(row.get("State"), VMSTATE_NAMES) in _MEMORY_STATES
         if self.status(uuid).state in (PowerState.RUNNING, PowerState.PAUSED):
             # Reverting discards the current state anyway; powering off first works on every Hyper-V version.
             self.stop(uuid)
         self._run(
-            [*self._snapshot_steps(uuid, name), _then("Restore-VMSnapshot", Confirm=False)],
+            [*steps, _then("Restore-VMSnapshot", Confirm=False)],
             doing=f"reverting to checkpoint {name!r} (Restore-VMSnapshot)",
             vm=uuid,
         )
-        if snapshot.has_memory and self.status(uuid).state is PowerState.SAVED:
+        if has_memory and self.status(uuid).state is PowerState.SAVED:
             self.start(uuid)
 
     def snapshot_delete(self, uuid: str, name: str, *, children: bool) -> None:
         parameters: dict[str, Any] = {"IncludeAllChildSnapshots": SWITCH} if children else {}
+        steps, _ = self._snapshot_steps(uuid, name)
         self._run(
-            [*self._snapshot_steps(uuid, name), _then("Remove-VMSnapshot", **parameters)],
+            [*steps, _then("Remove-VMSnapshot", **parameters)],
             doing=f"deleting checkpoint {name!r} (Remove-VMSnapshot)",
             vm=uuid,
         )

@@ -10,6 +10,7 @@ unless ``allow_http_basic`` is set.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,8 +184,9 @@ def parse_options(uri: URI, credentials: Credentials) -> ConnectionOptions:
             f"{auth} authentication needs a username and a password: hyperv://USER@host/ and password=...",
             field="username",
         )
-    operation_timeout = int(values.get("operation_timeout", 20))
-    read_timeout = int(values.get("read_timeout", operation_timeout + 10))
+    # The protocols take whole seconds; rounding up keeps a fraction from becoming 0 (no wait at all).
+    operation_timeout = math.ceil(values.get("operation_timeout", 20))
+    read_timeout = math.ceil(values.get("read_timeout", operation_timeout + 10))
     if read_timeout <= operation_timeout:
         raise ValidationError(
             f"must exceed operation_timeout ({operation_timeout}s), or replies are cut off", field="read_timeout"
@@ -203,6 +205,6 @@ def parse_options(uri: URI, credentials: Credentials) -> ConnectionOptions:
         path=values.get("path", "wsman"),
         operation_timeout=operation_timeout,
         read_timeout=read_timeout,
-        connect_timeout=int(values.get("connect_timeout", 30)),
+        connect_timeout=math.ceil(values.get("connect_timeout", 30)),
         command_timeout=float(values.get("command_timeout", 600.0)),
     )

@@ -10,7 +10,7 @@ from typing import Any
 from polyvisor.errors import TimeoutError
 from polyvisor_hyperv.commands import Request, Step, Switch
 from polyvisor_hyperv.errors import ERROR_CATEGORY_NAMES, ErrorRecord
-from polyvisor_hyperv.transport import Row, Transport
+from polyvisor_hyperv.transport import Row, SessionLost, Transport, shell_is_gone
 
 __all__ = ["PSRPTransport", "plain"]
 
@@ -55,6 +55,7 @@ class PSRPTransport(Transport):
 
     def _invoke(self, request: Request) -> tuple[list[Row], ErrorRecord | None]:
         from pypsrp.complex_objects import PSInvocationState
+        from pypsrp.exceptions import WSManFaultError
         from pypsrp.powershell import PowerShell
 
         ps = PowerShell(self._open())
@@ -65,8 +66,10 @@ class PSRPTransport(Transport):
                 ps.add_cmdlet(step.command)
                 for name, value in step.parameters.items():
                     _add_parameter(ps, name, value)
-                # Stop at the first error, as the WinRM shell runner does with $ErrorActionPreference.
-                ps.add_parameter("ErrorAction", "Stop")
+                # Stop at the first error, as the WinRM shell runner does with $ErrorActionPreference; a step's
+                # own ErrorAction wins (PowerShell refuses a parameter bound twice).
+                if "ErrorAction" not in step.parameters:
+                    ps.add_parameter("ErrorAction", "Stop")
             if last and request.select is not None:
                 ps.add_cmdlet("Select-Object").add_parameter("Property", list(request.select))
             if not last:
@@ -74,7 +77,12 @@ class PSRPTransport(Transport):
                 ps.add_cmdlet("Out-Null")
             ps.add_statement()
         deadline = time.monotonic() + self.options.command_timeout
-        ps.begin_invoke()
+        try:
+            ps.begin_invoke()
+        except WSManFaultError as error:
+            if shell_is_gone(error):  # refused before the pipeline existed: nothing ran
+                raise SessionLost from error
+            raise
         while ps.state == PSInvocationState.RUNNING:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -18,9 +18,26 @@ from polyvisor_hyperv.commands import Request
 from polyvisor_hyperv.errors import ErrorRecord, error_from_record, error_from_transport
 from polyvisor_hyperv.options import ConnectionOptions
 
-__all__ = ["Transport", "open_transport", "parse_datetime"]
+__all__ = ["SessionLost", "Transport", "open_transport", "parse_datetime", "shell_is_gone"]
 
 Row = dict[str, Any]
+# ERROR_WSMAN_INVALID_SELECTORS: the ShellId names no shell, i.e. the host deleted it (idle timeout, restart).
+_SHELL_NOT_FOUND = 2150858843
+
+
+class SessionLost(Exception):
+    """The host no longer has the session, and the request was refused before anything ran (raise ``from`` it)."""
+
+
+def shell_is_gone(error: BaseException) -> bool:
+    """Return whether a pypsrp/pywinrm WSManFaultError says the shell (runspace pool) no longer exists."""
+    for name in ("wsman_fault_code", "code"):  # pywinrm's .code is the HTTP status; pypsrp's is the fault code
+        try:
+            if getattr(error, name, None) == _SHELL_NOT_FOUND:
+                return True
+        except (IndexError, KeyError, TypeError):  # pypsrp computes attributes from args
+            continue
+    return False
 
 
 class Transport(abc.ABC):
@@ -41,9 +58,18 @@ class Transport(abc.ABC):
             if self._closed:
                 raise ConnectionError("the connection is closed", host=host)
             try:
-                rows, record = self._invoke(request)
+                try:
+                    rows, record = self._invoke(request)
+                except SessionLost:
+                    # Nothing ran, so one retry on a fresh session cannot run a cmdlet twice.
+                    self._discard()
+                    rows, record = self._invoke(request)
             except PolyvisorError:
                 raise
+            except SessionLost as lost:
+                self._discard()
+                cause = lost.__cause__ or lost
+                raise error_from_transport(cause, doing=doing, host=host, endpoint=self.options.endpoint) from cause
             except Exception as error:
                 # Connection-level failure: the session may be half-dead; start a fresh one next time.
                 self._discard()

@@ -19,7 +19,7 @@ from typing import Any
 from polyvisor.errors import BackendError, TimeoutError
 from polyvisor_hyperv.commands import Request, Switch
 from polyvisor_hyperv.errors import ErrorRecord
-from polyvisor_hyperv.transport import Row, Transport
+from polyvisor_hyperv.transport import Row, SessionLost, Transport, shell_is_gone
 
 __all__ = ["WinRMShellTransport", "encode_request", "powershell_arguments", "runner_script"]
 
@@ -96,11 +96,16 @@ class WinRMShellTransport(Transport):
         return self._protocol, self._shell_id
 
     def _invoke(self, request: Request) -> tuple[list[Row], ErrorRecord | None]:
-        from winrm.exceptions import WinRMOperationTimeoutError
+        from winrm.exceptions import WinRMOperationTimeoutError, WSManFaultError
 
         protocol, shell_id = self._open()
         payload = encode_request(request)
-        command_id = protocol.run_command(shell_id, "powershell.exe", powershell_arguments())
+        try:
+            command_id = protocol.run_command(shell_id, "powershell.exe", powershell_arguments())
+        except WSManFaultError as error:
+            if shell_is_gone(error):  # refused before powershell.exe started: nothing ran
+                raise SessionLost from error
+            raise
         try:
             for start in range(0, len(payload), _STDIN_CHUNK):
                 chunk = payload[start : start + _STDIN_CHUNK]

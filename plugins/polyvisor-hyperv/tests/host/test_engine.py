@@ -146,3 +146,33 @@ def test_powershell_exe_command_and_unknown_flag(engine: Engine) -> None:
     assert engine.run_powershell_exe(["-Command", "'a' + 'b'"], io.BytesIO(), out, err) == 0
     assert out.getvalue() == b"ab\r\n"
     assert engine.run_powershell_exe(["-Bogus"], io.BytesIO(), io.BytesIO(), err) == 1
+
+
+def test_get_vmsnapshot_by_id_alone(engine: Engine) -> None:
+    # Get-VMSnapshot [-Id] <Guid> is a parameter set of its own: the Id is the checkpoint's, not a VM's.
+    engine.invoke_pipeline([CommandSpec("New-VM", False, [("Name", "byid")])])
+    vm = engine.host.find_vms("byid")[0]
+    first = engine.host.checkpoint_vm(vm.id, "same")
+    engine.host.checkpoint_vm(vm.id, "same")
+    result = engine.invoke_pipeline([CommandSpec("Get-VMSnapshot", False, [("Id", str(first.id))])])
+    assert result.terminating is None, result.terminating
+    assert [(snap.Id, snap.Name) for snap in result.output] == [(first.id, "same")]  # type: ignore[attr-defined]
+    removed = engine.invoke_pipeline(
+        [
+            CommandSpec("Get-VMSnapshot", False, [("Id", str(first.id))]),
+            CommandSpec("Remove-VMSnapshot", False, []),
+        ]
+    )
+    assert removed.terminating is None, removed.terminating
+    assert [snap.name for snap in engine.host.find_snapshots(vm.id)] == ["same"]
+    unknown = engine.invoke_pipeline([CommandSpec("Get-VMSnapshot", False, [("Id", str(vm.id))])])
+    assert unknown.terminating is not None or unknown.errors
+
+
+def test_a_common_parameter_given_twice_is_a_binding_error(engine: Engine) -> None:
+    # PowerShell binds common parameters like any other: -ErrorAction twice is ParameterAlreadyBound.
+    result = engine.invoke_pipeline(
+        [CommandSpec("Get-VM", False, [("ErrorAction", "SilentlyContinue"), ("ErrorAction", "Stop")])]
+    )
+    assert result.terminating is not None
+    assert result.terminating.fully_qualified_error_id.startswith("ParameterAlreadyBound,")

@@ -29,6 +29,7 @@ from polyvisor.backend import Backend, Credentials, Subscription
 from polyvisor.errors import (
     AuthenticationError,
     ConnectionError,
+    InvalidStateError,
     NotFoundError,
     PolyvisorError,
     UnsupportedError,
@@ -108,28 +109,42 @@ def _quiet(_ctx: object, _error: object) -> None:
 
 
 class _DefinitionCache:
-    """Parsed domain XML by UUID, dropped whenever libvirt reports a change to the domain."""
+    """Parsed domain XML by UUID, dropped whenever libvirt reports a change to the domain.
+
+    A reader takes a :meth:`ticket` before reading the XML and hands it to :meth:`put`: a change reported while
+    the XML was on its way (the event thread drops the entry meanwhile) makes the ticket stale, and the
+    definition read before the change is not kept. Tickets count drops of any domain: simpler than one count per
+    domain, and a refused put only costs a later re-read.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, Definition] = {}
+        self._drops = 0
         self.enabled = False
 
     def get(self, uuid: str) -> Definition | None:
         with self._lock:
             return self._items.get(uuid)
 
-    def put(self, definition: Definition) -> None:
+    def ticket(self) -> int:
+        with self._lock:
+            return self._drops
+
+    def put(self, definition: Definition, ticket: int) -> None:
         if self.enabled:
             with self._lock:
-                self._items[definition.uuid] = definition
+                if ticket == self._drops:
+                    self._items[definition.uuid] = definition
 
     def drop(self, uuid: str) -> None:
         with self._lock:
+            self._drops += 1
             self._items.pop(uuid, None)
 
     def clear(self) -> None:
         with self._lock:
+            self._drops += 1
             self._items.clear()
 
 
@@ -155,20 +170,28 @@ class LibvirtBackend(Backend):
         self._callback_ids: list[int] = []
         self._sinks: set[queue.SimpleQueue[Event]] = set()
         self._sinks_lock = threading.Lock()
+        # The running instance (domain ID) each agent shutdown request went to.
+        self._agent_shutdowns: dict[str, int] = {}
+        try:
+            self._setup()
+        except BaseException:
+            self.close()  # no caller will ever close a backend that was not returned
+            raise
+        if uri.driver in ("qemu", "kvm"):
+            # An ACPI press that arrives before the guest's ACPI daemon runs is lost: have the core repeat it.
+            self.shutdown_retry_interval = 2.0
+
+    def _setup(self) -> None:
+        """Register callbacks and probe the host, on the open connection."""
         with contextlib.suppress(libvirt.libvirtError):
             self._conn.registerCloseCallback(self._on_close, None)
-        if not uri.is_local:
+        if not self.uri.is_local:
             # Keepalive notices a dead peer; drivers without it (test, local embedded ones) refuse, which is fine.
             with contextlib.suppress(libvirt.libvirtError):
                 self._conn.setKeepAlive(5, 3)
         self._events = self._watch_definitions()
         self._host_caps = self._read_host_caps()
         self._features = self._probe_features()
-        # The running instance (domain ID) each agent shutdown request went to.
-        self._agent_shutdowns: dict[str, int] = {}
-        if uri.driver in ("qemu", "kvm"):
-            # An ACPI press that arrives before the guest's ACPI daemon runs is lost: have the core repeat it.
-            self.shutdown_retry_interval = 2.0
 
     # -- connection -------------------------------------------------------------------------------------------
     def _open(self, uri: URI, credentials: Credentials) -> libvirt.virConnect:
@@ -462,9 +485,10 @@ class LibvirtBackend(Backend):
             cached = self._cache.get(uuid)
             if cached is not None:
                 return cached
+        ticket = self._cache.ticket()
         with map_libvirt_errors("reading the VM definition", host=self.host, vm=dom.name()):
             definition = domainxml.parse_definition(dom.XMLDesc(0))
-        self._cache.put(definition)
+        self._cache.put(definition, ticket)
         return definition
 
     def _state_of(self, dom: libvirt.virDomain) -> Callable[[], PowerState]:
@@ -594,16 +618,18 @@ class LibvirtBackend(Backend):
 
     def _network_name(self, nic: NicSpec, vm: str) -> str:
         if nic.network is not None:
-            try:
-                self._live().networkLookupByName(nic.network)
-            except libvirt.libvirtError as error:
-                if error.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
-                    raise
-                raise NotFoundError(
-                    f"no network named {nic.network!r}; list them with connection.networks()",
-                    host=self.host,
-                    vm=vm,
-                ) from error
+            conn = self._live()
+            with map_libvirt_errors(f"finding network {nic.network!r}", host=self.host, vm=vm):
+                try:
+                    conn.networkLookupByName(nic.network)
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
+                        raise
+                    raise NotFoundError(
+                        f"no network named {nic.network!r}; list them with connection.networks()",
+                        host=self.host,
+                        vm=vm,
+                    ) from error
             return nic.network
         names: list[str] = []
         with contextlib.suppress(libvirt.libvirtError):
@@ -751,6 +777,7 @@ class LibvirtBackend(Backend):
                     volumes.append(self._conn.storageVolLookupByPath(path))
                 except libvirt.libvirtError:
                     log.warning("volume %s of VM %r is already gone on %s", path, definition.name, self.host)
+        self._refuse_active(dom, definition.name)
         with map_libvirt_errors("deleting the VM", host=self.host, vm=definition.name, state=self._state_of(dom)):
             try:
                 dom.undefineFlags(self._undefine_flags())
@@ -765,6 +792,21 @@ class LibvirtBackend(Backend):
                 volume.delete(0)
         self._cache.drop(definition.uuid)
         self._remove_serial_logs(definition)
+
+    def _refuse_active(self, dom: libvirt.virDomain, name: str) -> None:
+        # libvirt undefines a running domain without complaint, leaving it running as a transient one (and its
+        # volumes in use): a client that started it after the core's state check must not get that.
+        with map_libvirt_errors("checking the VM is stopped", host=self.host, vm=name):
+            active = bool(dom.isActive())
+        if active:
+            state = self._status(dom, name).state
+            raise InvalidStateError(
+                f"cannot delete a VM that is {state.value}; it was started meanwhile: stop or shut it down first",
+                state=state,
+                accepted=(PowerState.STOPPED,),
+                host=self.host,
+                vm=name,
+            )
 
     def _remove_serial_logs(self, definition: Definition) -> None:
         # The serial log files polyvisor named for this VM (see _plan); a file the user configured stays.

@@ -206,6 +206,12 @@ class LoopbackHost:
         """Abort every client connection (the host keeps running); return how many."""
         return self._running().drop_connections()
 
+    def drop_shells(self) -> int:
+        """Forget every shell and runspace pool, as Windows does when one idles out; return how many."""
+        if self._service is None:
+            raise RuntimeError("the loopback host is not running")
+        return self._service.drop_shells()
+
     def stall_next(self, action: str | None = ACTION_RECEIVE, seconds: float | None = None) -> None:
         """Hold back the next WS-Management operation (Receive by default).
 

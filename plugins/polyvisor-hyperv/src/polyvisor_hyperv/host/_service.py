@@ -224,11 +224,16 @@ class WSManService:
             return [shell.shell_element()]
         raise resource_uri_not_found(request.resource_uri)
 
-    def close(self) -> None:
-        """Close every shell (host shutdown)."""
+    def drop_shells(self) -> int:
+        """Close every shell as an idle timeout or a WinRM service restart would; return how many."""
         with self._lock:
             shells = list(self._shells.values())
             self._shells.clear()
         for shell in shells:
             shell.close()
+        return len(shells)
+
+    def close(self) -> None:
+        """Close every shell (host shutdown)."""
+        self.drop_shells()
         self._stall.released.set()

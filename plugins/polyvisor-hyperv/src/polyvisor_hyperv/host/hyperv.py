@@ -661,6 +661,20 @@ class HyperVHost:
                     )
             return copy.deepcopy(snaps)
 
+    def snapshot_by_id(self, snapshot_id: uuid.UUID) -> tuple[VMRecord, SnapshotRecord]:
+        """Return the VM holding checkpoint ``snapshot_id`` and the checkpoint (Get-VMSnapshot -Id)."""
+        with self._cond:
+            for vm in self._vms.values():
+                snap = vm.snapshots.get(snapshot_id)
+                if snap is not None:
+                    return copy.deepcopy(vm), copy.deepcopy(snap)
+        raise HostError(
+            f'Hyper-V was unable to find a checkpoint with id "{snapshot_id}".',
+            error_id="InvalidParameter",
+            category="InvalidArgument",
+            target_name=str(snapshot_id),
+        )
+
     def restore_snapshot(self, vm_id: uuid.UUID, snapshot_id: uuid.UUID) -> VMRecord:
         """Apply a checkpoint to an Off or Saved VM: config and captured state come back."""
         with self._cond:

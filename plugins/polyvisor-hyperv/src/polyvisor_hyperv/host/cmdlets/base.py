@@ -203,15 +203,17 @@ class Cmdlet:
                 positional.append(value)
                 continue
             target = self._lookup(name)
+            target_name = target if isinstance(target, str) else target.name
+            if target_name in bound or target_name in common:
+                raise self._binding_error(
+                    f"Cannot bind parameter because parameter '{target_name}' is specified more than once. To "
+                    "provide multiple values to parameters that can accept multiple values, use the array syntax.",
+                    "ParameterAlreadyBound",
+                    target_name,
+                )
             if isinstance(target, str):
                 common[target] = True if value is None else value
                 continue
-            if target.name in bound:
-                raise self._binding_error(
-                    f"Cannot bind parameter because parameter '{target.name}' is specified more than once.",
-                    "ParameterAlreadyBound",
-                    target.name,
-                )
             if value is None and target.kind == "switch":
                 value = True
             bound[target.name] = self.convert(target, value)

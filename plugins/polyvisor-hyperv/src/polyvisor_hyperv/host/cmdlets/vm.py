@@ -224,6 +224,13 @@ def _snapshots(ctx: CommandContext, args: dict[str, object]) -> list[tuple[VMRec
         pairs.extend((vm, s) for s in ctx.host.find_snapshots(vm.id, snapshot_id=uuid.UUID(int=obj.Id.int)))
     if "VMSnapshot" in args:
         return pairs
+    if "Id" in args and not any(k in args for k in ("VM", "VMName")):
+        # The Id parameter set names a checkpoint on its own, whichever VM holds it.
+        try:
+            pairs.append(ctx.host.snapshot_by_id(args["Id"]))  # type: ignore[arg-type]
+        except HostError as exc:
+            ctx.write_error(exc)
+        return pairs
     vms = resolve_vms(ctx, args, name_param="VMName")
     if not vms and not any(k in args for k in ("VM", "VMName")):
         ctx.fail(

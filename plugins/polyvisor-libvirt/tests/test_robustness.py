@@ -1,0 +1,78 @@
+"""The backend under races and failures: another client acting meanwhile, a failing connect, the cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import libvirt
+import pytest
+
+import polyvisor
+from polyvisor import Connection, DiskSpec, InvalidStateError, NicSpec, PolyvisorError, PowerState, VMSpec
+from polyvisor_libvirt.backend import LibvirtBackend
+
+
+def test_delete_refuses_a_vm_another_client_started(conn: Connection, backend: LibvirtBackend) -> None:
+    vm = conn.create(VMSpec(name="raced", disks=[DiskSpec(size_mib=4)]))
+    owned = vm.info().extra["owned_volumes"]
+    dom = backend._conn.lookupByUUIDString(vm.uuid)
+    dom.create()  # another client starts it after the core's state check
+    with pytest.raises(InvalidStateError) as caught:
+        backend.delete(vm.uuid, storage=True)
+    assert caught.value.state is PowerState.RUNNING
+    assert dom.isPersistent(), "undefining a running domain would leave it transient"
+    assert [backend._conn.storageVolLookupByPath(path).path() for path in owned] == list(owned)
+    vm.stop()
+    vm.delete(storage=True)
+
+
+def test_a_definition_read_across_a_change_is_not_cached(conn: Connection, backend: LibvirtBackend) -> None:
+    vm = conn.create(VMSpec(name="cached"))
+    real = backend._conn.lookupByUUIDString(vm.uuid)
+    backend._cache.drop(vm.uuid)
+
+    class ChangedWhileRead:
+        """The domain, changed (and its cache entry dropped by the event) while its XML is on the wire."""
+
+        def UUIDString(self) -> str:
+            return real.UUIDString()
+
+        def name(self) -> str:
+            return real.name()
+
+        def XMLDesc(self, flags: int) -> str:
+            xml = real.XMLDesc(flags)
+            backend._cache.drop(vm.uuid)  # what the event thread does on a change
+            return xml
+
+    backend._definition(ChangedWhileRead(), fresh=False)  # type: ignore[arg-type]
+    assert backend._cache.get(vm.uuid) is None, "a definition older than a change was cached"
+    backend._definition(real, fresh=False)
+    assert backend._cache.get(vm.uuid) is not None
+
+
+def test_a_connection_failing_after_open_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[libvirt.virConnect] = []
+    real_open = libvirt.open
+
+    def recording_open(uri: str) -> libvirt.virConnect:
+        opened.append(real_open(uri))
+        return opened[-1]
+
+    def failing_probe(self: LibvirtBackend) -> Any:
+        raise PolyvisorError("probing failed")
+
+    monkeypatch.setattr(libvirt, "open", recording_open)
+    monkeypatch.setattr(LibvirtBackend, "_read_host_caps", failing_probe)
+    with pytest.raises(PolyvisorError, match="probing failed"):
+        polyvisor.connect("test:///default")
+    assert len(opened) == 1
+    with pytest.raises(libvirt.libvirtError):
+        opened[0].isAlive()  # closed: the half-built backend released it
+
+
+def test_a_failing_network_lookup_is_mapped(conn: Connection, backend: LibvirtBackend) -> None:
+    backend._conn.close()  # the connection died under the backend, before libvirt's close callback told it
+    with pytest.raises(PolyvisorError) as caught:
+        backend.create(VMSpec(name="n", nics=[NicSpec(network="default")]))
+    assert isinstance(caught.value.__cause__, libvirt.libvirtError)
