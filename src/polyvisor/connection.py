@@ -416,7 +416,7 @@ class VM:
         deadline = time.monotonic() + timeout
         for _ in range(8):  # every plan reaches its target in at most a few steps
             remaining = max(deadline - time.monotonic(), 0.0)
-            status = self._settled(None, remaining)
+            status = self._settled(None, remaining, requested=timeout)
             if status.state is target:
                 return status
             step = _next_step(status.state, target, force)
@@ -636,11 +636,13 @@ class VM:
         log.debug("%s: %r reached %s meanwhile (%s)", verb.name, self.name, status.state.value, error)
         return status
 
-    def _settled(self, verb: Verb | None, timeout: float) -> VMStatus:
+    def _settled(self, verb: Verb | None, timeout: float, requested: float | None = None) -> VMStatus:
         """Return the status, first waiting out a transitional state if the verb wants that."""
         status = self.status()
         if status.state.is_transitional and (verb is None or verb.waits_out_transitions):
-            status = self._wait(lambda s: not s.state.is_transitional, timeout, "to finish its transition")
+            status = self._wait(
+                lambda s: not s.state.is_transitional, timeout, "to finish its transition", requested=requested
+            )
         return status
 
     def _wait(
