@@ -282,5 +282,29 @@ def test_one_verb_on_a_warm_connection_needs_few_requests(
 
 def test_capabilities_are_declared(conn: polyvisor.Connection) -> None:
     assert conn.supports(Feature.SNAPSHOTS)
-    assert not conn.supports(Feature.REBOOT)
+    assert conn.supports(Feature.REBOOT)
     assert not conn.supports(Feature.EVENTS)
+
+
+def test_reboot_shuts_the_guest_down_and_starts_it_again(
+    uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect, vm_name: str
+) -> None:
+    conn = connect(uri_for(loopback_private, transport, operation_timeout="1", read_timeout="3", command_timeout="2"))
+    vm = conn.create({"name": vm_name})
+    host = loopback_private.engine.host
+    vm_id = uuid.UUID(vm.uuid)
+    try:
+        vm.start()
+        first_boot = host.get_vm(vm_id).started_at
+        assert vm.reboot().state is PowerState.RUNNING
+        assert host.get_vm(vm_id).started_at > first_boot, "the VM was powered on again"
+        # It is the guest that shuts down (no power-off): a guest that ignores the request is left running.
+        host.set_guest_responds_to_shutdown(vm_id, False)
+        second_boot = host.get_vm(vm_id).started_at
+        with pytest.raises(TimeoutError):
+            vm.reboot()
+        assert vm.state is PowerState.RUNNING
+        assert host.get_vm(vm_id).started_at == second_boot
+    finally:
+        vm.stop()
+        vm.delete()

@@ -13,6 +13,7 @@ never hit the wrong VM. Choices the contract leaves open:
   running, as the snapshot recorded it.
 * NICs get a MAC chosen here (Hyper-V's 00:15:5D prefix) when the spec gives none, because a dynamic MAC reads as
   zeros until the first start and could not be detached by MAC.
+* Reboot is a guest shutdown followed by a start (Hyper-V has no guest-reboot cmdlet; ``Restart-VM`` resets).
 * Shutdown is ``Stop-VM -Force`` (the guest shuts down through the integration services; -Force only skips the
   "VM is locked" prompt); stop is ``Stop-VM -TurnOff -Force``. Hyper-V's cmdlets block until the state is
   reached, so these primitives return when it is (bounded by the ``command_timeout`` option).
@@ -90,6 +91,7 @@ _FEATURES = frozenset(
         Feature.PAUSE,
         Feature.SAVE,
         Feature.RESET,
+        Feature.REBOOT,
         Feature.SHUTDOWN_AGENT,
         Feature.SNAPSHOTS,
         Feature.SNAPSHOT_MEMORY,
@@ -381,6 +383,13 @@ class HyperVBackend(Backend):
 
     def stop(self, uuid: str) -> None:
         self._verb(uuid, "Stop-VM", "powering the VM off (Stop-VM -TurnOff)", TurnOff=SWITCH, Force=SWITCH)
+
+    def reboot(self, uuid: str) -> None:
+        """A graceful reboot composed of a guest shutdown and a start: Hyper-V has no guest-reboot cmdlet
+        (``Restart-VM`` is a hard reset). The guest shuts down through its integration services, so it loses
+        nothing, and the VM powers on again; it is a cold restart where libvirt's is a warm one."""
+        self._verb(uuid, "Stop-VM", "shutting the guest down to reboot it (Stop-VM)", Force=SWITCH)
+        self._verb(uuid, "Start-VM", "starting the VM again after its shutdown (Start-VM)")
 
     def reset(self, uuid: str) -> None:
         self._verb(uuid, "Restart-VM", "resetting the VM (Restart-VM -Force)", Force=SWITCH)
