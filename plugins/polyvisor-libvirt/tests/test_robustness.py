@@ -71,8 +71,33 @@ def test_a_connection_failing_after_open_is_closed(monkeypatch: pytest.MonkeyPat
         opened[0].isAlive()  # closed: the half-built backend released it
 
 
+class _DeadNetworkLookups:
+    """The backend's connection, except that network lookups fail as on a connection that died."""
+
+    def __init__(self, inner: libvirt.virConnect, error: libvirt.libvirtError) -> None:
+        self._inner = inner
+        self._error = error
+
+    def networkLookupByName(self, name: str) -> libvirt.virNetwork:
+        raise self._error
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
 def test_a_failing_network_lookup_is_mapped(conn: Connection, backend: LibvirtBackend) -> None:
-    backend._conn.close()  # the connection died under the backend, before libvirt's close callback told it
-    with pytest.raises(PolyvisorError) as caught:
-        backend.create(VMSpec(name="n", nics=[NicSpec(network="default")]))
-    assert isinstance(caught.value.__cause__, libvirt.libvirtError)
+    # A real error from a connection that died (closing the backend's own connection instead would leave its
+    # event registrations holding it open, and with it the process-wide test hypervisor's state).
+    dead = libvirt.open("test:///default")
+    dead.close()
+    with pytest.raises(libvirt.libvirtError) as died:
+        dead.networkLookupByName("default")
+    live = backend._conn
+    backend._conn = _DeadNetworkLookups(live, died.value)  # type: ignore[assignment]
+    try:
+        with pytest.raises(PolyvisorError) as caught:
+            backend.create(VMSpec(name="n", nics=[NicSpec(network="default")]))
+    finally:
+        backend._conn = live
+    assert caught.value.__cause__ is died.value
+    assert not conn.exists("n")
