@@ -14,6 +14,7 @@ import polyvisor
 from polyvisor import Feature, PowerState
 from polyvisor.errors import (
     AuthenticationError,
+    BackendError,
     ConnectionError,
     NotFoundError,
     TimeoutError,
@@ -87,6 +88,92 @@ def test_delete_with_storage_removes_the_disk_files(
     assert len(set(files.paths()) - before) == 2
     vm.delete(storage=True)
     assert set(files.paths()) - before == set()
+
+
+def _disk_of(loopback: Any, vm: polyvisor.VM) -> str:
+    path = loopback.engine.host.get_vm(uuid.UUID(vm.uuid)).config.hard_drives[0].path
+    assert path is not None
+    return str(path)
+
+
+def test_delete_with_storage_removes_every_checkpoint_disk(
+    conn: polyvisor.Connection, loopback_http: Any, vm_name: str
+) -> None:
+    files = loopback_http.engine.host.files
+    before = set(files.paths())
+    vm = conn.create({"name": vm_name, "disks": [{"size_mib": 64}]})
+    base = _disk_of(loopback_http, vm)
+    vm.snapshot("first")
+    vm.revert("first")
+    vm.snapshot("second")
+    mine = set(files.paths()) - before
+    # The base, the disk "second" reads from and the one the VM writes to: two of them differencing disks.
+    assert len(mine) == 3
+    assert sorted(str(files.get(path).vhd_type) for path in mine) == ["Differencing", "Differencing", "Dynamic"]
+    assert _disk_of(loopback_http, vm) != base
+    vm.delete(storage=True)
+    assert set(files.paths()) - before == set()
+
+
+def test_delete_without_storage_keeps_every_disk(conn: polyvisor.Connection, loopback_http: Any, vm_name: str) -> None:
+    files = loopback_http.engine.host.files
+    before = set(files.paths())
+    vm = conn.create({"name": vm_name, "disks": [{"size_mib": 64}]})
+    vm.snapshot("first")
+    mine = set(files.paths()) - before
+    assert len(mine) == 2
+    vm.delete(storage=False)
+    assert set(files.paths()) - before == mine
+    for path in mine:
+        files.remove(path)
+
+
+def test_delete_with_storage_keeps_disks_another_vm_uses(
+    conn: polyvisor.Connection, loopback_http: Any, vm_name: str
+) -> None:
+    host = loopback_http.engine.host
+    before = set(host.files.paths())
+    vm = conn.create({"name": vm_name, "disks": [{"size_mib": 64}, {"size_mib": 16}]})
+    vm.snapshot("first")
+    direct = _disk_of(loopback_http, vm)  # the .avhdx the VM writes to, whose parent is the first disk
+    base = host.get_vhd(direct).parent_path
+    second = [d.path for d in host.get_vm(uuid.UUID(vm.uuid)).config.hard_drives][1]
+    second_base = host.get_vhd(second).parent_path
+    # One VM attaches the first disk itself; another reaches the second one only through its differencing disk.
+    sharing = conn.create({"name": vm_name + "-a", "disks": [{"image": base}]})
+    child = host.new_vhd(
+        second_base.replace(".vhdx", "-child.vhdx"), None, vhd_type="Differencing", parent_path=second_base
+    ).path
+    chained = conn.create({"name": vm_name + "-b", "disks": [{"image": child}]})
+    try:
+        vm.delete(storage=True)
+        assert set(host.files.paths()) - before == {base, second_base, child}
+    finally:
+        sharing.delete(storage=True)
+        chained.delete(storage=True)
+    assert set(host.files.paths()) - before == set()
+
+
+def test_delete_with_storage_names_the_files_it_could_not_remove(
+    conn: polyvisor.Connection, loopback_http: Any, vm_name: str
+) -> None:
+    host = loopback_http.engine.host
+    before = set(host.files.paths())
+    vm = conn.create({"name": vm_name, "disks": [{"size_mib": 64}]})
+    vm.snapshot("first")
+    vm.snapshot("second")
+    base = host.get_vhd(host.get_vhd(_disk_of(loopback_http, vm)).parent_path).parent_path
+    host.hold_file(base)  # another process (a backup agent, say) keeps it open
+    try:
+        with pytest.raises(BackendError) as info:
+            vm.delete(storage=True)
+        assert base in str(info.value)
+        assert "by hand" in str(info.value)
+        assert not conn.exists(vm.uuid)
+        assert set(host.files.paths()) - before == {base}  # every other file was still removed
+    finally:
+        host.hold_file(base, held=False)
+        host.remove_file(base)
 
 
 def test_failed_create_leaves_nothing_behind(conn: polyvisor.Connection, vm_name: str) -> None:

@@ -13,6 +13,8 @@ never hit the wrong VM. Choices the contract leaves open:
   running, as the snapshot recorded it.
 * NICs get a MAC chosen here (Hyper-V's 00:15:5D prefix) when the spec gives none, because a dynamic MAC reads as
   zeros until the first start and could not be detached by MAC.
+* ``delete(storage=True)`` removes the disk files of the VM's drives, of every checkpoint's drives and their
+  parent chains, except files another VM still uses; files it cannot remove are named in a BackendError.
 * Reboot is a guest shutdown followed by a start (Hyper-V has no guest-reboot cmdlet; ``Restart-VM`` resets).
 * Shutdown is ``Stop-VM -Force`` (the guest shuts down through the integration services; -Force only skips the
   "VM is locked" prompt); stop is ``Stop-VM -TurnOff -Force``. Hyper-V's cmdlets block until the state is
@@ -29,6 +31,7 @@ from typing import Any
 
 from polyvisor.backend import Backend, Credentials
 from polyvisor.errors import (
+    BackendError,
     NotFoundError,
     PolyvisorError,
     UnsupportedError,
@@ -407,14 +410,84 @@ class HyperVBackend(Backend):
         self._verb(uuid, "Remove-VMSavedState", "discarding saved state (Remove-VMSavedState)")
 
     def delete(self, uuid: str, *, storage: bool) -> None:
-        paths: list[str] = []
+        """Remove the VM (``Remove-VM`` leaves every disk file behind) and, with ``storage``, its disk files.
+
+        The files are collected before the VM goes: its drives' files, every checkpoint's drives' files, and each
+        one's chain of parents (``Get-VHD`` ParentPath), so the base disks and the .avhdx files of every checkpoint
+        branch go too. They are removed children first. A file another VM still uses, through a drive, a
+        checkpoint's drive or its chain of parents, stays. A file already gone is fine; any other file that cannot
+        be removed raises BackendError naming every file left behind, after all of them were tried.
+        """
+        files: list[str] = []
         if storage:
-            drives = self._run(
-                [_vm(uuid), _then("Get-VMHardDiskDrive")], doing="listing the VM's disks", vm=uuid, select=("Path",)
-            )
-            paths = [_text(row.get("Path")) for row in drives if row.get("Path")]
+            files = self._disk_files([_vm(uuid)], doing="listing the VM's disk files", vm=uuid)
         self._verb(uuid, "Remove-VM", "deleting the VM (Remove-VM)", Force=SWITCH)
-        self._remove_files(paths)
+        if files:
+            # The VM is gone now, so every VM Get-VM lists is another one.
+            shared = {path.casefold() for path in self._disk_files([Step("Get-VM")], doing="listing disks in use")}
+            self._remove_disks([path for path in files if path.casefold() not in shared], uuid)
+
+    def _disk_files(self, vms: Sequence[Step], *, doing: str, vm: str | None = None) -> list[str]:
+        """Return the disk files of the VMs ``vms`` selects and of their checkpoints, with their parent chains,
+        children before parents."""
+        paths: list[str] = []
+        for via in ([], [_then("Get-VMSnapshot")]):
+            rows = self._run([*vms, *via, _then("Get-VMHardDiskDrive")], doing=doing, vm=vm, select=("Path",))
+            paths += [_text(row.get("Path")) for row in rows if row.get("Path")]
+        parents: dict[str, str | None] = {}  # casefolded path -> parent path
+        known = {path.casefold(): path for path in paths}
+        frontier = list(dict.fromkeys(paths))
+        while frontier:
+            # One Get-VHD per level of the chains; a drive that is no VHD (or a missing file) has no parent.
+            rows = self._run(
+                [Step("Get-VHD", {"Path": frontier, "ErrorAction": "SilentlyContinue"})],
+                doing=doing,
+                vm=vm,
+                select=("Path", "ParentPath"),
+            )
+            for path in frontier:
+                parents.setdefault(path.casefold(), None)
+            frontier = []
+            for row in rows:
+                parent = _text(row.get("ParentPath")) or None
+                parents[_text(row.get("Path")).casefold()] = parent
+                if parent is not None and parent.casefold() not in known:
+                    known[parent.casefold()] = parent
+                    frontier.append(parent)
+
+        def depth(key: str) -> int:
+            seen: set[str] = set()
+            while (parent := parents.get(key)) is not None and key not in seen:
+                seen.add(key)
+                key = parent.casefold()
+            return len(seen)
+
+        return sorted(known.values(), key=lambda path: -depth(path.casefold()))
+
+    def _remove_disks(self, paths: Sequence[str], uuid: str) -> None:
+        """Remove ``paths`` in order; try every one, then raise naming those left (the VM is already gone)."""
+        left: list[str] = []
+        first: PolyvisorError | None = None
+        for path in paths:
+            try:
+                self._run(
+                    [Step("Remove-Item", {"LiteralPath": path, "Force": SWITCH})],
+                    doing=f"removing disk file {path}",
+                    vm=uuid,
+                )
+            except NotFoundError:
+                continue  # already gone: nothing left behind
+            except PolyvisorError as error:
+                left.append(path)
+                first = first or error
+        if left:
+            raise BackendError(
+                f"the VM was deleted, but {len(left)} of its disk files could not be removed; remove them by hand: "
+                + "; ".join(left)
+                + f" (first error: {first})",
+                host=self.host,
+                vm=uuid,
+            )
 
     # -- labels ---------------------------------------------------------------------------------------------------
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:

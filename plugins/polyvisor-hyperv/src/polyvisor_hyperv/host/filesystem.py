@@ -38,6 +38,7 @@ class FileEntry:
     logical_sector_size: int = 512
     physical_sector_size: int = 4096
     disk_identifier: uuid.UUID = field(default_factory=uuid.uuid4)
+    checkpoint_of: uuid.UUID | None = None  # the VM whose checkpoints made this differencing disk (.avhdx)
 
 
 class VirtualFileSystem:

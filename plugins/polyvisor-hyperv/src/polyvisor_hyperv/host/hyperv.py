@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import ntpath
 import re
 import threading
 import time
@@ -236,6 +237,7 @@ class HyperVHost:
         self.delays: dict[str, float] = dict.fromkeys(TRANSITIONAL, transition_delay)
         self.guest_shutdown_timeout = guest_shutdown_timeout
         self.files = VirtualFileSystem()
+        self._held: set[str] = set()  # files another process keeps open (casefolded paths)
         self._cond = threading.Condition(threading.RLock())
         self._vms: dict[uuid.UUID, VMRecord] = {}
         self._switches: dict[uuid.UUID, SwitchRecord] = {
@@ -259,6 +261,15 @@ class HyperVHost:
     def add_file(self, path: str, size: int = 4 * MiB) -> str:
         """Place a plain file (an ISO image, say) on the host and return its normalized path."""
         return self.files.create(FileEntry(path=path, size=size, file_size=size)).path
+
+    def hold_file(self, path: str, held: bool = True) -> None:
+        """Make another process (a backup agent, say) keep ``path`` open, so deleting it fails; False lets go."""
+        key = normalize_path(path).casefold()
+        with self._cond:
+            if held:
+                self._held.add(key)
+            else:
+                self._held.discard(key)
 
     def snapshot_of_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Return a deep copy of one VM's record (for assertions)."""
@@ -637,6 +648,8 @@ class HyperVHost:
             )
             vm.snapshots[snap.id] = snap
             vm.current_snapshot_id = snap.id
+            # The checkpoint keeps the disks as they are; the VM writes to a new differencing disk of each.
+            self._branch_drives(vm, snap.id)
             self._cond.notify_all()
             return copy.deepcopy(snap)
 
@@ -676,7 +689,8 @@ class HyperVHost:
         )
 
     def restore_snapshot(self, vm_id: uuid.UUID, snapshot_id: uuid.UUID) -> VMRecord:
-        """Apply a checkpoint to an Off or Saved VM: config and captured state come back."""
+        """Apply a checkpoint to an Off or Saved VM: config and captured state come back, and the VM writes to a
+        new differencing disk of each of the checkpoint's disks."""
         with self._cond:
             vm = self._vm(vm_id)
             snap = self._snapshot(vm, snapshot_id)
@@ -686,11 +700,15 @@ class HyperVHost:
             vm.state = snap.captured_state
             vm.current_snapshot_id = snap.id
             _powered_off(vm)
+            # A new differencing disk of the checkpoint's disks; the one the VM left is discarded.
+            self._branch_drives(vm, uuid.uuid4())
+            self._collapse(vm)
             self._cond.notify_all()
             return copy.deepcopy(vm)
 
     def remove_snapshot(self, vm_id: uuid.UUID, snapshot_id: uuid.UUID, *, subtree: bool) -> None:
-        """Delete a checkpoint (children move up to its parent) or, with ``subtree``, it and its descendants."""
+        """Delete a checkpoint (children move up to its parent) or, with ``subtree``, it and its descendants;
+        the differencing disks no checkpoint needs any more are merged or deleted."""
         with self._cond:
             vm = self._vm(vm_id)
             snap = self._snapshot(vm, snapshot_id)
@@ -710,6 +728,7 @@ class HyperVHost:
                 vm.current_snapshot_id = snap.parent_id
             for sid in doomed:
                 del vm.snapshots[sid]
+            self._collapse(vm)
             self._cond.notify_all()
 
     def rename_snapshot(self, vm_id: uuid.UUID, snapshot_id: uuid.UUID, new_name: str) -> SnapshotRecord:
@@ -792,6 +811,94 @@ class HyperVHost:
             raise _file_not_found(full)
         return copy.deepcopy(entry)
 
+    def _branch_drives(self, vm: VMRecord, guid: uuid.UUID) -> None:
+        """Point each of the VM's VHD drives at a new differencing disk of the file it points at now.
+
+        Hyper-V names it after the chain's root disk, ``<root>_<GUID>.avhdx`` next to the parent.
+        """
+        for drive in vm.config.hard_drives:
+            parent = self.files.get(drive.path) if drive.path else None
+            if parent is None or parent.vhd_type is None:
+                continue
+            root = self._chain(parent.path)[-1]
+            stem, extension = ntpath.splitext(ntpath.basename(root.path))
+            suffix = ".avhd" if extension.lower() == ".vhd" else ".avhdx"
+            child = ntpath.join(ntpath.dirname(parent.path), f"{stem}_{str(guid).upper()}{suffix}")
+            self.files.create(
+                FileEntry(
+                    path=child,
+                    size=parent.size,
+                    file_size=4 * MiB,
+                    vhd_type="Differencing",
+                    vhd_format=parent.vhd_format,
+                    parent_path=parent.path,
+                    block_size=2 * MiB,
+                    checkpoint_of=vm.id,
+                )
+            )
+            drive.path = normalize_path(child)
+
+    def _chain(self, path: str) -> list[FileEntry]:
+        """Return the file at ``path`` and its parents, nearest first (missing files end the chain)."""
+        out: list[FileEntry] = []
+        entry = self.files.get(path)
+        while entry is not None and all(e.path.casefold() != entry.path.casefold() for e in out):
+            out.append(entry)
+            entry = self.files.get(entry.parent_path) if entry.parent_path else None
+        return out
+
+    def _references(self) -> set[str]:
+        """Return every file a VM's drive or a checkpoint's drive points at (casefolded)."""
+        out: set[str] = set()
+        for vm in self._vms.values():
+            for config in [vm.config, *(snap.config for snap in vm.snapshots.values())]:
+                out.update(d.path.casefold() for d in config.hard_drives if d.path)
+        return out
+
+    def _collapse(self, vm: VMRecord) -> None:
+        """Merge or delete the VM's checkpoint differencing disks that no checkpoint needs any more.
+
+        A checkpoint disk nothing points at and with no children is deleted; one whose parent nothing points at
+        and has no other child is merged into that parent (the parent takes its place), as Remove-VMSnapshot does.
+        """
+        changed = True
+        while changed:
+            changed = False
+            references = self._references()
+            files = [self.files.get(path) for path in self.files.paths()]
+            children: dict[str, list[FileEntry]] = {}
+            for entry in files:
+                if entry is not None and entry.parent_path:
+                    children.setdefault(entry.parent_path.casefold(), []).append(entry)
+            for entry in files:
+                if entry is None or entry.checkpoint_of != vm.id:
+                    continue
+                key = entry.path.casefold()
+                if key not in references and not children.get(key):
+                    self.files.remove(entry.path)
+                    changed = True
+                    break
+                parent = self.files.get(entry.parent_path) if entry.parent_path else None
+                if parent is None or parent.path.casefold() in references:
+                    continue
+                if len(children.get(parent.path.casefold(), [])) != 1:
+                    continue
+                self._merge_into_parent(vm, entry, parent, children.get(key, []))
+                changed = True
+                break
+
+    def _merge_into_parent(
+        self, vm: VMRecord, child: FileEntry, parent: FileEntry, grandchildren: list[FileEntry]
+    ) -> None:
+        key = child.path.casefold()
+        for config in [vm.config, *(snap.config for snap in vm.snapshots.values())]:
+            for drive in config.hard_drives:
+                if drive.path and drive.path.casefold() == key:
+                    drive.path = parent.path
+        for entry in grandchildren:
+            entry.parent_path = parent.path
+        self.files.remove(child.path)
+
     def attached_vm(self, path: str) -> VMRecord | None:
         """Return the VM whose drive holds ``path``, if any."""
         key = normalize_path(path).casefold()
@@ -802,11 +909,23 @@ class HyperVHost:
                     return copy.deepcopy(vm)
         return None
 
+    def _in_use(self, path: str) -> bool:
+        key = normalize_path(path).casefold()
+        if key in self._held:
+            return True
+        for vm in self._vms.values():
+            if vm.state == "Off":
+                continue
+            # A running VM holds its disks open, and through each one every parent in its chain.
+            for drive in _drives(vm):
+                if drive.path and any(e.path.casefold() == key for e in self._chain(drive.path)):
+                    return True
+        return False
+
     def remove_file(self, path: str) -> None:
-        """Delete a file; one in use by a running VM cannot be deleted."""
+        """Delete a file; one a running VM (or another process) holds open cannot be deleted."""
         with self._cond:
-            vm = self.attached_vm(path)
-            if vm is not None and vm.state != "Off":
+            if self._in_use(path):
                 full = normalize_path(path)
                 raise HostError(
                     f"Cannot remove item {full}: The process cannot access the file '{full}' because it "

@@ -461,7 +461,11 @@ def _guid_text(value: uuid.UUID) -> str:
 
 
 def _drive_fields(
-    vm: VMRecord, drive: HardDiskRecord | DvdDriveRecord, kind: str, host: HyperVHost
+    vm: VMRecord,
+    drive: HardDiskRecord | DvdDriveRecord,
+    kind: str,
+    host: HyperVHost,
+    snapshot: SnapshotRecord | None = None,
 ) -> dict[str, object]:
     ctype = ControllerType[drive.controller_type]
     number, location = drive.controller_number, drive.controller_location
@@ -477,16 +481,19 @@ def _drive_fields(
         "Id": f"Microsoft:{_guid_text(vm.id)}\\{slot_guid}\\D",
         "VMId": vm.id,
         "VMName": vm.name,
-        "VMSnapshotId": uuid.UUID(int=0),
-        "VMSnapshotName": "",
+        "VMSnapshotId": snapshot.id if snapshot else uuid.UUID(int=0),
+        "VMSnapshotName": snapshot.name if snapshot else "",
         "ComputerName": host.computer_name,
         "IsDeleted": False,
     }
 
 
-def hard_disk_object(host: HyperVHost, vm: VMRecord, drive: HardDiskRecord) -> HardDiskDrive:
-    """Return the HardDiskDrive object for one drive."""
-    obj = HardDiskDrive(**_drive_fields(vm, drive, "Hard Drive", host), DiskNumber=None, MaximumIOPS=0, MinimumIOPS=0)
+def hard_disk_object(
+    host: HyperVHost, vm: VMRecord, drive: HardDiskRecord, snapshot: SnapshotRecord | None = None
+) -> HardDiskDrive:
+    """Return the HardDiskDrive object for one drive of the VM, or of one of its checkpoints."""
+    fields = _drive_fields(vm, drive, "Hard Drive", host, snapshot)
+    obj = HardDiskDrive(**fields, DiskNumber=None, MaximumIOPS=0, MinimumIOPS=0)
     obj.PSObject.to_string = f"HardDiskDrive (Name = '{obj.Name}') [VMName = '{vm.name}']"
     return obj
 

@@ -41,7 +41,12 @@ BINDING_EXCEPTION = "System.Management.Automation.ParameterBindingException"
 
 @dataclass(frozen=True)
 class Param:
-    """One cmdlet parameter. ``kind``: str, str[], int, bool, switch, guid, object, object[], or choice."""
+    """One cmdlet parameter. ``kind``: str, str[], int, bool, switch, guid, object, object[], or choice.
+
+    ``pipeline`` binds pipeline input by value (only objects whose first type name is ``pipeline_type``, when
+    given); ``by_property`` binds the input object's property of the same name (or an alias), as
+    ValueFromPipelineByPropertyName does.
+    """
 
     name: str
     kind: str = "str"
@@ -49,6 +54,8 @@ class Param:
     position: int | None = None
     pipeline: bool = False
     choices: tuple[str, ...] = ()
+    pipeline_type: str | None = None
+    by_property: bool = False
 
 
 @dataclass
@@ -242,9 +249,9 @@ class Cmdlet:
         if self.collect_input:
             self._invoke(ctx, {**bound, "__pipeline__": list(pipeline_input)})
             return ctx.output
-        receiver = next((p for p in self.params if p.pipeline), None)
         for item in pipeline_input:
-            if receiver is None or receiver.name in bound:
+            receiver, value = self._receiver(item, bound)
+            if receiver is None:
                 ctx.write_error(
                     PSErrorRecord(
                         message="The input object cannot be bound to any parameters for the command either "
@@ -260,9 +267,28 @@ class Cmdlet:
                 )
                 continue
             per_item = dict(bound)
-            per_item[receiver.name] = self.convert(receiver, item)
+            per_item[receiver.name] = self.convert(receiver, value)
             self._invoke(ctx, per_item)
         return ctx.output
+
+    def _receiver(self, item: object, bound: Mapping[str, object]) -> tuple[Param | None, object]:
+        """Pick the parameter ``item`` binds to: by value (typed first), then by property name."""
+        by_value = [p for p in self.params if p.pipeline and p.name not in bound]
+        for param in by_value:
+            if param.pipeline_type is None or (
+                isinstance(item, PSObject) and item.PSTypeNames[:1] == [param.pipeline_type]
+            ):
+                return param, item
+        if isinstance(item, PSObject):
+            for param in self.params:
+                if not param.by_property or param.name in bound:
+                    continue
+                for name in (param.name, *param.aliases):
+                    value = _property(item, name)
+                    if value is not None:
+                        return param, value
+        # An untyped object still reaches the first by-value parameter, whose body reports the wrong type.
+        return (by_value[0], item) if by_value else (None, item)
 
     def _invoke(self, ctx: CommandContext, bound: dict[str, object]) -> None:
         try:
@@ -284,6 +310,15 @@ class Cmdlet:
                 param,
             )
         return text
+
+
+def _property(item: PSObject, name: str) -> object:
+    """Return the value of ``item``'s property ``name`` (case-insensitive), or None."""
+    meta = item.PSObject
+    for prop in [*meta.adapted_properties, *meta.extended_properties]:
+        if prop.name.casefold() == name.casefold():
+            return prop.get_value(item)
+    return None
 
 
 def _dotnet(kind: str) -> str:

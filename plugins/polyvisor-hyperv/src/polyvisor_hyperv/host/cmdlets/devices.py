@@ -109,6 +109,11 @@ def _add_hdd(ctx: CommandContext, args: dict[str, object]) -> None:
 
 
 def _get_hdd(ctx: CommandContext, args: dict[str, object]) -> None:
+    for obj in args.get("VMSnapshot", []):  # type: ignore[attr-defined]
+        # A checkpoint's drives: the disks as they were when it was taken (its differencing disk's parents).
+        vm, snap = ctx.host.snapshot_by_id(uuid.UUID(int=obj.Id.int))
+        for drive in snap.config.hard_drives:
+            ctx.write(hard_disk_object(ctx.host, vm, drive, snap))
     for vm in _vms(ctx, args):
         for drive in vm.config.hard_drives:
             ctx.write(hard_disk_object(ctx.host, vm, drive))
@@ -284,7 +289,7 @@ CMDLETS = (
     Cmdlet(
         "Get-VHD",
         f"{VHD_CMD}.GetVhd",
-        (Param("Path", "str[]", position=0, aliases=("FullName",)), Param("VMId", "guid")),
+        (Param("Path", "str[]", position=0, aliases=("FullName",), by_property=True), Param("VMId", "guid")),
         _get_vhd,
     ),
     Cmdlet(
@@ -313,7 +318,16 @@ CMDLETS = (
         ),
         _add_hdd,
     ),
-    Cmdlet("Get-VMHardDiskDrive", f"{CMD}.GetVMHardDiskDrive", _VM_BY_NAME, _get_hdd),
+    Cmdlet(
+        "Get-VMHardDiskDrive",
+        f"{CMD}.GetVMHardDiskDrive",
+        (
+            Param("VMName", "str[]", position=0),
+            Param("VMSnapshot", "object[]", pipeline=True, pipeline_type=f"{NS}.VMSnapshot"),
+            Param("VM", "object[]", pipeline=True),
+        ),
+        _get_hdd,
+    ),
     Cmdlet(
         "Remove-VMHardDiskDrive",
         f"{CMD}.RemoveVMHardDiskDrive",
