@@ -12,7 +12,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from polyvisor import Connection, DiskSpec, NicSpec, NotFoundError, PowerState, UnsupportedError, VMSpec
+from polyvisor import Connection, DiskSpec, EventKind, NicSpec, NotFoundError, PowerState, UnsupportedError, VMSpec
 from polyvisor_libvirt.backend import LibvirtBackend
 from polyvisor_libvirt.domainxml import LABELS_NS, SNAPSHOT_NS
 
@@ -219,8 +219,17 @@ def _listing_cost(count: int) -> dict[str, int]:
         assert isinstance(backend, LibvirtBackend)
         raw = backend._conn
         prefix = f"bulk{count}-"
-        for index in range(count):
-            raw.defineXML(_domain_xml(f"{prefix}{index}"))
+        with conn.watch() as events:
+            for index in range(count):
+                raw.defineXML(_domain_xml(f"{prefix}{index}"))
+            # Each "defined" event invalidates cached definitions as it arrives; let them all arrive before
+            # counting, or a late one would make the second listing re-read definitions it had just cached.
+            defined = 0
+            while defined < count:
+                event = events.get(timeout=30)
+                assert event is not None, f"only {defined} of {count} 'defined' events arrived"
+                if event.kind is EventKind.DEFINED and event.name.startswith(prefix):
+                    defined += 1
         counts: Counter[str] = Counter()
         backend._conn = _Counting(raw, counts)  # type: ignore[assignment]
         try:

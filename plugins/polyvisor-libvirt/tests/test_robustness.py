@@ -51,6 +51,28 @@ def test_a_definition_read_across_a_change_is_not_cached(conn: Connection, backe
     assert backend._cache.get(vm.uuid) is not None
 
 
+def test_a_change_to_another_domain_does_not_keep_a_definition_out(conn: Connection, backend: LibvirtBackend) -> None:
+    vm = conn.create(VMSpec(name="mine"))
+    other = conn.create(VMSpec(name="theirs"))
+    real = backend._conn.lookupByUUIDString(vm.uuid)
+    backend._cache.drop(vm.uuid)
+
+    class OtherChangedWhileRead:
+        def UUIDString(self) -> str:
+            return real.UUIDString()
+
+        def name(self) -> str:
+            return real.name()
+
+        def XMLDesc(self, flags: int) -> str:
+            xml = real.XMLDesc(flags)
+            backend._cache.drop(other.uuid)  # an event for another domain, on a busy host
+            return xml
+
+    backend._definition(OtherChangedWhileRead(), fresh=False)  # type: ignore[arg-type]
+    assert backend._cache.get(vm.uuid) is not None
+
+
 def test_a_connection_failing_after_open_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     opened: list[libvirt.virConnect] = []
     real_open = libvirt.open

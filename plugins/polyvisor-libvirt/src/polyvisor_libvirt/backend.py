@@ -111,40 +111,42 @@ def _quiet(_ctx: object, _error: object) -> None:
 class _DefinitionCache:
     """Parsed domain XML by UUID, dropped whenever libvirt reports a change to the domain.
 
-    A reader takes a :meth:`ticket` before reading the XML and hands it to :meth:`put`: a change reported while
-    the XML was on its way (the event thread drops the entry meanwhile) makes the ticket stale, and the
-    definition read before the change is not kept. Tickets count drops of any domain: simpler than one count per
-    domain, and a refused put only costs a later re-read.
+    A reader takes a :meth:`ticket` for the domain before reading its XML and hands it to :meth:`put`: a change
+    reported while the XML was on its way (the event thread drops the entry meanwhile) makes the ticket stale, and
+    the definition read before the change is not kept. Tickets are per domain, so a busy host's events for other
+    domains never keep a definition out of the cache.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, Definition] = {}
-        self._drops = 0
+        self._drops: dict[str, int] = {}
+        self._clears = 0
         self.enabled = False
 
     def get(self, uuid: str) -> Definition | None:
         with self._lock:
             return self._items.get(uuid)
 
-    def ticket(self) -> int:
+    def ticket(self, uuid: str) -> tuple[int, int]:
         with self._lock:
-            return self._drops
+            return self._clears, self._drops.get(uuid, 0)
 
-    def put(self, definition: Definition, ticket: int) -> None:
+    def put(self, definition: Definition, ticket: tuple[int, int]) -> None:
         if self.enabled:
             with self._lock:
-                if ticket == self._drops:
+                if ticket == (self._clears, self._drops.get(definition.uuid, 0)):
                     self._items[definition.uuid] = definition
 
     def drop(self, uuid: str) -> None:
         with self._lock:
-            self._drops += 1
+            self._drops[uuid] = self._drops.get(uuid, 0) + 1
             self._items.pop(uuid, None)
 
     def clear(self) -> None:
         with self._lock:
-            self._drops += 1
+            self._clears += 1
+            self._drops.clear()
             self._items.clear()
 
 
@@ -485,7 +487,7 @@ class LibvirtBackend(Backend):
             cached = self._cache.get(uuid)
             if cached is not None:
                 return cached
-        ticket = self._cache.ticket()
+        ticket = self._cache.ticket(uuid)
         with map_libvirt_errors("reading the VM definition", host=self.host, vm=dom.name()):
             definition = domainxml.parse_definition(dom.XMLDesc(0))
         self._cache.put(definition, ticket)
