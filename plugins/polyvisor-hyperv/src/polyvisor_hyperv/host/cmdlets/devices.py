@@ -270,6 +270,12 @@ def _remove_switch(ctx: CommandContext, args: dict[str, object]) -> None:
 
 
 _VM_BY_NAME = (Param("VMName", "str[]", position=0), Param("VM", "object[]", pipeline=True))
+# The adapter parameter sets shared by Remove-, Connect- and Disconnect-VMNetworkAdapter.
+_NIC_TARGET = (
+    Param("VMName", "str[]", position=0),
+    Param("VMNetworkAdapter", "object[]", pipeline=True),
+    Param("Name", "str"),
+)
 
 CMDLETS = (
     Cmdlet(
@@ -388,32 +394,19 @@ CMDLETS = (
     Cmdlet(
         "Remove-VMNetworkAdapter",
         f"{CMD}.RemoveVMNetworkAdapter",
-        (
-            Param("VMName", "str[]", position=0),
-            Param("VMNetworkAdapter", "object[]", pipeline=True),
-            Param("Name", "str"),
-        ),
+        _NIC_TARGET,
         _remove_nic,
     ),
     Cmdlet(
         "Connect-VMNetworkAdapter",
         f"{CMD}.ConnectVMNetworkAdapter",
-        (
-            Param("VMName", "str[]", position=0),
-            Param("VMNetworkAdapter", "object[]", pipeline=True),
-            Param("Name", "str"),
-            Param("SwitchName", "str", position=1),
-        ),
+        (*_NIC_TARGET, Param("SwitchName", "str", position=1)),
         _connect_nic,
     ),
     Cmdlet(
         "Disconnect-VMNetworkAdapter",
         f"{CMD}.DisconnectVMNetworkAdapter",
-        (
-            Param("VMName", "str[]", position=0),
-            Param("VMNetworkAdapter", "object[]", pipeline=True),
-            Param("Name", "str"),
-        ),
+        _NIC_TARGET,
         _disconnect_nic,
     ),
     Cmdlet(
