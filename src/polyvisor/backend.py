@@ -1,29 +1,40 @@
-"""The interface a backend implements.
+"""The interface a backend implements: deadlines in, plain values out.
 
 A backend turns the contract's primitives into hypervisor calls. The core (:mod:`polyvisor.connection`) does
-everything that must be identical across backends: state checks, idempotence, waiting, ``ensure``, validation.
-So a backend method may assume it is only called from a state the contract allows, and must:
+everything that must be identical across backends: state checks, idempotence, waiting, ``ensure``, validation,
+capability gates, retries after a dropped connection and serialized label updates. So a backend may assume it is
+only called from a state the contract allows, and must:
 
 * raise errors from :mod:`polyvisor.errors` only, with the native error as ``__cause__``;
-* return quickly from lifecycle primitives once the hypervisor accepted the request (the core waits);
-* list VMs in a constant number of round trips, whatever their number.
+* honour the :class:`Deadline` every blocking primitive receives: return, or raise
+  :class:`~polyvisor.errors.TimeoutError`, before it passes, cancelling whatever it started on the hypervisor
+  (a pipeline, a job) and leaving the VM as the hypervisor has it;
+* return from lifecycle primitives once the hypervisor accepted the request (the core waits for the state);
+* list VMs in a constant number of round trips, whatever their number, returning plain values;
+* raise :class:`~polyvisor.errors.ConnectionLostError` when the link to the hypervisor drops, and reopen it on
+  the next call (the core retries read-only calls once; subscriptions come back with a gap event);
+* never turn a graceful shutdown into a power-off.
 
-Optional features default to raising :class:`~polyvisor.errors.UnsupportedError`; declare what you implement in
-:meth:`Backend.capabilities`. See "Writing a backend" in the docs.
+Capabilities are declared once. A *method feature* (:data:`METHOD_FEATURES`) is declared by overriding its
+methods; an *option feature* (a parameter of another call, such as UEFI firmware or memory snapshots) is declared
+in :attr:`Backend.option_features`. :meth:`Backend.static_features` derives the set from the class, and
+:meth:`Backend.probe_features` and :meth:`Backend.probe_vm_features` may only narrow it for one host or VM.
+See "Writing a backend" in the docs.
 """
 
 from __future__ import annotations
 
 import abc
+import math
 import queue
-import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
-from polyvisor.errors import UnsupportedError
+from polyvisor.errors import PolyvisorError, TimeoutError, UnsupportedError
 from polyvisor.model import (
-    Capabilities,
     DiskSpec,
     Event,
     EventKind,
@@ -40,7 +51,16 @@ from polyvisor.model import (
 )
 from polyvisor.uri import URI
 
-__all__ = ["Backend", "Credentials", "Secret", "Subscription"]
+__all__ = [
+    "METHOD_FEATURES",
+    "OPTION_FEATURES",
+    "Backend",
+    "Credentials",
+    "Deadline",
+    "EventSink",
+    "Secret",
+    "Subscription",
+]
 
 
 class Secret:
@@ -95,23 +115,160 @@ class Credentials:
         return f"Credentials(username={self.username!r}, password={'***' if self.password else None})"
 
 
+class Deadline:
+    """The moment (on the monotonic clock) by which a call must return or raise TimeoutError."""
+
+    __slots__ = ("at", "timeout")
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = math.inf if timeout is None else float(timeout)
+        self.at = time.monotonic() + self.timeout
+
+    @classmethod
+    def never(cls) -> Deadline:
+        """A deadline that never passes (for calls made outside any verb)."""
+        return cls(None)
+
+    def remaining(self) -> float:
+        """Seconds left, never negative (``math.inf`` for :meth:`never`)."""
+        return max(self.at - time.monotonic(), 0.0)
+
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return time.monotonic() >= self.at
+
+    def check(self, doing: str, *, host: str | None = None, vm: str | None = None) -> None:
+        """Raise :class:`~polyvisor.errors.TimeoutError` if the deadline has passed."""
+        if self.expired:
+            raise TimeoutError(
+                f"timed out after {self.timeout:g}s {doing}; the VM was left as the hypervisor has it",
+                host=host,
+                vm=vm,
+            )
+
+    def __repr__(self) -> str:
+        return f"Deadline(timeout={self.timeout:g}, remaining={self.remaining():.3f})"
+
+
+class EventSink:
+    """Where a backend delivers lifecycle events for one subscription.
+
+    The core reads it; a backend only calls :meth:`emit`, :meth:`gap` and :meth:`fail`.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Event | PolyvisorError | object] = queue.SimpleQueue()
+
+    def emit(self, event: Event) -> None:
+        """Deliver one event."""
+        self._queue.put(event)
+
+    def gap(self, detail: str) -> None:
+        """Report that events may have been missed (the connection dropped and came back): re-read state."""
+        self._queue.put(Event(EventKind.GAP, "", "", detail=detail))
+
+    def fail(self, error: PolyvisorError) -> None:
+        """End the subscription with ``error``: the stream's reader raises it."""
+        self._queue.put(error)
+
+    def take(self, timeout: float | None) -> Event | PolyvisorError | object | None:
+        """Return the next item, or None after ``timeout`` seconds (for the core)."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def put_marker(self, marker: object) -> None:
+        """Queue a private marker (for the core, to wake readers)."""
+        self._queue.put(marker)
+
+
 Subscription = Callable[[], None]
 """Returned by :meth:`Backend.subscribe`; call it to stop receiving events."""
+
+
+METHOD_FEATURES: Mapping[Feature, tuple[str, ...]] = MappingProxyType(
+    {
+        Feature.PAUSE: ("pause", "resume"),
+        Feature.SAVE: ("save", "discard_saved_state"),
+        Feature.RESET: ("reset",),
+        Feature.REBOOT: ("reboot",),
+        Feature.SNAPSHOTS: ("snapshot_create", "snapshot_list", "snapshot_revert", "snapshot_delete"),
+        Feature.LABELS: ("set_labels",),
+        Feature.EVENTS: ("subscribe",),
+        Feature.NETWORKS: ("networks",),
+        Feature.DISK_ATTACH: ("attach_disk", "detach_disk"),
+        Feature.NIC_ATTACH: ("attach_nic", "detach_nic"),
+        Feature.GUEST_ADDRESSES: ("addresses",),
+        Feature.CONSOLE: ("console_output",),
+    }
+)
+"""Features a backend declares by overriding these methods (all of them)."""
+
+OPTION_FEATURES: Mapping[Feature, Feature | None] = MappingProxyType(
+    {
+        Feature.CREATE: None,
+        Feature.SHUTDOWN_ACPI: None,
+        Feature.SHUTDOWN_AGENT: None,
+        Feature.DELETE_STORAGE: None,
+        Feature.DIRECT_KERNEL_BOOT: None,
+        Feature.UEFI: None,
+        Feature.SECURE_BOOT: Feature.UEFI,
+        Feature.ACCELERATOR_CHOICE: None,
+        Feature.ARCHITECTURE_CHOICE: None,
+        Feature.READONLY_DISK: None,
+        Feature.SNAPSHOT_MEMORY: Feature.SNAPSHOTS,
+        Feature.SNAPSHOT_DESCRIPTION: Feature.SNAPSHOTS,
+        Feature.DISK_HOTPLUG: Feature.DISK_ATTACH,
+        Feature.NIC_HOTPLUG: Feature.NIC_ATTACH,
+    }
+)
+"""Features that are options of other calls, each with the feature it builds on (or None).
+
+A backend lists the ones it supports in :attr:`Backend.option_features`.
+"""
 
 
 class Backend(abc.ABC):
     """One open connection to one hypervisor host."""
 
-    #: Capability set; backends usually compute it in ``__init__``.
+    #: The backend's name in messages ("libvirt", "Hyper-V").
+    name: ClassVar[str] = "this backend"
+
+    #: The option features (:data:`OPTION_FEATURES`) this backend supports; method features are derived.
+    option_features: ClassVar[frozenset[Feature]] = frozenset()
+
+    #: If set, the core repeats :meth:`shutdown` this often while waiting, for guests that miss the first
+    #: request (an ACPI press while the guest is still booting is lost on most hypervisors).
+    shutdown_retry_interval: ClassVar[float | None] = None
+
     uri: URI
 
-    @abc.abstractmethod
-    def capabilities(self) -> Capabilities:
-        """Return the features this connection supports."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        problems = feature_declaration_problems(cls)
+        if problems:
+            raise TypeError(f"{cls.__qualname__} declares its features inconsistently: {'; '.join(problems)}")
 
-    def vm_capabilities(self, uuid: str) -> Capabilities:
-        """Return the features one VM supports (defaults to the connection's)."""
-        return self.capabilities()
+    # -- capabilities ---------------------------------------------------------------------------------------
+    @classmethod
+    def static_features(cls) -> frozenset[Feature]:
+        """The features this class implements: overridden method features plus :attr:`option_features`."""
+        implemented = {
+            feature
+            for feature, methods in METHOD_FEATURES.items()
+            if all(getattr(cls, name) is not getattr(Backend, name) for name in methods)
+        }
+        return frozenset(implemented | cls.option_features | {Feature.CREATE})
+
+    def probe_features(self) -> frozenset[Feature] | None:
+        """Narrow :meth:`static_features` for this host (None: no narrowing). Called once, at connect."""
+        return None
+
+    def probe_vm_features(self, uuid: str) -> frozenset[Feature] | None:
+        """Narrow the connection's features for one VM (None: no narrowing)."""
+        return None
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -129,72 +286,74 @@ class Backend(abc.ABC):
     # -- inventory --------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def list_vms(self) -> list[VMInfo]:
-        """Return every VM, in a constant number of round trips."""
+        """Return every VM in a constant number of round trips; details only where they come in bulk."""
 
     @abc.abstractmethod
     def lookup(self, ref: str) -> VMInfo:
-        """Return the VM whose UUID or name is ``ref``; raise NotFoundError."""
+        """Return the VM whose UUID or name is ``ref`` (details optional); raise NotFoundError."""
 
+    @abc.abstractmethod
     def info(self, uuid: str) -> VMInfo:
-        """Return fresh facts about the VM with this UUID."""
-        return self.lookup(uuid)
+        """Return fresh facts about the VM with this UUID, details included."""
 
     def status(self, uuid: str) -> VMStatus:
-        """Return the VM's status (override when cheaper than :meth:`info`)."""
-        return self.info(uuid).status
+        """Return the VM's status (override when cheaper than :meth:`lookup`)."""
+        return self.lookup(uuid).status
 
     # -- lifecycle primitives (called only from states the contract allows) ----------------------------------
     @abc.abstractmethod
-    def create(self, spec: VMSpec) -> VMInfo:
+    def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         """Define the VM (stopped); on failure leave nothing behind."""
 
     @abc.abstractmethod
-    def start(self, uuid: str) -> None:
-        """Power on, or restore saved memory when there is some."""
+    def start(self, uuid: str, deadline: Deadline) -> None:
+        """Power on, or restore saved memory when there is some; a restored VM must end up running."""
 
     @abc.abstractmethod
-    def shutdown(self, uuid: str, mode: ShutdownMode) -> None:
-        """Ask the guest to shut down; return without waiting."""
+    def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
+        """Ask the guest to shut down; never power off. May return before the guest is off."""
 
     @abc.abstractmethod
-    def stop(self, uuid: str) -> None:
+    def stop(self, uuid: str, deadline: Deadline) -> None:
         """Power off at once."""
 
-    def reset(self, uuid: str) -> None:
+    def reset(self, uuid: str, deadline: Deadline) -> None:
         """Hard reset."""
         raise UnsupportedError("hard reset is not supported", feature=Feature.RESET)
 
-    def reboot(self, uuid: str) -> None:
+    def reboot(self, uuid: str, deadline: Deadline) -> None:
         """Ask the guest to reboot."""
         raise UnsupportedError("graceful reboot is not supported", feature=Feature.REBOOT)
 
-    def pause(self, uuid: str) -> None:
+    def pause(self, uuid: str, deadline: Deadline) -> None:
         """Freeze the VM in host memory."""
         raise UnsupportedError("pause is not supported", feature=Feature.PAUSE)
 
-    def resume(self, uuid: str) -> None:
+    def resume(self, uuid: str, deadline: Deadline) -> None:
         """Unfreeze a paused VM."""
         raise UnsupportedError("resume is not supported", feature=Feature.PAUSE)
 
-    def save(self, uuid: str) -> None:
-        """Save memory to disk and stop."""
+    def save(self, uuid: str, deadline: Deadline) -> None:
+        """Save memory to disk and stop; :meth:`start` must bring it back running, also if it was paused."""
         raise UnsupportedError("save is not supported", feature=Feature.SAVE)
 
-    def discard_saved_state(self, uuid: str) -> None:
+    def discard_saved_state(self, uuid: str, deadline: Deadline) -> None:
         """Throw away saved memory."""
         raise UnsupportedError("saved state is not supported", feature=Feature.SAVE)
 
     @abc.abstractmethod
-    def delete(self, uuid: str, *, storage: bool) -> None:
+    def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
         """Remove the VM (and its saved state and snapshot metadata); its volumes only if ``storage``."""
 
     # -- labels -------------------------------------------------------------------------------------------------
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
-        """Replace all labels of the VM."""
+        """Replace all labels of the VM (the core serializes read-modify-write updates)."""
         raise UnsupportedError("labels are not supported", feature=Feature.LABELS)
 
     # -- snapshots ----------------------------------------------------------------------------------------------
-    def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str) -> Snapshot:
+    def snapshot_create(
+        self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline
+    ) -> Snapshot:
         """Take a snapshot."""
         raise UnsupportedError("snapshots are not supported", feature=Feature.SNAPSHOTS)
 
@@ -202,11 +361,11 @@ class Backend(abc.ABC):
         """Return every snapshot of the VM."""
         raise UnsupportedError("snapshots are not supported", feature=Feature.SNAPSHOTS)
 
-    def snapshot_revert(self, uuid: str, name: str) -> None:
-        """Revert to a snapshot."""
+    def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
+        """Revert to a snapshot, to the power state recorded in it."""
         raise UnsupportedError("snapshots are not supported", feature=Feature.SNAPSHOTS)
 
-    def snapshot_delete(self, uuid: str, name: str, *, children: bool) -> None:
+    def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         """Delete a snapshot (and its descendants when ``children``)."""
         raise UnsupportedError("snapshots are not supported", feature=Feature.SNAPSHOTS)
 
@@ -236,55 +395,32 @@ class Backend(abc.ABC):
         raise UnsupportedError("console output is not supported", feature=Feature.CONSOLE)
 
     # -- events ---------------------------------------------------------------------------------------------------
-    def subscribe(self, sink: queue.SimpleQueue[Event]) -> Subscription:
+    def subscribe(self, sink: EventSink) -> Subscription:
         """Deliver lifecycle events into ``sink`` until the returned callable is called.
 
-        The default polls :meth:`list_vms` and reports differences; backends with native events override it
-        and declare :attr:`~polyvisor.model.Feature.EVENTS`.
+        Override it only for native events (that declares :attr:`~polyvisor.model.Feature.EVENTS`); without it
+        the core polls :meth:`list_vms`. When the connection drops, report :meth:`EventSink.gap` once it is back,
+        or :meth:`EventSink.fail` when it cannot come back.
         """
-        return _PollingWatcher(self, sink).start()
-
-    #: Seconds between polls of the default :meth:`subscribe`.
-    poll_interval: float = 0.5
-
-    #: If set, the core repeats :meth:`shutdown` this often while waiting, for guests that miss the first
-    #: request (an ACPI press while the guest is still booting is lost on most hypervisors).
-    shutdown_retry_interval: float | None = None
+        raise UnsupportedError("native events are not supported", feature=Feature.EVENTS)
 
 
-class _PollingWatcher:
-    """Turns successive inventories into events, for backends without native events."""
-
-    def __init__(self, backend: Backend, sink: queue.SimpleQueue[Event]) -> None:
-        self._backend = backend
-        self._sink = sink
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="polyvisor-poll", daemon=True)
-        self._seen: dict[str, VMInfo] = {}
-
-    def start(self) -> Subscription:
-        self._seen = {vm.uuid: vm for vm in self._backend.list_vms()}
-        self._thread.start()
-        return self._cancel
-
-    def _cancel(self) -> None:
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._backend.poll_interval):
-            try:
-                now = {vm.uuid: vm for vm in self._backend.list_vms()}
-            except Exception:
-                continue
-            for uuid, vm in now.items():
-                before = self._seen.get(uuid)
-                if before is None:
-                    self._sink.put(Event(EventKind.DEFINED, uuid, vm.name, vm.state))
-                elif before.status != vm.status:
-                    self._sink.put(Event(EventKind.STATE, uuid, vm.name, vm.state, vm.status.raw_state))
-            for uuid, vm in self._seen.items():
-                if uuid not in now:
-                    self._sink.put(Event(EventKind.UNDEFINED, uuid, vm.name))
-            self._seen = now
+def feature_declaration_problems(cls: type[Backend]) -> list[str]:
+    """Return what is inconsistent in a backend class's feature declaration (empty when nothing is)."""
+    problems = []
+    for feature, methods in METHOD_FEATURES.items():
+        overridden = [name for name in methods if getattr(cls, name) is not getattr(Backend, name, None)]
+        if overridden and len(overridden) != len(methods):
+            missing = sorted(set(methods) - set(overridden))
+            problems.append(f"{feature.value!r} needs {', '.join(methods)}; {', '.join(missing)} missing")
+    for feature in cls.option_features:
+        if not isinstance(feature, Feature):
+            problems.append(f"{feature!r} is not a Feature")  # type: ignore[unreachable]  # a str at run time
+        elif feature not in OPTION_FEATURES:
+            problems.append(f"{feature.value!r} is declared by overriding {', '.join(METHOD_FEATURES[feature])}")
+    static = cls.static_features() if not problems else frozenset()
+    for feature in cls.option_features:
+        base = OPTION_FEATURES.get(feature)
+        if base is not None and base not in static:
+            problems.append(f"{feature.value!r} builds on {base.value!r}, which is not implemented")
+    return problems

@@ -13,12 +13,14 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self, TypeVar
 
-from polyvisor.backend import Backend
+from polyvisor._locks import label_lock
+from polyvisor.backend import Backend, Deadline, EventSink, Subscription
 from polyvisor.errors import (
     AlreadyExistsError,
     ConnectionError,
+    ConnectionLostError,
     InvalidStateError,
     NotFoundError,
     PolyvisorError,
@@ -29,6 +31,7 @@ from polyvisor.model import (
     Capabilities,
     DiskSpec,
     Event,
+    EventKind,
     Feature,
     Firmware,
     GuestAddress,
@@ -49,7 +52,7 @@ from polyvisor.model import (
 from polyvisor.transitions import SETTLED_STATES, VERBS, Verb
 from polyvisor.uri import URI
 
-__all__ = ["DEFAULT_TIMEOUT", "SHUTDOWN_TIMEOUT", "VM", "Connection", "EventStream"]
+__all__ = ["DEFAULT_TIMEOUT", "SHUTDOWN_TIMEOUT", "VM", "Connection", "EventStream", "PollingWatcher"]
 
 log = logging.getLogger("polyvisor")
 
@@ -64,6 +67,7 @@ _MAX_POLL_WITH_EVENTS = 2.0
 ADDRESS_SOURCES = ("agent", "lease", "arp")
 
 Progress = Callable[[str], None]
+_T = TypeVar("_T")
 
 
 class Connection:
@@ -72,7 +76,10 @@ class Connection:
     def __init__(self, backend: Backend, uri: URI) -> None:
         self._backend: Backend | None = backend
         self.uri = uri
-        self._capabilities = backend.capabilities()
+        static = type(backend).static_features()
+        probed = backend.probe_features()
+        features = static if probed is None else static & probed
+        self._capabilities = Capabilities(frozenset(features), backend=type(backend).name)
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
 
     def __repr__(self) -> str:
@@ -115,10 +122,31 @@ class Connection:
             backend, self._backend = self._backend, None
             backend.close()
 
+    def read(self, call: Callable[[Backend], _T]) -> _T:
+        """Run a read-only backend call, once more if the connection dropped (the backend reconnects)."""
+        try:
+            return call(self.backend)
+        except ConnectionLostError as error:
+            log.info("connection to %s dropped (%s); reconnecting", self.host, error)
+            return call(self.backend)
+
+    def change(self, call: Callable[[Backend], _T], doing: str, vm: str | None = None) -> _T:
+        """Run a mutating backend call; a dropped connection makes its outcome unknown, and says so."""
+        try:
+            return call(self.backend)
+        except ConnectionLostError as error:
+            raise ConnectionLostError(
+                f"the connection dropped while {doing}, so whether it took effect is unknown; check the VM's "
+                f"state before trying again (the next call reconnects): {error.message}",
+                host=self.host,
+                vm=vm,
+                outcome_unknown=True,
+            ) from error
+
     # -- capabilities and host --------------------------------------------------------------------------
     @property
     def capabilities(self) -> Capabilities:
-        """The features this connection supports."""
+        """The features this connection supports (known since connect: no round trip)."""
         return self._capabilities
 
     def supports(self, feature: Feature) -> bool:
@@ -127,86 +155,113 @@ class Connection:
 
     def host_info(self) -> HostInfo:
         """Return facts about the host."""
-        return self.backend.host_info()
+        return self.read(lambda b: b.host_info())
 
     def networks(self) -> list[NetworkInfo]:
         """Return the networks (libvirt) or virtual switches (Hyper-V) VMs can attach to."""
         self._capabilities.require(Feature.NETWORKS, host=self.host)
-        return self.backend.networks()
+        return self.read(lambda b: b.networks())
 
     # -- inventory -------------------------------------------------------------------------------------------
-    def vms(self) -> list[VM]:
-        """Return every VM on the host (one bulk query, whatever their number)."""
-        return [VM(self, info) for info in self.backend.list_vms()]
+    def list(self, *, details: bool = False) -> list[VMInfo]:
+        """Return every VM as plain values (one bulk query, whatever their number).
 
-    def list(self) -> list[VMInfo]:
-        """Return facts about every VM (one bulk query)."""
-        return self.backend.list_vms()
+        With ``details``, CPUs, memory, labels and description are read too; on backends that cannot list
+        them in bulk (libvirt) that costs one more call per VM.
+        """
+        infos = self.read(lambda b: b.list_vms())
+        if not details:
+            return infos
+        out = []
+        for info in infos:
+            if info.details is None:
+                try:
+                    info = self._info(info.uuid)
+                except NotFoundError:
+                    continue  # deleted since the listing
+            out.append(info)
+        return out
 
-    def vm(self, ref: str) -> VM:
-        """Return the VM with this UUID or name; raise :class:`~polyvisor.errors.NotFoundError`."""
+    def _info(self, uuid: str) -> VMInfo:
+        return self.read(lambda b: b.info(uuid))
+
+    def vm(self, ref: str | VMInfo) -> VM:
+        """Return a handle on the VM with this UUID or name, or from a listing entry (no round trip).
+
+        Raise :class:`~polyvisor.errors.NotFoundError` if there is none.
+        """
+        if isinstance(ref, VMInfo):
+            return VM(self, ref.uuid, ref.name)
         if not isinstance(ref, str) or not ref:
             raise ValidationError("give a VM name or UUID", field="vm")
-        return VM(self, self.backend.lookup(ref))
+        info = self.read(lambda b: b.lookup(ref))
+        return VM(self, info.uuid, info.name)
 
     def exists(self, ref: str) -> bool:
         """Return whether a VM with this UUID or name exists."""
         try:
-            self.backend.lookup(ref)
+            self.read(lambda b: b.lookup(ref))
         except NotFoundError:
             return False
         return True
 
     # -- creating --------------------------------------------------------------------------------------------
-    def create(self, spec: VMSpec | Mapping[str, Any]) -> VM:
+    def create(self, spec: VMSpec | Mapping[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> VM:
         """Create (define) a stopped VM from a spec; a failure leaves nothing behind."""
         if not isinstance(spec, VMSpec):
             spec = VMSpec.from_dict(spec)
+        _check_timeout(timeout)
+        deadline = Deadline(timeout)
         caps = self._capabilities
         caps.require(Feature.CREATE, host=self.host)
-        if spec.kernel is not None:
-            caps.require(Feature.DIRECT_KERNEL_BOOT, host=self.host)
-        if spec.firmware is Firmware.UEFI:
-            caps.require(Feature.UEFI, host=self.host)
-        if spec.secure_boot:
-            caps.require(Feature.SECURE_BOOT, host=self.host)
-        if spec.accelerator is not None:
-            caps.require(Feature.ACCELERATOR_CHOICE, host=self.host)
-        if spec.labels:
-            caps.require(Feature.LABELS, host=self.host)
+        for needed, feature in (
+            (spec.kernel is not None, Feature.DIRECT_KERNEL_BOOT),
+            (spec.firmware is Firmware.UEFI, Feature.UEFI),
+            (spec.secure_boot, Feature.SECURE_BOOT),
+            (spec.accelerator is not None, Feature.ACCELERATOR_CHOICE),
+            (bool(spec.labels), Feature.LABELS),
+            (any(disk.readonly for disk in spec.disks), Feature.READONLY_DISK),
+        ):
+            if needed:
+                caps.require(feature, host=self.host)
         if self.exists(spec.name):
             raise AlreadyExistsError(
                 f"a VM named {spec.name!r} already exists; pick another name or delete it first",
                 host=self.host,
                 vm=spec.name,
             )
-        info = self.backend.create(spec)
+        info = self.change(lambda b: b.create(spec, deadline), "creating the VM", spec.name)
         log.info("created VM %r (%s) on %s", info.name, info.uuid, self.host)
-        return VM(self, info)
+        return VM(self, info.uuid, info.name)
 
     # -- events ------------------------------------------------------------------------------------------------
     def watch(self) -> EventStream:
         """Return a stream of lifecycle events; iterate it, and close it (or use ``with``).
 
-        Closing the connection closes the stream too.
+        Closing the connection closes the stream too. A stream whose connection dies raises from iteration;
+        after a reconnect it yields an event of kind ``gap``: re-read the state you track.
         """
-        stream = EventStream(self.backend)
+        stream = EventStream(self)
         self._streams.add(stream)
         return stream
+
+    def _subscribe(self, sink: EventSink) -> Subscription:
+        if self.supports(Feature.EVENTS):
+            return self.backend.subscribe(sink)
+        return PollingWatcher(self, sink).start()
 
 
 class EventStream:
     """An iterator of :class:`~polyvisor.model.Event`; a context manager that unsubscribes on exit.
 
-    Iteration ends once the stream is closed, also when another thread closes it.
+    Iteration ends once the stream is closed, also when another thread closes it. If the backend reports that
+    the subscription failed (the connection died and did not come back), iteration raises that error.
     """
 
-    def __init__(self, backend: Backend) -> None:
-        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        # The backend's sink; closing drops a wake-up marker into the queue, which the backend never sees.
-        self._items = cast("queue.SimpleQueue[Event | object]", self._queue)
+    def __init__(self, connection: Connection) -> None:
+        self._sink = EventSink()
         self._lock = threading.Lock()
-        self._cancel: Callable[[], None] | None = backend.subscribe(self._queue)
+        self._cancel: Callable[[], None] | None = connection._subscribe(self._sink)
 
     def __enter__(self) -> Self:
         return self
@@ -222,16 +277,22 @@ class EventStream:
             yield event
 
     def get(self, timeout: float | None = None) -> Event | None:
-        """Return the next event; None after ``timeout`` seconds without one, or once the stream is closed."""
+        """Return the next event; None after ``timeout`` seconds without one, or once the stream is closed.
+
+        Raise the backend's error when the subscription failed.
+        """
         if self._cancel is None:
             return None
-        try:
-            item = self._items.get(timeout=timeout)
-        except queue.Empty:
+        item = self._sink.take(timeout)
+        if item is None:
             return None
         if item is _CLOSED:
-            self._items.put(_CLOSED)  # wake every other reader too
+            self._sink.put_marker(_CLOSED)  # wake every other reader too
             return None
+        if isinstance(item, PolyvisorError):
+            self._sink.put_marker(item)  # every reader learns it
+            self.close()
+            raise item
         assert isinstance(item, Event)
         return item
 
@@ -240,23 +301,81 @@ class EventStream:
         with self._lock:
             cancel, self._cancel = self._cancel, None
         if cancel is not None:
-            cancel()
-            self._items.put(_CLOSED)
+            try:
+                cancel()
+            finally:
+                self._sink.put_marker(_CLOSED)
 
 
 _CLOSED = object()
 
 
-class VM:
-    """A handle on one VM, identified by UUID. Every call asks the hypervisor afresh."""
+class PollingWatcher:
+    """Turns successive listings into events, for backends without native events.
 
-    def __init__(self, connection: Connection, info: VMInfo) -> None:
+    A failed listing is tried again at the next poll (the backend reconnects); a second failure in a row ends the
+    subscription with that error, and a recovery reports a gap.
+    """
+
+    poll_interval = 0.5
+
+    def __init__(self, connection: Connection, sink: EventSink) -> None:
+        self._connection = connection
+        self._sink = sink
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="polyvisor-poll", daemon=True)
+        self._seen: dict[str, VMInfo] = {}
+
+    def start(self) -> Subscription:
+        self._seen = {vm.uuid: vm for vm in self._connection.read(lambda b: b.list_vms())}
+        self._thread.start()
+        return self._cancel
+
+    def _cancel(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        failed: PolyvisorError | None = None
+        while not self._stop.wait(self.poll_interval):
+            try:
+                backend = self._connection.backend
+                now = {vm.uuid: vm for vm in backend.list_vms()}
+            except PolyvisorError as error:
+                if failed is not None or not isinstance(error, ConnectionLostError):
+                    self._sink.fail(error)
+                    return
+                failed = error
+                continue
+            if failed is not None:
+                self._sink.gap(f"the connection dropped and came back ({failed.message})")
+                failed = None
+            self._diff(now)
+
+    def _diff(self, now: dict[str, VMInfo]) -> None:
+        for uuid, vm in now.items():
+            before = self._seen.get(uuid)
+            if before is None:
+                self._sink.emit(Event(EventKind.DEFINED, uuid, vm.name, vm.state))
+            elif before.status != vm.status:
+                self._sink.emit(Event(EventKind.STATE, uuid, vm.name, vm.state, vm.status.raw_state))
+        for uuid, vm in self._seen.items():
+            if uuid not in now:
+                self._sink.emit(Event(EventKind.UNDEFINED, uuid, vm.name))
+        self._seen = now
+
+
+class VM:
+    """A handle on one VM, identified by UUID. Every method asks the hypervisor afresh."""
+
+    def __init__(self, connection: Connection, uuid: str, name: str) -> None:
         self.connection = connection
-        self.uuid = info.uuid
-        self._info = info
+        self.uuid = uuid
+        self._name = name  # as last seen, for messages only
 
     def __repr__(self) -> str:
-        return f"<polyvisor.VM {self._info.name!r} {self.uuid} on {self.connection.host}>"
+        return f"<polyvisor.VM {self.uuid} (last seen as {self._name!r}) on {self.connection.host}>"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, VM) and other.uuid == self.uuid and other.connection is self.connection
@@ -265,42 +384,46 @@ class VM:
         return hash(self.uuid)
 
     # -- facts -------------------------------------------------------------------------------------------------
-    @property
-    def _backend(self) -> Backend:
-        return self.connection.backend
+    def _read(self, call: Callable[[Backend], _T]) -> _T:
+        return self.connection.read(call)
 
-    @property
     def name(self) -> str:
-        """The name as last seen (names can change; the UUID does not)."""
-        return self._info.name
+        """Return the VM's name now (names can change; the UUID does not)."""
+        self._name = self._read(lambda b: b.lookup(self.uuid)).name
+        return self._name
 
     def info(self) -> VMInfo:
-        """Return fresh facts about the VM."""
-        self._info = self._backend.info(self.uuid)
-        return self._info
+        """Return fresh facts about the VM, details included."""
+        info = self._read(lambda b: b.info(self.uuid))
+        self._name = info.name
+        return info
 
     def status(self) -> VMStatus:
         """Return the VM's status now."""
-        return self._backend.status(self.uuid)
+        return self._read(lambda b: b.status(self.uuid))
 
-    @property
     def state(self) -> PowerState:
-        """The VM's normalized power state now."""
+        """Return the VM's normalized power state now."""
         return self.status().state
 
     def capabilities(self) -> Capabilities:
-        """The features this VM supports."""
-        return self._backend.vm_capabilities(self.uuid)
+        """The features this VM supports: the connection's, narrowed by what the backend finds for this VM."""
+        base = self.connection.capabilities
+        narrowed = self._read(lambda b: b.probe_vm_features(self.uuid))
+        if narrowed is None:
+            return base
+        return Capabilities(base.features & narrowed, backend=base.backend)
 
-    @property
     def labels(self) -> Mapping[str, str]:
-        """The VM's labels now."""
+        """Return the VM's labels now."""
         return self.info().labels
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
+    # Every verb returns or raises TimeoutError within ``timeout`` (+1 s); the deadline reaches the backend.
+    # With ``wait=False`` a verb returns once the hypervisor accepted the request.
     def start(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> VMStatus:
         """Power on (or restore saved memory); return once running."""
-        return self._run("start", self._backend.start, timeout=timeout, wait=wait)
+        return self._run("start", self._action("start"), timeout=timeout, wait=wait)
 
     def shutdown(
         self,
@@ -311,56 +434,53 @@ class VM:
     ) -> VMStatus:
         """Ask the guest to shut down and wait until it is stopped.
 
-        On timeout, :class:`~polyvisor.errors.TimeoutError` is raised and the VM is left running.
+        On timeout, :class:`~polyvisor.errors.TimeoutError` is raised and the VM is left running: a graceful
+        shutdown never turns into a power-off.
         """
         mode = ShutdownMode(mode)
         if mode is ShutdownMode.ACPI:
-            self.capabilities().require(Feature.SHUTDOWN_ACPI, host=self.connection.host, vm=self.name)
+            self.capabilities().require(Feature.SHUTDOWN_ACPI, host=self.connection.host, vm=self._name)
         elif mode is ShutdownMode.AGENT:
-            self.capabilities().require(Feature.SHUTDOWN_AGENT, host=self.connection.host, vm=self.name)
-        return self._run(
-            "shutdown",
-            lambda uuid: self._backend.shutdown(uuid, mode),
-            timeout=timeout,
-            wait=wait,
-            repeat_every=self._backend.shutdown_retry_interval,
-        )
+            self.capabilities().require(Feature.SHUTDOWN_AGENT, host=self.connection.host, vm=self._name)
+        return self._run("shutdown", self._action("shutdown", mode), timeout=timeout, wait=wait)
 
-    def stop(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
+    def stop(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> VMStatus:
         """Power off at once. Refused on a saved VM (use :meth:`discard_saved_state`)."""
-        return self._run("stop", self._backend.stop, timeout=timeout)
+        return self._run("stop", self._action("stop"), timeout=timeout, wait=wait)
 
-    def reset(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
+    def reset(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> VMStatus:
         """Hard reset a running VM."""
-        return self._run("reset", self._backend.reset, timeout=timeout)
+        return self._run("reset", self._action("reset"), timeout=timeout, wait=wait)
 
-    def reboot(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
+    def reboot(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> VMStatus:
         """Ask the guest to reboot."""
-        return self._run("reboot", self._backend.reboot, timeout=timeout)
+        return self._run("reboot", self._action("reboot"), timeout=timeout, wait=wait)
 
-    def pause(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
+    def pause(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> VMStatus:
         """Freeze the VM in host memory."""
-        return self._run("pause", self._backend.pause, timeout=timeout)
+        return self._run("pause", self._action("pause"), timeout=timeout, wait=wait)
 
-    def resume(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
+    def resume(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> VMStatus:
         """Unfreeze a paused VM."""
-        return self._run("resume", self._backend.resume, timeout=timeout)
+        return self._run("resume", self._action("resume"), timeout=timeout, wait=wait)
 
-    def save(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
-        """Save memory to disk and stop; :meth:`start` restores it."""
-        return self._run("save", self._backend.save, timeout=timeout)
+    def save(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> VMStatus:
+        """Save memory to disk and stop; :meth:`start` restores it, running."""
+        return self._run("save", self._action("save"), timeout=timeout, wait=wait)
 
-    def discard_saved_state(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
+    def discard_saved_state(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> VMStatus:
         """Throw away saved memory, leaving the VM stopped."""
-        return self._run("discard_saved_state", self._backend.discard_saved_state, timeout=timeout)
+        return self._run("discard_saved_state", self._action("discard_saved_state"), timeout=timeout, wait=wait)
 
     def delete(self, *, storage: bool = False, force: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Remove the VM; its disks too with ``storage=True``. A saved VM needs ``force=True``.
 
         Deleting a VM that is already gone returns without acting.
         """
+        _check_timeout(timeout)
+        deadline = Deadline(timeout)
         try:
-            status = self._settled(VERBS["delete"], timeout)
+            status = self._settled(VERBS["delete"], deadline)
         except NotFoundError:
             return
         allowed = {PowerState.STOPPED, PowerState.SAVED} if force else {PowerState.STOPPED}
@@ -375,12 +495,14 @@ class VM:
                 state=status.state,
                 accepted=sorted(allowed),
                 host=self.connection.host,
-                vm=self.name,
+                vm=self._name,
             )
         if storage:
-            self.capabilities().require(Feature.DELETE_STORAGE, host=self.connection.host, vm=self.name)
-        self._backend.delete(self.uuid, storage=storage)
-        log.info("deleted VM %r (%s) on %s", self.name, self.uuid, self.connection.host)
+            self.capabilities().require(Feature.DELETE_STORAGE, host=self.connection.host, vm=self._name)
+        self.connection.change(
+            lambda b: b.delete(self.uuid, storage=storage, deadline=deadline), "deleting the VM", self._name
+        )
+        log.info("deleted VM %r (%s) on %s", self._name, self.uuid, self.connection.host)
 
     def wait_for(
         self,
@@ -391,7 +513,8 @@ class VM:
     ) -> VMStatus:
         """Wait until the VM is in ``state``; raise :class:`~polyvisor.errors.TimeoutError` otherwise."""
         wanted = _power_state(state)
-        return self._wait(lambda s: s.state is wanted, timeout, f"to become {wanted.value}", progress)
+        _check_timeout(timeout)
+        return self._wait(lambda s: s.state is wanted, Deadline(timeout), f"to become {wanted.value}", progress)
 
     def ensure(
         self,
@@ -413,10 +536,9 @@ class VM:
                 f"cannot ensure {target.value!r}; choose one of {', '.join(s.value for s in _ENSURE_TARGETS)}",
                 field="state",
             )
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         for _ in range(8):  # every plan reaches its target in at most a few steps
-            remaining = max(deadline - time.monotonic(), 0.0)
-            status = self._settled(None, remaining, requested=timeout)
+            status = self._settled(None, deadline)
             if status.state is target:
                 return status
             step = _next_step(status.state, target, force)
@@ -431,44 +553,57 @@ class VM:
                     state=status.state,
                     accepted=(),
                     host=self.connection.host,
-                    vm=self.name,
+                    vm=self._name,
                 )
             if progress:
                 progress(f"{step} ({status.state.value} -> {target.value})")
-            remaining = max(deadline - time.monotonic(), 0.0)
-            getattr(self, step)(timeout=remaining)
-        raise PolyvisorError(f"could not reach {target.value}", host=self.connection.host, vm=self.name)
+            self._run(step, self._action(step), deadline=deadline)
+        raise PolyvisorError(f"could not reach {target.value}", host=self.connection.host, vm=self._name)
 
     # -- labels -------------------------------------------------------------------------------------------------
     def set_labels(self, labels: Mapping[str, str]) -> Mapping[str, str]:
         """Replace every label with ``labels``; return what the hypervisor now holds."""
         clean = validate_labels(labels)
-        self.capabilities().require(Feature.LABELS, host=self.connection.host, vm=self.name)
-        self._backend.set_labels(self.uuid, clean)
-        return self.labels
+        self.capabilities().require(Feature.LABELS, host=self.connection.host, vm=self._name)
+        with label_lock(self.uuid):
+            self.connection.change(lambda b: b.set_labels(self.uuid, clean), "setting labels", self._name)
+        return self.labels()
 
-    def update_labels(self, set: Mapping[str, str] | None = None, remove: Iterable[str] = ()) -> Mapping[str, str]:
-        """Add or change some labels and remove others (``remove``: keys, or one key); return the result."""
-        if isinstance(remove, str):
-            remove = (remove,)  # one key, not its characters
-        merged = dict(self.labels)
-        merged.update(set or {})
-        for key in remove:
-            merged.pop(key, None)
-        return self.set_labels(merged)
+    def update_labels(
+        self, values: Mapping[str, str] | None = None, *, remove: Iterable[str] | str = ()
+    ) -> Mapping[str, str]:
+        """Add or change the labels in ``values`` and remove the keys in ``remove``; return the result.
+
+        Concurrent updates through any threads and connections of this process, and other processes on this
+        machine, never lose each other's keys (see the contract on labels).
+        """
+        keys = (remove,) if isinstance(remove, str) else tuple(remove)  # one key, not its characters
+        changes = validate_labels(values or {})
+        self.capabilities().require(Feature.LABELS, host=self.connection.host, vm=self._name)
+        with label_lock(self.uuid):
+            merged = dict(self.labels())
+            merged.update(changes)
+            for key in keys:
+                merged.pop(key, None)
+            clean = validate_labels(merged)
+            self.connection.change(lambda b: b.set_labels(self.uuid, clean), "updating labels", self._name)
+        return self.labels()
 
     # -- snapshots --------------------------------------------------------------------------------------------
-    def snapshot(self, name: str, *, memory: bool = False, description: str = "") -> Snapshot:
+    def snapshot(
+        self, name: str, *, memory: bool = False, description: str = "", timeout: float = DEFAULT_TIMEOUT
+    ) -> Snapshot:
         """Take a snapshot (a checkpoint on Hyper-V); with ``memory`` the running state is kept too."""
         validate_name(name, "snapshot name")
         validate_text(description, "description")
+        _check_timeout(timeout)
         caps = self.capabilities()
-        caps.require(Feature.SNAPSHOTS, host=self.connection.host, vm=self.name)
+        caps.require(Feature.SNAPSHOTS, host=self.connection.host, vm=self._name)
         if description:
-            caps.require(Feature.SNAPSHOT_DESCRIPTION, host=self.connection.host, vm=self.name)
+            caps.require(Feature.SNAPSHOT_DESCRIPTION, host=self.connection.host, vm=self._name)
         if memory:
-            caps.require(Feature.SNAPSHOT_MEMORY, host=self.connection.host, vm=self.name)
-            state = self.state
+            caps.require(Feature.SNAPSHOT_MEMORY, host=self.connection.host, vm=self._name)
+            state = self.state()
             if state not in (PowerState.RUNNING, PowerState.PAUSED):
                 raise InvalidStateError(
                     f"a memory snapshot needs a running or paused VM, and this one is {state.value}; "
@@ -476,38 +611,53 @@ class VM:
                     state=state,
                     accepted=(PowerState.RUNNING, PowerState.PAUSED),
                     host=self.connection.host,
-                    vm=self.name,
+                    vm=self._name,
                 )
         if name in self.snapshots():
             raise AlreadyExistsError(
                 f"a snapshot named {name!r} already exists; pick another name",
                 host=self.connection.host,
-                vm=self.name,
+                vm=self._name,
             )
-        return self._backend.snapshot_create(self.uuid, name, memory=memory, description=description)
+        deadline = Deadline(timeout)
+        return self.connection.change(
+            lambda b: b.snapshot_create(self.uuid, name, memory=memory, description=description, deadline=deadline),
+            f"taking snapshot {name!r}",
+            self._name,
+        )
 
     def snapshots(self) -> SnapshotTree:
         """Return the VM's snapshots as a tree."""
-        self.capabilities().require(Feature.SNAPSHOTS, host=self.connection.host, vm=self.name)
-        return SnapshotTree(tuple(self._backend.snapshot_list(self.uuid)))
+        self.capabilities().require(Feature.SNAPSHOTS, host=self.connection.host, vm=self._name)
+        return SnapshotTree(tuple(self._read(lambda b: b.snapshot_list(self.uuid))))
 
     def revert(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
         """Revert to the named snapshot: running or paused if it holds memory, otherwise stopped."""
+        _check_timeout(timeout)
+        deadline = Deadline(timeout)
         self._require_snapshot(name)
-        self._backend.snapshot_revert(self.uuid, name)
-        return self._settled(None, timeout)
+        self.connection.change(
+            lambda b: b.snapshot_revert(self.uuid, name, deadline), f"reverting to snapshot {name!r}", self._name
+        )
+        return self._settled(None, deadline)
 
-    def delete_snapshot(self, name: str, *, children: bool = False) -> None:
+    def delete_snapshot(self, name: str, *, children: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Delete a snapshot; its children move to its parent unless ``children`` deletes them too."""
+        _check_timeout(timeout)
+        deadline = Deadline(timeout)
         self._require_snapshot(name)
-        self._backend.snapshot_delete(self.uuid, name, children=children)
+        self.connection.change(
+            lambda b: b.snapshot_delete(self.uuid, name, children=children, deadline=deadline),
+            f"deleting snapshot {name!r}",
+            self._name,
+        )
 
     def _require_snapshot(self, name: str) -> None:
         if name not in self.snapshots():
             raise NotFoundError(
                 f"no snapshot named {name!r}; list them with vm.snapshots()",
                 host=self.connection.host,
-                vm=self.name,
+                vm=self._name,
             )
 
     # -- devices and guest -------------------------------------------------------------------------------------
@@ -516,24 +666,25 @@ class VM:
         if not isinstance(disk, DiskSpec):
             disk = DiskSpec.from_dict(disk)
         live = self._live(live, Feature.DISK_ATTACH, Feature.DISK_HOTPLUG)
-        return self._backend.attach_disk(self.uuid, disk, live=live)
+        return self.connection.change(lambda b: b.attach_disk(self.uuid, disk, live=live), "attaching a disk", self._name)
 
     def detach_disk(self, target: str, *, live: bool | None = None) -> None:
         """Detach the disk with this target name (e.g. ``vdb``)."""
         live = self._live(live, Feature.DISK_ATTACH, Feature.DISK_HOTPLUG)
-        self._backend.detach_disk(self.uuid, target, live=live)
+        self.connection.change(lambda b: b.detach_disk(self.uuid, target, live=live), "detaching a disk", self._name)
 
     def attach_nic(self, nic: NicSpec | Mapping[str, Any], *, live: bool | None = None) -> str:
         """Attach a NIC; return its MAC address."""
         if not isinstance(nic, NicSpec):
             nic = NicSpec.from_dict(nic)
         live = self._live(live, Feature.NIC_ATTACH, Feature.NIC_HOTPLUG)
-        return self._backend.attach_nic(self.uuid, nic, live=live)
+        return self.connection.change(lambda b: b.attach_nic(self.uuid, nic, live=live), "attaching a NIC", self._name)
 
     def detach_nic(self, mac: str, *, live: bool | None = None) -> None:
         """Detach the NIC with this MAC address."""
         live = self._live(live, Feature.NIC_ATTACH, Feature.NIC_HOTPLUG)
-        self._backend.detach_nic(self.uuid, mac.lower(), live=live)
+        mac = mac.lower()
+        self.connection.change(lambda b: b.detach_nic(self.uuid, mac, live=live), "detaching a NIC", self._name)
 
     def addresses(self, sources: Sequence[str] = ADDRESS_SOURCES) -> list[GuestAddress]:
         """Return the guest's addresses per interface, asking ``sources`` in order."""
@@ -543,50 +694,60 @@ class VM:
                 f"unknown address source(s) {sorted(unknown)}; use {list(ADDRESS_SOURCES)}",
                 field="sources",
             )
-        self.capabilities().require(Feature.GUEST_ADDRESSES, host=self.connection.host, vm=self.name)
-        return self._backend.addresses(self.uuid, tuple(sources))
+        self.capabilities().require(Feature.GUEST_ADDRESSES, host=self.connection.host, vm=self._name)
+        return self._read(lambda b: b.addresses(self.uuid, tuple(sources)))
 
     def console_output(self) -> str:
         """Return what the guest wrote to its serial console so far."""
-        self.capabilities().require(Feature.CONSOLE, host=self.connection.host, vm=self.name)
-        return self._backend.console_output(self.uuid)
+        self.capabilities().require(Feature.CONSOLE, host=self.connection.host, vm=self._name)
+        return self._read(lambda b: b.console_output(self.uuid))
 
     def _live(self, live: bool | None, cold: Feature, hot: Feature) -> bool:
         caps = self.capabilities()
-        caps.require(cold, host=self.connection.host, vm=self.name)
-        running = self.state in (PowerState.RUNNING, PowerState.PAUSED)
+        caps.require(cold, host=self.connection.host, vm=self._name)
+        state = self.state()
+        running = state in (PowerState.RUNNING, PowerState.PAUSED)
         if live is None:
             live = running
         if live:
             if not running:
                 raise InvalidStateError(
                     "live=True needs a running VM; pass live=False to change the stored definition",
-                    state=self.state,
+                    state=state,
                     accepted=(PowerState.RUNNING, PowerState.PAUSED),
                     host=self.connection.host,
-                    vm=self.name,
+                    vm=self._name,
                 )
-            caps.require(hot, host=self.connection.host, vm=self.name)
+            caps.require(hot, host=self.connection.host, vm=self._name)
         return live
 
     # -- the machinery -----------------------------------------------------------------------------------------
+    def _action(self, verb_name: str, mode: ShutdownMode = ShutdownMode.DEFAULT) -> Primitive:
+        """Return the backend primitive behind a verb, bound to this VM."""
+        uuid = self.uuid
+        if verb_name == "shutdown":
+            return lambda b, d: b.shutdown(uuid, mode, d)
+        return lambda b, d: getattr(b, verb_name)(uuid, d)
+
     def _run(
         self,
         verb_name: str,
-        action: Callable[[str], None],
+        action: Primitive,
         *,
-        timeout: float,
+        timeout: float | None = None,
+        deadline: Deadline | None = None,
         wait: bool = True,
-        repeat_every: float | None = None,
     ) -> VMStatus:
         verb = VERBS[verb_name]
         if verb.feature is not None:
-            self.capabilities().require(verb.feature, host=self.connection.host, vm=self.name)
-        _check_timeout(timeout)
-        deadline = time.monotonic() + timeout
-        status = self._settled(verb, timeout)
+            self.capabilities().require(verb.feature, host=self.connection.host, vm=self._name)
+        if deadline is None:
+            assert timeout is not None
+            _check_timeout(timeout)
+            deadline = Deadline(timeout)
+        status = self._settled(verb, deadline)
         if verb.target is not None and status.state is verb.target:
-            log.debug("%s: %r is already %s", verb.name, self.name, status.state.value)
+            log.debug("%s: %r is already %s", verb.name, self._name, status.state.value)
             return status
         if not verb.allows(status.state):
             raise InvalidStateError(
@@ -594,38 +755,33 @@ class VM:
                 state=status.state,
                 accepted=sorted(verb.accepts & SETTLED_STATES),
                 host=self.connection.host,
-                vm=self.name,
+                vm=self._name,
             )
-        log.info("%s %r on %s", verb.name, self.name, self.connection.host)
+        log.info("%s %r on %s", verb.name, self._name, self.connection.host)
+        doing = f"running {verb.name}"
         try:
-            action(self.uuid)
+            self.connection.change(lambda b: action(b, deadline), doing, self._name)
         except PolyvisorError as error:
             reached = self._reached(verb, error)
             if reached is None:
                 raise
             return reached
-        target = verb.target or PowerState.RUNNING
         if not wait:
             return self.status()
-        remaining = max(deadline - time.monotonic(), 0.0)
+        target = verb.target or PowerState.RUNNING
         repeat = None
+        repeat_every = self.connection.backend.shutdown_retry_interval if verb.name == "shutdown" else None
         if repeat_every is not None:
-            repeat = (repeat_every, lambda: action(self.uuid))
-        return self._wait(
-            lambda s: s.state is target,
-            remaining,
-            f"to become {target.value} after {verb.name}",
-            repeat=repeat,
-            requested=timeout,
-        )
+            repeat = (repeat_every, lambda: self.connection.change(lambda b: action(b, deadline), doing, self._name))
+        return self._wait(lambda s: s.state is target, deadline, f"to become {target.value} after {verb.name}", repeat=repeat)
 
     def _reached(self, verb: Verb, error: PolyvisorError) -> VMStatus | None:
         """Return the status if the VM is at the verb's target although the verb failed, else None.
 
         Another client may move the VM between the state check and the action (a start racing another start);
-        the hypervisor then refuses, but the caller got what the verb promises.
+        the hypervisor then refuses, but the caller got what the verb promises. A timeout is never excused.
         """
-        if verb.target is None:
+        if verb.target is None or isinstance(error, TimeoutError):
             return None
         try:
             status = self.status()
@@ -633,48 +789,42 @@ class VM:
             return None  # the original error says more than this one
         if status.state is not verb.target:
             return None
-        log.debug("%s: %r reached %s meanwhile (%s)", verb.name, self.name, status.state.value, error)
+        log.debug("%s: %r reached %s meanwhile (%s)", verb.name, self._name, status.state.value, error)
         return status
 
-    def _settled(self, verb: Verb | None, timeout: float, requested: float | None = None) -> VMStatus:
+    def _settled(self, verb: Verb | None, deadline: Deadline) -> VMStatus:
         """Return the status, first waiting out a transitional state if the verb wants that."""
         status = self.status()
         if status.state.is_transitional and (verb is None or verb.waits_out_transitions):
-            status = self._wait(
-                lambda s: not s.state.is_transitional, timeout, "to finish its transition", requested=requested
-            )
+            status = self._wait(lambda s: not s.state.is_transitional, deadline, "to finish its transition")
         return status
 
     def _wait(
         self,
         done: Callable[[VMStatus], bool],
-        timeout: float,
+        deadline: Deadline,
         what: str,
         progress: Progress | None = None,
         repeat: tuple[float, Callable[[], None]] | None = None,
-        requested: float | None = None,
     ) -> VMStatus:
-        """Wait until ``done(status)``; ``requested`` is the timeout the caller gave, for the message."""
-        _check_timeout(timeout)
-        deadline = time.monotonic() + timeout
+        """Wait until ``done(status)`` or the deadline; events wake the wait early where the backend has them."""
         next_repeat = time.monotonic() + repeat[0] if repeat else None
         has_events = self.connection.supports(Feature.EVENTS)
-        events: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        cancel = self._backend.subscribe(events) if has_events else None
+        sink = EventSink()
+        cancel = self.connection.backend.subscribe(sink) if has_events else None
         delay = _FIRST_POLL
         try:
             while True:
                 status = self.status()
                 if done(status):
                     return status
-                remaining = deadline - time.monotonic()
+                remaining = deadline.remaining()
                 if remaining <= 0:
-                    waited = requested if requested is not None else timeout
                     raise TimeoutError(
-                        f"timed out after {waited:g}s waiting {what}; it is {status}. The VM was left as "
-                        "it is: wait longer, or use stop() to power it off",
+                        f"timed out after {deadline.timeout:g}s waiting {what}; it is {status}. The VM was left "
+                        "as it is: wait longer, or use stop() to power it off",
                         host=self.connection.host,
-                        vm=self.name,
+                        vm=self._name,
                     )
                 if progress:
                     progress(f"waiting {what} (now {status.state.value})")
@@ -682,17 +832,17 @@ class VM:
                     log.debug("repeating the request while waiting %s", what)
                     repeat[1]()
                     next_repeat = time.monotonic() + repeat[0]
-                try:
-                    # An event wakes us at once; the timeout is the polling fallback.
-                    events.get(timeout=min(remaining, delay))
-                    while True:
-                        events.get_nowait()
-                except queue.Empty:
-                    pass
+                # An event wakes us at once; the timeout is the polling fallback.
+                if sink.take(min(remaining, delay)) is not None:
+                    while sink.take(0) is not None:
+                        pass
                 delay = min(delay * 2, _MAX_POLL_WITH_EVENTS if has_events else _MAX_POLL)
         finally:
             if cancel is not None:
                 cancel()
+
+
+Primitive = Callable[[Backend, Deadline], None]
 
 
 _ENSURE_TARGETS = (PowerState.RUNNING, PowerState.STOPPED, PowerState.PAUSED, PowerState.SAVED)

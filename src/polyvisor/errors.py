@@ -4,7 +4,8 @@ Every backend maps its native errors onto this tree and keeps the native error a
 
     PolyvisorError
     ├── ConnectionError             cannot reach or talk to the hypervisor (also builtin ConnectionError)
-    │   └── AuthenticationError     the hypervisor refused the credentials
+    │   ├── AuthenticationError     the hypervisor refused the credentials
+    │   └── ConnectionLostError     the link dropped during a call; the next call reconnects
     ├── NotFoundError               no such VM, snapshot, network, plugin, ... (also LookupError)
     ├── AlreadyExistsError          the name or UUID is taken
     ├── InvalidStateError           the verb is impossible from the VM's current state
@@ -30,6 +31,7 @@ __all__ = [
     "AuthenticationError",
     "BackendError",
     "ConnectionError",
+    "ConnectionLostError",
     "InvalidStateError",
     "NotFoundError",
     "PolyvisorError",
@@ -74,6 +76,19 @@ class ConnectionError(PolyvisorError, builtins.ConnectionError):
 
 class AuthenticationError(ConnectionError):
     """The hypervisor refused the credentials."""
+
+
+class ConnectionLostError(ConnectionError):
+    """The link to the hypervisor dropped during a call; the backend reconnects on the next one.
+
+    ``outcome_unknown`` is True when a change may or may not have taken effect.
+    """
+
+    def __init__(
+        self, message: str, *, host: str | None = None, vm: str | None = None, outcome_unknown: bool = False
+    ) -> None:
+        super().__init__(message, host=host, vm=vm)
+        self.outcome_unknown = outcome_unknown
 
 
 class NotFoundError(PolyvisorError, LookupError):

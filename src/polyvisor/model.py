@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid as uuid_module
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
@@ -22,6 +22,7 @@ __all__ = [
     "Architecture",
     "BootDevice",
     "Capabilities",
+    "DetailsNotLoaded",
     "DiskBus",
     "DiskFormat",
     "DiskSpec",
@@ -121,6 +122,8 @@ class Feature(enum.StrEnum):
     SECURE_BOOT = "secure-boot"
     NETWORKS = "networks"
     ACCELERATOR_CHOICE = "accelerator-choice"
+    ARCHITECTURE_CHOICE = "architecture-choice"
+    READONLY_DISK = "readonly-disk"
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,7 +464,7 @@ def _from_dict(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class VMDetails:
-    """The part of :class:`VMInfo` a backend may load lazily (it can cost one call per VM)."""
+    """The part of :class:`VMInfo` some backends cannot list in bulk (it can cost one call per VM)."""
 
     cpus: int
     memory_mib: int
@@ -470,134 +473,65 @@ class VMDetails:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
 class VMInfo:
-    """What the hypervisor says about one VM, read at one moment.
+    """What the hypervisor said about one VM at one moment: a plain value that never talks to the hypervisor.
 
-    Identity, status and saved-state come from the listing itself. The details (``cpus``, ``memory_mib``,
-    ``labels``, ``description``, ``extra``) may be loaded on first access when a backend cannot list them in bulk,
-    so listing many VMs stays a constant number of calls; :attr:`details_loaded` tells whether that happened.
+    Identity, status and saved state come with every listing. ``details`` (CPUs, memory, labels, ...) is there
+    when the backend reads them in bulk, or when they were asked for (``conn.list(details=True)``,
+    ``vm.info()``); reading ``cpus``, ``labels`` and the like without them raises :class:`DetailsNotLoaded`.
     """
-
-    __slots__ = ("_details", "_load", "has_saved_state", "name", "status", "uuid")
 
     uuid: str
     name: str
     status: VMStatus
-    has_saved_state: bool
-    _details: VMDetails | None
-    _load: Callable[[], VMDetails] | None
-
-    def __init__(
-        self,
-        uuid: str,
-        name: str,
-        status: VMStatus,
-        cpus: int | None = None,
-        memory_mib: int | None = None,
-        labels: Mapping[str, str] | None = None,
-        description: str = "",
-        has_saved_state: bool = False,
-        extra: Mapping[str, Any] | None = None,
-        *,
-        details: Callable[[], VMDetails] | None = None,
-    ) -> None:
-        setattr_ = object.__setattr__
-        setattr_(self, "uuid", uuid)
-        setattr_(self, "name", name)
-        setattr_(self, "status", status)
-        setattr_(self, "has_saved_state", has_saved_state)
-        if details is None:
-            if cpus is None or memory_mib is None:
-                raise TypeError("VMInfo needs cpus and memory_mib, or a details loader")
-            loaded: VMDetails | None = VMDetails(cpus, memory_mib, labels or {}, description, extra or {})
-        else:
-            loaded = None
-        setattr_(self, "_details", loaded)
-        setattr_(self, "_load", details)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"VMInfo is immutable; use replace({name}=...)")
-
-    @property
-    def details(self) -> VMDetails:
-        """The details, loaded now if the backend deferred them."""
-        details: VMDetails | None = self._details
-        if details is None:
-            assert self._load is not None
-            details = self._load()
-            object.__setattr__(self, "_details", details)
-        return details
-
-    @property
-    def details_loaded(self) -> bool:
-        """Return whether the details have been read from the hypervisor."""
-        return self._details is not None
-
-    @property
-    def cpus(self) -> int:
-        """Virtual CPUs."""
-        return self.details.cpus
-
-    @property
-    def memory_mib(self) -> int:
-        """Memory in MiB."""
-        return self.details.memory_mib
-
-    @property
-    def labels(self) -> Mapping[str, str]:
-        """Labels stored in the hypervisor."""
-        return self.details.labels
-
-    @property
-    def description(self) -> str:
-        """Free-text description."""
-        return self.details.description
-
-    @property
-    def extra(self) -> Mapping[str, Any]:
-        """Backend-specific facts (e.g. ``generation`` on Hyper-V, ``arch`` on libvirt)."""
-        return self.details.extra
+    has_saved_state: bool = False
+    details: VMDetails | None = None
 
     @property
     def state(self) -> PowerState:
         """The normalized power state."""
         return self.status.state
 
-    def replace(self, **changes: Any) -> VMInfo:
-        """Return a copy with some fields changed (details are loaded first)."""
-        details = self.details
-        fields: dict[str, Any] = {
-            "uuid": self.uuid,
-            "name": self.name,
-            "status": self.status,
-            "cpus": details.cpus,
-            "memory_mib": details.memory_mib,
-            "labels": details.labels,
-            "description": details.description,
-            "has_saved_state": self.has_saved_state,
-            "extra": details.extra,
-        }
-        unknown = set(changes) - set(fields)
-        if unknown:
-            raise TypeError(f"unknown VMInfo field(s): {', '.join(sorted(unknown))}")
-        fields.update(changes)
-        return VMInfo(**fields)
+    def _details(self, what: str) -> VMDetails:
+        if self.details is None:
+            raise DetailsNotLoaded(
+                f"this listing of {self.name!r} did not read its {what}; "
+                "list with conn.list(details=True) or call vm.info()"
+            )
+        return self.details
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, VMInfo):
-            return NotImplemented
-        return (self.uuid, self.name, self.status, self.has_saved_state, self.details) == (
-            other.uuid,
-            other.name,
-            other.status,
-            other.has_saved_state,
-            other.details,
-        )
+    @property
+    def cpus(self) -> int:
+        """Virtual CPUs."""
+        return self._details("cpus").cpus
 
-    __hash__ = None  # type: ignore[assignment]  # equality reads mutable hypervisor facts
+    @property
+    def memory_mib(self) -> int:
+        """Memory in MiB."""
+        return self._details("memory").memory_mib
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """Labels stored in the hypervisor."""
+        return self._details("labels").labels
+
+    @property
+    def description(self) -> str:
+        """Free-text description."""
+        return self._details("description").description
+
+    @property
+    def extra(self) -> Mapping[str, Any]:
+        """Backend-specific facts (e.g. ``generation`` on Hyper-V, ``arch`` on libvirt)."""
+        return self._details("extra").extra
 
     def __repr__(self) -> str:
         return f"VMInfo(uuid={self.uuid!r}, name={self.name!r}, state={self.status.state.value!r})"
+
+
+class DetailsNotLoaded(LookupError):
+    """A :class:`VMInfo` was asked for details its listing did not read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -702,6 +636,8 @@ class EventKind(enum.StrEnum):
     DEFINED = "defined"
     UNDEFINED = "undefined"
     STATE = "state"
+    GAP = "gap"
+    """Events may have been missed (the connection dropped and came back): re-read what you track."""
 
 
 @dataclass(frozen=True, slots=True)
