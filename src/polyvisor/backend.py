@@ -351,9 +351,7 @@ class Backend(abc.ABC):
         raise UnsupportedError("labels are not supported", feature=Feature.LABELS)
 
     # -- snapshots ----------------------------------------------------------------------------------------------
-    def snapshot_create(
-        self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline
-    ) -> Snapshot:
+    def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
         """Take a snapshot."""
         raise UnsupportedError("snapshots are not supported", feature=Feature.SNAPSHOTS)
 

@@ -26,12 +26,15 @@ from typing import Any
 
 from polyvisor.errors import NotFoundError, ValidationError
 
-__all__ = ["CONFIG_ENV", "DEFAULT_URI", "NamedConnection", "config_path", "load_config", "resolve"]
+__all__ = ["CONFIG_ENV", "NO_HYPERVISOR_HINT", "NamedConnection", "config_path", "load_config", "resolve"]
 
 CONFIG_ENV = "POLYVISOR_CONFIG"
 URI_ENV = "POLYVISOR_URI"
-DEFAULT_URI = "test:///default"
-"""libvirt's in-process fake hypervisor: needs no daemon, so it is the embedded default."""
+NO_HYPERVISOR_HINT = (
+    "no hypervisor named: pass a URI such as polyvisor.connect('qemu:///system') or "
+    "connect('hyperv://admin@hv01/'), set $POLYVISOR_URI, or set default = 'NAME' in the config file "
+    f"(${CONFIG_ENV}); connect('test:///default') opens libvirt's in-process test hypervisor"
+)
 
 _SECRET_KEYS = {"password", "passwd", "secret", "token"}
 
@@ -118,7 +121,9 @@ def resolve(name_or_uri: str | None) -> tuple[str, dict[str, Any]]:
         name_or_uri = os.environ.get(URI_ENV)
     if name_or_uri is None:
         default, _ = load_config()
-        name_or_uri = default or DEFAULT_URI
+        if default is None:
+            raise ValidationError(NO_HYPERVISOR_HINT, field="uri")
+        name_or_uri = default
     if ":" in name_or_uri:
         return name_or_uri, {}
     default, named = load_config()

@@ -7,7 +7,6 @@ state, ``ensure``, validation and capability gates. Backends only provide primit
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import weakref
@@ -383,6 +382,11 @@ class VM:
     def __hash__(self) -> int:
         return hash(self.uuid)
 
+    @property
+    def seen_name(self) -> str:
+        """The name as this handle last read it, for messages; it may be stale: :meth:`name` asks afresh."""
+        return self._name
+
     # -- facts -------------------------------------------------------------------------------------------------
     def _read(self, call: Callable[[Backend], _T]) -> _T:
         return self.connection.read(call)
@@ -666,7 +670,9 @@ class VM:
         if not isinstance(disk, DiskSpec):
             disk = DiskSpec.from_dict(disk)
         live = self._live(live, Feature.DISK_ATTACH, Feature.DISK_HOTPLUG)
-        return self.connection.change(lambda b: b.attach_disk(self.uuid, disk, live=live), "attaching a disk", self._name)
+        return self.connection.change(
+            lambda b: b.attach_disk(self.uuid, disk, live=live), "attaching a disk", self._name
+        )
 
     def detach_disk(self, target: str, *, live: bool | None = None) -> None:
         """Detach the disk with this target name (e.g. ``vdb``)."""
@@ -773,7 +779,9 @@ class VM:
         repeat_every = self.connection.backend.shutdown_retry_interval if verb.name == "shutdown" else None
         if repeat_every is not None:
             repeat = (repeat_every, lambda: self.connection.change(lambda b: action(b, deadline), doing, self._name))
-        return self._wait(lambda s: s.state is target, deadline, f"to become {target.value} after {verb.name}", repeat=repeat)
+        return self._wait(
+            lambda s: s.state is target, deadline, f"to become {target.value} after {verb.name}", repeat=repeat
+        )
 
     def _reached(self, verb: Verb, error: PolyvisorError) -> VMStatus | None:
         """Return the status if the VM is at the verb's target although the verb failed, else None.

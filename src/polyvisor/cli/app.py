@@ -13,7 +13,7 @@ from polyvisor.cli import commands, hostcmds
 from polyvisor.cli.demo import demo
 from polyvisor.cli.exitcodes import EXIT_CODES, exit_code_for
 from polyvisor.cli.session import Options, Session
-from polyvisor.config import CONFIG_ENV, DEFAULT_URI, URI_ENV
+from polyvisor.config import CONFIG_ENV, URI_ENV
 from polyvisor.errors import AuthenticationError, PolyvisorError, TimeoutError, UnsupportedError
 from polyvisor.plugins import Plugins
 
@@ -22,7 +22,8 @@ __all__ = ["cli", "main"]
 _EPILOG = "\n".join(
     [
         "\b",
-        "Connection: --connect, else $" + URI_ENV + ", else the config file's default, else " + DEFAULT_URI + ".",
+        "Connection: --connect, else $" + URI_ENV + ", else the config file's default (test:///default is libvirt's",
+        "in-process test hypervisor).",
         "Named connections live in $" + CONFIG_ENV + " (default ~/.config/polyvisor/config.toml);",
         "passwords only ever come from environment variables (--password-env VAR, or password_env in the file).",
         "",

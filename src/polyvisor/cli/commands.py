@@ -33,8 +33,8 @@ def _timeout_option(default: float) -> Callable[[Any], Any]:
 
 def _report(session: Session, action: str, vm: VM, status: VMStatus | None) -> None:
     """Print what a verb left behind: the status observed from the hypervisor."""
-    record = action_record(action, vm.name, vm.uuid, status)
-    session.emit(record, lambda: f"{vm.name}: {status if status is not None else 'deleted'}")
+    record = action_record(action, vm.seen_name, vm.uuid, status)
+    session.emit(record, lambda: f"{vm.seen_name}: {status if status is not None else 'deleted'}")
 
 
 def _memory(mib: int) -> str:
@@ -50,7 +50,7 @@ def _labels_text(labels: dict[str, str]) -> str:
 @pass_session
 def list_vms(session: Session) -> None:
     """List every VM on the host with its state."""
-    infos = sorted(session.connection.list(), key=lambda info: (info.name, info.uuid))
+    infos = sorted(session.connection.list(details=True), key=lambda info: (info.name, info.uuid))
     records = [vm_record(info) for info in infos]
 
     def human() -> str:
@@ -122,7 +122,7 @@ def create(session: Session, spec_file: IO[str], fmt: str, start: bool, timeout:
     handle = session.connection.create(spec)
     status = handle.status()
     if start:
-        with session.spinner(f"starting {handle.name}"):
+        with session.spinner(f"starting {handle.seen_name}"):
             status = handle.start(timeout=session.timeout(timeout, DEFAULT_TIMEOUT))
     _report(session, "create", handle, status)
 
@@ -153,7 +153,7 @@ def _verb_command(name: str, method: str, doing: str, summary: str) -> click.Com
     @pass_session
     def command(session: Session, vm: str, timeout: float | None) -> None:
         handle = session.vm(vm)
-        with session.spinner(f"{doing} {handle.name}"):
+        with session.spinner(f"{doing} {handle.seen_name}"):
             status = getattr(handle, method)(timeout=session.timeout(timeout, DEFAULT_TIMEOUT))
         _report(session, name, handle, status)
 
@@ -177,7 +177,7 @@ def shutdown(session: Session, vm: str, mode: str, timeout: float | None) -> Non
     On timeout the VM is left running (exit code 5); use 'stop' to power it off.
     """
     handle = session.vm(vm)
-    with session.spinner(f"shutting down {handle.name}"):
+    with session.spinner(f"shutting down {handle.seen_name}"):
         status = handle.shutdown(mode=mode, timeout=session.timeout(timeout, SHUTDOWN_TIMEOUT))
     _report(session, "shutdown", handle, status)
 
@@ -191,7 +191,7 @@ def shutdown(session: Session, vm: str, mode: str, timeout: float | None) -> Non
 def ensure(session: Session, vm: str, state: str, force: bool, timeout: float | None) -> None:
     """Bring VM to STATE with whatever verbs it takes; do nothing if it is there already."""
     handle = session.vm(vm)
-    with session.spinner(f"bringing {handle.name} to {state}") as spinner:
+    with session.spinner(f"bringing {handle.seen_name} to {state}") as spinner:
         status = handle.ensure(
             state, force=force, timeout=session.timeout(timeout, SHUTDOWN_TIMEOUT), progress=spinner.update
         )
@@ -206,7 +206,7 @@ def ensure(session: Session, vm: str, state: str, force: bool, timeout: float | 
 def wait(session: Session, vm: str, state: str, timeout: float | None) -> None:
     """Wait until VM is in STATE, without acting on it (exit code 5 on timeout)."""
     handle = session.vm(vm)
-    with session.spinner(f"waiting for {handle.name} to become {state}") as spinner:
+    with session.spinner(f"waiting for {handle.seen_name} to become {state}") as spinner:
         status = handle.wait_for(state, timeout=session.timeout(timeout, DEFAULT_TIMEOUT), progress=spinner.update)
     _report(session, "wait", handle, status)
 
@@ -230,15 +230,15 @@ def _parse_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 def labels(session: Session, vm: str, to_set: dict[str, str], remove: tuple[str, ...]) -> None:
     """Show VM's labels, or change them with --set and --remove (both repeatable)."""
     handle = session.vm(vm)
-    current = handle.update_labels(set=to_set, remove=remove) if to_set or remove else handle.labels
+    current = handle.update_labels(to_set, remove=remove) if to_set or remove else handle.labels()
     result = dict(current)
 
     def human() -> str:
         if not result:
-            return f"{handle.name}: no labels"
+            return f"{handle.seen_name}: no labels"
         return table(("KEY", "VALUE"), sorted(result.items()))
 
-    session.emit({"vm": handle.name, "uuid": handle.uuid, "labels": result}, human)
+    session.emit({"vm": handle.seen_name, "uuid": handle.uuid, "labels": result}, human)
 
 
 # -- delete ----------------------------------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ def delete(session: Session, vm: str, storage: bool, force: bool, yes: bool, tim
     """Delete VM (a stopped one, unless --force). Asks first unless --yes."""
     handle = session.vm(vm)
     if not yes:
-        what = f"VM {handle.name!r} ({handle.uuid}) on {session.connection.host}"
+        what = f"VM {handle.seen_name!r} ({handle.uuid}) on {session.connection.host}"
         if storage:
             what += " and its storage"
         try:
@@ -265,8 +265,13 @@ def delete(session: Session, vm: str, storage: bool, force: bool, yes: bool, tim
         if not confirmed:
             raise click.ClickException("nothing was deleted; answer 'y', or pass --yes to skip the question")
     seconds = session.timeout(timeout, DEFAULT_TIMEOUT)
-    with session.spinner(f"deleting {handle.name}"):
-        if force and handle.state in (PowerState.RUNNING, PowerState.PAUSED, PowerState.SUSPENDED, PowerState.CRASHED):
+    with session.spinner(f"deleting {handle.seen_name}"):
+        if force and handle.state() in (
+            PowerState.RUNNING,
+            PowerState.PAUSED,
+            PowerState.SUSPENDED,
+            PowerState.CRASHED,
+        ):
             handle.stop(timeout=seconds)
         handle.delete(storage=storage, force=force, timeout=seconds)
     _report(session, "delete", handle, None)
@@ -287,11 +292,18 @@ def snapshot() -> None:
 def snapshot_create(session: Session, vm: str, name: str, memory: bool, description: str) -> None:
     """Take a snapshot of VM called NAME."""
     handle = session.vm(vm)
-    with session.spinner(f"taking snapshot {name} of {handle.name}"):
+    with session.spinner(f"taking snapshot {name} of {handle.seen_name}"):
         snap = handle.snapshot(name, memory=memory, description=description)
-    record = {"action": "snapshot-create", "vm": handle.name, "uuid": handle.uuid, "snapshot": snapshot_record(snap)}
+    record = {
+        "action": "snapshot-create",
+        "vm": handle.seen_name,
+        "uuid": handle.uuid,
+        "snapshot": snapshot_record(snap),
+    }
     kind = "with memory" if snap.has_memory else "disk only"
-    session.emit(record, lambda: f"{handle.name}: snapshot {snap.name!r} taken ({kind}, VM was {snap.state.value})")
+    session.emit(
+        record, lambda: f"{handle.seen_name}: snapshot {snap.name!r} taken ({kind}, VM was {snap.state.value})"
+    )
 
 
 @snapshot.command("list")
@@ -306,7 +318,7 @@ def snapshot_list(session: Session, vm: str) -> None:
 
     def human() -> str:
         if not records:
-            return f"{handle.name}: no snapshots"
+            return f"{handle.seen_name}: no snapshots"
         nodes = []
         for rec in records:
             created = rec["created"][:19].replace("T", " ") if rec["created"] else "-"
@@ -316,7 +328,7 @@ def snapshot_list(session: Session, vm: str) -> None:
         return "\n".join(tree(nodes))
 
     record = {
-        "vm": handle.name,
+        "vm": handle.seen_name,
         "uuid": handle.uuid,
         "current": current.name if current else None,
         "snapshots": records,
@@ -332,7 +344,7 @@ def snapshot_list(session: Session, vm: str) -> None:
 def snapshot_revert(session: Session, vm: str, name: str, timeout: float | None) -> None:
     """Revert VM to snapshot NAME; the VM ends in the state the snapshot recorded."""
     handle = session.vm(vm)
-    with session.spinner(f"reverting {handle.name} to {name}"):
+    with session.spinner(f"reverting {handle.seen_name} to {name}"):
         status = handle.revert(name, timeout=session.timeout(timeout, DEFAULT_TIMEOUT))
     _report(session, "snapshot-revert", handle, status)
 
@@ -348,13 +360,13 @@ def snapshot_delete(session: Session, vm: str, name: str, children: bool) -> Non
     handle.delete_snapshot(name, children=children)
     record = {
         "action": "snapshot-delete",
-        "vm": handle.name,
+        "vm": handle.seen_name,
         "uuid": handle.uuid,
         "snapshot": name,
         "children": children,
     }
     suffix = " and its descendants" if children else ""
-    session.emit(record, lambda: f"{handle.name}: snapshot {name!r}{suffix} deleted")
+    session.emit(record, lambda: f"{handle.seen_name}: snapshot {name!r}{suffix} deleted")
 
 
 COMMANDS: tuple[click.Command, ...] = (

@@ -89,14 +89,14 @@ def _line(index: int, step: str, result: str, state: str, note: str) -> str:
 def _cleanup(vm: VM, storage: bool, timeout: float) -> None:
     """Remove what a failed demo left behind, best effort."""
     try:
-        state = vm.state
+        state = vm.state()
         if state in (PowerState.RUNNING, PowerState.PAUSED, PowerState.SUSPENDED, PowerState.CRASHED):
             vm.stop(timeout=timeout)
         vm.delete(storage=storage, force=True, timeout=timeout)
     except NotFoundError:
         return
     except PolyvisorError as error:
-        log.warning("could not remove demo VM %r: %s; delete it with 'polyvisor delete'", vm.name, error)
+        log.warning("could not remove demo VM %r: %s; delete it with 'polyvisor delete'", vm.seen_name, error)
 
 
 @click.command("demo")
@@ -172,7 +172,7 @@ def demo(session: Session, name: str, disk_mib: int, shutdown_timeout: float) ->
                 note = f"skipped: the backend does not declare {step.feature.value!r}"
                 record(step.name, step.feature, "skipped", None, note, began)
                 continue
-            with session.spinner(f"{step.name} {vm.name}"):
+            with session.spinner(f"{step.name} {vm.seen_name}"):
                 note = step.run(vm)
             record(step.name, step.feature, "ok", vm, note, began)
         finished = True
@@ -184,7 +184,7 @@ def demo(session: Session, name: str, disk_mib: int, shutdown_timeout: float) ->
             {
                 "uri": connection.uri.render(),
                 "backend": caps.backend,
-                "vm": vm.name,
+                "vm": vm.seen_name,
                 "uuid": vm.uuid,
                 "capabilities": features,
                 "steps": steps,

@@ -101,7 +101,7 @@ def polyvisor_vm_factory(polyvisor_connection: Connection, polyvisor_spec: SpecF
         return vm
 
     yield make
-    failures = [f"{vm.name}: {error}" for vm in made if (error := remove_vm(polyvisor_connection, vm))]
+    failures = [f"{vm.seen_name}: {error}" for vm in made if (error := remove_vm(polyvisor_connection, vm))]
     if failures:
         pytest.fail("cleanup failed: " + "; ".join(failures))
 
@@ -111,7 +111,7 @@ def remove_vm(conn: Connection, vm: VM) -> PolyvisorError | None:
     try:
         if not conn.exists(vm.uuid):
             return None
-        state = vm.state
+        state = vm.state()
         if state is PowerState.SAVED:
             vm.discard_saved_state()
         elif state is not PowerState.STOPPED:

@@ -27,11 +27,11 @@ def bring_to(vm: VM, state: PowerState) -> None:
     """Put a freshly created (stopped) VM into ``state`` with the plain verbs."""
     require(vm, *REACHABLE[state])
     if state is PowerState.STOPPED:
-        assert vm.state is PowerState.STOPPED
+        assert vm.state() is PowerState.STOPPED
         return
     vm.start()
     if state is PowerState.PAUSED:
         vm.pause()
     elif state is PowerState.SAVED:
         vm.save()
-    assert vm.state is state, f"could not bring {vm.name} to {state.value}"
+    assert vm.state() is state, f"could not bring {vm.seen_name} to {state.value}"

@@ -36,10 +36,10 @@ def test_hostile_names_are_stored_verbatim(
     vm = polyvisor_vm_factory("h")  # a named neighbour proves the hostile VM touches nothing else
     hostile = polyvisor_connection.create(polyvisor_spec(name, description=description))
     try:
-        assert hostile.name == name
+        assert hostile.name() == name
         assert polyvisor_connection.vm(name).uuid == hostile.uuid
         assert hostile.info().description == description
-        assert polyvisor_connection.vm(vm.uuid).name == vm.name
+        assert polyvisor_connection.vm(vm.uuid).name() == vm.name()
     finally:
         hostile.delete(storage=polyvisor_connection.supports(Feature.DELETE_STORAGE))
     assert not polyvisor_connection.exists(name)

@@ -21,7 +21,7 @@ def test_ensure(polyvisor_vm_factory: VMFactory, start: PowerState, target: Powe
     steps: list[str] = []
     status = vm.ensure(target, timeout=120, force=True, progress=steps.append)
     assert status.state is target
-    assert vm.state is target
+    assert vm.state() is target
     if start is target:
         assert steps == [], "ensure must not act when the VM is already in the target state"
     else:
@@ -42,7 +42,7 @@ def test_ensure_without_force_shuts_down_gracefully(polyvisor_vm_factory: VMFact
     steps: list[str] = []
     vm.ensure(PowerState.STOPPED, progress=steps.append)
     assert [s.split()[0] for s in steps] == ["shutdown"]
-    assert vm.state is PowerState.STOPPED
+    assert vm.state() is PowerState.STOPPED
 
 
 def test_ensure_with_force_discards_saved_memory(polyvisor_vm_factory: VMFactory) -> None:
@@ -51,7 +51,7 @@ def test_ensure_with_force_discards_saved_memory(polyvisor_vm_factory: VMFactory
     steps: list[str] = []
     vm.ensure(PowerState.STOPPED, force=True, progress=steps.append)
     assert [s.split()[0] for s in steps] == ["discard_saved_state"]
-    assert vm.state is PowerState.STOPPED
+    assert vm.state() is PowerState.STOPPED
 
 
 @pytest.mark.parametrize("target", ["starting", "unknown", "crashed", "suspended"])
@@ -59,7 +59,7 @@ def test_ensure_rejects_unreachable_targets(polyvisor_vm_factory: VMFactory, tar
     vm = polyvisor_vm_factory("enr")
     with pytest.raises(ValidationError):
         vm.ensure(target)
-    assert vm.state is PowerState.STOPPED
+    assert vm.state() is PowerState.STOPPED
 
 
 def test_ensure_rejects_unknown_state_names(polyvisor_vm_factory: VMFactory) -> None:

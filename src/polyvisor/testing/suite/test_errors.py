@@ -21,7 +21,7 @@ def test_errors_carry_context_and_pickle(polyvisor_vm_factory: VMFactory) -> Non
         vm.pause() if vm.capabilities().supports(polyvisor.Feature.PAUSE) else vm.shutdown()
     error = caught.value
     assert error.state is PowerState.STOPPED
-    assert vm.name in str(error)
+    assert vm.seen_name in str(error)
     assert vm.connection.host in str(error)
     clone = pickle.loads(pickle.dumps(error))
     assert type(clone) is type(error)

@@ -16,7 +16,7 @@ VMFactory = Callable[..., VM]
 def test_lookup_by_name_and_uuid(polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory) -> None:
     vm = polyvisor_vm_factory("id")
     assert str(uuid.UUID(vm.uuid)) == vm.uuid, "UUIDs are canonical lowercase strings"
-    assert polyvisor_connection.vm(vm.name) == vm
+    assert polyvisor_connection.vm(vm.seen_name) == vm
     assert polyvisor_connection.vm(vm.uuid) == vm
     assert polyvisor_connection.vm(vm.uuid.upper()).uuid == vm.uuid
 
@@ -36,9 +36,10 @@ def test_listing_includes_new_vm(polyvisor_connection: Connection, polyvisor_vm_
     infos = {info.uuid: info for info in polyvisor_connection.list()}
     assert set(infos) - before == {vm.uuid}
     info = infos[vm.uuid]
-    assert info.name == vm.name
+    assert info.name == vm.seen_name
     assert info.state is PowerState.STOPPED
-    assert {v.uuid for v in polyvisor_connection.vms()} == set(infos)
+    assert polyvisor_connection.vm(info).uuid == vm.uuid, "a handle from a listing entry"
+    assert vm.name() == info.name
 
 
 def test_names_are_unique(
@@ -47,7 +48,7 @@ def test_names_are_unique(
     vm = polyvisor_vm_factory("dup")
     count = len(polyvisor_connection.list())
     with pytest.raises(AlreadyExistsError):
-        polyvisor_connection.create(polyvisor_spec(vm.name))
+        polyvisor_connection.create(polyvisor_spec(vm.seen_name))
     assert len(polyvisor_connection.list()) == count
 
 

@@ -29,9 +29,9 @@ def test_labels_round_trip_through_a_second_connection(
     vm = polyvisor_vm_factory("lb")
     require(vm, Feature.LABELS)
     assert vm.set_labels(HOSTILE) == HOSTILE
-    assert dict(vm.labels) == HOSTILE
+    assert dict(vm.labels()) == HOSTILE
     other = polyvisor_second_connection.vm(vm.uuid)
-    assert dict(other.labels) == HOSTILE
+    assert dict(other.labels()) == HOSTILE
     listed = {info.uuid: info for info in polyvisor_second_connection.list()}[vm.uuid]
     assert dict(listed.labels) == HOSTILE
 
@@ -39,10 +39,10 @@ def test_labels_round_trip_through_a_second_connection(
 def test_labels_at_create_and_update(polyvisor_vm_factory: VMFactory) -> None:
     vm = polyvisor_vm_factory("lbc", labels={"team": "infra", "tier": "gold"})
     require(vm, Feature.LABELS)
-    assert dict(vm.labels) == {"team": "infra", "tier": "gold"}
+    assert dict(vm.labels()) == {"team": "infra", "tier": "gold"}
     result = vm.update_labels({"tier": "silver", "owner": "ana"}, remove=["team"])
     assert dict(result) == {"owner": "ana", "tier": "silver"}
-    assert dict(vm.labels) == {"owner": "ana", "tier": "silver"}
+    assert dict(vm.labels()) == {"owner": "ana", "tier": "silver"}
     assert dict(vm.set_labels({})) == {}
 
 
@@ -50,9 +50,9 @@ def test_labels_survive_lifecycle(polyvisor_vm_factory: VMFactory) -> None:
     vm = polyvisor_vm_factory("lbl", labels={"keep": "me"})
     require(vm, Feature.LABELS)
     vm.start()
-    assert dict(vm.labels) == {"keep": "me"}
+    assert dict(vm.labels()) == {"keep": "me"}
     vm.stop()
-    assert dict(vm.labels) == {"keep": "me"}
+    assert dict(vm.labels()) == {"keep": "me"}
 
 
 @pytest.mark.parametrize(
@@ -76,4 +76,4 @@ def test_invalid_labels_are_rejected_before_any_change(
     require(vm, Feature.LABELS)
     with pytest.raises(ValidationError):
         vm.set_labels(labels)  # type: ignore[arg-type]
-    assert dict(vm.labels) == {"keep": "me"}
+    assert dict(vm.labels()) == {"keep": "me"}

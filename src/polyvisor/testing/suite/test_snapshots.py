@@ -51,7 +51,7 @@ def test_revert_restores_recorded_state(polyvisor_vm_factory: VMFactory) -> None
     assert vm.snapshots()["off"].state is PowerState.STOPPED
     vm.start()
     assert vm.revert("off").state is PowerState.STOPPED
-    assert vm.state is PowerState.STOPPED
+    assert vm.state() is PowerState.STOPPED
 
 
 def test_memory_snapshot_of_running_vm(polyvisor_vm_factory: VMFactory) -> None:
@@ -73,7 +73,7 @@ def test_disk_only_snapshot_of_running_vm_reverts_to_stopped(polyvisor_vm_factor
     assert vm.status().state is PowerState.RUNNING, "taking a snapshot leaves the VM running"
     assert not vm.snapshots()["disks-only"].has_memory
     assert vm.revert("disks-only").state is PowerState.STOPPED
-    assert vm.state is PowerState.STOPPED
+    assert vm.state() is PowerState.STOPPED
 
 
 def test_memory_snapshot_needs_a_running_vm(polyvisor_vm_factory: VMFactory) -> None:

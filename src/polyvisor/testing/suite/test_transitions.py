@@ -32,14 +32,14 @@ def test_verb_from_state(polyvisor_vm_factory: VMFactory, state: PowerState, ver
         result = call(timeout=60)
         expected = verb.target or PowerState.RUNNING
         assert result.state is expected
-        assert vm.state is expected
+        assert vm.state() is expected
     else:
         with pytest.raises(InvalidStateError) as caught:
             call(timeout=60)
         assert caught.value.state is state
         assert set(caught.value.accepted) == set(verb.accepts & SETTLED_STATES)
-        assert vm.state is state, "a refused verb must leave the VM as it was"
-        assert vm.name in str(caught.value)
+        assert vm.state() is state, "a refused verb must leave the VM as it was"
+        assert vm.seen_name in str(caught.value)
 
 
 @pytest.mark.parametrize("state", list(REACHABLE), ids=lambda s: s.value)
@@ -69,7 +69,7 @@ def test_stop_refuses_saved_vm_and_discard_keeps_it_stopped(polyvisor_vm_factory
     bring_to(vm, PowerState.SAVED)
     with pytest.raises(InvalidStateError, match="discard_saved_state"):
         vm.stop()
-    assert vm.state is PowerState.SAVED
+    assert vm.state() is PowerState.SAVED
     assert vm.discard_saved_state().state is PowerState.STOPPED
     assert vm.start().state is PowerState.RUNNING
 
@@ -103,7 +103,7 @@ def test_capability_gates_match_declarations(polyvisor_vm_factory: VMFactory) ->
             with pytest.raises(UnsupportedError) as caught:
                 getattr(vm, verb.name)(timeout=60)
             assert caught.value.feature == verb.feature
-            assert vm.state is PowerState.RUNNING
+            assert vm.state() is PowerState.RUNNING
 
 
 def test_status_carries_raw_state(polyvisor_vm_factory: VMFactory) -> None:

@@ -27,7 +27,7 @@ def test_wait_for_times_out_leaving_vm_as_is(polyvisor_vm_factory: VMFactory) ->
     assert isinstance(caught.value, builtins.TimeoutError)
     assert 0.3 <= elapsed < 10
     assert "stopped" in str(caught.value)
-    assert vm.state is PowerState.STOPPED
+    assert vm.state() is PowerState.STOPPED
 
 
 @pytest.mark.parametrize("bad", [-1, "soon", True])
@@ -35,7 +35,7 @@ def test_bad_timeouts_are_rejected(polyvisor_vm_factory: VMFactory, bad: object)
     vm = polyvisor_vm_factory("wtb")
     with pytest.raises(ValidationError, match="timeout"):
         vm.start(timeout=bad)  # type: ignore[arg-type]
-    assert vm.state is PowerState.STOPPED
+    assert vm.state() is PowerState.STOPPED
 
 
 def test_start_without_waiting_then_wait_for(polyvisor_vm_factory: VMFactory) -> None:
