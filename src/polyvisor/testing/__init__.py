@@ -10,6 +10,7 @@ from polyvisor.testing.fixtures import (
     polyvisor_connection,
     polyvisor_second_connection,
     polyvisor_spec,
+    polyvisor_stubborn_overrides,
     polyvisor_uri,
     polyvisor_vm_factory,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "polyvisor_connection",
     "polyvisor_second_connection",
     "polyvisor_spec",
+    "polyvisor_stubborn_overrides",
     "polyvisor_uri",
     "polyvisor_vm_factory",
     "pytest_addoption",

@@ -85,6 +85,15 @@ def polyvisor_spec(request: pytest.FixtureRequest) -> SpecFactory:
     return make
 
 
+@pytest.fixture(scope="session")
+def polyvisor_stubborn_overrides(request: pytest.FixtureRequest) -> Mapping[str, Any]:
+    """Spec overrides that make a guest ignore graceful shutdown (``--polyvisor-stubborn-spec``)."""
+    path = request.config.getoption("--polyvisor-stubborn-spec", default=None)
+    if not path:
+        pytest.skip("this target has no guest that ignores shutdown (--polyvisor-stubborn-spec)")
+    return _load_base(path)
+
+
 def unique_name(tag: str = "vm") -> str:
     """A fresh VM name under the suite's prefix."""
     return f"{NAME_PREFIX}{tag}-{uuid.uuid4().hex[:8]}"

@@ -13,7 +13,10 @@ SUITE_DIR = Path(__file__).parent / "suite"
 # Each suite module covers one area of the contract; the summary reports them under these titles.
 AREAS = {
     "test_identity": "identity and lookup (UUID, name, NotFoundError, AlreadyExistsError)",
-    "test_transitions": "every verb from every settled state (targets, idempotence, InvalidStateError)",
+    "test_transitions": "verbs on the hypervisor: delete from every state, saved state, capability gates",
+    "test_paths": "every verb from every way of reaching its from-state (one walk over all verb pairs)",
+    "test_deadlines": "deadlines: a guest that ignores shutdown, timeout + 1 s, the connection afterwards",
+    "test_capabilities": "capabilities declared once: derived from the backend class, narrowed only",
     "test_ensure": "desired state: ensure() from every state, force semantics",
     "test_waits": "wait_for, timeouts and lifecycle events",
     "test_labels": "labels: validation, round trip, visibility from a second connection",
@@ -48,6 +51,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--polyvisor-spec",
         metavar="FILE",
         help="TOML or JSON table merged into every VM spec the suite creates (e.g. a bootable kernel)",
+    )
+    group.addoption(
+        "--polyvisor-stubborn-spec",
+        metavar="FILE",
+        help="TOML or JSON table merged into the spec of a guest that ignores graceful shutdown (for the deadline "
+        "tests); without it they are skipped, for a target that cannot make such a guest",
     )
 
 

@@ -32,7 +32,7 @@ def test_labels_round_trip_through_a_second_connection(
     assert dict(vm.labels()) == HOSTILE
     other = polyvisor_second_connection.vm(vm.uuid)
     assert dict(other.labels()) == HOSTILE
-    listed = {info.uuid: info for info in polyvisor_second_connection.list()}[vm.uuid]
+    listed = {info.uuid: info for info in polyvisor_second_connection.list(details=True)}[vm.uuid]
     assert dict(listed.labels) == HOSTILE
 
 
@@ -77,3 +77,33 @@ def test_invalid_labels_are_rejected_before_any_change(
     with pytest.raises(ValidationError):
         vm.set_labels(labels)  # type: ignore[arg-type]
     assert dict(vm.labels()) == {"keep": "me"}
+
+
+def test_concurrent_updates_lose_nothing(
+    polyvisor_vm_factory: VMFactory, polyvisor_second_connection: Connection
+) -> None:
+    """24 threads over two connections, 10 rounds each, each thread its own key: every last value lands."""
+    import threading
+
+    vm = polyvisor_vm_factory("lbx")
+    require(vm, Feature.LABELS)
+    handles = [vm, polyvisor_second_connection.vm(vm.uuid)]
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        handle = handles[index % 2]
+        try:
+            for round_ in range(10):
+                handle.update_labels({f"k{index:02d}": f"round-{round_}"})
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    final = dict(vm.labels())
+    lost = sorted(f"k{i:02d}" for i in range(24) if final.get(f"k{i:02d}") != "round-9")
+    assert lost == [], f"lost updates: {lost}"
