@@ -317,6 +317,7 @@ class PollingWatcher:
     """
 
     poll_interval = 0.5
+    retry_interval = 0.1
 
     def __init__(self, connection: Connection, sink: EventSink) -> None:
         self._connection = connection
@@ -337,7 +338,9 @@ class PollingWatcher:
 
     def _run(self) -> None:
         failed: PolyvisorError | None = None
-        while not self._stop.wait(self.poll_interval):
+        # After a failure, try again soon: the backend reconnects on that call, and a dead connection must end the
+        # stream within about a second.
+        while not self._stop.wait(self.retry_interval if failed else self.poll_interval):
             try:
                 backend = self._connection.backend
                 now = {vm.uuid: vm for vm in backend.list_vms()}
