@@ -45,6 +45,9 @@ nitpick_ignore = [
         "pathlib.Path",
         "_queue.SimpleQueue",
     )
+] + [
+    # The TypeVar of Connection.read()/change(): a private name autodoc prints but nothing can link to.
+    ("py:class", "polyvisor.connection._T"),
 ]
 
 autodoc_member_order = "bysource"
