@@ -1,8 +1,9 @@
-"""Core semantics on the toy backend: the rules live in the core, so they hold for every backend."""
+"""Core semantics on the memory backend: the rules live in the core, so they hold for every backend."""
 
 from __future__ import annotations
 
 import pytest
+from core_backends import NARROW_FEATURES, RecordingBackend, calls
 
 import polyvisor
 from polyvisor import (
@@ -16,16 +17,17 @@ from polyvisor import (
     UnsupportedError,
     ValidationError,
 )
+from polyvisor.testing.memory import MemoryBackend
 
 
-def test_verbs_follow_the_table(toy: Connection) -> None:
-    vm = toy.create({"name": "a"})
-    assert vm.state is PowerState.STOPPED
+def test_verbs_follow_the_table(mem: Connection) -> None:
+    conn = mem
+    vm = conn.create({"name": "a"})
+    assert vm.state() is PowerState.STOPPED
     assert vm.start().state is PowerState.RUNNING
-    calls = toy.backend.calls  # type: ignore[attr-defined]
-    before = len([c for c in calls if c == "running"])
+    assert calls(mem).count("start") == 1
     vm.start()  # idempotent: no backend call
-    assert len([c for c in calls if c == "running"]) == before
+    assert calls(mem).count("start") == 1
     vm.pause()
     with pytest.raises(InvalidStateError) as caught:
         vm.start()
@@ -37,12 +39,13 @@ def test_verbs_follow_the_table(toy: Connection) -> None:
     with pytest.raises(InvalidStateError, match="force=True"):
         vm.delete()
     vm.delete(force=True)
-    assert not toy.exists("a")
+    assert not conn.exists("a")
     vm.delete()  # gone already
 
 
-def test_unsupported_feature_is_named(toy: Connection) -> None:
-    vm = toy.create({"name": "b"})
+def test_unsupported_feature_is_named(narrow: Connection) -> None:
+    conn = narrow
+    vm = conn.create({"name": "b"})
     vm.start()
     with pytest.raises(UnsupportedError) as caught:
         vm.reboot()
@@ -51,21 +54,24 @@ def test_unsupported_feature_is_named(toy: Connection) -> None:
     with pytest.raises(UnsupportedError):
         vm.snapshot("s")
     with pytest.raises(UnsupportedError):
-        toy.create({"name": "k", "kernel": {"kernel": "/vmlinuz"}})
-    assert not toy.exists("k")
+        conn.create({"name": "k", "kernel": {"kernel": "/vmlinuz"}})
+    assert not conn.exists("k")
 
 
-def test_duplicate_names_and_validation(toy: Connection) -> None:
-    toy.create({"name": "dup"})
+def test_duplicate_names_and_validation(mem: Connection) -> None:
+    conn = mem
+    conn.create({"name": "dup"})
     with pytest.raises(AlreadyExistsError):
-        toy.create({"name": "dup"})
+        conn.create({"name": "dup"})
     with pytest.raises(ValidationError):
-        toy.create({"name": "x", "cpus": -1})
-    assert [v.name for v in toy.vms()] == ["dup"]
+        conn.create({"name": "x", "cpus": -1})
+    assert [v.name for v in conn.list()] == ["dup"]
+    assert calls(mem).count("create") == 1, "refused creations never reach the backend"
 
 
-def test_ensure_plans(toy: Connection) -> None:
-    vm = toy.create({"name": "e"})
+def test_ensure_plans(mem: Connection) -> None:
+    conn = mem
+    vm = conn.create({"name": "e"})
     steps: list[str] = []
     vm.ensure("saved", progress=steps.append)
     assert [s.split()[0] for s in steps] == ["start", "save"]
@@ -78,25 +84,28 @@ def test_ensure_plans(toy: Connection) -> None:
     assert [s.split()[0] for s in steps] == ["stop"]
 
 
-def test_labels_validation_happens_before_the_backend(toy: Connection) -> None:
-    vm = toy.create({"name": "l", "labels": {"a": "1"}})
+def test_labels_validation_happens_before_the_backend(mem: Connection) -> None:
+    vm = mem.create({"name": "l", "labels": {"a": "1"}})
     with pytest.raises(ValidationError):
         vm.set_labels({"bad key": "x"})
-    assert dict(vm.labels) == {"a": "1"}
+    assert "set_labels" not in calls(mem)
+    assert dict(vm.labels()) == {"a": "1"}
     assert dict(vm.update_labels({"b": "2"}, remove=["a"])) == {"b": "2"}
 
 
-def test_closed_connection(toy_plugins: Plugins) -> None:
-    conn = polyvisor.connect("toy:///", plugins=toy_plugins)
+def test_closed_connection(plugins: Plugins, host_name: str) -> None:
+    conn = polyvisor.connect(f"memory:///{host_name}", plugins=plugins)
     conn.close()
     with pytest.raises(ConnectionError, match="closed"):
-        conn.vms()
+        conn.list()
     assert "closed" in repr(conn)
 
 
-def test_credentials_are_wrapped_and_hidden(toy_plugins: Plugins) -> None:
-    conn = polyvisor.connect("toy://admin:urisecret@host/", plugins=toy_plugins, password="kwsecret", ca_path="/x")
-    creds = conn.backend.credentials  # type: ignore[attr-defined]
+def test_credentials_are_wrapped_and_hidden(plugins: Plugins) -> None:
+    conn = polyvisor.connect("recmem://admin:urisecret@host/", plugins=plugins, password="kwsecret", ca_path="/x")
+    assert isinstance(conn.backend, RecordingBackend)
+    creds = conn.backend.credentials
+    assert creds.password is not None
     assert creds.username == "admin"
     assert creds.password.reveal() == "kwsecret"
     assert creds.options == {"ca_path": "/x"}
@@ -104,19 +113,22 @@ def test_credentials_are_wrapped_and_hidden(toy_plugins: Plugins) -> None:
         assert "secret" not in text
 
 
-def test_a_backend_failing_at_connect_is_closed(toy_plugins: Plugins) -> None:
-    from toy_backend import ToyBackend
-
+def test_a_backend_failing_at_connect_is_closed(plugins: Plugins) -> None:
     closed: list[bool] = []
 
-    class Broken(ToyBackend):
-        def capabilities(self) -> polyvisor.Capabilities:
+    class Broken(MemoryBackend):
+        def probe_features(self) -> frozenset[Feature]:
             raise polyvisor.BackendError("cannot describe myself")
 
         def close(self) -> None:
             closed.append(True)
 
-    toy_plugins.registry.add("broken", lambda uri, creds: Broken(uri, creds))
+    plugins.registry.add("broken", Broken)
     with pytest.raises(polyvisor.BackendError):
-        polyvisor.connect("broken:///", plugins=toy_plugins)
+        polyvisor.connect("broken:///", plugins=plugins)
     assert closed == [True]
+
+
+def test_a_probe_narrows_the_connection(narrow: Connection) -> None:
+    assert narrow.capabilities.features == NARROW_FEATURES
+    assert not narrow.supports(Feature.EVENTS)

@@ -9,7 +9,7 @@ from polyvisor.model import Snapshot
 def test_spec_defaults_and_generation() -> None:
     spec = VMSpec(name="web-1")
     assert (spec.cpus, spec.memory_mib, spec.firmware, spec.generation) == (1, 512, Firmware.BIOS, 1)
-    assert VMSpec(name="x", firmware="uefi", secure_boot=True).generation == 2
+    assert VMSpec(name="x", firmware="uefi", secure_boot=True).generation == 2  # type: ignore[arg-type]
 
 
 def test_spec_from_dict_builds_nested_items() -> None:

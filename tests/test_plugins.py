@@ -16,10 +16,70 @@ from pathlib import Path
 
 import pytest
 
-from polyvisor import URI, NotFoundError, Plugins, PolyvisorError
+import polyvisor
+from polyvisor import URI, NotFoundError, Plugins, PolyvisorError, PowerState, UnsupportedError
 from polyvisor.hookspecs import hookimpl
 
-HERE = Path(__file__).parent
+TINY_BACKEND = """
+    \"\"\"The smallest complete backend on the 1.0 interface: VMs in a dict, every transition instant.\"\"\"
+
+    from __future__ import annotations
+
+    import uuid
+
+    from polyvisor.backend import Backend, Credentials, Deadline
+    from polyvisor.errors import NotFoundError
+    from polyvisor.model import HostInfo, PowerState, ShutdownMode, VMDetails, VMInfo, VMSpec, VMStatus
+    from polyvisor.uri import URI
+
+
+    class ToyBackend(Backend):
+        name = "toy"
+
+        def __init__(self, uri: URI, credentials: Credentials) -> None:
+            self.uri = uri
+            self.vms: dict[str, VMInfo] = {}
+
+        def close(self) -> None:
+            pass
+
+        def host_info(self) -> HostInfo:
+            return HostInfo("toyhost", "toy", "1.0", 1, 1024, "x86_64")
+
+        def list_vms(self) -> list[VMInfo]:
+            return list(self.vms.values())
+
+        def lookup(self, ref: str) -> VMInfo:
+            for vm in self.vms.values():
+                if ref in (vm.uuid, vm.name):
+                    return vm
+            raise NotFoundError(f"no VM {ref!r}", host="toyhost")
+
+        def info(self, uuid: str) -> VMInfo:
+            return self.lookup(uuid)
+
+        def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
+            details = VMDetails(spec.cpus, spec.memory_mib, dict(spec.labels), spec.description)
+            info = VMInfo(str(uuid.uuid4()), spec.name, VMStatus(PowerState.STOPPED, "off"), False, details)
+            self.vms[info.uuid] = info
+            return info
+
+        def _set(self, uuid: str, state: PowerState) -> None:
+            old = self.vms[uuid]
+            self.vms[uuid] = VMInfo(old.uuid, old.name, VMStatus(state, state.name), False, old.details)
+
+        def start(self, uuid: str, deadline: Deadline) -> None:
+            self._set(uuid, PowerState.RUNNING)
+
+        def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
+            self._set(uuid, PowerState.STOPPED)
+
+        def stop(self, uuid: str, deadline: Deadline) -> None:
+            self._set(uuid, PowerState.STOPPED)
+
+        def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
+            del self.vms[uuid]
+"""
 
 
 def install_distribution(site: Path, name: str, version: str, modules: dict[str, str], entry_points: str) -> None:
@@ -55,7 +115,7 @@ def site(tmp_path: Path) -> Path:
                 def polyvisor_register_backends(registry):
                     registry.add("toy", "toyplug.backend:ToyBackend", description="throwaway toy backend")
             """,
-            "toyplug/backend.py": (HERE / "toy_backend.py").read_text(encoding="utf-8"),
+            "toyplug/backend.py": TINY_BACKEND,
         },
         "[polyvisor]\ntoyplug = toyplug\n",
     )
@@ -96,17 +156,19 @@ def test_throwaway_distribution_registers_a_scheme_used_by_connect(site: Path) -
         with polyvisor.connect("toy:///") as conn:
             vm = conn.create({"name": "from-a-plugin"})
             vm.start()
-            state = vm.state.value
+            state = vm.state().value
             backend = type(conn.backend).__module__
+            features = sorted(conn.capabilities.features)
         failures = [f.describe() for f in polyvisor.plugins.default_plugins().failures]
         print(json.dumps({"schemes": schemes, "heavy": heavy, "state": state, "backend": backend,
-                          "failures": failures}))
+                          "features": features, "failures": failures}))
         """,
     )
     assert "toy" in out["schemes"]  # type: ignore[operator]
     assert out["heavy"] == [], "listing schemes must not import hypervisor bindings"
     assert out["state"] == "running"
     assert out["backend"] == "toyplug.backend"
+    assert out["features"] == ["create"], "a backend overriding no optional method declares no optional feature"
     failures = out["failures"]
     assert isinstance(failures, list)
     assert len(failures) == 1
@@ -181,6 +243,23 @@ def test_misspelt_hook_is_caught() -> None:
 def test_unknown_scheme_without_plugins() -> None:
     with pytest.raises(NotFoundError, match="pip install polyvisor-hyperv"):
         Plugins(load_entry_points=False).factory_for(URI.parse("hyperv://h/"))
+
+
+def test_the_shipped_backend_is_valid_in_process(tmp_path: Path) -> None:
+    """The backend the throwaway distribution ships is checked here too, where a failure is easy to read."""
+    namespace: dict[str, object] = {"__name__": "toyplug_backend"}
+    exec(compile(textwrap.dedent(TINY_BACKEND), "toyplug/backend.py", "exec"), namespace)
+    factory = namespace["ToyBackend"]
+    plugins = Plugins(load_entry_points=False)
+    plugins.registry.add("toy", factory)  # type: ignore[arg-type]
+    with polyvisor.connect("toy:///", plugins=plugins) as conn:
+        vm = conn.create({"name": "tiny"})
+        assert vm.start().state is PowerState.RUNNING
+        assert vm.shutdown(timeout=5).state is PowerState.STOPPED
+        with pytest.raises(UnsupportedError):
+            vm.pause()
+        vm.delete()
+        assert conn.list() == []
 
 
 def test_shutil_is_available_for_cleanup() -> None:

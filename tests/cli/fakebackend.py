@@ -7,28 +7,30 @@ test see each other's changes (unlike libvirt's ``test:///default``, which is fr
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import uuid as uuid_module
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from polyvisor import Plugins
-from polyvisor.backend import Backend, Credentials, Subscription
+from polyvisor.backend import OPTION_FEATURES, Backend, Credentials, Deadline, EventSink, Subscription
 from polyvisor.errors import AuthenticationError, BackendError, ConnectionError, NotFoundError
 from polyvisor.hookspecs import hookimpl
 from polyvisor.model import (
-    Capabilities,
+    DiskSpec,
     Event,
     EventKind,
     Feature,
+    GuestAddress,
     HostInfo,
     NetworkInfo,
+    NicSpec,
     PowerState,
     ShutdownMode,
     Snapshot,
+    VMDetails,
     VMInfo,
     VMSpec,
     VMStatus,
@@ -71,7 +73,7 @@ class FakeHypervisor:
         """When set, listing VMs fails with this native message."""
         self.lock = threading.Lock()
         self.machines: dict[str, _Machine] = {}
-        self.sinks: list[queue.SimpleQueue[Event]] = []
+        self.sinks: list[EventSink] = []
         self.subscribed = threading.Event()
         self.add("web", state=PowerState.RUNNING, cpus=2, memory_mib=2048, labels={"tier": "front"})
 
@@ -89,7 +91,7 @@ class FakeHypervisor:
         """Change a VM's state and tell every subscriber, as a native event source would."""
         machine.state = state
         for sink in list(self.sinks):
-            sink.put(Event(EventKind.STATE, machine.uuid, machine.name, state, detail))
+            sink.emit(Event(EventKind.STATE, machine.uuid, machine.name, state, detail))
 
     def after_subscribe(self, action: Callable[[], None]) -> threading.Thread:
         """Run ``action`` in a thread as soon as someone next subscribes to events (join the returned thread)."""
@@ -122,7 +124,14 @@ class FakeHypervisor:
 
 
 class FakeBackend(Backend):
-    """A backend over :class:`FakeHypervisor`; transitions complete at once."""
+    """A backend over :class:`FakeHypervisor`; transitions complete at once.
+
+    The class implements every feature; the host's probe narrows that to :attr:`FakeHypervisor.features`, so a
+    test can take features away.
+    """
+
+    name = "fake"
+    option_features = frozenset(OPTION_FEATURES)
 
     def __init__(self, hv: FakeHypervisor, uri: URI, credentials: Credentials) -> None:
         self.hv = hv
@@ -139,8 +148,8 @@ class FakeBackend(Backend):
                     f"{uri.display_host} refused the credentials of {credentials.username!r}{leak}; check the password"
                 )
 
-    def capabilities(self) -> Capabilities:
-        return Capabilities(self.hv.features, backend="fake")
+    def probe_features(self) -> frozenset[Feature]:
+        return self.hv.features
 
     def close(self) -> None:
         pass
@@ -154,7 +163,8 @@ class FakeBackend(Backend):
     def _info(self, m: _Machine) -> VMInfo:
         status = VMStatus(m.state, m.state.value.upper(), None)
         extra = {"volumes": ("/var/lib/fake/a.img", "/var/lib/fake/b.img"), "generation": 2}
-        return VMInfo(m.uuid, m.name, status, m.cpus, m.memory_mib, dict(m.labels), m.description, m.has_saved, extra)
+        details = VMDetails(m.cpus, m.memory_mib, dict(m.labels), m.description, extra)
+        return VMInfo(m.uuid, m.name, status, m.has_saved, details)
 
     def list_vms(self) -> list[VMInfo]:
         if self.hv.backend_error:
@@ -173,7 +183,10 @@ class FakeBackend(Backend):
     def lookup(self, ref: str) -> VMInfo:
         return self._info(self._machine(ref))
 
-    def create(self, spec: VMSpec) -> VMInfo:
+    def info(self, uuid: str) -> VMInfo:
+        return self._info(self._machine(uuid))
+
+    def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         m = self.hv.add(
             spec.name,
             cpus=spec.cpus,
@@ -183,50 +196,50 @@ class FakeBackend(Backend):
         )
         return self._info(m)
 
-    def start(self, uuid: str) -> None:
+    def start(self, uuid: str, deadline: Deadline) -> None:
         m = self._machine(uuid)
         m.has_saved = False
         self.hv.set_state(m, PowerState.RUNNING)
 
-    def shutdown(self, uuid: str, mode: ShutdownMode) -> None:
+    def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
         if not self.hv.guest_ignores_shutdown:
             self.hv.set_state(self._machine(uuid), PowerState.STOPPED)
 
-    def stop(self, uuid: str) -> None:
+    def stop(self, uuid: str, deadline: Deadline) -> None:
         self.hv.set_state(self._machine(uuid), PowerState.STOPPED)
 
-    def reset(self, uuid: str) -> None:
+    def reset(self, uuid: str, deadline: Deadline) -> None:
         self.hv.set_state(self._machine(uuid), PowerState.RUNNING, "reset")
 
-    def reboot(self, uuid: str) -> None:
+    def reboot(self, uuid: str, deadline: Deadline) -> None:
         self.hv.set_state(self._machine(uuid), PowerState.RUNNING, "rebooted")
 
-    def pause(self, uuid: str) -> None:
+    def pause(self, uuid: str, deadline: Deadline) -> None:
         self.hv.set_state(self._machine(uuid), PowerState.PAUSED)
 
-    def resume(self, uuid: str) -> None:
+    def resume(self, uuid: str, deadline: Deadline) -> None:
         self.hv.set_state(self._machine(uuid), PowerState.RUNNING)
 
-    def save(self, uuid: str) -> None:
+    def save(self, uuid: str, deadline: Deadline) -> None:
         if "save" in self.hv.failing:
             raise BackendError("saving failed: disk full", code=28, native_message="No space left on device")
         m = self._machine(uuid)
         m.has_saved = True
         self.hv.set_state(m, PowerState.SAVED)
 
-    def discard_saved_state(self, uuid: str) -> None:
+    def discard_saved_state(self, uuid: str, deadline: Deadline) -> None:
         m = self._machine(uuid)
         m.has_saved = False
         self.hv.set_state(m, PowerState.STOPPED)
 
-    def delete(self, uuid: str, *, storage: bool) -> None:
+    def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
         with self.hv.lock:
             self.hv.machines.pop(uuid, None)
 
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
         self._machine(uuid).labels = dict(labels)
 
-    def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str) -> Snapshot:
+    def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
         m = self._machine(uuid)
         current = next((s for s in m.snapshots if s.is_current), None)
         m.snapshots = [replace(s, is_current=False) for s in m.snapshots]
@@ -238,12 +251,12 @@ class FakeBackend(Backend):
     def snapshot_list(self, uuid: str) -> list[Snapshot]:
         return list(self._machine(uuid).snapshots)
 
-    def snapshot_revert(self, uuid: str, name: str) -> None:
+    def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
         m = self._machine(uuid)
         m.snapshots = [replace(s, is_current=s.name == name) for s in m.snapshots]
         self.hv.set_state(m, next(s for s in m.snapshots if s.name == name).state)
 
-    def snapshot_delete(self, uuid: str, name: str, *, children: bool) -> None:
+    def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         m = self._machine(uuid)
         gone = next(s for s in m.snapshots if s.name == name)
         doomed = {name}
@@ -256,9 +269,28 @@ class FakeBackend(Backend):
         kept = [s for s in m.snapshots if s.name not in doomed]
         m.snapshots = [replace(s, parent=gone.parent) if s.parent == name else s for s in kept]
 
-    def subscribe(self, sink: queue.SimpleQueue[Event]) -> Subscription:
-        if Feature.EVENTS not in self.hv.features:
-            return super().subscribe(sink)
+    def attach_disk(self, uuid: str, disk: DiskSpec, *, live: bool) -> str:
+        self._machine(uuid)
+        return "vdb"
+
+    def detach_disk(self, uuid: str, target: str, *, live: bool) -> None:
+        self._machine(uuid)
+
+    def attach_nic(self, uuid: str, nic: NicSpec, *, live: bool) -> str:
+        self._machine(uuid)
+        return nic.mac or "52:54:00:00:00:01"
+
+    def detach_nic(self, uuid: str, mac: str, *, live: bool) -> None:
+        self._machine(uuid)
+
+    def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
+        self._machine(uuid)
+        return []
+
+    def console_output(self, uuid: str) -> str:
+        return f"{self._machine(uuid).name} login: "
+
+    def subscribe(self, sink: EventSink) -> Subscription:
         self.hv.sinks.append(sink)
         self.hv.subscribed.set()
 

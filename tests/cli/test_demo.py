@@ -25,7 +25,7 @@ def test_demo_walks_one_vm_through_its_life(run: Run, hv: FakeHypervisor) -> Non
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "polyvisor demo on fake:///lab (fake)"
-    assert lines[1].startswith("capabilities: accelerator-choice, console, create")
+    assert lines[1] == "capabilities: " + ", ".join(sorted(feature.value for feature in Feature))
     assert lines[2].split() == ["STEP", "RESULT", "STATE", "WHAT", "HAPPENED"]
     steps = [line.split()[1:4] for line in lines[3:]]
     assert steps == [[step, "ok", state] for step, state in ALL_STEPS]
