@@ -29,7 +29,7 @@ def main(uri: str) -> None:
             old.delete()
 
         vm = conn.create(spec)
-        print(f"created   {vm.name} {vm.uuid}: {vm.status()}")
+        print(f"created   {vm.name()} {vm.uuid}: {vm.status()}")
         print(f"start     -> {vm.start()}")
         print(f"pause     -> {vm.pause()}")
         print(f"resume    -> {vm.resume()}")
@@ -40,7 +40,7 @@ def main(uri: str) -> None:
         print(f"save      -> {vm.save()}")
         print(f"start     -> {vm.start()}  (memory restored)")
         print(f"shutdown  -> {vm.shutdown(timeout=60)}")
-        print(f"labels    -> {dict(vm.labels)}")
+        print(f"labels    -> {dict(vm.labels())}")
         vm.delete()
         print(f"delete    -> exists: {conn.exists(spec.name)}")
 
