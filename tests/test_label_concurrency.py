@@ -25,7 +25,7 @@ import pytest
 import polyvisor
 from polyvisor import Connection, Plugins
 from polyvisor.backend import Backend, Credentials, Deadline
-from polyvisor.errors import NotFoundError, UnsupportedError
+from polyvisor.errors import BackendError, NotFoundError
 from polyvisor.model import HostInfo, PowerState, ShutdownMode, VMDetails, VMInfo, VMSpec, VMStatus
 from polyvisor.testing.memory import MemoryBackend
 from polyvisor.uri import URI
@@ -130,7 +130,7 @@ class FileBackend(Backend):
     def _store(self, data: dict[str, dict[str, object]]) -> None:
         scratch = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}")
         scratch.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(scratch, self.path)  # readers see the old file or the new one, never half of one
+        scratch.replace(self.path)  # readers see the old file or the new one, never half of one
 
     def _info(self, uuid: str, record: Mapping[str, object]) -> VMInfo:
         labels = record["labels"]
@@ -161,13 +161,13 @@ class FileBackend(Backend):
         return self._info(uuid, data[uuid])
 
     def start(self, uuid: str, deadline: Deadline) -> None:
-        raise UnsupportedError("this store only keeps labels")
+        raise BackendError("this store only keeps labels")
 
     def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
-        raise UnsupportedError("this store only keeps labels")
+        raise BackendError("this store only keeps labels")
 
     def stop(self, uuid: str, deadline: Deadline) -> None:
-        raise UnsupportedError("this store only keeps labels")
+        raise BackendError("this store only keeps labels")
 
     def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
         data = self._load()
