@@ -2,7 +2,7 @@
 
 >>> import polyvisor
 >>> with polyvisor.connect("test:///default") as conn:
-...     [vm.name for vm in conn.vms()]
+...     [info.name for info in conn.list()]
 ['test']
 """
 
@@ -18,6 +18,7 @@ from polyvisor.errors import (
     AuthenticationError,
     BackendError,
     ConnectionError,
+    ConnectionLostError,
     InvalidStateError,
     NotFoundError,
     PolyvisorError,
@@ -66,6 +67,7 @@ __all__ = [
     "Capabilities",
     "Connection",
     "ConnectionError",
+    "ConnectionLostError",
     "Credentials",
     "DiskBus",
     "DiskFormat",
@@ -107,8 +109,9 @@ def connect(uri: str | URI | None = None, *, plugins: Plugins | None = None, **c
     """Open a connection to a hypervisor.
 
     ``uri`` is a URI (``test:///default``, ``qemu:///system``, ``hyperv://admin@hv01/``), a connection name from
-    the config file, or None for ``$POLYVISOR_URI`` / the config's default / ``test:///default``. Keyword
-    arguments (``username``, ``password``, ``ca_path``, ...) go to the backend; secrets are never shown.
+    the config file, or None for ``$POLYVISOR_URI`` or the config's default (with none of them, a ValidationError
+    says how to name a hypervisor). Keyword arguments (``username``, ``password``, ``ca_path``, ...) go to the
+    backend; secrets are never shown.
     """
     extra: dict[str, Any] = {}
     if isinstance(uri, URI):

@@ -60,6 +60,7 @@ __all__ = [
     "EventSink",
     "Secret",
     "Subscription",
+    "feature_declaration_problems",
 ]
 
 

@@ -223,6 +223,10 @@ class Connection:
         ):
             if needed:
                 caps.require(feature, host=self.host)
+        if spec.arch is not None and not caps.supports(Feature.ARCHITECTURE_CHOICE):
+            host_arch = self.host_info().arch
+            if spec.arch.value != host_arch:
+                caps.require(Feature.ARCHITECTURE_CHOICE, host=self.host)
         if self.exists(spec.name):
             raise AlreadyExistsError(
                 f"a VM named {spec.name!r} already exists; pick another name or delete it first",

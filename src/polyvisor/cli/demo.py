@@ -73,6 +73,10 @@ def _plan(storage: bool, shutdown_timeout: float, timeout: float) -> list[_Step]
     ]
 
 
+DEMO_URI = "test:///default"
+"""Where the demo runs unless --connect says otherwise: it needs no daemon and changes nothing real."""
+
+
 def _observe(connection: Connection, vm: VM) -> tuple[str, str | None]:
     """Ask the hypervisor afresh: (state, raw state), or ("gone", None) once the VM no longer exists."""
     try:
@@ -121,9 +125,9 @@ def demo(session: Session, name: str, disk_mib: int, shutdown_timeout: float) ->
 
     The steps: create, start, pause, resume, snapshot, save, restore, shutdown and delete. Each step prints the
     state observed from the hypervisor afterwards. Steps whose capability the backend does not declare are
-    skipped. Runs on test:///default unless --connect says otherwise.
+    skipped. Runs on test:///default (libvirt's in-process test hypervisor) unless --connect names another.
     """
-    connection = session.connection
+    connection = session.open(default=DEMO_URI)
     caps = connection.capabilities
     features = capabilities_record(caps)
     caps.require(Feature.CREATE, host=connection.host)

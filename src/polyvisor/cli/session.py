@@ -104,12 +104,16 @@ class Session:
     @property
     def connection(self) -> Connection:
         """The connection, opened on first use."""
+        return self.open()
+
+    def open(self, default: str | None = None) -> Connection:
+        """Return the connection, opening it on first use; ``default`` is the URI used when --connect is absent."""
         if self._connection is None:
-            self._connection = self._open()
+            self._connection = self._open(default)
         return self._connection
 
-    def _open(self) -> Connection:
-        text, credentials = config.resolve(self.options.connect)
+    def _open(self, default: str | None) -> Connection:
+        text, credentials = config.resolve(self.options.connect or default)
         uri = URI.parse(text)
         if uri.password:
             self._secrets.add(uri.password)
