@@ -20,6 +20,9 @@ HEARTBEAT = re.compile(r"POLYVISOR-HEARTBEAT (\d+)")
 # Kernel command-line words the test guest's /init honours (scripts/build-guest-image).
 NO_ACPID = "polyvisor.noacpid"
 WITH_HEARTBEAT = "polyvisor.heartbeat"
+# A "stubborn" guest: logs IGNORED_MARKER for each ACPI power-button press or agent guest-shutdown and keeps running.
+SHUTDOWN_IGNORE = "polyvisor.shutdown=ignore"
+IGNORED_MARKER = "POLYVISOR-SHUTDOWN-IGNORED"
 
 
 def guest_spec(image: GuestImage, name: str, *, cmdline: str = "", **overrides: Any) -> VMSpec:
@@ -147,7 +150,10 @@ class Guests:
 
     def create(self, image: GuestImage, tag: str, *, cmdline: str = "", **overrides: Any) -> VM:
         """Create (not start) a guest named ``<prefix><tag>``."""
-        vm = self.conn.create(guest_spec(image, f"{self.prefix}{tag}", cmdline=cmdline, **overrides))
+        return self.track(self.conn.create(guest_spec(image, f"{self.prefix}{tag}", cmdline=cmdline, **overrides)))
+
+    def track(self, vm: VM) -> VM:
+        """Remember a guest created some other way (e.g. from a conformance spec file) for cleanup."""
         self.footprints[vm.uuid] = Footprint.of(self.raw, vm)
         return vm
 
