@@ -111,11 +111,6 @@ def test_listing_entries_compare_without_io(bare: Connection) -> None:
         first[0].name = "renamed"  # type: ignore[misc]
 
 
-@pytest.mark.xfail(
-    reason="src: VMInfo is declared hashable (frozen) but its details hold dicts, so hash() raises TypeError",
-    raises=TypeError,
-    strict=True,
-)
 def test_detailed_listing_entries_hash_without_io(mem: Connection) -> None:
     mem.create({"name": "a", "labels": {"k": "v"}})
     (info,) = mem.list(details=True)

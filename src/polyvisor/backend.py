@@ -191,6 +191,7 @@ Subscription = Callable[[], None]
 
 METHOD_FEATURES: Mapping[Feature, tuple[str, ...]] = MappingProxyType(
     {
+        Feature.CREATE: ("create",),
         Feature.PAUSE: ("pause", "resume"),
         Feature.SAVE: ("save", "discard_saved_state"),
         Feature.RESET: ("reset",),
@@ -209,7 +210,6 @@ METHOD_FEATURES: Mapping[Feature, tuple[str, ...]] = MappingProxyType(
 
 OPTION_FEATURES: Mapping[Feature, Feature | None] = MappingProxyType(
     {
-        Feature.CREATE: None,
         Feature.SHUTDOWN_ACPI: None,
         Feature.SHUTDOWN_AGENT: None,
         Feature.DELETE_STORAGE: None,
@@ -261,7 +261,7 @@ class Backend(abc.ABC):
             for feature, methods in METHOD_FEATURES.items()
             if all(getattr(cls, name) is not getattr(Backend, name) for name in methods)
         }
-        return frozenset(implemented | cls.option_features | {Feature.CREATE})
+        return frozenset(implemented | cls.option_features)
 
     def probe_features(self) -> frozenset[Feature] | None:
         """Narrow :meth:`static_features` for this host (None: no narrowing). Called once, at connect."""
@@ -415,8 +415,10 @@ def feature_declaration_problems(cls: type[Backend]) -> list[str]:
     for feature in cls.option_features:
         if not isinstance(feature, Feature):
             problems.append(f"{feature!r} is not a Feature")  # type: ignore[unreachable]  # a str at run time
-        elif feature not in OPTION_FEATURES:
+        elif feature in METHOD_FEATURES:
             problems.append(f"{feature.value!r} is declared by overriding {', '.join(METHOD_FEATURES[feature])}")
+        elif feature not in OPTION_FEATURES:
+            problems.append(f"{feature.value!r} is in neither METHOD_FEATURES nor OPTION_FEATURES")
     static = cls.static_features() if not problems else frozenset()
     for feature in cls.option_features:
         base = OPTION_FEATURES.get(feature)

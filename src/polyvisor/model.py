@@ -493,6 +493,10 @@ class VMInfo:
         """The normalized power state."""
         return self.status.state
 
+    def __hash__(self) -> int:
+        # Details hold mappings; equal values still hash equally, since equality compares these fields too.
+        return hash((self.uuid, self.name, self.status, self.has_saved_state))
+
     def _details(self, what: str) -> VMDetails:
         if self.details is None:
             raise DetailsNotLoaded(

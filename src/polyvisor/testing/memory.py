@@ -88,7 +88,7 @@ class _VM:
         return self.labels.get(GUEST_BEHAVIOUR_LABEL) == "ignore-shutdown"
 
     def info(self, *, details: bool) -> VMInfo:
-        status = VMStatus(self.state, _RAW[self.state])
+        status = VMStatus(self.state, _RAW.get(self.state, self.state.value))
         facts = None
         if details:
             extra = {"disks": dict(self.disks), "nics": list(self.nics)}
@@ -118,7 +118,8 @@ class MemoryHost:
             return f"52:54:00:{(self._macs >> 16) & 0xFF:02x}:{(self._macs >> 8) & 0xFF:02x}:{self._macs & 0xFF:02x}"
 
     def emit(self, kind: EventKind, vm: _VM) -> None:
-        event = Event(kind, vm.uuid, vm.name, None if kind is EventKind.UNDEFINED else vm.state, _RAW[vm.state])
+        raw = _RAW.get(vm.state, vm.state.value)
+        event = Event(kind, vm.uuid, vm.name, None if kind is EventKind.UNDEFINED else vm.state, raw)
         for sink in list(self.sinks):
             sink.emit(event)
 

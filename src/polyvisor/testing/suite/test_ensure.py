@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from polyvisor import VM, PowerState, ValidationError
+from polyvisor import VM, PowerState
 from polyvisor.testing.suite._support import REACHABLE, bring_to, require
 
 VMFactory = Callable[..., VM]
@@ -52,17 +52,3 @@ def test_ensure_with_force_discards_saved_memory(polyvisor_vm_factory: VMFactory
     vm.ensure(PowerState.STOPPED, force=True, progress=steps.append)
     assert [s.split()[0] for s in steps] == ["discard_saved_state"]
     assert vm.state() is PowerState.STOPPED
-
-
-@pytest.mark.parametrize("target", ["starting", "unknown", "crashed", "suspended"])
-def test_ensure_rejects_unreachable_targets(polyvisor_vm_factory: VMFactory, target: str) -> None:
-    vm = polyvisor_vm_factory("enr")
-    with pytest.raises(ValidationError):
-        vm.ensure(target)
-    assert vm.state() is PowerState.STOPPED
-
-
-def test_ensure_rejects_unknown_state_names(polyvisor_vm_factory: VMFactory) -> None:
-    vm = polyvisor_vm_factory("enu")
-    with pytest.raises(ValueError, match="flying"):
-        vm.ensure("flying")

@@ -12,7 +12,6 @@ import pytest
 
 from polyvisor import VM, Feature, InvalidStateError, NotFoundError, PowerState
 from polyvisor.testing.suite._support import REACHABLE, bring_to
-from polyvisor.transitions import VERBS
 
 VMFactory = Callable[..., VM]
 
@@ -57,30 +56,6 @@ def test_start_from_saved_restores(polyvisor_vm_factory: VMFactory) -> None:
     assert not vm.info().has_saved_state
 
 
-def test_capability_gates_match_declarations(polyvisor_vm_factory: VMFactory) -> None:
-    """A declared verb never raises UnsupportedError; an undeclared one always does, naming its feature."""
-    from polyvisor import UnsupportedError
-
-    vm = polyvisor_vm_factory("un")
-    caps = vm.capabilities()
-    for verb in VERBS.values():
-        if verb.feature is None:
-            continue
-        vm.ensure(PowerState.RUNNING)
-        if caps.supports(verb.feature):
-            try:
-                getattr(vm, verb.name)(timeout=60)
-            except InvalidStateError:
-                pass  # the verb exists; the state (e.g. discard on a running VM) is what refused it
-            except UnsupportedError as error:  # pragma: no cover - the failure message is the point
-                pytest.fail(f"{verb.name} is declared ({verb.feature.value}) but raised {error}")
-        else:
-            with pytest.raises(UnsupportedError) as caught:
-                getattr(vm, verb.name)(timeout=60)
-            assert caught.value.feature == verb.feature
-            assert vm.state() is PowerState.RUNNING
-
-
 def test_status_carries_raw_state(polyvisor_vm_factory: VMFactory) -> None:
     vm = polyvisor_vm_factory("raw")
     status = vm.status()
@@ -93,10 +68,3 @@ def test_status_carries_raw_state(polyvisor_vm_factory: VMFactory) -> None:
     assert running.state is PowerState.RUNNING
     assert running.raw_state != status.raw_state
     assert not running.critical
-
-
-def test_feature_gates_consistent(polyvisor_vm_factory: VMFactory) -> None:
-    vm = polyvisor_vm_factory("caps")
-    conn_caps = vm.connection.capabilities
-    assert Feature.CREATE in conn_caps.features
-    assert set(vm.capabilities().features) <= set(Feature)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from polyvisor import VM, EventKind, PowerState, TimeoutError, ValidationError
+from polyvisor import VM, EventKind, PowerState, TimeoutError
 
 VMFactory = Callable[..., VM]
 
@@ -27,14 +27,6 @@ def test_wait_for_times_out_leaving_vm_as_is(polyvisor_vm_factory: VMFactory) ->
     assert isinstance(caught.value, builtins.TimeoutError)
     assert 0.3 <= elapsed < 10
     assert "stopped" in str(caught.value)
-    assert vm.state() is PowerState.STOPPED
-
-
-@pytest.mark.parametrize("bad", [-1, "soon", True])
-def test_bad_timeouts_are_rejected(polyvisor_vm_factory: VMFactory, bad: object) -> None:
-    vm = polyvisor_vm_factory("wtb")
-    with pytest.raises(ValidationError, match="timeout"):
-        vm.start(timeout=bad)  # type: ignore[arg-type]
     assert vm.state() is PowerState.STOPPED
 
 
