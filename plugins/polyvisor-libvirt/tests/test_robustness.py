@@ -9,6 +9,7 @@ import pytest
 
 import polyvisor
 from polyvisor import Connection, DiskSpec, InvalidStateError, NicSpec, PolyvisorError, PowerState, VMSpec
+from polyvisor.backend import Deadline
 from polyvisor_libvirt.backend import LibvirtBackend
 
 
@@ -18,7 +19,7 @@ def test_delete_refuses_a_vm_another_client_started(conn: Connection, backend: L
     dom = backend._conn.lookupByUUIDString(vm.uuid)
     dom.create()  # another client starts it after the core's state check
     with pytest.raises(InvalidStateError) as caught:
-        backend.delete(vm.uuid, storage=True)
+        backend.delete(vm.uuid, storage=True, deadline=Deadline.never())
     assert caught.value.state is PowerState.RUNNING
     assert dom.isPersistent(), "undefining a running domain would leave it transient"
     assert [backend._conn.storageVolLookupByPath(path).path() for path in owned] == list(owned)
@@ -118,7 +119,7 @@ def test_a_failing_network_lookup_is_mapped(conn: Connection, backend: LibvirtBa
     backend._conn = _DeadNetworkLookups(live, died.value)  # type: ignore[assignment]
     try:
         with pytest.raises(PolyvisorError) as caught:
-            backend.create(VMSpec(name="n", nics=[NicSpec(network="default")]))
+            backend.create(VMSpec(name="n", nics=[NicSpec(network="default")]), Deadline.never())
     finally:
         backend._conn = live
     assert caught.value.__cause__ is died.value

@@ -10,10 +10,9 @@ state, whatever the number of VMs. Without events (a driver that cannot deliver 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
+import math
 import os
-import queue
 import threading
 import uuid as uuid_module
 import xml.etree.ElementTree as ET
@@ -21,22 +20,23 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import libvirt
 
-from polyvisor.backend import Backend, Credentials, Subscription
+from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
 from polyvisor.errors import (
     AuthenticationError,
     ConnectionError,
+    ConnectionLostError,
     InvalidStateError,
     NotFoundError,
     PolyvisorError,
+    TimeoutError,
     UnsupportedError,
     ValidationError,
 )
 from polyvisor.model import (
-    Capabilities,
     DiskBus,
     DiskFormat,
     DiskSpec,
@@ -68,8 +68,10 @@ from polyvisor_libvirt.states import to_status
 __all__ = ["LibvirtBackend"]
 
 log = logging.getLogger("polyvisor.libvirt")
+_T = TypeVar("_T")
 
 _KNOWN_OPTIONS = frozenset({"readonly"})
+_ABORT_GRACE = 0.5  # seconds a timed-out call may take to end once its job is aborted
 _EXTENSIONS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "img", DiskFormat.VHDX: "vhdx", DiskFormat.VHD: "vhd"}
 _QEMU_FORMATS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "raw", DiskFormat.VHDX: "vhdx", DiskFormat.VHD: "vpc"}
 _FORMAT_BY_SUFFIX = {".qcow2": "qcow2", ".img": "raw", ".raw": "raw", ".iso": "raw", ".vhdx": "vhdx", ".vhd": "vpc"}
@@ -153,6 +155,26 @@ class _DefinitionCache:
 class LibvirtBackend(Backend):
     """A polyvisor backend over one libvirt connection (any libvirt URI)."""
 
+    name: ClassVar[str] = "libvirt"
+    # Everything some libvirt driver can do; probe_features() narrows it to this connection's driver and host.
+    option_features: ClassVar[frozenset[Feature]] = frozenset(
+        {
+            Feature.SHUTDOWN_ACPI,
+            Feature.SHUTDOWN_AGENT,
+            Feature.DELETE_STORAGE,
+            Feature.DIRECT_KERNEL_BOOT,
+            Feature.UEFI,
+            Feature.SECURE_BOOT,
+            Feature.ACCELERATOR_CHOICE,
+            Feature.ARCHITECTURE_CHOICE,
+            Feature.READONLY_DISK,
+            Feature.SNAPSHOT_MEMORY,
+            Feature.SNAPSHOT_DESCRIPTION,
+            Feature.DISK_HOTPLUG,
+            Feature.NIC_HOTPLUG,
+        }
+    )
+
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         unknown = sorted(set(credentials.options) - _KNOWN_OPTIONS)
         if unknown:
@@ -170,7 +192,7 @@ class LibvirtBackend(Backend):
         self._conn = self._open(uri, credentials)
         self._cache = _DefinitionCache()
         self._callback_ids: list[int] = []
-        self._sinks: set[queue.SimpleQueue[Event]] = set()
+        self._sinks: set[EventSink] = set()
         self._sinks_lock = threading.Lock()
         # The running instance (domain ID) each agent shutdown request went to.
         self._agent_shutdowns: dict[str, int] = {}
@@ -181,7 +203,8 @@ class LibvirtBackend(Backend):
             raise
         if uri.driver in ("qemu", "kvm"):
             # An ACPI press that arrives before the guest's ACPI daemon runs is lost: have the core repeat it.
-            self.shutdown_retry_interval = 2.0
+            # The core declares this a ClassVar, but whether it applies depends on this connection's driver.
+            self.shutdown_retry_interval = 2.0  # type: ignore[misc]
 
     def _setup(self) -> None:
         """Register callbacks and probe the host, on the open connection."""
@@ -235,12 +258,20 @@ class LibvirtBackend(Backend):
         reasons = {0: "an error", 1: "end of file", 2: "a keepalive timeout", 3: "a client request"}
         self._dropped = reasons.get(reason, f"reason {reason}")
         self._cache.clear()
+        with self._sinks_lock:
+            sinks = list(self._sinks)
+        for sink in sinks:
+            sink.fail(
+                ConnectionLostError(
+                    f"the libvirt connection to {self.uri} was dropped ({self._dropped})", host=self.host
+                )
+            )
 
     def _live(self) -> libvirt.virConnect:
         if self._closed:
             raise ConnectionError("the connection is closed; open a new one", host=self.host)
         if self._dropped is not None:
-            raise ConnectionError(
+            raise ConnectionLostError(
                 f"the libvirt connection to {self.uri} was dropped ({self._dropped}); "
                 "check that libvirtd is running and reconnect",
                 host=self.host,
@@ -305,6 +336,8 @@ class LibvirtBackend(Backend):
                 features.add(Feature.CONSOLE)
         if not self._has_pools():
             features.discard(Feature.DELETE_STORAGE)
+        if len({guest.arch for guest in self._host_caps.guests}) > 1:
+            features.add(Feature.ARCHITECTURE_CHOICE)
         return frozenset(features)
 
     def _firmware(self) -> Firmwares:
@@ -323,11 +356,11 @@ class LibvirtBackend(Backend):
         return True
 
     # -- capabilities -----------------------------------------------------------------------------------------
-    def capabilities(self) -> Capabilities:
+    def probe_features(self) -> frozenset[Feature]:
         """The features of this connection's driver (probed at connect)."""
-        return Capabilities(self._features, backend=f"libvirt ({self.uri.driver})")
+        return self._features
 
-    def vm_capabilities(self, uuid: str) -> Capabilities:
+    def probe_vm_features(self, uuid: str) -> frozenset[Feature]:
         """Narrow the connection's features to what this VM's definition allows."""
         features = set(self._features)
         if self.uri.driver in ("qemu", "kvm"):
@@ -340,7 +373,7 @@ class LibvirtBackend(Backend):
             if any(disk.format != "qcow2" for disk in disks) or definition.uefi:
                 # Internal snapshots (the only revertible kind here) need qcow2 disks and no pflash NVRAM.
                 features -= {Feature.SNAPSHOTS, Feature.SNAPSHOT_MEMORY, Feature.SNAPSHOT_DESCRIPTION}
-        return Capabilities(frozenset(features), backend=f"libvirt ({self.uri.driver})")
+        return frozenset(features)
 
     # -- host ----------------------------------------------------------------------------------------------------
     def host_info(self) -> HostInfo:
@@ -377,7 +410,8 @@ class LibvirtBackend(Backend):
 
         Names, UUIDs and states come from the bulk calls. The details (CPUs, memory, labels, description) need
         the domain XML, which libvirt cannot return in bulk: they come from the definition cache when libvirt has
-        not reported a change since it was read, and are otherwise read on first access (one call per VM).
+        not reported a change since it was read, and are otherwise left out (``details=None``; :meth:`info`
+        reads them).
         """
         conn = self._live()
         with map_libvirt_errors("listing VMs", host=self.host):
@@ -400,23 +434,22 @@ class LibvirtBackend(Backend):
             if cached is not None:
                 out.append(self._info(cached, status, record))
                 continue
-            out.append(
-                VMInfo(
-                    uuid,
-                    dom.name(),
-                    status,
-                    has_saved_state=status.state is PowerState.SAVED,
-                    details=functools.partial(self._lazy_details, dom, record),
-                )
-            )
+            out.append(VMInfo(uuid, dom.name(), status, has_saved_state=status.state is PowerState.SAVED))
         return out
 
-    def _lazy_details(self, dom: libvirt.virDomain, record: Mapping[str, Any]) -> VMDetails:
-        return self._details(self._definition(dom, fresh=False), record)
-
     def lookup(self, ref: str) -> VMInfo:
-        """Find a domain by UUID or name and read it afresh."""
+        """Find a domain by UUID or name: identity and status (details only when the cache has them)."""
         dom = self._domain(ref)
+        uuid, name = dom.UUIDString(), dom.name()
+        status = self._status(dom, name)
+        cached = self._cache.get(uuid)
+        if cached is not None:
+            return self._info(cached, status, {})
+        return VMInfo(uuid, name, status, has_saved_state=status.state is PowerState.SAVED)
+
+    def info(self, uuid: str) -> VMInfo:
+        """The domain with its details, read afresh (and kept in the cache for later listings)."""
+        dom = self._domain(uuid)
         definition = self._definition(dom, fresh=True)
         return self._info(definition, self._status(dom, definition.name), {})
 
@@ -432,13 +465,12 @@ class LibvirtBackend(Backend):
         return to_status(state, reason, managed_save=managed)
 
     def _info(self, definition: Definition, status: VMStatus, record: Mapping[str, Any]) -> VMInfo:
-        details = self._details(definition, record)
         return VMInfo(
             definition.uuid,
             definition.name,
             status,
             has_saved_state=status.state is PowerState.SAVED,
-            details=lambda: details,
+            details=self._details(definition, record),
         )
 
     @staticmethod
@@ -497,23 +529,67 @@ class LibvirtBackend(Backend):
         return lambda: self._status(dom, dom.name()).state
 
     @contextlib.contextmanager
-    def _acting(self, uuid: str, doing: str) -> Iterator[libvirt.virDomain]:
+    def _acting(self, uuid: str, doing: str, deadline: Deadline | None = None) -> Iterator[libvirt.virDomain]:
         dom = self._domain(uuid)
+        if deadline is not None:
+            deadline.check(doing, host=self.host, vm=dom.name())
         with map_libvirt_errors(doing, host=self.host, vm=dom.name(), state=self._state_of(dom)):
             yield dom
 
+    def _bounded(self, dom: libvirt.virDomain, deadline: Deadline, doing: str, call: Callable[[], _T]) -> _T:
+        """Run a libvirt call that can block long (it runs a job) so that the deadline bounds it.
+
+        The call runs in a worker thread; when the deadline passes first, the domain's job is aborted
+        (``abortJob``, where the driver can) and TimeoutError raised, the VM left as libvirt has it. libvirt
+        errors propagate unchanged (the caller maps them).
+        """
+        deadline.check(doing, host=self.host, vm=dom.name())
+        if math.isinf(deadline.remaining()):
+            return call()
+        outcome: list[Any] = []
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                outcome.append(call())
+            except BaseException as error:  # handed to the waiting thread
+                failure.append(error)
+
+        worker = threading.Thread(target=run, name=f"polyvisor-libvirt-{doing}", daemon=True)
+        worker.start()
+        worker.join(deadline.remaining())
+        if worker.is_alive():
+            aborted = False
+            with contextlib.suppress(libvirt.libvirtError):
+                aborted = dom.abortJob() == 0
+            worker.join(_ABORT_GRACE)  # an aborted job ends at once; do not overrun the deadline for long
+            if worker.is_alive() or failure or not outcome:
+                raise TimeoutError(
+                    f"timed out after {deadline.timeout:g}s {doing}; "
+                    + ("the job was aborted" if aborted else "libvirt could not abort it and may still finish it")
+                    + ", and the VM was left as the hypervisor has it",
+                    host=self.host,
+                    vm=dom.name(),
+                ) from (failure[0] if failure else None)
+        if failure:
+            raise failure[0]
+        result: _T = outcome[0]
+        return result
+
     # -- creating ------------------------------------------------------------------------------------------------
-    def create(self, spec: VMSpec) -> VMInfo:
+    def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         """Define the domain; on any failure, undefine it and delete the volumes made for it."""
+        deadline.check("creating the VM", host=self.host, vm=spec.name)
         conn = self._live()
         created: list[libvirt.virStorageVol] = []
         dom: libvirt.virDomain | None = None
         try:
             plan = self._plan(spec, created)
             xml = domainxml.build_domain(plan)
+            deadline.check("creating the VM", host=self.host, vm=spec.name)
             with map_libvirt_errors("defining the VM", host=self.host, vm=spec.name):
                 dom = conn.defineXML(xml)
-            return self.lookup(plan.uuid)
+            return self.info(plan.uuid)
         except BaseException:
             self._rollback(dom, created, spec.name)
             raise
@@ -536,7 +612,7 @@ class LibvirtBackend(Backend):
             have = sorted({g.arch for g in self._host_caps.guests})
             raise UnsupportedError(
                 f"this host cannot run {spec.arch or self._host_caps.arch} guests; it offers {', '.join(have)}",
-                feature="arch",
+                feature=Feature.ARCHITECTURE_CHOICE,
                 host=self.host,
                 vm=spec.name,
             )
@@ -702,19 +778,22 @@ class LibvirtBackend(Backend):
         )
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
-    def start(self, uuid: str) -> None:
-        """create(): boots, or restores the managed-save image."""
-        with self._acting(uuid, "starting the VM") as dom:
-            dom.create()
+    def start(self, uuid: str, deadline: Deadline) -> None:
+        """create(): boots, or restores the managed-save image (a job the deadline bounds)."""
+        with self._acting(uuid, "starting the VM", deadline) as dom:
+            if dom.hasManagedSaveImage(0):
+                self._bounded(dom, deadline, "restoring the saved VM", dom.create)
+            else:
+                dom.create()
 
-    def shutdown(self, uuid: str, mode: ShutdownMode) -> None:
+    def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
         """Ask the guest to shut down (ACPI, agent, or the driver's default)."""
         flags = {
             ShutdownMode.DEFAULT: libvirt.VIR_DOMAIN_SHUTDOWN_DEFAULT,
             ShutdownMode.ACPI: libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
             ShutdownMode.AGENT: libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
         }[mode]
-        with self._acting(uuid, f"shutting the VM down ({mode.value})") as dom:
+        with self._acting(uuid, f"shutting the VM down ({mode.value})", deadline) as dom:
             instance = dom.ID()
             if mode is ShutdownMode.AGENT and self._agent_shutdowns.get(uuid) == instance:
                 # The core repeats requests for lost ACPI presses; the agent already has this one, and while
@@ -729,42 +808,42 @@ class LibvirtBackend(Backend):
             if mode is ShutdownMode.AGENT:
                 self._agent_shutdowns[uuid] = instance
 
-    def stop(self, uuid: str) -> None:
+    def stop(self, uuid: str, deadline: Deadline) -> None:
         """destroy(): power off at once."""
-        with self._acting(uuid, "powering the VM off") as dom:
+        with self._acting(uuid, "powering the VM off", deadline) as dom:
             dom.destroy()
 
-    def reset(self, uuid: str) -> None:
+    def reset(self, uuid: str, deadline: Deadline) -> None:
         """Hard reset."""
-        with self._acting(uuid, "resetting the VM") as dom:
+        with self._acting(uuid, "resetting the VM", deadline) as dom:
             dom.reset(0)
 
-    def reboot(self, uuid: str) -> None:
+    def reboot(self, uuid: str, deadline: Deadline) -> None:
         """Ask the guest to reboot."""
-        with self._acting(uuid, "rebooting the VM") as dom:
+        with self._acting(uuid, "rebooting the VM", deadline) as dom:
             dom.reboot(0)
 
-    def pause(self, uuid: str) -> None:
+    def pause(self, uuid: str, deadline: Deadline) -> None:
         """suspend()."""
-        with self._acting(uuid, "pausing the VM") as dom:
+        with self._acting(uuid, "pausing the VM", deadline) as dom:
             dom.suspend()
 
-    def resume(self, uuid: str) -> None:
+    def resume(self, uuid: str, deadline: Deadline) -> None:
         """resume()."""
-        with self._acting(uuid, "resuming the VM") as dom:
+        with self._acting(uuid, "resuming the VM", deadline) as dom:
             dom.resume()
 
-    def save(self, uuid: str) -> None:
-        """managedSave(): memory to disk, start() restores it."""
-        with self._acting(uuid, "saving the VM") as dom:
-            dom.managedSave(0)
+    def save(self, uuid: str, deadline: Deadline) -> None:
+        """managedSave(): memory to disk, start() restores it (a job the deadline bounds)."""
+        with self._acting(uuid, "saving the VM", deadline) as dom:
+            self._bounded(dom, deadline, "saving the VM", lambda: dom.managedSave(0))
 
-    def discard_saved_state(self, uuid: str) -> None:
+    def discard_saved_state(self, uuid: str, deadline: Deadline) -> None:
         """managedSaveRemove()."""
-        with self._acting(uuid, "discarding the saved state") as dom:
+        with self._acting(uuid, "discarding the saved state", deadline) as dom:
             dom.managedSaveRemove(0)
 
-    def delete(self, uuid: str, *, storage: bool) -> None:
+    def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
         """Undefine with managed save, snapshot/checkpoint metadata and NVRAM; volumes polyvisor made if asked.
 
         ``storage=True`` deletes the volumes polyvisor created for this VM (recorded in its metadata) and never
@@ -780,6 +859,7 @@ class LibvirtBackend(Backend):
                 except libvirt.libvirtError:
                     log.warning("volume %s of VM %r is already gone on %s", path, definition.name, self.host)
         self._refuse_active(dom, definition.name)
+        deadline.check("deleting the VM", host=self.host, vm=definition.name)
         with map_libvirt_errors("deleting the VM", host=self.host, vm=definition.name, state=self._state_of(dom)):
             try:
                 dom.undefineFlags(self._undefine_flags())
@@ -850,7 +930,7 @@ class LibvirtBackend(Backend):
             self._cache.drop(dom.UUIDString())
 
     # -- snapshots -----------------------------------------------------------------------------------------------
-    def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str) -> Snapshot:
+    def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
         """snapshotCreateXML (internal snapshots).
 
         Internal snapshots of a running VM always hold its memory (QEMU and the test driver alike), and libvirt
@@ -858,14 +938,15 @@ class LibvirtBackend(Backend):
         means it: the choice is recorded in the snapshot itself (a marker in the domain's metadata while it is
         taken) and reverting to it leaves the VM stopped, with its disks as they were.
         """
-        with self._acting(uuid, f"taking snapshot {name!r}") as dom:
+        doing = f"taking snapshot {name!r}"
+        with self._acting(uuid, doing, deadline) as dom:
             running = bool(dom.isActive())
             marker = running and not memory
             if marker:
                 self._set_snapshot_marker(dom, domainxml.snapshot_marker_xml(name, memory=False))
             try:
                 xml = domainxml.snapshot_xml(name, description, memory=memory or running, running=running)
-                snap = dom.snapshotCreateXML(xml, 0)
+                snap = self._bounded(dom, deadline, doing, lambda: dom.snapshotCreateXML(xml, 0))
             finally:
                 if marker:
                     self._set_snapshot_marker(dom, None)
@@ -888,23 +969,26 @@ class LibvirtBackend(Backend):
                 current = dom.snapshotCurrent(0).getName()
             return [self._snapshot(snap, current=snap.getName() == current) for snap in dom.listAllSnapshots(0)]
 
-    def snapshot_revert(self, uuid: str, name: str) -> None:
+    def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
         """revertToSnapshot; a snapshot taken without memory ends stopped, whatever libvirt kept."""
-        with self._acting(uuid, f"reverting to snapshot {name!r}") as dom:
+        doing = f"reverting to snapshot {name!r}"
+        with self._acting(uuid, doing, deadline) as dom:
             snap = dom.snapshotLookupByName(name, 0)
             wants_memory = domainxml.snapshot_wants_memory(ET.fromstring(snap.getXMLDesc(0)))
             if wants_memory is False:
-                dom.revertToSnapshot(snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)
+                self._bounded(
+                    dom, deadline, doing, lambda: dom.revertToSnapshot(snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)
+                )
                 if dom.isActive():
                     dom.destroy()
             else:
-                dom.revertToSnapshot(snap, 0)
+                self._bounded(dom, deadline, doing, lambda: dom.revertToSnapshot(snap, 0))
             self._cache.drop(dom.UUIDString())
 
-    def snapshot_delete(self, uuid: str, name: str, *, children: bool) -> None:
+    def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         """Delete one snapshot (its children move up) or the whole subtree."""
         flags = libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN if children else 0
-        with self._acting(uuid, f"deleting snapshot {name!r}") as dom:
+        with self._acting(uuid, f"deleting snapshot {name!r}", deadline) as dom:
             dom.snapshotLookupByName(name, 0).delete(flags)
 
     @staticmethod
@@ -1088,7 +1172,7 @@ class LibvirtBackend(Backend):
             ) from error
 
     # -- events --------------------------------------------------------------------------------------------------
-    def subscribe(self, sink: queue.SimpleQueue[Event]) -> Subscription:
+    def subscribe(self, sink: EventSink) -> Subscription:
         """Lifecycle events (libvirt's, via the connection's one registration) until the returned callable runs."""
         self._live()
         if not self._events:
@@ -1114,7 +1198,7 @@ class LibvirtBackend(Backend):
         with self._sinks_lock:
             sinks = list(self._sinks)
         for sink in sinks:
-            sink.put(Event(kind, uuid, name, state, text))
+            sink.emit(Event(kind, uuid, name, state, text))
 
 
 # The state an event implies when it is unambiguous (STOPPED may still be SAVED: the core re-reads the status).

@@ -15,7 +15,7 @@ __all__ = ["DRIVER_FEATURES", "Firmwares", "Guest", "HostCaps", "kvm_usable", "p
 
 F = Feature
 
-_COMMON = frozenset({F.CREATE, F.LABELS, F.DELETE_STORAGE, F.DISK_ATTACH, F.NIC_ATTACH})
+_COMMON = frozenset({F.CREATE, F.LABELS, F.DELETE_STORAGE, F.DISK_ATTACH, F.NIC_ATTACH, F.READONLY_DISK})
 _QEMU = _COMMON | {
     F.PAUSE,
     F.SAVE,

@@ -95,7 +95,7 @@ def test_memory_snapshot_of_running_guest_reverts_to_the_running_moment_and_dele
     assert tree.current is not None
     vm.delete_snapshot("alive")
     assert len(vm.snapshots()) == 0
-    assert vm.state is PowerState.RUNNING
+    assert vm.state() is PowerState.RUNNING
     vm.stop()
     record_property("snapshot_s", round(snapshot_s, 2))
     record_property("revert_s", round(revert_s, 2))
