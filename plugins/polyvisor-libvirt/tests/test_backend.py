@@ -116,6 +116,20 @@ def test_lifecycle_and_saved_state(conn: Connection) -> None:
     assert vm.shutdown().state is PowerState.STOPPED
 
 
+def test_a_vm_saved_while_paused_starts_running(conn: Connection, backend: LibvirtBackend) -> None:
+    vm = conn.create(VMSpec(name="paused-save"))
+    vm.start()
+    vm.pause()
+    assert vm.save().state is PowerState.SAVED
+    assert vm.start(timeout=10).state is PowerState.RUNNING
+    # An image another client saved while paused, without asking for a running restore, too.
+    vm.pause()
+    backend._conn.lookupByUUIDString(vm.uuid).managedSave(libvirt.VIR_DOMAIN_SAVE_PAUSED)
+    assert vm.state() is PowerState.SAVED
+    assert vm.start(timeout=10).state is PowerState.RUNNING
+    vm.stop()
+
+
 def test_snapshot_tree(conn: Connection, backend: LibvirtBackend) -> None:
     vm = conn.create(VMSpec(name="snaps"))
     vm.snapshot("off")

@@ -779,12 +779,19 @@ class LibvirtBackend(Backend):
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def start(self, uuid: str, deadline: Deadline) -> None:
-        """create(): boots, or restores the managed-save image (a job the deadline bounds)."""
+        """create(): boots, or restores the managed-save image (a job the deadline bounds), ending running.
+
+        libvirt restores the run state recorded in the image: one saved while paused (by another client, or
+        before polyvisor saved with VIR_DOMAIN_SAVE_RUNNING) comes back paused, so it is resumed.
+        """
         with self._acting(uuid, "starting the VM", deadline) as dom:
-            if dom.hasManagedSaveImage(0):
-                self._bounded(dom, deadline, "restoring the saved VM", dom.create)
-            else:
+            if not dom.hasManagedSaveImage(0):
                 dom.create()
+                return
+            self._bounded(dom, deadline, "restoring the saved VM", dom.create)
+            if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+                deadline.check("resuming the restored VM", host=self.host, vm=dom.name())
+                dom.resume()
 
     def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
         """Ask the guest to shut down (ACPI, agent, or the driver's default)."""
@@ -834,9 +841,13 @@ class LibvirtBackend(Backend):
             dom.resume()
 
     def save(self, uuid: str, deadline: Deadline) -> None:
-        """managedSave(): memory to disk, start() restores it (a job the deadline bounds)."""
+        """managedSave(): memory to disk, start() restores it running (a job the deadline bounds).
+
+        VIR_DOMAIN_SAVE_RUNNING records "running" in the image even when the VM is paused now: the contract's
+        start() from saved ends running.
+        """
         with self._acting(uuid, "saving the VM", deadline) as dom:
-            self._bounded(dom, deadline, "saving the VM", lambda: dom.managedSave(0))
+            self._bounded(dom, deadline, "saving the VM", lambda: dom.managedSave(libvirt.VIR_DOMAIN_SAVE_RUNNING))
 
     def discard_saved_state(self, uuid: str, deadline: Deadline) -> None:
         """managedSaveRemove()."""
