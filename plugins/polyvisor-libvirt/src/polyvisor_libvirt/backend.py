@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import threading
+import time
 import uuid as uuid_module
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -72,6 +73,8 @@ _T = TypeVar("_T")
 
 _KNOWN_OPTIONS = frozenset({"readonly"})
 _ABORT_GRACE = 0.5  # seconds a timed-out call may take to end once its job is aborted
+_RECOVER_WITHIN = 1.0  # seconds within which subscribers learn of a dropped connection (a gap, or a failure)
+_RECOVER_POLL = 0.1
 _EXTENSIONS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "img", DiskFormat.VHDX: "vhdx", DiskFormat.VHD: "vhd"}
 _QEMU_FORMATS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "raw", DiskFormat.VHDX: "vhdx", DiskFormat.VHD: "vpc"}
 _FORMAT_BY_SUFFIX = {".qcow2": "qcow2", ".img": "raw", ".raw": "raw", ".iso": "raw", ".vhdx": "vhdx", ".vhd": "vpc"}
@@ -186,7 +189,13 @@ class LibvirtBackend(Backend):
         self.uri = uri
         self.host = uri.display_host
         self._closed = False
+        # Why the connection dropped (None while it is up), and whether a caller has been told with a
+        # ConnectionLostError: the call that finds it dropped raises, the next one reconnects.
         self._dropped: str | None = None
+        self._announced = False
+        self._generation = 0  # of the open connection; close callbacks of older ones are ignored
+        self._reconnect_lock = threading.RLock()
+        self._credentials = credentials
         libvirt.registerErrorHandler(_quiet, None)
         ensure_event_loop()
         self._conn = self._open(uri, credentials)
@@ -208,13 +217,7 @@ class LibvirtBackend(Backend):
 
     def _setup(self) -> None:
         """Register callbacks and probe the host, on the open connection."""
-        with contextlib.suppress(libvirt.libvirtError):
-            self._conn.registerCloseCallback(self._on_close, None)
-        if not self.uri.is_local:
-            # Keepalive notices a dead peer; drivers without it (test, local embedded ones) refuse, which is fine.
-            with contextlib.suppress(libvirt.libvirtError):
-                self._conn.setKeepAlive(5, 3)
-        self._events = self._watch_definitions()
+        self._register()
         self._host_caps = self._read_host_caps()
         self._features = self._probe_features()
 
@@ -231,6 +234,9 @@ class LibvirtBackend(Backend):
                 if credentials.username is None and credentials.password is None:
                     return libvirt.openReadOnly(text) if readonly else libvirt.open(text)
                 return libvirt.openAuth(text, self._auth(credentials), libvirt.VIR_CONNECT_RO if readonly else 0)
+        except ConnectionLostError as error:
+            # A socket that fails while opening never was a connection: nothing was lost.
+            raise ConnectionError(error.message, host=self.host) from error.__cause__
         except (AuthenticationError, ConnectionError):
             raise
         except PolyvisorError as error:
@@ -254,29 +260,125 @@ class LibvirtBackend(Backend):
 
         return [[libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE], answer, None]
 
-    def _on_close(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+    def _register(self) -> None:
+        """Register the close callback, keepalive and event callbacks on the (new) connection."""
+        with contextlib.suppress(libvirt.libvirtError):
+            self._conn.registerCloseCallback(self._on_close, self._generation)
+        if not self.uri.is_local:
+            # Keepalive notices a dead peer; drivers without it (test, local embedded ones) refuse, which is fine.
+            with contextlib.suppress(libvirt.libvirtError):
+                self._conn.setKeepAlive(5, 3)
+        self._events = self._watch_definitions()
+
+    def _on_close(self, _conn: libvirt.virConnect, reason: int, generation: object) -> None:
+        # On libvirt's event-loop thread: never block it (reopening a connection needs that loop).
+        if generation != self._generation or self._closed:
+            return
         reasons = {0: "an error", 1: "end of file", 2: "a keepalive timeout", 3: "a client request"}
-        self._dropped = reasons.get(reason, f"reason {reason}")
+        self._mark_dropped(reasons.get(reason, f"reason {reason}"))
+        with self._sinks_lock:
+            watched = bool(self._sinks)
+        if watched:
+            threading.Thread(
+                target=self._recover_subscriptions, name="polyvisor-libvirt-reconnect", daemon=True
+            ).start()
+
+    def _mark_dropped(self, why: str, *, announced: bool = False) -> None:
+        with self._reconnect_lock:
+            if self._dropped is None:
+                self._dropped = why
+                self._announced = False
+            self._announced = self._announced or announced
         self._cache.clear()
+
+    def _recover_subscriptions(self) -> None:
+        """Reconnect at once for live subscriptions (they get a gap); fail them if that is not done within 1 s."""
+        until = time.monotonic() + _RECOVER_WITHIN
+        error: PolyvisorError | None = None
+        while not self._closed:
+            try:
+                with self._reconnect_lock:
+                    if self._dropped is not None:
+                        self._reconnect()
+                return
+            except PolyvisorError as failed:
+                error = failed
+            if time.monotonic() + _RECOVER_POLL >= until:
+                break
+            time.sleep(_RECOVER_POLL)  # libvirtd is not back yet; nothing to wait on but the clock
+        with self._sinks_lock:
+            sinks, self._sinks = list(self._sinks), set()
+        lost = ConnectionLostError(
+            f"the libvirt connection to {self.uri} dropped and could not be reopened"
+            + (f": {error.message}" if error else "")
+            + "; watch again once libvirtd is back",
+            host=self.host,
+        )
+        for sink in sinks:
+            sink.fail(lost)
+
+    def _reconnect(self) -> None:
+        """Reopen the connection (same URI and credentials) and re-register callbacks; tell subscribers."""
+        old = self._conn
+        with contextlib.suppress(libvirt.libvirtError):
+            old.unregisterCloseCallback()
+        for callback_id in self._callback_ids:
+            with contextlib.suppress(libvirt.libvirtError):
+                old.domainEventDeregisterAny(callback_id)
+        self._callback_ids.clear()
+        with contextlib.suppress(libvirt.libvirtError):
+            old.close()
+        self._conn = self._open(self.uri, self._credentials)
+        self._generation += 1
+        self._cache.clear()
+        self._register()
+        why, self._dropped, self._announced = self._dropped, None, False
+        log.info("reconnected to %s after the connection dropped (%s)", self.uri, why)
         with self._sinks_lock:
             sinks = list(self._sinks)
         for sink in sinks:
-            sink.fail(
-                ConnectionLostError(
-                    f"the libvirt connection to {self.uri} was dropped ({self._dropped})", host=self.host
-                )
-            )
+            sink.gap(f"the libvirt connection dropped ({why}) and was reopened; events may have been missed")
 
     def _live(self) -> libvirt.virConnect:
+        """The open connection; a dropped one raises ConnectionLostError once, then is reopened."""
         if self._closed:
             raise ConnectionError("the connection is closed; open a new one", host=self.host)
-        if self._dropped is not None:
-            raise ConnectionLostError(
-                f"the libvirt connection to {self.uri} was dropped ({self._dropped}); "
-                "check that libvirtd is running and reconnect",
-                host=self.host,
-            )
-        return self._conn
+        if self._dropped is None and not self._alive(self._conn):
+            self._mark_dropped("libvirt reports it closed")
+        with self._reconnect_lock:
+            if self._dropped is not None:
+                if not self._announced:
+                    self._announced = True
+                    raise ConnectionLostError(
+                        f"the libvirt connection to {self.uri} dropped ({self._dropped}); the next call reconnects",
+                        host=self.host,
+                    )
+                self._reconnect()
+            return self._conn
+
+    @staticmethod
+    def _alive(conn: libvirt.virConnect) -> bool:
+        try:
+            return bool(conn.isAlive())  # a local check of the client's socket, no round trip
+        except libvirt.libvirtError:
+            return False
+
+    @contextlib.contextmanager
+    def _errors(
+        self,
+        doing: str,
+        *,
+        host: str | None = None,
+        vm: str | None = None,
+        state: Callable[[], PowerState] | None = None,
+    ) -> Iterator[None]:
+        """map_libvirt_errors, noting a connection that dropped under the call (the next call reopens it)."""
+        try:
+            with map_libvirt_errors(doing, host=host, vm=vm, state=state):
+                yield
+        except ConnectionLostError as error:
+            self._mark_dropped(error.message, announced=True)
+            raise
 
     def close(self) -> None:
         """Deregister callbacks and close the connection; safe to call twice."""
@@ -316,7 +418,7 @@ class LibvirtBackend(Backend):
         return True
 
     def _read_host_caps(self) -> HostCaps:
-        with map_libvirt_errors("reading host capabilities", host=self.host):
+        with self._errors("reading host capabilities", host=self.host):
             return parse_capabilities(self._conn.getCapabilities())
 
     def _probe_features(self) -> frozenset[Feature]:
@@ -379,7 +481,7 @@ class LibvirtBackend(Backend):
     def host_info(self) -> HostInfo:
         """Facts from getInfo, getHostname, getVersion/getLibVersion and the capabilities."""
         conn = self._live()
-        with map_libvirt_errors("reading host facts", host=self.host):
+        with self._errors("reading host facts", host=self.host):
             model, memory_mib, cpus, *_ = conn.getInfo()
             hostname = conn.getHostname()
             hypervisor = conn.getType()
@@ -398,7 +500,7 @@ class LibvirtBackend(Backend):
     def networks(self) -> list[NetworkInfo]:
         """Every libvirt network."""
         conn = self._live()
-        with map_libvirt_errors("listing networks", host=self.host):
+        with self._errors("listing networks", host=self.host):
             return [
                 NetworkInfo(name=net.name(), active=bool(net.isActive()), kind="libvirt-network", uuid=net.UUIDString())
                 for net in conn.listAllNetworks()
@@ -414,7 +516,7 @@ class LibvirtBackend(Backend):
         reads them).
         """
         conn = self._live()
-        with map_libvirt_errors("listing VMs", host=self.host):
+        with self._errors("listing VMs", host=self.host):
             try:
                 stats = conn.getAllDomainStats(_STATS)
             except libvirt.libvirtError as error:
@@ -459,7 +561,7 @@ class LibvirtBackend(Backend):
         return self._status(dom, uuid)
 
     def _status(self, dom: libvirt.virDomain, name: str) -> VMStatus:
-        with map_libvirt_errors("reading the VM state", host=self.host, vm=name):
+        with self._errors("reading the VM state", host=self.host, vm=name):
             state, reason = dom.state()
             managed = bool(dom.hasManagedSaveImage()) if state == libvirt.VIR_DOMAIN_SHUTOFF else False
         return to_status(state, reason, managed_save=managed)
@@ -510,7 +612,7 @@ class LibvirtBackend(Backend):
                     host=self.host,
                     vm=ref,
                 ) from error
-            with map_libvirt_errors("looking up the VM", host=self.host, vm=ref):
+            with self._errors("looking up the VM", host=self.host, vm=ref):
                 raise
 
     def _definition(self, dom: libvirt.virDomain, *, fresh: bool) -> Definition:
@@ -520,7 +622,7 @@ class LibvirtBackend(Backend):
             if cached is not None:
                 return cached
         ticket = self._cache.ticket(uuid)
-        with map_libvirt_errors("reading the VM definition", host=self.host, vm=dom.name()):
+        with self._errors("reading the VM definition", host=self.host, vm=dom.name()):
             definition = domainxml.parse_definition(dom.XMLDesc(0))
         self._cache.put(definition, ticket)
         return definition
@@ -533,7 +635,7 @@ class LibvirtBackend(Backend):
         dom = self._domain(uuid)
         if deadline is not None:
             deadline.check(doing, host=self.host, vm=dom.name())
-        with map_libvirt_errors(doing, host=self.host, vm=dom.name(), state=self._state_of(dom)):
+        with self._errors(doing, host=self.host, vm=dom.name(), state=self._state_of(dom)):
             yield dom
 
     def _bounded(self, dom: libvirt.virDomain, deadline: Deadline, doing: str, call: Callable[[], _T]) -> _T:
@@ -587,7 +689,7 @@ class LibvirtBackend(Backend):
             plan = self._plan(spec, created)
             xml = domainxml.build_domain(plan)
             deadline.check("creating the VM", host=self.host, vm=spec.name)
-            with map_libvirt_errors("defining the VM", host=self.host, vm=spec.name):
+            with self._errors("defining the VM", host=self.host, vm=spec.name):
                 dom = conn.defineXML(xml)
             return self.info(plan.uuid)
         except BaseException:
@@ -697,7 +799,7 @@ class LibvirtBackend(Backend):
     def _network_name(self, nic: NicSpec, vm: str) -> str:
         if nic.network is not None:
             conn = self._live()
-            with map_libvirt_errors(f"finding network {nic.network!r}", host=self.host, vm=vm):
+            with self._errors(f"finding network {nic.network!r}", host=self.host, vm=vm):
                 try:
                     conn.networkLookupByName(nic.network)
                 except libvirt.libvirtError as error:
@@ -736,9 +838,7 @@ class LibvirtBackend(Backend):
         ET.SubElement(volume_xml, "capacity", {"unit": "MiB"}).text = str(disk.size_mib)
         target = ET.SubElement(volume_xml, "target")
         ET.SubElement(target, "format", {"type": _QEMU_FORMATS[fmt]})
-        with map_libvirt_errors(
-            f"creating a {disk.size_mib} MiB volume in pool {pool.name()!r}", host=self.host, vm=vm
-        ):
+        with self._errors(f"creating a {disk.size_mib} MiB volume in pool {pool.name()!r}", host=self.host, vm=vm):
             volume = pool.createXML(domainxml.to_text(volume_xml), 0)
             created.append(volume)
             return volume.path(), _QEMU_FORMATS[fmt]
@@ -761,9 +861,9 @@ class LibvirtBackend(Backend):
     def _pool(self, name: str | None, vm: str) -> libvirt.virStoragePool:
         conn = self._live()
         if name is not None:
-            with map_libvirt_errors(f"finding storage pool {name!r}", host=self.host, vm=vm):
+            with self._errors(f"finding storage pool {name!r}", host=self.host, vm=vm):
                 return conn.storagePoolLookupByName(name)
-        with map_libvirt_errors("listing storage pools", host=self.host, vm=vm):
+        with self._errors("listing storage pools", host=self.host, vm=vm):
             pools = conn.listAllStoragePools()
         by_name = {pool.name(): pool for pool in pools}
         if "default" in by_name:
@@ -871,7 +971,7 @@ class LibvirtBackend(Backend):
                     log.warning("volume %s of VM %r is already gone on %s", path, definition.name, self.host)
         self._refuse_active(dom, definition.name)
         deadline.check("deleting the VM", host=self.host, vm=definition.name)
-        with map_libvirt_errors("deleting the VM", host=self.host, vm=definition.name, state=self._state_of(dom)):
+        with self._errors("deleting the VM", host=self.host, vm=definition.name, state=self._state_of(dom)):
             try:
                 dom.undefineFlags(self._undefine_flags())
             except libvirt.libvirtError as error:
@@ -889,7 +989,7 @@ class LibvirtBackend(Backend):
     def _refuse_active(self, dom: libvirt.virDomain, name: str) -> None:
         # libvirt undefines a running domain without complaint, leaving it running as a transient one (and its
         # volumes in use): a client that started it after the core's state check must not get that.
-        with map_libvirt_errors("checking the VM is stopped", host=self.host, vm=name):
+        with self._errors("checking the VM is stopped", host=self.host, vm=name):
             active = bool(dom.isActive())
         if active:
             state = self._status(dom, name).state
@@ -1025,7 +1125,7 @@ class LibvirtBackend(Backend):
         dom = self._domain(uuid)
         xml = domainxml.to_text(element)
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
-        with map_libvirt_errors(doing, host=self.host, vm=dom.name(), state=self._state_of(dom)):
+        with self._errors(doing, host=self.host, vm=dom.name(), state=self._state_of(dom)):
             try:
                 if attach:
                     dom.attachDeviceFlags(xml, flags)
@@ -1073,7 +1173,7 @@ class LibvirtBackend(Backend):
         return target
 
     def _set_owned(self, dom: libvirt.virDomain, paths: Sequence[str]) -> None:
-        with map_libvirt_errors("recording the VM's volumes", host=self.host, vm=dom.name()):
+        with self._errors("recording the VM's volumes", host=self.host, vm=dom.name()):
             dom.setMetadata(
                 libvirt.VIR_DOMAIN_METADATA_ELEMENT,
                 domainxml.owned_xml(paths) if paths else None,
@@ -1100,7 +1200,7 @@ class LibvirtBackend(Backend):
     def _device_element(self, dom: libvirt.virDomain, tag: str, matches: Callable[[ET.Element], bool]) -> ET.Element:
         # libvirt matches a detach against the device as defined (a network NIC needs its source, a disk its
         # type), so hand it the device's own XML rather than a sketch of it.
-        with map_libvirt_errors("reading the VM definition", host=self.host, vm=dom.name()):
+        with self._errors("reading the VM definition", host=self.host, vm=dom.name()):
             root = ET.fromstring(dom.XMLDesc(0))
         found = next((el for el in root.iterfind(f"devices/{tag}") if matches(el)), None)
         if found is None:
@@ -1137,7 +1237,7 @@ class LibvirtBackend(Backend):
         last: PolyvisorError | None = None
         for source in sources:
             try:
-                with map_libvirt_errors(f"reading guest addresses ({source})", host=self.host, vm=dom.name()):
+                with self._errors(f"reading guest addresses ({source})", host=self.host, vm=dom.name()):
                     found = dom.interfaceAddresses(_ADDRESS_SOURCES[source], 0)
             except PolyvisorError as error:
                 last = error
