@@ -38,13 +38,11 @@ from polyvisor.errors import (
     ValidationError,
 )
 from polyvisor.model import (
-    DiskBus,
     DiskFormat,
     DiskSpec,
     Event,
     EventKind,
     Feature,
-    Firmware,
     GuestAddress,
     HostInfo,
     NetworkInfo,
@@ -59,7 +57,7 @@ from polyvisor.model import (
     normalize_uuid,
 )
 from polyvisor.uri import URI
-from polyvisor_libvirt import domainxml
+from polyvisor_libvirt import domainxml, planner
 from polyvisor_libvirt.domainxml import Definition, DiskDevice, DomainPlan, NicDevice
 from polyvisor_libvirt.errors import map_libvirt_errors
 from polyvisor_libvirt.eventloop import ensure_event_loop
@@ -79,12 +77,6 @@ _EXTENSIONS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "img", DiskFormat.VHDX
 _QEMU_FORMATS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "raw", DiskFormat.VHDX: "vhdx", DiskFormat.VHD: "vpc"}
 _FORMAT_BY_SUFFIX = {".qcow2": "qcow2", ".img": "raw", ".raw": "raw", ".iso": "raw", ".vhdx": "vhdx", ".vhd": "vpc"}
 _STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON
-# QEMU machine types for architectures whose default machine is not the usual modern one.
-_MACHINES = {"aarch64": "virt", "armv7l": "virt", "riscv64": "virt"}
-_TCG_CPU_MODELS = {"aarch64": "cortex-a57"}
-# q35 attaches PCIe devices to root ports and libvirt adds only one spare: keep a few free for hot-plug.
-_HOTPLUG_PORTS = 4
-_BUILTIN_PCIE = 4  # USB, virtio-serial, balloon and one to spare for what a libvirt version adds
 _ADDRESS_SOURCES = {
     "agent": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
     "lease": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
@@ -709,92 +701,29 @@ class LibvirtBackend(Backend):
                 log.warning("could not delete volume %s created for VM %r on %s", volume.path(), name, self.host)
 
     def _plan(self, spec: VMSpec, created: list[libvirt.virStorageVol]) -> DomainPlan:
-        guest = self._host_caps.guest_for(spec.arch.value if spec.arch else None)
-        if guest is None:
-            have = sorted({g.arch for g in self._host_caps.guests})
-            raise UnsupportedError(
-                f"this host cannot run {spec.arch or self._host_caps.arch} guests; it offers {', '.join(have)}",
-                feature=Feature.ARCHITECTURE_CHOICE,
-                host=self.host,
-                vm=spec.name,
-            )
-        qemu = self.uri.driver in ("qemu", "kvm")
-        domain_type = self._domain_type(spec, guest.domain_types, guest.arch) if qemu else guest.domain_types[0]
-        x86 = guest.arch in ("x86_64", "i686")
-        machine = ("q35" if x86 else _MACHINES.get(guest.arch)) if qemu else None
-        # Emulated (TCG) CPUs of other architectures default to models guests may not boot on (QEMU's virt
-        # machine picks a 32-bit cortex-a15); name a baseline 64-bit model instead.
-        cpu_model = _TCG_CPU_MODELS.get(guest.arch) if qemu and domain_type == "qemu" else None
+        """Resolve what needs the host (volumes are made here, in ``created``), then plan with the planner."""
+        guest = planner.choose_guest(self._host_caps, spec, host=self.host)
+        domain_type = planner.choose_domain_type(
+            spec, guest, driver=self.uri.driver, kvm_usable=lambda: self._kvm_ok(guest.arch), host=self.host
+        )
         new_uuid = str(uuid_module.uuid4())
-        counters: dict[DiskBus, int] = {}
-        disks: list[DiskDevice] = []
-        owned: list[str] = []
-        for index, disk in enumerate(spec.disks):
-            path, fmt = self._disk_source(disk, f"{new_uuid}-disk{index}", spec.name, created)
-            if disk.size_mib is not None:
-                owned.append(path)
-            position = counters.get(disk.bus, 0)
-            counters[disk.bus] = position + 1
-            target = domainxml.target_name(disk.bus, self._bus_slot(disk.bus, position, counters))
-            disks.append(DiskDevice(path, target, disk.bus.value, fmt, readonly=disk.readonly))
+        sources = [
+            self._disk_source(disk, f"{new_uuid}-disk{index}", spec.name, created)
+            for index, disk in enumerate(spec.disks)
+        ]
         if spec.cdrom is not None:
             self._require_file(spec.cdrom, spec.name, "CD-ROM image")
-            bus = DiskBus.SATA if machine == "q35" else (DiskBus.SCSI if qemu else DiskBus.IDE)
-            position = counters.get(bus, 0) + (counters.get(DiskBus.SCSI, 0) if bus is DiskBus.SATA else 0)
-            target = domainxml.target_name(bus, position)
-            disks.append(DiskDevice(spec.cdrom, target, bus.value, "raw", device="cdrom", readonly=True))
-        nics = tuple(NicDevice(self._network_name(nic, spec.name), nic.mac, nic.model) for nic in spec.nics)
-        serial_log = None
-        if qemu and self.uri.is_local:
-            serial_log = f"/var/log/libvirt/qemu/{new_uuid}-serial.log"
-        return DomainPlan(
+        networks = [self._network_name(nic, spec.name) for nic in spec.nics]
+        return planner.plan_domain(
+            spec,
+            guest,
             uuid=new_uuid,
-            name=spec.name,
             domain_type=domain_type,
-            os_type=guest.os_type,
-            arch=guest.arch,
-            cpus=spec.cpus,
-            memory_mib=spec.memory_mib,
-            machine=machine,
-            disks=tuple(disks),
-            nics=nics,
-            boot_order=spec.boot_order,
-            description=spec.description,
-            labels=spec.labels,
-            owned_volumes=tuple(owned),
-            kernel=spec.kernel,
-            uefi=spec.firmware is Firmware.UEFI,
-            secure_boot=spec.secure_boot,
-            acpi=qemu and x86,
-            serial_log=serial_log,
-            guest_agent=qemu,
-            cpu_model=cpu_model,
-            # Listed ports serve the defined devices first (NICs, virtio disks, and libvirt's own USB,
-            # virtio-serial and balloon controllers); what remains is free for hot-plug.
-            hotplug_ports=len(disks) + len(nics) + _BUILTIN_PCIE + _HOTPLUG_PORTS if machine == "q35" else 0,
+            driver=self.uri.driver,
+            is_local=self.uri.is_local,
+            disk_sources=sources,
+            networks=networks,
         )
-
-    @staticmethod
-    def _bus_slot(bus: DiskBus, position: int, counters: Mapping[DiskBus, int]) -> int:
-        # SCSI and SATA disks share the "sd" names, so their positions share one sequence.
-        if bus is DiskBus.SATA:
-            return position + counters.get(DiskBus.SCSI, 0)
-        return position
-
-    def _domain_type(self, spec: VMSpec, types: Sequence[str], arch: str) -> str:
-        if spec.accelerator == "tcg":
-            return "qemu"
-        kvm = "kvm" in types and self._kvm_ok(arch)
-        if spec.accelerator == "kvm" and not kvm:
-            raise UnsupportedError(
-                "KVM is not usable on this host: no kvm domain type, /dev/kvm missing or inaccessible, or a "
-                "KVM vCPU without the x86-64 baseline (as under some nested virtualization, where guests hang "
-                "at boot); use accelerator='tcg' or leave it unset",
-                feature=Feature.ACCELERATOR_CHOICE,
-                host=self.host,
-                vm=spec.name,
-            )
-        return "kvm" if kvm else "qemu"
 
     def _network_name(self, nic: NicSpec, vm: str) -> str:
         if nic.network is not None:
