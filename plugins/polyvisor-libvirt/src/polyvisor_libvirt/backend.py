@@ -15,7 +15,6 @@ import os
 import uuid as uuid_module
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
@@ -51,6 +50,7 @@ from polyvisor_libvirt import domainxml, planner
 from polyvisor_libvirt.domainxml import Definition, DiskDevice, DomainPlan, NicDevice
 from polyvisor_libvirt.probe import DRIVER_FEATURES, Firmwares, HostCaps, kvm_usable, parse_capabilities, probe_firmware
 from polyvisor_libvirt.session import Session
+from polyvisor_libvirt.snapshots import Snapshots
 from polyvisor_libvirt.states import to_status
 
 __all__ = ["LibvirtBackend"]
@@ -110,6 +110,7 @@ class LibvirtBackend(Backend):
         self.uri = uri
         self.host = uri.display_host
         self._session = Session(uri, credentials)
+        self._snapshots = Snapshots(self._session)
         # The running instance (domain ID) each agent shutdown request went to.
         self._agent_shutdowns: dict[str, int] = {}
         try:
@@ -607,83 +608,20 @@ class LibvirtBackend(Backend):
 
     # -- snapshots -----------------------------------------------------------------------------------------------
     def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
-        """snapshotCreateXML (internal snapshots).
-
-        Internal snapshots of a running VM always hold its memory (QEMU and the test driver alike), and libvirt
-        9 cannot revert external disk-only ones. So ``memory=False`` on a running VM is kept as the contract
-        means it: the choice is recorded in the snapshot itself (a marker in the domain's metadata while it is
-        taken) and reverting to it leaves the VM stopped, with its disks as they were.
-        """
-        doing = f"taking snapshot {name!r}"
-        with self._session.acting(uuid, doing, deadline) as dom:
-            running = bool(dom.isActive())
-            marker = running and not memory
-            if marker:
-                self._set_snapshot_marker(dom, domainxml.snapshot_marker_xml(name, memory=False))
-            try:
-                xml = domainxml.snapshot_xml(name, description, memory=memory or running, running=running)
-                snap = self._session.bounded(dom, deadline, doing, lambda: dom.snapshotCreateXML(xml, 0))
-            finally:
-                if marker:
-                    self._set_snapshot_marker(dom, None)
-            return self._snapshot(snap, current=True)
-
-    def _set_snapshot_marker(self, dom: libvirt.virDomain, xml: str | None) -> None:
-        dom.setMetadata(
-            libvirt.VIR_DOMAIN_METADATA_ELEMENT,
-            xml,
-            domainxml.SNAPSHOT_PREFIX if xml else None,
-            domainxml.SNAPSHOT_NS,
-            self._session.affect(dom),
-        )
+        """Take an internal snapshot (see :meth:`.snapshots.Snapshots.create`)."""
+        return self._snapshots.create(uuid, name, memory=memory, description=description, deadline=deadline)
 
     def snapshot_list(self, uuid: str) -> list[Snapshot]:
         """Every snapshot with its parent and whether it is current."""
-        with self._session.acting(uuid, "listing snapshots") as dom:
-            current = None
-            if dom.hasCurrentSnapshot(0):
-                current = dom.snapshotCurrent(0).getName()
-            return [self._snapshot(snap, current=snap.getName() == current) for snap in dom.listAllSnapshots(0)]
+        return self._snapshots.list(uuid)
 
     def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
-        """revertToSnapshot; a snapshot taken without memory ends stopped, whatever libvirt kept."""
-        doing = f"reverting to snapshot {name!r}"
-        with self._session.acting(uuid, doing, deadline) as dom:
-            snap = dom.snapshotLookupByName(name, 0)
-            wants_memory = domainxml.snapshot_wants_memory(ET.fromstring(snap.getXMLDesc(0)))
-            if wants_memory is False:
-                self._session.bounded(
-                    dom, deadline, doing, lambda: dom.revertToSnapshot(snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)
-                )
-                if dom.isActive():
-                    dom.destroy()
-            else:
-                self._session.bounded(dom, deadline, doing, lambda: dom.revertToSnapshot(snap, 0))
-            self._session.cache.drop(dom.UUIDString())
+        """Revert; a snapshot taken without memory ends stopped."""
+        self._snapshots.revert(uuid, name, deadline)
 
     def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         """Delete one snapshot (its children move up) or the whole subtree."""
-        flags = libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN if children else 0
-        with self._session.acting(uuid, f"deleting snapshot {name!r}", deadline) as dom:
-            dom.snapshotLookupByName(name, 0).delete(flags)
-
-    @staticmethod
-    def _snapshot(snap: libvirt.virDomainSnapshot, *, current: bool) -> Snapshot:
-        root = ET.fromstring(snap.getXMLDesc(0))
-        created = root.findtext("creationTime")
-        memory = root.find("memory")
-        state = root.findtext("state", "")
-        return Snapshot(
-            name=root.findtext("name", ""),
-            parent=root.findtext("parent/name"),
-            created=datetime.fromtimestamp(int(created), UTC) if created else None,
-            state=_SNAPSHOT_STATES.get(state, PowerState.UNKNOWN),
-            has_memory=memory is not None
-            and memory.get("snapshot") in ("internal", "external")
-            and domainxml.snapshot_wants_memory(root) is not False,
-            description=root.findtext("description", ""),
-            is_current=current,
-        )
+        self._snapshots.delete(uuid, name, children=children, deadline=deadline)
 
     # -- devices -------------------------------------------------------------------------------------------------
     def _change_device(self, uuid: str, element: ET.Element, *, live: bool, attach: bool, doing: str) -> None:
@@ -848,18 +786,6 @@ class LibvirtBackend(Backend):
             ) from error
 
     # -- events --------------------------------------------------------------------------------------------------
-
-
-_SNAPSHOT_STATES = {
-    "running": PowerState.RUNNING,
-    "blocked": PowerState.RUNNING,
-    "paused": PowerState.PAUSED,
-    "shutdown": PowerState.STOPPING,
-    "shutoff": PowerState.STOPPED,
-    "crashed": PowerState.CRASHED,
-    "pmsuspended": PowerState.SUSPENDED,
-    "disk-snapshot": PowerState.RUNNING,
-}
 
 
 def _version(number: int) -> str:
