@@ -10,6 +10,7 @@ import pytest
 import polyvisor
 from polyvisor import Connection, DiskSpec, InvalidStateError, NicSpec, PolyvisorError, PowerState, VMSpec
 from polyvisor.backend import Deadline
+from polyvisor_libvirt import backend as backend_module
 from polyvisor_libvirt.backend import LibvirtBackend
 
 
@@ -82,11 +83,11 @@ def test_a_connection_failing_after_open_is_closed(monkeypatch: pytest.MonkeyPat
         opened.append(real_open(uri))
         return opened[-1]
 
-    def failing_probe(self: LibvirtBackend) -> Any:
+    def failing_probe(_session: object) -> Any:
         raise PolyvisorError("probing failed")
 
     monkeypatch.setattr(libvirt, "open", recording_open)
-    monkeypatch.setattr(LibvirtBackend, "_read_host_caps", failing_probe)
+    monkeypatch.setattr(backend_module, "read_host_caps", failing_probe)
     with pytest.raises(PolyvisorError, match="probing failed"):
         polyvisor.connect("test:///default")
     assert len(opened) == 1

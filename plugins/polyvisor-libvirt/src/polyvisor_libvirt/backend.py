@@ -1,10 +1,12 @@
-"""The libvirt backend: one :class:`LibvirtBackend` per open libvirt connection.
+"""The libvirt backend: one :class:`LibvirtBackend` per open libvirt connection, a facade over its parts.
 
-Listing reads states in bulk (``getAllDomainStats`` plus one ``listAllDomains`` filtered on managed-save images).
-Definition facts (cpus, memory, labels, description) come from a per-connection cache of parsed domain XML that
-libvirt's own events keep coherent: any lifecycle, metadata or device event for a domain drops its entry. So a
-listing costs two calls plus one ``XMLDesc`` per domain not seen since it last changed, and two calls in the steady
-state, whatever the number of VMs. Without events (a driver that cannot deliver them) nothing is cached.
+* :mod:`.session`: the connection (reopened after it drops), error mapping, deadline-bounded jobs;
+* :mod:`.events`: event registrations, subscriptions and the definition cache they keep coherent;
+* :mod:`.inventory`: bulk listings (a constant number of calls), one domain's facts, guest addresses, console;
+* :mod:`.planner`: spec -> domain plan, host-free; :mod:`.devices`: volumes, networks, disk/NIC attach;
+* :mod:`.snapshots`: internal snapshots.
+
+The lifecycle primitives, creation and deletion stay here.
 """
 
 from __future__ import annotations
@@ -15,15 +17,13 @@ import uuid as uuid_module
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar
 
 import libvirt
 
 from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
 from polyvisor.errors import (
     InvalidStateError,
-    PolyvisorError,
-    UnsupportedError,
     ValidationError,
 )
 from polyvisor.model import (
@@ -36,7 +36,6 @@ from polyvisor.model import (
     PowerState,
     ShutdownMode,
     Snapshot,
-    VMDetails,
     VMInfo,
     VMSpec,
     VMStatus,
@@ -45,23 +44,16 @@ from polyvisor.uri import URI
 from polyvisor_libvirt import domainxml, planner
 from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.domainxml import Definition, DomainPlan
-from polyvisor_libvirt.probe import DRIVER_FEATURES, Firmwares, HostCaps, kvm_usable, parse_capabilities, probe_firmware
+from polyvisor_libvirt.inventory import Inventory
+from polyvisor_libvirt.probe import kvm_usable, probe_connection, read_host_caps
 from polyvisor_libvirt.session import Session
 from polyvisor_libvirt.snapshots import Snapshots
-from polyvisor_libvirt.states import to_status
 
 __all__ = ["LibvirtBackend"]
 
 log = logging.getLogger("polyvisor.libvirt")
-_T = TypeVar("_T")
 
 _KNOWN_OPTIONS = frozenset({"readonly"})
-_STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON
-_ADDRESS_SOURCES = {
-    "agent": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
-    "lease": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
-    "arp": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP,
-}
 
 
 def _flag(name: str) -> int:
@@ -106,11 +98,12 @@ class LibvirtBackend(Backend):
         self._session = Session(uri, credentials)
         self._snapshots = Snapshots(self._session)
         self._devices = Devices(self._session)
+        self._inventory = Inventory(self._session)
         # The running instance (domain ID) each agent shutdown request went to.
         self._agent_shutdowns: dict[str, int] = {}
         try:
-            self._host_caps = self._read_host_caps()
-            self._features = self._probe_features()
+            self._host_caps = read_host_caps(self._session)
+            self._features = probe_connection(self._session, self._host_caps)
         except BaseException:
             self.close()  # no caller will ever close a backend that was not returned
             raise
@@ -131,45 +124,8 @@ class LibvirtBackend(Backend):
             return super().subscribe(sink)
         return self._session.events.subscribe(sink)
 
-    def _read_host_caps(self) -> HostCaps:
-        with self._session.errors("reading host capabilities", host=self.host):
-            return parse_capabilities(self._session.conn.getCapabilities())
-
-    def _probe_features(self) -> frozenset[Feature]:
-        features = set(DRIVER_FEATURES.get(self.uri.driver, frozenset({Feature.CREATE, Feature.LABELS})))
-        if self._session.events.available:
-            features.add(Feature.EVENTS)
-        with contextlib.suppress(libvirt.libvirtError):
-            self._session.conn.listAllNetworks()
-            features.add(Feature.NETWORKS)
-        if self.uri.driver in ("qemu", "kvm"):
-            firmware = self._firmware()
-            if firmware.uefi:
-                features.add(Feature.UEFI)
-            if firmware.secure_boot:
-                features.add(Feature.SECURE_BOOT)
-            if self.uri.is_local:
-                features.add(Feature.CONSOLE)
-        if not self._has_pools():
-            features.discard(Feature.DELETE_STORAGE)
-        if len({guest.arch for guest in self._host_caps.guests}) > 1:
-            features.add(Feature.ARCHITECTURE_CHOICE)
-        return frozenset(features)
-
-    def _firmware(self) -> Firmwares:
-        arch = self._host_caps.arch
-        virt_type = "kvm" if self._kvm_ok(arch) else "qemu"
-        return probe_firmware(self._session.conn, local=self.uri.is_local, arch=arch, virt_type=virt_type)
-
     def _kvm_ok(self, arch: str) -> bool:
         return kvm_usable(self._session.conn, local=self.uri.is_local, arch=arch)
-
-    def _has_pools(self) -> bool:
-        try:
-            self._session.conn.listAllStoragePools()
-        except libvirt.libvirtError:
-            return False
-        return True
 
     # -- capabilities -----------------------------------------------------------------------------------------
     def probe_features(self) -> frozenset[Feature]:
@@ -222,85 +178,20 @@ class LibvirtBackend(Backend):
 
     # -- inventory -----------------------------------------------------------------------------------------------
     def list_vms(self) -> list[VMInfo]:
-        """Every domain in two bulk calls, whatever their number.
-
-        Names, UUIDs and states come from the bulk calls. The details (CPUs, memory, labels, description) need
-        the domain XML, which libvirt cannot return in bulk: they come from the definition cache when libvirt has
-        not reported a change since it was read, and are otherwise left out (``details=None``; :meth:`info`
-        reads them).
-        """
-        conn = self._session.live()
-        with self._session.errors("listing VMs", host=self.host):
-            try:
-                stats = conn.getAllDomainStats(_STATS)
-            except libvirt.libvirtError as error:
-                if error.get_error_code() not in (libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED, libvirt.VIR_ERR_NO_SUPPORT):
-                    raise
-                stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE)
-            saved = {dom.UUIDString() for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)}
-        out = []
-        for dom, record in stats:
-            uuid = dom.UUIDString()
-            status = to_status(
-                int(record.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)),
-                int(record.get("state.reason", 0)),
-                managed_save=uuid in saved,
-            )
-            cached = self._session.cache.get(uuid)
-            if cached is not None:
-                out.append(self._info(cached, status, record))
-                continue
-            out.append(VMInfo(uuid, dom.name(), status, has_saved_state=status.state is PowerState.SAVED))
-        return out
+        """Every domain in two bulk calls, details only for domains in the definition cache."""
+        return self._inventory.list_vms()
 
     def lookup(self, ref: str) -> VMInfo:
-        """Find a domain by UUID or name: identity and status (details only when the cache has them)."""
-        dom = self._session.domain(ref)
-        uuid, name = dom.UUIDString(), dom.name()
-        status = self._session.status(dom, name)
-        cached = self._session.cache.get(uuid)
-        if cached is not None:
-            return self._info(cached, status, {})
-        return VMInfo(uuid, name, status, has_saved_state=status.state is PowerState.SAVED)
+        """Find a domain by UUID or name: identity and status (details only when cached)."""
+        return self._inventory.lookup(ref)
 
     def info(self, uuid: str) -> VMInfo:
-        """The domain with its details, read afresh (and kept in the cache for later listings)."""
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=True)
-        return self._info(definition, self._session.status(dom, definition.name), {})
+        """The domain with its details, read afresh."""
+        return self._inventory.info(uuid)
 
     def status(self, uuid: str) -> VMStatus:
         """The domain's state, reason and managed-save image, without reading its XML."""
-        dom = self._session.domain(uuid)
-        return self._session.status(dom, uuid)
-
-    def _info(self, definition: Definition, status: VMStatus, record: Mapping[str, Any]) -> VMInfo:
-        return VMInfo(
-            definition.uuid,
-            definition.name,
-            status,
-            has_saved_state=status.state is PowerState.SAVED,
-            details=self._details(definition, record),
-        )
-
-    @staticmethod
-    def _details(definition: Definition, record: Mapping[str, Any]) -> VMDetails:
-        cpus = int(record.get("vcpu.current", definition.cpus))
-        memory_kib = record.get("balloon.maximum")
-        memory = int(memory_kib) // 1024 if memory_kib else definition.memory_mib
-        return VMDetails(
-            cpus=cpus,
-            memory_mib=memory,
-            labels=MappingProxyType(dict(definition.labels)),
-            description=definition.description,
-            extra=MappingProxyType(
-                {
-                    "arch": definition.arch,
-                    "domain_type": definition.domain_type,
-                    "owned_volumes": definition.owned_volumes,
-                }
-            ),
-        )
+        return self._inventory.status(uuid)
 
     # -- creating ------------------------------------------------------------------------------------------------
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
@@ -551,54 +442,11 @@ class LibvirtBackend(Backend):
     # -- guest ---------------------------------------------------------------------------------------------------
     def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
         """interfaceAddresses from each source in order; the first that answers with addresses wins."""
-        dom = self._session.domain(uuid)
-        last: PolyvisorError | None = None
-        for source in sources:
-            try:
-                with self._session.errors(f"reading guest addresses ({source})", host=self.host, vm=dom.name()):
-                    found = dom.interfaceAddresses(_ADDRESS_SOURCES[source], 0)
-            except PolyvisorError as error:
-                last = error
-                continue
-            out = [
-                GuestAddress(
-                    interface=name,
-                    mac=(data.get("hwaddr") or None),
-                    address=addr["addr"],
-                    prefix=addr.get("prefix"),
-                    source=source,
-                )
-                for name, data in sorted(found.items())
-                for addr in data.get("addrs") or []
-            ]
-            if out:
-                return out
-        if last is not None and not isinstance(last, UnsupportedError):
-            log.debug("no guest addresses for %s: %s", uuid, last)
-        return []
+        return self._inventory.addresses(uuid, sources)
 
     def console_output(self, uuid: str) -> str:
         """The serial log file of a local domain."""
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=False)
-        if not definition.serial_logs or not self.uri.is_local:
-            raise UnsupportedError(
-                "this VM has no serial log file on this host; define it with a <serial> log",
-                feature=Feature.CONSOLE,
-                host=self.host,
-                vm=definition.name,
-            )
-        try:
-            with open(definition.serial_logs[0], "rb") as handle:
-                return handle.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""  # the guest has not run yet
-        except OSError as error:
-            raise PolyvisorError(
-                f"cannot read the serial log {definition.serial_logs[0]}: {error}; check its permissions",
-                host=self.host,
-                vm=definition.name,
-            ) from error
+        return self._inventory.console_output(uuid)
 
 
 def _version(number: int) -> str:
