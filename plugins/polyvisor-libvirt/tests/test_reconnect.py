@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,3 +174,34 @@ def test_a_watch_fails_within_a_second_when_libvirtd_stays_down(libvirtd: Privat
             stream.get(timeout=5)
         # The close callback fires at once; the backend gives the daemon 1 s to come back before failing.
         assert time.monotonic() - started < 2.0
+
+
+def test_callers_racing_the_close_callback_never_hang(libvirtd: PrivateLibvirtd) -> None:
+    # A reader keeps calling while libvirtd dies and comes back, so reconnects by callers race the close callback
+    # and the subscription's own reconnect (libvirt runs close callbacks under a lock a reconnect also takes).
+    with polyvisor.connect(libvirtd.uri) as conn, conn.watch() as stream:
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def reader() -> None:
+            while not stop.is_set():
+                try:
+                    conn.list()
+                except polyvisor.ConnectionError:
+                    pass  # the daemon is down for a moment: expected
+                except BaseException as error:
+                    errors.append(error)
+                    return
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        for _ in range(3):
+            libvirtd.kill()
+            libvirtd.start()
+            _next(stream, EventKind.GAP)
+        stop.set()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "a caller hung across a reconnect"
+        assert errors == []
+        conn.create(VMSpec(name="still-there"))
+        assert _next(stream, EventKind.DEFINED, name="still-there").name == "still-there"

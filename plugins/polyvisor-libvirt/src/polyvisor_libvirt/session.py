@@ -65,6 +65,9 @@ class Session:
         self._dropped: str | None = None
         self._announced = False
         self._generation = 0  # of the open connection; close callbacks of older ones are ignored
+        # _state_lock guards _dropped/_announced and is never held across a libvirt call: libvirt runs the close
+        # callback holding its own lock, which unregisterCloseCallback (in a reconnect) waits for.
+        self._state_lock = threading.Lock()
         self._reconnect_lock = threading.RLock()
         self._credentials = credentials
         self.cache = DefinitionCache()
@@ -138,7 +141,7 @@ class Session:
             ).start()
 
     def _mark_dropped(self, why: str, *, announced: bool = False) -> None:
-        with self._reconnect_lock:
+        with self._state_lock:
             if self._dropped is None:
                 self._dropped = why
                 self._announced = False
@@ -180,7 +183,8 @@ class Session:
         self._generation += 1
         self.cache.clear()
         self._register()
-        why, self._dropped, self._announced = self._dropped, None, False
+        with self._state_lock:
+            why, self._dropped, self._announced = self._dropped, None, False
         log.info("reconnected to %s after the connection dropped (%s)", self.uri, why)
         self.events.gap(f"the libvirt connection dropped ({why}) and was reopened; events may have been missed")
 
@@ -190,16 +194,19 @@ class Session:
             raise ConnectionError("the connection is closed; open a new one", host=self.host)
         if self._dropped is None and not self._alive(self.conn):
             self._mark_dropped("libvirt reports it closed")
-        with self._reconnect_lock:
-            if self._dropped is not None:
-                if not self._announced:
-                    self._announced = True
-                    raise ConnectionLostError(
-                        f"the libvirt connection to {self.uri} dropped ({self._dropped}); the next call reconnects",
-                        host=self.host,
-                    )
-                self._reconnect()
-            return self.conn
+        with self._state_lock:
+            dropped = self._dropped
+            if dropped is not None and not self._announced:
+                self._announced = True
+                raise ConnectionLostError(
+                    f"the libvirt connection to {self.uri} dropped ({dropped}); the next call reconnects",
+                    host=self.host,
+                )
+        if dropped is not None:
+            with self._reconnect_lock:
+                if self._dropped is not None:  # not reopened by another thread meanwhile
+                    self._reconnect()
+        return self.conn
 
     @staticmethod
     def _alive(conn: libvirt.virConnect) -> bool:
