@@ -12,7 +12,18 @@ from typing import Any
 import libvirt
 import pytest
 
-from polyvisor import Connection, DiskSpec, EventKind, NicSpec, NotFoundError, PowerState, UnsupportedError, VMSpec
+from polyvisor import (
+    Connection,
+    DiskSpec,
+    EventKind,
+    NicSpec,
+    NotFoundError,
+    PowerState,
+    TimeoutError,
+    UnsupportedError,
+    VMSpec,
+)
+from polyvisor.backend import Deadline
 from polyvisor_libvirt.backend import LibvirtBackend
 from polyvisor_libvirt.domainxml import LABELS_NS, SNAPSHOT_NS
 
@@ -127,6 +138,20 @@ def test_a_vm_saved_while_paused_starts_running(conn: Connection, backend: Libvi
     backend._session.conn.lookupByUUIDString(vm.uuid).managedSave(libvirt.VIR_DOMAIN_SAVE_PAUSED)
     assert vm.state() is PowerState.SAVED
     assert vm.start(timeout=10).state is PowerState.RUNNING
+    vm.stop()
+
+
+def test_a_passed_deadline_is_checked_before_acting(conn: Connection, backend: LibvirtBackend) -> None:
+    vm = conn.create(VMSpec(name="late"))
+    vm.start()
+    expired = Deadline(0)
+    for primitive in (backend.stop, backend.pause, backend.save, backend.reset):
+        with pytest.raises(TimeoutError, match="left as the hypervisor has it"):
+            primitive(vm.uuid, expired)
+    with pytest.raises(TimeoutError):
+        backend.snapshot_create(vm.uuid, "s", memory=True, description="", deadline=expired)
+    assert vm.state() is PowerState.RUNNING
+    assert len(vm.snapshots()) == 0
     vm.stop()
 
 

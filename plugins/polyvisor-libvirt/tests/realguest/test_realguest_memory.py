@@ -128,3 +128,25 @@ def test_a_guest_saved_while_paused_starts_running(
     assert vm.start(timeout=30).state is PowerState.RUNNING
     wait_heartbeat_lines(vm, after=saved_count)
     vm.stop()
+
+
+def test_a_save_cut_off_by_its_deadline_is_aborted_and_the_guest_keeps_running(
+    libvirt_conn: libvirt.virConnect, guests: Guests, x86_image: GuestImage
+) -> None:
+    import libvirt
+
+    from polyvisor import TimeoutError
+
+    vm = guests.create(x86_image, "cut", cmdline=WITH_HEARTBEAT)
+    vm.start()
+    wait_marker(vm, x86_image)
+    dom = libvirt_conn.lookupByUUIDString(vm.uuid)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="the job was aborted"):
+        vm.save(timeout=0.05)
+    assert time.monotonic() - started < 0.05 + 1.0  # the contract's bound: the timeout plus a second
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert not dom.hasManagedSaveImage(0)
+    count = len(heartbeats(vm.console_output()))
+    wait_heartbeat_lines(vm, after=count)  # the guest still runs
+    vm.stop()
