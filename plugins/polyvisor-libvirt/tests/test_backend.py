@@ -12,7 +12,18 @@ from typing import Any
 import libvirt
 import pytest
 
-from polyvisor import Connection, DiskSpec, EventKind, NicSpec, NotFoundError, PowerState, UnsupportedError, VMSpec
+from polyvisor import (
+    Connection,
+    DiskSpec,
+    EventKind,
+    NicSpec,
+    NotFoundError,
+    PowerState,
+    TimeoutError,
+    UnsupportedError,
+    VMSpec,
+)
+from polyvisor.backend import Deadline
 from polyvisor_libvirt.backend import LibvirtBackend
 from polyvisor_libvirt.domainxml import LABELS_NS, SNAPSHOT_NS
 
@@ -21,7 +32,7 @@ LABELS = {"nl": "a\nb", "tab": "a\tb", "cr": "a\rb", "xml": "<x a='1'/> & ]]>", 
 
 
 def _pool_volumes(backend: LibvirtBackend) -> list[str]:
-    return sorted(vol for pool in backend._conn.listAllStoragePools() for vol in pool.listVolumes())
+    return sorted(vol for pool in backend._session.conn.listAllStoragePools() for vol in pool.listVolumes())
 
 
 def test_hostile_name_and_labels_round_trip_without_injection(conn: Connection, backend: LibvirtBackend) -> None:
@@ -30,17 +41,17 @@ def test_hostile_name_and_labels_round_trip_without_injection(conn: Connection, 
     assert info.name == HOSTILE
     assert dict(info.labels) == LABELS
     assert info.description == HOSTILE + "\nline2"
-    root = ET.fromstring(backend._conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+    root = ET.fromstring(backend._session.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
     assert root.findtext("name") == HOSTILE
     assert [child.tag for child in root.find("metadata")] == [f"{{{LABELS_NS}}}labels"]  # type: ignore[union-attr]
     assert len(root.findall("devices/*")) == 0  # nothing smuggled in through a value
-    assert [vm.name for vm in conn.vms()].count(HOSTILE) == 1
+    assert [info.name for info in conn.list()].count(HOSTILE) == 1
 
 
 def test_set_labels_replaces_all_and_survives_listing(conn: Connection) -> None:
     vm = conn.create(VMSpec(name="lab", labels={"a": "1"}))
     assert dict(vm.set_labels({"b": "x\ny"})) == {"b": "x\ny"}
-    listed = next(info for info in conn.list() if info.uuid == vm.uuid)
+    listed = next(info for info in conn.list(details=True) if info.uuid == vm.uuid)
     assert dict(listed.labels) == {"b": "x\ny"}
     assert dict(vm.set_labels({})) == {}
 
@@ -62,7 +73,7 @@ def test_create_with_disks_nic_cdrom_and_kernel(conn: Connection, backend: Libvi
     vm = conn.create(spec)
     info = vm.info()
     assert (info.cpus, info.memory_mib) == (2, 256)
-    root = ET.fromstring(backend._conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+    root = ET.fromstring(backend._session.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
     assert [d.get("dev") for d in root.findall("devices/disk/target")] == ["vda", "sda", "hda"]
     assert [b.get("dev") for b in root.findall("os/boot")] == ["cdrom", "hd"]
     assert root.findtext("os/cmdline") == "console=ttyS0"
@@ -73,7 +84,7 @@ def test_create_with_disks_nic_cdrom_and_kernel(conn: Connection, backend: Libvi
 
 
 def test_delete_keeps_images_the_user_brought(conn: Connection, backend: LibvirtBackend) -> None:
-    pool = backend._conn.listAllStoragePools()[0]
+    pool = backend._session.conn.listAllStoragePools()[0]
     volumes = _pool_volumes(backend)
     volume = pool.createXML("<volume><name>mine.qcow2</name><capacity unit='MiB'>1</capacity></volume>", 0)
     try:
@@ -116,6 +127,34 @@ def test_lifecycle_and_saved_state(conn: Connection) -> None:
     assert vm.shutdown().state is PowerState.STOPPED
 
 
+def test_a_vm_saved_while_paused_starts_running(conn: Connection, backend: LibvirtBackend) -> None:
+    vm = conn.create(VMSpec(name="paused-save"))
+    vm.start()
+    vm.pause()
+    assert vm.save().state is PowerState.SAVED
+    assert vm.start(timeout=10).state is PowerState.RUNNING
+    # An image another client saved while paused, without asking for a running restore, too.
+    vm.pause()
+    backend._session.conn.lookupByUUIDString(vm.uuid).managedSave(libvirt.VIR_DOMAIN_SAVE_PAUSED)
+    assert vm.state() is PowerState.SAVED
+    assert vm.start(timeout=10).state is PowerState.RUNNING
+    vm.stop()
+
+
+def test_a_passed_deadline_is_checked_before_acting(conn: Connection, backend: LibvirtBackend) -> None:
+    vm = conn.create(VMSpec(name="late"))
+    vm.start()
+    expired = Deadline(0)
+    for primitive in (backend.stop, backend.pause, backend.save, backend.reset):
+        with pytest.raises(TimeoutError, match="left as the hypervisor has it"):
+            primitive(vm.uuid, expired)
+    with pytest.raises(TimeoutError):
+        backend.snapshot_create(vm.uuid, "s", memory=True, description="", deadline=expired)
+    assert vm.state() is PowerState.RUNNING
+    assert len(vm.snapshots()) == 0
+    vm.stop()
+
+
 def test_snapshot_tree(conn: Connection, backend: LibvirtBackend) -> None:
     vm = conn.create(VMSpec(name="snaps"))
     vm.snapshot("off")
@@ -124,8 +163,8 @@ def test_snapshot_tree(conn: Connection, backend: LibvirtBackend) -> None:
     # so the snapshot reports no memory and reverting to it ends stopped, as on Hyper-V.
     disks_only = vm.snapshot("disk-only-while-running")
     assert (disks_only.has_memory, disks_only.state) == (False, PowerState.RUNNING)
-    assert vm.state is PowerState.RUNNING
-    live = backend._conn.lookupByUUIDString(vm.uuid).XMLDesc(0)
+    assert vm.state() is PowerState.RUNNING
+    live = backend._session.conn.lookupByUUIDString(vm.uuid).XMLDesc(0)
     assert SNAPSHOT_NS not in live, "the marker lives in the snapshot, not in the domain"
     taken = vm.snapshot("on", memory=True, description="d")
     assert (taken.parent, taken.has_memory, taken.state) == ("disk-only-while-running", True, PowerState.RUNNING)
@@ -143,11 +182,11 @@ def test_cold_attach_and_detach(conn: Connection, backend: LibvirtBackend) -> No
     vm = conn.create(VMSpec(name="dev"))
     target = vm.attach_disk(DiskSpec(size_mib=4), live=False)
     mac = vm.attach_nic(NicSpec(network="default"), live=False)
-    root = ET.fromstring(backend._conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+    root = ET.fromstring(backend._session.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
     assert [d.get("dev") for d in root.findall("devices/disk/target")] == [target]
     vm.detach_disk(target, live=False)
     vm.detach_nic(mac, live=False)
-    root = ET.fromstring(backend._conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+    root = ET.fromstring(backend._session.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
     assert root.findall("devices/disk") == []
     assert root.findall("devices/interface") == []
     vm.delete(storage=True)
@@ -158,7 +197,7 @@ def test_events_feed_wait_for_and_watch(conn: Connection, backend: LibvirtBacken
     vm = conn.create(VMSpec(name="ev"))
     with conn.watch() as stream:
         # Another thread powers the VM on; wait_for wakes on the lifecycle event.
-        threading.Timer(0.05, lambda: backend._conn.lookupByUUIDString(vm.uuid).create()).start()
+        threading.Timer(0.05, lambda: backend._session.conn.lookupByUUIDString(vm.uuid).create()).start()
         assert vm.wait_for("running", timeout=10).state is PowerState.RUNNING
         deadline = time.monotonic() + 10
         event = None
@@ -173,8 +212,8 @@ def test_events_feed_wait_for_and_watch(conn: Connection, backend: LibvirtBacken
 class _Counting:
     """Wraps a libvirt object and counts calls that go to the driver (handles returned are wrapped too)."""
 
-    # Read from the handle itself, no driver call (virDomainGetName/GetUUIDString/GetID).
-    LOCAL = frozenset({"name", "UUIDString", "UUID", "ID"})
+    # Read from the handle itself, no driver call (virDomainGetName/GetUUIDString/GetID, virConnectIsAlive).
+    LOCAL = frozenset({"name", "UUIDString", "UUID", "ID", "isAlive"})
 
     def __init__(self, inner: Any, counts: Counter[str]) -> None:
         self._inner = inner
@@ -217,7 +256,7 @@ def _listing_cost(count: int) -> dict[str, int]:
     with polyvisor.connect("test:///default") as conn:
         backend = conn.backend
         assert isinstance(backend, LibvirtBackend)
-        raw = backend._conn
+        raw = backend._session.conn
         prefix = f"bulk{count}-"
         with conn.watch() as events:
             for index in range(count):
@@ -231,22 +270,26 @@ def _listing_cost(count: int) -> dict[str, int]:
                 if event.kind is EventKind.DEFINED and event.name.startswith(prefix):
                     defined += 1
         counts: Counter[str] = Counter()
-        backend._conn = _Counting(raw, counts)  # type: ignore[assignment]
+        backend._session.conn = _Counting(raw, counts)  # type: ignore[assignment]
         try:
             first = conn.list()
             listed = [(info.uuid, info.name, info.state) for info in first]
             cost = {"first_listing": sum(counts.values())}
             assert len(listed) >= count + 1
             counts.clear()
-            mine = [info for info in first if info.name.startswith(prefix)]
-            assert [info.memory_mib for info in mine] == [1] * count
-            cost["details"] = counts["XMLDesc"]
+            assert all(info.details is None for info in first if info.name.startswith(prefix))
             counts.clear()
-            second = conn.list()
+            mine = [info for info in conn.list(details=True) if info.name.startswith(prefix)]
+            assert [info.memory_mib for info in mine] == [1] * count
+            # Other domains of the shared test hypervisor (its stock "test" domain) are read too.
+            others = sum(1 for info in first if info.details is None and not info.name.startswith(prefix))
+            cost["details"] = counts["XMLDesc"] - others
+            counts.clear()
+            second = conn.list(details=True)
             assert sum(info.memory_mib for info in second if info.name.startswith(prefix)) == count
             cost["second_listing"] = sum(counts.values())
         finally:
-            backend._conn = raw
+            backend._session.conn = raw
             for index in range(count):
                 raw.lookupByName(f"{prefix}{index}").undefine()
         return cost

@@ -18,6 +18,7 @@ from polyvisor.errors import (
     AuthenticationError,
     BackendError,
     ConnectionError,
+    ConnectionLostError,
     InvalidStateError,
     NotFoundError,
     PolyvisorError,
@@ -39,6 +40,7 @@ class ErrorKind(enum.Enum):
     UNSUPPORTED = "unsupported"
     AUTH = "authentication"
     CONNECTION = "connection"
+    CONNECTION_LOST = "connection-lost"
     TIMEOUT = "timeout"
     VALIDATION = "validation"
     BACKEND = "backend"
@@ -90,8 +92,8 @@ ERROR_KINDS = MappingProxyType(
         "VIR_ERR_XML_DETAIL": K.VALIDATION,
         "VIR_ERR_INVALID_NETWORK": K.NOT_FOUND,
         "VIR_ERR_NETWORK_EXIST": K.EXISTS,
-        "VIR_ERR_SYSTEM_ERROR": K.CONNECTION,
-        "VIR_ERR_RPC": K.CONNECTION,
+        "VIR_ERR_SYSTEM_ERROR": K.CONNECTION,  # CONNECTION_LOST when the RPC layer reports it (see _refine)
+        "VIR_ERR_RPC": K.CONNECTION_LOST,
         "VIR_ERR_GNUTLS_ERROR": K.CONNECTION,
         "VIR_ERR_NO_DOMAIN": K.NOT_FOUND,
         "VIR_ERR_NO_NETWORK": K.NOT_FOUND,
@@ -181,6 +183,7 @@ _HINTS = {
     K.UNSUPPORTED: "this libvirt driver cannot do it; check capabilities before calling",
     K.AUTH: "check the user name, password or SASL/polkit configuration",
     K.CONNECTION: "check that libvirtd is running and reachable, then reconnect",
+    K.CONNECTION_LOST: "the next call reconnects; check that libvirtd is running",
     K.TIMEOUT: "retry later; the guest (or its agent) did not answer in time",
     K.VALIDATION: "fix the input named in the message",
     K.BACKEND: "see libvirt's message; the daemon log may say more",
@@ -194,8 +197,8 @@ def code_name(code: int) -> str:
 
 def _refine(kind: ErrorKind, name: str, domain: int | None, native: str) -> ErrorKind:
     # libvirt reports a few specific conditions with generic codes; these are stable texts of its own helpers.
-    if name == "VIR_ERR_INTERNAL_ERROR" and domain in _CONNECTION_DOMAINS:
-        return K.CONNECTION
+    if name in ("VIR_ERR_INTERNAL_ERROR", "VIR_ERR_SYSTEM_ERROR") and domain in _CONNECTION_DOMAINS:
+        return K.CONNECTION_LOST  # "client socket is closed", "Cannot write data: Broken pipe", ...
     if name == "VIR_ERR_INVALID_ARG" and "unsupported flags" in native:  # virCheckFlags
         return K.UNSUPPORTED
     if name == "VIR_ERR_OPERATION_FAILED" and "already exists" in native:  # duplicate name or UUID
@@ -235,6 +238,8 @@ def convert(
         return AuthenticationError(message, host=host, vm=vm)
     if kind is K.CONNECTION:
         return ConnectionError(message, host=host, vm=vm)
+    if kind is K.CONNECTION_LOST:
+        return ConnectionLostError(message, host=host, vm=vm)
     if kind is K.TIMEOUT:
         return TimeoutError(message, host=host, vm=vm)
     if kind is K.VALIDATION:

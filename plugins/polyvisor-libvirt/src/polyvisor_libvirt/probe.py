@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import libvirt
 
 from polyvisor.model import Feature
 from polyvisor_libvirt.kvmcheck import kvm_works
 
-__all__ = ["DRIVER_FEATURES", "Firmwares", "Guest", "HostCaps", "kvm_usable", "parse_capabilities", "probe_firmware"]
+if TYPE_CHECKING:
+    from polyvisor_libvirt.session import Session
+
+__all__ = [
+    "DRIVER_FEATURES",
+    "Firmwares",
+    "Guest",
+    "HostCaps",
+    "kvm_usable",
+    "parse_capabilities",
+    "probe_connection",
+    "probe_firmware",
+    "read_host_caps",
+]
 
 F = Feature
 
-_COMMON = frozenset({F.CREATE, F.LABELS, F.DELETE_STORAGE, F.DISK_ATTACH, F.NIC_ATTACH})
+_COMMON = frozenset({F.CREATE, F.LABELS, F.DELETE_STORAGE, F.DISK_ATTACH, F.NIC_ATTACH, F.READONLY_DISK})
 _QEMU = _COMMON | {
     F.PAUSE,
     F.SAVE,
@@ -134,3 +149,36 @@ def probe_firmware(conn: libvirt.virConnect, *, local: bool, arch: str, virt_typ
     uefi = "efi" in firmware_values and bool(loaders)
     secure_loaders = [path for path in loaders if "secboot" in path or ".ms." in path or "secure" in path.lower()]
     return Firmwares(uefi=uefi, secure_boot=uefi and "yes" in secure and bool(secure_loaders))
+
+
+def read_host_caps(session: Session) -> HostCaps:
+    """The host capabilities of the session's connection."""
+    with session.errors("reading host capabilities", host=session.host):
+        return parse_capabilities(session.conn.getCapabilities())
+
+
+def probe_connection(session: Session, caps: HostCaps) -> frozenset[Feature]:
+    """The features of the session's driver on this host: the driver's known set, narrowed and extended by probes."""
+    conn, uri = session.conn, session.uri
+    features = set(DRIVER_FEATURES.get(uri.driver, frozenset({Feature.CREATE, Feature.LABELS})))
+    if session.events.available:
+        features.add(Feature.EVENTS)
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.listAllNetworks()
+        features.add(Feature.NETWORKS)
+    if uri.driver in ("qemu", "kvm"):
+        virt_type = "kvm" if kvm_usable(conn, local=uri.is_local, arch=caps.arch) else "qemu"
+        firmware = probe_firmware(conn, local=uri.is_local, arch=caps.arch, virt_type=virt_type)
+        if firmware.uefi:
+            features.add(Feature.UEFI)
+        if firmware.secure_boot:
+            features.add(Feature.SECURE_BOOT)
+        if uri.is_local:
+            features.add(Feature.CONSOLE)
+    try:
+        conn.listAllStoragePools()
+    except libvirt.libvirtError:
+        features.discard(Feature.DELETE_STORAGE)
+    if len({guest.arch for guest in caps.guests}) > 1:
+        features.add(Feature.ARCHITECTURE_CHOICE)
+    return frozenset(features)

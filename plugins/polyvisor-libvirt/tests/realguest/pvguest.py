@@ -56,7 +56,7 @@ def wait_console(vm: VM, found: Callable[[str], bool], what: str, timeout: float
 def wait_marker(vm: VM, image: GuestImage, timeout: float = 60.0) -> float:
     """Wait for the ready marker; return the seconds it took."""
     started = time.monotonic()
-    wait_console(vm, lambda text: image.marker in text, f"{image.marker} from {vm.name}", timeout)
+    wait_console(vm, lambda text: image.marker in text, f"{image.marker} from {vm!r}", timeout)
     return time.monotonic() - started
 
 
@@ -73,7 +73,7 @@ def wait_heartbeat_lines(vm: VM, after: int, more: int = 2, timeout: float = 30.
 
 def agent_addresses(vm: VM, timeout: float = 30.0) -> list[Any]:
     """Wait until the guest agent reports addresses (it starts just before the marker); return them."""
-    return wait_until(lambda: vm.addresses(["agent"]) or None, timeout, f"agent addresses of {vm.name}", 0.2)
+    return wait_until(lambda: vm.addresses(["agent"]) or None, timeout, f"agent addresses of {vm!r}", 0.2)
 
 
 @dataclass

@@ -85,7 +85,7 @@ def test_disk_and_nic_hot_plug_reach_the_running_guest(
     wait_until(lambda: HOTPLUG_MAC not in guest_macs(dom), 30, "the NIC gone from the guest")
     vm.detach_disk("vdb")
     wait_until(lambda: "vdb" not in guest_disks(dom), 30, "vdb gone from the guest")
-    assert vm.state is PowerState.RUNNING
+    assert vm.state() is PowerState.RUNNING
     devices = ET.fromstring(dom.XMLDesc(0)).find("devices")
     assert devices is not None
     assert HOTPLUG_MAC not in {mac.get("address") for mac in devices.iterfind("interface/mac")}

@@ -64,8 +64,9 @@ def test_boot_to_marker_then_acpi_shutdown_waits_for_the_guest_and_delete_leaves
         assert status.reason == "shutdown", status
         assert next_event(events, vm.uuid, lambda e: e.detail == "stopped").kind is EventKind.STATE
 
+        name = vm.name()
         vm.delete(storage=True)
-        assert next_event(events, vm.uuid, lambda e: e.kind is EventKind.UNDEFINED).name == vm.name
+        assert next_event(events, vm.uuid, lambda e: e.kind is EventKind.UNDEFINED).name == name
     assert not pv_conn.exists(vm.uuid)
     assert footprint.leftovers(libvirt_conn) == []
     record_property("boot_s", round(boot_s, 2))
@@ -120,6 +121,6 @@ def test_shutdown_timeout_leaves_a_guest_that_ignores_acpi_running(
     with pytest.raises(TimeoutError, match="left as it is"):
         vm.shutdown(mode=ShutdownMode.ACPI, timeout=5)  # long enough for the core to repeat the press
     assert time.monotonic() - started >= 5
-    assert vm.state is PowerState.RUNNING
+    assert vm.state() is PowerState.RUNNING
     assert vm.stop().state is PowerState.STOPPED
     record_property("timeout_s", round(time.monotonic() - started, 2))

@@ -95,8 +95,58 @@ def test_memory_snapshot_of_running_guest_reverts_to_the_running_moment_and_dele
     assert tree.current is not None
     vm.delete_snapshot("alive")
     assert len(vm.snapshots()) == 0
-    assert vm.state is PowerState.RUNNING
+    assert vm.state() is PowerState.RUNNING
     vm.stop()
     record_property("snapshot_s", round(snapshot_s, 2))
     record_property("revert_s", round(revert_s, 2))
     print(f"memory snapshot {snapshot_s:.2f} s, revert {revert_s:.2f} s")
+
+
+def test_a_guest_saved_while_paused_starts_running(
+    libvirt_conn: libvirt.virConnect, guests: Guests, x86_image: GuestImage
+) -> None:
+    import libvirt
+
+    vm = guests.create(x86_image, "psave", cmdline=WITH_HEARTBEAT)
+    vm.start()
+    wait_marker(vm, x86_image)
+    dom = libvirt_conn.lookupByUUIDString(vm.uuid)
+
+    assert vm.pause().state is PowerState.PAUSED
+    assert vm.save().state is PowerState.SAVED
+    saved_count = len(heartbeats(vm.console_output()))
+    # start() waits for "running": a guest restored paused would make it time out.
+    assert vm.start(timeout=30).state is PowerState.RUNNING
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    wait_heartbeat_lines(vm, after=saved_count)  # and it really runs: the heartbeat goes on
+
+    # An image saved while paused by another client, which records "paused" in it, comes back running too.
+    assert vm.pause().state is PowerState.PAUSED
+    dom.managedSave(libvirt.VIR_DOMAIN_SAVE_PAUSED)
+    assert vm.state() is PowerState.SAVED
+    saved_count = len(heartbeats(vm.console_output()))
+    assert vm.start(timeout=30).state is PowerState.RUNNING
+    wait_heartbeat_lines(vm, after=saved_count)
+    vm.stop()
+
+
+def test_a_save_cut_off_by_its_deadline_is_aborted_and_the_guest_keeps_running(
+    libvirt_conn: libvirt.virConnect, guests: Guests, x86_image: GuestImage
+) -> None:
+    import libvirt
+
+    from polyvisor import TimeoutError
+
+    vm = guests.create(x86_image, "cut", cmdline=WITH_HEARTBEAT)
+    vm.start()
+    wait_marker(vm, x86_image)
+    dom = libvirt_conn.lookupByUUIDString(vm.uuid)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="the job was aborted"):
+        vm.save(timeout=0.05)
+    assert time.monotonic() - started < 0.05 + 1.0  # the contract's bound: the timeout plus a second
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert not dom.hasManagedSaveImage(0)
+    count = len(heartbeats(vm.console_output()))
+    wait_heartbeat_lines(vm, after=count)  # the guest still runs
+    vm.stop()

@@ -1,0 +1,153 @@
+"""Planning a domain from a spec, without a libvirt connection: every host fact comes in as a value.
+
+The backend resolves what needs the host (the capabilities, whether KVM works, disk volumes, networks) and hands
+the results here; these functions choose the guest entry, the domain type, the machine, disk targets and the rest
+of a :class:`~polyvisor_libvirt.domainxml.DomainPlan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from polyvisor.errors import UnsupportedError
+from polyvisor.model import DiskBus, Feature, Firmware, VMSpec
+from polyvisor_libvirt import domainxml
+from polyvisor_libvirt.domainxml import DiskDevice, DomainPlan, NicDevice
+from polyvisor_libvirt.probe import Guest, HostCaps
+
+__all__ = ["QEMU_DRIVERS", "cdrom_bus", "choose_domain_type", "choose_guest", "disk_target", "plan_domain"]
+
+QEMU_DRIVERS = ("qemu", "kvm")
+# QEMU machine types for architectures whose default machine is not the usual modern one.
+_MACHINES = {"aarch64": "virt", "armv7l": "virt", "riscv64": "virt"}
+_TCG_CPU_MODELS = {"aarch64": "cortex-a57"}
+# q35 attaches PCIe devices to root ports and libvirt adds only one spare: keep a few free for hot-plug.
+_HOTPLUG_PORTS = 4
+_BUILTIN_PCIE = 4  # USB, virtio-serial, balloon and one to spare for what a libvirt version adds
+
+
+def choose_guest(caps: HostCaps, spec: VMSpec, *, host: str | None = None) -> Guest:
+    """Return the host's guest entry for the spec's architecture (the host's own by default)."""
+    guest = caps.guest_for(spec.arch.value if spec.arch else None)
+    if guest is None:
+        have = sorted({g.arch for g in caps.guests})
+        raise UnsupportedError(
+            f"this host cannot run {spec.arch or caps.arch} guests; it offers {', '.join(have)}",
+            feature=Feature.ARCHITECTURE_CHOICE,
+            host=host,
+            vm=spec.name,
+        )
+    return guest
+
+
+def choose_domain_type(
+    spec: VMSpec, guest: Guest, *, driver: str, kvm_usable: Callable[[], bool], host: str | None = None
+) -> str:
+    """Return the domain type: the driver's first one, or for QEMU "kvm" when asked for or usable, else "qemu".
+
+    ``kvm_usable`` is asked only when KVM is a candidate (it may cost a probe of the host).
+    """
+    if driver not in QEMU_DRIVERS:
+        return guest.domain_types[0]
+    if spec.accelerator == "tcg":
+        return "qemu"
+    kvm = "kvm" in guest.domain_types and kvm_usable()
+    if spec.accelerator == "kvm" and not kvm:
+        raise UnsupportedError(
+            "KVM is not usable on this host: no kvm domain type, /dev/kvm missing or inaccessible, or a "
+            "KVM vCPU without the x86-64 baseline (as under some nested virtualization, where guests hang "
+            "at boot); use accelerator='tcg' or leave it unset",
+            feature=Feature.ACCELERATOR_CHOICE,
+            host=host,
+            vm=spec.name,
+        )
+    return "kvm" if kvm else "qemu"
+
+
+def machine_for(guest: Guest, *, driver: str) -> str | None:
+    """The QEMU machine type (q35 on x86), or None to leave libvirt's default."""
+    if driver not in QEMU_DRIVERS:
+        return None
+    return "q35" if guest.arch in ("x86_64", "i686") else _MACHINES.get(guest.arch)
+
+
+def disk_target(bus: DiskBus, position: int, counters: Mapping[DiskBus, int]) -> str:
+    """The target name of the ``position``-th disk on ``bus``; SCSI and SATA share the "sd" names."""
+    if bus is DiskBus.SATA:
+        position += counters.get(DiskBus.SCSI, 0)
+    return domainxml.target_name(bus, position)
+
+
+def cdrom_bus(machine: str | None, *, driver: str) -> DiskBus:
+    """The bus a CD-ROM goes on: SATA on q35, SCSI on other QEMU machines, IDE elsewhere."""
+    if machine == "q35":
+        return DiskBus.SATA
+    return DiskBus.SCSI if driver in QEMU_DRIVERS else DiskBus.IDE
+
+
+def plan_domain(
+    spec: VMSpec,
+    guest: Guest,
+    *,
+    uuid: str,
+    domain_type: str,
+    driver: str,
+    is_local: bool,
+    disk_sources: Sequence[tuple[str, str]],
+    networks: Sequence[str],
+) -> DomainPlan:
+    """Return the plan for ``spec``.
+
+    ``disk_sources`` holds the (path, format) of each of ``spec.disks`` in order, ``networks`` the network name
+    of each of ``spec.nics``; a disk with a ``size_mib`` was made for this VM and is recorded as owned.
+    """
+    if len(disk_sources) != len(spec.disks) or len(networks) != len(spec.nics):
+        raise ValueError("one disk source per disk and one network per NIC")
+    qemu = driver in QEMU_DRIVERS
+    machine = machine_for(guest, driver=driver)
+    # Emulated (TCG) CPUs of other architectures default to models guests may not boot on (QEMU's virt
+    # machine picks a 32-bit cortex-a15); name a baseline 64-bit model instead.
+    cpu_model = _TCG_CPU_MODELS.get(guest.arch) if qemu and domain_type == "qemu" else None
+    counters: dict[DiskBus, int] = {}
+    disks: list[DiskDevice] = []
+    owned: list[str] = []
+    for disk, (path, fmt) in zip(spec.disks, disk_sources, strict=True):
+        if disk.size_mib is not None:
+            owned.append(path)
+        position = counters.get(disk.bus, 0)
+        counters[disk.bus] = position + 1
+        target = disk_target(disk.bus, position, counters)
+        disks.append(DiskDevice(path, target, disk.bus.value, fmt, readonly=disk.readonly))
+    if spec.cdrom is not None:
+        bus = cdrom_bus(machine, driver=driver)
+        position = counters.get(bus, 0) + (counters.get(DiskBus.SCSI, 0) if bus is DiskBus.SATA else 0)
+        target = domainxml.target_name(bus, position)
+        disks.append(DiskDevice(spec.cdrom, target, bus.value, "raw", device="cdrom", readonly=True))
+    nics = tuple(NicDevice(network, nic.mac, nic.model) for nic, network in zip(spec.nics, networks, strict=True))
+    serial_log = f"/var/log/libvirt/qemu/{uuid}-serial.log" if qemu and is_local else None
+    return DomainPlan(
+        uuid=uuid,
+        name=spec.name,
+        domain_type=domain_type,
+        os_type=guest.os_type,
+        arch=guest.arch,
+        cpus=spec.cpus,
+        memory_mib=spec.memory_mib,
+        machine=machine,
+        disks=tuple(disks),
+        nics=nics,
+        boot_order=spec.boot_order,
+        description=spec.description,
+        labels=spec.labels,
+        owned_volumes=tuple(owned),
+        kernel=spec.kernel,
+        uefi=spec.firmware is Firmware.UEFI,
+        secure_boot=spec.secure_boot,
+        acpi=qemu and guest.arch in ("x86_64", "i686"),
+        serial_log=serial_log,
+        guest_agent=qemu,
+        cpu_model=cpu_model,
+        # Listed ports serve the defined devices first (NICs, virtio disks, and libvirt's own USB,
+        # virtio-serial and balloon controllers); what remains is free for hot-plug.
+        hotplug_ports=len(disks) + len(nics) + _BUILTIN_PCIE + _HOTPLUG_PORTS if machine == "q35" else 0,
+    )

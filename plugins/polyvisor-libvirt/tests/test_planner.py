@@ -1,0 +1,113 @@
+"""The planner: spec -> domain plan from host facts given as values; no libvirt connection anywhere here."""
+
+from __future__ import annotations
+
+import pytest
+
+from polyvisor import DiskSpec, NicSpec, UnsupportedError, VMSpec
+from polyvisor.model import Feature
+from polyvisor_libvirt import planner
+from polyvisor_libvirt.probe import Guest, HostCaps
+
+X86 = Guest("hvm", "x86_64", ("qemu", "kvm"))
+ARM = Guest("hvm", "aarch64", ("qemu",))
+CAPS = HostCaps("x86_64", (X86, ARM))
+
+
+def _never() -> bool:
+    raise AssertionError("KVM was probed although it is no candidate")
+
+
+def test_the_host_architecture_is_the_default_and_others_are_refused_with_the_feature() -> None:
+    assert planner.choose_guest(CAPS, VMSpec(name="a")) is X86
+    assert planner.choose_guest(CAPS, VMSpec(name="a", arch="aarch64")) is ARM
+    with pytest.raises(UnsupportedError) as caught:
+        planner.choose_guest(HostCaps("x86_64", (X86,)), VMSpec(name="a", arch="aarch64"), host="h")
+    assert caught.value.feature is Feature.ARCHITECTURE_CHOICE
+    assert "x86_64" in caught.value.message
+
+
+def test_domain_type_probes_kvm_only_when_it_is_a_candidate() -> None:
+    spec = VMSpec(name="a")
+    assert (
+        planner.choose_domain_type(VMSpec(name="a", accelerator="tcg"), X86, driver="qemu", kvm_usable=_never) == "qemu"
+    )
+    assert planner.choose_domain_type(spec, ARM, driver="qemu", kvm_usable=_never) == "qemu"
+    assert (
+        planner.choose_domain_type(spec, Guest("hvm", "x86_64", ("test",)), driver="test", kvm_usable=_never) == "test"
+    )
+    assert planner.choose_domain_type(spec, X86, driver="qemu", kvm_usable=lambda: True) == "kvm"
+    assert planner.choose_domain_type(spec, X86, driver="qemu", kvm_usable=lambda: False) == "qemu"
+    with pytest.raises(UnsupportedError) as caught:
+        planner.choose_domain_type(VMSpec(name="a", accelerator="kvm"), X86, driver="kvm", kvm_usable=lambda: False)
+    assert caught.value.feature is Feature.ACCELERATOR_CHOICE
+
+
+def test_a_q35_plan_names_targets_per_bus_puts_the_cdrom_on_sata_and_keeps_hotplug_ports() -> None:
+    spec = VMSpec(
+        name="full",
+        disks=[DiskSpec(size_mib=16), DiskSpec(image="/img/a.qcow2", bus="scsi"), DiskSpec(size_mib=8, bus="sata")],
+        nics=[NicSpec(network="n1"), NicSpec(network="n2", mac="52:54:00:00:00:02")],
+        cdrom="/img/boot.iso",
+    )
+    sources = [("/pool/v0.qcow2", "qcow2"), ("/img/a.qcow2", "qcow2"), ("/pool/v2.img", "raw")]
+    plan = planner.plan_domain(
+        spec,
+        X86,
+        uuid="u-1",
+        domain_type="kvm",
+        driver="qemu",
+        is_local=True,
+        disk_sources=sources,
+        networks=["n1", "n2"],
+    )
+    assert [(d.target, d.bus, d.device) for d in plan.disks] == [
+        ("vda", "virtio", "disk"),
+        ("sda", "scsi", "disk"),
+        ("sdb", "sata", "disk"),  # SATA names follow the SCSI ones
+        ("sdc", "sata", "cdrom"),
+    ]
+    assert plan.owned_volumes == ("/pool/v0.qcow2", "/pool/v2.img")  # the image the user brought is not owned
+    assert [(n.network, n.mac) for n in plan.nics] == [("n1", None), ("n2", "52:54:00:00:00:02")]
+    assert (plan.machine, plan.acpi, plan.guest_agent, plan.cpu_model) == ("q35", True, True, None)
+    assert plan.serial_log == "/var/log/libvirt/qemu/u-1-serial.log"
+    assert plan.hotplug_ports == 4 + 2 + 4 + 4
+
+
+def test_an_emulated_arm_guest_gets_the_virt_machine_and_a_64_bit_cpu_model() -> None:
+    spec = VMSpec(name="arm", arch="aarch64", cdrom="/img/boot.iso")
+    plan = planner.plan_domain(
+        spec, ARM, uuid="u-2", domain_type="qemu", driver="qemu", is_local=False, disk_sources=[], networks=[]
+    )
+    assert (plan.machine, plan.cpu_model, plan.acpi, plan.hotplug_ports) == ("virt", "cortex-a57", False, 0)
+    assert plan.serial_log is None  # a remote host's files cannot be read back
+    assert [(d.target, d.bus) for d in plan.disks] == [("sda", "scsi")]
+
+
+def test_other_drivers_get_no_qemu_specifics() -> None:
+    plan = planner.plan_domain(
+        VMSpec(name="t", cdrom="/x.iso"),
+        Guest("hvm", "i686", ("test",)),
+        uuid="u-3",
+        domain_type="test",
+        driver="test",
+        is_local=True,
+        disk_sources=[],
+        networks=[],
+    )
+    assert (plan.machine, plan.acpi, plan.guest_agent, plan.serial_log) == (None, False, False, None)
+    assert [(d.target, d.bus) for d in plan.disks] == [("hda", "ide")]
+
+
+def test_sources_must_match_the_spec() -> None:
+    with pytest.raises(ValueError, match="one disk source per disk"):
+        planner.plan_domain(
+            VMSpec(name="t", disks=[DiskSpec(size_mib=1)]),
+            X86,
+            uuid="u",
+            domain_type="qemu",
+            driver="qemu",
+            is_local=True,
+            disk_sources=[],
+            networks=[],
+        )
