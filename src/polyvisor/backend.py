@@ -241,8 +241,9 @@ class Backend(abc.ABC):
     option_features: ClassVar[frozenset[Feature]] = frozenset()
 
     #: If set, the core repeats :meth:`shutdown` this often while waiting, for guests that miss the first
-    #: request (an ACPI press while the guest is still booting is lost on most hypervisors).
-    shutdown_retry_interval: ClassVar[float | None] = None
+    #: request (an ACPI press while the guest is still booting is lost on most hypervisors). A backend may set
+    #: it per connection, when it depends on the driver.
+    shutdown_retry_interval: float | None = None
 
     uri: URI
 

@@ -114,6 +114,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(f"  {title}: {line}")
     skips = config.stash[_SKIPS]
     if skips:
-        terminalreporter.write_line("  skipped, by undeclared capability:")
+        terminalreporter.write_line("  skipped (an undeclared capability, or a guest this target cannot make):")
         for reason, n in sorted(skips.items()):
             terminalreporter.write_line(f"    {n} x {reason}")

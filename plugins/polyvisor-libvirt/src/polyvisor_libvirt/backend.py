@@ -110,7 +110,7 @@ class LibvirtBackend(Backend):
         if uri.driver in ("qemu", "kvm"):
             # An ACPI press that arrives before the guest's ACPI daemon runs is lost: have the core repeat it.
             # The core declares this a ClassVar, but whether it applies depends on this connection's driver.
-            self.shutdown_retry_interval = 2.0  # type: ignore[misc]
+            self.shutdown_retry_interval = 2.0
 
     # -- connection -------------------------------------------------------------------------------------------
     def close(self) -> None:
