@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import uuid as uuid_module
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -100,7 +101,7 @@ class LibvirtBackend(Backend):
         self._devices = Devices(self._session)
         self._inventory = Inventory(self._session)
         # The running instance (domain ID) each agent shutdown request went to.
-        self._agent_shutdowns: dict[str, int] = {}
+        self._shutdowns: dict[str, _ShutdownRequest] = {}
         try:
             self._host_caps = read_host_caps(self._session)
             self._features = probe_connection(self._session, self._host_caps)
@@ -269,18 +270,18 @@ class LibvirtBackend(Backend):
         }[mode]
         with self._session.acting(uuid, f"shutting the VM down ({mode.value})", deadline) as dom:
             instance = dom.ID()
-            if mode is ShutdownMode.AGENT and self._agent_shutdowns.get(uuid) == instance:
-                # The core repeats requests for lost ACPI presses; the agent already has this one, and while
-                # the guest goes down it stops answering, so a repeat could only fail.
+            pending = self._shutdowns.get(uuid)
+            if pending is not None and pending.instance == instance and pending.in_flight:
+                # The core repeats requests for lost ACPI presses; the agent still holds the last one (libvirt
+                # answers an agent shutdown only once the guest is off), so a repeat could only queue behind it.
                 return
-            try:
-                dom.shutdownFlags(flags)
-            except libvirt.libvirtError:
+            request = _ShutdownRequest(dom, flags, instance)
+            self._shutdowns[uuid] = request
+            error = request.send(min(deadline.remaining(), _SHUTDOWN_ACCEPT_WAIT))
+            if error is not None:
                 if not dom.isActive():
                     return  # it stopped between the core's state check and this (repeated) request
-                raise
-            if mode is ShutdownMode.AGENT:
-                self._agent_shutdowns[uuid] = instance
+                raise error
 
     def stop(self, uuid: str, deadline: Deadline) -> None:
         """destroy(): power off at once."""
@@ -453,3 +454,42 @@ def _version(number: int) -> str:
     major, rest = divmod(number, 1_000_000)
     minor, release = divmod(rest, 1000)
     return f"{major}.{minor}.{release}"
+
+
+_SHUTDOWN_ACCEPT_WAIT = 1.0
+"""Seconds to wait for libvirt to answer a shutdown request before treating it as accepted and in flight."""
+
+
+class _ShutdownRequest:
+    """One graceful shutdown request, sent from a worker thread.
+
+    An ACPI request returns at once, but libvirt answers a request through the guest agent only once the guest is
+    off, or after its own agent timeout (60 s); the caller's deadline must bound neither. So the request is sent
+    from a thread, and the verb returns once libvirt answered or a short wait passed; the core then waits for the
+    state within the deadline, and the request may finish on its own afterwards.
+    """
+
+    def __init__(self, dom: libvirt.virDomain, flags: int, instance: int) -> None:
+        self.instance = instance
+        self._dom = dom
+        self._flags = flags
+        self._error: libvirt.libvirtError | None = None
+        self._thread = threading.Thread(target=self._run, name="polyvisor-libvirt-shutdown", daemon=True)
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether libvirt has not answered yet."""
+        return self._thread.is_alive()
+
+    def send(self, wait: float) -> libvirt.libvirtError | None:
+        """Send the request; return libvirt's error if it answered with one within ``wait`` seconds."""
+        self._thread.start()
+        self._thread.join(wait)
+        return None if self.in_flight else self._error
+
+    def _run(self) -> None:
+        try:
+            self._dom.shutdownFlags(self._flags)
+        except libvirt.libvirtError as error:
+            self._error = error
+            log.debug("shutdown request ended with %s", error)
