@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from polyvisor.backend import Backend, Credentials
+from polyvisor.backend import Backend, Credentials, Deadline
 from polyvisor.errors import (
     BackendError,
     NotFoundError,
@@ -40,7 +40,6 @@ from polyvisor.errors import (
 from polyvisor.model import (
     Architecture,
     BootDevice,
-    Capabilities,
     DiskBus,
     DiskFormat,
     DiskSpec,
@@ -52,6 +51,7 @@ from polyvisor.model import (
     PowerState,
     ShutdownMode,
     Snapshot,
+    VMDetails,
     VMInfo,
     VMSpec,
     VMStatus,
@@ -87,29 +87,6 @@ _MEMORY_STATES = {"Running", "Paused", "Saved", "FastSaved"}
 # Generation 1 BIOS device names, in Hyper-V's default order.
 _BIOS_ORDER = ("CD", "IDE", "LegacyNetworkAdapter", "Floppy")
 _BIOS_NAMES = {BootDevice.CDROM: "CD", BootDevice.DISK: "IDE", BootDevice.NETWORK: "LegacyNetworkAdapter"}
-
-_FEATURES = frozenset(
-    {
-        Feature.CREATE,
-        Feature.PAUSE,
-        Feature.SAVE,
-        Feature.RESET,
-        Feature.REBOOT,
-        Feature.SHUTDOWN_AGENT,
-        Feature.SNAPSHOTS,
-        Feature.SNAPSHOT_MEMORY,
-        Feature.LABELS,
-        Feature.DELETE_STORAGE,
-        Feature.DISK_ATTACH,
-        Feature.DISK_HOTPLUG,
-        Feature.NIC_ATTACH,
-        Feature.NIC_HOTPLUG,
-        Feature.GUEST_ADDRESSES,
-        Feature.UEFI,
-        Feature.SECURE_BOOT,
-        Feature.NETWORKS,
-    }
-)
 
 
 def _vm(uuid: str) -> Step:
@@ -153,6 +130,20 @@ def _text(value: Any) -> str:
 class HyperVBackend(Backend):
     """One connection to a Hyper-V host."""
 
+    name = "Hyper-V"
+    # Method features (pause, save, snapshots, ...) follow from the methods overridden below.
+    option_features = frozenset(
+        {
+            Feature.SHUTDOWN_AGENT,
+            Feature.SNAPSHOT_MEMORY,
+            Feature.DELETE_STORAGE,
+            Feature.DISK_HOTPLUG,
+            Feature.NIC_HOTPLUG,
+            Feature.UEFI,
+            Feature.SECURE_BOOT,
+        }
+    )
+
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         self.uri = uri
         self.options: ConnectionOptions = parse_options(uri, credentials)
@@ -174,9 +165,6 @@ class HyperVBackend(Backend):
         return self._transport.invoke(request, doing=doing, vm=vm)
 
     # -- connection ---------------------------------------------------------------------------------------------
-    def capabilities(self) -> Capabilities:
-        return Capabilities(_FEATURES, backend="hyperv")
-
     def close(self) -> None:
         self._transport.close()
 
@@ -246,7 +234,7 @@ class HyperVBackend(Backend):
                 pass  # a VM may be named like a GUID
         matches = [vm for vm in self.list_vms() if vm.name == ref]
         if not matches:
-            raise NotFoundError(f"no VM named or with Id {ref!r}; list them with conn.vms()", host=self.host)
+            raise NotFoundError(f"no VM named or with Id {ref!r}; list them with conn.list()", host=self.host)
         if len(matches) > 1:
             ids = ", ".join(vm.uuid for vm in matches)
             raise ValidationError(f"{len(matches)} VMs are named {ref!r} ({ids}); address one by its UUID", field="vm")
@@ -267,24 +255,28 @@ class HyperVBackend(Backend):
     def _info(self, row: Row) -> VMInfo:
         status = status_from_vmstate(row.get("State"))
         description, labels = split_notes(_text(row.get("Notes")))
-        return VMInfo(
-            uuid=_guid(row.get("Id")),
-            name=_text(row.get("Name")),
-            status=status,
+        # One Get-VM returns every property, so listings carry the details at no extra cost.
+        details = VMDetails(
             cpus=int(row.get("ProcessorCount") or 0),
             memory_mib=int(row.get("MemoryStartup") or 0) // MiB,
             labels=labels,
             description=description,
-            has_saved_state=status.state is PowerState.SAVED,
             extra={
                 "generation": int(row.get("Generation") or 0),
                 "checkpoint_type": enum_name(row.get("CheckpointType"), CHECKPOINT_TYPE_NAMES),
                 "current_snapshot": _text(row.get("ParentSnapshotName")) or None,
             },
         )
+        return VMInfo(
+            uuid=_guid(row.get("Id")),
+            name=_text(row.get("Name")),
+            status=status,
+            has_saved_state=status.state is PowerState.SAVED,
+            details=details,
+        )
 
     # -- creating -------------------------------------------------------------------------------------------------
-    def create(self, spec: VMSpec) -> VMInfo:
+    def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         _check_spec(spec)
         generation = spec.generation
         rows = self._run(
@@ -378,38 +370,38 @@ class HyperVBackend(Backend):
     def _verb(self, uuid: str, command: str, doing: str, **parameters: Any) -> None:
         self._run([_vm(uuid), _then(command, **parameters)], doing=doing, vm=uuid)
 
-    def start(self, uuid: str) -> None:
+    def start(self, uuid: str, deadline: Deadline) -> None:
         self._verb(uuid, "Start-VM", "starting the VM (Start-VM)")
 
-    def shutdown(self, uuid: str, mode: ShutdownMode) -> None:
+    def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
         self._verb(uuid, "Stop-VM", "shutting the guest down (Stop-VM)", Force=SWITCH)
 
-    def stop(self, uuid: str) -> None:
+    def stop(self, uuid: str, deadline: Deadline) -> None:
         self._verb(uuid, "Stop-VM", "powering the VM off (Stop-VM -TurnOff)", TurnOff=SWITCH, Force=SWITCH)
 
-    def reboot(self, uuid: str) -> None:
+    def reboot(self, uuid: str, deadline: Deadline) -> None:
         """A graceful reboot composed of a guest shutdown and a start: Hyper-V has no guest-reboot cmdlet
         (``Restart-VM`` is a hard reset). The guest shuts down through its integration services, so it loses
         nothing, and the VM powers on again; it is a cold restart where libvirt's is a warm one."""
         self._verb(uuid, "Stop-VM", "shutting the guest down to reboot it (Stop-VM)", Force=SWITCH)
         self._verb(uuid, "Start-VM", "starting the VM again after its shutdown (Start-VM)")
 
-    def reset(self, uuid: str) -> None:
+    def reset(self, uuid: str, deadline: Deadline) -> None:
         self._verb(uuid, "Restart-VM", "resetting the VM (Restart-VM -Force)", Force=SWITCH)
 
-    def pause(self, uuid: str) -> None:
+    def pause(self, uuid: str, deadline: Deadline) -> None:
         self._verb(uuid, "Suspend-VM", "pausing the VM (Suspend-VM)")
 
-    def resume(self, uuid: str) -> None:
+    def resume(self, uuid: str, deadline: Deadline) -> None:
         self._verb(uuid, "Resume-VM", "resuming the VM (Resume-VM)")
 
-    def save(self, uuid: str) -> None:
+    def save(self, uuid: str, deadline: Deadline) -> None:
         self._verb(uuid, "Save-VM", "saving the VM (Save-VM)")
 
-    def discard_saved_state(self, uuid: str) -> None:
+    def discard_saved_state(self, uuid: str, deadline: Deadline) -> None:
         self._verb(uuid, "Remove-VMSavedState", "discarding saved state (Remove-VMSavedState)")
 
-    def delete(self, uuid: str, *, storage: bool) -> None:
+    def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
         """Remove the VM (``Remove-VM`` leaves every disk file behind) and, with ``storage``, its disk files.
 
         The files are collected before the VM goes: its drives' files, every checkpoint's drives' files, and each
@@ -495,11 +487,11 @@ class HyperVBackend(Backend):
         self._verb(uuid, "Set-VM", "writing labels to Notes (Set-VM)", Notes=join_notes(human, labels))
 
     # -- snapshots ------------------------------------------------------------------------------------------------
-    def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str) -> Snapshot:
+    def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
         if description:
             raise UnsupportedError(
                 "Hyper-V checkpoints have no description; pass description=''",
-                feature="snapshot-description",
+                feature=Feature.SNAPSHOT_DESCRIPTION,
                 host=self.host,
                 vm=uuid,
             )
@@ -579,21 +571,21 @@ class HyperVBackend(Backend):
         row = self._snapshot_row(uuid, name)
         return [Step("Get-VMSnapshot", {"Id": _guid(row.get("Id"))})], row
 
-    def snapshot_revert(self, uuid: str, name: str) -> None:
+    def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
         steps, row = self._snapshot_steps(uuid, name)
         has_memory = enum_name(row.get("State"), VMSTATE_NAMES) in _MEMORY_STATES
         if self.status(uuid).state in (PowerState.RUNNING, PowerState.PAUSED):
             # Reverting discards the current state anyway; powering off first works on every Hyper-V version.
-            self.stop(uuid)
+            self.stop(uuid, deadline)
         self._run(
             [*steps, _then("Restore-VMSnapshot", Confirm=False)],
             doing=f"reverting to checkpoint {name!r} (Restore-VMSnapshot)",
             vm=uuid,
         )
         if has_memory and self.status(uuid).state is PowerState.SAVED:
-            self.start(uuid)
+            self.start(uuid, deadline)
 
-    def snapshot_delete(self, uuid: str, name: str, *, children: bool) -> None:
+    def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         parameters: dict[str, Any] = {"IncludeAllChildSnapshots": SWITCH} if children else {}
         steps, _ = self._snapshot_steps(uuid, name)
         self._run(
@@ -734,7 +726,7 @@ def _check_disk(disk: DiskSpec, generation: int) -> None:
             "Hyper-V has no storage pools; new disks go to the host's VirtualHardDiskPath", field="disk.pool"
         )
     if disk.readonly:
-        raise UnsupportedError("Hyper-V cannot attach a disk read-only", feature="readonly-disk")
+        raise UnsupportedError("Hyper-V cannot attach a disk read-only", feature=Feature.READONLY_DISK)
     if disk.bus is DiskBus.SATA:
         raise ValidationError("Hyper-V has no SATA bus; use scsi (or virtio) or ide", field="disk.bus")
     if disk.bus is DiskBus.IDE and generation == 2:
