@@ -159,10 +159,17 @@ class HyperVBackend(Backend):
         return self.uri.display_host
 
     def _run(
-        self, steps: Sequence[Step], *, doing: str, vm: str | None = None, select: Sequence[str] | None = None
+        self,
+        steps: Sequence[Step],
+        *,
+        doing: str,
+        vm: str | None = None,
+        select: Sequence[str] | None = None,
+        deadline: Deadline | None = None,
     ) -> list[Row]:
+        """Run one request; a verb's ``deadline`` stops it on the host when it passes (TimeoutError)."""
         request = Request(tuple(steps), tuple(select) if select is not None else None)
-        return self._transport.invoke(request, doing=doing, vm=vm)
+        return self._transport.invoke(request, doing=doing, vm=vm, deadline=deadline)
 
     # -- connection ---------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -293,6 +300,7 @@ class HyperVBackend(Backend):
             ],
             doing=f"creating VM {spec.name!r} (New-VM)",
             select=("Id",),
+            deadline=deadline,
         )
         if not rows:
             raise PolyvisorError("New-VM returned no VM", host=self.host, vm=spec.name)
@@ -300,7 +308,7 @@ class HyperVBackend(Backend):
         created_vhds: list[str] = []
         try:
             steps = self._configuration_steps(uuid, spec, created_vhds)
-            self._run(steps, doing=f"configuring new VM {spec.name!r}", vm=spec.name)
+            self._run(steps, doing=f"configuring new VM {spec.name!r}", vm=spec.name, deadline=deadline)
             return self.info(uuid)
         except BaseException:
             self._roll_back(uuid, created_vhds)
@@ -367,39 +375,39 @@ class HyperVBackend(Backend):
                 )
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
-    def _verb(self, uuid: str, command: str, doing: str, **parameters: Any) -> None:
-        self._run([_vm(uuid), _then(command, **parameters)], doing=doing, vm=uuid)
+    def _verb(self, uuid: str, command: str, doing: str, deadline: Deadline | None, **parameters: Any) -> None:
+        self._run([_vm(uuid), _then(command, **parameters)], doing=doing, vm=uuid, deadline=deadline)
 
     def start(self, uuid: str, deadline: Deadline) -> None:
-        self._verb(uuid, "Start-VM", "starting the VM (Start-VM)")
+        self._verb(uuid, "Start-VM", "starting the VM (Start-VM)", deadline)
 
     def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
-        self._verb(uuid, "Stop-VM", "shutting the guest down (Stop-VM)", Force=SWITCH)
+        self._verb(uuid, "Stop-VM", "shutting the guest down (Stop-VM)", deadline, Force=SWITCH)
 
     def stop(self, uuid: str, deadline: Deadline) -> None:
-        self._verb(uuid, "Stop-VM", "powering the VM off (Stop-VM -TurnOff)", TurnOff=SWITCH, Force=SWITCH)
+        self._verb(uuid, "Stop-VM", "powering the VM off (Stop-VM -TurnOff)", deadline, TurnOff=SWITCH, Force=SWITCH)
 
     def reboot(self, uuid: str, deadline: Deadline) -> None:
         """A graceful reboot composed of a guest shutdown and a start: Hyper-V has no guest-reboot cmdlet
         (``Restart-VM`` is a hard reset). The guest shuts down through its integration services, so it loses
         nothing, and the VM powers on again; it is a cold restart where libvirt's is a warm one."""
-        self._verb(uuid, "Stop-VM", "shutting the guest down to reboot it (Stop-VM)", Force=SWITCH)
-        self._verb(uuid, "Start-VM", "starting the VM again after its shutdown (Start-VM)")
+        self._verb(uuid, "Stop-VM", "shutting the guest down to reboot it (Stop-VM)", deadline, Force=SWITCH)
+        self._verb(uuid, "Start-VM", "starting the VM again after its shutdown (Start-VM)", deadline)
 
     def reset(self, uuid: str, deadline: Deadline) -> None:
-        self._verb(uuid, "Restart-VM", "resetting the VM (Restart-VM -Force)", Force=SWITCH)
+        self._verb(uuid, "Restart-VM", "resetting the VM (Restart-VM -Force)", deadline, Force=SWITCH)
 
     def pause(self, uuid: str, deadline: Deadline) -> None:
-        self._verb(uuid, "Suspend-VM", "pausing the VM (Suspend-VM)")
+        self._verb(uuid, "Suspend-VM", "pausing the VM (Suspend-VM)", deadline)
 
     def resume(self, uuid: str, deadline: Deadline) -> None:
-        self._verb(uuid, "Resume-VM", "resuming the VM (Resume-VM)")
+        self._verb(uuid, "Resume-VM", "resuming the VM (Resume-VM)", deadline)
 
     def save(self, uuid: str, deadline: Deadline) -> None:
-        self._verb(uuid, "Save-VM", "saving the VM (Save-VM)")
+        self._verb(uuid, "Save-VM", "saving the VM (Save-VM)", deadline)
 
     def discard_saved_state(self, uuid: str, deadline: Deadline) -> None:
-        self._verb(uuid, "Remove-VMSavedState", "discarding saved state (Remove-VMSavedState)")
+        self._verb(uuid, "Remove-VMSavedState", "discarding saved state (Remove-VMSavedState)", deadline)
 
     def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
         """Remove the VM (``Remove-VM`` leaves every disk file behind) and, with ``storage``, its disk files.
@@ -413,7 +421,7 @@ class HyperVBackend(Backend):
         files: list[str] = []
         if storage:
             files = self._disk_files([_vm(uuid)], doing="listing the VM's disk files", vm=uuid)
-        self._verb(uuid, "Remove-VM", "deleting the VM (Remove-VM)", Force=SWITCH)
+        self._verb(uuid, "Remove-VM", "deleting the VM (Remove-VM)", deadline, Force=SWITCH)
         if files:
             # The VM is gone now, so every VM Get-VM lists is another one.
             shared = {path.casefold() for path in self._disk_files([Step("Get-VM")], doing="listing disks in use")}
@@ -484,7 +492,7 @@ class HyperVBackend(Backend):
     # -- labels ---------------------------------------------------------------------------------------------------
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
         human, _ = split_notes(_text(self._vm_row(uuid, ("Notes",)).get("Notes")))
-        self._verb(uuid, "Set-VM", "writing labels to Notes (Set-VM)", Notes=join_notes(human, labels))
+        self._verb(uuid, "Set-VM", "writing labels to Notes (Set-VM)", None, Notes=join_notes(human, labels))
 
     # -- snapshots ------------------------------------------------------------------------------------------------
     def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
@@ -514,11 +522,11 @@ class HyperVBackend(Backend):
         if wanted != original:
             steps += [_vm(uuid), _then("Set-VM", CheckpointType=original)]
         try:
-            self._run(steps, doing=f"taking checkpoint {name!r} (Checkpoint-VM)", vm=uuid)
+            self._run(steps, doing=f"taking checkpoint {name!r} (Checkpoint-VM)", vm=uuid, deadline=deadline)
         except PolyvisorError:
             if wanted != original:
                 with contextlib.suppress(PolyvisorError):
-                    self._verb(uuid, "Set-VM", "restoring the checkpoint type", CheckpointType=original)
+                    self._verb(uuid, "Set-VM", "restoring the checkpoint type", None, CheckpointType=original)
             raise
         taken = [snap for snap in self.snapshot_list(uuid) if snap.name == name]
         if not taken:
@@ -581,6 +589,7 @@ class HyperVBackend(Backend):
             [*steps, _then("Restore-VMSnapshot", Confirm=False)],
             doing=f"reverting to checkpoint {name!r} (Restore-VMSnapshot)",
             vm=uuid,
+            deadline=deadline,
         )
         if has_memory and self.status(uuid).state is PowerState.SAVED:
             self.start(uuid, deadline)
@@ -592,6 +601,7 @@ class HyperVBackend(Backend):
             [*steps, _then("Remove-VMSnapshot", **parameters)],
             doing=f"deleting checkpoint {name!r} (Remove-VMSnapshot)",
             vm=uuid,
+            deadline=deadline,
         )
 
     # -- devices and guest ----------------------------------------------------------------------------------------
@@ -663,7 +673,7 @@ class HyperVBackend(Backend):
     def attach_nic(self, uuid: str, nic: NicSpec, *, live: bool) -> str:
         generation = int(self._vm_row(uuid, ("Generation",)).get("Generation") or 1)
         parameters = _nic_parameters(nic, generation)
-        self._verb(uuid, "Add-VMNetworkAdapter", "adding a network adapter (Add-VMNetworkAdapter)", **parameters)
+        self._verb(uuid, "Add-VMNetworkAdapter", "adding a network adapter (Add-VMNetworkAdapter)", None, **parameters)
         return colon_mac(parameters["StaticMacAddress"])
 
     def detach_nic(self, uuid: str, mac: str, *, live: bool) -> None:

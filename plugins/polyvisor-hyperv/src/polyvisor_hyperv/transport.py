@@ -13,12 +13,13 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from polyvisor.errors import ConnectionError, PolyvisorError
+from polyvisor.backend import Deadline
+from polyvisor.errors import ConnectionError, PolyvisorError, TimeoutError
 from polyvisor_hyperv.commands import Request
 from polyvisor_hyperv.errors import ErrorRecord, error_from_record, error_from_transport
 from polyvisor_hyperv.options import ConnectionOptions
 
-__all__ = ["SessionLost", "Transport", "open_transport", "parse_datetime", "shell_is_gone"]
+__all__ = ["Limit", "SessionLost", "Transport", "open_transport", "parse_datetime", "shell_is_gone"]
 
 Row = dict[str, Any]
 # ERROR_WSMAN_INVALID_SELECTORS: the ShellId names no shell, i.e. the host deleted it (idle timeout, restart).
@@ -40,6 +41,41 @@ def shell_is_gone(error: BaseException) -> bool:
     return False
 
 
+class Limit:
+    """When a request must be finished: the verb's deadline or ``command_timeout``, whichever comes first."""
+
+    __slots__ = ("deadline", "host", "verb")
+
+    def __init__(self, deadline: Deadline | None, command_timeout: float, host: str) -> None:
+        own = Deadline(command_timeout)
+        self.verb = deadline is not None and deadline.at <= own.at
+        self.deadline = deadline if deadline is not None and self.verb else own
+        self.host = host
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return self.deadline.remaining()
+
+    def poll_interval(self, longest: float, shortest: float) -> float:
+        """How long one Receive may be held: at most ``longest``, at most what is left, at least ``shortest``."""
+        return max(shortest, min(longest, self.remaining()))
+
+    def timed_out(self, *, stopped: bool) -> TimeoutError:
+        """The error for a request cut off by this limit."""
+        what = "was stopped on the host" if stopped else "could not be confirmed stopped on the host"
+        if self.verb:
+            return TimeoutError(
+                f"timed out after {self.deadline.timeout:g}s; the running command {what} and the VM was left as "
+                "the hypervisor has it",
+                host=self.host,
+            )
+        return TimeoutError(
+            f"the operation ran longer than command_timeout={self.deadline.timeout:g}s; it {what}. Pass a larger "
+            "command_timeout to connect() if the host is slow",
+            host=self.host,
+        )
+
+
 class Transport(abc.ABC):
     """A warm PowerShell session on one host."""
 
@@ -51,19 +87,28 @@ class Transport(abc.ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.options.endpoint} user={self.options.username!r}>"
 
-    def invoke(self, request: Request, *, doing: str, vm: str | None = None) -> list[Row]:
-        """Run the request; return the output objects as dicts of plain values, or raise a polyvisor error."""
+    def invoke(
+        self, request: Request, *, doing: str, vm: str | None = None, deadline: Deadline | None = None
+    ) -> list[Row]:
+        """Run the request; return the output objects as dicts of plain values, or raise a polyvisor error.
+
+        The request is stopped on the host and TimeoutError raised when the ``deadline`` (a verb's) or the
+        connection's ``command_timeout`` passes, whichever comes first; either way the session stays usable.
+        """
         host = self.options.host
+        limit = Limit(deadline, self.options.command_timeout, host)
         with self._lock:
             if self._closed:
                 raise ConnectionError("the connection is closed", host=host)
+            if deadline is not None and deadline.expired:
+                raise limit.timed_out(stopped=True)
             try:
                 try:
-                    rows, record = self._invoke(request)
+                    rows, record = self._invoke(request, limit)
                 except SessionLost:
                     # Nothing ran, so one retry on a fresh session cannot run a cmdlet twice.
                     self._discard()
-                    rows, record = self._invoke(request)
+                    rows, record = self._invoke(request, limit)
             except PolyvisorError:
                 raise
             except SessionLost as lost:
@@ -86,8 +131,9 @@ class Transport(abc.ABC):
                 self._shutdown()
 
     @abc.abstractmethod
-    def _invoke(self, request: Request) -> tuple[list[Row], ErrorRecord | None]:
-        """Run the request on the warm session (opening it first if needed)."""
+    def _invoke(self, request: Request, limit: Limit) -> tuple[list[Row], ErrorRecord | None]:
+        """Run the request on the warm session (opening it first if needed); stop it and raise
+        ``limit.timed_out()`` when the limit passes."""
 
     @abc.abstractmethod
     def _discard(self) -> None:
