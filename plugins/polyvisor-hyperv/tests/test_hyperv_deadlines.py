@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import polyvisor
-from polyvisor import PowerState
-from polyvisor.errors import TimeoutError
+from polyvisor import Feature, PowerState
+from polyvisor.errors import TimeoutError, UnsupportedError
 
 pytestmark = pytest.mark.hyperv
 
@@ -78,5 +78,27 @@ def test_a_deadline_that_has_passed_runs_nothing(
             conn.backend.start(vm.uuid, Deadline(0))
         assert loopback_private.requests_served == before
         assert vm.state() is PowerState.STOPPED
+    finally:
+        vm.delete()
+
+
+def test_shutdown_never_powers_off_a_guest_without_the_shutdown_service(
+    conn: polyvisor.Connection, loopback_http: Any, vm_name: str
+) -> None:
+    # Stop-VM -Force would answer Hyper-V's "turn it off instead?" with yes; the backend never passes -Force.
+    vm = conn.create({"name": vm_name, "labels": {"polyvisor.test/guest": "no-shutdown-service"}})
+    host = loopback_http.engine.host
+    vm_id = uuid.UUID(vm.uuid)
+    try:
+        vm.start()
+        started_at = host.get_vm(vm_id).started_at
+        with pytest.raises(UnsupportedError, match="shutdown integration service") as info:
+            vm.shutdown()
+        assert info.value.feature is Feature.SHUTDOWN_AGENT
+        with pytest.raises(UnsupportedError):
+            vm.reboot()
+        assert vm.state() is PowerState.RUNNING
+        assert host.get_vm(vm_id).started_at == started_at, "never powered off"
+        assert vm.stop().state is PowerState.STOPPED  # powering off is stop()'s job
     finally:
         vm.delete()

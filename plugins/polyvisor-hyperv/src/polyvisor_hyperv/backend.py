@@ -16,14 +16,24 @@ never hit the wrong VM. Choices the contract leaves open:
 * ``delete(storage=True)`` removes the disk files of the VM's drives, of every checkpoint's drives and their
   parent chains, except files another VM still uses; files it cannot remove are named in a BackendError.
 * Reboot is a guest shutdown followed by a start (Hyper-V has no guest-reboot cmdlet; ``Restart-VM`` resets).
-* Shutdown is ``Stop-VM -Force`` (the guest shuts down through the integration services; -Force only skips the
-  "VM is locked" prompt); stop is ``Stop-VM -TurnOff -Force``. Hyper-V's cmdlets block until the state is
-  reached, so these primitives return when it is (bounded by the ``command_timeout`` option).
+* Shutdown is ``Stop-VM`` WITHOUT ``-Force``: the guest shuts down through its shutdown integration service, and
+  a graceful shutdown never becomes a power-off. Microsoft's reference for Stop-VM
+  (MicrosoftDocs/windows-powershell-docs, docset/winserver2022-ps/hyper-v/Stop-VM.md) says ``-Force`` "specifies
+  that the shutdown of the virtual machine is to be forced ... If the virtual machine is locked, it is shut down
+  immediately", and of ``Stop-VM -Force``: "Hyper-V gives the guest five minutes to save data, then forces a
+  shutdown. This shutdown can result in loss of unsaved data." When the guest does not answer the shutdown
+  integration service, Stop-VM asks whether to turn the VM off instead and ``-Force`` answers yes; without it the
+  remote, non-interactive session cannot show the prompt and the cmdlet fails, which this backend reports as
+  UnsupportedError (feature ``shutdown-agent``) with the VM left running. Stop is ``Stop-VM -TurnOff -Force``.
+* Hyper-V's cmdlets block until the state is reached, so the primitives return when it is; each is bounded by its
+  Deadline (and the ``command_timeout`` option): when it passes, the running pipeline is stopped on the host
+  (PSRP) or the command terminated (WinRM shell), and TimeoutError is raised with the VM as Hyper-V has it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -34,6 +44,7 @@ from polyvisor.errors import (
     BackendError,
     NotFoundError,
     PolyvisorError,
+    TimeoutError,
     UnsupportedError,
     ValidationError,
 )
@@ -86,6 +97,9 @@ _SYNTHETIC_NIC_MODELS = {"virtio", "synthetic", "netvsc"}
 _MEMORY_STATES = {"Running", "Paused", "Saved", "FastSaved"}
 # Generation 1 BIOS device names, in Hyper-V's default order.
 _BIOS_ORDER = ("CD", "IDE", "LegacyNetworkAdapter", "Floppy")
+# Stop-VM's "turn it off instead?" prompt, failed in a session that cannot prompt (PSRP without a host UI, or
+# powershell.exe -NonInteractive on the WinRM shell).
+_PROMPT_FAILED = re.compile(r"does not support user interaction|NonInteractive mode", re.IGNORECASE)
 _BIOS_NAMES = {BootDevice.CDROM: "CD", BootDevice.DISK: "IDE", BootDevice.NETWORK: "LegacyNetworkAdapter"}
 
 
@@ -382,7 +396,24 @@ class HyperVBackend(Backend):
         self._verb(uuid, "Start-VM", "starting the VM (Start-VM)", deadline)
 
     def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
-        self._verb(uuid, "Stop-VM", "shutting the guest down (Stop-VM)", deadline, Force=SWITCH)
+        self._shutdown(uuid, "shutting the guest down (Stop-VM)", deadline)
+
+    def _shutdown(self, uuid: str, doing: str, deadline: Deadline) -> None:
+        # Never -Force: it answers "turn it off?" with yes when the guest does not answer (see the module docstring).
+        try:
+            self._verb(uuid, "Stop-VM", doing, deadline)
+        except PolyvisorError as error:
+            if isinstance(error, TimeoutError) or not _PROMPT_FAILED.search(str(error)):
+                raise
+            raise UnsupportedError(
+                "the guest does not answer Hyper-V's shutdown integration service, so it cannot be shut down "
+                "gracefully, and Hyper-V offered only to turn it off; the VM was left running. Enable the guest's "
+                "shutdown integration service (Enable-VMIntegrationService -Name Shutdown) or power it off with "
+                "stop()",
+                feature=Feature.SHUTDOWN_AGENT,
+                host=self.host,
+                vm=uuid,
+            ) from error
 
     def stop(self, uuid: str, deadline: Deadline) -> None:
         self._verb(uuid, "Stop-VM", "powering the VM off (Stop-VM -TurnOff)", deadline, TurnOff=SWITCH, Force=SWITCH)
@@ -391,7 +422,7 @@ class HyperVBackend(Backend):
         """A graceful reboot composed of a guest shutdown and a start: Hyper-V has no guest-reboot cmdlet
         (``Restart-VM`` is a hard reset). The guest shuts down through its integration services, so it loses
         nothing, and the VM powers on again; it is a cold restart where libvirt's is a warm one."""
-        self._verb(uuid, "Stop-VM", "shutting the guest down to reboot it (Stop-VM)", deadline, Force=SWITCH)
+        self._shutdown(uuid, "shutting the guest down to reboot it (Stop-VM)", deadline)
         self._verb(uuid, "Start-VM", "starting the VM again after its shutdown (Start-VM)", deadline)
 
     def reset(self, uuid: str, deadline: Deadline) -> None:

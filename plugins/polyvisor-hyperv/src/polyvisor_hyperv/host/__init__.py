@@ -9,6 +9,9 @@ acts only through polyvisor's API can provoke guest behaviour:
 * ``ignore-shutdown``: the guest accepts a shutdown request and never shuts down, so ``Stop-VM`` (without
   ``-TurnOff``) blocks until the VM is turned off, the pipeline is stopped (PSRP Ctrl+C signal, or the WinRS
   Terminate signal on the cmd shell), or the host's guest shutdown timeout passes;
+* ``no-shutdown-service``: the guest does not answer the shutdown integration service, so ``Stop-VM`` asks whether
+  to turn the VM off: ``-Force`` answers yes (the VM is powered off), and without it the prompt fails in the
+  non-interactive session and the VM keeps running;
 * ``responsive`` (or no such label): the guest shuts down when asked.
 
 The host reads the label whenever the VM's Notes change (``Set-VM -Notes``, or a checkpoint restored); changing

@@ -60,10 +60,12 @@ TRANSITIONAL = frozenset({"Starting", "Stopping", "Saving", "Pausing", "Resuming
 GUEST_LABEL = "polyvisor.test/guest"
 GUEST_RESPONSIVE = "responsive"
 GUEST_IGNORES_SHUTDOWN = "ignore-shutdown"
+GUEST_NO_SHUTDOWN_SERVICE = "no-shutdown-service"
 #: How a guest answers Hyper-V's shutdown integration service:
 #: ``responsive`` shuts down; ``ignore-shutdown`` accepts the request and never shuts down (Stop-VM blocks until
-#: it is stopped or ``guest_shutdown_timeout`` passes).
-GUEST_BEHAVIOURS = frozenset({GUEST_RESPONSIVE, GUEST_IGNORES_SHUTDOWN})
+#: it is stopped or ``guest_shutdown_timeout`` passes); ``no-shutdown-service`` does not answer the integration
+#: service at all (Stop-VM prompts to turn the VM off: without -Force that fails on a non-interactive host).
+GUEST_BEHAVIOURS = frozenset({GUEST_RESPONSIVE, GUEST_IGNORES_SHUTDOWN, GUEST_NO_SHUTDOWN_SERVICE})
 
 
 def guest_label(notes: str) -> str | None:
@@ -218,6 +220,20 @@ def _invalid_state(vm: VMRecord) -> HostError:
         "The operation cannot be performed while the object is in its current state.",
         error_id="InvalidState",
         category="InvalidOperation",
+        target_name=vm.name,
+    )
+
+
+def _no_shutdown_service(vm: VMRecord) -> HostError:
+    # Stop-VM's ShouldContinue prompt, which a session without an interactive host cannot show.
+    return HostError(
+        "A command that prompts the user failed because the host program or the command type does not support "
+        "user interaction. The host was attempting to request confirmation with the following message: "
+        f"The virtual machine '{vm.name}' cannot be shut down through its shutdown integration service, which is "
+        "not available. Do you want to turn it off instead?",
+        error_id="HostException",
+        category="NotImplemented",
+        exception_type="System.Management.Automation.Host.HostException",
         target_name=vm.name,
     )
 
@@ -569,10 +585,12 @@ class HyperVHost:
         self._mac_counter += 1
         return f"00155D{self._mac_counter:06X}"
 
-    def shutdown_vm(self, vm_id: uuid.UUID, cancel: threading.Event | None = None) -> VMRecord:
+    def shutdown_vm(self, vm_id: uuid.UUID, cancel: threading.Event | None = None, *, force: bool = False) -> VMRecord:
         """Stop-VM without -TurnOff: ask the guest to shut down and wait until the VM is Off.
 
-        A guest that ignores the request keeps
+        A guest without a working shutdown integration service makes Stop-VM ask whether to turn the VM off
+        instead: -Force (``force``) answers yes, so the VM is powered off at once; without it a non-interactive
+        session cannot answer and the cmdlet fails, leaving the VM running. A guest that ignores the request keeps
         Stop-VM waiting until the VM is off some other way, ``guest_shutdown_timeout`` passes, or ``cancel``
         (the pipeline's stop signal) is set.
         """
@@ -582,6 +600,10 @@ class HyperVHost:
                 raise AlreadyInState(vm.name)
             if vm.state != "Running":
                 raise _invalid_state(vm)
+            if vm.guest == GUEST_NO_SHUTDOWN_SERVICE:
+                if force:
+                    return self.turn_off_vm(vm_id)
+                raise _no_shutdown_service(vm)
             if vm.guest == GUEST_IGNORES_SHUTDOWN:
                 self._shutdowns_waiting += 1
                 try:
