@@ -8,7 +8,7 @@ from typing import Any
 
 from polyvisor_hyperv.commands import Request, Step, Switch
 from polyvisor_hyperv.errors import ERROR_CATEGORY_NAMES, ErrorRecord
-from polyvisor_hyperv.transport import Limit, Row, SessionLost, Transport, shell_is_gone
+from polyvisor_hyperv.transport import Limit, Row, SessionLost, Transport, refused_before_running
 
 __all__ = ["PSRPTransport", "plain"]
 
@@ -55,7 +55,6 @@ class PSRPTransport(Transport):
 
     def _invoke(self, request: Request, limit: Limit) -> tuple[list[Row], ErrorRecord | None]:
         from pypsrp.complex_objects import PSInvocationState
-        from pypsrp.exceptions import WSManFaultError
         from pypsrp.powershell import PowerShell
 
         ps = PowerShell(self._open())
@@ -78,8 +77,8 @@ class PSRPTransport(Transport):
             ps.add_statement()
         try:
             ps.begin_invoke()
-        except WSManFaultError as error:
-            if shell_is_gone(error):  # refused before the pipeline existed: nothing ran
+        except Exception as error:
+            if refused_before_running(error):  # refused before the pipeline existed: nothing ran
                 raise SessionLost from error
             raise
         while ps.state == PSInvocationState.RUNNING:
@@ -100,6 +99,9 @@ class PSRPTransport(Transport):
             record = _record(errors[-1]) if errors else ErrorRecord("the pipeline failed without an error record")
             return [], record
         return [_row(obj) for obj in ps.output], None
+
+    def _is_open(self) -> bool:
+        return self._pool is not None
 
     def _discard(self) -> None:
         pool, self._pool = self._pool, None

@@ -14,12 +14,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from polyvisor.backend import Deadline
-from polyvisor.errors import ConnectionError, PolyvisorError, TimeoutError
+from polyvisor.errors import ConnectionError, ConnectionLostError, PolyvisorError, TimeoutError
 from polyvisor_hyperv.commands import Request
 from polyvisor_hyperv.errors import ErrorRecord, error_from_record, error_from_transport
 from polyvisor_hyperv.options import ConnectionOptions
 
-__all__ = ["Limit", "SessionLost", "Transport", "open_transport", "parse_datetime", "shell_is_gone"]
+__all__ = [
+    "Limit",
+    "SessionLost",
+    "Transport",
+    "open_transport",
+    "parse_datetime",
+    "refused_before_running",
+    "shell_is_gone",
+]
 
 Row = dict[str, Any]
 # ERROR_WSMAN_INVALID_SELECTORS: the ShellId names no shell, i.e. the host deleted it (idle timeout, restart).
@@ -38,6 +46,32 @@ def shell_is_gone(error: BaseException) -> bool:
                 return True
         except (IndexError, KeyError, TypeError):  # pypsrp computes attributes from args
             continue
+    return False
+
+
+def refused_before_running(error: BaseException) -> bool:
+    """Return whether the request that would start a command was refused, so that nothing ran.
+
+    True for: the shell (runspace pool) is gone; the HTTP layer refused the request (400 or 401: a restarted host
+    knows neither the session's authentication nor its message encryption); no TCP connection could be made.
+    """
+    import requests
+    import urllib3.exceptions
+    import winrm.exceptions as winrm_errors
+    from pypsrp import exceptions as psrp_errors
+
+    if shell_is_gone(error):
+        return True
+    if isinstance(error, winrm_errors.WinRMTransportError | psrp_errors.WinRMTransportError):
+        try:
+            return getattr(error, "code", None) in (400, 401)
+        except (IndexError, KeyError, TypeError):  # pypsrp computes attributes from args
+            return False
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(error, requests.exceptions.ConnectionError) and error.args:
+        reason = getattr(error.args[0], "reason", error.args[0])
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
     return False
 
 
@@ -102,6 +136,7 @@ class Transport(abc.ABC):
                 raise ConnectionError("the connection is closed", host=host)
             if deadline is not None and deadline.expired:
                 raise limit.timed_out(stopped=True)
+            warm = self._is_open()
             try:
                 try:
                     rows, record = self._invoke(request, limit)
@@ -111,14 +146,21 @@ class Transport(abc.ABC):
                     rows, record = self._invoke(request, limit)
             except PolyvisorError:
                 raise
-            except SessionLost as lost:
-                self._discard()
-                cause = lost.__cause__ or lost
-                raise error_from_transport(cause, doing=doing, host=host, endpoint=self.options.endpoint) from cause
             except Exception as error:
+                cause = (error.__cause__ or error) if isinstance(error, SessionLost) else error
+                # A session that existed (before this call, or opened during it) and then failed at the connection
+                # level was lost; failing to open one at all means the host cannot be reached.
+                lost = warm or self._is_open()
                 # Connection-level failure: the session may be half-dead; start a fresh one next time.
                 self._discard()
-                raise error_from_transport(error, doing=doing, host=host, endpoint=self.options.endpoint) from error
+                mapped = error_from_transport(cause, doing=doing, host=host, endpoint=self.options.endpoint)
+                if lost and type(mapped) is ConnectionError:
+                    raise ConnectionLostError(
+                        f"the connection to the host dropped ({mapped.message}); the next call opens a new session",
+                        host=host,
+                        vm=vm,
+                    ) from cause
+                raise mapped from cause
         if record is not None:
             raise error_from_record(record, doing=doing, host=host, vm=vm)
         return rows
@@ -134,6 +176,10 @@ class Transport(abc.ABC):
     def _invoke(self, request: Request, limit: Limit) -> tuple[list[Row], ErrorRecord | None]:
         """Run the request on the warm session (opening it first if needed); stop it and raise
         ``limit.timed_out()`` when the limit passes."""
+
+    @abc.abstractmethod
+    def _is_open(self) -> bool:
+        """Return whether a session is open (warm), without talking to the host."""
 
     @abc.abstractmethod
     def _discard(self) -> None:

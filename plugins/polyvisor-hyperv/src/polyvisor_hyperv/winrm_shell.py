@@ -18,7 +18,7 @@ from typing import Any
 from polyvisor.errors import BackendError, PolyvisorError
 from polyvisor_hyperv.commands import Request, Switch
 from polyvisor_hyperv.errors import ErrorRecord
-from polyvisor_hyperv.transport import Limit, Row, SessionLost, Transport, shell_is_gone
+from polyvisor_hyperv.transport import Limit, Row, SessionLost, Transport, refused_before_running
 
 __all__ = ["WinRMShellTransport", "encode_request", "powershell_arguments", "runner_script"]
 
@@ -96,14 +96,14 @@ class WinRMShellTransport(Transport):
         return self._protocol, self._shell_id
 
     def _invoke(self, request: Request, limit: Limit) -> tuple[list[Row], ErrorRecord | None]:
-        from winrm.exceptions import WinRMOperationTimeoutError, WSManFaultError
+        from winrm.exceptions import WinRMOperationTimeoutError
 
         protocol, shell_id = self._open()
         payload = encode_request(request)
         try:
             command_id = protocol.run_command(shell_id, "powershell.exe", powershell_arguments())
-        except WSManFaultError as error:
-            if shell_is_gone(error):  # refused before powershell.exe started: nothing ran
+        except Exception as error:
+            if refused_before_running(error):  # refused before powershell.exe started: nothing ran
                 raise SessionLost from error
             raise
         terminated = False
@@ -152,6 +152,9 @@ class WinRMShellTransport(Transport):
             self._discard()
             return limit.timed_out(stopped=False)
         return limit.timed_out(stopped=True)
+
+    def _is_open(self) -> bool:
+        return self._protocol is not None and self._shell_id is not None
 
     def _discard(self) -> None:
         protocol, self._protocol, self._shell_id = self._protocol, None, None
