@@ -60,9 +60,20 @@ from polyvisor_hyperv.options import ConnectionOptions, parse_options
 from polyvisor_hyperv.session import Session
 from polyvisor_hyperv.snapshots import Snapshots
 from polyvisor_hyperv.storage import Storage
-from polyvisor_hyperv.transport import open_transport
+from polyvisor_hyperv.transport import Transport
 
-__all__ = ["HyperVBackend"]
+__all__ = ["HyperVBackend", "open_transport"]
+
+
+def open_transport(options: ConnectionOptions) -> Transport:
+    """Return the transport the options ask for (not yet connected); the client library loads only now."""
+    if options.transport == "winrm":
+        from polyvisor_hyperv.winrm_shell import WinRMShellTransport
+
+        return WinRMShellTransport(options)
+    from polyvisor_hyperv.psrp import PSRPTransport
+
+    return PSRPTransport(options)
 
 
 class HyperVBackend(Backend):

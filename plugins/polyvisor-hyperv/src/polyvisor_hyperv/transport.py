@@ -23,7 +23,6 @@ __all__ = [
     "Limit",
     "SessionLost",
     "Transport",
-    "open_transport",
     "parse_datetime",
     "refused_before_running",
     "shell_is_gone",
@@ -188,17 +187,6 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def _shutdown(self) -> None:
         """Close the session politely, without raising."""
-
-
-def open_transport(options: ConnectionOptions) -> Transport:
-    """Return the transport the options ask for (not yet connected)."""
-    if options.transport == "winrm":
-        from polyvisor_hyperv.winrm_shell import WinRMShellTransport
-
-        return WinRMShellTransport(options)
-    from polyvisor_hyperv.psrp import PSRPTransport
-
-    return PSRPTransport(options)
 
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
