@@ -31,9 +31,10 @@ def test_shutdown_ignored_by_the_guest_times_out_and_the_connection_stays_usable
         vm.start()
         connections, shells = loopback_private.connections_opened, loopback_private.open_shells
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError) as info:
             vm.shutdown(timeout=2)
         elapsed = time.monotonic() - started
+        assert vm_name in str(info.value), "the error names the VM"
         assert 1.5 <= elapsed < 3, f"the contract: within timeout + 1 s, not much earlier ({elapsed:.2f}s)"
         # The blocked Stop-VM was stopped on the host (not left waiting for the guest) ...
         assert host.wait_until(lambda: host.shutdowns_waiting == 0, timeout=1)

@@ -119,13 +119,15 @@ class Inventory:
                 "current_snapshot": as_text(row.get("ParentSnapshotName")) or None,
             },
         )
-        return VMInfo(
+        info = VMInfo(
             uuid=as_guid(row.get("Id")),
             name=as_text(row.get("Name")),
             status=status,
             has_saved_state=status.state is PowerState.SAVED,
             details=details,
         )
+        self._session.remember(info.uuid, info.name)
+        return info
 
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
         human, _ = split_notes(as_text(self._session.vm_row(uuid, ("Notes",)).get("Notes")))

@@ -50,6 +50,15 @@ class Session:
         """The host name as messages show it."""
         self.vhd_directory: str | None = None
         """The host's VirtualHardDiskPath, once read."""
+        self._names: dict[str, str] = {}
+
+    def remember(self, uuid: str, name: str) -> None:
+        """Note a VM's name as a listing or lookup showed it, for messages about it."""
+        self._names[uuid] = name
+
+    def vm_label(self, vm: str | None) -> str | None:
+        """The VM as messages name it: its name as last seen, else what was given (a UUID, or a new VM's name)."""
+        return None if vm is None else self._names.get(vm, vm)
 
     def run(
         self,
@@ -62,7 +71,7 @@ class Session:
     ) -> list[Row]:
         """Run one request; a verb's ``deadline`` stops it on the host when it passes (TimeoutError)."""
         request = Request(tuple(steps), tuple(select) if select is not None else None)
-        return self.transport.invoke(request, doing=doing, vm=vm, deadline=deadline)
+        return self.transport.invoke(request, doing=doing, vm=self.vm_label(vm), deadline=deadline)
 
     def verb(self, uuid: str, command: str, doing: str, deadline: Deadline | None, **parameters: Any) -> None:
         """Pipe the VM into one cmdlet."""

@@ -77,13 +77,14 @@ def refused_before_running(error: BaseException) -> bool:
 class Limit:
     """When a request must be finished: the verb's deadline or ``command_timeout``, whichever comes first."""
 
-    __slots__ = ("deadline", "host", "verb")
+    __slots__ = ("deadline", "host", "verb", "vm")
 
-    def __init__(self, deadline: Deadline | None, command_timeout: float, host: str) -> None:
+    def __init__(self, deadline: Deadline | None, command_timeout: float, host: str, vm: str | None = None) -> None:
         own = Deadline(command_timeout)
         self.verb = deadline is not None and deadline.at <= own.at
         self.deadline = deadline if deadline is not None and self.verb else own
         self.host = host
+        self.vm = vm
 
     def remaining(self) -> float:
         """Seconds left, never negative."""
@@ -95,17 +96,20 @@ class Limit:
 
     def timed_out(self, *, stopped: bool) -> TimeoutError:
         """The error for a request cut off by this limit."""
+        vm = self.vm
         what = "was stopped on the host" if stopped else "could not be confirmed stopped on the host"
         if self.verb:
             return TimeoutError(
                 f"timed out after {self.deadline.timeout:g}s; the running command {what} and the VM was left as "
                 "the hypervisor has it",
                 host=self.host,
+                vm=vm,
             )
         return TimeoutError(
             f"the operation ran longer than command_timeout={self.deadline.timeout:g}s; it {what}. Pass a larger "
             "command_timeout to connect() if the host is slow",
             host=self.host,
+            vm=vm,
         )
 
 
@@ -129,7 +133,7 @@ class Transport(abc.ABC):
         connection's ``command_timeout`` passes, whichever comes first; either way the session stays usable.
         """
         host = self.options.host
-        limit = Limit(deadline, self.options.command_timeout, host)
+        limit = Limit(deadline, self.options.command_timeout, host, vm)
         with self._lock:
             if self._closed:
                 raise ConnectionError("the connection is closed", host=host)
