@@ -126,7 +126,9 @@ class Lifecycle:
         """
         files: list[str] = []
         if storage:
-            files = self._storage.disk_files([vm_step(uuid)], doing="listing the VM's disk files", vm=uuid)
+            files = self._storage.disk_files(
+                [vm_step(uuid)], doing="listing the VM's disk files", vm=uuid, deadline=deadline
+            )
         self._session.verb(uuid, "Remove-VM", "deleting the VM (Remove-VM)", deadline, Force=SWITCH)
         if files:
             # The VM is gone now, so every VM Get-VM lists is another one.

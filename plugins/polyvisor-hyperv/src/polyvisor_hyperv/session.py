@@ -77,16 +77,16 @@ class Session:
         """Pipe the VM into one cmdlet."""
         self.run([vm_step(uuid), then(command, **parameters)], doing=doing, vm=uuid, deadline=deadline)
 
-    def vm_row(self, uuid: str, select: Sequence[str]) -> Row:
+    def vm_row(self, uuid: str, select: Sequence[str], deadline: Deadline | None = None) -> Row:
         """Return these properties of the VM; raise NotFoundError if there is none."""
-        rows = self.run([vm_step(uuid)], doing="reading the VM", vm=uuid, select=select)
+        rows = self.run([vm_step(uuid)], doing="reading the VM", vm=uuid, select=select, deadline=deadline)
         if not rows:
             raise NotFoundError(f"no VM with Id {uuid}", host=self.host, vm=uuid)
         return rows[0]
 
-    def status(self, uuid: str) -> VMStatus:
+    def status(self, uuid: str, deadline: Deadline | None = None) -> VMStatus:
         """Return the VM's status (one Get-VM, State only)."""
-        return status_from_vmstate(self.vm_row(uuid, ("State",)).get("State"))
+        return status_from_vmstate(self.vm_row(uuid, ("State",), deadline).get("State"))
 
     def vhd_dir(self) -> str:
         """Return the host's VirtualHardDiskPath, where new disks go."""

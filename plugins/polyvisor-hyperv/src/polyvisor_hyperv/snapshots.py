@@ -35,7 +35,7 @@ class Snapshots:
                 host=self._session.host,
                 vm=uuid,
             )
-        row = self._session.vm_row(uuid, ("State", "CheckpointType"))
+        row = self._session.vm_row(uuid, ("State", "CheckpointType"), deadline)
         original = enum_name(row.get("CheckpointType"), CHECKPOINT_TYPE_NAMES)
         if original == "Disabled":
             raise UnsupportedError(
@@ -89,13 +89,14 @@ class Snapshots:
             )
         return out
 
-    def _snapshot_row(self, uuid: str, name: str) -> Row:
+    def _snapshot_row(self, uuid: str, name: str, deadline: Deadline | None = None) -> Row:
         """Return the one checkpoint named ``name``; Hyper-V allows duplicate names, so several is an error."""
         rows = self._session.run(
             [vm_step(uuid), then("Get-VMSnapshot")],
             doing="listing checkpoints",
             vm=uuid,
             select=("Id", "Name", "State"),
+            deadline=deadline,
         )
         matches = [row for row in rows if as_text(row.get("Name")) == name]
         if not matches:
@@ -109,15 +110,15 @@ class Snapshots:
             )
         return matches[0]
 
-    def _snapshot_steps(self, uuid: str, name: str) -> tuple[list[Step], Row]:
+    def _snapshot_steps(self, uuid: str, name: str, deadline: Deadline | None = None) -> tuple[list[Step], Row]:
         # By Id, never by -Name: a name could match several checkpoints and the verb would act on each of them.
-        row = self._snapshot_row(uuid, name)
+        row = self._snapshot_row(uuid, name, deadline)
         return [Step("Get-VMSnapshot", {"Id": as_guid(row.get("Id"))})], row
 
     def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
-        steps, row = self._snapshot_steps(uuid, name)
+        steps, row = self._snapshot_steps(uuid, name, deadline)
         has_memory = enum_name(row.get("State"), VMSTATE_NAMES) in _MEMORY_STATES
-        if self._session.status(uuid).state in (PowerState.RUNNING, PowerState.PAUSED):
+        if self._session.status(uuid, deadline).state in (PowerState.RUNNING, PowerState.PAUSED):
             # Reverting discards the current state anyway; powering off first works on every Hyper-V version.
             self._lifecycle.stop(uuid, deadline)
         self._session.run(
@@ -126,12 +127,12 @@ class Snapshots:
             vm=uuid,
             deadline=deadline,
         )
-        if has_memory and self._session.status(uuid).state is PowerState.SAVED:
+        if has_memory and self._session.status(uuid, deadline).state is PowerState.SAVED:
             self._lifecycle.start(uuid, deadline)
 
     def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         parameters: dict[str, Any] = {"IncludeAllChildSnapshots": SWITCH} if children else {}
-        steps, _ = self._snapshot_steps(uuid, name)
+        steps, _ = self._snapshot_steps(uuid, name, deadline)
         self._session.run(
             [*steps, then("Remove-VMSnapshot", **parameters)],
             doing=f"deleting checkpoint {name!r} (Remove-VMSnapshot)",

@@ -6,6 +6,7 @@ import contextlib
 import secrets
 from collections.abc import Sequence
 
+from polyvisor.backend import Deadline
 from polyvisor.errors import BackendError, NotFoundError, PolyvisorError
 from polyvisor.model import DiskFormat, DiskSpec
 from polyvisor_hyperv.commands import SWITCH, Step
@@ -33,12 +34,16 @@ class Storage:
                     doing="removing a disk file",
                 )
 
-    def disk_files(self, vms: Sequence[Step], *, doing: str, vm: str | None = None) -> list[str]:
+    def disk_files(
+        self, vms: Sequence[Step], *, doing: str, vm: str | None = None, deadline: Deadline | None = None
+    ) -> list[str]:
         """Return the disk files of the VMs ``vms`` selects and of their checkpoints, with their parent chains,
         children before parents."""
         paths: list[str] = []
         for via in ([], [then("Get-VMSnapshot")]):
-            rows = self._session.run([*vms, *via, then("Get-VMHardDiskDrive")], doing=doing, vm=vm, select=("Path",))
+            rows = self._session.run(
+                [*vms, *via, then("Get-VMHardDiskDrive")], doing=doing, vm=vm, select=("Path",), deadline=deadline
+            )
             paths += [as_text(row.get("Path")) for row in rows if row.get("Path")]
         parents: dict[str, str | None] = {}  # casefolded path -> parent path
         known = {path.casefold(): path for path in paths}
@@ -50,6 +55,7 @@ class Storage:
                 doing=doing,
                 vm=vm,
                 select=("Path", "ParentPath"),
+                deadline=deadline,
             )
             for path in frontier:
                 parents.setdefault(path.casefold(), None)
