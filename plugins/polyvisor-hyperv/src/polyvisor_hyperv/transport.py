@@ -1,8 +1,16 @@
 """The one interface both transports implement: run a :class:`~polyvisor_hyperv.commands.Request`, get plain dicts.
 
-A transport keeps one warm session (a PSRP runspace pool, or one WinRM shell) and reuses it for every request; a
-request that fails at the connection level drops the session, and the next request opens a new one. Errors come
-out already mapped onto polyvisor's tree.
+A transport keeps one warm session (a PSRP runspace pool, or one WinRM shell) and reuses it for every request.
+Errors come out already mapped onto polyvisor's tree:
+
+* a request the host refused before anything ran (the shell is gone, a restarted host answers 400/401, no TCP
+  connection) is retried once on a fresh session;
+* any other connection-level failure of a session that existed drops it and raises ConnectionLostError; the next
+  request opens a new session (failing to open one at all is a plain ConnectionError);
+* a request still running when its verb's deadline (or ``command_timeout``) passes is stopped on the host (PSRP
+  Ctrl+C signal; WinRS Terminate signal) and raises TimeoutError, with the session still usable.
+
+The factory choosing an implementation is :func:`polyvisor_hyperv.backend.open_transport`: this module imports none.
 """
 
 from __future__ import annotations
