@@ -21,8 +21,6 @@ import polyvisor
 from polyvisor import PowerState
 from polyvisor.errors import ConnectionError, ConnectionLostError
 
-from .conftest import PASSWORD, USER
-
 pytestmark = pytest.mark.hyperv
 
 Connect = Callable[..., polyvisor.Connection]
@@ -32,18 +30,28 @@ PASSWORD_ENV = "POLYVISOR_TEST_HYPERV_HOST_PASSWORD"
 class HostProcess:
     """``python -m polyvisor_hyperv.host`` in a process of its own, restartable on the same port and state dir."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, username: str, password: str) -> None:
         self.state_dir = state_dir
+        self.username = username
+        self._password = password
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         ready = self.state_dir / "ready.json"
         ready.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "polyvisor_hyperv.host", "--username", USER, "--http-port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "polyvisor_hyperv.host",
+            "--username",
+            self.username,
+            "--http-port",
+            str(self.port),
+        ]
         command += ["--password-env", PASSWORD_ENV, "--state-dir", str(self.state_dir), "--ready-file", str(ready)]
         self._process = process = subprocess.Popen(
-            command, env={**os.environ, PASSWORD_ENV: PASSWORD}, stdout=subprocess.DEVNULL
+            command, env={**os.environ, PASSWORD_ENV: self._password}, stdout=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 60
         while not ready.exists():
@@ -59,12 +67,12 @@ class HostProcess:
             process.wait(timeout=30)
 
     def uri(self, transport: str) -> str:
-        return f"hyperv://{USER}@127.0.0.1:{self.port}/?transport={transport}&scheme=http"
+        return f"hyperv://{self.username}@127.0.0.1:{self.port}/?transport={transport}&scheme=http"
 
 
 @pytest.fixture
-def host_process(tmp_path: Path) -> Iterator[HostProcess]:
-    host = HostProcess(tmp_path)
+def host_process(tmp_path: Path, username: str, password: str) -> Iterator[HostProcess]:
+    host = HostProcess(tmp_path, username, password)
     host.start()
     try:
         yield host
@@ -105,7 +113,13 @@ def test_a_host_restarted_under_a_warm_session_needs_no_error(
 
 
 def test_a_connection_dropped_during_a_verb_is_reported_and_the_next_call_reconnects(
-    loopback_private: Any, uri_for: Callable[..., str], transport: str, connect: Connect, vm_name: str
+    loopback_private: Any,
+    uri_for: Callable[..., str],
+    transport: str,
+    connect: Connect,
+    vm_name: str,
+    username: str,
+    password: str,
 ) -> None:
     from polyvisor_hyperv.host import LoopbackHost
 
@@ -132,7 +146,7 @@ def test_a_connection_dropped_during_a_verb_is_reported_and_the_next_call_reconn
     assert isinstance(failure[0], ConnectionLostError)
     assert failure[0].outcome_unknown  # a change: whether it took effect cannot be known
     # The same Hyper-V host serves again on the same port: the next call opens a new session.
-    with LoopbackHost(USER, PASSWORD, port=port, engine=loopback_private.engine):
+    with LoopbackHost(username, password, port=port, engine=loopback_private.engine):
         assert vm.state() is PowerState.RUNNING
         assert host.get_vm(uuid.UUID(vm.uuid)).state == "Running"
         assert vm.stop().state is PowerState.STOPPED
