@@ -81,6 +81,12 @@ def uri_for() -> Callable[..., str]:
 
 
 @pytest.fixture
+def username() -> str:
+    """The account the loopback hosts accept."""
+    return USER
+
+
+@pytest.fixture
 def password() -> str:
     """The password the loopback hosts accept."""
     return PASSWORD

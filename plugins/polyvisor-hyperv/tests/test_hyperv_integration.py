@@ -36,7 +36,7 @@ def test_lifecycle(conn: polyvisor.Connection, vm_name: str) -> None:
     vm = conn.create({"name": vm_name, "cpus": 2, "memory_mib": 512, "disks": [{"size_mib": 64}]})
     try:
         assert conn.vm(vm_name) == vm
-        assert conn.vm(vm.uuid).name == vm_name
+        assert conn.vm(vm.uuid).name() == vm_name
         info = vm.info()
         assert (info.cpus, info.memory_mib, info.state) == (2, 512, PowerState.STOPPED)
         assert vm.start().state is PowerState.RUNNING
@@ -335,7 +335,7 @@ def test_operation_timeout(
         with pytest.raises(TimeoutError):
             vm.shutdown(timeout=1)
         assert time.monotonic() - started < 15
-        assert vm.state is PowerState.RUNNING  # left as it was
+        assert vm.state() is PowerState.RUNNING  # left as it was
     finally:
         vm.stop()
         vm.delete()
@@ -368,9 +368,48 @@ def test_one_verb_on_a_warm_connection_needs_few_requests(
 
 
 def test_capabilities_are_declared(conn: polyvisor.Connection) -> None:
-    assert conn.supports(Feature.SNAPSHOTS)
-    assert conn.supports(Feature.REBOOT)
-    assert not conn.supports(Feature.EVENTS)
+    from polyvisor_hyperv.backend import HyperVBackend
+
+    assert HyperVBackend.static_features() == {
+        Feature.CREATE,
+        Feature.PAUSE,
+        Feature.SAVE,
+        Feature.RESET,
+        Feature.REBOOT,
+        Feature.SHUTDOWN_AGENT,
+        Feature.SNAPSHOTS,
+        Feature.SNAPSHOT_MEMORY,
+        Feature.LABELS,
+        Feature.DELETE_STORAGE,
+        Feature.DISK_ATTACH,
+        Feature.DISK_HOTPLUG,
+        Feature.NIC_ATTACH,
+        Feature.NIC_HOTPLUG,
+        Feature.GUEST_ADDRESSES,
+        Feature.UEFI,
+        Feature.SECURE_BOOT,
+        Feature.NETWORKS,
+    }
+    assert conn.capabilities.features == HyperVBackend.static_features()
+    assert conn.capabilities.backend == "Hyper-V"
+    assert not conn.supports(Feature.EVENTS)  # the core polls
+
+
+def test_listing_carries_details_from_one_get_vm(
+    uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect, vm_name: str
+) -> None:
+    conn = connect(uri_for(loopback_private, transport))
+    vm = conn.create({"name": vm_name, "cpus": 2, "memory_mib": 256, "labels": {"team": "a"}})
+    try:
+        before = loopback_private.requests_served
+        (info,) = [entry for entry in conn.list(details=True) if entry.uuid == vm.uuid]
+        assert loopback_private.requests_served - before <= 5, "details come with the listing"
+        assert (info.cpus, info.memory_mib, dict(info.labels)) == (2, 256, {"team": "a"})
+        assert conn.vm(info) == vm
+        assert vm.labels() == {"team": "a"}
+        assert dict(vm.update_labels({"env": "x"}, remove=["team"])) == {"env": "x"}
+    finally:
+        vm.delete()
 
 
 def test_reboot_shuts_the_guest_down_and_starts_it_again(
@@ -390,7 +429,7 @@ def test_reboot_shuts_the_guest_down_and_starts_it_again(
         second_boot = host.get_vm(vm_id).started_at
         with pytest.raises(TimeoutError):
             vm.reboot()
-        assert vm.state is PowerState.RUNNING
+        assert vm.state() is PowerState.RUNNING
         assert host.get_vm(vm_id).started_at == second_boot
     finally:
         vm.stop()

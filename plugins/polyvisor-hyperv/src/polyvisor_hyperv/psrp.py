@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from typing import Any
 
-from polyvisor.errors import TimeoutError
 from polyvisor_hyperv.commands import Request, Step, Switch
 from polyvisor_hyperv.errors import ERROR_CATEGORY_NAMES, ErrorRecord
-from polyvisor_hyperv.transport import Row, SessionLost, Transport, shell_is_gone
+from polyvisor_hyperv.transport import Limit, Row, SessionLost, Transport, refused_before_running
 
 __all__ = ["PSRPTransport", "plain"]
 
 _INT32 = range(-(2**31), 2**31)
+# The shortest Receive held while waiting on a deadline: fine enough to stop a pipeline within a second of it.
+_SHORTEST_POLL = 0.25
 
 
 class PSRPTransport(Transport):
@@ -53,9 +53,8 @@ class PSRPTransport(Transport):
             self._pool = pool
         return self._pool
 
-    def _invoke(self, request: Request) -> tuple[list[Row], ErrorRecord | None]:
+    def _invoke(self, request: Request, limit: Limit) -> tuple[list[Row], ErrorRecord | None]:
         from pypsrp.complex_objects import PSInvocationState
-        from pypsrp.exceptions import WSManFaultError
         from pypsrp.powershell import PowerShell
 
         ps = PowerShell(self._open())
@@ -76,29 +75,33 @@ class PSRPTransport(Transport):
                 # Only the last statement's output is the reply; the runner on the WinRM shell behaves alike.
                 ps.add_cmdlet("Out-Null")
             ps.add_statement()
-        deadline = time.monotonic() + self.options.command_timeout
         try:
             ps.begin_invoke()
-        except WSManFaultError as error:
-            if shell_is_gone(error):  # refused before the pipeline existed: nothing ran
+        except Exception as error:
+            if refused_before_running(error):  # refused before the pipeline existed: nothing ran
                 raise SessionLost from error
             raise
         while ps.state == PSInvocationState.RUNNING:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                _quietly(ps.stop)
-                raise TimeoutError(
-                    f"the operation ran longer than command_timeout={self.options.command_timeout:g}s and was "
-                    "stopped; pass a larger command_timeout to connect() if the host is slow",
-                    host=self.options.host,
-                )
-            ps.poll_invoke(timeout=max(1, min(self.options.operation_timeout, int(remaining) + 1)))
+            if limit.remaining() <= 0:
+                # Ctrl+C for the pipeline: the cmdlet stops where it is (a blocked Stop-VM stops waiting).
+                try:
+                    ps.stop()
+                except Exception:  # the pool is in doubt: the next request opens a new one
+                    self._discard()
+                    raise limit.timed_out(stopped=False) from None
+                raise limit.timed_out(stopped=True)
+            # WS-Management durations may be fractional (xs:duration); pypsrp writes the number as given.
+            wait = limit.poll_interval(self.options.operation_timeout, _SHORTEST_POLL)
+            ps.poll_invoke(timeout=wait)  # type: ignore[arg-type]  # a float renders as PT0.25S
         _quietly(ps.close)
         errors = list(ps.streams.error)
         if ps.had_errors or errors:
             record = _record(errors[-1]) if errors else ErrorRecord("the pipeline failed without an error record")
             return [], record
         return [_row(obj) for obj in ps.output], None
+
+    def _is_open(self) -> bool:
+        return self._pool is not None
 
     def _discard(self) -> None:
         pool, self._pool = self._pool, None

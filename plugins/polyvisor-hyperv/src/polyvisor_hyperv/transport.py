@@ -1,8 +1,16 @@
 """The one interface both transports implement: run a :class:`~polyvisor_hyperv.commands.Request`, get plain dicts.
 
-A transport keeps one warm session (a PSRP runspace pool, or one WinRM shell) and reuses it for every request; a
-request that fails at the connection level drops the session, and the next request opens a new one. Errors come
-out already mapped onto polyvisor's tree.
+A transport keeps one warm session (a PSRP runspace pool, or one WinRM shell) and reuses it for every request.
+Errors come out already mapped onto polyvisor's tree:
+
+* a request the host refused before anything ran (the shell is gone, a restarted host answers 400/401, no TCP
+  connection) is retried once on a fresh session;
+* any other connection-level failure of a session that existed drops it and raises ConnectionLostError; the next
+  request opens a new session (failing to open one at all is a plain ConnectionError);
+* a request still running when its verb's deadline (or ``command_timeout``) passes is stopped on the host (PSRP
+  Ctrl+C signal; WinRS Terminate signal) and raises TimeoutError, with the session still usable.
+
+The factory choosing an implementation is :func:`polyvisor_hyperv.backend.open_transport`: this module imports none.
 """
 
 from __future__ import annotations
@@ -13,12 +21,20 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from polyvisor.errors import ConnectionError, PolyvisorError
+from polyvisor.backend import Deadline
+from polyvisor.errors import ConnectionError, ConnectionLostError, PolyvisorError, TimeoutError
 from polyvisor_hyperv.commands import Request
 from polyvisor_hyperv.errors import ErrorRecord, error_from_record, error_from_transport
 from polyvisor_hyperv.options import ConnectionOptions
 
-__all__ = ["SessionLost", "Transport", "open_transport", "parse_datetime", "shell_is_gone"]
+__all__ = [
+    "Limit",
+    "SessionLost",
+    "Transport",
+    "parse_datetime",
+    "refused_before_running",
+    "shell_is_gone",
+]
 
 Row = dict[str, Any]
 # ERROR_WSMAN_INVALID_SELECTORS: the ShellId names no shell, i.e. the host deleted it (idle timeout, restart).
@@ -40,6 +56,71 @@ def shell_is_gone(error: BaseException) -> bool:
     return False
 
 
+def refused_before_running(error: BaseException) -> bool:
+    """Return whether the request that would start a command was refused, so that nothing ran.
+
+    True for: the shell (runspace pool) is gone; the HTTP layer refused the request (400 or 401: a restarted host
+    knows neither the session's authentication nor its message encryption); no TCP connection could be made.
+    """
+    import requests
+    import urllib3.exceptions
+    import winrm.exceptions as winrm_errors
+    from pypsrp import exceptions as psrp_errors
+
+    if shell_is_gone(error):
+        return True
+    if isinstance(error, winrm_errors.WinRMTransportError | psrp_errors.WinRMTransportError):
+        try:
+            return getattr(error, "code", None) in (400, 401)
+        except (IndexError, KeyError, TypeError):  # pypsrp computes attributes from args
+            return False
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(error, requests.exceptions.ConnectionError) and error.args:
+        reason = getattr(error.args[0], "reason", error.args[0])
+        return isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return False
+
+
+class Limit:
+    """When a request must be finished: the verb's deadline or ``command_timeout``, whichever comes first."""
+
+    __slots__ = ("deadline", "host", "verb", "vm")
+
+    def __init__(self, deadline: Deadline | None, command_timeout: float, host: str, vm: str | None = None) -> None:
+        own = Deadline(command_timeout)
+        self.verb = deadline is not None and deadline.at <= own.at
+        self.deadline = deadline if deadline is not None and self.verb else own
+        self.host = host
+        self.vm = vm
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return self.deadline.remaining()
+
+    def poll_interval(self, longest: float, shortest: float) -> float:
+        """How long one Receive may be held: at most ``longest``, at most what is left, at least ``shortest``."""
+        return max(shortest, min(longest, self.remaining()))
+
+    def timed_out(self, *, stopped: bool) -> TimeoutError:
+        """The error for a request cut off by this limit."""
+        vm = self.vm
+        what = "was stopped on the host" if stopped else "could not be confirmed stopped on the host"
+        if self.verb:
+            return TimeoutError(
+                f"timed out after {self.deadline.timeout:g}s; the running command {what} and the VM was left as "
+                "the hypervisor has it",
+                host=self.host,
+                vm=vm,
+            )
+        return TimeoutError(
+            f"the operation ran longer than command_timeout={self.deadline.timeout:g}s; it {what}. Pass a larger "
+            "command_timeout to connect() if the host is slow",
+            host=self.host,
+            vm=vm,
+        )
+
+
 class Transport(abc.ABC):
     """A warm PowerShell session on one host."""
 
@@ -51,29 +132,46 @@ class Transport(abc.ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.options.endpoint} user={self.options.username!r}>"
 
-    def invoke(self, request: Request, *, doing: str, vm: str | None = None) -> list[Row]:
-        """Run the request; return the output objects as dicts of plain values, or raise a polyvisor error."""
+    def invoke(
+        self, request: Request, *, doing: str, vm: str | None = None, deadline: Deadline | None = None
+    ) -> list[Row]:
+        """Run the request; return the output objects as dicts of plain values, or raise a polyvisor error.
+
+        The request is stopped on the host and TimeoutError raised when the ``deadline`` (a verb's) or the
+        connection's ``command_timeout`` passes, whichever comes first; either way the session stays usable.
+        """
         host = self.options.host
+        limit = Limit(deadline, self.options.command_timeout, host, vm)
         with self._lock:
             if self._closed:
                 raise ConnectionError("the connection is closed", host=host)
+            if deadline is not None and deadline.expired:
+                raise limit.timed_out(stopped=True)
+            warm = self._is_open()
             try:
                 try:
-                    rows, record = self._invoke(request)
+                    rows, record = self._invoke(request, limit)
                 except SessionLost:
                     # Nothing ran, so one retry on a fresh session cannot run a cmdlet twice.
                     self._discard()
-                    rows, record = self._invoke(request)
+                    rows, record = self._invoke(request, limit)
             except PolyvisorError:
                 raise
-            except SessionLost as lost:
-                self._discard()
-                cause = lost.__cause__ or lost
-                raise error_from_transport(cause, doing=doing, host=host, endpoint=self.options.endpoint) from cause
             except Exception as error:
+                cause = (error.__cause__ or error) if isinstance(error, SessionLost) else error
+                # A session that existed (before this call, or opened during it) and then failed at the connection
+                # level was lost; failing to open one at all means the host cannot be reached.
+                lost = warm or self._is_open()
                 # Connection-level failure: the session may be half-dead; start a fresh one next time.
                 self._discard()
-                raise error_from_transport(error, doing=doing, host=host, endpoint=self.options.endpoint) from error
+                mapped = error_from_transport(cause, doing=doing, host=host, endpoint=self.options.endpoint)
+                if lost and type(mapped) is ConnectionError:
+                    raise ConnectionLostError(
+                        f"the connection to the host dropped ({mapped.message}); the next call opens a new session",
+                        host=host,
+                        vm=vm,
+                    ) from cause
+                raise mapped from cause
         if record is not None:
             raise error_from_record(record, doing=doing, host=host, vm=vm)
         return rows
@@ -86,8 +184,13 @@ class Transport(abc.ABC):
                 self._shutdown()
 
     @abc.abstractmethod
-    def _invoke(self, request: Request) -> tuple[list[Row], ErrorRecord | None]:
-        """Run the request on the warm session (opening it first if needed)."""
+    def _invoke(self, request: Request, limit: Limit) -> tuple[list[Row], ErrorRecord | None]:
+        """Run the request on the warm session (opening it first if needed); stop it and raise
+        ``limit.timed_out()`` when the limit passes."""
+
+    @abc.abstractmethod
+    def _is_open(self) -> bool:
+        """Return whether a session is open (warm), without talking to the host."""
 
     @abc.abstractmethod
     def _discard(self) -> None:
@@ -96,17 +199,6 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def _shutdown(self) -> None:
         """Close the session politely, without raising."""
-
-
-def open_transport(options: ConnectionOptions) -> Transport:
-    """Return the transport the options ask for (not yet connected)."""
-    if options.transport == "winrm":
-        from polyvisor_hyperv.winrm_shell import WinRMShellTransport
-
-        return WinRMShellTransport(options)
-    from polyvisor_hyperv.psrp import PSRPTransport
-
-    return PSRPTransport(options)
 
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")

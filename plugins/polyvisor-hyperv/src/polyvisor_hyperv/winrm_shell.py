@@ -10,22 +10,22 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import time
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from polyvisor.errors import BackendError, TimeoutError
+from polyvisor.errors import BackendError, PolyvisorError
 from polyvisor_hyperv.commands import Request, Switch
 from polyvisor_hyperv.errors import ErrorRecord
-from polyvisor_hyperv.transport import Row, SessionLost, Transport, shell_is_gone
+from polyvisor_hyperv.transport import Limit, Row, SessionLost, Transport, refused_before_running
 
 __all__ = ["WinRMShellTransport", "encode_request", "powershell_arguments", "runner_script"]
 
 # pywinrm has no "negotiate"; its NTLM transport is what Negotiate falls back to without Kerberos.
 _PYWINRM_AUTH = {"negotiate": "ntlm", "ntlm": "ntlm", "kerberos": "kerberos", "credssp": "credssp", "basic": "basic"}
 _STDIN_CHUNK = 48 * 1024  # well under the 150 KiB envelope limit once wrapped in base64 again by pywinrm
+_LAST_RECEIVE = 0.5  # seconds: with less left than this, the command is terminated instead of received again
 
 
 @cache
@@ -95,43 +95,66 @@ class WinRMShellTransport(Transport):
             self._protocol, self._shell_id = protocol, shell_id
         return self._protocol, self._shell_id
 
-    def _invoke(self, request: Request) -> tuple[list[Row], ErrorRecord | None]:
-        from winrm.exceptions import WinRMOperationTimeoutError, WSManFaultError
+    def _invoke(self, request: Request, limit: Limit) -> tuple[list[Row], ErrorRecord | None]:
+        from winrm.exceptions import WinRMOperationTimeoutError
 
         protocol, shell_id = self._open()
         payload = encode_request(request)
         try:
             command_id = protocol.run_command(shell_id, "powershell.exe", powershell_arguments())
-        except WSManFaultError as error:
-            if shell_is_gone(error):  # refused before powershell.exe started: nothing ran
+        except Exception as error:
+            if refused_before_running(error):  # refused before powershell.exe started: nothing ran
                 raise SessionLost from error
             raise
+        terminated = False
         try:
             for start in range(0, len(payload), _STDIN_CHUNK):
                 chunk = payload[start : start + _STDIN_CHUNK]
                 protocol.send_command_input(shell_id, command_id, chunk, end=start + _STDIN_CHUNK >= len(payload))
             stdout, stderr = b"", b""
-            deadline = time.monotonic() + self.options.command_timeout
             done = False
             code = 0
             while not done:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"the operation ran longer than command_timeout={self.options.command_timeout:g}s and "
-                        "was abandoned; pass a larger command_timeout to connect() if the host is slow",
-                        host=self.options.host,
-                    )
+                # pywinrm writes OperationTimeout in whole seconds, so a Receive is held at least one second: with
+                # less than half a second left, stop now rather than overshoot the deadline by more than that.
+                if limit.remaining() < _LAST_RECEIVE:
+                    terminated = True
+                    raise self._terminate(protocol, shell_id, command_id, limit)
                 try:
-                    out, err, code, done = protocol.get_command_output_raw(shell_id, command_id)
+                    out, err, code, done = self._receive(protocol, shell_id, command_id, limit)
                 except WinRMOperationTimeoutError:
                     continue  # the host held the Receive for OperationTimeout with nothing to say: ask again
                 stdout += out
                 stderr += err
         finally:
             # The command may already be gone; the reply is what matters.
-            with contextlib.suppress(Exception):
-                protocol.cleanup_command(shell_id, command_id)
+            if not terminated:
+                with contextlib.suppress(Exception):
+                    protocol.cleanup_command(shell_id, command_id)
         return _decode_reply(stdout, stderr, code, host=self.options.host)
+
+    def _receive(self, protocol: Any, shell_id: str, command_id: str, limit: Limit) -> tuple[bytes, bytes, int, bool]:
+        """One Receive, held no longer than the limit allows (in pywinrm's whole seconds)."""
+        wait = max(1, round(limit.poll_interval(self.options.operation_timeout, 1.0)))
+        configured = protocol.operation_timeout_sec
+        protocol.operation_timeout_sec = wait
+        try:
+            result: tuple[bytes, bytes, int, bool] = protocol.get_command_output_raw(shell_id, command_id)
+        finally:
+            protocol.operation_timeout_sec = configured
+        return result
+
+    def _terminate(self, protocol: Any, shell_id: str, command_id: str, limit: Limit) -> PolyvisorError:
+        """Signal Terminate to the command (Windows ends the process, and the cmdlet with it); return the error."""
+        try:
+            protocol.cleanup_command(shell_id, command_id)
+        except Exception:  # the shell is in doubt: the next request opens a new one
+            self._discard()
+            return limit.timed_out(stopped=False)
+        return limit.timed_out(stopped=True)
+
+    def _is_open(self) -> bool:
+        return self._protocol is not None and self._shell_id is not None
 
     def _discard(self) -> None:
         protocol, self._protocol, self._shell_id = self._protocol, None, None

@@ -104,7 +104,14 @@ class StubEngine:
             return _result([f"script:{first.name}"])
         raise RuntimeError(f"the stub engine does not know {first.name}")
 
-    def run_powershell_exe(self, args: Sequence[str], stdin: BinaryIO, stdout: BinaryIO, stderr: BinaryIO) -> int:
+    def run_powershell_exe(
+        self,
+        args: Sequence[str],
+        stdin: BinaryIO,
+        stdout: BinaryIO,
+        stderr: BinaryIO,
+        cancel: threading.Event | None = None,
+    ) -> int:
         self.powershell_args.append(list(args))
         lowered = [arg.lower() for arg in args]
         if "-encodedcommand" in lowered:

@@ -176,3 +176,21 @@ def test_a_common_parameter_given_twice_is_a_binding_error(engine: Engine) -> No
     )
     assert result.terminating is not None
     assert result.terminating.fully_qualified_error_id.startswith("ParameterAlreadyBound,")
+
+
+def test_stop_vm_without_force_fails_when_the_guest_has_no_shutdown_service(engine: Engine) -> None:
+    # Stop-VM asks "turn it off instead?"; a session that cannot prompt fails, and -Force answers yes.
+    vm = engine.host.new_vm("mute")
+    engine.host.start_vm(vm.id)
+    engine.host.set_guest(vm.id, "no-shutdown-service")
+    stop = [CommandSpec("Get-VM", False, [("Name", "mute")]), CommandSpec("Stop-VM", False, [])]
+    result = engine.invoke_pipeline(stop)
+    assert result.errors or result.terminating is not None
+    record = result.errors[0] if result.errors else result.terminating
+    assert record is not None
+    assert "does not support user interaction" in record.message
+    assert record.fully_qualified_error_id == "HostException,Microsoft.HyperV.PowerShell.Commands.StopVM"
+    assert engine.host.get_vm(vm.id).state == "Running"
+    forced = [*stop[:1], CommandSpec("Stop-VM", False, [("Force", None)])]
+    assert engine.invoke_pipeline(forced).terminating is None
+    assert engine.host.get_vm(vm.id).state == "Off"

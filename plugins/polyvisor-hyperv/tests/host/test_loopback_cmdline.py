@@ -33,7 +33,14 @@ class _RecordingPowerShell:
     def __init__(self) -> None:
         self.args: list[str] = []
 
-    def run_powershell_exe(self, args: Sequence[str], stdin: BinaryIO, stdout: BinaryIO, stderr: BinaryIO) -> int:
+    def run_powershell_exe(
+        self,
+        args: Sequence[str],
+        stdin: BinaryIO,
+        stdout: BinaryIO,
+        stderr: BinaryIO,
+        cancel: threading.Event | None = None,
+    ) -> int:
         self.args = list(args)
         stdout.write(stdin.read())
         return 7

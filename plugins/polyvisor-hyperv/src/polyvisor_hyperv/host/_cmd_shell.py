@@ -168,8 +168,11 @@ class CmdShell(Shell):
         code = (signal.findtext(q("rsp", "Code")) or "").strip().lower()
         process.io.stdin.end()
         if code in (SIGNAL_CTRL_C, SIGNAL_CTRL_BREAK):
+            process.io.cancel.set()
             process.finish(_CTRL_C_EXIT)
         elif code == SIGNAL_TERMINATE:
+            # Windows ends the process: a cmdlet it was blocked in (Stop-VM waiting for the guest) stops with it.
+            process.io.cancel.set()
             with self._lock:
                 self._processes.pop(process.command_id, None)
         return simple_response("rsp:SignalResponse")
@@ -179,4 +182,5 @@ class CmdShell(Shell):
             processes = list(self._processes.values())
             self._processes.clear()
         for process in processes:
+            process.io.cancel.set()
             process.io.stdin.end()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, cast
 
 from ._process_io import InputPipe, OutputPipe
@@ -24,7 +25,14 @@ _NOT_RECOGNIZED = (
 class PowerShellExe(Protocol):
     """The part of the engine that plays powershell.exe."""
 
-    def run_powershell_exe(self, args: Sequence[str], stdin: BinaryIO, stdout: BinaryIO, stderr: BinaryIO) -> int: ...
+    def run_powershell_exe(
+        self,
+        args: Sequence[str],
+        stdin: BinaryIO,
+        stdout: BinaryIO,
+        stderr: BinaryIO,
+        cancel: threading.Event | None = None,
+    ) -> int: ...
 
 
 @dataclass
@@ -35,6 +43,8 @@ class ProcessIO:
     stdout: OutputPipe
     stderr: OutputPipe
     encoding: str = "utf-8"
+    cancel: threading.Event = field(default_factory=threading.Event)
+    """Set when the process is ended from outside (the WinRS Terminate or Ctrl+C signal)."""
 
     def out(self, text: str) -> None:
         """Write text to stdout in the shell's code page."""
@@ -153,6 +163,7 @@ def run_command_line(line: str, stdio: ProcessIO, powershell: PowerShellExe, use
                 cast(BinaryIO, stdio.stdin),
                 cast(BinaryIO, stdio.stdout),
                 cast(BinaryIO, stdio.stderr),
+                stdio.cancel,
             )
         except Exception as exc:  # The host must answer even when the engine breaks.
             _log.exception("powershell.exe emulation failed")

@@ -4,8 +4,9 @@ Every public method is thread-safe (one condition variable guards the whole host
 the error id, category and message Hyper-V reports. State changes pass through the transitional states Hyper-V
 shows (Starting, Stopping, Saving, Pausing, Resuming, Reset) for ``delays[state]`` seconds, with the lock released
 so that a concurrent Get-VM observes them; the caller blocks until the target state is reached, as the cmdlets do.
-Behaviour that cannot be driven through cmdlets (a guest that ignores shutdown requests, the transition timings,
-files placed on the host) is reachable through the Python API only.
+Behaviour that cannot be driven through cmdlets (the transition timings, files placed on the host) is reachable
+through the Python API only. How the guest answers a shutdown request (:data:`GUEST_BEHAVIOURS`) is set through the
+Python API, or by the test hook described in the package docstring: the ``polyvisor.test/guest`` label in Notes.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from polyvisor_hyperv.notes import split_notes
+
 from .errors import HostError
 from .filesystem import FileEntry, VirtualFileSystem, normalize_path
 
 __all__ = [
     "DEFAULT_SWITCH_ID",
+    "GUEST_BEHAVIOURS",
+    "GUEST_LABEL",
     "AlreadyInState",
     "DvdDriveRecord",
     "HardDiskRecord",
@@ -50,6 +55,22 @@ SECURE_BOOT_TEMPLATES = {
     "OpenSourceShieldedVM": uuid.UUID("4292ae2b-ee2c-42b5-a969-dd8f8689f6f3"),
 }
 TRANSITIONAL = frozenset({"Starting", "Stopping", "Saving", "Pausing", "Resuming", "Reset"})
+
+#: The polyvisor label (in the VM's Notes) that picks the guest's behaviour: the test hook.
+GUEST_LABEL = "polyvisor.test/guest"
+GUEST_RESPONSIVE = "responsive"
+GUEST_IGNORES_SHUTDOWN = "ignore-shutdown"
+GUEST_NO_SHUTDOWN_SERVICE = "no-shutdown-service"
+#: How a guest answers Hyper-V's shutdown integration service:
+#: ``responsive`` shuts down; ``ignore-shutdown`` accepts the request and never shuts down (Stop-VM blocks until
+#: it is stopped or ``guest_shutdown_timeout`` passes); ``no-shutdown-service`` does not answer the integration
+#: service at all (Stop-VM prompts to turn the VM off: without -Force that fails on a non-interactive host).
+GUEST_BEHAVIOURS = frozenset({GUEST_RESPONSIVE, GUEST_IGNORES_SHUTDOWN, GUEST_NO_SHUTDOWN_SERVICE})
+
+
+def guest_label(notes: str) -> str | None:
+    """Return the ``polyvisor.test/guest`` label held in a Notes value, if any."""
+    return split_notes(notes)[1].get(GUEST_LABEL)
 
 
 class AlreadyInState(Exception):
@@ -174,7 +195,7 @@ class VMRecord:
     current_snapshot_id: uuid.UUID | None = None
     started_at: float | None = None
     op_token: object | None = None
-    guest_accepts_shutdown: bool = True
+    guest: str = GUEST_RESPONSIVE
 
     def uptime(self, now: float) -> datetime.timedelta:
         """Return how long the guest has been running (zero unless Running or Paused)."""
@@ -199,6 +220,20 @@ def _invalid_state(vm: VMRecord) -> HostError:
         "The operation cannot be performed while the object is in its current state.",
         error_id="InvalidState",
         category="InvalidOperation",
+        target_name=vm.name,
+    )
+
+
+def _no_shutdown_service(vm: VMRecord) -> HostError:
+    # Stop-VM's ShouldContinue prompt, which a session without an interactive host cannot show.
+    return HostError(
+        "A command that prompts the user failed because the host program or the command type does not support "
+        "user interaction. The host was attempting to request confirmation with the following message: "
+        f"The virtual machine '{vm.name}' cannot be shut down through its shutdown integration service, which is "
+        "not available. Do you want to turn it off instead?",
+        error_id="HostException",
+        category="NotImplemented",
+        exception_type="System.Management.Automation.Host.HostException",
         target_name=vm.name,
     )
 
@@ -244,6 +279,7 @@ class HyperVHost:
             DEFAULT_SWITCH_ID: SwitchRecord(DEFAULT_SWITCH_ID, "Default Switch", "Internal")
         }
         self._mac_counter = 0x10
+        self._shutdowns_waiting = 0
 
     # ----- Python-only knobs (no cmdlet reaches these) -----
 
@@ -255,8 +291,33 @@ class HyperVHost:
 
     def set_guest_responds_to_shutdown(self, vm_id: uuid.UUID, responds: bool) -> None:
         """Make the guest of ``vm_id`` honour (True) or ignore (False) shutdown requests."""
+        self.set_guest(vm_id, GUEST_RESPONSIVE if responds else GUEST_IGNORES_SHUTDOWN)
+
+    @property
+    def shutdowns_waiting(self) -> int:
+        """How many Stop-VM calls are blocked on a guest that ignores them."""
         with self._cond:
-            self._vm(vm_id).guest_accepts_shutdown = responds
+            return self._shutdowns_waiting
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``predicate()`` holds (checked on every state change); return whether it did."""
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def set_guest(self, vm_id: uuid.UUID, behaviour: str) -> None:
+        """Set how the guest of ``vm_id`` answers shutdown requests (one of :data:`GUEST_BEHAVIOURS`)."""
+        if behaviour not in GUEST_BEHAVIOURS:
+            raise ValueError(f"unknown guest behaviour {behaviour!r}; use one of {sorted(GUEST_BEHAVIOURS)}")
+        with self._cond:
+            self._vm(vm_id).guest = behaviour
+            self._cond.notify_all()
+
+    @staticmethod
+    def _follow_guest_label(vm: VMRecord, old_notes: str) -> None:
+        """The test hook: when the ``polyvisor.test/guest`` label changes, the guest behaves as it says."""
+        new = guest_label(vm.config.notes)
+        if new != guest_label(old_notes):
+            vm.guest = new if new in GUEST_BEHAVIOURS else GUEST_RESPONSIVE
 
     def add_file(self, path: str, size: int = 4 * MiB) -> str:
         """Place a plain file (an ISO image, say) on the host and return its normalized path."""
@@ -424,9 +485,11 @@ class HyperVHost:
                     if key.startswith("memory_"):
                         _check_memory(vm.name, int(value))  # type: ignore[call-overload]
                     setattr(cfg, key, value)
+            old_notes = cfg.notes
             for key in ("notes", "checkpoint_type", "automatic_start_action"):
                 if key in changes:
                     setattr(cfg, key, changes[key])
+            self._follow_guest_label(vm, old_notes)
             if "name" in changes:
                 vm.name = str(changes["name"])
             self._cond.notify_all()
@@ -522,37 +585,59 @@ class HyperVHost:
         self._mac_counter += 1
         return f"00155D{self._mac_counter:06X}"
 
-    def shutdown_vm(self, vm_id: uuid.UUID, cancel: threading.Event | None = None) -> VMRecord:
-        """Ask the guest to shut down and wait until the VM is Off (a guest may ignore the request)."""
+    def shutdown_vm(self, vm_id: uuid.UUID, cancel: threading.Event | None = None, *, force: bool = False) -> VMRecord:
+        """Stop-VM without -TurnOff: ask the guest to shut down and wait until the VM is Off.
+
+        A guest without a working shutdown integration service makes Stop-VM ask whether to turn the VM off
+        instead: -Force (``force``) answers yes, so the VM is powered off at once; without it a non-interactive
+        session cannot answer and the cmdlet fails, leaving the VM running. A guest that ignores the request keeps
+        Stop-VM waiting until the VM is off some other way, ``guest_shutdown_timeout`` passes, or ``cancel``
+        (the pipeline's stop signal) is set.
+        """
         with self._cond:
             vm = self._vm(vm_id)
             if vm.state == "Off":
                 raise AlreadyInState(vm.name)
             if vm.state != "Running":
                 raise _invalid_state(vm)
-            if not vm.guest_accepts_shutdown:
-                deadline = self.now() + self.guest_shutdown_timeout
-                while True:
-                    vm = self._vm(vm_id)
-                    if vm.state == "Off":
-                        return copy.deepcopy(vm)
-                    if cancel is not None and cancel.is_set():
-                        raise HostError(
-                            "The pipeline has been stopped.",
-                            error_id="PipelineStopped",
-                            category="OperationStopped",
-                            exception_type="System.Management.Automation.PipelineStoppedException",
-                        )
-                    remaining = deadline - self.now()
-                    if remaining <= 0:
-                        raise HostError(
-                            f"'{vm.name}' failed to shut down.\nThe operation timed out.",
-                            error_id="OperationFailed",
-                            category="OperationTimeout",
-                            target_name=vm.name,
-                        )
-                    self._cond.wait(min(remaining, 0.05))
+            if vm.guest == GUEST_NO_SHUTDOWN_SERVICE:
+                if force:
+                    return self.turn_off_vm(vm_id)
+                raise _no_shutdown_service(vm)
+            if vm.guest == GUEST_IGNORES_SHUTDOWN:
+                self._shutdowns_waiting += 1
+                try:
+                    return self._wait_for_ignored_shutdown(vm_id, cancel)
+                finally:
+                    self._shutdowns_waiting -= 1
+                    self._cond.notify_all()
         return self._transition(vm_id, allowed={"Running"}, via="Stopping", target="Off", after=_powered_off)
+
+    def _wait_for_ignored_shutdown(self, vm_id: uuid.UUID, cancel: threading.Event | None) -> VMRecord:
+        """Wait, with the lock held only while looking, until the VM is off, the pipeline stops or time runs out."""
+        deadline = self.now() + self.guest_shutdown_timeout
+        with self._cond:
+            while True:
+                vm = self._vm(vm_id)
+                if vm.state == "Off":
+                    return copy.deepcopy(vm)
+                if cancel is not None and cancel.is_set():
+                    raise HostError(
+                        "The pipeline has been stopped.",
+                        error_id="PipelineStopped",
+                        category="OperationStopped",
+                        exception_type="System.Management.Automation.PipelineStoppedException",
+                    )
+                remaining = deadline - self.now()
+                if remaining <= 0:
+                    raise HostError(
+                        f"'{vm.name}' failed to shut down.\nThe operation timed out.",
+                        error_id="OperationFailed",
+                        category="OperationTimeout",
+                        target_name=vm.name,
+                    )
+                # The stop signal is a threading.Event, not this condition: look again every 50 ms.
+                self._cond.wait(min(remaining, 0.05))
 
     def turn_off_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Power off at once, from Running, Paused or any transitional state (it overtakes that operation)."""
@@ -696,7 +781,9 @@ class HyperVHost:
             snap = self._snapshot(vm, snapshot_id)
             if vm.state not in {"Off", "Saved"}:
                 raise _invalid_state(vm)
+            old_notes = vm.config.notes
             vm.config = copy.deepcopy(snap.config)
+            self._follow_guest_label(vm, old_notes)
             vm.state = snap.captured_state
             vm.current_snapshot_id = snap.id
             _powered_off(vm)

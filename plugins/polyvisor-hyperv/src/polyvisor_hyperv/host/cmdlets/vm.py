@@ -181,7 +181,7 @@ def _run_verb(ctx: CommandContext, verb: str, vm: VMRecord, args: dict[str, obje
         elif args.get("Save"):
             host.save_vm(vm.id)
         else:
-            host.shutdown_vm(vm.id, ctx.session.cancel)
+            host.shutdown_vm(vm.id, ctx.session.cancel, force=bool(args.get("Force")))
     elif verb == "save":
         host.save_vm(vm.id)
     elif verb == "suspend":

@@ -1,0 +1,134 @@
+"""Reading: the host, its switches, VMs (in bulk, details included), and labels in Notes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from polyvisor.errors import NotFoundError, PolyvisorError, ValidationError
+from polyvisor.model import HostInfo, NetworkInfo, PowerState, VMDetails, VMInfo, normalize_uuid
+from polyvisor_hyperv.commands import Step
+from polyvisor_hyperv.notes import join_notes, split_notes
+from polyvisor_hyperv.session import MiB, Session, as_guid, as_text
+from polyvisor_hyperv.states import CHECKPOINT_TYPE_NAMES, enum_name, status_from_vmstate
+from polyvisor_hyperv.transport import Row
+
+__all__ = ["VM_PROPERTIES", "Inventory"]
+
+VM_PROPERTIES = (
+    "Id",
+    "Name",
+    "State",
+    "ProcessorCount",
+    "MemoryStartup",
+    "Notes",
+    "Generation",
+    "CheckpointType",
+    "ParentSnapshotId",
+    "ParentSnapshotName",
+)
+SWITCH_TYPES = MappingProxyType({0: "Private", 1: "Internal", 2: "External"})
+
+
+class Inventory:
+    """What the host and its VMs are."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def host_info(self) -> HostInfo:
+        rows = self._session.run(
+            [Step("Get-VMHost")],
+            doing="reading the host (Get-VMHost)",
+            select=(
+                "ComputerName",
+                "FullyQualifiedDomainName",
+                "LogicalProcessorCount",
+                "MemoryCapacity",
+                "VirtualHardDiskPath",
+                "VirtualMachinePath",
+            ),
+        )
+        if not rows:
+            raise PolyvisorError("Get-VMHost returned nothing; is the Hyper-V role installed?", host=self._session.host)
+        row = rows[0]
+        self._session.vhd_directory = as_text(row.get("VirtualHardDiskPath")) or None
+        return HostInfo(
+            hostname=as_text(row.get("ComputerName")),
+            hypervisor="hyperv",
+            hypervisor_version="",
+            cpus=int(row.get("LogicalProcessorCount") or 0),
+            memory_mib=int(row.get("MemoryCapacity") or 0) // MiB,
+            arch="x86_64",
+            extra={
+                "fqdn": as_text(row.get("FullyQualifiedDomainName")),
+                "virtual_hard_disk_path": as_text(row.get("VirtualHardDiskPath")),
+                "virtual_machine_path": as_text(row.get("VirtualMachinePath")),
+                "transport": self._session.options.transport,
+            },
+        )
+
+    def networks(self) -> list[NetworkInfo]:
+        rows = self._session.run(
+            [Step("Get-VMSwitch")], doing="listing virtual switches", select=("Name", "Id", "SwitchType")
+        )
+        return [
+            NetworkInfo(
+                name=as_text(row.get("Name")),
+                active=True,
+                kind=enum_name(row.get("SwitchType"), SWITCH_TYPES).lower(),
+                uuid=as_guid(row.get("Id")),
+            )
+            for row in rows
+        ]
+
+    def list_vms(self) -> list[VMInfo]:
+        rows = self._session.run([Step("Get-VM")], doing="listing VMs", select=VM_PROPERTIES)
+        return [self._vm_info(row) for row in rows]
+
+    def lookup(self, ref: str) -> VMInfo:
+        uuid = normalize_uuid(ref)
+        if uuid is not None:
+            try:
+                return self.info(uuid)
+            except NotFoundError:
+                pass  # a VM may be named like a GUID
+        matches = [vm for vm in self.list_vms() if vm.name == ref]
+        if not matches:
+            raise NotFoundError(f"no VM named or with Id {ref!r}; list them with conn.list()", host=self._session.host)
+        if len(matches) > 1:
+            ids = ", ".join(vm.uuid for vm in matches)
+            raise ValidationError(f"{len(matches)} VMs are named {ref!r} ({ids}); address one by its UUID", field="vm")
+        return matches[0]
+
+    def info(self, uuid: str) -> VMInfo:
+        return self._vm_info(self._session.vm_row(uuid, VM_PROPERTIES))
+
+    def _vm_info(self, row: Row) -> VMInfo:
+        status = status_from_vmstate(row.get("State"))
+        description, labels = split_notes(as_text(row.get("Notes")))
+        # One Get-VM returns every property, so listings carry the details at no extra cost.
+        details = VMDetails(
+            cpus=int(row.get("ProcessorCount") or 0),
+            memory_mib=int(row.get("MemoryStartup") or 0) // MiB,
+            labels=labels,
+            description=description,
+            extra={
+                "generation": int(row.get("Generation") or 0),
+                "checkpoint_type": enum_name(row.get("CheckpointType"), CHECKPOINT_TYPE_NAMES),
+                "current_snapshot": as_text(row.get("ParentSnapshotName")) or None,
+            },
+        )
+        info = VMInfo(
+            uuid=as_guid(row.get("Id")),
+            name=as_text(row.get("Name")),
+            status=status,
+            has_saved_state=status.state is PowerState.SAVED,
+            details=details,
+        )
+        self._session.remember(info.uuid, info.name)
+        return info
+
+    def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
+        human, _ = split_notes(as_text(self._session.vm_row(uuid, ("Notes",)).get("Notes")))
+        self._session.verb(uuid, "Set-VM", "writing labels to Notes (Set-VM)", None, Notes=join_notes(human, labels))

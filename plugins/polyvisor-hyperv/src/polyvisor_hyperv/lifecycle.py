@@ -1,0 +1,204 @@
+"""Creating, deleting and the power verbs: one cmdlet each, bounded by the verb's Deadline."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from polyvisor.backend import Deadline
+from polyvisor.errors import PolyvisorError, TimeoutError, UnsupportedError, ValidationError
+from polyvisor.model import Architecture, BootDevice, Feature, ShutdownMode, VMInfo, VMSpec
+from polyvisor_hyperv.commands import SWITCH, Step
+from polyvisor_hyperv.devices import check_disk, controller, nic_parameters
+from polyvisor_hyperv.inventory import Inventory
+from polyvisor_hyperv.notes import join_notes
+from polyvisor_hyperv.session import MiB, Session, as_guid, then, vm_step
+from polyvisor_hyperv.storage import Storage
+
+__all__ = ["Lifecycle", "check_spec"]
+
+# Generation 1 BIOS device names, in Hyper-V's default order.
+_BIOS_ORDER = ("CD", "IDE", "LegacyNetworkAdapter", "Floppy")
+_BIOS_NAMES = {BootDevice.CDROM: "CD", BootDevice.DISK: "IDE", BootDevice.NETWORK: "LegacyNetworkAdapter"}
+# Stop-VM's "turn it off instead?" prompt, failed in a session that cannot prompt (PSRP without a host UI, or
+# powershell.exe -NonInteractive on the WinRM shell).
+_PROMPT_FAILED = re.compile(r"does not support user interaction|NonInteractive mode", re.IGNORECASE)
+
+
+class Lifecycle:
+    """A VM from creation to deletion."""
+
+    def __init__(self, session: Session, inventory: Inventory, storage: Storage) -> None:
+        self._session = session
+        self._inventory = inventory
+        self._storage = storage
+
+    def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
+        check_spec(spec)
+        generation = spec.generation
+        rows = self._session.run(
+            [
+                Step(
+                    "New-VM",
+                    {
+                        "Name": spec.name,
+                        "Generation": generation,
+                        "MemoryStartupBytes": spec.memory_mib * MiB,
+                        "NoVHD": SWITCH,
+                    },
+                )
+            ],
+            doing=f"creating VM {spec.name!r} (New-VM)",
+            select=("Id",),
+            deadline=deadline,
+        )
+        if not rows:
+            raise PolyvisorError("New-VM returned no VM", host=self._session.host, vm=spec.name)
+        uuid = as_guid(rows[0].get("Id"))
+        created_vhds: list[str] = []
+        try:
+            steps = self._configuration_steps(uuid, spec, created_vhds)
+            self._session.run(steps, doing=f"configuring new VM {spec.name!r}", vm=spec.name, deadline=deadline)
+            return self._inventory.info(uuid)
+        except BaseException:
+            self._roll_back(uuid, created_vhds)
+            raise
+
+    def _configuration_steps(self, uuid: str, spec: VMSpec, created_vhds: list[str]) -> list[Step]:
+        vm = vm_step(uuid)
+        settings: dict[str, Any] = {"ProcessorCount": spec.cpus}
+        notes = join_notes(spec.description, spec.labels)
+        if notes:
+            settings["Notes"] = notes
+        steps = [vm, then("Set-VM", **settings)]
+        if spec.generation == 2:
+            steps += [vm, then("Set-VMFirmware", EnableSecureBoot="On" if spec.secure_boot else "Off")]
+        # New-VM adds one unconnected adapter; the spec's NICs replace it.
+        steps += [vm, then("Get-VMNetworkAdapter"), then("Remove-VMNetworkAdapter")]
+        groups: dict[BootDevice, list[Step]] = {BootDevice.DISK: [], BootDevice.CDROM: [], BootDevice.NETWORK: []}
+        for index, disk in enumerate(spec.disks):
+            bus = controller(disk, spec.generation, boot=index == 0)
+            path = disk.image
+            if path is None:
+                path = self._storage.new_vhd_path(uuid, disk)
+                created_vhds.append(path)
+                assert disk.size_mib is not None
+                groups[BootDevice.DISK].append(
+                    Step("New-VHD", {"Path": path, "SizeBytes": disk.size_mib * MiB, "Dynamic": SWITCH})
+                )
+            groups[BootDevice.DISK] += [vm, then("Add-VMHardDiskDrive", Path=path, ControllerType=bus)]
+        if spec.cdrom is not None:
+            groups[BootDevice.CDROM] += [vm, then("Add-VMDvdDrive", Path=spec.cdrom)]
+        for nic in spec.nics:
+            groups[BootDevice.NETWORK] += [vm, then("Add-VMNetworkAdapter", **nic_parameters(nic, spec.generation))]
+        # Generation 2 firmware boots devices in the order they were added, so add them in boot order.
+        order = [*spec.boot_order, *(device for device in groups if device not in spec.boot_order)]
+        for device in order:
+            steps += groups[device]
+        if spec.generation == 1:
+            bios = [_BIOS_NAMES[device] for device in spec.boot_order]
+            bios += [name for name in _BIOS_ORDER if name not in bios]
+            # Only the order of devices the VM has matters; leave the BIOS alone when that already matches.
+            present = {"CD": spec.cdrom is not None, "IDE": bool(spec.disks), "Floppy": False}
+            present["LegacyNetworkAdapter"] = any(nic.model == "legacy" for nic in spec.nics)
+            if [n for n in bios if present[n]] != [n for n in _BIOS_ORDER if present[n]]:
+                steps += [vm, then("Set-VMBios", StartupOrder=bios)]
+        return steps
+
+    def _roll_back(self, uuid: str, vhds: Sequence[str]) -> None:
+        """Remove a half-created VM and the disks created for it; failures here must not hide the first one."""
+        with contextlib.suppress(PolyvisorError):
+            self._session.run(
+                [vm_step(uuid), then("Remove-VM", Force=SWITCH)], doing="rolling back a failed create", vm=uuid
+            )
+        self._storage.remove_files(vhds)
+
+    def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
+        """Remove the VM (``Remove-VM`` leaves every disk file behind) and, with ``storage``, its disk files.
+
+        The files are collected before the VM goes: its drives' files, every checkpoint's drives' files, and each
+        one's chain of parents (``Get-VHD`` ParentPath), so the base disks and the .avhdx files of every checkpoint
+        branch go too. They are removed children first. A file another VM still uses, through a drive, a
+        checkpoint's drive or its chain of parents, stays. A file already gone is fine; any other file that cannot
+        be removed raises BackendError naming every file left behind, after all of them were tried.
+        """
+        files: list[str] = []
+        if storage:
+            files = self._storage.disk_files(
+                [vm_step(uuid)], doing="listing the VM's disk files", vm=uuid, deadline=deadline
+            )
+        self._session.verb(uuid, "Remove-VM", "deleting the VM (Remove-VM)", deadline, Force=SWITCH)
+        if files:
+            # The VM is gone now, so every VM Get-VM lists is another one.
+            shared = {
+                path.casefold() for path in self._storage.disk_files([Step("Get-VM")], doing="listing disks in use")
+            }
+            self._storage.remove_disks([path for path in files if path.casefold() not in shared], uuid)
+
+    def start(self, uuid: str, deadline: Deadline) -> None:
+        self._session.verb(uuid, "Start-VM", "starting the VM (Start-VM)", deadline)
+
+    def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
+        self._shutdown(uuid, "shutting the guest down (Stop-VM)", deadline)
+
+    def _shutdown(self, uuid: str, doing: str, deadline: Deadline) -> None:
+        # Never -Force: it answers "turn it off?" with yes when the guest does not answer; see Stop-VM.md
+        # (MicrosoftDocs/windows-powershell-docs, docset/winserver2022-ps/hyper-v), quoted in backend.py.
+        try:
+            self._session.verb(uuid, "Stop-VM", doing, deadline)
+        except PolyvisorError as error:
+            if isinstance(error, TimeoutError) or not _PROMPT_FAILED.search(str(error)):
+                raise
+            raise UnsupportedError(
+                "the guest does not answer Hyper-V's shutdown integration service, so it cannot be shut down "
+                "gracefully, and Hyper-V offered only to turn it off; the VM was left running. Enable the guest's "
+                "shutdown integration service (Enable-VMIntegrationService -Name Shutdown) or power it off with "
+                "stop()",
+                feature=Feature.SHUTDOWN_AGENT,
+                host=self._session.host,
+                vm=uuid,
+            ) from error
+
+    def stop(self, uuid: str, deadline: Deadline) -> None:
+        self._session.verb(
+            uuid, "Stop-VM", "powering the VM off (Stop-VM -TurnOff)", deadline, TurnOff=SWITCH, Force=SWITCH
+        )
+
+    def reboot(self, uuid: str, deadline: Deadline) -> None:
+        """A graceful reboot composed of a guest shutdown and a start: Hyper-V has no guest-reboot cmdlet
+        (``Restart-VM`` is a hard reset). The guest shuts down through its integration services, so it loses
+        nothing, and the VM powers on again; it is a cold restart where libvirt's is a warm one."""
+        self._shutdown(uuid, "shutting the guest down to reboot it (Stop-VM)", deadline)
+        self._session.verb(uuid, "Start-VM", "starting the VM again after its shutdown (Start-VM)", deadline)
+
+    def reset(self, uuid: str, deadline: Deadline) -> None:
+        self._session.verb(uuid, "Restart-VM", "resetting the VM (Restart-VM -Force)", deadline, Force=SWITCH)
+
+    def pause(self, uuid: str, deadline: Deadline) -> None:
+        self._session.verb(uuid, "Suspend-VM", "pausing the VM (Suspend-VM)", deadline)
+
+    def resume(self, uuid: str, deadline: Deadline) -> None:
+        self._session.verb(uuid, "Resume-VM", "resuming the VM (Resume-VM)", deadline)
+
+    def save(self, uuid: str, deadline: Deadline) -> None:
+        self._session.verb(uuid, "Save-VM", "saving the VM (Save-VM)", deadline)
+
+    def discard_saved_state(self, uuid: str, deadline: Deadline) -> None:
+        self._session.verb(uuid, "Remove-VMSavedState", "discarding saved state (Remove-VMSavedState)", deadline)
+
+
+def check_spec(spec: VMSpec) -> None:
+    """Refuse what Hyper-V cannot do, before anything is created."""
+    if spec.arch not in (None, Architecture.X86_64):
+        raise ValidationError(f"Hyper-V runs x86_64 guests only, not {spec.arch}", field="arch")
+    if spec.memory_mib < 32 or spec.memory_mib % 2:
+        raise ValidationError(
+            f"Hyper-V needs startup memory of at least 32 MiB in multiples of 2 MiB, got {spec.memory_mib}",
+            field="memory_mib",
+        )
+    for disk in spec.disks:
+        check_disk(disk, spec.generation)
+    for nic in spec.nics:
+        nic_parameters(nic, spec.generation)

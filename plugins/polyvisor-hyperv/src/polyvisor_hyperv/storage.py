@@ -1,0 +1,102 @@
+"""Disk files: where new ones go, and finding and removing a VM's files (with checkpoint chains) on delete."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Sequence
+
+from polyvisor.backend import Deadline
+from polyvisor.errors import BackendError, NotFoundError, PolyvisorError
+from polyvisor.model import DiskFormat, DiskSpec
+from polyvisor_hyperv.commands import SWITCH, Step
+from polyvisor_hyperv.session import Session, as_text, then
+
+__all__ = ["Storage"]
+
+
+class Storage:
+    """Disk files on the host."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def new_vhd_path(self, uuid: str, disk: DiskSpec) -> str:
+        extension = "vhd" if disk.format is DiskFormat.VHD else "vhdx"
+        # The VM's Id, not its name, names the file: names may hold characters Windows paths cannot.
+        return f"{self._session.vhd_dir().rstrip(chr(92))}\\{uuid}-{secrets.token_hex(4)}.{extension}"
+
+    def remove_files(self, paths: Sequence[str]) -> None:
+        for path in paths:
+            with contextlib.suppress(PolyvisorError):
+                self._session.run(
+                    [Step("Remove-Item", {"LiteralPath": path, "Force": SWITCH, "ErrorAction": "SilentlyContinue"})],
+                    doing="removing a disk file",
+                )
+
+    def disk_files(
+        self, vms: Sequence[Step], *, doing: str, vm: str | None = None, deadline: Deadline | None = None
+    ) -> list[str]:
+        """Return the disk files of the VMs ``vms`` selects and of their checkpoints, with their parent chains,
+        children before parents."""
+        paths: list[str] = []
+        for via in ([], [then("Get-VMSnapshot")]):
+            rows = self._session.run(
+                [*vms, *via, then("Get-VMHardDiskDrive")], doing=doing, vm=vm, select=("Path",), deadline=deadline
+            )
+            paths += [as_text(row.get("Path")) for row in rows if row.get("Path")]
+        parents: dict[str, str | None] = {}  # casefolded path -> parent path
+        known = {path.casefold(): path for path in paths}
+        frontier = list(dict.fromkeys(paths))
+        while frontier:
+            # One Get-VHD per level of the chains; a drive that is no VHD (or a missing file) has no parent.
+            rows = self._session.run(
+                [Step("Get-VHD", {"Path": frontier, "ErrorAction": "SilentlyContinue"})],
+                doing=doing,
+                vm=vm,
+                select=("Path", "ParentPath"),
+                deadline=deadline,
+            )
+            for path in frontier:
+                parents.setdefault(path.casefold(), None)
+            frontier = []
+            for row in rows:
+                parent = as_text(row.get("ParentPath")) or None
+                parents[as_text(row.get("Path")).casefold()] = parent
+                if parent is not None and parent.casefold() not in known:
+                    known[parent.casefold()] = parent
+                    frontier.append(parent)
+
+        def depth(key: str) -> int:
+            seen: set[str] = set()
+            while (parent := parents.get(key)) is not None and key not in seen:
+                seen.add(key)
+                key = parent.casefold()
+            return len(seen)
+
+        return sorted(known.values(), key=lambda path: -depth(path.casefold()))
+
+    def remove_disks(self, paths: Sequence[str], uuid: str) -> None:
+        """Remove ``paths`` in order; try every one, then raise naming those left (the VM is already gone)."""
+        left: list[str] = []
+        first: PolyvisorError | None = None
+        for path in paths:
+            try:
+                self._session.run(
+                    [Step("Remove-Item", {"LiteralPath": path, "Force": SWITCH})],
+                    doing=f"removing disk file {path}",
+                    vm=uuid,
+                )
+            except NotFoundError:
+                continue  # already gone: nothing left behind
+            except PolyvisorError as error:
+                left.append(path)
+                first = first or error
+        if left:
+            raise BackendError(
+                f"the VM was deleted, but {len(left)} of its disk files could not be removed; remove them by hand: "
+                + "; ".join(left)
+                + f" (first error: {first})",
+                host=self._session.host,
+                vm=uuid,
+            )

@@ -1,0 +1,153 @@
+"""Reconnecting: the loopback host restarts (a real process restart, or its listener in-process), over both
+transports; the call that finds the session gone raises ConnectionLostError unless nothing ran, and the next call
+opens a new session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import polyvisor
+from polyvisor import PowerState
+from polyvisor.errors import ConnectionError, ConnectionLostError
+
+pytestmark = pytest.mark.hyperv
+
+Connect = Callable[..., polyvisor.Connection]
+PASSWORD_ENV = "POLYVISOR_TEST_HYPERV_HOST_PASSWORD"
+
+
+class HostProcess:
+    """``python -m polyvisor_hyperv.host`` in a process of its own, restartable on the same port and state dir."""
+
+    def __init__(self, state_dir: Path, username: str, password: str) -> None:
+        self.state_dir = state_dir
+        self.username = username
+        self._password = password
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        ready = self.state_dir / "ready.json"
+        ready.unlink(missing_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "polyvisor_hyperv.host",
+            "--username",
+            self.username,
+            "--http-port",
+            str(self.port),
+        ]
+        command += ["--password-env", PASSWORD_ENV, "--state-dir", str(self.state_dir), "--ready-file", str(ready)]
+        self._process = process = subprocess.Popen(
+            command, env={**os.environ, PASSWORD_ENV: self._password}, stdout=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the loopback host process did not start")
+            time.sleep(0.05)  # another process's file: there is no event to await
+        self.port = json.loads(ready.read_text())["endpoints"][0]["port"]
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=30)
+
+    def uri(self, transport: str) -> str:
+        return f"hyperv://{self.username}@127.0.0.1:{self.port}/?transport={transport}&scheme=http"
+
+
+@pytest.fixture
+def host_process(tmp_path: Path, username: str, password: str) -> Iterator[HostProcess]:
+    host = HostProcess(tmp_path, username, password)
+    host.start()
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+def test_a_restarted_host_process_is_reconnected_to(
+    host_process: HostProcess, transport: str, connect: Connect
+) -> None:
+    conn = connect(host_process.uri(transport))
+    backend = conn.backend
+    assert conn.host_info().hypervisor == "hyperv"  # the session is warm
+    host_process.stop()
+    # The call that finds the session gone says so; while the host stays down, it cannot be reached.
+    with pytest.raises(ConnectionLostError):
+        backend.host_info()
+    with pytest.raises(ConnectionError) as down:
+        backend.host_info()
+    assert not isinstance(down.value, ConnectionLostError)
+    host_process.start()
+    # The next call opens a new session on the restarted host.
+    assert conn.host_info().hypervisor == "hyperv"
+    assert conn.list() == []  # the loopback host keeps its Hyper-V state in memory only
+
+
+def test_a_host_restarted_under_a_warm_session_needs_no_error(
+    host_process: HostProcess, transport: str, connect: Connect, vm_name: str
+) -> None:
+    conn = connect(host_process.uri(transport))
+    assert conn.list() == []
+    host_process.stop()
+    host_process.start()
+    # The restarted host refuses the old session's first request, before anything runs: retried transparently,
+    # for changes too.
+    vm = conn.create({"name": vm_name})
+    assert vm.start().state is PowerState.RUNNING
+
+
+def test_a_connection_dropped_during_a_verb_is_reported_and_the_next_call_reconnects(
+    loopback_private: Any,
+    uri_for: Callable[..., str],
+    transport: str,
+    connect: Connect,
+    vm_name: str,
+    username: str,
+    password: str,
+) -> None:
+    from polyvisor_hyperv.host import LoopbackHost
+
+    conn = connect(uri_for(loopback_private, transport))
+    host = loopback_private.engine.host
+    vm = conn.create({"name": vm_name, "labels": {"polyvisor.test/guest": "ignore-shutdown"}})
+    vm.start()
+    failure: list[BaseException] = []
+
+    def shut_down() -> None:
+        try:
+            vm.shutdown(timeout=30)
+        except BaseException as error:
+            failure.append(error)
+
+    worker = threading.Thread(target=shut_down)
+    worker.start()
+    assert host.wait_until(lambda: host.shutdowns_waiting == 1, timeout=10), "Stop-VM is blocked on the guest"
+    port = loopback_private.port
+    loopback_private.stop()  # the listener goes away with every connection and session, mid-command
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert len(failure) == 1
+    assert isinstance(failure[0], ConnectionLostError)
+    assert failure[0].outcome_unknown  # a change: whether it took effect cannot be known
+    # The same Hyper-V host serves again on the same port: the next call opens a new session.
+    with LoopbackHost(username, password, port=port, engine=loopback_private.engine):
+        assert vm.state() is PowerState.RUNNING
+        assert host.get_vm(uuid.UUID(vm.uuid)).state == "Running"
+        assert vm.stop().state is PowerState.STOPPED
+        vm.delete()
