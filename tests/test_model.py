@@ -17,7 +17,7 @@ def test_spec_from_dict_builds_nested_items() -> None:
         {
             "name": "db",
             "cpus": 4,
-            "disks": [{"size_mib": 1024}, {"image": "/var/lib/x.qcow2", "format": "qcow2", "bus": "sata"}],
+            "disks": [{"size_mib": 1024}, {"image": "/var/lib/x.qcow2", "disk_format": "qcow2", "bus": "sata"}],
             "nics": [{"network": "isolated", "mac": "52:54:00:AA:BB:CC"}],
             "labels": {"team": "infra"},
             "kernel": {"kernel": "/boot/vmlinuz", "cmdline": "console=ttyS0"},

@@ -123,12 +123,13 @@ class UnsupportedError(PolyvisorError):
         self,
         message: str,
         *,
-        feature: Feature | str,
+        feature: Feature | None,
         host: str | None = None,
         vm: str | None = None,
     ) -> None:
         super().__init__(message, host=host, vm=vm)
         self.feature = feature
+        """The feature the call needed, or None when the hypervisor refused something no feature names."""
 
 
 class ValidationError(PolyvisorError, ValueError):

@@ -304,7 +304,7 @@ class DiskSpec:
 
     size_mib: int | None = None
     image: str | None = None
-    format: DiskFormat | None = None
+    disk_format: DiskFormat | None = None
     bus: DiskBus = DiskBus.VIRTIO
     pool: str | None = None
     readonly: bool = False
@@ -316,8 +316,8 @@ class DiskSpec:
             _positive_int(self.size_mib, "disk.size_mib", maximum=64 * 1024 * 1024)
         if self.image is not None:
             object.__setattr__(self, "image", _path(self.image, "disk.image"))
-        if self.format is not None:
-            object.__setattr__(self, "format", _enum(DiskFormat, self.format, "disk.format"))
+        if self.disk_format is not None:
+            object.__setattr__(self, "disk_format", _enum(DiskFormat, self.disk_format, "disk.disk_format"))
         object.__setattr__(self, "bus", _enum(DiskBus, self.bus, "disk.bus"))
         if self.pool is not None:
             validate_name(self.pool, "disk.pool")

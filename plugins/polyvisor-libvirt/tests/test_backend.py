@@ -64,7 +64,7 @@ def test_create_with_disks_nic_cdrom_and_kernel(conn: Connection, backend: Libvi
         name="full",
         cpus=2,
         memory_mib=256,
-        disks=[DiskSpec(size_mib=16), DiskSpec(size_mib=8, format="raw", bus="sata")],
+        disks=[DiskSpec(size_mib=16), DiskSpec(size_mib=8, disk_format="raw", bus="sata")],
         nics=[NicSpec(network="default", mac="52:54:00:00:00:01")],
         cdrom=str(iso),
         boot_order=["cdrom", "disk"],

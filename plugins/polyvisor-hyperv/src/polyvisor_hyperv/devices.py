@@ -168,8 +168,8 @@ def drive_target(row: Row) -> str:
 
 
 def check_disk(disk: DiskSpec, generation: int) -> None:
-    if disk.format in (DiskFormat.QCOW2, DiskFormat.RAW):
-        raise ValidationError(f"Hyper-V disks are VHDX or VHD, not {disk.format}", field="disk.format")
+    if disk.disk_format in (DiskFormat.QCOW2, DiskFormat.RAW):
+        raise ValidationError(f"Hyper-V disks are VHDX or VHD, not {disk.disk_format}", field="disk.disk_format")
     if disk.pool is not None:
         raise ValidationError(
             "Hyper-V has no storage pools; new disks go to the host's VirtualHardDiskPath", field="disk.pool"

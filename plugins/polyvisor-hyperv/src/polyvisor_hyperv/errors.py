@@ -25,7 +25,7 @@ from polyvisor.errors import (
     UnsupportedError,
     ValidationError,
 )
-from polyvisor.model import PowerState
+from polyvisor.model import Feature, PowerState
 
 __all__ = [
     "CATEGORY_ERRORS",
@@ -151,7 +151,7 @@ class ErrorRecord:
 
 
 def error_from_record(
-    record: ErrorRecord, *, doing: str, host: str, vm: str | None = None, feature: str = ""
+    record: ErrorRecord, *, doing: str, host: str, vm: str | None = None, feature: Feature | None = None
 ) -> PolyvisorError:
     """Return the polyvisor error for a PowerShell error; ``doing`` says what was being attempted."""
     native = record.message.strip()
@@ -161,7 +161,7 @@ def error_from_record(
         return UnsupportedError(
             f"{doing} failed: the Hyper-V PowerShell module is not available on the host; install the Hyper-V "
             f"management tools there ({native})",
-            feature=feature or "hyperv-module",
+            feature=feature,
             host=host,
             vm=vm,
         )
@@ -176,7 +176,7 @@ def error_from_record(
         # The core checked the state just before; the VM moved in between. Its state now is not known here.
         return InvalidStateError(message, state=PowerState.UNKNOWN, host=host, vm=vm)
     if kind is UnsupportedError:
-        return UnsupportedError(message, feature=feature or record.category, host=host, vm=vm)
+        return UnsupportedError(message, feature=feature, host=host, vm=vm)
     if kind is ValidationError:
         return ValidationError(f"{message} [{f'vm {vm!r}, ' if vm else ''}host {host}]")
     if kind is BackendError:

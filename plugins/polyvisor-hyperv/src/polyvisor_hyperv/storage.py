@@ -22,7 +22,7 @@ class Storage:
         self._session = session
 
     def new_vhd_path(self, uuid: str, disk: DiskSpec) -> str:
-        extension = "vhd" if disk.format is DiskFormat.VHD else "vhdx"
+        extension = "vhd" if disk.disk_format is DiskFormat.VHD else "vhdx"
         # The VM's Id, not its name, names the file: names may hold characters Windows paths cannot.
         return f"{self._session.vhd_dir().rstrip(chr(92))}\\{uuid}-{secrets.token_hex(4)}.{extension}"
 

@@ -68,10 +68,10 @@ class Devices:
     ) -> tuple[str, str]:
         if disk.image is not None:
             self.require_file(disk.image, vm, "disk image")
-            fmt = _QEMU_FORMATS[disk.format] if disk.format else _guess_format(disk.image)
+            fmt = _QEMU_FORMATS[disk.disk_format] if disk.disk_format else _guess_format(disk.image)
             return disk.image, fmt
         pool = self.pool(disk.pool, vm)
-        fmt = disk.format or DiskFormat.QCOW2
+        fmt = disk.disk_format or DiskFormat.QCOW2
         volume_xml = ET.Element("volume")
         ET.SubElement(volume_xml, "name").text = f"{volume_stem}.{_EXTENSIONS[fmt]}"
         ET.SubElement(volume_xml, "capacity", {"unit": "MiB"}).text = str(disk.size_mib)

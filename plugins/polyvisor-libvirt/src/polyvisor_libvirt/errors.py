@@ -233,7 +233,7 @@ def convert(
     if kind is K.EXISTS:
         return AlreadyExistsError(message, host=host, vm=vm)
     if kind is K.UNSUPPORTED:
-        return UnsupportedError(message, feature=name, host=host, vm=vm)
+        return UnsupportedError(message, feature=None, host=host, vm=vm)
     if kind is K.AUTH:
         return AuthenticationError(message, host=host, vm=vm)
     if kind is K.CONNECTION:
