@@ -27,7 +27,7 @@ def test_quick_start_has_exactly_two_commands_and_ci_runs_the_second() -> None:
 
 def test_the_same_script_drives_libvirt_and_the_loopback_hyperv_host(tmp_path: Path) -> None:
     try:
-        from polyvisor_hyperv.host import LoopbackHost
+        from polyvisor_hyperv_loopback import LoopbackHost
     except ImportError:
         if os.environ.get("CI") == "true":
             raise
