@@ -31,7 +31,7 @@ def test_the_same_script_drives_libvirt_and_the_loopback_hyperv_host(tmp_path: P
     except ImportError:
         if os.environ.get("CI") == "true":
             raise
-        pytest.skip("polyvisor-hyperv[host] is not installed")
+        pytest.skip("polyvisor-hyperv-loopback is not installed")
     block = re.search(r"```python\n(.*?)```", README, re.S)
     assert block is not None
     script = block.group(1)

@@ -1,6 +1,6 @@
 """Fixtures of the Hyper-V backend's tests: loopback Windows/Hyper-V hosts started in-process.
 
-Without the loopback host (``polyvisor-hyperv[host]`` not installed) the integration tests skip, except under
+Without the loopback host (``polyvisor-hyperv-loopback`` not installed) the integration tests skip, except under
 ``CI=true``, where they fail.
 """
 
