@@ -119,11 +119,11 @@ def bench(session: nox.Session) -> None:
 
 @contextmanager
 def loopback_hyperv_host() -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
-    """Run the loopback Hyper-V host (``python -m polyvisor_hyperv.host``) for the duration of the block."""
+    """Run the loopback Hyper-V host (``python -m polyvisor_hyperv_loopback``) for the duration of the block."""
     state = Path(tempfile.mkdtemp(prefix="polyvisor-hvhost-"))
     ready = state / "ready.json"
     env = {**os.environ, PASSWORD_ENV: secrets.token_urlsafe(16)}
-    command = [PY, "-m", "polyvisor_hyperv.host", "--http-port", "0", "--https-port", "0"]
+    command = [PY, "-m", "polyvisor_hyperv_loopback", "--http-port", "0", "--https-port", "0"]
     process = subprocess.Popen([*command, "--state-dir", str(state), "--ready-file", str(ready)], env=env)
     try:
         deadline = time.monotonic() + 60

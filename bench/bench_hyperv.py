@@ -22,7 +22,7 @@ from typing import Any
 import winrm
 
 import polyvisor
-from polyvisor_hyperv.host import LoopbackHost
+from polyvisor_hyperv_loopback import LoopbackHost
 
 USER = "Administrator"
 

@@ -246,8 +246,8 @@ def test_the_quickstart_script_runs_on_the_libvirt_test_driver() -> None:
 @pytest.mark.parametrize("scheme", ["hyperv", "hyperv+winrm"])
 def test_the_same_quickstart_script_runs_on_the_loopback_hyperv_host(tmp_path: Path, scheme: str) -> None:
     _require_backend("polyvisor_hyperv.backend")
-    _require_backend("polyvisor_hyperv.host.engine")
-    from polyvisor_hyperv.host import LoopbackHost
+    _require_backend("polyvisor_hyperv_loopback.engine")
+    from polyvisor_hyperv_loopback import LoopbackHost
 
     password = "Docs-Quickstart-1"
     with LoopbackHost("Administrator", password, https=True, state_dir=tmp_path) as host:

@@ -27,11 +27,11 @@ def test_quick_start_has_exactly_two_commands_and_ci_runs_the_second() -> None:
 
 def test_the_same_script_drives_libvirt_and_the_loopback_hyperv_host(tmp_path: Path) -> None:
     try:
-        from polyvisor_hyperv.host import LoopbackHost
+        from polyvisor_hyperv_loopback import LoopbackHost
     except ImportError:
         if os.environ.get("CI") == "true":
             raise
-        pytest.skip("polyvisor-hyperv[host] is not installed")
+        pytest.skip("polyvisor-hyperv-loopback is not installed")
     block = re.search(r"```python\n(.*?)```", README, re.S)
     assert block is not None
     script = block.group(1)

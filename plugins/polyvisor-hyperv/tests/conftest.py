@@ -1,6 +1,6 @@
 """Fixtures of the Hyper-V backend's tests: loopback Windows/Hyper-V hosts started in-process.
 
-Without the loopback host (``polyvisor-hyperv[host]`` not installed) the integration tests skip, except under
+Without the loopback host (``polyvisor-hyperv-loopback`` not installed) the integration tests skip, except under
 ``CI=true``, where they fail.
 """
 
@@ -22,7 +22,7 @@ PASSWORD = "Loopback-Pa55!;$(x)"
 
 def _loopback_class() -> Any:
     try:
-        from polyvisor_hyperv.host import LoopbackHost
+        from polyvisor_hyperv_loopback import LoopbackHost
     except ImportError as error:  # pragma: no cover - depends on the environment
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"the loopback Hyper-V host is required under CI=true: {error}")

@@ -28,7 +28,7 @@ PASSWORD_ENV = "POLYVISOR_TEST_HYPERV_HOST_PASSWORD"
 
 
 class HostProcess:
-    """``python -m polyvisor_hyperv.host`` in a process of its own, restartable on the same port and state dir."""
+    """``python -m polyvisor_hyperv_loopback`` in a process of its own, restartable on the same port and state dir."""
 
     def __init__(self, state_dir: Path, username: str, password: str) -> None:
         self.state_dir = state_dir
@@ -43,7 +43,7 @@ class HostProcess:
         command = [
             sys.executable,
             "-m",
-            "polyvisor_hyperv.host",
+            "polyvisor_hyperv_loopback",
             "--username",
             self.username,
             "--http-port",
@@ -121,7 +121,7 @@ def test_a_connection_dropped_during_a_verb_is_reported_and_the_next_call_reconn
     username: str,
     password: str,
 ) -> None:
-    from polyvisor_hyperv.host import LoopbackHost
+    from polyvisor_hyperv_loopback import LoopbackHost
 
     conn = connect(uri_for(loopback_private, transport))
     host = loopback_private.engine.host

@@ -22,8 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from polyvisor_hyperv.notes import split_notes
-
+from ._notes import read_labels
 from .errors import HostError
 from .filesystem import FileEntry, VirtualFileSystem, normalize_path
 
@@ -70,7 +69,7 @@ GUEST_BEHAVIOURS = frozenset({GUEST_RESPONSIVE, GUEST_IGNORES_SHUTDOWN, GUEST_NO
 
 def guest_label(notes: str) -> str | None:
     """Return the ``polyvisor.test/guest`` label held in a Notes value, if any."""
-    return split_notes(notes)[1].get(GUEST_LABEL)
+    return read_labels(notes).get(GUEST_LABEL)
 
 
 class AlreadyInState(Exception):

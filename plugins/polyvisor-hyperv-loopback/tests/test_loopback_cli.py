@@ -1,25 +1,62 @@
-"""``python -m polyvisor_hyperv.host``: endpoints on stdout and in --ready-file, clean SIGTERM."""
+"""``polyvisor-hyperv-host`` (and ``python -m polyvisor_hyperv_loopback``): endpoints on stdout and in --ready-file,
+clean SIGTERM.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 
-import polyvisor_hyperv.host
+import polyvisor_hyperv_loopback
+import polyvisor_hyperv_loopback.__main__
 
 from ._clients import PASSWORD, USER
 from ._engine_check import require_real_engine
 
 pytestmark = pytest.mark.hyperv
 
-_SRC = Path(polyvisor_hyperv.host.__file__).resolve().parents[2]
+_SRC = Path(polyvisor_hyperv_loopback.__file__).resolve().parents[1]
+_PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+SCRIPT = "polyvisor-hyperv-host"
+
+
+def _entry_point() -> str:
+    """The ``module:function`` the distribution declares for its console script."""
+    with _PYPROJECT.open("rb") as file:
+        return str(tomllib.load(file)["project"]["scripts"][SCRIPT])
+
+
+def _console_command() -> list[str]:
+    """This distribution's installed console script, or, where it is not installed (a source checkout on
+    PYTHONPATH), a Python that calls the same entry function the script would call, under the script's name."""
+    declared = _entry_point()
+    ours = [
+        entry
+        for entry in importlib.metadata.entry_points(group="console_scripts", name=SCRIPT)
+        if entry.dist is not None and entry.dist.name == "polyvisor-hyperv-loopback" and entry.value == declared
+    ]
+    installed = shutil.which(SCRIPT, path=str(Path(sys.executable).parent))
+    if ours and installed is not None:
+        return [installed]
+    module, function = declared.split(":")
+    code = f"import sys; sys.argv[0] = {SCRIPT!r}; from {module} import {function}; {function}()"
+    return [sys.executable, "-c", code]
+
+
+def test_the_console_script_is_the_main_function() -> None:
+    module, function = _entry_point().split(":")
+    assert getattr(importlib.import_module(module), function) is polyvisor_hyperv_loopback.__main__.main
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -47,9 +84,7 @@ def test_cli_serves_http_and_https_until_sigterm(tmp_path: Path) -> None:
     ready = tmp_path / "ready.json"
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "polyvisor_hyperv.host",
+            *_console_command(),
             "--username",
             USER,
             "--password-env",
@@ -92,9 +127,14 @@ def test_cli_serves_http_and_https_until_sigterm(tmp_path: Path) -> None:
     assert PASSWORD.encode() not in stdout + stderr + ready.read_bytes()
 
 
-def test_cli_requires_the_password_variable() -> None:
+@pytest.mark.parametrize(
+    "command",
+    [_console_command(), [sys.executable, "-m", "polyvisor_hyperv_loopback"]],
+    ids=["console-script", "python-m"],
+)
+def test_cli_requires_the_password_variable(command: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "polyvisor_hyperv.host", "--http-port", "0"],
+        [*command, "--http-port", "0"],
         env=_env(),
         capture_output=True,
         timeout=60,
@@ -102,4 +142,6 @@ def test_cli_requires_the_password_variable() -> None:
     )
 
     assert result.returncode != 0
-    assert b"POLYVISOR_HYPERV_HOST_PASSWORD" in result.stderr
+    assert b"polyvisor-hyperv-host: set the password in the environment variable POLYVISOR_HYPERV_HOST_PASSWORD" in (
+        result.stderr
+    )

@@ -6,10 +6,10 @@ import uuid
 
 from psrpcore.types import PSObject
 
-from polyvisor_hyperv.host.errors import HostError
-from polyvisor_hyperv.host.filesystem import normalize_path
-from polyvisor_hyperv.host.hyperv import VMRecord
-from polyvisor_hyperv.host.objects import (
+from polyvisor_hyperv_loopback.errors import HostError
+from polyvisor_hyperv_loopback.filesystem import normalize_path
+from polyvisor_hyperv_loopback.hyperv import VMRecord
+from polyvisor_hyperv_loopback.objects import (
     dvd_object,
     hard_disk_object,
     network_adapter_object,
@@ -225,7 +225,7 @@ def _disconnect_nic(ctx: CommandContext, args: dict[str, object]) -> None:
 
 
 def _get_switch(ctx: CommandContext, args: dict[str, object]) -> None:
-    from polyvisor_hyperv.host.hyperv import has_wildcard, wildcard_match
+    from polyvisor_hyperv_loopback.hyperv import has_wildcard, wildcard_match
 
     switches = ctx.host.list_switches()
     names = args.get("Name")

@@ -10,7 +10,7 @@ from pypsrp.exceptions import WSManFaultError as PSRPWSManFaultError
 from pypsrp.shell import Process, SignalCode, WinRS
 from winrm.exceptions import InvalidCredentialsError, WinRMOperationTimeoutError, WSManFaultError
 
-from polyvisor_hyperv.host import LoopbackHost
+from polyvisor_hyperv_loopback import LoopbackHost
 
 from ._clients import psrp_wsman, winrm_session
 from ._stub_engine import StubEngine

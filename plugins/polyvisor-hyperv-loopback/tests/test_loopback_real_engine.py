@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pypsrp.powershell import PowerShell, RunspacePool
 
-from polyvisor_hyperv.host import LoopbackHost
+from polyvisor_hyperv_loopback import LoopbackHost
 
 from ._clients import PASSWORD, USER, psrp_wsman, winrm_session
 from ._engine_check import require_real_engine
@@ -23,7 +23,7 @@ def real_host() -> Iterator[LoopbackHost]:
 
 
 def test_default_engine_is_the_hyper_v_engine(real_host: LoopbackHost) -> None:
-    from polyvisor_hyperv.host.engine import Engine
+    from polyvisor_hyperv_loopback.engine import Engine
 
     assert isinstance(real_host.engine, Engine)
 

@@ -1,4 +1,4 @@
-"""``python -m polyvisor_hyperv.host``: run the loopback Windows/Hyper-V host until SIGTERM/SIGINT.
+"""``python -m polyvisor_hyperv_loopback``: run the loopback Windows/Hyper-V host until SIGTERM/SIGINT.
 
 The password comes from an environment variable (never argv, never printed).
 """

@@ -11,7 +11,7 @@ import pytest
 import requests
 from winrm.exceptions import InvalidCredentialsError, WinRMOperationTimeoutError, WinRMTransportError
 
-from polyvisor_hyperv.host import LoopbackHost
+from polyvisor_hyperv_loopback import LoopbackHost
 
 from ._clients import PASSWORD, USER, winrm_session
 

@@ -6,11 +6,11 @@ import io
 
 import pytest
 
-from polyvisor_hyperv.host.cmdlets import Session, default_registry
-from polyvisor_hyperv.host.errors import PipelineStopped
-from polyvisor_hyperv.host.hyperv import HyperVHost
-from polyvisor_hyperv.host.powershell import Console, Interpreter, ScriptError
-from polyvisor_hyperv.host.values import PSHashtable
+from polyvisor_hyperv_loopback.cmdlets import Session, default_registry
+from polyvisor_hyperv_loopback.errors import PipelineStopped
+from polyvisor_hyperv_loopback.hyperv import HyperVHost
+from polyvisor_hyperv_loopback.powershell import Console, Interpreter, ScriptError
+from polyvisor_hyperv_loopback.values import PSHashtable
 
 
 def _interp(stdin: bytes = b"") -> tuple[Interpreter, io.StringIO]:

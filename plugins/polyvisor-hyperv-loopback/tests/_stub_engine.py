@@ -9,8 +9,8 @@ from typing import Any, BinaryIO
 
 from psrpcore.types import PSNoteProperty, PSObject, PSType
 
-from polyvisor_hyperv.host.engine import CommandSpec, InvocationResult
-from polyvisor_hyperv.host.errors import PSErrorRecord
+from polyvisor_hyperv_loopback.engine import CommandSpec, InvocationResult
+from polyvisor_hyperv_loopback.errors import PSErrorRecord
 
 VIRTUALIZATION_EXCEPTION = "Microsoft.HyperV.PowerShell.VirtualizationException"
 

@@ -9,11 +9,11 @@ import pytest
 
 
 def require_real_engine() -> None:
-    """Skip (or fail when CI=true) unless ``polyvisor_hyperv.host.engine`` imports."""
+    """Skip (or fail when CI=true) unless ``polyvisor_hyperv_loopback.engine`` imports."""
     try:
-        importlib.import_module("polyvisor_hyperv.host.engine")
+        importlib.import_module("polyvisor_hyperv_loopback.engine")
     except ImportError as exc:
-        message = f"polyvisor_hyperv.host.engine is not importable: {exc}"
+        message = f"polyvisor_hyperv_loopback.engine is not importable: {exc}"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)

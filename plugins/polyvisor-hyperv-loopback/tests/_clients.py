@@ -7,7 +7,7 @@ from typing import Any
 import winrm
 from pypsrp.wsman import WSMan
 
-from polyvisor_hyperv.host import LoopbackHost
+from polyvisor_hyperv_loopback import LoopbackHost
 
 USER = "vagrant"
 PASSWORD = "Loopback-Pa55!"

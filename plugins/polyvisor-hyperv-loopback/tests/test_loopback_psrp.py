@@ -9,7 +9,7 @@ from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 
-from polyvisor_hyperv.host import LoopbackHost
+from polyvisor_hyperv_loopback import LoopbackHost
 
 from ._clients import PASSWORD, USER, psrp_wsman
 from ._stub_engine import StubEngine

@@ -19,7 +19,7 @@ from ._tls import LoopbackPKI, create_loopback_pki
 
 
 class HostEngine(PipelineEngine, PowerShellExe, Protocol):
-    """What the host needs from an engine (``polyvisor_hyperv.host.engine.Engine`` provides it)."""
+    """What the host needs from an engine (``polyvisor_hyperv_loopback.engine.Engine`` provides it)."""
 
 
 class LoopbackHost:
@@ -178,7 +178,7 @@ class LoopbackHost:
 
     @property
     def engine(self) -> Any:
-        """The engine serving PowerShell (``polyvisor_hyperv.host.engine.Engine`` by default)."""
+        """The engine serving PowerShell (``polyvisor_hyperv_loopback.engine.Engine`` by default)."""
         return self._engine
 
     # -- test controls --------------------------------------------------------------------

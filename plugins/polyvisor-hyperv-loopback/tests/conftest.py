@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from polyvisor_hyperv.host import LoopbackHost
+from polyvisor_hyperv_loopback import LoopbackHost
 
 from ._clients import PASSWORD, USER
 from ._stub_engine import StubEngine
