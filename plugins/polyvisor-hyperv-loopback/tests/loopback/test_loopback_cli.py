@@ -27,7 +27,7 @@ from ._engine_check import require_real_engine
 pytestmark = pytest.mark.hyperv
 
 _SRC = Path(polyvisor_hyperv_loopback.__file__).resolve().parents[1]
-_PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+_PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 SCRIPT = "polyvisor-hyperv-host"
 
 
