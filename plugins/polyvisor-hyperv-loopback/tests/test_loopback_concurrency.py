@@ -109,3 +109,14 @@ def test_a_pipeline_is_released_when_its_final_receive_is_answered(http_host: Lo
             again.add_cmdlet("Write-Output").add_argument("two")
             assert again.invoke() == ["two"]
         assert shell.pipeline_count == 0
+
+
+def test_a_slow_pipeline_is_answered_by_one_receive() -> None:
+    """Windows sends no PIPELINE_STATE Running when a pipeline starts: a 10 s pipeline's Receives carry only its
+    output and its final state (pypsrp tests/tests_pypsrp/responses/test_psrp_long_running_cmdlet.yml)."""
+    with LoopbackHost(USER, PASSWORD, cmdlet_latency=LATENCY) as host, RunspacePool(psrp_wsman(host)) as pool:
+        before = host.requests_served
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-VMHost")
+        assert len(ps.invoke()) == 1
+        assert host.requests_served - before == 2  # Command, then one Receive with output and Done

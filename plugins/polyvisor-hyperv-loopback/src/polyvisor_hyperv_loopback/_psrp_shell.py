@@ -196,7 +196,10 @@ class PSRPShell(Shell):
             metadata = event.pipeline
             run.commands = list(metadata.commands)
             run.no_input = bool(metadata.no_input)
-            run.pipeline.start()
+            # Windows sends no PIPELINE_STATE Running: the first message a client sees is output or the final state
+            # (pypsrp tests/tests_pypsrp/responses/test_psrp_long_running_cmdlet.yml), so a Receive is answered
+            # once there is something to say. psrpcore's start() would emit Running.
+            run.pipeline._change_state(PSInvocationState.Running, emit=False)
             if run.no_input:
                 self._start(run)
         elif isinstance(event, PipelineInputEvent):
