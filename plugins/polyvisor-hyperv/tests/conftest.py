@@ -124,3 +124,9 @@ def conn(loopback_http: Any, transport: str, connect: Callable[..., polyvisor.Co
 def vm_name() -> str:
     """A name no other test uses."""
     return f"pv-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def loopback_slow() -> Iterator[Any]:
+    """A host of its own whose Hyper-V cmdlets take 100 ms each, as real ones take tens to hundreds of ms."""
+    yield from _start(cmdlet_latency=0.1)

@@ -344,25 +344,49 @@ def test_operation_timeout(
 def test_one_verb_on_a_warm_connection_needs_few_requests(
     uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect, vm_name: str
 ) -> None:
+    # One pipeline: PSRP sends Command and one Receive (output and CommandState Done together, as Windows answers a
+    # quick pipeline); the WinRM shell adds Send (stdin) and Signal Terminate (pywinrm's cleanup_command).
+    per_pipeline = 2 if transport == "psrp" else 4
     conn = connect(uri_for(loopback_private, transport))
     vm = conn.create({"name": vm_name})
     try:
         backend = conn.backend
         before = loopback_private.requests_served
         backend.status(vm.uuid)
-        assert loopback_private.requests_served - before <= 5
+        assert loopback_private.requests_served - before == per_pipeline
         before = loopback_private.requests_served
         conn.list()
-        assert loopback_private.requests_served - before <= 5
-        # A whole verb through the core: state check, the cmdlet, then confirming the target state.
+        assert loopback_private.requests_served - before == per_pipeline
+        # A whole verb through the core: state check, the cmdlet, then confirming the target state. The cmdlet's
+        # pipeline reads the state it left, which answers the confirmation: two pipelines in all.
         vm.start()
         connections = loopback_private.connections_opened
-        for verb in (vm.pause, vm.resume, vm.stop):
+        for verb in (vm.pause, vm.resume, vm.stop, vm.start, vm.save, vm.start, vm.reset, vm.stop):
             before = loopback_private.requests_served
             verb()
-            assert loopback_private.requests_served - before <= 15, verb.__name__
+            assert loopback_private.requests_served - before <= 2 * per_pipeline, verb.__name__
         assert loopback_private.connections_opened == connections, "a warm connection opens no new connection"
         assert loopback_private.open_shells == 1, "one runspace pool / shell serves every operation"
+    finally:
+        vm.ensure("stopped", force=True)
+        vm.delete()
+
+
+def test_the_state_a_verb_read_is_used_once_and_never_after_a_change(
+    uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect, vm_name: str
+) -> None:
+    conn = connect(uri_for(loopback_private, transport))
+    other = connect(uri_for(loopback_private, transport))
+    vm = conn.create({"name": vm_name})
+    try:
+        vm.start()
+        assert vm.state() is PowerState.RUNNING
+        # Another client changes the VM: this connection's next read asks the host.
+        other.vm(vm.uuid).stop()
+        assert vm.state() is PowerState.STOPPED
+        before = loopback_private.requests_served
+        conn.backend.status(vm.uuid)
+        assert loopback_private.requests_served > before, "a status query with no verb before it asks the host"
     finally:
         vm.delete()
 

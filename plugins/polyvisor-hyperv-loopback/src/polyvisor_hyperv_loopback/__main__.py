@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--allow-unencrypted", action="store_true", help="accept plain-text SOAP over HTTP (AllowUnencrypted=true)"
     )
+    parser.add_argument(
+        "--cmdlet-latency-ms",
+        type=float,
+        default=0,
+        metavar="MS",
+        help="how long each Hyper-V cmdlet takes (real ones take tens to hundreds of ms; default 0)",
+    )
     parser.add_argument("--ready-file", type=Path, default=None, help="write the endpoints as JSON here once serving")
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests")
     return parser
@@ -60,6 +67,7 @@ def main() -> None:
 
     # Both listeners share one engine so they show the same Hyper-V host.
     engine = Engine()
+    engine.host.cmdlet_latency = args.cmdlet_latency_ms / 1000
     hosts: list[LoopbackHost] = []
     for https, port in ((False, args.http_port), (True, args.https_port)):
         if port is None:

@@ -40,6 +40,7 @@ class LoopbackHost:
         allow_basic: bool = True,
         allow_unencrypted: bool = False,
         max_envelope_size: int = DEFAULT_MAX_ENVELOPE_SIZE,
+        cmdlet_latency: float | None = None,
     ) -> None:
         self._credentials = Credentials(username, password)
         self._https = https
@@ -50,6 +51,7 @@ class LoopbackHost:
             state_dir = self._own_state_dir.name
         self.state_dir = Path(state_dir)
         self._engine: HostEngine | None = engine
+        self._cmdlet_latency = cmdlet_latency
         self.policy = ListenerPolicy(allow_basic=allow_basic, allow_unencrypted=allow_unencrypted)
         self._max_envelope_size = max_envelope_size
         self._counter = RequestCounter()
@@ -74,6 +76,10 @@ class LoopbackHost:
 
             self._engine = Engine()
         engine = self._engine
+        hyperv = getattr(engine, "host", None)
+        if self._cmdlet_latency is not None and hyperv is not None:
+            # Seconds each Hyper-V cmdlet takes (the engine's in-memory host; shared by listeners on one engine).
+            hyperv.cmdlet_latency = self._cmdlet_latency
         self._user_file = NTLMUserFile(self._credentials)
         tls = None
         binding = None

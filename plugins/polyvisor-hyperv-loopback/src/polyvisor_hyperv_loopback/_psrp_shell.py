@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import logging
 import threading
 import time
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
     from .engine import CommandSpec, InvocationResult
 
 _log = logging.getLogger(__name__)
+#: How many released pipeline ids a shell remembers, so that a client's Signal Terminate after the final Receive
+#: (pypsrp's PowerShell.close()) is answered as Windows answers it (pypsrp test_psrp_multiple_invocations.yml).
+_RELEASED_KEPT = 256
 
 
 class PipelineEngine(Protocol):
@@ -164,8 +168,16 @@ class PSRPShell(Shell):
         self._runs: dict[uuid.UUID, _PipelineRun] = {}
         self._outgoing: dict[uuid.UUID | None, list[bytes]] = {}
         self._closed = False
+        # Pipelines whose final Receive was answered: released, but a later Signal Terminate still succeeds.
+        self._released: collections.deque[uuid.UUID] = collections.deque(maxlen=_RELEASED_KEPT)
         with self._changed:
             self._feed(None, _b64(creation.text))
+
+    @property
+    def pipeline_count(self) -> int:
+        """Pipelines the shell still holds (running, or finished with output not yet received)."""
+        with self._changed:
+            return len(self._runs)
 
     # -- incoming -----------------------------------------------------------------------
 
@@ -184,7 +196,10 @@ class PSRPShell(Shell):
             metadata = event.pipeline
             run.commands = list(metadata.commands)
             run.no_input = bool(metadata.no_input)
-            run.pipeline.start()
+            # Windows sends no PIPELINE_STATE Running: the first message a client sees is output or the final state
+            # (pypsrp tests/tests_pypsrp/responses/test_psrp_long_running_cmdlet.yml), so a Receive is answered
+            # once there is something to say. psrpcore's start() would emit Running.
+            run.pipeline._change_state(PSInvocationState.Running, emit=False)
             if run.no_input:
                 self._start(run)
         elif isinstance(event, PipelineInputEvent):
@@ -273,16 +288,22 @@ class PSRPShell(Shell):
                 self._feed(pipeline_id, _b64(stream.text or ""))
         return simple_response("rsp:SendResponse")
 
-    def _pipeline_id(self, command_id: str | None) -> uuid.UUID | None:
+    def _pipeline_id(self, command_id: str | None, *, released: bool = False) -> uuid.UUID | None:
         if not command_id:
             return None
         try:
             pipeline_id = uuid.UUID(command_id)
         except ValueError as exc:
             raise command_not_found() from exc
-        if pipeline_id not in self._runs:
+        if pipeline_id not in self._runs and not (released and pipeline_id in self._released):
             raise command_not_found()
         return pipeline_id
+
+    def _release(self, pipeline_id: uuid.UUID) -> None:
+        run = self._runs.pop(pipeline_id, None)
+        self._outgoing.pop(pipeline_id, None)
+        if run is not None:
+            self._released.append(pipeline_id)
 
     def receive(self, request: Request, budget: int, deadline: float) -> list[ET.Element]:
         desired = request.body.find(f"{q('rsp', 'Receive')}/{q('rsp', 'DesiredStream')}")
@@ -316,6 +337,11 @@ class PSRPShell(Shell):
                     "rsp:CommandState",
                     {"CommandId": command_id, "State": STATE_DONE if finished else STATE_RUNNING},
                 )
+                if finished and target is not None:
+                    # The client has everything: release the pipeline without waiting for a Signal Terminate
+                    # (pypsrp's invoke() sends none; Windows answers Command + one Receive with Done:
+                    # pypsrp tests/tests_pypsrp/responses/test_psrp_run_protocol_version_2.3.yml).
+                    self._release(target)
         return [response]
 
     def _drain(self, budget: int) -> None:
@@ -330,7 +356,7 @@ class PSRPShell(Shell):
         # Compared case-insensitively: pypsrp sends .../signal/Terminate, pywinrm .../terminate.
         code = (signal.findtext(q("rsp", "Code")) or "").strip().lower()
         with self._changed:
-            pipeline_id = self._pipeline_id(signal.get("CommandId"))
+            pipeline_id = self._pipeline_id(signal.get("CommandId"), released=code == SIGNAL_TERMINATE)
             run = self._runs.get(pipeline_id) if pipeline_id is not None else None
             if run is not None and code in (SIGNAL_PS_CTRL_C, SIGNAL_PS_CRTL_C, SIGNAL_CTRL_C):
                 run.cancel.set()

@@ -262,8 +262,11 @@ class HyperVHost:
         memory_capacity: int = 32 * GiB,
         transition_delay: float = 0.05,
         guest_shutdown_timeout: float = 30.0,
+        cmdlet_latency: float = 0.0,
     ) -> None:
         self.computer_name = computer_name
+        self.cmdlet_latency = cmdlet_latency
+        """Seconds every Hyper-V cmdlet takes before it acts (real ones take tens to hundreds of ms: WMI calls)."""
         self.logical_processor_count = logical_processor_count
         self.memory_capacity = memory_capacity
         self.virtual_machine_path = VM_ROOT
@@ -287,6 +290,11 @@ class HyperVHost:
         with self._cond:
             for name in [state] if state else list(self.delays):
                 self.delays[name] = seconds
+
+    def cmdlet_pause(self, cancel: threading.Event | None) -> None:
+        """Wait out one cmdlet's latency with no lock held, so concurrent pipelines wait together; a stop ends it."""
+        if self.cmdlet_latency > 0:
+            (cancel if cancel is not None else threading.Event()).wait(self.cmdlet_latency)
 
     def set_guest_responds_to_shutdown(self, vm_id: uuid.UUID, responds: bool) -> None:
         """Make the guest of ``vm_id`` honour (True) or ignore (False) shutdown requests."""

@@ -60,7 +60,7 @@ from polyvisor_hyperv.options import ConnectionOptions, parse_options
 from polyvisor_hyperv.session import Session
 from polyvisor_hyperv.snapshots import Snapshots
 from polyvisor_hyperv.storage import Storage
-from polyvisor_hyperv.transport import Transport
+from polyvisor_hyperv.transport import Transport, TransportPool
 
 __all__ = ["HyperVBackend", "open_transport"]
 
@@ -74,6 +74,11 @@ def open_transport(options: ConnectionOptions) -> Transport:
     from polyvisor_hyperv.psrp import PSRPTransport
 
     return PSRPTransport(options)
+
+
+def open_pool(options: ConnectionOptions, host: str) -> TransportPool:
+    """Return up to ``options.sessions`` transports for threads sharing the connection (opened when needed)."""
+    return TransportPool(lambda: open_transport(options), options.sessions, host)
 
 
 class HyperVBackend(Backend):
@@ -96,7 +101,7 @@ class HyperVBackend(Backend):
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         self.uri = uri
         self.options: ConnectionOptions = parse_options(uri, credentials)
-        self._session = session = Session(self.options, open_transport(self.options), uri.display_host)
+        self._session = session = Session(self.options, open_pool(self.options, uri.display_host), uri.display_host)
         storage = Storage(session)
         self._inventory = Inventory(session)
         self._lifecycle = Lifecycle(session, self._inventory, storage)

@@ -54,6 +54,8 @@ class ConnectionOptions:
     connect_timeout: int = 30
     command_timeout: float = 600.0
     """Seconds one PowerShell operation may run before it is stopped and TimeoutError raised."""
+    sessions: int = 8
+    """How many runspace pools (or shells) the connection opens at most, for threads calling at once."""
 
     @property
     def ssl(self) -> bool:
@@ -104,6 +106,17 @@ def _seconds(name: str, value: object) -> float:
     return number
 
 
+def _count(name: str, value: object) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 25:
+        # 25: the default MaxShellsPerUser of the PowerShell endpoint (Windows' WinRM plugin configuration).
+        raise ValidationError(f"must be a whole number from 1 to 25, got {value!r}", field=name)
+    return number
+
+
 def _path(name: str, value: object) -> str:
     text = str(value)
     if not text or not Path(text).is_file():
@@ -132,6 +145,7 @@ _CONVERTERS: dict[str, Callable[[str, object], Any]] = {
     "read_timeout": _seconds,
     "connect_timeout": _seconds,
     "command_timeout": _seconds,
+    "sessions": _count,
 }
 
 
@@ -207,4 +221,5 @@ def parse_options(uri: URI, credentials: Credentials) -> ConnectionOptions:
         read_timeout=read_timeout,
         connect_timeout=math.ceil(values.get("connect_timeout", 30)),
         command_timeout=float(values.get("command_timeout", 600.0)),
+        sessions=values.get("sessions", 8),
     )

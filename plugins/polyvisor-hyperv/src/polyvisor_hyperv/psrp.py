@@ -93,7 +93,11 @@ class PSRPTransport(Transport):
             # WS-Management durations may be fractional (xs:duration); pypsrp writes the number as given.
             wait = limit.poll_interval(self.options.operation_timeout, _SHORTEST_POLL)
             ps.poll_invoke(timeout=wait)  # type: ignore[arg-type]  # a float renders as PT0.25S
-        _quietly(ps.close)
+        # No Signal Terminate (pypsrp's close()): the pipeline is over once its final Receive said so, and Windows
+        # answers a quick pipeline's Command with one Receive holding the output and CommandState Done (pypsrp's
+        # recorded tests/tests_pypsrp/responses/test_psrp_run_protocol_version_2.3.yml; its invoke() sends none).
+        # That keeps a query to two HTTP requests.
+        ps.runspace_pool.pipelines.pop(ps.id, None)
         errors = list(ps.streams.error)
         if ps.had_errors or errors:
             record = _record(errors[-1]) if errors else ErrorRecord("the pipeline failed without an error record")

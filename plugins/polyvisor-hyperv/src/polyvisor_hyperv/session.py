@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,11 +13,18 @@ from polyvisor.model import VMStatus, normalize_uuid
 from polyvisor_hyperv.commands import Request, Step
 from polyvisor_hyperv.options import ConnectionOptions
 from polyvisor_hyperv.states import status_from_vmstate
-from polyvisor_hyperv.transport import Row, Transport
+from polyvisor_hyperv.transport import Invoker, Row
 
 __all__ = ["MiB", "Session", "as_guid", "as_text", "then", "vm_step"]
 
 MiB = 1024 * 1024
+# How long the state a verb's own pipeline read stays good for the status query that confirms it (the core asks
+# at once). It is used once, and never after any other request of this connection started or ended.
+_OBSERVED_FOR = 1.0
+# The power cmdlets: each returns once the VM is in the state it brings about (see backend.py).
+_POWER_CMDLETS = frozenset(
+    {"Start-VM", "Stop-VM", "Restart-VM", "Suspend-VM", "Resume-VM", "Save-VM", "Remove-VMSavedState"}
+)
 
 
 def vm_step(uuid: str) -> Step:
@@ -43,7 +52,7 @@ def as_text(value: Any) -> str:
 class Session:
     """One connection's transport and what the backend's parts need from it."""
 
-    def __init__(self, options: ConnectionOptions, transport: Transport, host: str) -> None:
+    def __init__(self, options: ConnectionOptions, transport: Invoker, host: str) -> None:
         self.options = options
         self.transport = transport
         self.host = host
@@ -51,6 +60,11 @@ class Session:
         self.vhd_directory: str | None = None
         """The host's VirtualHardDiskPath, once read."""
         self._names: dict[str, str] = {}
+        self._lock = threading.Lock()
+        # Bumped when any request that may change something starts or ends; a verb's observed state is good only
+        # while it has not moved since.
+        self._generation = 0
+        self._observed: dict[str, tuple[Any, int, float]] = {}
 
     def remember(self, uuid: str, name: str) -> None:
         """Note a VM's name as a listing or lookup showed it, for messages about it."""
@@ -70,12 +84,48 @@ class Session:
         deadline: Deadline | None = None,
     ) -> list[Row]:
         """Run one request; a verb's ``deadline`` stops it on the host when it passes (TimeoutError)."""
+        return self._run(steps, doing, vm, select, deadline)[0]
+
+    def _run(
+        self,
+        steps: Sequence[Step],
+        doing: str,
+        vm: str | None,
+        select: Sequence[str] | None,
+        deadline: Deadline | None,
+        *,
+        changes: bool = True,
+    ) -> tuple[list[Row], int]:
+        """Run one request; return its rows and the generation once it ended."""
         request = Request(tuple(steps), tuple(select) if select is not None else None)
-        return self.transport.invoke(request, doing=doing, vm=self.vm_label(vm), deadline=deadline)
+        if changes:
+            self._bump()
+        try:
+            rows = self.transport.invoke(request, doing=doing, vm=self.vm_label(vm), deadline=deadline)
+        finally:
+            generation = self._bump() if changes else self._generation
+        return rows, generation
+
+    def _bump(self) -> int:
+        with self._lock:
+            self._generation += 1
+            return self._generation
 
     def verb(self, uuid: str, command: str, doing: str, deadline: Deadline | None, **parameters: Any) -> None:
-        """Pipe the VM into one cmdlet."""
-        self.run([vm_step(uuid), then(command, **parameters)], doing=doing, vm=uuid, deadline=deadline)
+        """Pipe the VM into one cmdlet; after a power cmdlet the same pipeline reads the state it left.
+
+        Hyper-V's power cmdlets return once the VM is in the state they bring about, so that state answers the
+        status query with which the core confirms the verb, and the verb costs one pipeline.
+        """
+        if command not in _POWER_CMDLETS:
+            self.run([vm_step(uuid), then(command, **parameters)], doing=doing, vm=uuid, deadline=deadline)
+            return
+        steps = [vm_step(uuid), then(command, **parameters), vm_step(uuid)]
+        rows, generation = self._run(steps, doing, uuid, ("State",), deadline)
+        if rows:
+            with self._lock:
+                if generation == self._generation:
+                    self._observed[uuid] = (rows[0].get("State"), generation, time.monotonic())
 
     def vm_row(self, uuid: str, select: Sequence[str], deadline: Deadline | None = None) -> Row:
         """Return these properties of the VM; raise NotFoundError if there is none."""
@@ -85,8 +135,18 @@ class Session:
         return rows[0]
 
     def status(self, uuid: str, deadline: Deadline | None = None) -> VMStatus:
-        """Return the VM's status (one Get-VM, State only)."""
-        return status_from_vmstate(self.vm_row(uuid, ("State",), deadline).get("State"))
+        """Return the VM's status (one Get-VM, State only), or the state the VM's last verb just read."""
+        with self._lock:
+            observed = self._observed.pop(uuid, None)
+            self._observed.clear()
+            if observed is not None:
+                state, generation, at = observed
+                if generation == self._generation and time.monotonic() - at < _OBSERVED_FOR:
+                    return status_from_vmstate(state)
+        rows, _ = self._run([vm_step(uuid)], "reading the VM", uuid, ("State",), deadline, changes=False)
+        if not rows:
+            raise NotFoundError(f"no VM with Id {uuid}", host=self.host, vm=uuid)
+        return status_from_vmstate(rows[0].get("State"))
 
     def vhd_dir(self) -> str:
         """Return the host's VirtualHardDiskPath, where new disks go."""

@@ -10,6 +10,10 @@ Errors come out already mapped onto polyvisor's tree:
 * a request still running when its verb's deadline (or ``command_timeout``) passes is stopped on the host (PSRP
   Ctrl+C signal; WinRS Terminate signal) and raises TimeoutError, with the session still usable.
 
+Threads sharing a connection run in parallel: :class:`TransportPool` gives each call a warm session of its own
+(one runspace pool, or one shell, on its own HTTP connection), opening another only while every open one is busy,
+up to the ``sessions`` option. One thread keeps to one session.
+
 The factory choosing an implementation is :func:`polyvisor_hyperv.backend.open_transport`: this module imports none.
 """
 
@@ -18,8 +22,9 @@ from __future__ import annotations
 import abc
 import re
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from polyvisor.backend import Deadline
 from polyvisor.errors import ConnectionError, ConnectionLostError, PolyvisorError, TimeoutError
@@ -28,9 +33,11 @@ from polyvisor_hyperv.errors import ErrorRecord, error_from_record, error_from_t
 from polyvisor_hyperv.options import ConnectionOptions
 
 __all__ = [
+    "Invoker",
     "Limit",
     "SessionLost",
     "Transport",
+    "TransportPool",
     "parse_datetime",
     "refused_before_running",
     "shell_is_gone",
@@ -199,6 +206,83 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def _shutdown(self) -> None:
         """Close the session politely, without raising."""
+
+
+class Invoker(Protocol):
+    """What the backend calls: run a request, close."""
+
+    def invoke(
+        self, request: Request, *, doing: str, vm: str | None = None, deadline: Deadline | None = None
+    ) -> list[Row]: ...
+
+    def close(self) -> None: ...
+
+
+class TransportPool:
+    """Up to ``size`` warm sessions for threads that share one connection.
+
+    pypsrp and pywinrm have no locks: a WSMan or Protocol object has one requests session and one security
+    context, and with message encryption (NTLM sealing keeps sequence numbers) its HTTP exchanges must not
+    interleave. A Receive may be held by the host for up to OperationTimeout, so sharing one session would make
+    every thread wait for the slowest. Each session here is used by one call at a time; a call takes the session
+    used last (a single thread always gets the same warm one), opens another while fewer than ``size`` exist, or
+    waits for one to come back.
+    """
+
+    def __init__(self, factory: Callable[[], Transport], size: int, host: str) -> None:
+        if size < 1:
+            raise ValueError("a pool needs at least one session")
+        self._factory = factory
+        self._size = size
+        self._host = host
+        self._idle: list[Transport] = []
+        self._all: list[Transport] = []
+        self._changed = threading.Condition()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<TransportPool {len(self._all)}/{self._size} sessions>"
+
+    def invoke(
+        self, request: Request, *, doing: str, vm: str | None = None, deadline: Deadline | None = None
+    ) -> list[Row]:
+        """Run the request on a session no other call is using (see :meth:`Transport.invoke`)."""
+        transport = self._take(deadline, vm)
+        try:
+            return transport.invoke(request, doing=doing, vm=vm, deadline=deadline)
+        finally:
+            with self._changed:
+                self._idle.append(transport)
+                self._changed.notify()
+
+    def _take(self, deadline: Deadline | None, vm: str | None) -> Transport:
+        with self._changed:
+            while True:
+                if self._closed:
+                    raise ConnectionError("the connection is closed", host=self._host)
+                if self._idle:
+                    return self._idle.pop()
+                if len(self._all) < self._size:
+                    transport = self._factory()
+                    self._all.append(transport)
+                    return transport
+                if deadline is not None and deadline.expired:
+                    raise TimeoutError(
+                        f"timed out after {deadline.timeout:g}s waiting for one of the connection's {self._size} "
+                        "sessions (all busy); nothing was sent to the host",
+                        host=self._host,
+                        vm=vm,
+                    )
+                self._changed.wait(deadline.remaining() if deadline is not None else None)
+
+    def close(self) -> None:
+        """Close every session; safe to call twice."""
+        with self._changed:
+            self._closed = True
+            transports = list(self._all)
+            self._changed.notify_all()
+        for transport in transports:
+            transport.close()
 
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")

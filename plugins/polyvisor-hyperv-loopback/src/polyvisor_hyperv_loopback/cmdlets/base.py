@@ -134,6 +134,10 @@ class CommandContext:
 Body = Callable[[CommandContext, dict[str, object]], None]
 
 
+# Hyper-V and VHD cmdlets (WMI calls on a real host) take the host's cmdlet latency; utilities take none.
+_HYPERV_CLASSES = ("Microsoft.HyperV.", "Microsoft.Vhd.")
+
+
 @dataclass(frozen=True)
 class Cmdlet:
     """A cmdlet: its name, .NET class (for FullyQualifiedErrorId), parameters and process-record body."""
@@ -202,6 +206,16 @@ class Cmdlet:
         pipeline_input: Sequence[object] | None,
     ) -> list[object]:
         """Bind ``arguments``, then run the body once, or once per pipeline object when there is input."""
+        if self.command_class.startswith(_HYPERV_CLASSES):
+            session.host.cmdlet_pause(session.cancel)
+            if session.cancel is not None and session.cancel.is_set():
+                stopped = HostError(
+                    "The pipeline has been stopped.",
+                    error_id="PipelineStopped",
+                    category="OperationStopped",
+                    exception_type="System.Management.Automation.PipelineStoppedException",
+                )
+                raise PipelineStopped(stopped.record(self.command_class, self.name))
         bound: dict[str, object] = {}
         common: dict[str, object] = {}
         positional: list[object] = []
