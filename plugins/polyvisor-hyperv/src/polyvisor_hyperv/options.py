@@ -54,6 +54,9 @@ class ConnectionOptions:
     connect_timeout: int = 30
     command_timeout: float = 600.0
     """Seconds one PowerShell operation may run before it is stopped and TimeoutError raised."""
+    idle_timeout: int | None = None
+    """Seconds the host may keep the session (shell or runspace pool) idle before deleting it (rsp:IdleTimeOut);
+    None leaves it to the host's configuration (Windows: 7200, capped by the plugin's MaxIdleTimeoutms)."""
 
     @property
     def ssl(self) -> bool:
@@ -132,6 +135,7 @@ _CONVERTERS: dict[str, Callable[[str, object], Any]] = {
     "read_timeout": _seconds,
     "connect_timeout": _seconds,
     "command_timeout": _seconds,
+    "idle_timeout": _seconds,
 }
 
 
@@ -207,4 +211,5 @@ def parse_options(uri: URI, credentials: Credentials) -> ConnectionOptions:
         read_timeout=read_timeout,
         connect_timeout=math.ceil(values.get("connect_timeout", 30)),
         command_timeout=float(values.get("command_timeout", 600.0)),
+        idle_timeout=math.ceil(values["idle_timeout"]) if "idle_timeout" in values else None,
     )
