@@ -46,6 +46,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="how long each Hyper-V cmdlet takes (real ones take tens to hundreds of ms; default 0)",
     )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=7200.0,
+        metavar="SECONDS",
+        help="delete a shell or runspace pool idle this long, unless the client asks otherwise (Windows: 7200)",
+    )
+    parser.add_argument(
+        "--max-idle-timeout",
+        type=float,
+        default=2147483.647,
+        metavar="SECONDS",
+        help="the longest idle timeout a client may ask for (Windows: 2147483.647)",
+    )
     parser.add_argument("--ready-file", type=Path, default=None, help="write the endpoints as JSON here once serving")
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests")
     return parser
@@ -82,6 +96,8 @@ def main() -> None:
                 engine=engine,
                 allow_basic=not args.no_basic,
                 allow_unencrypted=args.allow_unencrypted,
+                idle_timeout=args.idle_timeout,
+                max_idle_timeout=args.max_idle_timeout,
             ).start()
         )
 

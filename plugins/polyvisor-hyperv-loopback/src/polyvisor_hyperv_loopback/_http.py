@@ -245,6 +245,7 @@ class _WSManHandler(BaseHTTPRequestHandler):
             owner=self.server.credentials.username,
             client_ip=self.client_address[0],
             endpoint=self.server.url,
+            machine=_machine(self.headers.get("Host"), str(self.server.server_address[0])),
         )
         content_type = _SOAP_CONTENT_TYPE
         payload = reply.body
@@ -255,3 +256,13 @@ class _WSManHandler(BaseHTTPRequestHandler):
         except OSError:
             # The client gave up (read timeout) or the connection was dropped on purpose.
             self.close_connection = True
+
+
+def _machine(host_header: str | None, fallback: str) -> str:
+    """The host name the client addressed (the Host header without its port), as Windows names it in faults."""
+    host = (host_header or "").strip()
+    if host.startswith("["):  # [IPv6]:port
+        return host[1 : host.index("]")] if "]" in host else host[1:]
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host or str(fallback)

@@ -13,7 +13,7 @@ from ._cmdline import PowerShellExe
 from ._http import ListenerPolicy, RequestCounter, WSManHTTPServer
 from ._psrp_shell import PipelineEngine, PSRPShell
 from ._service import DEFAULT_MAX_ENVELOPE_SIZE, WSManService
-from ._shell import Shell
+from ._shell import DEFAULT_IDLE_TIMEOUT, MAX_IDLE_TIMEOUT, Shell
 from ._soap import ACTION_RECEIVE, Request
 from ._tls import LoopbackPKI, create_loopback_pki
 
@@ -41,7 +41,11 @@ class LoopbackHost:
         allow_unencrypted: bool = False,
         max_envelope_size: int = DEFAULT_MAX_ENVELOPE_SIZE,
         cmdlet_latency: float | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_idle_timeout: float = MAX_IDLE_TIMEOUT,
     ) -> None:
+        """``idle_timeout``: seconds a shell or runspace pool may idle before it is deleted, when the client asks
+        for no IdleTimeOut; ``max_idle_timeout``: the most a client may ask for (Windows: 7200 and 2147483.647)."""
         self._credentials = Credentials(username, password)
         self._https = https
         self._requested_port = port
@@ -54,6 +58,8 @@ class LoopbackHost:
         self._cmdlet_latency = cmdlet_latency
         self.policy = ListenerPolicy(allow_basic=allow_basic, allow_unencrypted=allow_unencrypted)
         self._max_envelope_size = max_envelope_size
+        self._idle_timeout = idle_timeout
+        self._max_idle_timeout = max_idle_timeout
         self._counter = RequestCounter()
         self._server: WSManHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -91,7 +97,9 @@ class LoopbackHost:
         def psrp_factory(uri: str, owner: str, client_ip: str, request: Request) -> Shell:
             return PSRPShell(uri, owner, client_ip, request, engine)
 
-        self._service = WSManService(engine, psrp_factory, self._max_envelope_size)
+        self._service = WSManService(
+            engine, psrp_factory, self._max_envelope_size, self._idle_timeout, self._max_idle_timeout
+        )
         self._server = WSManHTTPServer(
             self._requested_port,
             self._service,
@@ -207,6 +215,12 @@ class LoopbackHost:
     def open_shells(self) -> int:
         """Shells created and not yet deleted."""
         return self._service.shell_count if self._service is not None else 0
+
+    def wait_for_open_shells(self, count: int, timeout: float) -> bool:
+        """Wait until exactly ``count`` shells are open (say, after the others idled out); return whether they are."""
+        if self._service is None:
+            raise RuntimeError("the loopback host is not running")
+        return self._service.wait_for_shell_count(count, timeout)
 
     def drop_connections(self) -> int:
         """Abort every client connection (the host keeps running); return how many."""

@@ -32,11 +32,15 @@ from psrpcore import (
     StreamType,
 )
 from psrpcore.types import (
+    CommandOrigin,
     ErrorCategory,
     ErrorCategoryInfo,
     ErrorRecord,
+    InvocationInfo,
     NETException,
     PSInvocationState,
+    PSVersion,
+    add_note_property,
 )
 
 from ._shell import (
@@ -45,7 +49,6 @@ from ._shell import (
     SIGNAL_PS_CTRL_C,
     SIGNAL_TERMINATE,
     STATE_DONE,
-    STATE_RUNNING,
     Shell,
     command_response,
     simple_response,
@@ -73,6 +76,28 @@ class PipelineEngine(Protocol):
     ) -> InvocationResult: ...
 
 
+#: The PSVersionTable a Windows PowerShell 5.1 server sends in APPLICATION_PRIVATE_DATA (recorded from
+#: Windows Server 2016, PowerShell 5.1.14393.2248: pypsrp tests/tests_pypsrp/responses/test_psrp_*.yml).
+PS_VERSION = "5.1.14393.2248"
+BUILD_VERSION = "10.0.14393.2248"
+
+
+def application_private_data() -> dict[str, Any]:
+    """Return what the server sends before the pool opens: its PSVersionTable."""
+    return {
+        "PSVersionTable": {
+            "PSVersion": PSVersion(PS_VERSION),
+            "PSEdition": "Desktop",
+            "PSCompatibleVersions": [PSVersion(v) for v in ("1.0", "2.0", "3.0", "4.0", "5.0", PS_VERSION)],
+            "CLRVersion": PSVersion("4.0.30319.42000"),
+            "BuildVersion": PSVersion(BUILD_VERSION),
+            "WSManStackVersion": PSVersion("3.0"),
+            "PSRemotingProtocolVersion": PSVersion("2.3"),
+            "SerializationVersion": PSVersion("1.1.0.1"),
+        }
+    }
+
+
 def _command_specs(statement: Sequence[Any]) -> list[CommandSpec]:
     from .engine import CommandSpec  # Lazily: the engine imports this package.
 
@@ -91,6 +116,26 @@ def _statements(commands: Sequence[Any]) -> list[list[Any]]:
     return [statement for statement in statements if statement]
 
 
+class _CategoryInfo(ErrorCategoryInfo):
+    """ErrorCategoryInfo whose text (sent as ErrorCategory_Message) is Windows PowerShell 5.1's.
+
+    ``ObjectNotFound: (x:String) [Get-VM], VirtualizationException``: the template ``{4}: ({1}:{2}) [{0}], {3}``, each
+    part longer than 40 characters cut to its first and last 15 with ``...`` between (ErrorCategoryInfo.GetMessage
+    and Ellipsize in System.Management.Automation).
+    """
+
+    def __str__(self) -> str:
+        return (
+            f"{self.Category.name}: ({_ellipsize(self.TargetName)}:{_ellipsize(self.TargetType)}) "
+            f"[{_ellipsize(self.Activity)}], {_ellipsize(self.Reason)}"
+        )
+
+
+def _ellipsize(text: str | None) -> str:
+    text = text or ""
+    return text if len(text) <= 40 else f"{text[:15]}...{text[-15:]}"
+
+
 def error_record(record: PSErrorRecord) -> ErrorRecord:
     """Return the psrpcore ErrorRecord for an engine error (shape as Windows PowerShell sends it)."""
     return ErrorRecord(
@@ -98,6 +143,33 @@ def error_record(record: PSErrorRecord) -> ErrorRecord:
         CategoryInfo=_category_info(record),
         TargetObject=record.target_object,
         FullyQualifiedErrorId=record.fully_qualified_error_id,
+        InvocationInfo=_invocation_info(record),
+    )
+
+
+def _invocation_info(record: PSErrorRecord, position: int = 1, length: int = 1) -> InvocationInfo | None:
+    """The InvocationInfo of the cmdlet that wrote the record (its name is the record's activity), as a cmdlet added
+    to a PSRP pipeline has it: no script line, no position."""
+    if not record.activity:
+        return None
+    return InvocationInfo(
+        MyCommand=record.activity,
+        BoundParameters={},
+        UnboundArguments=[],
+        ScriptLineNumber=0,
+        OffsetInLine=0,
+        HistoryId=1,
+        ScriptName="",
+        Line="",
+        PositionMessage="",
+        PSScriptRoot="",
+        PSCommandPath=None,
+        InvocationName=record.activity,
+        PipelineLength=length,
+        PipelinePosition=position,
+        ExpectingInput=False,
+        CommandOrigin=CommandOrigin.Runspace,
+        DisplayScriptPosition=None,
     )
 
 
@@ -122,7 +194,7 @@ def _category_info(record: PSErrorRecord) -> ErrorCategoryInfo:
     elif record.target_object is not None:
         names = getattr(getattr(record.target_object, "PSObject", None), "type_names", None)
         target_type = names[0].rsplit(".", 1)[-1] if names else type(record.target_object).__name__
-    return ErrorCategoryInfo(
+    return _CategoryInfo(
         Category=category,
         Activity=record.activity,
         Reason=record.exception_type.rsplit(".", 1)[-1],
@@ -143,8 +215,36 @@ class _PipelineRun:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
+class _RunspacePool(ServerRunspacePool):
+    """psrpcore's server pool, reading the call id of SET_MAX/MIN_RUNSPACES and GET_AVAILABLE_RUNSPACES in any case.
+
+    PowerShell looks properties up case-insensitively; pypsrp names the call id ``CI``, psrpcore reads ``ci``.
+    """
+
+    def _process_SetMaxRunspaces(self, event: SetMaxRunspacesEvent) -> None:
+        _call_id_in_lower_case(event)
+        super()._process_SetMaxRunspaces(event)
+
+    def _process_SetMinRunspaces(self, event: SetMinRunspacesEvent) -> None:
+        _call_id_in_lower_case(event)
+        super()._process_SetMinRunspaces(event)
+
+    def _process_GetAvailableRunspaces(self, event: GetAvailableRunspacesEvent) -> None:
+        _call_id_in_lower_case(event)
+        super()._process_GetAvailableRunspaces(event)
+
+
+def _call_id_in_lower_case(event: Any) -> None:
+    message = event._ps_object
+    for prop in message.PSObject.extended_properties:
+        if prop.name.lower() == "ci" and prop.name != "ci":
+            add_note_property(message, "ci", prop.get_value(message), force=True)
+
+
 class PSRPShell(Shell):
     """A runspace pool served over WinRS."""
+
+    describes_process = True
 
     def __init__(self, resource_uri: str, owner: str, client_ip: str, request: Request, engine: PipelineEngine) -> None:
         spec = request.body.find(q("rsp", "Shell"))
@@ -164,7 +264,7 @@ class PSRPShell(Shell):
         )
         self._engine = engine
         self._changed = threading.Condition(threading.RLock())
-        self._pool = ServerRunspacePool()
+        self._pool = _RunspacePool(application_private_data())
         self._runs: dict[uuid.UUID, _PipelineRun] = {}
         self._outgoing: dict[uuid.UUID | None, list[bytes]] = {}
         self._closed = False
@@ -210,7 +310,14 @@ class PSRPShell(Shell):
             run = self._runs.get(event.pipeline_id)
             if run is not None and not run.started:
                 self._start(run)
-        elif isinstance(event, (SetMaxRunspacesEvent, SetMinRunspacesEvent, ResetRunspaceStateEvent)):
+        elif isinstance(event, SetMaxRunspacesEvent):
+            # As PowerShell's RunspacePool: at least one, and not below the minimum.
+            maximum = event.count
+            self._pool.runspace_availability_response(event.ci, maximum >= 1 and maximum >= self._pool.min_runspaces)
+        elif isinstance(event, SetMinRunspacesEvent):
+            minimum = event.count
+            self._pool.runspace_availability_response(event.ci, minimum >= 1 and minimum <= self._pool.max_runspaces)
+        elif isinstance(event, ResetRunspaceStateEvent):
             self._pool.runspace_availability_response(event.ci, True)
         elif isinstance(event, GetAvailableRunspacesEvent):
             self._pool.runspace_availability_response(event.ci, self._pool.max_runspaces)
@@ -256,6 +363,7 @@ class PSRPShell(Shell):
                         _category_info(record),
                         record.target_object,
                         record.fully_qualified_error_id,
+                        invocation_info=_invocation_info(record),
                     )
                 if terminating is None:
                     pipeline.complete()
@@ -330,14 +438,11 @@ class PSRPShell(Shell):
                 if command_id:
                     attrib["CommandId"] = command_id
                 sub(response, "rsp:Stream", attrib, base64.b64encode(chunk).decode("ascii"))
-            if command_id:
-                finished = run is not None and run.finished and not queue
-                sub(
-                    response,
-                    "rsp:CommandState",
-                    {"CommandId": command_id, "State": STATE_DONE if finished else STATE_RUNNING},
-                )
-                if finished and target is not None:
+            if command_id and run is not None and run.finished and not queue:
+                # Windows sends no CommandState while a pipeline runs, and Done with ExitCode 0 at its end.
+                state = sub(response, "rsp:CommandState", {"CommandId": command_id, "State": STATE_DONE})
+                sub(state, "rsp:ExitCode", text="0")
+                if target is not None:
                     # The client has everything: release the pipeline without waiting for a Signal Terminate
                     # (pypsrp's invoke() sends none; Windows answers Command + one Receive with Done:
                     # pypsrp tests/tests_pypsrp/responses/test_psrp_run_protocol_version_2.3.yml).

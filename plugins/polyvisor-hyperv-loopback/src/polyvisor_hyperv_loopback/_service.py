@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ._cmd_shell import CMD_RESOURCE_URI, CmdShell
 from ._cmdline import PowerShellExe
-from ._shell import Shell
+from ._shell import DEFAULT_IDLE_TIMEOUT, MAX_IDLE_TIMEOUT, Shell
 from ._soap import (
     ACTION_COMMAND,
     ACTION_CREATE,
@@ -28,9 +28,14 @@ from ._soap import (
     element,
     envelope,
     envelope_too_large,
+    invalid_operation_timeout,
     invalid_request,
     operation_timed_out,
+    parse_duration,
+    q,
     resource_uri_not_found,
+    schema_validation_error,
+    shell_instance_not_found,
     shell_not_found,
     sub,
 )
@@ -89,13 +94,24 @@ class WSManService:
         powershell: PowerShellExe,
         psrp_factory: ShellFactory | None = None,
         max_envelope_size: int = DEFAULT_MAX_ENVELOPE_SIZE,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_idle_timeout: float = MAX_IDLE_TIMEOUT,
     ) -> None:
         self._powershell = powershell
         self._psrp_factory = psrp_factory
         self.max_envelope_size = max_envelope_size
+        #: A shell's IdleTimeOut when the client asks for none (winrm/config/Winrs IdleTimeout).
+        self.idle_timeout = min(idle_timeout, max_idle_timeout)
+        #: The longest IdleTimeOut a client may ask for (the plugin's MaxIdleTimeoutms).
+        self.max_idle_timeout = max_idle_timeout
         self._shells: dict[str, Shell] = {}
         self._lock = threading.Lock()
+        #: Notified when shells come, go or change activity (the idle reaper and waiters use it).
+        self._changed = threading.Condition(self._lock)
+        self._closed = False
         self._stall = _Stall()
+        self._reaper = threading.Thread(target=self._reap, name="wsman-idle-reaper", daemon=True)
+        self._reaper.start()
 
     # -- test controls ------------------------------------------------------------------
 
@@ -118,20 +134,73 @@ class WSManService:
         with self._lock:
             return len(self._shells)
 
+    def wait_for_shell_count(self, count: int, timeout: float) -> bool:
+        """Wait until exactly ``count`` shells are open (e.g. the others idled out); return whether they are."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._shells) == count, timeout)
+
+    # -- idle timeout -------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        """Delete shells idle for longer than their IdleTimeOut, as the WinRM service does."""
+        with self._changed:
+            while not self._closed:
+                now = time.monotonic()
+                expired = [shell for shell in self._shells.values() if _expired(shell, now)]
+                for shell in expired:
+                    self._forget(shell)
+                if expired:
+                    self._changed.notify_all()
+                deadlines = [at for shell in self._shells.values() if (at := shell.expires_at()) is not None]
+                self._changed.wait(max(min(deadlines) - now, 0.01) if deadlines else None)
+
+    def _forget(self, shell: Shell) -> None:
+        """Drop a shell (lock held) and release what it holds."""
+        self._shells.pop(shell.shell_id.upper(), None)
+        shell.close()
+
+    def _begin(self, request: Request) -> Shell | None:
+        """Mark the shell a request addresses busy, deleting it first if it already idled out."""
+        shell_id = request.selectors.get("ShellId")
+        if not shell_id:
+            return None
+        with self._changed:
+            shell = self._shells.get(shell_id.upper())
+            if shell is None:
+                return None
+            if _expired(shell, time.monotonic()):
+                self._forget(shell)
+                self._changed.notify_all()
+                return None
+            shell.begin_request()
+            self._changed.notify_all()
+            return shell
+
+    def _end(self, shell: Shell | None) -> None:
+        if shell is not None:
+            with self._changed:
+                shell.end_request()
+                self._changed.notify_all()
+
     # -- request handling ---------------------------------------------------------------
 
-    def handle(self, data: bytes, owner: str, client_ip: str, endpoint: str) -> Reply:
-        """Process one decrypted SOAP request."""
+    def handle(self, data: bytes, owner: str, client_ip: str, endpoint: str, machine: str = "localhost") -> Reply:
+        """Process one decrypted SOAP request; ``machine`` is the host name the client addressed (faults say it)."""
         try:
             request = Request.parse(data)
         except MalformedRequest as exc:
             return Reply(400, invalid_request(str(exc)).to_envelope(""))
+        shell = None
         try:
             if len(data) > self.max_envelope_size:
                 raise envelope_too_large(self.max_envelope_size)
+            if request.bad_operation_timeout is not None:
+                raise invalid_operation_timeout(request.bad_operation_timeout)
+            shell = self._begin(request)
             self._maybe_stall(request)
             body = self._dispatch(request, owner, client_ip, endpoint)
         except WSManFault as fault:
+            fault.machine = machine
             return Reply(500, fault.to_envelope(request.message_id))
         except Exception:  # A broken handler must still produce a fault, not a dropped socket.
             _log.exception("WS-Management request failed: %s", request.action)
@@ -140,8 +209,11 @@ class WSManService:
                 subcode="w:InternalError",
                 reason="The service failed internally.",
                 sender=False,
+                machine=machine,
             )
             return Reply(500, internal.to_envelope(request.message_id))
+        finally:
+            self._end(shell)
         return Reply(200, envelope(request.action + "Response", request.message_id, body))
 
     def _maybe_stall(self, request: Request) -> None:
@@ -182,9 +254,21 @@ class WSManService:
             shell = self._psrp_factory(uri, owner, client_ip, request)
         else:
             raise resource_uri_not_found(uri)
-        with self._lock:
+        shell.idle_timeout, shell.max_idle_timeout = self._idle_timeout(request), self.max_idle_timeout
+        with self._changed:
             self._shells[shell.shell_id.upper()] = shell
+            self._changed.notify_all()
         return shell
+
+    def _idle_timeout(self, request: Request) -> float:
+        """The IdleTimeOut the client asked for in rsp:Shell (an xs:duration), at most MaxIdleTimeOut."""
+        text = request.body.findtext(f"{q('rsp', 'Shell')}/{q('rsp', 'IdleTimeOut')}")
+        if text is None or not text.strip():
+            return self.idle_timeout
+        seconds = parse_duration(text.strip())
+        if seconds is None:  # e.g. pywinrm's open_shell(idle_timeout=3600000): a number, not a duration
+            raise schema_validation_error()
+        return min(seconds, self.max_idle_timeout)
 
     def _shell(self, request: Request) -> Shell:
         shell_id = request.selectors.get("ShellId", "")
@@ -204,8 +288,9 @@ class WSManService:
 
     def _delete(self, request: Request) -> list[ET.Element]:
         shell = self._shell(request)
-        with self._lock:
+        with self._changed:
             self._shells.pop(shell.shell_id.upper(), None)
+            self._changed.notify_all()
         shell.close()
         return []
 
@@ -220,15 +305,16 @@ class WSManService:
             with self._lock:
                 shell = self._shells.get(shell_id.upper())
             if shell is None:
-                raise shell_not_found(shell_id)
+                raise shell_instance_not_found()
             return [shell.shell_element()]
         raise resource_uri_not_found(request.resource_uri)
 
     def drop_shells(self) -> int:
         """Close every shell as an idle timeout or a WinRM service restart would; return how many."""
-        with self._lock:
+        with self._changed:
             shells = list(self._shells.values())
             self._shells.clear()
+            self._changed.notify_all()
         for shell in shells:
             shell.close()
         return len(shells)
@@ -237,3 +323,11 @@ class WSManService:
         """Close every shell (host shutdown)."""
         self.drop_shells()
         self._stall.released.set()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+
+def _expired(shell: Shell, now: float) -> bool:
+    at = shell.expires_at()
+    return at is not None and at <= now

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import abc
 import datetime
+import itertools
+import threading
+import time
 import xml.etree.ElementTree as ET
 
-from ._soap import Request, element, sub
+from ._soap import Request, element, format_duration, sub
 
 STATE_DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"
 STATE_RUNNING = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Running"
@@ -16,9 +19,27 @@ SIGNAL_PS_CTRL_C = "powershell/signal/ctrl_c"
 SIGNAL_PS_CRTL_C = "powershell/signal/crtl_c"  # The misspelling in MS-PSRP, which some clients send.
 SIGNAL_CTRL_BREAK = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/ctrl_break"
 
+#: Windows' default shell IdleTimeOut and MaxIdleTimeOut, as a PowerShell 5.1 host reports them in Create.
+DEFAULT_IDLE_TIMEOUT = 7200.0
+MAX_IDLE_TIMEOUT = 2147483.647
+
+_process_ids = itertools.count(4012, 4)  # Windows process ids are multiples of four
+
+
+def _elapsed(seconds: float) -> str:
+    whole = int(seconds)
+    return f"P0DT{whole // 3600}H{whole // 60 % 60}M{whole % 60}S"
+
 
 class Shell(abc.ABC):
-    """One WinRS shell: created by Create, addressed by its ShellId, removed by Delete."""
+    """One WinRS shell: created by Create, addressed by its ShellId, removed by Delete.
+
+    A shell that no request has used for ``idle_timeout`` seconds is deleted by the service, as Windows does.
+    """
+
+    #: Whether Create and Get describe the hosting process (ProcessId, MaxIdleTimeOut, Locale, ... State): the
+    #: PowerShell plugin's shells do, the cmd shell's do not.
+    describes_process = False
 
     def __init__(
         self,
@@ -36,6 +57,39 @@ class Shell(abc.ABC):
         self.input_streams = input_streams
         self.output_streams = output_streams
         self._created = datetime.datetime.now(datetime.UTC)
+        self.process_id = next(_process_ids)
+        self.idle_timeout = DEFAULT_IDLE_TIMEOUT
+        self.max_idle_timeout = MAX_IDLE_TIMEOUT
+        self.locale = "en-US"
+        self.data_locale = "en-US"
+        self.profile_loaded = True
+        self._activity = threading.Lock()
+        self._busy = 0
+        self._last_active = time.monotonic()
+
+    # -- idle timeout ---------------------------------------------------------------------
+
+    def begin_request(self) -> None:
+        """A request for this shell arrived: it is not idle until the request is answered."""
+        with self._activity:
+            self._busy += 1
+
+    def end_request(self) -> None:
+        """A request for this shell was answered: the idle clock starts again."""
+        with self._activity:
+            self._busy -= 1
+            self._last_active = time.monotonic()
+
+    def expires_at(self) -> float | None:
+        """When (time.monotonic) the shell idles out, or None while a request is being served."""
+        with self._activity:
+            return None if self._busy else self._last_active + self.idle_timeout
+
+    def _inactivity(self) -> float:
+        with self._activity:
+            return 0.0 if self._busy else time.monotonic() - self._last_active
+
+    # -- description ----------------------------------------------------------------------
 
     def shell_element(self) -> ET.Element:
         """Return the ``rsp:Shell`` description Windows returns from Create and Get."""
@@ -44,14 +98,23 @@ class Shell(abc.ABC):
         sub(shell, "rsp:ResourceUri", text=self.resource_uri)
         sub(shell, "rsp:Owner", text=self.owner)
         sub(shell, "rsp:ClientIP", text=self.client_ip)
-        sub(shell, "rsp:IdleTimeOut", text="PT7200.000S")
+        if self.describes_process:
+            sub(shell, "rsp:ProcessId", text=str(self.process_id))
+        sub(shell, "rsp:IdleTimeOut", text=format_duration(self.idle_timeout))
         sub(shell, "rsp:InputStreams", text=self.input_streams)
         sub(shell, "rsp:OutputStreams", text=self.output_streams)
+        if self.describes_process:
+            sub(shell, "rsp:MaxIdleTimeOut", text=format_duration(self.max_idle_timeout))
+            sub(shell, "rsp:Locale", text=self.locale)
+            sub(shell, "rsp:DataLocale", text=self.data_locale)
+            sub(shell, "rsp:CompressionMode", text="NoCompression")
+            sub(shell, "rsp:ProfileLoaded", text="Yes" if self.profile_loaded else "No")
+            sub(shell, "rsp:Encoding", text="UTF8")
+            sub(shell, "rsp:BufferMode", text="Block")
+            sub(shell, "rsp:State", text="Connected")
         runtime = datetime.datetime.now(datetime.UTC) - self._created
-        seconds = int(runtime.total_seconds())
-        sub(shell, "rsp:ShellRunTime", text=f"P0DT{seconds // 3600}H{seconds // 60 % 60}M{seconds % 60}S")
-        sub(shell, "rsp:ShellInactivity", text="P0DT0H0M0S")
-        sub(shell, "rsp:State", text="Connected")
+        sub(shell, "rsp:ShellRunTime", text=_elapsed(runtime.total_seconds()))
+        sub(shell, "rsp:ShellInactivity", text=_elapsed(self._inactivity()))
         return shell
 
     def created_body(self, endpoint: str) -> list[ET.Element]:

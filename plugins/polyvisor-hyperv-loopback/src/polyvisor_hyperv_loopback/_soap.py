@@ -42,15 +42,23 @@ _DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?$")
 DEFAULT_OPERATION_TIMEOUT = 60.0
 
 
-def parse_duration(text: str | None, default: float = DEFAULT_OPERATION_TIMEOUT) -> float:
-    """Return seconds for an xs:duration such as ``PT20S`` (only the time part is supported)."""
+def parse_duration(text: str | None, default: float = DEFAULT_OPERATION_TIMEOUT) -> float | None:
+    """Return seconds for an xs:duration such as ``PT20S`` (only the time part), ``default`` when absent.
+
+    Returns None for text that is not such a duration (a negative one such as ``PT-1S`` included).
+    """
     if not text:
         return default
     match = _DURATION.match(text.strip())
-    if match is None:
-        return default
+    if match is None or text.strip() == "PT":
+        return None
     hours, minutes, seconds = match.groups()
     return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+
+
+def format_duration(seconds: float) -> str:
+    """Return ``seconds`` as Windows writes a shell's timeouts, e.g. ``PT7200.000S``."""
+    return f"PT{seconds:.3f}S"
 
 
 def q(prefix: str, local: str) -> str:
@@ -74,6 +82,8 @@ class Request:
     operation_timeout: float
     max_envelope_size: int | None
     body: ET.Element
+    #: The OperationTimeout header as sent, when it is not a valid duration (the request is refused).
+    bad_operation_timeout: str | None = None
 
     @classmethod
     def parse(cls, data: bytes) -> Request:
@@ -102,15 +112,18 @@ class Request:
             for node in header.iterfind(f"{q('w', 'OptionSet')}/{q('w', 'Option')}")
         }
         max_env_text = text("w", "MaxEnvelopeSize")
+        timeout_text = text("w", "OperationTimeout")
+        operation_timeout = parse_duration(timeout_text or None)
         return cls(
             action=text("a", "Action"),
             message_id=text("a", "MessageID"),
             resource_uri=text("w", "ResourceURI"),
             selectors=selectors,
             options=options,
-            operation_timeout=parse_duration(text("w", "OperationTimeout") or None),
+            operation_timeout=DEFAULT_OPERATION_TIMEOUT if operation_timeout is None else operation_timeout,
             max_envelope_size=int(max_env_text) if max_env_text.isdigit() else None,
             body=body,
+            bad_operation_timeout=timeout_text if operation_timeout is None else None,
         )
 
 
@@ -144,9 +157,24 @@ def envelope(action: str, relates_to: str, body_children: list[ET.Element]) -> b
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=False))
 
 
+#: Where Windows' shell provider lives, as its ProviderFault elements name it.
+SHELL_PROVIDER = ("Shell provider", "%systemroot%\\system32\\WsmSvc.dll")
+_UNEXPECTED_SELECTORS = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors"
+_INVALID_SELECTORS = (
+    "The WS-Management service cannot process the request because the request contained invalid selectors for the "
+    "resource. "
+)
+
+
 @dataclass
 class WSManFault(Exception):
-    """A SOAP fault the service answers with (HTTP 500)."""
+    """A SOAP fault the service answers with (HTTP 500).
+
+    As on Windows, ``reason`` (``s:Reason/s:Text``) is the generic sentence for the subcode and ``message``
+    (``f:WSManFault/f:Message``) the specific one; ``provider`` wraps the message in a ``f:ProviderFault`` holding a
+    nested WSManFault. Texts end with the space Windows leaves after its sentences. ``machine`` is set by the
+    service to the name the client addressed the host by.
+    """
 
     code: int
     subcode: str
@@ -155,9 +183,11 @@ class WSManFault(Exception):
     detail: str | None = None
     machine: str = "localhost"
     extra: dict[str, str] = field(default_factory=dict)
+    message: str | None = None
+    provider: tuple[str, str] | None = None
 
     def __str__(self) -> str:
-        return f"WSManFault {self.code}: {self.reason}"
+        return f"WSManFault {self.code}: {self.message or self.reason}"
 
     def to_envelope(self, relates_to: str) -> bytes:
         """Serialise as a fault envelope."""
@@ -171,39 +201,64 @@ class WSManFault(Exception):
         detail = sub(fault, "s:Detail")
         if self.detail:
             sub(detail, "w:FaultDetail", text=self.detail)
-        wsman_fault = sub(
-            detail,
-            "f:WSManFault",
-            {"xmlns:f": NS["f"], "Code": str(self.code), "Machine": self.machine},
-        )
-        sub(wsman_fault, "f:Message", text=self.reason)
+        attributes = {"xmlns:f": NS["f"], "Code": str(self.code), "Machine": self.machine}
+        wsman_fault = sub(detail, "f:WSManFault", attributes)
+        message = self.reason if self.message is None else self.message
+        if self.provider is None:
+            sub(wsman_fault, "f:Message", text=message)
+        else:
+            name, path = self.provider
+            provider = sub(sub(wsman_fault, "f:Message"), "f:ProviderFault", {"provider": name, "path": path})
+            sub(sub(provider, "f:WSManFault", attributes), "f:Message", text=message)
         return envelope(ACTION_FAULT, relates_to, [fault])
 
 
 def operation_timed_out() -> WSManFault:
     """Return the fault for a Receive that had nothing to say within OperationTimeout."""
+    text = "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.  "
+    return WSManFault(code=2150858793, subcode="w:TimedOut", reason=text, sender=False)
+
+
+def invalid_operation_timeout(value: str) -> WSManFault:
+    """Return the fault for an OperationTimeout header that is not a valid (non-negative) duration."""
     return WSManFault(
-        code=2150858793,
-        subcode="w:TimedOut",
+        code=2150858767,
+        subcode="a:InvalidMessageInformationHeader",
         reason=(
-            "The WS-Management service cannot complete the operation within the time specified in OperationTimeout."
+            "The WS-Management service cannot process the request. The request contains one or more invalid SOAP "
+            "headers. "
         ),
-        sender=False,
+        message=(
+            "The WS-Management service cannot process the request. The XML contains an invalid timeout field in the "
+            f"SOAP header: {value}. "
+        ),
     )
 
 
 def shell_not_found(shell_id: str) -> WSManFault:
-    """Return the fault for an unknown ShellId."""
+    """Return the fault for an unknown ShellId in a shell operation (Command, Send, Receive, Signal, Delete)."""
     return WSManFault(
         code=2150858843,
         subcode="w:InvalidSelectors",
-        reason=(
+        reason=_INVALID_SELECTORS,
+        message=(
             f"The request for the Windows Remote Shell with ShellId {shell_id} failed because the "
             "shell was not found on the server. Possible causes are: the specified ShellId is "
             "incorrect or the shell no longer exists on the server. Provide the correct ShellId or "
-            "create a new shell and retry the operation."
+            "create a new shell and retry the operation. "
         ),
-        detail="http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors",
+        detail=_UNEXPECTED_SELECTORS,
+    )
+
+
+def shell_instance_not_found() -> WSManFault:
+    """Return the fault for a Get of a shell instance that does not exist (pypsrp's ``is_alive``)."""
+    return WSManFault(
+        code=2150858843,
+        subcode="w:InvalidSelectors",
+        reason=_INVALID_SELECTORS,
+        detail=_UNEXPECTED_SELECTORS,
+        provider=SHELL_PROVIDER,
     )
 
 
@@ -212,12 +267,13 @@ def command_not_found() -> WSManFault:
     return WSManFault(
         code=2150858843,
         subcode="w:InvalidSelectors",
-        reason=(
+        reason=_INVALID_SELECTORS,
+        message=(
             "The Windows Remote Shell received a request to perform an operation on a command "
             "identifier that does not exist. Either the command has completed execution or the "
-            "client specified an invalid command identifier."
+            "client specified an invalid command identifier. "
         ),
-        detail="http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors",
+        detail=_UNEXPECTED_SELECTORS,
     )
 
 
@@ -229,7 +285,7 @@ def resource_uri_not_found(resource_uri: str) -> WSManFault:
         reason=(
             f"The WS-Management service cannot process the request. The resource URI ({resource_uri})"
             " was not found in the WS-Management catalog. The catalog contains the metadata that "
-            "describes resources, or logical endpoints."
+            "describes resources, or logical endpoints. "
         ),
     )
 
@@ -239,7 +295,7 @@ def action_not_supported(action: str) -> WSManFault:
     return WSManFault(
         code=2150858771,
         subcode="a:ActionNotSupported",
-        reason=f"The action {action} is not supported by the service.",
+        reason=f"The action {action} is not supported by the service. ",
     )
 
 
@@ -250,7 +306,7 @@ def envelope_too_large(limit: int) -> WSManFault:
         subcode="w:EncodingLimit",
         reason=(
             "The WS-Management service cannot process the request because the request packet size "
-            f"exceeded the configured MaxEnvelopeSize quota ({limit} bytes)."
+            f"exceeded the configured MaxEnvelopeSize quota ({limit} bytes). "
         ),
         detail="http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/MaxEnvelopeSize",
     )
@@ -259,3 +315,13 @@ def envelope_too_large(limit: int) -> WSManFault:
 def invalid_request(reason: str) -> WSManFault:
     """Return a generic fault for a request the host cannot make sense of."""
     return WSManFault(code=2150858817, subcode="w:SchemaValidationError", reason=reason)
+
+
+def schema_validation_error() -> WSManFault:
+    """Return the fault Windows answers a body that does not match the schema with (e.g. a bad IdleTimeOut)."""
+    return WSManFault(
+        code=2150858817,
+        subcode="w:SchemaValidationError",
+        reason="The SOAP XML in the message does not match the corresponding XML schema definition. Change the XML "
+        "and retry. ",
+    )

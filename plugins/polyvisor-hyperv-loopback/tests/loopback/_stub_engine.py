@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
@@ -42,6 +43,7 @@ def not_found(name: str) -> PSErrorRecord:
         exception_type=VIRTUALIZATION_EXCEPTION,
         target_name=name,
         target_object=name,
+        activity="Get-VM",
     )
 
 
@@ -87,6 +89,9 @@ class StubEngine:
                     target_object=str(params.get("Name", "")),
                 ),
             )
+        if first.name == "Start-Sleep":  # a cmdlet that takes a while
+            time.sleep(float(params["Seconds"]))
+            return _result([])
         if first.name == "Get-Big":
             count, size = int(params["Count"]), int(params["Size"])
             return _result([f"{index:06d}" + "x" * (size - 6) for index in range(count)])

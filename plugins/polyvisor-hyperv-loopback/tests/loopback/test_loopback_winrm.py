@@ -132,10 +132,15 @@ def test_unknown_shell_is_a_wsman_fault(http_host: LoopbackHost) -> None:
     assert caught.value.code == 500
     assert caught.value.wsman_fault_code == 2150858843
     assert caught.value.fault_subcode == "w:InvalidSelectors"
-    assert caught.value.reason.startswith(
+    # pywinrm reports s:Reason, which Windows fills with the generic sentence; the specific one is in f:Message.
+    assert caught.value.reason == (
+        "The WS-Management service cannot process the request because the request contained invalid selectors for "
+        "the resource. "
+    )
+    assert (
         "The request for the Windows Remote Shell with ShellId 0BADC0DE-0000-0000-0000-000000000000 "
         "failed because the shell was not found on the server."
-    )
+    ) in caught.value.response
 
 
 def test_wrong_password_is_rejected(http_host: LoopbackHost) -> None:

@@ -229,8 +229,9 @@ def error_from_transport(error: BaseException, *, doing: str, host: str, endpoin
         code = _attribute(error, "wsman_fault_code") or _attribute(error, "code")
         if code == 2150858793:
             return TimeoutError(f"{where}: the WS-Management operation timed out", host=host)
-        reason = _attribute(error, "reason") or _text(error)
-        return ConnectionError(f"{where}: WS-Management fault {code}: {reason}", host=host)
+        # Windows puts the generic sentence in s:Reason (pywinrm's .reason) and the specific one in f:Message.
+        reason = _fault_message(_attribute(error, "response")) or _attribute(error, "reason") or _text(error)
+        return ConnectionError(f"{where}: WS-Management fault {code}: {str(reason).strip()}", host=host)
     if isinstance(error, psrp_errors.InvalidRunspacePoolStateError | psrp_errors.InvalidPipelineStateError):
         return ConnectionError(f"{where}: the PowerShell session is no longer usable ({_text(error)})", host=host)
     if isinstance(error, psrp_errors.WinRMError | winrm_errors.WinRMError):
@@ -246,6 +247,23 @@ def _attribute(error: BaseException, name: str) -> Any:
         return getattr(error, name, None)
     except (IndexError, KeyError, TypeError):
         return None
+
+
+def _fault_message(response: Any) -> str:
+    """The specific text of a WS-Management fault envelope: f:WSManFault/f:Message, or the innermost one of a
+    f:ProviderFault; "" when there is none (or the response is not such an envelope)."""
+    import xml.etree.ElementTree as ET
+
+    if not isinstance(response, str | bytes) or not response:
+        return ""
+    try:
+        root = ET.fromstring(response)
+    except ET.ParseError:
+        return ""
+    wsman_fault = "{http://schemas.microsoft.com/wbem/wsman/1/wsmanfault}"
+    nodes = [*root.iter(f"{wsman_fault}Message"), *root.iter(f"{wsman_fault}ProviderFault")]
+    texts = [(node.text or "").strip() for node in nodes if (node.text or "").strip()]
+    return texts[0] if texts else ""
 
 
 def _text(error: BaseException) -> str:

@@ -56,6 +56,9 @@ class ConnectionOptions:
     """Seconds one PowerShell operation may run before it is stopped and TimeoutError raised."""
     sessions: int = 8
     """How many runspace pools (or shells) the connection opens at most, for threads calling at once."""
+    idle_timeout: int | None = None
+    """Seconds the host may keep the session (shell or runspace pool) idle before deleting it (rsp:IdleTimeOut);
+    None leaves it to the host's configuration (Windows: 7200, capped by the plugin's MaxIdleTimeoutms)."""
 
     @property
     def ssl(self) -> bool:
@@ -146,6 +149,7 @@ _CONVERTERS: dict[str, Callable[[str, object], Any]] = {
     "connect_timeout": _seconds,
     "command_timeout": _seconds,
     "sessions": _count,
+    "idle_timeout": _seconds,
 }
 
 
@@ -222,4 +226,5 @@ def parse_options(uri: URI, credentials: Credentials) -> ConnectionOptions:
         connect_timeout=math.ceil(values.get("connect_timeout", 30)),
         command_timeout=float(values.get("command_timeout", 600.0)),
         sessions=values.get("sessions", 8),
+        idle_timeout=math.ceil(values["idle_timeout"]) if "idle_timeout" in values else None,
     )

@@ -44,7 +44,7 @@ class PSRPTransport(Transport):
                 read_timeout=options.read_timeout,
                 connection_timeout=options.connect_timeout,
             )
-            pool = RunspacePool(wsman)
+            pool = RunspacePool(wsman, idle_timeout=options.idle_timeout)
             try:
                 pool.open()
             except BaseException:

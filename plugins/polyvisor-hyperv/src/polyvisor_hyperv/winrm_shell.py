@@ -91,7 +91,9 @@ class WinRMShellTransport(Transport):
                 operation_timeout_sec=options.operation_timeout,
                 read_timeout_sec=options.read_timeout,
             )
-            shell_id = protocol.open_shell(codepage=65001, noprofile=True)
+            # pywinrm writes idle_timeout as given; Windows wants an xs:duration (a bare number is a schema fault).
+            idle = f"PT{options.idle_timeout}S" if options.idle_timeout is not None else None
+            shell_id = protocol.open_shell(codepage=65001, noprofile=True, idle_timeout=idle)
             self._protocol, self._shell_id = protocol, shell_id
         return self._protocol, self._shell_id
 
