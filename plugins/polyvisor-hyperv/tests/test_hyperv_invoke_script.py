@@ -58,7 +58,9 @@ def test_invoke_script_creates_starts_and_selects(engine: Engine) -> None:
     assert reply["ok"] is True
     (vm,) = reply["output"]  # type: ignore[misc]
     assert vm["Name"] == "vm1"
-    assert vm["State"] == 3
+    # Enums travel by name, as PSRP delivers them: Windows PowerShell 5.1's ConvertTo-Json alone would write
+    # the number, and the numbering of VMState is not the same on every Windows release.
+    assert vm["State"] == "Off"
     code, reply, _ = _run(
         engine,
         {
@@ -66,7 +68,15 @@ def test_invoke_script_creates_starts_and_selects(engine: Engine) -> None:
             "select": ["State"],
         },
     )
-    assert reply["output"] == [{"State": 2}]
+    assert reply["output"] == [{"State": "Running"}]
+
+
+def test_invoke_script_sends_every_enum_by_name(engine: Engine) -> None:
+    _run(engine, {"steps": [_step("New-VM", {"Name": "vm1", "Generation": 2})], "select": None})
+    _, reply, _ = _run(engine, {"steps": [_step("Get-VM")], "select": ["Name", "State", "CheckpointType"]})
+    assert reply["output"] == [{"Name": "vm1", "State": "Off", "CheckpointType": "Production"}]
+    _, reply, _ = _run(engine, {"steps": [_step("Get-VMSwitch")], "select": ["SwitchType"]})
+    assert all(isinstance(row["SwitchType"], str) for row in reply["output"])  # type: ignore[union-attr]
 
 
 def test_invoke_script_reports_hyperv_error(engine: Engine) -> None:

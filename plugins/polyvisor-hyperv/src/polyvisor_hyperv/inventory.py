@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 
 from polyvisor.errors import NotFoundError, PolyvisorError, ValidationError
 from polyvisor.model import HostInfo, NetworkInfo, PowerState, VMDetails, VMInfo, normalize_uuid
 from polyvisor_hyperv.commands import Step
 from polyvisor_hyperv.notes import join_notes, split_notes
 from polyvisor_hyperv.session import MiB, Session, as_guid, as_text
-from polyvisor_hyperv.states import CHECKPOINT_TYPE_NAMES, enum_name, status_from_vmstate
+from polyvisor_hyperv.states import enum_name, status_from_vmstate
 from polyvisor_hyperv.transport import Row
 
 __all__ = ["VM_PROPERTIES", "Inventory"]
@@ -27,7 +26,6 @@ VM_PROPERTIES = (
     "ParentSnapshotId",
     "ParentSnapshotName",
 )
-SWITCH_TYPES = MappingProxyType({0: "Private", 1: "Internal", 2: "External"})
 
 
 class Inventory:
@@ -76,7 +74,7 @@ class Inventory:
             NetworkInfo(
                 name=as_text(row.get("Name")),
                 active=True,
-                kind=enum_name(row.get("SwitchType"), SWITCH_TYPES).lower(),
+                kind=enum_name(row.get("SwitchType")).lower(),
                 uuid=as_guid(row.get("Id")),
             )
             for row in rows
@@ -115,7 +113,7 @@ class Inventory:
             description=description,
             extra={
                 "generation": int(row.get("Generation") or 0),
-                "checkpoint_type": enum_name(row.get("CheckpointType"), CHECKPOINT_TYPE_NAMES),
+                "checkpoint_type": enum_name(row.get("CheckpointType")),
                 "current_snapshot": as_text(row.get("ParentSnapshotName")) or None,
             },
         )
