@@ -127,3 +127,33 @@ def test_stop_vm_without_force_fails_when_the_guest_has_no_shutdown_service(engi
     forced = [*stop[:1], CommandSpec("Stop-VM", False, [("Force", None)])]
     assert engine.invoke_pipeline(forced).terminating is None
     assert engine.host.get_vm(vm.id).state == "Off"
+
+
+def test_module_qualified_names_reach_hyperv_even_when_powercli_hides_them(engine: Engine) -> None:
+    from polyvisor_hyperv_loopback.cmdlets.powercli import import_powercli
+
+    engine.invoke_pipeline([CommandSpec("Hyper-V\\New-VM", False, [("Name", "q")])])
+    import_powercli(engine.registry)
+    # Unqualified, the module imported last wins (about_Command_Precedence): PowerCLI's Get-VM, not connected.
+    hidden = engine.invoke_pipeline([CommandSpec("Get-VM", False, [])])
+    assert hidden.terminating is not None
+    assert hidden.terminating.fully_qualified_error_id.startswith("Core_BaseCmdlet_NotConnectedError,VMware.")
+    for name in ("Hyper-V\\Get-VM", "hyper-v\\get-vm"):
+        found = engine.invoke_pipeline([CommandSpec(name, False, [("Name", "q")])])
+        assert found.terminating is None
+        assert [vm.Name for vm in found.output] == ["q"]
+    # A qualifier naming a module that does not export the command: the command is not found.
+    for name in ("VMware.Nope\\Get-VM", "Hyper-V\\Select-Object", "Microsoft.PowerShell.Utility\\Get-VM"):
+        missing = engine.invoke_pipeline([CommandSpec(name, False, [])])
+        assert missing.terminating is not None
+        assert missing.terminating.fully_qualified_error_id == "CommandNotFoundException"
+        assert missing.terminating.category == "ObjectNotFound"
+    # Scripts resolve them alike (the WinRM shell's invoke.ps1 calls `& $step.command`).
+    code = engine.run_powershell_exe(
+        ["-NonInteractive", "-Command", "Hyper-V\\Get-VM -Name q | Microsoft.PowerShell.Utility\\Select-Object Name"],
+        io.BytesIO(b""),
+        out := io.BytesIO(),
+        io.BytesIO(),
+    )
+    assert code == 0
+    assert b"Name : q" in out.getvalue()

@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any
 
 from polyvisor.errors import BackendError, PolyvisorError
-from polyvisor_hyperv.commands import Request, Switch
+from polyvisor_hyperv.commands import Request, Switch, qualified_name
 from polyvisor_hyperv.errors import ErrorRecord
 from polyvisor_hyperv.transport import Limit, Row, SessionLost, Transport, refused_before_running
 
@@ -46,7 +46,11 @@ def encode_request(request: Request) -> str:
     """Return the stdin payload for a request: base64 of the UTF-8 JSON the runner expects."""
     body = {
         "steps": [
-            {"command": step.command, "parameters": _parameters(step.parameters), "pipeInput": step.pipe}
+            {
+                "command": qualified_name(step.command),
+                "parameters": _parameters(step.parameters),
+                "pipeInput": step.pipe,
+            }
             for step in request.steps
         ],
         "select": list(request.select) if request.select is not None else None,

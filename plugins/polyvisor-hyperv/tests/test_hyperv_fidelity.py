@@ -1,0 +1,31 @@
+"""Behaviours of real Windows hosts the backend must survive: each against the loopback host modelling it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import polyvisor
+from polyvisor import PowerState
+
+Connect = Callable[..., polyvisor.Connection]
+UriFor = Callable[..., str]
+
+
+def test_hyperv_cmdlets_are_module_qualified_so_powercli_cannot_hide_them(
+    uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect, vm_name: str
+) -> None:
+    # VMware PowerCLI exports Get-VM, Start-VM, Get-VMHost ... too; imported after Hyper-V it wins the bare names.
+    from polyvisor_hyperv_loopback.cmdlets.powercli import import_powercli
+
+    import_powercli(loopback_private.engine.registry)
+    conn = connect(uri_for(loopback_private, transport))
+    assert conn.host_info().hypervisor == "hyperv"
+    vm = conn.create({"name": vm_name})
+    try:
+        assert [info.name for info in conn.list()] == [vm_name]
+        vm.start()
+        assert vm.state() is PowerState.RUNNING
+        vm.stop()
+    finally:
+        vm.delete()
