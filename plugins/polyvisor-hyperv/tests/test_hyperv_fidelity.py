@@ -29,3 +29,12 @@ def test_hyperv_cmdlets_are_module_qualified_so_powercli_cannot_hide_them(
         vm.stop()
     finally:
         vm.delete()
+
+
+def test_winrm_shell_feeds_the_request_on_a_pipe_not_a_console(
+    uri_for: UriFor, loopback_http: Any, connect: Connect
+) -> None:
+    # Console-mode stdin (pywinrm's default) never reaches end of input for [Console]::In.ReadToEnd(): the
+    # request must go in pipe mode (WINRS_CONSOLEMODE_STDIN=FALSE), as Ansible's winrm plugin sends stdin.
+    conn = connect(uri_for(loopback_http, "winrm", command_timeout="5"))
+    assert conn.host_info().hypervisor == "hyperv"

@@ -105,7 +105,11 @@ class WinRMShellTransport(Transport):
         protocol, shell_id = self._open()
         payload = encode_request(request)
         try:
-            command_id = protocol.run_command(shell_id, "powershell.exe", powershell_arguments())
+            # stdin as a pipe (WINRS_CONSOLEMODE_STDIN=FALSE): the request is fed to [Console]::In.ReadToEnd(), which
+            # needs the End of the last Send to be an end of input; Ansible's winrm plugin feeds stdin the same way.
+            command_id = protocol.run_command(
+                shell_id, "powershell.exe", powershell_arguments(), console_mode_stdin=False
+            )
         except Exception as error:
             if refused_before_running(error):  # refused before powershell.exe started: nothing ran
                 raise SessionLost from error
