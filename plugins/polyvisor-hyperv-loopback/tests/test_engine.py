@@ -157,3 +157,37 @@ def test_module_qualified_names_reach_hyperv_even_when_powercli_hides_them(engin
     )
     assert code == 0
     assert b"Name : q" in out.getvalue()
+
+
+def test_a_missing_vm_by_id_is_a_non_terminating_object_not_found(engine: Engine) -> None:
+    # VirtualizationObjectLocator.GetVirtualMachineById inside SelectWithLogging (ledger draft row 10).
+    missing = "5a1f0000-0000-0000-0000-000000000001"
+    result = engine.invoke_pipeline([CommandSpec("Get-VM", False, [("Id", missing)])])
+    assert result.terminating is None
+    (record,) = result.errors
+    assert record.fully_qualified_error_id == "ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.GetVM"
+    assert record.category == "ObjectNotFound"
+    assert record.message == f'Hyper-V was unable to find a virtual machine with id "{missing}".'
+    assert record.target_object is None
+    stopped = engine.invoke_pipeline([CommandSpec("Get-VM", False, [("Id", missing), ("ErrorAction", "Stop")])])
+    assert stopped.terminating is not None
+    assert stopped.terminating.category == "ObjectNotFound"
+    # Piped on, nothing reaches the next cmdlet and the script goes on (non-terminating).
+    piped = engine.invoke_pipeline(
+        [CommandSpec("Get-VM", False, [("Id", missing)]), CommandSpec("Start-VM", False, [])]
+    )
+    assert piped.terminating is None
+    assert [r.category for r in piped.errors] == ["ObjectNotFound"]
+
+
+def test_a_missing_vm_by_name_is_invalid_argument_for_get_vm_only(engine: Engine) -> None:
+    # WriteNonMatchingNameErrors: Get-VM passes WriteWarning (InvalidArgument); every other cmdlet ObjectNotFound.
+    got = engine.invoke_pipeline([CommandSpec("Get-VM", False, [("Name", "ghost")])])
+    assert [(r.fully_qualified_error_id, r.category) for r in got.errors] == [
+        ("InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM", "InvalidArgument")
+    ]
+    started = engine.invoke_pipeline([CommandSpec("Start-VM", False, [("Name", "ghost")])])
+    assert [(r.fully_qualified_error_id, r.category, r.target_name) for r in started.errors] == [
+        ("ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.StartVM", "ObjectNotFound", "ghost")
+    ]
+    assert started.errors[0].message == 'Hyper-V was unable to find a virtual machine with name "ghost".'

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 import polyvisor
 from polyvisor import PowerState
+from polyvisor.errors import NotFoundError
 
 Connect = Callable[..., polyvisor.Connection]
 UriFor = Callable[..., str]
@@ -38,3 +41,16 @@ def test_winrm_shell_feeds_the_request_on_a_pipe_not_a_console(
     # request must go in pipe mode (WINRS_CONSOLEMODE_STDIN=FALSE), as Ansible's winrm plugin sends stdin.
     conn = connect(uri_for(loopback_http, "winrm", command_timeout="5"))
     assert conn.host_info().hypervisor == "hyperv"
+
+
+def test_a_vm_removed_behind_our_back_is_not_found_by_its_id(
+    uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect, vm_name: str
+) -> None:
+    # Get-VM -Id <missing> writes ObjectNotFound / ObjectNotFound: mapped by category, whatever the language.
+    conn = connect(uri_for(loopback_private, transport))
+    vm = conn.create({"name": vm_name})
+    host = loopback_private.engine.host
+    host.remove_vm(host.find_vms(vm_name)[0].id)
+    with pytest.raises(NotFoundError) as info:
+        vm.start()
+    assert "unable to find a virtual machine with id" in str(info.value)
