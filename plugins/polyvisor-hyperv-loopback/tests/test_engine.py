@@ -191,3 +191,12 @@ def test_a_missing_vm_by_name_is_invalid_argument_for_get_vm_only(engine: Engine
         ("ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.StartVM", "ObjectNotFound", "ghost")
     ]
     assert started.errors[0].message == 'Hyper-V was unable to find a virtual machine with name "ghost".'
+
+
+def test_vmhost_fully_qualified_domain_name_is_the_domain_or_workgroup(engine: Engine) -> None:
+    # VMHost.FullyQualifiedDomainName reads Win32_ComputerSystem.Domain (ledger draft row 11), not host + domain.
+    (host,) = engine.invoke_pipeline([CommandSpec("Get-VMHost", False, [])]).output
+    assert (host.ComputerName, host.FullyQualifiedDomainName) == ("HV-LOOPBACK", "WORKGROUP")
+    joined = Engine(HyperVHost(transition_delay=0, domain="corp.example.test"))
+    (host,) = joined.invoke_pipeline([CommandSpec("Get-VMHost", False, [])]).output
+    assert host.FullyQualifiedDomainName == "corp.example.test"

@@ -54,3 +54,15 @@ def test_a_vm_removed_behind_our_back_is_not_found_by_its_id(
     with pytest.raises(NotFoundError) as info:
         vm.start()
     assert "unable to find a virtual machine with id" in str(info.value)
+
+
+def test_host_info_reports_the_domain_and_an_fqdn_only_when_domain_joined(
+    uri_for: UriFor, loopback_private: Any, transport: str, connect: Connect
+) -> None:
+    # VMHost.FullyQualifiedDomainName is Win32_ComputerSystem.Domain: the DNS domain, or the workgroup's name.
+    conn = connect(uri_for(loopback_private, transport))
+    extra = conn.host_info().extra
+    assert (extra["domain"], extra["fqdn"]) == ("WORKGROUP", None)
+    loopback_private.engine.host.domain = "corp.example.test"
+    extra = conn.host_info().extra
+    assert (extra["domain"], extra["fqdn"]) == ("corp.example.test", "HV-LOOPBACK.corp.example.test")

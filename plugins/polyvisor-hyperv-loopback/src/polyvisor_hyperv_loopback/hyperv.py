@@ -258,12 +258,15 @@ class HyperVHost:
         self,
         *,
         computer_name: str = "HV-LOOPBACK",
+        domain: str = "WORKGROUP",
         logical_processor_count: int = 8,
         memory_capacity: int = 32 * GiB,
         transition_delay: float = 0.05,
         guest_shutdown_timeout: float = 30.0,
     ) -> None:
         self.computer_name = computer_name
+        self.domain = domain
+        """Win32_ComputerSystem.Domain: the DNS domain of a domain member, else the workgroup's name."""
         self.logical_processor_count = logical_processor_count
         self.memory_capacity = memory_capacity
         self.virtual_machine_path = VM_ROOT

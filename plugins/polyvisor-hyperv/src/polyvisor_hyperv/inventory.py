@@ -51,15 +51,24 @@ class Inventory:
             raise PolyvisorError("Get-VMHost returned nothing; is the Hyper-V role installed?", host=self._session.host)
         row = rows[0]
         self._session.vhd_directory = as_text(row.get("VirtualHardDiskPath")) or None
+        name = as_text(row.get("ComputerName"))
+        # VMHost.FullyQualifiedDomainName is Win32_ComputerSystem.Domain: the DNS domain of a domain member, or the
+        # workgroup's name ("WORKGROUP"). VMHost has no PartOfDomain, so a dot tells them apart: DNS domains of AD
+        # have one, workgroup names hardly ever do. Known misses (no FQDN, or a wrong one): a single-label AD domain,
+        # and a workgroup whose NetBIOS name contains a period (allowed, not customary). Asking
+        # Win32_ComputerSystem.PartOfDomain would settle it at the cost of another request.
+        domain = as_text(row.get("FullyQualifiedDomainName"))
+        fqdn = f"{name}.{domain}" if name and "." in domain else None
         return HostInfo(
-            hostname=as_text(row.get("ComputerName")),
+            hostname=name,
             hypervisor="hyperv",
             hypervisor_version="",
             cpus=int(row.get("LogicalProcessorCount") or 0),
             memory_mib=int(row.get("MemoryCapacity") or 0) // MiB,
             arch="x86_64",
             extra={
-                "fqdn": as_text(row.get("FullyQualifiedDomainName")),
+                "domain": domain,
+                "fqdn": fqdn,
                 "virtual_hard_disk_path": as_text(row.get("VirtualHardDiskPath")),
                 "virtual_machine_path": as_text(row.get("VirtualMachinePath")),
                 "transport": self._session.options.transport,
