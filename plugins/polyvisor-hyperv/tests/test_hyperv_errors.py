@@ -40,16 +40,36 @@ def test_each_category_yields_its_error(category: str) -> None:
 @pytest.mark.parametrize(
     ("record", "expected"),
     [
-        # Hyper-V reports a missing VM as InvalidArgument.
+        # A missing VM by Id is ObjectNotFound / ObjectNotFound (VirtualizationObjectLocator.GetVirtualMachineById).
         (
             ErrorRecord(
-                'Hyper-V was unable to find a virtual machine with ID "5a1f".',
-                "InvalidArgument",
-                "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM",
+                'Hyper-V was unable to find a virtual machine with id "5a1f".',
+                "ObjectNotFound",
+                "ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.GetVM",
                 "Microsoft.HyperV.PowerShell.VirtualizationException",
             ),
             pe.NotFoundError,
         ),
+        # Get-VM by a name that matches nothing writes InvalidParameter / InvalidArgument: the category decides,
+        # the wording does not turn it into something else.
+        (
+            ErrorRecord(
+                'Hyper-V was unable to find a virtual machine with name "web".',
+                "InvalidArgument",
+                "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM",
+                "Microsoft.HyperV.PowerShell.VirtualizationException",
+            ),
+            pe.ValidationError,
+        ),
+        # Id and category come before any English wording in the message.
+        (
+            ErrorRecord("The disk was not found in its current state.", "InvalidOperation", "InvalidState,X"),
+            pe.InvalidStateError,
+        ),
+        (ErrorRecord("The path cannot find a way.", "PermissionDenied", "AccessDenied,X"), pe.AuthenticationError),
+        # Wording only as a last resort, for records whose id and category say nothing specific.
+        (ErrorRecord("The VHD file does not exist.", "NotSpecified", "OperationFailed,X"), pe.NotFoundError),
+        (ErrorRecord("The VM is not in a state for that.", "NotSpecified", "OperationFailed,X"), pe.InvalidStateError),
         (
             ErrorRecord(
                 "'vm' failed to change state.\nThe operation cannot be performed while the object is in its current "
@@ -59,7 +79,7 @@ def test_each_category_yields_its_error(category: str) -> None:
             ),
             pe.InvalidStateError,
         ),
-        (ErrorRecord("The file already exists.", "InvalidArgument", "InvalidParameter,X"), pe.AlreadyExistsError),
+        (ErrorRecord("The file already exists.", "NotSpecified", "OperationFailed,X"), pe.AlreadyExistsError),
         (ErrorRecord("Cannot bind parameter.", "InvalidArgument", "ParameterBindingFailed,X"), pe.ValidationError),
         (ErrorRecord("nope", "ObjectNotFound", "ObjectNotFound,X"), pe.NotFoundError),
         (ErrorRecord("denied", "PermissionDenied", "AccessDenied,X"), pe.AuthenticationError),
@@ -72,7 +92,7 @@ def test_each_category_yields_its_error(category: str) -> None:
         (ErrorRecord("odd", "NotSpecified", "OperationFailed,X"), pe.BackendError),
     ],
 )
-def test_wording_refines_the_category(record: ErrorRecord, expected: type[pe.PolyvisorError]) -> None:
+def test_id_then_category_then_wording(record: ErrorRecord, expected: type[pe.PolyvisorError]) -> None:
     error = error_from_record(record, doing="testing", host="hv", vm="web")
     assert type(error) is expected
 
@@ -143,3 +163,39 @@ def test_certificate_failure_says_how_to_pass_the_ca() -> None:
         requests.exceptions.SSLError("certificate verify failed"), doing="x", host="hv", endpoint="e"
     )
     assert "ca_path" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        # A German host: the ids and categories are the same, the messages are not.
+        (
+            ErrorRecord(
+                'Hyper-V konnte keinen virtuellen Computer mit der ID "5a1f" finden.',
+                "ObjectNotFound",
+                "ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.GetVM",
+                "Microsoft.HyperV.PowerShell.VirtualizationException",
+            ),
+            pe.NotFoundError,
+        ),
+        (
+            ErrorRecord(
+                "Der Vorgang kann im aktuellen Zustand des virtuellen Computers nicht ausgef\u00fchrt werden.",
+                "InvalidOperation",
+                "InvalidState,Microsoft.HyperV.PowerShell.Commands.StartVM",
+            ),
+            pe.InvalidStateError,
+        ),
+        (
+            ErrorRecord("Zeit\u00fcberschreitung des Vorgangs.", "NotSpecified", "OperationTimeout,X"),
+            pe.TimeoutError,
+        ),
+        (
+            ErrorRecord("Zugriff verweigert.", "NotSpecified", "AccessDenied,X"),
+            pe.AuthenticationError,
+        ),
+    ],
+)
+def test_a_localized_host_maps_by_id_and_category(record: ErrorRecord, expected: type[pe.PolyvisorError]) -> None:
+    error = error_from_record(record, doing="testing", host="hv", vm="web")
+    assert type(error) is expected

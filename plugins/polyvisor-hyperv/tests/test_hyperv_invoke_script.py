@@ -58,7 +58,9 @@ def test_invoke_script_creates_starts_and_selects(engine: Engine) -> None:
     assert reply["ok"] is True
     (vm,) = reply["output"]  # type: ignore[misc]
     assert vm["Name"] == "vm1"
-    assert vm["State"] == 3
+    # Enums travel by name, as PSRP delivers them: Windows PowerShell 5.1's ConvertTo-Json alone would write
+    # the number, and the numbering of VMState is not the same on every Windows release.
+    assert vm["State"] == "Off"
     code, reply, _ = _run(
         engine,
         {
@@ -66,7 +68,15 @@ def test_invoke_script_creates_starts_and_selects(engine: Engine) -> None:
             "select": ["State"],
         },
     )
-    assert reply["output"] == [{"State": 2}]
+    assert reply["output"] == [{"State": "Running"}]
+
+
+def test_invoke_script_sends_every_enum_by_name(engine: Engine) -> None:
+    _run(engine, {"steps": [_step("New-VM", {"Name": "vm1", "Generation": 2})], "select": None})
+    _, reply, _ = _run(engine, {"steps": [_step("Get-VM")], "select": ["Name", "State", "CheckpointType"]})
+    assert reply["output"] == [{"Name": "vm1", "State": "Off", "CheckpointType": "Production"}]
+    _, reply, _ = _run(engine, {"steps": [_step("Get-VMSwitch")], "select": ["SwitchType"]})
+    assert all(isinstance(row["SwitchType"], str) for row in reply["output"])  # type: ignore[union-attr]
 
 
 def test_invoke_script_reports_hyperv_error(engine: Engine) -> None:
@@ -89,3 +99,21 @@ def test_invoke_script_hostile_names_are_data(engine: Engine) -> None:
     assert reply["output"] == [{"Name": hostile[:90]}]
     _, listing, _ = _run(engine, {"steps": [_step("Get-VM")], "select": ["Name"]})
     assert listing["output"] == [{"Name": hostile[:90]}]
+
+
+def test_an_unreadable_reply_shows_the_clixml_errors_as_plain_lines(engine: Engine) -> None:
+    # invoke.ps1 dies before printing its JSON (its stdin is not base64): powershell.exe -EncodedCommand, with
+    # stderr redirected, writes the error stream as CLIXML (ConsoleHost ErrorFormat; ledger draft row 13).
+    from polyvisor.errors import BackendError
+    from polyvisor_hyperv.winrm_shell import _decode_reply, powershell_arguments
+
+    out, err = io.BytesIO(), io.BytesIO()
+    code = engine.run_powershell_exe(list(powershell_arguments()), io.BytesIO(b"%not base64%"), out, err)
+    assert err.getvalue().startswith(b"#< CLIXML")
+    with pytest.raises(BackendError) as info:
+        _decode_reply(out.getvalue(), err.getvalue(), code, host="hv")
+    message = str(info.value)
+    assert 'Exception calling "FromBase64String"' in message
+    assert "_x000D_" not in message
+    assert "<S S=" not in message
+    assert "CLIXML" not in message

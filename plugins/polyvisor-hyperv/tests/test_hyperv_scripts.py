@@ -8,7 +8,7 @@ import json
 import tree_sitter  # a dev requirement: without it this module fails to import, and never skips
 import tree_sitter_powershell
 
-from polyvisor_hyperv.commands import SWITCH, Request, Step
+from polyvisor_hyperv.commands import SWITCH, Request, Step, qualified_name
 from polyvisor_hyperv.winrm_shell import encode_request, powershell_arguments, runner_script
 
 
@@ -48,8 +48,19 @@ def test_values_travel_on_stdin_only() -> None:
     request = Request((Step("Get-VM", {"Id": hostile}), Step("Set-VM", {"Notes": hostile, "Force": SWITCH}, pipe=True)))
     payload = json.loads(base64.b64decode(encode_request(request)))
     assert payload["steps"][1] == {
-        "command": "Set-VM",
+        "command": "Hyper-V\\Set-VM",
         "parameters": {"Notes": hostile, "Force": True},
         "pipeInput": True,
     }
     assert all(hostile not in argument for argument in powershell_arguments())
+
+
+def test_hyperv_cmdlets_travel_module_qualified() -> None:
+    # VMware PowerCLI exports the same names; Hyper-V\Get-VM is always Hyper-V's (about_Command_Precedence).
+    for name in ("Get-VM", "Get-VMHost", "Checkpoint-VM", "Get-VHD", "New-VHD", "Add-VMDvdDrive", "Get-VMSnapshot"):
+        assert qualified_name(name) == f"Hyper-V\\{name}"
+    for name in ("Remove-Item", "Select-Object", "Out-Null", "Hyper-V\\Get-VM", "Test-Path"):
+        assert qualified_name(name) == name
+    request = Request((Step("Get-VM"), Step("Remove-Item", pipe=True)))
+    payload = json.loads(base64.b64decode(encode_request(request)))
+    assert [step["command"] for step in payload["steps"]] == ["Hyper-V\\Get-VM", "Remove-Item"]

@@ -1,11 +1,11 @@
-"""VMState names and numbers map onto the contract's power states."""
+"""VMState names map onto the contract's power states; numbers are never trusted (they differ by release)."""
 
 from __future__ import annotations
 
 import pytest
 
 from polyvisor.model import PowerState
-from polyvisor_hyperv.states import VMSTATE_NAMES, status_from_vmstate
+from polyvisor_hyperv.states import status_from_vmstate
 
 P = PowerState
 
@@ -42,10 +42,6 @@ EXPECTED = {
 }
 
 
-def test_every_vmstate_value_has_an_expectation() -> None:
-    assert set(VMSTATE_NAMES.values()) == set(EXPECTED)
-
-
 @pytest.mark.parametrize(("name", "expected"), sorted(EXPECTED.items()))
 def test_by_name(name: str, expected: tuple[PowerState, bool]) -> None:
     status = status_from_vmstate(name)
@@ -53,12 +49,11 @@ def test_by_name(name: str, expected: tuple[PowerState, bool]) -> None:
     assert status.raw_state == name
 
 
-@pytest.mark.parametrize(("number", "name"), sorted(VMSTATE_NAMES.items()))
-def test_by_number_reports_the_name(number: int, name: str) -> None:
-    for value in (number, str(number)):
-        status = status_from_vmstate(value)
-        assert status.raw_state == name
-        assert (status.state, status.critical) == EXPECTED[name]
+@pytest.mark.parametrize("number", [2, "2", 3, 32783, 32785])
+def test_a_number_is_unknown_never_a_guessed_state(number: object) -> None:
+    # Both transports send names; a number would mean a runner that did not convert, and VMState's numbering
+    # is sourced for one Windows build only.
+    assert status_from_vmstate(number).state is P.UNKNOWN
 
 
 @pytest.mark.parametrize("value", ["Bogus", 7, "BogusCritical", "", None])

@@ -34,11 +34,11 @@ _CODEPAGES = {"65001": "utf-8", "437": "cp437", "850": "cp850", "1252": "cp1252"
 class _Process:
     """One command running in the shell."""
 
-    def __init__(self, command_id: str, encoding: str) -> None:
+    def __init__(self, command_id: str, encoding: str, console_stdin: bool = False) -> None:
         self.command_id = command_id
         self.changed = threading.Condition()
         self.io = ProcessIO(
-            stdin=InputPipe(self.changed),
+            stdin=InputPipe(self.changed, console=console_stdin),
             stdout=OutputPipe(self.changed),
             stderr=OutputPipe(self.changed),
             encoding=encoding,
@@ -107,7 +107,10 @@ class CmdShell(Shell):
         arguments = [node.text or "" for node in line_element.iterfind(q("rsp", "Arguments"))]
         line = " ".join([program, *arguments]) if arguments else program
         command_id = (line_element.get("CommandId") or str(uuid.uuid4())).upper()
-        process = _Process(command_id, self._encoding)
+        # MS-WSMV 3.1.4.11 Command option WINRS_CONSOLEMODE_STDIN: TRUE gives the process a console as stdin,
+        # FALSE a pipe. Absent (pypsrp's WinRS sends none), a pipe: ASSUMPTION.
+        console_stdin = request.options.get("WINRS_CONSOLEMODE_STDIN", "FALSE").strip().upper() == "TRUE"
+        process = _Process(command_id, self._encoding, console_stdin)
         with self._lock:
             self._processes[command_id] = process
         process.start(line, self._powershell, self.owner)

@@ -11,27 +11,36 @@ if TYPE_CHECKING:
 
 
 class InputPipe(io.RawIOBase):
-    """A process's stdin: reads block until WinRS Send delivers bytes or closes the stream."""
+    """A process's stdin: reads block until WinRS Send delivers bytes or closes the stream.
 
-    def __init__(self, changed: threading.Condition) -> None:
+    With ``console`` (the Command's WINRS_CONSOLEMODE_STDIN=TRUE) stdin is a console, not a pipe: a Send's End
+    flag does not end it, so a read to end of input (``[Console]::In.ReadToEnd()``) waits until the process is
+    ended from outside. ASSUMPTION: how Windows delivers Send data to console-mode stdin is not documented in
+    MS-WSMV; clients that feed data on stdin (Ansible's winrm plugin) ask for pipe mode.
+    """
+
+    def __init__(self, changed: threading.Condition, console: bool = False) -> None:
         super().__init__()
         self._changed = changed
         self._buffer = bytearray()
         self._eof = False
+        self.console = console
 
     def readable(self) -> bool:
         return True
 
     def feed(self, data: bytes, end: bool) -> None:
-        """Deliver bytes from a Send; ``end`` closes the stream after them."""
+        """Deliver bytes from a Send; ``end`` closes a pipe after them (a console stays open)."""
         with self._changed:
             self._buffer += data
-            self._eof = self._eof or end
+            self._eof = self._eof or (end and not self.console)
             self._changed.notify_all()
 
     def end(self) -> None:
-        """Close the stream (the reader sees end of file)."""
-        self.feed(b"", end=True)
+        """Close the stream (the reader sees end of file): the process is being ended."""
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")

@@ -258,6 +258,7 @@ class HyperVHost:
         self,
         *,
         computer_name: str = "HV-LOOPBACK",
+        domain: str = "WORKGROUP",
         logical_processor_count: int = 8,
         memory_capacity: int = 32 * GiB,
         transition_delay: float = 0.05,
@@ -267,6 +268,8 @@ class HyperVHost:
         self.computer_name = computer_name
         self.cmdlet_latency = cmdlet_latency
         """Seconds every Hyper-V cmdlet takes before it acts (real ones take tens to hundreds of ms: WMI calls)."""
+        self.domain = domain
+        """Win32_ComputerSystem.Domain: the DNS domain of a domain member, else the workgroup's name."""
         self.logical_processor_count = logical_processor_count
         self.memory_capacity = memory_capacity
         self.virtual_machine_path = VM_ROOT
@@ -349,11 +352,11 @@ class HyperVHost:
     def _vm(self, vm_id: uuid.UUID) -> VMRecord:
         vm = self._vms.get(vm_id)
         if vm is None:
+            # VirtualizationObjectLocator.GetVirtualMachineById: CreateObjectNotFoundException, no target object.
             raise HostError(
                 f'Hyper-V was unable to find a virtual machine with id "{vm_id}".',
-                error_id="InvalidParameter",
-                category="InvalidArgument",
-                target_name=str(vm_id),
+                error_id="ObjectNotFound",
+                category="ObjectNotFound",
             )
         return vm
 
@@ -371,16 +374,22 @@ class HyperVHost:
         with self._cond:
             return copy.deepcopy(self._vm(vm_id))
 
-    def find_vms(self, name: str) -> list[VMRecord]:
-        """Return copies of the VMs whose name matches ``name`` (wildcards allowed; no match and none: error)."""
+    def find_vms(self, name: str, *, object_not_found: bool = False) -> list[VMRecord]:
+        """Return copies of the VMs whose name matches ``name`` (wildcards allowed; no match and none: error).
+
+        The error is InvalidParameter / InvalidArgument as Get-VM writes it, or with ``object_not_found``
+        ObjectNotFound / ObjectNotFound as every other cmdlet does (WriteNonMatchingNameErrors).
+        """
         with self._cond:
             found = [vm for vm in self._vms.values() if wildcard_match(name, vm.name)]
             if not found and not has_wildcard(name):
+                kind = "ObjectNotFound" if object_not_found else "InvalidParameter"
                 raise HostError(
                     f'Hyper-V was unable to find a virtual machine with name "{name}".',
-                    error_id="InvalidParameter",
-                    category="InvalidArgument",
+                    error_id=kind,
+                    category="ObjectNotFound" if object_not_found else "InvalidArgument",
                     target_name=name,
+                    target_object=name,
                 )
             return [copy.deepcopy(vm) for vm in sorted(found, key=lambda v: v.name.casefold())]
 

@@ -681,7 +681,8 @@ def host_object(host: HyperVHost) -> VMHost:
     obj = VMHost(
         ComputerName=host.computer_name,
         Name=host.computer_name,
-        FullyQualifiedDomainName=f"{host.computer_name}.example.test",
+        # VMHost reads Win32_ComputerSystem.Domain: a domain (or workgroup) name, not the host's own FQDN.
+        FullyQualifiedDomainName=host.domain,
         LogicalProcessorCount=host.logical_processor_count,
         MemoryCapacity=PSInt64(host.memory_capacity),
         VirtualHardDiskPath=host.virtual_hard_disk_path,

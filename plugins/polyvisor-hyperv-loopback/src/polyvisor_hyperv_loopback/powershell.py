@@ -605,6 +605,8 @@ class Interpreter:
             name = _text(target.named_children[-1])
             if isinstance(owner, PSHashtable):
                 owner[name] = value
+            elif isinstance(owner, _PropertyView) and name.casefold() == "value":
+                owner.target[owner.name] = value
             elif isinstance(owner, PSObject):
                 match = next((n for n in property_names(owner) if n.casefold() == name.casefold()), None)
                 if match is None:
@@ -769,6 +771,12 @@ class Interpreter:
         return self._expr(left), op, self._expr(right)
 
     def _x_comparison_expression(self, node: Node) -> object:
+        right_node = self._strip(_named(node)[-1])
+        if right_node.type == "type_literal":
+            op = next(_text(c) for c in node.children if c.type == "comparison_operator").casefold()
+            if op in {"-is", "-isnot"}:
+                hit = _is_type(self._expr(_named(node)[0]), _type_key(right_node), node)
+                return hit if op == "-is" else not hit
         left, op, right = self._binary(node)
         try:
             return _compare(op, left, right)
@@ -871,7 +879,9 @@ class Interpreter:
             found = property_value(value, name)
             return None if missing(found) else found
         if isinstance(value, _PSObjectView) and low == "properties":
-            return [new_custom_object([("Name", n), ("Value", value.target[n])]) for n in property_names(value.target)]
+            return [_PropertyView(value.target, n) for n in property_names(value.target)]
+        if isinstance(value, _PropertyView) and low in {"name", "value"}:
+            return value.name if low == "name" else value.target[value.name]
         if isinstance(value, _Record) and low in value.fields:
             return value.fields[low]
         if value is None:
@@ -1006,6 +1016,45 @@ class _PSObjectView:
     """``$obj.PSObject``."""
 
     target: PSObject
+
+
+@dataclass
+class _PropertyView:
+    """One of ``$obj.PSObject.Properties`` (a PSPropertyInfo): Name, and a Value that reads and writes the object."""
+
+    target: PSObject
+    name: str
+
+
+_IS_TYPES: dict[str, tuple[type, ...]] = {
+    "enum": (enum.Enum,),
+    "system.enum": (enum.Enum,),
+    "string": (str,),
+    "system.string": (str,),
+    "int": (int,),
+    "system.int32": (int,),
+    "long": (int,),
+    "system.int64": (int,),
+    "bool": (bool,),
+    "system.boolean": (bool,),
+    "guid": (uuid.UUID,),
+    "system.guid": (uuid.UUID,),
+    "hashtable": (PSHashtable,),
+    "array": (list,),
+    "object[]": (list,),
+}
+
+
+def _is_type(value: object, type_name: str, node: Node) -> bool:
+    """``value -is [type]`` for the types this host knows; an enum is not an int, a bool not an int."""
+    types = _IS_TYPES.get(type_name)
+    if types is None:
+        raise _unsupported(node, f"the type test -is [{type_name}]")
+    if isinstance(value, enum.Enum):
+        return types == (enum.Enum,)
+    if isinstance(value, bool) and types == (int,):
+        return False
+    return isinstance(value, types)
 
 
 @dataclass

@@ -127,3 +127,76 @@ def test_stop_vm_without_force_fails_when_the_guest_has_no_shutdown_service(engi
     forced = [*stop[:1], CommandSpec("Stop-VM", False, [("Force", None)])]
     assert engine.invoke_pipeline(forced).terminating is None
     assert engine.host.get_vm(vm.id).state == "Off"
+
+
+def test_module_qualified_names_reach_hyperv_even_when_powercli_hides_them(engine: Engine) -> None:
+    from polyvisor_hyperv_loopback.cmdlets.powercli import import_powercli
+
+    engine.invoke_pipeline([CommandSpec("Hyper-V\\New-VM", False, [("Name", "q")])])
+    import_powercli(engine.registry)
+    # Unqualified, the module imported last wins (about_Command_Precedence): PowerCLI's Get-VM, not connected.
+    hidden = engine.invoke_pipeline([CommandSpec("Get-VM", False, [])])
+    assert hidden.terminating is not None
+    assert hidden.terminating.fully_qualified_error_id.startswith("Core_BaseCmdlet_NotConnectedError,VMware.")
+    for name in ("Hyper-V\\Get-VM", "hyper-v\\get-vm"):
+        found = engine.invoke_pipeline([CommandSpec(name, False, [("Name", "q")])])
+        assert found.terminating is None
+        assert [vm.Name for vm in found.output] == ["q"]
+    # A qualifier naming a module that does not export the command: the command is not found.
+    for name in ("VMware.Nope\\Get-VM", "Hyper-V\\Select-Object", "Microsoft.PowerShell.Utility\\Get-VM"):
+        missing = engine.invoke_pipeline([CommandSpec(name, False, [])])
+        assert missing.terminating is not None
+        assert missing.terminating.fully_qualified_error_id == "CommandNotFoundException"
+        assert missing.terminating.category == "ObjectNotFound"
+    # Scripts resolve them alike (the WinRM shell's invoke.ps1 calls `& $step.command`).
+    code = engine.run_powershell_exe(
+        ["-NonInteractive", "-Command", "Hyper-V\\Get-VM -Name q | Microsoft.PowerShell.Utility\\Select-Object Name"],
+        io.BytesIO(b""),
+        out := io.BytesIO(),
+        io.BytesIO(),
+    )
+    assert code == 0
+    assert b"Name : q" in out.getvalue()
+
+
+def test_a_missing_vm_by_id_is_a_non_terminating_object_not_found(engine: Engine) -> None:
+    # VirtualizationObjectLocator.GetVirtualMachineById inside SelectWithLogging (ledger draft row 10).
+    missing = "5a1f0000-0000-0000-0000-000000000001"
+    result = engine.invoke_pipeline([CommandSpec("Get-VM", False, [("Id", missing)])])
+    assert result.terminating is None
+    (record,) = result.errors
+    assert record.fully_qualified_error_id == "ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.GetVM"
+    assert record.category == "ObjectNotFound"
+    assert record.message == f'Hyper-V was unable to find a virtual machine with id "{missing}".'
+    assert record.target_object is None
+    stopped = engine.invoke_pipeline([CommandSpec("Get-VM", False, [("Id", missing), ("ErrorAction", "Stop")])])
+    assert stopped.terminating is not None
+    assert stopped.terminating.category == "ObjectNotFound"
+    # Piped on, nothing reaches the next cmdlet and the script goes on (non-terminating).
+    piped = engine.invoke_pipeline(
+        [CommandSpec("Get-VM", False, [("Id", missing)]), CommandSpec("Start-VM", False, [])]
+    )
+    assert piped.terminating is None
+    assert [r.category for r in piped.errors] == ["ObjectNotFound"]
+
+
+def test_a_missing_vm_by_name_is_invalid_argument_for_get_vm_only(engine: Engine) -> None:
+    # WriteNonMatchingNameErrors: Get-VM passes WriteWarning (InvalidArgument); every other cmdlet ObjectNotFound.
+    got = engine.invoke_pipeline([CommandSpec("Get-VM", False, [("Name", "ghost")])])
+    assert [(r.fully_qualified_error_id, r.category) for r in got.errors] == [
+        ("InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM", "InvalidArgument")
+    ]
+    started = engine.invoke_pipeline([CommandSpec("Start-VM", False, [("Name", "ghost")])])
+    assert [(r.fully_qualified_error_id, r.category, r.target_name) for r in started.errors] == [
+        ("ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.StartVM", "ObjectNotFound", "ghost")
+    ]
+    assert started.errors[0].message == 'Hyper-V was unable to find a virtual machine with name "ghost".'
+
+
+def test_vmhost_fully_qualified_domain_name_is_the_domain_or_workgroup(engine: Engine) -> None:
+    # VMHost.FullyQualifiedDomainName reads Win32_ComputerSystem.Domain (ledger draft row 11), not host + domain.
+    (host,) = engine.invoke_pipeline([CommandSpec("Get-VMHost", False, [])]).output
+    assert (host.ComputerName, host.FullyQualifiedDomainName) == ("HV-LOOPBACK", "WORKGROUP")
+    joined = Engine(HyperVHost(transition_delay=0, domain="corp.example.test"))
+    (host,) = joined.invoke_pipeline([CommandSpec("Get-VMHost", False, [])]).output
+    assert host.FullyQualifiedDomainName == "corp.example.test"

@@ -67,7 +67,8 @@ def test_stdin_is_fed_by_send_until_end(http_host: LoopbackHost) -> None:
     protocol = winrm_session(http_host).protocol
     shell_id = protocol.open_shell()
     try:
-        command_id = protocol.run_command(shell_id, "powershell.exe", ["-NoProfile", "-"])
+        # Pipe mode (WINRS_CONSOLEMODE_STDIN=FALSE), as clients that feed stdin ask for it (Ansible's winrm plugin).
+        command_id = protocol.run_command(shell_id, "powershell.exe", ["-NoProfile", "-"], console_mode_stdin=False)
         protocol.send_command_input(shell_id, command_id, b"first ")
         protocol.send_command_input(shell_id, command_id, b"second", end=True)
         stdout, stderr, code = protocol.get_command_output(shell_id, command_id)
@@ -76,6 +77,21 @@ def test_stdin_is_fed_by_send_until_end(http_host: LoopbackHost) -> None:
         protocol.close_shell(shell_id)
 
     assert (stdout, stderr, code) == (b"stdin:first second\r\n", b"", 0)
+
+
+def test_console_mode_stdin_is_not_ended_by_the_send_end_flag(http_host: LoopbackHost) -> None:
+    # pywinrm's default (console_mode_stdin=True) makes stdin a console: End does not give the reader end of input.
+    protocol = winrm_session(http_host).protocol
+    shell_id = protocol.open_shell()
+    try:
+        command_id = protocol.run_command(shell_id, "powershell.exe", ["-NoProfile", "-"])
+        protocol.send_command_input(shell_id, command_id, b"data", end=True)
+        protocol.operation_timeout_sec = 1
+        with pytest.raises(WinRMOperationTimeoutError):  # still running, waiting for the end of its input
+            protocol.get_command_output_raw(shell_id, command_id)
+        protocol.cleanup_command(shell_id, command_id)
+    finally:
+        protocol.close_shell(shell_id)
 
 
 def test_large_output_arrives_in_several_receives_within_the_envelope(http_host: LoopbackHost) -> None:

@@ -116,3 +116,17 @@ def test_throw_is_catchable_and_uncaught_propagates() -> None:
     assert run("try { throw 'boom' } catch { 'caught ' + $_.Exception.Message }") == ["caught boom"]
     with pytest.raises(PipelineStopped):
         run("throw 'boom'")
+
+
+def test_is_operator_and_writing_a_property_through_psobject_properties() -> None:
+    # `-is [type]` and PSPropertyInfo.Value (settable on a note property): what invoke.ps1 uses to send enum
+    # names. Windows PowerShell's about_Type_Operators and PSPropertyInfo.Value docs (ledger: fix-ps).
+    out = run(
+        "New-VM -Name vm1 | Out-Null\n"
+        "$row = Get-VM -Name vm1 | Select-Object -Property @('Name', 'State')\n"
+        "foreach ($p in $row.PSObject.Properties) {\n"
+        "    if ($p.Value -is [System.Enum]) { $p.Value = $p.Value.ToString() }\n"
+        "}\n"
+        "$row.State; $row.State -is [string]; 3 -is [System.Enum]; 'x' -isnot [int]"
+    )
+    assert out == ["Off", True, False, True]

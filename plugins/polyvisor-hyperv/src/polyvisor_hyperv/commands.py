@@ -10,7 +10,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["SWITCH", "Request", "Step", "Switch", "Value"]
+__all__ = ["HYPERV_MODULE", "SWITCH", "Request", "Step", "Switch", "Value", "qualified_name"]
+
+
+HYPERV_MODULE = "Hyper-V"
+_HYPERV_NOUNS = ("vm", "vhd", "vfd")
+
+
+def qualified_name(command: str) -> str:
+    """``Hyper-V\\Get-VM`` for a Hyper-V cmdlet, the name unchanged for any other command.
+
+    VMware PowerCLI exports Get-VM, New-VM, Start-VM, Get-VMHost ... under the same names, and the module imported
+    last wins a bare name (about_Command_Precedence); the module-qualified name always runs Hyper-V's. Every
+    cmdlet of the Hyper-V module has a noun starting with VM, VHD or VFD (Microsoft's Hyper-V cmdlet reference);
+    other commands (Remove-Item, Select-Object) are left to ordinary resolution.
+    """
+    _verb, dash, noun = command.partition("-")
+    if "\\" in command or not dash or not noun.casefold().startswith(_HYPERV_NOUNS):
+        return command
+    return f"{HYPERV_MODULE}\\{command}"
 
 
 class Switch:

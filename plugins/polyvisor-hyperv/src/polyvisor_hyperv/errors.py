@@ -1,9 +1,10 @@
 """Mapping Hyper-V's errors onto polyvisor's tree.
 
 Two sources: PowerShell ``ErrorRecord`` s (what a cmdlet reported; :func:`error_from_record`) and the client
-libraries' exceptions (the connection failed; :func:`error_from_transport`). Every ``ErrorCategory`` has a row in
-:data:`CATEGORY_ERRORS`; a few wordings refine it first, because Hyper-V reports a missing VM as InvalidArgument
-("unable to find") and a wrong state as a generic InvalidOperation.
+libraries' exceptions (the connection failed; :func:`error_from_transport`). A record maps by what is the same in
+every language: its error id (:data:`ERROR_ID_ERRORS`, Hyper-V's ids), then its category (every ``ErrorCategory``
+has a row in :data:`CATEGORY_ERRORS`). English wording is only a last resort, for records whose id and category
+say nothing specific (NotSpecified and the like), so a localized host maps the same.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from polyvisor.model import Feature, PowerState
 __all__ = [
     "CATEGORY_ERRORS",
     "ERROR_CATEGORY_NAMES",
+    "ERROR_ID_ERRORS",
     "ErrorRecord",
     "error_from_record",
     "error_from_transport",
@@ -113,8 +115,24 @@ CATEGORY_ERRORS: MappingProxyType[str, type[PolyvisorError]] = MappingProxyType(
         "NotEnabled": UnsupportedError,
     }
 )
-"""The polyvisor error for each ErrorCategory, before the wording rules of :func:`error_from_record`."""
+"""The polyvisor error for each ErrorCategory, when the error id is not in :data:`ERROR_ID_ERRORS`."""
 
+ERROR_ID_ERRORS: MappingProxyType[str, type[PolyvisorError]] = MappingProxyType(
+    {
+        "ObjectNotFound": NotFoundError,
+        "InvalidState": InvalidStateError,
+        "OperationTimeout": TimeoutError,
+        "AccessDenied": AuthenticationError,
+        "NotSupported": UnsupportedError,
+        "InvalidParameter": ValidationError,
+    }
+)
+"""The polyvisor error for Hyper-V's error ids (the FullyQualifiedErrorId before the comma), which win over the
+category: the ids Microsoft.HyperV.PowerShell's ExceptionHelper gives WMI job failures (32769 AccessDenied, 32770
+NotSupported, 32772 OperationTimeout, 32773 InvalidParameter, 32775 InvalidState, 32779 ObjectNotFound) and object
+lookups (ObjectNotFound)."""
+
+# Last resort, for records with a generic id and category only (English hosts).
 _NOT_FOUND = re.compile(r"unable to find|was not found|cannot find|could not find|does not exist", re.IGNORECASE)
 _WRONG_STATE = re.compile(r"current state|invalid state|is not in a state|already in the specified state", re.I)
 _EXISTS = re.compile(r"already exists", re.IGNORECASE)
@@ -165,13 +183,14 @@ def error_from_record(
             host=host,
             vm=vm,
         )
-    kind = CATEGORY_ERRORS.get(record.category, BackendError)
-    if _NOT_FOUND.search(native) and kind in (ValidationError, BackendError, NotFoundError):
-        kind = NotFoundError
-    elif _EXISTS.search(native) and kind in (ValidationError, BackendError):
-        kind = AlreadyExistsError
-    elif record.category == "InvalidOperation" and (error_id == "InvalidState" or _WRONG_STATE.search(native)):
-        kind = InvalidStateError
+    kind = ERROR_ID_ERRORS.get(error_id) or CATEGORY_ERRORS.get(record.category, BackendError)
+    if kind is BackendError:
+        if _NOT_FOUND.search(native):
+            kind = NotFoundError
+        elif _EXISTS.search(native):
+            kind = AlreadyExistsError
+        elif _WRONG_STATE.search(native):
+            kind = InvalidStateError
     if kind is InvalidStateError:
         # The core checked the state just before; the VM moved in between. Its state now is not known here.
         return InvalidStateError(message, state=PowerState.UNKNOWN, host=host, vm=vm)

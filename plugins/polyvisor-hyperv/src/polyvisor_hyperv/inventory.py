@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 
 from polyvisor.errors import NotFoundError, PolyvisorError, ValidationError
 from polyvisor.model import HostInfo, NetworkInfo, PowerState, VMDetails, VMInfo, normalize_uuid
 from polyvisor_hyperv.commands import Step
 from polyvisor_hyperv.notes import join_notes, split_notes
 from polyvisor_hyperv.session import MiB, Session, as_guid, as_text
-from polyvisor_hyperv.states import CHECKPOINT_TYPE_NAMES, enum_name, status_from_vmstate
+from polyvisor_hyperv.states import enum_name, status_from_vmstate
 from polyvisor_hyperv.transport import Row
 
 __all__ = ["VM_PROPERTIES", "Inventory"]
@@ -27,7 +26,6 @@ VM_PROPERTIES = (
     "ParentSnapshotId",
     "ParentSnapshotName",
 )
-SWITCH_TYPES = MappingProxyType({0: "Private", 1: "Internal", 2: "External"})
 
 
 class Inventory:
@@ -53,15 +51,24 @@ class Inventory:
             raise PolyvisorError("Get-VMHost returned nothing; is the Hyper-V role installed?", host=self._session.host)
         row = rows[0]
         self._session.vhd_directory = as_text(row.get("VirtualHardDiskPath")) or None
+        name = as_text(row.get("ComputerName"))
+        # VMHost.FullyQualifiedDomainName is Win32_ComputerSystem.Domain: the DNS domain of a domain member, or the
+        # workgroup's name ("WORKGROUP"). VMHost has no PartOfDomain, so a dot tells them apart: DNS domains of AD
+        # have one, workgroup names hardly ever do. Known misses (no FQDN, or a wrong one): a single-label AD domain,
+        # and a workgroup whose NetBIOS name contains a period (allowed, not customary). Asking
+        # Win32_ComputerSystem.PartOfDomain would settle it at the cost of another request.
+        domain = as_text(row.get("FullyQualifiedDomainName"))
+        fqdn = f"{name}.{domain}" if name and "." in domain else None
         return HostInfo(
-            hostname=as_text(row.get("ComputerName")),
+            hostname=name,
             hypervisor="hyperv",
             hypervisor_version="",
             cpus=int(row.get("LogicalProcessorCount") or 0),
             memory_mib=int(row.get("MemoryCapacity") or 0) // MiB,
             arch="x86_64",
             extra={
-                "fqdn": as_text(row.get("FullyQualifiedDomainName")),
+                "domain": domain,
+                "fqdn": fqdn,
                 "virtual_hard_disk_path": as_text(row.get("VirtualHardDiskPath")),
                 "virtual_machine_path": as_text(row.get("VirtualMachinePath")),
                 "transport": self._session.options.transport,
@@ -76,7 +83,7 @@ class Inventory:
             NetworkInfo(
                 name=as_text(row.get("Name")),
                 active=True,
-                kind=enum_name(row.get("SwitchType"), SWITCH_TYPES).lower(),
+                kind=enum_name(row.get("SwitchType")).lower(),
                 uuid=as_guid(row.get("Id")),
             )
             for row in rows
@@ -115,7 +122,7 @@ class Inventory:
             description=description,
             extra={
                 "generation": int(row.get("Generation") or 0),
-                "checkpoint_type": enum_name(row.get("CheckpointType"), CHECKPOINT_TYPE_NAMES),
+                "checkpoint_type": enum_name(row.get("CheckpointType")),
                 "current_snapshot": as_text(row.get("ParentSnapshotName")) or None,
             },
         )

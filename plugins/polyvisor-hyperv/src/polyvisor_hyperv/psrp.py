@@ -6,7 +6,7 @@ import contextlib
 import uuid
 from typing import Any
 
-from polyvisor_hyperv.commands import Request, Step, Switch
+from polyvisor_hyperv.commands import Request, Step, Switch, qualified_name
 from polyvisor_hyperv.errors import ERROR_CATEGORY_NAMES, ErrorRecord
 from polyvisor_hyperv.transport import Limit, Row, SessionLost, Transport, refused_before_running
 
@@ -62,7 +62,7 @@ class PSRPTransport(Transport):
         for index, statement in enumerate(statements):
             last = index == len(statements) - 1
             for step in statement:
-                ps.add_cmdlet(step.command)
+                ps.add_cmdlet(qualified_name(step.command))
                 for name, value in step.parameters.items():
                     _add_parameter(ps, name, value)
                 # Stop at the first error, as the WinRM shell runner does with $ErrorActionPreference; a step's

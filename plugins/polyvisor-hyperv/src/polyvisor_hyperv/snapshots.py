@@ -11,7 +11,7 @@ from polyvisor.model import Feature, PowerState, Snapshot, normalize_uuid
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.session import Session, as_guid, as_text, then, vm_step
-from polyvisor_hyperv.states import CHECKPOINT_TYPE_NAMES, VMSTATE_NAMES, enum_name, status_from_vmstate
+from polyvisor_hyperv.states import enum_name, status_from_vmstate
 from polyvisor_hyperv.transport import Row, parse_datetime
 
 __all__ = ["SNAPSHOT_PROPERTIES", "Snapshots"]
@@ -36,7 +36,7 @@ class Snapshots:
                 vm=uuid,
             )
         row = self._session.vm_row(uuid, ("State", "CheckpointType"), deadline)
-        original = enum_name(row.get("CheckpointType"), CHECKPOINT_TYPE_NAMES)
+        original = enum_name(row.get("CheckpointType"))
         if original == "Disabled":
             raise UnsupportedError(
                 "checkpoints are disabled for this VM; enable them on the host with "
@@ -73,7 +73,7 @@ class Snapshots:
         current_id = normalize_uuid(current) if current else None
         out = []
         for row in rows:
-            raw_state = enum_name(row.get("State"), VMSTATE_NAMES)
+            raw_state = enum_name(row.get("State"))
             has_memory = raw_state in _MEMORY_STATES
             out.append(
                 Snapshot(
@@ -117,7 +117,7 @@ class Snapshots:
 
     def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
         steps, row = self._snapshot_steps(uuid, name, deadline)
-        has_memory = enum_name(row.get("State"), VMSTATE_NAMES) in _MEMORY_STATES
+        has_memory = enum_name(row.get("State")) in _MEMORY_STATES
         if self._session.status(uuid, deadline).state in (PowerState.RUNNING, PowerState.PAUSED):
             # Reverting discards the current state anyway; powering off first works on every Hyper-V version.
             self._lifecycle.stop(uuid, deadline)

@@ -10,17 +10,19 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
+from xml.sax.saxutils import unescape
 
 from polyvisor.errors import BackendError, PolyvisorError
-from polyvisor_hyperv.commands import Request, Switch
+from polyvisor_hyperv.commands import Request, Switch, qualified_name
 from polyvisor_hyperv.errors import ErrorRecord
 from polyvisor_hyperv.transport import Limit, Row, SessionLost, Transport, refused_before_running
 
-__all__ = ["WinRMShellTransport", "encode_request", "powershell_arguments", "runner_script"]
+__all__ = ["WinRMShellTransport", "decode_clixml", "encode_request", "powershell_arguments", "runner_script"]
 
 # pywinrm has no "negotiate"; its NTLM transport is what Negotiate falls back to without Kerberos.
 _PYWINRM_AUTH = {"negotiate": "ntlm", "ntlm": "ntlm", "kerberos": "kerberos", "credssp": "credssp", "basic": "basic"}
@@ -46,7 +48,11 @@ def encode_request(request: Request) -> str:
     """Return the stdin payload for a request: base64 of the UTF-8 JSON the runner expects."""
     body = {
         "steps": [
-            {"command": step.command, "parameters": _parameters(step.parameters), "pipeInput": step.pipe}
+            {
+                "command": qualified_name(step.command),
+                "parameters": _parameters(step.parameters),
+                "pipeInput": step.pipe,
+            }
             for step in request.steps
         ],
         "select": list(request.select) if request.select is not None else None,
@@ -103,7 +109,11 @@ class WinRMShellTransport(Transport):
         protocol, shell_id = self._open()
         payload = encode_request(request)
         try:
-            command_id = protocol.run_command(shell_id, "powershell.exe", powershell_arguments())
+            # stdin as a pipe (WINRS_CONSOLEMODE_STDIN=FALSE): the request is fed to [Console]::In.ReadToEnd(), which
+            # needs the End of the last Send to be an end of input; Ansible's winrm plugin feeds stdin the same way.
+            command_id = protocol.run_command(
+                shell_id, "powershell.exe", powershell_arguments(), console_mode_stdin=False
+            )
         except Exception as error:
             if refused_before_running(error):  # refused before powershell.exe started: nothing ran
                 raise SessionLost from error
@@ -174,12 +184,35 @@ class WinRMShellTransport(Transport):
                 protocol.close_shell(shell_id)
 
 
+_CLIXML_HEADER = "#< CLIXML"
+_CLIXML_ERROR_LINE = re.compile(r"<S\s+S=\"Error\"\s*>(.*?)</S>", re.DOTALL | re.IGNORECASE)
+_CLIXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def decode_clixml(text: str) -> str:
+    """Return the error lines of PowerShell's CLIXML stderr as plain text (other text unchanged).
+
+    ``powershell.exe -EncodedCommand`` with stderr redirected writes its error stream as ``#< CLIXML`` followed by
+    ``<Objs>`` holding one ``<S S="Error">`` per line, with control characters escaped as ``_xHHHH_``. Read with
+    a pattern, not an XML parser: the text comes from the host and is only ever shown.
+    """
+    stripped = text.lstrip()
+    if not stripped.startswith(_CLIXML_HEADER):
+        return text
+    lines = [
+        _CLIXML_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), unescape(raw, {"&quot;": '"', "&apos;": "'"}))
+        for raw in _CLIXML_ERROR_LINE.findall(stripped)
+    ]
+    return "".join(lines).strip() if lines else text
+
+
 def _decode_reply(stdout: bytes, stderr: bytes, code: int, *, host: str) -> tuple[list[Row], ErrorRecord | None]:
     text = stdout.decode("ascii", errors="replace").strip()
     try:
         reply = json.loads(base64.b64decode(text, validate=True).decode("utf-8"))
     except ValueError:
-        detail = stderr.decode("utf-8", errors="replace").strip()[:2000] or text[:2000]
+        errors = decode_clixml(stderr.decode("utf-8", errors="replace")).strip()
+        detail = errors[:2000] or text[:2000]
         raise BackendError(
             f"powershell.exe exited with code {code} without a readable reply: {detail}",
             code=code,

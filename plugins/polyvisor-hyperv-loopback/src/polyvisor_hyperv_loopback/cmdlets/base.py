@@ -148,6 +148,7 @@ class Cmdlet:
     body: Body
     aliases: tuple[str, ...] = ()
     collect_input: bool = False  # an end-block cmdlet: the body sees all input at once as "__pipeline__"
+    module: str = ""  # the module exporting it; empty: derived from command_class (see module_of)
 
     def _binding_error(self, message: str, error_id: str, target: str = "") -> PipelineStopped:
         return PipelineStopped(
@@ -409,21 +410,52 @@ def _convert(param: Param, value: object) -> object:
     raise TypeError(f"unknown parameter kind {kind}")
 
 
+_MODULE_BY_NAMESPACE = (
+    ("Microsoft.HyperV.PowerShell.", "Hyper-V"),
+    ("Microsoft.Vhd.PowerShell.", "Hyper-V"),  # Get-VHD, New-VHD ... are exported by the Hyper-V module
+)
+_MODULE_BY_NAME = {
+    "out-null": "Microsoft.PowerShell.Core",
+    "remove-item": "Microsoft.PowerShell.Management",
+    "test-path": "Microsoft.PowerShell.Management",
+}
+
+
+def module_of(cmdlet: Cmdlet) -> str:
+    """The module that exports ``cmdlet`` on Windows (what ``(Get-Command X).ModuleName`` says)."""
+    if cmdlet.module:
+        return cmdlet.module
+    for prefix, module in _MODULE_BY_NAMESPACE:
+        if cmdlet.command_class.startswith(prefix):
+            return module
+    return _MODULE_BY_NAME.get(cmdlet.name.casefold(), "Microsoft.PowerShell.Utility")
+
+
 class Registry:
-    """The commands a session can run, by name or alias, case-insensitively."""
+    """The commands a session can run, by name or alias, case-insensitively, or as ``Module\\Name``.
+
+    As in PowerShell (about_Command_Precedence), a cmdlet added later hides an earlier one of the same name, and
+    the module-qualified name still reaches the hidden one; a qualifier naming no module that exports the
+    command resolves to nothing (CommandNotFoundException).
+    """
 
     def __init__(self, cmdlets: Sequence[Cmdlet] = ()) -> None:
         self._by_name: dict[str, Cmdlet] = {}
+        self._by_module: dict[tuple[str, str], Cmdlet] = {}
         for cmdlet in cmdlets:
             self.add(cmdlet)
 
     def add(self, cmdlet: Cmdlet) -> None:
-        """Register ``cmdlet`` under its name and aliases."""
+        """Register ``cmdlet`` under its name and aliases (hiding an earlier command of the same name)."""
         for name in (cmdlet.name, *cmdlet.aliases):
             self._by_name[name.casefold()] = cmdlet
+        self._by_module[(module_of(cmdlet).casefold(), cmdlet.name.casefold())] = cmdlet
 
     def get(self, name: str) -> Cmdlet | None:
-        """Return the cmdlet called ``name``, or None."""
+        """Return the cmdlet called ``name`` (``Name`` or ``Module\\Name``), or None."""
+        module, qualified, short = name.rpartition("\\")
+        if qualified:
+            return self._by_module.get((module.casefold(), short.casefold()))
         return self._by_name.get(name.casefold())
 
     def names(self) -> Mapping[str, Cmdlet]:

@@ -42,13 +42,18 @@ def resolve_vms(ctx: CommandContext, args: dict[str, object], name_param: str = 
         if not _typed(obj, f"{NS}.VirtualMachine"):
             raise _wrong_type("VM", obj, f"{NS}.VirtualMachine")
         found.append(ctx.host.get_vm(uuid.UUID(int=obj.Id.int)))
+    # Get-VM writes a name that matches nothing as InvalidArgument, every other cmdlet as ObjectNotFound.
+    object_not_found = ctx.cmdlet.name.casefold() != "get-vm"
     for name in args.get(name_param, []):  # type: ignore[attr-defined]
         try:
-            found.extend(ctx.host.find_vms(name))
+            found.extend(ctx.host.find_vms(name, object_not_found=object_not_found))
         except HostError as exc:
             ctx.write_error(exc)
     if "Id" in args:
-        found.append(ctx.host.get_vm(args["Id"]))  # type: ignore[arg-type]
+        try:  # a missing Id is ObjectNotFound, written as a non-terminating error (SelectWithLogging)
+            found.append(ctx.host.get_vm(args["Id"]))  # type: ignore[arg-type]
+        except HostError as exc:
+            ctx.write_error(exc)
     return found
 
 

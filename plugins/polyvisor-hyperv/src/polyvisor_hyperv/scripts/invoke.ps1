@@ -4,6 +4,7 @@
 #    "select": ["Name", "Id", ...] | null}
 # Steps run in order; a step with pipeInput receives the previous step's output on its pipeline.
 # The reply goes to stdout as base64(UTF-8 JSON): {"ok": bool, "output": [...], "error": {...} | null}.
+# With "select", enum properties are sent by name (as PSRP sends them), never by number.
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 $payload = [Console]::In.ReadToEnd()
@@ -26,6 +27,12 @@ try {
     }
     if ($null -ne $request.select) {
         $results = @($results | Select-Object -Property $request.select)
+        # Enums go by name, as PSRP sends them: 5.1's ConvertTo-Json would write numbers, which differ by release.
+        foreach ($row in $results) {
+            foreach ($property in $row.PSObject.Properties) {
+                if ($property.Value -is [System.Enum]) { $property.Value = $property.Value.ToString() }
+            }
+        }
     }
     $response.output = $results
 } catch {
