@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from polyvisor.errors import NotFoundError, PolyvisorError, ValidationError
-from polyvisor.model import HostInfo, NetworkInfo, PowerState, VMDetails, VMInfo, normalize_uuid
+from polyvisor.model import Feature, HostInfo, NetworkInfo, PowerState, VMDetails, VMInfo, normalize_uuid
 from polyvisor_hyperv.commands import Step
-from polyvisor_hyperv.notes import join_notes, split_notes
+from polyvisor_hyperv.notes import STATE_LABEL, join_notes, split_notes
 from polyvisor_hyperv.session import MiB, Session, as_guid, as_text
 from polyvisor_hyperv.states import CHECKPOINT_TYPE_NAMES, enum_name, status_from_vmstate
 from polyvisor_hyperv.transport import Row
@@ -107,6 +107,7 @@ class Inventory:
     def _vm_info(self, row: Row) -> VMInfo:
         status = status_from_vmstate(row.get("State"))
         description, labels = split_notes(as_text(row.get("Notes")))
+        labels.pop(STATE_LABEL, None)  # a reverted VM has its checkpoint's Notes, record included
         # One Get-VM returns every property, so listings carry the details at no extra cost.
         details = VMDetails(
             cpus=int(row.get("ProcessorCount") or 0),

@@ -262,9 +262,18 @@ def _restore_snapshot(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm, snap in _snapshots(ctx, args):
         if not ctx.should_process(high_impact=True):
             continue
-        ctx.host.restore_snapshot(vm.id, snap.id)
-        if args.get("Passthru"):
-            ctx.write(snapshot_object(ctx.host, ctx.host.get_vm(vm.id), snap))
+        # As the cmdlet does (NEON Commands/RestoreVMSnapshot.cs): a Running or Paused VM is saved first, the
+        # checkpoint applied, and a VM that was Running and is Saved afterwards is started again.
+        before = ctx.host.get_vm(vm.id).state
+        if before in {"Running", "Paused"}:
+            ctx.host.save_vm(vm.id)
+        try:
+            ctx.host.restore_snapshot(vm.id, snap.id)
+            if args.get("Passthru"):
+                ctx.write(snapshot_object(ctx.host, ctx.host.get_vm(vm.id), snap))
+        finally:
+            if before == "Running" and ctx.host.get_vm(vm.id).state == "Saved":
+                ctx.host.start_vm(vm.id)
 
 
 def _remove_snapshot(ctx: CommandContext, args: dict[str, object]) -> None:
