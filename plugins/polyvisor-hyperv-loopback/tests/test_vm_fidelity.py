@@ -29,31 +29,13 @@ def _vm(engine: Engine, name: str, generation: int = 2) -> uuid.UUID:
     return engine.host.new_vm(name, generation=generation).id
 
 
-def test_restore_snapshot_of_running_vm_saves_applies_and_restarts(engine: Engine) -> None:
-    # NEON Commands/RestoreVMSnapshot.cs ProcessOneOperand.
+def test_turn_off_a_saved_vm_discards_its_saved_state(engine: Engine) -> None:
+    # NEON VirtualMachine.cs transition map: VirtualMachineAction.Stop is allowed from Saved.
     host = engine.host
-    vm_id = _vm(engine, "r")
-    host.set_vm(vm_id, checkpoint_type="Standard")
+    vm_id = _vm(engine, "s")
     host.start_vm(vm_id)
-    host.checkpoint_vm(vm_id, "live")  # a Saved checkpoint
-    restored = run(engine, ("Restore-VMSnapshot", [("VMName", "r"), ("Name", "live"), ("Confirm", False)]))
-    assert restored.terminating is None, restored.terminating
-    assert restored.errors == []
-    assert host.get_vm(vm_id).state == "Running"  # saved by the apply, started again: it was running
-    host.turn_off_vm(vm_id)
-    host.checkpoint_vm(vm_id, "cold")  # an Off checkpoint
-    host.start_vm(vm_id)
-    run(engine, ("Restore-VMSnapshot", [("VMName", "r"), ("Name", "cold"), ("Confirm", False)]))
-    assert host.get_vm(vm_id).state == "Off"  # an Off checkpoint leaves the VM off
-
-
-def test_restore_snapshot_of_paused_vm_leaves_it_saved(engine: Engine) -> None:
-    host = engine.host
-    vm_id = _vm(engine, "p")
-    host.set_vm(vm_id, checkpoint_type="Standard")
-    host.start_vm(vm_id)
-    host.checkpoint_vm(vm_id, "live")
-    host.suspend_vm(vm_id)
-    restored = run(engine, ("Restore-VMSnapshot", [("VMName", "p"), ("Name", "live"), ("Confirm", False)]))
-    assert restored.terminating is None, restored.terminating
-    assert host.get_vm(vm_id).state == "Saved"
+    host.save_vm(vm_id)
+    result = run(engine, ("Stop-VM", [("Name", "s"), ("TurnOff", None), ("Force", None)]))
+    assert result.terminating is None
+    assert result.errors == []
+    assert host.get_vm(vm_id).state == "Off"

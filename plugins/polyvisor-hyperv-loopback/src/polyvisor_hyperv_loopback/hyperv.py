@@ -639,12 +639,13 @@ class HyperVHost:
                 self._cond.wait(min(remaining, 0.05))
 
     def turn_off_vm(self, vm_id: uuid.UUID) -> VMRecord:
-        """Power off at once, from Running, Paused or any transitional state (it overtakes that operation)."""
+        """Power off at once, from Running, Paused, Saved (its saved state is discarded) or any transitional state
+        (it overtakes that operation); NEON VirtualMachine.cs allows VirtualMachineAction.Stop from Saved."""
         with self._cond:
             vm = self._vm(vm_id)
             if vm.state == "Off":
                 raise AlreadyInState(vm.name)
-            if vm.state not in {"Running", "Paused"} | TRANSITIONAL:
+            if vm.state not in {"Running", "Paused", "Saved"} | TRANSITIONAL:
                 raise _invalid_state(vm)
             vm.op_token = object()  # whatever was in flight now fails
             vm.state = "Off"
