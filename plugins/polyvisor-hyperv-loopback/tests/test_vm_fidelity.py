@@ -29,13 +29,24 @@ def _vm(engine: Engine, name: str, generation: int = 2) -> uuid.UUID:
     return engine.host.new_vm(name, generation=generation).id
 
 
-def test_turn_off_a_saved_vm_discards_its_saved_state(engine: Engine) -> None:
-    # NEON VirtualMachine.cs transition map: VirtualMachineAction.Stop is allowed from Saved.
-    host = engine.host
-    vm_id = _vm(engine, "s")
-    host.start_vm(vm_id)
-    host.save_vm(vm_id)
-    result = run(engine, ("Stop-VM", [("Name", "s"), ("TurnOff", None), ("Force", None)]))
-    assert result.terminating is None
-    assert result.errors == []
-    assert host.get_vm(vm_id).state == "Off"
+def test_restart_vm_has_no_type_parameter(engine: Engine) -> None:
+    vm_id = _vm(engine, "t")
+    engine.host.start_vm(vm_id)
+    result = run(engine, ("Restart-VM", [("Name", "t"), ("Type", "Reset"), ("Force", None)]))
+    assert result.terminating is not None
+    assert result.terminating.fully_qualified_error_id == (
+        "NamedParameterNotFound,Microsoft.HyperV.PowerShell.Commands.RestartVM"
+    )
+
+
+def test_confirm_false_does_not_answer_should_continue(engine: Engine, cmdlet: str) -> None:
+    # NEON Commands/RemoveVM.cs and RestartVM.cs call ShouldContinue; VirtualizationCmdletBase answers it yes only
+    # for -Force (or -AsJob); -Confirm:$false only answers ShouldProcess.
+    vm_id = _vm(engine, "c")
+    engine.host.start_vm(vm_id)
+    refused = run(engine, (cmdlet, [("Name", "c"), ("Confirm", False)]))
+    assert refused.terminating is not None
+    assert engine.host.get_vm(vm_id).state == "Running"
+    done = run(engine, (cmdlet, [("Name", "c"), ("Force", None)]))
+    assert done.terminating is None
+    assert done.errors == []

@@ -159,7 +159,10 @@ def _state_verb(verb: str) -> object:
     def body(ctx: CommandContext, args: dict[str, object]) -> None:
         for vm in _target_vms(ctx, args):
             force = bool(args.get("Force"))
-            if not ctx.should_process(high_impact=verb == "restart", force=force):
+            if not ctx.should_process(high_impact=False):
+                continue
+            # Restart-VM asks ShouldContinue, which only -Force answers (NEON Commands/RestartVM.cs).
+            if verb == "restart" and not ctx.should_continue(force):
                 continue
             try:
                 _run_verb(ctx, verb, vm, args)
@@ -196,7 +199,8 @@ def _run_verb(ctx: CommandContext, verb: str, vm: VMRecord, args: dict[str, obje
 
 def _remove_vm(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm in _target_vms(ctx, args):
-        if not ctx.should_process(high_impact=True, force=bool(args.get("Force"))):
+        # ShouldProcess, then ShouldContinue, which only -Force answers (NEON Commands/RemoveVM.cs).
+        if not ctx.should_process(high_impact=False) or not ctx.should_continue(bool(args.get("Force"))):
             continue
         if vm.state not in {"Off", "Saved"}:
             with contextlib.suppress(AlreadyInState):
@@ -382,7 +386,8 @@ CMDLETS = (
     Cmdlet(
         "Restart-VM",
         f"{CMD}.RestartVM",
-        (*_VM_TARGET, Param("Force", "switch"), Param("Type", "choice", choices=("Reset", "Reboot"))),
+        # No -Type: the Server 2016-2025 references list none (DOCS Restart-VM.md), so a host binds it as unknown.
+        (*_VM_TARGET, Param("Force", "switch")),
         _state_verb("restart"),  # type: ignore[arg-type]
     ),
     Cmdlet("Remove-VMSavedState", f"{CMD}.RemoveVMSavedState", _VM_TARGET, _state_verb("remove_saved_state")),  # type: ignore[arg-type]
