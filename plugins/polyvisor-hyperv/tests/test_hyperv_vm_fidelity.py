@@ -23,27 +23,16 @@ def _host(loopback: Any) -> Any:
     return loopback.engine.host
 
 
-def test_checkpoint_of_a_paused_vm_is_paused_and_reverts_paused(conn: polyvisor.Connection, vm_name: str) -> None:
-    # A checkpoint's State is only Off or Saved on Windows (NEON VMSnapshot.cs), so the backend records the rest.
-    vm = conn.create({"name": vm_name, "disks": [{"size_mib": 64}], "labels": {"team": "a"}})
+def test_generation_1_cdrom_uses_the_dvd_drive_new_vm_made(
+    conn: polyvisor.Connection, loopback_http: Any, vm_name: str
+) -> None:
+    # New-VM gives a Generation 1 VM an empty DVD drive at IDE 1:0 (NEON Commands/NewVM.cs).
+    iso = _host(loopback_http).add_file(f"C:\\ISO\\{vm_name}.iso")
+    vm = conn.create({"name": vm_name, "firmware": "bios", "cdrom": iso})
     try:
-        vm.start()
-        vm.snapshot("running", memory=True)
-        vm.pause()
-        vm.snapshot("paused", memory=True)
-        tree = vm.snapshots()
-        assert tree["running"].state is PowerState.RUNNING
-        assert tree["paused"].state is PowerState.PAUSED
-        assert tree["running"].has_memory
-        assert tree["paused"].has_memory
-        assert vm.labels() == {"team": "a"}  # the record is no label
-        assert vm.revert("running").state is PowerState.RUNNING  # from a paused VM
-        assert vm.revert("paused").state is PowerState.PAUSED  # from a running VM: not left running
-        assert vm.labels() == {"team": "a"}
-        assert vm.revert("running").state is PowerState.RUNNING
-        assert vm.revert("running").state is PowerState.RUNNING  # from a running VM: Windows restarts it
-        vm.stop()
-        assert vm.revert("paused").state is PowerState.PAUSED  # from a stopped VM
+        drives = _host(loopback_http).get_vm(uuid.UUID(vm.uuid)).config.dvd_drives
+        assert [(d.controller_type, d.controller_number, d.controller_location, d.path) for d in drives] == [
+            ("IDE", 1, 0, iso)
+        ]
     finally:
-        vm.stop()
-        vm.delete(storage=True)
+        vm.delete()

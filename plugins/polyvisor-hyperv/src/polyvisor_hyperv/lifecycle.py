@@ -89,7 +89,14 @@ class Lifecycle:
                     Step("New-VHD", {"Path": path, "SizeBytes": disk.size_mib * MiB, "Dynamic": SWITCH})
                 )
             groups[BootDevice.DISK] += [vm, then("Add-VMHardDiskDrive", Path=path, ControllerType=bus)]
-        if spec.cdrom is not None:
+        if spec.cdrom is not None and spec.generation == 1:
+            # New-VM already gave a Generation 1 VM an empty DVD drive at IDE 1:0 (Commands/NewVM.cs).
+            groups[BootDevice.CDROM] += [
+                vm,
+                then("Get-VMDvdDrive"),
+                then("Set-VMDvdDrive", Path=spec.cdrom),
+            ]
+        elif spec.cdrom is not None:
             groups[BootDevice.CDROM] += [vm, then("Add-VMDvdDrive", Path=spec.cdrom)]
         for nic in spec.nics:
             groups[BootDevice.NETWORK] += [vm, then("Add-VMNetworkAdapter", **nic_parameters(nic, spec.generation))]
