@@ -29,24 +29,18 @@ def _vm(engine: Engine, name: str, generation: int = 2) -> uuid.UUID:
     return engine.host.new_vm(name, generation=generation).id
 
 
-def test_restart_vm_has_no_type_parameter(engine: Engine) -> None:
-    vm_id = _vm(engine, "t")
-    engine.host.start_vm(vm_id)
-    result = run(engine, ("Restart-VM", [("Name", "t"), ("Type", "Reset"), ("Force", None)]))
-    assert result.terminating is not None
-    assert result.terminating.fully_qualified_error_id == (
-        "NamedParameterNotFound,Microsoft.HyperV.PowerShell.Commands.RestartVM"
-    )
-
-
-def test_confirm_false_does_not_answer_should_continue(engine: Engine, cmdlet: str) -> None:
-    # NEON Commands/RemoveVM.cs and RestartVM.cs call ShouldContinue; VirtualizationCmdletBase answers it yes only
-    # for -Force (or -AsJob); -Confirm:$false only answers ShouldProcess.
-    vm_id = _vm(engine, "c")
-    engine.host.start_vm(vm_id)
-    refused = run(engine, (cmdlet, [("Name", "c"), ("Confirm", False)]))
-    assert refused.terminating is not None
-    assert engine.host.get_vm(vm_id).state == "Running"
-    done = run(engine, (cmdlet, [("Name", "c"), ("Force", None)]))
-    assert done.terminating is None
-    assert done.errors == []
+def test_nic_hot_add_and_remove_need_generation_2(engine: Engine) -> None:
+    host = engine.host
+    gen1 = _vm(engine, "g1", generation=1)
+    host.start_vm(gen1)
+    added = run(engine, ("Add-VMNetworkAdapter", [("VMName", "g1"), ("Name", "hot")]))
+    assert len(added.errors) == 1
+    assert [n.name for n in host.get_vm(gen1).config.network_adapters] == ["Network Adapter"]
+    removed = run(engine, ("Get-VMNetworkAdapter", [("VMName", "g1")]), ("Remove-VMNetworkAdapter", []))
+    assert len(removed.errors) == 1
+    assert len(host.get_vm(gen1).config.network_adapters) == 1
+    gen2 = _vm(engine, "g2")
+    host.start_vm(gen2)
+    assert run(engine, ("Add-VMNetworkAdapter", [("VMName", "g2"), ("Name", "hot")])).errors == []
+    assert run(engine, ("Remove-VMNetworkAdapter", [("VMName", "g2"), ("Name", "hot")])).errors == []
+    assert [n.name for n in host.get_vm(gen2).config.network_adapters] == ["Network Adapter"]

@@ -23,16 +23,26 @@ def _host(loopback: Any) -> Any:
     return loopback.engine.host
 
 
-def test_generation_1_cdrom_uses_the_dvd_drive_new_vm_made(
-    conn: polyvisor.Connection, loopback_http: Any, vm_name: str
-) -> None:
-    # New-VM gives a Generation 1 VM an empty DVD drive at IDE 1:0 (NEON Commands/NewVM.cs).
-    iso = _host(loopback_http).add_file(f"C:\\ISO\\{vm_name}.iso")
-    vm = conn.create({"name": vm_name, "firmware": "bios", "cdrom": iso})
+def test_nic_hotplug_is_generation_2_only(conn: polyvisor.Connection, vm_name: str) -> None:
+    gen1 = conn.create({"name": vm_name, "firmware": "bios", "nics": [{"network": "Default Switch"}]})
+    gen2 = conn.create({"name": vm_name + "-2", "firmware": "uefi"})
     try:
-        drives = _host(loopback_http).get_vm(uuid.UUID(vm.uuid)).config.dvd_drives
-        assert [(d.controller_type, d.controller_number, d.controller_location, d.path) for d in drives] == [
-            ("IDE", 1, 0, iso)
-        ]
+        assert Feature.NIC_HOTPLUG not in gen1.capabilities()
+        assert Feature.NIC_HOTPLUG in gen2.capabilities()
+        assert Feature.NIC_ATTACH in gen1.capabilities()
+        gen1.start()
+        with pytest.raises(UnsupportedError) as info:
+            gen1.attach_nic({"network": "Default Switch"})
+        assert info.value.feature is Feature.NIC_HOTPLUG
+        backend = conn._backend  # the primitive itself refuses too, whatever the caller checked
+        assert backend is not None
+        with pytest.raises(UnsupportedError) as info:
+            backend.attach_nic(gen1.uuid, polyvisor.NicSpec(network="Default Switch"), live=True)
+        assert info.value.feature is Feature.NIC_HOTPLUG
+        gen2.start()
+        mac2 = gen2.attach_nic({"network": "Default Switch"})
+        gen2.detach_nic(mac2)
     finally:
-        vm.delete()
+        for vm in (gen1, gen2):
+            vm.stop()
+            vm.delete()

@@ -1174,6 +1174,7 @@ class HyperVHost:
                 self._switch_by_name(switch_name)
             if is_legacy and (vm.generation == 2 or vm.state != "Off"):
                 raise _modify_failed(vm, "Legacy Network Adapter", _not_running_detail())
+            _require_nic_hotplug(vm)
             mac = static_mac.replace("-", "").replace(":", "").upper() if static_mac else None
             if mac is None and vm.state not in {"Off", "Saved"}:
                 mac = self._next_mac()
@@ -1183,9 +1184,10 @@ class HyperVHost:
             return copy.deepcopy(nic)
 
     def remove_network_adapter(self, vm_id: uuid.UUID, adapter_id: uuid.UUID) -> None:
-        """Remove one adapter."""
+        """Remove one adapter (from a running VM only on Generation 2)."""
         with self._cond:
             vm = self._vm(vm_id)
+            _require_nic_hotplug(vm)
             vm.config.network_adapters = [n for n in vm.config.network_adapters if n.adapter_id != adapter_id]
             self._cond.notify_all()
 
@@ -1224,6 +1226,14 @@ class HyperVHost:
             if secure_boot is not None:
                 vm.config.secure_boot = secure_boot
             return copy.deepcopy(vm)
+
+
+def _require_nic_hotplug(vm: VMRecord) -> None:
+    """Network adapters are hot added and removed on Generation 2 VMs only (WSDOCS What's new in Hyper-V, "Hot add
+    and remove for network adapters and memory"). The error a Generation 1 VM gets is an ASSUMPTION: the modify
+    failure with the invalid-state detail, as for the other devices that need the VM off."""
+    if vm.generation == 1 and vm.state not in {"Off", "Saved"}:
+        raise _modify_failed(vm, "Network Adapter", _not_running_detail())
 
 
 def _drives(vm: VMRecord) -> list[HardDiskRecord | DvdDriveRecord]:

@@ -102,8 +102,20 @@ class Devices:
             select=("Name", "MacAddress", "SwitchName", "IPAddresses"),
         )
 
+    def _require_nic_hotplug(self, uuid: str, generation: int, live: bool) -> None:
+        """Network adapters are hot added and removed on Generation 2 VMs only (MicrosoftDocs/windowsserverdocs
+        What-s-new-in-Hyper-V-on-Windows.md, "Hot add and remove for network adapters and memory")."""
+        if live and generation == 1:
+            raise UnsupportedError(
+                "a generation 1 VM cannot add or remove network adapters while it runs; stop it first",
+                feature=Feature.NIC_HOTPLUG,
+                host=self._session.host,
+                vm=uuid,
+            )
+
     def attach_nic(self, uuid: str, nic: NicSpec, *, live: bool) -> str:
         generation = int(self._session.vm_row(uuid, ("Generation",)).get("Generation") or 1)
+        self._require_nic_hotplug(uuid, generation, live)
         parameters = nic_parameters(nic, generation)
         self._session.verb(
             uuid, "Add-VMNetworkAdapter", "adding a network adapter (Add-VMNetworkAdapter)", None, **parameters
@@ -111,6 +123,8 @@ class Devices:
         return colon_mac(parameters["StaticMacAddress"])
 
     def detach_nic(self, uuid: str, mac: str, *, live: bool) -> None:
+        generation = int(self._session.vm_row(uuid, ("Generation",)).get("Generation") or 1)
+        self._require_nic_hotplug(uuid, generation, live)
         adapters = self._adapters(uuid)
         match = [row for row in adapters if colon_mac(as_text(row.get("MacAddress"))) == mac.lower()]
         if not match:

@@ -35,6 +35,7 @@ class Inventory:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        self._generations: dict[str, int] = {}  # a VM's generation never changes: read once per connection
 
     def host_info(self) -> HostInfo:
         rows = self._session.run(
@@ -101,6 +102,16 @@ class Inventory:
             raise ValidationError(f"{len(matches)} VMs are named {ref!r} ({ids}); address one by its UUID", field="vm")
         return matches[0]
 
+    def probe_vm_features(self, uuid: str) -> frozenset[Feature] | None:
+        """A Generation 1 VM has no NIC hot-plug (Generation 2 only: What-s-new-in-Hyper-V-on-Windows.md)."""
+        generation = self._generations.get(uuid)
+        if generation is None:
+            generation = int(self._session.vm_row(uuid, ("Generation",)).get("Generation") or 0)
+            self._generations[uuid] = generation
+        if generation == 1:
+            return frozenset(Feature) - {Feature.NIC_HOTPLUG}
+        return None
+
     def info(self, uuid: str) -> VMInfo:
         return self._vm_info(self._session.vm_row(uuid, VM_PROPERTIES))
 
@@ -128,6 +139,8 @@ class Inventory:
             details=details,
         )
         self._session.remember(info.uuid, info.name)
+        if details.extra["generation"]:
+            self._generations[info.uuid] = int(details.extra["generation"])
         return info
 
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
