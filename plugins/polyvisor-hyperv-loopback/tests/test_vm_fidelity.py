@@ -29,18 +29,22 @@ def _vm(engine: Engine, name: str, generation: int = 2) -> uuid.UUID:
     return engine.host.new_vm(name, generation=generation).id
 
 
-def test_nic_hot_add_and_remove_need_generation_2(engine: Engine) -> None:
+def test_nic_name_is_a_case_insensitive_wildcard(engine: Engine) -> None:
+    # NEON Commands/ParameterResolvers.cs FilterNetworkAdaptersByName; CmdletErrorMessages.resx
+    # VMNetworkAdapter_NoneFound.
     host = engine.host
-    gen1 = _vm(engine, "g1", generation=1)
-    host.start_vm(gen1)
-    added = run(engine, ("Add-VMNetworkAdapter", [("VMName", "g1"), ("Name", "hot")]))
-    assert len(added.errors) == 1
-    assert [n.name for n in host.get_vm(gen1).config.network_adapters] == ["Network Adapter"]
-    removed = run(engine, ("Get-VMNetworkAdapter", [("VMName", "g1")]), ("Remove-VMNetworkAdapter", []))
-    assert len(removed.errors) == 1
-    assert len(host.get_vm(gen1).config.network_adapters) == 1
-    gen2 = _vm(engine, "g2")
-    host.start_vm(gen2)
-    assert run(engine, ("Add-VMNetworkAdapter", [("VMName", "g2"), ("Name", "hot")])).errors == []
-    assert run(engine, ("Remove-VMNetworkAdapter", [("VMName", "g2"), ("Name", "hot")])).errors == []
-    assert [n.name for n in host.get_vm(gen2).config.network_adapters] == ["Network Adapter"]
+    vm_id = _vm(engine, "n")
+    host.add_network_adapter(vm_id, "Lan [1]", None)
+    host.add_network_adapter(vm_id, "lan-2", None)
+    wild = run(engine, ("Get-VMNetworkAdapter", [("VMName", "n"), ("Name", "LAN*")]))
+    assert sorted(o.Name for o in wild.output) == ["Lan [1]", "lan-2"]  # type: ignore[attr-defined]
+    literal = run(engine, ("Get-VMNetworkAdapter", [("VMName", "n"), ("Name", "lan `[1`]")]))
+    assert [o.Name for o in literal.output] == ["Lan [1]"]  # type: ignore[attr-defined]
+    for cmdlet in ("Get-VMNetworkAdapter", "Remove-VMNetworkAdapter"):
+        missing = run(engine, (cmdlet, [("VMName", "n"), ("Name", "nothing*")]))
+        assert missing.terminating is not None, cmdlet
+        assert missing.terminating.category == "ObjectNotFound"
+        assert missing.terminating.fully_qualified_error_id.startswith("ObjectNotFound,")
+        assert "No network adapter was found with the given criteria." in missing.terminating.message
+    run(engine, ("Remove-VMNetworkAdapter", [("VMName", "n"), ("Name", "LAN-2")]))
+    assert sorted(n.name for n in host.get_vm(vm_id).config.network_adapters) == ["Lan [1]", "Network Adapter"]

@@ -130,7 +130,8 @@ class Devices:
         if not match:
             raise NotFoundError(f"no network adapter with MAC {mac}", host=self._session.host, vm=uuid)
         name = as_text(match[0].get("Name"))
-        if sum(1 for row in adapters if as_text(row.get("Name")) == name) > 1:
+        # -Name matches case-insensitively (ParameterResolvers.cs FilterNetworkAdaptersByName), so "LAN" is "Lan".
+        if sum(1 for row in adapters if as_text(row.get("Name")).casefold() == name.casefold()) > 1:
             raise PolyvisorError(
                 f"several adapters are named {name!r}, so the one with MAC {mac} cannot be removed alone; rename it "
                 "on the host with Rename-VMNetworkAdapter",
