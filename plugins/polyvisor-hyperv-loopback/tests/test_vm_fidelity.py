@@ -29,22 +29,17 @@ def _vm(engine: Engine, name: str, generation: int = 2) -> uuid.UUID:
     return engine.host.new_vm(name, generation=generation).id
 
 
-def test_nic_name_is_a_case_insensitive_wildcard(engine: Engine) -> None:
-    # NEON Commands/ParameterResolvers.cs FilterNetworkAdaptersByName; CmdletErrorMessages.resx
-    # VMNetworkAdapter_NoneFound.
+def test_pass_through_disk_has_a_disk_number_and_a_friendly_name(engine: Engine) -> None:
+    # NEON HardDiskDrive.cs (Path, DiskNumber); Commands/AddVMHardDiskDrive.cs -DiskNumber (AttachedDiskType.Physical).
     host = engine.host
-    vm_id = _vm(engine, "n")
-    host.add_network_adapter(vm_id, "Lan [1]", None)
-    host.add_network_adapter(vm_id, "lan-2", None)
-    wild = run(engine, ("Get-VMNetworkAdapter", [("VMName", "n"), ("Name", "LAN*")]))
-    assert sorted(o.Name for o in wild.output) == ["Lan [1]", "lan-2"]  # type: ignore[attr-defined]
-    literal = run(engine, ("Get-VMNetworkAdapter", [("VMName", "n"), ("Name", "lan `[1`]")]))
-    assert [o.Name for o in literal.output] == ["Lan [1]"]  # type: ignore[attr-defined]
-    for cmdlet in ("Get-VMNetworkAdapter", "Remove-VMNetworkAdapter"):
-        missing = run(engine, (cmdlet, [("VMName", "n"), ("Name", "nothing*")]))
-        assert missing.terminating is not None, cmdlet
-        assert missing.terminating.category == "ObjectNotFound"
-        assert missing.terminating.fully_qualified_error_id.startswith("ObjectNotFound,")
-        assert "No network adapter was found with the given criteria." in missing.terminating.message
-    run(engine, ("Remove-VMNetworkAdapter", [("VMName", "n"), ("Name", "LAN-2")]))
-    assert sorted(n.name for n in host.get_vm(vm_id).config.network_adapters) == ["Lan [1]", "Network Adapter"]
+    host.add_physical_disk(2, "Disk 2 2.00 GB Bus 0 Lun 0 Target 2")
+    _vm(engine, "pt")
+    added = run(engine, ("Add-VMHardDiskDrive", [("VMName", "pt"), ("DiskNumber", 2), ("Passthru", None)]))
+    assert added.errors == []
+    assert added.terminating is None
+    drives = run(engine, ("Get-VMHardDiskDrive", [("VMName", "pt")])).output
+    assert [(d.Path, d.DiskNumber) for d in drives] == [  # type: ignore[attr-defined]
+        ("Disk 2 2.00 GB Bus 0 Lun 0 Target 2", 2)
+    ]
+    with pytest.raises(HostError):
+        host.add_hard_disk(host.find_vms("pt")[0].id, None, disk_number=7)  # no such physical disk

@@ -23,18 +23,20 @@ def _host(loopback: Any) -> Any:
     return loopback.engine.host
 
 
-def test_detach_nic_refuses_names_that_differ_only_in_case(
+def test_delete_with_storage_leaves_a_pass_through_disk_alone(
     conn: polyvisor.Connection, loopback_http: Any, vm_name: str
 ) -> None:
-    # -Name matches case-insensitively (NEON Commands/ParameterResolvers.cs FilterNetworkAdaptersByName).
+    # A pass-through drive's Path is the physical disk's friendly name (NEON HardDiskDrive.cs): as a path it is
+    # relative to the session's current directory, where a file of that name may well exist.
     host = _host(loopback_http)
-    vm = conn.create({"name": vm_name})
-    try:
-        host.add_network_adapter(uuid.UUID(vm.uuid), "Lan", None, "00155D0000A1")
-        host.add_network_adapter(uuid.UUID(vm.uuid), "LAN", None, "00155D0000A2")
-        with pytest.raises(PolyvisorError, match="several adapters"):
-            vm.detach_nic("00:15:5d:00:00:a1", live=False)
-        names = sorted(n.name for n in host.get_vm(uuid.UUID(vm.uuid)).config.network_adapters)
-        assert names == ["LAN", "Lan"]
-    finally:
-        vm.delete()
+    number = 40 + len(host.physical_disks)
+    friendly = f"Disk {number} 2.00 GB Bus 0 Lun 0 Target {number}"
+    host.add_physical_disk(number, friendly)
+    bystander = host.add_file("C:\\" + friendly)
+    before = set(host.files.paths())
+    vm = conn.create({"name": vm_name, "disks": [{"size_mib": 64}]})
+    host.add_hard_disk(uuid.UUID(vm.uuid), None, "SCSI", disk_number=number)
+    vm.delete(storage=True)
+    assert set(host.files.paths()) == before  # the VHD went, the file named like the physical disk stayed
+    assert host.files.exists(bystander)
+    host.remove_file(bystander)

@@ -121,6 +121,7 @@ class HardDiskRecord:
     controller_number: int
     controller_location: int
     path: str | None
+    disk_number: int | None = None  # a pass-through (physical) disk: ``path`` is None, Hyper-V shows its name
 
 
 @dataclass
@@ -279,6 +280,10 @@ class HyperVHost:
         }
         self._mac_counter = 0x10
         self._shutdowns_waiting = 0
+        self.merge_delay = merge_delay
+        self.physical_disks: dict[int, str] = {}  # disk number -> friendly name (pass-through candidates)
+        self._merging: dict[str, threading.Event] = {}  # casefolded path -> set when its merge may finish
+        self._merges: list[threading.Thread] = []
 
     # ----- Python-only knobs (no cmdlet reaches these) -----
 
@@ -317,6 +322,26 @@ class HyperVHost:
         new = guest_label(vm.config.notes)
         if new != guest_label(old_notes):
             vm.guest = new if new in GUEST_BEHAVIOURS else GUEST_RESPONSIVE
+
+    def add_physical_disk(self, number: int, friendly_name: str) -> None:
+        """Give the host an (offline) physical disk that Add-VMHardDiskDrive -DiskNumber can pass through."""
+        with self._cond:
+            self.physical_disks[number] = friendly_name
+
+    def finish_merges(self, timeout: float = 10.0) -> None:
+        """Let every background merge (started by Remove-VM) finish now, and wait until they have."""
+        with self._cond:
+            for event in self._merging.values():
+                event.set()
+            threads = list(self._merges)
+        for thread in threads:
+            thread.join(timeout)
+
+    @property
+    def merging(self) -> bool:
+        """Whether a background merge is running."""
+        with self._cond:
+            return bool(self._merging)
 
     def add_file(self, path: str, size: int = 4 * MiB) -> str:
         """Place a plain file (an ISO image, say) on the host and return its normalized path."""
@@ -1031,12 +1056,21 @@ class HyperVHost:
         controller_type: str | None = None,
         controller_number: int | None = None,
         controller_location: int | None = None,
+        disk_number: int | None = None,
     ) -> HardDiskRecord:
-        """Attach a disk at the first free slot (or the one given)."""
+        """Attach a disk at the first free slot (or the one given); ``disk_number`` passes a physical disk through."""
         with self._cond:
             vm = self._vm(vm_id)
             full = None
-            if path is not None:
+            if disk_number is not None and disk_number not in self.physical_disks:
+                raise HostError(
+                    f"Failed to add device 'Physical Disk'.\nNo physical disk with number {disk_number} is "
+                    "available for pass-through.",
+                    error_id="ObjectNotFound",
+                    category="ObjectNotFound",
+                    target_name=vm.name,
+                )
+            if path is not None and disk_number is None:
                 full = normalize_path(path, self.virtual_hard_disk_path)
                 if self.files.get(full) is None:
                     raise _file_not_found(full)
@@ -1051,7 +1085,7 @@ class HyperVHost:
             if ctype == "IDE" and vm.state != "Off":
                 raise _modify_failed(vm, "Hard Drive", _not_running_detail())
             number, location = self._free_slot(vm, ctype, controller_number, controller_location)
-            drive = HardDiskRecord(ctype, number, location, full)
+            drive = HardDiskRecord(ctype, number, location, full, disk_number)
             vm.config.hard_drives.append(drive)
             self._cond.notify_all()
             return copy.deepcopy(drive)

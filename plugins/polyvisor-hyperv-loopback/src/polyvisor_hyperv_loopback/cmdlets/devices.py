@@ -103,6 +103,7 @@ def _add_hdd(ctx: CommandContext, args: dict[str, object]) -> None:
             args.get("ControllerType"),  # type: ignore[arg-type]
             args.get("ControllerNumber"),  # type: ignore[arg-type]
             args.get("ControllerLocation"),  # type: ignore[arg-type]
+            disk_number=args.get("DiskNumber"),  # type: ignore[arg-type]
         )
         if args.get("Passthru"):
             ctx.write(hard_disk_object(ctx.host, ctx.host.get_vm(vm.id), drive))
@@ -335,6 +336,7 @@ CMDLETS = (
             Param("ControllerType", "choice", position=1, choices=("IDE", "SCSI")),
             Param("ControllerNumber", "int", position=2),
             Param("ControllerLocation", "int", position=3),
+            Param("DiskNumber", "int", aliases=("Number",)),
             Param("Passthru", "switch"),
         ),
         _add_hdd,
