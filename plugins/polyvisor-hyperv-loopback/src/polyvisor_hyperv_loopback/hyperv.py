@@ -263,6 +263,7 @@ class HyperVHost:
         memory_capacity: int = 32 * GiB,
         transition_delay: float = 0.05,
         guest_shutdown_timeout: float = 30.0,
+        merge_delay: float = 0.2,
     ) -> None:
         self.computer_name = computer_name
         self.logical_processor_count = logical_processor_count
@@ -527,7 +528,38 @@ class HyperVHost:
                 raise _invalid_state(vm)
             # Remove-VM turns a running or saved VM off before deleting it.
             del self._vms[vm_id]
+            if vm.snapshots:
+                self._start_merge(vm)
             self._cond.notify_all()
+
+    def _start_merge(self, vm: VMRecord) -> None:
+        """Remove-VM of a VM with checkpoints: its checkpoint disks are merged into their parents after the cmdlet
+        returned (DOCS Remove-VM.md), ``merge_delay`` seconds later here; until then every file of the chains is
+        held open by the merge, so deleting one fails as a file in use does."""
+        files: set[str] = set()
+        for config in [vm.config, *(snap.config for snap in vm.snapshots.values())]:
+            for drive in config.hard_drives:
+                if drive.path:
+                    files.update(entry.path.casefold() for entry in self._chain(drive.path))
+        release = threading.Event()
+        for key in files:
+            self._merging[key] = release
+
+        def merge() -> None:
+            release.wait(self.merge_delay)
+            with self._cond:
+                vm.config.hard_drives = []
+                vm.snapshots = {}
+                self._collapse(vm)
+                for key in files:
+                    if self._merging.get(key) is release:
+                        del self._merging[key]
+                self._merges = [t for t in self._merges if t is not threading.current_thread()]
+                self._cond.notify_all()
+
+        thread = threading.Thread(target=merge, name=f"merge-{vm.id}", daemon=True)
+        self._merges.append(thread)
+        thread.start()
 
     # ----- power state machine -----
 
@@ -970,18 +1002,30 @@ class HyperVHost:
     def _collapse(self, vm: VMRecord) -> None:
         """Merge or delete the VM's checkpoint differencing disks that no checkpoint needs any more.
 
-        A checkpoint disk nothing points at and with no children is deleted; one whose parent nothing points at
-        and has no other child is merged into that parent (the parent takes its place), as Remove-VMSnapshot does.
+        A checkpoint disk nothing points at and with no children is deleted; one whose parent none of this VM's
+        drives and checkpoints points at, and that has no other child among this VM's checkpoint disks, is merged
+        into that parent (the parent takes its place), as Remove-VMSnapshot does. Hyper-V does not look at other
+        VMs when it merges: a parent another VM also uses, directly or through a differencing disk of its own, is
+        merged into all the same.
         """
         changed = True
         while changed:
             changed = False
             references = self._references()
+            own = {
+                d.path.casefold()
+                for config in [vm.config, *(snap.config for snap in vm.snapshots.values())]
+                for d in config.hard_drives
+                if d.path
+            }
             files = [self.files.get(path) for path in self.files.paths()]
             children: dict[str, list[FileEntry]] = {}
+            own_children: dict[str, list[FileEntry]] = {}
             for entry in files:
                 if entry is not None and entry.parent_path:
                     children.setdefault(entry.parent_path.casefold(), []).append(entry)
+                    if entry.checkpoint_of == vm.id:
+                        own_children.setdefault(entry.parent_path.casefold(), []).append(entry)
             for entry in files:
                 if entry is None or entry.checkpoint_of != vm.id:
                     continue
@@ -991,9 +1035,9 @@ class HyperVHost:
                     changed = True
                     break
                 parent = self.files.get(entry.parent_path) if entry.parent_path else None
-                if parent is None or parent.path.casefold() in references:
+                if parent is None or parent.path.casefold() in own:
                     continue
-                if len(children.get(parent.path.casefold(), [])) != 1:
+                if len(own_children.get(parent.path.casefold(), [])) != 1:
                     continue
                 self._merge_into_parent(vm, entry, parent, children.get(key, []))
                 changed = True
@@ -1023,7 +1067,7 @@ class HyperVHost:
 
     def _in_use(self, path: str) -> bool:
         key = normalize_path(path).casefold()
-        if key in self._held:
+        if key in self._held or key in self._merging:
             return True
         for vm in self._vms.values():
             if vm.state == "Off":
