@@ -121,6 +121,7 @@ class HardDiskRecord:
     controller_number: int
     controller_location: int
     path: str | None
+    disk_number: int | None = None  # a pass-through (physical) disk: ``path`` is None, Hyper-V shows its name
 
 
 @dataclass
@@ -264,6 +265,7 @@ class HyperVHost:
         transition_delay: float = 0.05,
         guest_shutdown_timeout: float = 30.0,
         cmdlet_latency: float = 0.0,
+        merge_delay: float = 0.2,
     ) -> None:
         self.computer_name = computer_name
         self.cmdlet_latency = cmdlet_latency
@@ -285,6 +287,10 @@ class HyperVHost:
         }
         self._mac_counter = 0x10
         self._shutdowns_waiting = 0
+        self.merge_delay = merge_delay
+        self.physical_disks: dict[int, str] = {}  # disk number -> friendly name (pass-through candidates)
+        self._merging: dict[str, threading.Event] = {}  # casefolded path -> set when its merge may finish
+        self._merges: list[threading.Thread] = []
 
     # ----- Python-only knobs (no cmdlet reaches these) -----
 
@@ -328,6 +334,26 @@ class HyperVHost:
         new = guest_label(vm.config.notes)
         if new != guest_label(old_notes):
             vm.guest = new if new in GUEST_BEHAVIOURS else GUEST_RESPONSIVE
+
+    def add_physical_disk(self, number: int, friendly_name: str) -> None:
+        """Give the host an (offline) physical disk that Add-VMHardDiskDrive -DiskNumber can pass through."""
+        with self._cond:
+            self.physical_disks[number] = friendly_name
+
+    def finish_merges(self, timeout: float = 10.0) -> None:
+        """Let every background merge (started by Remove-VM) finish now, and wait until they have."""
+        with self._cond:
+            for event in self._merging.values():
+                event.set()
+            threads = list(self._merges)
+        for thread in threads:
+            thread.join(timeout)
+
+    @property
+    def merging(self) -> bool:
+        """Whether a background merge is running."""
+        with self._cond:
+            return bool(self._merging)
 
     def add_file(self, path: str, size: int = 4 * MiB) -> str:
         """Place a plain file (an ISO image, say) on the host and return its normalized path."""
@@ -519,7 +545,38 @@ class HyperVHost:
                 raise _invalid_state(vm)
             # Remove-VM turns a running or saved VM off before deleting it.
             del self._vms[vm_id]
+            if vm.snapshots:
+                self._start_merge(vm)
             self._cond.notify_all()
+
+    def _start_merge(self, vm: VMRecord) -> None:
+        """Remove-VM of a VM with checkpoints: its checkpoint disks are merged into their parents after the cmdlet
+        returned (DOCS Remove-VM.md), ``merge_delay`` seconds later here; until then every file of the chains is
+        held open by the merge, so deleting one fails as a file in use does."""
+        files: set[str] = set()
+        for config in [vm.config, *(snap.config for snap in vm.snapshots.values())]:
+            for drive in config.hard_drives:
+                if drive.path:
+                    files.update(entry.path.casefold() for entry in self._chain(drive.path))
+        release = threading.Event()
+        for key in files:
+            self._merging[key] = release
+
+        def merge() -> None:
+            release.wait(self.merge_delay)
+            with self._cond:
+                vm.config.hard_drives = []
+                vm.snapshots = {}
+                self._collapse(vm)
+                for key in files:
+                    if self._merging.get(key) is release:
+                        del self._merging[key]
+                self._merges = [t for t in self._merges if t is not threading.current_thread()]
+                self._cond.notify_all()
+
+        thread = threading.Thread(target=merge, name=f"merge-{vm.id}", daemon=True)
+        self._merges.append(thread)
+        thread.start()
 
     # ----- power state machine -----
 
@@ -656,12 +713,13 @@ class HyperVHost:
                 self._cond.wait(min(remaining, 0.05))
 
     def turn_off_vm(self, vm_id: uuid.UUID) -> VMRecord:
-        """Power off at once, from Running, Paused or any transitional state (it overtakes that operation)."""
+        """Power off at once, from Running, Paused, Saved (its saved state is discarded) or any transitional state
+        (it overtakes that operation); NEON VirtualMachine.cs allows VirtualMachineAction.Stop from Saved."""
         with self._cond:
             vm = self._vm(vm_id)
             if vm.state == "Off":
                 raise AlreadyInState(vm.name)
-            if vm.state not in {"Running", "Paused"} | TRANSITIONAL:
+            if vm.state not in {"Running", "Paused", "Saved"} | TRANSITIONAL:
                 raise _invalid_state(vm)
             vm.op_token = object()  # whatever was in flight now fails
             vm.state = "Off"
@@ -961,18 +1019,30 @@ class HyperVHost:
     def _collapse(self, vm: VMRecord) -> None:
         """Merge or delete the VM's checkpoint differencing disks that no checkpoint needs any more.
 
-        A checkpoint disk nothing points at and with no children is deleted; one whose parent nothing points at
-        and has no other child is merged into that parent (the parent takes its place), as Remove-VMSnapshot does.
+        A checkpoint disk nothing points at and with no children is deleted; one whose parent none of this VM's
+        drives and checkpoints points at, and that has no other child among this VM's checkpoint disks, is merged
+        into that parent (the parent takes its place), as Remove-VMSnapshot does. Hyper-V does not look at other
+        VMs when it merges: a parent another VM also uses, directly or through a differencing disk of its own, is
+        merged into all the same.
         """
         changed = True
         while changed:
             changed = False
             references = self._references()
+            own = {
+                d.path.casefold()
+                for config in [vm.config, *(snap.config for snap in vm.snapshots.values())]
+                for d in config.hard_drives
+                if d.path
+            }
             files = [self.files.get(path) for path in self.files.paths()]
             children: dict[str, list[FileEntry]] = {}
+            own_children: dict[str, list[FileEntry]] = {}
             for entry in files:
                 if entry is not None and entry.parent_path:
                     children.setdefault(entry.parent_path.casefold(), []).append(entry)
+                    if entry.checkpoint_of == vm.id:
+                        own_children.setdefault(entry.parent_path.casefold(), []).append(entry)
             for entry in files:
                 if entry is None or entry.checkpoint_of != vm.id:
                     continue
@@ -982,9 +1052,9 @@ class HyperVHost:
                     changed = True
                     break
                 parent = self.files.get(entry.parent_path) if entry.parent_path else None
-                if parent is None or parent.path.casefold() in references:
+                if parent is None or parent.path.casefold() in own:
                     continue
-                if len(children.get(parent.path.casefold(), [])) != 1:
+                if len(own_children.get(parent.path.casefold(), [])) != 1:
                     continue
                 self._merge_into_parent(vm, entry, parent, children.get(key, []))
                 changed = True
@@ -1014,7 +1084,7 @@ class HyperVHost:
 
     def _in_use(self, path: str) -> bool:
         key = normalize_path(path).casefold()
-        if key in self._held:
+        if key in self._held or key in self._merging:
             return True
         for vm in self._vms.values():
             if vm.state == "Off":
@@ -1047,12 +1117,21 @@ class HyperVHost:
         controller_type: str | None = None,
         controller_number: int | None = None,
         controller_location: int | None = None,
+        disk_number: int | None = None,
     ) -> HardDiskRecord:
-        """Attach a disk at the first free slot (or the one given)."""
+        """Attach a disk at the first free slot (or the one given); ``disk_number`` passes a physical disk through."""
         with self._cond:
             vm = self._vm(vm_id)
             full = None
-            if path is not None:
+            if disk_number is not None and disk_number not in self.physical_disks:
+                raise HostError(
+                    f"Failed to add device 'Physical Disk'.\nNo physical disk with number {disk_number} is "
+                    "available for pass-through.",
+                    error_id="ObjectNotFound",
+                    category="ObjectNotFound",
+                    target_name=vm.name,
+                )
+            if path is not None and disk_number is None:
                 full = normalize_path(path, self.virtual_hard_disk_path)
                 if self.files.get(full) is None:
                     raise _file_not_found(full)
@@ -1067,7 +1146,7 @@ class HyperVHost:
             if ctype == "IDE" and vm.state != "Off":
                 raise _modify_failed(vm, "Hard Drive", _not_running_detail())
             number, location = self._free_slot(vm, ctype, controller_number, controller_location)
-            drive = HardDiskRecord(ctype, number, location, full)
+            drive = HardDiskRecord(ctype, number, location, full, disk_number)
             vm.config.hard_drives.append(drive)
             self._cond.notify_all()
             return copy.deepcopy(drive)
@@ -1190,6 +1269,7 @@ class HyperVHost:
                 self._switch_by_name(switch_name)
             if is_legacy and (vm.generation == 2 or vm.state != "Off"):
                 raise _modify_failed(vm, "Legacy Network Adapter", _not_running_detail())
+            _require_nic_hotplug(vm)
             mac = static_mac.replace("-", "").replace(":", "").upper() if static_mac else None
             if mac is None and vm.state not in {"Off", "Saved"}:
                 mac = self._next_mac()
@@ -1199,9 +1279,10 @@ class HyperVHost:
             return copy.deepcopy(nic)
 
     def remove_network_adapter(self, vm_id: uuid.UUID, adapter_id: uuid.UUID) -> None:
-        """Remove one adapter."""
+        """Remove one adapter (from a running VM only on Generation 2)."""
         with self._cond:
             vm = self._vm(vm_id)
+            _require_nic_hotplug(vm)
             vm.config.network_adapters = [n for n in vm.config.network_adapters if n.adapter_id != adapter_id]
             self._cond.notify_all()
 
@@ -1240,6 +1321,14 @@ class HyperVHost:
             if secure_boot is not None:
                 vm.config.secure_boot = secure_boot
             return copy.deepcopy(vm)
+
+
+def _require_nic_hotplug(vm: VMRecord) -> None:
+    """Network adapters are hot added and removed on Generation 2 VMs only (WSDOCS What's new in Hyper-V, "Hot add
+    and remove for network adapters and memory"). The error a Generation 1 VM gets is an ASSUMPTION: the modify
+    failure with the invalid-state detail, as for the other devices that need the VM off."""
+    if vm.generation == 1 and vm.state not in {"Off", "Saved"}:
+        raise _modify_failed(vm, "Network Adapter", _not_running_detail())
 
 
 def _drives(vm: VMRecord) -> list[HardDiskRecord | DvdDriveRecord]:

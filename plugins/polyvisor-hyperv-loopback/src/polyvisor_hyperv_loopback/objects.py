@@ -493,7 +493,10 @@ def hard_disk_object(
 ) -> HardDiskDrive:
     """Return the HardDiskDrive object for one drive of the VM, or of one of its checkpoints."""
     fields = _drive_fields(vm, drive, "Hard Drive", host, snapshot)
-    obj = HardDiskDrive(**fields, DiskNumber=None, MaximumIOPS=0, MinimumIOPS=0)
+    if drive.disk_number is not None:
+        # A pass-through disk: Path is the physical disk's friendly name (NEON HardDiskDrive.cs Path, DiskNumber).
+        fields["Path"] = host.physical_disks.get(drive.disk_number, f"Disk {drive.disk_number}")
+    obj = HardDiskDrive(**fields, DiskNumber=drive.disk_number, MaximumIOPS=0, MinimumIOPS=0)
     obj.PSObject.to_string = f"HardDiskDrive (Name = '{obj.Name}') [VMName = '{vm.name}']"
     return obj
 

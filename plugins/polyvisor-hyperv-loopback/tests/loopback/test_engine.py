@@ -43,11 +43,14 @@ def test_pipeline_objects_flow_and_warn_when_already_in_state(engine: Engine) ->
     assert again.warnings == ["The virtual machine 'w' is already in the specified state."]
 
 
-def test_remove_vm_needs_force_or_confirm_false(engine: Engine) -> None:
+def test_remove_vm_needs_force(engine: Engine) -> None:
+    # Remove-VM's ShouldContinue is answered by -Force only, not by -Confirm:$false (NEON Commands/RemoveVM.cs).
     engine.invoke_pipeline([CommandSpec("New-VM", False, [("Name", "r")])])
     refused = engine.invoke_pipeline([CommandSpec("Remove-VM", False, [("Name", "r")])])
     assert refused.terminating is not None
-    ok = engine.invoke_pipeline([CommandSpec("Remove-VM", False, [("Name", "r"), ("Confirm", False)])])
+    refused = engine.invoke_pipeline([CommandSpec("Remove-VM", False, [("Name", "r"), ("Confirm", False)])])
+    assert refused.terminating is not None
+    ok = engine.invoke_pipeline([CommandSpec("Remove-VM", False, [("Name", "r"), ("Force", None)])])
     assert ok.terminating is None
     assert engine.host.list_vms() == []
 

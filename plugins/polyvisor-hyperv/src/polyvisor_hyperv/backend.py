@@ -138,6 +138,9 @@ class HyperVBackend(Backend):
     def status(self, uuid: str) -> VMStatus:
         return self._session.status(uuid)
 
+    def probe_vm_features(self, uuid: str) -> frozenset[Feature] | None:
+        return self._inventory.probe_vm_features(uuid)
+
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
         self._inventory.set_labels(uuid, labels)
 

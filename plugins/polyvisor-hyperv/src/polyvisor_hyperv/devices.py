@@ -102,8 +102,20 @@ class Devices:
             select=("Name", "MacAddress", "SwitchName", "IPAddresses"),
         )
 
+    def _require_nic_hotplug(self, uuid: str, generation: int, live: bool) -> None:
+        """Network adapters are hot added and removed on Generation 2 VMs only (MicrosoftDocs/windowsserverdocs
+        What-s-new-in-Hyper-V-on-Windows.md, "Hot add and remove for network adapters and memory")."""
+        if live and generation == 1:
+            raise UnsupportedError(
+                "a generation 1 VM cannot add or remove network adapters while it runs; stop it first",
+                feature=Feature.NIC_HOTPLUG,
+                host=self._session.host,
+                vm=uuid,
+            )
+
     def attach_nic(self, uuid: str, nic: NicSpec, *, live: bool) -> str:
         generation = int(self._session.vm_row(uuid, ("Generation",)).get("Generation") or 1)
+        self._require_nic_hotplug(uuid, generation, live)
         parameters = nic_parameters(nic, generation)
         self._session.verb(
             uuid, "Add-VMNetworkAdapter", "adding a network adapter (Add-VMNetworkAdapter)", None, **parameters
@@ -111,12 +123,15 @@ class Devices:
         return colon_mac(parameters["StaticMacAddress"])
 
     def detach_nic(self, uuid: str, mac: str, *, live: bool) -> None:
+        generation = int(self._session.vm_row(uuid, ("Generation",)).get("Generation") or 1)
+        self._require_nic_hotplug(uuid, generation, live)
         adapters = self._adapters(uuid)
         match = [row for row in adapters if colon_mac(as_text(row.get("MacAddress"))) == mac.lower()]
         if not match:
             raise NotFoundError(f"no network adapter with MAC {mac}", host=self._session.host, vm=uuid)
         name = as_text(match[0].get("Name"))
-        if sum(1 for row in adapters if as_text(row.get("Name")) == name) > 1:
+        # -Name matches case-insensitively (ParameterResolvers.cs FilterNetworkAdaptersByName), so "LAN" is "Lan".
+        if sum(1 for row in adapters if as_text(row.get("Name")).casefold() == name.casefold()) > 1:
             raise PolyvisorError(
                 f"several adapters are named {name!r}, so the one with MAC {mac} cannot be removed alone; rename it "
                 "on the host with Rename-VMNetworkAdapter",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from polyvisor.errors import NotFoundError, PolyvisorError, ValidationError
-from polyvisor.model import HostInfo, NetworkInfo, PowerState, VMDetails, VMInfo, normalize_uuid
+from polyvisor.model import Feature, HostInfo, NetworkInfo, PowerState, VMDetails, VMInfo, normalize_uuid
 from polyvisor_hyperv.commands import Step
-from polyvisor_hyperv.notes import join_notes, split_notes
+from polyvisor_hyperv.notes import STATE_LABEL, join_notes, split_notes
 from polyvisor_hyperv.session import MiB, Session, as_guid, as_text
 from polyvisor_hyperv.states import enum_name, status_from_vmstate
 from polyvisor_hyperv.transport import Row
@@ -33,6 +33,7 @@ class Inventory:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        self._generations: dict[str, int] = {}  # a VM's generation never changes: read once per connection
 
     def host_info(self) -> HostInfo:
         rows = self._session.run(
@@ -108,12 +109,23 @@ class Inventory:
             raise ValidationError(f"{len(matches)} VMs are named {ref!r} ({ids}); address one by its UUID", field="vm")
         return matches[0]
 
+    def probe_vm_features(self, uuid: str) -> frozenset[Feature] | None:
+        """A Generation 1 VM has no NIC hot-plug (Generation 2 only: What-s-new-in-Hyper-V-on-Windows.md)."""
+        generation = self._generations.get(uuid)
+        if generation is None:
+            generation = int(self._session.vm_row(uuid, ("Generation",)).get("Generation") or 0)
+            self._generations[uuid] = generation
+        if generation == 1:
+            return frozenset(Feature) - {Feature.NIC_HOTPLUG}
+        return None
+
     def info(self, uuid: str) -> VMInfo:
         return self._vm_info(self._session.vm_row(uuid, VM_PROPERTIES))
 
     def _vm_info(self, row: Row) -> VMInfo:
         status = status_from_vmstate(row.get("State"))
         description, labels = split_notes(as_text(row.get("Notes")))
+        labels.pop(STATE_LABEL, None)  # a reverted VM has its checkpoint's Notes, record included
         # One Get-VM returns every property, so listings carry the details at no extra cost.
         details = VMDetails(
             cpus=int(row.get("ProcessorCount") or 0),
@@ -134,6 +146,8 @@ class Inventory:
             details=details,
         )
         self._session.remember(info.uuid, info.name)
+        if details.extra["generation"]:
+            self._generations[info.uuid] = int(details.extra["generation"])
         return info
 
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:

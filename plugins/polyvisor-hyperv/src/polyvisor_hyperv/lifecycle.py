@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.devices import check_disk, controller, nic_parameters
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.notes import join_notes
-from polyvisor_hyperv.session import MiB, Session, as_guid, then, vm_step
+from polyvisor_hyperv.session import MiB, Session, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.storage import Storage
 
 __all__ = ["Lifecycle", "check_spec"]
@@ -25,6 +26,9 @@ _BIOS_NAMES = {BootDevice.CDROM: "CD", BootDevice.DISK: "IDE", BootDevice.NETWOR
 # Stop-VM's "turn it off instead?" prompt, failed in a session that cannot prompt (PSRP without a host UI, or
 # powershell.exe -NonInteractive on the WinRM shell).
 _PROMPT_FAILED = re.compile(r"does not support user interaction|NonInteractive mode", re.IGNORECASE)
+# A checkpoint's differencing disk: Hyper-V names it after the chain's root, ``<root>_<GUID>.avhdx``.
+_CHECKPOINT_DISK = re.compile(r"_[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\.avhdx?$", re.IGNORECASE)
+_MERGE_POLL = 0.25
 
 
 class Lifecycle:
@@ -89,7 +93,14 @@ class Lifecycle:
                     Step("New-VHD", {"Path": path, "SizeBytes": disk.size_mib * MiB, "Dynamic": SWITCH})
                 )
             groups[BootDevice.DISK] += [vm, then("Add-VMHardDiskDrive", Path=path, ControllerType=bus)]
-        if spec.cdrom is not None:
+        if spec.cdrom is not None and spec.generation == 1:
+            # New-VM already gave a Generation 1 VM an empty DVD drive at IDE 1:0 (Commands/NewVM.cs).
+            groups[BootDevice.CDROM] += [
+                vm,
+                then("Get-VMDvdDrive"),
+                then("Set-VMDvdDrive", Path=spec.cdrom),
+            ]
+        elif spec.cdrom is not None:
             groups[BootDevice.CDROM] += [vm, then("Add-VMDvdDrive", Path=spec.cdrom)]
         for nic in spec.nics:
             groups[BootDevice.NETWORK] += [vm, then("Add-VMNetworkAdapter", **nic_parameters(nic, spec.generation))]
@@ -129,6 +140,8 @@ class Lifecycle:
             files = self._storage.disk_files(
                 [vm_step(uuid)], doing="listing the VM's disk files", vm=uuid, deadline=deadline
             )
+            self._merge_checkpoints(uuid, deadline)
+        # -Force: Remove-VM asks ShouldContinue, which -Confirm:$false does not answer (Commands/RemoveVM.cs).
         self._session.verb(uuid, "Remove-VM", "deleting the VM (Remove-VM)", deadline, Force=SWITCH)
         if files:
             # The VM is gone now, so every VM Get-VM lists is another one.
@@ -136,6 +149,39 @@ class Lifecycle:
                 path.casefold() for path in self._storage.disk_files([Step("Get-VM")], doing="listing disks in use")
             }
             self._storage.remove_disks([path for path in files if path.casefold() not in shared], uuid)
+
+    def _merge_checkpoints(self, uuid: str, deadline: Deadline) -> None:
+        """Remove the VM's checkpoints and wait until their disks are merged, bounded by ``deadline``.
+
+        Remove-VM deletes checkpoints and merges their disks after it returns (Remove-VM.md), holding the files
+        open meanwhile, so deleting them right after fails. Removing the checkpoints first and waiting until no
+        drive points at a checkpoint's differencing disk (``<disk>_<GUID>.avhdx``) any more avoids that.
+        """
+        if not self._session.run(
+            [vm_step(uuid), then("Get-VMSnapshot")], doing="listing checkpoints", vm=uuid, select=("Id",)
+        ):
+            return
+        pending = self._checkpoint_disks(uuid, deadline)
+        self._session.run(
+            [vm_step(uuid), then("Get-VMSnapshot"), then("Remove-VMSnapshot")],
+            doing="deleting the VM's checkpoints (Remove-VMSnapshot)",
+            vm=uuid,
+            deadline=deadline,
+        )
+        while pending & self._checkpoint_disks(uuid, deadline):
+            deadline.check("waiting for the checkpoint disks to merge", host=self._session.host, vm=uuid)
+            time.sleep(min(_MERGE_POLL, deadline.remaining()))
+
+    def _checkpoint_disks(self, uuid: str, deadline: Deadline) -> set[str]:
+        rows = self._session.run(
+            [vm_step(uuid), then("Get-VMHardDiskDrive")],
+            doing="reading the VM's disks",
+            vm=uuid,
+            select=("Path",),
+            deadline=deadline,
+        )
+        paths = (as_text(row.get("Path")) for row in rows)
+        return {path.casefold() for path in paths if _CHECKPOINT_DISK.search(path)}
 
     def start(self, uuid: str, deadline: Deadline) -> None:
         self._session.verb(uuid, "Start-VM", "starting the VM (Start-VM)", deadline)

@@ -19,10 +19,13 @@ import json
 import re
 from collections.abc import Mapping
 
-__all__ = ["BEGIN", "END", "join_notes", "split_notes"]
+__all__ = ["BEGIN", "END", "STATE_LABEL", "join_notes", "split_notes"]
 
 BEGIN = "----- polyvisor labels (do not edit) -----"
 END = "----- end polyvisor labels -----"
+STATE_LABEL = "polyvisor.hyperv/checkpoint-state"
+"""The backend's own label: in a checkpoint's Notes, the power state it was taken in ("paused" or "saved"),
+which Hyper-V does not keep. It is never shown as one of the VM's labels."""
 
 # The block is the last three lines; the JSON line cannot hold a line break, so only one position can match.
 _BLOCK = re.compile(r"(?:\A|\r?\n)" + re.escape(BEGIN) + r"\r?\n([^\r\n]*)\r?\n" + re.escape(END) + r"(?:\r?\n)?\Z")

@@ -38,13 +38,21 @@ class Storage:
         self, vms: Sequence[Step], *, doing: str, vm: str | None = None, deadline: Deadline | None = None
     ) -> list[str]:
         """Return the disk files of the VMs ``vms`` selects and of their checkpoints, with their parent chains,
-        children before parents."""
+        children before parents.
+
+        A pass-through drive has a ``DiskNumber`` and its ``Path`` is the physical disk's friendly name, no file
+        (nforgeio/neonSDK .../PowerShell/HardDiskDrive.cs), so it is left out.
+        """
         paths: list[str] = []
         for via in ([], [then("Get-VMSnapshot")]):
             rows = self._session.run(
-                [*vms, *via, then("Get-VMHardDiskDrive")], doing=doing, vm=vm, select=("Path",), deadline=deadline
+                [*vms, *via, then("Get-VMHardDiskDrive")],
+                doing=doing,
+                vm=vm,
+                select=("Path", "DiskNumber"),
+                deadline=deadline,
             )
-            paths += [as_text(row.get("Path")) for row in rows if row.get("Path")]
+            paths += [as_text(row.get("Path")) for row in rows if row.get("Path") and row.get("DiskNumber") is None]
         parents: dict[str, str | None] = {}  # casefolded path -> parent path
         known = {path.casefold(): path for path in paths}
         frontier = list(dict.fromkeys(paths))

@@ -115,6 +115,21 @@ class CommandContext:
             return
         self.session.warnings.append(message)
 
+    def should_continue(self, force: bool) -> bool:
+        """ShouldContinue as Hyper-V's cmdlets call it: yes with -Force, otherwise a prompt, which a
+        non-interactive session cannot show. -Confirm:$false does not answer it (NEON
+        Commands/VirtualizationCmdletBase.cs IOperationWatcher.ShouldContinue)."""
+        if not force:
+            self.fail(
+                HostError(
+                    "PowerShell is in NonInteractive mode. Read and Prompt functionality is not available.",
+                    error_id="System.Management.Automation.PSInvalidOperationException",
+                    category="InvalidOperation",
+                    exception_type="System.Management.Automation.PSInvalidOperationException",
+                )
+            )
+        return True
+
     def should_process(self, high_impact: bool, force: bool = False) -> bool:
         """Return whether to act: -WhatIf skips; a high-impact action needs -Force or -Confirm:$false."""
         if self.what_if:

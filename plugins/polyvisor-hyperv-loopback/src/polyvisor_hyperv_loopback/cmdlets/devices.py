@@ -8,7 +8,7 @@ from psrpcore.types import PSObject
 
 from polyvisor_hyperv_loopback.errors import HostError
 from polyvisor_hyperv_loopback.filesystem import normalize_path
-from polyvisor_hyperv_loopback.hyperv import VMRecord
+from polyvisor_hyperv_loopback.hyperv import NetworkAdapterRecord, VMRecord, wildcard_match
 from polyvisor_hyperv_loopback.objects import (
     dvd_object,
     hard_disk_object,
@@ -103,6 +103,7 @@ def _add_hdd(ctx: CommandContext, args: dict[str, object]) -> None:
             args.get("ControllerType"),  # type: ignore[arg-type]
             args.get("ControllerNumber"),  # type: ignore[arg-type]
             args.get("ControllerLocation"),  # type: ignore[arg-type]
+            disk_number=args.get("DiskNumber"),  # type: ignore[arg-type]
         )
         if args.get("Passthru"):
             ctx.write(hard_disk_object(ctx.host, ctx.host.get_vm(vm.id), drive))
@@ -182,11 +183,29 @@ def _add_nic(ctx: CommandContext, args: dict[str, object]) -> None:
             ctx.write(network_adapter_object(ctx.host, ctx.host.get_vm(vm.id), nic))
 
 
+def _by_name(
+    ctx: CommandContext, args: dict[str, object], vms: list[VMRecord]
+) -> list[tuple[VMRecord, NetworkAdapterRecord]]:
+    """The VMs' adapters, filtered by -Name as Hyper-V does: a case-insensitive wildcard pattern, and nothing
+    matching is a terminating ObjectNotFound (NEON Commands/ParameterResolvers.cs FilterNetworkAdaptersByName)."""
+    found = [(vm, nic) for vm in vms for nic in vm.config.network_adapters]
+    name = args.get("Name")
+    if name:
+        found = [(vm, nic) for vm, nic in found if wildcard_match(str(name), nic.name)]
+        if not found:
+            ctx.fail(
+                HostError(
+                    "No network adapter was found with the given criteria.",
+                    error_id="ObjectNotFound",
+                    category="ObjectNotFound",
+                )
+            )
+    return found
+
+
 def _get_nic(ctx: CommandContext, args: dict[str, object]) -> None:
-    for vm in _vms(ctx, args):
-        for nic in vm.config.network_adapters:
-            if "Name" not in args or nic.name.casefold() == str(args["Name"]).casefold():
-                ctx.write(network_adapter_object(ctx.host, vm, nic))
+    for vm, nic in _by_name(ctx, args, _vms(ctx, args)):
+        ctx.write(network_adapter_object(ctx.host, vm, nic))
 
 
 def _adapters(ctx: CommandContext, args: dict[str, object]) -> list[tuple[uuid.UUID, uuid.UUID]]:
@@ -201,11 +220,8 @@ def _adapters(ctx: CommandContext, args: dict[str, object]) -> list[tuple[uuid.U
                 exception_type="System.Management.Automation.ParameterBindingException",
             )
         found.append((uuid.UUID(int=obj.VMId.int), uuid.UUID(str(obj.AdapterId))))
-    for vm in _vms(ctx, args) if "VMName" in args else []:
-        name = args.get("Name")
-        for nic in vm.config.network_adapters:
-            if name is None or nic.name.casefold() == str(name).casefold():
-                found.append((vm.id, nic.adapter_id))
+    if "VMName" in args:
+        found += [(vm.id, nic.adapter_id) for vm, nic in _by_name(ctx, args, _vms(ctx, args))]
     return found
 
 
@@ -320,6 +336,7 @@ CMDLETS = (
             Param("ControllerType", "choice", position=1, choices=("IDE", "SCSI")),
             Param("ControllerNumber", "int", position=2),
             Param("ControllerLocation", "int", position=3),
+            Param("DiskNumber", "int", aliases=("Number",)),
             Param("Passthru", "switch"),
         ),
         _add_hdd,

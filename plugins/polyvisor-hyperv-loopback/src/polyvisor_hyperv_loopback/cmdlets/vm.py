@@ -164,7 +164,10 @@ def _state_verb(verb: str) -> object:
     def body(ctx: CommandContext, args: dict[str, object]) -> None:
         for vm in _target_vms(ctx, args):
             force = bool(args.get("Force"))
-            if not ctx.should_process(high_impact=verb == "restart", force=force):
+            if not ctx.should_process(high_impact=False):
+                continue
+            # Restart-VM asks ShouldContinue, which only -Force answers (NEON Commands/RestartVM.cs).
+            if verb == "restart" and not ctx.should_continue(force):
                 continue
             try:
                 _run_verb(ctx, verb, vm, args)
@@ -201,7 +204,8 @@ def _run_verb(ctx: CommandContext, verb: str, vm: VMRecord, args: dict[str, obje
 
 def _remove_vm(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm in _target_vms(ctx, args):
-        if not ctx.should_process(high_impact=True, force=bool(args.get("Force"))):
+        # ShouldProcess, then ShouldContinue, which only -Force answers (NEON Commands/RemoveVM.cs).
+        if not ctx.should_process(high_impact=False) or not ctx.should_continue(bool(args.get("Force"))):
             continue
         if vm.state not in {"Off", "Saved"}:
             with contextlib.suppress(AlreadyInState):
@@ -267,9 +271,18 @@ def _restore_snapshot(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm, snap in _snapshots(ctx, args):
         if not ctx.should_process(high_impact=True):
             continue
-        ctx.host.restore_snapshot(vm.id, snap.id)
-        if args.get("Passthru"):
-            ctx.write(snapshot_object(ctx.host, ctx.host.get_vm(vm.id), snap))
+        # As the cmdlet does (NEON Commands/RestoreVMSnapshot.cs): a Running or Paused VM is saved first, the
+        # checkpoint applied, and a VM that was Running and is Saved afterwards is started again.
+        before = ctx.host.get_vm(vm.id).state
+        if before in {"Running", "Paused"}:
+            ctx.host.save_vm(vm.id)
+        try:
+            ctx.host.restore_snapshot(vm.id, snap.id)
+            if args.get("Passthru"):
+                ctx.write(snapshot_object(ctx.host, ctx.host.get_vm(vm.id), snap))
+        finally:
+            if before == "Running" and ctx.host.get_vm(vm.id).state == "Saved":
+                ctx.host.start_vm(vm.id)
 
 
 def _remove_snapshot(ctx: CommandContext, args: dict[str, object]) -> None:
@@ -378,7 +391,8 @@ CMDLETS = (
     Cmdlet(
         "Restart-VM",
         f"{CMD}.RestartVM",
-        (*_VM_TARGET, Param("Force", "switch"), Param("Type", "choice", choices=("Reset", "Reboot"))),
+        # No -Type: the Server 2016-2025 references list none (DOCS Restart-VM.md), so a host binds it as unknown.
+        (*_VM_TARGET, Param("Force", "switch")),
         _state_verb("restart"),  # type: ignore[arg-type]
     ),
     Cmdlet("Remove-VMSavedState", f"{CMD}.RemoveVMSavedState", _VM_TARGET, _state_verb("remove_saved_state")),  # type: ignore[arg-type]
