@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 from psrpcore.types import PSNoteProperty, PSObject, PSType
@@ -58,6 +58,7 @@ class StubEngine:
         commands: Sequence[CommandSpec],
         input: Sequence[object] = (),
         cancel: threading.Event | None = None,
+        emit: Callable[[object], None] | None = None,
     ) -> InvocationResult:
         self.pipelines.append(list(commands))
         first = commands[0]
