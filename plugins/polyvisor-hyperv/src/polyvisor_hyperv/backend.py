@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from polyvisor.backend import Backend, Credentials, Deadline
+from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
 from polyvisor.model import (
     DiskSpec,
     Feature,
@@ -54,6 +54,7 @@ from polyvisor.model import (
 )
 from polyvisor.uri import URI
 from polyvisor_hyperv.devices import Devices
+from polyvisor_hyperv.events import Events
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
@@ -102,6 +103,8 @@ class HyperVBackend(Backend):
         self._lifecycle = Lifecycle(session, self._inventory, storage)
         self._snapshots = Snapshots(session, self._lifecycle)
         self._devices = Devices(session, storage)
+        # Native events: a watcher pipeline on a session of its own (see polyvisor_hyperv.events).
+        self._events = Events(self.options, lambda: open_transport(self.options), uri.display_host)
 
     def __repr__(self) -> str:
         return f"<HyperVBackend {self.options.endpoint} transport={self.options.transport}>"
@@ -112,6 +115,7 @@ class HyperVBackend(Backend):
         return self._session.host
 
     def close(self) -> None:
+        self._events.close()
         self._session.transport.close()
 
     # -- host and inventory ---------------------------------------------------------------------------------------
@@ -198,3 +202,7 @@ class HyperVBackend(Backend):
 
     def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
         return self._devices.addresses(uuid, sources)
+
+    # -- events ---------------------------------------------------------------------------------------------------
+    def subscribe(self, sink: EventSink) -> Subscription:
+        return self._events.subscribe(sink)
