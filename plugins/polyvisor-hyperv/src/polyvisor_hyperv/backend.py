@@ -29,6 +29,10 @@ never hit the wrong VM. Choices the contract leaves open:
   Deadline (and the ``command_timeout`` option): when it passes, the running pipeline is stopped on the host
   (PSRP) or the command terminated (WinRM shell), and TimeoutError is raised with the VM as Hyper-V has it.
 
+* Events are native (:mod:`~polyvisor_hyperv.events`): one fixed watcher script per connection, a Get-VM loop
+  every 500 ms on a session of its own, streams each change; subscriptions share it, and it stops on the host a
+  moment after the last one is cancelled, or when the connection closes.
+
 This class is a facade: the work is done in :mod:`~polyvisor_hyperv.inventory`, :mod:`~polyvisor_hyperv.lifecycle`,
 :mod:`~polyvisor_hyperv.snapshots`, :mod:`~polyvisor_hyperv.devices` and :mod:`~polyvisor_hyperv.storage`, which
 share one :class:`~polyvisor_hyperv.session.Session` (the transport and the calls every part makes).
