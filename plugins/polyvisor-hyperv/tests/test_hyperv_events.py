@@ -159,3 +159,17 @@ def test_a_watcher_whose_host_is_gone_fails_within_about_a_second(
         with pytest.raises(ConnectionLostError):
             _drain(events, until=began + 10)
         assert time.monotonic() - began < 2.5
+
+
+def test_a_watcher_that_cannot_start_fails_the_stream_but_never_a_verb(
+    loopback_private: Any, uri_for: Callable[..., str], transport: str, connect: Connect, vm_name: str
+) -> None:
+    conn = connect(uri_for(loopback_private, transport))
+    backend = conn.backend
+    # The host refuses the watcher script (as a host that cannot run it would): it ends at once with an error.
+    backend._events._script = "throw 'the watcher cannot run here'"  # type: ignore[attr-defined]
+    vm = conn.create({"name": vm_name})
+    # The core subscribes while a verb waits: the verb still completes (the wait falls back to polling).
+    assert vm.start().state is PowerState.RUNNING
+    with conn.watch() as events, pytest.raises(polyvisor.PolyvisorError, match="the watcher cannot run here"):
+        events.get(timeout=10)

@@ -12,7 +12,9 @@ faster, and it needs an event subscriber plus ``Wait-Event`` in the remote sessi
 which every other part of the backend already relies on, and the loopback host models it faithfully.
 
 Subscriptions share the watcher. The first one starts it and returns once the watcher has its baseline (the first
-listing), so a change made after ``subscribe()`` returns is reported. When the last subscription is cancelled the
+listing), so a change made after ``subscribe()`` returns is reported; a watcher that cannot start ends the
+subscription with the error (its stream raises it) rather than raising from ``subscribe()``, because the core also
+subscribes while a verb waits, and the verb must not fail for it. When the last subscription is cancelled the
 watcher keeps running for :data:`LINGER` seconds (the core subscribes for every wait, verb after verb) and is then
 stopped on the host (PSRP Stop / WinRS Terminate) and its session closed; closing the connection stops it at once.
 
@@ -69,6 +71,10 @@ def watch_script(to_console: bool) -> str:
     return ("$toConsole = $true\n" if to_console else "$toConsole = $false\n") + text
 
 
+def _nothing() -> None:
+    """Cancelling a subscription that already ended."""
+
+
 class _Run:
     """One incarnation of the watcher thread (a new one starts after a failure or a linger ran out)."""
 
@@ -108,12 +114,16 @@ class Events:
             self._sinks.add(sink)
         budget = self._options.connect_timeout + self._options.read_timeout
         if not run.ready.wait(budget) or run.error is not None:
+            # The subscription ends with the error instead of raising it: a stream's reader raises it, and a verb
+            # whose wait subscribed carries on (the core then polls), for the verb itself did not fail.
             with self._lock:
                 self._sinks.discard(sink)
-            if run.error is not None:
-                raise run.error
-            self._stop(run)
-            raise ConnectionError(f"the event watcher did not start within {budget}s", host=self._host)
+            if run.error is None:
+                self._stop(run)
+            sink.fail(
+                run.error or ConnectionError(f"the event watcher did not start within {budget}s", host=self._host)
+            )
+            return _nothing
 
         def cancel() -> None:
             with self._lock:
