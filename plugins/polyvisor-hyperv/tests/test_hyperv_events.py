@@ -30,8 +30,10 @@ def _until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def _next_for(events: polyvisor.EventStream, uuid: str, kind: EventKind, timeout: float) -> tuple[Event, float]:
-    """Return the first event of ``kind`` about ``uuid`` and when it arrived; fail after ``timeout``."""
+def _next_for(
+    events: polyvisor.EventStream, uuid: str, kind: EventKind, timeout: float, state: PowerState | None = None
+) -> tuple[Event, float]:
+    """Return the first event of ``kind`` (into ``state``, if given) about ``uuid`` and when it arrived."""
     deadline = time.monotonic() + timeout
     seen = []
     while (left := deadline - time.monotonic()) > 0:
@@ -39,7 +41,7 @@ def _next_for(events: polyvisor.EventStream, uuid: str, kind: EventKind, timeout
         if event is None:
             break
         seen.append(event)
-        if event.uuid == uuid and event.kind is kind:
+        if event.uuid == uuid and event.kind is kind and state in (None, event.state):
             return event, time.monotonic()
     pytest.fail(f"no {kind.value} event for {uuid} within {timeout}s; saw {seen}")
 
@@ -61,18 +63,37 @@ def test_a_state_change_reaches_the_watcher_within_two_seconds(conn: polyvisor.C
             began = time.monotonic()
             conn.backend.start(vm.uuid, polyvisor.backend.Deadline(60))  # Start-VM returns once it runs
             verb_done = time.monotonic()
-            event, arrived = _next_for(events, vm.uuid, EventKind.STATE, timeout=10)
+            event, arrived = _next_for(events, vm.uuid, EventKind.STATE, 10, PowerState.RUNNING)
             assert event.state is PowerState.RUNNING
             assert event.detail == "Running"
             assert event.name == vm_name
             assert arrived - verb_done < 2.0, f"the event came {arrived - verb_done:.2f}s after Start-VM returned"
             assert arrived - began < 2.0 + (verb_done - began)
             vm.stop()
-            event, _ = _next_for(events, vm.uuid, EventKind.STATE, timeout=5)
+            event, _ = _next_for(events, vm.uuid, EventKind.STATE, 5, PowerState.STOPPED)
             assert event.state is PowerState.STOPPED
             assert event.detail == "Off"
     finally:
         vm.delete()
+
+
+def test_a_subscription_joining_a_running_watcher_sees_changes_from_its_own_start(
+    conn: polyvisor.Connection, vm_name: str
+) -> None:
+    with conn.watch() as early:
+        _drain(early, until=time.monotonic() + 0.3)  # the watcher is running, between two of its rounds
+        vm = conn.create({"name": vm_name})
+        try:
+            # Subscribed right after the create, before the watcher's next round has seen the VM: for this
+            # subscription the VM existed (stopped) already, so starting it is a state change, not a definition.
+            with conn.watch() as late:
+                conn.backend.start(vm.uuid, polyvisor.backend.Deadline(60))
+                event, _ = _next_for(late, vm.uuid, EventKind.STATE, 5, PowerState.RUNNING)
+                assert event.state is PowerState.RUNNING
+            event, _ = _next_for(early, vm.uuid, EventKind.DEFINED, timeout=5)
+        finally:
+            vm.stop()
+            vm.delete()
 
 
 def test_defined_and_undefined_events(conn: polyvisor.Connection, vm_name: str) -> None:
@@ -92,11 +113,11 @@ def test_subscriptions_share_one_watcher_on_a_session_of_its_own(
     vm = conn.create({"name": vm_name})  # the connection's own session
     assert loopback_private.open_shells == 1
     with conn.watch() as first, conn.watch() as second, conn.watch() as third:
-        assert loopback_private.open_shells == 2  # one watcher for the three
+        assert _until(lambda: loopback_private.open_shells == 2, timeout=5)  # one watcher for the three
         # Verbs keep running on the connection's session while the watcher streams.
         vm.start()
         for events in (first, second, third):
-            event, _ = _next_for(events, vm.uuid, EventKind.STATE, timeout=5)
+            event, _ = _next_for(events, vm.uuid, EventKind.STATE, 5, PowerState.RUNNING)
             assert event.state is PowerState.RUNNING
     assert loopback_private.open_shells == 2  # it lingers a moment for the next subscription
 
@@ -114,11 +135,11 @@ def test_cancelling_the_last_subscription_stops_the_watcher_on_the_host(
     conn = connect(uri_for(loopback_private, transport))
     conn.list()
     with conn.watch():
-        assert loopback_private.open_shells == 2
+        assert _until(lambda: loopback_private.open_shells == 2, timeout=5)
     assert _until(lambda: loopback_private.open_shells == 1, timeout=3), "the watcher's session is closed"
     # A new subscription starts a new watcher.
     with conn.watch():
-        assert loopback_private.open_shells == 2
+        assert _until(lambda: loopback_private.open_shells == 2, timeout=5)
 
 
 def test_closing_the_connection_stops_the_watcher(
@@ -127,7 +148,7 @@ def test_closing_the_connection_stops_the_watcher(
     conn = polyvisor.connect(uri_for(loopback_private, transport), password=password)
     conn.list()
     events = conn.watch()
-    assert loopback_private.open_shells == 2
+    assert _until(lambda: loopback_private.open_shells == 2, timeout=5)
     began = time.monotonic()
     conn.close()
     assert time.monotonic() - began < 3
@@ -139,13 +160,15 @@ def test_a_dropped_watcher_session_is_reopened_and_reported_as_a_gap(
     loopback_private: Any, uri_for: Callable[..., str], transport: str, connect: Connect, vm_name: str
 ) -> None:
     conn = connect(uri_for(loopback_private, transport))
-    vm = conn.create({"name": vm_name})
+    conn.list()
     with conn.watch() as events:
+        vm = conn.create({"name": vm_name})
+        _next_for(events, vm.uuid, EventKind.DEFINED, timeout=5)  # the watcher runs
         assert loopback_private.drop_shells() == 2  # as an idle timeout or a WinRM service restart would
         event, _ = _next_for(events, "", EventKind.GAP, timeout=3)
         assert "reopened" in event.detail
         vm.start()  # the connection's own session reconnects too
-        event, _ = _next_for(events, vm.uuid, EventKind.STATE, timeout=5)
+        event, _ = _next_for(events, vm.uuid, EventKind.STATE, 5, PowerState.RUNNING)
         assert event.state is PowerState.RUNNING
 
 

@@ -108,7 +108,9 @@ class HyperVBackend(Backend):
         self._snapshots = Snapshots(session, self._lifecycle)
         self._devices = Devices(session, storage)
         # Native events: a watcher pipeline on a session of its own (see polyvisor_hyperv.events).
-        self._events = Events(self.options, lambda: open_transport(self.options), uri.display_host)
+        self._events = Events(
+            self.options, lambda: open_transport(self.options), self._inventory.list_vms, uri.display_host
+        )
 
     def __repr__(self) -> str:
         return f"<HyperVBackend {self.options.endpoint} transport={self.options.transport}>"

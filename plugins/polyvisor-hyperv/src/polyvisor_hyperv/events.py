@@ -1,26 +1,29 @@
 """Native VM events: one long-running watcher pipeline per connection feeds every subscription.
 
 The watcher is the fixed script ``scripts/watch.ps1``: a loop on the host that lists the VMs (``Get-VM``: Id, Name,
-State) every 500 ms and writes one JSON line per change. It runs on a session of its own (a second runspace pool,
-or a second WinRM shell), so verbs on the connection's session never queue behind it; over PSRP its output objects
-arrive while it runs (``begin_invoke``/``poll_invoke``), over the WinRM shell powershell.exe writes each line to
-stdout and the shell's Receive returns it.
+State) every 500 ms and writes one JSON line per change (its first round writes every VM, then ``ready``). It runs
+on a session of its own (a second runspace pool, or a second WinRM shell), so verbs on the connection's session
+never queue behind it; over PSRP its output objects arrive while it runs (``begin_invoke``/``poll_invoke``), over
+the WinRM shell powershell.exe writes each line to stdout and the shell's Receive returns it.
 
 Why a loop in the pipeline and not CIM indications: a ``__InstanceModificationEvent WITHIN n`` query on
 ``Msvm_ComputerSystem`` is itself polled by WMI every ``n`` seconds (Microsoft, "WITHIN Clause"), so it is no
 faster, and it needs an event subscriber plus ``Wait-Event`` in the remote session; the loop needs only Get-VM,
 which every other part of the backend already relies on, and the loopback host models it faithfully.
 
-Subscriptions share the watcher. The first one starts it and returns once the watcher has its baseline (the first
-listing), so a change made after ``subscribe()`` returns is reported; a watcher that cannot start ends the
-subscription with the error (its stream raises it) rather than raising from ``subscribe()``, because the core also
-subscribes while a verb waits, and the verb must not fail for it. When the last subscription is cancelled the
-watcher keeps running for :data:`LINGER` seconds (the core subscribes for every wait, verb after verb) and is then
-stopped on the host (PSRP Stop / WinRS Terminate) and its session closed; closing the connection stops it at once.
+Each subscription has its own view of the VMs: a listing taken on the connection's session when it subscribes.
+Every line from the watcher (and the watcher's first round, whenever it arrives) is compared with that view, so a
+subscription reports exactly the changes after its own listing, even when it joins a watcher that has not yet seen
+a VM created a moment ago, and ``subscribe()`` never waits for the watcher to start. A watcher that cannot start
+ends the subscriptions with the error (a stream's reader raises it) rather than raising from ``subscribe()``: the
+core also subscribes while a verb waits, and the verb must not fail for it.
 
-When the watcher's session drops (host restart, shell or pool deleted, connection reset), it is started again on a
-new session for up to :data:`RECOVER_WITHIN` seconds: once it runs again every subscription gets a gap; if it
-cannot, every subscription fails with ConnectionLostError.
+When the last subscription is cancelled the watcher keeps running for :data:`LINGER` seconds (the core subscribes
+for every wait, verb after verb) and is then stopped on the host (PSRP Stop / WinRS Terminate) and its session
+closed; closing the connection stops it at once. When the watcher's session drops (host restart, shell or pool
+deleted, connection reset), it is started again on a new session for up to :data:`RECOVER_WITHIN` seconds: once it
+runs again every subscription gets a gap (then the changes its first round shows); if it cannot, every
+subscription fails with ConnectionLostError.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Protocol
 
 from polyvisor.backend import EventSink, Subscription
 from polyvisor.errors import ConnectionError, ConnectionLostError, PolyvisorError
-from polyvisor.model import Event, EventKind, normalize_uuid
+from polyvisor.model import Event, EventKind, VMInfo, normalize_uuid
 from polyvisor_hyperv.errors import error_from_record, error_from_transport
 from polyvisor_hyperv.options import ConnectionOptions
 from polyvisor_hyperv.states import status_from_vmstate
@@ -53,7 +56,9 @@ LINGER = 2.0
 RECOVER_WITHIN = 1.0
 """Seconds after a dropped watcher session within which it must run again, else subscriptions fail."""
 _RETRY = 0.1
-_KINDS = {"defined": EventKind.DEFINED, "state": EventKind.STATE, "undefined": EventKind.UNDEFINED}
+
+Seen = tuple[str, str]
+"""A VM as a view holds it: (name, Hyper-V state name)."""
 
 
 class StreamingTransport(Protocol):
@@ -71,8 +76,53 @@ def watch_script(to_console: bool) -> str:
     return ("$toConsole = $true\n" if to_console else "$toConsole = $false\n") + text
 
 
-def _nothing() -> None:
-    """Cancelling a subscription that already ended."""
+class _Subscription:
+    """One sink and its view of the VMs; lines that arrive before its listing are kept until it is there."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+        self.view: dict[str, Seen] | None = None
+        self.pending: list[tuple[str, str, Seen | None]] = []
+
+    def apply(self, kind: str, uuid: str, seen: Seen | None) -> None:
+        """Compare one watcher fact (``seen`` None: the VM is gone) with the view; emit what changed."""
+        if self.view is None:
+            self.pending.append((kind, uuid, seen))
+            return
+        before = self.view.get(uuid)
+        if seen is None:
+            if before is not None:
+                del self.view[uuid]
+                self.sink.emit(Event(EventKind.UNDEFINED, uuid, before[0]))
+            return
+        self.view[uuid] = seen
+        status = status_from_vmstate(seen[1])
+        if before is None:
+            self.sink.emit(Event(EventKind.DEFINED, uuid, seen[0], status.state, status.raw_state))
+        elif before[1] != seen[1]:
+            self.sink.emit(Event(EventKind.STATE, uuid, seen[0], status.state, status.raw_state))
+
+    def baseline(self, vms: list[VMInfo]) -> None:
+        """Take the listing as the view and apply what arrived meanwhile."""
+        self.view = {vm.uuid: (vm.name, vm.status.raw_state) for vm in vms}
+        pending, self.pending = self.pending, []
+        for kind, uuid, seen in pending:
+            self._replay(kind, uuid, seen)
+
+    def _replay(self, kind: str, uuid: str, seen: Seen | None) -> None:
+        if kind == "round":
+            self.round_over(uuid)
+        else:
+            self.apply(kind, uuid, seen)
+
+    def round_over(self, present: str) -> None:
+        """A watcher's first round ended: VMs the view has that the round did not list are gone."""
+        if self.view is None:
+            self.pending.append(("round", present, None))
+            return
+        listed = set(present.split(",")) if present else set()
+        for uuid in [uuid for uuid in self.view if uuid not in listed]:
+            self.apply("gone", uuid, None)
 
 
 class _Run:
@@ -80,27 +130,36 @@ class _Run:
 
     def __init__(self) -> None:
         self.stop = threading.Event()
-        self.ready = threading.Event()
-        self.error: PolyvisorError | None = None
         self.thread: threading.Thread | None = None
 
 
 class Events:
     """The watcher of one connection and the subscriptions it feeds."""
 
-    def __init__(self, options: ConnectionOptions, open_transport: Callable[[], StreamingTransport], host: str):
+    def __init__(
+        self,
+        options: ConnectionOptions,
+        open_transport: Callable[[], StreamingTransport],
+        list_vms: Callable[[], list[VMInfo]],
+        host: str,
+    ) -> None:
         self._options = options
         self._open_transport = open_transport
+        self._list_vms = list_vms
         self._host = host
         self._script = watch_script(options.transport == "winrm")
         self._lock = threading.Lock()
-        self._sinks: set[EventSink] = set()
+        self._subs: list[_Subscription] = []
         self._run: _Run | None = None
         self._closed = False
 
     # -- subscriptions ---------------------------------------------------------------------------------------------
     def subscribe(self, sink: EventSink) -> Subscription:
-        """Deliver events into ``sink`` until the returned callable runs; start the watcher if it is not running."""
+        """Deliver events into ``sink`` until the returned callable runs; start the watcher if it is not running.
+
+        Takes one listing on the connection's session (the subscription's view); raises only if that fails.
+        """
+        sub = _Subscription(sink)
         with self._lock:
             if self._closed:
                 raise ConnectionError("the connection is closed", host=self._host)
@@ -111,30 +170,25 @@ class Events:
                     target=self._work, args=(run,), name="polyvisor-hyperv-events", daemon=True
                 )
                 run.thread.start()
-            self._sinks.add(sink)
-        budget = self._options.connect_timeout + self._options.read_timeout
-        if not run.ready.wait(budget) or run.error is not None:
-            # The subscription ends with the error instead of raising it: a stream's reader raises it, and a verb
-            # whose wait subscribed carries on (the core then polls), for the verb itself did not fail.
-            with self._lock:
-                self._sinks.discard(sink)
-            if run.error is None:
-                self._stop(run)
-            sink.fail(
-                run.error or ConnectionError(f"the event watcher did not start within {budget}s", host=self._host)
-            )
-            return _nothing
+            self._subs.append(sub)
+        try:
+            vms = self._list_vms()
+        except BaseException:
+            self._leave(sub, run)
+            raise
+        with self._lock:
+            sub.baseline(vms)
+        return lambda: self._leave(sub, run)
 
-        def cancel() -> None:
-            with self._lock:
-                self._sinks.discard(sink)
-                last = not self._sinks and self._run is run
-            if last:
-                timer = threading.Timer(LINGER, self._linger_over, args=(run,))
-                timer.daemon = True
-                timer.start()
-
-        return cancel
+    def _leave(self, sub: _Subscription, run: _Run) -> None:
+        with self._lock:
+            if sub in self._subs:
+                self._subs.remove(sub)
+            last = not self._subs and self._run is run
+        if last:
+            timer = threading.Timer(LINGER, self._linger_over, args=(run,))
+            timer.daemon = True
+            timer.start()
 
     def close(self) -> None:
         """Stop the watcher on the host and close its session (waits for that, a second or so)."""
@@ -148,35 +202,22 @@ class Events:
 
     def _linger_over(self, run: _Run) -> None:
         with self._lock:
-            if self._sinks or self._run is not run:
+            if self._subs or self._run is not run:
                 return
-        self._stop(run)
-
-    def _stop(self, run: _Run) -> None:
-        with self._lock:
-            if self._run is run:
-                self._run = None
+            self._run = None
         run.stop.set()
-
-    def _each(self) -> list[EventSink]:
-        with self._lock:
-            return list(self._sinks)
 
     # -- the watcher thread ----------------------------------------------------------------------------------------
     def _work(self, run: _Run) -> None:
-        dropped: PolyvisorError | None = None  # the failure being recovered from
-        dropped_at = 0.0
+        ran = False  # the watcher reached its first round at least once: a later start is a recovery
+        failing_since: float | None = None
+        failure: PolyvisorError | None = None
         while not run.stop.is_set():
+            round_ids: list[str] = []
+            gap = f"the event watcher's session dropped and was reopened ({failure.message})" if ran and failure else ""
             came_back = threading.Event()
-            recovering = dropped is not None
-            detail = f"the event watcher's session dropped and was reopened ({dropped.message if dropped else ''})"
-
-            on_line = functools.partial(self._line_of, run, came_back if recovering else None, detail)
-            try:
-                transport = self._open_transport()
-            except PolyvisorError as error:
-                self._give_up(run, error)
-                return
+            on_line = functools.partial(self._line_of, round_ids, gap, came_back)
+            transport = self._open_transport()
             try:
                 transport.stream(self._script, on_line, run.stop)
                 return  # stopped on request
@@ -187,32 +228,25 @@ class Events:
                     transport.close()
             if run.stop.is_set():
                 return
-            if came_back.is_set() or (dropped is None and run.ready.is_set()):
-                # It ran (first time, or after a recovery) and then dropped: start recovering.
-                dropped, dropped_at = failure, time.monotonic()
-                log.debug("the event watcher dropped (%s); reopening it", failure)
-            elif dropped is None:
-                # It never got going: the subscriber that started it gets the error.
+            now = time.monotonic()
+            if came_back.is_set() or failing_since is None:
+                ran = ran or came_back.is_set()
+                failing_since = now  # a fresh failure: it ran and dropped, or the first start failed
+                log.debug("the event watcher failed (%s); starting it again", failure)
+            if now - failing_since >= RECOVER_WITHIN:
+                if ran:
+                    message = f"the event watcher's session dropped and could not be reopened ({failure.message})"
+                    failure = ConnectionLostError(message, host=self._host)
                 self._give_up(run, failure)
-                return
-            if time.monotonic() - dropped_at >= RECOVER_WITHIN:
-                lost = ConnectionLostError(
-                    f"the event watcher's session dropped and could not be reopened ({failure.message})",
-                    host=self._host,
-                )
-                self._give_up(run, lost)
                 return
             run.stop.wait(_RETRY)
 
-    def _line_of(self, run: _Run, came_back: threading.Event | None, detail: str, line: str) -> None:
-        """Handle a line of a watcher that is recovering (``came_back`` given): its baseline reports the gap."""
-        if self._on_line(line, run) and came_back is not None and not came_back.is_set():
+    def _line_of(self, round_ids: list[str], gap: str, came_back: threading.Event, line: str) -> None:
+        if self._on_line(line, round_ids, gap):
             came_back.set()
-            for sink in self._each():
-                sink.gap(detail)
 
-    def _on_line(self, line: str, run: _Run) -> bool:
-        """Handle one watcher line; return whether it was the baseline marker."""
+    def _on_line(self, line: str, round_ids: list[str], gap: str) -> bool:
+        """Hand one watcher line to every subscription; return whether it ended the watcher's first round."""
         try:
             item = json.loads(line)
         except ValueError:
@@ -220,21 +254,24 @@ class Events:
             return False
         if not isinstance(item, dict):
             return False
-        if item.get("kind") == "ready":
-            run.ready.set()
-            return True
-        kind = _KINDS.get(str(item.get("kind")))
-        uuid = normalize_uuid(str(item.get("id") or ""))
-        if kind is None or uuid is None:
-            return False
-        name = str(item.get("name") or "")
-        if kind is EventKind.UNDEFINED:
-            event = Event(kind, uuid, name)
-        else:
-            status = status_from_vmstate(item.get("state"))
-            event = Event(kind, uuid, name, status.state, status.raw_state)
-        for sink in self._each():
-            sink.emit(event)
+        kind = str(item.get("kind"))
+        with self._lock:
+            subs = list(self._subs)
+            if kind == "ready":
+                present = ",".join(round_ids)
+                for sub in subs:
+                    if gap:
+                        sub.sink.gap(gap)
+                    sub.round_over(present)
+                return True
+            uuid = normalize_uuid(str(item.get("id") or ""))
+            if uuid is None or kind not in ("first", "defined", "state", "undefined"):
+                return False
+            if kind == "first":
+                round_ids.append(uuid)
+            seen = None if kind == "undefined" else (str(item.get("name") or ""), str(item.get("state") or ""))
+            for sub in subs:
+                sub.apply(kind, uuid, seen)
         return False
 
     def _mapped(self, error: Exception) -> PolyvisorError:
@@ -245,16 +282,10 @@ class Events:
         return error_from_transport(error, doing="watching VM events", host=self._host, endpoint=self._options.endpoint)
 
     def _give_up(self, run: _Run, error: PolyvisorError) -> None:
-        """End the watcher: a subscriber still waiting for it to start gets ``error``; every subscription fails."""
+        """End the watcher and every subscription with ``error`` (their streams raise it)."""
         with self._lock:
             if self._run is run:
                 self._run = None
-            sinks = list(self._sinks) if run.ready.is_set() else []
-            if run.ready.is_set():
-                self._sinks.clear()
-        if not run.ready.is_set():
-            run.error = error
-            run.ready.set()
-            return
-        for sink in sinks:
-            sink.fail(error)
+            subs, self._subs = self._subs, []
+        for sub in subs:
+            sub.sink.fail(error)

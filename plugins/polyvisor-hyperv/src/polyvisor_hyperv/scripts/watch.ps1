@@ -2,7 +2,7 @@
 # It runs until the client stops it (PSRP Stop signal, or WinRS Terminate for powershell.exe). Every 500 ms it
 # lists the VMs (Get-VM: Id, Name, State) and writes one compact JSON object per change:
 #   {"kind": "defined" | "state" | "undefined", "id": "<guid>", "name": "...", "state": "Running" | ...}
-# and once, after the first listing, {"kind": "ready"}: the baseline later changes are measured against.
+# Its first round writes every VM (kind "first") and then {"kind": "ready"}: later changes are measured from it.
 # $toConsole comes from a fixed first line the transport puts before this text: $true writes each object as a
 # line on stdout at once (powershell.exe under a WinRM shell); $false writes it to the output stream (PSRP).
 $ErrorActionPreference = 'Stop'
@@ -16,7 +16,10 @@ while ($true) {
         $id = $vm.Id.ToString()
         $row = [ordered]@{ kind = 'state'; id = $id; name = $vm.Name; state = $vm.State.ToString() }
         $now[$id] = $row
-        if ($ready) {
+        if (-not $ready) {
+            $row.kind = 'first'
+            $changes += $row
+        } else {
             if (-not $seen.ContainsKey($id)) {
                 $row.kind = 'defined'
                 $changes += $row
