@@ -361,7 +361,8 @@ def test_one_verb_on_a_warm_connection_needs_few_requests(
         for verb in (vm.pause, vm.resume, vm.stop):
             before = loopback_private.requests_served
             verb()
-            assert loopback_private.requests_served - before <= 15, verb.__name__
+            # 15, plus the listing the core's wait takes when it subscribes to events (one request set).
+            assert loopback_private.requests_served - before <= 20, verb.__name__
         assert loopback_private.connections_opened == connections, "a warm connection opens no new connection"
         assert loopback_private.open_shells == 2, "one runspace pool / shell serves every verb, one the event watcher"
     finally:
