@@ -823,6 +823,9 @@ class VM:
         repeat: tuple[float, Callable[[], None]] | None = None,
     ) -> VMStatus:
         """Wait until ``done(status)`` or the deadline; events wake the wait early where the backend has them."""
+        status = self.status()
+        if done(status):
+            return status  # most verbs return in their target state: no subscription needed
         next_repeat = time.monotonic() + repeat[0] if repeat else None
         has_events = self.connection.supports(Feature.EVENTS)
         sink = EventSink()

@@ -360,13 +360,14 @@ def test_one_verb_on_a_warm_connection_needs_few_requests(
         # A whole verb through the core: state check, the cmdlet, then confirming the target state. The cmdlet's
         # pipeline reads the state it left, which answers the confirmation: two pipelines in all.
         vm.start()
+        conn.watch()  # the event watcher (its own session) stays up: the counts below are the verbs' session's
         connections = loopback_private.connections_opened
         for verb in (vm.pause, vm.resume, vm.stop, vm.start, vm.save, vm.start, vm.reset, vm.stop):
             before = loopback_private.requests_served
             verb()
             assert loopback_private.requests_served - before <= 2 * per_pipeline, verb.__name__
         assert loopback_private.connections_opened == connections, "a warm connection opens no new connection"
-        assert loopback_private.open_shells == 1, "one runspace pool / shell serves every operation"
+        assert loopback_private.open_shells == 2, "one runspace pool / shell serves every verb, one the event watcher"
     finally:
         vm.ensure("stopped", force=True)
         vm.delete()
@@ -396,6 +397,7 @@ def test_capabilities_are_declared(conn: polyvisor.Connection) -> None:
 
     assert HyperVBackend.static_features() == {
         Feature.CREATE,
+        Feature.EVENTS,
         Feature.PAUSE,
         Feature.SAVE,
         Feature.RESET,
@@ -416,7 +418,7 @@ def test_capabilities_are_declared(conn: polyvisor.Connection) -> None:
     }
     assert conn.capabilities.features == HyperVBackend.static_features()
     assert conn.capabilities.backend == "Hyper-V"
-    assert not conn.supports(Feature.EVENTS)  # the core polls
+    assert conn.supports(Feature.EVENTS)  # native: a watcher pipeline (polyvisor_hyperv.events)
 
 
 def test_listing_carries_details_from_one_get_vm(

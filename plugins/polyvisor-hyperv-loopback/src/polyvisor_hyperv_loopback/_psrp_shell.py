@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -73,6 +73,7 @@ class PipelineEngine(Protocol):
         commands: Sequence[CommandSpec],
         input: Sequence[object] = (),
         cancel: threading.Event | None = None,
+        emit: Callable[[object], None] | None = None,
     ) -> InvocationResult: ...
 
 
@@ -333,7 +334,9 @@ class PSRPShell(Shell):
         terminating: PSErrorRecord | None = None
         for statement in _statements(run.commands):
             try:
-                result = self._engine.invoke_pipeline(_command_specs(statement), run.input, run.cancel)
+                result = self._engine.invoke_pipeline(
+                    _command_specs(statement), run.input, run.cancel, lambda value: self._stream(run, value)
+                )
             except Exception as exc:  # The client must see a failed pipeline, not a hang.
                 _log.exception("pipeline failed inside the engine")
                 terminating = PSErrorRecord(
@@ -370,6 +373,13 @@ class PSRPShell(Shell):
                 else:
                     # psrpcore 0.3.1 has no public "fail" for server pipelines.
                     pipeline._change_state(PSInvocationState.Failed, error_record(terminating))
+            self._changed.notify_all()
+
+    def _stream(self, run: _PipelineRun, value: object) -> None:
+        """Send one output object of a running script now (the client receives it while the script runs)."""
+        with self._changed:
+            if not self._closed and run.pipeline.state == PSInvocationState.Running:
+                run.pipeline.write_output(value)
             self._changed.notify_all()
 
     # -- WinRS operations ---------------------------------------------------------------

@@ -6,9 +6,9 @@ import base64
 import binascii
 import io
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TextIO, cast
 from xml.sax.saxutils import escape
 
 from psrpcore.types import PSObject
@@ -53,16 +53,22 @@ class Engine:
         commands: Sequence[CommandSpec],
         input: Sequence[object] = (),
         cancel: threading.Event | None = None,
+        emit: Callable[[object], None] | None = None,
     ) -> InvocationResult:
-        """Run one PSRP pipeline; ``cancel`` (optional) is the client's stop signal."""
+        """Run one PSRP pipeline; ``cancel`` (optional) is the client's stop signal.
+
+        With ``emit``, a script that ends the pipeline writes each output object there as it produces it (a
+        long-running script streams to the client); its objects are then not in the result.
+        """
         session = Session(self.host, cancel)
         data: list[object] | None = list(input) if input else None
         terminating: PSErrorRecord | None = None
         try:
-            for spec in commands:
+            for index, spec in enumerate(commands):
                 if spec.is_script:
                     interpreter = Interpreter(session, self.registry)
-                    data = interpreter.run(spec.name, data)
+                    last = index == len(commands) - 1
+                    data = interpreter.run(spec.name, data, emit if last else None)
                     continue
                 cmdlet = self.registry.get(spec.name)
                 if cmdlet is None:
@@ -93,7 +99,8 @@ class Engine:
             return 1
         session = Session(self.host, cancel)
         out_text = io.StringIO()
-        interpreter = Interpreter(session, self.registry, Console(stdin, out_text))
+        # [Console]::Out writes reach stdout at once, as a real process's do (a long-running script streams).
+        interpreter = Interpreter(session, self.registry, Console(stdin, cast(TextIO, _StdoutText(stdout))))
         code = 0
         terminating: PSErrorRecord | None = None
         output: list[object] = []
@@ -113,6 +120,21 @@ class Engine:
             code = 1
         _write_stderr(stderr, records, session.warnings, clixml)
         return code
+
+
+class _StdoutText(io.TextIOBase):
+    """[Console]::Out of the emulated powershell.exe: text goes to the process's stdout as it is written (UTF-8)."""
+
+    def __init__(self, stdout: BinaryIO) -> None:
+        super().__init__()
+        self._stdout = stdout
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._stdout.write(text.encode("utf-8"))
+        return len(text)
 
 
 def _not_recognized(name: str) -> PSErrorRecord:

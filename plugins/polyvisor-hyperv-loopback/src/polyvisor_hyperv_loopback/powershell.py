@@ -2,7 +2,7 @@
 
 Scripts are parsed with tree-sitter-powershell and walked directly. Supported: statements and pipelines,
 variables, assignment (plain, ``+=``, index ``$h[k] = v``, member ``$o.x = v``), literals, ``@()``, ``@{}``,
-``[ordered]@{}``, ``$(...)``, ``if/elseif/else``, ``foreach``, ``try/catch/finally``, ``throw``, ``exit``,
+``[ordered]@{}``, ``$(...)``, ``if/elseif/else``, ``foreach``, ``while``, ``try/catch/finally``, ``throw``, ``exit``,
 comparison/logical/arithmetic/-f operators, member access and a whitelist of methods and static members, the
 call operator ``&`` with splatting, and the commands of the registry. Anything else raises ``ScriptError``
 (a ParseException or a CommandNotFoundException-style record): nothing is silently skipped. Values read from
@@ -253,6 +253,15 @@ def _unescape(text: str) -> str:
 @dataclass
 class _Flow:
     output: list[object] = field(default_factory=list)
+    #: Where the script's own output goes as it is produced (a long-running script streams); None collects it.
+    emit: Callable[[object], None] | None = None
+
+    def write(self, items: list[object]) -> None:
+        if self.emit is None:
+            self.output.extend(items)
+        else:
+            for item in items:
+                self.emit(item)
 
 
 class Interpreter:
@@ -288,11 +297,20 @@ class Interpreter:
             )
         return root
 
-    def run(self, script: str, pipeline_input: list[object] | None = None) -> list[object]:
-        """Run ``script`` and return what it writes to the output stream."""
+    def run(
+        self,
+        script: str,
+        pipeline_input: list[object] | None = None,
+        emit: Callable[[object], None] | None = None,
+    ) -> list[object]:
+        """Run ``script`` and return what it writes to the output stream.
+
+        With ``emit``, each object the script writes goes there at once instead (PowerShell writes a script's
+        output downstream as each statement produces it), and the list returned is empty.
+        """
         root = self.parse(script)
         self.variables["input"] = list(pipeline_input or [])
-        flow = _Flow()
+        flow = _Flow(emit=emit)
         self._block(root, flow)
         return flow.output
 
@@ -341,11 +359,13 @@ class Interpreter:
         elif kind == "empty_statement":
             return
         elif kind == "pipeline":
-            flow.output.extend(self._pipeline(node))
+            flow.write(self._pipeline(node))
         elif kind == "if_statement":
             self._if(node, flow)
         elif kind == "foreach_statement":
             self._foreach(node, flow)
+        elif kind == "while_statement":
+            self._while(node, flow)
         elif kind == "try_statement":
             self._try(node, flow)
         elif kind == "flow_control_statement":
@@ -377,6 +397,16 @@ class Interpreter:
         body = next(c for c in parts if c.type == "statement_block")
         for item in enumerate_value(self._value(collection)):
             self._set_var(_text(variable)[1:], item)
+            self._block(body, flow)
+
+    def _while(self, node: Node, flow: _Flow) -> None:
+        condition = next(c for c in node.named_children if c.type == "while_condition")
+        body = next(c for c in node.named_children if c.type == "statement_block")
+        while True:
+            # PowerShell checks for a stop request between statements: a stopped pipeline never loops again.
+            self.session.check_stopped()
+            if not is_truthy(self._value(_named(condition)[0])):
+                return
             self._block(body, flow)
 
     def _try(self, node: Node, flow: _Flow) -> None:
@@ -1082,6 +1112,9 @@ class _ReaderWriter:
         if self.which == "out" and low in {"write", "writeline"} and len(args) <= 1:
             text = to_ps_string(args[0]) if args else ""
             self.console.stdout.write(text + ("\r\n" if low == "writeline" else ""))
+            return None
+        if self.which == "out" and low == "flush" and not args:
+            self.console.stdout.flush()
             return None
         raise _unsupported(node, f"the method '{low}' on [Console]::{self.which}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 from psrpcore.types import PSNoteProperty, PSObject, PSType
@@ -60,6 +60,7 @@ class StubEngine:
         commands: Sequence[CommandSpec],
         input: Sequence[object] = (),
         cancel: threading.Event | None = None,
+        emit: Callable[[object], None] | None = None,
     ) -> InvocationResult:
         self.pipelines.append(list(commands))
         first = commands[0]

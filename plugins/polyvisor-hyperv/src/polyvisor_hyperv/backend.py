@@ -29,6 +29,10 @@ never hit the wrong VM. Choices the contract leaves open:
   Deadline (and the ``command_timeout`` option): when it passes, the running pipeline is stopped on the host
   (PSRP) or the command terminated (WinRM shell), and TimeoutError is raised with the VM as Hyper-V has it.
 
+* Events are native (:mod:`~polyvisor_hyperv.events`): one fixed watcher script per connection, a Get-VM loop
+  every 500 ms on a session of its own, streams each change; subscriptions share it, and it stops on the host a
+  moment after the last one is cancelled, or when the connection closes.
+
 This class is a facade: the work is done in :mod:`~polyvisor_hyperv.inventory`, :mod:`~polyvisor_hyperv.lifecycle`,
 :mod:`~polyvisor_hyperv.snapshots`, :mod:`~polyvisor_hyperv.devices` and :mod:`~polyvisor_hyperv.storage`, which
 share one :class:`~polyvisor_hyperv.session.Session` (the transport and the calls every part makes).
@@ -38,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from polyvisor.backend import Backend, Credentials, Deadline
+from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
 from polyvisor.model import (
     DiskSpec,
     Feature,
@@ -54,6 +58,7 @@ from polyvisor.model import (
 )
 from polyvisor.uri import URI
 from polyvisor_hyperv.devices import Devices
+from polyvisor_hyperv.events import Events
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
@@ -107,6 +112,10 @@ class HyperVBackend(Backend):
         self._lifecycle = Lifecycle(session, self._inventory, storage)
         self._snapshots = Snapshots(session, self._lifecycle)
         self._devices = Devices(session, storage)
+        # Native events: a watcher pipeline on a session of its own (see polyvisor_hyperv.events).
+        self._events = Events(
+            self.options, lambda: open_transport(self.options), self._inventory.list_vms, uri.display_host
+        )
 
     def __repr__(self) -> str:
         return f"<HyperVBackend {self.options.endpoint} transport={self.options.transport}>"
@@ -117,6 +126,7 @@ class HyperVBackend(Backend):
         return self._session.host
 
     def close(self) -> None:
+        self._events.close()
         self._session.transport.close()
 
     # -- host and inventory ---------------------------------------------------------------------------------------
@@ -206,3 +216,7 @@ class HyperVBackend(Backend):
 
     def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
         return self._devices.addresses(uuid, sources)
+
+    # -- events ---------------------------------------------------------------------------------------------------
+    def subscribe(self, sink: EventSink) -> Subscription:
+        return self._events.subscribe(sink)

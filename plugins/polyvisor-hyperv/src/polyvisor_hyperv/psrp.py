@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from polyvisor_hyperv.commands import Request, Step, Switch, qualified_name
 from polyvisor_hyperv.errors import ERROR_CATEGORY_NAMES, ErrorRecord
-from polyvisor_hyperv.transport import Limit, Row, SessionLost, Transport, refused_before_running
+from polyvisor_hyperv.transport import Limit, Row, ScriptEnded, SessionLost, Transport, refused_before_running
 
 __all__ = ["PSRPTransport", "plain"]
 
 _INT32 = range(-(2**31), 2**31)
 # The shortest Receive held while waiting on a deadline: fine enough to stop a pipeline within a second of it.
 _SHORTEST_POLL = 0.25
+# How long one Receive of a streaming script is held: output comes back as soon as there is some, and a stop request
+# (or a dead connection) is noticed within this.
+_STREAM_POLL = 0.5
 
 
 class PSRPTransport(Transport):
@@ -103,6 +108,37 @@ class PSRPTransport(Transport):
             record = _record(errors[-1]) if errors else ErrorRecord("the pipeline failed without an error record")
             return [], record
         return [_row(obj) for obj in ps.output], None
+
+    def stream(self, script: str, on_line: Callable[[str], None], stop: threading.Event) -> None:
+        """Run a fixed, long-running script; hand each output object (a line of text) to ``on_line`` as it arrives.
+
+        Return once ``stop`` is set, after stopping the pipeline on the host (PSRP Stop). A script that ends by
+        itself, or a connection that fails, raises (a script's error record as :class:`ScriptEnded`); the pool is
+        then discarded. Meant for a transport of its own: it holds the session for as long as the script runs.
+        """
+        from pypsrp.complex_objects import PSInvocationState
+        from pypsrp.powershell import PowerShell
+
+        with self._lock:
+            try:
+                ps = PowerShell(self._open())
+                ps.add_script(script)
+                ps.begin_invoke()
+                taken = 0
+                while ps.state == PSInvocationState.RUNNING:
+                    if stop.is_set():
+                        ps.stop()
+                        return
+                    ps.poll_invoke(timeout=_STREAM_POLL)  # type: ignore[arg-type]  # a float renders as PT0.5S
+                    for item in ps.output[taken:]:
+                        on_line(str(plain(item)))
+                    taken = len(ps.output)
+            except BaseException:
+                self._discard()
+                raise
+            errors = list(ps.streams.error)
+            self._discard()
+            raise ScriptEnded(_record(errors[-1]) if errors else ErrorRecord("the script ended"))
 
     def _is_open(self) -> bool:
         return self._pool is not None

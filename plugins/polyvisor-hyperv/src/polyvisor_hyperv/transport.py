@@ -35,6 +35,7 @@ from polyvisor_hyperv.options import ConnectionOptions
 __all__ = [
     "Invoker",
     "Limit",
+    "ScriptEnded",
     "SessionLost",
     "Transport",
     "TransportPool",
@@ -46,6 +47,14 @@ __all__ = [
 Row = dict[str, Any]
 # ERROR_WSMAN_INVALID_SELECTORS: the ShellId names no shell, i.e. the host deleted it (idle timeout, restart).
 _SHELL_NOT_FOUND = 2150858843
+
+
+class ScriptEnded(Exception):
+    """A long-running script (a transport's ``stream``) ended on the host by itself, with this error record."""
+
+    def __init__(self, record: ErrorRecord) -> None:
+        super().__init__(record.message)
+        self.record = record
 
 
 class SessionLost(Exception):
@@ -182,6 +191,12 @@ class Transport(abc.ABC):
         if record is not None:
             raise error_from_record(record, doing=doing, host=host, vm=vm)
         return rows
+
+    def stream(self, script: str, on_line: Callable[[str], None], stop: threading.Event) -> None:
+        """Run a fixed, long-running script on this transport's own session, handing each output line to
+        ``on_line`` as it arrives, until ``stop`` is set (then stop it on the host and return). A script that ends
+        by itself raises :class:`ScriptEnded`; a connection failure raises the client library's error."""
+        raise NotImplementedError(f"{type(self).__name__} cannot stream")
 
     def close(self) -> None:
         """Close the session; safe to call twice."""

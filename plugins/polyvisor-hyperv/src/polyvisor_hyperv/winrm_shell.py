@@ -11,7 +11,8 @@ import base64
 import contextlib
 import json
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -20,7 +21,7 @@ from xml.sax.saxutils import unescape
 from polyvisor.errors import BackendError, PolyvisorError
 from polyvisor_hyperv.commands import Request, Switch, qualified_name
 from polyvisor_hyperv.errors import ErrorRecord
-from polyvisor_hyperv.transport import Limit, Row, SessionLost, Transport, refused_before_running
+from polyvisor_hyperv.transport import Limit, Row, ScriptEnded, SessionLost, Transport, refused_before_running
 
 __all__ = ["WinRMShellTransport", "decode_clixml", "encode_request", "powershell_arguments", "runner_script"]
 
@@ -35,6 +36,11 @@ def runner_script() -> str:
     """Return invoke.ps1 without comment lines (they would only lengthen the command line)."""
     text = resources.files("polyvisor_hyperv").joinpath("scripts/invoke.ps1").read_text(encoding="utf-8")
     lines = [line.rstrip() for line in text.splitlines()]
+    return "\n".join(line for line in lines if line.strip() and not line.lstrip().startswith("#"))
+
+
+def _without_comments(script: str) -> str:
+    lines = [line.rstrip() for line in script.splitlines()]
     return "\n".join(line for line in lines if line.strip() and not line.lstrip().startswith("#"))
 
 
@@ -164,6 +170,50 @@ class WinRMShellTransport(Transport):
             self._discard()
             return limit.timed_out(stopped=False)
         return limit.timed_out(stopped=True)
+
+    def stream(self, script: str, on_line: Callable[[str], None], stop: threading.Event) -> None:
+        """Run a fixed, long-running script in powershell.exe; hand each stdout line to ``on_line`` as it arrives.
+
+        Return once ``stop`` is set, after terminating the command (WinRS Terminate, which ends the process). A
+        script that exits by itself, or a connection that fails, raises (an exit as :class:`ScriptEnded`); the
+        shell is then discarded. Meant for a transport of its own: it holds the shell while the script runs.
+        """
+        from winrm.exceptions import WinRMOperationTimeoutError
+
+        encoded = base64.b64encode(_without_comments(script).encode("utf-16-le")).decode("ascii")
+        arguments = ("-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand", encoded)
+        with self._lock:
+            try:
+                protocol, shell_id = self._open()
+                command_id = protocol.run_command(shell_id, "powershell.exe", arguments)
+                pending, stderr = b"", b""
+                configured = protocol.operation_timeout_sec
+                while True:
+                    if stop.is_set():
+                        # Terminate ends powershell.exe; the shell is closed with the transport.
+                        with contextlib.suppress(Exception):
+                            protocol.cleanup_command(shell_id, command_id)
+                        return
+                    # pywinrm writes OperationTimeout in whole seconds: one second is the shortest Receive.
+                    protocol.operation_timeout_sec = 1
+                    try:
+                        out, err, code, done = protocol.get_command_output_raw(shell_id, command_id)
+                    except WinRMOperationTimeoutError:
+                        continue
+                    finally:
+                        protocol.operation_timeout_sec = configured
+                    pending += out
+                    stderr += err
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            on_line(line.decode("utf-8", errors="replace").strip())
+                    if done:
+                        detail = stderr.decode("utf-8", errors="replace").strip()[:2000]
+                        raise ScriptEnded(ErrorRecord(f"powershell.exe exited with code {code}: {detail}"))
+            except BaseException:
+                self._discard()
+                raise
 
     def _is_open(self) -> bool:
         return self._protocol is not None and self._shell_id is not None

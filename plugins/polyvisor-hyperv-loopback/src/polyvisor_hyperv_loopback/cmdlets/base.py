@@ -69,6 +69,27 @@ class Session:
     errors: list[PSErrorRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def check_stopped(self) -> None:
+        """Raise the PipelineStoppedException record if the client stopped the pipeline."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise PipelineStopped(STOPPED)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when the client stops the pipeline (then raise as :meth:`check_stopped`)."""
+        if self.cancel is None:
+            threading.Event().wait(seconds)
+        elif self.cancel.wait(seconds):
+            raise PipelineStopped(STOPPED)
+
+
+STOPPED = PSErrorRecord(
+    message="The pipeline has been stopped.",
+    category="OperationStopped",
+    fully_qualified_error_id="PipelineStopped",
+    exception_type="System.Management.Automation.PipelineStoppedException",
+)
+"""What a stopped pipeline reports (as Stop-VM blocked on a guest reports it in :mod:`.hyperv`)."""
+
 
 @dataclass
 class CommandContext:

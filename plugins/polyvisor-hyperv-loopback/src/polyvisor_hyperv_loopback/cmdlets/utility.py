@@ -86,6 +86,14 @@ def _out_null(ctx: CommandContext, args: dict[str, object]) -> None:
     return None
 
 
+def _start_sleep(ctx: CommandContext, args: dict[str, object]) -> None:
+    # Microsoft.PowerShell.Utility\Start-Sleep (5.1; PowerShell-Docs reference/5.1/.../Start-Sleep.md): -Seconds
+    # (Int32, position 0) or -Milliseconds (Int32; -m by prefix); a stopped pipeline ends the sleep at once.
+    seconds = args.get("Seconds", 0)
+    milliseconds = args.get("Milliseconds", 1000 * int(seconds))  # type: ignore[call-overload]
+    ctx.session.sleep(max(int(milliseconds), 0) / 1000)  # type: ignore[call-overload]
+
+
 _INPUT = Param("InputObject", "object", pipeline=True)
 
 CMDLETS = (
@@ -120,4 +128,11 @@ CMDLETS = (
         collect_input=True,
     ),
     Cmdlet("Out-Null", f"{UTIL}.OutNullCommand", (_INPUT,), _out_null, collect_input=True),
+    Cmdlet(
+        "Start-Sleep",
+        f"{UTIL}.StartSleepCommand",
+        (Param("Seconds", "int", position=0), Param("Milliseconds", "int")),
+        _start_sleep,
+        aliases=("sleep",),
+    ),
 )
