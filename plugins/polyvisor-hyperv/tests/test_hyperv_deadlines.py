@@ -29,7 +29,6 @@ def test_shutdown_ignored_by_the_guest_times_out_and_the_connection_stays_usable
     vm = conn.create({"name": vm_name, "labels": IGNORE_SHUTDOWN})
     try:
         vm.start()
-        conn.watch()  # the event watcher (its own session) stays up: the counts below are the verbs' session's
         connections, shells = loopback_private.connections_opened, loopback_private.open_shells
         started = time.monotonic()
         with pytest.raises(TimeoutError) as info:
