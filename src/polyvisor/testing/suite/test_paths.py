@@ -12,7 +12,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from polyvisor import VM, Feature, PowerState
+import pytest
+
+from polyvisor import VM, Feature, PolyvisorError, PowerState
 from polyvisor.transitions import VERBS
 
 VMFactory = Callable[..., VM]
@@ -99,8 +101,11 @@ def test_every_verb_from_every_way_of_reaching_its_state(polyvisor_vm_factory: V
     previous = CREATED
     for step, edge in enumerate(walk, 1):
         assert vm.state() is edge.source, f"step {step}: expected {edge.source.value} before {edge}"
-        status = getattr(vm, edge.verb)(timeout=120)
         where = f"step {step} of {len(walk)}: {edge} after {previous}"
+        try:
+            status = getattr(vm, edge.verb)(timeout=120)
+        except PolyvisorError as error:
+            pytest.fail(f"{where} raised {type(error).__name__}: {error}")
         assert status.state is edge.target, f"{where} returned {status}"
         assert vm.state() is edge.target, f"{where}: the hypervisor reports {vm.status()}"
         previous = edge
