@@ -366,7 +366,7 @@ def test_one_verb_on_a_warm_connection_needs_few_requests(
             verb()
             assert loopback_private.requests_served - before <= 2 * per_pipeline, verb.__name__
         assert loopback_private.connections_opened == connections, "a warm connection opens no new connection"
-        assert loopback_private.open_shells == 1, "one runspace pool / shell serves every verb (none subscribes to events)"
+        assert loopback_private.open_shells == 1, "one pool / shell serves every verb (none subscribes to events)"
     finally:
         vm.ensure("stopped", force=True)
         vm.delete()
