@@ -255,3 +255,25 @@ def test_the_same_quickstart_script_runs_on_the_loopback_hyperv_host(tmp_path: P
         output = _run_quickstart(uri, POLYVISOR_PASSWORD=password)
     _assert_walked(output)
     assert password not in output
+
+
+def test_every_test_the_hyperv_fidelity_ledger_names_exists() -> None:
+    """Each row of the ledger names the tests that pin it; a renamed or deleted test must not leave it dangling."""
+    root = Path(__file__).resolve().parents[1]
+    ledger = (root / "docs" / "hyperv-fidelity.md").read_text(encoding="utf-8")
+    rows = [line for line in ledger.splitlines() if line.startswith("| ") and not line.startswith("|---")]
+    named = 0
+    missing = []
+    for row in rows[1:]:
+        pinned = row.strip().strip("|").split(" | ")[-1]
+        current = None
+        for match in re.finditer(r"((?:plugins|tests)/[\w./-]+\.py)?::(\w+)", pinned):
+            path, name = match.group(1), match.group(2)
+            current = path or current
+            assert current is not None, f"a test without its file in: {row[:80]}"
+            source = root / current
+            named += 1
+            if not source.exists() or not re.search(rf"def {name}\b", source.read_text(encoding="utf-8")):
+                missing.append(f"{current}::{name}")
+    assert named > 60, "the ledger names the tests that pin its rows"
+    assert missing == []
