@@ -350,6 +350,8 @@ class LibvirtBackend(Backend):
         ``storage=True`` deletes the volumes polyvisor created for this VM (recorded in its metadata) and never
         a disk given as ``image=``: those belong to whoever brought them.
         """
+        self._booted.pop(uuid, None)  # per-VM bookkeeping must not outlive the VM on a long-lived connection
+        self._shutdowns.pop(uuid, None)
         dom = self._session.domain(uuid)
         definition = self._session.definition(dom, fresh=True)
         volumes: list[libvirt.virStorageVol] = []
