@@ -833,6 +833,7 @@ class VM:
         delay = _FIRST_POLL
         try:
             while True:
+                # Read again even on the first round: the state may have changed before the subscription began.
                 status = self.status()
                 if done(status):
                     return status
