@@ -838,6 +838,7 @@ class VM:
                 if done(status):
                     return status
                 remaining = deadline.remaining()
+                log.debug("waiting %s: %s, %.2f s left", what, status.state.value, remaining)
                 if remaining <= 0:
                     raise TimeoutError(
                         f"timed out after {deadline.timeout:g}s waiting {what}; it is {status}. The VM was left "

@@ -288,6 +288,9 @@ class LibvirtBackend(Backend):
             request = _ShutdownRequest(dom, flags, instance)
             self._shutdowns[uuid] = request
             error = request.send(min(deadline.remaining(), _SHUTDOWN_ACCEPT_WAIT))
+            log.debug(
+                "shutdown request (%s) to %s: %s", mode.value, dom.name(), "in flight" if request.in_flight else error
+            )
             if error is not None:
                 if not dom.isActive():
                     return  # it stopped between the core's state check and this (repeated) request

@@ -9,6 +9,7 @@ running; a power-off must still stop it.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,14 @@ SHUTDOWN_TIMEOUT = 2.0
 SHUTDOWN_BOUND = SHUTDOWN_TIMEOUT + 1.0
 
 
+def timeline(records: list[logging.LogRecord]) -> str:
+    """The captured log as lines of seconds since its first record, to show where a slow verb spent its time."""
+    if not records:
+        return "(no log records)"
+    first = records[0].created
+    return "\n".join(f"{record.created - first:7.3f} {record.name}: {record.getMessage()}" for record in records)
+
+
 def load_stubborn_spec(image: GuestImage) -> dict[str, Any]:
     """The spec the build script wrote for ``image``'s architecture (fails under CI=true when missing)."""
     path = GUEST_ROOT / image.arch / "conformance-stubborn-spec.json"
@@ -71,6 +80,7 @@ def test_stubborn_guest_ignores_a_graceful_shutdown_until_it_is_powered_off(
     stubborn_spec: dict[str, Any],
     mode: ShutdownMode,
     record_property: Recorder,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     spec = {**stubborn_spec, "name": f"{guests.prefix}stubborn"}
     # The heartbeat shows the guest itself keeps running, not only that the domain is not shut off.
