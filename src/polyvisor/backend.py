@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 from polyvisor.errors import PolyvisorError, TimeoutError, UnsupportedError
 from polyvisor.model import (
+    AddressAnswer,
     DiskSpec,
     Event,
     EventKind,
@@ -204,6 +205,8 @@ METHOD_FEATURES: Mapping[Feature, tuple[str, ...]] = MappingProxyType(
         Feature.NIC_ATTACH: ("attach_nic", "detach_nic"),
         Feature.GUEST_ADDRESSES: ("addresses",),
         Feature.CONSOLE: ("console_output",),
+        Feature.RECONFIGURE: ("reconfigure",),
+        Feature.DISK_RESIZE: ("resize_disk",),
     }
 )
 """Features a backend declares by overriding these methods (all of them)."""
@@ -223,6 +226,13 @@ OPTION_FEATURES: Mapping[Feature, Feature | None] = MappingProxyType(
         Feature.SNAPSHOT_DESCRIPTION: Feature.SNAPSHOTS,
         Feature.DISK_HOTPLUG: Feature.DISK_ATTACH,
         Feature.NIC_HOTPLUG: Feature.NIC_ATTACH,
+        Feature.DISK_CLONE_LINKED: Feature.CREATE,
+        Feature.DISK_CLONE_COPY: Feature.CREATE,
+        Feature.CLOUD_INIT: Feature.CREATE,
+        Feature.DYNAMIC_MEMORY: Feature.CREATE,
+        Feature.MEMORY_BUFFER: Feature.DYNAMIC_MEMORY,
+        Feature.RECONFIGURE_LIVE_CPUS: Feature.RECONFIGURE,
+        Feature.RECONFIGURE_LIVE_MEMORY: Feature.RECONFIGURE,
     }
 )
 """Features that are options of other calls, each with the feature it builds on (or None).
@@ -386,9 +396,44 @@ class Backend(abc.ABC):
         """Detach the NIC with this MAC address."""
         raise UnsupportedError("detaching NICs is not supported", feature=Feature.NIC_ATTACH)
 
+    address_sources: ClassVar[tuple[str, ...]] = ()
+    """The address sources this backend knows, in the order :meth:`polyvisor.VM.wait_for_address` asks them by default
+    (libvirt: ``agent``, ``lease``, ``arp``; Hyper-V: ``kvp``)."""
+
     def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
         """Return guest addresses, trying sources in order."""
         raise UnsupportedError("guest addresses are not supported", feature=Feature.GUEST_ADDRESSES)
+
+    def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
+        """Ask each source in turn and say what it answered: addresses, or why there were none.
+
+        The default asks :meth:`addresses` one source at a time and reports an error's message as the detail;
+        override it to explain better ("agent not connected", "no lease for 52:54:00:..").
+        """
+        answers = []
+        for source in sources:
+            try:
+                found = tuple(self.addresses(uuid, (source,)))
+            except PolyvisorError as error:
+                answers.append(AddressAnswer(source, (), error.message))
+                continue
+            answers.append(AddressAnswer(source, found, "" if found else "no addresses yet"))
+        return answers
+
+    def reconfigure(
+        self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline
+    ) -> None:
+        """Change CPUs and/or memory: in the stored definition (``live=False``, VM stopped) or on the running VM
+        (``live=True``, within the maximum it started with).
+
+        Raise :class:`~polyvisor.errors.ValidationError` for values the VM cannot take (above a maximum, below a
+        dynamic-memory minimum), naming the limit.
+        """
+        raise UnsupportedError("reconfiguring CPUs and memory is not supported", feature=Feature.RECONFIGURE)
+
+    def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
+        """Grow the disk with this target name to ``size_mib``; a smaller size raises ValidationError (never shrink)."""
+        raise UnsupportedError("resizing disks is not supported", feature=Feature.DISK_RESIZE)
 
     def console_output(self, uuid: str) -> str:
         """Return what the guest wrote to its serial console so far."""

@@ -17,15 +17,19 @@ from types import MappingProxyType
 from typing import Any
 
 from polyvisor.errors import UnsupportedError, ValidationError
+from polyvisor.provisioning.nocloud import CloudInit
 
 __all__ = [
+    "AddressAnswer",
     "Architecture",
     "BootDevice",
     "Capabilities",
+    "CloneMode",
     "DetailsNotLoaded",
     "DiskBus",
     "DiskFormat",
     "DiskSpec",
+    "DynamicMemory",
     "Event",
     "EventKind",
     "Feature",
@@ -124,6 +128,24 @@ class Feature(enum.StrEnum):
     ACCELERATOR_CHOICE = "accelerator-choice"
     ARCHITECTURE_CHOICE = "architecture-choice"
     READONLY_DISK = "readonly-disk"
+    DISK_CLONE_LINKED = "disk-clone-linked"
+    """A new disk can be a linked clone of a base image (a qcow2 overlay, a differencing VHD)."""
+    DISK_CLONE_COPY = "disk-clone-copy"
+    """A new disk can be a full, independent copy of a base image."""
+    DISK_RESIZE = "disk-resize"
+    """A VM's disk can be grown (:meth:`polyvisor.VM.resize_disk`)."""
+    CLOUD_INIT = "cloud-init"
+    """A spec's ``cloud_init`` is attached as a NoCloud seed CD-ROM and deleted with the VM."""
+    RECONFIGURE = "reconfigure"
+    """CPUs and memory of a stopped VM can be changed (:meth:`polyvisor.VM.reconfigure`)."""
+    RECONFIGURE_LIVE_CPUS = "reconfigure-live-cpus"
+    """The CPU count of a running VM can change (within the maximum it was started with)."""
+    RECONFIGURE_LIVE_MEMORY = "reconfigure-live-memory"
+    """The memory of a running VM can change (a balloon or dynamic memory, within its maximum)."""
+    DYNAMIC_MEMORY = "dynamic-memory"
+    """A spec may give ``dynamic_memory`` (minimum and maximum around the startup memory)."""
+    MEMORY_BUFFER = "memory-buffer"
+    """``dynamic_memory.buffer_percent`` is honoured (Hyper-V's memory buffer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +189,15 @@ class DiskFormat(enum.StrEnum):
     RAW = "raw"
     VHDX = "vhdx"
     VHD = "vhd"
+
+
+class CloneMode(enum.StrEnum):
+    """How a new disk is made from a base image (``DiskSpec(image=..., clone=...)``)."""
+
+    LINKED = "linked"
+    """A thin overlay whose backing file is the base: qcow2 backing store, Hyper-V differencing VHD."""
+    COPY = "copy"
+    """A full, independent copy of the base."""
 
 
 class DiskBus(enum.StrEnum):
@@ -271,7 +302,7 @@ def validate_labels(labels: object, field_name: str = "labels") -> Mapping[str, 
     return MappingProxyType(dict(sorted(clean.items())))
 
 
-def _positive_int(value: object, field_name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+def validate_int(value: object, field_name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(field_name, f"must be an integer, got {type(value).__name__}")
     if value < minimum:
@@ -300,7 +331,11 @@ def _path(value: object, field_name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DiskSpec:
-    """A disk: a new one of ``size_mib`` or an existing ``image``."""
+    """A disk: a new empty one of ``size_mib``, an existing ``image`` attached as it is, or a new disk cloned
+    from a base ``image`` (``clone="linked"`` or ``"copy"``, optionally grown to ``size_mib``).
+
+    A clone never writes to its base, and deleting the VM with ``storage=True`` removes the clone, never the base.
+    """
 
     size_mib: int | None = None
     image: str | None = None
@@ -308,12 +343,23 @@ class DiskSpec:
     bus: DiskBus = DiskBus.VIRTIO
     pool: str | None = None
     readonly: bool = False
+    clone: CloneMode | None = None
 
     def __post_init__(self) -> None:
-        if (self.size_mib is None) == (self.image is None):
-            raise _fail("disk", "give exactly one of size_mib (a new disk) or image (an existing file)")
+        if self.clone is not None:
+            object.__setattr__(self, "clone", _enum(CloneMode, self.clone, "disk.clone"))
+            if self.image is None:
+                raise _fail("disk.clone", "needs image, the base image to clone from")
+            if self.readonly:
+                raise _fail("disk.readonly", "a clone is a new writable disk; drop readonly or clone")
+        elif (self.size_mib is None) == (self.image is None):
+            raise _fail(
+                "disk",
+                "give exactly one of size_mib (a new disk) or image (an existing file); to make a new disk from "
+                "an image add clone='linked' or clone='copy' (size_mib then grows it)",
+            )
         if self.size_mib is not None:
-            _positive_int(self.size_mib, "disk.size_mib", maximum=64 * 1024 * 1024)
+            validate_int(self.size_mib, "disk.size_mib", maximum=64 * 1024 * 1024)
         if self.image is not None:
             object.__setattr__(self, "image", _path(self.image, "disk.image"))
         if self.disk_format is not None:
@@ -372,6 +418,38 @@ class KernelBoot:
 
 
 @dataclass(frozen=True, slots=True)
+class DynamicMemory:
+    """Memory that may change while the VM runs, between ``minimum_mib`` and ``maximum_mib``.
+
+    The VM starts with the spec's ``memory_mib``, which must lie between the two. On Hyper-V this is dynamic memory
+    (``Set-VMMemory -DynamicMemoryEnabled``), where ``buffer_percent`` is the memory Hyper-V keeps in reserve; on
+    libvirt the maximum is the domain's memory and the balloon sets the current size (libvirt has no buffer, so
+    ``buffer_percent`` needs the ``memory-buffer`` capability).
+    """
+
+    minimum_mib: int
+    maximum_mib: int
+    buffer_percent: int | None = None
+
+    def __post_init__(self) -> None:
+        validate_int(self.minimum_mib, "dynamic_memory.minimum_mib", minimum=16, maximum=64 * 1024 * 1024)
+        validate_int(self.maximum_mib, "dynamic_memory.maximum_mib", minimum=16, maximum=64 * 1024 * 1024)
+        if self.minimum_mib > self.maximum_mib:
+            raise _fail(
+                "dynamic_memory",
+                f"minimum_mib ({self.minimum_mib}) is above maximum_mib ({self.maximum_mib}); swap them",
+            )
+        if self.buffer_percent is not None:
+            validate_int(self.buffer_percent, "dynamic_memory.buffer_percent", minimum=5, maximum=2000)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DynamicMemory:
+        """Build from plain data (a TOML/JSON table)."""
+        value: DynamicMemory = _from_dict(cls, data, "dynamic_memory")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
 class VMSpec:
     """Everything needed to create a VM. Validated on construction."""
 
@@ -390,11 +468,16 @@ class VMSpec:
     kernel: KernelBoot | None = None
     accelerator: str | None = None
     """``"kvm"``, ``"tcg"`` (libvirt) or None for the backend's own choice (capability ``accelerator-choice``)."""
+    cloud_init: CloudInit | None = None
+    """First-boot data, attached as a NoCloud seed CD-ROM (capability ``cloud-init``); a table without
+    ``instance_id`` gets the VM's name."""
+    dynamic_memory: DynamicMemory | None = None
+    """Memory that may change while the VM runs (capability ``dynamic-memory``)."""
 
     def __post_init__(self) -> None:
         validate_name(self.name)
-        _positive_int(self.cpus, "cpus", maximum=1024)
-        _positive_int(self.memory_mib, "memory_mib", minimum=16, maximum=64 * 1024 * 1024)
+        validate_int(self.cpus, "cpus", maximum=1024)
+        validate_int(self.memory_mib, "memory_mib", minimum=16, maximum=64 * 1024 * 1024)
         object.__setattr__(self, "firmware", _enum(Firmware, self.firmware, "firmware"))
         if not isinstance(self.secure_boot, bool):
             raise _fail("secure_boot", "must be true or false")
@@ -419,6 +502,25 @@ class VMSpec:
             raise _fail("kernel", "must be a KernelBoot or a table with kernel/initrd/cmdline")
         if self.accelerator is not None and self.accelerator not in ("kvm", "tcg"):
             raise _fail("accelerator", f"{self.accelerator!r} is not 'kvm' or 'tcg'")
+        cloud_init: object = self.cloud_init
+        if isinstance(cloud_init, Mapping):
+            table = {"instance_id": self.name, **cloud_init}
+            object.__setattr__(self, "cloud_init", _from_dict(CloudInit, table, "cloud_init"))
+        elif cloud_init is not None and not isinstance(cloud_init, CloudInit):
+            raise _fail("cloud_init", "must be a polyvisor.provisioning.CloudInit or a table of its fields")
+        memory: object = self.dynamic_memory
+        if isinstance(memory, Mapping):
+            object.__setattr__(self, "dynamic_memory", _from_dict(DynamicMemory, memory, "dynamic_memory"))
+        elif memory is not None and not isinstance(memory, DynamicMemory):
+            raise _fail("dynamic_memory", "must be a DynamicMemory or a table with minimum_mib and maximum_mib")
+        if self.dynamic_memory is not None:
+            low, high = self.dynamic_memory.minimum_mib, self.dynamic_memory.maximum_mib
+            if not low <= self.memory_mib <= high:
+                raise _fail(
+                    "memory_mib",
+                    f"{self.memory_mib} MiB (the startup memory) is outside dynamic_memory's "
+                    f"{low}-{high} MiB; raise maximum_mib or lower memory_mib",
+                )
 
     @staticmethod
     def _items(items: object, kind: type[Any], field_name: str) -> tuple[Any, ...]:
@@ -471,6 +573,9 @@ class VMDetails:
     labels: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    dynamic_memory: DynamicMemory | None = None
+    """Minimum and maximum (and Hyper-V's buffer) when the memory may change while the VM runs; ``memory_mib`` is
+    then the memory the VM has now (the balloon's size, Hyper-V's assigned memory) or its startup memory when off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -632,6 +737,19 @@ class GuestAddress:
     address: str
     prefix: int | None
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddressAnswer:
+    """What one address source answered when asked for a guest's addresses.
+
+    ``detail`` says why ``addresses`` is empty ("agent not connected", "no lease for 52:54:00:..") or is empty
+    when addresses were found.
+    """
+
+    source: str
+    addresses: tuple[GuestAddress, ...] = ()
+    detail: str = ""
 
 
 class EventKind(enum.StrEnum):

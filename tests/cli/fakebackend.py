@@ -131,7 +131,9 @@ class FakeBackend(Backend):
     """
 
     name = "fake"
-    option_features = frozenset(OPTION_FEATURES)
+    option_features = frozenset(
+        feature for feature, base in OPTION_FEATURES.items() if base is not Feature.RECONFIGURE
+    )  # the fake changes no CPUs or memory
 
     def __init__(self, hv: FakeHypervisor, uri: URI, credentials: Credentials) -> None:
         self.hv = hv
