@@ -285,7 +285,9 @@ class LibvirtBackend(Backend):
                 # The core repeats requests for lost ACPI presses; the agent still holds the last one (libvirt
                 # answers an agent shutdown only once the guest is off), so a repeat could only queue behind it.
                 return
-            request = _ShutdownRequest(dom, flags, instance)
+            # libvirt holds an agent request until the guest is off: send it on a connection of its own.
+            target = self._session.side_domain(uuid) if flags == libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT else dom
+            request = _ShutdownRequest(target, flags, instance)
             self._shutdowns[uuid] = request
             error = request.send(min(deadline.remaining(), _SHUTDOWN_ACCEPT_WAIT))
             log.debug(
