@@ -28,6 +28,7 @@ from polyvisor.errors import (
     UnsupportedError,
     ValidationError,
 )
+from polyvisor.fleet import Fleet, FleetResult, FleetVM, HostResult, Placement, Selection
 from polyvisor.model import (
     Architecture,
     BootDevice,
@@ -54,7 +55,6 @@ from polyvisor.model import (
     VMSpec,
     VMStatus,
 )
-from polyvisor.fleet import Fleet, FleetResult, FleetVM, HostResult, Placement, Selection
 from polyvisor.plugins import Plugins
 from polyvisor.plugins import default_plugins as _default_plugins
 from polyvisor.uri import URI
@@ -87,8 +87,8 @@ __all__ = [
     "FleetResult",
     "FleetVM",
     "GuestAddress",
-    "HostResult",
     "HostInfo",
+    "HostResult",
     "InvalidStateError",
     "KernelBoot",
     "NetworkInfo",
