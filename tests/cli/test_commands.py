@@ -329,7 +329,8 @@ def test_host_shows_facts_capabilities_and_networks(run: Run) -> None:
     assert "default  yes     nat" in text
     data = as_json(run("--json", "host"))
     assert list(data) == ["uri", "backend", "host", "capabilities", "networks"]
-    assert list(data["host"]) == ["hostname", "hypervisor", "hypervisor_version", "cpus", "memory_mib", "arch", "extra"]
+    keys = ["hostname", "hypervisor", "hypervisor_version", "cpus", "memory_mib", "arch", "extra", "free_memory_mib"]
+    assert list(data["host"]) == keys
     assert data["host"]["extra"] == {"rack": "r1"}
     assert data["networks"] == [
         {"name": "default", "active": True, "kind": "nat", "uuid": "00000000-0000-0000-0000-000000000001"}
