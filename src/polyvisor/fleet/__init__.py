@@ -1,8 +1,8 @@
 """Many hosts at once: pooled connections, bounded fan-out, per-host results, selections and placement.
 
-:class:`Fleet` runs each call on every host in a bounded thread pool; one host that is dead or hanging costs the
-others nothing beyond its own timeout. The result types, :class:`Selection` and :func:`choose_host` hold no
-threads, so an asyncio fleet shares them.
+:class:`~polyvisor.Fleet` runs each call on every host in a bounded thread pool; one host that is dead or
+hanging costs the others nothing beyond its own timeout. The result types, :class:`~polyvisor.Selection` and
+:func:`choose_host` hold no threads, so an asyncio fleet shares them.
 """
 
 from __future__ import annotations

@@ -360,7 +360,10 @@ class Fleet:
         placement: Placement | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> FleetVM:
-        """Create the VM on the fitting host with the most free memory; :class:`PlacementError` says why none fits."""
+        """Create the VM on the fitting host with the most free memory.
+
+        Raise :class:`~polyvisor.errors.PlacementError`, saying host by host why, when none fits.
+        """
         if not isinstance(spec, VMSpec):
             spec = VMSpec.from_dict(spec)
         placement = placement or Placement()
