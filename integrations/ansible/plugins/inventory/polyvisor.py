@@ -10,9 +10,9 @@ short_description: VMs on every hypervisor of a polyvisor fleet (libvirt/KVM, Hy
 version_added: "0.1.0"
 description:
   - Lists the VMs of each hypervisor named in the polyvisor config file (or given inline), asking every host at
-    once.
-  - Puts each VM in the groups C(host_<connection>), C(backend_<backend>), C(state_<power state>) and
-    C(label_<key>_<value>) (characters other than letters, digits and C(_) become C(_)).
+    once through C(polyvisor.Fleet).
+  - Puts each VM in the groups C(host_<connection>), C(backend_<backend>) (C(backend_libvirt), C(backend_hyperv)),
+    C(state_<power state>) and C(label_<key>_<value>); characters other than letters, digits and C(_) become C(_).
   - Sets C(polyvisor_state), C(polyvisor_host), C(polyvisor_uuid), C(polyvisor_labels), C(polyvisor_addresses)
     (for running VMs on hosts that report guest addresses) and C(ansible_host) when an address is known.
   - A host that cannot be reached is skipped with a warning naming its error; the other hosts are still listed.
@@ -37,8 +37,8 @@ options:
     type: path
   group:
     description:
-      - Which hosts of the config file to list. V(all) lists every connection; any other name selects the
-        connections listed under that name in the config file's C([groups]) table (C(lab = ["kvm1", "hv01"])).
+      - Which hosts of the config file to list - V(all) (every connection), a group of its C([groups]) table
+        (C(lab = ["kvm1", "hv01"]), groups may nest), or one connection's name.
     type: str
     default: all
   connections:
@@ -72,6 +72,12 @@ options:
     description: How many hosts are asked at once.
     type: int
     default: 8
+  timeout:
+    description:
+      - Seconds each host may take to answer (a connection's own C(timeout) in the config file wins); a host that
+        does not answer in time is skipped with a warning.
+    type: float
+    default: 30
 """
 
 EXAMPLES = r"""
@@ -95,10 +101,8 @@ keyed_groups:
 
 import ipaddress
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,12 +131,10 @@ def safe_group(*parts: str) -> str:
 
 @dataclass
 class Listing:
-    """One host's answer: its VMs as host variables, or the error that kept it from answering."""
+    """What one host said: its backend's name and its VMs as host variables."""
 
-    connection: str
+    backend: str
     vms: list[dict[str, Any]] = field(default_factory=list)
-    backend: str = ""
-    error: str | None = None
 
 
 def pick_ansible_host(addresses: Sequence[Mapping[str, Any]]) -> str | None:
@@ -149,18 +151,12 @@ def pick_ansible_host(addresses: Sequence[Mapping[str, Any]]) -> str | None:
     return str(usable[0]) if usable else None
 
 
-def list_host(entry: polyvisor_config.NamedConnection, discover_addresses: bool) -> Listing:
-    """Ask one host for its VMs; any polyvisor error becomes the listing's error."""
-    listing = Listing(entry.name)
-    try:
-        with polyvisor.connect(polyvisor.URI.parse(entry.uri), **entry.credentials()) as conn:
-            listing.backend = conn.capabilities.backend
-            addresses_known = discover_addresses and conn.supports(polyvisor.Feature.GUEST_ADDRESSES)
-            for info in conn.list(details=True):
-                listing.vms.append(_vm_vars(conn, info, addresses_known))
-    except polyvisor.PolyvisorError as error:
-        listing.error = str(error)
-        listing.vms = []
+def list_host(conn: polyvisor.Connection, discover_addresses: bool) -> Listing:
+    """Ask one host for its VMs, and the running ones for their addresses where the host can tell them."""
+    listing = Listing(conn.capabilities.backend)
+    addresses_known = discover_addresses and conn.supports(polyvisor.Feature.GUEST_ADDRESSES)
+    for info in conn.list(details=True):
+        listing.vms.append(_vm_vars(conn, info, addresses_known))
     return listing
 
 
@@ -211,54 +207,34 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
                 f"the polyvisor inventory needs the polyvisor Python library on the controller: {IMPORT_ERROR}"
             )
         self._read_config_data(path)
+        discover = bool(self.get_option("discover_addresses"))
         try:
-            entries = self._connections()
+            with self._fleet() as fleet:
+                answers = fleet.map(lambda conn: list_host(conn, discover))
         except polyvisor.PolyvisorError as error:
             raise AnsibleParserError(f"polyvisor inventory {path}: {error}") from None
-        if not entries:
+        if not answers:
             display.warning(f"polyvisor inventory {path}: no connections to list")
-            return
-        workers = max(1, min(int(self.get_option("max_workers")), len(entries)))
-        discover = bool(self.get_option("discover_addresses"))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="polyvisor-inventory") as pool:
-            listings = list(pool.map(lambda entry: list_host(entry, discover), entries))
-        for listing in listings:
-            if listing.error is not None:
-                display.warning(f"polyvisor: host {listing.connection} skipped: {listing.error}")
-        self._populate(listings)
+        for host, error in answers.errors.items():
+            display.warning(f"polyvisor: host {host} skipped: {error}")
+        self._populate(answers.values)
 
-    def _connections(self) -> list[polyvisor_config.NamedConnection]:
+    def _fleet(self) -> polyvisor.Fleet:
+        workers = max(1, int(self.get_option("max_workers")))
+        timeout = float(self.get_option("timeout"))
         inline = self.get_option("connections")
         if inline:
-            return [self._inline(raw) for raw in inline]
+            entries = [self._inline(raw) for raw in inline]
+            return polyvisor.Fleet({entry.name: entry for entry in entries}, max_concurrency=workers, timeout=timeout)
         path_option = self.get_option("config")
-        path = Path(path_option) if path_option else polyvisor_config.config_path()
-        if path_option and not path.exists():
-            raise polyvisor.ValidationError(f"config file {path} does not exist", field="config")
-        _default, named = polyvisor_config.load_config(path)
-        group = self.get_option("group")
-        if group == "all":
-            return list(named.values())
-        members = self._group_members(path, group)
-        unknown = sorted(set(members) - set(named))
-        if unknown:
-            raise polyvisor.ValidationError(
-                f"group {group!r} names connection(s) {', '.join(unknown)} that {path} does not define",
-                field="group",
-            )
-        return [named[name] for name in members]
-
-    @staticmethod
-    def _group_members(path: Path, group: str) -> list[str]:
-        with open(path, "rb") as file:
-            groups = tomllib.load(file).get("groups", {})
-        members = groups.get(group) if isinstance(groups, dict) else None
-        if not isinstance(members, list) or not all(isinstance(name, str) for name in members):
-            known = ", ".join(sorted(groups)) if isinstance(groups, dict) else ""
-            raise polyvisor.NotFoundError(
-                f"{path} has no group {group!r} (a [groups] entry listing connection names; known: {known or 'none'})"
-            )
-        return members
+        if path_option and not Path(path_option).exists():
+            raise polyvisor.ValidationError(f"config file {path_option} does not exist", field="config")
+        return polyvisor.Fleet.from_config(
+            self.get_option("group"),
+            path=Path(path_option) if path_option else None,
+            max_concurrency=workers,
+            timeout=timeout,
+        )
 
     @staticmethod
     def _inline(raw: Mapping[str, Any]) -> polyvisor_config.NamedConnection:
@@ -274,29 +250,29 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
             options=dict(raw.get("options") or {}),
         )
 
-    def _populate(self, listings: list[Listing]) -> None:
-        names = Counter(vm["polyvisor_name"] for listing in listings for vm in listing.vms)
+    def _populate(self, listings: Mapping[str, Listing]) -> None:
+        names = Counter(vm["polyvisor_name"] for listing in listings.values() for vm in listing.vms)
         strict = bool(self.get_option("strict"))
-        for listing in listings:
-            if listing.error is not None:
-                continue
-            host_group = self.inventory.add_group(safe_group("host", listing.connection))
-            backend_group = self.inventory.add_group(safe_group("backend", listing.backend)) if listing.vms else None
+        for host, listing in listings.items():
+            host_group = safe_group("host", host)
+            self.inventory.add_group(host_group)
+            # "Hyper-V" -> backend_hyperv: the group names the backend as a word, the variable keeps its spelling.
+            backend_group = safe_group("backend", re.sub(r"[^a-z0-9]", "", listing.backend.lower()))
             for variables in listing.vms:
                 name = variables["polyvisor_name"]
-                hostname = name if names[name] == 1 else f"{name}@{listing.connection}"
-                variables = {**variables, "polyvisor_host": listing.connection, "polyvisor_backend": listing.backend}
+                hostname = name if names[name] == 1 else f"{name}@{host}"
+                variables = {**variables, "polyvisor_host": host, "polyvisor_backend": listing.backend}
                 address = pick_ansible_host(variables["polyvisor_addresses"])
                 if address is not None:
                     variables["ansible_host"] = address
-                self.inventory.add_host(hostname, group=host_group)
-                if backend_group is not None:
-                    self.inventory.add_host(hostname, group=backend_group)
-                state_group = self.inventory.add_group(safe_group("state", variables["polyvisor_state"]))
-                self.inventory.add_host(hostname, group=state_group)
-                for key, value in sorted(variables["polyvisor_labels"].items()):
-                    label_group = self.inventory.add_group(safe_group("label", key, value))
-                    self.inventory.add_host(hostname, group=label_group)
+                for group in (
+                    host_group,
+                    backend_group,
+                    safe_group("state", variables["polyvisor_state"]),
+                    *(safe_group("label", key, value) for key, value in sorted(variables["polyvisor_labels"].items())),
+                ):
+                    self.inventory.add_group(group)
+                    self.inventory.add_host(hostname, group=group)
                 for key, value in variables.items():
                     self.inventory.set_variable(hostname, key, value)
                 self._set_composite_vars(self.get_option("compose"), variables, hostname, strict=strict)
