@@ -215,8 +215,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
             raise AnsibleParserError(f"polyvisor inventory {path}: {error}") from None
         if not answers:
             display.warning(f"polyvisor inventory {path}: no connections to list")
-        for host, error in answers.errors.items():
-            display.warning(f"polyvisor: host {host} skipped: {error}")
+        for host, failure in answers.errors.items():
+            display.warning(f"polyvisor: host {host} skipped: {failure}")
         self._populate(answers.values)
 
     def _fleet(self) -> polyvisor.Fleet:
