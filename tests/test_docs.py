@@ -111,7 +111,18 @@ def _hookspecs() -> Iterator[tuple[str, inspect.Signature]]:
 
 
 def test_the_docs_build_without_warnings(built: Path) -> None:
-    for page in ("index", "quickstart", "uris", "contract", "errors", "api", "writing-a-backend", "libvirt", "hyperv"):
+    for page in (
+        "index",
+        "quickstart",
+        "uris",
+        "contract",
+        "errors",
+        "api",
+        "writing-a-backend",
+        "libvirt",
+        "hyperv",
+        "ansible",
+    ):
         assert (built / f"{page}.html").is_file(), f"{page}.md was not built"
 
 

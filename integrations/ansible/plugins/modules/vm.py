@@ -1,0 +1,384 @@
+#!/usr/bin/python
+# Copyright (c) polyvisor developers
+# MIT License (see the polyvisor repository's LICENSE)
+"""Module: one VM's existence, power state, labels and snapshot, on any hypervisor polyvisor drives."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vm
+short_description: Create, power, label, snapshot and delete a VM on libvirt/KVM or Hyper-V
+version_added: "0.1.0"
+description:
+  - Brings one VM to a desired state through the polyvisor library, with the same meaning on every hypervisor
+    polyvisor drives (libvirt/KVM/QEMU, Hyper-V).
+  - Creates the VM from O(spec) when it does not exist, then sets its labels, then brings it to O(state) with
+    polyvisor's C(ensure()) (which plans the steps from whatever state the VM is in), then takes or deletes the
+    O(snapshot).
+  - Idempotent. Check mode predicts the outcome without acting; diff mode shows the state, labels and snapshot
+    names before and after.
+requirements:
+  - polyvisor (Python library) with the backend of the hypervisor (polyvisor-libvirt, polyvisor-hyperv) on the
+    managed node
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  uri:
+    description:
+      - The hypervisor's polyvisor URI, such as C(qemu:///system) or C(hyperv://Administrator@hv01.example.com/).
+      - Without O(uri) and O(connection), polyvisor's default applies (C($POLYVISOR_URI), or the config file's
+        C(default)).
+    type: str
+  connection:
+    description: A connection named in the polyvisor config file (see O(config)).
+    type: str
+  config:
+    description: The polyvisor config file that names connections (sets C($POLYVISOR_CONFIG) for this task).
+    type: path
+  username:
+    description: User name, when the URI or named connection does not carry one.
+    type: str
+  password:
+    description: Password (Hyper-V); never shown in output or logs.
+    type: str
+  ca_path:
+    description: PEM file with the CA that signed the hypervisor's certificate (Hyper-V over HTTPS).
+    type: path
+  validate_certs:
+    description: Verify the hypervisor's TLS certificate. Turn off only for test setups.
+    type: bool
+    default: true
+  name:
+    description: The VM's name.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) makes sure the VM exists and leaves its power state alone; V(absent) deletes it, after a
+        graceful shutdown (or a power-off with O(force)) if it runs.
+      - V(running), V(stopped), V(paused) and V(saved) are reached with polyvisor's C(ensure()).
+    type: str
+    choices: [present, running, stopped, paused, saved, absent]
+    default: present
+  force:
+    description:
+      - Allow lossy shortcuts - power off instead of a graceful shutdown, discard saved memory, delete a VM with its
+        saved memory.
+    type: bool
+    default: false
+  spec:
+    description:
+      - How to create the VM when it does not exist (polyvisor's VM spec - C(cpus), C(memory_mib), C(disks),
+        C(nics), C(labels), ...). Its C(name) defaults to O(name) and must match it. Ignored when the VM exists.
+    type: dict
+  delete_storage:
+    description: With O(state=absent), delete the VM's disks too.
+    type: bool
+    default: false
+  labels:
+    description: Labels (string keys and values) to set on the VM; others are kept unless O(purge_labels).
+    type: dict
+  purge_labels:
+    description: Remove every label not in O(labels).
+    type: bool
+    default: false
+  snapshot:
+    description: A snapshot (a checkpoint on Hyper-V) to take or delete, after the power state is reached.
+    type: dict
+    suboptions:
+      name:
+        description: The snapshot's name.
+        type: str
+        required: true
+      state:
+        description: Whether the snapshot should exist. An existing snapshot is never taken again.
+        type: str
+        choices: [present, absent]
+        default: present
+      memory:
+        description: Keep the running memory too (needs a running or paused VM).
+        type: bool
+        default: false
+  timeout:
+    description: Seconds each step (create, power change, snapshot, delete) may take.
+    type: float
+    default: 120
+"""
+
+EXAMPLES = r"""
+- name: A small VM on the local libvirtd, running, labelled, with a snapshot
+  polyvisor.hypervisors.vm:
+    uri: qemu:///system
+    name: web1
+    state: running
+    spec:
+      cpus: 2
+      memory_mib: 1024
+      disks:
+        - size_mib: 10240
+    labels:
+      role: web
+    snapshot:
+      name: installed
+
+- name: The same on Hyper-V, password from a vault variable
+  polyvisor.hypervisors.vm:
+    uri: hyperv://Administrator@hv01.example.com/
+    password: "{{ hv01_password }}"
+    ca_path: /etc/ssl/hv01-ca.pem
+    name: web1
+    state: running
+    spec:
+      memory_mib: 1024
+
+- name: Gone, disks included, powered off first if need be
+  polyvisor.hypervisors.vm:
+    connection: hv01
+    name: web1
+    state: absent
+    force: true
+    delete_storage: true
+"""
+
+RETURN = r"""
+vm:
+  description: The VM after the task (predicted in check mode); C(state) is V(absent) once deleted.
+  returned: always
+  type: dict
+  contains:
+    uuid:
+      description: The VM's UUID (null when it does not exist, or is only predicted to).
+      type: str
+      sample: 5d1e3b0a-3c4f-4b8e-9d59-0c6a7b1f2e11
+    name:
+      description: The VM's name.
+      type: str
+      sample: web1
+    state:
+      description: polyvisor's power state (running, stopped, paused, saved, ...), or V(absent).
+      type: str
+      sample: running
+    labels:
+      description: The VM's labels.
+      type: dict
+      sample: {role: web}
+    snapshots:
+      description: The names of the VM's snapshots.
+      type: list
+      elements: str
+      sample: [installed]
+error_type:
+  description: The class of polyvisor error that failed the task (C(NotFoundError), C(InvalidStateError), ...).
+  returned: failure
+  type: str
+  sample: InvalidStateError
+"""
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    import polyvisor
+except ImportError as error:  # reported by main() with an install hint
+    IMPORT_ERROR: str | None = str(error)
+else:
+    IMPORT_ERROR = None
+
+ABSENT = "absent"
+POWER_STATES = ("running", "stopped", "paused", "saved")
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "uri": {"type": "str"},
+    "connection": {"type": "str"},
+    "config": {"type": "path"},
+    "username": {"type": "str"},
+    "password": {"type": "str", "no_log": True},
+    "ca_path": {"type": "path"},
+    "validate_certs": {"type": "bool", "default": True},
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", *POWER_STATES, ABSENT]},
+    "force": {"type": "bool", "default": False},
+    "spec": {"type": "dict"},
+    "delete_storage": {"type": "bool", "default": False},
+    "labels": {"type": "dict"},
+    "purge_labels": {"type": "bool", "default": False},
+    "snapshot": {
+        "type": "dict",
+        "options": {
+            "name": {"type": "str", "required": True},
+            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+            "memory": {"type": "bool", "default": False},
+        },
+    },
+    "timeout": {"type": "float", "default": 120.0},
+}
+
+
+class TaskError(Exception):
+    """A problem with the task's arguments, reported as the task's message."""
+
+
+def connect_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the keyword arguments for ``polyvisor.connect()`` that the task sets (none it leaves out)."""
+    kwargs: dict[str, Any] = {}
+    for key in ("username", "password", "ca_path"):
+        if params[key] is not None:
+            kwargs[key] = params[key]
+    if not params["validate_certs"]:
+        kwargs["verify"] = False
+    return kwargs
+
+
+def clean_labels(labels: Mapping[str, Any] | None) -> dict[str, str]:
+    """Return the task's labels as strings; numbers are written out, anything else is refused."""
+    out: dict[str, str] = {}
+    for key, value in (labels or {}).items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise TaskError(f"label {key!r} must be a string, got {type(value).__name__}; quote it in YAML")
+        out[str(key)] = str(value)
+    return out
+
+
+def facts(vm: polyvisor.VM) -> dict[str, Any]:
+    """Return what the task reports and diffs about an existing VM, read afresh."""
+    info = vm.info()
+    snapshots = []
+    if vm.connection.supports(polyvisor.Feature.SNAPSHOTS):
+        snapshots = sorted(snapshot.name for snapshot in vm.snapshots())
+    return {
+        "uuid": info.uuid,
+        "name": info.name,
+        "state": info.state.value,
+        "labels": dict(info.labels),
+        "snapshots": snapshots,
+    }
+
+
+def wanted_labels(current: Mapping[str, str], labels: dict[str, str] | None, purge: bool) -> dict[str, str]:
+    """Return the labels the VM should end with."""
+    if labels is None:
+        return dict(current) if not purge else {}
+    return dict(labels) if purge else {**current, **labels}
+
+
+def predict(before: dict[str, Any] | None, params: Mapping[str, Any], labels: dict[str, str] | None) -> dict[str, Any]:
+    """Return the VM's facts as the task would leave them (check mode's answer)."""
+    name = params["name"]
+    if params["state"] == ABSENT:
+        return {"uuid": None, "name": name, "state": ABSENT, "labels": {}, "snapshots": []}
+    if before is None:
+        spec_labels = clean_labels(create_spec(params).get("labels"))
+        after = {"uuid": None, "name": name, "state": "stopped", "labels": spec_labels, "snapshots": []}
+    else:
+        after = {**before, "labels": dict(before["labels"]), "snapshots": list(before["snapshots"])}
+    after["labels"] = wanted_labels(after["labels"], labels, params["purge_labels"])
+    if params["state"] in POWER_STATES:
+        after["state"] = params["state"]
+    snapshot = params["snapshot"]
+    if snapshot is not None:
+        names = set(after["snapshots"])
+        if snapshot["state"] == "present":
+            names.add(snapshot["name"])
+        else:
+            names.discard(snapshot["name"])
+        after["snapshots"] = sorted(names)
+    return after
+
+
+def create_spec(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the create spec: the task's ``spec`` with the VM's name."""
+    if params["spec"] is None:
+        raise TaskError(
+            f"VM {params['name']!r} does not exist and the task has no spec to create it from; "
+            "add spec (at least {memory_mib: ...}) or create it first"
+        )
+    spec = dict(params["spec"])
+    if spec.setdefault("name", params["name"]) != params["name"]:
+        raise TaskError(f"spec.name {spec['name']!r} differs from name {params['name']!r}; drop spec.name")
+    return spec
+
+
+def apply(conn: polyvisor.Connection, params: Mapping[str, Any], labels: dict[str, str] | None) -> None:
+    """Make the changes the task asks for, each one only when it is needed."""
+    name, state, timeout, force = params["name"], params["state"], params["timeout"], params["force"]
+    if state == ABSENT:
+        if conn.exists(name):
+            vm = conn.vm(name)
+            if not (force and vm.state() is polyvisor.PowerState.SAVED):  # delete(force=True) drops saved memory
+                vm.ensure("stopped", force=force, timeout=timeout)
+            vm.delete(storage=params["delete_storage"], force=force, timeout=timeout)
+        return
+    vm = conn.vm(name) if conn.exists(name) else conn.create(create_spec(params), timeout=timeout)
+    if labels is not None or params["purge_labels"]:
+        current = dict(vm.labels())
+        target = wanted_labels(current, labels, params["purge_labels"])
+        if target != current:
+            vm.set_labels(target)
+    if state in POWER_STATES:
+        vm.ensure(state, force=force, timeout=timeout)
+    snapshot = params["snapshot"]
+    if snapshot is not None:
+        exists = snapshot["name"] in vm.snapshots()
+        if snapshot["state"] == "present" and not exists:
+            vm.snapshot(snapshot["name"], memory=snapshot["memory"], timeout=timeout)
+        elif snapshot["state"] == "absent" and exists:
+            vm.delete_snapshot(snapshot["name"], timeout=timeout)
+
+
+def run(module: AnsibleModule) -> dict[str, Any]:
+    """Do the task; return its result (``changed``, ``vm`` and, in diff mode, ``diff``)."""
+    params = module.params
+    if params["config"]:
+        os.environ["POLYVISOR_CONFIG"] = params["config"]  # this process runs one task: nothing else reads it
+    labels = clean_labels(params["labels"]) if params["labels"] is not None else None
+    target = params["uri"] or params["connection"]
+    with polyvisor.connect(target, **connect_kwargs(params)) as conn:
+        before = facts(conn.vm(params["name"])) if conn.exists(params["name"]) else None
+        if module.check_mode:
+            after = predict(before, params, labels)
+        else:
+            apply(conn, params, labels)
+            exists = conn.exists(params["name"])
+            after = facts(conn.vm(params["name"])) if exists else predict(None, {**params, "state": ABSENT}, None)
+    shown_before = _shown(before)
+    shown_after = _shown(after if after["state"] != ABSENT else None)
+    result: dict[str, Any] = {"changed": shown_before != shown_after, "vm": after}
+    if module._diff:
+        result["diff"] = {"before": shown_before, "after": shown_after}
+    return result
+
+
+def _shown(vm: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The part of a VM's facts that diff mode shows and ``changed`` compares."""
+    if vm is None:
+        return {"state": ABSENT}
+    return {"state": vm["state"], "labels": dict(vm["labels"]), "snapshots": list(vm["snapshots"])}
+
+
+def main() -> None:
+    """Entry point: parse the task's arguments, run it, report."""
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=[("uri", "connection")],
+        supports_check_mode=True,
+    )
+    if IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib("polyvisor"), exception=IMPORT_ERROR)
+    try:
+        result = run(module)
+    except TaskError as error:
+        module.fail_json(msg=str(error))
+    except polyvisor.PolyvisorError as error:
+        # polyvisor's messages name the host and VM but never a secret.
+        module.fail_json(msg=str(error), error_type=type(error).__name__)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
