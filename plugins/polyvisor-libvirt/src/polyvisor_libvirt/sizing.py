@@ -90,13 +90,15 @@ class Sizing:
             doing, host=self._session.host, vm=definition.name, state=self._session.state_of(dom)
         ):
             if live:
-                flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
+                # The running domain first, then its definition (some drivers refuse both flags in one call).
+                scopes = [libvirt.VIR_DOMAIN_AFFECT_LIVE]
                 if dom.isPersistent():
-                    flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
-                if cpus is not None and cpus != definition.cpus:
-                    dom.setVcpusFlags(cpus, flags)
-                if memory_mib is not None:
-                    dom.setMemoryFlags(memory_mib * 1024, flags)
+                    scopes.append(libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+                for scope in scopes:
+                    if cpus is not None and cpus != definition.cpus:
+                        dom.setVcpusFlags(cpus, scope)
+                    if memory_mib is not None:
+                        dom.setMemoryFlags(memory_mib * 1024, scope)
             else:
                 xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
                 new = redefine_size(xml, cpus=cpus, memory_mib=memory_mib, minimum_mib=definition.memory_minimum_mib)
