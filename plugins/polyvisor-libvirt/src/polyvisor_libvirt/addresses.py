@@ -99,6 +99,8 @@ class Addresses:
                 raise error  # the connection or the VM is gone: not an answer, a failure
         if source == "agent":
             return agent_detail(code, message)
+        if source == "arp":
+            return f"cannot read the host's ARP table ({message})"  # e.g. netlink refused inside a container
         return message
 
     def _empty_detail(self, source: str, definition: Definition) -> str:

@@ -43,6 +43,7 @@ __all__ = [
     "snapshot_wants_memory",
     "snapshot_xml",
     "to_text",
+    "vcpus_element",
 ]
 
 LABELS_NS = "https://polyvisor.dev/xmlns/labels/1"
@@ -144,6 +145,8 @@ class DomainPlan:
     """``<currentMemory>``: the balloon's size at start, when below ``memory_mib``."""
     memory_minimum_mib: int | None = None
     """A dynamic-memory minimum, kept in polyvisor's metadata and enforced by :meth:`reconfigure`."""
+    hotpluggable_cpus: bool = False
+    """List each vCPU in ``<vcpus>``, every one but the first hot-pluggable (QEMU unplugs only those)."""
 
 
 def disk_element(disk: DiskDevice) -> ET.Element:
@@ -167,6 +170,21 @@ def nic_element(nic: NicDevice) -> ET.Element:
         _sub(element, "mac", address=nic.mac)
     _sub(element, "source", network=nic.network)
     _sub(element, "model", type=nic.model)
+    return element
+
+
+def vcpus_element(current: int, maximum: int) -> ET.Element:
+    """``<vcpus>``: vCPU 0 fixed, the others hot-pluggable (QEMU can unplug only vCPUs libvirt marks so), the first
+    ``current`` enabled."""
+    element = ET.Element("vcpus")
+    for index in range(maximum):
+        _sub(
+            element,
+            "vcpu",
+            id=str(index),
+            enabled="yes" if index < current else "no",
+            hotpluggable="no" if index == 0 else "yes",
+        )
     return element
 
 
@@ -234,10 +252,13 @@ def build_domain(plan: DomainPlan) -> str:
     _sub(domain, "memory", str(plan.memory_mib * 1024), unit="KiB")
     current = plan.current_memory_mib if plan.current_memory_mib is not None else plan.memory_mib
     _sub(domain, "currentMemory", str(current * 1024), unit="KiB")
-    if plan.max_cpus is not None and plan.max_cpus > plan.cpus:
-        _sub(domain, "vcpu", str(plan.max_cpus), current=str(plan.cpus))
+    maximum = max(plan.max_cpus or plan.cpus, plan.cpus)
+    if maximum > plan.cpus:
+        _sub(domain, "vcpu", str(maximum), current=str(plan.cpus))
     else:
         _sub(domain, "vcpu", str(plan.cpus))
+    if plan.hotpluggable_cpus and maximum > 1:
+        domain.append(vcpus_element(plan.cpus, maximum))
 
     os_attrs = {"firmware": "efi"} if plan.uefi else {}
     os_element = _sub(domain, "os", **os_attrs)

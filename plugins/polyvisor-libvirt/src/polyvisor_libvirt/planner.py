@@ -148,6 +148,7 @@ def plan_domain(
         memory_mib=memory.maximum_mib if memory is not None else spec.memory_mib,
         current_memory_mib=spec.memory_mib,
         memory_minimum_mib=memory.minimum_mib if memory is not None else None,
+        hotpluggable_cpus=qemu,
         machine=machine,
         disks=tuple(disks),
         nics=nics,

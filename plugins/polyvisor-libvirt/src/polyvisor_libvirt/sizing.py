@@ -39,6 +39,14 @@ def redefine_size(xml: str, *, cpus: int | None, memory_mib: int | None, minimum
             vcpu = ET.SubElement(root, "vcpu")
         vcpu.text = str(cpus)
         vcpu.attrib.pop("current", None)
+        listed = root.find("vcpus")
+        position = list(root).index(vcpu) + 1
+        if listed is not None:  # libvirt wants one entry per vCPU
+            position = list(root).index(listed)
+            root.remove(listed)
+        if cpus > 1 and (listed is not None or root.get("type") in ("qemu", "kvm")):
+            # QEMU unplugs only vCPUs marked hot-pluggable (see domainxml.vcpus_element).
+            root.insert(position, domainxml.vcpus_element(cpus, cpus))
         topology = root.find("cpu/topology")
         if topology is not None:
             per_socket = 1
@@ -95,7 +103,7 @@ class Sizing:
                 if dom.isPersistent():
                     scopes.append(libvirt.VIR_DOMAIN_AFFECT_CONFIG)
                 for scope in scopes:
-                    if cpus is not None and cpus != definition.cpus:
+                    if cpus is not None:
                         dom.setVcpusFlags(cpus, scope)
                     if memory_mib is not None:
                         dom.setMemoryFlags(memory_mib * 1024, scope)
