@@ -29,6 +29,7 @@ from polyvisor.errors import (
     ValidationError,
 )
 from polyvisor.model import (
+    AddressAnswer,
     DiskSpec,
     Feature,
     GuestAddress,
@@ -44,11 +45,14 @@ from polyvisor.model import (
 )
 from polyvisor.uri import URI
 from polyvisor_libvirt import domainxml, planner
+from polyvisor_libvirt.addresses import Addresses
 from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.domainxml import Definition, DomainPlan
+from polyvisor_libvirt.images import Images
 from polyvisor_libvirt.inventory import Inventory
 from polyvisor_libvirt.probe import kvm_usable, probe_connection, read_host_caps
 from polyvisor_libvirt.session import Session
+from polyvisor_libvirt.sizing import Sizing
 from polyvisor_libvirt.snapshots import Snapshots
 
 __all__ = ["LibvirtBackend"]
@@ -84,8 +88,15 @@ class LibvirtBackend(Backend):
             Feature.SNAPSHOT_DESCRIPTION,
             Feature.DISK_HOTPLUG,
             Feature.NIC_HOTPLUG,
+            Feature.DISK_CLONE_LINKED,
+            Feature.DISK_CLONE_COPY,
+            Feature.CLOUD_INIT,
+            Feature.DYNAMIC_MEMORY,
+            Feature.RECONFIGURE_LIVE_CPUS,
+            Feature.RECONFIGURE_LIVE_MEMORY,
         }
     )
+    address_sources: ClassVar[tuple[str, ...]] = ("agent", "lease", "arp")
 
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         unknown = sorted(set(credentials.options) - _KNOWN_OPTIONS)
@@ -100,6 +111,9 @@ class LibvirtBackend(Backend):
         self._session = Session(uri, credentials)
         self._snapshots = Snapshots(self._session)
         self._devices = Devices(self._session)
+        self._images = Images(self._session)
+        self._sizing = Sizing(self._session)
+        self._addresses = Addresses(self._session)
         self._inventory = Inventory(self._session)
         # The running instance (domain ID) each agent shutdown request went to.
         self._shutdowns: dict[str, _ShutdownRequest] = {}
@@ -143,6 +157,8 @@ class LibvirtBackend(Backend):
                 features.discard(Feature.SHUTDOWN_AGENT)
             if not definition.serial_logs:
                 features.discard(Feature.CONSOLE)
+            if not definition.balloon:
+                features.discard(Feature.RECONFIGURE_LIVE_MEMORY)  # <memballoon model='none'/>
             disks = [disk for disk in definition.disks if disk.device == "disk"]
             if any(disk.format != "qcow2" for disk in disks) or definition.uefi:
                 # Internal snapshots (the only revertible kind here) need qcow2 disks and no pflash NVRAM.
@@ -207,7 +223,7 @@ class LibvirtBackend(Backend):
         created: list[libvirt.virStorageVol] = []
         dom: libvirt.virDomain | None = None
         try:
-            plan = self._plan(spec, created)
+            plan = self._plan(spec, created, deadline)
             xml = domainxml.build_domain(plan)
             deadline.check("creating the VM", host=self.host, vm=spec.name)
             with self._session.errors("defining the VM", host=self.host, vm=spec.name):
@@ -225,17 +241,25 @@ class LibvirtBackend(Backend):
                 log.warning("could not undefine the half-created VM %r on %s", name, self.host)
         self._devices.delete_volumes(volumes, name)
 
-    def _plan(self, spec: VMSpec, created: list[libvirt.virStorageVol]) -> DomainPlan:
-        """Resolve what needs the host (volumes are made here, in ``created``), then plan with the planner."""
+    def _plan(self, spec: VMSpec, created: list[libvirt.virStorageVol], deadline: Deadline) -> DomainPlan:
+        """Resolve what needs the host (volumes, clones and the seed are made here, in ``created``), then plan."""
         guest = planner.choose_guest(self._host_caps, spec, host=self.host)
         domain_type = planner.choose_domain_type(
             spec, guest, driver=self.uri.driver, kvm_usable=lambda: self._kvm_ok(guest.arch), host=self.host
         )
         new_uuid = str(uuid_module.uuid4())
-        sources = [
-            self._devices.disk_source(disk, f"{new_uuid}-disk{index}", spec.name, created)
-            for index, disk in enumerate(spec.disks)
-        ]
+        sources = []
+        for index, disk in enumerate(spec.disks):
+            stem = f"{new_uuid}-disk{index}"
+            if disk.clone is None:
+                sources.append(self._devices.disk_source(disk, stem, spec.name, created))
+                continue
+            pool = self._devices.pool(disk.pool, spec.name)
+            sources.append(self._images.clone(disk, pool, stem, spec.name, created, deadline))
+        seed = None
+        if spec.cloud_init is not None:
+            pool = self._devices.pool(next((disk.pool for disk in spec.disks if disk.pool), None), spec.name)
+            seed = self._images.seed(spec.cloud_init, pool, new_uuid, spec.name, created, deadline)
         if spec.cdrom is not None:
             self._devices.require_file(spec.cdrom, spec.name, "CD-ROM image")
         networks = [self._devices.network_name(nic, spec.name) for nic in spec.nics]
@@ -248,6 +272,7 @@ class LibvirtBackend(Backend):
             is_local=self.uri.is_local,
             disk_sources=sources,
             networks=networks,
+            seed=seed,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
@@ -476,9 +501,24 @@ class LibvirtBackend(Backend):
         """interfaceAddresses from each source in order; the first that answers with addresses wins."""
         return self._inventory.addresses(uuid, sources)
 
+    def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
+        """Each source's addresses, or why it has none ("agent not connected", "no lease for 52:54:00:..")."""
+        return self._addresses.answers(uuid, sources)
+
     def console_output(self, uuid: str) -> str:
         """The serial log file of a local domain."""
         return self._inventory.console_output(uuid)
+
+    # -- sizes ---------------------------------------------------------------------------------------------------
+    def reconfigure(
+        self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline
+    ) -> None:
+        """Redefine a stopped domain's vCPUs/memory, or hot-plug vCPUs and move the balloon of a running one."""
+        self._sizing.reconfigure(uuid, cpus=cpus, memory_mib=memory_mib, live=live, deadline=deadline)
+
+    def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
+        """Grow a disk: the pool volume (stopped) or blockResize (running); never shrink."""
+        self._sizing.resize_disk(uuid, target, size_mib, deadline)
 
 
 def _version(number: int) -> str:

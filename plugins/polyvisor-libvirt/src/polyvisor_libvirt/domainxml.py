@@ -2,8 +2,10 @@
 
 Labels live in ``<metadata>`` under :data:`LABELS_NS` as ``<label key="..." value="..."/>``: keys and values are
 attributes, so newlines, tabs and carriage returns survive (XML escapes them as character references). The volumes
-polyvisor created for a VM are recorded under :data:`STORAGE_NS`, so ``delete(storage=True)`` removes those and
-never an image the user brought.
+polyvisor created for a VM are recorded under :data:`STORAGE_NS` (new disks, clones of base images, cloud-init
+seeds), so ``delete(storage=True)`` removes those and never an image the user brought or a clone's base. A dynamic
+memory minimum (libvirt has none of its own: ``<memory>`` is the maximum, ``<currentMemory>`` the balloon's size) is
+recorded under :data:`MEMORY_NS`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from polyvisor.model import BootDevice, DiskBus, KernelBoot
 __all__ = [
     "LABELS_NS",
     "LABELS_PREFIX",
+    "MEMORY_NS",
+    "MEMORY_PREFIX",
     "SNAPSHOT_NS",
     "SNAPSHOT_PREFIX",
     "STORAGE_NS",
@@ -29,6 +33,7 @@ __all__ = [
     "build_domain",
     "disk_element",
     "labels_xml",
+    "memory_xml",
     "nic_element",
     "owned_xml",
     "parse_definition",
@@ -38,6 +43,7 @@ __all__ = [
     "snapshot_wants_memory",
     "snapshot_xml",
     "to_text",
+    "vcpus_element",
 ]
 
 LABELS_NS = "https://polyvisor.dev/xmlns/labels/1"
@@ -47,11 +53,15 @@ SNAPSHOT_NS = "https://polyvisor.dev/xmlns/snapshot/1"
 """A marker the domain carries while a snapshot is taken, so the snapshot's own copy of the domain records it."""
 SNAPSHOT_PREFIX = "pvsnap"
 STORAGE_PREFIX = "polyvisor-storage"
+MEMORY_NS = "https://polyvisor.dev/xmlns/memory/1"
+"""Where a dynamic-memory minimum is kept (``<dynamic minimum-mib="..."/>``)."""
+MEMORY_PREFIX = "polyvisor-memory"
 
 # Readable prefixes in the XML libvirt stores; libvirt keys metadata by namespace URI, not by prefix.
 ET.register_namespace(LABELS_PREFIX, LABELS_NS)
 ET.register_namespace(STORAGE_PREFIX, STORAGE_NS)
 ET.register_namespace(SNAPSHOT_PREFIX, SNAPSHOT_NS)
+ET.register_namespace(MEMORY_PREFIX, MEMORY_NS)
 
 _BOOT_DEV = {BootDevice.DISK: "hd", BootDevice.CDROM: "cdrom", BootDevice.NETWORK: "network"}
 _TARGET_PREFIX = {DiskBus.VIRTIO: "vd", DiskBus.SCSI: "sd", DiskBus.SATA: "sd", DiskBus.IDE: "hd"}
@@ -112,6 +122,7 @@ class DomainPlan:
     arch: str | None
     cpus: int
     memory_mib: int
+    """The maximum memory (``<memory>``); the VM starts with ``current_memory_mib`` when that is set."""
     machine: str | None = None
     disks: tuple[DiskDevice, ...] = ()
     nics: tuple[NicDevice, ...] = ()
@@ -128,6 +139,14 @@ class DomainPlan:
     cpu_model: str | None = None
     hotplug_ports: int = 0
     """Spare PCIe root ports (q35): each hot-plugged PCIe device needs a free one."""
+    max_cpus: int | None = None
+    """The vCPU maximum (``<vcpu>``) when above ``cpus`` (then ``<vcpu current=cpus>``)."""
+    current_memory_mib: int | None = None
+    """``<currentMemory>``: the balloon's size at start, when below ``memory_mib``."""
+    memory_minimum_mib: int | None = None
+    """A dynamic-memory minimum, kept in polyvisor's metadata and enforced by :meth:`reconfigure`."""
+    hotpluggable_cpus: bool = False
+    """List each vCPU in ``<vcpus>``, every one but the first hot-pluggable (QEMU unplugs only those)."""
 
 
 def disk_element(disk: DiskDevice) -> ET.Element:
@@ -154,12 +173,32 @@ def nic_element(nic: NicDevice) -> ET.Element:
     return element
 
 
+def vcpus_element(current: int, maximum: int) -> ET.Element:
+    """``<vcpus>``: vCPU 0 fixed, the others hot-pluggable (QEMU can unplug only vCPUs libvirt marks so), the first
+    ``current`` enabled."""
+    element = ET.Element("vcpus")
+    for index in range(maximum):
+        _sub(
+            element,
+            "vcpu",
+            id=str(index),
+            enabled="yes" if index < current else "no",
+            hotpluggable="no" if index == 0 else "yes",
+        )
+    return element
+
+
 def labels_xml(labels: Mapping[str, str]) -> str:
     """Return the labels metadata element (libvirt puts it in :data:`LABELS_NS`)."""
     root = ET.Element("labels")
     for key, value in sorted(labels.items()):
         _sub(root, "label", key=key, value=value)
     return to_text(root)
+
+
+def memory_xml(minimum_mib: int) -> str:
+    """Return the memory metadata element recording a dynamic-memory minimum (libvirt puts it in :data:`MEMORY_NS`)."""
+    return to_text(ET.Element("dynamic", {"minimum-mib": str(minimum_mib)}))
 
 
 def owned_xml(paths: Sequence[str]) -> str:
@@ -208,10 +247,18 @@ def build_domain(plan: DomainPlan) -> str:
         volumes = _sub(metadata, f"{{{STORAGE_NS}}}volumes")
         for path in plan.owned_volumes:
             _sub(volumes, f"{{{STORAGE_NS}}}volume", path=path)
-    memory_kib = str(plan.memory_mib * 1024)
-    _sub(domain, "memory", memory_kib, unit="KiB")
-    _sub(domain, "currentMemory", memory_kib, unit="KiB")
-    _sub(domain, "vcpu", str(plan.cpus))
+    if plan.memory_minimum_mib is not None:
+        _sub(metadata, f"{{{MEMORY_NS}}}dynamic", **{"minimum-mib": str(plan.memory_minimum_mib)})
+    _sub(domain, "memory", str(plan.memory_mib * 1024), unit="KiB")
+    current = plan.current_memory_mib if plan.current_memory_mib is not None else plan.memory_mib
+    _sub(domain, "currentMemory", str(current * 1024), unit="KiB")
+    maximum = max(plan.max_cpus or plan.cpus, plan.cpus)
+    if maximum > plan.cpus:
+        _sub(domain, "vcpu", str(maximum), current=str(plan.cpus))
+    else:
+        _sub(domain, "vcpu", str(plan.cpus))
+    if plan.hotpluggable_cpus and maximum > 1:
+        domain.append(vcpus_element(plan.cpus, maximum))
 
     os_attrs = {"firmware": "efi"} if plan.uefi else {}
     os_element = _sub(domain, "os", **os_attrs)
@@ -301,7 +348,9 @@ class Definition:
     uuid: str
     domain_type: str
     cpus: int
+    """vCPUs at start (``<vcpu current=...>``, else the maximum)."""
     memory_mib: int
+    """The maximum memory (``<memory>``)."""
     arch: str | None
     description: str
     labels: Mapping[str, str]
@@ -311,6 +360,14 @@ class Definition:
     serial_logs: tuple[str, ...]
     guest_agent: bool
     uefi: bool
+    max_cpus: int = 0
+    """The vCPU maximum (``<vcpu>``'s text)."""
+    current_memory_mib: int = 0
+    """``<currentMemory>``: in a running domain's XML, the balloon's size as libvirt last learnt it."""
+    memory_minimum_mib: int | None = None
+    """The dynamic-memory minimum polyvisor recorded, if any."""
+    balloon: bool = True
+    """Whether a memory balloon is defined (libvirt adds one unless ``<memballoon model='none'/>``)."""
 
 
 def _int(text: str | None, default: int = 0) -> int:
@@ -340,6 +397,14 @@ def parse_definition(xml: str) -> Definition:
     metadata = root.find("metadata")
     labels_el = metadata.find(f"{{{LABELS_NS}}}labels") if metadata is not None else None
     owned_el = metadata.find(f"{{{STORAGE_NS}}}volumes") if metadata is not None else None
+    memory_el = metadata.find(f"{{{MEMORY_NS}}}dynamic") if metadata is not None else None
+    minimum = _int(memory_el.get("minimum-mib")) if memory_el is not None else 0
+    vcpu = root.find("vcpu")
+    max_cpus = _int(vcpu.text if vcpu is not None else None, 1)
+    current_cpus = _int(vcpu.get("current"), max_cpus) if vcpu is not None else max_cpus
+    memory_mib = _memory_mib(root.find("memory"))
+    current_memory = root.find("currentMemory")
+    balloon = root.find("devices/memballoon")
     os_type = root.find("os/type")
     disks = []
     for disk in root.findall("devices/disk"):
@@ -394,8 +459,8 @@ def parse_definition(xml: str) -> Definition:
         name=root.findtext("name", ""),
         uuid=root.findtext("uuid", ""),
         domain_type=root.get("type", ""),
-        cpus=_int(root.findtext("vcpu"), 1),
-        memory_mib=_memory_mib(root.find("memory")),
+        cpus=current_cpus,
+        memory_mib=memory_mib,
         arch=os_type.get("arch") if os_type is not None else None,
         description=root.findtext("description", ""),
         labels=parse_labels(labels_el),
@@ -405,6 +470,10 @@ def parse_definition(xml: str) -> Definition:
         serial_logs=tuple(logs),
         guest_agent=agent,
         uefi=uefi,
+        max_cpus=max_cpus,
+        current_memory_mib=_memory_mib(current_memory) if current_memory is not None else memory_mib,
+        memory_minimum_mib=minimum or None,
+        balloon=balloon is None or balloon.get("model") != "none",
     )
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import libvirt
 
 from polyvisor.errors import PolyvisorError, UnsupportedError
-from polyvisor.model import Feature, GuestAddress, PowerState, VMDetails, VMInfo, VMStatus
+from polyvisor.model import DynamicMemory, Feature, GuestAddress, PowerState, VMDetails, VMInfo, VMStatus
+from polyvisor_libvirt.addresses import SOURCES, to_addresses
 from polyvisor_libvirt.domainxml import Definition
 from polyvisor_libvirt.session import Session
 from polyvisor_libvirt.states import to_status
@@ -26,11 +27,6 @@ __all__ = ["Inventory"]
 log = logging.getLogger("polyvisor.libvirt")
 
 _STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON
-_ADDRESS_SOURCES = {
-    "agent": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
-    "lease": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
-    "arp": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP,
-}
 
 
 class Inventory:
@@ -103,19 +99,27 @@ class Inventory:
 
     @staticmethod
     def _details(definition: Definition, record: Mapping[str, Any]) -> VMDetails:
+        # The memory the VM has now: the balloon's size (a running domain's <currentMemory> tracks it), which is
+        # its <memory> unless the balloon or a reconfigure() moved it; a stopped VM's startup memory.
         cpus = int(record.get("vcpu.current", definition.cpus))
-        memory_kib = record.get("balloon.maximum")
-        memory = int(memory_kib) // 1024 if memory_kib else definition.memory_mib
+        memory_kib = record.get("balloon.current")
+        memory = int(memory_kib) // 1024 if memory_kib else definition.current_memory_mib
+        dynamic = None
+        if definition.memory_minimum_mib is not None:
+            dynamic = DynamicMemory(min(definition.memory_minimum_mib, definition.memory_mib), definition.memory_mib)
         return VMDetails(
             cpus=cpus,
             memory_mib=memory,
             labels=MappingProxyType(dict(definition.labels)),
             description=definition.description,
+            dynamic_memory=dynamic,
             extra=MappingProxyType(
                 {
                     "arch": definition.arch,
                     "domain_type": definition.domain_type,
                     "owned_volumes": definition.owned_volumes,
+                    "max_cpus": definition.max_cpus,
+                    "max_memory_mib": definition.memory_mib,
                 }
             ),
         )
@@ -128,21 +132,11 @@ class Inventory:
             try:
                 doing = f"reading guest addresses ({source})"
                 with self._session.errors(doing, host=self._session.host, vm=dom.name()):
-                    found = dom.interfaceAddresses(_ADDRESS_SOURCES[source], 0)
+                    found = dom.interfaceAddresses(SOURCES[source], 0)
             except PolyvisorError as error:
                 last = error
                 continue
-            out = [
-                GuestAddress(
-                    interface=name,
-                    mac=(data.get("hwaddr") or None),
-                    address=addr["addr"],
-                    prefix=addr.get("prefix"),
-                    source=source,
-                )
-                for name, data in sorted(found.items())
-                for addr in data.get("addrs") or []
-            ]
+            out = list(to_addresses(found, source))
             if out:
                 return out
         if last is not None and not isinstance(last, UnsupportedError):

@@ -95,11 +95,19 @@ def plan_domain(
     is_local: bool,
     disk_sources: Sequence[tuple[str, str]],
     networks: Sequence[str],
+    seed: str | None = None,
 ) -> DomainPlan:
     """Return the plan for ``spec``.
 
     ``disk_sources`` holds the (path, format) of each of ``spec.disks`` in order, ``networks`` the network name
-    of each of ``spec.nics``; a disk with a ``size_mib`` was made for this VM and is recorded as owned.
+    of each of ``spec.nics``; a disk with a ``size_mib`` or a ``clone`` was made for this VM and is recorded as
+    owned (a clone's base never is). ``seed`` is the cloud-init seed volume (owned too), attached as a read-only
+    CD-ROM after ``spec.cdrom``.
+
+    Memory: ``<memory>`` is the most the VM may have (``dynamic_memory.maximum_mib``, else ``memory_mib``) and
+    ``<currentMemory>`` what it starts with (``memory_mib``); the balloon moves between them. vCPUs: the maximum is
+    the spec's ``cpus`` (no hidden headroom: a guest sees no CPUs it was not given), so a live change can lower the
+    count and raise it back.
     """
     if len(disk_sources) != len(spec.disks) or len(networks) != len(spec.nics):
         raise ValueError("one disk source per disk and one network per NIC")
@@ -112,17 +120,22 @@ def plan_domain(
     disks: list[DiskDevice] = []
     owned: list[str] = []
     for disk, (path, fmt) in zip(spec.disks, disk_sources, strict=True):
-        if disk.size_mib is not None:
+        if disk.size_mib is not None or disk.clone is not None:
             owned.append(path)
         position = counters.get(disk.bus, 0)
         counters[disk.bus] = position + 1
         target = disk_target(disk.bus, position, counters)
         disks.append(DiskDevice(path, target, disk.bus.value, fmt, readonly=disk.readonly))
-    if spec.cdrom is not None:
+    cdroms = [path for path in (spec.cdrom, seed) if path is not None]
+    for path in cdroms:
         bus = cdrom_bus(machine, driver=driver)
-        position = counters.get(bus, 0) + (counters.get(DiskBus.SCSI, 0) if bus is DiskBus.SATA else 0)
-        target = domainxml.target_name(bus, position)
-        disks.append(DiskDevice(spec.cdrom, target, bus.value, "raw", device="cdrom", readonly=True))
+        position = counters.get(bus, 0)
+        counters[bus] = position + 1
+        target = disk_target(bus, position, counters)
+        disks.append(DiskDevice(path, target, bus.value, "raw", device="cdrom", readonly=True))
+    if seed is not None:
+        owned.append(seed)
+    memory = spec.dynamic_memory
     nics = tuple(NicDevice(network, nic.mac, nic.model) for nic, network in zip(spec.nics, networks, strict=True))
     serial_log = f"/var/log/libvirt/qemu/{uuid}-serial.log" if qemu and is_local else None
     return DomainPlan(
@@ -132,7 +145,10 @@ def plan_domain(
         os_type=guest.os_type,
         arch=guest.arch,
         cpus=spec.cpus,
-        memory_mib=spec.memory_mib,
+        memory_mib=memory.maximum_mib if memory is not None else spec.memory_mib,
+        current_memory_mib=spec.memory_mib,
+        memory_minimum_mib=memory.minimum_mib if memory is not None else None,
+        hotpluggable_cpus=qemu,
         machine=machine,
         disks=tuple(disks),
         nics=nics,

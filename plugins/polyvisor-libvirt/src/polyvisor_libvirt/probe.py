@@ -46,11 +46,24 @@ _QEMU = _COMMON | {
     F.GUEST_ADDRESSES,
     F.DIRECT_KERNEL_BOOT,
     F.ACCELERATOR_CHOICE,
+    # Provisioning: qemu-img makes overlays and copies, streams upload seeds, the balloon and vCPU hot-plug
+    # change a running guest. No MEMORY_BUFFER: libvirt has no reserve above the balloon's target.
+    F.DISK_CLONE_LINKED,
+    F.DISK_CLONE_COPY,
+    F.DISK_RESIZE,
+    F.CLOUD_INIT,
+    F.RECONFIGURE,
+    F.RECONFIGURE_LIVE_CPUS,
+    F.RECONFIGURE_LIVE_MEMORY,
+    F.DYNAMIC_MEMORY,
 }
 
 DRIVER_FEATURES: dict[str, frozenset[Feature]] = {
     # The test driver: no ACPI/agent shutdown flags, no device hotplug (cold changes redefine the domain), and
-    # fake guest addresses; managed save and memory snapshots work.
+    # fake guest addresses; managed save and memory snapshots work. Its storage pool records volumes with a
+    # backing store and copies a pool volume (createXMLFrom), but cannot upload into a volume (so no cloud-init
+    # seed, and a copy needs a base that is a pool volume) nor resize one (virStorageVolResize, blockResize);
+    # setVcpusFlags and setMemoryFlags work on its running domains.
     "test": _COMMON
     | {
         F.PAUSE,
@@ -62,6 +75,12 @@ DRIVER_FEATURES: dict[str, frozenset[Feature]] = {
         F.SNAPSHOT_DESCRIPTION,
         F.GUEST_ADDRESSES,
         F.DIRECT_KERNEL_BOOT,
+        F.DISK_CLONE_LINKED,
+        F.DISK_CLONE_COPY,
+        F.RECONFIGURE,
+        F.RECONFIGURE_LIVE_CPUS,
+        F.RECONFIGURE_LIVE_MEMORY,
+        F.DYNAMIC_MEMORY,
     },
     "qemu": _QEMU,
     "kvm": _QEMU,
@@ -178,7 +197,8 @@ def probe_connection(session: Session, caps: HostCaps) -> frozenset[Feature]:
     try:
         conn.listAllStoragePools()
     except libvirt.libvirtError:
-        features.discard(Feature.DELETE_STORAGE)
+        # Without storage pools nothing can be made for a VM: no owned volumes, clones or seeds.
+        features -= {Feature.DELETE_STORAGE, Feature.DISK_CLONE_LINKED, Feature.DISK_CLONE_COPY, Feature.CLOUD_INIT}
     if len({guest.arch for guest in caps.guests}) > 1:
         features.add(Feature.ARCHITECTURE_CHOICE)
     return frozenset(features)

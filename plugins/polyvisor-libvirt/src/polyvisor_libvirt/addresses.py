@@ -1,0 +1,127 @@
+"""Guest addresses source by source, each with what it answered: the guest agent, the DHCP leases of libvirt's
+networks, the host's ARP table (``virDomainInterfaceAddresses`` with ``SRC_AGENT``, ``SRC_LEASE``, ``SRC_ARP``).
+
+An empty answer says why: the agent is not connected or not responding (libvirt's error codes), a NIC's MAC has no
+lease on its network, or no ARP entry. :meth:`polyvisor.VM.wait_for_address` shows these on a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import libvirt
+
+from polyvisor.errors import PolyvisorError
+from polyvisor.model import AddressAnswer, GuestAddress
+from polyvisor_libvirt.domainxml import Definition
+from polyvisor_libvirt.session import Session
+
+__all__ = ["SOURCES", "Addresses", "agent_detail", "to_addresses"]
+
+SOURCES = {
+    "agent": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+    "lease": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+    "arp": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP,
+}
+_UNRESPONSIVE = {
+    code
+    for code in (
+        getattr(libvirt, "VIR_ERR_AGENT_UNRESPONSIVE", None),
+        getattr(libvirt, "VIR_ERR_AGENT_UNSYNCED", None),
+        getattr(libvirt, "VIR_ERR_AGENT_COMMAND_TIMEOUT", None),
+        getattr(libvirt, "VIR_ERR_AGENT_COMMAND_FAILED", None),
+    )
+    if code is not None
+}
+
+
+def agent_detail(code: int, message: str) -> str:
+    """Say why the agent gave no addresses, from libvirt's error code (and its message, which tells a channel with
+    no agent behind it from an agent that stopped answering)."""
+    if code in _UNRESPONSIVE:
+        return "agent not connected" if "not connected" in message else f"agent not responding ({message})"
+    if code == libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED:
+        return "agent not configured: the VM has no guest agent channel (org.qemu.guest_agent.0)"
+    if code == libvirt.VIR_ERR_OPERATION_INVALID:
+        return f"agent not available: {message}"
+    return f"agent error: {message}"
+
+
+def to_addresses(found: Mapping[str, Any], source: str) -> tuple[GuestAddress, ...]:
+    """interfaceAddresses' answer as GuestAddress values, by interface name."""
+    return tuple(
+        GuestAddress(
+            interface=name,
+            mac=(data.get("hwaddr") or None),
+            address=addr["addr"],
+            prefix=addr.get("prefix"),
+            source=source,
+        )
+        for name, data in sorted(found.items())
+        for addr in data.get("addrs") or []
+    )
+
+
+class Addresses:
+    """Address answers of domains, over one session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
+        """Ask every source in order; each answer holds its addresses or says why there are none."""
+        dom = self._session.domain(uuid)
+        definition: Definition | None = None
+        out = []
+        for source in sources:
+            try:
+                found = dom.interfaceAddresses(SOURCES[source], 0)
+            except libvirt.libvirtError as error:
+                out.append(AddressAnswer(source, (), self._error_detail(source, error)))
+                continue
+            addresses = to_addresses(found, source)
+            if addresses:
+                out.append(AddressAnswer(source, addresses))
+                continue
+            if definition is None:
+                definition = self._session.definition(dom, fresh=False)
+            out.append(AddressAnswer(source, (), self._empty_detail(source, definition)))
+        return out
+
+    def _error_detail(self, source: str, error: libvirt.libvirtError) -> str:
+        code = error.get_error_code() or 0
+        message = error.get_error_message() or str(error)
+        if code in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_DOMAIN):
+            with self._session.errors(f"reading guest addresses ({source})", host=self._session.host):
+                raise error  # the connection or the VM is gone: not an answer, a failure
+        if source == "agent":
+            return agent_detail(code, message)
+        if source == "arp":
+            return f"cannot read the host's ARP table ({message})"  # e.g. netlink refused inside a container
+        return message
+
+    def _empty_detail(self, source: str, definition: Definition) -> str:
+        if source == "agent":
+            return "agent answered with no addresses"
+        if not definition.nics:
+            return "the VM has no NICs"
+        parts = []
+        for nic in definition.nics:
+            if source == "lease":
+                if nic.network is None:
+                    parts.append(f"NIC {nic.mac} is not on a libvirt network (only those hand out leases)")
+                    continue
+                note = "" if self._serves_dhcp(nic.network) else " (it serves no DHCP)"
+                parts.append(f"no lease for {nic.mac} on network {nic.network}{note}")
+            else:
+                parts.append(f"no ARP entry for {nic.mac}")
+        return "; ".join(parts)
+
+    def _serves_dhcp(self, network: str) -> bool:
+        with contextlib.suppress(libvirt.libvirtError, ET.ParseError, PolyvisorError):
+            xml = self._session.live().networkLookupByName(network).XMLDesc(0)
+            return ET.fromstring(xml).find("ip/dhcp") is not None
+        return True  # unknown: say nothing about it
