@@ -100,11 +100,13 @@ def test_the_seed_is_a_cdrom_of_the_vm_and_goes_with_it(mem: Connection) -> None
     vm = mem.create({"name": "seeded", "cloud_init": {"user_data": "#cloud-config\n"}})
     assert vm.info().extra["cdroms"] == {"hdc": "/memory/seeded/cidata.iso"}
     backend = _backend(mem)
-    assert backend.seed_iso(vm.uuid)[32769:32774] == b"CD001"  # an ISO9660 volume descriptor
-    uuid = vm.uuid
+    read = backend.seed_iso(vm.uuid)
+    image = read()
+    assert image is not None
+    assert image[32769:32774] == b"CD001"  # an ISO9660 volume descriptor
     vm.delete()
-    with pytest.raises(NotFoundError):
-        backend.seed_iso(uuid)
+    assert read() is None
+    assert backend.host.seeds == {}
     plain = mem.create({"name": "plain"})
     assert plain.info().extra["cdroms"] == {}
     with pytest.raises(NotFoundError, match="no cloud-init seed"):

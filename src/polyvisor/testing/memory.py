@@ -23,8 +23,9 @@ them. A clone's base (``DiskSpec(image=..., clone=...)``) must be a readable fil
 linked clone records its base and never opens it for writing; a copy clone reads the base's bytes into memory, so
 it is independent of the base afterwards. A clone's virtual size is its base's: the ``size`` field of a qcow2
 header, else the file's size (a raw image); ``size_mib`` may only grow it. A spec's ``cloud_init`` becomes a seed
-ISO (:func:`~polyvisor.provisioning.build_seed_iso`) kept in memory as the VM's CD-ROM ``hdc``, shown in
-``info().extra["cdroms"]``, readable with :meth:`MemoryBackend.seed_iso` and deleted with the VM.
+ISO (:func:`~polyvisor.provisioning.build_seed_iso`) kept in the host's memory (:attr:`MemoryHost.seeds`) as the
+VM's CD-ROM ``hdc``, shown in ``info().extra["cdroms"]``, readable with :meth:`MemoryBackend.seed_iso` (the
+conformance kit's hook) and deleted with the VM, with or without its storage.
 
 Reconfiguring: a stopped VM takes any CPU count up to the host's 64 and any memory (within ``dynamic_memory``'s
 range when it has one). A running VM changes CPUs live up to the host's 64 and memory within ``dynamic_memory``'s
@@ -138,8 +139,8 @@ class _VM:
     disks: dict[str, _Disk]  # by target
     nics: list[str]  # MAC addresses
     dynamic_memory: DynamicMemory | None = None
-    seed: bytes | None = None
-    """The NoCloud seed ISO attached as CD-ROM ``hdc``."""
+    has_seed: bool = False
+    """Whether a NoCloud seed ISO is attached as CD-ROM ``hdc`` (its bytes are in the host's ``seeds``)."""
     state: PowerState = PowerState.STOPPED
     booted_at: float = 0.0
     """When the guest last booted, on the host's clock."""
@@ -163,7 +164,7 @@ class _VM:
                 "disks": {target: disk.path for target, disk in self.disks.items()},
                 "disk_sizes_mib": {target: disk.size_mib for target, disk in self.disks.items()},
                 "disk_bases": {target: disk.base for target, disk in self.disks.items() if disk.base},
-                "cdroms": {"hdc": self.seed_path} if self.seed is not None else {},
+                "cdroms": {"hdc": self.seed_path} if self.has_seed else {},
                 "nics": list(self.nics),
             }
             facts = VMDetails(
@@ -247,6 +248,8 @@ class MemoryHost:
         self.vms: dict[str, _VM] = {}
         self.files: set[str] = set()
         self.sizes: dict[str, int] = {}
+        self.seeds: dict[str, bytes] = {}
+        """NoCloud seed ISOs attached to VMs, by path."""
         self.sinks: list[EventSink] = []
         self.clock: Callable[[], float] = time.monotonic
         """The host's clock (seconds); a test may replace it to drive delayed guest behaviour without sleeping."""
@@ -371,11 +374,13 @@ class MemoryBackend(Backend):
                 disks,
                 [nic.mac or self.host.next_mac() for nic in spec.nics],
                 dynamic_memory=spec.dynamic_memory,
-                seed=seed,
+                has_seed=seed is not None,
             )
             for made in disks.values():
                 if made.image_is_new:
                     self.host.files.add(made.path)
+            if seed is not None:
+                self.host.seeds[vm.seed_path] = seed
             self.host.vms[vm.uuid] = vm
             self.host.emit(EventKind.DEFINED, vm)
             return vm.info(details=True)
@@ -460,7 +465,8 @@ class MemoryBackend(Backend):
     def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
         with self.host.lock:
             vm = self.host.vms.pop(self._vm(uuid).uuid)
-            vm.seed = None  # the seed CD-ROM belongs to the VM: it goes with it, storage or not
+            if vm.has_seed:  # the seed CD-ROM belongs to the VM: it goes with it, storage or not
+                self.host.seeds.pop(vm.seed_path, None)
             if storage:
                 # Only files on the host: a clone's base is never removed, nor a disk another VM still uses.
                 in_use = {disk.path for other in self.host.vms.values() for disk in other.disks.values()}
@@ -611,13 +617,22 @@ class MemoryBackend(Backend):
                 for source in sources
             ]
 
-    def seed_iso(self, uuid: str) -> bytes:
-        """The bytes of the VM's NoCloud seed CD-ROM (a test hook: the conformance kit reads the seed back)."""
+    def seed_iso(self, uuid: str) -> Callable[[], bytes | None]:
+        """Return a reader of the VM's NoCloud seed CD-ROM: its bytes, or None once the seed is gone.
+
+        The conformance kit's hook (``polyvisor_seed_reader``): the reader keeps working after the VM is deleted.
+        """
         with self.host.lock:
             vm = self._vm(uuid)
-            if vm.seed is None:
+            if not vm.has_seed:
                 raise NotFoundError("the VM has no cloud-init seed", host=self.host.name, vm=vm.name)
-            return vm.seed
+            path, host = vm.seed_path, self.host
+
+        def read() -> bytes | None:
+            with host.lock:
+                return host.seeds.get(path)
+
+        return read
 
     # -- events ------------------------------------------------------------------------------------------------
     def subscribe(self, sink: EventSink) -> Subscription:
