@@ -71,10 +71,21 @@ def conformance(session: nox.Session) -> None:
     kit = [PY, "-m", "pytest", "-p", "polyvisor.testing", "-q", "-p", "no:cacheprovider"]
     # memory:// and the loopback Hyper-V host make a guest that ignores shutdown from a label; a real guest needs
     # its own spec (a kernel argument). libvirt's test driver cannot model one, so its deadline cases skip.
-    label_stubborn = Path(tempfile.mkdtemp(prefix="polyvisor-kit-")) / "stubborn.json"
+    kit_dir = Path(tempfile.mkdtemp(prefix="polyvisor-kit-"))
+    label_stubborn = kit_dir / "stubborn.json"
     label_stubborn.write_text(json.dumps({"labels": {"polyvisor.test/guest": "ignore-shutdown"}}))
     stubborn = ["--polyvisor-stubborn-spec", str(label_stubborn)]
-    session.run(*kit, "--polyvisor-uri", "memory:///conformance", *stubborn, external=True)
+    # memory:// clones real local files, and its guests report an address (here half a second after boot) once
+    # they have a NIC.
+    memory_base = kit_dir / "base.img"
+    memory_base.write_bytes(b"polyvisor conformance base image\n" + bytes(1024 * 1024))
+    memory_address = kit_dir / "address.json"
+    memory_address.write_text(json.dumps({"nics": [{}], "labels": {"polyvisor.test/address-delay": "0.5"}}))
+    memory_provisioning = [
+        *("--polyvisor-base-image", str(memory_base)),
+        *("--polyvisor-address-spec", str(memory_address)),
+    ]
+    session.run(*kit, "--polyvisor-uri", "memory:///conformance", *stubborn, *memory_provisioning, external=True)
     session.run(*kit, "--polyvisor-uri", "test:///default", external=True)
     spec = GUEST_DIR / "x86_64" / "conformance-spec.json"
     if spec.exists() or os.environ.get("CI") == "true":

@@ -40,10 +40,24 @@ RECORDED = (
     "snapshot_revert",
     "snapshot_delete",
     "subscribe",
+    "addresses",
+    "address_answers",
+    "reconfigure",
+    "resize_disk",
 )
 
 #: Calls that change something on the hypervisor (everything else in RECORDED only reads).
-MUTATING = frozenset(RECORDED) - {"host_info", "list_vms", "lookup", "info", "status", "snapshot_list", "subscribe"}
+MUTATING = frozenset(RECORDED) - {
+    "host_info",
+    "list_vms",
+    "lookup",
+    "info",
+    "status",
+    "snapshot_list",
+    "subscribe",
+    "addresses",
+    "address_answers",
+}
 
 
 class RecordingBackend(MemoryBackend):

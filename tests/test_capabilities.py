@@ -62,7 +62,7 @@ def test_an_option_feature_whose_base_is_implemented_is_accepted() -> None:
 def test_memory_backend_declares_exactly_what_it_implements() -> None:
     declared = set(METHOD_FEATURES) | set(MemoryBackend.option_features) | {Feature.CREATE}
     # memory:// does not implement these method features:
-    declared -= {Feature.GUEST_ADDRESSES, Feature.CONSOLE, Feature.RECONFIGURE, Feature.DISK_RESIZE}
+    declared -= {Feature.CONSOLE}
     assert MemoryBackend.static_features() == declared
     for feature in MemoryBackend.static_features():
         assert feature in METHOD_FEATURES or feature in OPTION_FEATURES

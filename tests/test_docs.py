@@ -22,6 +22,7 @@ from polyvisor.transitions import SETTLED_STATES, VERBS
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 QUICKSTART = DOCS / "examples" / "quickstart.py"
+IMAGE_TO_SSH = DOCS / "examples" / "image_to_ssh.py"
 
 
 @pytest.fixture(scope="module")
@@ -111,18 +112,8 @@ def _hookspecs() -> Iterator[tuple[str, inspect.Signature]]:
 
 
 def test_the_docs_build_without_warnings(built: Path) -> None:
-    for page in (
-        "index",
-        "quickstart",
-        "uris",
-        "contract",
-        "errors",
-        "api",
-        "writing-a-backend",
-        "libvirt",
-        "hyperv",
-        "ansible",
-    ):
+    pages = ("index", "quickstart", "image-to-ssh", "fleet", "ansible", "uris", "contract", "errors", "api")
+    for page in (*pages, "writing-a-backend", "libvirt", "hyperv"):
         assert (built / f"{page}.html").is_file(), f"{page}.md was not built"
 
 
@@ -251,6 +242,31 @@ def _assert_walked(output: str) -> None:
 def test_the_quickstart_script_runs_on_the_libvirt_test_driver() -> None:
     _require_backend("polyvisor_libvirt.backend")
     _assert_walked(_run_quickstart("test:///default"))
+
+
+def _documented_block(source: Path, label: str) -> list[str]:
+    """The lines of the fenced block that follows the MyST target ``(label)=``."""
+    lines = source.read_text(encoding="utf-8").splitlines()
+    start = lines.index(f"({label})=") + 2
+    return lines[start : lines.index("```", start)]
+
+
+def test_the_image_to_ssh_example_prints_what_the_page_says_and_keeps_the_base(tmp_path: Path) -> None:
+    base = tmp_path / "base.img"
+    base.write_bytes(b"a raw base image\n" + bytes(3 * 1024 * 1024))
+    before = (base.read_bytes(), base.stat().st_mtime_ns)
+    key = tmp_path / "id_ed25519.pub"
+    key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0dGVzdGtleQ docs@polyvisor\n")
+    result = subprocess.run(
+        [sys.executable, str(IMAGE_TO_SSH), "memory:///image-to-ssh", str(base), str(key)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == _documented_block(DOCS / "image-to-ssh.md", "image-to-ssh-output")
+    assert (base.read_bytes(), base.stat().st_mtime_ns) == before
 
 
 @pytest.mark.hyperv

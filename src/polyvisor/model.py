@@ -510,7 +510,15 @@ class VMSpec:
         cloud_init: object = self.cloud_init
         if isinstance(cloud_init, Mapping):
             table = {"instance_id": self.name, **cloud_init}
-            object.__setattr__(self, "cloud_init", _from_dict(CloudInit, table, "cloud_init"))
+            try:
+                value = _from_dict(CloudInit, table, "cloud_init")
+            except ValidationError as error:
+                # CloudInit names its own fields ("user_data"); in a spec they live under cloud_init.
+                where = error.field or ""
+                if where != "cloud_init" and not where.startswith("cloud_init."):
+                    where = f"cloud_init.{where}" if where else "cloud_init"
+                raise _fail(where, error.message) from None
+            object.__setattr__(self, "cloud_init", value)
         elif cloud_init is not None and not isinstance(cloud_init, CloudInit):
             raise _fail("cloud_init", "must be a polyvisor.provisioning.CloudInit or a table of its fields")
         memory: object = self.dynamic_memory

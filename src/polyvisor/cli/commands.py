@@ -8,12 +8,19 @@ from typing import IO, Any
 import click
 
 from polyvisor.cli.fleetcmds import fleet_act, fleet_list
-from polyvisor.cli.records import action_record, capabilities_record, snapshot_record, snapshot_records, vm_record
+from polyvisor.cli.records import (
+    action_record,
+    address_record,
+    capabilities_record,
+    snapshot_record,
+    snapshot_records,
+    vm_record,
+)
 from polyvisor.cli.render import key_values, table, tree
 from polyvisor.cli.session import Session
-from polyvisor.cli.specfile import FORMATS, parse_spec
-from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT, VM
-from polyvisor.model import PowerState, ShutdownMode, VMInfo, VMStatus
+from polyvisor.cli.specfile import FORMATS, parse_spec, provision_spec
+from polyvisor.connection import ADDRESS_TIMEOUT, DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT, VM
+from polyvisor.model import CloneMode, PowerState, ShutdownMode, VMInfo, VMStatus
 
 __all__ = ["COMMANDS"]
 
@@ -145,22 +152,102 @@ def show(session: Session, vm: str) -> None:
     show_default=True,
     help="Spec file format; auto goes by the extension, then by the content.",
 )
+@click.option(
+    "--image",
+    metavar="PATH",
+    help="Base image (a path on the hypervisor host) to clone into the VM's first disk; the base is never written.",
+)
+@click.option(
+    "--clone",
+    type=click.Choice([mode.value for mode in CloneMode]),
+    default=None,
+    help="With --image: a linked clone (a thin overlay, the default) or a full copy.",
+)
+@click.option("--disk-size", type=click.IntRange(min=1), metavar="MIB", help="With --image: grow the clone to MIB.")
+@click.option(
+    "--ssh-key",
+    "ssh_keys",
+    type=click.File("r", encoding="utf-8"),
+    multiple=True,
+    metavar="FILE",
+    help="Authorize the SSH public keys in FILE (a .pub file; repeatable) through cloud-init.",
+)
+@click.option(
+    "--user-data",
+    type=click.File("r", encoding="utf-8"),
+    metavar="FILE",
+    help="cloud-init user-data to hand the guest, byte for byte.",
+)
+@click.option("--hostname", help="The guest's host name (cloud-init local-hostname).")
 @click.option("--start", is_flag=True, help="Start the VM once it is created.")
+@click.option("--wait-address", is_flag=True, help="Start the VM and wait until it has a usable IPv4 address.")
+@click.option(
+    "--address-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help=f"How long --wait-address waits (default {ADDRESS_TIMEOUT:g}).",
+)
 @_timeout_option(DEFAULT_TIMEOUT)
 @pass_session
-def create(session: Session, spec_file: IO[str], fmt: str, start: bool, timeout: float | None) -> None:
+def create(
+    session: Session,
+    spec_file: IO[str],
+    fmt: str,
+    image: str | None,
+    clone: str | None,
+    disk_size: int | None,
+    ssh_keys: tuple[IO[str], ...],
+    user_data: IO[str] | None,
+    hostname: str | None,
+    start: bool,
+    wait_address: bool,
+    address_timeout: float | None,
+    timeout: float | None,
+) -> None:
     """Create a stopped VM from SPEC_FILE (TOML or JSON; '-' reads stdin).
 
     The file's keys are those of polyvisor.VMSpec: name, cpus, memory_mib, firmware, disks, nics, labels, ...
+    --image, --ssh-key, --user-data and --hostname add a cloned first disk and a cloud-init seed to it.
     """
     source = spec_file.name if isinstance(spec_file.name, str) else "-"
     spec = parse_spec(spec_file.read(), "stdin" if source == "-" else source, fmt)
+    spec = provision_spec(
+        spec,
+        image=image,
+        clone=clone,
+        disk_size=disk_size,
+        ssh_keys=[(_file_name(f), f.read()) for f in ssh_keys],
+        user_data=user_data.read() if user_data is not None else None,
+        hostname=hostname,
+    )
+    if address_timeout is not None and not wait_address:
+        raise click.UsageError("--address-timeout goes with --wait-address")
     handle = session.connection.create(spec)
     status = handle.status()
-    if start:
+    address = None
+    if start or wait_address:
         with session.spinner(f"starting {handle.seen_name}"):
             status = handle.start(timeout=session.timeout(timeout, DEFAULT_TIMEOUT))
-    _report(session, "create", handle, status)
+    if wait_address:
+        with session.spinner(f"waiting for an address of {handle.seen_name}"):
+            address = handle.wait_for_address(timeout=ADDRESS_TIMEOUT if address_timeout is None else address_timeout)
+    record = action_record("create", handle.seen_name, handle.uuid, status)
+    if address is not None:
+        record["address"] = address_record(address)
+
+    def human() -> str:
+        text = f"{handle.seen_name}: {status}"
+        if address is not None:
+            text += f"\n{handle.seen_name}: address {address.address} ({address.source}, {address.interface})"
+        return text
+
+    session.emit(record, human)
+
+
+def _file_name(stream: IO[str]) -> str:
+    name = getattr(stream, "name", "-")
+    return name if isinstance(name, str) else "-"
 
 
 # -- lifecycle verbs -------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 from polyvisor.model import (
     Capabilities,
     Event,
+    GuestAddress,
     HostInfo,
     NetworkInfo,
     Snapshot,
@@ -23,6 +24,7 @@ from polyvisor.model import (
 
 __all__ = [
     "action_record",
+    "address_record",
     "capabilities_record",
     "event_record",
     "host_record",
@@ -86,6 +88,17 @@ def action_record(action: str, name: str, uuid: str, status: VMStatus | None) ->
     else:
         record.update(status_record(status))
     return record
+
+
+def address_record(address: GuestAddress) -> Record:
+    """One guest address and where it was learnt."""
+    return {
+        "address": address.address,
+        "prefix": address.prefix,
+        "interface": address.interface,
+        "mac": address.mac,
+        "source": address.source,
+    }
 
 
 def snapshot_record(snap: Snapshot, depth: int = 0) -> Record:

@@ -1,15 +1,19 @@
-"""Reading a VM spec from a TOML or JSON file, with errors that name the file and the field."""
+"""Reading a VM spec from a TOML or JSON file, with errors that name the file and the field; the provisioning
+options of ``create`` (``--image``, ``--ssh-key``, ...) laid over it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
+from collections.abc import Sequence
 from typing import Any
 
 from polyvisor.errors import ValidationError
-from polyvisor.model import VMSpec
+from polyvisor.model import DiskSpec, VMSpec
+from polyvisor.provisioning import CloudInit
 
-__all__ = ["FORMATS", "parse_spec"]
+__all__ = ["FORMATS", "parse_spec", "provision_spec", "ssh_public_keys"]
 
 FORMATS = ("auto", "toml", "json")
 
@@ -49,3 +53,61 @@ def parse_spec(text: str, source: str, fmt: str = "auto") -> VMSpec:
         return VMSpec.from_dict(data)
     except ValidationError as error:
         raise ValidationError(f"{error.message} (in {source}; fix this field)", field=error.field) from None
+
+
+def ssh_public_keys(text: str, source: str) -> list[str]:
+    """The public keys in an ``authorized_keys``-style file: one per line, blank lines and ``#`` comments skipped."""
+    if "PRIVATE KEY" in text:
+        raise ValidationError(f"{source} holds a private key; give the public one ({source}.pub)", field="--ssh-key")
+    keys = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not keys:
+        raise ValidationError(f"{source} holds no SSH public key", field="--ssh-key")
+    return keys
+
+
+def provision_spec(
+    spec: VMSpec,
+    *,
+    image: str | None = None,
+    clone: str | None = None,
+    disk_size: int | None = None,
+    ssh_keys: Sequence[tuple[str, str]] = (),
+    user_data: str | None = None,
+    hostname: str | None = None,
+) -> VMSpec:
+    """Return ``spec`` with ``create``'s provisioning options applied.
+
+    ``image`` becomes a cloned first disk (``clone``, default linked, grown to ``disk_size``); SSH keys (from
+    ``(file name, text)`` pairs), user-data and the host name go into the spec's ``cloud_init`` (made if absent,
+    these fields replaced if present).
+    """
+    if image is None and (clone is not None or disk_size is not None):
+        raise ValidationError("--clone and --disk-size go with --image", field="--image")
+    changes: dict[str, Any] = {}
+    if image is not None:
+        try:
+            disk = DiskSpec(image=image, clone=clone or "linked", size_mib=disk_size)  # type: ignore[arg-type]
+        except ValidationError as error:
+            option = {"disk.size_mib": "--disk-size", "disk.clone": "--clone"}.get(error.field or "", "--image")
+            raise ValidationError(error.message, field=option) from None
+        changes["disks"] = (disk, *spec.disks)
+    keys = [key for source, text in ssh_keys for key in ssh_public_keys(text, source)]
+    seed: dict[str, Any] = {}
+    if keys:
+        seed["ssh_authorized_keys"] = tuple(keys)
+    if user_data is not None:
+        seed["user_data"] = user_data
+    if hostname is not None:
+        seed["local_hostname"] = hostname
+    if seed:
+        base = spec.cloud_init or CloudInit(instance_id=spec.name)
+        try:
+            changes["cloud_init"] = dataclasses.replace(base, **seed)
+        except ValidationError as error:
+            option = {
+                "ssh_authorized_keys": "--ssh-key",
+                "user_data": "--user-data",
+                "local_hostname": "--hostname",
+            }.get((error.field or "").split("[", 1)[0], "cloud_init")
+            raise ValidationError(error.message, field=option) from None
+    return dataclasses.replace(spec, **changes) if changes else spec

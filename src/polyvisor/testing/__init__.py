@@ -6,9 +6,12 @@ not declare the capability they need; the summary lists what was covered. Backen
 """
 
 from polyvisor.testing.fixtures import (
+    polyvisor_address_overrides,
+    polyvisor_base_image,
     polyvisor_connect_options,
     polyvisor_connection,
     polyvisor_second_connection,
+    polyvisor_seed_reader,
     polyvisor_spec,
     polyvisor_stubborn_overrides,
     polyvisor_uri,
@@ -22,9 +25,12 @@ from polyvisor.testing.plugin import (
 )
 
 __all__ = [
+    "polyvisor_address_overrides",
+    "polyvisor_base_image",
     "polyvisor_connect_options",
     "polyvisor_connection",
     "polyvisor_second_connection",
+    "polyvisor_seed_reader",
     "polyvisor_spec",
     "polyvisor_stubborn_overrides",
     "polyvisor_uri",

@@ -17,6 +17,7 @@ from polyvisor import VM, Connection, Feature, PolyvisorError, PowerState, VMSpe
 
 SpecFactory = Callable[..., VMSpec]
 VMFactory = Callable[..., VM]
+SeedReader = Callable[[VM], Callable[[], bytes | None]]
 
 NAME_PREFIX = "pvconf-"
 
@@ -92,6 +93,43 @@ def polyvisor_stubborn_overrides(request: pytest.FixtureRequest) -> Mapping[str,
     if not path:
         pytest.skip("this target has no guest that ignores shutdown (--polyvisor-stubborn-spec)")
     return _load_base(path)
+
+
+@pytest.fixture(scope="session")
+def polyvisor_base_image(request: pytest.FixtureRequest) -> str:
+    """A base disk image on the target for the clone tests (``--polyvisor-base-image``)."""
+    path = request.config.getoption("--polyvisor-base-image", default=None)
+    if not path:
+        pytest.skip("no base image on this target (--polyvisor-base-image)")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def polyvisor_address_overrides(request: pytest.FixtureRequest) -> Mapping[str, Any]:
+    """Spec overrides that make a guest get a usable address once started (``--polyvisor-address-spec``)."""
+    path = request.config.getoption("--polyvisor-address-spec", default=None)
+    if not path:
+        pytest.skip("this target has no guest that gets an address (--polyvisor-address-spec)")
+    return _load_base(path)
+
+
+@pytest.fixture(scope="session")
+def polyvisor_seed_reader(polyvisor_connection: Connection) -> SeedReader | None:
+    """Return ``reader(vm) -> read``, where ``read()`` gives the bytes of the VM's NoCloud seed, or None once the seed
+    is gone (``read`` works after the VM is deleted); None when the target cannot show a seed's bytes.
+
+    The default uses the backend's ``seed_iso(uuid)`` test hook where it has one (``memory://`` does); override the
+    fixture for a target whose seeds the test machine can read some other way (a storage pool, a share).
+    """
+    hook = getattr(polyvisor_connection.backend, "seed_iso", None)
+    if hook is None:
+        return None
+
+    def reader(vm: VM) -> Callable[[], bytes | None]:
+        read: Callable[[], bytes | None] = hook(vm.uuid)
+        return read
+
+    return reader
 
 
 def unique_name(tag: str = "vm") -> str:

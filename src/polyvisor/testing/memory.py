@@ -5,31 +5,60 @@ read it as a reference, and tests use it where no real hypervisor is needed. Eve
 ``memory:///NAME`` in one process sees the same host (``memory:///`` is the host named ``default``), so labels
 written through one connection are visible through another.
 
-Guests obey at once, except for two behaviours a real guest can show, selected by the label
-``polyvisor.test/guest`` (the hook the conformance kit uses for a guest that ignores shutdown):
+Guests obey at once, except for behaviours a real guest can show, selected by labels (the hooks the conformance
+kit uses):
 
-* ``ignore-shutdown``: graceful shutdown and reboot requests are accepted and ignored;
-* anything else: the guest behaves.
+* ``polyvisor.test/guest = "ignore-shutdown"``: graceful shutdown and reboot requests are accepted and ignored;
+* ``polyvisor.test/address-delay = "2.5"``: the guest agent connects, and so reports addresses, 2.5 seconds (on
+  the host's :attr:`MemoryHost.clock`) after the guest boots; without the label at once;
+* ``polyvisor.test/address = "none"``: the guest agent never connects (a guest that never reports an address).
 
-Files: a disk ``image`` must name a file the host has (:meth:`MemoryHost.add_file`); new disks become files
-under ``/memory/<vm name>/`` and ``delete(storage=True)`` removes them.
+Addresses: the only source is the guest agent (``address_sources = ("agent",)``). A connected agent reports the
+loopback interface (``127.0.0.1``, ``::1``) and, for each NIC, ``10.a.b.c`` (the MAC's last three bytes) and the
+NIC's IPv6 link-local address; a guest without NICs therefore never has a usable address.
+
+Files: a disk ``image`` attached as it is must name a file the host has (:meth:`MemoryHost.add_file`) or a file on
+the local file system; new disks become files under ``/memory/<vm name>/`` and ``delete(storage=True)`` removes
+them. A clone's base (``DiskSpec(image=..., clone=...)``) must be a readable file on the local file system: a
+linked clone records its base and never opens it for writing; a copy clone reads the base's bytes into memory, so
+it is independent of the base afterwards. A clone's virtual size is its base's: the ``size`` field of a qcow2
+header, else the file's size (a raw image); ``size_mib`` may only grow it. A spec's ``cloud_init`` becomes a seed
+ISO (:func:`~polyvisor.provisioning.build_seed_iso`) kept in the host's memory (:attr:`MemoryHost.seeds`) as the
+VM's CD-ROM ``hdc``, shown in ``info().extra["cdroms"]``, readable with :meth:`MemoryBackend.seed_iso` (the
+conformance kit's hook) and deleted with the VM, with or without its storage.
+
+Reconfiguring: a stopped VM takes any CPU count up to the host's 64 and any memory (within ``dynamic_memory``'s
+range when it has one). A running VM changes CPUs live up to the host's 64 and memory within ``dynamic_memory``'s
+range, or, without dynamic memory, down to 16 MiB and up to the memory it booted with (a balloon); live changes are
+kept in the definition too.
 """
 
 from __future__ import annotations
 
 import datetime
+import ipaddress
+import math
+import os
+import stat
+import struct
 import threading
+import time
 import uuid as uuid_module
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
 from polyvisor.errors import AlreadyExistsError, NotFoundError, ValidationError
 from polyvisor.model import (
+    AddressAnswer,
+    CloneMode,
     DiskSpec,
+    DynamicMemory,
     Event,
     EventKind,
     Feature,
+    GuestAddress,
     HostInfo,
     NetworkInfo,
     NicSpec,
@@ -42,14 +71,30 @@ from polyvisor.model import (
     VMStatus,
     normalize_uuid,
 )
+from polyvisor.provisioning.nocloud import build_seed_iso
 from polyvisor.uri import URI
 
-__all__ = ["GUEST_BEHAVIOUR_LABEL", "MemoryBackend", "MemoryHost", "host_named"]
+__all__ = [
+    "ADDRESS_DELAY_LABEL",
+    "ADDRESS_LABEL",
+    "GUEST_BEHAVIOUR_LABEL",
+    "MemoryBackend",
+    "MemoryHost",
+    "host_named",
+    "virtual_size",
+]
 
 GUEST_BEHAVIOUR_LABEL = "polyvisor.test/guest"
 """The label that selects a test guest's behaviour (``ignore-shutdown``)."""
+ADDRESS_DELAY_LABEL = "polyvisor.test/address-delay"
+"""The label giving the seconds between a guest's boot and its agent reporting addresses (default 0)."""
+ADDRESS_LABEL = "polyvisor.test/address"
+"""The label that makes a guest never report an address (``none``)."""
 
 NETWORK = "default"
+HOST_CPUS = 64
+MIB = 1024 * 1024
+_QCOW2_MAGIC = b"QFI\xfb"
 
 _RAW = {
     PowerState.RUNNING: "running",
@@ -70,6 +115,20 @@ class _Snapshot:
 
 
 @dataclass
+class _Disk:
+    path: str
+    size_mib: int
+    readonly: bool = False
+    clone: CloneMode | None = None
+    base: str | None = None
+    """The base image a clone was made from (a linked clone reads through to it)."""
+    content: bytes | None = None
+    """A copy clone's own bytes, read from its base when it was made."""
+    image_is_new: bool = False
+    """Whether the disk's file was made for the VM (and so is removed with its storage)."""
+
+
+@dataclass
 class _VM:
     uuid: str
     name: str
@@ -77,9 +136,15 @@ class _VM:
     memory_mib: int
     description: str
     labels: dict[str, str]
-    disks: dict[str, str]  # target -> file
+    disks: dict[str, _Disk]  # by target
     nics: list[str]  # MAC addresses
+    dynamic_memory: DynamicMemory | None = None
+    has_seed: bool = False
+    """Whether a NoCloud seed ISO is attached as CD-ROM ``hdc`` (its bytes are in the host's ``seeds``)."""
     state: PowerState = PowerState.STOPPED
+    booted_at: float = 0.0
+    """When the guest last booted, on the host's clock."""
+    boot_memory_mib: int = 0
     snapshots: dict[str, _Snapshot] = field(default_factory=dict)
     current_snapshot: str | None = None
 
@@ -87,13 +152,91 @@ class _VM:
     def ignores_shutdown(self) -> bool:
         return self.labels.get(GUEST_BEHAVIOUR_LABEL) == "ignore-shutdown"
 
+    @property
+    def seed_path(self) -> str:
+        return f"/memory/{self.name}/cidata.iso"
+
     def info(self, *, details: bool) -> VMInfo:
         status = VMStatus(self.state, _RAW.get(self.state, self.state.value))
         facts = None
         if details:
-            extra = {"disks": dict(self.disks), "nics": list(self.nics)}
-            facts = VMDetails(self.cpus, self.memory_mib, dict(self.labels), self.description, extra)
+            extra = {
+                "disks": {target: disk.path for target, disk in self.disks.items()},
+                "disk_sizes_mib": {target: disk.size_mib for target, disk in self.disks.items()},
+                "disk_bases": {target: disk.base for target, disk in self.disks.items() if disk.base},
+                "cdroms": {"hdc": self.seed_path} if self.has_seed else {},
+                "nics": list(self.nics),
+            }
+            facts = VMDetails(
+                self.cpus, self.memory_mib, dict(self.labels), self.description, extra, self.dynamic_memory
+            )
         return VMInfo(self.uuid, self.name, status, self.state is PowerState.SAVED, facts)
+
+    def agent_answer(self, now: float) -> AddressAnswer:
+        """What the guest agent says: the addresses of every interface, or why it cannot answer."""
+        if self.state is not PowerState.RUNNING:
+            return AddressAnswer("agent", (), f"agent not connected (the VM is {self.state.value})")
+        if self.labels.get(ADDRESS_LABEL) == "none":
+            return AddressAnswer("agent", (), "agent not connected")
+        delay = _delay(self.labels.get(ADDRESS_DELAY_LABEL))
+        if now - self.booted_at < delay:
+            return AddressAnswer("agent", (), "agent not connected yet (the guest is booting)")
+        found = [
+            GuestAddress("lo", "00:00:00:00:00:00", "127.0.0.1", 8, "agent"),
+            GuestAddress("lo", "00:00:00:00:00:00", "::1", 128, "agent"),
+        ]
+        for index, mac in enumerate(self.nics):
+            octets = [int(part, 16) for part in mac.split(":")]
+            ipv4 = f"10.{octets[3]}.{octets[4]}.{octets[5]}"
+            eui64 = bytes([octets[0] ^ 0x02, *octets[1:3], 0xFF, 0xFE, *octets[3:]])
+            ipv6 = str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui64))
+            found.append(GuestAddress(f"eth{index}", mac, ipv4, 8, "agent"))
+            found.append(GuestAddress(f"eth{index}", mac, ipv6, 64, "agent"))
+        return AddressAnswer("agent", tuple(found), "")
+
+
+def _delay(text: str | None) -> float:
+    try:
+        seconds = float(text) if text is not None else 0.0
+    except ValueError:
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _free_target(disks: Mapping[str, _Disk]) -> str:
+    return next(f"vd{letter}" for letter in "abcdefghijklmnopqrstuvwxyz" if f"vd{letter}" not in disks)
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as image:
+            return image.read()
+    except OSError as error:
+        raise ValidationError(f"base image {path!r} cannot be read: {error.strerror}", field="disk.image") from None
+
+
+def virtual_size(path: str) -> int:
+    """The virtual size in bytes of the image at ``path``: a qcow2 header's ``size`` field, else the file's size.
+
+    Raise :class:`~polyvisor.errors.NotFoundError` naming the path if there is no such file, and
+    :class:`~polyvisor.errors.ValidationError` if it cannot be read as a regular file.
+    """
+    try:
+        with open(path, "rb") as image:
+            facts = os.fstat(image.fileno())
+            if not stat.S_ISREG(facts.st_mode):
+                raise ValidationError(f"base image {path!r} is not a regular file", field="disk.image")
+            header = image.read(32)
+    except FileNotFoundError:
+        raise NotFoundError(f"base image {path!r} does not exist; give an existing image file") from None
+    except IsADirectoryError:
+        raise ValidationError(f"base image {path!r} is a directory, not an image file", field="disk.image") from None
+    except OSError as error:
+        raise ValidationError(f"base image {path!r} cannot be read: {error.strerror}", field="disk.image") from None
+    if len(header) >= 32 and header[:4] == _QCOW2_MAGIC:
+        (size,) = struct.unpack(">Q", header[24:32])
+        return int(size)
+    return facts.st_size
 
 
 class MemoryHost:
@@ -104,13 +247,19 @@ class MemoryHost:
         self.lock = threading.RLock()
         self.vms: dict[str, _VM] = {}
         self.files: set[str] = set()
+        self.sizes: dict[str, int] = {}
+        self.seeds: dict[str, bytes] = {}
+        """NoCloud seed ISOs attached to VMs, by path."""
         self.sinks: list[EventSink] = []
+        self.clock: Callable[[], float] = time.monotonic
+        """The host's clock (seconds); a test may replace it to drive delayed guest behaviour without sleeping."""
         self._macs = 0
 
-    def add_file(self, path: str) -> None:
-        """Place a file (an existing disk image) on the host."""
+    def add_file(self, path: str, size_mib: int = 1024) -> None:
+        """Place a file (an existing disk image of ``size_mib``) on the host."""
         with self.lock:
             self.files.add(path)
+            self.sizes[path] = size_mib
 
     def next_mac(self) -> str:
         with self.lock:
@@ -146,8 +295,16 @@ class MemoryBackend(Backend):
             Feature.DISK_HOTPLUG,
             Feature.NIC_HOTPLUG,
             Feature.READONLY_DISK,
+            Feature.DISK_CLONE_LINKED,
+            Feature.DISK_CLONE_COPY,
+            Feature.CLOUD_INIT,
+            Feature.DYNAMIC_MEMORY,
+            Feature.MEMORY_BUFFER,
+            Feature.RECONFIGURE_LIVE_CPUS,
+            Feature.RECONFIGURE_LIVE_MEMORY,
         }
     )
+    address_sources = ("agent",)
 
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         unknown = set(credentials.options)
@@ -199,16 +356,17 @@ class MemoryBackend(Backend):
         with self.host.lock:
             if any(vm.name == spec.name for vm in self.host.vms.values()):
                 raise AlreadyExistsError(f"a VM named {spec.name!r} already exists", host=self.host.name)
-            for disk in spec.disks:
-                if disk.image is not None and disk.image not in self.host.files:
-                    raise NotFoundError(
-                        f"disk image {disk.image!r} does not exist on the host; give an existing file",
-                        host=self.host.name,
-                        vm=spec.name,
-                    )
+            if spec.cpus > HOST_CPUS:
+                raise ValidationError(f"the host has {HOST_CPUS} CPUs; ask for at most that many", field="cpus")
             for nic in spec.nics:
                 if nic.network not in (None, NETWORK):
                     raise NotFoundError(f"no network named {nic.network!r}", host=self.host.name, vm=spec.name)
+            # Everything that can fail happens before the VM exists: a failed create leaves nothing behind.
+            disks: dict[str, _Disk] = {}
+            for disk in spec.disks:
+                target = _free_target(disks)
+                disks[target] = self._make_disk(spec.name, target, disk)
+            seed = build_seed_iso(spec.cloud_init) if spec.cloud_init is not None else None
             deadline.check("creating the VM", host=self.host.name, vm=spec.name)
             vm = _VM(
                 str(uuid_module.uuid4()),
@@ -217,22 +375,48 @@ class MemoryBackend(Backend):
                 spec.memory_mib,
                 spec.description,
                 dict(spec.labels),
-                {},
+                disks,
                 [nic.mac or self.host.next_mac() for nic in spec.nics],
+                dynamic_memory=spec.dynamic_memory,
+                has_seed=seed is not None,
             )
-            for disk in spec.disks:
-                self._add_disk(vm, disk)
+            for made in disks.values():
+                if made.image_is_new:
+                    self.host.files.add(made.path)
+            if seed is not None:
+                self.host.seeds[vm.seed_path] = seed
             self.host.vms[vm.uuid] = vm
             self.host.emit(EventKind.DEFINED, vm)
             return vm.info(details=True)
 
-    def _add_disk(self, vm: _VM, disk: DiskSpec) -> str:
-        target = f"vd{chr(ord('a') + len(vm.disks))}"
-        path = disk.image or f"/memory/{vm.name}/{target}.qcow2"
-        if disk.image is None:
-            self.host.files.add(path)
-        vm.disks[target] = path
-        return target
+    def _make_disk(self, vm_name: str, target: str, disk: DiskSpec) -> _Disk:
+        """Plan one disk, checking its image or base; nothing is stored until the caller keeps it."""
+        new_path = f"/memory/{vm_name}/{target}.qcow2"
+        if disk.clone is not None:
+            assert disk.image is not None  # DiskSpec refuses a clone without a base
+            base_mib = max(math.ceil(virtual_size(disk.image) / MIB), 1)
+            if disk.size_mib is not None and disk.size_mib < base_mib:
+                raise ValidationError(
+                    f"{disk.size_mib} MiB is smaller than the base image {disk.image!r} ({base_mib} MiB); "
+                    "a clone can only grow its base",
+                    field="disk.size_mib",
+                )
+            content = _read(disk.image) if disk.clone is CloneMode.COPY else None
+            size = disk.size_mib or base_mib
+            return _Disk(new_path, size, clone=disk.clone, base=disk.image, content=content, image_is_new=True)
+        if disk.image is not None:
+            if disk.image in self.host.files:
+                return _Disk(disk.image, self.host.sizes.get(disk.image, 1024), readonly=disk.readonly)
+            if not Path(disk.image).is_file():
+                raise NotFoundError(
+                    f"disk image {disk.image!r} does not exist on the host; give an existing file",
+                    host=self.host.name,
+                    vm=vm_name,
+                )
+            size = max(math.ceil(virtual_size(disk.image) / MIB), 1)
+            return _Disk(disk.image, size, readonly=disk.readonly)
+        assert disk.size_mib is not None
+        return _Disk(new_path, disk.size_mib, readonly=disk.readonly, image_is_new=True)
 
     def _set(self, uuid: str, state: PowerState) -> None:
         with self.host.lock:
@@ -241,7 +425,15 @@ class MemoryBackend(Backend):
             self.host.emit(EventKind.STATE, vm)
 
     def start(self, uuid: str, deadline: Deadline) -> None:
-        self._set(uuid, PowerState.RUNNING)
+        with self.host.lock:
+            vm = self._vm(uuid)
+            if vm.state is PowerState.STOPPED:  # a cold boot; a restored guest carries on where it was saved
+                self._boot(vm)
+            self._set(uuid, PowerState.RUNNING)
+
+    def _boot(self, vm: _VM) -> None:
+        vm.booted_at = self.host.clock()
+        vm.boot_memory_mib = vm.memory_mib
 
     def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
         if not self._vm(uuid).ignores_shutdown:
@@ -251,10 +443,16 @@ class MemoryBackend(Backend):
         self._set(uuid, PowerState.STOPPED)
 
     def reset(self, uuid: str, deadline: Deadline) -> None:
-        self._set(uuid, PowerState.RUNNING)
+        with self.host.lock:
+            self._boot(self._vm(uuid))
+            self._set(uuid, PowerState.RUNNING)
 
     def reboot(self, uuid: str, deadline: Deadline) -> None:
-        self._set(uuid, PowerState.RUNNING)
+        with self.host.lock:
+            vm = self._vm(uuid)
+            if not vm.ignores_shutdown:
+                self._boot(vm)
+            self._set(uuid, PowerState.RUNNING)
 
     def pause(self, uuid: str, deadline: Deadline) -> None:
         self._set(uuid, PowerState.PAUSED)
@@ -271,9 +469,12 @@ class MemoryBackend(Backend):
     def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
         with self.host.lock:
             vm = self.host.vms.pop(self._vm(uuid).uuid)
+            if vm.has_seed:  # the seed CD-ROM belongs to the VM: it goes with it, storage or not
+                self.host.seeds.pop(vm.seed_path, None)
             if storage:
-                in_use = {path for other in self.host.vms.values() for path in other.disks.values()}
-                self.host.files -= set(vm.disks.values()) - in_use
+                # Only files on the host: a clone's base is never removed, nor a disk another VM still uses.
+                in_use = {disk.path for other in self.host.vms.values() for disk in other.disks.values()}
+                self.host.files -= {disk.path for disk in vm.disks.values()} - in_use
             self.host.emit(EventKind.UNDEFINED, vm)
 
     # -- labels ------------------------------------------------------------------------------------------------
@@ -332,9 +533,12 @@ class MemoryBackend(Backend):
     def attach_disk(self, uuid: str, disk: DiskSpec, *, live: bool) -> str:
         with self.host.lock:
             vm = self._vm(uuid)
-            if disk.image is not None and disk.image not in self.host.files:
-                raise NotFoundError(f"disk image {disk.image!r} does not exist on the host", host=self.host.name)
-            return self._add_disk(vm, disk)
+            target = _free_target(vm.disks)
+            made = self._make_disk(vm.name, target, disk)
+            if made.image_is_new:
+                self.host.files.add(made.path)
+            vm.disks[target] = made
+            return target
 
     def detach_disk(self, uuid: str, target: str, *, live: bool) -> None:
         with self.host.lock:
@@ -359,6 +563,80 @@ class MemoryBackend(Backend):
             if mac not in vm.nics:
                 raise NotFoundError(f"the VM has no NIC with MAC {mac}", host=self.host.name)
             vm.nics.remove(mac)
+
+    def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
+        with self.host.lock:
+            vm = self._vm(uuid)
+            disk = vm.disks.get(target)
+            if disk is None:
+                raise NotFoundError(
+                    f"the VM has no disk {target!r}; its disks: {sorted(vm.disks)}", host=self.host.name, vm=vm.name
+                )
+            if disk.readonly:
+                raise ValidationError(f"disk {target!r} is read-only; it cannot be resized", field="target")
+            if size_mib < disk.size_mib:
+                raise ValidationError(
+                    f"disk {target!r} is {disk.size_mib} MiB and disks only grow; give at least {disk.size_mib}",
+                    field="size_mib",
+                )
+            deadline.check("resizing the disk", host=self.host.name, vm=vm.name)
+            disk.size_mib = size_mib
+
+    # -- CPUs and memory ---------------------------------------------------------------------------------------
+    def reconfigure(
+        self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline
+    ) -> None:
+        with self.host.lock:
+            vm = self._vm(uuid)
+            if cpus is not None and cpus > HOST_CPUS:
+                raise ValidationError(f"{cpus} CPUs is above the host's {HOST_CPUS}", field="cpus")
+            if memory_mib is not None:
+                low, high, what = 16, 256 * 1024, "the host's memory"
+                if vm.dynamic_memory is not None:
+                    low, high = vm.dynamic_memory.minimum_mib, vm.dynamic_memory.maximum_mib
+                    what = "dynamic memory's range"
+                elif live:
+                    high, what = vm.boot_memory_mib, "the memory it booted with (the balloon's maximum)"
+                if not low <= memory_mib <= high:
+                    raise ValidationError(f"{memory_mib} MiB is outside {what}, {low}-{high} MiB", field="memory_mib")
+            deadline.check("reconfiguring the VM", host=self.host.name, vm=vm.name)
+            if cpus is not None:
+                vm.cpus = cpus
+            if memory_mib is not None:
+                vm.memory_mib = memory_mib
+
+    # -- guest ---------------------------------------------------------------------------------------------------
+    def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
+        for answer in self.address_answers(uuid, sources):
+            if answer.addresses:
+                return list(answer.addresses)
+        return []
+
+    def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
+        with self.host.lock:
+            vm = self._vm(uuid)
+            now = self.host.clock()
+            return [
+                vm.agent_answer(now) if source == "agent" else AddressAnswer(source, (), "memory:// has no such source")
+                for source in sources
+            ]
+
+    def seed_iso(self, uuid: str) -> Callable[[], bytes | None]:
+        """Return a reader of the VM's NoCloud seed CD-ROM: its bytes, or None once the seed is gone.
+
+        The conformance kit's hook (``polyvisor_seed_reader``): the reader keeps working after the VM is deleted.
+        """
+        with self.host.lock:
+            vm = self._vm(uuid)
+            if not vm.has_seed:
+                raise NotFoundError("the VM has no cloud-init seed", host=self.host.name, vm=vm.name)
+            path, host = vm.seed_path, self.host
+
+        def read() -> bytes | None:
+            with host.lock:
+                return host.seeds.get(path)
+
+        return read
 
     # -- events ------------------------------------------------------------------------------------------------
     def subscribe(self, sink: EventSink) -> Subscription:

@@ -24,6 +24,7 @@ AREAS = {
     "test_create": "create: spec validation, hostile input, rollback on failure",
     "test_errors": "error tree, capability gates (UnsupportedError), closed connections",
     "test_host": "host facts and networks",
+    "test_provisioning": "provisioning: clones of a base image, cloud-init seeds, address waits, reconfigure, resize",
 }
 
 
@@ -57,6 +58,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         help="TOML or JSON table merged into the spec of a guest that ignores graceful shutdown (for the deadline "
         "tests); without it they are skipped, for a target that cannot make such a guest",
+    )
+    group.addoption(
+        "--polyvisor-base-image",
+        metavar="PATH",
+        help="a base disk image on the target (a path the hypervisor host can read, smaller than 4 GiB) for the "
+        "clone tests; without it they are skipped",
+    )
+    group.addoption(
+        "--polyvisor-address-spec",
+        metavar="FILE",
+        help="TOML or JSON table merged into the spec of a guest that gets a usable address once started (for the "
+        "address-wait test); without it that test is skipped",
     )
 
 

@@ -1,0 +1,165 @@
+"""Commands for a provisioned guest: its addresses, its CPUs and memory, and the size of its disks."""
+
+from __future__ import annotations
+
+import click
+
+from polyvisor.cli.records import address_record, status_record
+from polyvisor.cli.render import table
+from polyvisor.cli.session import Session
+from polyvisor.connection import ADDRESS_TIMEOUT, DEFAULT_TIMEOUT
+from polyvisor.model import GuestAddress
+from polyvisor.provisioning.addresses import AddressFamily, parse_family, usable
+
+__all__ = ["COMMANDS"]
+
+pass_session = click.make_pass_decorator(Session)
+
+
+def _memory(mib: int) -> str:
+    return f"{mib / 1024:g} GiB" if mib >= 1024 and mib % 1024 == 0 else f"{mib} MiB"
+
+
+@click.command("address")
+@click.argument("vm")
+@click.option("--wait", is_flag=True, help="Wait until the guest has a usable address, and print that one.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help=f"How long --wait waits (default: the global --timeout, else {ADDRESS_TIMEOUT:g}).",
+)
+@click.option(
+    "--family",
+    type=click.Choice([family.value for family in AddressFamily]),
+    default=None,
+    help="Only addresses of this family (--wait: default ipv4; listing: default any).",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="SOURCE",
+    help="Ask this address source (repeatable, in order); default: every source the backend has.",
+)
+@pass_session
+def address(
+    session: Session, vm: str, wait: bool, timeout: float | None, family: str | None, sources: tuple[str, ...]
+) -> None:
+    """Show VM's guest addresses, or with --wait wait for a usable one (exit code 5 on timeout).
+
+    A usable address is neither loopback, link-local, unspecified nor multicast. On timeout the error says what
+    each source answered ("agent: agent not connected").
+    """
+    handle = session.vm(vm)
+    chosen = sources or None
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout goes with --wait")
+    if wait:
+        with session.spinner(f"waiting for an address of {handle.seen_name}"):
+            found = handle.wait_for_address(
+                timeout=session.timeout(timeout, ADDRESS_TIMEOUT),
+                family=family or AddressFamily.IPV4,
+                sources=chosen,
+            )
+        record = {"vm": handle.seen_name, "uuid": handle.uuid, "address": address_record(found)}
+        session.emit(record, lambda: found.address)
+        return
+    wanted = parse_family(family)
+    listed = [a for a in handle.addresses(chosen) if _of(a, wanted)]
+    records = [{**address_record(a), "usable": usable(a)} for a in listed]
+
+    def human() -> str:
+        if not listed:
+            return f"{handle.seen_name}: no addresses"
+        rows = [
+            (a.interface, a.address, a.prefix, a.mac or "-", a.source, "yes" if usable(a) else "no") for a in listed
+        ]
+        return table(("INTERFACE", "ADDRESS", "PREFIX", "MAC", "SOURCE", "USABLE"), rows)
+
+    session.emit({"vm": handle.seen_name, "uuid": handle.uuid, "addresses": records}, human)
+
+
+def _of(found: GuestAddress, family: AddressFamily) -> bool:
+    """Whether an address (usable or not) is of ``family``."""
+    if family is AddressFamily.ANY:
+        return True
+    return (":" in found.address) == (family is AddressFamily.IPV6)
+
+
+@click.command("reconfigure")
+@click.argument("vm")
+@click.option("--cpus", type=click.IntRange(min=1), metavar="N", help="The number of virtual CPUs.")
+@click.option("--memory", "memory_mib", type=click.IntRange(min=1), metavar="MIB", help="Memory in MiB.")
+@click.option(
+    "--live/--cold",
+    default=None,
+    help="Change the running VM, or the stored definition of a stopped one (default: whichever its state allows).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help=f"How long the change may take (default: the global --timeout, else {DEFAULT_TIMEOUT:g}).",
+)
+@pass_session
+def reconfigure(
+    session: Session, vm: str, cpus: int | None, memory_mib: int | None, live: bool | None, timeout: float | None
+) -> None:
+    """Change VM's CPU count and/or memory: stopped, in its definition; running, live where the backend can.
+
+    A running VM changes within the maximum it started with (dynamic memory's range); --cold on a running VM is
+    refused (exit code 4): stop it first.
+    """
+    if cpus is None and memory_mib is None:
+        raise click.UsageError("give --cpus, --memory or both")
+    handle = session.vm(vm)
+    with session.spinner(f"reconfiguring {handle.seen_name}"):
+        info = handle.reconfigure(
+            cpus=cpus, memory_mib=memory_mib, live=live, timeout=session.timeout(timeout, DEFAULT_TIMEOUT)
+        )
+    record = {
+        "action": "reconfigure",
+        "vm": info.name,
+        "uuid": info.uuid,
+        **status_record(info.status),
+        "cpus": info.cpus,
+        "memory_mib": info.memory_mib,
+    }
+    session.emit(record, lambda: f"{info.name}: {info.cpus} CPUs, {_memory(info.memory_mib)} ({info.state.value})")
+
+
+@click.command("resize-disk")
+@click.argument("vm")
+@click.argument("target")
+@click.argument("size_mib", type=click.IntRange(min=1), metavar="SIZE_MIB")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help=f"How long the resize may take (default: the global --timeout, else {DEFAULT_TIMEOUT:g}).",
+)
+@pass_session
+def resize_disk(session: Session, vm: str, target: str, size_mib: int, timeout: float | None) -> None:
+    """Grow VM's disk TARGET (vda, scsi0:1, ...) to SIZE_MIB; disks never shrink (exit code 2).
+
+    The guest grows its partitions and file systems itself (cloud-init's growpart does on boot).
+    """
+    handle = session.vm(vm)
+    with session.spinner(f"resizing {target} of {handle.seen_name}"):
+        handle.resize_disk(target, size_mib, timeout=session.timeout(timeout, DEFAULT_TIMEOUT))
+    record = {
+        "action": "resize-disk",
+        "vm": handle.seen_name,
+        "uuid": handle.uuid,
+        "target": target,
+        "size_mib": size_mib,
+    }
+    session.emit(record, lambda: f"{handle.seen_name}: disk {target} is now {_memory(size_mib)}")
+
+
+COMMANDS: tuple[click.Command, ...] = (address, reconfigure, resize_disk)
+"""The provisioning commands, in the order ``--help`` lists them."""

@@ -1,0 +1,292 @@
+"""Provisioning: disks cloned from a base image, cloud-init seeds, address waits, reconfigure and disk resize.
+
+Clone cases need a base image on the target (``--polyvisor-base-image``); the address case needs a guest that
+gets an address (``--polyvisor-address-spec``); seeds are read back byte for byte where the target lets the kit
+(the ``polyvisor_seed_reader`` fixture). Everything else runs wherever the capability is declared.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import io
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from polyvisor import (
+    VM,
+    Connection,
+    Feature,
+    InvalidStateError,
+    NotFoundError,
+    PowerState,
+    TimeoutError,
+    UnsupportedError,
+    ValidationError,
+)
+from polyvisor.provisioning import CloudInit
+from polyvisor.provisioning.addresses import AddressFamily, usable
+from polyvisor.testing.fixtures import SeedReader, SpecFactory, unique_name
+from polyvisor.testing.suite._support import require
+
+VMFactory = Callable[..., VM]
+
+_CLONE_FEATURES = {"linked": Feature.DISK_CLONE_LINKED, "copy": Feature.DISK_CLONE_COPY}
+GROWN_CLONE_MIB = 4096
+"""The size the second clone is grown to at creation; the base image must be smaller."""
+
+
+def _fingerprint(path: str) -> tuple[str, int] | None:
+    """The base image's digest and modification time when the test machine can read it (memory://, local qemu)."""
+    local = Path(path)
+    if not local.is_file():
+        return None
+    digest = hashlib.sha256()
+    with local.open("rb") as image:
+        for block in iter(lambda: image.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest(), local.stat().st_mtime_ns
+
+
+# -- clones -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["linked", "copy"])
+def test_two_clones_of_one_base_and_deleting_one_keeps_the_rest(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory, polyvisor_base_image: str, mode: str
+) -> None:
+    conn = polyvisor_connection
+    require(conn, _CLONE_FEATURES[mode])
+    before = _fingerprint(polyvisor_base_image)
+    first = polyvisor_vm_factory(f"cl{mode[0]}", disks=[{"image": polyvisor_base_image, "clone": mode}])
+    grown = {"image": polyvisor_base_image, "clone": mode, "size_mib": GROWN_CLONE_MIB}
+    second = polyvisor_vm_factory(f"cl{mode[0]}", disks=[grown])
+    assert first.start().state is PowerState.RUNNING
+    first.stop()
+    first.delete(storage=conn.supports(Feature.DELETE_STORAGE))
+    assert not conn.exists(first.uuid)
+    # The other clone is untouched: it still starts, and the base still makes new clones.
+    assert second.start().state is PowerState.RUNNING
+    second.stop()
+    third = polyvisor_vm_factory(f"cl{mode[0]}", disks=[{"image": polyvisor_base_image, "clone": mode}])
+    assert third.state() is PowerState.STOPPED
+    if before is not None:
+        assert _fingerprint(polyvisor_base_image) == before, "a clone wrote to its base image"
+
+
+@pytest.mark.parametrize("mode", ["linked", "copy"])
+def test_a_missing_base_is_not_found_and_nothing_is_created(
+    polyvisor_connection: Connection, polyvisor_spec: SpecFactory, polyvisor_base_image: str, mode: str
+) -> None:
+    conn = polyvisor_connection
+    require(conn, _CLONE_FEATURES[mode])
+    missing = f"{polyvisor_base_image}.missing-{uuid.uuid4().hex[:8]}"  # next to the real one, on any OS
+    name = unique_name("clm")
+    before = {info.uuid for info in conn.list()}
+    with pytest.raises(NotFoundError) as caught:
+        conn.create(polyvisor_spec(name, disks=[{"size_mib": 8}, {"image": missing, "clone": mode}]))
+    assert missing in str(caught.value), "the error names the missing base"
+    assert not conn.exists(name)
+    assert {info.uuid for info in conn.list()} == before
+
+
+# -- cloud-init seeds --------------------------------------------------------------------------------------------
+HOSTILE_USER_DATA = (
+    "#cloud-config\r\n"
+    "runcmd:\n"
+    '  - [sh, -c, "echo \'$(id)\' `uname` \\"q\\" <&> %s ${HOME} ünï cödé ✓ 🚀"]\n'
+    'write_files: [{path: /tmp/x, content: "\\0 \\t ; DROP TABLE vms; --"}]\n'
+    "\n\n   trailing spaces and no final newline   "
+)
+
+
+def _hostile_seed(name: str) -> CloudInit:
+    return CloudInit(
+        instance_id=f"iid-{name}-'\"$(x)`y`",
+        local_hostname="host-<&>-ünï",
+        user_data=HOSTILE_USER_DATA,
+        meta_data={"public-keys": ["ssh-ed25519 AAAA kit@'$(x)'"], "note": 'line\nbreak "quoted" \\ back'},
+        network_config="version: 2\nethernets: {}\n",
+        vendor_data='#!/bin/sh\necho "$@" > /dev/null; exit 0\n',
+    )
+
+
+def _seed_files(image: bytes) -> dict[str, bytes]:
+    """A seed ISO's files by their Rock Ridge name, with its volume label under the key ``label``."""
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.open_fp(io.BytesIO(image))
+    try:
+        files = {"label": iso.pvd.volume_identifier.decode("ascii").rstrip().encode("ascii")}
+        for child in iso.list_children(rr_path="/"):
+            if child.is_dot() or child.is_dotdot():
+                continue
+            name = child.rock_ridge.name().decode("utf-8")
+            out = io.BytesIO()
+            iso.get_file_from_iso_fp(out, rr_path="/" + name)
+            files[name] = out.getvalue()
+    finally:
+        iso.close()
+    return files
+
+
+def test_a_seed_carries_hostile_content_byte_for_byte_and_goes_with_the_vm(
+    polyvisor_connection: Connection,
+    polyvisor_vm_factory: VMFactory,
+    polyvisor_seed_reader: SeedReader | None,
+) -> None:
+    require(polyvisor_connection, Feature.CLOUD_INIT)
+    seed = _hostile_seed("seed")
+    vm = polyvisor_vm_factory("seed", cloud_init=seed)
+    assert vm.state() is PowerState.STOPPED
+    read = polyvisor_seed_reader(vm) if polyvisor_seed_reader is not None else None
+    if read is not None:
+        image = read()
+        assert image is not None, "the VM's seed cannot be read"
+        assert _seed_files(image) == {"label": b"cidata", **seed.files()}
+    # The seed belongs to the VM: deleting the VM (even without its storage) removes it.
+    vm.delete()
+    assert not polyvisor_connection.exists(vm.uuid)
+    if read is not None:
+        assert read() is None, "the seed outlived its VM"
+
+
+def test_a_seeded_vm_starts(polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory) -> None:
+    require(polyvisor_connection, Feature.CLOUD_INIT)
+    vm = polyvisor_vm_factory("seedrun", cloud_init={"local_hostname": "kit-guest"})
+    assert vm.start().state is PowerState.RUNNING
+
+
+# -- address waits -----------------------------------------------------------------------------------------------
+def test_wait_for_address_returns_a_usable_address(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory, polyvisor_address_overrides: Mapping[str, Any]
+) -> None:
+    require(polyvisor_connection, Feature.GUEST_ADDRESSES)
+    vm = polyvisor_vm_factory("addr", **polyvisor_address_overrides)
+    vm.start()
+    address = vm.wait_for_address(timeout=180)
+    assert usable(address, AddressFamily.IPV4), address
+    assert address.source in type(polyvisor_connection.backend).address_sources
+
+
+def test_a_timeout_names_each_source_asked(polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory) -> None:
+    require(polyvisor_connection, Feature.GUEST_ADDRESSES)
+    sources = type(polyvisor_connection.backend).address_sources
+    assert sources, "a backend with guest addresses declares its address_sources"
+    vm = polyvisor_vm_factory("noaddr", nics=[])  # without a NIC no guest has a usable address
+    vm.start()
+    began = time.monotonic()
+    with pytest.raises(TimeoutError) as caught:
+        vm.wait_for_address(timeout=1)
+    assert time.monotonic() - began < 1 + 5
+    assert isinstance(caught.value, builtins.TimeoutError)
+    message = str(caught.value)
+    assert f"asked {', '.join(sources)}: " in message
+    for source in sources:
+        assert f"{source}: " in message.split("asked", 1)[1], f"the timeout does not say what {source} answered"
+
+
+def test_waiting_for_the_address_of_a_stopped_vm_is_refused(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory
+) -> None:
+    require(polyvisor_connection, Feature.GUEST_ADDRESSES)
+    vm = polyvisor_vm_factory("addroff")
+    with pytest.raises(InvalidStateError) as caught:
+        vm.wait_for_address(timeout=5)
+    assert caught.value.state is PowerState.STOPPED
+
+
+# -- reconfigure ---------------------------------------------------------------------------------------------------
+def test_reconfigure_a_stopped_vm(polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory) -> None:
+    require(polyvisor_connection, Feature.RECONFIGURE)
+    vm = polyvisor_vm_factory("rcold", cpus=1)
+    memory = vm.info().memory_mib
+    info = vm.reconfigure(cpus=2, memory_mib=memory * 2)
+    assert (info.cpus, info.memory_mib) == (2, memory * 2)
+    again = vm.info()
+    assert (again.cpus, again.memory_mib) == (2, memory * 2)
+    assert again.state is PowerState.STOPPED
+
+
+def test_reconfigure_live_cpus(polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory) -> None:
+    require(polyvisor_connection, Feature.RECONFIGURE)
+    vm = polyvisor_vm_factory("rcpu", cpus=1)
+    vm.start()
+    if not vm.capabilities().supports(Feature.RECONFIGURE_LIVE_CPUS):
+        with pytest.raises(UnsupportedError) as caught:
+            vm.reconfigure(cpus=2)
+        assert caught.value.feature is Feature.RECONFIGURE_LIVE_CPUS
+        return
+    # A backend that changes CPUs live starts a one-CPU guest with room for a second.
+    info = vm.reconfigure(cpus=2)
+    assert info.cpus == 2
+    assert info.state is PowerState.RUNNING
+    with pytest.raises(ValidationError):
+        vm.reconfigure(cpus=1024)  # above any maximum a test guest starts with
+
+
+def test_reconfigure_live_memory(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory, polyvisor_spec: SpecFactory
+) -> None:
+    require(polyvisor_connection, Feature.RECONFIGURE)
+    dynamic = polyvisor_connection.supports(Feature.DYNAMIC_MEMORY)
+    memory = polyvisor_spec("rmem").memory_mib
+    half = max(memory // 2, 16)
+    overrides: dict[str, Any] = {}
+    if dynamic:
+        overrides["dynamic_memory"] = {"minimum_mib": half, "maximum_mib": memory}
+    vm = polyvisor_vm_factory("rmem", memory_mib=memory, **overrides)
+    vm.start()
+    if not vm.capabilities().supports(Feature.RECONFIGURE_LIVE_MEMORY):
+        with pytest.raises(UnsupportedError) as caught:
+            vm.reconfigure(memory_mib=half)
+        assert caught.value.feature is Feature.RECONFIGURE_LIVE_MEMORY
+        return
+    info = vm.reconfigure(memory_mib=half)
+    assert half <= info.memory_mib <= memory, "live memory is the new target (or on its way there)"
+    assert info.state is PowerState.RUNNING
+    if dynamic:
+        assert info.details is not None
+        assert info.details.dynamic_memory is not None
+        assert (info.details.dynamic_memory.minimum_mib, info.details.dynamic_memory.maximum_mib) == (half, memory)
+    with pytest.raises(ValidationError):
+        vm.reconfigure(memory_mib=memory * 4)  # above the maximum it started with
+
+
+def test_reconfigure_refuses_a_cold_change_of_a_running_vm(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory
+) -> None:
+    require(polyvisor_connection, Feature.RECONFIGURE)
+    vm = polyvisor_vm_factory("rrun", cpus=1)
+    vm.start()
+    with pytest.raises(InvalidStateError) as caught:
+        vm.reconfigure(cpus=2, live=False)
+    assert caught.value.state is PowerState.RUNNING
+    assert vm.info().cpus == 1
+
+
+# -- resize ----------------------------------------------------------------------------------------------------------
+def test_resize_grows_a_disk_and_never_shrinks_it(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory
+) -> None:
+    require(polyvisor_connection, Feature.DISK_RESIZE, Feature.DISK_ATTACH)
+    vm = polyvisor_vm_factory("rsz")
+    target = vm.attach_disk({"size_mib": 64}, live=False)  # attach_disk names the target, on any backend
+    vm.resize_disk(target, 128)
+    # 96 MiB would be a growth of a 64 MiB disk: refusing it shows the disk is 128 MiB now.
+    with pytest.raises(ValidationError) as caught:
+        vm.resize_disk(target, 96)
+    assert caught.value.field == "size_mib"
+
+
+def test_resizing_a_missing_disk_is_not_found(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory
+) -> None:
+    require(polyvisor_connection, Feature.DISK_RESIZE)
+    vm = polyvisor_vm_factory("rszm")
+    with pytest.raises(NotFoundError):
+        vm.resize_disk("polyvisor-no-such-disk", 128)
