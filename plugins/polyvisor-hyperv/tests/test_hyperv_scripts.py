@@ -64,3 +64,12 @@ def test_hyperv_cmdlets_travel_module_qualified() -> None:
     request = Request((Step("Get-VM"), Step("Remove-Item", pipe=True)))
     payload = json.loads(base64.b64decode(encode_request(request)))
     assert [step["command"] for step in payload["steps"]] == ["Hyper-V\\Get-VM", "Remove-Item"]
+
+
+def test_bytes_travel_as_base64_data_the_runner_decodes() -> None:
+    hostile = b"$(Stop-Computer -Force)'\"\n\x00\xff"
+    request = Request((Step("Add-Content", {"LiteralPath": "C:\\s.iso", "Value": hostile, "Encoding": "Byte"}),))
+    (step,) = json.loads(base64.b64decode(encode_request(request)))["steps"]
+    assert step["parameters"] == {"LiteralPath": "C:\\s.iso", "Encoding": "Byte"}
+    assert base64.b64decode(step["bytes"]["Value"]) == hostile
+    assert "FromBase64String($property.Value)" in runner_script()

@@ -12,6 +12,8 @@ acts only through polyvisor's API can provoke guest behaviour:
 * ``no-shutdown-service``: the guest does not answer the shutdown integration service, so ``Stop-VM`` asks whether
   to turn the VM off: ``-Force`` answers yes (the VM is powered off), and without it the prompt fails in the
   non-interactive session and the VM keeps running;
+* ``no-kvp``: the guest shuts down when asked but runs no KVP daemon, so ``Get-VMNetworkAdapter`` never shows
+  its IP addresses;
 * ``responsive`` (or no such label): the guest shuts down when asked.
 
 The host reads the label whenever the VM's Notes change (``Set-VM -Notes``, or a checkpoint restored); changing

@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         help="how long each Hyper-V cmdlet takes (real ones take tens to hundreds of ms; default 0)",
     )
     parser.add_argument(
+        "--kvp-delay",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="how long after a VM starts its guest's KVP daemon reports its IP addresses (default 3)",
+    )
+    parser.add_argument(
         "--idle-timeout",
         type=float,
         default=7200.0,
@@ -82,6 +89,7 @@ def main() -> None:
     # Both listeners share one engine so they show the same Hyper-V host.
     engine = Engine()
     engine.host.cmdlet_latency = args.cmdlet_latency_ms / 1000
+    engine.host.kvp_delay = args.kvp_delay
     hosts: list[LoopbackHost] = []
     for https, port in ((False, args.http_port), (True, args.https_port)):
         if port is None:

@@ -41,11 +41,14 @@ class LoopbackHost:
         allow_unencrypted: bool = False,
         max_envelope_size: int = DEFAULT_MAX_ENVELOPE_SIZE,
         cmdlet_latency: float | None = None,
+        kvp_delay: float | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_idle_timeout: float = MAX_IDLE_TIMEOUT,
     ) -> None:
-        """``idle_timeout``: seconds a shell or runspace pool may idle before it is deleted, when the client asks
-        for no IdleTimeOut; ``max_idle_timeout``: the most a client may ask for (Windows: 7200 and 2147483.647)."""
+        """``kvp_delay``: seconds after a VM starts until its guest reports its addresses (KVP), None for the
+        engine's default (3); ``idle_timeout``: seconds a shell or runspace pool may idle before it is deleted, when
+        the client asks for no IdleTimeOut; ``max_idle_timeout``: the most a client may ask for (Windows: 7200 and
+        2147483.647)."""
         self._credentials = Credentials(username, password)
         self._https = https
         self._requested_port = port
@@ -56,6 +59,7 @@ class LoopbackHost:
         self.state_dir = Path(state_dir)
         self._engine: HostEngine | None = engine
         self._cmdlet_latency = cmdlet_latency
+        self._kvp_delay = kvp_delay
         self.policy = ListenerPolicy(allow_basic=allow_basic, allow_unencrypted=allow_unencrypted)
         self._max_envelope_size = max_envelope_size
         self._idle_timeout = idle_timeout
@@ -86,6 +90,8 @@ class LoopbackHost:
         if self._cmdlet_latency is not None and hyperv is not None:
             # Seconds each Hyper-V cmdlet takes (the engine's in-memory host; shared by listeners on one engine).
             hyperv.cmdlet_latency = self._cmdlet_latency
+        if self._kvp_delay is not None and hyperv is not None:
+            hyperv.kvp_delay = self._kvp_delay
         self._user_file = NTLMUserFile(self._credentials)
         tls = None
         binding = None

@@ -6,6 +6,7 @@ import base64
 import binascii
 import io
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO, cast
@@ -47,6 +48,19 @@ class Engine:
     def __init__(self, host: HyperVHost | None = None) -> None:
         self.host = host if host is not None else HyperVHost()
         self.registry: Registry = default_registry()
+        self._scripts: deque[str] = deque(maxlen=10_000)
+        self._scripts_lock = threading.Lock()
+
+    def _record_script(self, text: str) -> None:
+        with self._scripts_lock:
+            self._scripts.append(text)
+
+    @property
+    def scripts_run(self) -> list[str]:
+        """Every PowerShell text this engine parsed as source, oldest first (the last 10,000): PSRP script commands
+        and the scripts powershell.exe ran. Cmdlet calls and their parameters are not scripts."""
+        with self._scripts_lock:
+            return list(self._scripts)
 
     def invoke_pipeline(
         self,
@@ -66,6 +80,7 @@ class Engine:
         try:
             for index, spec in enumerate(commands):
                 if spec.is_script:
+                    self._record_script(spec.name)
                     interpreter = Interpreter(session, self.registry)
                     last = index == len(commands) - 1
                     data = interpreter.run(spec.name, data, emit if last else None)
@@ -97,6 +112,7 @@ class Engine:
         except ValueError as exc:
             stderr.write((str(exc) + "\r\n").encode("utf-8"))
             return 1
+        self._record_script(script)
         session = Session(self.host, cancel)
         out_text = io.StringIO()
         # [Console]::Out writes reach stdout at once, as a real process's do (a long-running script streams).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ntpath
 import threading
 import uuid
@@ -39,6 +40,19 @@ class FileEntry:
     physical_sector_size: int = 4096
     disk_identifier: uuid.UUID = field(default_factory=uuid.uuid4)
     checkpoint_of: uuid.UUID | None = None  # the VM whose checkpoints made this differencing disk (.avhdx)
+    data: bytearray = field(default_factory=bytearray)
+    """The bytes written to the file (Set-Content/Add-Content -Encoding Byte); for a VHD, what its guest wrote."""
+
+    def content(self) -> bytes:
+        """The file's bytes as a hash sees them: a VHD's header (identity, size, parent) and then its data."""
+        if self.vhd_type is None:
+            return bytes(self.data)
+        header = f"vhd:{self.vhd_format}:{self.disk_identifier}:{self.size}:{self.parent_path or ''}\n"
+        return header.encode("utf-8") + bytes(self.data)
+
+    def sha256(self) -> str:
+        """Get-FileHash's default: SHA256 in upper-case hex."""
+        return hashlib.sha256(self.content()).hexdigest().upper()
 
 
 class VirtualFileSystem:

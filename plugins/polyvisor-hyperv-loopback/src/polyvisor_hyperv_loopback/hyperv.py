@@ -60,11 +60,13 @@ GUEST_LABEL = "polyvisor.test/guest"
 GUEST_RESPONSIVE = "responsive"
 GUEST_IGNORES_SHUTDOWN = "ignore-shutdown"
 GUEST_NO_SHUTDOWN_SERVICE = "no-shutdown-service"
-#: How a guest answers Hyper-V's shutdown integration service:
+GUEST_NO_KVP = "no-kvp"
+#: How a guest answers Hyper-V's integration services:
 #: ``responsive`` shuts down; ``ignore-shutdown`` accepts the request and never shuts down (Stop-VM blocks until
 #: it is stopped or ``guest_shutdown_timeout`` passes); ``no-shutdown-service`` does not answer the integration
-#: service at all (Stop-VM prompts to turn the VM off: without -Force that fails on a non-interactive host).
-GUEST_BEHAVIOURS = frozenset({GUEST_RESPONSIVE, GUEST_IGNORES_SHUTDOWN, GUEST_NO_SHUTDOWN_SERVICE})
+#: service at all (Stop-VM prompts to turn the VM off: without -Force that fails on a non-interactive host);
+#: ``no-kvp`` shuts down when asked but runs no KVP daemon, so Hyper-V never learns its IP addresses.
+GUEST_BEHAVIOURS = frozenset({GUEST_RESPONSIVE, GUEST_IGNORES_SHUTDOWN, GUEST_NO_SHUTDOWN_SERVICE, GUEST_NO_KVP})
 
 
 def guest_label(notes: str) -> str | None:
@@ -155,6 +157,8 @@ class VMConfig:
     dynamic_memory: bool = False
     memory_minimum: int = 512 * MiB
     memory_maximum: int = 1024 * GiB
+    memory_buffer: int = 20
+    memory_priority: int = 50
     notes: str = ""
     checkpoint_type: str = "Production"
     automatic_stop_action: str = "Save"
@@ -266,8 +270,11 @@ class HyperVHost:
         guest_shutdown_timeout: float = 30.0,
         cmdlet_latency: float = 0.0,
         merge_delay: float = 0.2,
+        kvp_delay: float = 3.0,
     ) -> None:
         self.computer_name = computer_name
+        self.kvp_delay = kvp_delay
+        """Seconds after a VM starts running until its guest's KVP daemon reports its IP addresses."""
         self.cmdlet_latency = cmdlet_latency
         """Seconds every Hyper-V cmdlet takes before it acts (real ones take tens to hundreds of ms: WMI calls)."""
         self.domain = domain
@@ -389,6 +396,26 @@ class HyperVHost:
     def now(self) -> float:
         """Return the host's monotonic clock."""
         return time.monotonic()
+
+    @property
+    def condition(self) -> threading.Condition:
+        """The lock (and condition) guarding the whole host, for the modules that model more of it."""
+        return self._cond
+
+    def vm_record(self, vm_id: uuid.UUID) -> VMRecord:
+        """The live record of a VM (not a copy); hold :attr:`condition` while using it."""
+        return self._vm(vm_id)
+
+    def file_in_use(self, path: str) -> bool:
+        """Whether a running VM (or another process) holds the file open; hold :attr:`condition`."""
+        return self._in_use(path)
+
+    def kvp_reports(self, vm: VMRecord) -> bool:
+        """Whether the guest's KVP daemon has reported its addresses: it runs one, and the VM has been Running
+        for ``kvp_delay`` seconds (Hyper-V learns guest addresses through the data exchange integration service)."""
+        if vm.state != "Running" or vm.started_at is None or vm.guest == GUEST_NO_KVP:
+            return False
+        return self.now() - vm.started_at >= self.kvp_delay
 
     def list_vms(self) -> list[VMRecord]:
         """Return copies of every VM, ordered by name."""

@@ -509,9 +509,10 @@ def dvd_object(host: HyperVHost, vm: VMRecord, drive: DvdDriveRecord) -> VMDvdDr
     return obj
 
 
-def _ip_addresses(vm: VMRecord, nic: NetworkAdapterRecord) -> list[str]:
-    # Documentation-range addresses (RFC 5737 / link-local): data only, nothing routes them.
-    if vm.state != "Running" or nic.switch_name is None or nic.mac is None:
+def _ip_addresses(host: HyperVHost, vm: VMRecord, nic: NetworkAdapterRecord) -> list[str]:
+    # Documentation-range addresses (RFC 5737 / link-local): data only, nothing routes them. They come from the
+    # guest's KVP daemon, some seconds after the VM started (host.kvp_delay), and only while it runs.
+    if not host.kvp_reports(vm) or nic.switch_name is None or nic.mac is None:
         return []
     mac = bytes.fromhex(nic.mac)
     host_octet = mac[-1] % 254 + 1
@@ -541,7 +542,7 @@ def network_adapter_object(host: HyperVHost, vm: VMRecord, nic: NetworkAdapterRe
         DynamicMacAddressEnabled=nic.dynamic_mac,
         IsLegacy=nic.is_legacy,
         IsSynthetic=not nic.is_legacy,
-        IPAddresses=_ip_addresses(vm, nic),
+        IPAddresses=_ip_addresses(host, vm, nic),
         Connected=connected and vm.state == "Running",
         SwitchName=nic.switch_name,
         SwitchId=switch_id,

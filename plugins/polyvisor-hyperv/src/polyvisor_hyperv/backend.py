@@ -44,6 +44,7 @@ from collections.abc import Mapping, Sequence
 
 from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
 from polyvisor.model import (
+    AddressAnswer,
     DiskSpec,
     Feature,
     GuestAddress,
@@ -62,6 +63,7 @@ from polyvisor_hyperv.events import Events
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
+from polyvisor_hyperv.resources import Resources
 from polyvisor_hyperv.session import Session
 from polyvisor_hyperv.snapshots import Snapshots
 from polyvisor_hyperv.storage import Storage
@@ -100,8 +102,17 @@ class HyperVBackend(Backend):
             Feature.NIC_HOTPLUG,
             Feature.UEFI,
             Feature.SECURE_BOOT,
+            Feature.DISK_CLONE_LINKED,
+            Feature.DISK_CLONE_COPY,
+            Feature.CLOUD_INIT,
+            Feature.DYNAMIC_MEMORY,
+            Feature.MEMORY_BUFFER,
+            # Runtime memory resize (Windows Server 2016 and later); the CPU count changes only while the VM is off,
+            # so RECONFIGURE_LIVE_CPUS is not declared.
+            Feature.RECONFIGURE_LIVE_MEMORY,
         }
     )
+    address_sources = ("kvp",)
 
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         self.uri = uri
@@ -112,6 +123,7 @@ class HyperVBackend(Backend):
         self._lifecycle = Lifecycle(session, self._inventory, storage)
         self._snapshots = Snapshots(session, self._lifecycle)
         self._devices = Devices(session, storage)
+        self._resources = Resources(session, self._devices)
         # Native events: a watcher pipeline on a session of its own (see polyvisor_hyperv.events).
         self._events = Events(
             self.options, lambda: open_transport(self.options), self._inventory.list_vms, uri.display_host
@@ -215,7 +227,20 @@ class HyperVBackend(Backend):
         self._devices.detach_nic(uuid, mac, live=live)
 
     def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
-        return self._devices.addresses(uuid, sources)
+        # Hyper-V learns guest addresses one way: its data exchange integration service (KVP).
+        return self._resources.addresses(uuid)
+
+    def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
+        return self._resources.address_answers(uuid, sources)
+
+    # -- resources ------------------------------------------------------------------------------------------------
+    def reconfigure(
+        self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline
+    ) -> None:
+        self._resources.reconfigure(uuid, cpus=cpus, memory_mib=memory_mib, live=live, deadline=deadline)
+
+    def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
+        self._resources.resize_disk(uuid, target, size_mib, deadline)
 
     # -- events ---------------------------------------------------------------------------------------------------
     def subscribe(self, sink: EventSink) -> Subscription:

@@ -47,8 +47,8 @@ class Switch:
 
 SWITCH = Switch()
 
-Value = Switch | str | int | bool | None | Sequence[str]
-"""A parameter value: SWITCH, a scalar or a list; None leaves the parameter out."""
+Value = Switch | str | int | bool | bytes | None | Sequence[str]
+"""A parameter value: SWITCH, a scalar, bytes (a byte[]) or a list; None leaves the parameter out."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,13 @@
-"""Disks and NICs of an existing VM, and guest addresses."""
+"""Disks and NICs of an existing VM."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any
 
 from polyvisor.errors import NotFoundError, PolyvisorError, UnsupportedError, ValidationError
-from polyvisor.model import DiskBus, DiskFormat, DiskSpec, Feature, GuestAddress, NicSpec
+from polyvisor.model import DiskBus, DiskFormat, DiskSpec, Feature, NicSpec
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.session import MiB, Session, as_text, then, vm_step
 from polyvisor_hyperv.states import enum_name
@@ -37,7 +36,8 @@ class Devices:
         self._session = session
         self._storage = storage
 
-    def _drives(self, uuid: str) -> list[tuple[str, Row]]:
+    def drives(self, uuid: str) -> list[tuple[str, Row]]:
+        """The VM's hard disk drives by target name (``SCSI:0:1``), with ControllerType/Number/Location and Path."""
         rows = self._session.run(
             [vm_step(uuid), then("Get-VMHardDiskDrive")],
             doing="listing the VM's disks",
@@ -74,7 +74,7 @@ class Devices:
         return drive_target(rows[0])
 
     def detach_disk(self, uuid: str, target: str, *, live: bool) -> None:
-        drives = dict(self._drives(uuid))
+        drives = dict(self.drives(uuid))
         if target not in drives:
             known = ", ".join(sorted(drives)) or "none"
             raise NotFoundError(f"no disk at {target!r} (disks: {known})", host=self._session.host, vm=uuid)
@@ -94,7 +94,8 @@ class Devices:
             vm=uuid,
         )
 
-    def _adapters(self, uuid: str) -> list[Row]:
+    def adapters(self, uuid: str) -> list[Row]:
+        """The VM's network adapters: Name, MacAddress, SwitchName and the IPAddresses KVP reported."""
         return self._session.run(
             [vm_step(uuid), then("Get-VMNetworkAdapter")],
             doing="listing network adapters",
@@ -125,7 +126,7 @@ class Devices:
     def detach_nic(self, uuid: str, mac: str, *, live: bool) -> None:
         generation = int(self._session.vm_row(uuid, ("Generation",)).get("Generation") or 1)
         self._require_nic_hotplug(uuid, generation, live)
-        adapters = self._adapters(uuid)
+        adapters = self.adapters(uuid)
         match = [row for row in adapters if colon_mac(as_text(row.get("MacAddress"))) == mac.lower()]
         if not match:
             raise NotFoundError(f"no network adapter with MAC {mac}", host=self._session.host, vm=uuid)
@@ -143,18 +144,6 @@ class Devices:
             doing=f"removing network adapter {mac} (Remove-VMNetworkAdapter)",
             vm=uuid,
         )
-
-    def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
-        # Hyper-V learns guest addresses from its integration services (KVP), whichever source was asked for.
-        out = []
-        for row in self._adapters(uuid):
-            addresses = row.get("IPAddresses") or []
-            if isinstance(addresses, str):
-                addresses = [addresses]
-            mac = colon_mac(as_text(row.get("MacAddress"))) or None
-            for address in addresses:
-                out.append(GuestAddress(as_text(row.get("Name")), mac, str(address), None, "hypervisor"))
-        return out
 
 
 def wildcard_literal(text: str) -> str:

@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from polyvisor.errors import NotFoundError, PolyvisorError, ValidationError
-from polyvisor.model import Feature, HostInfo, NetworkInfo, PowerState, VMDetails, VMInfo, normalize_uuid
+from polyvisor.model import (
+    DynamicMemory,
+    Feature,
+    HostInfo,
+    NetworkInfo,
+    PowerState,
+    VMDetails,
+    VMInfo,
+    normalize_uuid,
+)
 from polyvisor_hyperv.commands import Step
 from polyvisor_hyperv.notes import STATE_LABEL, join_notes, split_notes
-from polyvisor_hyperv.session import MiB, Session, as_guid, as_text
+from polyvisor_hyperv.session import MiB, Session, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.states import enum_name, status_from_vmstate
 from polyvisor_hyperv.transport import Row
 
@@ -20,6 +29,10 @@ VM_PROPERTIES = (
     "State",
     "ProcessorCount",
     "MemoryStartup",
+    "MemoryAssigned",
+    "DynamicMemoryEnabled",
+    "MemoryMinimum",
+    "MemoryMaximum",
     "Notes",
     "Generation",
     "CheckpointType",
@@ -92,7 +105,14 @@ class Inventory:
 
     def list_vms(self) -> list[VMInfo]:
         rows = self._session.run([Step("Get-VM")], doing="listing VMs", select=VM_PROPERTIES)
-        return [self._vm_info(row) for row in rows]
+        buffers: dict[str, int] = {}
+        if any(row.get("DynamicMemoryEnabled") for row in rows):
+            # The buffer is on VMMemory only: one more request, for all VMs, when any has dynamic memory.
+            memory = self._session.run(
+                [Step("Get-VM"), then("Get-VMMemory")], doing="reading memory settings", select=("VMId", "Buffer")
+            )
+            buffers = {as_guid(row.get("VMId")): int(row.get("Buffer") or 0) for row in memory}
+        return [self._vm_info(row, buffers.get(as_guid(row.get("Id")))) for row in rows]
 
     def lookup(self, ref: str) -> VMInfo:
         uuid = normalize_uuid(ref)
@@ -120,16 +140,24 @@ class Inventory:
         return None
 
     def info(self, uuid: str) -> VMInfo:
-        return self._vm_info(self._session.vm_row(uuid, VM_PROPERTIES))
+        row = self._session.vm_row(uuid, VM_PROPERTIES)
+        buffer = None
+        if row.get("DynamicMemoryEnabled"):
+            memory = self._session.run(
+                [vm_step(uuid), then("Get-VMMemory")], doing="reading memory settings", vm=uuid, select=("Buffer",)
+            )
+            buffer = int(memory[0].get("Buffer") or 0) if memory else None
+        return self._vm_info(row, buffer)
 
-    def _vm_info(self, row: Row) -> VMInfo:
+    def _vm_info(self, row: Row, buffer: int | None = None) -> VMInfo:
         status = status_from_vmstate(row.get("State"))
         description, labels = split_notes(as_text(row.get("Notes")))
         labels.pop(STATE_LABEL, None)  # a reverted VM has its checkpoint's Notes, record included
         # One Get-VM returns every property, so listings carry the details at no extra cost.
         details = VMDetails(
             cpus=int(row.get("ProcessorCount") or 0),
-            memory_mib=int(row.get("MemoryStartup") or 0) // MiB,
+            memory_mib=_memory_mib(row, status.state),
+            dynamic_memory=_dynamic_memory(row, buffer),
             labels=labels,
             description=description,
             extra={
@@ -153,3 +181,19 @@ class Inventory:
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
         human, _ = split_notes(as_text(self._session.vm_row(uuid, ("Notes",)).get("Notes")))
         self._session.verb(uuid, "Set-VM", "writing labels to Notes (Set-VM)", None, Notes=join_notes(human, labels))
+
+
+def _memory_mib(row: Row, state: PowerState) -> int:
+    """The memory the VM has now (Hyper-V's assigned memory) while it runs or is paused, else its startup memory."""
+    assigned = int(row.get("MemoryAssigned") or 0)
+    if state in (PowerState.RUNNING, PowerState.PAUSED) and assigned:
+        return assigned // MiB
+    return int(row.get("MemoryStartup") or 0) // MiB
+
+
+def _dynamic_memory(row: Row, buffer: int | None) -> DynamicMemory | None:
+    if not row.get("DynamicMemoryEnabled"):
+        return None
+    low = int(row.get("MemoryMinimum") or 0) // MiB
+    high = int(row.get("MemoryMaximum") or 0) // MiB
+    return DynamicMemory(max(low, 16), max(high, low, 16), buffer if buffer and 5 <= buffer <= 2000 else None)

@@ -15,8 +15,10 @@ from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.devices import check_disk, controller, nic_parameters
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.notes import join_notes
+from polyvisor_hyperv.provisioning import Provisioning
 from polyvisor_hyperv.session import MiB, Session, as_guid, as_text, then, vm_step
-from polyvisor_hyperv.storage import Storage
+from polyvisor_hyperv.storage import CHECKPOINT_DISK, Storage
+from polyvisor_hyperv.transport import Row
 
 __all__ = ["Lifecycle", "check_spec"]
 
@@ -26,8 +28,6 @@ _BIOS_NAMES = {BootDevice.CDROM: "CD", BootDevice.DISK: "IDE", BootDevice.NETWOR
 # Stop-VM's "turn it off instead?" prompt, failed in a session that cannot prompt (PSRP without a host UI, or
 # powershell.exe -NonInteractive on the WinRM shell).
 _PROMPT_FAILED = re.compile(r"does not support user interaction|NonInteractive mode", re.IGNORECASE)
-# A checkpoint's differencing disk: Hyper-V names it after the chain's root, ``<root>_<GUID>.avhdx``.
-_CHECKPOINT_DISK = re.compile(r"_[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\.avhdx?$", re.IGNORECASE)
 _MERGE_POLL = 0.25
 
 
@@ -38,9 +38,11 @@ class Lifecycle:
         self._session = session
         self._inventory = inventory
         self._storage = storage
+        self._provisioning = Provisioning(session)
 
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         check_spec(spec)
+        bases = self._provisioning.read_bases(spec)  # a missing base raises here, before anything exists
         generation = spec.generation
         rows = self._session.run(
             [
@@ -63,20 +65,30 @@ class Lifecycle:
         uuid = as_guid(rows[0].get("Id"))
         created_vhds: list[str] = []
         try:
-            steps = self._configuration_steps(uuid, spec, created_vhds)
+            steps = self._configuration_steps(uuid, spec, created_vhds, bases)
             self._session.run(steps, doing=f"configuring new VM {spec.name!r}", vm=spec.name, deadline=deadline)
+            if spec.cloud_init is not None:
+                created_vhds.append(self._provisioning.upload_seed(uuid, spec, deadline))
+                self._session.run(
+                    Provisioning.seed_steps(uuid, created_vhds[-1], spec),
+                    doing="inserting the cloud-init seed (DVD drive)",
+                    vm=spec.name,
+                    deadline=deadline,
+                )
             return self._inventory.info(uuid)
         except BaseException:
             self._roll_back(uuid, created_vhds)
             raise
 
-    def _configuration_steps(self, uuid: str, spec: VMSpec, created_vhds: list[str]) -> list[Step]:
+    def _configuration_steps(
+        self, uuid: str, spec: VMSpec, created_vhds: list[str], bases: dict[str, Row]
+    ) -> list[Step]:
         vm = vm_step(uuid)
         settings: dict[str, Any] = {"ProcessorCount": spec.cpus}
         notes = join_notes(spec.description, spec.labels)
         if notes:
             settings["Notes"] = notes
-        steps = [vm, then("Set-VM", **settings)]
+        steps = [vm, then("Set-VM", **settings), vm, then("Set-VMMemory", **memory_parameters(spec))]
         if spec.generation == 2:
             steps += [vm, then("Set-VMFirmware", EnableSecureBoot="On" if spec.secure_boot else "Off")]
         # New-VM adds one unconnected adapter; the spec's NICs replace it.
@@ -85,7 +97,12 @@ class Lifecycle:
         for index, disk in enumerate(spec.disks):
             bus = controller(disk, spec.generation, boot=index == 0)
             path = disk.image
-            if path is None:
+            if disk.clone is not None:
+                base = bases[str(disk.image)]
+                path = self._storage.new_vhd_path(uuid, disk, Provisioning.clone_extension(base))
+                created_vhds.append(path)
+                groups[BootDevice.DISK] += self._provisioning.clone_steps(disk, base, path)
+            elif path is None:
                 path = self._storage.new_vhd_path(uuid, disk)
                 created_vhds.append(path)
                 assert disk.size_mib is not None
@@ -136,6 +153,8 @@ class Lifecycle:
         be removed raises BackendError naming every file left behind, after all of them were tried.
         """
         files: list[str] = []
+        # The cloud-init seed is the VM's own, with or without storage (named after its Id).
+        seeds = self._provisioning.seed_files(uuid, deadline)
         if storage:
             files = self._storage.disk_files(
                 [vm_step(uuid)], doing="listing the VM's disk files", vm=uuid, deadline=deadline
@@ -146,9 +165,12 @@ class Lifecycle:
         if files:
             # The VM is gone now, so every VM Get-VM lists is another one.
             shared = {
-                path.casefold() for path in self._storage.disk_files([Step("Get-VM")], doing="listing disks in use")
+                path.casefold()
+                for path in self._storage.disk_files([Step("Get-VM")], doing="listing disks in use", every_parent=True)
             }
             self._storage.remove_disks([path for path in files if path.casefold() not in shared], uuid)
+        if seeds:
+            self._storage.remove_disks(seeds, uuid)
 
     def _merge_checkpoints(self, uuid: str, deadline: Deadline) -> None:
         """Remove the VM's checkpoints and wait until their disks are merged, bounded by ``deadline``.
@@ -181,7 +203,7 @@ class Lifecycle:
             deadline=deadline,
         )
         paths = (as_text(row.get("Path")) for row in rows)
-        return {path.casefold() for path in paths if _CHECKPOINT_DISK.search(path)}
+        return {path.casefold() for path in paths if CHECKPOINT_DISK.search(path)}
 
     def start(self, uuid: str, deadline: Deadline) -> None:
         self._session.verb(uuid, "Start-VM", "starting the VM (Start-VM)", deadline)
@@ -244,7 +266,33 @@ def check_spec(spec: VMSpec) -> None:
             f"Hyper-V needs startup memory of at least 32 MiB in multiples of 2 MiB, got {spec.memory_mib}",
             field="memory_mib",
         )
+    memory = spec.dynamic_memory
+    if memory is not None:
+        for name, value in (("minimum_mib", memory.minimum_mib), ("maximum_mib", memory.maximum_mib)):
+            if value < 32 or value % 2:
+                raise ValidationError(
+                    f"Hyper-V needs dynamic memory's {name} to be at least 32 MiB in multiples of 2 MiB, got {value}",
+                    field=f"dynamic_memory.{name}",
+                )
+        if memory.maximum_mib > 1024 * 1024:
+            raise ValidationError("Hyper-V's maximum memory is 1 TB (1048576 MiB)", field="dynamic_memory.maximum_mib")
     for disk in spec.disks:
         check_disk(disk, spec.generation)
     for nic in spec.nics:
         nic_parameters(nic, spec.generation)
+
+
+def memory_parameters(spec: VMSpec) -> dict[str, Any]:
+    """Set-VMMemory's parameters for a spec: dynamic memory with its range (and buffer), or static memory said
+    explicitly, so the VM does not depend on the host's default."""
+    memory = spec.dynamic_memory
+    if memory is None:
+        return {"DynamicMemoryEnabled": False}
+    parameters: dict[str, Any] = {
+        "DynamicMemoryEnabled": True,
+        "MinimumBytes": memory.minimum_mib * MiB,
+        "MaximumBytes": memory.maximum_mib * MiB,
+    }
+    if memory.buffer_percent is not None:
+        parameters["Buffer"] = memory.buffer_percent
+    return parameters

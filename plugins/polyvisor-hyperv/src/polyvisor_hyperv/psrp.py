@@ -177,6 +177,9 @@ def _add_parameter(ps: Any, name: str, value: object) -> None:
         ps.add_parameter(name, str(value))
     elif isinstance(value, list | tuple):
         ps.add_parameter(name, list(value))
+    elif isinstance(value, bytes):
+        # pypsrp serializes bytes as a byte array (<BA>, base64 in the CLIXML): a System.Byte[] on the host.
+        ps.add_parameter(name, bytes(value))
     else:
         ps.add_parameter(name, value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from collections.abc import Sequence
 
@@ -12,7 +13,10 @@ from polyvisor.model import DiskFormat, DiskSpec
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.session import Session, as_text, then
 
-__all__ = ["Storage"]
+__all__ = ["CHECKPOINT_DISK", "Storage"]
+
+CHECKPOINT_DISK = re.compile(r"_[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\.avhdx?$", re.IGNORECASE)
+"""A checkpoint's differencing disk: Hyper-V names it after the chain's root, ``<root>_<GUID>.avhdx``."""
 
 
 class Storage:
@@ -21,8 +25,9 @@ class Storage:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def new_vhd_path(self, uuid: str, disk: DiskSpec) -> str:
-        extension = "vhd" if disk.disk_format is DiskFormat.VHD else "vhdx"
+    def new_vhd_path(self, uuid: str, disk: DiskSpec, extension: str | None = None) -> str:
+        if extension is None:
+            extension = "vhd" if disk.disk_format is DiskFormat.VHD else "vhdx"
         # The VM's Id, not its name, names the file: names may hold characters Windows paths cannot.
         return f"{self._session.vhd_dir().rstrip(chr(92))}\\{uuid}-{secrets.token_hex(4)}.{extension}"
 
@@ -35,10 +40,20 @@ class Storage:
                 )
 
     def disk_files(
-        self, vms: Sequence[Step], *, doing: str, vm: str | None = None, deadline: Deadline | None = None
+        self,
+        vms: Sequence[Step],
+        *,
+        doing: str,
+        vm: str | None = None,
+        deadline: Deadline | None = None,
+        every_parent: bool = False,
     ) -> list[str]:
-        """Return the disk files of the VMs ``vms`` selects and of their checkpoints, with their parent chains,
-        children before parents.
+        """Return the disk files of the VMs ``vms`` selects and of their checkpoints, with the parent chains of
+        checkpoint disks, children before parents.
+
+        Only a checkpoint's differencing disk (``<root>_<GUID>.avhdx``) leads to its parent: the parent of any
+        other differencing disk is a base image the VM was cloned from (``clone="linked"``), never the VM's own.
+        ``every_parent`` follows every parent instead: what other VMs depend on, which must stay.
 
         A pass-through drive has a ``DiskNumber`` and its ``Path`` is the physical disk's friendly name, no file
         (nforgeio/neonSDK .../PowerShell/HardDiskDrive.cs), so it is left out.
@@ -70,7 +85,10 @@ class Storage:
             frontier = []
             for row in rows:
                 parent = as_text(row.get("ParentPath")) or None
-                parents[as_text(row.get("Path")).casefold()] = parent
+                child = as_text(row.get("Path"))
+                if not every_parent and not CHECKPOINT_DISK.search(child):
+                    continue  # a linked clone's base image: not this VM's to remove
+                parents[child.casefold()] = parent
                 if parent is not None and parent.casefold() not in known:
                     known[parent.casefold()] = parent
                     frontier.append(parent)

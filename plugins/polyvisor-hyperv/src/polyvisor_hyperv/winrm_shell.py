@@ -52,24 +52,35 @@ def powershell_arguments() -> tuple[str, ...]:
 
 def encode_request(request: Request) -> str:
     """Return the stdin payload for a request: base64 of the UTF-8 JSON the runner expects."""
-    body = {
-        "steps": [
-            {
-                "command": qualified_name(step.command),
-                "parameters": _parameters(step.parameters),
-                "pipeInput": step.pipe,
-            }
-            for step in request.steps
-        ],
-        "select": list(request.select) if request.select is not None else None,
-    }
+    steps: list[dict[str, Any]] = []
+    for step in request.steps:
+        entry: dict[str, Any] = {
+            "command": qualified_name(step.command),
+            "parameters": _parameters(step.parameters),
+            "pipeInput": step.pipe,
+        }
+        byte_parameters = _byte_parameters(step.parameters)
+        if byte_parameters:
+            entry["bytes"] = byte_parameters
+        steps.append(entry)
+    body = {"steps": steps, "select": list(request.select) if request.select is not None else None}
     return base64.b64encode(json.dumps(body, ensure_ascii=False).encode("utf-8")).decode("ascii")
+
+
+def _byte_parameters(parameters: Mapping[str, Any]) -> dict[str, str] | None:
+    # JSON has no bytes: they travel as base64 text, which the runner decodes into a byte[] (data, never source).
+    out = {
+        name: base64.b64encode(value).decode("ascii") for name, value in parameters.items() if isinstance(value, bytes)
+    }
+    return out or None
 
 
 def _parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     # Splatting binds $true to a switch as -Switch:$true; None means "leave the parameter out".
     out: dict[str, Any] = {}
     for name, value in parameters.items():
+        if isinstance(value, bytes):
+            continue  # in "bytes"
         if isinstance(value, Switch):
             out[name] = True
         elif isinstance(value, tuple | list):

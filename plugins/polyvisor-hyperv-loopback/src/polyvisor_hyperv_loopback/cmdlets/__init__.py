@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import devices, utility, vm
+from . import devices, provisioning, utility, vm
 from .base import Cmdlet, CommandContext, Param, Registry, Session
 
 __all__ = ["Cmdlet", "CommandContext", "Param", "Registry", "Session", "default_registry"]
@@ -10,4 +10,4 @@ __all__ = ["Cmdlet", "CommandContext", "Param", "Registry", "Session", "default_
 
 def default_registry() -> Registry:
     """Return a registry of every command this host implements."""
-    return Registry([*vm.CMDLETS, *devices.CMDLETS, *utility.CMDLETS])
+    return Registry([*vm.CMDLETS, *devices.CMDLETS, *provisioning.CMDLETS, *utility.CMDLETS])

@@ -1,7 +1,9 @@
 # polyvisor WinRM-shell request runner. This text is fixed: it never contains a user value.
 # The request arrives on stdin as base64(UTF-8 JSON):
-#   {"steps": [{"command": "Get-VM", "parameters": {"Id": "..."}, "pipeInput": false}, ...],
+#   {"steps": [{"command": "Get-VM", "parameters": {"Id": "..."}, "bytes": {"Value": "<base64>"} | null,
+#               "pipeInput": false}, ...],
 #    "select": ["Name", "Id", ...] | null}
+# "bytes" holds byte[] parameters as base64 text, decoded here into byte arrays: data, never PowerShell source.
 # Steps run in order; a step with pipeInput receives the previous step's output on its pipeline.
 # The reply goes to stdout as base64(UTF-8 JSON): {"ok": bool, "output": [...], "error": {...} | null}.
 # With "select", enum properties are sent by name (as PSRP sends them), never by number.
@@ -17,6 +19,11 @@ try {
         if ($null -ne $step.parameters) {
             foreach ($property in $step.parameters.PSObject.Properties) {
                 $arguments[$property.Name] = $property.Value
+            }
+        }
+        if ($null -ne $step.bytes) {
+            foreach ($property in $step.bytes.PSObject.Properties) {
+                $arguments[$property.Name] = [System.Convert]::FromBase64String($property.Value)
             }
         }
         if ($step.pipeInput) {

@@ -1,0 +1,154 @@
+"""Changing a VM's resources: CPUs and memory (``reconfigure``), disk sizes (``resize_disk``), and what KVP says
+about the guest's addresses.
+
+Windows' rules, which the backend checks first so that a refusal names the limit:
+
+* The virtual processor count changes only while the VM is off (``Set-VMProcessor -Count``): the backend declares
+  no ``reconfigure-live-cpus``, so the core refuses first.
+* Static memory changes while the VM runs (runtime memory resize, Windows Server 2016 and later: "You can also
+  adjust the amount of memory assigned to a virtual machine while it's running, even if you haven't enabled Dynamic
+  Memory", MicrosoftDocs/windowsserverdocs What-s-new-in-Hyper-V-on-Windows.md).
+* With dynamic memory a running VM may raise its maximum and lower its minimum only (Hyper-V Dynamic Memory
+  Overview, "Run-time Dynamic Memory configuration changes"); its startup memory is fixed while it runs. So
+  ``memory_mib`` on a running VM with dynamic memory is the new maximum, which may only grow; on a stopped one it is
+  the startup memory, which must lie between the minimum and the maximum.
+* ``Resize-VHD`` grows VHD and VHDX files; a disk on a running VM's IDE controller cannot be resized, one on its
+  SCSI controller can (Resize-VHD.md). The backend never shrinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from polyvisor.backend import Deadline
+from polyvisor.errors import InvalidStateError, NotFoundError, UnsupportedError, ValidationError
+from polyvisor.model import AddressAnswer, Feature, GuestAddress, PowerState
+from polyvisor_hyperv.commands import Step
+from polyvisor_hyperv.devices import Devices, colon_mac
+from polyvisor_hyperv.session import MiB, Session, as_text, then, vm_step
+from polyvisor_hyperv.states import status_from_vmstate
+
+__all__ = ["KVP_SILENT", "Resources"]
+
+KVP_SILENT = "no addresses reported (integration services / KVP daemon not running in the guest?)"
+_MEMORY = ("State", "DynamicMemoryEnabled", "MemoryStartup", "MemoryMinimum", "MemoryMaximum")
+
+
+class Resources:
+    """CPUs, memory, disk sizes and guest addresses of an existing VM."""
+
+    def __init__(self, session: Session, devices: Devices) -> None:
+        self._session = session
+        self._devices = devices
+
+    def reconfigure(
+        self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline
+    ) -> None:
+        if live and cpus is not None:
+            raise UnsupportedError(
+                "Hyper-V cannot change the virtual processor count of a running VM; stop it first",
+                feature=Feature.RECONFIGURE_LIVE_CPUS,
+                host=self._session.host,
+                vm=uuid,
+            )
+        steps: list[Step] = []
+        if cpus is not None:
+            steps += [vm_step(uuid), then("Set-VMProcessor", Count=cpus)]
+        if memory_mib is not None:
+            steps += [vm_step(uuid), then("Set-VMMemory", **self._memory_change(uuid, memory_mib, live, deadline))]
+        doing = "reconfiguring the VM (Set-VMProcessor, Set-VMMemory)" + (" while it runs" if live else "")
+        self._session.run(steps, doing=doing, vm=uuid, deadline=deadline)
+
+    def _memory_change(self, uuid: str, memory_mib: int, live: bool, deadline: Deadline) -> dict[str, int]:
+        if memory_mib < 32 or memory_mib % 2:
+            raise ValidationError(
+                f"Hyper-V needs memory of at least 32 MiB in multiples of 2 MiB, got {memory_mib}", field="memory_mib"
+            )
+        row = self._session.vm_row(uuid, _MEMORY, deadline)
+        if not row.get("DynamicMemoryEnabled"):
+            return {"StartupBytes": memory_mib * MiB}  # off, or runtime memory resize while running
+        low = int(row.get("MemoryMinimum") or 0) // MiB
+        high = int(row.get("MemoryMaximum") or 0) // MiB
+        if live:
+            if memory_mib < high:
+                raise ValidationError(
+                    f"{memory_mib} MiB is below the VM's dynamic-memory maximum ({high} MiB): Hyper-V can only raise "
+                    "the maximum of a running VM; stop it to lower the maximum",
+                    field="memory_mib",
+                )
+            return {"MaximumBytes": memory_mib * MiB}
+        if not low <= memory_mib <= high:
+            raise ValidationError(
+                f"{memory_mib} MiB is outside the VM's dynamic-memory range {low}-{high} MiB (minimum-maximum); "
+                "the startup memory must lie within it",
+                field="memory_mib",
+            )
+        return {"StartupBytes": memory_mib * MiB}
+
+    def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
+        drives = dict(self._devices.drives(uuid))
+        if target not in drives:
+            known = ", ".join(sorted(drives)) or "none"
+            raise NotFoundError(f"no disk at {target!r} (disks: {known})", host=self._session.host, vm=uuid)
+        path = as_text(drives[target].get("Path"))
+        rows = self._session.run(
+            [Step("Get-VHD", {"Path": path})],
+            doing=f"reading disk {target} (Get-VHD)",
+            vm=uuid,
+            select=("Size", "VhdFormat"),
+            deadline=deadline,
+        )
+        size = int(rows[0].get("Size") or 0) if rows else 0
+        if size_mib * MiB < size:
+            raise ValidationError(
+                f"disk {target} is {size // MiB} MiB; {size_mib} MiB would shrink it, and disks only grow",
+                field="size_mib",
+            )
+        if size_mib * MiB == size:
+            return
+        state = self._session.status(uuid, deadline).state
+        if state is not PowerState.STOPPED and target.startswith("IDE:"):
+            raise InvalidStateError(
+                f"disk {target} is on the IDE controller, which Hyper-V cannot resize while the VM is {state.value}; "
+                "stop it first (disks on SCSI resize online)",
+                state=state,
+                accepted=(PowerState.STOPPED,),
+                host=self._session.host,
+                vm=uuid,
+            )
+        self._session.run(
+            [Step("Resize-VHD", {"Path": path, "SizeBytes": size_mib * MiB})],
+            doing=f"growing disk {target} to {size_mib} MiB (Resize-VHD)",
+            vm=uuid,
+            deadline=deadline,
+        )
+
+    def addresses(self, uuid: str) -> list[GuestAddress]:
+        """What Hyper-V learnt from the guest's KVP daemon, per adapter (``Get-VMNetworkAdapter`` IPAddresses)."""
+        return list(self.answer(uuid).addresses)
+
+    def answer(self, uuid: str) -> AddressAnswer:
+        """The KVP source's answer, with why it has no address when it has none."""
+        rows = self._devices.adapters(uuid)
+        found: list[GuestAddress] = []
+        for row in rows:
+            addresses = row.get("IPAddresses") or []
+            if isinstance(addresses, str):
+                addresses = [addresses]
+            mac = colon_mac(as_text(row.get("MacAddress"))) or None
+            found += [GuestAddress(as_text(row.get("Name")), mac, str(a), None, "kvp") for a in addresses]
+        if found:
+            return AddressAnswer("kvp", tuple(found))
+        if not rows:
+            return AddressAnswer("kvp", (), "the VM has no network adapter")
+        if not any(row.get("SwitchName") for row in rows):
+            return AddressAnswer("kvp", (), "no network adapter is connected to a virtual switch")
+        state = status_from_vmstate(self._session.vm_row(uuid, ("State",)).get("State")).state
+        if state is not PowerState.RUNNING:
+            return AddressAnswer("kvp", (), f"the VM is {state.value}; KVP reports addresses of a running guest only")
+        return AddressAnswer("kvp", (), KVP_SILENT)
+
+    def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
+        return [
+            self.answer(uuid) if source == "kvp" else AddressAnswer(source, (), "unknown source") for source in sources
+        ]
