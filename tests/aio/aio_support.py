@@ -24,8 +24,6 @@ class Target:
     name: str
     uri: str
     options: dict[str, Any] = field(default_factory=dict)
-    stubborn: bool = True
-    """Whether a VM labelled ``polyvisor.test/guest=ignore-shutdown`` ignores graceful shutdown here."""
 
     def vm_name(self) -> str:
         """A VM name no other test uses (libvirt's test:///default is shared by the whole process)."""

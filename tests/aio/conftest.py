@@ -72,20 +72,33 @@ def _libvirt_target() -> Target:
         import polyvisor_libvirt.backend  # noqa: F401
     except ImportError as error:
         require("the libvirt backend", error)
-    # The test driver shuts a guest down at once, whatever its labels: it cannot model a stubborn one.
-    return Target("libvirt-test", "test:///default", stubborn=False)
+    return Target("libvirt-test", "test:///default")
+
+
+def _target(request: pytest.FixtureRequest, name: str) -> Target:
+    if name == "memory":
+        return Target("memory", f"memory:///aio-{uuid.uuid4().hex}")
+    if name == "libvirt-test":
+        return _libvirt_target()
+    host = request.getfixturevalue("loopback_hyperv")
+    uri = f"hyperv://{HYPERV_USER}@127.0.0.1:{host.port}/?transport=psrp&scheme=http"
+    return Target("hyperv", uri, {"password": HYPERV_PASSWORD})
 
 
 @pytest.fixture(params=["memory", "libvirt-test", "hyperv"])
 def target(request: pytest.FixtureRequest) -> Target:
     """Each backend in turn."""
-    if request.param == "memory":
-        return Target("memory", f"memory:///aio-{uuid.uuid4().hex}")
-    if request.param == "libvirt-test":
-        return _libvirt_target()
-    host = request.getfixturevalue("loopback_hyperv")
-    uri = f"hyperv://{HYPERV_USER}@127.0.0.1:{host.port}/?transport=psrp&scheme=http"
-    return Target("hyperv", uri, {"password": HYPERV_PASSWORD})
+    return _target(request, request.param)
+
+
+@pytest.fixture(params=["memory", "hyperv"])
+def stubborn_target(request: pytest.FixtureRequest) -> Target:
+    """Each backend that can model a guest ignoring shutdown (label ``polyvisor.test/guest=ignore-shutdown``).
+
+    libvirt's test driver shuts every guest down at once; real QEMU guests that ignore it are the conformance
+    kit's business (``--polyvisor-stubborn-spec``).
+    """
+    return _target(request, request.param)
 
 
 @pytest.fixture
