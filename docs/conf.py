@@ -44,10 +44,16 @@ nitpick_ignore = [
         "datetime.datetime",
         "pathlib.Path",
         "_queue.SimpleQueue",
+        "collections.abc.KeysView",
+        "collections.abc.ItemsView",
     )
 ] + [
     # The TypeVar of Connection.read()/change(): a private name autodoc prints but nothing can link to.
     ("py:class", "polyvisor.connection._T"),
+    # The TypeVars of the fleet's generic results and calls.
+    ("py:class", "polyvisor.fleet.results.T"),
+    ("py:class", "polyvisor.fleet.results.U"),
+    ("py:class", "polyvisor.fleet._fleet.T"),
 ]
 
 autodoc_member_order = "bysource"

@@ -277,3 +277,18 @@ def test_every_test_the_hyperv_fidelity_ledger_names_exists() -> None:
                 missing.append(f"{current}::{name}")
     assert named > 60, "the ledger names the tests that pin its rows"
     assert missing == []
+
+
+def test_the_fleet_example_prints_what_the_fleet_page_shows() -> None:
+    _require_backend("polyvisor_libvirt.backend")
+    page = (DOCS / "fleet.md").read_text(encoding="utf-8")
+    shown = page.split("It prints:\n\n```text\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run(
+        [sys.executable, str(DOCS / "examples" / "fleet.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith(shown), result.stdout

@@ -11,8 +11,10 @@ Every backend maps its native errors onto this tree and keeps the native error a
     ├── InvalidStateError           the verb is impossible from the VM's current state
     ├── UnsupportedError            the backend (or this VM) does not declare the feature
     ├── ValidationError             bad input, rejected before any backend call (also ValueError)
+    │   └── PlacementError          no host of a fleet fits a new VM; says why, host by host
     ├── TimeoutError                the target state was not observed in time (also builtin TimeoutError)
-    └── BackendError                anything else the hypervisor reported; native code and message kept
+    ├── BackendError                anything else the hypervisor reported; native code and message kept
+    └── FleetError                  some hosts of a fleet call failed; each host's error kept
 
 Messages say what was being done, on which host and VM, and what to do next. They never contain credentials.
 """
@@ -20,7 +22,7 @@ Messages say what was being done, on which host and VM, and what to do next. The
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,8 +34,10 @@ __all__ = [
     "BackendError",
     "ConnectionError",
     "ConnectionLostError",
+    "FleetError",
     "InvalidStateError",
     "NotFoundError",
+    "PlacementError",
     "PolyvisorError",
     "TimeoutError",
     "UnsupportedError",
@@ -162,3 +166,19 @@ class BackendError(PolyvisorError):
         super().__init__(message, host=host, vm=vm)
         self.code = code
         self.native_message = native_message
+
+
+class PlacementError(ValidationError):
+    """No host of the fleet fits the VM; ``reasons`` maps each host to why it was passed over."""
+
+    def __init__(self, message: str, *, reasons: Mapping[str, str]) -> None:
+        super().__init__(message, field="placement")
+        self.reasons = dict(reasons)
+
+
+class FleetError(PolyvisorError):
+    """Some hosts (or VMs) of a fleet call failed; ``errors`` maps each one's key to its error."""
+
+    def __init__(self, message: str, *, errors: Mapping[str, PolyvisorError]) -> None:
+        super().__init__(message)
+        self.errors = dict(errors)

@@ -67,6 +67,11 @@ class PowerState(enum.StrEnum):
         """Return whether the state is on its way to another one."""
         return self in _TRANSITIONAL
 
+    @property
+    def holds_memory(self) -> bool:
+        """Return whether a VM in this state may occupy host memory (every state but stopped and saved)."""
+        return self not in (PowerState.STOPPED, PowerState.SAVED)
+
 
 _TRANSITIONAL = frozenset(
     {
@@ -611,6 +616,9 @@ class HostInfo:
     memory_mib: int
     arch: str
     extra: Mapping[str, Any] = field(default_factory=dict)
+    free_memory_mib: int | None = None
+    """Memory the host reports free now, or None when the backend cannot tell (placement then subtracts the
+    memory of the VMs that hold some from ``memory_mib``)."""
 
 
 @dataclass(frozen=True, slots=True)

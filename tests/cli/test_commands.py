@@ -329,7 +329,8 @@ def test_host_shows_facts_capabilities_and_networks(run: Run) -> None:
     assert "default  yes     nat" in text
     data = as_json(run("--json", "host"))
     assert list(data) == ["uri", "backend", "host", "capabilities", "networks"]
-    assert list(data["host"]) == ["hostname", "hypervisor", "hypervisor_version", "cpus", "memory_mib", "arch", "extra"]
+    keys = ["hostname", "hypervisor", "hypervisor_version", "cpus", "memory_mib", "arch", "extra", "free_memory_mib"]
+    assert list(data["host"]) == keys
     assert data["host"]["extra"] == {"rack": "r1"}
     assert data["networks"] == [
         {"name": "default", "active": True, "kind": "nat", "uuid": "00000000-0000-0000-0000-000000000001"}
@@ -397,3 +398,17 @@ def test_help_documents_every_command_and_exit_code(run: Run) -> None:
     for code in range(10):
         assert f"\n    {code}  " in text
     assert "--password" not in text.replace("--password-env", "")
+
+
+@pytest.mark.parametrize("args", [["list"], ["show", "web"], ["snapshot", "list", "web"], ["host"]])
+def test_json_is_accepted_after_the_subcommand(run: Run, args: list[str]) -> None:
+    after = run(*args, "--json")
+    assert after.exit_code == 0, after.output
+    assert json.loads(after.stdout) == json.loads(run("--json", *args).stdout)
+
+
+def test_label_selection_needs_a_group(run: Run) -> None:
+    result = run("start", "--label", "team=infra")
+    assert result.exit_code == 2
+    assert "--label selects VMs across a group" in result.output
+    assert "missing argument 'VM'" in run("start").output

@@ -38,7 +38,7 @@ def test_every_global_option_is_described() -> None:
 
 
 def test_every_exit_code_is_in_the_table() -> None:
-    rows = dict(re.findall(r"^\| (\d) \| `([A-Z_]+)` \|", DOC, flags=re.MULTILINE))
+    rows = dict(re.findall(r"^\| (\d+) \| `([A-Z_]+)` \|", DOC, flags=re.MULTILINE))
     assert sorted(int(code) for code in rows) == [code for code, _ in EXIT_CODES]
     for code, constant in rows.items():
         assert getattr(exitcodes, constant) == int(code)

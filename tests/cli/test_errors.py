@@ -30,7 +30,8 @@ def test_documented_numbers() -> None:
         exitcodes.UNSUPPORTED,
         exitcodes.ALREADY_EXISTS,
     ) == (5, 6, 7, 8, 9)
-    assert [code for code, _ in exitcodes.EXIT_CODES] == list(range(10))
+    assert exitcodes.PARTIAL == 10
+    assert [code for code, _ in exitcodes.EXIT_CODES] == list(range(11))
 
 
 @pytest.mark.parametrize(

@@ -118,7 +118,34 @@ def cli(
     session.start_logging()
 
 
+def _late_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    session = ctx.find_object(Session)
+    if value and session is not None:
+        session.want_json()
+
+
+def _accept_json_after(command: click.Command) -> None:
+    """Let ``--json`` follow the subcommand too (``polyvisor list --json``), on every command and subcommand."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_json_after(sub)
+        return
+    if any("--json" in param.opts for param in command.params):
+        return
+    command.params.append(
+        click.Option(
+            ["--json"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_late_json,
+            help="Machine-readable JSON output (the same as the global --json).",
+        )
+    )
+
+
 for _command in (*commands.COMMANDS, *hostcmds.COMMANDS, demo):
+    _accept_json_after(_command)
     cli.add_command(_command)
 
 

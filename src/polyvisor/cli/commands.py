@@ -7,6 +7,7 @@ from typing import IO, Any
 
 import click
 
+from polyvisor.cli.fleetcmds import fleet_act, fleet_list
 from polyvisor.cli.records import action_record, capabilities_record, snapshot_record, snapshot_records, vm_record
 from polyvisor.cli.render import key_values, table, tree
 from polyvisor.cli.session import Session
@@ -45,11 +46,46 @@ def _labels_text(labels: dict[str, str]) -> str:
     return ", ".join(f"{key}={value}" for key, value in labels.items()) or "-"
 
 
+def _parse_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx=ctx, param=param)
+        pairs[key] = value
+    return pairs
+
+
+def _label_option(command: Any) -> Any:
+    return click.option(
+        "--label",
+        "select_labels",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_parse_pairs,
+        help="With -c GROUP: act on every VM of the group with these labels (VM, if given, narrows by name).",
+    )(command)
+
+
+def _single(session: Session, vm: str | None, select_labels: dict[str, str]) -> str | None:
+    """Return the VM for today's one-host behaviour, or None when the command runs over a group."""
+    if session.group is not None:
+        return None
+    if select_labels:
+        raise click.UsageError("--label selects VMs across a group: name one with -c GROUP (or -c all)")
+    if vm is None:
+        raise click.UsageError("missing argument 'VM'")
+    return vm
+
+
 # -- inventory -------------------------------------------------------------------------------------------------------
 @click.command("list")
 @pass_session
-def list_vms(session: Session) -> None:
-    """List every VM on the host with its state."""
+@click.pass_context
+def list_vms(ctx: click.Context, session: Session) -> None:
+    """List every VM on the host (or, with -c GROUP, on every host of the group) with its state."""
+    if session.group is not None:
+        ctx.exit(fleet_list(session))
     infos = sorted(session.connection.list(details=True), key=lambda info: (info.name, info.uuid))
     records = [vm_record(info) for info in infos]
 
@@ -148,20 +184,29 @@ _VERBS: tuple[tuple[str, str, str, str], ...] = (
 
 def _verb_command(name: str, method: str, doing: str, summary: str) -> click.Command:
     @click.command(name, help=summary + " Already in the target state: does nothing.")
-    @click.argument("vm")
+    @click.argument("vm", required=False)
+    @_label_option
     @_timeout_option(DEFAULT_TIMEOUT)
     @pass_session
-    def command(session: Session, vm: str, timeout: float | None) -> None:
-        handle = session.vm(vm)
+    @click.pass_context
+    def command(
+        ctx: click.Context, session: Session, vm: str | None, select_labels: dict[str, str], timeout: float | None
+    ) -> None:
+        seconds = session.timeout(timeout, DEFAULT_TIMEOUT)
+        ref = _single(session, vm, select_labels)
+        if ref is None:
+            ctx.exit(fleet_act(session, name, vm, select_labels, method, timeout=seconds))
+        handle = session.vm(ref)
         with session.spinner(f"{doing} {handle.seen_name}"):
-            status = getattr(handle, method)(timeout=session.timeout(timeout, DEFAULT_TIMEOUT))
+            status = getattr(handle, method)(timeout=seconds)
         _report(session, name, handle, status)
 
     return command
 
 
 @click.command("shutdown")
-@click.argument("vm")
+@click.argument("vm", required=False)
+@_label_option
 @click.option(
     "--mode",
     type=click.Choice([mode.value for mode in ShutdownMode]),
@@ -171,30 +216,63 @@ def _verb_command(name: str, method: str, doing: str, summary: str) -> click.Com
 )
 @_timeout_option(SHUTDOWN_TIMEOUT)
 @pass_session
-def shutdown(session: Session, vm: str, mode: str, timeout: float | None) -> None:
+@click.pass_context
+def shutdown(
+    ctx: click.Context,
+    session: Session,
+    vm: str | None,
+    select_labels: dict[str, str],
+    mode: str,
+    timeout: float | None,
+) -> None:
     """Ask VM's guest to shut down and wait until it is stopped.
 
     On timeout the VM is left running (exit code 5); use 'stop' to power it off.
     """
-    handle = session.vm(vm)
+    seconds = session.timeout(timeout, SHUTDOWN_TIMEOUT)
+    ref = _single(session, vm, select_labels)
+    if ref is None:
+        ctx.exit(fleet_act(session, "shutdown", vm, select_labels, "shutdown", mode=mode, timeout=seconds))
+    handle = session.vm(ref)
     with session.spinner(f"shutting down {handle.seen_name}"):
-        status = handle.shutdown(mode=mode, timeout=session.timeout(timeout, SHUTDOWN_TIMEOUT))
+        status = handle.shutdown(mode=mode, timeout=seconds)
     _report(session, "shutdown", handle, status)
 
 
+def _vm_and_state(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str | None, str]:
+    if len(values) not in (1, 2):
+        raise click.BadParameter("give VM STATE (or STATE alone with --label)", ctx=ctx, param=param)
+    state = values[-1]
+    if state not in _ENSURE_STATES:
+        raise click.BadParameter(f"{state!r} is not one of {', '.join(_ENSURE_STATES)}", ctx=ctx, param=param)
+    return (values[0] if len(values) == 2 else None), state
+
+
 @click.command("ensure")
-@click.argument("vm")
-@click.argument("state", type=click.Choice(_ENSURE_STATES))
+@click.argument("target", nargs=-1, required=True, metavar="[VM] STATE", callback=_vm_and_state)
+@_label_option
 @click.option("--force", is_flag=True, help="Allow lossy shortcuts: power off, discard saved memory.")
 @_timeout_option(SHUTDOWN_TIMEOUT)
 @pass_session
-def ensure(session: Session, vm: str, state: str, force: bool, timeout: float | None) -> None:
-    """Bring VM to STATE with whatever verbs it takes; do nothing if it is there already."""
-    handle = session.vm(vm)
+@click.pass_context
+def ensure(
+    ctx: click.Context,
+    session: Session,
+    target: tuple[str | None, str],
+    select_labels: dict[str, str],
+    force: bool,
+    timeout: float | None,
+) -> None:
+    """Bring VM to STATE (running, stopped, paused, saved) with whatever verbs it takes; do nothing if it is
+    there already. With -c GROUP and --label, every labelled VM of the group."""
+    vm, state = target
+    seconds = session.timeout(timeout, SHUTDOWN_TIMEOUT)
+    ref = _single(session, vm, select_labels)
+    if ref is None:
+        ctx.exit(fleet_act(session, "ensure", vm, select_labels, "ensure", state=state, force=force, timeout=seconds))
+    handle = session.vm(ref)
     with session.spinner(f"bringing {handle.seen_name} to {state}") as spinner:
-        status = handle.ensure(
-            state, force=force, timeout=session.timeout(timeout, SHUTDOWN_TIMEOUT), progress=spinner.update
-        )
+        status = handle.ensure(state, force=force, timeout=seconds, progress=spinner.update)
     _report(session, "ensure", handle, status)
 
 
@@ -212,16 +290,6 @@ def wait(session: Session, vm: str, state: str, timeout: float | None) -> None:
 
 
 # -- labels ----------------------------------------------------------------------------------------------------------
-def _parse_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx=ctx, param=param)
-        pairs[key] = value
-    return pairs
-
-
 @click.command("labels")
 @click.argument("vm")
 @click.option("--set", "to_set", multiple=True, metavar="KEY=VALUE", callback=_parse_pairs, help="Add or change.")

@@ -26,6 +26,7 @@ __all__ = [
     "INVALID_STATE",
     "NOT_FOUND",
     "OK",
+    "PARTIAL",
     "TIMEOUT",
     "UNSUPPORTED",
     "USAGE",
@@ -44,6 +45,8 @@ CONNECTION = 6
 AUTHENTICATION = 7
 UNSUPPORTED = 8
 ALREADY_EXISTS = 9
+PARTIAL = 10
+"""A group command (``-c GROUP``) where some hosts or VMs failed; the others' results were printed."""
 
 # Most specific first: AuthenticationError is a ConnectionError.
 _BY_CLASS: tuple[tuple[type[PolyvisorError], int], ...] = (
@@ -68,6 +71,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (AUTHENTICATION, "the hypervisor refused the credentials (AuthenticationError)"),
     (UNSUPPORTED, "the backend does not support the feature (UnsupportedError)"),
     (ALREADY_EXISTS, "the name is already taken (AlreadyExistsError)"),
+    (PARTIAL, "with -c GROUP: some hosts or VMs failed (each error on stderr), the others' results printed"),
 )
 """(code, meaning) for the help text and the docs."""
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import click
 
+from polyvisor.cli.fleetcmds import fleet_watch
 from polyvisor.cli.records import capabilities_record, event_record, host_record, network_record
 from polyvisor.cli.render import key_values, table
 from polyvisor.cli.session import Session
@@ -95,11 +96,15 @@ def schemes(session: Session) -> None:
 @click.command("watch")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N events.")
 @pass_session
-def watch(session: Session, count: int | None) -> None:
+@click.pass_context
+def watch(ctx: click.Context, session: Session, count: int | None) -> None:
     """Print lifecycle events as they happen, until Ctrl-C or --count events.
 
-    With --json every event is one JSON object on its own line (JSON Lines).
+    With --json every event is one JSON object on its own line (JSON Lines). With -c GROUP, the events of every
+    host of the group, each with its host.
     """
+    if session.group is not None:
+        ctx.exit(fleet_watch(session, count))
     conn = session.connection
     seen = 0
     with conn.watch() as stream:

@@ -138,6 +138,7 @@ def host_record(host: HostInfo) -> Record:
         "memory_mib": host.memory_mib,
         "arch": host.arch,
         "extra": jsonable(host.extra),
+        "free_memory_mib": host.free_memory_mib,
     }
 
 

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
@@ -17,6 +17,7 @@ from polyvisor.cli.progress import Spinner
 from polyvisor.cli.render import dump_json
 from polyvisor.connection import VM, Connection
 from polyvisor.errors import PolyvisorError, ValidationError
+from polyvisor.fleet import Fleet
 from polyvisor.plugins import Plugins, default_plugins
 from polyvisor.uri import URI
 
@@ -60,6 +61,7 @@ class Session:
         self.options = options
         self._plugins = plugins
         self._connection: Connection | None = None
+        self._fleet: Fleet | None = None
         self._secrets: set[str] = set()
         self._log_handler: logging.Handler | None = None
         self._saved_level: int | None = None
@@ -78,8 +80,15 @@ class Session:
         root.addHandler(handler)
         self._log_handler = handler
 
+    def want_json(self) -> None:
+        """Switch to JSON output (``--json`` given after the subcommand)."""
+        self.options = replace(self.options, json=True)
+
     def close(self) -> None:
-        """Close the connection and detach the log handler."""
+        """Close the connection (or the fleet) and detach the log handler."""
+        if self._fleet is not None:
+            fleet, self._fleet = self._fleet, None
+            fleet.close()
         if self._connection is not None:
             connection, self._connection = self._connection, None
             try:
@@ -130,6 +139,45 @@ class Session:
             self._secrets.add(password)
         log.info("connecting to %s", uri.render())
         return polyvisor.connect(uri, plugins=self.plugins, **credentials)
+
+    @property
+    def group(self) -> str | None:
+        """The config group ``--connect`` names (``all`` included), or None for one connection or URI."""
+        name = self.options.connect
+        if not name or ":" in name:
+            return None
+        return name if config.read_config().is_group(name) else None
+
+    @property
+    def fleet(self) -> Fleet:
+        """The fleet of the ``--connect`` group, made on first use; its connections open as hosts are asked."""
+        if self._fleet is None:
+            group = self.group
+            if group is None:
+                raise ValidationError("--connect names no group", field="--connect")
+            if self.options.password_env:
+                raise ValidationError(
+                    "--password-env applies to one connection; give each connection of a group its own "
+                    "password_env or password_keyring in the config file",
+                    field="--password-env",
+                )
+            fleet = Fleet.from_config(group, plugins=self.plugins)
+            for host in fleet.hosts:
+                self._remember_secrets(fleet, host)
+            self._fleet = fleet
+        return self._fleet
+
+    def _remember_secrets(self, fleet: Fleet, host: str) -> None:
+        target = config.read_config().connections[host]
+        uri = URI.parse(target.uri)
+        if uri.password:
+            self._secrets.add(uri.password)
+        try:
+            password = target.credentials().get("password")
+        except PolyvisorError:
+            return  # the host's own call reports it
+        if isinstance(password, str) and password:
+            self._secrets.add(password)
 
     def vm(self, ref: str) -> VM:
         """Return the VM named (or with the UUID) ``ref``."""

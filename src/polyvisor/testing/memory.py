@@ -162,7 +162,11 @@ class MemoryBackend(Backend):
 
     # -- host and inventory ------------------------------------------------------------------------------------
     def host_info(self) -> HostInfo:
-        return HostInfo(self.host.name, "memory", "1.0", 64, 256 * 1024, "x86_64")
+        total = 256 * 1024
+        with self.host.lock:
+            # The model's host holds a VM's memory from power-on to power-off; a saved VM's sits on disk.
+            used = sum(vm.memory_mib for vm in self.host.vms.values() if vm.state.holds_memory)
+        return HostInfo(self.host.name, "memory", "1.0", 64, total, "x86_64", free_memory_mib=max(total - used, 0))
 
     def networks(self) -> list[NetworkInfo]:
         return [NetworkInfo(NETWORK, True, "memory")]
