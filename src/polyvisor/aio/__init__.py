@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from polyvisor.aio._connection import DEFAULT_WORKERS, AsyncConnection, Connecting, connect
 from polyvisor.aio._events import AsyncEventStream
+from polyvisor.aio._fleet import AsyncFleet
 from polyvisor.aio._vm import AsyncVM
 
-__all__ = ["DEFAULT_WORKERS", "AsyncConnection", "AsyncEventStream", "AsyncVM", "Connecting", "connect"]
+__all__ = ["DEFAULT_WORKERS", "AsyncConnection", "AsyncEventStream", "AsyncFleet", "AsyncVM", "Connecting", "connect"]

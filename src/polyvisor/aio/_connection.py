@@ -179,6 +179,16 @@ class AsyncConnection:
         # Not in the pool: it may be busy with calls whose tasks were cancelled.
         await in_own_thread(self.sync.close, "polyvisor-aio-close")
 
+    def _abandon(self) -> None:
+        """Close without waiting (a fleet drops a connection whose host hung): nothing here blocks the loop."""
+        if self._closing:
+            return
+        self._closing = True
+        for stream in list(self._streams):
+            stream._close_now()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        threading.Thread(target=self.sync.close, name="polyvisor-aio-close", daemon=True).start()
+
     async def read(self, call: Callable[[Backend], _T]) -> _T:
         """Run a read-only backend call, once more if the connection dropped (the backend reconnects)."""
         return await self._call(self.sync.read, call)
