@@ -92,7 +92,7 @@ class Connecting:
 class AsyncConnection:
     """An open connection, for asyncio: :class:`polyvisor.Connection`'s calls as coroutines.
 
-    Use it as an async context manager, or await :meth:`close`. :attr:`sync` is the connection underneath.
+    Use it as an async context manager, or await :meth:`close`. ``sync`` is the connection underneath.
     """
 
     def __init__(self, sync: Connection, *, workers: int = DEFAULT_WORKERS) -> None:

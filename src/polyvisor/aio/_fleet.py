@@ -52,7 +52,7 @@ class AsyncFleet:
     """Many hypervisor hosts behind one object, for asyncio: each call runs on every host at once.
 
     The arguments are :class:`polyvisor.Fleet`'s, plus ``workers``: the threads of each host's connection. Use as
-    an async context manager, or await :meth:`close`. VMs come back as :class:`~polyvisor.fleet.FleetVM` values;
+    an async context manager, or await :meth:`close`. VMs come back as :class:`~polyvisor.FleetVM` values;
     :meth:`vm` turns one into an :class:`~polyvisor.aio.AsyncVM`.
     """
 
@@ -255,7 +255,7 @@ class AsyncFleet:
     async def list(
         self, details: bool = False, *, hosts: Iterable[str] | None = None, timeout: float | None = None
     ) -> FleetResult[VMList]:
-        """Return each host's VMs as :class:`~polyvisor.fleet.FleetVM` values."""
+        """Return each host's VMs as :class:`~polyvisor.FleetVM` values."""
 
         async def listing(host: str, conn: AsyncConnection) -> VMList:
             return [FleetVM(host, info) for info in await conn.list(details=details)]
@@ -304,7 +304,7 @@ class AsyncFleet:
         names: Iterable[str] | None = None,
         states: Iterable[PowerState | str] | None = None,
     ) -> Selection:
-        """Return a :class:`~polyvisor.fleet.Selection` of this fleet's VMs (no round trip, so not a coroutine)."""
+        """Return a :class:`~polyvisor.Selection` of this fleet's VMs (no round trip, so not a coroutine)."""
         return self._plan.select(labels=labels, hosts=hosts, groups=groups, names=names, states=states)
 
     async def matching(self, selection: Selection, *, timeout: float | None = None) -> FleetResult[VMList]:

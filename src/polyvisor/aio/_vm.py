@@ -51,7 +51,7 @@ _T = TypeVar("_T")
 class AsyncVM:
     """A handle on one VM, identified by UUID, for asyncio. Every coroutine asks the hypervisor afresh.
 
-    :attr:`sync` is the :class:`polyvisor.VM` underneath.
+    ``sync`` is the :class:`polyvisor.VM` underneath.
     """
 
     def __init__(self, connection: AsyncConnection, sync: VM) -> None:
