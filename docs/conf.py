@@ -46,6 +46,7 @@ nitpick_ignore = [
         "_queue.SimpleQueue",
         "collections.abc.KeysView",
         "collections.abc.ItemsView",
+        "collections.abc.Awaitable",
     )
 ] + [
     # The TypeVar of Connection.read()/change(): a private name autodoc prints but nothing can link to.
@@ -54,6 +55,9 @@ nitpick_ignore = [
     ("py:class", "polyvisor.fleet.results.T"),
     ("py:class", "polyvisor.fleet.results.U"),
     ("py:class", "polyvisor.fleet._fleet.T"),
+    # The TypeVars of polyvisor.aio's calls that return what a given callable returns.
+    ("py:class", "polyvisor.aio._connection._T"),
+    ("py:class", "polyvisor.aio._fleet._T"),
 ]
 
 autodoc_member_order = "bysource"

@@ -461,12 +461,16 @@ class VM:
         On timeout, :class:`~polyvisor.errors.TimeoutError` is raised and the VM is left running: a graceful
         shutdown never turns into a power-off.
         """
+        return self._run("shutdown", self._action("shutdown", self._shutdown_mode(mode)), timeout=timeout, wait=wait)
+
+    def _shutdown_mode(self, mode: ShutdownMode | str) -> ShutdownMode:
+        """Return the mode as a ShutdownMode, once the VM is known to support it."""
         mode = ShutdownMode(mode)
         if mode is ShutdownMode.ACPI:
             self.capabilities().require(Feature.SHUTDOWN_ACPI, host=self.connection.host, vm=self._name)
         elif mode is ShutdownMode.AGENT:
             self.capabilities().require(Feature.SHUTDOWN_AGENT, host=self.connection.host, vm=self._name)
-        return self._run("shutdown", self._action("shutdown", mode), timeout=timeout, wait=wait)
+        return mode
 
     def stop(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> VMStatus:
         """Power off at once. Refused on a saved VM (use :meth:`discard_saved_state`)."""
@@ -536,9 +540,12 @@ class VM:
         progress: Progress | None = None,
     ) -> VMStatus:
         """Wait until the VM is in ``state``; raise :class:`~polyvisor.errors.TimeoutError` otherwise."""
+        return self._wait_until(self._waiting_for(state, timeout, progress))
+
+    def _waiting_for(self, state: PowerState | str, timeout: float, progress: Progress | None) -> Waiting:
         wanted = _power_state(state)
         _check_timeout(timeout)
-        return self._wait(lambda s: s.state is wanted, Deadline(timeout), f"to become {wanted.value}", progress)
+        return Waiting(self, lambda s: s.state is wanted, Deadline(timeout), f"to become {wanted.value}", progress)
 
     def ensure(
         self,
@@ -553,36 +560,40 @@ class VM:
         ``force`` allows lossy shortcuts: power off instead of a graceful shutdown, and discarding saved
         memory. Supported targets: running, stopped, paused, saved.
         """
-        _check_timeout(timeout)
-        target = _power_state(state)
-        if target not in _ENSURE_TARGETS:
-            raise ValidationError(
-                f"cannot ensure {target.value!r}; choose one of {', '.join(s.value for s in _ENSURE_TARGETS)}",
-                field="state",
-            )
+        target = _ensure_target(state, timeout)
         deadline = Deadline(timeout)
-        for _ in range(8):  # every plan reaches its target in at most a few steps
+        for _ in range(_ENSURE_STEPS):
             status = self._settled(None, deadline)
-            if status.state is target:
-                return status
-            step = _next_step(status.state, target, force)
+            step = self._ensure_step(status, target, force, progress)
             if step is None:
-                raise InvalidStateError(
-                    f"cannot bring a {status.state.value} VM to {target.value}"
-                    + (
-                        "; pass force=True to allow powering off or discarding saved state"
-                        if not force and _next_step(status.state, target, True) is not None
-                        else ""
-                    ),
-                    state=status.state,
-                    accepted=(),
-                    host=self.connection.host,
-                    vm=self._name,
-                )
-            if progress:
-                progress(f"{step} ({status.state.value} -> {target.value})")
+                return status
             self._run(step, self._action(step), deadline=deadline)
-        raise PolyvisorError(f"could not reach {target.value}", host=self.connection.host, vm=self._name)
+        raise self._unreached(target)
+
+    def _ensure_step(self, status: VMStatus, target: PowerState, force: bool, progress: Progress | None) -> str | None:
+        """Return the next verb of ``ensure``, None once at ``target``; raise when no verb leads there."""
+        if status.state is target:
+            return None
+        step = _next_step(status.state, target, force)
+        if step is None:
+            raise InvalidStateError(
+                f"cannot bring a {status.state.value} VM to {target.value}"
+                + (
+                    "; pass force=True to allow powering off or discarding saved state"
+                    if not force and _next_step(status.state, target, True) is not None
+                    else ""
+                ),
+                state=status.state,
+                accepted=(),
+                host=self.connection.host,
+                vm=self._name,
+            )
+        if progress:
+            progress(f"{step} ({status.state.value} -> {target.value})")
+        return step
+
+    def _unreached(self, target: PowerState) -> PolyvisorError:
+        return PolyvisorError(f"could not reach {target.value}", host=self.connection.host, vm=self._name)
 
     # -- labels -------------------------------------------------------------------------------------------------
     def set_labels(self, labels: Mapping[str, str]) -> Mapping[str, str]:
@@ -659,11 +670,14 @@ class VM:
         """Revert to the named snapshot: running or paused if it holds memory, otherwise stopped."""
         _check_timeout(timeout)
         deadline = Deadline(timeout)
+        self._revert_request(name, deadline)
+        return self._settled(None, deadline)
+
+    def _revert_request(self, name: str, deadline: Deadline) -> None:
         self._require_snapshot(name)
         self.connection.change(
             lambda b: b.snapshot_revert(self.uuid, name, deadline), f"reverting to snapshot {name!r}", self._name
         )
-        return self._settled(None, deadline)
 
     def delete_snapshot(self, name: str, *, children: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Delete a snapshot; its children move to its parent unless ``children`` deletes them too."""
@@ -895,6 +909,19 @@ class VM:
         deadline: Deadline | None = None,
         wait: bool = True,
     ) -> VMStatus:
+        verb, deadline = self._verb_deadline(verb_name, timeout, deadline)
+        status = self._settled(verb, deadline)
+        finished = self._act(verb, action, deadline, status)
+        if finished is not None:
+            return finished
+        if not wait:
+            return self.status()
+        return self._wait_until(self._verb_waiting(verb, action, deadline))
+
+    # The phases of a verb, shared with the asyncio face (polyvisor.aio), which runs the blocking ones in threads
+    # and waits on the event loop instead.
+    def _verb_deadline(self, verb_name: str, timeout: float | None, deadline: Deadline | None) -> tuple[Verb, Deadline]:
+        """Return the verb and its deadline, once the VM is known to support the verb."""
         verb = VERBS[verb_name]
         if verb.feature is not None:
             self.capabilities().require(verb.feature, host=self.connection.host, vm=self._name)
@@ -902,7 +929,10 @@ class VM:
             assert timeout is not None
             _check_timeout(timeout)
             deadline = Deadline(timeout)
-        status = self._settled(verb, deadline)
+        return verb, deadline
+
+    def _act(self, verb: Verb, action: Primitive, deadline: Deadline, status: VMStatus) -> VMStatus | None:
+        """Check ``status`` allows the verb and run its primitive; return a status when there is nothing to wait for."""
         if verb.target is not None and status.state is verb.target:
             log.debug("%s: %r is already %s", verb.name, self._name, status.state.value)
             return status
@@ -915,23 +945,25 @@ class VM:
                 vm=self._name,
             )
         log.info("%s %r on %s", verb.name, self._name, self.connection.host)
-        doing = f"running {verb.name}"
         try:
-            self.connection.change(lambda b: action(b, deadline), doing, self._name)
+            self.connection.change(lambda b: action(b, deadline), f"running {verb.name}", self._name)
         except PolyvisorError as error:
             reached = self._reached(verb, error)
             if reached is None:
                 raise
             return reached
-        if not wait:
-            return self.status()
+        return None
+
+    def _verb_waiting(self, verb: Verb, action: Primitive, deadline: Deadline) -> Waiting:
+        """Return the wait for the state an accepted verb leads to (repeating a shutdown where the backend asks)."""
         target = verb.target or PowerState.RUNNING
         repeat = None
         repeat_every = self.connection.backend.shutdown_retry_interval if verb.name == "shutdown" else None
         if repeat_every is not None:
+            doing = f"running {verb.name}"
             repeat = (repeat_every, lambda: self.connection.change(lambda b: action(b, deadline), doing, self._name))
-        return self._wait(
-            lambda s: s.state is target, deadline, f"to become {target.value} after {verb.name}", repeat=repeat
+        return Waiting(
+            self, lambda s: s.state is target, deadline, f"to become {target.value} after {verb.name}", repeat=repeat
         )
 
     def _reached(self, verb: Verb, error: PolyvisorError) -> VMStatus | None:
@@ -954,9 +986,14 @@ class VM:
     def _settled(self, verb: Verb | None, deadline: Deadline) -> VMStatus:
         """Return the status, first waiting out a transitional state if the verb wants that."""
         status = self.status()
+        waiting = self._settling(verb, status, deadline)
+        return status if waiting is None else self._wait_until(waiting)
+
+    def _settling(self, verb: Verb | None, status: VMStatus, deadline: Deadline) -> Waiting | None:
+        """Return the wait for a transitional state to end, or None when the verb need not wait."""
         if status.state.is_transitional and (verb is None or verb.waits_out_transitions):
-            status = self._wait(lambda s: not s.state.is_transitional, deadline, "to finish its transition")
-        return status
+            return Waiting(self, lambda s: not s.state.is_transitional, deadline, "to finish its transition")
+        return None
 
     def _wait(
         self,
@@ -967,49 +1004,106 @@ class VM:
         repeat: tuple[float, Callable[[], None]] | None = None,
     ) -> VMStatus:
         """Wait until ``done(status)`` or the deadline; events wake the wait early where the backend has them."""
+        return self._wait_until(Waiting(self, done, deadline, what, progress, repeat))
+
+    def _wait_until(self, waiting: Waiting) -> VMStatus:
         status = self.status()
-        if done(status):
+        if waiting.done(status):
             return status  # most verbs return in their target state: no subscription needed
-        next_repeat = time.monotonic() + repeat[0] if repeat else None
-        has_events = self.connection.supports(Feature.EVENTS)
         sink = EventSink()
-        cancel = self.connection.backend.subscribe(sink) if has_events else None
-        delay = _FIRST_POLL
+        cancel = self.connection.backend.subscribe(sink) if waiting.has_events else None
         try:
             while True:
                 # Read again even on the first round: the state may have changed before the subscription began.
                 status = self.status()
-                if done(status):
+                if waiting.reached(status):
                     return status
-                remaining = deadline.remaining()
-                log.debug("waiting %s: %s, %.2f s left", what, status.state.value, remaining)
-                if remaining <= 0:
-                    raise TimeoutError(
-                        f"timed out after {deadline.timeout:g}s waiting {what}; it is {status}. The VM was left "
-                        "as it is: wait longer, or use stop() to power it off",
-                        host=self.connection.host,
-                        vm=self._name,
-                    )
-                if progress:
-                    progress(f"waiting {what} (now {status.state.value})")
-                if repeat is not None and next_repeat is not None and time.monotonic() >= next_repeat:
-                    log.debug("repeating the request while waiting %s", what)
-                    repeat[1]()
-                    next_repeat = time.monotonic() + repeat[0]
+                again = waiting.repeat_due()
+                if again is not None:
+                    again()
                 # An event wakes us at once; the timeout is the polling fallback.
-                if sink.take(min(remaining, delay)) is not None:
+                if sink.take(waiting.next_delay()) is not None:
                     while sink.take(0) is not None:
                         pass
-                delay = min(delay * 2, _MAX_POLL_WITH_EVENTS if has_events else _MAX_POLL)
         finally:
             if cancel is not None:
                 cancel()
+
+
+class Waiting:
+    """One wait for a VM's status, the policy the sync and asyncio faces share: when it is over, when to repeat
+    the request, how long to sleep before polling again (an event ends the sleep early).
+    """
+
+    def __init__(
+        self,
+        vm: VM,
+        done: Callable[[VMStatus], bool],
+        deadline: Deadline,
+        what: str,
+        progress: Progress | None = None,
+        repeat: tuple[float, Callable[[], None]] | None = None,
+    ) -> None:
+        self.done = done
+        self.deadline = deadline
+        self.what = what
+        self.has_events = vm.connection.supports(Feature.EVENTS)
+        self._vm = vm
+        self._progress = progress
+        self._repeat = repeat
+        self._next_repeat = time.monotonic() + repeat[0] if repeat else None
+        self._delay = _FIRST_POLL
+        self._max_delay = _MAX_POLL_WITH_EVENTS if self.has_events else _MAX_POLL
+
+    def reached(self, status: VMStatus) -> bool:
+        """Return whether the wait is over; raise TimeoutError once the deadline passed without it."""
+        if self.done(status):
+            return True
+        remaining = self.deadline.remaining()
+        log.debug("waiting %s: %s, %.2f s left", self.what, status.state.value, remaining)
+        if remaining <= 0:
+            raise TimeoutError(
+                f"timed out after {self.deadline.timeout:g}s waiting {self.what}; it is {status}. The VM was left "
+                "as it is: wait longer, or use stop() to power it off",
+                host=self._vm.connection.host,
+                vm=self._vm.seen_name,
+            )
+        if self._progress:
+            self._progress(f"waiting {self.what} (now {status.state.value})")
+        return False
+
+    def repeat_due(self) -> Callable[[], None] | None:
+        """Return the request to send again now, if it is time to."""
+        if self._repeat is None or self._next_repeat is None or time.monotonic() < self._next_repeat:
+            return None
+        log.debug("repeating the request while waiting %s", self.what)
+        self._next_repeat = time.monotonic() + self._repeat[0]
+        return self._repeat[1]
+
+    def next_delay(self) -> float:
+        """Seconds to sleep before polling again, growing each round and never past the deadline."""
+        delay = min(self.deadline.remaining(), self._delay)
+        self._delay = min(self._delay * 2, self._max_delay)
+        return delay
 
 
 Primitive = Callable[[Backend, Deadline], None]
 
 
 _ENSURE_TARGETS = (PowerState.RUNNING, PowerState.STOPPED, PowerState.PAUSED, PowerState.SAVED)
+_ENSURE_STEPS = 8  # every plan reaches its target in at most a few steps
+
+
+def _ensure_target(state: PowerState | str, timeout: float) -> PowerState:
+    """Return the state ``ensure`` was asked for, once it and the timeout are known to be valid."""
+    _check_timeout(timeout)
+    target = _power_state(state)
+    if target not in _ENSURE_TARGETS:
+        raise ValidationError(
+            f"cannot ensure {target.value!r}; choose one of {', '.join(s.value for s in _ENSURE_TARGETS)}",
+            field="state",
+        )
+    return target
 
 
 def _next_step(current: PowerState, target: PowerState, force: bool) -> str | None:

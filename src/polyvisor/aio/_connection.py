@@ -1,0 +1,246 @@
+"""The asyncio face of a connection: the same calls as :class:`polyvisor.Connection`, as coroutines.
+
+Nothing of a backend is reimplemented. Each blocking call runs in the connection's own bounded thread pool
+(``workers`` threads); opening and closing run in a thread of their own, so neither queues behind a busy pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import polyvisor
+from polyvisor.aio._events import AsyncEventStream
+from polyvisor.aio._threads import in_executor, in_own_thread
+from polyvisor.aio._vm import AsyncVM
+from polyvisor.backend import Backend, EventSink, Subscription
+from polyvisor.connection import DEFAULT_TIMEOUT, Connection
+from polyvisor.errors import ConnectionError
+from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, VMInfo, VMSpec
+from polyvisor.plugins import Plugins
+from polyvisor.uri import URI
+
+__all__ = ["DEFAULT_WORKERS", "AsyncConnection", "Connecting", "connect"]
+
+log = logging.getLogger("polyvisor")
+
+DEFAULT_WORKERS = 4
+"""Threads a connection runs blocking calls in, unless ``connect(workers=...)`` says otherwise."""
+
+_T = TypeVar("_T")
+
+
+def connect(
+    uri: str | URI | None = None,
+    *,
+    plugins: Plugins | None = None,
+    workers: int = DEFAULT_WORKERS,
+    **credentials: Any,
+) -> Connecting:
+    """Open a connection to a hypervisor without blocking the event loop.
+
+    Await it (``conn = await polyvisor.aio.connect(uri)``) or enter it (``async with polyvisor.aio.connect(uri)
+    as conn:``, which closes the connection on exit). ``uri``, ``plugins`` and the credentials are those of
+    :func:`polyvisor.connect`; ``workers`` bounds the threads the connection runs blocking calls in.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise polyvisor.ValidationError(f"must be a whole number >= 1, got {workers!r}", field="workers")
+    return Connecting(lambda: polyvisor.connect(uri, plugins=plugins, **credentials), uri, workers)
+
+
+class Connecting:
+    """A connection being opened: await it for the :class:`AsyncConnection`, or use it with ``async with``."""
+
+    def __init__(self, opener: Callable[[], Connection], uri: str | URI | None, workers: int) -> None:
+        self._opener = opener  # holds the credentials; never shown
+        self._uri = uri
+        self._workers = workers
+        self._connection: AsyncConnection | None = None
+
+    def __repr__(self) -> str:
+        shown = self._uri.render() if isinstance(self._uri, URI) else "a URI" if self._uri else "the default URI"
+        return f"<polyvisor.aio.Connecting to {shown}>"
+
+    async def _open(self) -> AsyncConnection:
+        # In a thread of its own: a host that never answers must not hold a pool thread, or the interpreter's exit.
+        sync = await in_own_thread(self._opener, "polyvisor-aio-connect", abandoned=lambda conn: conn.close())
+        return AsyncConnection(sync, workers=self._workers)
+
+    def __await__(self) -> Generator[Any, None, AsyncConnection]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncConnection:
+        self._connection = await self._open()
+        return self._connection
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+
+class AsyncConnection:
+    """An open connection, for asyncio: :class:`polyvisor.Connection`'s calls as coroutines.
+
+    Use it as an async context manager, or await :meth:`close`. ``sync`` is the connection underneath.
+    """
+
+    def __init__(self, sync: Connection, *, workers: int = DEFAULT_WORKERS) -> None:
+        self.sync = sync
+        self.uri = sync.uri
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"polyvisor-aio-{sync.host}")
+        self._streams: weakref.WeakSet[AsyncEventStream] = weakref.WeakSet()
+        self._closing = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<polyvisor.aio.AsyncConnection {self.uri.render()} {state}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- running blocking calls -----------------------------------------------------------------------------------
+    async def to_thread(self, call: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """Return ``call(*args, **kwargs)``, run in this connection's thread pool (for backend-specific extras).
+
+        Cancelling the awaiting task returns at once; the call itself runs to its end in the background.
+        """
+        return await self._call(call, *args, **kwargs)
+
+    def _call(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> Awaitable[_T]:
+        if self._closing:
+            raise ConnectionError(
+                "the connection is closed; open a new one with polyvisor.aio.connect()", host=self.host
+            )
+        return in_executor(self._executor, call, *args, **kwargs)
+
+    async def _subscribe(self, sink: EventSink, *, native: bool = False) -> Subscription:
+        """Subscribe ``sink`` to lifecycle events: the backend's own (``native``), or else through the poller.
+
+        A subscription made for a task that was cancelled meanwhile is ended as soon as it exists.
+        """
+        subscribe = self.backend.subscribe if native else self.sync._subscribe
+        if self._closing:
+            raise ConnectionError(
+                "the connection is closed; open a new one with polyvisor.aio.connect()", host=self.host
+            )
+        return await in_executor(self._executor, subscribe, sink, abandoned=self._release)
+
+    def _release(self, cancel: Subscription) -> None:
+        """End a subscription without waiting for it (a poller's thread takes a moment to stop)."""
+        threading.Thread(target=cancel, name="polyvisor-aio-unsubscribe", daemon=True).start()
+
+    # -- the connection ---------------------------------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """The backend object (for backend-specific extras, through :meth:`to_thread`); raises once closed."""
+        return self.sync.backend
+
+    @property
+    def host(self) -> str:
+        """The host name as messages show it."""
+        return self.sync.host
+
+    @property
+    def closed(self) -> bool:
+        """Return whether :meth:`close` was called."""
+        return self._closing or self.sync.closed
+
+    async def close(self) -> None:
+        """Close the connection and every event stream still open on it; calling it again does nothing.
+
+        Calls still running in the pool (those whose tasks were cancelled) end on their own, each bounded by its
+        verb's deadline.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        for stream in list(self._streams):
+            stream._close_now()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        # Not in the pool: it may be busy with calls whose tasks were cancelled.
+        await in_own_thread(self.sync.close, "polyvisor-aio-close")
+
+    def _abandon(self) -> None:
+        """Close without waiting (a fleet drops a connection whose host hung): nothing here blocks the loop."""
+        if self._closing:
+            return
+        self._closing = True
+        for stream in list(self._streams):
+            stream._close_now()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        threading.Thread(target=self.sync.close, name="polyvisor-aio-close", daemon=True).start()
+
+    async def read(self, call: Callable[[Backend], _T]) -> _T:
+        """Run a read-only backend call, once more if the connection dropped (the backend reconnects)."""
+        return await self._call(self.sync.read, call)
+
+    async def change(self, call: Callable[[Backend], _T], doing: str, vm: str | None = None) -> _T:
+        """Run a mutating backend call; a dropped connection makes its outcome unknown, and says so."""
+        return await self._call(self.sync.change, call, doing, vm)
+
+    # -- capabilities and host --------------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        """The features this connection supports (known since connect: no round trip)."""
+        return self.sync.capabilities
+
+    def supports(self, feature: Feature) -> bool:
+        """Return whether the connection declares ``feature`` (no round trip, so not a coroutine)."""
+        return self.sync.supports(feature)
+
+    async def host_info(self) -> HostInfo:
+        """Return facts about the host."""
+        return await self._call(self.sync.host_info)
+
+    async def networks(self) -> list[NetworkInfo]:
+        """Return the networks (libvirt) or virtual switches (Hyper-V) VMs can attach to."""
+        return await self._call(self.sync.networks)
+
+    # -- inventory -----------------------------------------------------------------------------------------------
+    async def list(self, *, details: bool = False) -> list[VMInfo]:
+        """Return every VM as plain values (one bulk query; ``details`` costs a call per VM on libvirt)."""
+        return await self._call(self.sync.list, details=details)
+
+    async def vm(self, ref: str | VMInfo) -> AsyncVM:
+        """Return a handle on the VM with this UUID or name, or from a listing entry (no round trip).
+
+        Raise :class:`~polyvisor.errors.NotFoundError` if there is none.
+        """
+        if isinstance(ref, VMInfo):
+            return AsyncVM(self, self.sync.vm(ref))
+        return AsyncVM(self, await self._call(self.sync.vm, ref))
+
+    async def exists(self, ref: str) -> bool:
+        """Return whether a VM with this UUID or name exists."""
+        return await self._call(self.sync.exists, ref)
+
+    async def create(self, spec: VMSpec | Mapping[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> AsyncVM:
+        """Create (define) a stopped VM from a spec; a failure leaves nothing behind."""
+        return AsyncVM(self, await self._call(self.sync.create, spec, timeout=timeout))
+
+    # -- events ----------------------------------------------------------------------------------------------------
+    def events(self) -> AsyncEventStream:
+        """Return a stream of lifecycle events: ``async for event in conn.events()``, or enter it first.
+
+        The twin of :meth:`polyvisor.Connection.watch`. Closing the connection closes the stream too.
+        """
+        return AsyncEventStream(self)

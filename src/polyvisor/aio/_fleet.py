@@ -1,0 +1,451 @@
+"""The asyncio fleet: :class:`polyvisor.Fleet`'s calls as coroutines, on tasks instead of threads.
+
+Each host's work is a task: at most ``max_concurrency`` run at once (a semaphore), each bounded by the host's
+timeout (``asyncio.timeout``). A host that does not answer in time gets a :class:`~polyvisor.errors.TimeoutError`
+result and its connection is dropped; the blocking call it was stuck in is abandoned in that connection's own
+threads, so it holds nothing the other hosts need. Results, selections and placement are the thread-pool fleet's
+own values (:mod:`polyvisor.fleet`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from polyvisor import config as _config
+from polyvisor.aio._connection import DEFAULT_WORKERS, AsyncConnection, connect
+from polyvisor.aio._vm import AsyncVM
+from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
+from polyvisor.errors import ConnectionLostError, NotFoundError, PolyvisorError, TimeoutError, ValidationError
+from polyvisor.fleet import (
+    ACTIONS,
+    Candidate,
+    Fleet,
+    FleetResult,
+    FleetVM,
+    HostResult,
+    Placement,
+    Selection,
+    choose_host,
+    free_memory_mib,
+)
+from polyvisor.model import PowerState, VMSpec, VMStatus
+from polyvisor.plugins import Plugins
+from polyvisor.uri import URI
+
+__all__ = ["AsyncFleet"]
+
+log = logging.getLogger("polyvisor.fleet")
+
+_T = TypeVar("_T")
+VMList = list[FleetVM]  # spelt once here: inside AsyncFleet, ``list`` is the method
+HostWork = Callable[[str, AsyncConnection], Awaitable[_T]]
+
+
+class AsyncFleet:
+    """Many hypervisor hosts behind one object, for asyncio: each call runs on every host at once.
+
+    The arguments are :class:`polyvisor.Fleet`'s, plus ``workers``: the threads of each host's connection. Use as
+    an async context manager, or await :meth:`close`. VMs come back as :class:`~polyvisor.FleetVM` values;
+    :meth:`vm` turns one into an :class:`~polyvisor.aio.AsyncVM`.
+    """
+
+    def __init__(
+        self,
+        hosts: Mapping[str, str | _config.NamedConnection],
+        *,
+        max_concurrency: int = 16,
+        timeout: float = 30.0,
+        plugins: Plugins | None = None,
+        groups: Mapping[str, Sequence[str]] | None = None,
+        workers: int = DEFAULT_WORKERS,
+    ) -> None:
+        # The thread-pool fleet checks and keeps the hosts, groups and timeouts (its pool opens nothing until used,
+        # and this fleet never uses it), so both read their arguments alike.
+        self._plan = Fleet(hosts, max_concurrency=max_concurrency, timeout=timeout, plugins=plugins, groups=groups)
+        self.max_concurrency = self._plan.max_concurrency
+        self.timeout = self._plan.timeout
+        self._plugins = plugins
+        self._workers = workers
+        self._connections: dict[str, AsyncConnection] = {}
+        self._opening: dict[str, asyncio.Task[AsyncConnection]] = {}
+        self._closed = False
+
+    @classmethod
+    def from_config(
+        cls,
+        group: str = _config.ALL_GROUP,
+        *,
+        path: Path | None = None,
+        max_concurrency: int = 16,
+        timeout: float = 30.0,
+        plugins: Plugins | None = None,
+        workers: int = DEFAULT_WORKERS,
+    ) -> Self:
+        """Return the fleet of a config group's connections (``all``: every connection); or of one connection."""
+        plan = Fleet.from_config(group, path=path, max_concurrency=max_concurrency, timeout=timeout, plugins=plugins)
+        targets = {host: plan._targets[host] for host in plan.hosts}
+        return cls(
+            targets,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            plugins=plugins,
+            groups=plan.groups,
+            workers=workers,
+        )
+
+    def __repr__(self) -> str:
+        return f"<polyvisor.aio.AsyncFleet {len(self.hosts)} hosts: {', '.join(self.hosts)}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Close every pooled connection, waiting at most ``timeout`` seconds (a hung host is left behind)."""
+        self._closed = True
+        for opening in self._opening.values():
+            opening.cancel()  # a connection that opens after all is closed by whoever opened it
+        connections = list(self._connections.values())
+        self._connections.clear()
+        if connections:
+            closing = [asyncio.ensure_future(conn.close()) for conn in connections]
+            _done, late = await asyncio.wait(closing, timeout=timeout)
+            for task in late:
+                task.add_done_callback(_ignore_outcome)
+
+    # -- hosts ---------------------------------------------------------------------------------------------------
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The host names, in order."""
+        return self._plan.hosts
+
+    @property
+    def groups(self) -> Mapping[str, tuple[str, ...]]:
+        """Named groups of this fleet's hosts (from the config file)."""
+        return self._plan.groups
+
+    def uri(self, host: str) -> str:
+        """The host's URI, password masked."""
+        return self._plan.uri(host)
+
+    def labels(self, host: str) -> Mapping[str, str]:
+        """The host's own labels (its config entry's ``labels``)."""
+        return self._plan.labels(host)
+
+    def host_timeout(self, host: str) -> float:
+        """Seconds a call waits for the host: its own ``timeout``, else the fleet's."""
+        return self._plan.host_timeout(host)
+
+    async def connection(self, host: str) -> AsyncConnection:
+        """Return the host's pooled connection, opening it within the host's timeout."""
+        result = await self._run([(host, None, lambda _host, conn: _same(conn), None)])
+        return result[0].unwrap()
+
+    async def vm(self, listed: FleetVM) -> AsyncVM:
+        """Return a handle on a listed VM through the fleet's pooled connection to its host."""
+        conn = await self.connection(listed.host)
+        return await conn.vm(listed.info)
+
+    async def _pooled(self, host: str) -> AsyncConnection:
+        if self._closed:
+            raise PolyvisorError("the fleet is closed; make a new one", host=host)
+        conn = self._connections.get(host)
+        if conn is not None and not conn.closed:
+            return conn
+        opening = self._opening.get(host)
+        if opening is None:
+            # One open per host at a time, shared by every caller: a host that never answers holds one thread.
+            opening = asyncio.ensure_future(self._open(host))
+            opening.add_done_callback(_ignore_outcome)  # its callers (if any are left) get the outcome
+            self._opening[host] = opening
+        return await asyncio.shield(opening)
+
+    async def _open(self, host: str) -> AsyncConnection:
+        target = self._plan._targets[host]
+        try:
+            conn = await connect(
+                URI.parse(target.uri), plugins=self._plugins, workers=self._workers, **target.credentials()
+            )
+        finally:
+            self._opening.pop(host, None)
+        if self._closed:
+            conn._abandon()
+            raise PolyvisorError("the fleet was closed while the connection opened", host=host)
+        self._connections[host] = conn
+        return conn
+
+    def _drop(self, host: str) -> None:
+        """Stop reusing the host's connection (it hung or dropped); the next call opens a fresh one."""
+        conn = self._connections.pop(host, None)
+        if conn is not None:
+            conn._abandon()
+
+    # -- fan-out -----------------------------------------------------------------------------------------------
+    async def _run(self, jobs: Iterable[tuple[str, str | None, HostWork[_T], float | None]]) -> list[HostResult[_T]]:
+        """Run each ``(host, vm, work, timeout)`` job as a task, a semaphore bounding how many run at once."""
+        limit = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(host: str, vm: str | None, work: HostWork[_T], timeout: float | None) -> HostResult[_T]:
+            seconds = timeout if timeout is not None else self.host_timeout(host)
+            uri = self.uri(host)
+            async with limit:
+                started = time.monotonic()
+                bound = asyncio.timeout(seconds)
+                try:
+                    async with bound:
+                        value = await work(host, await self._pooled(host))
+                except builtins.TimeoutError as error:
+                    if not bound.expired():
+                        return HostResult(host, uri, None, _polyvisor_error(error, host), _since(started), vm)
+                    log.info("%s timed out after %g s", host, seconds)
+                    self._drop(host)  # its threads may be stuck: the next call starts afresh
+                    lost = TimeoutError(
+                        f"no answer within {seconds:g}s; the host was left to finish on its own and the others "
+                        "went on without it",
+                        host=host,
+                        vm=vm,
+                    )
+                    return HostResult(host, uri, None, lost, _since(started), vm)
+                except ConnectionLostError as error:
+                    self._drop(host)  # reopened on the next call
+                    return HostResult(host, uri, None, error, _since(started), vm)
+                except Exception as error:  # every failure becomes this host's result; the others carry on
+                    return HostResult(host, uri, None, _polyvisor_error(error, host), _since(started), vm)
+                return HostResult(host, uri, value, None, _since(started), vm)
+
+        tasks = [one(self._known(host), vm, work, timeout) for host, vm, work, timeout in jobs]
+        return list(await asyncio.gather(*tasks))
+
+    def _known(self, host: str) -> str:
+        if host not in self.hosts:
+            raise NotFoundError(f"the fleet has no host {host!r} (hosts: {', '.join(self.hosts) or 'none'})")
+        return host
+
+    async def _on(self, hosts: Iterable[str] | None, work: HostWork[_T], timeout: float | None) -> FleetResult[_T]:
+        if timeout is not None:
+            _check_seconds(timeout, "timeout")
+        chosen = self.hosts if hosts is None else _names(hosts, "hosts")
+        return FleetResult(await self._run([(host, None, work, timeout) for host in chosen]))
+
+    async def map(
+        self,
+        fn: Callable[[AsyncConnection], Awaitable[_T]],
+        *,
+        hosts: Iterable[str] | None = None,
+        timeout: float | None = None,
+    ) -> FleetResult[_T]:
+        """Await ``fn(connection)`` on every host (or those in ``hosts``) at once; return each host's outcome.
+
+        ``timeout`` (seconds) overrides every host's own bound for this call.
+        """
+        return await self._on(hosts, lambda _host, conn: fn(conn), timeout)
+
+    # -- inventory -----------------------------------------------------------------------------------------------
+    async def list(
+        self, details: bool = False, *, hosts: Iterable[str] | None = None, timeout: float | None = None
+    ) -> FleetResult[VMList]:
+        """Return each host's VMs as :class:`~polyvisor.FleetVM` values."""
+
+        async def listing(host: str, conn: AsyncConnection) -> VMList:
+            return [FleetVM(host, info) for info in await conn.list(details=details)]
+
+        return await self._on(hosts, listing, timeout)
+
+    async def vms(self, details: bool = False, *, timeout: float | None = None) -> VMList:
+        """Return the VMs of every host that answered, in host order (check :meth:`list` for who did not)."""
+        listing = await self.list(details, timeout=timeout)
+        return [vm for vms in listing.values.values() for vm in vms]
+
+    async def find(self, ref: str, *, timeout: float | None = None) -> FleetVM:
+        """Return the VM with this name or UUID on whichever host has it; ``host/name`` asks one host only.
+
+        Raise :class:`~polyvisor.errors.NotFoundError` naming the hosts searched (and those that failed), or
+        :class:`~polyvisor.errors.ValidationError` when the name exists on several hosts.
+        """
+        if not isinstance(ref, str) or not ref:
+            raise ValidationError("give a VM name, UUID or host/name", field="vm")
+        host, slash, name = ref.rpartition("/")
+        hosts = [self._known(host)] if slash else list(self.hosts)
+        wanted = name.lower() if len(name) == 36 and name.count("-") == 4 else name
+        listing = await self.list(hosts=hosts, timeout=timeout)
+        found = [vm for vms in listing.values.values() for vm in vms if wanted in (vm.name, vm.uuid.lower())]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            keys = ", ".join(vm.key for vm in found)
+            raise ValidationError(
+                f"{name!r} names a VM on several hosts ({keys}); say which with host/name", field="vm"
+            )
+        searched = [key for key in listing if key not in listing.errors]
+        message = f"no VM named {name!r} on {', '.join(searched) or 'any host'}"
+        if listing.errors:
+            failed = "; ".join(f"{key}: {' '.join(str(err).split())}" for key, err in listing.errors.items())
+            message += f"; these hosts could not be searched: {failed}"
+        raise NotFoundError(message, vm=name)
+
+    # -- selections and verbs ------------------------------------------------------------------------------------
+    def select(
+        self,
+        *,
+        labels: Mapping[str, str] | None = None,
+        hosts: Iterable[str] | None = None,
+        groups: Iterable[str] | None = None,
+        names: Iterable[str] | None = None,
+        states: Iterable[PowerState | str] | None = None,
+    ) -> Selection:
+        """Return a :class:`~polyvisor.Selection` of this fleet's VMs (no round trip, so not a coroutine)."""
+        return self._plan.select(labels=labels, hosts=hosts, groups=groups, names=names, states=states)
+
+    async def matching(self, selection: Selection, *, timeout: float | None = None) -> FleetResult[VMList]:
+        """Return the selected VMs of each host the selection covers."""
+        hosts = [host for host in self.hosts if selection.covers(host)]
+        listing = await self.list(selection.needs_details, hosts=hosts, timeout=timeout)
+        return listing.map_values(lambda vms: [vm for vm in vms if selection.matches(vm.host, vm.info)])
+
+    async def act(
+        self, selection: Selection | Iterable[FleetVM], verb: str, **kwargs: Any
+    ) -> FleetResult[VMStatus | None]:
+        """Run a VM verb (``start``, ``shutdown``, ``stop``, ...) on every selected VM at once.
+
+        Results are keyed ``host/name``; a host whose listing failed appears under its own name with that error.
+        ``kwargs`` go to the verb (``timeout=``, ``mode=``, ``storage=``, ...).
+        """
+        if verb not in ACTIONS:
+            raise ValidationError(f"{verb!r} is not a verb; use one of {', '.join(sorted(ACTIONS))}", field="verb")
+        default = SHUTDOWN_TIMEOUT if verb == "shutdown" else DEFAULT_TIMEOUT
+
+        async def run(vm: AsyncVM) -> VMStatus | None:
+            outcome: VMStatus | None = await getattr(vm, verb)(**kwargs)
+            return outcome
+
+        return await self._each(selection, run, kwargs.get("timeout", default))
+
+    async def ensure(
+        self,
+        selection: Selection | Iterable[FleetVM],
+        state: PowerState | str,
+        *,
+        force: bool = False,
+        timeout: float = SHUTDOWN_TIMEOUT,
+    ) -> FleetResult[VMStatus]:
+        """Bring every selected VM to ``state`` (see :meth:`polyvisor.VM.ensure`), all at once; per-VM results."""
+        return await self._each(selection, lambda vm: vm.ensure(state, force=force, timeout=timeout), timeout)
+
+    async def _each(
+        self,
+        selection: Selection | Iterable[FleetVM],
+        verb: Callable[[AsyncVM], Awaitable[_T]],
+        verb_timeout: float,
+    ) -> FleetResult[_T]:
+        _check_seconds(verb_timeout, "timeout")
+        failed: builtins.list[HostResult[_T]] = []
+        if isinstance(selection, Selection):
+            found = await self.matching(selection)
+            failed = [HostResult(r.host, r.uri, None, r.error, r.elapsed) for r in found.results() if r.error]
+            targets = [vm for vms in found.values.values() for vm in vms]
+        else:
+            targets = builtins.list(selection)
+        jobs: builtins.list[tuple[str, str | None, HostWork[_T], float | None]] = []
+        for listed in targets:
+
+            async def work(_host: str, conn: AsyncConnection, listed: FleetVM = listed) -> _T:
+                return await verb(await conn.vm(listed.info))
+
+            # The verb keeps its own deadline; the host's bound covers reaching it first.
+            bound = verb_timeout + 1.0 + self.host_timeout(listed.host)
+            jobs.append((listed.host, listed.name, work, bound))
+        return FleetResult([*failed, *await self._run(jobs)])
+
+    # -- placement -----------------------------------------------------------------------------------------------
+    async def candidates(
+        self, *, hosts: Iterable[str] | None = None, timeout: float | None = None
+    ) -> builtins.list[Candidate]:
+        """Return what placement needs of each host: labels, CPUs and free memory, or the host's error."""
+
+        async def facts(_host: str, conn: AsyncConnection) -> tuple[int, int | None]:
+            info = await conn.host_info()
+            vms = None if info.free_memory_mib is not None else await conn.list(details=True)
+            return info.cpus, free_memory_mib(info, vms)
+
+        result = await self._on(hosts, facts, timeout)
+        out = []
+        for host, outcome in result.items():
+            if outcome.error is not None:
+                out.append(Candidate(host, self.labels(host), error=outcome.error))
+            else:
+                cpus, free = outcome.unwrap()
+                out.append(Candidate(host, self.labels(host), free, cpus))
+        return out
+
+    async def create(
+        self,
+        spec: VMSpec | Mapping[str, Any],
+        *,
+        placement: Placement | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> FleetVM:
+        """Create the VM on the fitting host with the most free memory.
+
+        Raise :class:`~polyvisor.errors.PlacementError`, saying host by host why, when none fits.
+        """
+        if not isinstance(spec, VMSpec):
+            spec = VMSpec.from_dict(spec)
+        placement = placement or Placement()
+        hosts = [self._known(host) for host in placement.hosts] if placement.hosts is not None else None
+        chosen = choose_host(
+            await self.candidates(hosts=hosts), memory_mib=spec.memory_mib, cpus=spec.cpus, placement=placement
+        )
+        if isinstance(chosen, PolyvisorError):
+            raise chosen
+        log.info("placing VM %r on %s", spec.name, chosen)
+
+        async def create(_host: str, conn: AsyncConnection) -> FleetVM:
+            vm = await conn.create(spec, timeout=timeout)
+            return FleetVM(chosen, await vm.info())
+
+        bound = timeout + 1.0 + self.host_timeout(chosen)
+        (created,) = await self._run([(chosen, None, create, bound)])
+        return created.unwrap()
+
+
+async def _same(conn: AsyncConnection) -> AsyncConnection:
+    return conn
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
+
+
+def _ignore_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it: a late goodbye changes nothing
+
+
+def _polyvisor_error(error: BaseException, host: str) -> PolyvisorError:
+    if isinstance(error, PolyvisorError):
+        return error
+    wrapped = PolyvisorError(f"{type(error).__name__}: {error}", host=host)
+    wrapped.__cause__ = error
+    return wrapped
+
+
+def _check_seconds(value: object, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValidationError(f"must be a number of seconds > 0, got {value!r}", field=field)
+
+
+def _names(values: Iterable[str], what: str) -> builtins.list[str]:
+    if isinstance(values, str):
+        raise ValidationError(f"give a list of {what}, not one string", field=what)
+    return builtins.list(values)
