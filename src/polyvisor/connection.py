@@ -27,6 +27,7 @@ from polyvisor.errors import (
     ValidationError,
 )
 from polyvisor.model import (
+    AddressAnswer,
     Capabilities,
     CloneMode,
     DiskSpec,
@@ -747,36 +748,53 @@ class VM:
         "lease: no lease for 52:54:00:.."). A VM that is not running (or stops while waiting) raises
         :class:`~polyvisor.errors.InvalidStateError`: it will not get an address.
         """
-        _check_timeout(timeout)
-        wanted = parse_family(family)
-        chosen = self._address_sources(sources)
-        self.capabilities().require(Feature.GUEST_ADDRESSES, host=self.connection.host, vm=self._name)
-        deadline = Deadline(timeout)
+        deadline, wanted, chosen = self._address_wait_begin(timeout, family, sources)
         delay = _ADDRESS_FIRST_POLL
         while True:
-            state = self.state()
-            if state is not PowerState.RUNNING:
-                raise InvalidStateError(
-                    f"{self._name!r} is {state.value}, so it will not get an address; start it first",
-                    state=state,
-                    accepted=(PowerState.RUNNING,),
-                    host=self.connection.host,
-                    vm=self._name,
-                )
-            answers = self._read(lambda b: b.address_answers(self.uuid, chosen))
-            found = pick_address(answers, wanted)
+            found, answers = self._address_attempt(chosen, wanted)
             if found is not None:
                 return found
             remaining = deadline.remaining()
             if remaining <= 0:
-                raise TimeoutError(
-                    f"timed out after {timeout:g}s waiting for a usable {wanted.value} address; asked "
-                    f"{', '.join(chosen)}: {explain(answers, wanted)}",
-                    host=self.connection.host,
-                    vm=self._name,
-                )
+                raise self._address_timeout(timeout, wanted, chosen, answers)
             time.sleep(min(delay, remaining))  # polling: no hypervisor sends an event when a guest gets an address
             delay = min(delay * 2, _ADDRESS_MAX_POLL)
+
+    def _address_wait_begin(
+        self, timeout: float, family: AddressFamily | str | None, sources: Sequence[str] | None
+    ) -> tuple[Deadline, AddressFamily, tuple[str, ...]]:
+        """Check a wait_for_address call's arguments and capability (shared with the asyncio face)."""
+        _check_timeout(timeout)
+        wanted = parse_family(family)
+        chosen = self._address_sources(sources)
+        self.capabilities().require(Feature.GUEST_ADDRESSES, host=self.connection.host, vm=self._name)
+        return Deadline(timeout), wanted, chosen
+
+    def _address_attempt(
+        self, chosen: tuple[str, ...], wanted: AddressFamily
+    ) -> tuple[GuestAddress | None, list[AddressAnswer]]:
+        """One round of a wait_for_address: the usable address found (or None) and what each source answered."""
+        state = self.state()
+        if state is not PowerState.RUNNING:
+            raise InvalidStateError(
+                f"{self._name!r} is {state.value}, so it will not get an address; start it first",
+                state=state,
+                accepted=(PowerState.RUNNING,),
+                host=self.connection.host,
+                vm=self._name,
+            )
+        answers = self._read(lambda b: b.address_answers(self.uuid, chosen))
+        return pick_address(answers, wanted), answers
+
+    def _address_timeout(
+        self, timeout: float, wanted: AddressFamily, chosen: tuple[str, ...], answers: list[AddressAnswer]
+    ) -> TimeoutError:
+        return TimeoutError(
+            f"timed out after {timeout:g}s waiting for a usable {wanted.value} address; asked "
+            f"{', '.join(chosen)}: {explain(answers, wanted)}",
+            host=self.connection.host,
+            vm=self._name,
+        )
 
     def _address_sources(self, sources: Sequence[str] | None) -> tuple[str, ...]:
         offered = self.connection.backend.address_sources or ADDRESS_SOURCES

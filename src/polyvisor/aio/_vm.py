@@ -9,14 +9,21 @@ and a request already sent runs to its end in the background, bounded by the ver
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyvisor.aio._events import Wakeup
 from polyvisor.backend import Deadline
 from polyvisor.connection import (
+    _ADDRESS_FIRST_POLL as ADDRESS_FIRST_POLL,
+)
+from polyvisor.connection import (
+    _ADDRESS_MAX_POLL as ADDRESS_MAX_POLL,
+)
+from polyvisor.connection import (
     _ENSURE_STEPS,
-    ADDRESS_SOURCES,
+    ADDRESS_TIMEOUT,
     DEFAULT_TIMEOUT,
     SHUTDOWN_TIMEOUT,
     VM,
@@ -38,6 +45,7 @@ from polyvisor.model import (
     VMInfo,
     VMStatus,
 )
+from polyvisor.provisioning.addresses import AddressFamily
 from polyvisor.transitions import VERBS, Verb
 
 if TYPE_CHECKING:
@@ -247,9 +255,48 @@ class AsyncVM:
         """Detach the NIC with this MAC address."""
         await self._call(self.sync.detach_nic, mac, live=live)
 
-    async def addresses(self, sources: Sequence[str] = ADDRESS_SOURCES) -> list[GuestAddress]:
-        """Return the guest's addresses per interface, asking ``sources`` in order."""
+    async def addresses(self, sources: Sequence[str] | None = None) -> list[GuestAddress]:
+        """Return the guest's addresses per interface, asking ``sources`` in order (default: the backend's)."""
         return await self._call(self.sync.addresses, sources)
+
+    async def wait_for_address(
+        self,
+        *,
+        timeout: float = ADDRESS_TIMEOUT,
+        family: AddressFamily | str | None = AddressFamily.IPV4,
+        sources: Sequence[str] | None = None,
+    ) -> GuestAddress:
+        """Wait until the guest has a usable address and return it (see :meth:`polyvisor.VM.wait_for_address`).
+
+        Each round asks the sources in a thread; between rounds the task sleeps on the event loop, holding no thread.
+        """
+        sync = self.sync
+        deadline, wanted, chosen = await self._call(sync._address_wait_begin, timeout, family, sources)
+        delay = ADDRESS_FIRST_POLL
+        while True:
+            found, answers = await self._call(sync._address_attempt, chosen, wanted)
+            if found is not None:
+                return found
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise sync._address_timeout(timeout, wanted, chosen, answers)
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, ADDRESS_MAX_POLL)
+
+    async def reconfigure(
+        self,
+        *,
+        cpus: int | None = None,
+        memory_mib: int | None = None,
+        live: bool | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> VMInfo:
+        """Change the VM's CPU count and/or memory (see :meth:`polyvisor.VM.reconfigure`)."""
+        return await self._call(self.sync.reconfigure, cpus=cpus, memory_mib=memory_mib, live=live, timeout=timeout)
+
+    async def resize_disk(self, target: str, size_mib: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Grow a disk (see :meth:`polyvisor.VM.resize_disk`)."""
+        await self._call(self.sync.resize_disk, target, size_mib, timeout=timeout)
 
     async def console_output(self) -> str:
         """Return what the guest wrote to its serial console so far."""
