@@ -178,14 +178,12 @@ async def test_capabilities_and_unsupported_calls_match_the_sync_api(target: Tar
             assert isinstance(await vm.addresses(), list)
 
 
-async def test_disks_attach_and_detach(target: Target, request: pytest.FixtureRequest) -> None:
-    if target.name == "hyperv":
-        # The sync API fails the same way: the backend's Remove-VMHardDiskDrive call passes -ControllerType, which
-        # the loopback host's cmdlet does not take. Strict: this fails once that is fixed, to drop the mark.
-        request.applymarker(pytest.mark.xfail(raises=polyvisor.ValidationError, strict=True, reason="ControllerType"))
+async def test_disks_attach_and_detach(target: Target) -> None:
     async with polyvisor.aio.connect(target.uri, **target.options) as conn, fresh_vm(target, conn) as vm:
         disk = await vm.attach_disk({"size_mib": 16}, live=False)
         await vm.detach_disk(disk, live=False)
+        with pytest.raises(polyvisor.NotFoundError):
+            await vm.detach_disk(disk, live=False)
 
 
 def test_workers_must_be_a_positive_whole_number() -> None:

@@ -89,6 +89,30 @@ def test_nic_hotplug_is_generation_2_only(conn: polyvisor.Connection, vm_name: s
             vm.delete()
 
 
+def test_detach_disk_removes_only_the_drive_at_that_slot(
+    conn: polyvisor.Connection, loopback_http: Any, vm_name: str
+) -> None:
+    # Get-VMHardDiskDrive -ControllerType/-ControllerNumber/-ControllerLocation narrow the drives it returns
+    # (Get-VMHardDiskDrive.md), so the backend pipes exactly one drive into Remove-VMHardDiskDrive.
+    host = _host(loopback_http)
+    vm = conn.create({"name": vm_name, "firmware": "uefi", "disks": [{"size_mib": 64}]})
+    try:
+        first, second = vm.attach_disk({"size_mib": 16}, live=False), vm.attach_disk({"size_mib": 16}, live=False)
+        assert len({first, second}) == 2
+        vm.detach_disk(first, live=False)
+        slots = [
+            f"{d.controller_type}:{d.controller_number}:{d.controller_location}"
+            for d in host.get_vm(uuid.UUID(vm.uuid)).config.hard_drives
+        ]
+        assert first not in slots
+        assert second in slots
+        assert len(slots) == 2  # the boot disk and the second one
+        with pytest.raises(polyvisor.NotFoundError, match=first):
+            vm.detach_disk(first, live=False)
+    finally:
+        vm.delete(storage=True)
+
+
 def test_detach_nic_refuses_names_that_differ_only_in_case(
     conn: polyvisor.Connection, loopback_http: Any, vm_name: str
 ) -> None:

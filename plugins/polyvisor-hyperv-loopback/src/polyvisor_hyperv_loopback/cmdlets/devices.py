@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from psrpcore.types import PSObject
 
 from polyvisor_hyperv_loopback.errors import HostError
 from polyvisor_hyperv_loopback.filesystem import normalize_path
-from polyvisor_hyperv_loopback.hyperv import NetworkAdapterRecord, VMRecord, wildcard_match
+from polyvisor_hyperv_loopback.hyperv import HardDiskRecord, NetworkAdapterRecord, VMRecord, wildcard_match
 from polyvisor_hyperv_loopback.objects import (
     dvd_object,
     hard_disk_object,
@@ -109,14 +110,25 @@ def _add_hdd(ctx: CommandContext, args: dict[str, object]) -> None:
             ctx.write(hard_disk_object(ctx.host, ctx.host.get_vm(vm.id), drive))
 
 
+def _slot_filter(args: dict[str, object]) -> Callable[[HardDiskRecord], bool]:
+    """-ControllerType/-ControllerNumber/-ControllerLocation narrow the drives (each only when given)."""
+    kind, number, location = args.get("ControllerType"), args.get("ControllerNumber"), args.get("ControllerLocation")
+    return lambda drive: (
+        (kind is None or drive.controller_type == kind)
+        and (number is None or drive.controller_number == number)
+        and (location is None or drive.controller_location == location)
+    )
+
+
 def _get_hdd(ctx: CommandContext, args: dict[str, object]) -> None:
+    wanted = _slot_filter(args)
     for obj in args.get("VMSnapshot", []):  # type: ignore[attr-defined]
         # A checkpoint's drives: the disks as they were when it was taken (its differencing disk's parents).
         vm, snap = ctx.host.snapshot_by_id(uuid.UUID(int=obj.Id.int))
-        for drive in snap.config.hard_drives:
+        for drive in filter(wanted, snap.config.hard_drives):
             ctx.write(hard_disk_object(ctx.host, vm, drive, snap))
     for vm in _vms(ctx, args):
-        for drive in vm.config.hard_drives:
+        for drive in filter(wanted, vm.config.hard_drives):
             ctx.write(hard_disk_object(ctx.host, vm, drive))
 
 
@@ -348,6 +360,9 @@ CMDLETS = (
             Param("VMName", "str[]", position=0),
             Param("VMSnapshot", "object[]", pipeline=True, pipeline_type=f"{NS}.VMSnapshot"),
             Param("VM", "object[]", pipeline=True),
+            Param("ControllerType", "choice", choices=("IDE", "SCSI")),
+            Param("ControllerNumber", "int"),
+            Param("ControllerLocation", "int"),
         ),
         _get_hdd,
     ),
