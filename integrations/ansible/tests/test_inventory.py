@@ -31,6 +31,7 @@ def fleet(kvm_spec: dict[str, Any], hyperv_host: HypervHost, names: str) -> str:
             }
         )
         app.start()
+        app.wait_for_address(timeout=60)  # Hyper-V learns guest addresses through KVP, some seconds after boot
         hv.create({"name": f"{names}twin", "memory_mib": 256})
     return names  # the names fixture removes them
 
