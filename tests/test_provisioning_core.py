@@ -15,6 +15,7 @@ from core_backends import calls
 
 import polyvisor.backend
 import polyvisor.connection
+import polyvisor.guest
 from polyvisor import (
     VM,
     Connection,
@@ -58,6 +59,7 @@ def clock(monkeypatch: pytest.MonkeyPatch, host_name: str) -> Iterator[FakeTime]
     """Fake time for the core's waits, its deadlines and the test's memory host."""
     fake = FakeTime()
     monkeypatch.setattr(polyvisor.connection, "time", fake)
+    monkeypatch.setattr(polyvisor.guest, "time", fake)
     monkeypatch.setattr(polyvisor.backend, "time", fake)
     host = host_named(host_name)
     saved, host.clock = host.clock, fake.monotonic

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from polyvisor.errors import PolyvisorError, TimeoutError, UnsupportedError
+from polyvisor.errors import PolyvisorError, TimeoutError, UnsupportedError, ValidationError
 from polyvisor.model import (
     AddressAnswer,
     DiskSpec,
@@ -62,6 +62,7 @@ __all__ = [
     "Secret",
     "Subscription",
     "feature_declaration_problems",
+    "validate_timeout",
 ]
 
 
@@ -115,6 +116,12 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, password={'***' if self.password else None})"
+
+
+def validate_timeout(timeout: float) -> None:
+    """Refuse a timeout that is not a number of seconds >= 0 (naming the ``timeout`` field)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        raise ValidationError(f"must be a number of seconds >= 0, got {timeout!r}", field="timeout")
 
 
 class Deadline:

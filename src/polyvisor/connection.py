@@ -10,12 +10,13 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from polyvisor._locks import label_lock
 from polyvisor.backend import Backend, Deadline, EventSink, Subscription
+from polyvisor.backend import validate_timeout as _check_timeout
 from polyvisor.errors import (
     AlreadyExistsError,
     ConnectionError,
@@ -26,19 +27,16 @@ from polyvisor.errors import (
     TimeoutError,
     ValidationError,
 )
+from polyvisor.guest import GuestOps
 from polyvisor.model import (
-    AddressAnswer,
     Capabilities,
     CloneMode,
-    DiskSpec,
     Event,
     EventKind,
     Feature,
     Firmware,
-    GuestAddress,
     HostInfo,
     NetworkInfo,
-    NicSpec,
     PowerState,
     ShutdownMode,
     Snapshot,
@@ -46,12 +44,10 @@ from polyvisor.model import (
     VMInfo,
     VMSpec,
     VMStatus,
-    validate_int,
     validate_labels,
     validate_name,
     validate_text,
 )
-from polyvisor.provisioning.addresses import AddressFamily, explain, parse_family, pick_address
 from polyvisor.transitions import SETTLED_STATES, VERBS, Verb
 from polyvisor.uri import URI
 
@@ -67,12 +63,6 @@ SHUTDOWN_TIMEOUT = 120.0
 _FIRST_POLL = 0.02
 _MAX_POLL = 1.0
 _MAX_POLL_WITH_EVENTS = 2.0
-ADDRESS_SOURCES = ("agent", "lease", "arp", "kvp")
-"""Every address source a backend may offer (each backend's ``address_sources`` says which it has)."""
-ADDRESS_TIMEOUT = 120.0
-"""Seconds :meth:`VM.wait_for_address` waits unless told otherwise."""
-_ADDRESS_FIRST_POLL = 0.25
-_ADDRESS_MAX_POLL = 2.0
 
 Progress = Callable[[str], None]
 _T = TypeVar("_T")
@@ -386,7 +376,7 @@ class PollingWatcher:
         self._seen = now
 
 
-class VM:
+class VM(GuestOps):
     """A handle on one VM, identified by UUID. Every method asks the hypervisor afresh."""
 
     def __init__(self, connection: Connection, uuid: str, name: str) -> None:
@@ -699,217 +689,6 @@ class VM:
                 vm=self._name,
             )
 
-    # -- devices and guest -------------------------------------------------------------------------------------
-    def attach_disk(self, disk: DiskSpec | Mapping[str, Any], *, live: bool | None = None) -> str:
-        """Attach a disk (hot when the VM runs and ``live`` is not False); return its target name."""
-        if not isinstance(disk, DiskSpec):
-            disk = DiskSpec.from_dict(disk)
-        live = self._live(live, Feature.DISK_ATTACH, Feature.DISK_HOTPLUG)
-        return self.connection.change(
-            lambda b: b.attach_disk(self.uuid, disk, live=live), "attaching a disk", self._name
-        )
-
-    def detach_disk(self, target: str, *, live: bool | None = None) -> None:
-        """Detach the disk with this target name (e.g. ``vdb``)."""
-        live = self._live(live, Feature.DISK_ATTACH, Feature.DISK_HOTPLUG)
-        self.connection.change(lambda b: b.detach_disk(self.uuid, target, live=live), "detaching a disk", self._name)
-
-    def attach_nic(self, nic: NicSpec | Mapping[str, Any], *, live: bool | None = None) -> str:
-        """Attach a NIC; return its MAC address."""
-        if not isinstance(nic, NicSpec):
-            nic = NicSpec.from_dict(nic)
-        live = self._live(live, Feature.NIC_ATTACH, Feature.NIC_HOTPLUG)
-        return self.connection.change(lambda b: b.attach_nic(self.uuid, nic, live=live), "attaching a NIC", self._name)
-
-    def detach_nic(self, mac: str, *, live: bool | None = None) -> None:
-        """Detach the NIC with this MAC address."""
-        live = self._live(live, Feature.NIC_ATTACH, Feature.NIC_HOTPLUG)
-        mac = mac.lower()
-        self.connection.change(lambda b: b.detach_nic(self.uuid, mac, live=live), "detaching a NIC", self._name)
-
-    def addresses(self, sources: Sequence[str] | None = None) -> list[GuestAddress]:
-        """Return the guest's addresses per interface, asking ``sources`` in order (default: the backend's)."""
-        chosen = self._address_sources(sources)
-        self.capabilities().require(Feature.GUEST_ADDRESSES, host=self.connection.host, vm=self._name)
-        return self._read(lambda b: b.addresses(self.uuid, chosen))
-
-    def wait_for_address(
-        self,
-        *,
-        timeout: float = ADDRESS_TIMEOUT,
-        family: AddressFamily | str | None = AddressFamily.IPV4,
-        sources: Sequence[str] | None = None,
-    ) -> GuestAddress:
-        """Wait until the guest has a usable address (not loopback or link-local) and return it.
-
-        ``sources`` are asked in order each round (default: the backend's ``address_sources``: libvirt's agent,
-        DHCP lease and ARP table; Hyper-V's KVP); the first usable address wins. On timeout,
-        :class:`~polyvisor.errors.TimeoutError` says what each source answered last ("agent: not connected",
-        "lease: no lease for 52:54:00:.."). A VM that is not running (or stops while waiting) raises
-        :class:`~polyvisor.errors.InvalidStateError`: it will not get an address.
-        """
-        deadline, wanted, chosen = self._address_wait_begin(timeout, family, sources)
-        delay = _ADDRESS_FIRST_POLL
-        while True:
-            found, answers = self._address_attempt(chosen, wanted)
-            if found is not None:
-                return found
-            remaining = deadline.remaining()
-            if remaining <= 0:
-                raise self._address_timeout(timeout, wanted, chosen, answers)
-            time.sleep(min(delay, remaining))  # polling: no hypervisor sends an event when a guest gets an address
-            delay = min(delay * 2, _ADDRESS_MAX_POLL)
-
-    def _address_wait_begin(
-        self, timeout: float, family: AddressFamily | str | None, sources: Sequence[str] | None
-    ) -> tuple[Deadline, AddressFamily, tuple[str, ...]]:
-        """Check a wait_for_address call's arguments and capability (shared with the asyncio face)."""
-        _check_timeout(timeout)
-        wanted = parse_family(family)
-        chosen = self._address_sources(sources)
-        self.capabilities().require(Feature.GUEST_ADDRESSES, host=self.connection.host, vm=self._name)
-        return Deadline(timeout), wanted, chosen
-
-    def _address_attempt(
-        self, chosen: tuple[str, ...], wanted: AddressFamily
-    ) -> tuple[GuestAddress | None, list[AddressAnswer]]:
-        """One round of a wait_for_address: the usable address found (or None) and what each source answered."""
-        state = self.state()
-        if state is not PowerState.RUNNING:
-            raise InvalidStateError(
-                f"{self._name!r} is {state.value}, so it will not get an address; start it first",
-                state=state,
-                accepted=(PowerState.RUNNING,),
-                host=self.connection.host,
-                vm=self._name,
-            )
-        answers = self._read(lambda b: b.address_answers(self.uuid, chosen))
-        return pick_address(answers, wanted), answers
-
-    def _address_timeout(
-        self, timeout: float, wanted: AddressFamily, chosen: tuple[str, ...], answers: list[AddressAnswer]
-    ) -> TimeoutError:
-        return TimeoutError(
-            f"timed out after {timeout:g}s waiting for a usable {wanted.value} address; asked "
-            f"{', '.join(chosen)}: {explain(answers, wanted)}",
-            host=self.connection.host,
-            vm=self._name,
-        )
-
-    def _address_sources(self, sources: Sequence[str] | None) -> tuple[str, ...]:
-        offered = self.connection.backend.address_sources or ADDRESS_SOURCES
-        if sources is None:
-            return tuple(offered)
-        if isinstance(sources, str):
-            sources = (sources,)
-        unknown = [source for source in sources if source not in offered]
-        if unknown or not sources:
-            raise ValidationError(
-                f"unknown address source(s) {unknown}; this backend offers {list(offered)}",
-                field="sources",
-            )
-        return tuple(sources)
-
-    def reconfigure(
-        self,
-        *,
-        cpus: int | None = None,
-        memory_mib: int | None = None,
-        live: bool | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> VMInfo:
-        """Change the VM's CPU count and/or memory; return the VM's info afterwards.
-
-        A stopped VM changes its definition (capability ``reconfigure``). A running VM changes live where the
-        hypervisor allows it (``reconfigure-live-cpus``, ``reconfigure-live-memory``; within the maximum it started
-        with, or dynamic memory's range), else :class:`~polyvisor.errors.UnsupportedError`; ``live=False`` on a
-        running VM is refused with :class:`~polyvisor.errors.InvalidStateError` (stop it first). A saved or paused
-        VM is refused too.
-        """
-        if cpus is None and memory_mib is None:
-            raise ValidationError("give cpus, memory_mib or both", field="reconfigure")
-        if cpus is not None:
-            validate_int(cpus, "cpus", maximum=1024)
-        if memory_mib is not None:
-            validate_int(memory_mib, "memory_mib", minimum=16, maximum=64 * 1024 * 1024)
-        _check_timeout(timeout)
-        caps = self.capabilities()
-        caps.require(Feature.RECONFIGURE, host=self.connection.host, vm=self._name)
-        state = self.state()
-        if state is PowerState.STOPPED and live is not True:
-            go_live = False
-        elif state is PowerState.RUNNING and live is not False:
-            go_live = True
-            if cpus is not None:
-                caps.require(Feature.RECONFIGURE_LIVE_CPUS, host=self.connection.host, vm=self._name)
-            if memory_mib is not None:
-                caps.require(Feature.RECONFIGURE_LIVE_MEMORY, host=self.connection.host, vm=self._name)
-        else:
-            accepted = (
-                (PowerState.RUNNING,)
-                if live
-                else (PowerState.STOPPED,)
-                if live is False
-                else (
-                    PowerState.STOPPED,
-                    PowerState.RUNNING,
-                )
-            )
-            raise InvalidStateError(
-                f"cannot reconfigure {self._name!r} while it is {state.value}"
-                + ("; stop it first to change the stored definition" if state is PowerState.RUNNING else "")
-                + ("; start it to change it live" if live and state is PowerState.STOPPED else ""),
-                state=state,
-                accepted=accepted,
-                host=self.connection.host,
-                vm=self._name,
-            )
-        deadline = Deadline(timeout)
-        self.connection.change(
-            lambda b: b.reconfigure(self.uuid, cpus=cpus, memory_mib=memory_mib, live=go_live, deadline=deadline),
-            "reconfiguring CPUs and memory",
-            self._name,
-        )
-        return self.info()
-
-    def resize_disk(self, target: str, size_mib: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Grow the disk with this target name (``vda``, ``scsi0:1``, as :meth:`attach_disk` returned it) to
-        ``size_mib``. Disks only grow: a smaller size raises :class:`~polyvisor.errors.ValidationError`; the guest
-        must grow its partitions and file systems itself."""
-        if not isinstance(target, str) or not target:
-            raise ValidationError(f"{target!r} is not a disk target name such as 'vda'", field="target")
-        validate_int(size_mib, "size_mib", maximum=64 * 1024 * 1024)
-        _check_timeout(timeout)
-        self.capabilities().require(Feature.DISK_RESIZE, host=self.connection.host, vm=self._name)
-        deadline = Deadline(timeout)
-        self.connection.change(
-            lambda b: b.resize_disk(self.uuid, target, size_mib, deadline), "resizing a disk", self._name
-        )
-
-    def console_output(self) -> str:
-        """Return what the guest wrote to its serial console so far."""
-        self.capabilities().require(Feature.CONSOLE, host=self.connection.host, vm=self._name)
-        return self._read(lambda b: b.console_output(self.uuid))
-
-    def _live(self, live: bool | None, cold: Feature, hot: Feature) -> bool:
-        caps = self.capabilities()
-        caps.require(cold, host=self.connection.host, vm=self._name)
-        state = self.state()
-        running = state in (PowerState.RUNNING, PowerState.PAUSED)
-        if live is None:
-            live = running
-        if live:
-            if not running:
-                raise InvalidStateError(
-                    "live=True needs a running VM; pass live=False to change the stored definition",
-                    state=state,
-                    accepted=(PowerState.RUNNING, PowerState.PAUSED),
-                    host=self.connection.host,
-                    vm=self._name,
-                )
-            caps.require(hot, host=self.connection.host, vm=self._name)
-        return live
-
     # -- the machinery -----------------------------------------------------------------------------------------
     def _action(self, verb_name: str, mode: ShutdownMode = ShutdownMode.DEFAULT) -> Primitive:
         """Return the backend primitive behind a verb, bound to this VM."""
@@ -1168,8 +947,3 @@ def _power_state(value: PowerState | str) -> PowerState:
     except ValueError:
         choices = ", ".join(state.value for state in PowerState)
         raise ValidationError(f"{value!r} is not a power state; use one of {choices}", field="state") from None
-
-
-def _check_timeout(timeout: float) -> None:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-        raise ValidationError(f"must be a number of seconds >= 0, got {timeout!r}", field="timeout")

@@ -15,24 +15,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyvisor.aio._events import Wakeup
 from polyvisor.backend import Deadline
-from polyvisor.connection import (
-    _ADDRESS_FIRST_POLL as ADDRESS_FIRST_POLL,
-)
-from polyvisor.connection import (
-    _ADDRESS_MAX_POLL as ADDRESS_MAX_POLL,
-)
+from polyvisor.backend import validate_timeout as _check_timeout
 from polyvisor.connection import (
     _ENSURE_STEPS,
-    ADDRESS_TIMEOUT,
     DEFAULT_TIMEOUT,
     SHUTDOWN_TIMEOUT,
     VM,
     Progress,
     Waiting,
-    _check_timeout,
     _ensure_target,
 )
 from polyvisor.errors import NotFoundError
+from polyvisor.guest import _ADDRESS_FIRST_POLL as ADDRESS_FIRST_POLL
+from polyvisor.guest import _ADDRESS_MAX_POLL as ADDRESS_MAX_POLL
+from polyvisor.guest import ADDRESS_TIMEOUT
 from polyvisor.model import (
     Capabilities,
     DiskSpec,
