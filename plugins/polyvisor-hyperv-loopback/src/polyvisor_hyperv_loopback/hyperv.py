@@ -14,22 +14,48 @@ from __future__ import annotations
 import copy
 import datetime
 import ntpath
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from ._notes import read_labels
 from .errors import HostError
 from .filesystem import FileEntry, VirtualFileSystem, normalize_path
+from .hyperv_model.faults import file_not_found, invalid_state, modify_failed, no_shutdown_service, not_running_detail
+from .hyperv_model.records import (
+    DEFAULT_SWITCH_ID,
+    GUEST_BEHAVIOURS,
+    GUEST_IGNORES_SHUTDOWN,
+    GUEST_LABEL,
+    GUEST_NO_KVP,
+    GUEST_NO_SHUTDOWN_SERVICE,
+    GUEST_RESPONSIVE,
+    SECURE_BOOT_TEMPLATES,
+    TRANSITIONAL,
+    VHD_ROOT,
+    VM_ROOT,
+    AlreadyInState,
+    DvdDriveRecord,
+    GiB,
+    HardDiskRecord,
+    MiB,
+    NetworkAdapterRecord,
+    SnapshotRecord,
+    SwitchRecord,
+    VMConfig,
+    VMRecord,
+    all_drives,
+    guest_label,
+    has_wildcard,
+    wildcard_match,
+)
 
 __all__ = [
     "DEFAULT_SWITCH_ID",
     "GUEST_BEHAVIOURS",
     "GUEST_LABEL",
+    "SECURE_BOOT_TEMPLATES",
     "AlreadyInState",
     "DvdDriveRecord",
     "HardDiskRecord",
@@ -39,221 +65,10 @@ __all__ = [
     "SwitchRecord",
     "VMConfig",
     "VMRecord",
+    "has_wildcard",
+    "require_generation_2",
     "wildcard_match",
 ]
-
-GiB = 1024**3
-MiB = 1024**2
-# The well-known Id of Hyper-V's "Default Switch".
-DEFAULT_SWITCH_ID = uuid.UUID("c08cb7b8-9b3c-408e-8e30-5e16a3aeb444")
-VM_ROOT = "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V"
-VHD_ROOT = "C:\\ProgramData\\Microsoft\\Windows\\Virtual Hard Disks"
-SECURE_BOOT_TEMPLATES = {
-    "MicrosoftWindows": uuid.UUID("1734c6e8-3154-4dda-ba5f-a874cc483422"),
-    "MicrosoftUEFICertificateAuthority": uuid.UUID("272e7447-90a4-4563-a4b9-8e4ab00526ce"),
-    "OpenSourceShieldedVM": uuid.UUID("4292ae2b-ee2c-42b5-a969-dd8f8689f6f3"),
-}
-TRANSITIONAL = frozenset({"Starting", "Stopping", "Saving", "Pausing", "Resuming", "Reset"})
-
-#: The polyvisor label (in the VM's Notes) that picks the guest's behaviour: the test hook.
-GUEST_LABEL = "polyvisor.test/guest"
-GUEST_RESPONSIVE = "responsive"
-GUEST_IGNORES_SHUTDOWN = "ignore-shutdown"
-GUEST_NO_SHUTDOWN_SERVICE = "no-shutdown-service"
-GUEST_NO_KVP = "no-kvp"
-#: How a guest answers Hyper-V's integration services:
-#: ``responsive`` shuts down; ``ignore-shutdown`` accepts the request and never shuts down (Stop-VM blocks until
-#: it is stopped or ``guest_shutdown_timeout`` passes); ``no-shutdown-service`` does not answer the integration
-#: service at all (Stop-VM prompts to turn the VM off: without -Force that fails on a non-interactive host);
-#: ``no-kvp`` shuts down when asked but runs no KVP daemon, so Hyper-V never learns its IP addresses.
-GUEST_BEHAVIOURS = frozenset({GUEST_RESPONSIVE, GUEST_IGNORES_SHUTDOWN, GUEST_NO_SHUTDOWN_SERVICE, GUEST_NO_KVP})
-
-
-def guest_label(notes: str) -> str | None:
-    """Return the ``polyvisor.test/guest`` label held in a Notes value, if any."""
-    return read_labels(notes).get(GUEST_LABEL)
-
-
-class AlreadyInState(Exception):
-    """The VM already is in the state the verb asks for: the cmdlet warns and does nothing."""
-
-    def __init__(self, vm_name: str) -> None:
-        super().__init__(f"The virtual machine '{vm_name}' is already in the specified state.")
-        self.message = str(self)
-
-
-def wildcard_match(pattern: str, text: str) -> bool:
-    """Match like PowerShell's WildcardPattern (case-insensitive ``*``, ``?``, ``[a-z]``, backtick escapes)."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "`" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(ch))
-            else:
-                body = pattern[i + 1 : end].replace("\\", "\\\\")
-                out.append(f"[{body}]")
-                i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.fullmatch("".join(out), text, re.IGNORECASE | re.DOTALL) is not None
-
-
-def has_wildcard(pattern: str) -> bool:
-    """Return whether ``pattern`` holds an unescaped wildcard character."""
-    return re.search(r"(?<!`)[*?\[]", pattern) is not None
-
-
-@dataclass
-class HardDiskRecord:
-    """A virtual hard disk drive on a controller slot."""
-
-    controller_type: str  # IDE | SCSI
-    controller_number: int
-    controller_location: int
-    path: str | None
-    disk_number: int | None = None  # a pass-through (physical) disk: ``path`` is None, Hyper-V shows its name
-
-
-@dataclass
-class DvdDriveRecord:
-    """A virtual DVD drive, empty or holding an ISO."""
-
-    controller_type: str
-    controller_number: int
-    controller_location: int
-    path: str | None
-
-
-@dataclass
-class NetworkAdapterRecord:
-    """A synthetic (or legacy) network adapter."""
-
-    adapter_id: uuid.UUID
-    name: str
-    switch_name: str | None
-    mac: str | None  # None: dynamic MAC not assigned yet (Hyper-V shows 000000000000 until first start)
-    dynamic_mac: bool = True
-    is_legacy: bool = False
-
-
-@dataclass
-class VMConfig:
-    """The part of a VM that a checkpoint captures and a restore brings back."""
-
-    processor_count: int = 1
-    memory_startup: int = 1 * GiB
-    dynamic_memory: bool = False
-    memory_minimum: int = 512 * MiB
-    memory_maximum: int = 1024 * GiB
-    memory_buffer: int = 20
-    memory_priority: int = 50
-    notes: str = ""
-    checkpoint_type: str = "Production"
-    automatic_stop_action: str = "Save"
-    automatic_start_action: str = "StartIfRunning"
-    secure_boot: bool = False
-    secure_boot_template: str = "MicrosoftWindows"
-    hard_drives: list[HardDiskRecord] = field(default_factory=list)
-    dvd_drives: list[DvdDriveRecord] = field(default_factory=list)
-    network_adapters: list[NetworkAdapterRecord] = field(default_factory=list)
-
-
-@dataclass
-class SnapshotRecord:
-    """A checkpoint: configuration plus the power state it captured ('Off' or 'Saved')."""
-
-    id: uuid.UUID
-    name: str
-    parent_id: uuid.UUID | None
-    created: datetime.datetime
-    config: VMConfig
-    captured_state: str
-    production: bool
-
-
-@dataclass
-class VMRecord:
-    """One virtual machine."""
-
-    id: uuid.UUID
-    name: str
-    generation: int
-    version: str
-    path: str
-    created: datetime.datetime
-    config: VMConfig
-    state: str = "Off"
-    snapshots: dict[uuid.UUID, SnapshotRecord] = field(default_factory=dict)
-    current_snapshot_id: uuid.UUID | None = None
-    started_at: float | None = None
-    op_token: object | None = None
-    guest: str = GUEST_RESPONSIVE
-
-    def uptime(self, now: float) -> datetime.timedelta:
-        """Return how long the guest has been running (zero unless Running or Paused)."""
-        if self.started_at is None or self.state not in {"Running", "Paused", "Pausing", "Resuming"}:
-            return datetime.timedelta(0)
-        return datetime.timedelta(seconds=int(now - self.started_at))
-
-
-@dataclass
-class SwitchRecord:
-    """A virtual switch."""
-
-    id: uuid.UUID
-    name: str
-    switch_type: str  # Private | Internal | External
-    notes: str = ""
-
-
-def _invalid_state(vm: VMRecord) -> HostError:
-    return HostError(
-        f"'{vm.name}' failed to change state.\n"
-        "The operation cannot be performed while the object is in its current state.",
-        error_id="InvalidState",
-        category="InvalidOperation",
-        target_name=vm.name,
-    )
-
-
-def _no_shutdown_service(vm: VMRecord) -> HostError:
-    # Stop-VM's ShouldContinue prompt, which a session without an interactive host cannot show.
-    return HostError(
-        "A command that prompts the user failed because the host program or the command type does not support "
-        "user interaction. The host was attempting to request confirmation with the following message: "
-        f"The virtual machine '{vm.name}' cannot be shut down through its shutdown integration service, which is "
-        "not available. Do you want to turn it off instead?",
-        error_id="HostException",
-        category="NotImplemented",
-        exception_type="System.Management.Automation.Host.HostException",
-        target_name=vm.name,
-    )
-
-
-def _modify_failed(vm: VMRecord, device: str, detail: str) -> HostError:
-    return HostError(
-        f"Failed to modify device '{device}'.\n'{vm.name}' failed to modify device '{device}'. "
-        f"(Virtual machine ID {str(vm.id).upper()})\n{detail}",
-        error_id="InvalidState" if "current state" in detail else "InvalidParameter",
-        category="InvalidOperation" if "current state" in detail else "InvalidArgument",
-        target_name=vm.name,
-    )
-
-
-def _not_running_detail() -> str:
-    return "The operation cannot be performed while the object is in its current state."
 
 
 class HyperVHost:
@@ -499,7 +314,7 @@ class HyperVHost:
                 disk_path = self._create_vhd(new_vhd_path, new_vhd_size, "Dynamic", None).path
             elif vhd_path is not None:
                 if self.files.get(normalize_path(vhd_path, self.virtual_hard_disk_path)) is None:
-                    raise _file_not_found(normalize_path(vhd_path, self.virtual_hard_disk_path))
+                    raise file_not_found(normalize_path(vhd_path, self.virtual_hard_disk_path))
                 disk_path = normalize_path(vhd_path, self.virtual_hard_disk_path)
             if disk_path is not None:
                 config.hard_drives.append(HardDiskRecord(controller, 0, 0, disk_path))
@@ -531,9 +346,9 @@ class HyperVHost:
             if "processor_count" in changes:
                 count = int(changes["processor_count"])  # type: ignore[call-overload]
                 if count != cfg.processor_count and not off:
-                    raise _modify_failed(vm, "Processor", _not_running_detail())
+                    raise modify_failed(vm, "Processor", not_running_detail())
                 if count < 1 or count > self.logical_processor_count:
-                    raise _modify_failed(
+                    raise modify_failed(
                         vm,
                         "Processor",
                         f"The count of virtual processors ({count}) is not valid: this host has "
@@ -550,7 +365,7 @@ class HyperVHost:
                 if key in changes:
                     value = changes[key]
                     if value != getattr(cfg, key) and not off:
-                        raise _modify_failed(vm, device, _not_running_detail())
+                        raise modify_failed(vm, device, not_running_detail())
                     if key.startswith("memory_"):
                         _check_memory(vm.name, int(value))  # type: ignore[call-overload]
                     setattr(cfg, key, value)
@@ -569,7 +384,7 @@ class HyperVHost:
         with self._cond:
             vm = self._vm(vm_id)
             if vm.state in TRANSITIONAL:
-                raise _invalid_state(vm)
+                raise invalid_state(vm)
             # Remove-VM turns a running or saved VM off before deleting it.
             del self._vms[vm_id]
             if vm.snapshots:
@@ -623,7 +438,7 @@ class HyperVHost:
             if vm.state in set(already):
                 raise AlreadyInState(vm.name)
             if vm.state not in set(allowed):
-                raise _invalid_state(vm)
+                raise invalid_state(vm)
             if before is not None:
                 before(vm)
             token = object()
@@ -637,7 +452,7 @@ class HyperVHost:
             vm = self._vm(vm_id)
             if vm.op_token is not token:
                 # A forced turn-off overtook this operation: Hyper-V reports the original one as failed.
-                raise _invalid_state(vm)
+                raise invalid_state(vm)
             vm.op_token = None
             vm.state = target
             if after is not None:
@@ -699,11 +514,11 @@ class HyperVHost:
             if vm.state == "Off":
                 raise AlreadyInState(vm.name)
             if vm.state != "Running":
-                raise _invalid_state(vm)
+                raise invalid_state(vm)
             if vm.guest == GUEST_NO_SHUTDOWN_SERVICE:
                 if force:
                     return self.turn_off_vm(vm_id)
-                raise _no_shutdown_service(vm)
+                raise no_shutdown_service(vm)
             if vm.guest == GUEST_IGNORES_SHUTDOWN:
                 self._shutdowns_waiting += 1
                 try:
@@ -747,7 +562,7 @@ class HyperVHost:
             if vm.state == "Off":
                 raise AlreadyInState(vm.name)
             if vm.state not in {"Running", "Paused", "Saved"} | TRANSITIONAL:
-                raise _invalid_state(vm)
+                raise invalid_state(vm)
             vm.op_token = object()  # whatever was in flight now fails
             vm.state = "Off"
             _powered_off(vm)
@@ -786,7 +601,7 @@ class HyperVHost:
         with self._cond:
             vm = self._vm(vm_id)
             if vm.state != "Saved":
-                raise _invalid_state(vm)
+                raise invalid_state(vm)
             vm.state = "Off"
             _powered_off(vm)
             self._cond.notify_all()
@@ -807,7 +622,7 @@ class HyperVHost:
                     target_name=vm.name,
                 )
             if vm.state in TRANSITIONAL:
-                raise _invalid_state(vm)
+                raise invalid_state(vm)
             live = vm.state in {"Running", "Paused"}
             production = ctype in {"Production", "ProductionOnly"} and vm.state != "Paused"
             if ctype == "ProductionOnly" and vm.state == "Paused":
@@ -881,7 +696,7 @@ class HyperVHost:
             vm = self._vm(vm_id)
             snap = self._snapshot(vm, snapshot_id)
             if vm.state not in {"Off", "Saved"}:
-                raise _invalid_state(vm)
+                raise invalid_state(vm)
             old_notes = vm.config.notes
             vm.config = copy.deepcopy(snap.config)
             self._follow_guest_label(vm, old_notes)
@@ -987,7 +802,7 @@ class HyperVHost:
                     )
                 parent = self.files.get(normalize_path(parent_path, self.virtual_hard_disk_path))
                 if parent is None or parent.vhd_type is None:
-                    raise _file_not_found(normalize_path(parent_path, self.virtual_hard_disk_path))
+                    raise file_not_found(normalize_path(parent_path, self.virtual_hard_disk_path))
                 return copy.deepcopy(self._create_vhd(path, parent.size, "Differencing", parent.path))
             return copy.deepcopy(self._create_vhd(path, size or 0, vhd_type, None))
 
@@ -996,7 +811,7 @@ class HyperVHost:
         full = normalize_path(path, self.virtual_hard_disk_path)
         entry = self.files.get(full)
         if entry is None or entry.vhd_type is None:
-            raise _file_not_found(full)
+            raise file_not_found(full)
         return copy.deepcopy(entry)
 
     def _branch_drives(self, vm: VMRecord, guid: uuid.UUID) -> None:
@@ -1104,7 +919,7 @@ class HyperVHost:
         key = normalize_path(path).casefold()
         with self._cond:
             for vm in self._vms.values():
-                drives = _drives(vm)
+                drives = all_drives(vm)
                 if any(d.path is not None and d.path.casefold() == key for d in drives):
                     return copy.deepcopy(vm)
         return None
@@ -1117,7 +932,7 @@ class HyperVHost:
             if vm.state == "Off":
                 continue
             # A running VM holds its disks open, and through each one every parent in its chain.
-            for drive in _drives(vm):
+            for drive in all_drives(vm):
                 if drive.path and any(e.path.casefold() == key for e in self._chain(drive.path)):
                     return True
         return False
@@ -1161,7 +976,7 @@ class HyperVHost:
             if path is not None and disk_number is None:
                 full = normalize_path(path, self.virtual_hard_disk_path)
                 if self.files.get(full) is None:
-                    raise _file_not_found(full)
+                    raise file_not_found(full)
             ctype = controller_type or ("SCSI" if vm.generation == 2 else "IDE")
             if ctype == "IDE" and vm.generation == 2:
                 raise HostError(
@@ -1171,7 +986,7 @@ class HyperVHost:
                     target_name=vm.name,
                 )
             if ctype == "IDE" and vm.state != "Off":
-                raise _modify_failed(vm, "Hard Drive", _not_running_detail())
+                raise modify_failed(vm, "Hard Drive", not_running_detail())
             number, location = self._free_slot(vm, ctype, controller_number, controller_location)
             drive = HardDiskRecord(ctype, number, location, full, disk_number)
             vm.config.hard_drives.append(drive)
@@ -1184,10 +999,10 @@ class HyperVHost:
             vm = self._vm(vm_id)
             full = None if path is None else normalize_path(path)
             if full is not None and self.files.get(full) is None:
-                raise _file_not_found(full)
+                raise file_not_found(full)
             ctype = "SCSI" if vm.generation == 2 else "IDE"
             if ctype == "IDE" and vm.state != "Off":
-                raise _modify_failed(vm, "DVD Drive", _not_running_detail())
+                raise modify_failed(vm, "DVD Drive", not_running_detail())
             number, location = self._free_slot(vm, ctype, None, None)
             drive = DvdDriveRecord(ctype, number, location, full)
             vm.config.dvd_drives.append(drive)
@@ -1199,7 +1014,7 @@ class HyperVHost:
             vm = self._vm(vm_id)
             full = None if path is None else normalize_path(path)
             if full is not None and self.files.get(full) is None:
-                raise _file_not_found(full)
+                raise file_not_found(full)
             for drive in vm.config.dvd_drives:
                 if (drive.controller_type, drive.controller_number, drive.controller_location) == slot:
                     drive.path = full
@@ -1212,7 +1027,7 @@ class HyperVHost:
             )
 
     def _free_slot(self, vm: VMRecord, ctype: str, number: int | None, location: int | None) -> tuple[int, int]:
-        used = {(d.controller_number, d.controller_location) for d in _drives(vm) if d.controller_type == ctype}
+        used = {(d.controller_number, d.controller_location) for d in all_drives(vm) if d.controller_type == ctype}
         numbers = [number] if number is not None else list(range(2 if ctype == "IDE" else 4))
         locations_per = 2 if ctype == "IDE" else 64
         for n in numbers:
@@ -1236,7 +1051,7 @@ class HyperVHost:
             for index, drive in enumerate(drives):
                 if (drive.controller_type, drive.controller_number, drive.controller_location) == slot:
                     if drive.controller_type == "IDE" and vm.state != "Off":
-                        raise _modify_failed(vm, "Hard Drive", _not_running_detail())
+                        raise modify_failed(vm, "Hard Drive", not_running_detail())
                     del drives[index]
                     self._cond.notify_all()
                     return
@@ -1295,7 +1110,7 @@ class HyperVHost:
             if switch_name is not None:
                 self._switch_by_name(switch_name)
             if is_legacy and (vm.generation == 2 or vm.state != "Off"):
-                raise _modify_failed(vm, "Legacy Network Adapter", _not_running_detail())
+                raise modify_failed(vm, "Legacy Network Adapter", not_running_detail())
             _require_nic_hotplug(vm)
             mac = static_mac.replace("-", "").replace(":", "").upper() if static_mac else None
             if mac is None and vm.state not in {"Off", "Saved"}:
@@ -1334,7 +1149,7 @@ class HyperVHost:
             vm = self._vm(vm_id)
             require_generation_2(vm)
             if vm.state != "Off":
-                raise _modify_failed(vm, "Firmware", _not_running_detail())
+                raise modify_failed(vm, "Firmware", not_running_detail())
             if template is not None:
                 if template not in SECURE_BOOT_TEMPLATES:
                     raise HostError(
@@ -1355,11 +1170,7 @@ def _require_nic_hotplug(vm: VMRecord) -> None:
     and remove for network adapters and memory"). The error a Generation 1 VM gets is an ASSUMPTION: the modify
     failure with the invalid-state detail, as for the other devices that need the VM off."""
     if vm.generation == 1 and vm.state not in {"Off", "Saved"}:
-        raise _modify_failed(vm, "Network Adapter", _not_running_detail())
-
-
-def _drives(vm: VMRecord) -> list[HardDiskRecord | DvdDriveRecord]:
-    return [*vm.config.hard_drives, *vm.config.dvd_drives]
+        raise modify_failed(vm, "Network Adapter", not_running_detail())
 
 
 def require_generation_2(vm: VMRecord) -> None:
@@ -1383,16 +1194,6 @@ def _check_memory(name: str, memory: int) -> None:
             category="InvalidArgument",
             target_name=name,
         )
-
-
-def _file_not_found(path: str) -> HostError:
-    return HostError(
-        f"Getting the mounted storage instance for the path '{path}' failed.\n"
-        "The system cannot find the file specified. (0x80070002)",
-        error_id="ObjectNotFound",
-        category="ObjectNotFound",
-        target_name=path,
-    )
 
 
 def _powered_off(vm: VMRecord) -> None:
