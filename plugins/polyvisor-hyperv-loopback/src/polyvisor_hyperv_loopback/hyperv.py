@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import HostError
-from .filesystem import FileEntry, VirtualFileSystem, normalize_path
+from .filesystem import FileEntry, normalize_path
 from .hyperv_model.faults import file_not_found, invalid_state, modify_failed, no_shutdown_service, not_running_detail
 from .hyperv_model.records import (
     DEFAULT_SWITCH_ID,
@@ -33,7 +33,6 @@ from .hyperv_model.records import (
     GUEST_RESPONSIVE,
     SECURE_BOOT_TEMPLATES,
     TRANSITIONAL,
-    VHD_ROOT,
     VM_ROOT,
     AlreadyInState,
     DvdDriveRecord,
@@ -50,6 +49,7 @@ from .hyperv_model.records import (
     has_wildcard,
     wildcard_match,
 )
+from .hyperv_model.state import HostState
 
 __all__ = [
     "DEFAULT_SWITCH_ID",
@@ -71,7 +71,7 @@ __all__ = [
 ]
 
 
-class HyperVHost:
+class HyperVHost(HostState):
     """A Windows Hyper-V host held in memory. Share one instance between connections."""
 
     def __init__(
@@ -87,45 +87,23 @@ class HyperVHost:
         merge_delay: float = 0.2,
         kvp_delay: float = 3.0,
     ) -> None:
-        self.computer_name = computer_name
-        self.kvp_delay = kvp_delay
-        """Seconds after a VM starts running until its guest's KVP daemon reports its IP addresses."""
-        self.cmdlet_latency = cmdlet_latency
-        """Seconds every Hyper-V cmdlet takes before it acts (real ones take tens to hundreds of ms: WMI calls)."""
-        self.domain = domain
-        """Win32_ComputerSystem.Domain: the DNS domain of a domain member, else the workgroup's name."""
-        self.logical_processor_count = logical_processor_count
-        self.memory_capacity = memory_capacity
-        self.virtual_machine_path = VM_ROOT
-        self.virtual_hard_disk_path = VHD_ROOT
-        self.delays: dict[str, float] = dict.fromkeys(TRANSITIONAL, transition_delay)
-        self.guest_shutdown_timeout = guest_shutdown_timeout
-        self.files = VirtualFileSystem()
+        super().__init__(
+            computer_name=computer_name,
+            domain=domain,
+            logical_processor_count=logical_processor_count,
+            memory_capacity=memory_capacity,
+            transition_delay=transition_delay,
+            guest_shutdown_timeout=guest_shutdown_timeout,
+            cmdlet_latency=cmdlet_latency,
+            merge_delay=merge_delay,
+            kvp_delay=kvp_delay,
+        )
         self._held: set[str] = set()  # files another process keeps open (casefolded paths)
-        self._cond = threading.Condition(threading.RLock())
-        self._vms: dict[uuid.UUID, VMRecord] = {}
-        self._switches: dict[uuid.UUID, SwitchRecord] = {
-            DEFAULT_SWITCH_ID: SwitchRecord(DEFAULT_SWITCH_ID, "Default Switch", "Internal")
-        }
-        self._mac_counter = 0x10
         self._shutdowns_waiting = 0
-        self.merge_delay = merge_delay
-        self.physical_disks: dict[int, str] = {}  # disk number -> friendly name (pass-through candidates)
         self._merging: dict[str, threading.Event] = {}  # casefolded path -> set when its merge may finish
         self._merges: list[threading.Thread] = []
 
     # ----- Python-only knobs (no cmdlet reaches these) -----
-
-    def set_transition_delay(self, seconds: float, state: str | None = None) -> None:
-        """Set how long a transitional state lasts: one (``state``) or all of them."""
-        with self._cond:
-            for name in [state] if state else list(self.delays):
-                self.delays[name] = seconds
-
-    def cmdlet_pause(self, cancel: threading.Event | None) -> None:
-        """Wait out one cmdlet's latency with no lock held, so concurrent pipelines wait together; a stop ends it."""
-        if self.cmdlet_latency > 0:
-            (cancel if cancel is not None else threading.Event()).wait(self.cmdlet_latency)
 
     def set_guest_responds_to_shutdown(self, vm_id: uuid.UUID, responds: bool) -> None:
         """Make the guest of ``vm_id`` honour (True) or ignore (False) shutdown requests."""
@@ -137,17 +115,12 @@ class HyperVHost:
         with self._cond:
             return self._shutdowns_waiting
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait until ``predicate()`` holds (checked on every state change); return whether it did."""
-        with self._cond:
-            return self._cond.wait_for(predicate, timeout)
-
     def set_guest(self, vm_id: uuid.UUID, behaviour: str) -> None:
         """Set how the guest of ``vm_id`` answers shutdown requests (one of :data:`GUEST_BEHAVIOURS`)."""
         if behaviour not in GUEST_BEHAVIOURS:
             raise ValueError(f"unknown guest behaviour {behaviour!r}; use one of {sorted(GUEST_BEHAVIOURS)}")
         with self._cond:
-            self._vm(vm_id).guest = behaviour
+            self.vm_record(vm_id).guest = behaviour
             self._cond.notify_all()
 
     @staticmethod
@@ -156,11 +129,6 @@ class HyperVHost:
         new = guest_label(vm.config.notes)
         if new != guest_label(old_notes):
             vm.guest = new if new in GUEST_BEHAVIOURS else GUEST_RESPONSIVE
-
-    def add_physical_disk(self, number: int, friendly_name: str) -> None:
-        """Give the host an (offline) physical disk that Add-VMHardDiskDrive -DiskNumber can pass through."""
-        with self._cond:
-            self.physical_disks[number] = friendly_name
 
     def finish_merges(self, timeout: float = 10.0) -> None:
         """Let every background merge (started by Remove-VM) finish now, and wait until they have."""
@@ -177,10 +145,6 @@ class HyperVHost:
         with self._cond:
             return bool(self._merging)
 
-    def add_file(self, path: str, size: int = 4 * MiB) -> str:
-        """Place a plain file (an ISO image, say) on the host and return its normalized path."""
-        return self.files.create(FileEntry(path=path, size=size, file_size=size)).path
-
     def hold_file(self, path: str, held: bool = True) -> None:
         """Make another process (a backup agent, say) keep ``path`` open, so deleting it fails; False lets go."""
         key = normalize_path(path).casefold()
@@ -190,36 +154,7 @@ class HyperVHost:
             else:
                 self._held.discard(key)
 
-    def snapshot_of_vm(self, vm_id: uuid.UUID) -> VMRecord:
-        """Return a deep copy of one VM's record (for assertions)."""
-        with self._cond:
-            return copy.deepcopy(self._vm(vm_id))
-
     # ----- lookups -----
-
-    def _vm(self, vm_id: uuid.UUID) -> VMRecord:
-        vm = self._vms.get(vm_id)
-        if vm is None:
-            # VirtualizationObjectLocator.GetVirtualMachineById: CreateObjectNotFoundException, no target object.
-            raise HostError(
-                f'Hyper-V was unable to find a virtual machine with id "{vm_id}".',
-                error_id="ObjectNotFound",
-                category="ObjectNotFound",
-            )
-        return vm
-
-    def now(self) -> float:
-        """Return the host's monotonic clock."""
-        return time.monotonic()
-
-    @property
-    def condition(self) -> threading.Condition:
-        """The lock (and condition) guarding the whole host, for the modules that model more of it."""
-        return self._cond
-
-    def vm_record(self, vm_id: uuid.UUID) -> VMRecord:
-        """The live record of a VM (not a copy); hold :attr:`condition` while using it."""
-        return self._vm(vm_id)
 
     def file_in_use(self, path: str) -> bool:
         """Whether a running VM (or another process) holds the file open; hold :attr:`condition`."""
@@ -231,35 +166,6 @@ class HyperVHost:
         if vm.state != "Running" or vm.started_at is None or vm.guest == GUEST_NO_KVP:
             return False
         return self.now() - vm.started_at >= self.kvp_delay
-
-    def list_vms(self) -> list[VMRecord]:
-        """Return copies of every VM, ordered by name."""
-        with self._cond:
-            return [copy.deepcopy(vm) for vm in sorted(self._vms.values(), key=lambda v: v.name.casefold())]
-
-    def get_vm(self, vm_id: uuid.UUID) -> VMRecord:
-        """Return a copy of the VM with ``vm_id``; raise HostError if there is none."""
-        with self._cond:
-            return copy.deepcopy(self._vm(vm_id))
-
-    def find_vms(self, name: str, *, object_not_found: bool = False) -> list[VMRecord]:
-        """Return copies of the VMs whose name matches ``name`` (wildcards allowed; no match and none: error).
-
-        The error is InvalidParameter / InvalidArgument as Get-VM writes it, or with ``object_not_found``
-        ObjectNotFound / ObjectNotFound as every other cmdlet does (WriteNonMatchingNameErrors).
-        """
-        with self._cond:
-            found = [vm for vm in self._vms.values() if wildcard_match(name, vm.name)]
-            if not found and not has_wildcard(name):
-                kind = "ObjectNotFound" if object_not_found else "InvalidParameter"
-                raise HostError(
-                    f'Hyper-V was unable to find a virtual machine with name "{name}".',
-                    error_id=kind,
-                    category="ObjectNotFound" if object_not_found else "InvalidArgument",
-                    target_name=name,
-                    target_object=name,
-                )
-            return [copy.deepcopy(vm) for vm in sorted(found, key=lambda v: v.name.casefold())]
 
     # ----- creation, configuration, removal -----
 
@@ -332,7 +238,7 @@ class HyperVHost:
                 created=datetime.datetime.now(datetime.UTC),
                 config=config,
             )
-            self._vms[vm_id] = vm
+            self.vms[vm_id] = vm
             self._cond.notify_all()
             return copy.deepcopy(vm)
 
@@ -340,7 +246,7 @@ class HyperVHost:
         """Apply Set-VM changes (keys: processor_count, memory_startup, dynamic_memory, memory_minimum,
         memory_maximum, notes, checkpoint_type, automatic_stop_action, automatic_start_action, name)."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             off = vm.state == "Off"
             cfg = vm.config
             if "processor_count" in changes:
@@ -382,11 +288,11 @@ class HyperVHost:
     def remove_vm(self, vm_id: uuid.UUID) -> None:
         """Delete a VM and its checkpoints; its VHD files stay on disk, as Remove-VM leaves them."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             if vm.state in TRANSITIONAL:
                 raise invalid_state(vm)
             # Remove-VM turns a running or saved VM off before deleting it.
-            del self._vms[vm_id]
+            del self.vms[vm_id]
             if vm.snapshots:
                 self._start_merge(vm)
             self._cond.notify_all()
@@ -434,7 +340,7 @@ class HyperVHost:
         after: Callable[[VMRecord], None] | None = None,
     ) -> VMRecord:
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             if vm.state in set(already):
                 raise AlreadyInState(vm.name)
             if vm.state not in set(allowed):
@@ -449,7 +355,7 @@ class HyperVHost:
         if delay > 0:
             time.sleep(delay)
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             if vm.op_token is not token:
                 # A forced turn-off overtook this operation: Hyper-V reports the original one as failed.
                 raise invalid_state(vm)
@@ -463,13 +369,13 @@ class HyperVHost:
     def start_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Start an Off or Saved VM (a Paused one resumes); blocks until Running."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             if vm.state == "Paused":
                 return self.resume_vm(vm_id)
 
         def check_memory(vm: VMRecord) -> None:
             used = sum(
-                v.config.memory_startup for v in self._vms.values() if v.id != vm.id and v.state not in {"Off", "Saved"}
+                v.config.memory_startup for v in self.vms.values() if v.id != vm.id and v.state not in {"Off", "Saved"}
             )
             if used + vm.config.memory_startup > self.memory_capacity:
                 raise HostError(
@@ -484,7 +390,7 @@ class HyperVHost:
             vm.started_at = self.now()
             for nic in vm.config.network_adapters:
                 if nic.mac is None:
-                    nic.mac = self._next_mac()
+                    nic.mac = self.next_mac()
 
         return self._transition(
             vm_id,
@@ -496,10 +402,6 @@ class HyperVHost:
             after=running,
         )
 
-    def _next_mac(self) -> str:
-        self._mac_counter += 1
-        return f"00155D{self._mac_counter:06X}"
-
     def shutdown_vm(self, vm_id: uuid.UUID, cancel: threading.Event | None = None, *, force: bool = False) -> VMRecord:
         """Stop-VM without -TurnOff: ask the guest to shut down and wait until the VM is Off.
 
@@ -510,7 +412,7 @@ class HyperVHost:
         (the pipeline's stop signal) is set.
         """
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             if vm.state == "Off":
                 raise AlreadyInState(vm.name)
             if vm.state != "Running":
@@ -533,7 +435,7 @@ class HyperVHost:
         deadline = self.now() + self.guest_shutdown_timeout
         with self._cond:
             while True:
-                vm = self._vm(vm_id)
+                vm = self.vm_record(vm_id)
                 if vm.state == "Off":
                     return copy.deepcopy(vm)
                 if cancel is not None and cancel.is_set():
@@ -558,7 +460,7 @@ class HyperVHost:
         """Power off at once, from Running, Paused, Saved (its saved state is discarded) or any transitional state
         (it overtakes that operation); NEON VirtualMachine.cs allows VirtualMachineAction.Stop from Saved."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             if vm.state == "Off":
                 raise AlreadyInState(vm.name)
             if vm.state not in {"Running", "Paused", "Saved"} | TRANSITIONAL:
@@ -599,7 +501,7 @@ class HyperVHost:
     def remove_saved_state(self, vm_id: uuid.UUID) -> VMRecord:
         """Discard a Saved VM's memory: it becomes Off."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             if vm.state != "Saved":
                 raise invalid_state(vm)
             vm.state = "Off"
@@ -612,7 +514,7 @@ class HyperVHost:
     def checkpoint_vm(self, vm_id: uuid.UUID, name: str | None = None) -> SnapshotRecord:
         """Take a checkpoint below the current one; Standard captures memory of a running VM, Production not."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             ctype = vm.config.checkpoint_type
             if ctype == "Disabled":
                 raise HostError(
@@ -659,7 +561,7 @@ class HyperVHost:
     ) -> list[SnapshotRecord]:
         """Return a VM's checkpoints, oldest first, filtered by name (wildcards) or id."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             snaps = sorted(vm.snapshots.values(), key=lambda s: s.created)
             if snapshot_id is not None:
                 snaps = [s for s in snaps if s.id == snapshot_id]
@@ -678,7 +580,7 @@ class HyperVHost:
     def snapshot_by_id(self, snapshot_id: uuid.UUID) -> tuple[VMRecord, SnapshotRecord]:
         """Return the VM holding checkpoint ``snapshot_id`` and the checkpoint (Get-VMSnapshot -Id)."""
         with self._cond:
-            for vm in self._vms.values():
+            for vm in self.vms.values():
                 snap = vm.snapshots.get(snapshot_id)
                 if snap is not None:
                     return copy.deepcopy(vm), copy.deepcopy(snap)
@@ -693,7 +595,7 @@ class HyperVHost:
         """Apply a checkpoint to an Off or Saved VM: config and captured state come back, and the VM writes to a
         new differencing disk of each of the checkpoint's disks."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             snap = self._snapshot(vm, snapshot_id)
             if vm.state not in {"Off", "Saved"}:
                 raise invalid_state(vm)
@@ -713,7 +615,7 @@ class HyperVHost:
         """Delete a checkpoint (children move up to its parent) or, with ``subtree``, it and its descendants;
         the differencing disks no checkpoint needs any more are merged or deleted."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             snap = self._snapshot(vm, snapshot_id)
             doomed = {snap.id}
             if subtree:
@@ -737,7 +639,7 @@ class HyperVHost:
     def rename_snapshot(self, vm_id: uuid.UUID, snapshot_id: uuid.UUID, new_name: str) -> SnapshotRecord:
         """Rename a checkpoint."""
         with self._cond:
-            snap = self._snapshot(self._vm(vm_id), snapshot_id)
+            snap = self._snapshot(self.vm_record(vm_id), snapshot_id)
             snap.name = new_name
             return copy.deepcopy(snap)
 
@@ -853,7 +755,7 @@ class HyperVHost:
     def _references(self) -> set[str]:
         """Return every file a VM's drive or a checkpoint's drive points at (casefolded)."""
         out: set[str] = set()
-        for vm in self._vms.values():
+        for vm in self.vms.values():
             for config in [vm.config, *(snap.config for snap in vm.snapshots.values())]:
                 out.update(d.path.casefold() for d in config.hard_drives if d.path)
         return out
@@ -918,7 +820,7 @@ class HyperVHost:
         """Return the VM whose drive holds ``path``, if any."""
         key = normalize_path(path).casefold()
         with self._cond:
-            for vm in self._vms.values():
+            for vm in self.vms.values():
                 drives = all_drives(vm)
                 if any(d.path is not None and d.path.casefold() == key for d in drives):
                     return copy.deepcopy(vm)
@@ -928,7 +830,7 @@ class HyperVHost:
         key = normalize_path(path).casefold()
         if key in self._held or key in self._merging:
             return True
-        for vm in self._vms.values():
+        for vm in self.vms.values():
             if vm.state == "Off":
                 continue
             # A running VM holds its disks open, and through each one every parent in its chain.
@@ -963,7 +865,7 @@ class HyperVHost:
     ) -> HardDiskRecord:
         """Attach a disk at the first free slot (or the one given); ``disk_number`` passes a physical disk through."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             full = None
             if disk_number is not None and disk_number not in self.physical_disks:
                 raise HostError(
@@ -996,7 +898,7 @@ class HyperVHost:
     def add_dvd_drive(self, vm_id: uuid.UUID, path: str | None) -> DvdDriveRecord:
         """Attach a DVD drive at the first free slot."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             full = None if path is None else normalize_path(path)
             if full is not None and self.files.get(full) is None:
                 raise file_not_found(full)
@@ -1011,7 +913,7 @@ class HyperVHost:
     def set_dvd_media(self, vm_id: uuid.UUID, slot: tuple[str, int, int], path: str | None) -> DvdDriveRecord:
         """Insert (or with None eject) an ISO in the DVD drive at ``slot``."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             full = None if path is None else normalize_path(path)
             if full is not None and self.files.get(full) is None:
                 raise file_not_found(full)
@@ -1044,7 +946,7 @@ class HyperVHost:
     def remove_drive(self, vm_id: uuid.UUID, slot: tuple[str, int, int], dvd: bool) -> None:
         """Detach the hard disk (or DVD) drive at ``slot``; the file stays."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             drives: list[Any] = vm.config.hard_drives  # hard disk or DVD records: same slot fields
             if dvd:
                 drives = vm.config.dvd_drives
@@ -1067,10 +969,10 @@ class HyperVHost:
     def list_switches(self) -> list[SwitchRecord]:
         """Return every virtual switch, ordered by name."""
         with self._cond:
-            return [copy.deepcopy(s) for s in sorted(self._switches.values(), key=lambda s: s.name.casefold())]
+            return [copy.deepcopy(s) for s in sorted(self.switches.values(), key=lambda s: s.name.casefold())]
 
     def _switch_by_name(self, name: str) -> SwitchRecord:
-        for switch in self._switches.values():
+        for switch in self.switches.values():
             if switch.name.casefold() == name.casefold():
                 return switch
         raise HostError(
@@ -1084,14 +986,14 @@ class HyperVHost:
         """Create an Internal or Private switch."""
         with self._cond:
             switch = SwitchRecord(uuid.uuid4(), name, switch_type, notes)
-            self._switches[switch.id] = switch
+            self.switches[switch.id] = switch
             return copy.deepcopy(switch)
 
     def remove_switch(self, switch_id: uuid.UUID) -> None:
         """Delete a switch; adapters connected to it become disconnected."""
         with self._cond:
-            switch = self._switches.pop(switch_id)
-            for vm in self._vms.values():
+            switch = self.switches.pop(switch_id)
+            for vm in self.vms.values():
                 for nic in vm.config.network_adapters:
                     if nic.switch_name is not None and nic.switch_name.casefold() == switch.name.casefold():
                         nic.switch_name = None
@@ -1106,7 +1008,7 @@ class HyperVHost:
     ) -> NetworkAdapterRecord:
         """Add an adapter (legacy adapters need a Generation 1 VM that is Off)."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             if switch_name is not None:
                 self._switch_by_name(switch_name)
             if is_legacy and (vm.generation == 2 or vm.state != "Off"):
@@ -1114,7 +1016,7 @@ class HyperVHost:
             _require_nic_hotplug(vm)
             mac = static_mac.replace("-", "").replace(":", "").upper() if static_mac else None
             if mac is None and vm.state not in {"Off", "Saved"}:
-                mac = self._next_mac()
+                mac = self.next_mac()
             nic = NetworkAdapterRecord(uuid.uuid4(), name, switch_name, mac, static_mac is None, is_legacy)
             vm.config.network_adapters.append(nic)
             self._cond.notify_all()
@@ -1123,7 +1025,7 @@ class HyperVHost:
     def remove_network_adapter(self, vm_id: uuid.UUID, adapter_id: uuid.UUID) -> None:
         """Remove one adapter (from a running VM only on Generation 2)."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             _require_nic_hotplug(vm)
             vm.config.network_adapters = [n for n in vm.config.network_adapters if n.adapter_id != adapter_id]
             self._cond.notify_all()
@@ -1131,7 +1033,7 @@ class HyperVHost:
     def connect_network_adapter(self, vm_id: uuid.UUID, adapter_id: uuid.UUID, switch_name: str | None) -> None:
         """Connect an adapter to a switch (None disconnects)."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             if switch_name is not None:
                 switch_name = self._switch_by_name(switch_name).name
             for nic in vm.config.network_adapters:
@@ -1146,7 +1048,7 @@ class HyperVHost:
     ) -> VMRecord:
         """Change secure boot settings of a Generation 2 VM that is Off."""
         with self._cond:
-            vm = self._vm(vm_id)
+            vm = self.vm_record(vm_id)
             require_generation_2(vm)
             if vm.state != "Off":
                 raise modify_failed(vm, "Firmware", not_running_detail())
