@@ -23,6 +23,7 @@ from .errors import HostError
 from .filesystem import FileEntry, normalize_path
 from .hyperv_model.disks import VirtualDisks
 from .hyperv_model.faults import file_not_found, invalid_state, modify_failed, no_shutdown_service, not_running_detail
+from .hyperv_model.network import Network
 from .hyperv_model.records import (
     DEFAULT_SWITCH_ID,
     GUEST_BEHAVIOURS,
@@ -100,6 +101,7 @@ class HyperVHost(HostState):
         )
         self._shutdowns_waiting = 0
         self._disks = VirtualDisks(self)
+        self._network = Network(self)
 
     # ----- Python-only knobs (no cmdlet reaches these) -----
 
@@ -202,7 +204,7 @@ class HyperVHost(HostState):
         _check_memory(name, memory)
         with self._cond:
             if switch_name is not None:
-                self._switch_by_name(switch_name)
+                self._network.switch_by_name(switch_name)
             vm_id = uuid.uuid4()
             base = normalize_path(path) + "\\" + name if path else VM_ROOT
             config = VMConfig(memory_startup=memory, secure_boot=generation == 2)
@@ -749,35 +751,15 @@ class HyperVHost(HostState):
 
     def list_switches(self) -> list[SwitchRecord]:
         """Return every virtual switch, ordered by name."""
-        with self._cond:
-            return [copy.deepcopy(s) for s in sorted(self.switches.values(), key=lambda s: s.name.casefold())]
-
-    def _switch_by_name(self, name: str) -> SwitchRecord:
-        for switch in self.switches.values():
-            if switch.name.casefold() == name.casefold():
-                return switch
-        raise HostError(
-            f'Hyper-V was unable to find a virtual switch with name "{name}".',
-            error_id="InvalidParameter",
-            category="InvalidArgument",
-            target_name=name,
-        )
+        return self._network.list_switches()
 
     def new_switch(self, name: str, switch_type: str, notes: str = "") -> SwitchRecord:
         """Create an Internal or Private switch."""
-        with self._cond:
-            switch = SwitchRecord(uuid.uuid4(), name, switch_type, notes)
-            self.switches[switch.id] = switch
-            return copy.deepcopy(switch)
+        return self._network.new_switch(name, switch_type, notes)
 
     def remove_switch(self, switch_id: uuid.UUID) -> None:
         """Delete a switch; adapters connected to it become disconnected."""
-        with self._cond:
-            switch = self.switches.pop(switch_id)
-            for vm in self.vms.values():
-                for nic in vm.config.network_adapters:
-                    if nic.switch_name is not None and nic.switch_name.casefold() == switch.name.casefold():
-                        nic.switch_name = None
+        self._network.remove_switch(switch_id)
 
     def add_network_adapter(
         self,
@@ -788,39 +770,15 @@ class HyperVHost(HostState):
         is_legacy: bool = False,
     ) -> NetworkAdapterRecord:
         """Add an adapter (legacy adapters need a Generation 1 VM that is Off)."""
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            if switch_name is not None:
-                self._switch_by_name(switch_name)
-            if is_legacy and (vm.generation == 2 or vm.state != "Off"):
-                raise modify_failed(vm, "Legacy Network Adapter", not_running_detail())
-            _require_nic_hotplug(vm)
-            mac = static_mac.replace("-", "").replace(":", "").upper() if static_mac else None
-            if mac is None and vm.state not in {"Off", "Saved"}:
-                mac = self.next_mac()
-            nic = NetworkAdapterRecord(uuid.uuid4(), name, switch_name, mac, static_mac is None, is_legacy)
-            vm.config.network_adapters.append(nic)
-            self._cond.notify_all()
-            return copy.deepcopy(nic)
+        return self._network.add_network_adapter(vm_id, name, switch_name, static_mac, is_legacy)
 
     def remove_network_adapter(self, vm_id: uuid.UUID, adapter_id: uuid.UUID) -> None:
         """Remove one adapter (from a running VM only on Generation 2)."""
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            _require_nic_hotplug(vm)
-            vm.config.network_adapters = [n for n in vm.config.network_adapters if n.adapter_id != adapter_id]
-            self._cond.notify_all()
+        self._network.remove_network_adapter(vm_id, adapter_id)
 
     def connect_network_adapter(self, vm_id: uuid.UUID, adapter_id: uuid.UUID, switch_name: str | None) -> None:
         """Connect an adapter to a switch (None disconnects)."""
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            if switch_name is not None:
-                switch_name = self._switch_by_name(switch_name).name
-            for nic in vm.config.network_adapters:
-                if nic.adapter_id == adapter_id:
-                    nic.switch_name = switch_name
-            self._cond.notify_all()
+        self._network.connect_network_adapter(vm_id, adapter_id, switch_name)
 
     # ----- firmware -----
 
@@ -846,14 +804,6 @@ class HyperVHost(HostState):
             if secure_boot is not None:
                 vm.config.secure_boot = secure_boot
             return copy.deepcopy(vm)
-
-
-def _require_nic_hotplug(vm: VMRecord) -> None:
-    """Network adapters are hot added and removed on Generation 2 VMs only (WSDOCS What's new in Hyper-V, "Hot add
-    and remove for network adapters and memory"). The error a Generation 1 VM gets is an ASSUMPTION: the modify
-    failure with the invalid-state detail, as for the other devices that need the VM off."""
-    if vm.generation == 1 and vm.state not in {"Off", "Saved"}:
-        raise modify_failed(vm, "Network Adapter", not_running_detail())
 
 
 def require_generation_2(vm: VMRecord) -> None:
