@@ -23,15 +23,14 @@ from .errors import HostError
 from .filesystem import FileEntry, normalize_path
 from .hyperv_model.disks import VirtualDisks
 from .hyperv_model.faults import file_not_found, invalid_state, modify_failed, no_shutdown_service, not_running_detail
+from .hyperv_model.guest import GuestSimulation, follow_guest_label
 from .hyperv_model.network import Network
 from .hyperv_model.records import (
     DEFAULT_SWITCH_ID,
     GUEST_BEHAVIOURS,
     GUEST_IGNORES_SHUTDOWN,
     GUEST_LABEL,
-    GUEST_NO_KVP,
     GUEST_NO_SHUTDOWN_SERVICE,
-    GUEST_RESPONSIVE,
     SECURE_BOOT_TEMPLATES,
     TRANSITIONAL,
     VM_ROOT,
@@ -46,7 +45,6 @@ from .hyperv_model.records import (
     VMConfig,
     VMRecord,
     all_drives,
-    guest_label,
     has_wildcard,
     wildcard_match,
 )
@@ -102,42 +100,28 @@ class HyperVHost(HostState):
         self._shutdowns_waiting = 0
         self._disks = VirtualDisks(self)
         self._network = Network(self)
+        self._guests = GuestSimulation(self)
 
-    # ----- Python-only knobs (no cmdlet reaches these) -----
+    # ----- guests -----
 
     def set_guest_responds_to_shutdown(self, vm_id: uuid.UUID, responds: bool) -> None:
         """Make the guest of ``vm_id`` honour (True) or ignore (False) shutdown requests."""
-        self.set_guest(vm_id, GUEST_RESPONSIVE if responds else GUEST_IGNORES_SHUTDOWN)
+        self._guests.set_guest_responds_to_shutdown(vm_id, responds)
+
+    def set_guest(self, vm_id: uuid.UUID, behaviour: str) -> None:
+        """Set how the guest of ``vm_id`` answers shutdown requests (one of :data:`GUEST_BEHAVIOURS`)."""
+        self._guests.set_guest(vm_id, behaviour)
+
+    def kvp_reports(self, vm: VMRecord) -> bool:
+        """Whether the guest's KVP daemon has reported its addresses: it runs one, and the VM has been Running
+        for ``kvp_delay`` seconds (Hyper-V learns guest addresses through the data exchange integration service)."""
+        return self._guests.kvp_reports(vm)
 
     @property
     def shutdowns_waiting(self) -> int:
         """How many Stop-VM calls are blocked on a guest that ignores them."""
         with self._cond:
             return self._shutdowns_waiting
-
-    def set_guest(self, vm_id: uuid.UUID, behaviour: str) -> None:
-        """Set how the guest of ``vm_id`` answers shutdown requests (one of :data:`GUEST_BEHAVIOURS`)."""
-        if behaviour not in GUEST_BEHAVIOURS:
-            raise ValueError(f"unknown guest behaviour {behaviour!r}; use one of {sorted(GUEST_BEHAVIOURS)}")
-        with self._cond:
-            self.vm_record(vm_id).guest = behaviour
-            self._cond.notify_all()
-
-    @staticmethod
-    def _follow_guest_label(vm: VMRecord, old_notes: str) -> None:
-        """The test hook: when the ``polyvisor.test/guest`` label changes, the guest behaves as it says."""
-        new = guest_label(vm.config.notes)
-        if new != guest_label(old_notes):
-            vm.guest = new if new in GUEST_BEHAVIOURS else GUEST_RESPONSIVE
-
-    # ----- lookups -----
-
-    def kvp_reports(self, vm: VMRecord) -> bool:
-        """Whether the guest's KVP daemon has reported its addresses: it runs one, and the VM has been Running
-        for ``kvp_delay`` seconds (Hyper-V learns guest addresses through the data exchange integration service)."""
-        if vm.state != "Running" or vm.started_at is None or vm.guest == GUEST_NO_KVP:
-            return False
-        return self.now() - vm.started_at >= self.kvp_delay
 
     # ----- virtual hard disk files -----
 
@@ -288,7 +272,7 @@ class HyperVHost(HostState):
             for key in ("notes", "checkpoint_type", "automatic_start_action"):
                 if key in changes:
                     setattr(cfg, key, changes[key])
-            self._follow_guest_label(vm, old_notes)
+            follow_guest_label(vm, old_notes)
             if "name" in changes:
                 vm.name = str(changes["name"])
             self._cond.notify_all()
@@ -581,7 +565,7 @@ class HyperVHost(HostState):
                 raise invalid_state(vm)
             old_notes = vm.config.notes
             vm.config = copy.deepcopy(snap.config)
-            self._follow_guest_label(vm, old_notes)
+            follow_guest_label(vm, old_notes)
             vm.state = snap.captured_state
             vm.current_snapshot_id = snap.id
             _powered_off(vm)
