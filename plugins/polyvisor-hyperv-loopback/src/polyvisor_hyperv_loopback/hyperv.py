@@ -14,23 +14,20 @@ from __future__ import annotations
 import copy
 import datetime
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import HostError
 from .filesystem import FileEntry, normalize_path
 from .hyperv_model.disks import VirtualDisks
-from .hyperv_model.faults import file_not_found, invalid_state, modify_failed, no_shutdown_service, not_running_detail
+from .hyperv_model.faults import file_not_found, invalid_state, modify_failed, not_running_detail
 from .hyperv_model.guest import GuestSimulation, follow_guest_label
 from .hyperv_model.network import Network
+from .hyperv_model.power import PowerStates, powered_off
 from .hyperv_model.records import (
     DEFAULT_SWITCH_ID,
     GUEST_BEHAVIOURS,
-    GUEST_IGNORES_SHUTDOWN,
     GUEST_LABEL,
-    GUEST_NO_SHUTDOWN_SERVICE,
     SECURE_BOOT_TEMPLATES,
     TRANSITIONAL,
     VM_ROOT,
@@ -97,10 +94,10 @@ class HyperVHost(HostState):
             merge_delay=merge_delay,
             kvp_delay=kvp_delay,
         )
-        self._shutdowns_waiting = 0
         self._disks = VirtualDisks(self)
         self._network = Network(self)
         self._guests = GuestSimulation(self)
+        self._power = PowerStates(self)
 
     # ----- guests -----
 
@@ -116,12 +113,6 @@ class HyperVHost(HostState):
         """Whether the guest's KVP daemon has reported its addresses: it runs one, and the VM has been Running
         for ``kvp_delay`` seconds (Hyper-V learns guest addresses through the data exchange integration service)."""
         return self._guests.kvp_reports(vm)
-
-    @property
-    def shutdowns_waiting(self) -> int:
-        """How many Stop-VM calls are blocked on a guest that ignores them."""
-        with self._cond:
-            return self._shutdowns_waiting
 
     # ----- virtual hard disk files -----
 
@@ -290,188 +281,44 @@ class HyperVHost(HostState):
                 self._disks.start_merge(vm)
             self._cond.notify_all()
 
-    # ----- power state machine -----
+    # ----- power states -----
 
-    def _transition(
-        self,
-        vm_id: uuid.UUID,
-        *,
-        allowed: Iterable[str],
-        via: str,
-        target: str,
-        already: Iterable[str] = (),
-        before: Callable[[VMRecord], None] | None = None,
-        after: Callable[[VMRecord], None] | None = None,
-    ) -> VMRecord:
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            if vm.state in set(already):
-                raise AlreadyInState(vm.name)
-            if vm.state not in set(allowed):
-                raise invalid_state(vm)
-            if before is not None:
-                before(vm)
-            token = object()
-            vm.op_token = token
-            vm.state = via
-            self._cond.notify_all()
-            delay = self.delays.get(via, 0.0)
-        if delay > 0:
-            time.sleep(delay)
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            if vm.op_token is not token:
-                # A forced turn-off overtook this operation: Hyper-V reports the original one as failed.
-                raise invalid_state(vm)
-            vm.op_token = None
-            vm.state = target
-            if after is not None:
-                after(vm)
-            self._cond.notify_all()
-            return copy.deepcopy(vm)
+    @property
+    def shutdowns_waiting(self) -> int:
+        """How many Stop-VM calls are blocked on a guest that ignores them."""
+        return self._power.shutdowns_waiting
 
     def start_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Start an Off or Saved VM (a Paused one resumes); blocks until Running."""
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            if vm.state == "Paused":
-                return self.resume_vm(vm_id)
-
-        def check_memory(vm: VMRecord) -> None:
-            used = sum(
-                v.config.memory_startup for v in self.vms.values() if v.id != vm.id and v.state not in {"Off", "Saved"}
-            )
-            if used + vm.config.memory_startup > self.memory_capacity:
-                raise HostError(
-                    f"'{vm.name}' failed to start.\n'{vm.name}' could not initialize.\n"
-                    f"Not enough memory in the system to start the virtual machine {vm.name}.",
-                    error_id="OperationFailed",
-                    category="NotSpecified",
-                    target_name=vm.name,
-                )
-
-        def running(vm: VMRecord) -> None:
-            vm.started_at = self.now()
-            for nic in vm.config.network_adapters:
-                if nic.mac is None:
-                    nic.mac = self.next_mac()
-
-        return self._transition(
-            vm_id,
-            allowed={"Off", "Saved"},
-            via="Starting",
-            target="Running",
-            already={"Running"},
-            before=check_memory,
-            after=running,
-        )
+        return self._power.start_vm(vm_id)
 
     def shutdown_vm(self, vm_id: uuid.UUID, cancel: threading.Event | None = None, *, force: bool = False) -> VMRecord:
-        """Stop-VM without -TurnOff: ask the guest to shut down and wait until the VM is Off.
-
-        A guest without a working shutdown integration service makes Stop-VM ask whether to turn the VM off
-        instead: -Force (``force``) answers yes, so the VM is powered off at once; without it a non-interactive
-        session cannot answer and the cmdlet fails, leaving the VM running. A guest that ignores the request keeps
-        Stop-VM waiting until the VM is off some other way, ``guest_shutdown_timeout`` passes, or ``cancel``
-        (the pipeline's stop signal) is set.
-        """
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            if vm.state == "Off":
-                raise AlreadyInState(vm.name)
-            if vm.state != "Running":
-                raise invalid_state(vm)
-            if vm.guest == GUEST_NO_SHUTDOWN_SERVICE:
-                if force:
-                    return self.turn_off_vm(vm_id)
-                raise no_shutdown_service(vm)
-            if vm.guest == GUEST_IGNORES_SHUTDOWN:
-                self._shutdowns_waiting += 1
-                try:
-                    return self._wait_for_ignored_shutdown(vm_id, cancel)
-                finally:
-                    self._shutdowns_waiting -= 1
-                    self._cond.notify_all()
-        return self._transition(vm_id, allowed={"Running"}, via="Stopping", target="Off", after=_powered_off)
-
-    def _wait_for_ignored_shutdown(self, vm_id: uuid.UUID, cancel: threading.Event | None) -> VMRecord:
-        """Wait, with the lock held only while looking, until the VM is off, the pipeline stops or time runs out."""
-        deadline = self.now() + self.guest_shutdown_timeout
-        with self._cond:
-            while True:
-                vm = self.vm_record(vm_id)
-                if vm.state == "Off":
-                    return copy.deepcopy(vm)
-                if cancel is not None and cancel.is_set():
-                    raise HostError(
-                        "The pipeline has been stopped.",
-                        error_id="PipelineStopped",
-                        category="OperationStopped",
-                        exception_type="System.Management.Automation.PipelineStoppedException",
-                    )
-                remaining = deadline - self.now()
-                if remaining <= 0:
-                    raise HostError(
-                        f"'{vm.name}' failed to shut down.\nThe operation timed out.",
-                        error_id="OperationFailed",
-                        category="OperationTimeout",
-                        target_name=vm.name,
-                    )
-                # The stop signal is a threading.Event, not this condition: look again every 50 ms.
-                self._cond.wait(min(remaining, 0.05))
+        """Stop-VM without -TurnOff: ask the guest to shut down and wait until the VM is Off."""
+        return self._power.shutdown_vm(vm_id, cancel, force=force)
 
     def turn_off_vm(self, vm_id: uuid.UUID) -> VMRecord:
-        """Power off at once, from Running, Paused, Saved (its saved state is discarded) or any transitional state
-        (it overtakes that operation); NEON VirtualMachine.cs allows VirtualMachineAction.Stop from Saved."""
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            if vm.state == "Off":
-                raise AlreadyInState(vm.name)
-            if vm.state not in {"Running", "Paused", "Saved"} | TRANSITIONAL:
-                raise invalid_state(vm)
-            vm.op_token = object()  # whatever was in flight now fails
-            vm.state = "Off"
-            _powered_off(vm)
-            self._cond.notify_all()
-            return copy.deepcopy(vm)
+        """Power off at once, from Running, Paused, Saved or any transitional state (it overtakes that operation)."""
+        return self._power.turn_off_vm(vm_id)
 
     def save_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Save a Running or Paused VM's memory to disk."""
-        return self._transition(
-            vm_id,
-            allowed={"Running", "Paused"},
-            via="Saving",
-            target="Saved",
-            already={"Saved"},
-            after=_memory_saved,
-        )
+        return self._power.save_vm(vm_id)
 
     def suspend_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Pause a Running VM."""
-        return self._transition(vm_id, allowed={"Running"}, via="Pausing", target="Paused", already={"Paused"})
+        return self._power.suspend_vm(vm_id)
 
     def resume_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Resume a Paused VM."""
-        return self._transition(vm_id, allowed={"Paused"}, via="Resuming", target="Running", already={"Running"})
+        return self._power.resume_vm(vm_id)
 
     def restart_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Hard-reset a Running VM."""
-
-        def reset(vm: VMRecord) -> None:
-            vm.started_at = self.now()
-
-        return self._transition(vm_id, allowed={"Running"}, via="Reset", target="Running", after=reset)
+        return self._power.restart_vm(vm_id)
 
     def remove_saved_state(self, vm_id: uuid.UUID) -> VMRecord:
         """Discard a Saved VM's memory: it becomes Off."""
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            if vm.state != "Saved":
-                raise invalid_state(vm)
-            vm.state = "Off"
-            _powered_off(vm)
-            self._cond.notify_all()
-            return copy.deepcopy(vm)
+        return self._power.remove_saved_state(vm_id)
 
     # ----- checkpoints -----
 
@@ -568,7 +415,7 @@ class HyperVHost(HostState):
             follow_guest_label(vm, old_notes)
             vm.state = snap.captured_state
             vm.current_snapshot_id = snap.id
-            _powered_off(vm)
+            powered_off(vm)
             # A new differencing disk of the checkpoint's disks; the one the VM left is discarded.
             self._disks.branch_drives(vm, uuid.uuid4())
             self._disks.collapse(vm)
@@ -811,11 +658,3 @@ def _check_memory(name: str, memory: int) -> None:
             category="InvalidArgument",
             target_name=name,
         )
-
-
-def _powered_off(vm: VMRecord) -> None:
-    vm.started_at = None
-
-
-def _memory_saved(vm: VMRecord) -> None:
-    vm.started_at = None
