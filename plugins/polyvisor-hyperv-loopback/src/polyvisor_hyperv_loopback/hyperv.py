@@ -7,22 +7,24 @@ so that a concurrent Get-VM observes them; the caller blocks until the target st
 Behaviour that cannot be driven through cmdlets (the transition timings, files placed on the host) is reachable
 through the Python API only. How the guest answers a shutdown request (:data:`GUEST_BEHAVIOURS`) is set through the
 Python API, or by the test hook described in the package docstring: the ``polyvisor.test/guest`` label in Notes.
+
+:class:`HyperVHost` is the one face of the host: it holds the shared state (:mod:`.hyperv_model.state`) and hands
+each verb to the room that models it, in :mod:`.hyperv_model`: ``lifecycle`` (New-VM, Set-VM, Remove-VM),
+``power`` (the state machine), ``checkpoints``, ``disks`` (VHD files, chains, merges), ``drives``, ``network``
+and ``guest`` (shutdown and KVP behaviour).
 """
 
 from __future__ import annotations
 
-import copy
-import datetime
 import threading
 import uuid
 
-from .errors import HostError
-from .filesystem import FileEntry, normalize_path
+from .filesystem import FileEntry
 from .hyperv_model.checkpoints import Checkpoints
 from .hyperv_model.disks import VirtualDisks
 from .hyperv_model.drives import Drives
-from .hyperv_model.faults import file_not_found, invalid_state, modify_failed, not_running_detail
-from .hyperv_model.guest import GuestSimulation, follow_guest_label
+from .hyperv_model.guest import GuestSimulation
+from .hyperv_model.lifecycle import VMLifecycle, require_generation_2
 from .hyperv_model.network import Network
 from .hyperv_model.power import PowerStates
 from .hyperv_model.records import (
@@ -30,13 +32,10 @@ from .hyperv_model.records import (
     GUEST_BEHAVIOURS,
     GUEST_LABEL,
     SECURE_BOOT_TEMPLATES,
-    TRANSITIONAL,
-    VM_ROOT,
     AlreadyInState,
     DvdDriveRecord,
     GiB,
     HardDiskRecord,
-    MiB,
     NetworkAdapterRecord,
     SnapshotRecord,
     SwitchRecord,
@@ -100,6 +99,7 @@ class HyperVHost(HostState):
         self._power = PowerStates(self)
         self._checkpoints = Checkpoints(self, self._disks)
         self._drives = Drives(self)
+        self._lifecycle = VMLifecycle(self, self._disks, self._network)
 
     # ----- guests -----
 
@@ -170,118 +170,32 @@ class HyperVHost(HostState):
         version: str = "10.0",
     ) -> VMRecord:
         """Create a VM the way New-VM does (default NIC, IDE DVD on Gen1, optional new or existing VHD)."""
-        if not name or len(name) > 100:
-            raise HostError(
-                "The virtual machine name must be between 1 and 100 characters long.",
-                error_id="InvalidParameter",
-                category="InvalidArgument",
-                target_name=name,
-            )
-        memory = 1 * GiB if memory_startup is None else memory_startup
-        _check_memory(name, memory)
-        with self._cond:
-            if switch_name is not None:
-                self._network.switch_by_name(switch_name)
-            vm_id = uuid.uuid4()
-            base = normalize_path(path) + "\\" + name if path else VM_ROOT
-            config = VMConfig(memory_startup=memory, secure_boot=generation == 2)
-            controller = "SCSI" if generation == 2 else "IDE"
-            disk_path = None
-            if new_vhd_path is not None:
-                if new_vhd_size is None:
-                    raise HostError(
-                        "Cannot process command because of one or more missing mandatory parameters: NewVHDSizeBytes.",
-                        error_id="MissingMandatoryParameter",
-                        category="InvalidArgument",
-                        exception_type="System.Management.Automation.ParameterBindingException",
-                    )
-                fmt = "VHD" if new_vhd_path.lower().endswith(".vhd") else "VHDX"
-                if generation == 2 and fmt == "VHD":
-                    raise HostError(
-                        "Generation 2 virtual machines do not support the VHD format. Use VHDX instead.",
-                        error_id="InvalidParameter",
-                        category="InvalidArgument",
-                        target_name=new_vhd_path,
-                    )
-                disk_path = self._disks.create_vhd(new_vhd_path, new_vhd_size, "Dynamic", None).path
-            elif vhd_path is not None:
-                if self.files.get(normalize_path(vhd_path, self.virtual_hard_disk_path)) is None:
-                    raise file_not_found(normalize_path(vhd_path, self.virtual_hard_disk_path))
-                disk_path = normalize_path(vhd_path, self.virtual_hard_disk_path)
-            if disk_path is not None:
-                config.hard_drives.append(HardDiskRecord(controller, 0, 0, disk_path))
-            if generation == 1:
-                config.dvd_drives.append(DvdDriveRecord("IDE", 1, 0, None))
-            elif boot_device == "CD":
-                config.dvd_drives.append(DvdDriveRecord("SCSI", 0, 1, None))
-            config.network_adapters.append(NetworkAdapterRecord(uuid.uuid4(), "Network Adapter", switch_name, None))
-            vm = VMRecord(
-                id=vm_id,
-                name=name,
-                generation=generation,
-                version=version,
-                path=base,
-                created=datetime.datetime.now(datetime.UTC),
-                config=config,
-            )
-            self.vms[vm_id] = vm
-            self._cond.notify_all()
-            return copy.deepcopy(vm)
+        return self._lifecycle.new_vm(
+            name,
+            generation=generation,
+            memory_startup=memory_startup,
+            path=path,
+            new_vhd_path=new_vhd_path,
+            new_vhd_size=new_vhd_size,
+            vhd_path=vhd_path,
+            switch_name=switch_name,
+            boot_device=boot_device,
+            version=version,
+        )
 
     def set_vm(self, vm_id: uuid.UUID, **changes: object) -> VMRecord:
-        """Apply Set-VM changes (keys: processor_count, memory_startup, dynamic_memory, memory_minimum,
-        memory_maximum, notes, checkpoint_type, automatic_stop_action, automatic_start_action, name)."""
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            off = vm.state == "Off"
-            cfg = vm.config
-            if "processor_count" in changes:
-                count = int(changes["processor_count"])  # type: ignore[call-overload]
-                if count != cfg.processor_count and not off:
-                    raise modify_failed(vm, "Processor", not_running_detail())
-                if count < 1 or count > self.logical_processor_count:
-                    raise modify_failed(
-                        vm,
-                        "Processor",
-                        f"The count of virtual processors ({count}) is not valid: this host has "
-                        f"{self.logical_processor_count} logical processors.",
-                    )
-                cfg.processor_count = count
-            for key, device in [
-                ("memory_startup", "Memory"),
-                ("memory_minimum", "Memory"),
-                ("memory_maximum", "Memory"),
-                ("dynamic_memory", "Memory"),
-                ("automatic_stop_action", "Settings"),
-            ]:
-                if key in changes:
-                    value = changes[key]
-                    if value != getattr(cfg, key) and not off:
-                        raise modify_failed(vm, device, not_running_detail())
-                    if key.startswith("memory_"):
-                        _check_memory(vm.name, int(value))  # type: ignore[call-overload]
-                    setattr(cfg, key, value)
-            old_notes = cfg.notes
-            for key in ("notes", "checkpoint_type", "automatic_start_action"):
-                if key in changes:
-                    setattr(cfg, key, changes[key])
-            follow_guest_label(vm, old_notes)
-            if "name" in changes:
-                vm.name = str(changes["name"])
-            self._cond.notify_all()
-            return copy.deepcopy(vm)
+        """Apply Set-VM changes (the keys: :meth:`~.hyperv_model.lifecycle.VMLifecycle.set_vm`)."""
+        return self._lifecycle.set_vm(vm_id, **changes)
 
     def remove_vm(self, vm_id: uuid.UUID) -> None:
         """Delete a VM and its checkpoints; its VHD files stay on disk, as Remove-VM leaves them."""
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            if vm.state in TRANSITIONAL:
-                raise invalid_state(vm)
-            # Remove-VM turns a running or saved VM off before deleting it.
-            del self.vms[vm_id]
-            if vm.snapshots:
-                self._disks.start_merge(vm)
-            self._cond.notify_all()
+        self._lifecycle.remove_vm(vm_id)
+
+    def set_firmware(
+        self, vm_id: uuid.UUID, *, secure_boot: bool | None = None, template: str | None = None
+    ) -> VMRecord:
+        """Change secure boot settings of a Generation 2 VM that is Off."""
+        return self._lifecycle.set_firmware(vm_id, secure_boot=secure_boot, template=template)
 
     # ----- power states -----
 
@@ -410,51 +324,3 @@ class HyperVHost(HostState):
     def connect_network_adapter(self, vm_id: uuid.UUID, adapter_id: uuid.UUID, switch_name: str | None) -> None:
         """Connect an adapter to a switch (None disconnects)."""
         self._network.connect_network_adapter(vm_id, adapter_id, switch_name)
-
-    # ----- firmware -----
-
-    def set_firmware(
-        self, vm_id: uuid.UUID, *, secure_boot: bool | None = None, template: str | None = None
-    ) -> VMRecord:
-        """Change secure boot settings of a Generation 2 VM that is Off."""
-        with self._cond:
-            vm = self.vm_record(vm_id)
-            require_generation_2(vm)
-            if vm.state != "Off":
-                raise modify_failed(vm, "Firmware", not_running_detail())
-            if template is not None:
-                if template not in SECURE_BOOT_TEMPLATES:
-                    raise HostError(
-                        f"The secure boot template '{template}' is not valid. Valid templates: "
-                        + ", ".join(SECURE_BOOT_TEMPLATES),
-                        error_id="InvalidParameter",
-                        category="InvalidArgument",
-                        target_name=template,
-                    )
-                vm.config.secure_boot_template = template
-            if secure_boot is not None:
-                vm.config.secure_boot = secure_boot
-            return copy.deepcopy(vm)
-
-
-def require_generation_2(vm: VMRecord) -> None:
-    """Raise the error the VMFirmware cmdlets give for a Generation 1 VM."""
-    if vm.generation != 2:
-        raise HostError(
-            "Generation 1 virtual machines do not support the VMFirmware cmdlets. "
-            "Use Get-VMBios and Set-VMBios instead.",
-            error_id="InvalidParameter",
-            category="InvalidArgument",
-            target_name=vm.name,
-        )
-
-
-def _check_memory(name: str, memory: int) -> None:
-    if memory < 32 * MiB or memory % (2 * MiB):
-        raise HostError(
-            f"Failed to modify device 'Memory'.\nInvalid startup memory amount assigned for '{name}'. "
-            "The amount must be at least 32 MB and a multiple of 2 MB.",
-            error_id="InvalidParameter",
-            category="InvalidArgument",
-            target_name=name,
-        )
