@@ -13,18 +13,30 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
 import tree_sitter
-import tree_sitter_powershell
 from psrpcore.types import PSObject
 
 from .cmdlets import Registry, Session
 from .errors import HostError, PipelineStopped, PSErrorRecord
+from .powershell_lang.operators import add, compare, format_string, is_type, split_any, unescape
+from .powershell_lang.syntax import (
+    LANGUAGE,
+    WRAPPERS,
+    ExitScript,
+    Node,
+    ScriptError,
+    first_error,
+    named_nodes,
+    node_text,
+    parse_error_record,
+    type_key,
+    unsupported,
+)
 from .values import (
     ErrorRecordValue,
     PSHashtable,
@@ -40,50 +52,6 @@ from .values import (
 
 __all__ = ["ExitScript", "Interpreter", "ScriptError", "parse_error_record"]
 
-_LANGUAGE = tree_sitter.Language(tree_sitter_powershell.language())
-Node = tree_sitter.Node
-
-
-class ScriptError(Exception):
-    """The script uses something outside the supported subset, or is malformed."""
-
-    def __init__(self, record: PSErrorRecord) -> None:
-        super().__init__(record.message)
-        self.record = record
-
-
-class ExitScript(Exception):
-    """``exit N``."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-def parse_error_record(message: str, error_id: str) -> PSErrorRecord:
-    """Return the ParseException record PowerShell reports for a script it cannot parse."""
-    return PSErrorRecord(
-        message=message,
-        category="ParserError",
-        fully_qualified_error_id=error_id,
-        exception_type="System.Management.Automation.ParseException",
-    )
-
-
-def _unsupported(node: Node, what: str = "") -> ScriptError:
-    text = node.text.decode("utf-8", "replace") if node.text else ""
-    line = node.start_point[0] + 1
-    col = node.start_point[1] + 1
-    detail = what or f"'{node.type}'"
-    return ScriptError(
-        PSErrorRecord(
-            message=f"At line:{line} char:{col}\n+ {text[:80]}\nThis host does not support {detail}.",
-            category="ParserError",
-            fully_qualified_error_id="NotSupportedByLoopbackHost",
-            exception_type="System.Management.Automation.ParseException",
-        )
-    )
-
 
 @dataclass
 class Console:
@@ -91,163 +59,6 @@ class Console:
 
     stdin: BinaryIO
     stdout: TextIO
-
-
-_WRAPPERS = {
-    "pipeline",
-    "logical_expression",
-    "bitwise_expression",
-    "comparison_expression",
-    "additive_expression",
-    "multiplicative_expression",
-    "format_expression",
-    "range_expression",
-    "array_literal_expression",
-    "unary_expression",
-    "left_assignment_expression",
-    "logical_argument_expression",
-    "bitwise_argument_expression",
-    "comparison_argument_expression",
-    "additive_argument_expression",
-    "multiplicative_argument_expression",
-    "format_argument_expression",
-    "range_argument_expression",
-    "argument_expression",
-    "key_expression",
-    "string_literal",
-    "integer_literal",
-    "member_name",
-    "type_spec",
-    "command_name_expr",
-    "expression_with_unary_operator",
-}
-
-
-def _named(node: Node) -> list[Node]:
-    return [c for c in node.named_children if c.type != "comment"]
-
-
-def _text(node: Node) -> str:
-    return node.text.decode("utf-8") if node.text else ""
-
-
-def _compare(op: str, left: object, right: object) -> object:
-    base = op.lstrip("-").lower()
-    if base[:1] in {"c", "i"} and base[1:] in {"eq", "ne", "gt", "lt", "ge", "le", "like", "notlike"}:
-        base = base[1:]
-    if isinstance(left, list) and base in {"eq", "ne"}:
-        return [item for item in left if _compare(op, item, right)]
-    if base in {"eq", "ne"}:
-        equal = _equals(left, right)
-        return equal if base == "eq" else not equal
-    if base in {"gt", "lt", "ge", "le"}:
-        a, b = _coerce_pair(left, right)
-        return {"gt": a > b, "lt": a < b, "ge": a >= b, "le": a <= b}[base]  # type: ignore[operator]
-    if base in {"like", "notlike"}:
-        from .hyperv import wildcard_match
-
-        hit = wildcard_match(to_ps_string(right), to_ps_string(left))
-        return hit if base == "like" else not hit
-    if base in {"contains", "notcontains"}:
-        hit = any(_equals(item, right) for item in enumerate_value(left))
-        return hit if base == "contains" else not hit
-    if base in {"in", "notin"}:
-        hit = any(_equals(item, left) for item in enumerate_value(right))
-        return hit if base == "in" else not hit
-    raise ValueError(op)
-
-
-def _equals(left: object, right: object) -> bool:
-    if left is None or right is None:
-        return left is None and right is None
-    if isinstance(left, str):
-        return left.casefold() == to_ps_string(right).casefold()
-    if isinstance(left, enum.Enum):
-        if isinstance(right, str):
-            return left.name.casefold() == right.casefold()
-        return int(left.value) == right
-    if isinstance(left, bool):
-        return left == is_truthy(right)
-    if isinstance(left, int | float):
-        try:
-            return left == (float(to_ps_string(right)) if isinstance(right, str) else right)
-        except ValueError:
-            return False
-    return left is right or left == right
-
-
-def _coerce_pair(left: object, right: object) -> tuple[object, object]:
-    if isinstance(left, str):
-        return left.casefold(), to_ps_string(right).casefold()
-    if isinstance(left, int | float) and isinstance(right, str):
-        return left, float(right)
-    return left, right
-
-
-def _add(left: object, right: object) -> object:
-    if left is None:
-        return right if not isinstance(right, list) else list(right)
-    if isinstance(left, list):
-        return [*left, *(right if isinstance(right, list) else [right])]
-    if isinstance(left, str):
-        return left + to_ps_string(right)
-    if isinstance(left, PSHashtable) and isinstance(right, PSHashtable):
-        merged = PSHashtable(left.ordered)
-        for k, v in [*left.items(), *right.items()]:
-            merged[k] = v
-        return merged
-    if isinstance(left, int | float):
-        other = float(right) if isinstance(right, str) and "." in right else right
-        if isinstance(other, str):
-            other = int(other)
-        return left + other  # type: ignore[operator]
-    raise TypeError("op_Addition")
-
-
-def _format(fmt: str, args: list[object]) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(fmt):
-        ch = fmt[i]
-        if ch == "{" and fmt[i : i + 2] == "{{":
-            out.append("{")
-            i += 2
-            continue
-        if ch == "}" and fmt[i : i + 2] == "}}":
-            out.append("}")
-            i += 2
-            continue
-        if ch == "{":
-            end = fmt.index("}", i)
-            index = int(fmt[i + 1 : end].split(",")[0].split(":")[0])
-            out.append(to_ps_string(args[index]))
-            i = end + 1
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b"}
-
-
-def _unescape(text: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "`" and i + 1 < len(text):
-            nxt = text[i + 1]
-            out.append(_ESCAPES.get(nxt, nxt))
-            i += 2
-            continue
-        if ch == '"' and text[i + 1 : i + 2] == '"':
-            out.append('"')
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
 
 
 @dataclass
@@ -277,7 +88,7 @@ class Interpreter:
             "warningPreference": "Continue",
             "confirmPreference": "High",
         }
-        self._parser = tree_sitter.Parser(_LANGUAGE)
+        self._parser = tree_sitter.Parser(LANGUAGE)
 
     # ----- entry points -----
 
@@ -286,11 +97,11 @@ class Interpreter:
         tree = self._parser.parse(script.encode("utf-8"))
         root = tree.root_node
         if root.has_error:
-            bad = _first_error(root)
+            bad = first_error(root)
             line, col = bad.start_point[0] + 1, bad.start_point[1] + 1
             raise ScriptError(
                 parse_error_record(
-                    f"At line:{line} char:{col}\n+ {_text(bad)[:80]}\nUnexpected token '{_text(bad)[:40]}' "
+                    f"At line:{line} char:{col}\n+ {node_text(bad)[:80]}\nUnexpected token '{node_text(bad)[:40]}' "
                     "in expression or statement.",
                     "UnexpectedToken",
                 )
@@ -349,7 +160,7 @@ class Interpreter:
     # ----- statements -----
 
     def _block(self, node: Node, flow: _Flow) -> None:
-        for child in _named(node):
+        for child in named_nodes(node):
             self._statement(child, flow)
 
     def _statement(self, node: Node, flow: _Flow) -> None:
@@ -371,7 +182,7 @@ class Interpreter:
         elif kind == "flow_control_statement":
             self._flow_control(node)
         else:
-            raise _unsupported(node)
+            raise unsupported(node)
 
     def _if(self, node: Node, flow: _Flow) -> None:
         condition = node.child_by_field_name("condition")
@@ -391,12 +202,12 @@ class Interpreter:
                 return
 
     def _foreach(self, node: Node, flow: _Flow) -> None:
-        parts = _named(node)
+        parts = named_nodes(node)
         variable = next(c for c in parts if c.type == "variable")
         collection = next(c for c in parts if c.type == "pipeline")
         body = next(c for c in parts if c.type == "statement_block")
         for item in enumerate_value(self._value(collection)):
-            self._set_var(_text(variable)[1:], item)
+            self._set_var(node_text(variable)[1:], item)
             self._block(body, flow)
 
     def _while(self, node: Node, flow: _Flow) -> None:
@@ -405,7 +216,7 @@ class Interpreter:
         while True:
             # PowerShell checks for a stop request between statements: a stopped pipeline never loops again.
             self.session.check_stopped()
-            if not is_truthy(self._value(_named(condition)[0])):
+            if not is_truthy(self._value(named_nodes(condition)[0])):
                 return
             self._block(body, flow)
 
@@ -442,7 +253,7 @@ class Interpreter:
             if not types:
                 return clause
             for literal in types[0].named_children:
-                name = _text(literal).strip("[]")
+                name = node_text(literal).strip("[]")
                 if record.exception_type.casefold().endswith(name.casefold()) or name.casefold() in {
                     "exception",
                     "system.exception",
@@ -451,8 +262,8 @@ class Interpreter:
         return None
 
     def _flow_control(self, node: Node) -> None:
-        keyword = _text(node).split(None, 1)[0].casefold()
-        args = _named(node)
+        keyword = node_text(node).split(None, 1)[0].casefold()
+        args = named_nodes(node)
         value = self._value(args[0]) if args else None
         if keyword == "exit":
             raise ExitScript(int(value) if value is not None else 0)  # type: ignore[call-overload]
@@ -470,7 +281,7 @@ class Interpreter:
                     target_object=message,
                 )
             )
-        raise _unsupported(node, f"the '{keyword}' statement")
+        raise unsupported(node, f"the '{keyword}' statement")
 
     # ----- pipelines -----
 
@@ -487,9 +298,9 @@ class Interpreter:
         return enumerate_value(self._expr(inner))
 
     def _chain(self, node: Node) -> list[object]:
-        elements = _named(node)
-        if any(_text(c) in {"&&", "||"} for c in node.children if not c.is_named):
-            raise _unsupported(node, "pipeline chain operators (PowerShell 7 only)")
+        elements = named_nodes(node)
+        if any(node_text(c) in {"&&", "||"} for c in node.children if not c.is_named):
+            raise unsupported(node, "pipeline chain operators (PowerShell 7 only)")
         data: list[object] | None = None
         for element in elements:
             stripped = self._strip(element)
@@ -498,15 +309,15 @@ class Interpreter:
             elif data is None:
                 data = enumerate_value(self._expr(stripped))
             else:
-                raise _unsupported(element, "an expression after '|'")
+                raise unsupported(element, "an expression after '|'")
         return data or []
 
     def _value(self, node: Node) -> object:
         """Evaluate a pipeline used as a value: an expression keeps its value, commands collect output."""
         inner = self._strip(node)
         if inner.type in {"pipeline_chain", "command", "assignment_expression"}:
-            if inner.type == "pipeline_chain" and len(_named(inner)) == 1:
-                only = self._strip(_named(inner)[0])
+            if inner.type == "pipeline_chain" and len(named_nodes(inner)) == 1:
+                only = self._strip(named_nodes(inner)[0])
                 if only.type != "command":
                     return self._expr(only)
             out = self._pipeline(inner)
@@ -516,21 +327,21 @@ class Interpreter:
         return self._expr(inner)
 
     def _strip(self, node: Node) -> Node:
-        while node.type in _WRAPPERS | {"pipeline_chain"} and len(node.children) == 1 and node.children[0].is_named:
+        while node.type in WRAPPERS | {"pipeline_chain"} and len(node.children) == 1 and node.children[0].is_named:
             node = node.children[0]
-        if node.type == "pipeline" and len(_named(node)) == 1:
-            return self._strip(_named(node)[0])
+        if node.type == "pipeline" and len(named_nodes(node)) == 1:
+            return self._strip(named_nodes(node)[0])
         return node
 
     def _command(self, node: Node, pipeline_input: list[object] | None) -> list[object]:
         name_node = node.child_by_field_name("command_name")
         if name_node is None:
-            raise _unsupported(node, "this command form")
+            raise unsupported(node, "this command form")
         invoke_op = any(c.type == "command_invokation_operator" for c in node.children)
-        if invoke_op and _text(name_node).startswith("$"):
+        if invoke_op and node_text(name_node).startswith("$"):
             name = to_ps_string(self._command_name_value(name_node))
         elif name_node.type == "command_name" or not invoke_op:
-            name = _text(name_node)
+            name = node_text(name_node)
         else:
             name = to_ps_string(self._expr(self._strip(name_node)))
         arguments = self._arguments(node.child_by_field_name("command_elements"))
@@ -557,7 +368,7 @@ class Interpreter:
             parts = inner.named_children
             value = self._expr(parts[0])
             for token in parts[1:]:
-                for member in _text(token).split(".")[1:]:
+                for member in node_text(token).split(".")[1:]:
                     value = self._member(value, member, token)
             return value
         return self._expr(inner)
@@ -573,20 +384,20 @@ class Interpreter:
             child = children[i]
             i += 1
             if child.type == "command_argument_sep":
-                if _text(child).strip() == ":" and pending is not None and args and args[-1] == (pending, None):
+                if node_text(child).strip() == ":" and pending is not None and args and args[-1] == (pending, None):
                     args.pop()
                 continue
             if child.type == "command_parameter":
                 if pending is not None:
                     args.append((pending, None))
-                pending = _text(child)[1:].rstrip(":")
+                pending = node_text(child)[1:].rstrip(":")
                 args.append((pending, None))
                 continue
             if child.type == "comment":
                 continue
             stripped = self._strip(child)
-            if stripped.type == "variable" and _text(stripped).startswith("@"):
-                splat = self._get_var(_text(stripped)[1:])
+            if stripped.type == "variable" and node_text(stripped).startswith("@"):
+                splat = self._get_var(node_text(stripped)[1:])
                 if pending is not None:
                     pending = None
                 if isinstance(splat, PSHashtable):
@@ -594,7 +405,7 @@ class Interpreter:
                 else:
                     args.extend((None, v) for v in enumerate_value(splat))
                 continue
-            value = _text(stripped) if stripped.type == "generic_token" else self._expr(stripped)
+            value = node_text(stripped) if stripped.type == "generic_token" else self._expr(stripped)
             if pending is not None:
                 if args and args[-1] == (pending, None):
                     args.pop()
@@ -608,19 +419,19 @@ class Interpreter:
 
     def _assign(self, node: Node) -> None:
         target = self._strip(node.children[0])
-        operator = _text(next(c for c in node.children if c.type == "assignement_operator"))
+        operator = node_text(next(c for c in node.children if c.type == "assignement_operator"))
         value_node = node.child_by_field_name("value")
         if value_node is None:
-            raise _unsupported(node)
+            raise unsupported(node)
         value = self._value(value_node)
         if operator != "=":
             current = self._expr(target)
             if operator == "+=":
-                value = _add(current, value)
+                value = add(current, value)
             else:
-                raise _unsupported(node, f"the '{operator}' operator")
+                raise unsupported(node, f"the '{operator}' operator")
         if target.type == "variable":
-            self._set_var(_text(target)[1:].strip("{}"), value)
+            self._set_var(node_text(target)[1:].strip("{}"), value)
         elif target.type == "element_access":
             container = self._expr(target.named_children[0])
             key = self._expr(self._strip(target.named_children[1]))
@@ -629,10 +440,10 @@ class Interpreter:
             elif isinstance(container, list) and isinstance(key, int):
                 container[key] = value
             else:
-                raise _unsupported(target, "index assignment on this value")
+                raise unsupported(target, "index assignment on this value")
         elif target.type == "member_access":
             owner = self._expr(target.named_children[0])
-            name = _text(target.named_children[-1])
+            name = node_text(target.named_children[-1])
             if isinstance(owner, PSHashtable):
                 owner[name] = value
             elif isinstance(owner, _PropertyView) and name.casefold() == "value":
@@ -651,9 +462,9 @@ class Interpreter:
                     )
                 owner[match] = value
             else:
-                raise _unsupported(target, "member assignment on this value")
+                raise unsupported(target, "member assignment on this value")
         else:
-            raise _unsupported(target, "this assignment target")
+            raise unsupported(target, "this assignment target")
 
     # ----- expressions -----
 
@@ -662,7 +473,7 @@ class Interpreter:
         kind = node.type
         handler: Callable[[Node], object] | None = getattr(self, f"_x_{kind}", None)
         if handler is None:
-            raise _unsupported(node)
+            raise unsupported(node)
         return handler(node)
 
     def _x_pipeline(self, node: Node) -> object:
@@ -672,29 +483,29 @@ class Interpreter:
         return self._value(node)
 
     def _x_variable(self, node: Node) -> object:
-        text = _text(node)
+        text = node_text(node)
         if text.startswith("@"):
-            raise _unsupported(node, "splatting outside a command")
+            raise unsupported(node, "splatting outside a command")
         name = text[1:].strip("{}")
         if ":" in name:
-            raise _unsupported(node, f"the scoped or drive variable '{text}'")
+            raise unsupported(node, f"the scoped or drive variable '{text}'")
         return self._get_var(name)
 
     def _x_decimal_integer_literal(self, node: Node) -> object:
-        text = _text(node).lower()
+        text = node_text(node).lower()
         return int(text.rstrip("l"))
 
     def _x_hexadecimal_integer_literal(self, node: Node) -> object:
-        return int(_text(node).lower().rstrip("l"), 16)
+        return int(node_text(node).lower().rstrip("l"), 16)
 
     def _x_real_literal(self, node: Node) -> object:
-        return float(_text(node).rstrip("dD"))
+        return float(node_text(node).rstrip("dD"))
 
     def _x_verbatim_string_characters(self, node: Node) -> object:
-        return _text(node)[1:-1].replace("''", "'")
+        return node_text(node)[1:-1].replace("''", "'")
 
     def _x_verbatim_here_string_characters(self, node: Node) -> object:
-        text = _text(node)
+        text = node_text(node)
         return text[3:-3].strip("\r\n") if text.startswith("@'") else text
 
     def _x_expandable_string_literal(self, node: Node) -> object:
@@ -710,15 +521,15 @@ class Interpreter:
         out: list[str] = []
         pos = start
         for child in node.named_children:
-            out.append(_unescape(raw[pos - node.start_byte : child.start_byte - node.start_byte].decode("utf-8")))
+            out.append(unescape(raw[pos - node.start_byte : child.start_byte - node.start_byte].decode("utf-8")))
             if child.type == "variable":
                 out.append(to_ps_string(self._x_variable(child)))
             elif child.type == "sub_expression":
                 out.append(to_ps_string(self._x_sub_expression(child)))
             else:
-                raise _unsupported(child)
+                raise unsupported(child)
             pos = child.end_byte
-        out.append(_unescape(raw[pos - node.start_byte : end - node.start_byte].decode("utf-8")))
+        out.append(unescape(raw[pos - node.start_byte : end - node.start_byte].decode("utf-8")))
         return "".join(out)
 
     def _statements_output(self, node: Node) -> list[object]:
@@ -738,7 +549,7 @@ class Interpreter:
         return list(self._statements_output(node))
 
     def _x_parenthesized_expression(self, node: Node) -> object:
-        inner = _named(node)
+        inner = named_nodes(node)
         return self._value(inner[0]) if inner else None
 
     def _x_hash_literal_expression(self, node: Node) -> object:
@@ -747,17 +558,17 @@ class Interpreter:
             for entry in body.named_children:
                 if entry.type != "hash_entry":
                     continue
-                key_node, value_node = _named(entry)[0], _named(entry)[-1]
+                key_node, value_node = named_nodes(entry)[0], named_nodes(entry)[-1]
                 key_inner = self._strip(key_node)
-                key = _text(key_inner) if key_inner.type == "simple_name" else self._expr(key_inner)
+                key = node_text(key_inner) if key_inner.type == "simple_name" else self._expr(key_inner)
                 table[key] = self._value(value_node)
         return table
 
     def _x_array_literal_expression(self, node: Node) -> object:
-        return [self._expr(c) for c in _named(node)]
+        return [self._expr(c) for c in named_nodes(node)]
 
     def _x_expression_with_unary_operator(self, node: Node) -> object:
-        op = _text(node.children[0]).lower()
+        op = node_text(node.children[0]).lower()
         if node.children[0].type == "cast_expression" or node.named_children[0].type == "cast_expression":
             return self._x_cast_expression(node.named_children[0])
         operand = self._expr(node.named_children[-1])
@@ -769,15 +580,15 @@ class Interpreter:
             return operand
         if op == ",":
             return [operand]
-        raise _unsupported(node, f"the unary operator '{op}'")
+        raise unsupported(node, f"the unary operator '{op}'")
 
     def _x_cast_expression(self, node: Node) -> object:
-        type_name = _text(node.named_children[0]).strip("[]").casefold()
+        type_name = node_text(node.named_children[0]).strip("[]").casefold()
         operand_node = node.named_children[1]
         if type_name == "ordered":
             table = self._expr(operand_node)
             if not isinstance(table, PSHashtable):
-                raise _unsupported(node, "[ordered] on a non-hashtable")
+                raise unsupported(node, "[ordered] on a non-hashtable")
             table.ordered = True
             return table
         value = self._expr(operand_node)
@@ -793,29 +604,29 @@ class Interpreter:
             return new_custom_object([(to_ps_string(k), v) for k, v in value.items()])
         if type_name in {"guid", "system.guid"}:
             return uuid.UUID(to_ps_string(value))
-        raise _unsupported(node, f"the cast [{type_name}]")
+        raise unsupported(node, f"the cast [{type_name}]")
 
     def _binary(self, node: Node) -> tuple[object, str, object]:
-        left, right = _named(node)[0], _named(node)[-1]
-        op = next(_text(c) for c in node.children if c not in (left, right))
+        left, right = named_nodes(node)[0], named_nodes(node)[-1]
+        op = next(node_text(c) for c in node.children if c not in (left, right))
         return self._expr(left), op, self._expr(right)
 
     def _x_comparison_expression(self, node: Node) -> object:
-        right_node = self._strip(_named(node)[-1])
+        right_node = self._strip(named_nodes(node)[-1])
         if right_node.type == "type_literal":
-            op = next(_text(c) for c in node.children if c.type == "comparison_operator").casefold()
+            op = next(node_text(c) for c in node.children if c.type == "comparison_operator").casefold()
             if op in {"-is", "-isnot"}:
-                hit = _is_type(self._expr(_named(node)[0]), _type_key(right_node), node)
+                hit = is_type(self._expr(named_nodes(node)[0]), type_key(right_node), node)
                 return hit if op == "-is" else not hit
         left, op, right = self._binary(node)
         try:
-            return _compare(op, left, right)
+            return compare(op, left, right)
         except ValueError:
-            raise _unsupported(node, f"the operator '{op}'") from None
+            raise unsupported(node, f"the operator '{op}'") from None
 
     def _x_logical_expression(self, node: Node) -> object:
-        left_node, right_node = _named(node)[0], _named(node)[-1]
-        op = next(_text(c) for c in node.children if c not in (left_node, right_node)).lower()
+        left_node, right_node = named_nodes(node)[0], named_nodes(node)[-1]
+        op = next(node_text(c) for c in node.children if c not in (left_node, right_node)).lower()
         left = is_truthy(self._expr(left_node))
         if op == "-and":
             return left and is_truthy(self._expr(right_node))
@@ -823,12 +634,12 @@ class Interpreter:
             return left or is_truthy(self._expr(right_node))
         if op == "-xor":
             return left != is_truthy(self._expr(right_node))
-        raise _unsupported(node, f"the operator '{op}'")
+        raise unsupported(node, f"the operator '{op}'")
 
     def _x_additive_expression(self, node: Node) -> object:
         left, op, right = self._binary(node)
         if op == "+":
-            return _add(left, right)
+            return add(left, right)
         return left - right  # type: ignore[operator]
 
     def _x_multiplicative_expression(self, node: Node) -> object:
@@ -842,7 +653,7 @@ class Interpreter:
 
     def _x_format_expression(self, node: Node) -> object:
         left, _, right = self._binary(node)
-        return _format(to_ps_string(left), enumerate_value(right))
+        return format_string(to_ps_string(left), enumerate_value(right))
 
     # Inside method-call argument lists the grammar uses *_argument_expression twins of the operators.
     _x_logical_argument_expression = _x_logical_expression
@@ -852,8 +663,8 @@ class Interpreter:
     _x_format_argument_expression = _x_format_expression
 
     def _x_member_access(self, node: Node) -> object:
-        parts = _named(node)
-        name = _text(parts[-1])
+        parts = named_nodes(node)
+        name = node_text(parts[-1])
         if parts[0].type == "type_literal":
             return self._static_member(parts[0], name, node)
         return self._member(self._expr(parts[0]), name, node)
@@ -871,16 +682,16 @@ class Interpreter:
         if isinstance(container, PSObject) and isinstance(key, str):
             value = property_value(container, key)
             return None if missing(value) else value
-        raise _unsupported(node, "indexing this value")
+        raise unsupported(node, "indexing this value")
 
     def _x_invokation_expression(self, node: Node) -> object:
-        parts = _named(node)
+        parts = named_nodes(node)
         arg_list = parts[-1]
-        name = _text(parts[-2])
+        name = node_text(parts[-2])
         args: list[object] = []
         arg_exprs = arg_list.child_by_field_name("argument_expression_list")
         if arg_exprs is not None:
-            args = [self._expr(c) for c in _named(arg_exprs)]
+            args = [self._expr(c) for c in named_nodes(arg_exprs)]
         if parts[0].type == "type_literal":
             return self._static_call(parts[0], name, args, node)
         return self._method(self._expr(parts[0]), name, args, node)
@@ -918,7 +729,7 @@ class Interpreter:
             return None
         if isinstance(value, str | int | float | bool | bytes | uuid.UUID):
             return None
-        raise _unsupported(node, f"the member '{name}' of {dotnet_type_name(value)}")
+        raise unsupported(node, f"the member '{name}' of {dotnet_type_name(value)}")
 
     def _error_member(self, record: PSErrorRecord, low: str, node: Node) -> object:
         if low == "exception":
@@ -947,7 +758,7 @@ class Interpreter:
             return record.fully_qualified_error_id
         if low == "targetobject":
             return record.target_object
-        raise _unsupported(node, f"the ErrorRecord member '{low}'")
+        raise unsupported(node, f"the ErrorRecord member '{low}'")
 
     def _method(self, value: object, name: str, args: list[object], node: Node) -> object:
         low = name.casefold()
@@ -971,17 +782,17 @@ class Interpreter:
                 return value.startswith(to_ps_string(args[0]))
             if low == "split" and len(args) == 1:
                 sep = to_ps_string(args[0])
-                return [value] if not sep else _split_any(value, sep)
+                return [value] if not sep else split_any(value, sep)
         if isinstance(value, PSHashtable) and low == "containskey" and len(args) == 1:
             return args[0] in value
         if isinstance(value, _ReaderWriter):
             return value.call(low, args, node)
         if isinstance(value, _Encoding):
             return value.call(low, args, node)
-        raise _unsupported(node, f"the method '{name}' on {dotnet_type_name(value)}")
+        raise unsupported(node, f"the method '{name}' on {dotnet_type_name(value)}")
 
     def _static_member(self, type_node: Node, name: str, node: Node) -> object:
-        type_name = _type_key(type_node)
+        type_name = type_key(type_node)
         low = name.casefold()
         if type_name == "console" and self.console is not None:
             if low == "in":
@@ -990,10 +801,10 @@ class Interpreter:
                 return _ReaderWriter(self.console, "out")
         if type_name == "system.text.encoding" and low in {"utf8", "unicode", "ascii"}:
             return _Encoding(low)
-        raise _unsupported(node, f"the static member [{type_name}]::{name}")
+        raise unsupported(node, f"the static member [{type_name}]::{name}")
 
     def _static_call(self, type_node: Node, name: str, args: list[object], node: Node) -> object:
-        type_name = _type_key(type_node)
+        type_name = type_key(type_node)
         low = name.casefold()
         if type_name == "system.convert" and len(args) == 1:
             if low == "frombase64string":
@@ -1014,31 +825,7 @@ class Interpreter:
             if low == "tobase64string" and isinstance(args[0], bytes | list):
                 data = args[0] if isinstance(args[0], bytes) else bytes(int(b) for b in args[0])  # type: ignore[call-overload,unused-ignore]
                 return base64.b64encode(data).decode("ascii")
-        raise _unsupported(node, f"the static method [{type_name}]::{name}")
-
-
-def _split_any(value: str, separators: str) -> list[str]:
-    parts = [""]
-    for ch in value:
-        if ch in separators:
-            parts.append("")
-        else:
-            parts[-1] += ch
-    return parts
-
-
-def _type_key(type_node: Node) -> str:
-    name = _text(type_node).strip("[]").casefold()
-    return name[len("system.") :] if name == "system.console" else name
-
-
-def _first_error(node: Node) -> Node:
-    if node.type == "ERROR" or node.is_missing:
-        return node
-    for child in node.children:
-        if child.has_error or child.is_missing:
-            return _first_error(child)
-    return node
+        raise unsupported(node, f"the static method [{type_name}]::{name}")
 
 
 @dataclass
@@ -1054,37 +841,6 @@ class _PropertyView:
 
     target: PSObject
     name: str
-
-
-_IS_TYPES: dict[str, tuple[type, ...]] = {
-    "enum": (enum.Enum,),
-    "system.enum": (enum.Enum,),
-    "string": (str,),
-    "system.string": (str,),
-    "int": (int,),
-    "system.int32": (int,),
-    "long": (int,),
-    "system.int64": (int,),
-    "bool": (bool,),
-    "system.boolean": (bool,),
-    "guid": (uuid.UUID,),
-    "system.guid": (uuid.UUID,),
-    "hashtable": (PSHashtable,),
-    "array": (list,),
-    "object[]": (list,),
-}
-
-
-def _is_type(value: object, type_name: str, node: Node) -> bool:
-    """``value -is [type]`` for the types this host knows; an enum is not an int, a bool not an int."""
-    types = _IS_TYPES.get(type_name)
-    if types is None:
-        raise _unsupported(node, f"the type test -is [{type_name}]")
-    if isinstance(value, enum.Enum):
-        return types == (enum.Enum,)
-    if isinstance(value, bool) and types == (int,):
-        return False
-    return isinstance(value, types)
 
 
 @dataclass
@@ -1116,7 +872,7 @@ class _ReaderWriter:
         if self.which == "out" and low == "flush" and not args:
             self.console.stdout.flush()
             return None
-        raise _unsupported(node, f"the method '{low}' on [Console]::{self.which}")
+        raise unsupported(node, f"the method '{low}' on [Console]::{self.which}")
 
 
 @dataclass
@@ -1136,4 +892,4 @@ class _Encoding:
             return text[1:] if text.startswith("\ufeff") else text
         if low == "getbytes" and len(args) == 1:
             return to_ps_string(args[0]).encode(self.codec, "replace")
-        raise _unsupported(node, f"the Encoding method '{low}'")
+        raise unsupported(node, f"the Encoding method '{low}'")
