@@ -11,7 +11,6 @@ data (strings, JSON) are never parsed as code.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,11 +19,11 @@ from psrpcore.types import PSObject
 
 from .cmdlets import Registry, Session
 from .errors import HostError, PipelineStopped, PSErrorRecord
+from .powershell_lang.expressions import Expressions
 from .powershell_lang.members import Console, Members, PropertyView
-from .powershell_lang.operators import add, compare, format_string, is_type, unescape
+from .powershell_lang.operators import add
 from .powershell_lang.syntax import (
     LANGUAGE,
-    WRAPPERS,
     ExitScript,
     Node,
     ScriptError,
@@ -32,7 +31,7 @@ from .powershell_lang.syntax import (
     named_nodes,
     node_text,
     parse_error_record,
-    type_key,
+    strip,
     unsupported,
 )
 from .values import (
@@ -40,10 +39,7 @@ from .values import (
     PSHashtable,
     enumerate_value,
     is_truthy,
-    missing,
-    new_custom_object,
     property_names,
-    property_value,
     to_ps_string,
 )
 
@@ -79,6 +75,7 @@ class Interpreter:
         }
         self._parser = tree_sitter.Parser(LANGUAGE)
         self._members = Members(console)
+        self._expressions = Expressions(self, self._members)
 
     # ----- entry points -----
 
@@ -117,7 +114,8 @@ class Interpreter:
 
     # ----- variables -----
 
-    def _get_var(self, name: str) -> object:
+    def get_var(self, name: str) -> object:
+        """Return the variable's value (None when it is not set); ``$true``, ``$false`` and ``$null`` are constants."""
         low = name.casefold()
         if low in {"true", "false", "null"}:
             return {"true": True, "false": False, "null": None}[low]
@@ -177,14 +175,14 @@ class Interpreter:
     def _if(self, node: Node, flow: _Flow) -> None:
         condition = node.child_by_field_name("condition")
         blocks = [c for c in node.named_children if c.type == "statement_block"]
-        if condition is not None and is_truthy(self._value(condition)):
+        if condition is not None and is_truthy(self.value(condition)):
             self._block(blocks[0], flow)
             return
         for clause in node.named_children:
             if clause.type == "elseif_clauses":
                 for elif_ in clause.named_children:
                     cond = elif_.child_by_field_name("condition")
-                    if cond is not None and is_truthy(self._value(cond)):
+                    if cond is not None and is_truthy(self.value(cond)):
                         self._block(next(c for c in elif_.named_children if c.type == "statement_block"), flow)
                         return
             elif clause.type == "else_clause":
@@ -196,7 +194,7 @@ class Interpreter:
         variable = next(c for c in parts if c.type == "variable")
         collection = next(c for c in parts if c.type == "pipeline")
         body = next(c for c in parts if c.type == "statement_block")
-        for item in enumerate_value(self._value(collection)):
+        for item in enumerate_value(self.value(collection)):
             self._set_var(node_text(variable)[1:], item)
             self._block(body, flow)
 
@@ -206,7 +204,7 @@ class Interpreter:
         while True:
             # PowerShell checks for a stop request between statements: a stopped pipeline never loops again.
             self.session.check_stopped()
-            if not is_truthy(self._value(named_nodes(condition)[0])):
+            if not is_truthy(self.value(named_nodes(condition)[0])):
                 return
             self._block(body, flow)
 
@@ -254,7 +252,7 @@ class Interpreter:
     def _flow_control(self, node: Node) -> None:
         keyword = node_text(node).split(None, 1)[0].casefold()
         args = named_nodes(node)
-        value = self._value(args[0]) if args else None
+        value = self.value(args[0]) if args else None
         if keyword == "exit":
             raise ExitScript(int(value) if value is not None else 0)  # type: ignore[call-overload]
         if keyword == "throw":
@@ -277,7 +275,7 @@ class Interpreter:
 
     def _pipeline(self, node: Node) -> list[object]:
         """Run a pipeline node; return its output objects (an expression's value is enumerated)."""
-        inner = self._strip(node)
+        inner = strip(node)
         if inner.type == "assignment_expression":
             self._assign(inner)
             return []
@@ -285,7 +283,7 @@ class Interpreter:
             return self._chain(inner)
         if inner.type == "command":
             return self._command(inner, None)
-        return enumerate_value(self._expr(inner))
+        return enumerate_value(self._expressions.expr(inner))
 
     def _chain(self, node: Node) -> list[object]:
         elements = named_nodes(node)
@@ -293,35 +291,28 @@ class Interpreter:
             raise unsupported(node, "pipeline chain operators (PowerShell 7 only)")
         data: list[object] | None = None
         for element in elements:
-            stripped = self._strip(element)
+            stripped = strip(element)
             if stripped.type == "command":
                 data = self._command(stripped, data)
             elif data is None:
-                data = enumerate_value(self._expr(stripped))
+                data = enumerate_value(self._expressions.expr(stripped))
             else:
                 raise unsupported(element, "an expression after '|'")
         return data or []
 
-    def _value(self, node: Node) -> object:
+    def value(self, node: Node) -> object:
         """Evaluate a pipeline used as a value: an expression keeps its value, commands collect output."""
-        inner = self._strip(node)
+        inner = strip(node)
         if inner.type in {"pipeline_chain", "command", "assignment_expression"}:
             if inner.type == "pipeline_chain" and len(named_nodes(inner)) == 1:
-                only = self._strip(named_nodes(inner)[0])
+                only = strip(named_nodes(inner)[0])
                 if only.type != "command":
-                    return self._expr(only)
+                    return self._expressions.expr(only)
             out = self._pipeline(inner)
             if not out:
                 return None
             return out[0] if len(out) == 1 else out
-        return self._expr(inner)
-
-    def _strip(self, node: Node) -> Node:
-        while node.type in WRAPPERS | {"pipeline_chain"} and len(node.children) == 1 and node.children[0].is_named:
-            node = node.children[0]
-        if node.type == "pipeline" and len(named_nodes(node)) == 1:
-            return self._strip(named_nodes(node)[0])
-        return node
+        return self._expressions.expr(inner)
 
     def _command(self, node: Node, pipeline_input: list[object] | None) -> list[object]:
         name_node = node.child_by_field_name("command_name")
@@ -333,7 +324,7 @@ class Interpreter:
         elif name_node.type == "command_name" or not invoke_op:
             name = node_text(name_node)
         else:
-            name = to_ps_string(self._expr(self._strip(name_node)))
+            name = to_ps_string(self._expressions.expr(strip(name_node)))
         arguments = self._arguments(node.child_by_field_name("command_elements"))
         cmdlet = self.registry.get(name)
         if cmdlet is None:
@@ -353,15 +344,15 @@ class Interpreter:
 
     def _command_name_value(self, node: Node) -> object:
         # "& $step.command" parses as a path_command_name: a variable followed by ".member" tokens.
-        inner = self._strip(node)
+        inner = strip(node)
         if inner.type == "path_command_name":
             parts = inner.named_children
-            value = self._expr(parts[0])
+            value = self._expressions.expr(parts[0])
             for token in parts[1:]:
                 for member in node_text(token).split(".")[1:]:
                     value = self._members.member(value, member, token)
             return value
-        return self._expr(inner)
+        return self._expressions.expr(inner)
 
     def _arguments(self, node: Node | None) -> list[tuple[str | None, object]]:
         if node is None:
@@ -385,9 +376,9 @@ class Interpreter:
                 continue
             if child.type == "comment":
                 continue
-            stripped = self._strip(child)
+            stripped = strip(child)
             if stripped.type == "variable" and node_text(stripped).startswith("@"):
-                splat = self._get_var(node_text(stripped)[1:])
+                splat = self.get_var(node_text(stripped)[1:])
                 if pending is not None:
                     pending = None
                 if isinstance(splat, PSHashtable):
@@ -395,7 +386,7 @@ class Interpreter:
                 else:
                     args.extend((None, v) for v in enumerate_value(splat))
                 continue
-            value = node_text(stripped) if stripped.type == "generic_token" else self._expr(stripped)
+            value = node_text(stripped) if stripped.type == "generic_token" else self._expressions.expr(stripped)
             if pending is not None:
                 if args and args[-1] == (pending, None):
                     args.pop()
@@ -408,14 +399,14 @@ class Interpreter:
     # ----- assignment -----
 
     def _assign(self, node: Node) -> None:
-        target = self._strip(node.children[0])
+        target = strip(node.children[0])
         operator = node_text(next(c for c in node.children if c.type == "assignement_operator"))
         value_node = node.child_by_field_name("value")
         if value_node is None:
             raise unsupported(node)
-        value = self._value(value_node)
+        value = self.value(value_node)
         if operator != "=":
-            current = self._expr(target)
+            current = self._expressions.expr(target)
             if operator == "+=":
                 value = add(current, value)
             else:
@@ -423,8 +414,8 @@ class Interpreter:
         if target.type == "variable":
             self._set_var(node_text(target)[1:].strip("{}"), value)
         elif target.type == "element_access":
-            container = self._expr(target.named_children[0])
-            key = self._expr(self._strip(target.named_children[1]))
+            container = self._expressions.expr(target.named_children[0])
+            key = self._expressions.expr(strip(target.named_children[1]))
             if isinstance(container, PSHashtable):  # noqa: SIM114 - kept apart so mypy narrows each type
                 container[key] = value
             elif isinstance(container, list) and isinstance(key, int):
@@ -432,7 +423,7 @@ class Interpreter:
             else:
                 raise unsupported(target, "index assignment on this value")
         elif target.type == "member_access":
-            owner = self._expr(target.named_children[0])
+            owner = self._expressions.expr(target.named_children[0])
             name = node_text(target.named_children[-1])
             if isinstance(owner, PSHashtable):
                 owner[name] = value
@@ -456,234 +447,12 @@ class Interpreter:
         else:
             raise unsupported(target, "this assignment target")
 
-    # ----- expressions -----
+    # ----- statements inside expressions -----
 
-    def _expr(self, node: Node) -> object:
-        node = self._strip(node)
-        kind = node.type
-        handler: Callable[[Node], object] | None = getattr(self, f"_x_{kind}", None)
-        if handler is None:
-            raise unsupported(node)
-        return handler(node)
-
-    def _x_pipeline(self, node: Node) -> object:
-        return self._value(node)
-
-    def _x_pipeline_chain(self, node: Node) -> object:
-        return self._value(node)
-
-    def _x_variable(self, node: Node) -> object:
-        text = node_text(node)
-        if text.startswith("@"):
-            raise unsupported(node, "splatting outside a command")
-        name = text[1:].strip("{}")
-        if ":" in name:
-            raise unsupported(node, f"the scoped or drive variable '{text}'")
-        return self._get_var(name)
-
-    def _x_decimal_integer_literal(self, node: Node) -> object:
-        text = node_text(node).lower()
-        return int(text.rstrip("l"))
-
-    def _x_hexadecimal_integer_literal(self, node: Node) -> object:
-        return int(node_text(node).lower().rstrip("l"), 16)
-
-    def _x_real_literal(self, node: Node) -> object:
-        return float(node_text(node).rstrip("dD"))
-
-    def _x_verbatim_string_characters(self, node: Node) -> object:
-        return node_text(node)[1:-1].replace("''", "'")
-
-    def _x_verbatim_here_string_characters(self, node: Node) -> object:
-        text = node_text(node)
-        return text[3:-3].strip("\r\n") if text.startswith("@'") else text
-
-    def _x_expandable_string_literal(self, node: Node) -> object:
-        return self._expand(node, 1, 1)
-
-    def _x_expandable_here_string_literal(self, node: Node) -> object:
-        body = self._expand(node, 2, 2)
-        return body.strip("\r\n")
-
-    def _expand(self, node: Node, open_len: int, close_len: int) -> str:
-        raw = node.text or b""
-        start, end = node.start_byte + open_len, node.end_byte - close_len
-        out: list[str] = []
-        pos = start
-        for child in node.named_children:
-            out.append(unescape(raw[pos - node.start_byte : child.start_byte - node.start_byte].decode("utf-8")))
-            if child.type == "variable":
-                out.append(to_ps_string(self._x_variable(child)))
-            elif child.type == "sub_expression":
-                out.append(to_ps_string(self._x_sub_expression(child)))
-            else:
-                raise unsupported(child)
-            pos = child.end_byte
-        out.append(unescape(raw[pos - node.start_byte : end - node.start_byte].decode("utf-8")))
-        return "".join(out)
-
-    def _statements_output(self, node: Node) -> list[object]:
+    def statements_output(self, node: Node) -> list[object]:
+        """Run the statements of ``$(...)`` or ``@(...)`` and return their output."""
         flow = _Flow()
         statements = node.child_by_field_name("statements")
         if statements is not None:
             self._statement(statements, flow)
         return flow.output
-
-    def _x_sub_expression(self, node: Node) -> object:
-        out = self._statements_output(node)
-        if not out:
-            return None
-        return out[0] if len(out) == 1 else out
-
-    def _x_array_expression(self, node: Node) -> object:
-        return list(self._statements_output(node))
-
-    def _x_parenthesized_expression(self, node: Node) -> object:
-        inner = named_nodes(node)
-        return self._value(inner[0]) if inner else None
-
-    def _x_hash_literal_expression(self, node: Node) -> object:
-        table = PSHashtable()
-        for body in node.named_children:
-            for entry in body.named_children:
-                if entry.type != "hash_entry":
-                    continue
-                key_node, value_node = named_nodes(entry)[0], named_nodes(entry)[-1]
-                key_inner = self._strip(key_node)
-                key = node_text(key_inner) if key_inner.type == "simple_name" else self._expr(key_inner)
-                table[key] = self._value(value_node)
-        return table
-
-    def _x_array_literal_expression(self, node: Node) -> object:
-        return [self._expr(c) for c in named_nodes(node)]
-
-    def _x_expression_with_unary_operator(self, node: Node) -> object:
-        op = node_text(node.children[0]).lower()
-        if node.children[0].type == "cast_expression" or node.named_children[0].type == "cast_expression":
-            return self._x_cast_expression(node.named_children[0])
-        operand = self._expr(node.named_children[-1])
-        if op in {"-not", "!"}:
-            return not is_truthy(operand)
-        if op == "-":
-            return -operand  # type: ignore[operator]
-        if op == "+":
-            return operand
-        if op == ",":
-            return [operand]
-        raise unsupported(node, f"the unary operator '{op}'")
-
-    def _x_cast_expression(self, node: Node) -> object:
-        type_name = node_text(node.named_children[0]).strip("[]").casefold()
-        operand_node = node.named_children[1]
-        if type_name == "ordered":
-            table = self._expr(operand_node)
-            if not isinstance(table, PSHashtable):
-                raise unsupported(node, "[ordered] on a non-hashtable")
-            table.ordered = True
-            return table
-        value = self._expr(operand_node)
-        if type_name in {"string", "system.string"}:
-            return to_ps_string(value)
-        if type_name in {"int", "int32", "long", "int64", "system.int32", "system.int64"}:
-            return int(value) if not isinstance(value, str) else int(value.strip())  # type: ignore[call-overload]
-        if type_name in {"bool", "system.boolean"}:
-            return is_truthy(value)
-        if type_name in {"array", "object[]"}:
-            return enumerate_value(value)
-        if type_name in {"pscustomobject"} and isinstance(value, PSHashtable):
-            return new_custom_object([(to_ps_string(k), v) for k, v in value.items()])
-        if type_name in {"guid", "system.guid"}:
-            return uuid.UUID(to_ps_string(value))
-        raise unsupported(node, f"the cast [{type_name}]")
-
-    def _binary(self, node: Node) -> tuple[object, str, object]:
-        left, right = named_nodes(node)[0], named_nodes(node)[-1]
-        op = next(node_text(c) for c in node.children if c not in (left, right))
-        return self._expr(left), op, self._expr(right)
-
-    def _x_comparison_expression(self, node: Node) -> object:
-        right_node = self._strip(named_nodes(node)[-1])
-        if right_node.type == "type_literal":
-            op = next(node_text(c) for c in node.children if c.type == "comparison_operator").casefold()
-            if op in {"-is", "-isnot"}:
-                hit = is_type(self._expr(named_nodes(node)[0]), type_key(right_node), node)
-                return hit if op == "-is" else not hit
-        left, op, right = self._binary(node)
-        try:
-            return compare(op, left, right)
-        except ValueError:
-            raise unsupported(node, f"the operator '{op}'") from None
-
-    def _x_logical_expression(self, node: Node) -> object:
-        left_node, right_node = named_nodes(node)[0], named_nodes(node)[-1]
-        op = next(node_text(c) for c in node.children if c not in (left_node, right_node)).lower()
-        left = is_truthy(self._expr(left_node))
-        if op == "-and":
-            return left and is_truthy(self._expr(right_node))
-        if op == "-or":
-            return left or is_truthy(self._expr(right_node))
-        if op == "-xor":
-            return left != is_truthy(self._expr(right_node))
-        raise unsupported(node, f"the operator '{op}'")
-
-    def _x_additive_expression(self, node: Node) -> object:
-        left, op, right = self._binary(node)
-        if op == "+":
-            return add(left, right)
-        return left - right  # type: ignore[operator]
-
-    def _x_multiplicative_expression(self, node: Node) -> object:
-        left, op, right = self._binary(node)
-        if op == "*":
-            return left * right  # type: ignore[operator]
-        if op == "/":
-            result = left / right  # type: ignore[operator]
-            return int(result) if float(result).is_integer() else result
-        return left % right  # type: ignore[operator]
-
-    def _x_format_expression(self, node: Node) -> object:
-        left, _, right = self._binary(node)
-        return format_string(to_ps_string(left), enumerate_value(right))
-
-    # Inside method-call argument lists the grammar uses *_argument_expression twins of the operators.
-    _x_logical_argument_expression = _x_logical_expression
-    _x_comparison_argument_expression = _x_comparison_expression
-    _x_additive_argument_expression = _x_additive_expression
-    _x_multiplicative_argument_expression = _x_multiplicative_expression
-    _x_format_argument_expression = _x_format_expression
-
-    def _x_member_access(self, node: Node) -> object:
-        parts = named_nodes(node)
-        name = node_text(parts[-1])
-        if parts[0].type == "type_literal":
-            return self._members.static_member(parts[0], name, node)
-        return self._members.member(self._expr(parts[0]), name, node)
-
-    def _x_element_access(self, node: Node) -> object:
-        container = self._expr(node.named_children[0])
-        key = self._expr(self._strip(node.named_children[1]))
-        if isinstance(container, PSHashtable):
-            return container[key]
-        if isinstance(container, list | str | bytes) and isinstance(key, int):
-            try:
-                return container[key]
-            except IndexError:
-                return None
-        if isinstance(container, PSObject) and isinstance(key, str):
-            value = property_value(container, key)
-            return None if missing(value) else value
-        raise unsupported(node, "indexing this value")
-
-    def _x_invokation_expression(self, node: Node) -> object:
-        parts = named_nodes(node)
-        arg_list = parts[-1]
-        name = node_text(parts[-2])
-        args: list[object] = []
-        arg_exprs = arg_list.child_by_field_name("argument_expression_list")
-        if arg_exprs is not None:
-            args = [self._expr(c) for c in named_nodes(arg_exprs)]
-        if parts[0].type == "type_literal":
-            return self._members.static_call(parts[0], name, args, node)
-        return self._members.method(self._expr(parts[0]), name, args, node)
-
-    # ----- members -----

@@ -17,6 +17,7 @@ __all__ = [
     "named_nodes",
     "node_text",
     "parse_error_record",
+    "strip",
     "type_key",
     "unsupported",
 ]
@@ -115,4 +116,13 @@ def first_error(node: Node) -> Node:
     for child in node.children:
         if child.has_error or child.is_missing:
             return first_error(child)
+    return node
+
+
+def strip(node: Node) -> Node:
+    """Return the node a chain of single-child wrappers (pipeline, unary_expression...) stands for."""
+    while node.type in WRAPPERS | {"pipeline_chain"} and len(node.children) == 1 and node.children[0].is_named:
+        node = node.children[0]
+    if node.type == "pipeline" and len(named_nodes(node)) == 1:
+        return strip(named_nodes(node)[0])
     return node
