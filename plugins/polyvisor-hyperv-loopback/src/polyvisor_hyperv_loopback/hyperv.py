@@ -7,29 +7,50 @@ so that a concurrent Get-VM observes them; the caller blocks until the target st
 Behaviour that cannot be driven through cmdlets (the transition timings, files placed on the host) is reachable
 through the Python API only. How the guest answers a shutdown request (:data:`GUEST_BEHAVIOURS`) is set through the
 Python API, or by the test hook described in the package docstring: the ``polyvisor.test/guest`` label in Notes.
+
+:class:`HyperVHost` is the one face of the host: it holds the shared state (:mod:`.hyperv_model.state`) and hands
+each verb to the room that models it, in :mod:`.hyperv_model`: ``lifecycle`` (New-VM, Set-VM, Remove-VM),
+``power`` (the state machine), ``checkpoints``, ``disks`` (VHD files, chains, merges), ``drives``, ``network``
+and ``guest`` (shutdown and KVP behaviour).
 """
 
 from __future__ import annotations
 
-import copy
-import datetime
-import ntpath
-import re
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
-from ._notes import read_labels
-from .errors import HostError
-from .filesystem import FileEntry, VirtualFileSystem, normalize_path
+from .filesystem import FileEntry
+from .hyperv_model.checkpoints import Checkpoints
+from .hyperv_model.disks import VirtualDisks
+from .hyperv_model.drives import Drives
+from .hyperv_model.guest import GuestSimulation
+from .hyperv_model.lifecycle import VMLifecycle, require_generation_2
+from .hyperv_model.network import Network
+from .hyperv_model.power import PowerStates
+from .hyperv_model.records import (
+    DEFAULT_SWITCH_ID,
+    GUEST_BEHAVIOURS,
+    GUEST_LABEL,
+    SECURE_BOOT_TEMPLATES,
+    AlreadyInState,
+    DvdDriveRecord,
+    GiB,
+    HardDiskRecord,
+    NetworkAdapterRecord,
+    SnapshotRecord,
+    SwitchRecord,
+    VMConfig,
+    VMRecord,
+    has_wildcard,
+    wildcard_match,
+)
+from .hyperv_model.state import HostState
 
 __all__ = [
     "DEFAULT_SWITCH_ID",
     "GUEST_BEHAVIOURS",
     "GUEST_LABEL",
+    "SECURE_BOOT_TEMPLATES",
     "AlreadyInState",
     "DvdDriveRecord",
     "HardDiskRecord",
@@ -39,224 +60,13 @@ __all__ = [
     "SwitchRecord",
     "VMConfig",
     "VMRecord",
+    "has_wildcard",
+    "require_generation_2",
     "wildcard_match",
 ]
 
-GiB = 1024**3
-MiB = 1024**2
-# The well-known Id of Hyper-V's "Default Switch".
-DEFAULT_SWITCH_ID = uuid.UUID("c08cb7b8-9b3c-408e-8e30-5e16a3aeb444")
-VM_ROOT = "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V"
-VHD_ROOT = "C:\\ProgramData\\Microsoft\\Windows\\Virtual Hard Disks"
-SECURE_BOOT_TEMPLATES = {
-    "MicrosoftWindows": uuid.UUID("1734c6e8-3154-4dda-ba5f-a874cc483422"),
-    "MicrosoftUEFICertificateAuthority": uuid.UUID("272e7447-90a4-4563-a4b9-8e4ab00526ce"),
-    "OpenSourceShieldedVM": uuid.UUID("4292ae2b-ee2c-42b5-a969-dd8f8689f6f3"),
-}
-TRANSITIONAL = frozenset({"Starting", "Stopping", "Saving", "Pausing", "Resuming", "Reset"})
 
-#: The polyvisor label (in the VM's Notes) that picks the guest's behaviour: the test hook.
-GUEST_LABEL = "polyvisor.test/guest"
-GUEST_RESPONSIVE = "responsive"
-GUEST_IGNORES_SHUTDOWN = "ignore-shutdown"
-GUEST_NO_SHUTDOWN_SERVICE = "no-shutdown-service"
-GUEST_NO_KVP = "no-kvp"
-#: How a guest answers Hyper-V's integration services:
-#: ``responsive`` shuts down; ``ignore-shutdown`` accepts the request and never shuts down (Stop-VM blocks until
-#: it is stopped or ``guest_shutdown_timeout`` passes); ``no-shutdown-service`` does not answer the integration
-#: service at all (Stop-VM prompts to turn the VM off: without -Force that fails on a non-interactive host);
-#: ``no-kvp`` shuts down when asked but runs no KVP daemon, so Hyper-V never learns its IP addresses.
-GUEST_BEHAVIOURS = frozenset({GUEST_RESPONSIVE, GUEST_IGNORES_SHUTDOWN, GUEST_NO_SHUTDOWN_SERVICE, GUEST_NO_KVP})
-
-
-def guest_label(notes: str) -> str | None:
-    """Return the ``polyvisor.test/guest`` label held in a Notes value, if any."""
-    return read_labels(notes).get(GUEST_LABEL)
-
-
-class AlreadyInState(Exception):
-    """The VM already is in the state the verb asks for: the cmdlet warns and does nothing."""
-
-    def __init__(self, vm_name: str) -> None:
-        super().__init__(f"The virtual machine '{vm_name}' is already in the specified state.")
-        self.message = str(self)
-
-
-def wildcard_match(pattern: str, text: str) -> bool:
-    """Match like PowerShell's WildcardPattern (case-insensitive ``*``, ``?``, ``[a-z]``, backtick escapes)."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "`" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(ch))
-            else:
-                body = pattern[i + 1 : end].replace("\\", "\\\\")
-                out.append(f"[{body}]")
-                i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.fullmatch("".join(out), text, re.IGNORECASE | re.DOTALL) is not None
-
-
-def has_wildcard(pattern: str) -> bool:
-    """Return whether ``pattern`` holds an unescaped wildcard character."""
-    return re.search(r"(?<!`)[*?\[]", pattern) is not None
-
-
-@dataclass
-class HardDiskRecord:
-    """A virtual hard disk drive on a controller slot."""
-
-    controller_type: str  # IDE | SCSI
-    controller_number: int
-    controller_location: int
-    path: str | None
-    disk_number: int | None = None  # a pass-through (physical) disk: ``path`` is None, Hyper-V shows its name
-
-
-@dataclass
-class DvdDriveRecord:
-    """A virtual DVD drive, empty or holding an ISO."""
-
-    controller_type: str
-    controller_number: int
-    controller_location: int
-    path: str | None
-
-
-@dataclass
-class NetworkAdapterRecord:
-    """A synthetic (or legacy) network adapter."""
-
-    adapter_id: uuid.UUID
-    name: str
-    switch_name: str | None
-    mac: str | None  # None: dynamic MAC not assigned yet (Hyper-V shows 000000000000 until first start)
-    dynamic_mac: bool = True
-    is_legacy: bool = False
-
-
-@dataclass
-class VMConfig:
-    """The part of a VM that a checkpoint captures and a restore brings back."""
-
-    processor_count: int = 1
-    memory_startup: int = 1 * GiB
-    dynamic_memory: bool = False
-    memory_minimum: int = 512 * MiB
-    memory_maximum: int = 1024 * GiB
-    memory_buffer: int = 20
-    memory_priority: int = 50
-    notes: str = ""
-    checkpoint_type: str = "Production"
-    automatic_stop_action: str = "Save"
-    automatic_start_action: str = "StartIfRunning"
-    secure_boot: bool = False
-    secure_boot_template: str = "MicrosoftWindows"
-    hard_drives: list[HardDiskRecord] = field(default_factory=list)
-    dvd_drives: list[DvdDriveRecord] = field(default_factory=list)
-    network_adapters: list[NetworkAdapterRecord] = field(default_factory=list)
-
-
-@dataclass
-class SnapshotRecord:
-    """A checkpoint: configuration plus the power state it captured ('Off' or 'Saved')."""
-
-    id: uuid.UUID
-    name: str
-    parent_id: uuid.UUID | None
-    created: datetime.datetime
-    config: VMConfig
-    captured_state: str
-    production: bool
-
-
-@dataclass
-class VMRecord:
-    """One virtual machine."""
-
-    id: uuid.UUID
-    name: str
-    generation: int
-    version: str
-    path: str
-    created: datetime.datetime
-    config: VMConfig
-    state: str = "Off"
-    snapshots: dict[uuid.UUID, SnapshotRecord] = field(default_factory=dict)
-    current_snapshot_id: uuid.UUID | None = None
-    started_at: float | None = None
-    op_token: object | None = None
-    guest: str = GUEST_RESPONSIVE
-
-    def uptime(self, now: float) -> datetime.timedelta:
-        """Return how long the guest has been running (zero unless Running or Paused)."""
-        if self.started_at is None or self.state not in {"Running", "Paused", "Pausing", "Resuming"}:
-            return datetime.timedelta(0)
-        return datetime.timedelta(seconds=int(now - self.started_at))
-
-
-@dataclass
-class SwitchRecord:
-    """A virtual switch."""
-
-    id: uuid.UUID
-    name: str
-    switch_type: str  # Private | Internal | External
-    notes: str = ""
-
-
-def _invalid_state(vm: VMRecord) -> HostError:
-    return HostError(
-        f"'{vm.name}' failed to change state.\n"
-        "The operation cannot be performed while the object is in its current state.",
-        error_id="InvalidState",
-        category="InvalidOperation",
-        target_name=vm.name,
-    )
-
-
-def _no_shutdown_service(vm: VMRecord) -> HostError:
-    # Stop-VM's ShouldContinue prompt, which a session without an interactive host cannot show.
-    return HostError(
-        "A command that prompts the user failed because the host program or the command type does not support "
-        "user interaction. The host was attempting to request confirmation with the following message: "
-        f"The virtual machine '{vm.name}' cannot be shut down through its shutdown integration service, which is "
-        "not available. Do you want to turn it off instead?",
-        error_id="HostException",
-        category="NotImplemented",
-        exception_type="System.Management.Automation.Host.HostException",
-        target_name=vm.name,
-    )
-
-
-def _modify_failed(vm: VMRecord, device: str, detail: str) -> HostError:
-    return HostError(
-        f"Failed to modify device '{device}'.\n'{vm.name}' failed to modify device '{device}'. "
-        f"(Virtual machine ID {str(vm.id).upper()})\n{detail}",
-        error_id="InvalidState" if "current state" in detail else "InvalidParameter",
-        category="InvalidOperation" if "current state" in detail else "InvalidArgument",
-        target_name=vm.name,
-    )
-
-
-def _not_running_detail() -> str:
-    return "The operation cannot be performed while the object is in its current state."
-
-
-class HyperVHost:
+class HyperVHost(HostState):
     """A Windows Hyper-V host held in memory. Share one instance between connections."""
 
     def __init__(
@@ -272,179 +82,76 @@ class HyperVHost:
         merge_delay: float = 0.2,
         kvp_delay: float = 3.0,
     ) -> None:
-        self.computer_name = computer_name
-        self.kvp_delay = kvp_delay
-        """Seconds after a VM starts running until its guest's KVP daemon reports its IP addresses."""
-        self.cmdlet_latency = cmdlet_latency
-        """Seconds every Hyper-V cmdlet takes before it acts (real ones take tens to hundreds of ms: WMI calls)."""
-        self.domain = domain
-        """Win32_ComputerSystem.Domain: the DNS domain of a domain member, else the workgroup's name."""
-        self.logical_processor_count = logical_processor_count
-        self.memory_capacity = memory_capacity
-        self.virtual_machine_path = VM_ROOT
-        self.virtual_hard_disk_path = VHD_ROOT
-        self.delays: dict[str, float] = dict.fromkeys(TRANSITIONAL, transition_delay)
-        self.guest_shutdown_timeout = guest_shutdown_timeout
-        self.files = VirtualFileSystem()
-        self._held: set[str] = set()  # files another process keeps open (casefolded paths)
-        self._cond = threading.Condition(threading.RLock())
-        self._vms: dict[uuid.UUID, VMRecord] = {}
-        self._switches: dict[uuid.UUID, SwitchRecord] = {
-            DEFAULT_SWITCH_ID: SwitchRecord(DEFAULT_SWITCH_ID, "Default Switch", "Internal")
-        }
-        self._mac_counter = 0x10
-        self._shutdowns_waiting = 0
-        self.merge_delay = merge_delay
-        self.physical_disks: dict[int, str] = {}  # disk number -> friendly name (pass-through candidates)
-        self._merging: dict[str, threading.Event] = {}  # casefolded path -> set when its merge may finish
-        self._merges: list[threading.Thread] = []
+        super().__init__(
+            computer_name=computer_name,
+            domain=domain,
+            logical_processor_count=logical_processor_count,
+            memory_capacity=memory_capacity,
+            transition_delay=transition_delay,
+            guest_shutdown_timeout=guest_shutdown_timeout,
+            cmdlet_latency=cmdlet_latency,
+            merge_delay=merge_delay,
+            kvp_delay=kvp_delay,
+        )
+        self._disks = VirtualDisks(self)
+        self._network = Network(self)
+        self._guests = GuestSimulation(self)
+        self._power = PowerStates(self)
+        self._checkpoints = Checkpoints(self, self._disks)
+        self._drives = Drives(self)
+        self._lifecycle = VMLifecycle(self, self._disks, self._network)
 
-    # ----- Python-only knobs (no cmdlet reaches these) -----
-
-    def set_transition_delay(self, seconds: float, state: str | None = None) -> None:
-        """Set how long a transitional state lasts: one (``state``) or all of them."""
-        with self._cond:
-            for name in [state] if state else list(self.delays):
-                self.delays[name] = seconds
-
-    def cmdlet_pause(self, cancel: threading.Event | None) -> None:
-        """Wait out one cmdlet's latency with no lock held, so concurrent pipelines wait together; a stop ends it."""
-        if self.cmdlet_latency > 0:
-            (cancel if cancel is not None else threading.Event()).wait(self.cmdlet_latency)
+    # ----- guests -----
 
     def set_guest_responds_to_shutdown(self, vm_id: uuid.UUID, responds: bool) -> None:
         """Make the guest of ``vm_id`` honour (True) or ignore (False) shutdown requests."""
-        self.set_guest(vm_id, GUEST_RESPONSIVE if responds else GUEST_IGNORES_SHUTDOWN)
-
-    @property
-    def shutdowns_waiting(self) -> int:
-        """How many Stop-VM calls are blocked on a guest that ignores them."""
-        with self._cond:
-            return self._shutdowns_waiting
-
-    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait until ``predicate()`` holds (checked on every state change); return whether it did."""
-        with self._cond:
-            return self._cond.wait_for(predicate, timeout)
+        self._guests.set_guest_responds_to_shutdown(vm_id, responds)
 
     def set_guest(self, vm_id: uuid.UUID, behaviour: str) -> None:
         """Set how the guest of ``vm_id`` answers shutdown requests (one of :data:`GUEST_BEHAVIOURS`)."""
-        if behaviour not in GUEST_BEHAVIOURS:
-            raise ValueError(f"unknown guest behaviour {behaviour!r}; use one of {sorted(GUEST_BEHAVIOURS)}")
-        with self._cond:
-            self._vm(vm_id).guest = behaviour
-            self._cond.notify_all()
-
-    @staticmethod
-    def _follow_guest_label(vm: VMRecord, old_notes: str) -> None:
-        """The test hook: when the ``polyvisor.test/guest`` label changes, the guest behaves as it says."""
-        new = guest_label(vm.config.notes)
-        if new != guest_label(old_notes):
-            vm.guest = new if new in GUEST_BEHAVIOURS else GUEST_RESPONSIVE
-
-    def add_physical_disk(self, number: int, friendly_name: str) -> None:
-        """Give the host an (offline) physical disk that Add-VMHardDiskDrive -DiskNumber can pass through."""
-        with self._cond:
-            self.physical_disks[number] = friendly_name
-
-    def finish_merges(self, timeout: float = 10.0) -> None:
-        """Let every background merge (started by Remove-VM) finish now, and wait until they have."""
-        with self._cond:
-            for event in self._merging.values():
-                event.set()
-            threads = list(self._merges)
-        for thread in threads:
-            thread.join(timeout)
-
-    @property
-    def merging(self) -> bool:
-        """Whether a background merge is running."""
-        with self._cond:
-            return bool(self._merging)
-
-    def add_file(self, path: str, size: int = 4 * MiB) -> str:
-        """Place a plain file (an ISO image, say) on the host and return its normalized path."""
-        return self.files.create(FileEntry(path=path, size=size, file_size=size)).path
-
-    def hold_file(self, path: str, held: bool = True) -> None:
-        """Make another process (a backup agent, say) keep ``path`` open, so deleting it fails; False lets go."""
-        key = normalize_path(path).casefold()
-        with self._cond:
-            if held:
-                self._held.add(key)
-            else:
-                self._held.discard(key)
-
-    def snapshot_of_vm(self, vm_id: uuid.UUID) -> VMRecord:
-        """Return a deep copy of one VM's record (for assertions)."""
-        with self._cond:
-            return copy.deepcopy(self._vm(vm_id))
-
-    # ----- lookups -----
-
-    def _vm(self, vm_id: uuid.UUID) -> VMRecord:
-        vm = self._vms.get(vm_id)
-        if vm is None:
-            # VirtualizationObjectLocator.GetVirtualMachineById: CreateObjectNotFoundException, no target object.
-            raise HostError(
-                f'Hyper-V was unable to find a virtual machine with id "{vm_id}".',
-                error_id="ObjectNotFound",
-                category="ObjectNotFound",
-            )
-        return vm
-
-    def now(self) -> float:
-        """Return the host's monotonic clock."""
-        return time.monotonic()
-
-    @property
-    def condition(self) -> threading.Condition:
-        """The lock (and condition) guarding the whole host, for the modules that model more of it."""
-        return self._cond
-
-    def vm_record(self, vm_id: uuid.UUID) -> VMRecord:
-        """The live record of a VM (not a copy); hold :attr:`condition` while using it."""
-        return self._vm(vm_id)
-
-    def file_in_use(self, path: str) -> bool:
-        """Whether a running VM (or another process) holds the file open; hold :attr:`condition`."""
-        return self._in_use(path)
+        self._guests.set_guest(vm_id, behaviour)
 
     def kvp_reports(self, vm: VMRecord) -> bool:
         """Whether the guest's KVP daemon has reported its addresses: it runs one, and the VM has been Running
         for ``kvp_delay`` seconds (Hyper-V learns guest addresses through the data exchange integration service)."""
-        if vm.state != "Running" or vm.started_at is None or vm.guest == GUEST_NO_KVP:
-            return False
-        return self.now() - vm.started_at >= self.kvp_delay
+        return self._guests.kvp_reports(vm)
 
-    def list_vms(self) -> list[VMRecord]:
-        """Return copies of every VM, ordered by name."""
-        with self._cond:
-            return [copy.deepcopy(vm) for vm in sorted(self._vms.values(), key=lambda v: v.name.casefold())]
+    # ----- virtual hard disk files -----
 
-    def get_vm(self, vm_id: uuid.UUID) -> VMRecord:
-        """Return a copy of the VM with ``vm_id``; raise HostError if there is none."""
-        with self._cond:
-            return copy.deepcopy(self._vm(vm_id))
+    def new_vhd(
+        self, path: str, size: int | None, *, vhd_type: str = "Dynamic", parent_path: str | None = None
+    ) -> FileEntry:
+        """Create a VHD/VHDX file (Dynamic by default; Differencing needs a parent)."""
+        return self._disks.new_vhd(path, size, vhd_type=vhd_type, parent_path=parent_path)
 
-    def find_vms(self, name: str, *, object_not_found: bool = False) -> list[VMRecord]:
-        """Return copies of the VMs whose name matches ``name`` (wildcards allowed; no match and none: error).
+    def get_vhd(self, path: str) -> FileEntry:
+        """Return the VHD at ``path``."""
+        return self._disks.get_vhd(path)
 
-        The error is InvalidParameter / InvalidArgument as Get-VM writes it, or with ``object_not_found``
-        ObjectNotFound / ObjectNotFound as every other cmdlet does (WriteNonMatchingNameErrors).
-        """
-        with self._cond:
-            found = [vm for vm in self._vms.values() if wildcard_match(name, vm.name)]
-            if not found and not has_wildcard(name):
-                kind = "ObjectNotFound" if object_not_found else "InvalidParameter"
-                raise HostError(
-                    f'Hyper-V was unable to find a virtual machine with name "{name}".',
-                    error_id=kind,
-                    category="ObjectNotFound" if object_not_found else "InvalidArgument",
-                    target_name=name,
-                    target_object=name,
-                )
-            return [copy.deepcopy(vm) for vm in sorted(found, key=lambda v: v.name.casefold())]
+    def finish_merges(self, timeout: float = 10.0) -> None:
+        """Let every background merge (started by Remove-VM) finish now, and wait until they have."""
+        self._disks.finish_merges(timeout)
+
+    @property
+    def merging(self) -> bool:
+        """Whether a background merge is running."""
+        return self._disks.merging
+
+    def attached_vm(self, path: str) -> VMRecord | None:
+        """Return the VM whose drive holds ``path``, if any."""
+        return self._disks.attached_vm(path)
+
+    def file_in_use(self, path: str) -> bool:
+        """Whether a running VM (or another process) holds the file open; hold :attr:`condition`."""
+        return self._disks.in_use(path)
+
+    def hold_file(self, path: str, held: bool = True) -> None:
+        """Make another process (a backup agent, say) keep ``path`` open, so deleting it fails; False lets go."""
+        self._disks.hold_file(path, held)
+
+    def remove_file(self, path: str) -> None:
+        """Delete a file; one a running VM (or another process) holds open cannot be deleted."""
+        self._disks.remove_file(path)
 
     # ----- creation, configuration, removal -----
 
@@ -463,679 +170,101 @@ class HyperVHost:
         version: str = "10.0",
     ) -> VMRecord:
         """Create a VM the way New-VM does (default NIC, IDE DVD on Gen1, optional new or existing VHD)."""
-        if not name or len(name) > 100:
-            raise HostError(
-                "The virtual machine name must be between 1 and 100 characters long.",
-                error_id="InvalidParameter",
-                category="InvalidArgument",
-                target_name=name,
-            )
-        memory = 1 * GiB if memory_startup is None else memory_startup
-        _check_memory(name, memory)
-        with self._cond:
-            if switch_name is not None:
-                self._switch_by_name(switch_name)
-            vm_id = uuid.uuid4()
-            base = normalize_path(path) + "\\" + name if path else VM_ROOT
-            config = VMConfig(memory_startup=memory, secure_boot=generation == 2)
-            controller = "SCSI" if generation == 2 else "IDE"
-            disk_path = None
-            if new_vhd_path is not None:
-                if new_vhd_size is None:
-                    raise HostError(
-                        "Cannot process command because of one or more missing mandatory parameters: NewVHDSizeBytes.",
-                        error_id="MissingMandatoryParameter",
-                        category="InvalidArgument",
-                        exception_type="System.Management.Automation.ParameterBindingException",
-                    )
-                fmt = "VHD" if new_vhd_path.lower().endswith(".vhd") else "VHDX"
-                if generation == 2 and fmt == "VHD":
-                    raise HostError(
-                        "Generation 2 virtual machines do not support the VHD format. Use VHDX instead.",
-                        error_id="InvalidParameter",
-                        category="InvalidArgument",
-                        target_name=new_vhd_path,
-                    )
-                disk_path = self._create_vhd(new_vhd_path, new_vhd_size, "Dynamic", None).path
-            elif vhd_path is not None:
-                if self.files.get(normalize_path(vhd_path, self.virtual_hard_disk_path)) is None:
-                    raise _file_not_found(normalize_path(vhd_path, self.virtual_hard_disk_path))
-                disk_path = normalize_path(vhd_path, self.virtual_hard_disk_path)
-            if disk_path is not None:
-                config.hard_drives.append(HardDiskRecord(controller, 0, 0, disk_path))
-            if generation == 1:
-                config.dvd_drives.append(DvdDriveRecord("IDE", 1, 0, None))
-            elif boot_device == "CD":
-                config.dvd_drives.append(DvdDriveRecord("SCSI", 0, 1, None))
-            config.network_adapters.append(NetworkAdapterRecord(uuid.uuid4(), "Network Adapter", switch_name, None))
-            vm = VMRecord(
-                id=vm_id,
-                name=name,
-                generation=generation,
-                version=version,
-                path=base,
-                created=datetime.datetime.now(datetime.UTC),
-                config=config,
-            )
-            self._vms[vm_id] = vm
-            self._cond.notify_all()
-            return copy.deepcopy(vm)
+        return self._lifecycle.new_vm(
+            name,
+            generation=generation,
+            memory_startup=memory_startup,
+            path=path,
+            new_vhd_path=new_vhd_path,
+            new_vhd_size=new_vhd_size,
+            vhd_path=vhd_path,
+            switch_name=switch_name,
+            boot_device=boot_device,
+            version=version,
+        )
 
     def set_vm(self, vm_id: uuid.UUID, **changes: object) -> VMRecord:
-        """Apply Set-VM changes (keys: processor_count, memory_startup, dynamic_memory, memory_minimum,
-        memory_maximum, notes, checkpoint_type, automatic_stop_action, automatic_start_action, name)."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            off = vm.state == "Off"
-            cfg = vm.config
-            if "processor_count" in changes:
-                count = int(changes["processor_count"])  # type: ignore[call-overload]
-                if count != cfg.processor_count and not off:
-                    raise _modify_failed(vm, "Processor", _not_running_detail())
-                if count < 1 or count > self.logical_processor_count:
-                    raise _modify_failed(
-                        vm,
-                        "Processor",
-                        f"The count of virtual processors ({count}) is not valid: this host has "
-                        f"{self.logical_processor_count} logical processors.",
-                    )
-                cfg.processor_count = count
-            for key, device in [
-                ("memory_startup", "Memory"),
-                ("memory_minimum", "Memory"),
-                ("memory_maximum", "Memory"),
-                ("dynamic_memory", "Memory"),
-                ("automatic_stop_action", "Settings"),
-            ]:
-                if key in changes:
-                    value = changes[key]
-                    if value != getattr(cfg, key) and not off:
-                        raise _modify_failed(vm, device, _not_running_detail())
-                    if key.startswith("memory_"):
-                        _check_memory(vm.name, int(value))  # type: ignore[call-overload]
-                    setattr(cfg, key, value)
-            old_notes = cfg.notes
-            for key in ("notes", "checkpoint_type", "automatic_start_action"):
-                if key in changes:
-                    setattr(cfg, key, changes[key])
-            self._follow_guest_label(vm, old_notes)
-            if "name" in changes:
-                vm.name = str(changes["name"])
-            self._cond.notify_all()
-            return copy.deepcopy(vm)
+        """Apply Set-VM changes (the keys: :meth:`~.hyperv_model.lifecycle.VMLifecycle.set_vm`)."""
+        return self._lifecycle.set_vm(vm_id, **changes)
 
     def remove_vm(self, vm_id: uuid.UUID) -> None:
         """Delete a VM and its checkpoints; its VHD files stay on disk, as Remove-VM leaves them."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            if vm.state in TRANSITIONAL:
-                raise _invalid_state(vm)
-            # Remove-VM turns a running or saved VM off before deleting it.
-            del self._vms[vm_id]
-            if vm.snapshots:
-                self._start_merge(vm)
-            self._cond.notify_all()
+        self._lifecycle.remove_vm(vm_id)
 
-    def _start_merge(self, vm: VMRecord) -> None:
-        """Remove-VM of a VM with checkpoints: its checkpoint disks are merged into their parents after the cmdlet
-        returned (DOCS Remove-VM.md), ``merge_delay`` seconds later here; until then every file of the chains is
-        held open by the merge, so deleting one fails as a file in use does."""
-        files: set[str] = set()
-        for config in [vm.config, *(snap.config for snap in vm.snapshots.values())]:
-            for drive in config.hard_drives:
-                if drive.path:
-                    files.update(entry.path.casefold() for entry in self._chain(drive.path))
-        release = threading.Event()
-        for key in files:
-            self._merging[key] = release
-
-        def merge() -> None:
-            release.wait(self.merge_delay)
-            with self._cond:
-                vm.config.hard_drives = []
-                vm.snapshots = {}
-                self._collapse(vm)
-                for key in files:
-                    if self._merging.get(key) is release:
-                        del self._merging[key]
-                self._merges = [t for t in self._merges if t is not threading.current_thread()]
-                self._cond.notify_all()
-
-        thread = threading.Thread(target=merge, name=f"merge-{vm.id}", daemon=True)
-        self._merges.append(thread)
-        thread.start()
-
-    # ----- power state machine -----
-
-    def _transition(
-        self,
-        vm_id: uuid.UUID,
-        *,
-        allowed: Iterable[str],
-        via: str,
-        target: str,
-        already: Iterable[str] = (),
-        before: Callable[[VMRecord], None] | None = None,
-        after: Callable[[VMRecord], None] | None = None,
+    def set_firmware(
+        self, vm_id: uuid.UUID, *, secure_boot: bool | None = None, template: str | None = None
     ) -> VMRecord:
-        with self._cond:
-            vm = self._vm(vm_id)
-            if vm.state in set(already):
-                raise AlreadyInState(vm.name)
-            if vm.state not in set(allowed):
-                raise _invalid_state(vm)
-            if before is not None:
-                before(vm)
-            token = object()
-            vm.op_token = token
-            vm.state = via
-            self._cond.notify_all()
-            delay = self.delays.get(via, 0.0)
-        if delay > 0:
-            time.sleep(delay)
-        with self._cond:
-            vm = self._vm(vm_id)
-            if vm.op_token is not token:
-                # A forced turn-off overtook this operation: Hyper-V reports the original one as failed.
-                raise _invalid_state(vm)
-            vm.op_token = None
-            vm.state = target
-            if after is not None:
-                after(vm)
-            self._cond.notify_all()
-            return copy.deepcopy(vm)
+        """Change secure boot settings of a Generation 2 VM that is Off."""
+        return self._lifecycle.set_firmware(vm_id, secure_boot=secure_boot, template=template)
+
+    # ----- power states -----
+
+    @property
+    def shutdowns_waiting(self) -> int:
+        """How many Stop-VM calls are blocked on a guest that ignores them."""
+        return self._power.shutdowns_waiting
 
     def start_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Start an Off or Saved VM (a Paused one resumes); blocks until Running."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            if vm.state == "Paused":
-                return self.resume_vm(vm_id)
-
-        def check_memory(vm: VMRecord) -> None:
-            used = sum(
-                v.config.memory_startup for v in self._vms.values() if v.id != vm.id and v.state not in {"Off", "Saved"}
-            )
-            if used + vm.config.memory_startup > self.memory_capacity:
-                raise HostError(
-                    f"'{vm.name}' failed to start.\n'{vm.name}' could not initialize.\n"
-                    f"Not enough memory in the system to start the virtual machine {vm.name}.",
-                    error_id="OperationFailed",
-                    category="NotSpecified",
-                    target_name=vm.name,
-                )
-
-        def running(vm: VMRecord) -> None:
-            vm.started_at = self.now()
-            for nic in vm.config.network_adapters:
-                if nic.mac is None:
-                    nic.mac = self._next_mac()
-
-        return self._transition(
-            vm_id,
-            allowed={"Off", "Saved"},
-            via="Starting",
-            target="Running",
-            already={"Running"},
-            before=check_memory,
-            after=running,
-        )
-
-    def _next_mac(self) -> str:
-        self._mac_counter += 1
-        return f"00155D{self._mac_counter:06X}"
+        return self._power.start_vm(vm_id)
 
     def shutdown_vm(self, vm_id: uuid.UUID, cancel: threading.Event | None = None, *, force: bool = False) -> VMRecord:
-        """Stop-VM without -TurnOff: ask the guest to shut down and wait until the VM is Off.
-
-        A guest without a working shutdown integration service makes Stop-VM ask whether to turn the VM off
-        instead: -Force (``force``) answers yes, so the VM is powered off at once; without it a non-interactive
-        session cannot answer and the cmdlet fails, leaving the VM running. A guest that ignores the request keeps
-        Stop-VM waiting until the VM is off some other way, ``guest_shutdown_timeout`` passes, or ``cancel``
-        (the pipeline's stop signal) is set.
-        """
-        with self._cond:
-            vm = self._vm(vm_id)
-            if vm.state == "Off":
-                raise AlreadyInState(vm.name)
-            if vm.state != "Running":
-                raise _invalid_state(vm)
-            if vm.guest == GUEST_NO_SHUTDOWN_SERVICE:
-                if force:
-                    return self.turn_off_vm(vm_id)
-                raise _no_shutdown_service(vm)
-            if vm.guest == GUEST_IGNORES_SHUTDOWN:
-                self._shutdowns_waiting += 1
-                try:
-                    return self._wait_for_ignored_shutdown(vm_id, cancel)
-                finally:
-                    self._shutdowns_waiting -= 1
-                    self._cond.notify_all()
-        return self._transition(vm_id, allowed={"Running"}, via="Stopping", target="Off", after=_powered_off)
-
-    def _wait_for_ignored_shutdown(self, vm_id: uuid.UUID, cancel: threading.Event | None) -> VMRecord:
-        """Wait, with the lock held only while looking, until the VM is off, the pipeline stops or time runs out."""
-        deadline = self.now() + self.guest_shutdown_timeout
-        with self._cond:
-            while True:
-                vm = self._vm(vm_id)
-                if vm.state == "Off":
-                    return copy.deepcopy(vm)
-                if cancel is not None and cancel.is_set():
-                    raise HostError(
-                        "The pipeline has been stopped.",
-                        error_id="PipelineStopped",
-                        category="OperationStopped",
-                        exception_type="System.Management.Automation.PipelineStoppedException",
-                    )
-                remaining = deadline - self.now()
-                if remaining <= 0:
-                    raise HostError(
-                        f"'{vm.name}' failed to shut down.\nThe operation timed out.",
-                        error_id="OperationFailed",
-                        category="OperationTimeout",
-                        target_name=vm.name,
-                    )
-                # The stop signal is a threading.Event, not this condition: look again every 50 ms.
-                self._cond.wait(min(remaining, 0.05))
+        """Stop-VM without -TurnOff: ask the guest to shut down and wait until the VM is Off."""
+        return self._power.shutdown_vm(vm_id, cancel, force=force)
 
     def turn_off_vm(self, vm_id: uuid.UUID) -> VMRecord:
-        """Power off at once, from Running, Paused, Saved (its saved state is discarded) or any transitional state
-        (it overtakes that operation); NEON VirtualMachine.cs allows VirtualMachineAction.Stop from Saved."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            if vm.state == "Off":
-                raise AlreadyInState(vm.name)
-            if vm.state not in {"Running", "Paused", "Saved"} | TRANSITIONAL:
-                raise _invalid_state(vm)
-            vm.op_token = object()  # whatever was in flight now fails
-            vm.state = "Off"
-            _powered_off(vm)
-            self._cond.notify_all()
-            return copy.deepcopy(vm)
+        """Power off at once, from Running, Paused, Saved or any transitional state (it overtakes that operation)."""
+        return self._power.turn_off_vm(vm_id)
 
     def save_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Save a Running or Paused VM's memory to disk."""
-        return self._transition(
-            vm_id,
-            allowed={"Running", "Paused"},
-            via="Saving",
-            target="Saved",
-            already={"Saved"},
-            after=_memory_saved,
-        )
+        return self._power.save_vm(vm_id)
 
     def suspend_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Pause a Running VM."""
-        return self._transition(vm_id, allowed={"Running"}, via="Pausing", target="Paused", already={"Paused"})
+        return self._power.suspend_vm(vm_id)
 
     def resume_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Resume a Paused VM."""
-        return self._transition(vm_id, allowed={"Paused"}, via="Resuming", target="Running", already={"Running"})
+        return self._power.resume_vm(vm_id)
 
     def restart_vm(self, vm_id: uuid.UUID) -> VMRecord:
         """Hard-reset a Running VM."""
-
-        def reset(vm: VMRecord) -> None:
-            vm.started_at = self.now()
-
-        return self._transition(vm_id, allowed={"Running"}, via="Reset", target="Running", after=reset)
+        return self._power.restart_vm(vm_id)
 
     def remove_saved_state(self, vm_id: uuid.UUID) -> VMRecord:
         """Discard a Saved VM's memory: it becomes Off."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            if vm.state != "Saved":
-                raise _invalid_state(vm)
-            vm.state = "Off"
-            _powered_off(vm)
-            self._cond.notify_all()
-            return copy.deepcopy(vm)
+        return self._power.remove_saved_state(vm_id)
 
     # ----- checkpoints -----
 
     def checkpoint_vm(self, vm_id: uuid.UUID, name: str | None = None) -> SnapshotRecord:
         """Take a checkpoint below the current one; Standard captures memory of a running VM, Production not."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            ctype = vm.config.checkpoint_type
-            if ctype == "Disabled":
-                raise HostError(
-                    f"Checkpoint operation failed for '{vm.name}'.\nCheckpoints are disabled for '{vm.name}'.",
-                    error_id="OperationFailed",
-                    category="InvalidOperation",
-                    target_name=vm.name,
-                )
-            if vm.state in TRANSITIONAL:
-                raise _invalid_state(vm)
-            live = vm.state in {"Running", "Paused"}
-            production = ctype in {"Production", "ProductionOnly"} and vm.state != "Paused"
-            if ctype == "ProductionOnly" and vm.state == "Paused":
-                raise HostError(
-                    f"Checkpoint operation failed for '{vm.name}'.\n"
-                    f"Could not create a production checkpoint for '{vm.name}' while it is paused.",
-                    error_id="OperationFailed",
-                    category="InvalidOperation",
-                    target_name=vm.name,
-                )
-            captured = "Saved" if vm.state == "Saved" or (live and not production) else "Off"
-            created = datetime.datetime.now(datetime.UTC)
-            if name is None:
-                stamp = created.astimezone().strftime("%m/%d/%Y - %I:%M:%S %p").lstrip("0")
-                name = f"{vm.name} - ({stamp})"
-            snap = SnapshotRecord(
-                id=uuid.uuid4(),
-                name=name,
-                parent_id=vm.current_snapshot_id,
-                created=created,
-                config=copy.deepcopy(vm.config),
-                captured_state=captured,
-                production=production,
-            )
-            vm.snapshots[snap.id] = snap
-            vm.current_snapshot_id = snap.id
-            # The checkpoint keeps the disks as they are; the VM writes to a new differencing disk of each.
-            self._branch_drives(vm, snap.id)
-            self._cond.notify_all()
-            return copy.deepcopy(snap)
+        return self._checkpoints.checkpoint_vm(vm_id, name)
 
     def find_snapshots(
         self, vm_id: uuid.UUID, name: str | None = None, snapshot_id: uuid.UUID | None = None
     ) -> list[SnapshotRecord]:
         """Return a VM's checkpoints, oldest first, filtered by name (wildcards) or id."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            snaps = sorted(vm.snapshots.values(), key=lambda s: s.created)
-            if snapshot_id is not None:
-                snaps = [s for s in snaps if s.id == snapshot_id]
-            if name is not None:
-                snaps = [s for s in snaps if wildcard_match(name, s.name)]
-                if not snaps and not has_wildcard(name):
-                    raise HostError(
-                        f'Hyper-V was unable to find a checkpoint with name "{name}" for the '
-                        f"virtual machine '{vm.name}'.",
-                        error_id="InvalidParameter",
-                        category="InvalidArgument",
-                        target_name=name,
-                    )
-            return copy.deepcopy(snaps)
+        return self._checkpoints.find_snapshots(vm_id, name, snapshot_id)
 
     def snapshot_by_id(self, snapshot_id: uuid.UUID) -> tuple[VMRecord, SnapshotRecord]:
         """Return the VM holding checkpoint ``snapshot_id`` and the checkpoint (Get-VMSnapshot -Id)."""
-        with self._cond:
-            for vm in self._vms.values():
-                snap = vm.snapshots.get(snapshot_id)
-                if snap is not None:
-                    return copy.deepcopy(vm), copy.deepcopy(snap)
-        raise HostError(
-            f'Hyper-V was unable to find a checkpoint with id "{snapshot_id}".',
-            error_id="InvalidParameter",
-            category="InvalidArgument",
-            target_name=str(snapshot_id),
-        )
+        return self._checkpoints.snapshot_by_id(snapshot_id)
 
     def restore_snapshot(self, vm_id: uuid.UUID, snapshot_id: uuid.UUID) -> VMRecord:
-        """Apply a checkpoint to an Off or Saved VM: config and captured state come back, and the VM writes to a
-        new differencing disk of each of the checkpoint's disks."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            snap = self._snapshot(vm, snapshot_id)
-            if vm.state not in {"Off", "Saved"}:
-                raise _invalid_state(vm)
-            old_notes = vm.config.notes
-            vm.config = copy.deepcopy(snap.config)
-            self._follow_guest_label(vm, old_notes)
-            vm.state = snap.captured_state
-            vm.current_snapshot_id = snap.id
-            _powered_off(vm)
-            # A new differencing disk of the checkpoint's disks; the one the VM left is discarded.
-            self._branch_drives(vm, uuid.uuid4())
-            self._collapse(vm)
-            self._cond.notify_all()
-            return copy.deepcopy(vm)
+        """Apply a checkpoint to an Off or Saved VM: config and captured state come back."""
+        return self._checkpoints.restore_snapshot(vm_id, snapshot_id)
 
     def remove_snapshot(self, vm_id: uuid.UUID, snapshot_id: uuid.UUID, *, subtree: bool) -> None:
-        """Delete a checkpoint (children move up to its parent) or, with ``subtree``, it and its descendants;
-        the differencing disks no checkpoint needs any more are merged or deleted."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            snap = self._snapshot(vm, snapshot_id)
-            doomed = {snap.id}
-            if subtree:
-                changed = True
-                while changed:
-                    changed = False
-                    for other in vm.snapshots.values():
-                        if other.parent_id in doomed and other.id not in doomed:
-                            doomed.add(other.id)
-                            changed = True
-            for other in vm.snapshots.values():
-                if other.parent_id == snap.id and other.id not in doomed:
-                    other.parent_id = snap.parent_id
-            if vm.current_snapshot_id in doomed:
-                vm.current_snapshot_id = snap.parent_id
-            for sid in doomed:
-                del vm.snapshots[sid]
-            self._collapse(vm)
-            self._cond.notify_all()
+        """Delete a checkpoint (children move up to its parent) or, with ``subtree``, it and its descendants."""
+        self._checkpoints.remove_snapshot(vm_id, snapshot_id, subtree=subtree)
 
     def rename_snapshot(self, vm_id: uuid.UUID, snapshot_id: uuid.UUID, new_name: str) -> SnapshotRecord:
         """Rename a checkpoint."""
-        with self._cond:
-            snap = self._snapshot(self._vm(vm_id), snapshot_id)
-            snap.name = new_name
-            return copy.deepcopy(snap)
+        return self._checkpoints.rename_snapshot(vm_id, snapshot_id, new_name)
 
-    def _snapshot(self, vm: VMRecord, snapshot_id: uuid.UUID) -> SnapshotRecord:
-        snap = vm.snapshots.get(snapshot_id)
-        if snap is None:
-            raise HostError(
-                f'Hyper-V was unable to find a checkpoint with id "{snapshot_id}" for the '
-                f"virtual machine '{vm.name}'.",
-                error_id="InvalidParameter",
-                category="InvalidArgument",
-                target_name=str(snapshot_id),
-            )
-        return snap
-
-    # ----- virtual hard disks and drives -----
-
-    def _create_vhd(self, path: str, size: int, vhd_type: str, parent: str | None) -> FileEntry:
-        full = normalize_path(path, self.virtual_hard_disk_path)
-        fmt = "VHD" if full.lower().endswith(".vhd") else "VHDX"
-        if not full.lower().endswith((".vhd", ".vhdx")):
-            raise HostError(
-                f"Failed to create the virtual hard disk.\nThe format of '{full}' is not valid: "
-                "the file name extension must be .vhd or .vhdx.",
-                error_id="InvalidParameter",
-                category="InvalidArgument",
-                target_name=full,
-            )
-        if size <= 0 and vhd_type != "Differencing":
-            raise HostError(
-                "Failed to create the virtual hard disk.\nThe size of the virtual hard disk is not valid.",
-                error_id="InvalidParameter",
-                category="InvalidArgument",
-                target_name=full,
-            )
-        file_size = size if vhd_type == "Fixed" else 4 * MiB
-        block = 0 if vhd_type == "Fixed" else 32 * MiB
-        return self.files.create(
-            FileEntry(
-                path=full,
-                size=size,
-                file_size=file_size,
-                vhd_type=vhd_type,
-                vhd_format=fmt,
-                parent_path=parent,
-                block_size=block,
-            )
-        )
-
-    def new_vhd(
-        self, path: str, size: int | None, *, vhd_type: str = "Dynamic", parent_path: str | None = None
-    ) -> FileEntry:
-        """Create a VHD/VHDX file (Dynamic by default; Differencing needs a parent)."""
-        with self._cond:
-            if vhd_type == "Differencing":
-                if parent_path is None:
-                    raise HostError(
-                        "Failed to create the virtual hard disk.\nA differencing disk needs a parent path.",
-                        error_id="InvalidParameter",
-                        category="InvalidArgument",
-                        target_name=path,
-                    )
-                parent = self.files.get(normalize_path(parent_path, self.virtual_hard_disk_path))
-                if parent is None or parent.vhd_type is None:
-                    raise _file_not_found(normalize_path(parent_path, self.virtual_hard_disk_path))
-                return copy.deepcopy(self._create_vhd(path, parent.size, "Differencing", parent.path))
-            return copy.deepcopy(self._create_vhd(path, size or 0, vhd_type, None))
-
-    def get_vhd(self, path: str) -> FileEntry:
-        """Return the VHD at ``path``."""
-        full = normalize_path(path, self.virtual_hard_disk_path)
-        entry = self.files.get(full)
-        if entry is None or entry.vhd_type is None:
-            raise _file_not_found(full)
-        return copy.deepcopy(entry)
-
-    def _branch_drives(self, vm: VMRecord, guid: uuid.UUID) -> None:
-        """Point each of the VM's VHD drives at a new differencing disk of the file it points at now.
-
-        Hyper-V names it after the chain's root disk, ``<root>_<GUID>.avhdx`` next to the parent.
-        """
-        for drive in vm.config.hard_drives:
-            parent = self.files.get(drive.path) if drive.path else None
-            if parent is None or parent.vhd_type is None:
-                continue
-            root = self._chain(parent.path)[-1]
-            stem, extension = ntpath.splitext(ntpath.basename(root.path))
-            suffix = ".avhd" if extension.lower() == ".vhd" else ".avhdx"
-            child = ntpath.join(ntpath.dirname(parent.path), f"{stem}_{str(guid).upper()}{suffix}")
-            self.files.create(
-                FileEntry(
-                    path=child,
-                    size=parent.size,
-                    file_size=4 * MiB,
-                    vhd_type="Differencing",
-                    vhd_format=parent.vhd_format,
-                    parent_path=parent.path,
-                    block_size=2 * MiB,
-                    checkpoint_of=vm.id,
-                )
-            )
-            drive.path = normalize_path(child)
-
-    def _chain(self, path: str) -> list[FileEntry]:
-        """Return the file at ``path`` and its parents, nearest first (missing files end the chain)."""
-        out: list[FileEntry] = []
-        entry = self.files.get(path)
-        while entry is not None and all(e.path.casefold() != entry.path.casefold() for e in out):
-            out.append(entry)
-            entry = self.files.get(entry.parent_path) if entry.parent_path else None
-        return out
-
-    def _references(self) -> set[str]:
-        """Return every file a VM's drive or a checkpoint's drive points at (casefolded)."""
-        out: set[str] = set()
-        for vm in self._vms.values():
-            for config in [vm.config, *(snap.config for snap in vm.snapshots.values())]:
-                out.update(d.path.casefold() for d in config.hard_drives if d.path)
-        return out
-
-    def _collapse(self, vm: VMRecord) -> None:
-        """Merge or delete the VM's checkpoint differencing disks that no checkpoint needs any more.
-
-        A checkpoint disk nothing points at and with no children is deleted; one whose parent none of this VM's
-        drives and checkpoints points at, and that has no other child among this VM's checkpoint disks, is merged
-        into that parent (the parent takes its place), as Remove-VMSnapshot does. Hyper-V does not look at other
-        VMs when it merges: a parent another VM also uses, directly or through a differencing disk of its own, is
-        merged into all the same.
-        """
-        changed = True
-        while changed:
-            changed = False
-            references = self._references()
-            own = {
-                d.path.casefold()
-                for config in [vm.config, *(snap.config for snap in vm.snapshots.values())]
-                for d in config.hard_drives
-                if d.path
-            }
-            files = [self.files.get(path) for path in self.files.paths()]
-            children: dict[str, list[FileEntry]] = {}
-            own_children: dict[str, list[FileEntry]] = {}
-            for entry in files:
-                if entry is not None and entry.parent_path:
-                    children.setdefault(entry.parent_path.casefold(), []).append(entry)
-                    if entry.checkpoint_of == vm.id:
-                        own_children.setdefault(entry.parent_path.casefold(), []).append(entry)
-            for entry in files:
-                if entry is None or entry.checkpoint_of != vm.id:
-                    continue
-                key = entry.path.casefold()
-                if key not in references and not children.get(key):
-                    self.files.remove(entry.path)
-                    changed = True
-                    break
-                parent = self.files.get(entry.parent_path) if entry.parent_path else None
-                if parent is None or parent.path.casefold() in own:
-                    continue
-                if len(own_children.get(parent.path.casefold(), [])) != 1:
-                    continue
-                self._merge_into_parent(vm, entry, parent, children.get(key, []))
-                changed = True
-                break
-
-    def _merge_into_parent(
-        self, vm: VMRecord, child: FileEntry, parent: FileEntry, grandchildren: list[FileEntry]
-    ) -> None:
-        key = child.path.casefold()
-        for config in [vm.config, *(snap.config for snap in vm.snapshots.values())]:
-            for drive in config.hard_drives:
-                if drive.path and drive.path.casefold() == key:
-                    drive.path = parent.path
-        for entry in grandchildren:
-            entry.parent_path = parent.path
-        self.files.remove(child.path)
-
-    def attached_vm(self, path: str) -> VMRecord | None:
-        """Return the VM whose drive holds ``path``, if any."""
-        key = normalize_path(path).casefold()
-        with self._cond:
-            for vm in self._vms.values():
-                drives = _drives(vm)
-                if any(d.path is not None and d.path.casefold() == key for d in drives):
-                    return copy.deepcopy(vm)
-        return None
-
-    def _in_use(self, path: str) -> bool:
-        key = normalize_path(path).casefold()
-        if key in self._held or key in self._merging:
-            return True
-        for vm in self._vms.values():
-            if vm.state == "Off":
-                continue
-            # A running VM holds its disks open, and through each one every parent in its chain.
-            for drive in _drives(vm):
-                if drive.path and any(e.path.casefold() == key for e in self._chain(drive.path)):
-                    return True
-        return False
-
-    def remove_file(self, path: str) -> None:
-        """Delete a file; one a running VM (or another process) holds open cannot be deleted."""
-        with self._cond:
-            if self._in_use(path):
-                full = normalize_path(path)
-                raise HostError(
-                    f"Cannot remove item {full}: The process cannot access the file '{full}' because it "
-                    "is being used by another process.",
-                    error_id="RemoveFileSystemItemIOError",
-                    category="WriteError",
-                    target_name=full,
-                    exception_type="System.IO.IOException",
-                )
-            self.files.remove(path)
+    # ----- drives -----
 
     def add_hard_disk(
         self,
@@ -1147,139 +276,35 @@ class HyperVHost:
         disk_number: int | None = None,
     ) -> HardDiskRecord:
         """Attach a disk at the first free slot (or the one given); ``disk_number`` passes a physical disk through."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            full = None
-            if disk_number is not None and disk_number not in self.physical_disks:
-                raise HostError(
-                    f"Failed to add device 'Physical Disk'.\nNo physical disk with number {disk_number} is "
-                    "available for pass-through.",
-                    error_id="ObjectNotFound",
-                    category="ObjectNotFound",
-                    target_name=vm.name,
-                )
-            if path is not None and disk_number is None:
-                full = normalize_path(path, self.virtual_hard_disk_path)
-                if self.files.get(full) is None:
-                    raise _file_not_found(full)
-            ctype = controller_type or ("SCSI" if vm.generation == 2 else "IDE")
-            if ctype == "IDE" and vm.generation == 2:
-                raise HostError(
-                    "Generation 2 virtual machines do not support IDE controllers.",
-                    error_id="InvalidParameter",
-                    category="InvalidArgument",
-                    target_name=vm.name,
-                )
-            if ctype == "IDE" and vm.state != "Off":
-                raise _modify_failed(vm, "Hard Drive", _not_running_detail())
-            number, location = self._free_slot(vm, ctype, controller_number, controller_location)
-            drive = HardDiskRecord(ctype, number, location, full, disk_number)
-            vm.config.hard_drives.append(drive)
-            self._cond.notify_all()
-            return copy.deepcopy(drive)
+        return self._drives.add_hard_disk(
+            vm_id, path, controller_type, controller_number, controller_location, disk_number
+        )
 
     def add_dvd_drive(self, vm_id: uuid.UUID, path: str | None) -> DvdDriveRecord:
         """Attach a DVD drive at the first free slot."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            full = None if path is None else normalize_path(path)
-            if full is not None and self.files.get(full) is None:
-                raise _file_not_found(full)
-            ctype = "SCSI" if vm.generation == 2 else "IDE"
-            if ctype == "IDE" and vm.state != "Off":
-                raise _modify_failed(vm, "DVD Drive", _not_running_detail())
-            number, location = self._free_slot(vm, ctype, None, None)
-            drive = DvdDriveRecord(ctype, number, location, full)
-            vm.config.dvd_drives.append(drive)
-            return copy.deepcopy(drive)
+        return self._drives.add_dvd_drive(vm_id, path)
 
     def set_dvd_media(self, vm_id: uuid.UUID, slot: tuple[str, int, int], path: str | None) -> DvdDriveRecord:
         """Insert (or with None eject) an ISO in the DVD drive at ``slot``."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            full = None if path is None else normalize_path(path)
-            if full is not None and self.files.get(full) is None:
-                raise _file_not_found(full)
-            for drive in vm.config.dvd_drives:
-                if (drive.controller_type, drive.controller_number, drive.controller_location) == slot:
-                    drive.path = full
-                    return copy.deepcopy(drive)
-            raise HostError(
-                f"No DVD drive was found at the given location on '{vm.name}'.",
-                error_id="ObjectNotFound",
-                category="ObjectNotFound",
-                target_name=vm.name,
-            )
-
-    def _free_slot(self, vm: VMRecord, ctype: str, number: int | None, location: int | None) -> tuple[int, int]:
-        used = {(d.controller_number, d.controller_location) for d in _drives(vm) if d.controller_type == ctype}
-        numbers = [number] if number is not None else list(range(2 if ctype == "IDE" else 4))
-        locations_per = 2 if ctype == "IDE" else 64
-        for n in numbers:
-            for loc in [location] if location is not None else range(locations_per):
-                if (n, loc) not in used:
-                    return n, loc
-        raise HostError(
-            f"Failed to add device 'Virtual Hard Disk'.\nThe controller slot is already in use on '{vm.name}'.",
-            error_id="InvalidParameter",
-            category="InvalidArgument",
-            target_name=vm.name,
-        )
+        return self._drives.set_dvd_media(vm_id, slot, path)
 
     def remove_drive(self, vm_id: uuid.UUID, slot: tuple[str, int, int], dvd: bool) -> None:
         """Detach the hard disk (or DVD) drive at ``slot``; the file stays."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            drives: list[Any] = vm.config.hard_drives  # hard disk or DVD records: same slot fields
-            if dvd:
-                drives = vm.config.dvd_drives
-            for index, drive in enumerate(drives):
-                if (drive.controller_type, drive.controller_number, drive.controller_location) == slot:
-                    if drive.controller_type == "IDE" and vm.state != "Off":
-                        raise _modify_failed(vm, "Hard Drive", _not_running_detail())
-                    del drives[index]
-                    self._cond.notify_all()
-                    return
-            raise HostError(
-                f"No drive was found at the given location on '{vm.name}'.",
-                error_id="ObjectNotFound",
-                category="ObjectNotFound",
-                target_name=vm.name,
-            )
+        self._drives.remove_drive(vm_id, slot, dvd)
 
     # ----- network -----
 
     def list_switches(self) -> list[SwitchRecord]:
         """Return every virtual switch, ordered by name."""
-        with self._cond:
-            return [copy.deepcopy(s) for s in sorted(self._switches.values(), key=lambda s: s.name.casefold())]
-
-    def _switch_by_name(self, name: str) -> SwitchRecord:
-        for switch in self._switches.values():
-            if switch.name.casefold() == name.casefold():
-                return switch
-        raise HostError(
-            f'Hyper-V was unable to find a virtual switch with name "{name}".',
-            error_id="InvalidParameter",
-            category="InvalidArgument",
-            target_name=name,
-        )
+        return self._network.list_switches()
 
     def new_switch(self, name: str, switch_type: str, notes: str = "") -> SwitchRecord:
         """Create an Internal or Private switch."""
-        with self._cond:
-            switch = SwitchRecord(uuid.uuid4(), name, switch_type, notes)
-            self._switches[switch.id] = switch
-            return copy.deepcopy(switch)
+        return self._network.new_switch(name, switch_type, notes)
 
     def remove_switch(self, switch_id: uuid.UUID) -> None:
         """Delete a switch; adapters connected to it become disconnected."""
-        with self._cond:
-            switch = self._switches.pop(switch_id)
-            for vm in self._vms.values():
-                for nic in vm.config.network_adapters:
-                    if nic.switch_name is not None and nic.switch_name.casefold() == switch.name.casefold():
-                        nic.switch_name = None
+        self._network.remove_switch(switch_id)
 
     def add_network_adapter(
         self,
@@ -1290,114 +315,12 @@ class HyperVHost:
         is_legacy: bool = False,
     ) -> NetworkAdapterRecord:
         """Add an adapter (legacy adapters need a Generation 1 VM that is Off)."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            if switch_name is not None:
-                self._switch_by_name(switch_name)
-            if is_legacy and (vm.generation == 2 or vm.state != "Off"):
-                raise _modify_failed(vm, "Legacy Network Adapter", _not_running_detail())
-            _require_nic_hotplug(vm)
-            mac = static_mac.replace("-", "").replace(":", "").upper() if static_mac else None
-            if mac is None and vm.state not in {"Off", "Saved"}:
-                mac = self._next_mac()
-            nic = NetworkAdapterRecord(uuid.uuid4(), name, switch_name, mac, static_mac is None, is_legacy)
-            vm.config.network_adapters.append(nic)
-            self._cond.notify_all()
-            return copy.deepcopy(nic)
+        return self._network.add_network_adapter(vm_id, name, switch_name, static_mac, is_legacy)
 
     def remove_network_adapter(self, vm_id: uuid.UUID, adapter_id: uuid.UUID) -> None:
         """Remove one adapter (from a running VM only on Generation 2)."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            _require_nic_hotplug(vm)
-            vm.config.network_adapters = [n for n in vm.config.network_adapters if n.adapter_id != adapter_id]
-            self._cond.notify_all()
+        self._network.remove_network_adapter(vm_id, adapter_id)
 
     def connect_network_adapter(self, vm_id: uuid.UUID, adapter_id: uuid.UUID, switch_name: str | None) -> None:
         """Connect an adapter to a switch (None disconnects)."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            if switch_name is not None:
-                switch_name = self._switch_by_name(switch_name).name
-            for nic in vm.config.network_adapters:
-                if nic.adapter_id == adapter_id:
-                    nic.switch_name = switch_name
-            self._cond.notify_all()
-
-    # ----- firmware -----
-
-    def set_firmware(
-        self, vm_id: uuid.UUID, *, secure_boot: bool | None = None, template: str | None = None
-    ) -> VMRecord:
-        """Change secure boot settings of a Generation 2 VM that is Off."""
-        with self._cond:
-            vm = self._vm(vm_id)
-            require_generation_2(vm)
-            if vm.state != "Off":
-                raise _modify_failed(vm, "Firmware", _not_running_detail())
-            if template is not None:
-                if template not in SECURE_BOOT_TEMPLATES:
-                    raise HostError(
-                        f"The secure boot template '{template}' is not valid. Valid templates: "
-                        + ", ".join(SECURE_BOOT_TEMPLATES),
-                        error_id="InvalidParameter",
-                        category="InvalidArgument",
-                        target_name=template,
-                    )
-                vm.config.secure_boot_template = template
-            if secure_boot is not None:
-                vm.config.secure_boot = secure_boot
-            return copy.deepcopy(vm)
-
-
-def _require_nic_hotplug(vm: VMRecord) -> None:
-    """Network adapters are hot added and removed on Generation 2 VMs only (WSDOCS What's new in Hyper-V, "Hot add
-    and remove for network adapters and memory"). The error a Generation 1 VM gets is an ASSUMPTION: the modify
-    failure with the invalid-state detail, as for the other devices that need the VM off."""
-    if vm.generation == 1 and vm.state not in {"Off", "Saved"}:
-        raise _modify_failed(vm, "Network Adapter", _not_running_detail())
-
-
-def _drives(vm: VMRecord) -> list[HardDiskRecord | DvdDriveRecord]:
-    return [*vm.config.hard_drives, *vm.config.dvd_drives]
-
-
-def require_generation_2(vm: VMRecord) -> None:
-    """Raise the error the VMFirmware cmdlets give for a Generation 1 VM."""
-    if vm.generation != 2:
-        raise HostError(
-            "Generation 1 virtual machines do not support the VMFirmware cmdlets. "
-            "Use Get-VMBios and Set-VMBios instead.",
-            error_id="InvalidParameter",
-            category="InvalidArgument",
-            target_name=vm.name,
-        )
-
-
-def _check_memory(name: str, memory: int) -> None:
-    if memory < 32 * MiB or memory % (2 * MiB):
-        raise HostError(
-            f"Failed to modify device 'Memory'.\nInvalid startup memory amount assigned for '{name}'. "
-            "The amount must be at least 32 MB and a multiple of 2 MB.",
-            error_id="InvalidParameter",
-            category="InvalidArgument",
-            target_name=name,
-        )
-
-
-def _file_not_found(path: str) -> HostError:
-    return HostError(
-        f"Getting the mounted storage instance for the path '{path}' failed.\n"
-        "The system cannot find the file specified. (0x80070002)",
-        error_id="ObjectNotFound",
-        category="ObjectNotFound",
-        target_name=path,
-    )
-
-
-def _powered_off(vm: VMRecord) -> None:
-    vm.started_at = None
-
-
-def _memory_saved(vm: VMRecord) -> None:
-    vm.started_at = None
+        self._network.connect_network_adapter(vm_id, adapter_id, switch_name)

@@ -11,243 +11,39 @@ data (strings, JSON) are never parsed as code.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import enum
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO, TextIO
 
 import tree_sitter
-import tree_sitter_powershell
 from psrpcore.types import PSObject
 
 from .cmdlets import Registry, Session
 from .errors import HostError, PipelineStopped, PSErrorRecord
+from .powershell_lang.expressions import Expressions
+from .powershell_lang.members import Console, Members, PropertyView
+from .powershell_lang.operators import add
+from .powershell_lang.syntax import (
+    LANGUAGE,
+    ExitScript,
+    Node,
+    ScriptError,
+    first_error,
+    named_nodes,
+    node_text,
+    parse_error_record,
+    strip,
+    unsupported,
+)
 from .values import (
     ErrorRecordValue,
     PSHashtable,
-    dotnet_type_name,
     enumerate_value,
     is_truthy,
-    missing,
-    new_custom_object,
     property_names,
-    property_value,
     to_ps_string,
 )
 
-__all__ = ["ExitScript", "Interpreter", "ScriptError", "parse_error_record"]
-
-_LANGUAGE = tree_sitter.Language(tree_sitter_powershell.language())
-Node = tree_sitter.Node
-
-
-class ScriptError(Exception):
-    """The script uses something outside the supported subset, or is malformed."""
-
-    def __init__(self, record: PSErrorRecord) -> None:
-        super().__init__(record.message)
-        self.record = record
-
-
-class ExitScript(Exception):
-    """``exit N``."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-def parse_error_record(message: str, error_id: str) -> PSErrorRecord:
-    """Return the ParseException record PowerShell reports for a script it cannot parse."""
-    return PSErrorRecord(
-        message=message,
-        category="ParserError",
-        fully_qualified_error_id=error_id,
-        exception_type="System.Management.Automation.ParseException",
-    )
-
-
-def _unsupported(node: Node, what: str = "") -> ScriptError:
-    text = node.text.decode("utf-8", "replace") if node.text else ""
-    line = node.start_point[0] + 1
-    col = node.start_point[1] + 1
-    detail = what or f"'{node.type}'"
-    return ScriptError(
-        PSErrorRecord(
-            message=f"At line:{line} char:{col}\n+ {text[:80]}\nThis host does not support {detail}.",
-            category="ParserError",
-            fully_qualified_error_id="NotSupportedByLoopbackHost",
-            exception_type="System.Management.Automation.ParseException",
-        )
-    )
-
-
-@dataclass
-class Console:
-    """The process's standard streams as [Console] sees them."""
-
-    stdin: BinaryIO
-    stdout: TextIO
-
-
-_WRAPPERS = {
-    "pipeline",
-    "logical_expression",
-    "bitwise_expression",
-    "comparison_expression",
-    "additive_expression",
-    "multiplicative_expression",
-    "format_expression",
-    "range_expression",
-    "array_literal_expression",
-    "unary_expression",
-    "left_assignment_expression",
-    "logical_argument_expression",
-    "bitwise_argument_expression",
-    "comparison_argument_expression",
-    "additive_argument_expression",
-    "multiplicative_argument_expression",
-    "format_argument_expression",
-    "range_argument_expression",
-    "argument_expression",
-    "key_expression",
-    "string_literal",
-    "integer_literal",
-    "member_name",
-    "type_spec",
-    "command_name_expr",
-    "expression_with_unary_operator",
-}
-
-
-def _named(node: Node) -> list[Node]:
-    return [c for c in node.named_children if c.type != "comment"]
-
-
-def _text(node: Node) -> str:
-    return node.text.decode("utf-8") if node.text else ""
-
-
-def _compare(op: str, left: object, right: object) -> object:
-    base = op.lstrip("-").lower()
-    if base[:1] in {"c", "i"} and base[1:] in {"eq", "ne", "gt", "lt", "ge", "le", "like", "notlike"}:
-        base = base[1:]
-    if isinstance(left, list) and base in {"eq", "ne"}:
-        return [item for item in left if _compare(op, item, right)]
-    if base in {"eq", "ne"}:
-        equal = _equals(left, right)
-        return equal if base == "eq" else not equal
-    if base in {"gt", "lt", "ge", "le"}:
-        a, b = _coerce_pair(left, right)
-        return {"gt": a > b, "lt": a < b, "ge": a >= b, "le": a <= b}[base]  # type: ignore[operator]
-    if base in {"like", "notlike"}:
-        from .hyperv import wildcard_match
-
-        hit = wildcard_match(to_ps_string(right), to_ps_string(left))
-        return hit if base == "like" else not hit
-    if base in {"contains", "notcontains"}:
-        hit = any(_equals(item, right) for item in enumerate_value(left))
-        return hit if base == "contains" else not hit
-    if base in {"in", "notin"}:
-        hit = any(_equals(item, left) for item in enumerate_value(right))
-        return hit if base == "in" else not hit
-    raise ValueError(op)
-
-
-def _equals(left: object, right: object) -> bool:
-    if left is None or right is None:
-        return left is None and right is None
-    if isinstance(left, str):
-        return left.casefold() == to_ps_string(right).casefold()
-    if isinstance(left, enum.Enum):
-        if isinstance(right, str):
-            return left.name.casefold() == right.casefold()
-        return int(left.value) == right
-    if isinstance(left, bool):
-        return left == is_truthy(right)
-    if isinstance(left, int | float):
-        try:
-            return left == (float(to_ps_string(right)) if isinstance(right, str) else right)
-        except ValueError:
-            return False
-    return left is right or left == right
-
-
-def _coerce_pair(left: object, right: object) -> tuple[object, object]:
-    if isinstance(left, str):
-        return left.casefold(), to_ps_string(right).casefold()
-    if isinstance(left, int | float) and isinstance(right, str):
-        return left, float(right)
-    return left, right
-
-
-def _add(left: object, right: object) -> object:
-    if left is None:
-        return right if not isinstance(right, list) else list(right)
-    if isinstance(left, list):
-        return [*left, *(right if isinstance(right, list) else [right])]
-    if isinstance(left, str):
-        return left + to_ps_string(right)
-    if isinstance(left, PSHashtable) and isinstance(right, PSHashtable):
-        merged = PSHashtable(left.ordered)
-        for k, v in [*left.items(), *right.items()]:
-            merged[k] = v
-        return merged
-    if isinstance(left, int | float):
-        other = float(right) if isinstance(right, str) and "." in right else right
-        if isinstance(other, str):
-            other = int(other)
-        return left + other  # type: ignore[operator]
-    raise TypeError("op_Addition")
-
-
-def _format(fmt: str, args: list[object]) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(fmt):
-        ch = fmt[i]
-        if ch == "{" and fmt[i : i + 2] == "{{":
-            out.append("{")
-            i += 2
-            continue
-        if ch == "}" and fmt[i : i + 2] == "}}":
-            out.append("}")
-            i += 2
-            continue
-        if ch == "{":
-            end = fmt.index("}", i)
-            index = int(fmt[i + 1 : end].split(",")[0].split(":")[0])
-            out.append(to_ps_string(args[index]))
-            i = end + 1
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "0": "\0", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b"}
-
-
-def _unescape(text: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "`" and i + 1 < len(text):
-            nxt = text[i + 1]
-            out.append(_ESCAPES.get(nxt, nxt))
-            i += 2
-            continue
-        if ch == '"' and text[i + 1 : i + 2] == '"':
-            out.append('"')
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+__all__ = ["Console", "ExitScript", "Interpreter", "ScriptError", "parse_error_record"]
 
 
 @dataclass
@@ -277,7 +73,9 @@ class Interpreter:
             "warningPreference": "Continue",
             "confirmPreference": "High",
         }
-        self._parser = tree_sitter.Parser(_LANGUAGE)
+        self._parser = tree_sitter.Parser(LANGUAGE)
+        self._members = Members(console)
+        self._expressions = Expressions(self, self._members)
 
     # ----- entry points -----
 
@@ -286,11 +84,11 @@ class Interpreter:
         tree = self._parser.parse(script.encode("utf-8"))
         root = tree.root_node
         if root.has_error:
-            bad = _first_error(root)
+            bad = first_error(root)
             line, col = bad.start_point[0] + 1, bad.start_point[1] + 1
             raise ScriptError(
                 parse_error_record(
-                    f"At line:{line} char:{col}\n+ {_text(bad)[:80]}\nUnexpected token '{_text(bad)[:40]}' "
+                    f"At line:{line} char:{col}\n+ {node_text(bad)[:80]}\nUnexpected token '{node_text(bad)[:40]}' "
                     "in expression or statement.",
                     "UnexpectedToken",
                 )
@@ -316,7 +114,8 @@ class Interpreter:
 
     # ----- variables -----
 
-    def _get_var(self, name: str) -> object:
+    def get_var(self, name: str) -> object:
+        """Return the variable's value (None when it is not set); ``$true``, ``$false`` and ``$null`` are constants."""
         low = name.casefold()
         if low in {"true", "false", "null"}:
             return {"true": True, "false": False, "null": None}[low]
@@ -349,7 +148,7 @@ class Interpreter:
     # ----- statements -----
 
     def _block(self, node: Node, flow: _Flow) -> None:
-        for child in _named(node):
+        for child in named_nodes(node):
             self._statement(child, flow)
 
     def _statement(self, node: Node, flow: _Flow) -> None:
@@ -371,19 +170,19 @@ class Interpreter:
         elif kind == "flow_control_statement":
             self._flow_control(node)
         else:
-            raise _unsupported(node)
+            raise unsupported(node)
 
     def _if(self, node: Node, flow: _Flow) -> None:
         condition = node.child_by_field_name("condition")
         blocks = [c for c in node.named_children if c.type == "statement_block"]
-        if condition is not None and is_truthy(self._value(condition)):
+        if condition is not None and is_truthy(self.value(condition)):
             self._block(blocks[0], flow)
             return
         for clause in node.named_children:
             if clause.type == "elseif_clauses":
                 for elif_ in clause.named_children:
                     cond = elif_.child_by_field_name("condition")
-                    if cond is not None and is_truthy(self._value(cond)):
+                    if cond is not None and is_truthy(self.value(cond)):
                         self._block(next(c for c in elif_.named_children if c.type == "statement_block"), flow)
                         return
             elif clause.type == "else_clause":
@@ -391,12 +190,12 @@ class Interpreter:
                 return
 
     def _foreach(self, node: Node, flow: _Flow) -> None:
-        parts = _named(node)
+        parts = named_nodes(node)
         variable = next(c for c in parts if c.type == "variable")
         collection = next(c for c in parts if c.type == "pipeline")
         body = next(c for c in parts if c.type == "statement_block")
-        for item in enumerate_value(self._value(collection)):
-            self._set_var(_text(variable)[1:], item)
+        for item in enumerate_value(self.value(collection)):
+            self._set_var(node_text(variable)[1:], item)
             self._block(body, flow)
 
     def _while(self, node: Node, flow: _Flow) -> None:
@@ -405,7 +204,7 @@ class Interpreter:
         while True:
             # PowerShell checks for a stop request between statements: a stopped pipeline never loops again.
             self.session.check_stopped()
-            if not is_truthy(self._value(_named(condition)[0])):
+            if not is_truthy(self.value(named_nodes(condition)[0])):
                 return
             self._block(body, flow)
 
@@ -442,7 +241,7 @@ class Interpreter:
             if not types:
                 return clause
             for literal in types[0].named_children:
-                name = _text(literal).strip("[]")
+                name = node_text(literal).strip("[]")
                 if record.exception_type.casefold().endswith(name.casefold()) or name.casefold() in {
                     "exception",
                     "system.exception",
@@ -451,9 +250,9 @@ class Interpreter:
         return None
 
     def _flow_control(self, node: Node) -> None:
-        keyword = _text(node).split(None, 1)[0].casefold()
-        args = _named(node)
-        value = self._value(args[0]) if args else None
+        keyword = node_text(node).split(None, 1)[0].casefold()
+        args = named_nodes(node)
+        value = self.value(args[0]) if args else None
         if keyword == "exit":
             raise ExitScript(int(value) if value is not None else 0)  # type: ignore[call-overload]
         if keyword == "throw":
@@ -470,13 +269,13 @@ class Interpreter:
                     target_object=message,
                 )
             )
-        raise _unsupported(node, f"the '{keyword}' statement")
+        raise unsupported(node, f"the '{keyword}' statement")
 
     # ----- pipelines -----
 
     def _pipeline(self, node: Node) -> list[object]:
         """Run a pipeline node; return its output objects (an expression's value is enumerated)."""
-        inner = self._strip(node)
+        inner = strip(node)
         if inner.type == "assignment_expression":
             self._assign(inner)
             return []
@@ -484,55 +283,48 @@ class Interpreter:
             return self._chain(inner)
         if inner.type == "command":
             return self._command(inner, None)
-        return enumerate_value(self._expr(inner))
+        return enumerate_value(self._expressions.expr(inner))
 
     def _chain(self, node: Node) -> list[object]:
-        elements = _named(node)
-        if any(_text(c) in {"&&", "||"} for c in node.children if not c.is_named):
-            raise _unsupported(node, "pipeline chain operators (PowerShell 7 only)")
+        elements = named_nodes(node)
+        if any(node_text(c) in {"&&", "||"} for c in node.children if not c.is_named):
+            raise unsupported(node, "pipeline chain operators (PowerShell 7 only)")
         data: list[object] | None = None
         for element in elements:
-            stripped = self._strip(element)
+            stripped = strip(element)
             if stripped.type == "command":
                 data = self._command(stripped, data)
             elif data is None:
-                data = enumerate_value(self._expr(stripped))
+                data = enumerate_value(self._expressions.expr(stripped))
             else:
-                raise _unsupported(element, "an expression after '|'")
+                raise unsupported(element, "an expression after '|'")
         return data or []
 
-    def _value(self, node: Node) -> object:
+    def value(self, node: Node) -> object:
         """Evaluate a pipeline used as a value: an expression keeps its value, commands collect output."""
-        inner = self._strip(node)
+        inner = strip(node)
         if inner.type in {"pipeline_chain", "command", "assignment_expression"}:
-            if inner.type == "pipeline_chain" and len(_named(inner)) == 1:
-                only = self._strip(_named(inner)[0])
+            if inner.type == "pipeline_chain" and len(named_nodes(inner)) == 1:
+                only = strip(named_nodes(inner)[0])
                 if only.type != "command":
-                    return self._expr(only)
+                    return self._expressions.expr(only)
             out = self._pipeline(inner)
             if not out:
                 return None
             return out[0] if len(out) == 1 else out
-        return self._expr(inner)
-
-    def _strip(self, node: Node) -> Node:
-        while node.type in _WRAPPERS | {"pipeline_chain"} and len(node.children) == 1 and node.children[0].is_named:
-            node = node.children[0]
-        if node.type == "pipeline" and len(_named(node)) == 1:
-            return self._strip(_named(node)[0])
-        return node
+        return self._expressions.expr(inner)
 
     def _command(self, node: Node, pipeline_input: list[object] | None) -> list[object]:
         name_node = node.child_by_field_name("command_name")
         if name_node is None:
-            raise _unsupported(node, "this command form")
+            raise unsupported(node, "this command form")
         invoke_op = any(c.type == "command_invokation_operator" for c in node.children)
-        if invoke_op and _text(name_node).startswith("$"):
+        if invoke_op and node_text(name_node).startswith("$"):
             name = to_ps_string(self._command_name_value(name_node))
         elif name_node.type == "command_name" or not invoke_op:
-            name = _text(name_node)
+            name = node_text(name_node)
         else:
-            name = to_ps_string(self._expr(self._strip(name_node)))
+            name = to_ps_string(self._expressions.expr(strip(name_node)))
         arguments = self._arguments(node.child_by_field_name("command_elements"))
         cmdlet = self.registry.get(name)
         if cmdlet is None:
@@ -552,15 +344,15 @@ class Interpreter:
 
     def _command_name_value(self, node: Node) -> object:
         # "& $step.command" parses as a path_command_name: a variable followed by ".member" tokens.
-        inner = self._strip(node)
+        inner = strip(node)
         if inner.type == "path_command_name":
             parts = inner.named_children
-            value = self._expr(parts[0])
+            value = self._expressions.expr(parts[0])
             for token in parts[1:]:
-                for member in _text(token).split(".")[1:]:
-                    value = self._member(value, member, token)
+                for member in node_text(token).split(".")[1:]:
+                    value = self._members.member(value, member, token)
             return value
-        return self._expr(inner)
+        return self._expressions.expr(inner)
 
     def _arguments(self, node: Node | None) -> list[tuple[str | None, object]]:
         if node is None:
@@ -573,20 +365,20 @@ class Interpreter:
             child = children[i]
             i += 1
             if child.type == "command_argument_sep":
-                if _text(child).strip() == ":" and pending is not None and args and args[-1] == (pending, None):
+                if node_text(child).strip() == ":" and pending is not None and args and args[-1] == (pending, None):
                     args.pop()
                 continue
             if child.type == "command_parameter":
                 if pending is not None:
                     args.append((pending, None))
-                pending = _text(child)[1:].rstrip(":")
+                pending = node_text(child)[1:].rstrip(":")
                 args.append((pending, None))
                 continue
             if child.type == "comment":
                 continue
-            stripped = self._strip(child)
-            if stripped.type == "variable" and _text(stripped).startswith("@"):
-                splat = self._get_var(_text(stripped)[1:])
+            stripped = strip(child)
+            if stripped.type == "variable" and node_text(stripped).startswith("@"):
+                splat = self.get_var(node_text(stripped)[1:])
                 if pending is not None:
                     pending = None
                 if isinstance(splat, PSHashtable):
@@ -594,7 +386,7 @@ class Interpreter:
                 else:
                     args.extend((None, v) for v in enumerate_value(splat))
                 continue
-            value = _text(stripped) if stripped.type == "generic_token" else self._expr(stripped)
+            value = node_text(stripped) if stripped.type == "generic_token" else self._expressions.expr(stripped)
             if pending is not None:
                 if args and args[-1] == (pending, None):
                     args.pop()
@@ -607,35 +399,35 @@ class Interpreter:
     # ----- assignment -----
 
     def _assign(self, node: Node) -> None:
-        target = self._strip(node.children[0])
-        operator = _text(next(c for c in node.children if c.type == "assignement_operator"))
+        target = strip(node.children[0])
+        operator = node_text(next(c for c in node.children if c.type == "assignement_operator"))
         value_node = node.child_by_field_name("value")
         if value_node is None:
-            raise _unsupported(node)
-        value = self._value(value_node)
+            raise unsupported(node)
+        value = self.value(value_node)
         if operator != "=":
-            current = self._expr(target)
+            current = self._expressions.expr(target)
             if operator == "+=":
-                value = _add(current, value)
+                value = add(current, value)
             else:
-                raise _unsupported(node, f"the '{operator}' operator")
+                raise unsupported(node, f"the '{operator}' operator")
         if target.type == "variable":
-            self._set_var(_text(target)[1:].strip("{}"), value)
+            self._set_var(node_text(target)[1:].strip("{}"), value)
         elif target.type == "element_access":
-            container = self._expr(target.named_children[0])
-            key = self._expr(self._strip(target.named_children[1]))
+            container = self._expressions.expr(target.named_children[0])
+            key = self._expressions.expr(strip(target.named_children[1]))
             if isinstance(container, PSHashtable):  # noqa: SIM114 - kept apart so mypy narrows each type
                 container[key] = value
             elif isinstance(container, list) and isinstance(key, int):
                 container[key] = value
             else:
-                raise _unsupported(target, "index assignment on this value")
+                raise unsupported(target, "index assignment on this value")
         elif target.type == "member_access":
-            owner = self._expr(target.named_children[0])
-            name = _text(target.named_children[-1])
+            owner = self._expressions.expr(target.named_children[0])
+            name = node_text(target.named_children[-1])
             if isinstance(owner, PSHashtable):
                 owner[name] = value
-            elif isinstance(owner, _PropertyView) and name.casefold() == "value":
+            elif isinstance(owner, PropertyView) and name.casefold() == "value":
                 owner.target[owner.name] = value
             elif isinstance(owner, PSObject):
                 match = next((n for n in property_names(owner) if n.casefold() == name.casefold()), None)
@@ -651,489 +443,16 @@ class Interpreter:
                     )
                 owner[match] = value
             else:
-                raise _unsupported(target, "member assignment on this value")
+                raise unsupported(target, "member assignment on this value")
         else:
-            raise _unsupported(target, "this assignment target")
+            raise unsupported(target, "this assignment target")
 
-    # ----- expressions -----
+    # ----- statements inside expressions -----
 
-    def _expr(self, node: Node) -> object:
-        node = self._strip(node)
-        kind = node.type
-        handler: Callable[[Node], object] | None = getattr(self, f"_x_{kind}", None)
-        if handler is None:
-            raise _unsupported(node)
-        return handler(node)
-
-    def _x_pipeline(self, node: Node) -> object:
-        return self._value(node)
-
-    def _x_pipeline_chain(self, node: Node) -> object:
-        return self._value(node)
-
-    def _x_variable(self, node: Node) -> object:
-        text = _text(node)
-        if text.startswith("@"):
-            raise _unsupported(node, "splatting outside a command")
-        name = text[1:].strip("{}")
-        if ":" in name:
-            raise _unsupported(node, f"the scoped or drive variable '{text}'")
-        return self._get_var(name)
-
-    def _x_decimal_integer_literal(self, node: Node) -> object:
-        text = _text(node).lower()
-        return int(text.rstrip("l"))
-
-    def _x_hexadecimal_integer_literal(self, node: Node) -> object:
-        return int(_text(node).lower().rstrip("l"), 16)
-
-    def _x_real_literal(self, node: Node) -> object:
-        return float(_text(node).rstrip("dD"))
-
-    def _x_verbatim_string_characters(self, node: Node) -> object:
-        return _text(node)[1:-1].replace("''", "'")
-
-    def _x_verbatim_here_string_characters(self, node: Node) -> object:
-        text = _text(node)
-        return text[3:-3].strip("\r\n") if text.startswith("@'") else text
-
-    def _x_expandable_string_literal(self, node: Node) -> object:
-        return self._expand(node, 1, 1)
-
-    def _x_expandable_here_string_literal(self, node: Node) -> object:
-        body = self._expand(node, 2, 2)
-        return body.strip("\r\n")
-
-    def _expand(self, node: Node, open_len: int, close_len: int) -> str:
-        raw = node.text or b""
-        start, end = node.start_byte + open_len, node.end_byte - close_len
-        out: list[str] = []
-        pos = start
-        for child in node.named_children:
-            out.append(_unescape(raw[pos - node.start_byte : child.start_byte - node.start_byte].decode("utf-8")))
-            if child.type == "variable":
-                out.append(to_ps_string(self._x_variable(child)))
-            elif child.type == "sub_expression":
-                out.append(to_ps_string(self._x_sub_expression(child)))
-            else:
-                raise _unsupported(child)
-            pos = child.end_byte
-        out.append(_unescape(raw[pos - node.start_byte : end - node.start_byte].decode("utf-8")))
-        return "".join(out)
-
-    def _statements_output(self, node: Node) -> list[object]:
+    def statements_output(self, node: Node) -> list[object]:
+        """Run the statements of ``$(...)`` or ``@(...)`` and return their output."""
         flow = _Flow()
         statements = node.child_by_field_name("statements")
         if statements is not None:
             self._statement(statements, flow)
         return flow.output
-
-    def _x_sub_expression(self, node: Node) -> object:
-        out = self._statements_output(node)
-        if not out:
-            return None
-        return out[0] if len(out) == 1 else out
-
-    def _x_array_expression(self, node: Node) -> object:
-        return list(self._statements_output(node))
-
-    def _x_parenthesized_expression(self, node: Node) -> object:
-        inner = _named(node)
-        return self._value(inner[0]) if inner else None
-
-    def _x_hash_literal_expression(self, node: Node) -> object:
-        table = PSHashtable()
-        for body in node.named_children:
-            for entry in body.named_children:
-                if entry.type != "hash_entry":
-                    continue
-                key_node, value_node = _named(entry)[0], _named(entry)[-1]
-                key_inner = self._strip(key_node)
-                key = _text(key_inner) if key_inner.type == "simple_name" else self._expr(key_inner)
-                table[key] = self._value(value_node)
-        return table
-
-    def _x_array_literal_expression(self, node: Node) -> object:
-        return [self._expr(c) for c in _named(node)]
-
-    def _x_expression_with_unary_operator(self, node: Node) -> object:
-        op = _text(node.children[0]).lower()
-        if node.children[0].type == "cast_expression" or node.named_children[0].type == "cast_expression":
-            return self._x_cast_expression(node.named_children[0])
-        operand = self._expr(node.named_children[-1])
-        if op in {"-not", "!"}:
-            return not is_truthy(operand)
-        if op == "-":
-            return -operand  # type: ignore[operator]
-        if op == "+":
-            return operand
-        if op == ",":
-            return [operand]
-        raise _unsupported(node, f"the unary operator '{op}'")
-
-    def _x_cast_expression(self, node: Node) -> object:
-        type_name = _text(node.named_children[0]).strip("[]").casefold()
-        operand_node = node.named_children[1]
-        if type_name == "ordered":
-            table = self._expr(operand_node)
-            if not isinstance(table, PSHashtable):
-                raise _unsupported(node, "[ordered] on a non-hashtable")
-            table.ordered = True
-            return table
-        value = self._expr(operand_node)
-        if type_name in {"string", "system.string"}:
-            return to_ps_string(value)
-        if type_name in {"int", "int32", "long", "int64", "system.int32", "system.int64"}:
-            return int(value) if not isinstance(value, str) else int(value.strip())  # type: ignore[call-overload]
-        if type_name in {"bool", "system.boolean"}:
-            return is_truthy(value)
-        if type_name in {"array", "object[]"}:
-            return enumerate_value(value)
-        if type_name in {"pscustomobject"} and isinstance(value, PSHashtable):
-            return new_custom_object([(to_ps_string(k), v) for k, v in value.items()])
-        if type_name in {"guid", "system.guid"}:
-            return uuid.UUID(to_ps_string(value))
-        raise _unsupported(node, f"the cast [{type_name}]")
-
-    def _binary(self, node: Node) -> tuple[object, str, object]:
-        left, right = _named(node)[0], _named(node)[-1]
-        op = next(_text(c) for c in node.children if c not in (left, right))
-        return self._expr(left), op, self._expr(right)
-
-    def _x_comparison_expression(self, node: Node) -> object:
-        right_node = self._strip(_named(node)[-1])
-        if right_node.type == "type_literal":
-            op = next(_text(c) for c in node.children if c.type == "comparison_operator").casefold()
-            if op in {"-is", "-isnot"}:
-                hit = _is_type(self._expr(_named(node)[0]), _type_key(right_node), node)
-                return hit if op == "-is" else not hit
-        left, op, right = self._binary(node)
-        try:
-            return _compare(op, left, right)
-        except ValueError:
-            raise _unsupported(node, f"the operator '{op}'") from None
-
-    def _x_logical_expression(self, node: Node) -> object:
-        left_node, right_node = _named(node)[0], _named(node)[-1]
-        op = next(_text(c) for c in node.children if c not in (left_node, right_node)).lower()
-        left = is_truthy(self._expr(left_node))
-        if op == "-and":
-            return left and is_truthy(self._expr(right_node))
-        if op == "-or":
-            return left or is_truthy(self._expr(right_node))
-        if op == "-xor":
-            return left != is_truthy(self._expr(right_node))
-        raise _unsupported(node, f"the operator '{op}'")
-
-    def _x_additive_expression(self, node: Node) -> object:
-        left, op, right = self._binary(node)
-        if op == "+":
-            return _add(left, right)
-        return left - right  # type: ignore[operator]
-
-    def _x_multiplicative_expression(self, node: Node) -> object:
-        left, op, right = self._binary(node)
-        if op == "*":
-            return left * right  # type: ignore[operator]
-        if op == "/":
-            result = left / right  # type: ignore[operator]
-            return int(result) if float(result).is_integer() else result
-        return left % right  # type: ignore[operator]
-
-    def _x_format_expression(self, node: Node) -> object:
-        left, _, right = self._binary(node)
-        return _format(to_ps_string(left), enumerate_value(right))
-
-    # Inside method-call argument lists the grammar uses *_argument_expression twins of the operators.
-    _x_logical_argument_expression = _x_logical_expression
-    _x_comparison_argument_expression = _x_comparison_expression
-    _x_additive_argument_expression = _x_additive_expression
-    _x_multiplicative_argument_expression = _x_multiplicative_expression
-    _x_format_argument_expression = _x_format_expression
-
-    def _x_member_access(self, node: Node) -> object:
-        parts = _named(node)
-        name = _text(parts[-1])
-        if parts[0].type == "type_literal":
-            return self._static_member(parts[0], name, node)
-        return self._member(self._expr(parts[0]), name, node)
-
-    def _x_element_access(self, node: Node) -> object:
-        container = self._expr(node.named_children[0])
-        key = self._expr(self._strip(node.named_children[1]))
-        if isinstance(container, PSHashtable):
-            return container[key]
-        if isinstance(container, list | str | bytes) and isinstance(key, int):
-            try:
-                return container[key]
-            except IndexError:
-                return None
-        if isinstance(container, PSObject) and isinstance(key, str):
-            value = property_value(container, key)
-            return None if missing(value) else value
-        raise _unsupported(node, "indexing this value")
-
-    def _x_invokation_expression(self, node: Node) -> object:
-        parts = _named(node)
-        arg_list = parts[-1]
-        name = _text(parts[-2])
-        args: list[object] = []
-        arg_exprs = arg_list.child_by_field_name("argument_expression_list")
-        if arg_exprs is not None:
-            args = [self._expr(c) for c in _named(arg_exprs)]
-        if parts[0].type == "type_literal":
-            return self._static_call(parts[0], name, args, node)
-        return self._method(self._expr(parts[0]), name, args, node)
-
-    # ----- members -----
-
-    def _member(self, value: object, name: str, node: Node) -> object:
-        low = name.casefold()
-        if isinstance(value, list):
-            if low in {"count", "length"}:
-                return len(value)
-            return [m for m in (self._member(v, name, node) for v in value) if m is not None]
-        if isinstance(value, PSHashtable):
-            if low == "count":
-                return len(value)
-            if low == "keys":
-                return value.keys()
-            return value[name]
-        if isinstance(value, ErrorRecordValue):
-            return self._error_member(value.record, low, node)
-        if isinstance(value, str) and low == "length":
-            return len(value)
-        if isinstance(value, PSObject):
-            if low == "psobject":
-                return _PSObjectView(value)
-            found = property_value(value, name)
-            return None if missing(found) else found
-        if isinstance(value, _PSObjectView) and low == "properties":
-            return [_PropertyView(value.target, n) for n in property_names(value.target)]
-        if isinstance(value, _PropertyView) and low in {"name", "value"}:
-            return value.name if low == "name" else value.target[value.name]
-        if isinstance(value, _Record) and low in value.fields:
-            return value.fields[low]
-        if value is None:
-            return None
-        if isinstance(value, str | int | float | bool | bytes | uuid.UUID):
-            return None
-        raise _unsupported(node, f"the member '{name}' of {dotnet_type_name(value)}")
-
-    def _error_member(self, record: PSErrorRecord, low: str, node: Node) -> object:
-        if low == "exception":
-            return _Record(
-                {"message": record.message, "__type__": record.exception_type},
-                record.exception_type,
-                record.message,
-            )
-        if low == "categoryinfo":
-            from psrpcore.types import ErrorCategory
-
-            category: object = (
-                ErrorCategory[record.category] if record.category in ErrorCategory.__members__ else record.category
-            )
-            return _Record(
-                {
-                    "category": category,
-                    "targetname": record.target_name,
-                    "activity": record.activity,
-                    "reason": record.exception_type.rsplit(".", 1)[-1],
-                },
-                "System.Management.Automation.ErrorCategoryInfo",
-                record.category,
-            )
-        if low == "fullyqualifiederrorid":
-            return record.fully_qualified_error_id
-        if low == "targetobject":
-            return record.target_object
-        raise _unsupported(node, f"the ErrorRecord member '{low}'")
-
-    def _method(self, value: object, name: str, args: list[object], node: Node) -> object:
-        low = name.casefold()
-        if low == "tostring" and not args:
-            return to_ps_string(value)
-        if low == "gettype" and not args:
-            type_name = value.type_name if isinstance(value, _Record) else dotnet_type_name(value)
-            return _Record(
-                {"fullname": type_name, "name": type_name.rsplit(".", 1)[-1]}, "System.RuntimeType", type_name
-            )
-        if isinstance(value, str):
-            if low == "trim" and not args:
-                return value.strip(" \t\r\n\v\f\u00a0\ufeff")
-            if low == "tolower" and not args:
-                return value.lower()
-            if low == "toupper" and not args:
-                return value.upper()
-            if low == "contains" and len(args) == 1:
-                return to_ps_string(args[0]) in value
-            if low == "startswith" and len(args) == 1:
-                return value.startswith(to_ps_string(args[0]))
-            if low == "split" and len(args) == 1:
-                sep = to_ps_string(args[0])
-                return [value] if not sep else _split_any(value, sep)
-        if isinstance(value, PSHashtable) and low == "containskey" and len(args) == 1:
-            return args[0] in value
-        if isinstance(value, _ReaderWriter):
-            return value.call(low, args, node)
-        if isinstance(value, _Encoding):
-            return value.call(low, args, node)
-        raise _unsupported(node, f"the method '{name}' on {dotnet_type_name(value)}")
-
-    def _static_member(self, type_node: Node, name: str, node: Node) -> object:
-        type_name = _type_key(type_node)
-        low = name.casefold()
-        if type_name == "console" and self.console is not None:
-            if low == "in":
-                return _ReaderWriter(self.console, "in")
-            if low == "out":
-                return _ReaderWriter(self.console, "out")
-        if type_name == "system.text.encoding" and low in {"utf8", "unicode", "ascii"}:
-            return _Encoding(low)
-        raise _unsupported(node, f"the static member [{type_name}]::{name}")
-
-    def _static_call(self, type_node: Node, name: str, args: list[object], node: Node) -> object:
-        type_name = _type_key(type_node)
-        low = name.casefold()
-        if type_name == "system.convert" and len(args) == 1:
-            if low == "frombase64string":
-                text = to_ps_string(args[0])
-                try:
-                    return base64.b64decode(text.encode("ascii"), validate=True)
-                except (binascii.Error, UnicodeEncodeError):
-                    raise PipelineStopped(
-                        PSErrorRecord(
-                            message='Exception calling "FromBase64String" with "1" argument(s): "The input is not a '
-                            "valid Base-64 string as it contains a non-base 64 character, more than two padding "
-                            'characters, or an illegal character among the padding characters. "',
-                            category="NotSpecified",
-                            fully_qualified_error_id="FormatException",
-                            exception_type="System.Management.Automation.MethodInvocationException",
-                        )
-                    ) from None
-            if low == "tobase64string" and isinstance(args[0], bytes | list):
-                data = args[0] if isinstance(args[0], bytes) else bytes(int(b) for b in args[0])  # type: ignore[call-overload,unused-ignore]
-                return base64.b64encode(data).decode("ascii")
-        raise _unsupported(node, f"the static method [{type_name}]::{name}")
-
-
-def _split_any(value: str, separators: str) -> list[str]:
-    parts = [""]
-    for ch in value:
-        if ch in separators:
-            parts.append("")
-        else:
-            parts[-1] += ch
-    return parts
-
-
-def _type_key(type_node: Node) -> str:
-    name = _text(type_node).strip("[]").casefold()
-    return name[len("system.") :] if name == "system.console" else name
-
-
-def _first_error(node: Node) -> Node:
-    if node.type == "ERROR" or node.is_missing:
-        return node
-    for child in node.children:
-        if child.has_error or child.is_missing:
-            return _first_error(child)
-    return node
-
-
-@dataclass
-class _PSObjectView:
-    """``$obj.PSObject``."""
-
-    target: PSObject
-
-
-@dataclass
-class _PropertyView:
-    """One of ``$obj.PSObject.Properties`` (a PSPropertyInfo): Name, and a Value that reads and writes the object."""
-
-    target: PSObject
-    name: str
-
-
-_IS_TYPES: dict[str, tuple[type, ...]] = {
-    "enum": (enum.Enum,),
-    "system.enum": (enum.Enum,),
-    "string": (str,),
-    "system.string": (str,),
-    "int": (int,),
-    "system.int32": (int,),
-    "long": (int,),
-    "system.int64": (int,),
-    "bool": (bool,),
-    "system.boolean": (bool,),
-    "guid": (uuid.UUID,),
-    "system.guid": (uuid.UUID,),
-    "hashtable": (PSHashtable,),
-    "array": (list,),
-    "object[]": (list,),
-}
-
-
-def _is_type(value: object, type_name: str, node: Node) -> bool:
-    """``value -is [type]`` for the types this host knows; an enum is not an int, a bool not an int."""
-    types = _IS_TYPES.get(type_name)
-    if types is None:
-        raise _unsupported(node, f"the type test -is [{type_name}]")
-    if isinstance(value, enum.Enum):
-        return types == (enum.Enum,)
-    if isinstance(value, bool) and types == (int,):
-        return False
-    return isinstance(value, types)
-
-
-@dataclass
-class _Record:
-    """A read-only .NET object seen through a few properties (Exception, CategoryInfo, Type)."""
-
-    fields: dict[str, object]
-    type_name: str
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-
-@dataclass
-class _ReaderWriter:
-    """[Console]::In and [Console]::Out."""
-
-    console: Console
-    which: str
-
-    def call(self, low: str, args: list[object], node: Node) -> object:
-        if self.which == "in" and low == "readtoend" and not args:
-            return self.console.stdin.read().decode("utf-8", "replace")
-        if self.which == "out" and low in {"write", "writeline"} and len(args) <= 1:
-            text = to_ps_string(args[0]) if args else ""
-            self.console.stdout.write(text + ("\r\n" if low == "writeline" else ""))
-            return None
-        if self.which == "out" and low == "flush" and not args:
-            self.console.stdout.flush()
-            return None
-        raise _unsupported(node, f"the method '{low}' on [Console]::{self.which}")
-
-
-@dataclass
-class _Encoding:
-    """[System.Text.Encoding]::UTF8 / Unicode / ASCII."""
-
-    name: str
-
-    @property
-    def codec(self) -> str:
-        return {"utf8": "utf-8", "unicode": "utf-16-le", "ascii": "ascii"}[self.name]
-
-    def call(self, low: str, args: list[object], node: Node) -> object:
-        if low == "getstring" and len(args) == 1 and isinstance(args[0], bytes | list):
-            data = args[0] if isinstance(args[0], bytes) else bytes(int(b) for b in args[0])  # type: ignore[call-overload,unused-ignore]
-            text = data.decode(self.codec, "replace")
-            return text[1:] if text.startswith("\ufeff") else text
-        if low == "getbytes" and len(args) == 1:
-            return to_ps_string(args[0]).encode(self.codec, "replace")
-        raise _unsupported(node, f"the Encoding method '{low}'")
