@@ -140,6 +140,7 @@ def bench(session: nox.Session) -> None:
     session.run(PY, "bench/bench_listing.py", "--vms", "1000", external=True)
     session.run(PY, "bench/bench_listing.py", "--vms", "200", "--uri", "qemu:///system", external=True)
     session.run(PY, "bench/bench_hyperv.py", external=True)
+    session.run(PY, "bench/bench_fleet.py", external=True)
 
 
 @contextmanager
