@@ -127,7 +127,7 @@ def boot_with_seed(
     pv_conn: Connection, guests: Guests, spec: dict[str, Any], seed: Path, image: GuestImage, what: str
 ) -> tuple[VM, str]:
     """Create and start the guest with ``seed`` as its CD-ROM; wait until it has applied the seed and printed ``what``
-    (the seed is read in the background: its lines may follow the ready marker); return the VM and its console."""
+    (the guest reads the seed after its ready marker); return the VM and its console."""
     vm = guests.track(pv_conn.create({**spec, "name": f"{guests.prefix}seed", "cdrom": str(seed)}))
     assert vm.start().state is PowerState.RUNNING
     done = f"{image.seed_marker}done"
