@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .support import TEST_PREFIX, URI, GuestImage, cleanup, ensure_environment, open_connection
+from .support import NOCLOUD_SEED, TEST_PREFIX, URI, GuestImage, cleanup, ensure_environment, open_connection
 
 if TYPE_CHECKING:
     import libvirt
@@ -39,6 +39,12 @@ def name_prefix(libvirt_conn: libvirt.virConnect) -> Iterator[str]:
 def x86_image() -> GuestImage:
     """The x86_64 guest (fails under CI=true when the environment or image is missing)."""
     return ensure_environment("x86_64")
+
+
+@pytest.fixture
+def x86_seed_image() -> GuestImage:
+    """The x86_64 guest, built with NoCloud seed support (an older build fails under CI=true, saying to rebuild)."""
+    return ensure_environment("x86_64", (NOCLOUD_SEED,))
 
 
 @pytest.fixture

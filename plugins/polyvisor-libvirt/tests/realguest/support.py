@@ -33,6 +33,8 @@ SERIAL_DIR = Path("/var/lib/libvirt/polyvisor-serial")
 # libvirtd's per-domain QEMU logs outlive the domain; cleanup() removes the tests' ones too.
 QEMU_LOG_DIR = Path("/var/log/libvirt/qemu")
 SETUP_HINT = "run `scripts/libvirt-env start` and `scripts/build-guest-image --arch {arch}` as root"
+# Guest features a test can require (the manifest's "features"); images built before them lack the key.
+NOCLOUD_SEED = "nocloud-seed"
 
 T = TypeVar("T")
 
@@ -51,6 +53,9 @@ class GuestImage:
     cpu_model: str | None
     emulator: str
     agent_channel: str
+    guest_version: int = 1
+    features: frozenset[str] = frozenset()
+    seed_marker: str = "polyvisor-seed: "
 
     @classmethod
     def load(cls, manifest: Path) -> GuestImage:
@@ -67,6 +72,9 @@ class GuestImage:
             cpu_model=raw["cpu_model"],
             emulator=raw["emulator"],
             agent_channel=raw["agent_channel"],
+            guest_version=raw.get("guest_version", 1),
+            features=frozenset(raw.get("features", ())),
+            seed_marker=raw.get("seed_marker", "polyvisor-seed: "),
         )
 
 
@@ -94,8 +102,8 @@ def open_connection() -> libvirt.virConnect:
         unavailable(f"{URI} does not answer ({exc}); {SETUP_HINT.format(arch='x86_64')}")
 
 
-def ensure_environment(arch: str = "x86_64") -> GuestImage:
-    """Check libvirtd, the pool, the isolated network and the built guest; return the guest."""
+def ensure_environment(arch: str = "x86_64", features: tuple[str, ...] = ()) -> GuestImage:
+    """Check libvirtd, the pool, the isolated network and the built guest (with ``features``); return the guest."""
     conn = open_connection()
     try:
         import libvirt
@@ -113,6 +121,12 @@ def ensure_environment(arch: str = "x86_64") -> GuestImage:
     if not manifest.exists():
         unavailable(f"no {arch} guest at {manifest}; {SETUP_HINT.format(arch=arch)}")
     image = GuestImage.load(manifest)
+    if missing := sorted(set(features) - image.features):
+        unavailable(
+            f"the {arch} guest at {manifest} (guest_version {image.guest_version}) lacks {', '.join(missing)}: "
+            f"it was built by an older scripts/build-guest-image; rebuild it with "
+            f"`scripts/build-guest-image --arch {arch}` as root"
+        )
     for needed in (image.kernel, image.initrd, Path(image.emulator)):
         if not needed.exists():
             unavailable(f"{needed} is missing; {SETUP_HINT.format(arch=arch)}")
