@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .support import NOCLOUD_SEED, TEST_PREFIX, URI, GuestImage, cleanup, ensure_environment, open_connection
+from .support import (
+    GUEST_ROOT,
+    NOCLOUD_SEED,
+    SETUP_HINT,
+    TEST_PREFIX,
+    URI,
+    GuestImage,
+    cleanup,
+    ensure_environment,
+    open_connection,
+    unavailable,
+)
 
 if TYPE_CHECKING:
     import libvirt
@@ -69,3 +81,13 @@ def guests(pv_conn: Connection, libvirt_conn: libvirt.virConnect, name_prefix: s
 
     with make_guests(pv_conn, libvirt_conn, name_prefix) as made:
         yield made
+
+
+@pytest.fixture
+def conformance_spec(x86_seed_image: GuestImage) -> dict[str, Any]:
+    """The x86_64 conformance spec (x86_seed_image checks the environment and the image's seed support)."""
+    path = GUEST_ROOT / x86_seed_image.arch / "conformance-spec.json"
+    if not path.exists():
+        unavailable(f"no {path}; {SETUP_HINT.format(arch=x86_seed_image.arch)}")
+    spec: dict[str, Any] = json.loads(path.read_text())
+    return spec

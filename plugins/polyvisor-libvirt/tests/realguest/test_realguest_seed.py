@@ -11,7 +11,6 @@ the guest is the conformance spec plus ``cdrom``, so nothing here depends on a b
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import pytest
 from polyvisor import PowerState
 
 from .pvguest import wait_console
-from .support import GUEST_ROOT, POOL, SETUP_HINT, unavailable
+from .support import POOL, unavailable
 
 if TYPE_CHECKING:
     import libvirt
@@ -80,16 +79,6 @@ def pool_directory(raw: libvirt.virConnect) -> Path:
     assert target is not None, f"pool {POOL} has no target path"
     assert target.text, f"pool {POOL} has no target path"
     return Path(target.text)
-
-
-@pytest.fixture
-def conformance_spec(x86_seed_image: GuestImage) -> dict[str, Any]:
-    """The x86_64 conformance spec (x86_seed_image checks the environment and the image's seed support)."""
-    path = GUEST_ROOT / x86_seed_image.arch / "conformance-spec.json"
-    if not path.exists():
-        unavailable(f"no {path}; {SETUP_HINT.format(arch=x86_seed_image.arch)}")
-    spec: dict[str, Any] = json.loads(path.read_text())
-    return spec
 
 
 @pytest.fixture
