@@ -34,6 +34,7 @@ from polyvisor.fleet import (
     free_memory_mib,
 )
 from polyvisor.fleet.planning import (
+    FleetFacts,
     FleetPlan,
     VMWork,
     abandoned,
@@ -57,7 +58,7 @@ VMList = list[FleetVM]  # spelt once here: inside AsyncFleet, ``list`` is the me
 HostWork = Callable[[str, AsyncConnection], Awaitable[_T]]
 
 
-class AsyncFleet:
+class AsyncFleet(FleetFacts):
     """Many hypervisor hosts behind one object, for asyncio: each call runs on every host at once.
 
     The arguments are :class:`polyvisor.Fleet`'s, plus ``workers``: the threads of each host's connection. Use as
@@ -131,29 +132,7 @@ class AsyncFleet:
             for task in late:
                 task.add_done_callback(_ignore_outcome)
 
-    # -- hosts ---------------------------------------------------------------------------------------------------
-    @property
-    def hosts(self) -> tuple[str, ...]:
-        """The host names, in order."""
-        return self._plan.hosts
-
-    @property
-    def groups(self) -> Mapping[str, tuple[str, ...]]:
-        """Named groups of this fleet's hosts (from the config file)."""
-        return self._plan.groups
-
-    def uri(self, host: str) -> str:
-        """The host's URI, password masked."""
-        return self._plan.uri(host)
-
-    def labels(self, host: str) -> Mapping[str, str]:
-        """The host's own labels (its config entry's ``labels``)."""
-        return self._plan.labels(host)
-
-    def host_timeout(self, host: str) -> float:
-        """Seconds a call waits for the host: its own ``timeout``, else the fleet's."""
-        return self._plan.host_timeout(host)
-
+    # -- hosts (hosts, groups, uri, labels, host_timeout and select: FleetFacts) ---------------------------------
     async def connection(self, host: str) -> AsyncConnection:
         """Return the host's pooled connection, opening it within the host's timeout."""
         result = await self._run([(host, None, lambda _host, conn: _same(conn), None)])
@@ -271,18 +250,6 @@ class AsyncFleet:
         return lookup.resolve(await self.list(hosts=lookup.hosts, timeout=timeout))
 
     # -- selections and verbs ------------------------------------------------------------------------------------
-    def select(
-        self,
-        *,
-        labels: Mapping[str, str] | None = None,
-        hosts: Iterable[str] | None = None,
-        groups: Iterable[str] | None = None,
-        names: Iterable[str] | None = None,
-        states: Iterable[PowerState | str] | None = None,
-    ) -> Selection:
-        """Return a :class:`~polyvisor.Selection` of this fleet's VMs (no round trip, so not a coroutine)."""
-        return self._plan.select(labels=labels, hosts=hosts, groups=groups, names=names, states=states)
-
     async def matching(self, selection: Selection, *, timeout: float | None = None) -> FleetResult[VMList]:
         """Return the selected VMs of each host the selection covers."""
         listing = await self.list(selection.needs_details, hosts=self._plan.covered(selection), timeout=timeout)

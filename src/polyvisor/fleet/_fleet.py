@@ -18,6 +18,7 @@ from polyvisor.fleet._pool import ConnectionPool
 from polyvisor.fleet.placement import Candidate, Placement, choose_host, free_memory_mib
 from polyvisor.fleet.planning import (
     ACTIONS,
+    FleetFacts,
     FleetPlan,
     VMWork,
     as_spec,
@@ -42,7 +43,7 @@ VMList = list[FleetVM]  # spelt once here: inside Fleet, ``list`` is the method
 CLOSE_TIMEOUT = 5.0
 
 
-class Fleet:
+class Fleet(FleetFacts):
     """Many hypervisor hosts behind one object: each call runs on every host at once and reports host by host.
 
     ``hosts`` maps a name to a URI, a connection name of the config file, or a
@@ -95,29 +96,7 @@ class Fleet:
         """Close every pooled connection, waiting at most ``timeout`` seconds (a hung host is left behind)."""
         self._pool.close(timeout)
 
-    # -- hosts -------------------------------------------------------------------------------------------------
-    @property
-    def hosts(self) -> tuple[str, ...]:
-        """The host names, in order."""
-        return self._plan.hosts
-
-    @property
-    def groups(self) -> Mapping[str, tuple[str, ...]]:
-        """Named groups of this fleet's hosts (from the config file)."""
-        return self._plan.groups
-
-    def uri(self, host: str) -> str:
-        """The host's URI, password masked."""
-        return self._plan.uri(host)
-
-    def labels(self, host: str) -> Mapping[str, str]:
-        """The host's own labels (its config entry's ``labels``)."""
-        return self._plan.labels(host)
-
-    def host_timeout(self, host: str) -> float:
-        """Seconds a call waits for the host: its own ``timeout``, else the fleet's."""
-        return self._plan.host_timeout(host)
-
+    # -- hosts (hosts, groups, uri, labels, host_timeout and select: FleetFacts) -------------------------------
     def _open(self, host: str) -> Connection:
         target = self._plan.targets[host]
         return polyvisor.connect(URI.parse(target.uri), plugins=self._plugins, **target.credentials())
@@ -190,18 +169,6 @@ class Fleet:
         return lookup.resolve(self.list(hosts=lookup.hosts, timeout=timeout))
 
     # -- selections and verbs ------------------------------------------------------------------------------------
-    def select(
-        self,
-        *,
-        labels: Mapping[str, str] | None = None,
-        hosts: Iterable[str] | None = None,
-        groups: Iterable[str] | None = None,
-        names: Iterable[str] | None = None,
-        states: Iterable[PowerState | str] | None = None,
-    ) -> Selection:
-        """Return a :class:`Selection` of this fleet's VMs; ``hosts`` and ``groups`` together mean either."""
-        return self._plan.select(labels=labels, hosts=hosts, groups=groups, names=names, states=states)
-
     def matching(self, selection: Selection, *, timeout: float | None = None) -> FleetResult[VMList]:
         """Return the selected VMs of each host the selection covers."""
         listing = self.list(selection.needs_details, hosts=self._plan.covered(selection), timeout=timeout)

@@ -26,6 +26,7 @@ from polyvisor.uri import URI
 
 __all__ = [
     "ACTIONS",
+    "FleetFacts",
     "FleetPlan",
     "Lookup",
     "VMJob",
@@ -274,35 +275,15 @@ class FleetPlan:
         host, slash, name = ref.rpartition("/")
         return Lookup(name, (self.known(host),) if slash else self.hosts)
 
-    def select(
-        self,
-        *,
-        labels: Mapping[str, str] | None = None,
-        hosts: Iterable[str] | None = None,
-        groups: Iterable[str] | None = None,
-        names: Iterable[str] | None = None,
-        states: Iterable[PowerState | str] | None = None,
-    ) -> Selection:
-        """Return a :class:`Selection` of the fleet's VMs; ``hosts`` and ``groups`` together mean either."""
-        chosen: set[str] | None = None
-        if hosts is not None:
-            chosen = {self.known(host) for host in _names(hosts, "hosts")}
-        if groups is not None:
-            chosen = chosen or set()
-            for group in _names(groups, "groups"):
-                if group == _config.ALL_GROUP:
-                    chosen.update(self.targets)
-                elif group in self._groups:
-                    chosen.update(self._groups[group])
-                else:
-                    known = ", ".join(sorted({_config.ALL_GROUP, *self._groups}))
-                    raise NotFoundError(f"the fleet has no group {group!r} (groups: {known})")
-        return Selection(
-            labels=labels or {},
-            hosts=frozenset(chosen) if chosen is not None else None,
-            names=frozenset(_names(names, "names")) if names is not None else None,
-            states=frozenset(PowerState(state) for state in states) if states is not None else None,
-        )
+    def group(self, name: str) -> tuple[str, ...]:
+        """Return the hosts of a group (``all``: every host); raise :class:`~polyvisor.errors.NotFoundError` for
+        a group the fleet lacks."""
+        if name == _config.ALL_GROUP:
+            return self.hosts
+        if name in self._groups:
+            return self._groups[name]
+        known = ", ".join(sorted({_config.ALL_GROUP, *self._groups}))
+        raise NotFoundError(f"the fleet has no group {name!r} (groups: {known})")
 
     def covered(self, selection: Selection) -> builtins.list[str]:
         """Return the hosts, in order, whose VMs ``selection`` can match."""
@@ -324,7 +305,61 @@ class FleetPlan:
         return [self.known(host) for host in placement.hosts] if placement.hosts is not None else None
 
 
-_names = names  # inside FleetPlan.select, ``names`` is the argument
+class FleetFacts:
+    """What both fleets answer from their :class:`FleetPlan` alone, with no round trip (so never a coroutine)."""
+
+    _plan: FleetPlan
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The host names, in order."""
+        return self._plan.hosts
+
+    @property
+    def groups(self) -> Mapping[str, tuple[str, ...]]:
+        """Named groups of this fleet's hosts (from the config file)."""
+        return self._plan.groups
+
+    def uri(self, host: str) -> str:
+        """The host's URI, password masked."""
+        return self._plan.uri(host)
+
+    def labels(self, host: str) -> Mapping[str, str]:
+        """The host's own labels (its config entry's ``labels``)."""
+        return self._plan.labels(host)
+
+    def host_timeout(self, host: str) -> float:
+        """Seconds a call waits for the host: its own ``timeout``, else the fleet's."""
+        return self._plan.host_timeout(host)
+
+    def select(
+        self,
+        *,
+        labels: Mapping[str, str] | None = None,
+        hosts: Iterable[str] | None = None,
+        groups: Iterable[str] | None = None,
+        names: Iterable[str] | None = None,
+        states: Iterable[PowerState | str] | None = None,
+    ) -> Selection:
+        """Return a :class:`~polyvisor.Selection` of this fleet's VMs; ``hosts`` and ``groups`` together mean
+        either (no round trip, so not a coroutine)."""
+        plan = self._plan
+        chosen: set[str] | None = None
+        if hosts is not None:
+            chosen = {plan.known(host) for host in _names(hosts, "hosts")}
+        if groups is not None:
+            chosen = chosen or set()
+            for group in _names(groups, "groups"):
+                chosen.update(plan.group(group))
+        return Selection(
+            labels=labels or {},
+            hosts=frozenset(chosen) if chosen is not None else None,
+            names=frozenset(_names(names, "names")) if names is not None else None,
+            states=frozenset(PowerState(state) for state in states) if states is not None else None,
+        )
+
+
+_names = names  # inside FleetFacts.select, ``names`` is the argument
 
 
 def matching(selection: Selection, listing: FleetResult[VMList]) -> FleetResult[VMList]:
