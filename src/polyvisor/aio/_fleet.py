@@ -30,7 +30,6 @@ from polyvisor.fleet import (
     HostResult,
     Placement,
     Selection,
-    choose_host,
     free_memory_mib,
 )
 from polyvisor.fleet.planning import (
@@ -39,7 +38,6 @@ from polyvisor.fleet.planning import (
     VMWork,
     abandoned,
     as_polyvisor_error,
-    as_spec,
     check_seconds,
     config_hosts,
     matching,
@@ -76,10 +74,8 @@ class AsyncFleet(FleetFacts):
         groups: Mapping[str, Sequence[str]] | None = None,
         workers: int = DEFAULT_WORKERS,
     ) -> None:
-        # The thread-pool fleet's plan checks and keeps the hosts, groups and timeouts, so both read them alike.
-        self._plan = FleetPlan(hosts, max_concurrency=max_concurrency, timeout=timeout, groups=groups)
-        self.max_concurrency = self._plan.max_concurrency
-        self.timeout = self._plan.timeout
+        # FleetPlan checks and keeps the hosts, groups and timeouts, as for the thread-pool fleet.
+        super().__init__(FleetPlan(hosts, max_concurrency=max_concurrency, timeout=timeout, groups=groups))
         self._plugins = plugins
         self._workers = workers
         self._connections: dict[str, AsyncConnection] = {}
@@ -326,15 +322,9 @@ class AsyncFleet(FleetFacts):
 
         Raise :class:`~polyvisor.errors.PlacementError`, saying host by host why, when none fits.
         """
-        spec = as_spec(spec)
-        placement = placement or Placement()
-        hosts = self._plan.placement_hosts(placement)
-        chosen = choose_host(
-            await self.candidates(hosts=hosts), memory_mib=spec.memory_mib, cpus=spec.cpus, placement=placement
-        )
-        if isinstance(chosen, PolyvisorError):
-            raise chosen
-        log.info("placing VM %r on %s", spec.name, chosen)
+        placing = self._plan.placing(spec, placement)
+        spec = placing.spec
+        chosen = placing.choose(await self.candidates(hosts=placing.hosts))
 
         async def create(_host: str, conn: AsyncConnection) -> FleetVM:
             vm = await conn.create(spec, timeout=timeout)

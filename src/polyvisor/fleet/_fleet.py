@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -12,16 +11,15 @@ from typing import Any, Self, TypeVar
 import polyvisor
 from polyvisor import config as _config
 from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT, Connection
-from polyvisor.errors import ConnectionLostError, PolyvisorError
+from polyvisor.errors import ConnectionLostError
 from polyvisor.fleet._fanout import Job, run_jobs
 from polyvisor.fleet._pool import ConnectionPool
-from polyvisor.fleet.placement import Candidate, Placement, choose_host, free_memory_mib
+from polyvisor.fleet.placement import Candidate, Placement, free_memory_mib
 from polyvisor.fleet.planning import (
     ACTIONS,
     FleetFacts,
     FleetPlan,
     VMWork,
-    as_spec,
     check_seconds,
     config_hosts,
     matching,
@@ -35,7 +33,6 @@ from polyvisor.uri import URI
 
 __all__ = ["ACTIONS", "Fleet"]
 
-log = logging.getLogger("polyvisor.fleet")
 
 T = TypeVar("T")
 VMList = list[FleetVM]  # spelt once here: inside Fleet, ``list`` is the method
@@ -61,9 +58,7 @@ class Fleet(FleetFacts):
         plugins: Plugins | None = None,
         groups: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        self._plan = FleetPlan(hosts, max_concurrency=max_concurrency, timeout=timeout, groups=groups)
-        self.max_concurrency = self._plan.max_concurrency
-        self.timeout = self._plan.timeout
+        super().__init__(FleetPlan(hosts, max_concurrency=max_concurrency, timeout=timeout, groups=groups))
         self._plugins = plugins
         self._pool = ConnectionPool(list(self._plan.hosts), self._open)
 
@@ -232,15 +227,9 @@ class Fleet(FleetFacts):
 
         Raise :class:`~polyvisor.errors.PlacementError`, saying host by host why, when none fits.
         """
-        spec = as_spec(spec)
-        placement = placement or Placement()
-        hosts = self._plan.placement_hosts(placement)
-        chosen = choose_host(
-            self.candidates(hosts=hosts), memory_mib=spec.memory_mib, cpus=spec.cpus, placement=placement
-        )
-        if isinstance(chosen, PolyvisorError):
-            raise chosen
-        log.info("placing VM %r on %s", spec.name, chosen)
+        placing = self._plan.placing(spec, placement)
+        spec = placing.spec
+        chosen = placing.choose(self.candidates(hosts=placing.hosts))
         bound = self._plan.vm_timeout(chosen, timeout)
         created = self._run([chosen], lambda _, conn: conn.create(spec, timeout=timeout).info(), bound)
         return FleetVM(chosen, created[chosen].unwrap(), self._pooled)

@@ -10,6 +10,7 @@ only in how they run the work (threads or tasks).
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from polyvisor import config as _config
 from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.errors import NotFoundError, PolyvisorError, TimeoutError, ValidationError
-from polyvisor.fleet.placement import Candidate, Placement
+from polyvisor.fleet.placement import Candidate, Placement, choose_host
 from polyvisor.fleet.results import FleetResult, FleetVM, HostResult
 from polyvisor.fleet.selection import Selection
 from polyvisor.model import PowerState, VMSpec
@@ -29,17 +30,19 @@ __all__ = [
     "FleetFacts",
     "FleetPlan",
     "Lookup",
+    "Placing",
     "VMJob",
     "VMWork",
     "abandoned",
     "as_polyvisor_error",
-    "as_spec",
     "check_seconds",
     "config_hosts",
     "matching",
     "names",
     "verb_timeout",
 ]
+
+log = logging.getLogger("polyvisor.fleet")
 
 VMList = list[FleetVM]  # spelt once here: inside FleetPlan, ``list`` may be shadowed by callers' methods
 
@@ -160,6 +163,23 @@ class Lookup:
             failed = "; ".join(f"{key}: {' '.join(str(err).split())}" for key, err in listing.errors.items())
             message += f"; these hosts could not be searched: {failed}"
         raise NotFoundError(message, vm=self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Placing:
+    """One ``create``: the VM, its placement, and the hosts whose candidates to gather (None: every host)."""
+
+    spec: VMSpec
+    placement: Placement
+    hosts: builtins.list[str] | None
+
+    def choose(self, candidates: Iterable[Candidate]) -> str:
+        """Return the host the VM goes on; raise :class:`~polyvisor.errors.PlacementError` when none fits."""
+        chosen = choose_host(candidates, memory_mib=self.spec.memory_mib, cpus=self.spec.cpus, placement=self.placement)
+        if isinstance(chosen, PolyvisorError):
+            raise chosen
+        log.info("placing VM %r on %s", self.spec.name, chosen)
+        return chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,15 +320,21 @@ class FleetPlan:
                 out.append(Candidate(host, self.labels(host), free, cpus))
         return out
 
-    def placement_hosts(self, placement: Placement) -> builtins.list[str] | None:
-        """Return the hosts a placement may use (None: any), each checked to be the fleet's."""
-        return [self.known(host) for host in placement.hosts] if placement.hosts is not None else None
+    def placing(self, spec: VMSpec | Mapping[str, Any], placement: Placement | None) -> Placing:
+        """Return the :class:`Placing` of a ``create``: the spec, its placement, and the hosts it may use."""
+        spec = spec if isinstance(spec, VMSpec) else VMSpec.from_dict(spec)
+        placement = placement or Placement()
+        hosts = [self.known(host) for host in placement.hosts] if placement.hosts is not None else None
+        return Placing(spec, placement, hosts)
 
 
 class FleetFacts:
     """What both fleets answer from their :class:`FleetPlan` alone, with no round trip (so never a coroutine)."""
 
-    _plan: FleetPlan
+    def __init__(self, plan: FleetPlan) -> None:
+        self._plan = plan
+        self.max_concurrency = plan.max_concurrency
+        self.timeout = plan.timeout
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -365,8 +391,3 @@ _names = names  # inside FleetFacts.select, ``names`` is the argument
 def matching(selection: Selection, listing: FleetResult[VMList]) -> FleetResult[VMList]:
     """Return ``listing`` narrowed to the VMs ``selection`` matches."""
     return listing.map_values(lambda vms: [vm for vm in vms if selection.matches(vm.host, vm.info)])
-
-
-def as_spec(spec: VMSpec | Mapping[str, Any]) -> VMSpec:
-    """Return ``spec`` as a :class:`~polyvisor.model.VMSpec`."""
-    return spec if isinstance(spec, VMSpec) else VMSpec.from_dict(spec)
