@@ -26,8 +26,6 @@ from polyvisor.connection import (
     _ensure_target,
 )
 from polyvisor.errors import NotFoundError
-from polyvisor.guest import _ADDRESS_FIRST_POLL as ADDRESS_FIRST_POLL
-from polyvisor.guest import _ADDRESS_MAX_POLL as ADDRESS_MAX_POLL
 from polyvisor.guest import ADDRESS_TIMEOUT
 from polyvisor.model import (
     Capabilities,
@@ -267,17 +265,12 @@ class AsyncVM:
         Each round asks the sources in a thread; between rounds the task sleeps on the event loop, holding no thread.
         """
         sync = self.sync
-        deadline, wanted, chosen = await self._call(sync._address_wait_begin, timeout, family, sources)
-        delay = ADDRESS_FIRST_POLL
+        wait = await self._call(sync._address_wait_begin, timeout, family, sources)
         while True:
-            found, answers = await self._call(sync._address_attempt, chosen, wanted)
+            found, answers = await self._call(sync._address_attempt, wait.chosen, wait.wanted)
             if found is not None:
                 return found
-            remaining = deadline.remaining()
-            if remaining <= 0:
-                raise sync._address_timeout(timeout, wanted, chosen, answers)
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, ADDRESS_MAX_POLL)
+            await asyncio.sleep(wait.pause(answers))
 
     async def reconfigure(
         self,
