@@ -23,7 +23,6 @@ from polyvisor.connection import (
     VM,
     Progress,
     Waiting,
-    _ensure_target,
 )
 from polyvisor.errors import NotFoundError
 from polyvisor.guest import ADDRESS_TIMEOUT
@@ -186,8 +185,7 @@ class AsyncVM:
         ``force`` allows lossy shortcuts: power off instead of a graceful shutdown, and discarding saved
         memory. Supported targets: running, stopped, paused, saved.
         """
-        target = _ensure_target(state, timeout)
-        deadline = Deadline(timeout)
+        target, deadline = self.sync._ensure_begin(state, timeout)
         for _ in range(_ENSURE_STEPS):
             status = await self._settled(None, deadline)
             step = self.sync._ensure_step(status, target, force, progress)
