@@ -551,8 +551,7 @@ class VM(GuestOps):
         ``force`` allows lossy shortcuts: power off instead of a graceful shutdown, and discarding saved
         memory. Supported targets: running, stopped, paused, saved.
         """
-        target = _ensure_target(state, timeout)
-        deadline = Deadline(timeout)
+        target, deadline = self._ensure_begin(state, timeout)
         for _ in range(_ENSURE_STEPS):
             status = self._settled(None, deadline)
             step = self._ensure_step(status, target, force, progress)
@@ -560,6 +559,11 @@ class VM(GuestOps):
                 return status
             self._run(step, self._action(step), deadline=deadline)
         raise self._unreached(target)
+
+    def _ensure_begin(self, state: PowerState | str, timeout: float) -> tuple[PowerState, Deadline]:
+        """Check an ``ensure`` call's target and timeout; return the target and the call's deadline (shared with
+        the asyncio face)."""
+        return _ensure_target(state, timeout), Deadline(timeout)
 
     def _ensure_step(self, status: VMStatus, target: PowerState, force: bool, progress: Progress | None) -> str | None:
         """Return the next verb of ``ensure``, None once at ``target``; raise when no verb leads there."""

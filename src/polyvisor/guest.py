@@ -43,6 +43,33 @@ _ADDRESS_FIRST_POLL = 0.25
 _ADDRESS_MAX_POLL = 2.0
 
 
+class AddressWait:
+    """The rounds of one wait_for_address: what it asks for, and how long to sleep between rounds (no I/O, so the
+    sync and asyncio faces share it)."""
+
+    def __init__(
+        self, vm: GuestOps, timeout: float, deadline: Deadline, wanted: AddressFamily, chosen: tuple[str, ...]
+    ) -> None:
+        self._vm = vm
+        self.timeout = timeout
+        self.deadline = deadline
+        self.wanted = wanted
+        """The address family waited for."""
+        self.chosen = chosen
+        """The sources asked each round, in order."""
+        self._delay = _ADDRESS_FIRST_POLL
+
+    def pause(self, answers: list[AddressAnswer]) -> float:
+        """Return the seconds to sleep before the next round, the delay doubling up to a cap; raise
+        :class:`~polyvisor.errors.TimeoutError`, saying what each source ``answers``, once time is up."""
+        remaining = self.deadline.remaining()
+        if remaining <= 0:
+            raise self._vm._address_timeout(self.timeout, self.wanted, self.chosen, answers)
+        pause = min(self._delay, remaining)
+        self._delay = min(self._delay * 2, _ADDRESS_MAX_POLL)
+        return pause
+
+
 class GuestOps:
     """Devices, guest addresses, console, CPUs and memory of one VM (mixed into :class:`polyvisor.VM`)."""
 
@@ -106,27 +133,22 @@ class GuestOps:
         "lease: no lease for 52:54:00:.."). A VM that is not running (or stops while waiting) raises
         :class:`~polyvisor.errors.InvalidStateError`: it will not get an address.
         """
-        deadline, wanted, chosen = self._address_wait_begin(timeout, family, sources)
-        delay = _ADDRESS_FIRST_POLL
+        wait = self._address_wait_begin(timeout, family, sources)
         while True:
-            found, answers = self._address_attempt(chosen, wanted)
+            found, answers = self._address_attempt(wait.chosen, wait.wanted)
             if found is not None:
                 return found
-            remaining = deadline.remaining()
-            if remaining <= 0:
-                raise self._address_timeout(timeout, wanted, chosen, answers)
-            time.sleep(min(delay, remaining))  # polling: no hypervisor sends an event when a guest gets an address
-            delay = min(delay * 2, _ADDRESS_MAX_POLL)
+            time.sleep(wait.pause(answers))  # polling: no hypervisor sends an event when a guest gets an address
 
     def _address_wait_begin(
         self, timeout: float, family: AddressFamily | str | None, sources: Sequence[str] | None
-    ) -> tuple[Deadline, AddressFamily, tuple[str, ...]]:
+    ) -> AddressWait:
         """Check a wait_for_address call's arguments and capability (shared with the asyncio face)."""
         _check_timeout(timeout)
         wanted = parse_family(family)
         chosen = self._address_sources(sources)
         self.capabilities().require(Feature.GUEST_ADDRESSES, host=self.connection.host, vm=self._name)
-        return Deadline(timeout), wanted, chosen
+        return AddressWait(self, timeout, Deadline(timeout), wanted, chosen)
 
     def _address_attempt(
         self, chosen: tuple[str, ...], wanted: AddressFamily

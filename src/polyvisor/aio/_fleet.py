@@ -22,18 +22,26 @@ from polyvisor import config as _config
 from polyvisor.aio._connection import DEFAULT_WORKERS, AsyncConnection, connect
 from polyvisor.aio._vm import AsyncVM
 from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
-from polyvisor.errors import ConnectionLostError, NotFoundError, PolyvisorError, TimeoutError, ValidationError
+from polyvisor.errors import ConnectionLostError, PolyvisorError
 from polyvisor.fleet import (
-    ACTIONS,
     Candidate,
-    Fleet,
     FleetResult,
     FleetVM,
     HostResult,
     Placement,
     Selection,
-    choose_host,
     free_memory_mib,
+)
+from polyvisor.fleet.planning import (
+    FleetFacts,
+    FleetPlan,
+    VMWork,
+    abandoned,
+    as_polyvisor_error,
+    check_seconds,
+    config_hosts,
+    matching,
+    verb_timeout,
 )
 from polyvisor.model import PowerState, VMSpec, VMStatus
 from polyvisor.plugins import Plugins
@@ -48,7 +56,7 @@ VMList = list[FleetVM]  # spelt once here: inside AsyncFleet, ``list`` is the me
 HostWork = Callable[[str, AsyncConnection], Awaitable[_T]]
 
 
-class AsyncFleet:
+class AsyncFleet(FleetFacts):
     """Many hypervisor hosts behind one object, for asyncio: each call runs on every host at once.
 
     The arguments are :class:`polyvisor.Fleet`'s, plus ``workers``: the threads of each host's connection. Use as
@@ -66,11 +74,8 @@ class AsyncFleet:
         groups: Mapping[str, Sequence[str]] | None = None,
         workers: int = DEFAULT_WORKERS,
     ) -> None:
-        # The thread-pool fleet checks and keeps the hosts, groups and timeouts (its pool opens nothing until used,
-        # and this fleet never uses it), so both read their arguments alike.
-        self._plan = Fleet(hosts, max_concurrency=max_concurrency, timeout=timeout, plugins=plugins, groups=groups)
-        self.max_concurrency = self._plan.max_concurrency
-        self.timeout = self._plan.timeout
+        # FleetPlan checks and keeps the hosts, groups and timeouts, as for the thread-pool fleet.
+        super().__init__(FleetPlan(hosts, max_concurrency=max_concurrency, timeout=timeout, groups=groups))
         self._plugins = plugins
         self._workers = workers
         self._connections: dict[str, AsyncConnection] = {}
@@ -89,14 +94,13 @@ class AsyncFleet:
         workers: int = DEFAULT_WORKERS,
     ) -> Self:
         """Return the fleet of a config group's connections (``all``: every connection); or of one connection."""
-        plan = Fleet.from_config(group, path=path, max_concurrency=max_concurrency, timeout=timeout, plugins=plugins)
-        targets = {host: plan._targets[host] for host in plan.hosts}
+        connections, groups = config_hosts(group, path)
         return cls(
-            targets,
+            connections,
             max_concurrency=max_concurrency,
             timeout=timeout,
             plugins=plugins,
-            groups=plan.groups,
+            groups=groups,
             workers=workers,
         )
 
@@ -124,29 +128,7 @@ class AsyncFleet:
             for task in late:
                 task.add_done_callback(_ignore_outcome)
 
-    # -- hosts ---------------------------------------------------------------------------------------------------
-    @property
-    def hosts(self) -> tuple[str, ...]:
-        """The host names, in order."""
-        return self._plan.hosts
-
-    @property
-    def groups(self) -> Mapping[str, tuple[str, ...]]:
-        """Named groups of this fleet's hosts (from the config file)."""
-        return self._plan.groups
-
-    def uri(self, host: str) -> str:
-        """The host's URI, password masked."""
-        return self._plan.uri(host)
-
-    def labels(self, host: str) -> Mapping[str, str]:
-        """The host's own labels (its config entry's ``labels``)."""
-        return self._plan.labels(host)
-
-    def host_timeout(self, host: str) -> float:
-        """Seconds a call waits for the host: its own ``timeout``, else the fleet's."""
-        return self._plan.host_timeout(host)
-
+    # -- hosts (hosts, groups, uri, labels, host_timeout and select: FleetFacts) ---------------------------------
     async def connection(self, host: str) -> AsyncConnection:
         """Return the host's pooled connection, opening it within the host's timeout."""
         result = await self._run([(host, None, lambda _host, conn: _same(conn), None)])
@@ -172,7 +154,7 @@ class AsyncFleet:
         return await asyncio.shield(opening)
 
     async def _open(self, host: str) -> AsyncConnection:
-        target = self._plan._targets[host]
+        target = self._plan.targets[host]
         try:
             conn = await connect(
                 URI.parse(target.uri), plugins=self._plugins, workers=self._workers, **target.credentials()
@@ -207,35 +189,22 @@ class AsyncFleet:
                         value = await work(host, await self._pooled(host))
                 except builtins.TimeoutError as error:
                     if not bound.expired():
-                        return HostResult(host, uri, None, _polyvisor_error(error, host), _since(started), vm)
+                        return HostResult(host, uri, None, as_polyvisor_error(error, host), _since(started), vm)
                     log.info("%s timed out after %g s", host, seconds)
                     self._drop(host)  # its threads may be stuck: the next call starts afresh
-                    lost = TimeoutError(
-                        f"no answer within {seconds:g}s; the host was left to finish on its own and the others "
-                        "went on without it",
-                        host=host,
-                        vm=vm,
-                    )
-                    return HostResult(host, uri, None, lost, _since(started), vm)
+                    return HostResult(host, uri, None, abandoned(host, vm, seconds), _since(started), vm)
                 except ConnectionLostError as error:
                     self._drop(host)  # reopened on the next call
                     return HostResult(host, uri, None, error, _since(started), vm)
                 except Exception as error:  # every failure becomes this host's result; the others carry on
-                    return HostResult(host, uri, None, _polyvisor_error(error, host), _since(started), vm)
+                    return HostResult(host, uri, None, as_polyvisor_error(error, host), _since(started), vm)
                 return HostResult(host, uri, value, None, _since(started), vm)
 
-        tasks = [one(self._known(host), vm, work, timeout) for host, vm, work, timeout in jobs]
+        tasks = [one(self._plan.known(host), vm, work, timeout) for host, vm, work, timeout in jobs]
         return list(await asyncio.gather(*tasks))
 
-    def _known(self, host: str) -> str:
-        if host not in self.hosts:
-            raise NotFoundError(f"the fleet has no host {host!r} (hosts: {', '.join(self.hosts) or 'none'})")
-        return host
-
     async def _on(self, hosts: Iterable[str] | None, work: HostWork[_T], timeout: float | None) -> FleetResult[_T]:
-        if timeout is not None:
-            _check_seconds(timeout, "timeout")
-        chosen = self.hosts if hosts is None else _names(hosts, "hosts")
+        chosen = self._plan.chosen(hosts, timeout)
         return FleetResult(await self._run([(host, None, work, timeout) for host in chosen]))
 
     async def map(
@@ -273,45 +242,14 @@ class AsyncFleet:
         Raise :class:`~polyvisor.errors.NotFoundError` naming the hosts searched (and those that failed), or
         :class:`~polyvisor.errors.ValidationError` when the name exists on several hosts.
         """
-        if not isinstance(ref, str) or not ref:
-            raise ValidationError("give a VM name, UUID or host/name", field="vm")
-        host, slash, name = ref.rpartition("/")
-        hosts = [self._known(host)] if slash else list(self.hosts)
-        wanted = name.lower() if len(name) == 36 and name.count("-") == 4 else name
-        listing = await self.list(hosts=hosts, timeout=timeout)
-        found = [vm for vms in listing.values.values() for vm in vms if wanted in (vm.name, vm.uuid.lower())]
-        if len(found) == 1:
-            return found[0]
-        if found:
-            keys = ", ".join(vm.key for vm in found)
-            raise ValidationError(
-                f"{name!r} names a VM on several hosts ({keys}); say which with host/name", field="vm"
-            )
-        searched = [key for key in listing if key not in listing.errors]
-        message = f"no VM named {name!r} on {', '.join(searched) or 'any host'}"
-        if listing.errors:
-            failed = "; ".join(f"{key}: {' '.join(str(err).split())}" for key, err in listing.errors.items())
-            message += f"; these hosts could not be searched: {failed}"
-        raise NotFoundError(message, vm=name)
+        lookup = self._plan.lookup(ref)
+        return lookup.resolve(await self.list(hosts=lookup.hosts, timeout=timeout))
 
     # -- selections and verbs ------------------------------------------------------------------------------------
-    def select(
-        self,
-        *,
-        labels: Mapping[str, str] | None = None,
-        hosts: Iterable[str] | None = None,
-        groups: Iterable[str] | None = None,
-        names: Iterable[str] | None = None,
-        states: Iterable[PowerState | str] | None = None,
-    ) -> Selection:
-        """Return a :class:`~polyvisor.Selection` of this fleet's VMs (no round trip, so not a coroutine)."""
-        return self._plan.select(labels=labels, hosts=hosts, groups=groups, names=names, states=states)
-
     async def matching(self, selection: Selection, *, timeout: float | None = None) -> FleetResult[VMList]:
         """Return the selected VMs of each host the selection covers."""
-        hosts = [host for host in self.hosts if selection.covers(host)]
-        listing = await self.list(selection.needs_details, hosts=hosts, timeout=timeout)
-        return listing.map_values(lambda vms: [vm for vm in vms if selection.matches(vm.host, vm.info)])
+        listing = await self.list(selection.needs_details, hosts=self._plan.covered(selection), timeout=timeout)
+        return matching(selection, listing)
 
     async def act(
         self, selection: Selection | Iterable[FleetVM], verb: str, **kwargs: Any
@@ -321,15 +259,13 @@ class AsyncFleet:
         Results are keyed ``host/name``; a host whose listing failed appears under its own name with that error.
         ``kwargs`` go to the verb (``timeout=``, ``mode=``, ``storage=``, ...).
         """
-        if verb not in ACTIONS:
-            raise ValidationError(f"{verb!r} is not a verb; use one of {', '.join(sorted(ACTIONS))}", field="verb")
-        default = SHUTDOWN_TIMEOUT if verb == "shutdown" else DEFAULT_TIMEOUT
+        seconds = verb_timeout(verb, kwargs)
 
         async def run(vm: AsyncVM) -> VMStatus | None:
             outcome: VMStatus | None = await getattr(vm, verb)(**kwargs)
             return outcome
 
-        return await self._each(selection, run, kwargs.get("timeout", default))
+        return await self._each(selection, run, seconds)
 
     async def ensure(
         self,
@@ -348,24 +284,19 @@ class AsyncFleet:
         verb: Callable[[AsyncVM], Awaitable[_T]],
         verb_timeout: float,
     ) -> FleetResult[_T]:
-        _check_seconds(verb_timeout, "timeout")
-        failed: builtins.list[HostResult[_T]] = []
+        check_seconds(verb_timeout, "timeout")
         if isinstance(selection, Selection):
-            found = await self.matching(selection)
-            failed = [HostResult(r.host, r.uri, None, r.error, r.elapsed) for r in found.results() if r.error]
-            targets = [vm for vms in found.values.values() for vm in vms]
+            work = VMWork.found(await self.matching(selection))
         else:
-            targets = builtins.list(selection)
+            work = VMWork.listed(selection)
         jobs: builtins.list[tuple[str, str | None, HostWork[_T], float | None]] = []
-        for listed in targets:
+        for job in work.jobs(self._plan, verb_timeout):
 
-            async def work(_host: str, conn: AsyncConnection, listed: FleetVM = listed) -> _T:
+            async def run(_host: str, conn: AsyncConnection, listed: FleetVM = job.vm) -> _T:
                 return await verb(await conn.vm(listed.info))
 
-            # The verb keeps its own deadline; the host's bound covers reaching it first.
-            bound = verb_timeout + 1.0 + self.host_timeout(listed.host)
-            jobs.append((listed.host, listed.name, work, bound))
-        return FleetResult([*failed, *await self._run(jobs)])
+            jobs.append((job.host, job.vm.name, run, job.timeout))
+        return FleetResult([*work.failed, *await self._run(jobs)])
 
     # -- placement -----------------------------------------------------------------------------------------------
     async def candidates(
@@ -378,15 +309,7 @@ class AsyncFleet:
             vms = None if info.free_memory_mib is not None else await conn.list(details=True)
             return info.cpus, free_memory_mib(info, vms)
 
-        result = await self._on(hosts, facts, timeout)
-        out = []
-        for host, outcome in result.items():
-            if outcome.error is not None:
-                out.append(Candidate(host, self.labels(host), error=outcome.error))
-            else:
-                cpus, free = outcome.unwrap()
-                out.append(Candidate(host, self.labels(host), free, cpus))
-        return out
+        return self._plan.candidates(await self._on(hosts, facts, timeout))
 
     async def create(
         self,
@@ -399,22 +322,15 @@ class AsyncFleet:
 
         Raise :class:`~polyvisor.errors.PlacementError`, saying host by host why, when none fits.
         """
-        if not isinstance(spec, VMSpec):
-            spec = VMSpec.from_dict(spec)
-        placement = placement or Placement()
-        hosts = [self._known(host) for host in placement.hosts] if placement.hosts is not None else None
-        chosen = choose_host(
-            await self.candidates(hosts=hosts), memory_mib=spec.memory_mib, cpus=spec.cpus, placement=placement
-        )
-        if isinstance(chosen, PolyvisorError):
-            raise chosen
-        log.info("placing VM %r on %s", spec.name, chosen)
+        placing = self._plan.placing(spec, placement)
+        spec = placing.spec
+        chosen = placing.choose(await self.candidates(hosts=placing.hosts))
 
         async def create(_host: str, conn: AsyncConnection) -> FleetVM:
             vm = await conn.create(spec, timeout=timeout)
             return FleetVM(chosen, await vm.info())
 
-        bound = timeout + 1.0 + self.host_timeout(chosen)
+        bound = self._plan.vm_timeout(chosen, timeout)
         (created,) = await self._run([(chosen, None, create, bound)])
         return created.unwrap()
 
@@ -430,22 +346,3 @@ def _since(started: float) -> float:
 def _ignore_outcome(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved, so asyncio does not log it: a late goodbye changes nothing
-
-
-def _polyvisor_error(error: BaseException, host: str) -> PolyvisorError:
-    if isinstance(error, PolyvisorError):
-        return error
-    wrapped = PolyvisorError(f"{type(error).__name__}: {error}", host=host)
-    wrapped.__cause__ = error
-    return wrapped
-
-
-def _check_seconds(value: object, field: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValidationError(f"must be a number of seconds > 0, got {value!r}", field=field)
-
-
-def _names(values: Iterable[str], what: str) -> builtins.list[str]:
-    if isinstance(values, str):
-        raise ValidationError(f"give a list of {what}, not one string", field=what)
-    return builtins.list(values)

@@ -23,11 +23,8 @@ from polyvisor.connection import (
     VM,
     Progress,
     Waiting,
-    _ensure_target,
 )
 from polyvisor.errors import NotFoundError
-from polyvisor.guest import _ADDRESS_FIRST_POLL as ADDRESS_FIRST_POLL
-from polyvisor.guest import _ADDRESS_MAX_POLL as ADDRESS_MAX_POLL
 from polyvisor.guest import ADDRESS_TIMEOUT
 from polyvisor.model import (
     Capabilities,
@@ -188,8 +185,7 @@ class AsyncVM:
         ``force`` allows lossy shortcuts: power off instead of a graceful shutdown, and discarding saved
         memory. Supported targets: running, stopped, paused, saved.
         """
-        target = _ensure_target(state, timeout)
-        deadline = Deadline(timeout)
+        target, deadline = self.sync._ensure_begin(state, timeout)
         for _ in range(_ENSURE_STEPS):
             status = await self._settled(None, deadline)
             step = self.sync._ensure_step(status, target, force, progress)
@@ -267,17 +263,12 @@ class AsyncVM:
         Each round asks the sources in a thread; between rounds the task sleeps on the event loop, holding no thread.
         """
         sync = self.sync
-        deadline, wanted, chosen = await self._call(sync._address_wait_begin, timeout, family, sources)
-        delay = ADDRESS_FIRST_POLL
+        wait = await self._call(sync._address_wait_begin, timeout, family, sources)
         while True:
-            found, answers = await self._call(sync._address_attempt, chosen, wanted)
+            found, answers = await self._call(sync._address_attempt, wait.chosen, wait.wanted)
             if found is not None:
                 return found
-            remaining = deadline.remaining()
-            if remaining <= 0:
-                raise sync._address_timeout(timeout, wanted, chosen, answers)
-            await asyncio.sleep(min(delay, remaining))
-            delay = min(delay * 2, ADDRESS_MAX_POLL)
+            await asyncio.sleep(wait.pause(answers))
 
     async def reconfigure(
         self,

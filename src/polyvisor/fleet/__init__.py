@@ -8,8 +8,9 @@ hanging costs the others nothing beyond its own timeout. The result types, :clas
 from __future__ import annotations
 
 from polyvisor.errors import FleetError, PlacementError
-from polyvisor.fleet._fleet import ACTIONS, Fleet
+from polyvisor.fleet._fleet import Fleet
 from polyvisor.fleet.placement import Candidate, Placement, choose_host, free_memory_mib
+from polyvisor.fleet.planning import ACTIONS
 from polyvisor.fleet.results import FleetResult, FleetVM, HostResult
 from polyvisor.fleet.selection import Selection
 

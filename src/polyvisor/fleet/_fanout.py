@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from polyvisor.errors import PolyvisorError, TimeoutError
+from polyvisor.errors import PolyvisorError
+from polyvisor.fleet.planning import abandoned, as_polyvisor_error
 from polyvisor.fleet.results import HostResult
 
 __all__ = ["Job", "run_jobs"]
@@ -36,14 +37,6 @@ class Job(Generic[T]):
     vm: str | None = None
     on_abandon: Callable[[], None] | None = None
     """Called (on the dispatching thread) when the job is abandoned, e.g. to stop reusing its connection."""
-
-
-def _as_polyvisor_error(error: Exception, host: str) -> PolyvisorError:
-    if isinstance(error, PolyvisorError):
-        return error
-    wrapped = PolyvisorError(f"{type(error).__name__}: {error}", host=host)
-    wrapped.__cause__ = error
-    return wrapped
 
 
 def run_jobs(jobs: Sequence[Job[T]], limit: int) -> list[HostResult[T]]:
@@ -68,7 +61,7 @@ def run_jobs(jobs: Sequence[Job[T]], limit: int) -> list[HostResult[T]]:
         try:
             value = job.work(started + job.timeout)
         except Exception as error:  # every failure becomes this host's result; the others carry on
-            finish(index, started, None, _as_polyvisor_error(error, job.host))
+            finish(index, started, None, as_polyvisor_error(error, job.host))
         else:
             finish(index, started, value, None)
 
@@ -85,12 +78,7 @@ def run_jobs(jobs: Sequence[Job[T]], limit: int) -> list[HostResult[T]]:
             for index in expired:
                 job = jobs[index]
                 started = running.pop(index)
-                error = TimeoutError(
-                    f"no answer within {job.timeout:g}s; the host was left to finish on its own and the others "
-                    "went on without it",
-                    host=job.host,
-                    vm=job.vm,
-                )
+                error = abandoned(job.host, job.vm, job.timeout)
                 results[index] = HostResult(job.host, job.uri, None, error, now - started, job.vm)
                 log.info("%s timed out after %g s", job.host, job.timeout)
                 if job.on_abandon is not None:
