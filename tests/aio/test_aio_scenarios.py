@@ -190,3 +190,29 @@ def test_workers_must_be_a_positive_whole_number() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(polyvisor.ValidationError, match="workers"):
             polyvisor.aio.connect("memory:///aio", workers=bad)  # type: ignore[arg-type]
+
+
+async def test_wait_for_address_holds_no_thread_and_can_be_cancelled() -> None:
+    """A guest whose address comes late is waited for on the loop; a guest that never reports can be cancelled."""
+    from polyvisor.testing.memory import ADDRESS_DELAY_LABEL, ADDRESS_LABEL
+
+    async with polyvisor.aio.connect("memory:///aio-address", workers=1) as conn:
+        late = await conn.create(
+            {"name": "late", "nics": [{}], "labels": {ADDRESS_DELAY_LABEL: "0.5"}, "memory_mib": 128}
+        )
+        never = await conn.create({"name": "never", "nics": [{}], "labels": {ADDRESS_LABEL: "none"}, "memory_mib": 128})
+        await late.start()
+        await never.start()
+        stuck = asyncio.create_task(never.wait_for_address(timeout=60))
+        # With one worker thread, the late guest's wait still gets its turns: the stuck wait holds no thread.
+        address = await late.wait_for_address(timeout=30)
+        assert address.source == "agent"
+        assert not stuck.done()
+        stuck.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+        with pytest.raises(polyvisor.TimeoutError, match="agent"):
+            await never.wait_for_address(timeout=0.5)
+        for vm in (late, never):
+            await vm.stop()
+            await vm.delete()
