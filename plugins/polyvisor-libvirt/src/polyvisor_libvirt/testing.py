@@ -29,7 +29,7 @@ from polyvisor import VM, Connection
 from polyvisor.testing.fixtures import SeedReader
 from polyvisor_libvirt import domainxml
 
-__all__ = ["polyvisor_base_image", "polyvisor_seed_reader", "pytest_addoption"]
+__all__ = ["polyvisor_base_image", "polyvisor_seed_reader", "pytest_addoption", "pytest_configure"]
 
 MIB = 1024 * 1024
 
@@ -43,6 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="make an empty qcow2 base volume of this size in a storage pool of the target for the clone cases "
         "(deleted afterwards); instead of --polyvisor-base-image",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse a malformed ``--polyvisor-libvirt-base-volume`` before anything runs."""
+    value = config.getoption("--polyvisor-libvirt-base-volume", default=None)
+    if value:
+        _parse_volume(str(value))
 
 
 def _parse_volume(value: str) -> tuple[str, str, int]:
