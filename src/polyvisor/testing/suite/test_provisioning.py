@@ -142,7 +142,8 @@ def test_a_seed_carries_hostile_content_byte_for_byte_and_goes_with_the_vm(
 ) -> None:
     require(polyvisor_connection, Feature.CLOUD_INIT)
     seed = _hostile_seed("seed")
-    vm = polyvisor_vm_factory("seed", cloud_init=seed)
+    # No disks: the VM is deleted without its storage below, and a disk of the target's spec would be left behind.
+    vm = polyvisor_vm_factory("seed", cloud_init=seed, disks=[])
     assert vm.state() is PowerState.STOPPED
     read = polyvisor_seed_reader(vm) if polyvisor_seed_reader is not None else None
     if read is not None:
