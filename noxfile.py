@@ -86,13 +86,34 @@ def conformance(session: nox.Session) -> None:
         *("--polyvisor-address-spec", str(memory_address)),
     ]
     session.run(*kit, "--polyvisor-uri", "memory:///conformance", *stubborn, *memory_provisioning, external=True)
-    session.run(*kit, "--polyvisor-uri", "test:///default", external=True)
+    # libvirt targets load the kit's libvirt extras: a base volume made in a pool of the target for the session
+    # (the test driver's storage lives in the testing process, so it is made there), and seeds read back from the
+    # pool. The test driver fakes an address for each NIC of a running domain.
+    libvirt_kit = [*kit, "-p", "polyvisor_libvirt.testing"]
+    test_address = kit_dir / "test-address.json"
+    test_address.write_text(json.dumps({"nics": [{"network": "default"}]}))
+    test_provisioning = [
+        *("--polyvisor-libvirt-base-volume", f"default-pool/pvconf-base-{secrets.token_hex(4)}.qcow2=64"),
+        *("--polyvisor-address-spec", str(test_address)),
+    ]
+    session.run(*libvirt_kit, "--polyvisor-uri", "test:///default", *test_provisioning, external=True)
     spec = GUEST_DIR / "x86_64" / "conformance-spec.json"
     if spec.exists() or os.environ.get("CI") == "true":
         before = pool_volumes()
         real_stubborn = ["--polyvisor-stubborn-spec", str(spec.with_name("conformance-stubborn-spec.json"))]
+        # The guest's init gives each NIC a TEST-NET-1 address, which its QEMU guest agent reports.
+        real_address = kit_dir / "qemu-address.json"
+        real_address.write_text(json.dumps({"nics": [{"network": "polyvisor-isolated"}]}))
+        real_provisioning = [
+            *("--polyvisor-libvirt-base-volume", f"{TEST_POOL}/pvconf-base-{secrets.token_hex(4)}.qcow2=64"),
+            *("--polyvisor-address-spec", str(real_address)),
+        ]
         session.run(
-            *kit, "--polyvisor-uri", "qemu:///system", "--polyvisor-spec", str(spec), *real_stubborn, external=True
+            *libvirt_kit,
+            *("--polyvisor-uri", "qemu:///system", "--polyvisor-spec", str(spec)),
+            *real_stubborn,
+            *real_provisioning,
+            external=True,
         )
         for log in Path("/var/log/libvirt/qemu").glob("pvconf-*.log"):
             log.unlink()  # libvirt keeps one QEMU log per domain name, forever
@@ -101,7 +122,16 @@ def conformance(session: nox.Session) -> None:
             session.error(f"the conformance suite left volumes in the test pool: {sorted(left)}")
     else:
         session.warn(f"{spec} missing: run scripts/build-guest-image to include qemu:///system")
-    with loopback_hyperv_host() as (ready, env):
+    # The loopback host holds a base VHDX from its start; a guest on a switch reports addresses through KVP
+    # (--kvp-delay seconds after it starts).
+    hyperv_base = "C:\\PolyvisorKit\\base.vhdx"
+    hyperv_address = kit_dir / "hyperv-address.json"
+    hyperv_address.write_text(json.dumps({"nics": [{"network": "Default Switch"}]}))
+    hyperv_provisioning = [
+        *("--polyvisor-base-image", hyperv_base),
+        *("--polyvisor-address-spec", str(hyperv_address)),
+    ]
+    with loopback_hyperv_host("--base-vhd", f"{hyperv_base}=64") as (ready, env):
         user = ready["username"]
         urls = {endpoint["scheme"]: endpoint for endpoint in ready["endpoints"]}
         https, http = urls["https"], urls["http"]
@@ -114,7 +144,9 @@ def conformance(session: nox.Session) -> None:
         for uri, options in targets:
             extra = [arg for option in options for arg in ("--polyvisor-option", option)]
             password = ["--polyvisor-password-env", PASSWORD_ENV]
-            session.run(*kit, "--polyvisor-uri", uri, *extra, *password, *stubborn, env=env, external=True)
+            session.run(
+                *kit, "--polyvisor-uri", uri, *extra, *password, *stubborn, *hyperv_provisioning, env=env, external=True
+            )
 
 
 PASSWORD_ENV = "POLYVISOR_HYPERV_HOST_PASSWORD"
@@ -144,12 +176,13 @@ def bench(session: nox.Session) -> None:
 
 
 @contextmanager
-def loopback_hyperv_host() -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
-    """Run the loopback Hyper-V host (``python -m polyvisor_hyperv_loopback``) for the duration of the block."""
+def loopback_hyperv_host(*options: str) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """Run the loopback Hyper-V host (``python -m polyvisor_hyperv_loopback``, with these extra options) for the
+    duration of the block."""
     state = Path(tempfile.mkdtemp(prefix="polyvisor-hvhost-"))
     ready = state / "ready.json"
     env = {**os.environ, PASSWORD_ENV: secrets.token_urlsafe(16)}
-    command = [PY, "-m", "polyvisor_hyperv_loopback", "--http-port", "0", "--https-port", "0"]
+    command = [PY, "-m", "polyvisor_hyperv_loopback", "--http-port", "0", "--https-port", "0", *options]
     process = subprocess.Popen([*command, "--state-dir", str(state), "--ready-file", str(ready)], env=env)
     try:
         deadline = time.monotonic() + 60

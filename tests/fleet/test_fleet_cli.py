@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,3 +114,55 @@ def test_ensure_and_verbs_on_a_label_selection(config: Path, labelled: str) -> N
     one = polyvisor_cli("-c", "windows", "resume", f"hv-winrm/{labelled}-hv-winrm")
     assert one.exit_code == 0, one.output
     assert one.stdout.strip() == f"hv-winrm/{labelled}-hv-winrm: running (Running)"
+
+
+def test_watch_over_a_group_tags_each_event_with_its_host_and_reports_failed_hosts(
+    config: Path, mixed: MixedFleet
+) -> None:
+    # Events come from a thread that keeps changing one VM on each Hyper-V host, alternately, until the watch has
+    # printed its --count events: the watch subscribes at some moment this test cannot see.
+    tag = f"watch-{uuid.uuid4().hex[:6]}"
+    fleet = mixed.fleet()
+    hosts = ("hv-psrp", "hv-winrm")
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            vms = [fleet.connection(host).create({"name": f"{tag}-{host}", "memory_mib": 128}) for host in hosts]
+            while not done.is_set():
+                for vm in vms:
+                    if vm.state() is polyvisor.PowerState.STOPPED:
+                        vm.start()
+                    else:
+                        vm.stop()
+                    done.wait(0.3)
+        except BaseException as error:  # reported by the test, not lost in the thread
+            failures.append(error)
+
+    driver = threading.Thread(target=drive, name="watch-driver", daemon=True)
+    driver.start()
+    try:
+        result = polyvisor_cli("-c", "lab", "watch", "--count", "8")
+    finally:
+        done.set()
+        driver.join(timeout=60)
+        for host in hosts:
+            conn = fleet.connection(host)
+            if conn.exists(f"{tag}-{host}"):
+                conn.vm(f"{tag}-{host}").ensure("stopped", force=True)
+                conn.vm(f"{tag}-{host}").delete()
+        fleet.close()
+    assert not failures, failures
+    assert result.exit_code == PARTIAL, result.output
+    events = [line.split() for line in result.stdout.splitlines()]
+    assert len(events) == 8, result.stdout
+    # Each event names the host it came from (a VM named after one host is only ever on that host) ...
+    assert all(name == f"{tag}-{host}" for _time, host, _kind, name, *_ in events), result.stdout
+    assert {host for _time, host, *_ in events} == set(hosts), result.stdout
+    # ... and the hosts that could not be watched are said on stderr, the others watched.
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith("error: dead: ")
+    assert errors[1].startswith(f"error: hang: no answer within {HANG_TIMEOUT:g}s")
+    assert errors[2] == "2 of 5 failed; the others' results are above"
+    assert errors[3] == "watching hv-psrp, hv-winrm, t3; Ctrl-C to stop"

@@ -217,11 +217,13 @@ def test_dynamic_memory_in_the_spec_and_in_info(conn: polyvisor.Connection, vm_n
         assert details.memory_mib == 1024
         with pytest.raises(ValidationError, match="512-2048"):
             vm.reconfigure(memory_mib=4096)  # stopped: startup memory must lie within the range
+        assert Feature.RECONFIGURE_LIVE_MEMORY not in vm.capabilities()  # Hyper-V sets it, within the range
         vm.start()
         assert _details(vm.info()).memory_mib == 1024  # assigned memory while running
-        with pytest.raises(ValidationError, match="2048"):
-            vm.reconfigure(memory_mib=1024)  # running: the maximum only grows
-        assert _details(vm.reconfigure(memory_mib=4096)).dynamic_memory == polyvisor.model.DynamicMemory(512, 4096, 30)
+        with pytest.raises(UnsupportedError) as refused:
+            vm.reconfigure(memory_mib=768)
+        assert refused.value.feature is Feature.RECONFIGURE_LIVE_MEMORY
+        assert _details(vm.info()).dynamic_memory == polyvisor.model.DynamicMemory(512, 2048, 30)
         assert any(_details(v).dynamic_memory for v in conn.list() if v.uuid == vm.uuid)
     finally:
         vm.ensure("stopped", force=True)

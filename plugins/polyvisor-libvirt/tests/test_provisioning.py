@@ -115,6 +115,13 @@ def test_a_copy_of_a_pool_volume_is_independent(conn: Connection, backend: Libvi
     assert Path(copy).name not in _volumes(backend)
 
 
+def test_a_grown_copy_of_a_pool_volume_needs_no_resize(conn: Connection, backend: LibvirtBackend) -> None:
+    # The test driver cannot resize a volume; the copy is made at the size asked for.
+    vm = conn.create(VMSpec(name="grown", disks=[DiskSpec(image=_base_volume(backend), clone="copy", size_mib=96)]))
+    xml = _volume_xml(backend, vm.info().extra["owned_volumes"][0])
+    assert int(xml.findtext("capacity", "0")) == 96 * MIB
+
+
 def test_a_linked_clone_of_a_local_file(conn: Connection, backend: LibvirtBackend, tmp_path: Path) -> None:
     base = _qcow2_file(tmp_path / "base.qcow2", 32)
     vm = conn.create(VMSpec(name="file", disks=[DiskSpec(image=base, clone="linked", size_mib=48)]))

@@ -121,7 +121,12 @@ def polyvisor_seed_reader(polyvisor_connection: Connection) -> SeedReader | None
     The default uses the backend's ``seed_iso(uuid)`` test hook where it has one (``memory://`` does); override the
     fixture for a target whose seeds the test machine can read some other way (a storage pool, a share).
     """
-    hook = getattr(polyvisor_connection.backend, "seed_iso", None)
+    return backend_seed_reader(polyvisor_connection)
+
+
+def backend_seed_reader(conn: Connection) -> SeedReader | None:
+    """The default seed reader: the backend's ``seed_iso(uuid)`` test hook, or None when it has none."""
+    hook = getattr(conn.backend, "seed_iso", None)
     if hook is None:
         return None
 

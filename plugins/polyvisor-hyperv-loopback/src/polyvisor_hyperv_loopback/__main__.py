@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         help="how long after a VM starts its guest's KVP daemon reports its IP addresses (default 3)",
     )
     parser.add_argument(
+        "--base-vhd",
+        action="append",
+        default=[],
+        type=_base_vhd,
+        metavar="PATH=SIZE_MIB",
+        help="a dynamic VHD/VHDX to place on the host at start (a base image to clone; repeatable)",
+    )
+    parser.add_argument(
         "--idle-timeout",
         type=float,
         default=7200.0,
@@ -70,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ready-file", type=Path, default=None, help="write the endpoints as JSON here once serving")
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests")
     return parser
+
+
+def _base_vhd(value: str) -> tuple[str, int]:
+    """Parse ``PATH=SIZE_MIB`` (the path may hold ``=``: the size is after the last one)."""
+    path, sep, size = value.rpartition("=")
+    if not sep or not path or not size.isdigit() or int(size) <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not PATH=SIZE_MIB (a Windows path and a size in MiB)")
+    return path, int(size)
 
 
 def main() -> None:
@@ -90,6 +106,8 @@ def main() -> None:
     engine = Engine()
     engine.host.cmdlet_latency = args.cmdlet_latency_ms / 1000
     engine.host.kvp_delay = args.kvp_delay
+    for path, size_mib in args.base_vhd:
+        engine.host.new_vhd(path, size_mib * 1024 * 1024)
     hosts: list[LoopbackHost] = []
     for https, port in ((False, args.http_port), (True, args.https_port)):
         if port is None:

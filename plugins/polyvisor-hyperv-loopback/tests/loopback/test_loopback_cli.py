@@ -145,3 +145,44 @@ def test_cli_requires_the_password_variable(command: list[str]) -> None:
     assert b"polyvisor-hyperv-host: set the password in the environment variable POLYVISOR_HYPERV_HOST_PASSWORD" in (
         result.stderr
     )
+
+
+def test_base_vhds_are_on_the_host_from_the_start(tmp_path: Path) -> None:
+    require_real_engine()
+    import winrm
+
+    ready = tmp_path / "ready.json"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "polyvisor_hyperv_loopback",
+            *("--username", USER, "--password-env", "LOOPBACK_PW", "--http-port", "0"),
+            *("--base-vhd", "C:\\Images\\a=b.vhdx=64", "--base-vhd", "D:\\Base\\small.vhd=8"),
+            *("--ready-file", str(ready)),
+        ],
+        env=_env(LOOPBACK_PW=PASSWORD),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for(ready, process)
+        (endpoint,) = json.loads(ready.read_text())["endpoints"]
+        session = winrm.Session(
+            endpoint["url"], auth=(USER, PASSWORD), transport="ntlm", proxy=None, ca_trust_path=None
+        )
+        script = "Get-VHD -Path 'C:\\Images\\a=b.vhdx', 'D:\\Base\\small.vhd' | ConvertTo-Json -Compress"
+        result = session.run_ps(script)
+        assert result.status_code == 0, result.std_err
+        found = [(vhd["Path"], vhd["Size"]) for vhd in json.loads(result.std_out)]
+        assert found == [("C:\\Images\\a=b.vhdx", 64 * 1024 * 1024), ("D:\\Base\\small.vhd", 8 * 1024 * 1024)]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+
+
+@pytest.mark.parametrize("value", ["C:\\Images\\base.vhdx", "C:\\Images\\base.vhdx=0", "=64", "C:\\b.vhdx=big"])
+def test_a_base_vhd_needs_a_path_and_a_size(value: str) -> None:
+    with pytest.raises(SystemExit):
+        polyvisor_hyperv_loopback.__main__._parser().parse_args(["--base-vhd", value])

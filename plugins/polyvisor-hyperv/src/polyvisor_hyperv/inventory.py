@@ -47,6 +47,9 @@ class Inventory:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._generations: dict[str, int] = {}  # a VM's generation never changes: read once per connection
+        # Whether a VM has dynamic memory: set at create (nothing in polyvisor switches it), refreshed by every
+        # info() and listing.
+        self._dynamic: dict[str, bool] = {}
 
     def host_info(self) -> HostInfo:
         rows = self._session.run(
@@ -130,14 +133,19 @@ class Inventory:
         return matches[0]
 
     def probe_vm_features(self, uuid: str) -> frozenset[Feature] | None:
-        """A Generation 1 VM has no NIC hot-plug (Generation 2 only: What-s-new-in-Hyper-V-on-Windows.md)."""
+        """A Generation 1 VM has no NIC hot-plug (Generation 2 only: What-s-new-in-Hyper-V-on-Windows.md); a VM
+        with dynamic memory has no live memory change (Hyper-V balances a running VM's memory itself, within the
+        range, and lets its startup memory change only while it is off)."""
         generation = self._generations.get(uuid)
-        if generation is None:
-            generation = int(self._session.vm_row(uuid, ("Generation",)).get("Generation") or 0)
-            self._generations[uuid] = generation
-        if generation == 1:
-            return frozenset(Feature) - {Feature.NIC_HOTPLUG}
-        return None
+        dynamic = self._dynamic.get(uuid)
+        if generation is None or dynamic is None:
+            row = self._session.vm_row(uuid, ("Generation", "DynamicMemoryEnabled"))
+            generation = self._generations[uuid] = int(row.get("Generation") or 0)
+            dynamic = self._dynamic[uuid] = bool(row.get("DynamicMemoryEnabled"))
+        lacking = {Feature.NIC_HOTPLUG} if generation == 1 else set()
+        if dynamic:
+            lacking.add(Feature.RECONFIGURE_LIVE_MEMORY)
+        return frozenset(Feature) - lacking if lacking else None
 
     def info(self, uuid: str) -> VMInfo:
         row = self._session.vm_row(uuid, VM_PROPERTIES)
@@ -176,6 +184,7 @@ class Inventory:
         self._session.remember(info.uuid, info.name)
         if details.extra["generation"]:
             self._generations[info.uuid] = int(details.extra["generation"])
+        self._dynamic[info.uuid] = details.dynamic_memory is not None
         return info
 
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:

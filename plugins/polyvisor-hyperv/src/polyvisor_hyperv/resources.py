@@ -9,9 +9,11 @@ Windows' rules, which the backend checks first so that a refusal names the limit
   adjust the amount of memory assigned to a virtual machine while it's running, even if you haven't enabled Dynamic
   Memory", MicrosoftDocs/windowsserverdocs What-s-new-in-Hyper-V-on-Windows.md).
 * With dynamic memory a running VM may raise its maximum and lower its minimum only (Hyper-V Dynamic Memory
-  Overview, "Run-time Dynamic Memory configuration changes"); its startup memory is fixed while it runs. So
-  ``memory_mib`` on a running VM with dynamic memory is the new maximum, which may only grow; on a stopped one it is
-  the startup memory, which must lie between the minimum and the maximum.
+  Overview, "Run-time Dynamic Memory configuration changes"); its startup memory is fixed while it runs, and
+  Hyper-V alone decides how much of the range it has. So such a VM has no ``reconfigure-live-memory`` (the core
+  refuses first: polyvisor's live ``memory_mib`` is the memory the VM runs with, within its range, which Hyper-V does
+  not let anyone set); on a stopped one ``memory_mib`` is the startup memory, which must lie between the minimum and
+  the maximum.
 * ``Resize-VHD`` grows VHD and VHDX files; a disk on a running VM's IDE controller cannot be resized, one on its
   SCSI controller can (Resize-VHD.md). The backend never shrinks.
 """
@@ -70,13 +72,13 @@ class Resources:
         low = int(row.get("MemoryMinimum") or 0) // MiB
         high = int(row.get("MemoryMaximum") or 0) // MiB
         if live:
-            if memory_mib < high:
-                raise ValidationError(
-                    f"{memory_mib} MiB is below the VM's dynamic-memory maximum ({high} MiB): Hyper-V can only raise "
-                    "the maximum of a running VM; stop it to lower the maximum",
-                    field="memory_mib",
-                )
-            return {"MaximumBytes": memory_mib * MiB}
+            raise UnsupportedError(
+                f"Hyper-V balances the memory of a running VM with dynamic memory itself, between {low} and {high} "
+                "MiB; it cannot be set while the VM runs: stop it to change its startup memory",
+                feature=Feature.RECONFIGURE_LIVE_MEMORY,
+                host=self._session.host,
+                vm=uuid,
+            )
         if not low <= memory_mib <= high:
             raise ValidationError(
                 f"{memory_mib} MiB is outside the VM's dynamic-memory range {low}-{high} MiB (minimum-maximum); "

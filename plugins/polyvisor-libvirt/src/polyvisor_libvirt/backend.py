@@ -382,15 +382,18 @@ class LibvirtBackend(Backend):
         """Undefine with managed save, snapshot/checkpoint metadata and NVRAM; volumes polyvisor made if asked.
 
         ``storage=True`` deletes the volumes polyvisor created for this VM (recorded in its metadata) and never
-        a disk given as ``image=``: those belong to whoever brought them.
+        a disk given as ``image=``: those belong to whoever brought them. The cloud-init seed (an owned volume
+        attached as a CD-ROM) goes with the VM either way: it is part of the VM, not storage a caller keeps.
         """
         self._booted.pop(uuid, None)  # per-VM bookkeeping must not outlive the VM on a long-lived connection
         self._shutdowns.pop(uuid, None)
         dom = self._session.domain(uuid)
         definition = self._session.definition(dom, fresh=True)
         volumes: list[libvirt.virStorageVol] = []
-        if storage:
-            for path in definition.owned_volumes:
+        owned = set(definition.owned_volumes)
+        seeds = {disk.path for disk in definition.disks if disk.device == "cdrom" and disk.path in owned}
+        for path in definition.owned_volumes:
+            if storage or path in seeds:
                 try:
                     volumes.append(self._session.conn.storageVolLookupByPath(path))
                 except libvirt.libvirtError:

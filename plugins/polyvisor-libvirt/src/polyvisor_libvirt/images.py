@@ -161,7 +161,9 @@ class Images:
         doing = f"copying {base.path!r} into pool {pool.name()!r}"
         with self._session.errors(doing, host=self._session.host, vm=vm):
             if base.volume is not None:
-                volume = pool.createXMLFrom(_volume_xml(name, base.virtual_size, base.format), base.volume, 0)
+                # The new volume's capacity is the size asked for: the test driver makes it so (and cannot resize),
+                # QEMU's storage driver copies the base's size (then it is resized below).
+                volume = pool.createXMLFrom(_volume_xml(name, size, base.format), base.volume, 0)
                 created.append(volume)
             else:
                 volume = pool.createXML(_volume_xml(name, MIB, base.format), 0)
