@@ -15,6 +15,7 @@ from .support import (
     SETUP_HINT,
     TEST_PREFIX,
     URI,
+    VIRTIO_BALLOON,
     GuestImage,
     cleanup,
     ensure_environment,
@@ -57,6 +58,12 @@ def x86_image() -> GuestImage:
 def x86_seed_image() -> GuestImage:
     """The x86_64 guest, built with NoCloud seed support (an older build fails under CI=true, saying to rebuild)."""
     return ensure_environment("x86_64", (NOCLOUD_SEED,))
+
+
+@pytest.fixture
+def x86_balloon_image() -> GuestImage:
+    """The x86_64 guest with its virtio balloon driver (an older build fails under CI=true, saying to rebuild)."""
+    return ensure_environment("x86_64", (VIRTIO_BALLOON,))
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ QEMU_LOG_DIR = Path("/var/log/libvirt/qemu")
 SETUP_HINT = "run `scripts/libvirt-env start` and `scripts/build-guest-image --arch {arch}` as root"
 # Guest features a test can require (the manifest's "features"); images built before them lack the key.
 NOCLOUD_SEED = "nocloud-seed"
+VIRTIO_BALLOON = "virtio-balloon"
 
 T = TypeVar("T")
 
