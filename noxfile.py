@@ -17,7 +17,7 @@ from typing import Any
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "typecheck", "docs", "tests", "conformance"]
+nox.options.sessions = ["lint", "typecheck", "docs", "tests", "conformance", "bench-smoke"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -173,6 +173,17 @@ def bench(session: nox.Session) -> None:
     session.run(PY, "bench/bench_listing.py", "--vms", "200", "--uri", "qemu:///system", external=True)
     session.run(PY, "bench/bench_hyperv.py", external=True)
     session.run(PY, "bench/bench_fleet.py", external=True)
+    session.run(PY, "bench/bench_provisioning.py", external=True)
+
+
+@nox.session(name="bench-smoke")
+def bench_smoke(session: nox.Session) -> None:
+    """Every benchmark once at a tiny size, so CI proves each still runs end to end (its figures mean nothing)."""
+    session.run(PY, "bench/bench_listing.py", "--vms", "20", "--repeat", "1", external=True)
+    session.run(PY, "bench/bench_hyperv.py", "--calls", "3", "--threads", "2", "--per-thread", "2", external=True)
+    fleet = ["--hyperv", "2", "--hosts", "4", "--vms", "2", "--repeat", "1", "--ensure-vms", "2", "--rounds", "1"]
+    session.run(PY, "bench/bench_fleet.py", *fleet, "--forks", "4", external=True)
+    session.run(PY, "bench/bench_provisioning.py", "--runs", "1", external=True)
 
 
 @contextmanager

@@ -78,7 +78,7 @@ def main() -> None:
     def polyvisor_list_details() -> int:
         # CPUs and memory need each domain's XML: read once, then served from the cache until libvirt reports a
         # change. The first run of measure() pays for it; the median shows the warm cost.
-        return len([(info.name, info.uuid, info.state, info.cpus, info.memory_mib) for info in pv.list()])
+        return len([(info.name, info.uuid, info.state, info.cpus, info.memory_mib) for info in pv.list(details=True)])
 
     def raw_loop() -> int:
         out = []
