@@ -4,10 +4,13 @@ timeout and nothing more."""
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +18,9 @@ import polyvisor
 from polyvisor import Fleet, FleetError, Placement, PlacementError, PowerState
 from polyvisor.errors import ConnectionError, ConnectionLostError, NotFoundError, TimeoutError, ValidationError
 
-from .conftest import HANG_TIMEOUT, LIVE, MixedFleet
+from .conftest import HANG_TIMEOUT, LIVE, MixedFleet, missing
+
+GUEST_DIR = Path(os.environ.get("POLYVISOR_GUEST_DIR", "/var/lib/libvirt/images/polyvisor-guest"))
 
 pytestmark = pytest.mark.hyperv
 
@@ -129,38 +134,44 @@ def test_find_says_where_it_looked_and_who_failed(fleet: Fleet) -> None:
 
 @pytest.fixture
 def labelled(fleet: Fleet) -> Iterator[str]:
-    """A stopped VM labelled role=<unique> on each Hyper-V host and on t3; deleted afterwards."""
+    """A stopped VM labelled role=<unique> on each Hyper-V host, on t3, and a real TCG guest (the tiny conformance
+    guest) on qemu:///system; deleted afterwards, with their disks."""
     role = f"web-{uuid.uuid4().hex[:6]}"
     made = []
     for host in ("hv-psrp", "hv-winrm", "t3"):
         conn = fleet.connection(host)
         made.append(conn.create({"name": f"{role}-{host}", "memory_mib": 256, "labels": {"role": role}}))
+    guest = GUEST_DIR / "x86_64" / "conformance-spec.json"
+    if not guest.exists():
+        missing("the tiny guest's conformance spec (scripts/build-guest-image)", f"no {guest}")
+    spec = {**json.loads(guest.read_text()), "name": f"{role}-kvm", "labels": {"role": role}}
+    made.append(fleet.connection("kvm").create(spec))
     yield role
     for vm in made:
         vm.ensure("stopped", force=True)
-        vm.delete()
+        vm.delete(storage=True)
 
 
 def test_ensure_on_a_label_selection_across_backends(fleet: Fleet, labelled: str) -> None:
     selection = fleet.select(labels={"role": labelled})
     matched = fleet.matching(selection)
     assert sorted(vm.key for vms in matched.values.values() for vm in vms) == sorted(
-        f"{host}/{labelled}-{host}" for host in ("hv-psrp", "hv-winrm", "t3")
+        f"{host}/{labelled}-{host}" for host in ("hv-psrp", "hv-winrm", "t3", "kvm")
     )
     began = time.monotonic()
     result = fleet.ensure(selection, "running", timeout=30)
     wall = time.monotonic() - began
 
     running = {key: status.state for key, status in result.values.items()}
-    assert running == {f"{h}/{labelled}-{h}": PowerState.RUNNING for h in ("hv-psrp", "hv-winrm", "t3")}
+    assert running == {f"{h}/{labelled}-{h}": PowerState.RUNNING for h in ("hv-psrp", "hv-winrm", "t3", "kvm")}
     # The listing failed on the dead and hanging hosts: the result says so under their names.
     assert result.partial
     assert sorted(result.errors) == ["dead", "hang"]
     assert wall < 30
     # A selection narrowed to live hosts and a state acts on exactly those VMs.
-    narrowed = fleet.select(labels={"role": labelled}, hosts=["t3", "hv-psrp"], states=["running"])
+    narrowed = fleet.select(labels={"role": labelled}, hosts=["t3", "hv-psrp", "kvm"], states=["running"])
     paused = fleet.act(narrowed, "pause", timeout=30).raise_for_errors()
-    assert sorted(paused) == sorted(f"{h}/{labelled}-{h}" for h in ("t3", "hv-psrp"))
+    assert sorted(paused) == sorted(f"{h}/{labelled}-{h}" for h in ("t3", "hv-psrp", "kvm"))
     assert all(status is not None and status.state is PowerState.PAUSED for status in paused.values.values())
 
 
