@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from aio_support import HangingListener, Target, closed_port
+from aio_support import Target
 from conftest import HYPERV_PASSWORD, HYPERV_USER
+from unreachable_hosts import HangingListener, closed_port
 
 import polyvisor
 import polyvisor.aio
