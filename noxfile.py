@@ -59,10 +59,18 @@ def docs(session: nox.Session) -> None:
     session.run(PY, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out), external=True)
 
 
+def junit(name: str) -> list[str]:
+    """A JUnit report for one pytest run when ``scripts/test`` asked for them (its failure digest reads them)."""
+    directory = os.environ.get("POLYVISOR_REPORT_DIR")
+    if not directory:
+        return []
+    return [f"--junitxml={Path(directory) / name}.xml", "-o", "junit_logging=system-out"]
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit and integration tests of the core and both backends (real libvirtd, loopback Hyper-V host)."""
-    session.run(PY, "-m", "pytest", *session.posargs, external=True)
+    session.run(PY, "-m", "pytest", *junit("tests"), *session.posargs, external=True)
 
 
 @nox.session
@@ -85,7 +93,15 @@ def conformance(session: nox.Session) -> None:
         *("--polyvisor-base-image", str(memory_base)),
         *("--polyvisor-address-spec", str(memory_address)),
     ]
-    session.run(*kit, "--polyvisor-uri", "memory:///conformance", *stubborn, *memory_provisioning, external=True)
+    session.run(
+        *kit,
+        *junit("conformance-memory"),
+        "--polyvisor-uri",
+        "memory:///conformance",
+        *stubborn,
+        *memory_provisioning,
+        external=True,
+    )
     # libvirt targets load the kit's libvirt extras: a base volume made in a pool of the target for the session
     # (the test driver's storage lives in the testing process, so it is made there), and seeds read back from the
     # pool. The test driver fakes an address for each NIC of a running domain.
@@ -96,7 +112,14 @@ def conformance(session: nox.Session) -> None:
         *("--polyvisor-libvirt-base-volume", f"default-pool/pvconf-base-{secrets.token_hex(4)}.qcow2=64"),
         *("--polyvisor-address-spec", str(test_address)),
     ]
-    session.run(*libvirt_kit, "--polyvisor-uri", "test:///default", *test_provisioning, external=True)
+    session.run(
+        *libvirt_kit,
+        *junit("conformance-test"),
+        "--polyvisor-uri",
+        "test:///default",
+        *test_provisioning,
+        external=True,
+    )
     spec = GUEST_DIR / "x86_64" / "conformance-spec.json"
     if spec.exists() or os.environ.get("CI") == "true":
         before = pool_volumes()
@@ -110,6 +133,7 @@ def conformance(session: nox.Session) -> None:
         ]
         session.run(
             *libvirt_kit,
+            *junit("conformance-qemu"),
             *("--polyvisor-uri", "qemu:///system", "--polyvisor-spec", str(spec)),
             *real_stubborn,
             *real_provisioning,
@@ -141,11 +165,20 @@ def conformance(session: nox.Session) -> None:
             # The WinRM shell over plain HTTP with NTLM message encryption.
             (f"hyperv://{user}@127.0.0.1:{http['port']}/?transport=winrm&scheme=http&auth=ntlm", []),
         ]
-        for uri, options in targets:
+        for (uri, options), transport in zip(targets, ("psrp", "winrm"), strict=True):
             extra = [arg for option in options for arg in ("--polyvisor-option", option)]
             password = ["--polyvisor-password-env", PASSWORD_ENV]
             session.run(
-                *kit, "--polyvisor-uri", uri, *extra, *password, *stubborn, *hyperv_provisioning, env=env, external=True
+                *kit,
+                *junit(f"conformance-hyperv-{transport}"),
+                "--polyvisor-uri",
+                uri,
+                *extra,
+                *password,
+                *stubborn,
+                *hyperv_provisioning,
+                env=env,
+                external=True,
             )
 
 
