@@ -1,29 +1,47 @@
-"""libvirt's default event loop, registered once per process and run by a daemon thread.
+"""libvirt's event loop: the one the application registered, else the default one run by a daemon thread.
 
-It must be registered before the first connection opens, or that connection never delivers domain events.
+libvirt takes one event-loop implementation per process, for good (a second registration is ignored with
+"Ignoring attempt to replace registered event loop"), and it must be registered before the first connection
+opens, or that connection never delivers domain events, keepalives or close callbacks.
 
-Under asyncio (:mod:`polyvisor.aio`) the thread stays, and libvirt-python's ``libvirtaio`` (an event-loop
-implementation on an asyncio loop) is not used: libvirt takes one implementation per process, for good (a second
-registration is ignored with "Ignoring attempt to replace registered event loop"), and it must run as long as any
-connection lives. Bound to one asyncio loop, every connection's events, keepalives and close callbacks, the sync
-API's included, would stop when that loop ends (each ``asyncio.run`` makes a new one; later callbacks fail with
-"Event loop is closed"). It would not make the libvirt calls themselves asynchronous either. The asyncio face
-needs neither: its waits subscribe like the sync ones, and the sink hands each event from this thread to the
-waiting coroutine's loop (``call_soon_threadsafe``), so no thread is held while a coroutine waits.
+Two implementations serve polyvisor:
+
+* **libvirt-python's ``libvirtaio``**, when the application registered it on its own asyncio loop
+  (``libvirtaio.virEventRegisterAsyncIOImpl()``) before its first polyvisor connection. libvirt's descriptors
+  and timers are then watched by that loop and every event callback runs on it: polyvisor starts no thread.
+  The application promises what libvirt needs, that the loop runs for as long as any libvirt connection lives.
+* **libvirt's default implementation** otherwise, run by one daemon thread for the life of the process. This is
+  the default even under :mod:`polyvisor.aio`: polyvisor cannot register ``libvirtaio`` on the caller's loop by
+  itself, since every libvirt connection of the process, the sync API's included, would lose its events when that
+  loop ends (each ``asyncio.run`` makes a new one, and later callbacks fail with "Event loop is closed").
+
+Either way the asyncio face holds no thread while a coroutine waits: its sinks hand each event to the waiting
+coroutine's loop with ``call_soon_threadsafe``, which also works from that loop's own thread.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 
 import libvirt
+import libvirtaio
 
-__all__ = ["ensure_event_loop"]
+__all__ = ["EventLoopKind", "ensure_event_loop", "event_loop_kind"]
 
 log = logging.getLogger("polyvisor.libvirt")
 _lock = threading.Lock()
-_started = False
+_kind: EventLoopKind | None = None
+
+
+class EventLoopKind(enum.Enum):
+    """Which implementation runs libvirt's events in this process."""
+
+    DEFAULT_THREAD = "default-thread"
+    """libvirt's default implementation, run by polyvisor's ``polyvisor-libvirt-events`` daemon thread."""
+    ASYNCIO = "asyncio"
+    """``libvirtaio`` on the asyncio loop the application registered it on."""
 
 
 def _run() -> None:
@@ -34,12 +52,21 @@ def _run() -> None:
             log.exception("libvirt event loop iteration failed")
 
 
-def ensure_event_loop() -> None:
-    """Register libvirt's default event implementation and start its thread, once per process."""
-    global _started
+def ensure_event_loop() -> EventLoopKind:
+    """Make sure an event-loop implementation is registered, once per process; say which one runs."""
+    global _kind
     with _lock:
-        if _started:
-            return
-        libvirt.virEventRegisterDefaultImpl()
-        threading.Thread(target=_run, name="polyvisor-libvirt-events", daemon=True).start()
-        _started = True
+        if _kind is None:
+            if libvirtaio.getCurrentImpl() is not None:
+                log.debug("libvirt events run on the application's asyncio loop (libvirtaio)")
+                _kind = EventLoopKind.ASYNCIO
+            else:
+                libvirt.virEventRegisterDefaultImpl()
+                threading.Thread(target=_run, name="polyvisor-libvirt-events", daemon=True).start()
+                _kind = EventLoopKind.DEFAULT_THREAD
+        return _kind
+
+
+def event_loop_kind() -> EventLoopKind | None:
+    """The implementation running libvirt's events, or ``None`` before the first connection registered one."""
+    return _kind
