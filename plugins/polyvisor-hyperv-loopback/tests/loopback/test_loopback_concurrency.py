@@ -49,8 +49,9 @@ def test_concurrent_pipelines_wait_out_their_latency_together(slow_engine: Engin
     began = time.monotonic()
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(lambda _: _get_vm(slow_engine), range(6)))
-    # Serialized, six pipelines would take 6 x LATENCY; the in-memory Hyper-V lock is not held while waiting.
-    assert time.monotonic() - began < 3 * LATENCY
+    # Serialized, six pipelines would take at least 6 x LATENCY; the in-memory Hyper-V lock is not held while
+    # waiting, so together they take about one (the bound is what serializing would cost, not a speed target).
+    assert time.monotonic() - began < 6 * LATENCY
 
 
 def test_a_stopped_pipeline_stops_waiting() -> None:
@@ -86,7 +87,8 @@ def test_pipelines_of_one_pool_and_of_several_pools_run_concurrently_over_psrp()
             with ThreadPoolExecutor(4) as executor:
                 results = list(executor.map(run, pools))
             assert all(len(result) == 1 for result in results)
-            assert time.monotonic() - began < 3 * LATENCY
+            # Serialized, four pipelines would take at least 4 x LATENCY.
+            assert time.monotonic() - began < 4 * LATENCY
         finally:
             for pool in pools:
                 pool.close()
