@@ -15,6 +15,7 @@ import polyvisor
 from polyvisor import Feature, PowerState
 from polyvisor.errors import InvalidStateError, NotFoundError, TimeoutError, UnsupportedError, ValidationError
 from polyvisor.provisioning import CloudInit, build_seed_iso
+from polyvisor_hyperv import provisioning as hyperv_provisioning
 from polyvisor_hyperv.provisioning import SEED_CHUNK
 
 pytestmark = pytest.mark.hyperv
@@ -108,16 +109,25 @@ HOSTILE = "'; Remove-VM * -Force; \"$(Stop-Computer -Force)\" `n @'\n'@ ${env:PA
 
 
 def test_the_seed_arrives_byte_for_byte_and_never_as_source(
-    conn: polyvisor.Connection, loopback_http: Any, vm_name: str
+    conn: polyvisor.Connection, loopback_http: Any, vm_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     host = _host(loopback_http)
     user_data = "#cloud-config\n" + (HOSTILE * (100 * 1024 // len(HOSTILE) + 1))
     cloud_init = CloudInit(user_data=user_data, instance_id=vm_name)
-    expected = build_seed_iso(cloud_init)
-    assert len(expected) > 2 * SEED_CHUNK, "the upload takes several chunks"
+    # The image the backend uploads, kept as it was built: two builds of one value differ in their timestamps
+    # (pycdlib stamps the current second), so a second build here would differ whenever a second ticked between.
+    built: list[bytes] = []
+
+    def build_and_keep(value: CloudInit) -> bytes:
+        built.append(build_seed_iso(value))
+        return built[-1]
+
+    monkeypatch.setattr(hyperv_provisioning, "build_seed_iso", build_and_keep)
     scripts_before = len(loopback_http.engine.scripts_run)
     vm = conn.create({"name": vm_name, "firmware": "uefi", "cloud_init": cloud_init})
     try:
+        (expected,) = built
+        assert len(expected) > 2 * SEED_CHUNK, "the upload takes several chunks"
         (drive,) = host.get_vm(uuid.UUID(vm.uuid)).config.dvd_drives
         assert drive.controller_type == "SCSI"
         seed = host.files.get(drive.path)
