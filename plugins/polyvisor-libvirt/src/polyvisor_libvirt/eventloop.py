@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import enum
 import logging
+import sys
 import threading
 
 import libvirt
-import libvirtaio
 
 __all__ = ["EventLoopKind", "ensure_event_loop", "event_loop_kind"]
 
@@ -57,7 +57,10 @@ def ensure_event_loop() -> EventLoopKind:
     global _kind
     with _lock:
         if _kind is None:
-            if libvirtaio.getCurrentImpl() is not None:
+            # An application that registered libvirtaio has imported it; looking it up here, rather than importing
+            # it, spares every other process the import of asyncio.
+            libvirtaio = sys.modules.get("libvirtaio")
+            if libvirtaio is not None and libvirtaio.getCurrentImpl() is not None:
                 log.debug("libvirt events run on the application's asyncio loop (libvirtaio)")
                 _kind = EventLoopKind.ASYNCIO
             else:
