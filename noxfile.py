@@ -27,7 +27,8 @@ GUEST_DIR = Path("/var/lib/libvirt/images/polyvisor-guest")
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: lint and formatting."""
+    """ruff: lint and formatting; no binary or oversized file in the tree."""
+    session.run(PY, "scripts/check-text-only", external=True)
     session.run(PY, "-m", "ruff", "check", ".", external=True)
     session.run(PY, "-m", "ruff", "format", "--check", ".", external=True)
 
