@@ -20,6 +20,7 @@ The host reads the label whenever the VM's Notes change (``Set-VM -Notes``, or a
 other labels leaves the guest as it is, and removing the key makes the guest responsive again.
 """
 
-from ._loopback import HostEngine, LoopbackHost
+from .engine_api import HostEngine
+from .loopback import LoopbackHost
 
 __all__ = ["HostEngine", "LoopbackHost"]

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from ._loopback import LoopbackHost
+from .loopback import LoopbackHost
 
 DEFAULT_PASSWORD_ENV = "POLYVISOR_HYPERV_HOST_PASSWORD"
 

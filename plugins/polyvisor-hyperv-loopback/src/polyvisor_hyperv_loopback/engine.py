@@ -8,38 +8,19 @@ import io
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO, cast
 from xml.sax.saxutils import escape
 
 from psrpcore.types import PSObject
 
 from .cmdlets import Registry, Session, default_registry
+from .engine_api import CommandSpec, InvocationResult
 from .errors import PipelineStopped, PSErrorRecord
 from .hyperv import HyperVHost
 from .powershell import Console, ExitScript, Interpreter, ScriptError
 from .values import property_names, to_ps_string
 
-__all__ = ["CommandSpec", "Engine", "InvocationResult"]
-
-
-@dataclass(frozen=True)
-class CommandSpec:
-    """One command of a PSRP pipeline, as psrpcore hands it over."""
-
-    name: str
-    is_script: bool
-    parameters: Sequence[tuple[str | None, object]] = ()
-
-
-@dataclass
-class InvocationResult:
-    """What a pipeline produced: output objects, non-terminating errors and the terminating one, if any."""
-
-    output: list[object]
-    errors: list[PSErrorRecord]
-    terminating: PSErrorRecord | None
-    warnings: list[str] = field(default_factory=list)
+__all__ = ["Engine"]
 
 
 class Engine:

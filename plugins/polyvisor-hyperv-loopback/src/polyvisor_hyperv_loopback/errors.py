@@ -8,7 +8,7 @@ carries a record that terminates the pipeline (``-ErrorAction Stop``, parameter 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .engine_api import PSErrorRecord
 
 __all__ = [
     "VIRTUALIZATION_EXCEPTION",
@@ -18,33 +18,6 @@ __all__ = [
 ]
 
 VIRTUALIZATION_EXCEPTION = "Microsoft.HyperV.PowerShell.VirtualizationException"
-
-
-@dataclass(frozen=True)
-class PSErrorRecord:
-    """One System.Management.Automation.ErrorRecord, reduced to what clients read."""
-
-    message: str
-    category: str
-    fully_qualified_error_id: str
-    exception_type: str
-    target_name: str = ""
-    target_object: object | None = None
-    activity: str = ""
-
-    def render(self) -> str:
-        """Return the text Windows PowerShell prints for this record on the console."""
-        prefix = f"{self.activity} : " if self.activity else ""
-        target_type = type(self.target_object).__name__ if self.target_object is not None else ""
-        if isinstance(self.target_object, str):
-            target_type = "String"
-        short_type = self.exception_type.rsplit(".", 1)[-1]
-        return (
-            f"{prefix}{self.message}\r\n"
-            f"    + CategoryInfo          : {self.category}: ({self.target_name}:{target_type}) "
-            f"[{self.activity}], {short_type}\r\n"
-            f"    + FullyQualifiedErrorId : {self.fully_qualified_error_id}\r\n"
-        )
 
 
 class HostError(Exception):

@@ -10,8 +10,7 @@ from typing import Any, BinaryIO
 
 from psrpcore.types import PSNoteProperty, PSObject, PSType
 
-from polyvisor_hyperv_loopback.engine import CommandSpec, InvocationResult
-from polyvisor_hyperv_loopback.errors import PSErrorRecord
+from polyvisor_hyperv_loopback.engine_api import CommandSpec, InvocationResult, PSErrorRecord
 
 VIRTUALIZATION_EXCEPTION = "Microsoft.HyperV.PowerShell.VirtualizationException"
 

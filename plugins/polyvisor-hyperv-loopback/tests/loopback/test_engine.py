@@ -7,7 +7,8 @@ import io
 
 import pytest
 
-from polyvisor_hyperv_loopback.engine import CommandSpec, Engine
+from polyvisor_hyperv_loopback.engine import Engine
+from polyvisor_hyperv_loopback.engine_api import CommandSpec
 from polyvisor_hyperv_loopback.hyperv import HyperVHost
 
 

@@ -8,8 +8,8 @@ from typing import BinaryIO
 
 import pytest
 
-from polyvisor_hyperv_loopback._cmdline import CMD_LINE_LIMIT, ProcessIO, run_command_line, split_command_line
-from polyvisor_hyperv_loopback._process_io import InputPipe, OutputPipe
+from polyvisor_hyperv_loopback.wire.cmdline import CMD_LINE_LIMIT, ProcessIO, run_command_line, split_command_line
+from polyvisor_hyperv_loopback.wire.process_io import InputPipe, OutputPipe
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ from pypsrp.powershell import PowerShell, RunspacePool
 
 from polyvisor_hyperv_loopback import LoopbackHost
 from polyvisor_hyperv_loopback.__main__ import _parser
-from polyvisor_hyperv_loopback.engine import CommandSpec, Engine
+from polyvisor_hyperv_loopback.engine import Engine
+from polyvisor_hyperv_loopback.engine_api import CommandSpec
 from polyvisor_hyperv_loopback.hyperv import HyperVHost
 
 from ._clients import PASSWORD, USER, psrp_wsman

@@ -1,4 +1,5 @@
-"""The loopback host is a program of its own: it imports nothing from polyvisor or its backends."""
+"""The loopback host's layout: a program of its own (it imports nothing from polyvisor or its backends), in layers
+that import each other only downwards."""
 
 from __future__ import annotations
 
@@ -8,16 +9,37 @@ from pathlib import Path
 import polyvisor_hyperv_loopback
 
 PACKAGE = Path(polyvisor_hyperv_loopback.__file__).parent
+NAME = "polyvisor_hyperv_loopback"
 
 
-def _absolute_imports(path: Path) -> set[str]:
+def _module_name(path: Path) -> str:
+    parts = [NAME, *path.relative_to(PACKAGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, relative imports resolved, at any depth of the file (lazy imports too)."""
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.add(module)
+            # ``from . import x`` and ``from pkg import module`` name modules too.
+            names.update(f"{module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
     return names
+
+
+def _own_imports(path: Path) -> set[str]:
+    """The modules of this package that ``path`` imports."""
+    modules = {_module_name(other) for other in PACKAGE.rglob("*.py")}
+    return {name for name in _imports(path) if name in modules}
 
 
 def test_the_host_imports_nothing_from_polyvisor() -> None:
@@ -26,7 +48,23 @@ def test_the_host_imports_nothing_from_polyvisor() -> None:
     foreign = {
         f"{path.relative_to(PACKAGE)}: {name}"
         for path in modules
-        for name in _absolute_imports(path)
-        if name.split(".")[0].startswith("polyvisor") and name.split(".")[0] != "polyvisor_hyperv_loopback"
+        for name in _imports(path)
+        if name.split(".")[0].startswith("polyvisor") and name.split(".")[0] != NAME
     }
     assert foreign == set()
+
+
+def test_the_wire_reaches_the_engine_only_through_engine_api() -> None:
+    wire = sorted((PACKAGE / "wire").rglob("*.py"))
+    assert len(wire) > 5
+    outside = {
+        f"{path.relative_to(PACKAGE)}: {name}"
+        for path in wire
+        for name in _own_imports(path)
+        if not name.startswith(f"{NAME}.wire") and name != f"{NAME}.engine_api"
+    }
+    assert outside == set()
+
+
+def test_engine_api_imports_nothing_of_the_host() -> None:
+    assert _own_imports(PACKAGE / "engine_api.py") == set()

@@ -20,7 +20,7 @@ from pypsrp.exceptions import InvalidPSRPOperation, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 
 from polyvisor_hyperv_loopback import LoopbackHost
-from polyvisor_hyperv_loopback._service import Reply, WSManService
+from polyvisor_hyperv_loopback.wire.service import Reply, WSManService
 
 from ._clients import PASSWORD, USER, psrp_wsman
 from ._stub_engine import StubEngine

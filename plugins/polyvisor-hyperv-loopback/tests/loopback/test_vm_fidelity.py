@@ -11,7 +11,8 @@ import uuid
 
 import pytest
 
-from polyvisor_hyperv_loopback.engine import CommandSpec, Engine, InvocationResult
+from polyvisor_hyperv_loopback.engine import Engine
+from polyvisor_hyperv_loopback.engine_api import CommandSpec, InvocationResult
 from polyvisor_hyperv_loopback.errors import HostError
 from polyvisor_hyperv_loopback.hyperv import HyperVHost
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol, cast
+from typing import BinaryIO, cast
 
-from ._process_io import InputPipe, OutputPipe
+from polyvisor_hyperv_loopback.engine_api import PowerShellExe
+
+from .process_io import InputPipe, OutputPipe
 
 _log = logging.getLogger(__name__)
 
@@ -20,19 +21,6 @@ _TOO_LONG = "The command line is too long.\r\n"
 _NOT_RECOGNIZED = (
     "'{name}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
 )
-
-
-class PowerShellExe(Protocol):
-    """The part of the engine that plays powershell.exe."""
-
-    def run_powershell_exe(
-        self,
-        args: Sequence[str],
-        stdin: BinaryIO,
-        stdout: BinaryIO,
-        stderr: BinaryIO,
-        cancel: threading.Event | None = None,
-    ) -> int: ...
 
 
 @dataclass

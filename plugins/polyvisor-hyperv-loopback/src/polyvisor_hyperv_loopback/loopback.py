@@ -6,20 +6,18 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
-from ._auth import Credentials, NTLMUserFile
-from ._cmdline import PowerShellExe
-from ._http import ListenerPolicy, RequestCounter, WSManHTTPServer
-from ._psrp_shell import PipelineEngine, PSRPShell
-from ._service import DEFAULT_MAX_ENVELOPE_SIZE, WSManService
-from ._shell import DEFAULT_IDLE_TIMEOUT, MAX_IDLE_TIMEOUT, Shell
-from ._soap import ACTION_RECEIVE, Request
-from ._tls import LoopbackPKI, create_loopback_pki
+from .engine_api import HostEngine
+from .wire.auth import Credentials, NTLMUserFile
+from .wire.listener import ListenerPolicy, RequestCounter, WSManHTTPServer
+from .wire.psrp_shell import PSRPShell
+from .wire.service import DEFAULT_MAX_ENVELOPE_SIZE, WSManService
+from .wire.shell import DEFAULT_IDLE_TIMEOUT, MAX_IDLE_TIMEOUT, Shell
+from .wire.soap import ACTION_RECEIVE, Request
+from .wire.tls import LoopbackPKI, create_loopback_pki
 
-
-class HostEngine(PipelineEngine, PowerShellExe, Protocol):
-    """What the host needs from an engine (``polyvisor_hyperv_loopback.engine.Engine`` provides it)."""
+__all__ = ["LoopbackHost"]
 
 
 class LoopbackHost:

@@ -10,10 +10,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._cmd_shell import CMD_RESOURCE_URI, CmdShell
-from ._cmdline import PowerShellExe
-from ._shell import DEFAULT_IDLE_TIMEOUT, MAX_IDLE_TIMEOUT, Shell
-from ._soap import (
+from polyvisor_hyperv_loopback.engine_api import PowerShellExe
+
+from .cmd_shell import CMD_RESOURCE_URI, CmdShell
+from .shell import DEFAULT_IDLE_TIMEOUT, MAX_IDLE_TIMEOUT, Shell
+from .soap import (
     ACTION_COMMAND,
     ACTION_CREATE,
     ACTION_DELETE,

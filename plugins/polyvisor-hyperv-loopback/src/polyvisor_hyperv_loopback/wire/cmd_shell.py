@@ -9,9 +9,11 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 
-from ._cmdline import PowerShellExe, ProcessIO, run_command_line
-from ._process_io import InputPipe, OutputPipe
-from ._shell import (
+from polyvisor_hyperv_loopback.engine_api import PowerShellExe
+
+from .cmdline import ProcessIO, run_command_line
+from .process_io import InputPipe, OutputPipe
+from .shell import (
     SIGNAL_CTRL_BREAK,
     SIGNAL_CTRL_C,
     SIGNAL_TERMINATE,
@@ -21,7 +23,7 @@ from ._shell import (
     command_response,
     simple_response,
 )
-from ._soap import Request, command_not_found, element, invalid_request, operation_timed_out, q, sub
+from .soap import Request, command_not_found, element, invalid_request, operation_timed_out, q, sub
 
 CMD_RESOURCE_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
 

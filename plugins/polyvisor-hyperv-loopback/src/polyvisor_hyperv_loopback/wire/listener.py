@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ._auth import (
+from .auth import (
     AuthenticationFailed,
     ConnectionAuth,
     Credentials,
@@ -22,7 +22,7 @@ from ._auth import (
     unwrap_body,
     wrap_body,
 )
-from ._service import WSManService
+from .service import WSManService
 
 _log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from psrpcore import (
     CreatePipelineEvent,
@@ -43,7 +43,9 @@ from psrpcore.types import (
     add_note_property,
 )
 
-from ._shell import (
+from polyvisor_hyperv_loopback.engine_api import CommandSpec, PipelineEngine, PSErrorRecord
+
+from .shell import (
     SIGNAL_CTRL_C,
     SIGNAL_PS_CRTL_C,
     SIGNAL_PS_CTRL_C,
@@ -53,28 +55,12 @@ from ._shell import (
     command_response,
     simple_response,
 )
-from ._soap import NS, Request, command_not_found, element, invalid_request, operation_timed_out, q, sub
-from .errors import PSErrorRecord
-
-if TYPE_CHECKING:
-    from .engine import CommandSpec, InvocationResult
+from .soap import NS, Request, command_not_found, element, invalid_request, operation_timed_out, q, sub
 
 _log = logging.getLogger(__name__)
 #: How many released pipeline ids a shell remembers, so that a client's Signal Terminate after the final Receive
 #: (pypsrp's PowerShell.close()) is answered as Windows answers it (pypsrp test_psrp_multiple_invocations.yml).
 _RELEASED_KEPT = 256
-
-
-class PipelineEngine(Protocol):
-    """The part of the engine that runs PSRP pipelines."""
-
-    def invoke_pipeline(
-        self,
-        commands: Sequence[CommandSpec],
-        input: Sequence[object] = (),
-        cancel: threading.Event | None = None,
-        emit: Callable[[object], None] | None = None,
-    ) -> InvocationResult: ...
 
 
 #: The PSVersionTable a Windows PowerShell 5.1 server sends in APPLICATION_PRIVATE_DATA (recorded from
@@ -100,8 +86,6 @@ def application_private_data() -> dict[str, Any]:
 
 
 def _command_specs(statement: Sequence[Any]) -> list[CommandSpec]:
-    from .engine import CommandSpec  # Lazily: the engine imports this package.
-
     return [
         CommandSpec(name=cmd.command_text, is_script=bool(cmd.is_script), parameters=list(cmd.parameters))
         for cmd in statement
