@@ -8,7 +8,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from .errors import HostError
+from .powershell.errors import HostError
 
 __all__ = ["FileEntry", "VirtualFileSystem", "normalize_path"]
 

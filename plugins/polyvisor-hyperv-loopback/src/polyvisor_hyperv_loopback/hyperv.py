@@ -41,8 +41,6 @@ from .hyperv_model.records import (
     SwitchRecord,
     VMConfig,
     VMRecord,
-    has_wildcard,
-    wildcard_match,
 )
 from .hyperv_model.state import HostState
 
@@ -60,9 +58,7 @@ __all__ = [
     "SwitchRecord",
     "VMConfig",
     "VMRecord",
-    "has_wildcard",
     "require_generation_2",
-    "wildcard_match",
 ]
 
 

@@ -21,8 +21,8 @@ import uuid
 
 from psrpcore.types import PSInt64, PSNoteProperty, PSObject, PSType
 
-from .errors import HostError
 from .hyperv import HyperVHost, VMRecord
+from .powershell.errors import HostError
 
 __all__ = ["VMMemory", "memory_object", "set_memory"]
 

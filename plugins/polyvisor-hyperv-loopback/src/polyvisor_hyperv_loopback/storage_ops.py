@@ -9,9 +9,9 @@ from __future__ import annotations
 import copy
 import uuid
 
-from .errors import HostError
 from .filesystem import FileEntry, normalize_path
 from .hyperv import HyperVHost, VMRecord
+from .powershell.errors import HostError
 
 __all__ = ["copy_file", "guest_write", "resize_vhd", "write_bytes"]
 

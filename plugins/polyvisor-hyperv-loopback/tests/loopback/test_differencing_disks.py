@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from polyvisor_hyperv_loopback.cmdlets import Session, default_registry
-from polyvisor_hyperv_loopback.errors import HostError, PipelineStopped
 from polyvisor_hyperv_loopback.hyperv import HyperVHost
-from polyvisor_hyperv_loopback.powershell import Console, Interpreter
+from polyvisor_hyperv_loopback.powershell.errors import HostError, PipelineStopped
+from polyvisor_hyperv_loopback.powershell.interpreter import Console, Interpreter
 
 BASE = "C:\\VMs\\disk.vhdx"
 

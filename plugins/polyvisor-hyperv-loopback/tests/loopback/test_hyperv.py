@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from polyvisor_hyperv_loopback.errors import HostError
 from polyvisor_hyperv_loopback.hyperv import AlreadyInState, HyperVHost
+from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 
 @pytest.fixture

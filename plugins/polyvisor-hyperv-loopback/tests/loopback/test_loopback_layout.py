@@ -68,3 +68,15 @@ def test_the_wire_reaches_the_engine_only_through_engine_api() -> None:
 
 def test_engine_api_imports_nothing_of_the_host() -> None:
     assert _own_imports(PACKAGE / "engine_api.py") == set()
+
+
+def test_the_powershell_language_knows_no_cmdlet_and_no_hyperv() -> None:
+    language = sorted((PACKAGE / "powershell").rglob("*.py"))
+    assert len(language) > 5
+    outside = {
+        f"{path.relative_to(PACKAGE)}: {name}"
+        for path in language
+        for name in _own_imports(path)
+        if not name.startswith(f"{NAME}.powershell") and name != f"{NAME}.engine_api"
+    }
+    assert outside == set()

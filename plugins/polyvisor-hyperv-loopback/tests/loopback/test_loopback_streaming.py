@@ -15,9 +15,9 @@ from pypsrp.powershell import PowerShell, RunspacePool
 
 from polyvisor_hyperv_loopback import LoopbackHost
 from polyvisor_hyperv_loopback.cmdlets import Session, default_registry
-from polyvisor_hyperv_loopback.errors import PipelineStopped
 from polyvisor_hyperv_loopback.hyperv import HyperVHost
-from polyvisor_hyperv_loopback.powershell import Console, Interpreter
+from polyvisor_hyperv_loopback.powershell.errors import PipelineStopped
+from polyvisor_hyperv_loopback.powershell.interpreter import Console, Interpreter
 
 from ._clients import PASSWORD, USER, psrp_wsman, winrm_session
 from ._engine_check import require_real_engine

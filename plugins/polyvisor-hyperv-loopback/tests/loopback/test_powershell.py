@@ -7,10 +7,10 @@ import io
 import pytest
 
 from polyvisor_hyperv_loopback.cmdlets import Session, default_registry
-from polyvisor_hyperv_loopback.errors import PipelineStopped
 from polyvisor_hyperv_loopback.hyperv import HyperVHost
-from polyvisor_hyperv_loopback.powershell import Console, Interpreter, ScriptError
-from polyvisor_hyperv_loopback.values import PSHashtable
+from polyvisor_hyperv_loopback.powershell.errors import PipelineStopped
+from polyvisor_hyperv_loopback.powershell.interpreter import Console, Interpreter, ScriptError
+from polyvisor_hyperv_loopback.powershell.values import PSHashtable
 
 
 def _interp(stdin: bytes = b"") -> tuple[Interpreter, io.StringIO]:

@@ -11,9 +11,9 @@ import uuid
 import pytest
 
 from polyvisor_hyperv_loopback.cmdlets import Session, default_registry
-from polyvisor_hyperv_loopback.errors import PipelineStopped, PSErrorRecord
 from polyvisor_hyperv_loopback.hyperv import HyperVHost
-from polyvisor_hyperv_loopback.powershell import Console, Interpreter
+from polyvisor_hyperv_loopback.powershell.errors import PipelineStopped, PSErrorRecord
+from polyvisor_hyperv_loopback.powershell.interpreter import Console, Interpreter
 from polyvisor_hyperv_loopback.storage_ops import guest_write
 
 BASE = "C:\\Images\\base.vhdx"

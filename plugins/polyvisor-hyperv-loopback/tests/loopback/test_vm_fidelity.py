@@ -13,8 +13,8 @@ import pytest
 
 from polyvisor_hyperv_loopback.engine import Engine
 from polyvisor_hyperv_loopback.engine_api import CommandSpec, InvocationResult
-from polyvisor_hyperv_loopback.errors import HostError
 from polyvisor_hyperv_loopback.hyperv import HyperVHost
+from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 
 @pytest.fixture

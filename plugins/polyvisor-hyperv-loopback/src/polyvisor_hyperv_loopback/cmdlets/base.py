@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from psrpcore.types import PSObject
 
-from polyvisor_hyperv_loopback.errors import HostError, PipelineStopped, PSErrorRecord
 from polyvisor_hyperv_loopback.hyperv import HyperVHost
-from polyvisor_hyperv_loopback.values import PSHashtable, is_truthy, to_ps_string
+from polyvisor_hyperv_loopback.powershell.errors import HostError, PipelineStopped, PSErrorRecord
+from polyvisor_hyperv_loopback.powershell.values import PSHashtable, is_truthy, to_ps_string
 
 __all__ = ["Cmdlet", "CommandContext", "Param", "Registry", "Session"]
 

@@ -7,9 +7,8 @@ from collections.abc import Callable
 
 from psrpcore.types import PSObject
 
-from polyvisor_hyperv_loopback.errors import HostError
 from polyvisor_hyperv_loopback.filesystem import normalize_path
-from polyvisor_hyperv_loopback.hyperv import HardDiskRecord, NetworkAdapterRecord, VMRecord, wildcard_match
+from polyvisor_hyperv_loopback.hyperv import HardDiskRecord, NetworkAdapterRecord, VMRecord
 from polyvisor_hyperv_loopback.objects import (
     dvd_object,
     hard_disk_object,
@@ -17,6 +16,8 @@ from polyvisor_hyperv_loopback.objects import (
     switch_object,
     vhd_object,
 )
+from polyvisor_hyperv_loopback.powershell.errors import HostError
+from polyvisor_hyperv_loopback.powershell.wildcards import has_wildcard, wildcard_match
 
 from .base import Cmdlet, CommandContext, Param
 from .vm import resolve_vms
@@ -253,8 +254,6 @@ def _disconnect_nic(ctx: CommandContext, args: dict[str, object]) -> None:
 
 
 def _get_switch(ctx: CommandContext, args: dict[str, object]) -> None:
-    from polyvisor_hyperv_loopback.hyperv import has_wildcard, wildcard_match
-
     switches = ctx.host.list_switches()
     names = args.get("Name")
     if names is None:

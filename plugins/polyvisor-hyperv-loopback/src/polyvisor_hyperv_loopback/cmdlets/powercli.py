@@ -10,7 +10,7 @@ page found).
 
 from __future__ import annotations
 
-from polyvisor_hyperv_loopback.errors import HostError
+from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .base import Cmdlet, CommandContext, Param, Registry
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from psrpcore.types import PSObject
 
-from polyvisor_hyperv_loopback.errors import HostError
-from polyvisor_hyperv_loopback.hyperv import has_wildcard, wildcard_match
-from polyvisor_hyperv_loopback.psjson import from_json, to_json
-from polyvisor_hyperv_loopback.values import enumerate_value, new_custom_object, property_names, to_ps_string
+from polyvisor_hyperv_loopback.powershell.errors import HostError
+from polyvisor_hyperv_loopback.powershell.psjson import from_json, to_json
+from polyvisor_hyperv_loopback.powershell.values import enumerate_value, new_custom_object, property_names, to_ps_string
+from polyvisor_hyperv_loopback.powershell.wildcards import has_wildcard, wildcard_match
 
 from .base import Cmdlet, CommandContext, Param
 

@@ -10,13 +10,14 @@ import copy
 import datetime
 import uuid
 
-from polyvisor_hyperv_loopback.errors import HostError
+from polyvisor_hyperv_loopback.powershell.errors import HostError
+from polyvisor_hyperv_loopback.powershell.wildcards import has_wildcard, wildcard_match
 
 from .disks import VirtualDisks
 from .faults import invalid_state
 from .guest import follow_guest_label
 from .power import powered_off
-from .records import TRANSITIONAL, SnapshotRecord, VMRecord, has_wildcard, wildcard_match
+from .records import TRANSITIONAL, SnapshotRecord, VMRecord
 from .state import HostState
 
 __all__ = ["Checkpoints"]

@@ -12,8 +12,8 @@ import ntpath
 import threading
 import uuid
 
-from polyvisor_hyperv_loopback.errors import HostError
 from polyvisor_hyperv_loopback.filesystem import FileEntry, normalize_path
+from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .faults import file_not_found
 from .records import MiB, VMRecord, all_drives

@@ -10,8 +10,8 @@ import copy
 import uuid
 from typing import Any
 
-from polyvisor_hyperv_loopback.errors import HostError
 from polyvisor_hyperv_loopback.filesystem import normalize_path
+from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .faults import file_not_found, modify_failed, not_running_detail
 from .records import DvdDriveRecord, HardDiskRecord, VMRecord, all_drives

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from polyvisor_hyperv_loopback.errors import HostError
+from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .records import VMRecord
 

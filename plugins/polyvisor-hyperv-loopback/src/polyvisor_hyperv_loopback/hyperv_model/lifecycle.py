@@ -6,8 +6,8 @@ import copy
 import datetime
 import uuid
 
-from polyvisor_hyperv_loopback.errors import HostError
 from polyvisor_hyperv_loopback.filesystem import normalize_path
+from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .disks import VirtualDisks
 from .faults import file_not_found, invalid_state, modify_failed, not_running_detail

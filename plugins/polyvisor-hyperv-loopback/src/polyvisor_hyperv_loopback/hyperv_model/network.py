@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import uuid
 
-from polyvisor_hyperv_loopback.errors import HostError
+from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .faults import modify_failed, not_running_detail
 from .records import NetworkAdapterRecord, SwitchRecord, VMRecord

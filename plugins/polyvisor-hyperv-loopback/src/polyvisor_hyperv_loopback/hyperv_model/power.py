@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from polyvisor_hyperv_loopback.errors import HostError
+from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .faults import invalid_state, no_shutdown_service
 from .records import GUEST_IGNORES_SHUTDOWN, GUEST_NO_SHUTDOWN_SERVICE, TRANSITIONAL, AlreadyInState, VMRecord

@@ -1,12 +1,11 @@
 """The records of the in-memory Hyper-V host: VMs, their configuration, checkpoints, drives, adapters and switches.
 
-Also the values every part of the host shares: the guest behaviours (the test hook) and PowerShell's wildcards.
+Also the values every part of the host shares: the guest behaviours (the test hook).
 """
 
 from __future__ import annotations
 
 import datetime
-import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -36,8 +35,6 @@ __all__ = [
     "VMRecord",
     "all_drives",
     "guest_label",
-    "has_wildcard",
-    "wildcard_match",
 ]
 
 GiB = 1024**3
@@ -78,39 +75,6 @@ class AlreadyInState(Exception):
     def __init__(self, vm_name: str) -> None:
         super().__init__(f"The virtual machine '{vm_name}' is already in the specified state.")
         self.message = str(self)
-
-
-def wildcard_match(pattern: str, text: str) -> bool:
-    """Match like PowerShell's WildcardPattern (case-insensitive ``*``, ``?``, ``[a-z]``, backtick escapes)."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "`" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(ch))
-            else:
-                body = pattern[i + 1 : end].replace("\\", "\\\\")
-                out.append(f"[{body}]")
-                i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.fullmatch("".join(out), text, re.IGNORECASE | re.DOTALL) is not None
-
-
-def has_wildcard(pattern: str) -> bool:
-    """Return whether ``pattern`` holds an unescaped wildcard character."""
-    return re.search(r"(?<!`)[*?\[]", pattern) is not None
 
 
 @dataclass

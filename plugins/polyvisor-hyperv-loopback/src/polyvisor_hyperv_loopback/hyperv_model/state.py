@@ -8,8 +8,9 @@ import time
 import uuid
 from collections.abc import Callable
 
-from polyvisor_hyperv_loopback.errors import HostError
 from polyvisor_hyperv_loopback.filesystem import FileEntry, VirtualFileSystem
+from polyvisor_hyperv_loopback.powershell.errors import HostError
+from polyvisor_hyperv_loopback.powershell.wildcards import has_wildcard, wildcard_match
 
 from .records import (
     DEFAULT_SWITCH_ID,
@@ -20,8 +21,6 @@ from .records import (
     MiB,
     SwitchRecord,
     VMRecord,
-    has_wildcard,
-    wildcard_match,
 )
 
 __all__ = ["HostState"]

@@ -11,8 +11,8 @@ from typing import BinaryIO, TextIO
 
 from psrpcore.types import PSObject
 
-from polyvisor_hyperv_loopback.errors import PipelineStopped, PSErrorRecord
-from polyvisor_hyperv_loopback.values import (
+from polyvisor_hyperv_loopback.powershell.errors import PipelineStopped, PSErrorRecord
+from polyvisor_hyperv_loopback.powershell.values import (
     ErrorRecordValue,
     PSHashtable,
     dotnet_type_name,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 import uuid
 
-from polyvisor_hyperv_loopback.values import PSHashtable, enumerate_value, is_truthy, to_ps_string
+from polyvisor_hyperv_loopback.powershell.values import PSHashtable, enumerate_value, is_truthy, to_ps_string
 
 from .syntax import Node, unsupported
+from .wildcards import wildcard_match
 
 __all__ = ["add", "compare", "equals", "format_string", "is_type", "split_any", "unescape"]
 
@@ -25,8 +26,6 @@ def compare(op: str, left: object, right: object) -> object:
         a, b = coerce_pair(left, right)
         return {"gt": a > b, "lt": a < b, "ge": a >= b, "le": a <= b}[base]  # type: ignore[operator]
     if base in {"like", "notlike"}:
-        from polyvisor_hyperv_loopback.hyperv import wildcard_match
-
         hit = wildcard_match(to_ps_string(right), to_ps_string(left))
         return hit if base == "like" else not hit
     if base in {"contains", "notcontains"}:

@@ -4,11 +4,13 @@
 cmdlet ran. The cmdlet layer turns it into a ``PSErrorRecord`` whose FullyQualifiedErrorId names the cmdlet class
 ("InvalidState,Microsoft.HyperV.PowerShell.Commands.StartVM"), as Windows PowerShell does. ``PipelineStopped``
 carries a record that terminates the pipeline (``-ErrorAction Stop``, parameter binding errors, ``throw``).
+``PSErrorRecord`` itself is defined with the values the wire serializes (:mod:`polyvisor_hyperv_loopback.engine_api`)
+and re-exported here.
 """
 
 from __future__ import annotations
 
-from .engine_api import PSErrorRecord
+from polyvisor_hyperv_loopback.engine_api import PSErrorRecord
 
 __all__ = [
     "VIRTUALIZATION_EXCEPTION",

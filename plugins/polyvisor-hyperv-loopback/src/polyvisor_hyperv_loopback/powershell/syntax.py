@@ -5,7 +5,7 @@ from __future__ import annotations
 import tree_sitter
 import tree_sitter_powershell
 
-from polyvisor_hyperv_loopback.errors import PSErrorRecord
+from polyvisor_hyperv_loopback.powershell.errors import PSErrorRecord
 
 __all__ = [
     "LANGUAGE",

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic
 
 import tree_sitter
 from psrpcore.types import PSObject
 
-from .cmdlets import Registry, Session
+from .commands import CommandTable, SessionT
 from .errors import HostError, PipelineStopped, PSErrorRecord
-from .powershell_lang.expressions import Expressions
-from .powershell_lang.members import Console, Members, PropertyView
-from .powershell_lang.operators import add
-from .powershell_lang.syntax import (
+from .expressions import Expressions
+from .members import Console, Members, PropertyView
+from .operators import add
+from .syntax import (
     LANGUAGE,
     ExitScript,
     Node,
@@ -60,10 +61,10 @@ class _Flow:
                 self.emit(item)
 
 
-class Interpreter:
-    """Runs scripts against a ``Session`` and a command ``Registry``."""
+class Interpreter(Generic[SessionT]):
+    """Runs scripts in a session, calling the commands of a table (the cmdlets' ``Session`` and ``Registry``)."""
 
-    def __init__(self, session: Session, registry: Registry, console: Console | None = None) -> None:
+    def __init__(self, session: SessionT, registry: CommandTable[SessionT], console: Console | None = None) -> None:
         self.session = session
         self.registry = registry
         self.console = console

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from psrpcore.types import PSObject
 
-from polyvisor_hyperv_loopback.values import (
+from polyvisor_hyperv_loopback.powershell.values import (
     PSHashtable,
     enumerate_value,
     is_truthy,
