@@ -19,66 +19,13 @@ from __future__ import annotations
 import copy
 import uuid
 
-from psrpcore.types import PSInt64, PSNoteProperty, PSObject, PSType
-
 from .hyperv import HyperVHost, VMRecord
 from .powershell.errors import HostError
 
-__all__ = ["VMMemory", "memory_object", "set_memory"]
+__all__ = ["set_memory"]
 
-NS = "Microsoft.HyperV.PowerShell"
 MiB = 1024**2
 _MAXIMUM = 1024**4  # 1 TB: Maximum RAM "can be set from as low as the value for Startup RAM to as high as 1 TB"
-
-
-@PSType(
-    [f"{NS}.VMMemory", f"{NS}.VMDevice", f"{NS}.VirtualizationObject"],
-    adapted_properties=[
-        PSNoteProperty(name)
-        for name in (
-            "Buffer",
-            "DynamicMemoryEnabled",
-            "Maximum",
-            "MaximumPerNumaNode",
-            "Minimum",
-            "Priority",
-            "Startup",
-            "ResourcePoolName",
-            "Name",
-            "Id",
-            "VMId",
-            "VMName",
-            "ComputerName",
-            "IsDeleted",
-        )
-    ],
-    rehydrate=False,
-)
-class VMMemory(PSObject):
-    """Microsoft.HyperV.PowerShell.VMMemory."""
-
-
-def memory_object(host: HyperVHost, vm: VMRecord) -> VMMemory:
-    """The VMMemory object Get-VMMemory shows for ``vm``."""
-    cfg = vm.config
-    obj = VMMemory(
-        Buffer=cfg.memory_buffer,
-        DynamicMemoryEnabled=cfg.dynamic_memory,
-        Maximum=PSInt64(cfg.memory_maximum),
-        MaximumPerNumaNode=PSInt64(min(cfg.memory_maximum, host.memory_capacity) // MiB),
-        Minimum=PSInt64(cfg.memory_minimum),
-        Priority=cfg.memory_priority,
-        Startup=PSInt64(cfg.memory_startup),
-        ResourcePoolName="Primordial",
-        Name="Memory",
-        Id=f"Microsoft:{str(vm.id).upper()}\\4764334D-E001-4176-82EE-5594EC9B530E",
-        VMId=vm.id,
-        VMName=vm.name,
-        ComputerName=host.computer_name,
-        IsDeleted=False,
-    )
-    obj.PSObject.to_string = f"VMMemory (VMName = '{vm.name}')"
-    return obj
 
 
 def _failed(vm: VMRecord, detail: str, *, state: bool = False) -> HostError:

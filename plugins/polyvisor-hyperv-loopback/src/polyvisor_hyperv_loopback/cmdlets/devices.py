@@ -9,17 +9,17 @@ from psrpcore.types import PSObject
 
 from polyvisor_hyperv_loopback.filesystem import normalize_path
 from polyvisor_hyperv_loopback.hyperv import HardDiskRecord, NetworkAdapterRecord, VMRecord
-from polyvisor_hyperv_loopback.objects import (
+from polyvisor_hyperv_loopback.powershell.errors import HostError
+from polyvisor_hyperv_loopback.powershell.wildcards import has_wildcard, wildcard_match
+
+from .base import Cmdlet, CommandContext, Param
+from .objects import (
     dvd_object,
     hard_disk_object,
     network_adapter_object,
     switch_object,
     vhd_object,
 )
-from polyvisor_hyperv_loopback.powershell.errors import HostError
-from polyvisor_hyperv_loopback.powershell.wildcards import has_wildcard, wildcard_match
-
-from .base import Cmdlet, CommandContext, Param
 from .vm import resolve_vms
 
 __all__ = ["CMDLETS"]

@@ -3,13 +3,13 @@ and Set-VMProcessor."""
 
 from __future__ import annotations
 
-from polyvisor_hyperv_loopback.memory_ops import memory_object, set_memory
-from polyvisor_hyperv_loopback.objects import vhd_object
+from polyvisor_hyperv_loopback.memory_ops import set_memory
 from polyvisor_hyperv_loopback.powershell.errors import HostError
 from polyvisor_hyperv_loopback.powershell.values import new_custom_object, to_ps_string
 from polyvisor_hyperv_loopback.storage_ops import copy_file, resize_vhd, write_bytes
 
 from .base import Cmdlet, CommandContext, Param
+from .objects import memory_object, vhd_object
 from .vm import resolve_vms
 
 __all__ = ["CMDLETS"]

@@ -8,10 +8,10 @@ import uuid
 from psrpcore.types import PSObject
 
 from polyvisor_hyperv_loopback.hyperv import AlreadyInState, SnapshotRecord, VMRecord, require_generation_2
-from polyvisor_hyperv_loopback.objects import firmware_object, host_object, snapshot_object, vm_object
 from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .base import Cmdlet, CommandContext, Param
+from .objects import firmware_object, host_object, snapshot_object, vm_object
 
 __all__ = ["CMDLETS", "resolve_vms"]
 

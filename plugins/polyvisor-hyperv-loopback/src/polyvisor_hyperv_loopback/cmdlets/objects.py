@@ -1,4 +1,4 @@
-"""The .NET objects the Hyper-V cmdlets emit, as psrpcore PSObject types, and builders from host records.
+"""The .NET objects the cmdlets emit, as psrpcore PSObject types, and builders from the Hyper-V model's records.
 
 Type names, property names, property .NET types and enum values follow the Hyper-V PowerShell module
 (Microsoft.HyperV.PowerShell.*, Microsoft.Vhd.PowerShell.*). The types are not registered for rehydration, so a
@@ -22,8 +22,8 @@ from psrpcore.types import (
     PSUInt64,
 )
 
-from .filesystem import FileEntry
-from .hyperv import (
+from polyvisor_hyperv_loopback.filesystem import FileEntry
+from polyvisor_hyperv_loopback.hyperv import (
     SECURE_BOOT_TEMPLATES,
     DvdDriveRecord,
     HardDiskRecord,
@@ -33,6 +33,7 @@ from .hyperv import (
     SwitchRecord,
     VMRecord,
 )
+from polyvisor_hyperv_loopback.hyperv_model.records import MiB
 
 __all__ = [
     "CheckpointType",
@@ -45,6 +46,7 @@ __all__ = [
     "VMDvdDrive",
     "VMFirmware",
     "VMHost",
+    "VMMemory",
     "VMNetworkAdapter",
     "VMSnapshot",
     "VMState",
@@ -58,6 +60,7 @@ __all__ = [
     "firmware_object",
     "hard_disk_object",
     "host_object",
+    "memory_object",
     "network_adapter_object",
     "snapshot_object",
     "switch_object",
@@ -453,6 +456,33 @@ class VirtualHardDisk(PSObject):
     """Microsoft.Vhd.PowerShell.VirtualHardDisk."""
 
 
+@PSType(
+    [f"{NS}.VMMemory", f"{NS}.VMDevice", f"{NS}.VirtualizationObject"],
+    adapted_properties=[
+        PSNoteProperty(name)
+        for name in (
+            "Buffer",
+            "DynamicMemoryEnabled",
+            "Maximum",
+            "MaximumPerNumaNode",
+            "Minimum",
+            "Priority",
+            "Startup",
+            "ResourcePoolName",
+            "Name",
+            "Id",
+            "VMId",
+            "VMName",
+            "ComputerName",
+            "IsDeleted",
+        )
+    ],
+    rehydrate=False,
+)
+class VMMemory(PSObject):
+    """Microsoft.HyperV.PowerShell.VMMemory."""
+
+
 # ----- builders -----
 
 
@@ -727,6 +757,29 @@ def vhd_object(host: HyperVHost, entry: FileEntry) -> VirtualHardDisk:
         Number=None,
     )
     obj.PSObject.to_string = entry.path
+    return obj
+
+
+def memory_object(host: HyperVHost, vm: VMRecord) -> VMMemory:
+    """The VMMemory object Get-VMMemory shows for ``vm``."""
+    cfg = vm.config
+    obj = VMMemory(
+        Buffer=cfg.memory_buffer,
+        DynamicMemoryEnabled=cfg.dynamic_memory,
+        Maximum=PSInt64(cfg.memory_maximum),
+        MaximumPerNumaNode=PSInt64(min(cfg.memory_maximum, host.memory_capacity) // MiB),
+        Minimum=PSInt64(cfg.memory_minimum),
+        Priority=cfg.memory_priority,
+        Startup=PSInt64(cfg.memory_startup),
+        ResourcePoolName="Primordial",
+        Name="Memory",
+        Id=f"Microsoft:{str(vm.id).upper()}\\4764334D-E001-4176-82EE-5594EC9B530E",
+        VMId=vm.id,
+        VMName=vm.name,
+        ComputerName=host.computer_name,
+        IsDeleted=False,
+    )
+    obj.PSObject.to_string = f"VMMemory (VMName = '{vm.name}')"
     return obj
 
 
