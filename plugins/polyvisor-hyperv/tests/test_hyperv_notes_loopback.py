@@ -13,7 +13,7 @@ import pytest
 from polyvisor_hyperv.notes import BEGIN, END, join_notes, split_notes
 
 try:
-    from polyvisor_hyperv_loopback._notes import read_labels
+    from polyvisor_hyperv_loopback.hyperv.labels import read_labels
 except ImportError as error:  # pragma: no cover - depends on the environment
     if os.environ.get("CI", "").lower() == "true":
         raise

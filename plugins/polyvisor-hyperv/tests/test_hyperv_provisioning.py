@@ -44,7 +44,7 @@ def _disk(loopback: Any, vm: polyvisor.VM, index: int = 0) -> str:
 def test_linked_clones_share_a_parent_that_never_changes(
     conn: polyvisor.Connection, loopback_http: Any, vm_name: str
 ) -> None:
-    from polyvisor_hyperv_loopback.storage_ops import guest_write
+    from polyvisor_hyperv_loopback.hyperv.storage import guest_write
 
     host = _host(loopback_http)
     base = _base(loopback_http, "linked")

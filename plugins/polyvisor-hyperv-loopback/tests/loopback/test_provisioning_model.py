@@ -12,9 +12,9 @@ import pytest
 
 from polyvisor_hyperv_loopback.cmdlets import Session, default_registry
 from polyvisor_hyperv_loopback.hyperv import HyperVHost
+from polyvisor_hyperv_loopback.hyperv.storage import guest_write
 from polyvisor_hyperv_loopback.powershell.errors import PipelineStopped, PSErrorRecord
 from polyvisor_hyperv_loopback.powershell.interpreter import Console, Interpreter
-from polyvisor_hyperv_loopback.storage_ops import guest_write
 
 BASE = "C:\\Images\\base.vhdx"
 MiB = 1024**2

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from psrpcore.types import PSObject
 
-from polyvisor_hyperv_loopback.filesystem import normalize_path
 from polyvisor_hyperv_loopback.hyperv import HardDiskRecord, NetworkAdapterRecord, VMRecord
+from polyvisor_hyperv_loopback.hyperv.filesystem import normalize_path
 from polyvisor_hyperv_loopback.powershell.errors import HostError
 from polyvisor_hyperv_loopback.powershell.wildcards import has_wildcard, wildcard_match
 

@@ -22,7 +22,6 @@ from psrpcore.types import (
     PSUInt64,
 )
 
-from polyvisor_hyperv_loopback.filesystem import FileEntry
 from polyvisor_hyperv_loopback.hyperv import (
     SECURE_BOOT_TEMPLATES,
     DvdDriveRecord,
@@ -33,7 +32,8 @@ from polyvisor_hyperv_loopback.hyperv import (
     SwitchRecord,
     VMRecord,
 )
-from polyvisor_hyperv_loopback.hyperv_model.records import MiB
+from polyvisor_hyperv_loopback.hyperv.filesystem import FileEntry
+from polyvisor_hyperv_loopback.hyperv.records import MiB
 
 __all__ = [
     "CheckpointType",

@@ -3,10 +3,10 @@ and Set-VMProcessor."""
 
 from __future__ import annotations
 
-from polyvisor_hyperv_loopback.memory_ops import set_memory
+from polyvisor_hyperv_loopback.hyperv.memory import set_memory
+from polyvisor_hyperv_loopback.hyperv.storage import copy_file, resize_vhd, write_bytes
 from polyvisor_hyperv_loopback.powershell.errors import HostError
 from polyvisor_hyperv_loopback.powershell.values import new_custom_object, to_ps_string
-from polyvisor_hyperv_loopback.storage_ops import copy_file, resize_vhd, write_bytes
 
 from .base import Cmdlet, CommandContext, Param
 from .objects import memory_object, vhd_object

@@ -8,8 +8,8 @@ Behaviour that cannot be driven through cmdlets (the transition timings, files p
 through the Python API only. How the guest answers a shutdown request (:data:`GUEST_BEHAVIOURS`) is set through the
 Python API, or by the test hook described in the package docstring: the ``polyvisor.test/guest`` label in Notes.
 
-:class:`HyperVHost` is the one face of the host: it holds the shared state (:mod:`.hyperv_model.state`) and hands
-each verb to the room that models it, in :mod:`.hyperv_model`: ``lifecycle`` (New-VM, Set-VM, Remove-VM),
+:class:`HyperVHost` is the one face of the host: it holds the shared state (:mod:`.state`) and hands
+each verb to the room that models it, in this package: ``lifecycle`` (New-VM, Set-VM, Remove-VM),
 ``power`` (the state machine), ``checkpoints``, ``disks`` (VHD files, chains, merges), ``drives``, ``network``
 and ``guest`` (shutdown and KVP behaviour).
 """
@@ -19,15 +19,15 @@ from __future__ import annotations
 import threading
 import uuid
 
+from .checkpoints import Checkpoints
+from .disks import VirtualDisks
+from .drives import Drives
 from .filesystem import FileEntry
-from .hyperv_model.checkpoints import Checkpoints
-from .hyperv_model.disks import VirtualDisks
-from .hyperv_model.drives import Drives
-from .hyperv_model.guest import GuestSimulation
-from .hyperv_model.lifecycle import VMLifecycle, require_generation_2
-from .hyperv_model.network import Network
-from .hyperv_model.power import PowerStates
-from .hyperv_model.records import (
+from .guest import GuestSimulation
+from .lifecycle import VMLifecycle, require_generation_2
+from .network import Network
+from .power import PowerStates
+from .records import (
     DEFAULT_SWITCH_ID,
     GUEST_BEHAVIOURS,
     GUEST_LABEL,
@@ -42,7 +42,7 @@ from .hyperv_model.records import (
     VMConfig,
     VMRecord,
 )
-from .hyperv_model.state import HostState
+from .state import HostState
 
 __all__ = [
     "DEFAULT_SWITCH_ID",
@@ -180,7 +180,7 @@ class HyperVHost(HostState):
         )
 
     def set_vm(self, vm_id: uuid.UUID, **changes: object) -> VMRecord:
-        """Apply Set-VM changes (the keys: :meth:`~.hyperv_model.lifecycle.VMLifecycle.set_vm`)."""
+        """Apply Set-VM changes (the keys: :meth:`~.lifecycle.VMLifecycle.set_vm`)."""
         return self._lifecycle.set_vm(vm_id, **changes)
 
     def remove_vm(self, vm_id: uuid.UUID) -> None:

@@ -19,8 +19,10 @@ from __future__ import annotations
 import copy
 import uuid
 
-from .hyperv import HyperVHost, VMRecord
-from .powershell.errors import HostError
+from polyvisor_hyperv_loopback.powershell.errors import HostError
+
+from .host import HyperVHost
+from .records import VMRecord
 
 __all__ = ["set_memory"]
 

@@ -8,7 +8,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from .powershell.errors import HostError
+from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 __all__ = ["FileEntry", "VirtualFileSystem", "normalize_path"]
 

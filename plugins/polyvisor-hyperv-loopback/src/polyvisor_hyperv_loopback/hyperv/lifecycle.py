@@ -6,11 +6,11 @@ import copy
 import datetime
 import uuid
 
-from polyvisor_hyperv_loopback.filesystem import normalize_path
 from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .disks import VirtualDisks
 from .faults import file_not_found, invalid_state, modify_failed, not_running_detail
+from .filesystem import normalize_path
 from .guest import follow_guest_label
 from .network import Network
 from .records import (

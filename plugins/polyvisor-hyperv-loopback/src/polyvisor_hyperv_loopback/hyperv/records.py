@@ -9,7 +9,7 @@ import datetime
 import uuid
 from dataclasses import dataclass, field
 
-from polyvisor_hyperv_loopback._notes import read_labels
+from .labels import read_labels
 
 __all__ = [
     "DEFAULT_SWITCH_ID",

@@ -8,10 +8,10 @@ import time
 import uuid
 from collections.abc import Callable
 
-from polyvisor_hyperv_loopback.filesystem import FileEntry, VirtualFileSystem
 from polyvisor_hyperv_loopback.powershell.errors import HostError
 from polyvisor_hyperv_loopback.powershell.wildcards import has_wildcard, wildcard_match
 
+from .filesystem import FileEntry, VirtualFileSystem
 from .records import (
     DEFAULT_SWITCH_ID,
     TRANSITIONAL,

@@ -12,10 +12,10 @@ import ntpath
 import threading
 import uuid
 
-from polyvisor_hyperv_loopback.filesystem import FileEntry, normalize_path
 from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .faults import file_not_found
+from .filesystem import FileEntry, normalize_path
 from .records import MiB, VMRecord, all_drives
 from .state import HostState
 

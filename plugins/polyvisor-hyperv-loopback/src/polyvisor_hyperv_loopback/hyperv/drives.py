@@ -10,10 +10,10 @@ import copy
 import uuid
 from typing import Any
 
-from polyvisor_hyperv_loopback.filesystem import normalize_path
 from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .faults import file_not_found, modify_failed, not_running_detail
+from .filesystem import normalize_path
 from .records import DvdDriveRecord, HardDiskRecord, VMRecord, all_drives
 from .state import HostState
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import copy
 import uuid
 
+from polyvisor_hyperv_loopback.powershell.errors import HostError
+
 from .filesystem import FileEntry, normalize_path
-from .hyperv import HyperVHost, VMRecord
-from .powershell.errors import HostError
+from .host import HyperVHost
+from .records import VMRecord
 
 __all__ = ["copy_file", "guest_write", "resize_vhd", "write_bytes"]
 

@@ -1,0 +1,41 @@
+"""The Hyper-V model: the in-memory host (:class:`HyperVHost`) and the rooms it is made of.
+
+``state`` holds what every room shares (VMs, switches, files, the lock); ``lifecycle`` (New-VM, Set-VM,
+Remove-VM), ``power`` (the state machine), ``checkpoints``, ``disks`` (VHD files, chains, merges), ``drives``,
+``network`` and ``guest`` (shutdown and KVP behaviour) model the verbs; ``memory`` and ``storage`` the memory and
+file operations of the provisioning cmdlets; ``records`` and ``labels`` the values they share.
+"""
+
+from .host import (
+    DEFAULT_SWITCH_ID,
+    GUEST_BEHAVIOURS,
+    GUEST_LABEL,
+    SECURE_BOOT_TEMPLATES,
+    AlreadyInState,
+    DvdDriveRecord,
+    HardDiskRecord,
+    HyperVHost,
+    NetworkAdapterRecord,
+    SnapshotRecord,
+    SwitchRecord,
+    VMConfig,
+    VMRecord,
+    require_generation_2,
+)
+
+__all__ = [
+    "DEFAULT_SWITCH_ID",
+    "GUEST_BEHAVIOURS",
+    "GUEST_LABEL",
+    "SECURE_BOOT_TEMPLATES",
+    "AlreadyInState",
+    "DvdDriveRecord",
+    "HardDiskRecord",
+    "HyperVHost",
+    "NetworkAdapterRecord",
+    "SnapshotRecord",
+    "SwitchRecord",
+    "VMConfig",
+    "VMRecord",
+    "require_generation_2",
+]
