@@ -37,7 +37,7 @@ def test_shutdown_ignored_by_the_guest_times_out_and_the_connection_stays_usable
         assert vm_name in str(info.value), "the error names the VM"
         assert 1.5 <= elapsed < 3, f"the contract: within timeout + 1 s, not much earlier ({elapsed:.2f}s)"
         # The blocked Stop-VM was stopped on the host (not left waiting for the guest) ...
-        assert host.wait_until(lambda: host.shutdowns_waiting == 0, timeout=1)
+        assert host.wait_until(lambda: host.power.shutdowns_waiting == 0, timeout=1)
         # ... the VM is as the hypervisor has it, never powered off ...
         assert vm.state() is PowerState.RUNNING
         # ... and the same session serves the next calls.

@@ -50,7 +50,7 @@ def test_a_vm_removed_behind_our_back_is_not_found_by_its_id(
     conn = connect(uri_for(loopback_private, transport))
     vm = conn.create({"name": vm_name})
     host = loopback_private.engine.host
-    host.remove_vm(host.find_vms(vm_name)[0].id)
+    host.lifecycle.remove_vm(host.find_vms(vm_name)[0].id)
     with pytest.raises(NotFoundError) as info:
         vm.start()
     assert "unable to find a virtual machine with id" in str(info.value)

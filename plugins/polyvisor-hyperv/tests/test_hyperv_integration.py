@@ -136,12 +136,12 @@ def test_delete_with_storage_keeps_disks_another_vm_uses(
     vm = conn.create({"name": vm_name, "disks": [{"size_mib": 64}, {"size_mib": 16}]})
     vm.snapshot("first")
     direct = _disk_of(loopback_http, vm)  # the .avhdx the VM writes to, whose parent is the first disk
-    base = host.get_vhd(direct).parent_path
+    base = host.disks.get_vhd(direct).parent_path
     second = [d.path for d in host.get_vm(uuid.UUID(vm.uuid)).config.hard_drives][1]
-    second_base = host.get_vhd(second).parent_path
+    second_base = host.disks.get_vhd(second).parent_path
     # One VM attaches the first disk itself; another reaches the second one only through its differencing disk.
     sharing = conn.create({"name": vm_name + "-a", "disks": [{"image": base}]})
-    child = host.new_vhd(
+    child = host.disks.new_vhd(
         second_base.replace(".vhdx", "-child.vhdx"), None, vhd_type="Differencing", parent_path=second_base
     ).path
     chained = conn.create({"name": vm_name + "-b", "disks": [{"image": child}]})
@@ -153,7 +153,7 @@ def test_delete_with_storage_keeps_disks_another_vm_uses(
         chained.delete(storage=True)
     # The parent of a differencing disk that is no checkpoint's is a base image: delete(storage=True) leaves it.
     assert set(host.files.paths()) - before == {second_base}
-    host.remove_file(second_base)
+    host.disks.remove_file(second_base)
 
 
 def test_delete_with_storage_names_the_files_it_could_not_remove(
@@ -164,8 +164,8 @@ def test_delete_with_storage_names_the_files_it_could_not_remove(
     vm = conn.create({"name": vm_name, "disks": [{"size_mib": 64}]})
     vm.snapshot("first")
     vm.snapshot("second")
-    base = host.get_vhd(host.get_vhd(_disk_of(loopback_http, vm)).parent_path).parent_path
-    host.hold_file(base)  # another process (a backup agent, say) keeps it open
+    base = host.disks.get_vhd(host.disks.get_vhd(_disk_of(loopback_http, vm)).parent_path).parent_path
+    host.disks.hold_file(base)  # another process (a backup agent, say) keeps it open
     try:
         with pytest.raises(BackendError) as info:
             vm.delete(storage=True)
@@ -174,8 +174,8 @@ def test_delete_with_storage_names_the_files_it_could_not_remove(
         assert not conn.exists(vm.uuid)
         assert set(host.files.paths()) - before == {base}  # every other file was still removed
     finally:
-        host.hold_file(base, held=False)
-        host.remove_file(base)
+        host.disks.hold_file(base, held=False)
+        host.disks.remove_file(base)
 
 
 def test_failed_create_leaves_nothing_behind(conn: polyvisor.Connection, vm_name: str) -> None:
@@ -220,14 +220,14 @@ def test_duplicate_checkpoint_names_are_never_acted_on_together(
     try:
         vm.snapshot("base")
         vm.snapshot("twin")
-        host.checkpoint_vm(uuid.UUID(vm.uuid), "twin")
+        host.checkpoints.checkpoint_vm(uuid.UUID(vm.uuid), "twin")
         with pytest.raises(ValidationError, match="twin"):
             vm.delete_snapshot("twin")
         with pytest.raises(ValidationError, match="twin"):
             vm.revert("twin")
-        assert [snap.name for snap in host.find_snapshots(uuid.UUID(vm.uuid))] == ["base", "twin", "twin"]
+        assert [snap.name for snap in host.checkpoints.find_snapshots(uuid.UUID(vm.uuid))] == ["base", "twin", "twin"]
         vm.delete_snapshot("base")
-        assert [snap.name for snap in host.find_snapshots(uuid.UUID(vm.uuid))] == ["twin", "twin"]
+        assert [snap.name for snap in host.checkpoints.find_snapshots(uuid.UUID(vm.uuid))] == ["twin", "twin"]
     finally:
         vm.delete()
 
@@ -332,7 +332,7 @@ def test_operation_timeout(
     vm = conn.create({"name": vm_name})
     try:
         vm.start()
-        loopback_private.engine.host.set_guest_responds_to_shutdown(uuid.UUID(vm.uuid), False)
+        loopback_private.engine.host.guests.set_guest_responds_to_shutdown(uuid.UUID(vm.uuid), False)
         started = time.monotonic()
         with pytest.raises(TimeoutError):
             vm.shutdown(timeout=1)
@@ -461,7 +461,7 @@ def test_reboot_shuts_the_guest_down_and_starts_it_again(
         assert vm.reboot().state is PowerState.RUNNING
         assert host.get_vm(vm_id).started_at > first_boot, "the VM was powered on again"
         # It is the guest that shuts down (no power-off): a guest that ignores the request is left running.
-        host.set_guest_responds_to_shutdown(vm_id, False)
+        host.guests.set_guest_responds_to_shutdown(vm_id, False)
         second_boot = host.get_vm(vm_id).started_at
         with pytest.raises(TimeoutError):
             vm.reboot()

@@ -31,7 +31,7 @@ def _host(loopback: Any) -> Any:
 
 def _base(loopback: Any, name: str, size_mib: int = 64) -> str:
     path = f"C:\\Images\\{name}-{uuid.uuid4().hex[:6]}.vhdx"
-    _host(loopback).new_vhd(path, size_mib * MiB)
+    _host(loopback).disks.new_vhd(path, size_mib * MiB)
     return path
 
 
@@ -48,26 +48,26 @@ def test_linked_clones_share_a_parent_that_never_changes(
 
     host = _host(loopback_http)
     base = _base(loopback_http, "linked")
-    parent_hash = host.get_vhd(base).sha256()
+    parent_hash = host.disks.get_vhd(base).sha256()
     vms = [conn.create({"name": f"{vm_name}-{i}", "disks": [{"image": base, "clone": "linked"}]}) for i in (1, 2)]
     try:
         children = [_disk(loopback_http, vm) for vm in vms]
         assert len(set(children)) == 2
         assert base not in children
         for i, (vm, child) in enumerate(zip(vms, children, strict=True)):
-            entry = host.get_vhd(child)
+            entry = host.disks.get_vhd(child)
             assert (entry.vhd_type, entry.parent_path) == ("Differencing", base)
             vm.start()
             guest_write(host, uuid.UUID(vm.uuid), f"guest {i} was here".encode())
-        assert host.get_vhd(children[0]).sha256() != host.get_vhd(children[1]).sha256()
-        assert host.get_vhd(base).sha256() == parent_hash
+        assert host.disks.get_vhd(children[0]).sha256() != host.disks.get_vhd(children[1]).sha256()
+        assert host.disks.get_vhd(base).sha256() == parent_hash
     finally:
         for vm in vms:
             vm.ensure("stopped", force=True)
             vm.delete(storage=True)
     assert host.files.get(base) is not None, "deleting a linked clone never removes its base"
     assert all(host.files.get(child) is None for child in children)
-    assert host.get_vhd(base).sha256() == parent_hash
+    assert host.disks.get_vhd(base).sha256() == parent_hash
 
 
 def test_a_copy_is_independent_and_grows_to_size_mib(
@@ -77,9 +77,9 @@ def test_a_copy_is_independent_and_grows_to_size_mib(
     base = _base(loopback_http, "copy")
     vm = conn.create({"name": vm_name, "disks": [{"image": base, "clone": "copy", "size_mib": 128}]})
     try:
-        copy = host.get_vhd(_disk(loopback_http, vm))
+        copy = host.disks.get_vhd(_disk(loopback_http, vm))
         assert (copy.vhd_type, copy.parent_path, copy.size) == ("Dynamic", None, 128 * MiB)
-        assert host.get_vhd(base).size == 64 * MiB
+        assert host.disks.get_vhd(base).size == 64 * MiB
     finally:
         vm.delete(storage=True)
     assert host.files.get(base) is not None
@@ -246,14 +246,14 @@ def test_resize_disk_grows_and_refuses_to_shrink(conn: polyvisor.Connection, loo
     try:
         (target,) = [f"SCSI:{d.controller_number}:{d.controller_location}" for d in _drives(host, vm)]
         vm.resize_disk(target, 128)
-        assert host.get_vhd(_disk(loopback_http, vm)).size == 128 * MiB
+        assert host.disks.get_vhd(_disk(loopback_http, vm)).size == 128 * MiB
         with pytest.raises(ValidationError, match="shrink"):
             vm.resize_disk(target, 64)
         with pytest.raises(NotFoundError, match=target):
             vm.resize_disk("SCSI:3:9", 256)
         vm.start()
         vm.resize_disk(target, 256)  # online, on SCSI
-        assert host.get_vhd(_disk(loopback_http, vm)).size == 256 * MiB
+        assert host.disks.get_vhd(_disk(loopback_http, vm)).size == 256 * MiB
     finally:
         vm.ensure("stopped", force=True)
         vm.delete(storage=True)

@@ -137,7 +137,7 @@ def test_a_connection_dropped_during_a_verb_is_reported_and_the_next_call_reconn
 
     worker = threading.Thread(target=shut_down)
     worker.start()
-    assert host.wait_until(lambda: host.shutdowns_waiting == 1, timeout=10), "Stop-VM is blocked on the guest"
+    assert host.wait_until(lambda: host.power.shutdowns_waiting == 1, timeout=10), "Stop-VM is blocked on the guest"
     port = loopback_private.port
     loopback_private.stop()  # the listener goes away with every connection and session, mid-command
     worker.join(timeout=10)

@@ -120,8 +120,8 @@ def test_detach_nic_refuses_names_that_differ_only_in_case(
     host = _host(loopback_http)
     vm = conn.create({"name": vm_name})
     try:
-        host.add_network_adapter(uuid.UUID(vm.uuid), "Lan", None, "00155D0000A1")
-        host.add_network_adapter(uuid.UUID(vm.uuid), "LAN", None, "00155D0000A2")
+        host.network.add_network_adapter(uuid.UUID(vm.uuid), "Lan", None, "00155D0000A1")
+        host.network.add_network_adapter(uuid.UUID(vm.uuid), "LAN", None, "00155D0000A2")
         with pytest.raises(PolyvisorError, match="several adapters"):
             vm.detach_nic("00:15:5d:00:00:a1", live=False)
         names = sorted(n.name for n in host.get_vm(uuid.UUID(vm.uuid)).config.network_adapters)
@@ -142,11 +142,11 @@ def test_delete_with_storage_leaves_a_pass_through_disk_alone(
     bystander = host.add_file("C:\\" + friendly)
     before = set(host.files.paths())
     vm = conn.create({"name": vm_name, "disks": [{"size_mib": 64}]})
-    host.add_hard_disk(uuid.UUID(vm.uuid), None, "SCSI", disk_number=number)
+    host.drives.add_hard_disk(uuid.UUID(vm.uuid), None, "SCSI", disk_number=number)
     vm.delete(storage=True)
     assert set(host.files.paths()) == before  # the VHD went, the file named like the physical disk stayed
     assert host.files.exists(bystander)
-    host.remove_file(bystander)
+    host.disks.remove_file(bystander)
 
 
 def test_delete_with_storage_waits_for_the_checkpoint_merge(
@@ -163,5 +163,5 @@ def test_delete_with_storage_waits_for_the_checkpoint_merge(
     vm.snapshot("second")
     vm.stop()
     vm.delete(storage=True, timeout=30)
-    assert not host.merging
+    assert not host.disks.merging
     assert set(host.files.paths()) - before == set()

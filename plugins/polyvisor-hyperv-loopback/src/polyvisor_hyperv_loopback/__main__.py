@@ -107,7 +107,7 @@ def main() -> None:
     engine.host.cmdlet_latency = args.cmdlet_latency_ms / 1000
     engine.host.kvp_delay = args.kvp_delay
     for path, size_mib in args.base_vhd:
-        engine.host.new_vhd(path, size_mib * 1024 * 1024)
+        engine.host.disks.new_vhd(path, size_mib * 1024 * 1024)
     hosts: list[LoopbackHost] = []
     for https, port in ((False, args.http_port), (True, args.https_port)):
         if port is None:

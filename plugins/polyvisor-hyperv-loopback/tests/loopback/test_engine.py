@@ -89,8 +89,8 @@ def test_get_vmsnapshot_by_id_alone(engine: Engine) -> None:
     # Get-VMSnapshot [-Id] <Guid> is a parameter set of its own: the Id is the checkpoint's, not a VM's.
     engine.invoke_pipeline([CommandSpec("New-VM", False, [("Name", "byid")])])
     vm = engine.host.find_vms("byid")[0]
-    first = engine.host.checkpoint_vm(vm.id, "same")
-    engine.host.checkpoint_vm(vm.id, "same")
+    first = engine.host.checkpoints.checkpoint_vm(vm.id, "same")
+    engine.host.checkpoints.checkpoint_vm(vm.id, "same")
     result = engine.invoke_pipeline([CommandSpec("Get-VMSnapshot", False, [("Id", str(first.id))])])
     assert result.terminating is None, result.terminating
     assert [(snap.Id, snap.Name) for snap in result.output] == [(first.id, "same")]  # type: ignore[attr-defined]
@@ -101,7 +101,7 @@ def test_get_vmsnapshot_by_id_alone(engine: Engine) -> None:
         ]
     )
     assert removed.terminating is None, removed.terminating
-    assert [snap.name for snap in engine.host.find_snapshots(vm.id)] == ["same"]
+    assert [snap.name for snap in engine.host.checkpoints.find_snapshots(vm.id)] == ["same"]
     unknown = engine.invoke_pipeline([CommandSpec("Get-VMSnapshot", False, [("Id", str(vm.id))])])
     assert unknown.terminating is not None or unknown.errors
 
@@ -117,9 +117,9 @@ def test_a_common_parameter_given_twice_is_a_binding_error(engine: Engine) -> No
 
 def test_stop_vm_without_force_fails_when_the_guest_has_no_shutdown_service(engine: Engine) -> None:
     # Stop-VM asks "turn it off instead?"; a session that cannot prompt fails, and -Force answers yes.
-    vm = engine.host.new_vm("mute")
-    engine.host.start_vm(vm.id)
-    engine.host.set_guest(vm.id, "no-shutdown-service")
+    vm = engine.host.lifecycle.new_vm("mute")
+    engine.host.power.start_vm(vm.id)
+    engine.host.guests.set_guest(vm.id, "no-shutdown-service")
     stop = [CommandSpec("Get-VM", False, [("Name", "mute")]), CommandSpec("Stop-VM", False, [])]
     result = engine.invoke_pipeline(stop)
     assert result.errors or result.terminating is not None

@@ -80,3 +80,53 @@ def test_the_powershell_language_knows_no_cmdlet_and_no_hyperv() -> None:
         if not name.startswith(f"{NAME}.powershell") and name != f"{NAME}.engine_api"
     }
     assert outside == set()
+
+
+def test_the_package_root_holds_only_the_entry_points_and_the_layers() -> None:
+    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    layers = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert modules == {"__init__", "__main__", "loopback", "engine", "engine_api"}
+    assert layers == {"wire", "powershell", "hyperv", "cmdlets"}
+
+
+def test_the_hyperv_model_knows_no_cmdlet_and_no_wire() -> None:
+    model = sorted((PACKAGE / "hyperv").rglob("*.py"))
+    assert len(model) > 5
+    upward = {
+        f"{path.relative_to(PACKAGE)}: {name}"
+        for path in model
+        for name in _own_imports(path)
+        if name.startswith((f"{NAME}.cmdlets", f"{NAME}.wire", f"{NAME}.engine"))
+    }
+    assert upward == set()
+
+
+def test_the_cmdlets_know_no_wire() -> None:
+    cmdlets = sorted((PACKAGE / "cmdlets").rglob("*.py"))
+    assert len(cmdlets) > 5
+    upward = {
+        f"{path.relative_to(PACKAGE)}: {name}"
+        for path in cmdlets
+        for name in _own_imports(path)
+        if name.startswith(f"{NAME}.wire")
+    }
+    assert upward == set()
+
+
+def test_hyperv_host_composes_its_rooms_and_forwards_none_of_their_verbs() -> None:
+    from polyvisor_hyperv_loopback.hyperv import HyperVHost
+    from polyvisor_hyperv_loopback.hyperv.state import HostState
+
+    # The class adds only its constructor to the shared state; cmdlets call host.power.start_vm and the like.
+    assert {name for name in vars(HyperVHost) if not name.startswith("__")} == set()
+    host = HyperVHost()
+    rooms = {name: room for name, room in vars(host).items() if name not in vars(HostState())}
+    assert set(rooms) == {"checkpoints", "disks", "drives", "guests", "lifecycle", "network", "power"}
+    room_verbs = {verb for room in rooms.values() for verb in dir(type(room)) if not verb.startswith("_")}
+    assert room_verbs
+    assert room_verbs & set(dir(HyperVHost)) == set()
+    assert {name for name in vars(HostState) if not name.startswith("_")} & room_verbs == set()
+    source = ast.parse((PACKAGE / "hyperv" / "host.py").read_text(encoding="utf-8"))
+    (cls,) = [node for node in source.body if isinstance(node, ast.ClassDef) and node.name == "HyperVHost"]
+    assert cls.end_lineno is not None
+    assert cls.end_lineno - cls.lineno < 60

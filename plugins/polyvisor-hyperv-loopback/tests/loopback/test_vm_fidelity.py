@@ -27,7 +27,7 @@ def run(engine: Engine, *commands: tuple[str, list[tuple[str | None, object]]]) 
 
 
 def _vm(engine: Engine, name: str, generation: int = 2) -> uuid.UUID:
-    return engine.host.new_vm(name, generation=generation).id
+    return engine.host.lifecycle.new_vm(name, generation=generation).id
 
 
 # ----- 2b: Restore-VMSnapshot saves a running/paused VM, applies, restarts it if it was running -----
@@ -37,16 +37,16 @@ def test_restore_snapshot_of_running_vm_saves_applies_and_restarts(engine: Engin
     # NEON Commands/RestoreVMSnapshot.cs ProcessOneOperand.
     host = engine.host
     vm_id = _vm(engine, "r")
-    host.set_vm(vm_id, checkpoint_type="Standard")
-    host.start_vm(vm_id)
-    host.checkpoint_vm(vm_id, "live")  # a Saved checkpoint
+    host.lifecycle.set_vm(vm_id, checkpoint_type="Standard")
+    host.power.start_vm(vm_id)
+    host.checkpoints.checkpoint_vm(vm_id, "live")  # a Saved checkpoint
     restored = run(engine, ("Restore-VMSnapshot", [("VMName", "r"), ("Name", "live"), ("Confirm", False)]))
     assert restored.terminating is None, restored.terminating
     assert restored.errors == []
     assert host.get_vm(vm_id).state == "Running"  # saved by the apply, started again: it was running
-    host.turn_off_vm(vm_id)
-    host.checkpoint_vm(vm_id, "cold")  # an Off checkpoint
-    host.start_vm(vm_id)
+    host.power.turn_off_vm(vm_id)
+    host.checkpoints.checkpoint_vm(vm_id, "cold")  # an Off checkpoint
+    host.power.start_vm(vm_id)
     run(engine, ("Restore-VMSnapshot", [("VMName", "r"), ("Name", "cold"), ("Confirm", False)]))
     assert host.get_vm(vm_id).state == "Off"  # an Off checkpoint leaves the VM off
 
@@ -54,10 +54,10 @@ def test_restore_snapshot_of_running_vm_saves_applies_and_restarts(engine: Engin
 def test_restore_snapshot_of_paused_vm_leaves_it_saved(engine: Engine) -> None:
     host = engine.host
     vm_id = _vm(engine, "p")
-    host.set_vm(vm_id, checkpoint_type="Standard")
-    host.start_vm(vm_id)
-    host.checkpoint_vm(vm_id, "live")
-    host.suspend_vm(vm_id)
+    host.lifecycle.set_vm(vm_id, checkpoint_type="Standard")
+    host.power.start_vm(vm_id)
+    host.checkpoints.checkpoint_vm(vm_id, "live")
+    host.power.suspend_vm(vm_id)
     restored = run(engine, ("Restore-VMSnapshot", [("VMName", "p"), ("Name", "live"), ("Confirm", False)]))
     assert restored.terminating is None, restored.terminating
     assert host.get_vm(vm_id).state == "Saved"
@@ -70,8 +70,8 @@ def test_turn_off_a_saved_vm_discards_its_saved_state(engine: Engine) -> None:
     # NEON VirtualMachine.cs transition map: VirtualMachineAction.Stop is allowed from Saved.
     host = engine.host
     vm_id = _vm(engine, "s")
-    host.start_vm(vm_id)
-    host.save_vm(vm_id)
+    host.power.start_vm(vm_id)
+    host.power.save_vm(vm_id)
     result = run(engine, ("Stop-VM", [("Name", "s"), ("TurnOff", None), ("Force", None)]))
     assert result.terminating is None
     assert result.errors == []
@@ -83,7 +83,7 @@ def test_turn_off_a_saved_vm_discards_its_saved_state(engine: Engine) -> None:
 
 def test_restart_vm_has_no_type_parameter(engine: Engine) -> None:
     vm_id = _vm(engine, "t")
-    engine.host.start_vm(vm_id)
+    engine.host.power.start_vm(vm_id)
     result = run(engine, ("Restart-VM", [("Name", "t"), ("Type", "Reset"), ("Force", None)]))
     assert result.terminating is not None
     assert result.terminating.fully_qualified_error_id == (
@@ -99,7 +99,7 @@ def test_confirm_false_does_not_answer_should_continue(engine: Engine, cmdlet: s
     # NEON Commands/RemoveVM.cs and RestartVM.cs call ShouldContinue; VirtualizationCmdletBase answers it yes only
     # for -Force (or -AsJob); -Confirm:$false only answers ShouldProcess.
     vm_id = _vm(engine, "c")
-    engine.host.start_vm(vm_id)
+    engine.host.power.start_vm(vm_id)
     refused = run(engine, (cmdlet, [("Name", "c"), ("Confirm", False)]))
     assert refused.terminating is not None
     assert engine.host.get_vm(vm_id).state == "Running"
@@ -114,7 +114,7 @@ def test_confirm_false_does_not_answer_should_continue(engine: Engine, cmdlet: s
 def test_nic_hot_add_and_remove_need_generation_2(engine: Engine) -> None:
     host = engine.host
     gen1 = _vm(engine, "g1", generation=1)
-    host.start_vm(gen1)
+    host.power.start_vm(gen1)
     added = run(engine, ("Add-VMNetworkAdapter", [("VMName", "g1"), ("Name", "hot")]))
     assert len(added.errors) == 1
     assert [n.name for n in host.get_vm(gen1).config.network_adapters] == ["Network Adapter"]
@@ -122,7 +122,7 @@ def test_nic_hot_add_and_remove_need_generation_2(engine: Engine) -> None:
     assert len(removed.errors) == 1
     assert len(host.get_vm(gen1).config.network_adapters) == 1
     gen2 = _vm(engine, "g2")
-    host.start_vm(gen2)
+    host.power.start_vm(gen2)
     assert run(engine, ("Add-VMNetworkAdapter", [("VMName", "g2"), ("Name", "hot")])).errors == []
     assert run(engine, ("Remove-VMNetworkAdapter", [("VMName", "g2"), ("Name", "hot")])).errors == []
     assert [n.name for n in host.get_vm(gen2).config.network_adapters] == ["Network Adapter"]
@@ -136,8 +136,8 @@ def test_nic_name_is_a_case_insensitive_wildcard(engine: Engine) -> None:
     # VMNetworkAdapter_NoneFound.
     host = engine.host
     vm_id = _vm(engine, "n")
-    host.add_network_adapter(vm_id, "Lan [1]", None)
-    host.add_network_adapter(vm_id, "lan-2", None)
+    host.network.add_network_adapter(vm_id, "Lan [1]", None)
+    host.network.add_network_adapter(vm_id, "lan-2", None)
     wild = run(engine, ("Get-VMNetworkAdapter", [("VMName", "n"), ("Name", "LAN*")]))
     assert sorted(o.Name for o in wild.output) == ["Lan [1]", "lan-2"]  # type: ignore[attr-defined]
     literal = run(engine, ("Get-VMNetworkAdapter", [("VMName", "n"), ("Name", "lan `[1`]")]))
@@ -168,7 +168,7 @@ def test_pass_through_disk_has_a_disk_number_and_a_friendly_name(engine: Engine)
         ("Disk 2 2.00 GB Bus 0 Lun 0 Target 2", 2)
     ]
     with pytest.raises(HostError):
-        host.add_hard_disk(host.find_vms("pt")[0].id, None, disk_number=7)  # no such physical disk
+        host.drives.add_hard_disk(host.find_vms("pt")[0].id, None, disk_number=7)  # no such physical disk
 
 
 # ----- 12: Remove-VM merges checkpoint disks in the background, after it returns -----
@@ -178,10 +178,10 @@ def test_remove_vm_merges_checkpoint_disks_after_it_returns() -> None:
     # DOCS Remove-VM.md: checkpoints are deleted and merged into the virtual hard disk files after the VM is deleted.
     host = HyperVHost(transition_delay=0, merge_delay=30)
     engine = Engine(host)
-    base = host.new_vhd("C:\\VMs\\m.vhdx", 1 << 30).path
+    base = host.disks.new_vhd("C:\\VMs\\m.vhdx", 1 << 30).path
     vm_id = _vm(engine, "m")
-    host.add_hard_disk(vm_id, base)
-    host.checkpoint_vm(vm_id, "one")
+    host.drives.add_hard_disk(vm_id, base)
+    host.checkpoints.checkpoint_vm(vm_id, "one")
     avhdx = host.get_vm(vm_id).config.hard_drives[0].path
     assert avhdx is not None
     assert avhdx.endswith(".avhdx")
@@ -189,9 +189,9 @@ def test_remove_vm_merges_checkpoint_disks_after_it_returns() -> None:
     assert host.list_vms() == []
     assert host.files.exists(avhdx), "the merge is still running"
     with pytest.raises(HostError) as info:
-        host.remove_file(base)  # the merge holds the files open
+        host.disks.remove_file(base)  # the merge holds the files open
     assert info.value.exception_type == "System.IO.IOException"
-    host.finish_merges()
+    host.disks.finish_merges()
     assert not host.files.exists(avhdx)
     assert host.files.exists(base)
-    host.remove_file(base)
+    host.disks.remove_file(base)

@@ -63,7 +63,7 @@ def _new_vhd(ctx: CommandContext, args: dict[str, object]) -> None:
     for path in args["Path"]:  # type: ignore[attr-defined]
         if not ctx.should_process(high_impact=False):
             continue
-        entry = ctx.host.new_vhd(
+        entry = ctx.host.disks.new_vhd(
             path,
             args.get("SizeBytes"),  # type: ignore[arg-type]
             vhd_type=vhd_type,
@@ -75,18 +75,18 @@ def _new_vhd(ctx: CommandContext, args: dict[str, object]) -> None:
 def _get_vhd(ctx: CommandContext, args: dict[str, object]) -> None:
     if "Path" in args:
         for path in args["Path"]:  # type: ignore[attr-defined]
-            ctx.write(vhd_object(ctx.host, ctx.host.get_vhd(path)))
+            ctx.write(vhd_object(ctx.host, ctx.host.disks.get_vhd(path)))
         return
     for vm in _vms(ctx, args):
         for drive in vm.config.hard_drives:
             if drive.path:
-                ctx.write(vhd_object(ctx.host, ctx.host.get_vhd(drive.path)))
+                ctx.write(vhd_object(ctx.host, ctx.host.disks.get_vhd(drive.path)))
 
 
 def _remove_item(ctx: CommandContext, args: dict[str, object]) -> None:
     for path in args["Path"]:  # type: ignore[attr-defined]
         if ctx.should_process(high_impact=False):
-            ctx.host.remove_file(path)
+            ctx.host.disks.remove_file(path)
 
 
 def _test_path(ctx: CommandContext, args: dict[str, object]) -> None:
@@ -99,7 +99,7 @@ def _test_path(ctx: CommandContext, args: dict[str, object]) -> None:
 
 def _add_hdd(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm in _vms(ctx, args):
-        drive = ctx.host.add_hard_disk(
+        drive = ctx.host.drives.add_hard_disk(
             vm.id,
             args.get("Path"),  # type: ignore[arg-type]
             args.get("ControllerType"),  # type: ignore[arg-type]
@@ -125,7 +125,7 @@ def _get_hdd(ctx: CommandContext, args: dict[str, object]) -> None:
     wanted = _slot_filter(args)
     for obj in args.get("VMSnapshot", []):  # type: ignore[attr-defined]
         # A checkpoint's drives: the disks as they were when it was taken (its differencing disk's parents).
-        vm, snap = ctx.host.snapshot_by_id(uuid.UUID(int=obj.Id.int))
+        vm, snap = ctx.host.checkpoints.snapshot_by_id(uuid.UUID(int=obj.Id.int))
         for drive in filter(wanted, snap.config.hard_drives):
             ctx.write(hard_disk_object(ctx.host, vm, drive, snap))
     for vm in _vms(ctx, args):
@@ -137,21 +137,21 @@ def _remove_drive(dvd: bool, type_name: str, param: str) -> object:
     def body(ctx: CommandContext, args: dict[str, object]) -> None:
         for obj in args.get(param, []):  # type: ignore[attr-defined]
             vm_id, slot = _slot(obj, type_name)
-            ctx.host.remove_drive(vm_id, slot, dvd=dvd)
+            ctx.host.drives.remove_drive(vm_id, slot, dvd=dvd)
         for vm in _vms(ctx, args) if "VMName" in args else []:
             slot = (
                 str(args.get("ControllerType", "SCSI" if vm.generation == 2 else "IDE")),
                 int(args.get("ControllerNumber", 0)),  # type: ignore[call-overload]
                 int(args.get("ControllerLocation", 0)),  # type: ignore[call-overload]
             )
-            ctx.host.remove_drive(vm.id, slot, dvd=dvd)
+            ctx.host.drives.remove_drive(vm.id, slot, dvd=dvd)
 
     return body
 
 
 def _add_dvd(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm in _vms(ctx, args):
-        drive = ctx.host.add_dvd_drive(vm.id, args.get("Path"))  # type: ignore[arg-type]
+        drive = ctx.host.drives.add_dvd_drive(vm.id, args.get("Path"))  # type: ignore[arg-type]
         if args.get("Passthru"):
             ctx.write(dvd_object(ctx.host, ctx.host.get_vm(vm.id), drive))
 
@@ -175,7 +175,7 @@ def _set_dvd(ctx: CommandContext, args: dict[str, object]) -> None:
             location = drives[0].controller_location if drives else 0
         targets.append((vm.id, (ctype, number, int(location))))  # type: ignore[call-overload]
     for vm_id, slot in targets:
-        drive = ctx.host.set_dvd_media(vm_id, slot, args.get("Path"))  # type: ignore[arg-type]
+        drive = ctx.host.drives.set_dvd_media(vm_id, slot, args.get("Path"))  # type: ignore[arg-type]
         if args.get("Passthru"):
             ctx.write(dvd_object(ctx.host, ctx.host.get_vm(vm_id), drive))
 
@@ -185,7 +185,7 @@ def _set_dvd(ctx: CommandContext, args: dict[str, object]) -> None:
 
 def _add_nic(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm in _vms(ctx, args):
-        nic = ctx.host.add_network_adapter(
+        nic = ctx.host.network.add_network_adapter(
             vm.id,
             str(args.get("Name", "Network Adapter")),
             args.get("SwitchName"),  # type: ignore[arg-type]
@@ -240,21 +240,21 @@ def _adapters(ctx: CommandContext, args: dict[str, object]) -> list[tuple[uuid.U
 
 def _remove_nic(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm_id, adapter_id in _adapters(ctx, args):
-        ctx.host.remove_network_adapter(vm_id, adapter_id)
+        ctx.host.network.remove_network_adapter(vm_id, adapter_id)
 
 
 def _connect_nic(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm_id, adapter_id in _adapters(ctx, args):
-        ctx.host.connect_network_adapter(vm_id, adapter_id, args.get("SwitchName"))  # type: ignore[arg-type]
+        ctx.host.network.connect_network_adapter(vm_id, adapter_id, args.get("SwitchName"))  # type: ignore[arg-type]
 
 
 def _disconnect_nic(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm_id, adapter_id in _adapters(ctx, args):
-        ctx.host.connect_network_adapter(vm_id, adapter_id, None)
+        ctx.host.network.connect_network_adapter(vm_id, adapter_id, None)
 
 
 def _get_switch(ctx: CommandContext, args: dict[str, object]) -> None:
-    switches = ctx.host.list_switches()
+    switches = ctx.host.network.list_switches()
     names = args.get("Name")
     if names is None:
         for switch in switches:
@@ -285,15 +285,15 @@ def _new_switch(ctx: CommandContext, args: dict[str, object]) -> None:
                 category="InvalidArgument",
             )
         )
-    switch = ctx.host.new_switch(str(args["Name"]), str(args["SwitchType"]), str(args.get("Notes", "")))
+    switch = ctx.host.network.new_switch(str(args["Name"]), str(args["SwitchType"]), str(args.get("Notes", "")))
     ctx.write(switch_object(ctx.host, switch))
 
 
 def _remove_switch(ctx: CommandContext, args: dict[str, object]) -> None:
     for name in args.get("Name", []):  # type: ignore[attr-defined]
-        for switch in ctx.host.list_switches():
+        for switch in ctx.host.network.list_switches():
             if switch.name.casefold() == name.casefold() and ctx.should_process(True, bool(args.get("Force"))):
-                ctx.host.remove_switch(switch.id)
+                ctx.host.network.remove_switch(switch.id)
 
 
 _VM_BY_NAME = (Param("VMName", "str[]", position=0), Param("VM", "object[]", pipeline=True))

@@ -542,7 +542,7 @@ def dvd_object(host: HyperVHost, vm: VMRecord, drive: DvdDriveRecord) -> VMDvdDr
 def _ip_addresses(host: HyperVHost, vm: VMRecord, nic: NetworkAdapterRecord) -> list[str]:
     # Documentation-range addresses (RFC 5737 / link-local): data only, nothing routes them. They come from the
     # guest's KVP daemon, some seconds after the VM started (host.kvp_delay), and only while it runs.
-    if not host.kvp_reports(vm) or nic.switch_name is None or nic.mac is None:
+    if not host.guests.kvp_reports(vm) or nic.switch_name is None or nic.mac is None:
         return []
     mac = bytes.fromhex(nic.mac)
     host_octet = mac[-1] % 254 + 1
@@ -555,7 +555,7 @@ def network_adapter_object(host: HyperVHost, vm: VMRecord, nic: NetworkAdapterRe
     """Return the VMNetworkAdapter object for one adapter."""
     switch_id = None
     if nic.switch_name is not None:
-        for switch in host.list_switches():
+        for switch in host.network.list_switches():
             if switch.name.casefold() == nic.switch_name.casefold():
                 switch_id = switch.id
     connected = nic.switch_name is not None
@@ -734,7 +734,7 @@ def host_object(host: HyperVHost) -> VMHost:
 
 def vhd_object(host: HyperVHost, entry: FileEntry) -> VirtualHardDisk:
     """Return the VirtualHardDisk object Get-VHD shows for a VHD file."""
-    attached = host.attached_vm(entry.path)
+    attached = host.disks.attached_vm(entry.path)
     obj = VirtualHardDisk(
         ComputerName=host.computer_name,
         Path=entry.path,

@@ -112,7 +112,7 @@ def _set_vm_memory(ctx: CommandContext, args: dict[str, object]) -> None:
 def _set_vm_processor(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm in resolve_vms(ctx, args, name_param="VMName"):
         if ctx.should_process(high_impact=False) and "Count" in args:
-            ctx.host.set_vm(vm.id, processor_count=args["Count"])
+            ctx.host.lifecycle.set_vm(vm.id, processor_count=args["Count"])
 
 
 _VM = (Param("VMName", "str[]", position=0), Param("VM", "object[]", pipeline=True), Param("Passthru", "switch"))

@@ -118,7 +118,7 @@ def _new_vm(ctx: CommandContext, args: dict[str, object]) -> None:
             )
     if not ctx.should_process(high_impact=False):
         return
-    vm = ctx.host.new_vm(
+    vm = ctx.host.lifecycle.new_vm(
         name,
         generation=generation,
         memory_startup=args.get("MemoryStartupBytes"),  # type: ignore[arg-type]
@@ -155,7 +155,7 @@ def _set_vm(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm in _target_vms(ctx, args):
         if not ctx.should_process(high_impact=False):
             continue
-        updated = ctx.host.set_vm(vm.id, **changes)
+        updated = ctx.host.lifecycle.set_vm(vm.id, **changes)
         if args.get("Passthru"):
             _emit_vm(ctx, updated)
 
@@ -182,24 +182,24 @@ def _state_verb(verb: str) -> object:
 def _run_verb(ctx: CommandContext, verb: str, vm: VMRecord, args: dict[str, object]) -> None:
     host = ctx.host
     if verb == "start":
-        host.start_vm(vm.id)
+        host.power.start_vm(vm.id)
     elif verb == "stop":
         if args.get("TurnOff"):
-            host.turn_off_vm(vm.id)
+            host.power.turn_off_vm(vm.id)
         elif args.get("Save"):
-            host.save_vm(vm.id)
+            host.power.save_vm(vm.id)
         else:
-            host.shutdown_vm(vm.id, ctx.session.cancel, force=bool(args.get("Force")))
+            host.power.shutdown_vm(vm.id, ctx.session.cancel, force=bool(args.get("Force")))
     elif verb == "save":
-        host.save_vm(vm.id)
+        host.power.save_vm(vm.id)
     elif verb == "suspend":
-        host.suspend_vm(vm.id)
+        host.power.suspend_vm(vm.id)
     elif verb == "resume":
-        host.resume_vm(vm.id)
+        host.power.resume_vm(vm.id)
     elif verb == "restart":
-        host.restart_vm(vm.id)
+        host.power.restart_vm(vm.id)
     elif verb == "remove_saved_state":
-        host.remove_saved_state(vm.id)
+        host.power.remove_saved_state(vm.id)
 
 
 def _remove_vm(ctx: CommandContext, args: dict[str, object]) -> None:
@@ -209,8 +209,8 @@ def _remove_vm(ctx: CommandContext, args: dict[str, object]) -> None:
             continue
         if vm.state not in {"Off", "Saved"}:
             with contextlib.suppress(AlreadyInState):
-                ctx.host.turn_off_vm(vm.id)
-        ctx.host.remove_vm(vm.id)
+                ctx.host.power.turn_off_vm(vm.id)
+        ctx.host.lifecycle.remove_vm(vm.id)
         if args.get("Passthru"):
             ctx.write(vm_object(ctx.host, vm))
 
@@ -219,7 +219,7 @@ def _checkpoint_vm(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm in _target_vms(ctx, args):
         if not ctx.should_process(high_impact=False):
             continue
-        snap = ctx.host.checkpoint_vm(vm.id, args.get("SnapshotName"))  # type: ignore[arg-type]
+        snap = ctx.host.checkpoints.checkpoint_vm(vm.id, args.get("SnapshotName"))  # type: ignore[arg-type]
         if args.get("Passthru"):
             ctx.write(snapshot_object(ctx.host, ctx.host.get_vm(vm.id), snap))
 
@@ -230,13 +230,13 @@ def _snapshots(ctx: CommandContext, args: dict[str, object]) -> list[tuple[VMRec
         if not _typed(obj, f"{NS}.VMSnapshot"):
             raise _wrong_type("VMSnapshot", obj, f"{NS}.VMSnapshot")
         vm = ctx.host.get_vm(uuid.UUID(int=obj.VMId.int))
-        pairs.extend((vm, s) for s in ctx.host.find_snapshots(vm.id, snapshot_id=uuid.UUID(int=obj.Id.int)))
+        pairs.extend((vm, s) for s in ctx.host.checkpoints.find_snapshots(vm.id, snapshot_id=uuid.UUID(int=obj.Id.int)))
     if "VMSnapshot" in args:
         return pairs
     if "Id" in args and not any(k in args for k in ("VM", "VMName")):
         # The Id parameter set names a checkpoint on its own, whichever VM holds it.
         try:
-            pairs.append(ctx.host.snapshot_by_id(args["Id"]))  # type: ignore[arg-type]
+            pairs.append(ctx.host.checkpoints.snapshot_by_id(args["Id"]))  # type: ignore[arg-type]
         except HostError as exc:
             ctx.write_error(exc)
         return pairs
@@ -254,7 +254,7 @@ def _snapshots(ctx: CommandContext, args: dict[str, object]) -> list[tuple[VMRec
     for vm in vms:
         for name in names:  # type: ignore[attr-defined]
             try:
-                found = ctx.host.find_snapshots(vm.id, name=name, snapshot_id=args.get("Id"))  # type: ignore[arg-type]
+                found = ctx.host.checkpoints.find_snapshots(vm.id, name=name, snapshot_id=args.get("Id"))  # type: ignore[arg-type]
             except HostError as exc:
                 ctx.write_error(exc)
                 continue
@@ -275,14 +275,14 @@ def _restore_snapshot(ctx: CommandContext, args: dict[str, object]) -> None:
         # checkpoint applied, and a VM that was Running and is Saved afterwards is started again.
         before = ctx.host.get_vm(vm.id).state
         if before in {"Running", "Paused"}:
-            ctx.host.save_vm(vm.id)
+            ctx.host.power.save_vm(vm.id)
         try:
-            ctx.host.restore_snapshot(vm.id, snap.id)
+            ctx.host.checkpoints.restore_snapshot(vm.id, snap.id)
             if args.get("Passthru"):
                 ctx.write(snapshot_object(ctx.host, ctx.host.get_vm(vm.id), snap))
         finally:
             if before == "Running" and ctx.host.get_vm(vm.id).state == "Saved":
-                ctx.host.start_vm(vm.id)
+                ctx.host.power.start_vm(vm.id)
 
 
 def _remove_snapshot(ctx: CommandContext, args: dict[str, object]) -> None:
@@ -290,7 +290,7 @@ def _remove_snapshot(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm, snap in _snapshots(ctx, args):
         if not ctx.should_process(high_impact=False):
             continue
-        ctx.host.remove_snapshot(vm.id, snap.id, subtree=subtree)
+        ctx.host.checkpoints.remove_snapshot(vm.id, snap.id, subtree=subtree)
         if args.get("Passthru"):
             ctx.write(snapshot_object(ctx.host, vm, snap))
 
@@ -306,7 +306,7 @@ def _set_firmware(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm in _target_vms(ctx, args):
         if not ctx.should_process(high_impact=False):
             continue
-        updated = ctx.host.set_firmware(
+        updated = ctx.host.lifecycle.set_firmware(
             vm.id,
             secure_boot=None if secure is None else secure == "On",
             template=args.get("SecureBootTemplate"),  # type: ignore[arg-type]

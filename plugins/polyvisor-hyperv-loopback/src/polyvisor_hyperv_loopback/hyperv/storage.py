@@ -125,7 +125,7 @@ def write_bytes(host: HyperVHost, path: str, data: bytes, *, append: bool) -> Fi
     full = normalize_path(path)
     with host.condition:
         entry = host.files.get(full)
-        if entry is not None and host.file_in_use(full):
+        if entry is not None and host.disks.in_use(full):
             raise HostError(
                 f"The process cannot access the file '{full}' because it is being used by another process.",
                 error_id="GetContentWriterIOError",
