@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -225,18 +223,16 @@ def bench_smoke(session: nox.Session) -> None:
 def loopback_hyperv_host(*options: str) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
     """Run the loopback Hyper-V host (``python -m polyvisor_hyperv_loopback``, with these extra options) for the
     duration of the block."""
+    from polyvisor_hyperv_loopback.launch import start_host
+
     state = Path(tempfile.mkdtemp(prefix="polyvisor-hvhost-"))
-    ready = state / "ready.json"
     env = {**os.environ, PASSWORD_ENV: secrets.token_urlsafe(16)}
-    command = [PY, "-m", "polyvisor_hyperv_loopback", "--http-port", "0", "--https-port", "0", *options]
-    process = subprocess.Popen([*command, "--state-dir", str(state), "--ready-file", str(ready)], env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the loopback Hyper-V host did not start; see its output above")
-            time.sleep(0.1)  # waiting on another process's file: there is no event to await
-        yield json.loads(ready.read_text()), env
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    arguments = ("--http-port", "0", "--https-port", "0", *options, "--state-dir", str(state))
+    with start_host(
+        arguments,
+        ready_file=state / "ready.json",
+        command=[PY, "-m", "polyvisor_hyperv_loopback"],
+        env=env,
+        stdout=None,
+    ) as host:
+        yield host.ready, env

@@ -46,6 +46,8 @@ from typing import Any
 
 import polyvisor
 from polyvisor.config import NamedConnection
+from polyvisor_hyperv_loopback.launch import HostDidNotStop, spawn_host
+from polyvisor_hyperv_loopback.launch import HostProcess as LaunchedHost
 
 ROOT = Path(__file__).resolve().parent.parent
 COLLECTION_DIR = ROOT / "integrations" / "ansible"
@@ -61,8 +63,7 @@ HOST_START_TIMEOUT = 120.0  # seconds for every host process to be serving, on a
 class HostProcess:
     """One ``polyvisor-hyperv-host`` process: a Hyper-V host of its own, its VMs kept while it runs."""
 
-    process: subprocess.Popen[bytes]
-    state_dir: Path
+    launched: LaunchedHost
     http_port: int = 0
     https_port: int = 0
     ca_path: str = ""
@@ -87,31 +88,25 @@ class Lab:
 
     def start_hosts(self, count: int, latency_ms: float) -> list[HostProcess]:
         """Start ``count`` host processes at once; return them once every one serves."""
-        command = [sys.executable, "-m", "polyvisor_hyperv_loopback", "--http-port", "0", "--https-port", "0"]
         started = []
         for index in range(count):
             state = self.tmp / f"hvhost-{index}"
             state.mkdir()
-            process = subprocess.Popen(
+            launched = spawn_host(
                 [
-                    *command,
-                    *("--state-dir", str(state), "--ready-file", str(state / "ready.json")),
+                    *("--http-port", "0", "--https-port", "0", "--state-dir", str(state)),
                     *("--username", HV_USER, "--password-env", PASSWORD_ENV),
                     *("--cmdlet-latency-ms", str(latency_ms)),
                 ],
-                stdout=subprocess.DEVNULL,
+                ready_file=state / "ready.json",
             )
-            host = HostProcess(process, state)
+            host = HostProcess(launched)
             self.processes.append(host)
             started.append(host)
         deadline = time.monotonic() + HOST_START_TIMEOUT
         for host in started:
-            ready = host.state_dir / "ready.json"
-            while not ready.exists():
-                if host.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("a loopback Hyper-V host did not start; see its output above")
-                time.sleep(0.05)  # waiting on another process's file: there is no event to await
-            endpoints = {item["scheme"]: item for item in json.loads(ready.read_text())["endpoints"]}
+            host.launched.wait_ready(timeout=max(0.0, deadline - time.monotonic()))
+            endpoints = host.launched.endpoints
             host.http_port = endpoints["http"]["port"]
             host.https_port = endpoints["https"]["port"]
             host.ca_path = endpoints["https"]["ca_path"]
@@ -124,14 +119,10 @@ class Lab:
                     if conn.exists(name):
                         conn.vm(name).delete()
         for host in self.processes:
-            if host.process.poll() is None:
-                host.process.terminate()
+            host.launched.terminate()
         for host in self.processes:
-            try:
-                host.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                host.process.kill()
-                host.process.wait()
+            with contextlib.suppress(HostDidNotStop):  # killed: nothing is left to clean
+                host.launched.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,36 +34,24 @@ def hyperv_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HypervHost
     """Run ``python -m polyvisor_hyperv_loopback`` for the session; its VMs outlive every client process."""
     try:
         import polyvisor_hyperv  # noqa: F401  # the backend the collection drives the host through
-        import polyvisor_hyperv_loopback  # noqa: F401
+        from polyvisor_hyperv_loopback.launch import start_host
     except ImportError as error:
         unavailable(f"the Hyper-V backend or the loopback host is not installed: {error}")
     state = tmp_path_factory.mktemp("hvhost")
-    ready = state / "ready.json"
     password = secrets.token_urlsafe(16)
-    command = [sys.executable, "-m", "polyvisor_hyperv_loopback", "--http-port", "0", "--https-port", "0"]
-    process = subprocess.Popen(
-        [*command, "--state-dir", str(state), "--ready-file", str(ready)],
+    with start_host(
+        ["--http-port", "0", "--https-port", "0", "--state-dir", str(state)],
+        ready_file=state / "ready.json",
         env={**os.environ, PASSWORD_ENV: password},
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the loopback Hyper-V host did not start; see its output above")
-            time.sleep(0.1)  # waiting on another process's file: there is no event to await
-        info: dict[str, Any] = json.loads(ready.read_text())
-        endpoints = {endpoint["scheme"]: endpoint for endpoint in info["endpoints"]}
+    ) as host:
+        endpoints = host.endpoints
         yield HypervHost(
-            username=info["username"],
+            username=host.ready["username"],
             password=password,
             https_port=endpoints["https"]["port"],
             http_port=endpoints["http"]["port"],
             ca_path=endpoints["https"]["ca_path"],
         )
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

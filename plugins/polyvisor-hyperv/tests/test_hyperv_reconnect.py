@@ -4,22 +4,21 @@ opens a new session."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import polyvisor
 from polyvisor import PowerState
 from polyvisor.errors import ConnectionError, ConnectionLostError
+
+if TYPE_CHECKING:
+    from polyvisor_hyperv_loopback.launch import HostProcess as LaunchedHost
 
 pytestmark = pytest.mark.hyperv
 
@@ -35,36 +34,23 @@ class HostProcess:
         self.username = username
         self._password = password
         self.port = 0
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: LaunchedHost | None = None
 
     def start(self) -> None:
-        ready = self.state_dir / "ready.json"
-        ready.unlink(missing_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "polyvisor_hyperv_loopback",
-            "--username",
-            self.username,
-            "--http-port",
-            str(self.port),
-        ]
-        command += ["--password-env", PASSWORD_ENV, "--state-dir", str(self.state_dir), "--ready-file", str(ready)]
-        self._process = process = subprocess.Popen(
-            command, env={**os.environ, PASSWORD_ENV: self._password}, stdout=subprocess.DEVNULL
+        from polyvisor_hyperv_loopback.launch import start_host
+
+        options = ["--username", self.username, "--http-port", str(self.port), "--password-env", PASSWORD_ENV]
+        self._process = start_host(
+            [*options, "--state-dir", str(self.state_dir)],
+            ready_file=self.state_dir / "ready.json",
+            env={**os.environ, PASSWORD_ENV: self._password},
         )
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the loopback host process did not start")
-            time.sleep(0.05)  # another process's file: there is no event to await
-        self.port = json.loads(ready.read_text())["endpoints"][0]["port"]
+        self.port = self._process.ready["endpoints"][0]["port"]
 
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            process.wait(timeout=30)
+            process.stop()
 
     def uri(self, transport: str) -> str:
         return f"hyperv://{self.username}@127.0.0.1:{self.port}/?transport={transport}&scheme=http"

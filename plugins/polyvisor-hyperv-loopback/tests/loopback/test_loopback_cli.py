@@ -9,10 +9,8 @@ import importlib.metadata
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 
 import polyvisor_hyperv_loopback
 import polyvisor_hyperv_loopback.__main__
+from polyvisor_hyperv_loopback.launch import start_host
 
 from ._clients import PASSWORD, USER
 from ._engine_check import require_real_engine
@@ -67,24 +66,13 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _wait_for(path: Path, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        if process.poll() is not None:
-            raise AssertionError(f"host exited early: {process.communicate()}")
-        if time.monotonic() > deadline:
-            raise AssertionError("host did not become ready")
-        time.sleep(0.05)
-
-
 def test_cli_serves_http_and_https_until_sigterm(tmp_path: Path) -> None:
     require_real_engine()
     import winrm
 
     ready = tmp_path / "ready.json"
-    process = subprocess.Popen(
+    host = start_host(
         [
-            *_console_command(),
             "--username",
             USER,
             "--password-env",
@@ -95,16 +83,15 @@ def test_cli_serves_http_and_https_until_sigterm(tmp_path: Path) -> None:
             "0",
             "--state-dir",
             str(tmp_path / "state"),
-            "--ready-file",
-            str(ready),
         ],
+        ready_file=ready,
+        command=_console_command(),
         env=_env(LOOPBACK_PW=PASSWORD),
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        echo_stderr=False,
     )
     try:
-        _wait_for(ready, process)
-        info = json.loads(ready.read_text())
+        info = host.ready
         by_scheme = {endpoint["scheme"]: endpoint for endpoint in info["endpoints"]}
         assert set(by_scheme) == {"http", "https"}
         assert by_scheme["http"]["ca_path"] is None
@@ -119,10 +106,12 @@ def test_cli_serves_http_and_https_until_sigterm(tmp_path: Path) -> None:
             )
             assert session.run_cmd("echo", ["cli"]).std_out == b"cli\r\n"
     finally:
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=20)
+        host.stop(timeout=20)
+    assert host.process.stdout is not None
+    with host.process.stdout as out:
+        stdout, stderr = out.read(), host.stderr().encode()
 
-    assert process.returncode == 0, stderr
+    assert host.process.returncode == 0, stderr
     assert by_scheme["http"]["url"].encode() in stdout
     assert PASSWORD.encode() not in stdout + stderr + ready.read_bytes()
 
@@ -151,23 +140,19 @@ def test_base_vhds_are_on_the_host_from_the_start(tmp_path: Path) -> None:
     require_real_engine()
     import winrm
 
-    ready = tmp_path / "ready.json"
-    process = subprocess.Popen(
+    host = start_host(
         [
-            sys.executable,
-            "-m",
-            "polyvisor_hyperv_loopback",
             *("--username", USER, "--password-env", "LOOPBACK_PW", "--http-port", "0"),
             *("--base-vhd", "C:\\Images\\a=b.vhdx=64", "--base-vhd", "D:\\Base\\small.vhd=8"),
-            *("--ready-file", str(ready)),
         ],
+        ready_file=tmp_path / "ready.json",
+        command=[sys.executable, "-m", "polyvisor_hyperv_loopback"],
         env=_env(LOOPBACK_PW=PASSWORD),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        echo_stderr=False,
     )
     try:
-        _wait_for(ready, process)
-        (endpoint,) = json.loads(ready.read_text())["endpoints"]
+        (endpoint,) = host.ready["endpoints"]
         session = winrm.Session(
             endpoint["url"], auth=(USER, PASSWORD), transport="ntlm", proxy=None, ca_trust_path=None
         )
@@ -177,9 +162,8 @@ def test_base_vhds_are_on_the_host_from_the_start(tmp_path: Path) -> None:
         found = [(vhd["Path"], vhd["Size"]) for vhd in json.loads(result.std_out)]
         assert found == [("C:\\Images\\a=b.vhdx", 64 * 1024 * 1024), ("D:\\Base\\small.vhd", 8 * 1024 * 1024)]
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0, stderr
+        host.stop(timeout=20)
+    assert host.process.returncode == 0, host.stderr()
 
 
 @pytest.mark.parametrize("value", ["C:\\Images\\base.vhdx", "C:\\Images\\base.vhdx=0", "=64", "C:\\b.vhdx=big"])
