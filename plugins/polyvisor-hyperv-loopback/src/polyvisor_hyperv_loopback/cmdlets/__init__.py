@@ -1,4 +1,11 @@
-"""The commands the loopback host knows: Hyper-V, storage/network, and generic utility cmdlets."""
+"""The commands the loopback host knows, and the .NET objects they emit.
+
+``base`` binds parameters and holds the per-invocation context; ``vm`` (VMs, power, checkpoints, firmware, the host),
+``devices`` (VHDs, drives, adapters, switches, files), ``provisioning`` (resizes, copies, file contents and hashes,
+memory, processors) and ``utility`` (JSON, Select-Object, output) define the cmdlets; ``powercli`` the VMware
+PowerCLI cmdlets of the same names; ``objects`` the .NET types. A cmdlet calls the room of the Hyper-V model that
+holds its verb (``ctx.host.power.start_vm``), never a forwarder.
+"""
 
 from __future__ import annotations
 
