@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import polyvisor
 from polyvisor.aio._events import AsyncEventStream
 from polyvisor.aio._threads import in_executor, in_own_thread
 from polyvisor.aio._vm import AsyncVM
 from polyvisor.backend import Backend, EventSink, Subscription
+from polyvisor.connect import connect as connect_sync
 from polyvisor.connection import DEFAULT_TIMEOUT, Connection
-from polyvisor.errors import ConnectionError
+from polyvisor.errors import ConnectionError, ValidationError
 from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, VMInfo, VMSpec
 from polyvisor.plugins import Plugins
 from polyvisor.uri import URI
@@ -49,8 +49,8 @@ def connect(
     :func:`polyvisor.connect`; ``workers`` bounds the threads the connection runs blocking calls in.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise polyvisor.ValidationError(f"must be a whole number >= 1, got {workers!r}", field="workers")
-    return Connecting(lambda: polyvisor.connect(uri, plugins=plugins, **credentials), uri, workers)
+        raise ValidationError(f"must be a whole number >= 1, got {workers!r}", field="workers")
+    return Connecting(lambda: connect_sync(uri, plugins=plugins, **credentials), uri, workers)
 
 
 class Connecting:

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from polyvisor import config as _config
+import polyvisor.config as _config
 from polyvisor.aio._connection import DEFAULT_WORKERS, AsyncConnection, connect
 from polyvisor.aio._vm import AsyncVM
 from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polyvisor import config as _config
+import polyvisor.config as _config
 from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.errors import NotFoundError, PolyvisorError, TimeoutError, ValidationError
 from polyvisor.fleet.placement import Candidate, Placement, choose_host
