@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from polyvisor.backend import Backend, Credentials, Secret
+from polyvisor.config import NamedConnection
 from polyvisor.connect import connect, schemes
 from polyvisor.connection import VM, Connection, EventStream
 from polyvisor.errors import (
@@ -26,15 +27,18 @@ from polyvisor.errors import (
     UnsupportedError,
     ValidationError,
 )
-from polyvisor.fleet import Fleet, FleetResult, FleetVM, HostResult, Placement, Selection
+from polyvisor.fleet import Candidate, Fleet, FleetResult, FleetVM, HostResult, Placement, Selection
 from polyvisor.model import (
     Architecture,
     BootDevice,
     Capabilities,
+    CloneMode,
+    CloudInit,
     DetailsNotLoaded,
     DiskBus,
     DiskFormat,
     DiskSpec,
+    DynamicMemory,
     Event,
     EventKind,
     Feature,
@@ -54,18 +58,23 @@ from polyvisor.model import (
     VMStatus,
 )
 from polyvisor.plugins import Plugins
+from polyvisor.provisioning.addresses import AddressFamily
 from polyvisor.uri import URI
 
 __all__ = [
     "URI",
     "VM",
+    "AddressFamily",
     "AlreadyExistsError",
     "Architecture",
     "AuthenticationError",
     "Backend",
     "BackendError",
     "BootDevice",
+    "Candidate",
     "Capabilities",
+    "CloneMode",
+    "CloudInit",
     "Connection",
     "ConnectionError",
     "ConnectionLostError",
@@ -74,6 +83,7 @@ __all__ = [
     "DiskBus",
     "DiskFormat",
     "DiskSpec",
+    "DynamicMemory",
     "Event",
     "EventKind",
     "EventStream",
@@ -88,6 +98,7 @@ __all__ = [
     "HostResult",
     "InvalidStateError",
     "KernelBoot",
+    "NamedConnection",
     "NetworkInfo",
     "NicSpec",
     "NotFoundError",
