@@ -14,8 +14,8 @@ import pytest
 from core_backends import calls
 
 import polyvisor.backend
-import polyvisor.connection
 import polyvisor.guest
+import polyvisor.vm
 from polyvisor import (
     VM,
     Connection,
@@ -58,7 +58,7 @@ class FakeTime:
 def clock(monkeypatch: pytest.MonkeyPatch, host_name: str) -> Iterator[FakeTime]:
     """Fake time for the core's waits, its deadlines and the test's memory host."""
     fake = FakeTime()
-    monkeypatch.setattr(polyvisor.connection, "time", fake)
+    monkeypatch.setattr(polyvisor.vm, "time", fake)
     monkeypatch.setattr(polyvisor.guest, "time", fake)
     monkeypatch.setattr(polyvisor.backend, "time", fake)
     host = host_named(host_name)

@@ -13,10 +13,11 @@ from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-# Private on purpose: the docs print the very plan the core follows, rather than a copy that could disagree.
-from polyvisor.connection import _ENSURE_TARGETS, _next_step
 from polyvisor.model import PowerState
 from polyvisor.transitions import SETTLED_STATES, VERBS
+
+# Private on purpose: the docs print the very plan the core follows, rather than a copy that could disagree.
+from polyvisor.vm import _ENSURE_TARGETS, _next_step
 
 Cell: TypeAlias = str | nodes.Node
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from polyvisor.backend import Backend, Credentials, Secret
 from polyvisor.config import NamedConnection
 from polyvisor.connect import connect, schemes
-from polyvisor.connection import VM, Connection, EventStream
+from polyvisor.connection import Connection
 from polyvisor.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -27,6 +27,7 @@ from polyvisor.errors import (
     UnsupportedError,
     ValidationError,
 )
+from polyvisor.events import EventStream
 from polyvisor.fleet import Candidate, Fleet, FleetResult, FleetVM, HostResult, Placement, Selection
 from polyvisor.model import (
     Architecture,
@@ -60,6 +61,7 @@ from polyvisor.model import (
 from polyvisor.plugins import Plugins
 from polyvisor.provisioning.addresses import AddressFamily
 from polyvisor.uri import URI
+from polyvisor.vm import VM
 
 __all__ = [
     "URI",

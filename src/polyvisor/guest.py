@@ -26,6 +26,7 @@ from polyvisor.model import (
     validate_int,
 )
 from polyvisor.provisioning.addresses import AddressFamily, explain, parse_family, pick_address
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from polyvisor.connection import Connection
@@ -34,7 +35,6 @@ __all__ = ["ADDRESS_SOURCES", "ADDRESS_TIMEOUT", "GuestOps"]
 
 _T = TypeVar("_T")
 
-DEFAULT_TIMEOUT = 60.0  # the same default as the lifecycle verbs (polyvisor.connection.DEFAULT_TIMEOUT)
 ADDRESS_SOURCES = ("agent", "lease", "arp", "kvp")
 """Every address source a backend may offer (each backend's ``address_sources`` says which it has)."""
 ADDRESS_TIMEOUT = 120.0

@@ -6,6 +6,7 @@ Nothing of a backend is reimplemented. Each blocking call runs in the connection
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
@@ -19,11 +20,13 @@ from polyvisor.aio._threads import in_executor, in_own_thread
 from polyvisor.aio._vm import AsyncVM
 from polyvisor.backend import Backend, EventSink, Subscription
 from polyvisor.connect import connect as connect_sync
-from polyvisor.connection import DEFAULT_TIMEOUT, Connection
+from polyvisor.connection import Connection
 from polyvisor.errors import ConnectionError, ValidationError
+from polyvisor.events import subscribe
 from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, VMInfo, VMSpec
 from polyvisor.plugins import Plugins
 from polyvisor.uri import URI
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
 
 __all__ = ["DEFAULT_WORKERS", "AsyncConnection", "Connecting", "connect"]
 
@@ -137,12 +140,15 @@ class AsyncConnection:
 
         A subscription made for a task that was cancelled meanwhile is ended as soon as it exists.
         """
-        subscribe = self.backend.subscribe if native else self.sync._subscribe
+        if native:
+            start: Callable[[EventSink], Subscription] = self.backend.subscribe
+        else:
+            start = functools.partial(subscribe, self.sync)
         if self._closing:
             raise ConnectionError(
                 "the connection is closed; open a new one with polyvisor.aio.connect()", host=self.host
             )
-        return await in_executor(self._executor, subscribe, sink, abandoned=self._release)
+        return await in_executor(self._executor, start, sink, abandoned=self._release)
 
     def _release(self, cancel: Subscription) -> None:
         """End a subscription without waiting for it (a poller's thread takes a moment to stop)."""

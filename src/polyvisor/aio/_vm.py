@@ -16,14 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from polyvisor.aio._events import Wakeup
 from polyvisor.backend import Deadline
 from polyvisor.backend import validate_timeout as _check_timeout
-from polyvisor.connection import (
-    _ENSURE_STEPS,
-    DEFAULT_TIMEOUT,
-    SHUTDOWN_TIMEOUT,
-    VM,
-    Progress,
-    Waiting,
-)
 from polyvisor.errors import NotFoundError
 from polyvisor.guest import ADDRESS_TIMEOUT
 from polyvisor.model import (
@@ -40,6 +32,8 @@ from polyvisor.model import (
 )
 from polyvisor.provisioning.addresses import AddressFamily
 from polyvisor.transitions import VERBS, Verb
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
+from polyvisor.vm import _ENSURE_STEPS, VM, Progress, Waiting
 
 if TYPE_CHECKING:
     from polyvisor.aio._connection import AsyncConnection

@@ -10,7 +10,7 @@ from typing import Any, Self, TypeVar
 
 import polyvisor.config as _config
 from polyvisor.connect import connect
-from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT, Connection
+from polyvisor.connection import Connection
 from polyvisor.errors import ConnectionLostError
 from polyvisor.fleet._fanout import Job, run_jobs
 from polyvisor.fleet._pool import ConnectionPool
@@ -30,6 +30,7 @@ from polyvisor.fleet.selection import Selection
 from polyvisor.model import PowerState, VMSpec, VMStatus
 from polyvisor.plugins import Plugins
 from polyvisor.uri import URI
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 
 __all__ = ["ACTIONS", "Fleet"]
 

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import polyvisor.config as _config
-from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.errors import NotFoundError, PolyvisorError, TimeoutError, ValidationError
 from polyvisor.fleet.placement import Candidate, Placement, choose_host
 from polyvisor.fleet.results import FleetResult, FleetVM, HostResult
 from polyvisor.fleet.selection import Selection
 from polyvisor.model import PowerState, VMSpec
 from polyvisor.uri import URI
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 
 __all__ = [
     "ACTIONS",
