@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
-from polyvisor.backend import Backend, Deadline
+from polyvisor.backend import SYSTEM_CLOCK, Backend, Clock, Deadline
 from polyvisor.backend import validate_timeout as _check_timeout
+from polyvisor.calls import change, read
 from polyvisor.errors import (
     AlreadyExistsError,
     ConnectionError,
-    ConnectionLostError,
     NotFoundError,
     ValidationError,
 )
@@ -41,15 +41,14 @@ __all__ = ["Connection"]
 
 log = logging.getLogger("polyvisor")
 
-_T = TypeVar("_T")
-
 
 class Connection:
     """An open connection to one hypervisor host. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, backend: Backend, uri: URI) -> None:
+    def __init__(self, backend: Backend, uri: URI, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._backend: Backend | None = backend
         self.uri = uri
+        self._clock = clock
         static = type(backend).static_features()
         probed = backend.probe_features()
         features = static if probed is None else static & probed
@@ -79,6 +78,15 @@ class Connection:
         return self._backend
 
     @property
+    def clock(self) -> Clock:
+        """The clock the deadlines and waits of this connection's calls read; a test may set a fake one."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._clock = clock
+
+    @property
     def host(self) -> str:
         """The host name as messages show it."""
         return self.uri.display_host
@@ -96,27 +104,6 @@ class Connection:
             backend, self._backend = self._backend, None
             backend.close()
 
-    def read(self, call: Callable[[Backend], _T]) -> _T:
-        """Run a read-only backend call, once more if the connection dropped (the backend reconnects)."""
-        try:
-            return call(self.backend)
-        except ConnectionLostError as error:
-            log.info("connection to %s dropped (%s); reconnecting", self.host, error)
-            return call(self.backend)
-
-    def change(self, call: Callable[[Backend], _T], doing: str, vm: str | None = None) -> _T:
-        """Run a mutating backend call; a dropped connection makes its outcome unknown, and says so."""
-        try:
-            return call(self.backend)
-        except ConnectionLostError as error:
-            raise ConnectionLostError(
-                f"the connection dropped while {doing}, so whether it took effect is unknown; check the VM's "
-                f"state before trying again (the next call reconnects): {error.message}",
-                host=self.host,
-                vm=vm,
-                outcome_unknown=True,
-            ) from error
-
     # -- capabilities and host --------------------------------------------------------------------------
     @property
     def capabilities(self) -> Capabilities:
@@ -129,12 +116,12 @@ class Connection:
 
     def host_info(self) -> HostInfo:
         """Return facts about the host."""
-        return self.read(lambda b: b.host_info())
+        return read(self, lambda b: b.host_info())
 
     def networks(self) -> list[NetworkInfo]:
         """Return the networks (libvirt) or virtual switches (Hyper-V) VMs can attach to."""
         self._capabilities.require(Feature.NETWORKS, host=self.host)
-        return self.read(lambda b: b.networks())
+        return read(self, lambda b: b.networks())
 
     # -- inventory -------------------------------------------------------------------------------------------
     def list(self, *, details: bool = False) -> list[VMInfo]:
@@ -143,7 +130,7 @@ class Connection:
         With ``details``, CPUs, memory, labels and description are read too; on backends that cannot list
         them in bulk (libvirt) that costs one more call per VM.
         """
-        infos = self.read(lambda b: b.list_vms())
+        infos = read(self, lambda b: b.list_vms())
         if not details:
             return infos
         out = []
@@ -157,7 +144,7 @@ class Connection:
         return out
 
     def _info(self, uuid: str) -> VMInfo:
-        return self.read(lambda b: b.info(uuid))
+        return read(self, lambda b: b.info(uuid))
 
     def vm(self, ref: str | VMInfo) -> VM:
         """Return a handle on the VM with this UUID or name, or from a listing entry (no round trip).
@@ -168,13 +155,13 @@ class Connection:
             return VM(self, ref.uuid, ref.name)
         if not isinstance(ref, str) or not ref:
             raise ValidationError("give a VM name or UUID", field="vm")
-        info = self.read(lambda b: b.lookup(ref))
+        info = read(self, lambda b: b.lookup(ref))
         return VM(self, info.uuid, info.name)
 
     def exists(self, ref: str) -> bool:
         """Return whether a VM with this UUID or name exists."""
         try:
-            self.read(lambda b: b.lookup(ref))
+            read(self, lambda b: b.lookup(ref))
         except NotFoundError:
             return False
         return True
@@ -185,7 +172,7 @@ class Connection:
         if not isinstance(spec, VMSpec):
             spec = VMSpec.from_dict(spec)
         _check_timeout(timeout)
-        deadline = Deadline(timeout)
+        deadline = Deadline(timeout, self._clock)
         caps = self._capabilities
         caps.require(Feature.CREATE, host=self.host)
         for needed, feature in (
@@ -213,7 +200,7 @@ class Connection:
                 host=self.host,
                 vm=spec.name,
             )
-        info = self.change(lambda b: b.create(spec, deadline), "creating the VM", spec.name)
+        info = change(self, lambda b: b.create(spec, deadline), "creating the VM", spec.name)
         log.info("created VM %r (%s) on %s", info.name, info.uuid, self.host)
         return VM(self, info.uuid, info.name)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Self
 
 from polyvisor.backend import EventSink, Subscription
+from polyvisor.calls import read
 from polyvisor.errors import ConnectionLostError, PolyvisorError
 from polyvisor.model import Event, EventKind, Feature, VMInfo
 
@@ -105,7 +106,7 @@ class PollingWatcher:
         self._seen: dict[str, VMInfo] = {}
 
     def start(self) -> Subscription:
-        self._seen = {vm.uuid: vm for vm in self._connection.read(lambda b: b.list_vms())}
+        self._seen = {vm.uuid: vm for vm in read(self._connection, lambda b: b.list_vms())}
         self._thread.start()
         return self._cancel
 

@@ -18,7 +18,8 @@ from typing import Any, Self, TypeVar
 from polyvisor.aio._events import AsyncEventStream
 from polyvisor.aio._threads import in_executor, in_own_thread
 from polyvisor.aio._vm import AsyncVM
-from polyvisor.backend import Backend, EventSink, Subscription
+from polyvisor.backend import Backend, Clock, EventSink, Subscription
+from polyvisor.calls import change, read
 from polyvisor.connect import connect as connect_sync
 from polyvisor.connection import Connection
 from polyvisor.errors import ConnectionError, ValidationError
@@ -166,6 +167,15 @@ class AsyncConnection:
         return self.sync.host
 
     @property
+    def clock(self) -> Clock:
+        """The clock the deadlines and waits of this connection's calls read (the sync connection's)."""
+        return self.sync.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self.sync.clock = clock
+
+    @property
     def closed(self) -> bool:
         """Return whether :meth:`close` was called."""
         return self._closing or self.sync.closed
@@ -195,13 +205,13 @@ class AsyncConnection:
         self._executor.shutdown(wait=False, cancel_futures=True)
         threading.Thread(target=self.sync.close, name="polyvisor-aio-close", daemon=True).start()
 
-    async def read(self, call: Callable[[Backend], _T]) -> _T:
-        """Run a read-only backend call, once more if the connection dropped (the backend reconnects)."""
-        return await self._call(self.sync.read, call)
+    async def _read(self, call: Callable[[Backend], _T]) -> _T:
+        """Run a read-only backend call in a thread, once more if the connection dropped (the backend reconnects)."""
+        return await self._call(read, self.sync, call)
 
-    async def change(self, call: Callable[[Backend], _T], doing: str, vm: str | None = None) -> _T:
-        """Run a mutating backend call; a dropped connection makes its outcome unknown, and says so."""
-        return await self._call(self.sync.change, call, doing, vm)
+    async def _change(self, call: Callable[[Backend], _T], doing: str, vm: str | None = None) -> _T:
+        """Run a mutating backend call in a thread; a dropped connection makes its outcome unknown, and says so."""
+        return await self._call(change, self.sync, call, doing, vm)
 
     # -- capabilities and host --------------------------------------------------------------------------------
     @property
