@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from polyvisor.backend import Backend, Credentials, Secret
+from polyvisor.backend import Backend, Clock, Credentials, Secret
 from polyvisor.config import NamedConnection
 from polyvisor.connect import connect, schemes
 from polyvisor.connection import Connection
@@ -30,6 +30,7 @@ from polyvisor.errors import (
 from polyvisor.events import EventStream
 from polyvisor.fleet import Candidate, Fleet, FleetResult, FleetVM, HostResult, Placement, Selection
 from polyvisor.model import (
+    AddressAnswer,
     Architecture,
     BootDevice,
     Capabilities,
@@ -66,6 +67,7 @@ from polyvisor.vm import VM
 __all__ = [
     "URI",
     "VM",
+    "AddressAnswer",
     "AddressFamily",
     "AlreadyExistsError",
     "Architecture",
@@ -75,6 +77,7 @@ __all__ = [
     "BootDevice",
     "Candidate",
     "Capabilities",
+    "Clock",
     "CloneMode",
     "CloudInit",
     "Connection",
