@@ -103,7 +103,7 @@ class AsyncConnection:
         self.sync = sync
         self.uri = sync.uri
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"polyvisor-aio-{sync.host}")
-        self._streams: weakref.WeakSet[AsyncEventStream] = weakref.WeakSet()
+        self._event_streams: weakref.WeakSet[AsyncEventStream] = weakref.WeakSet()
         self._closing = False
 
     def __repr__(self) -> str:
@@ -189,7 +189,7 @@ class AsyncConnection:
         if self._closing:
             return
         self._closing = True
-        for stream in list(self._streams):
+        for stream in list(self._event_streams):
             stream._close_now()
         self._executor.shutdown(wait=False, cancel_futures=True)
         # Not in the pool: it may be busy with calls whose tasks were cancelled.
@@ -200,7 +200,7 @@ class AsyncConnection:
         if self._closing:
             return
         self._closing = True
-        for stream in list(self._streams):
+        for stream in list(self._event_streams):
             stream._close_now()
         self._executor.shutdown(wait=False, cancel_futures=True)
         threading.Thread(target=self.sync.close, name="polyvisor-aio-close", daemon=True).start()
