@@ -1,29 +1,28 @@
 """A VM's devices and its guest: disks, NICs, addresses, console, CPUs and memory.
 
 :class:`GuestOps` is the part of :class:`polyvisor.VM` that acts on what the VM is made of rather than on its
-power state; it lives apart so that either room reads in one sitting. It needs only the handle's identity and its
-reads, which :class:`~polyvisor.VM` provides.
+power state; it lives apart so that either room reads in one sitting. It builds on the handle's identity and reads
+(:class:`~polyvisor.handle.VMHandle`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from polyvisor import blocking
 from polyvisor.backend import Deadline
 from polyvisor.backend import validate_timeout as _check_timeout
 from polyvisor.calls import change, read
 from polyvisor.errors import InvalidStateError, ValidationError
+from polyvisor.handle import VMHandle
 from polyvisor.model import (
-    Capabilities,
     DiskSpec,
     Feature,
     GuestAddress,
     NicSpec,
     PowerState,
     VMInfo,
-    VMStatus,
     validate_int,
 )
 from polyvisor.provisioning.addresses import AddressFamily
@@ -31,27 +30,12 @@ from polyvisor.verbs import addresses
 from polyvisor.verbs.addresses import ADDRESS_SOURCES, ADDRESS_TIMEOUT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
 
-if TYPE_CHECKING:
-    from polyvisor.connection import Connection
-
 __all__ = ["ADDRESS_SOURCES", "ADDRESS_TIMEOUT", "GuestOps"]
 
 
-class GuestOps:
-    """Devices, guest addresses, console, CPUs and memory of one VM (mixed into :class:`polyvisor.VM`)."""
-
-    connection: Connection
-    uuid: str
-    _name: str
-
-    if TYPE_CHECKING:
-
-        @property
-        def seen_name(self) -> str: ...
-        def status(self) -> VMStatus: ...
-        def state(self) -> PowerState: ...
-        def info(self) -> VMInfo: ...
-        def capabilities(self) -> Capabilities: ...
+class GuestOps(VMHandle):
+    """Devices, guest addresses, console, CPUs and memory of one VM (the part of :class:`polyvisor.VM` that acts
+    on what the VM is made of)."""
 
     # -- devices and guest -------------------------------------------------------------------------------------
     def attach_disk(self, disk: DiskSpec | Mapping[str, Any], *, live: bool | None = None) -> str:

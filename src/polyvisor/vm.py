@@ -9,23 +9,20 @@ snapshots are here; devices and the guest in :mod:`polyvisor.guest`. Backends on
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
 from polyvisor import blocking
 from polyvisor._locks import label_lock
 from polyvisor.backend import Deadline
 from polyvisor.backend import validate_timeout as _check_timeout
-from polyvisor.calls import change, read
+from polyvisor.calls import change
 from polyvisor.errors import AlreadyExistsError, InvalidStateError
 from polyvisor.guest import GuestOps
 from polyvisor.model import (
-    Capabilities,
     Feature,
     PowerState,
     ShutdownMode,
     Snapshot,
     SnapshotTree,
-    VMInfo,
     VMStatus,
     validate_labels,
     validate_name,
@@ -35,65 +32,14 @@ from polyvisor.verbs import engine
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.verbs.waiting import Progress
 
-if TYPE_CHECKING:
-    from polyvisor.connection import Connection
-
 __all__ = ["VM"]
 
 
 class VM(GuestOps):
     """A handle on one VM, identified by UUID. Every method asks the hypervisor afresh."""
 
-    def __init__(self, connection: Connection, uuid: str, name: str) -> None:
-        self.connection = connection
-        self.uuid = uuid
-        self._name = name  # as last seen, for messages only
-
     def __repr__(self) -> str:
         return f"<polyvisor.VM {self.uuid} (last seen as {self._name!r}) on {self.connection.host}>"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, VM) and other.uuid == self.uuid and other.connection is self.connection
-
-    def __hash__(self) -> int:
-        return hash(self.uuid)
-
-    @property
-    def seen_name(self) -> str:
-        """The name as this handle last read it, for messages; it may be stale: :meth:`name` asks afresh."""
-        return self._name
-
-    # -- facts -------------------------------------------------------------------------------------------------
-    def name(self) -> str:
-        """Return the VM's name now (names can change; the UUID does not)."""
-        self._name = read(self.connection, lambda b: b.lookup(self.uuid)).name
-        return self._name
-
-    def info(self) -> VMInfo:
-        """Return fresh facts about the VM, details included."""
-        info = read(self.connection, lambda b: b.info(self.uuid))
-        self._name = info.name
-        return info
-
-    def status(self) -> VMStatus:
-        """Return the VM's status now."""
-        return read(self.connection, lambda b: b.status(self.uuid))
-
-    def state(self) -> PowerState:
-        """Return the VM's normalized power state now."""
-        return self.status().state
-
-    def capabilities(self) -> Capabilities:
-        """The features this VM supports: the connection's, narrowed by what the backend finds for this VM."""
-        base = self.connection.capabilities
-        narrowed = read(self.connection, lambda b: b.probe_vm_features(self.uuid))
-        if narrowed is None:
-            return base
-        return Capabilities(base.features & narrowed, backend=base.backend)
-
-    def labels(self) -> Mapping[str, str]:
-        """Return the VM's labels now."""
-        return self.info().labels
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     # Every verb returns or raises TimeoutError within ``timeout`` (+1 s); the deadline reaches the backend.
