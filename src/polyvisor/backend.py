@@ -1,9 +1,9 @@
 """The interface a backend implements: deadlines in, plain values out.
 
-A backend turns the contract's primitives into hypervisor calls. The core (:mod:`polyvisor.connection`) does
-everything that must be identical across backends: state checks, idempotence, waiting, ``ensure``, validation,
-capability gates, retries after a dropped connection and serialized label updates. So a backend may assume it is
-only called from a state the contract allows, and must:
+A backend turns the contract's primitives into hypervisor calls. The core (:mod:`polyvisor.vm` and the verb
+engine, :mod:`polyvisor.verbs`) does everything that must be identical across backends: state checks, idempotence,
+waiting, ``ensure``, validation, capability gates, retries after a dropped connection and serialized label
+updates. So a backend may assume it is only called from a state the contract allows, and must:
 
 * raise errors from :mod:`polyvisor.errors` only, with the native error as ``__cause__``;
 * honour the :class:`Deadline` every blocking primitive receives: return, or raise
