@@ -1,10 +1,11 @@
 """The asyncio face of a VM handle: :class:`polyvisor.VM`'s calls as coroutines.
 
-The contract's rules stay in :mod:`polyvisor.connection`: this module runs each verb's blocking phases (checks,
-the request) in the connection's threads and does its waiting on the event loop, woken by the backend's events
-and polling as the sync face does (:class:`~polyvisor.connection.Waiting`). A task waiting for a state holds no
-thread. Cancelling it stops the wait at once and leaves the VM as the hypervisor has it: nothing is rolled back,
-and a request already sent runs to its end in the background, bounded by the verb's deadline.
+The contract's rules stay in the verb engine (:mod:`polyvisor.verbs`): this module runs the same steps as the sync
+face, carrying out their blocking requests (reads, the request itself) in the connection's threads and their
+waits on the event loop, woken by the backend's events and polling with the same policy
+(:class:`~polyvisor.verbs.waiting.Waiting`). A task waiting for a state holds no thread. Cancelling it stops the
+wait at once and leaves the VM as the hypervisor has it: nothing is rolled back, and a request already sent runs
+to its end in the background, bounded by the verb's deadline.
 """
 
 from __future__ import annotations
