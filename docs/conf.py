@@ -47,10 +47,14 @@ nitpick_ignore = [
         "collections.abc.KeysView",
         "collections.abc.ItemsView",
         "collections.abc.Awaitable",
+        "collections.abc.Generator",
     )
 ] + [
-    # The TypeVar of Connection.read()/change(): a private name autodoc prints but nothing can link to.
-    ("py:class", "polyvisor.connection._T"),
+    # The TypeVar of the verb engine's steps (what a call returns).
+    ("py:obj", "polyvisor.verbs.ops._T"),
+    ("py:class", "polyvisor.verbs.ops._T"),
+    ("py:class", "polyvisor.calls._T"),
+    ("py:class", "_T"),
     # The TypeVars of the fleet's generic results and calls.
     ("py:class", "polyvisor.fleet.results.T"),
     ("py:class", "polyvisor.fleet.results.U"),

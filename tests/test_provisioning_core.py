@@ -1,8 +1,9 @@
 """The provisioning rules the core enforces for every backend: address waits, reconfigure, resize, and specs.
 
 Address waits poll (no hypervisor sends an event when a guest gets an address). The tests drive them with a
-:class:`FakeTime` standing in for the ``time`` module of the core and for the memory host's clock: each poll's
-sleep advances the clock at once, so a guest whose address appears 2.5 s after boot is waited for without sleeping.
+:class:`FakeTime` passed as the connection's clock (:attr:`polyvisor.Connection.clock`) and as the memory host's:
+each poll's sleep advances the clock at once, so a guest whose address appears 2.5 s after boot is waited for
+without sleeping.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from typing import Any
 import pytest
 from core_backends import calls
 
-import polyvisor.backend
-import polyvisor.connection
-import polyvisor.guest
 from polyvisor import (
     VM,
     Connection,
@@ -37,7 +35,7 @@ from polyvisor.uri import URI
 
 
 class FakeTime:
-    """The parts of the ``time`` module the core uses; ``sleep`` advances the clock instead of blocking."""
+    """A :class:`polyvisor.backend.Clock` whose ``sleep`` advances the clock instead of blocking."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -55,12 +53,9 @@ class FakeTime:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch, host_name: str) -> Iterator[FakeTime]:
-    """Fake time for the core's waits, its deadlines and the test's memory host."""
+def clock(host_name: str) -> Iterator[FakeTime]:
+    """Fake time for the test's memory host; a test passes it to its connection for the core's waits and deadlines."""
     fake = FakeTime()
-    monkeypatch.setattr(polyvisor.connection, "time", fake)
-    monkeypatch.setattr(polyvisor.guest, "time", fake)
-    monkeypatch.setattr(polyvisor.backend, "time", fake)
     host = host_named(host_name)
     saved, host.clock = host.clock, fake.monotonic
     yield fake
@@ -137,6 +132,7 @@ def test_no_family_means_any() -> None:
 
 # -- wait_for_address ---------------------------------------------------------------------------------------------
 def test_wait_for_address_waits_for_a_guest_that_reports_late(mem: Connection, clock: FakeTime) -> None:
+    mem.clock = clock
     vm = _running(mem, **{ADDRESS_DELAY_LABEL: "2.5"})
     began = clock.now
     address = vm.wait_for_address(timeout=30)
@@ -149,12 +145,14 @@ def test_wait_for_address_waits_for_a_guest_that_reports_late(mem: Connection, c
 
 
 def test_wait_for_address_returns_at_once_when_the_guest_has_one(mem: Connection, clock: FakeTime) -> None:
+    mem.clock = clock
     vm = _running(mem)
     assert vm.wait_for_address(timeout=0).address == "10.0.0.1"
     assert clock.slept == []
 
 
 def test_the_family_filter_skips_addresses_of_the_other_family(mem: Connection, clock: FakeTime) -> None:
+    mem.clock = clock
     vm = _running(mem)
     assert vm.wait_for_address(family="any").address == "10.0.0.1"
     # The memory guest's only IPv6 addresses are loopback and link-local: none is usable.
@@ -166,6 +164,7 @@ def test_the_family_filter_skips_addresses_of_the_other_family(mem: Connection, 
 
 
 def test_a_guest_without_nics_never_has_a_usable_address(mem: Connection, clock: FakeTime) -> None:
+    mem.clock = clock
     vm = mem.create({"name": "no-nic"})
     vm.start()
     with pytest.raises(TimeoutError, match=r"only 127\.0\.0\.1, ::1, none usable"):
@@ -185,13 +184,15 @@ class ManySources(MemoryBackend):
         return [agent[0] if source == "agent" else AddressAnswer(source, (), said[source]) for source in sources]
 
 
-def _connect(backend_class: type[Backend], host_name: str) -> Connection:
+def _connect(backend_class: type[Backend], host_name: str, clock: FakeTime | None = None) -> Connection:
     uri = URI.parse(f"memory:///{host_name}")
-    return Connection(backend_class(uri, Credentials()), uri)
+    if clock is None:
+        return Connection(backend_class(uri, Credentials()), uri)
+    return Connection(backend_class(uri, Credentials()), uri, clock=clock)
 
 
 def test_a_timeout_names_each_source_asked_and_its_answer(host_name: str, clock: FakeTime) -> None:
-    with _connect(ManySources, host_name) as conn:
+    with _connect(ManySources, host_name, clock) as conn:
         vm = _running(conn, **{ADDRESS_LABEL: "none"})
         began = clock.now
         with pytest.raises(TimeoutError) as caught:
@@ -208,6 +209,7 @@ def test_a_timeout_names_each_source_asked_and_its_answer(host_name: str, clock:
 
 
 def test_the_sources_default_to_the_backends(mem: Connection, clock: FakeTime) -> None:
+    mem.clock = clock
     vm = _running(mem, **{ADDRESS_LABEL: "none"})
     with pytest.raises(TimeoutError, match=r"asked agent: agent: agent not connected \["):
         vm.wait_for_address(timeout=0)
@@ -238,6 +240,7 @@ def test_waiting_for_the_address_of_a_stopped_vm_is_refused(mem: Connection) -> 
 
 
 def test_a_vm_that_stops_while_waiting_ends_the_wait(mem: Connection, clock: FakeTime) -> None:
+    mem.clock = clock
     vm = _running(mem, **{ADDRESS_DELAY_LABEL: "30"})
     clock.on_sleep = lambda: mem.vm("guest").stop() if len(clock.slept) == 2 else None
     with pytest.raises(InvalidStateError) as caught:
@@ -276,7 +279,7 @@ def test_the_default_answers_ask_each_source_alone_and_keep_its_error(host_name:
 
         address_answers = Backend.address_answers
 
-    with _connect(OnlyAddresses, host_name) as conn:
+    with _connect(OnlyAddresses, host_name, clock) as conn:
         vm = _running(conn, **{ADDRESS_LABEL: "none"})
         with pytest.raises(TimeoutError) as caught:
             vm.wait_for_address(timeout=0)

@@ -15,10 +15,10 @@ from core_backends import RecordingBackend
 
 from polyvisor import Connection, Feature, InvalidStateError, PowerState, UnsupportedError
 from polyvisor.backend import Credentials
-from polyvisor.connection import VM
 from polyvisor.model import VMStatus
 from polyvisor.transitions import SETTLED_STATES, VERBS
 from polyvisor.uri import URI
+from polyvisor.vm import VM
 
 P = PowerState
 NATURAL = {P.STOPPED: [], P.RUNNING: ["start"], P.PAUSED: ["start", "pause"], P.SAVED: ["start", "save"]}

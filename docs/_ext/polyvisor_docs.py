@@ -13,10 +13,11 @@ from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-# Private on purpose: the docs print the very plan the core follows, rather than a copy that could disagree.
-from polyvisor.connection import _ENSURE_TARGETS, _next_step
 from polyvisor.model import PowerState
 from polyvisor.transitions import SETTLED_STATES, VERBS
+
+# The docs print the very plan the core follows, rather than a copy that could disagree.
+from polyvisor.verbs.ensure import ENSURE_TARGETS, next_step
 
 Cell: TypeAlias = str | nodes.Node
 
@@ -93,7 +94,7 @@ def _plan(current: PowerState, target: PowerState, *, force: bool) -> list[str] 
     steps: list[str] = []
     state = current
     while state is not target:
-        step = _next_step(state, target, force)
+        step = next_step(state, target, force)
         if step is None or len(steps) > 8:
             return None
         steps.append(step)
@@ -115,12 +116,12 @@ class EnsurePlanTable(SphinxDirective):
         rows: list[list[Cell]] = []
         for current in (state for state in PowerState if state in SETTLED_STATES):
             row: list[Cell] = [_literal(current.value)]
-            for target in _ENSURE_TARGETS:
+            for target in ENSURE_TARGETS:
                 plain = _describe(_plan(current, target, force=False))
                 forced = _describe(_plan(current, target, force=True))
                 row.append(plain if plain == forced else f"{plain}; force: {forced}")
             rows.append(row)
-        headers = ["from \\ ensure", *(target.value for target in _ENSURE_TARGETS)]
+        headers = ["from \\ ensure", *(target.value for target in ENSURE_TARGETS)]
         return [_table(headers, rows, ["polyvisor-ensure-plans"])]
 
 

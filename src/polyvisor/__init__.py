@@ -8,11 +8,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from polyvisor import config as _config
-from polyvisor.backend import Backend, Credentials, Secret
-from polyvisor.connection import VM, Connection, EventStream
+from polyvisor.backend import Backend, Clock, Credentials, Secret
+from polyvisor.config import NamedConnection
+from polyvisor.connect import connect, schemes
+from polyvisor.connection import Connection
 from polyvisor.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -28,15 +27,20 @@ from polyvisor.errors import (
     UnsupportedError,
     ValidationError,
 )
-from polyvisor.fleet import Fleet, FleetResult, FleetVM, HostResult, Placement, Selection
+from polyvisor.events import EventStream
+from polyvisor.fleet import Candidate, Fleet, FleetResult, FleetVM, HostResult, Placement, Selection
 from polyvisor.model import (
+    AddressAnswer,
     Architecture,
     BootDevice,
     Capabilities,
+    CloneMode,
+    CloudInit,
     DetailsNotLoaded,
     DiskBus,
     DiskFormat,
     DiskSpec,
+    DynamicMemory,
     Event,
     EventKind,
     Feature,
@@ -56,19 +60,26 @@ from polyvisor.model import (
     VMStatus,
 )
 from polyvisor.plugins import Plugins
-from polyvisor.plugins import default_plugins as _default_plugins
+from polyvisor.provisioning.addresses import AddressFamily
 from polyvisor.uri import URI
+from polyvisor.vm import VM
 
 __all__ = [
     "URI",
     "VM",
+    "AddressAnswer",
+    "AddressFamily",
     "AlreadyExistsError",
     "Architecture",
     "AuthenticationError",
     "Backend",
     "BackendError",
     "BootDevice",
+    "Candidate",
     "Capabilities",
+    "Clock",
+    "CloneMode",
+    "CloudInit",
     "Connection",
     "ConnectionError",
     "ConnectionLostError",
@@ -77,6 +88,7 @@ __all__ = [
     "DiskBus",
     "DiskFormat",
     "DiskSpec",
+    "DynamicMemory",
     "Event",
     "EventKind",
     "EventStream",
@@ -91,6 +103,7 @@ __all__ = [
     "HostResult",
     "InvalidStateError",
     "KernelBoot",
+    "NamedConnection",
     "NetworkInfo",
     "NicSpec",
     "NotFoundError",
@@ -116,33 +129,3 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
-
-
-def connect(uri: str | URI | None = None, *, plugins: Plugins | None = None, **credentials: Any) -> Connection:
-    """Open a connection to a hypervisor.
-
-    ``uri`` is a URI (``test:///default``, ``qemu:///system``, ``hyperv://admin@hv01/``), a connection name from
-    the config file, or None for ``$POLYVISOR_URI`` or the config's default (with none of them, a ValidationError
-    says how to name a hypervisor). Keyword arguments (``username``, ``password``, ``ca_path``, ...) go to the
-    backend; secrets are never shown.
-    """
-    extra: dict[str, Any] = {}
-    if isinstance(uri, URI):
-        parsed = uri
-    else:
-        text, extra = _config.resolve(uri)
-        parsed = URI.parse(text)
-    options = {**extra, **credentials}
-    creds = Credentials.from_kwargs(parsed, options)
-    factory = (plugins or _default_plugins()).factory_for(parsed)
-    backend = factory(parsed, creds)
-    try:
-        return Connection(backend, parsed)
-    except BaseException:
-        backend.close()  # a backend that failed to describe itself must not leak its connection
-        raise
-
-
-def schemes(*, plugins: Plugins | None = None) -> list[str]:
-    """Return the URI drivers installed backends handle (imports no hypervisor binding)."""
-    return (plugins or _default_plugins()).schemes()

@@ -1,9 +1,9 @@
 """The interface a backend implements: deadlines in, plain values out.
 
-A backend turns the contract's primitives into hypervisor calls. The core (:mod:`polyvisor.connection`) does
-everything that must be identical across backends: state checks, idempotence, waiting, ``ensure``, validation,
-capability gates, retries after a dropped connection and serialized label updates. So a backend may assume it is
-only called from a state the contract allows, and must:
+A backend turns the contract's primitives into hypervisor calls. The core (:mod:`polyvisor.vm` and the verb
+engine, :mod:`polyvisor.verbs`) does everything that must be identical across backends: state checks, idempotence,
+waiting, ``ensure``, validation, capability gates, retries after a dropped connection and serialized label
+updates. So a backend may assume it is only called from a state the contract allows, and must:
 
 * raise errors from :mod:`polyvisor.errors` only, with the native error as ``__cause__``;
 * honour the :class:`Deadline` every blocking primitive receives: return, or raise
@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from polyvisor.errors import PolyvisorError, TimeoutError, UnsupportedError, ValidationError
 from polyvisor.model import (
@@ -55,7 +55,9 @@ from polyvisor.uri import URI
 __all__ = [
     "METHOD_FEATURES",
     "OPTION_FEATURES",
+    "SYSTEM_CLOCK",
     "Backend",
+    "Clock",
     "Credentials",
     "Deadline",
     "EventSink",
@@ -124,14 +126,44 @@ def validate_timeout(timeout: float) -> None:
         raise ValidationError(f"must be a number of seconds >= 0, got {timeout!r}", field="timeout")
 
 
+class Clock(Protocol):
+    """Where deadlines and waits read the time and sleep: :data:`SYSTEM_CLOCK`, or a test's fake one."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Block for ``seconds``."""
+        ...
+
+
+class _SystemClock:
+    """The ``time`` module's monotonic clock and sleep."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return "SYSTEM_CLOCK"
+
+
+SYSTEM_CLOCK: Clock = _SystemClock()
+"""The real clock, the default of every :class:`Deadline` and wait."""
+
+
 class Deadline:
-    """The moment (on the monotonic clock) by which a call must return or raise TimeoutError."""
+    """The moment (on ``clock``, the monotonic clock by default) by which a call must return or raise TimeoutError."""
 
-    __slots__ = ("at", "timeout")
+    __slots__ = ("at", "clock", "timeout")
 
-    def __init__(self, timeout: float | None) -> None:
+    def __init__(self, timeout: float | None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.timeout = math.inf if timeout is None else float(timeout)
-        self.at = time.monotonic() + self.timeout
+        self.clock = clock
+        self.at = clock.monotonic() + self.timeout
 
     @classmethod
     def never(cls) -> Deadline:
@@ -140,12 +172,12 @@ class Deadline:
 
     def remaining(self) -> float:
         """Seconds left, never negative (``math.inf`` for :meth:`never`)."""
-        return max(self.at - time.monotonic(), 0.0)
+        return max(self.at - self.clock.monotonic(), 0.0)
 
     @property
     def expired(self) -> bool:
         """Whether the deadline has passed."""
-        return time.monotonic() >= self.at
+        return self.clock.monotonic() >= self.at
 
     def check(self, doing: str, *, host: str | None = None, vm: str | None = None) -> None:
         """Raise :class:`~polyvisor.errors.TimeoutError` if the deadline has passed."""

@@ -1,22 +1,22 @@
 """A VM's devices and its guest: disks, NICs, addresses, console, CPUs and memory.
 
 :class:`GuestOps` is the part of :class:`polyvisor.VM` that acts on what the VM is made of rather than on its
-power state; it lives apart so that either room reads in one sitting. It needs only the handle's identity and its
-reads, which :class:`~polyvisor.VM` provides.
+power state; it lives apart so that either room reads in one sitting. It builds on the handle's identity and reads
+(:class:`~polyvisor.handle.VMHandle`).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from polyvisor.backend import Backend, Deadline
+from polyvisor import blocking
+from polyvisor.backend import Deadline
 from polyvisor.backend import validate_timeout as _check_timeout
-from polyvisor.errors import InvalidStateError, TimeoutError, ValidationError
+from polyvisor.calls import change, read
+from polyvisor.errors import InvalidStateError, ValidationError
+from polyvisor.handle import VMHandle
 from polyvisor.model import (
-    AddressAnswer,
-    Capabilities,
     DiskSpec,
     Feature,
     GuestAddress,
@@ -25,64 +25,17 @@ from polyvisor.model import (
     VMInfo,
     validate_int,
 )
-from polyvisor.provisioning.addresses import AddressFamily, explain, parse_family, pick_address
-
-if TYPE_CHECKING:
-    from polyvisor.connection import Connection
+from polyvisor.provisioning.addresses import AddressFamily
+from polyvisor.verbs import addresses
+from polyvisor.verbs.addresses import ADDRESS_SOURCES, ADDRESS_TIMEOUT
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
 
 __all__ = ["ADDRESS_SOURCES", "ADDRESS_TIMEOUT", "GuestOps"]
 
-_T = TypeVar("_T")
 
-DEFAULT_TIMEOUT = 60.0  # the same default as the lifecycle verbs (polyvisor.connection.DEFAULT_TIMEOUT)
-ADDRESS_SOURCES = ("agent", "lease", "arp", "kvp")
-"""Every address source a backend may offer (each backend's ``address_sources`` says which it has)."""
-ADDRESS_TIMEOUT = 120.0
-"""Seconds :meth:`polyvisor.VM.wait_for_address` waits unless told otherwise."""
-_ADDRESS_FIRST_POLL = 0.25
-_ADDRESS_MAX_POLL = 2.0
-
-
-class AddressWait:
-    """The rounds of one wait_for_address: what it asks for, and how long to sleep between rounds (no I/O, so the
-    sync and asyncio faces share it)."""
-
-    def __init__(
-        self, vm: GuestOps, timeout: float, deadline: Deadline, wanted: AddressFamily, chosen: tuple[str, ...]
-    ) -> None:
-        self._vm = vm
-        self.timeout = timeout
-        self.deadline = deadline
-        self.wanted = wanted
-        """The address family waited for."""
-        self.chosen = chosen
-        """The sources asked each round, in order."""
-        self._delay = _ADDRESS_FIRST_POLL
-
-    def pause(self, answers: list[AddressAnswer]) -> float:
-        """Return the seconds to sleep before the next round, the delay doubling up to a cap; raise
-        :class:`~polyvisor.errors.TimeoutError`, saying what each source ``answers``, once time is up."""
-        remaining = self.deadline.remaining()
-        if remaining <= 0:
-            raise self._vm._address_timeout(self.timeout, self.wanted, self.chosen, answers)
-        pause = min(self._delay, remaining)
-        self._delay = min(self._delay * 2, _ADDRESS_MAX_POLL)
-        return pause
-
-
-class GuestOps:
-    """Devices, guest addresses, console, CPUs and memory of one VM (mixed into :class:`polyvisor.VM`)."""
-
-    connection: Connection
-    uuid: str
-    _name: str
-
-    if TYPE_CHECKING:
-
-        def _read(self, call: Callable[[Backend], _T]) -> _T: ...
-        def state(self) -> PowerState: ...
-        def info(self) -> VMInfo: ...
-        def capabilities(self) -> Capabilities: ...
+class GuestOps(VMHandle):
+    """Devices, guest addresses, console, CPUs and memory of one VM (the part of :class:`polyvisor.VM` that acts
+    on what the VM is made of)."""
 
     # -- devices and guest -------------------------------------------------------------------------------------
     def attach_disk(self, disk: DiskSpec | Mapping[str, Any], *, live: bool | None = None) -> str:
@@ -90,33 +43,33 @@ class GuestOps:
         if not isinstance(disk, DiskSpec):
             disk = DiskSpec.from_dict(disk)
         live = self._live(live, Feature.DISK_ATTACH, Feature.DISK_HOTPLUG)
-        return self.connection.change(
-            lambda b: b.attach_disk(self.uuid, disk, live=live), "attaching a disk", self._name
+        return change(
+            self.connection, lambda b: b.attach_disk(self.uuid, disk, live=live), "attaching a disk", self._name
         )
 
     def detach_disk(self, target: str, *, live: bool | None = None) -> None:
         """Detach the disk with this target name (e.g. ``vdb``)."""
         live = self._live(live, Feature.DISK_ATTACH, Feature.DISK_HOTPLUG)
-        self.connection.change(lambda b: b.detach_disk(self.uuid, target, live=live), "detaching a disk", self._name)
+        change(self.connection, lambda b: b.detach_disk(self.uuid, target, live=live), "detaching a disk", self._name)
 
     def attach_nic(self, nic: NicSpec | Mapping[str, Any], *, live: bool | None = None) -> str:
         """Attach a NIC; return its MAC address."""
         if not isinstance(nic, NicSpec):
             nic = NicSpec.from_dict(nic)
         live = self._live(live, Feature.NIC_ATTACH, Feature.NIC_HOTPLUG)
-        return self.connection.change(lambda b: b.attach_nic(self.uuid, nic, live=live), "attaching a NIC", self._name)
+        return change(self.connection, lambda b: b.attach_nic(self.uuid, nic, live=live), "attaching a NIC", self._name)
 
     def detach_nic(self, mac: str, *, live: bool | None = None) -> None:
         """Detach the NIC with this MAC address."""
         live = self._live(live, Feature.NIC_ATTACH, Feature.NIC_HOTPLUG)
         mac = mac.lower()
-        self.connection.change(lambda b: b.detach_nic(self.uuid, mac, live=live), "detaching a NIC", self._name)
+        change(self.connection, lambda b: b.detach_nic(self.uuid, mac, live=live), "detaching a NIC", self._name)
 
     def addresses(self, sources: Sequence[str] | None = None) -> list[GuestAddress]:
         """Return the guest's addresses per interface, asking ``sources`` in order (default: the backend's)."""
-        chosen = self._address_sources(sources)
+        chosen = addresses.address_sources(self, sources)
         self.capabilities().require(Feature.GUEST_ADDRESSES, host=self.connection.host, vm=self._name)
-        return self._read(lambda b: b.addresses(self.uuid, chosen))
+        return read(self.connection, lambda b: b.addresses(self.uuid, chosen))
 
     def wait_for_address(
         self,
@@ -133,62 +86,7 @@ class GuestOps:
         "lease: no lease for 52:54:00:.."). A VM that is not running (or stops while waiting) raises
         :class:`~polyvisor.errors.InvalidStateError`: it will not get an address.
         """
-        wait = self._address_wait_begin(timeout, family, sources)
-        while True:
-            found, answers = self._address_attempt(wait.chosen, wait.wanted)
-            if found is not None:
-                return found
-            time.sleep(wait.pause(answers))  # polling: no hypervisor sends an event when a guest gets an address
-
-    def _address_wait_begin(
-        self, timeout: float, family: AddressFamily | str | None, sources: Sequence[str] | None
-    ) -> AddressWait:
-        """Check a wait_for_address call's arguments and capability (shared with the asyncio face)."""
-        _check_timeout(timeout)
-        wanted = parse_family(family)
-        chosen = self._address_sources(sources)
-        self.capabilities().require(Feature.GUEST_ADDRESSES, host=self.connection.host, vm=self._name)
-        return AddressWait(self, timeout, Deadline(timeout), wanted, chosen)
-
-    def _address_attempt(
-        self, chosen: tuple[str, ...], wanted: AddressFamily
-    ) -> tuple[GuestAddress | None, list[AddressAnswer]]:
-        """One round of a wait_for_address: the usable address found (or None) and what each source answered."""
-        state = self.state()
-        if state is not PowerState.RUNNING:
-            raise InvalidStateError(
-                f"{self._name!r} is {state.value}, so it will not get an address; start it first",
-                state=state,
-                accepted=(PowerState.RUNNING,),
-                host=self.connection.host,
-                vm=self._name,
-            )
-        answers = self._read(lambda b: b.address_answers(self.uuid, chosen))
-        return pick_address(answers, wanted), answers
-
-    def _address_timeout(
-        self, timeout: float, wanted: AddressFamily, chosen: tuple[str, ...], answers: list[AddressAnswer]
-    ) -> TimeoutError:
-        return TimeoutError(
-            f"timed out after {timeout:g}s waiting for a usable {wanted.value} address; asked "
-            f"{', '.join(chosen)}: {explain(answers, wanted)}",
-            host=self.connection.host,
-            vm=self._name,
-        )
-
-    def _address_sources(self, sources: Sequence[str] | None) -> tuple[str, ...]:
-        offered = self.connection.backend.address_sources or ADDRESS_SOURCES
-        if sources is None:
-            return tuple(offered)
-        if isinstance(sources, str):
-            sources = (sources,)
-        unknown = [source for source in sources if source not in offered]
-        if unknown or not sources:
-            raise ValidationError(
-                f"unknown address source(s) {unknown}; this backend offers {list(offered)}",
-                field="sources",
-            )
-        return tuple(sources)
+        return blocking.run(self, addresses.wait_for_address(self, timeout, family, sources))
 
     def reconfigure(
         self,
@@ -244,8 +142,9 @@ class GuestOps:
                 host=self.connection.host,
                 vm=self._name,
             )
-        deadline = Deadline(timeout)
-        self.connection.change(
+        deadline = Deadline(timeout, self.connection.clock)
+        change(
+            self.connection,
             lambda b: b.reconfigure(self.uuid, cpus=cpus, memory_mib=memory_mib, live=go_live, deadline=deadline),
             "reconfiguring CPUs and memory",
             self._name,
@@ -261,15 +160,18 @@ class GuestOps:
         validate_int(size_mib, "size_mib", maximum=64 * 1024 * 1024)
         _check_timeout(timeout)
         self.capabilities().require(Feature.DISK_RESIZE, host=self.connection.host, vm=self._name)
-        deadline = Deadline(timeout)
-        self.connection.change(
-            lambda b: b.resize_disk(self.uuid, target, size_mib, deadline), "resizing a disk", self._name
+        deadline = Deadline(timeout, self.connection.clock)
+        change(
+            self.connection,
+            lambda b: b.resize_disk(self.uuid, target, size_mib, deadline),
+            "resizing a disk",
+            self._name,
         )
 
     def console_output(self) -> str:
         """Return what the guest wrote to its serial console so far."""
         self.capabilities().require(Feature.CONSOLE, host=self.connection.host, vm=self._name)
-        return self._read(lambda b: b.console_output(self.uuid))
+        return read(self.connection, lambda b: b.console_output(self.uuid))
 
     def _live(self, live: bool | None, cold: Feature, hot: Feature) -> bool:
         caps = self.capabilities()

@@ -6,6 +6,7 @@ Nothing of a backend is reimplemented. Each blocking call runs in the connection
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
@@ -14,16 +15,19 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import polyvisor
 from polyvisor.aio._events import AsyncEventStream
 from polyvisor.aio._threads import in_executor, in_own_thread
 from polyvisor.aio._vm import AsyncVM
-from polyvisor.backend import Backend, EventSink, Subscription
-from polyvisor.connection import DEFAULT_TIMEOUT, Connection
-from polyvisor.errors import ConnectionError
+from polyvisor.backend import Backend, Clock, EventSink, Subscription
+from polyvisor.calls import change, read
+from polyvisor.connect import connect as connect_sync
+from polyvisor.connection import Connection
+from polyvisor.errors import ConnectionError, ValidationError
+from polyvisor.events import subscribe
 from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, VMInfo, VMSpec
 from polyvisor.plugins import Plugins
 from polyvisor.uri import URI
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
 
 __all__ = ["DEFAULT_WORKERS", "AsyncConnection", "Connecting", "connect"]
 
@@ -49,8 +53,8 @@ def connect(
     :func:`polyvisor.connect`; ``workers`` bounds the threads the connection runs blocking calls in.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise polyvisor.ValidationError(f"must be a whole number >= 1, got {workers!r}", field="workers")
-    return Connecting(lambda: polyvisor.connect(uri, plugins=plugins, **credentials), uri, workers)
+        raise ValidationError(f"must be a whole number >= 1, got {workers!r}", field="workers")
+    return Connecting(lambda: connect_sync(uri, plugins=plugins, **credentials), uri, workers)
 
 
 class Connecting:
@@ -99,7 +103,7 @@ class AsyncConnection:
         self.sync = sync
         self.uri = sync.uri
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"polyvisor-aio-{sync.host}")
-        self._streams: weakref.WeakSet[AsyncEventStream] = weakref.WeakSet()
+        self._event_streams: weakref.WeakSet[AsyncEventStream] = weakref.WeakSet()
         self._closing = False
 
     def __repr__(self) -> str:
@@ -137,12 +141,15 @@ class AsyncConnection:
 
         A subscription made for a task that was cancelled meanwhile is ended as soon as it exists.
         """
-        subscribe = self.backend.subscribe if native else self.sync._subscribe
+        if native:
+            start: Callable[[EventSink], Subscription] = self.backend.subscribe
+        else:
+            start = functools.partial(subscribe, self.sync)
         if self._closing:
             raise ConnectionError(
                 "the connection is closed; open a new one with polyvisor.aio.connect()", host=self.host
             )
-        return await in_executor(self._executor, subscribe, sink, abandoned=self._release)
+        return await in_executor(self._executor, start, sink, abandoned=self._release)
 
     def _release(self, cancel: Subscription) -> None:
         """End a subscription without waiting for it (a poller's thread takes a moment to stop)."""
@@ -160,6 +167,15 @@ class AsyncConnection:
         return self.sync.host
 
     @property
+    def clock(self) -> Clock:
+        """The clock the deadlines and waits of this connection's calls read (the sync connection's)."""
+        return self.sync.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self.sync.clock = clock
+
+    @property
     def closed(self) -> bool:
         """Return whether :meth:`close` was called."""
         return self._closing or self.sync.closed
@@ -173,7 +189,7 @@ class AsyncConnection:
         if self._closing:
             return
         self._closing = True
-        for stream in list(self._streams):
+        for stream in list(self._event_streams):
             stream._close_now()
         self._executor.shutdown(wait=False, cancel_futures=True)
         # Not in the pool: it may be busy with calls whose tasks were cancelled.
@@ -184,18 +200,18 @@ class AsyncConnection:
         if self._closing:
             return
         self._closing = True
-        for stream in list(self._streams):
+        for stream in list(self._event_streams):
             stream._close_now()
         self._executor.shutdown(wait=False, cancel_futures=True)
         threading.Thread(target=self.sync.close, name="polyvisor-aio-close", daemon=True).start()
 
-    async def read(self, call: Callable[[Backend], _T]) -> _T:
-        """Run a read-only backend call, once more if the connection dropped (the backend reconnects)."""
-        return await self._call(self.sync.read, call)
+    async def _read(self, call: Callable[[Backend], _T]) -> _T:
+        """Run a read-only backend call in a thread, once more if the connection dropped (the backend reconnects)."""
+        return await self._call(read, self.sync, call)
 
-    async def change(self, call: Callable[[Backend], _T], doing: str, vm: str | None = None) -> _T:
-        """Run a mutating backend call; a dropped connection makes its outcome unknown, and says so."""
-        return await self._call(self.sync.change, call, doing, vm)
+    async def _change(self, call: Callable[[Backend], _T], doing: str, vm: str | None = None) -> _T:
+        """Run a mutating backend call in a thread; a dropped connection makes its outcome unknown, and says so."""
+        return await self._call(change, self.sync, call, doing, vm)
 
     # -- capabilities and host --------------------------------------------------------------------------------
     @property

@@ -116,7 +116,7 @@ class AsyncEventStream:
                 self._connection._release(cancel)
                 return
             self._cancel = cancel
-            self._connection._streams.add(self)
+            self._connection._event_streams.add(self)
 
     def _was_closed(self) -> bool:
         return self._closed

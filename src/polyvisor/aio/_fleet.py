@@ -18,10 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from polyvisor import config as _config
+import polyvisor.config as _config
 from polyvisor.aio._connection import DEFAULT_WORKERS, AsyncConnection, connect
 from polyvisor.aio._vm import AsyncVM
-from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.errors import ConnectionLostError, PolyvisorError
 from polyvisor.fleet import (
     Candidate,
@@ -46,6 +45,7 @@ from polyvisor.fleet.planning import (
 from polyvisor.model import PowerState, VMSpec, VMStatus
 from polyvisor.plugins import Plugins
 from polyvisor.uri import URI
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 
 __all__ = ["AsyncFleet"]
 

@@ -1,10 +1,11 @@
 """The asyncio face of a VM handle: :class:`polyvisor.VM`'s calls as coroutines.
 
-The contract's rules stay in :mod:`polyvisor.connection`: this module runs each verb's blocking phases (checks,
-the request) in the connection's threads and does its waiting on the event loop, woken by the backend's events
-and polling as the sync face does (:class:`~polyvisor.connection.Waiting`). A task waiting for a state holds no
-thread. Cancelling it stops the wait at once and leaves the VM as the hypervisor has it: nothing is rolled back,
-and a request already sent runs to its end in the background, bounded by the verb's deadline.
+The contract's rules stay in the verb engine (:mod:`polyvisor.verbs`): this module runs the same steps as the sync
+face, carrying out their blocking requests (reads, the request itself) in the connection's threads and their
+waits on the event loop, woken by the backend's events and polling with the same policy
+(:class:`~polyvisor.verbs.waiting.Waiting`). A task waiting for a state holds no thread. Cancelling it stops the
+wait at once and leaves the VM as the hypervisor has it: nothing is rolled back, and a request already sent runs
+to its end in the background, bounded by the verb's deadline.
 """
 
 from __future__ import annotations
@@ -14,18 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyvisor.aio._events import Wakeup
-from polyvisor.backend import Deadline
-from polyvisor.backend import validate_timeout as _check_timeout
-from polyvisor.connection import (
-    _ENSURE_STEPS,
-    DEFAULT_TIMEOUT,
-    SHUTDOWN_TIMEOUT,
-    VM,
-    Progress,
-    Waiting,
-)
-from polyvisor.errors import NotFoundError
-from polyvisor.guest import ADDRESS_TIMEOUT
+from polyvisor.backend import Subscription
+from polyvisor.errors import PolyvisorError
 from polyvisor.model import (
     Capabilities,
     DiskSpec,
@@ -39,7 +30,12 @@ from polyvisor.model import (
     VMStatus,
 )
 from polyvisor.provisioning.addresses import AddressFamily
-from polyvisor.transitions import VERBS, Verb
+from polyvisor.verbs import addresses, engine
+from polyvisor.verbs.addresses import ADDRESS_TIMEOUT
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
+from polyvisor.verbs.ops import Change, Probe, Query, Read, Sleep, Steps, Subscribe, Unsubscribe
+from polyvisor.verbs.waiting import Progress
+from polyvisor.vm import VM
 
 if TYPE_CHECKING:
     from polyvisor.aio._connection import AsyncConnection
@@ -119,7 +115,7 @@ class AsyncVM:
         On timeout, :class:`~polyvisor.errors.TimeoutError` is raised and the VM is left running; cancelling the
         task leaves it running too: a graceful shutdown never turns into a power-off.
         """
-        return await self._verb("shutdown", timeout, wait, await self._call(self.sync._shutdown_mode, mode))
+        return await self._run(engine.run_verb(self.sync, "shutdown", timeout=timeout, wait_=wait, mode=mode))
 
     async def stop(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> VMStatus:
         """Power off at once. Refused on a saved VM (use :meth:`discard_saved_state`)."""
@@ -154,13 +150,7 @@ class AsyncVM:
 
         Deleting a VM that is already gone returns without acting.
         """
-        _check_timeout(timeout)
-        deadline = Deadline(timeout)
-        try:
-            await self._settled(VERBS["delete"], deadline)  # a transition is waited out here, holding no thread
-        except NotFoundError:
-            return
-        await self._call(self.sync.delete, storage=storage, force=force, timeout=deadline.remaining())
+        await self._run(engine.delete(self.sync, storage, force, timeout))
 
     async def wait_for(
         self,
@@ -170,7 +160,7 @@ class AsyncVM:
         progress: Progress | None = None,
     ) -> VMStatus:
         """Wait until the VM is in ``state``; raise :class:`~polyvisor.errors.TimeoutError` otherwise."""
-        return await self._wait_until(self.sync._waiting_for(state, timeout, progress))
+        return await self._run(engine.wait_for(self.sync, state, timeout, progress))
 
     async def ensure(
         self,
@@ -185,14 +175,7 @@ class AsyncVM:
         ``force`` allows lossy shortcuts: power off instead of a graceful shutdown, and discarding saved
         memory. Supported targets: running, stopped, paused, saved.
         """
-        target, deadline = self.sync._ensure_begin(state, timeout)
-        for _ in range(_ENSURE_STEPS):
-            status = await self._settled(None, deadline)
-            step = self.sync._ensure_step(status, target, force, progress)
-            if step is None:
-                return status
-            await self._verb(step, None, True, deadline=deadline)
-        raise self.sync._unreached(target)
+        return await self._run(engine.ensure(self.sync, state, timeout, force, progress))
 
     # -- labels ------------------------------------------------------------------------------------------------------
     async def set_labels(self, labels: Mapping[str, str]) -> Mapping[str, str]:
@@ -221,10 +204,7 @@ class AsyncVM:
 
     async def revert(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
         """Revert to the named snapshot: running or paused if it holds memory, otherwise stopped."""
-        _check_timeout(timeout)
-        deadline = Deadline(timeout)
-        await self._call(self.sync._revert_request, name, deadline)
-        return await self._settled(None, deadline)
+        return await self._run(engine.revert(self.sync, name, timeout))
 
     async def delete_snapshot(self, name: str, *, children: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Delete a snapshot; its children move to its parent unless ``children`` deletes them too."""
@@ -262,13 +242,7 @@ class AsyncVM:
 
         Each round asks the sources in a thread; between rounds the task sleeps on the event loop, holding no thread.
         """
-        sync = self.sync
-        wait = await self._call(sync._address_wait_begin, timeout, family, sources)
-        while True:
-            found, answers = await self._call(sync._address_attempt, wait.chosen, wait.wanted)
-            if found is not None:
-                return found
-            await asyncio.sleep(wait.pause(answers))
+        return await self._run(addresses.wait_for_address(self.sync, timeout, family, sources))
 
     async def reconfigure(
         self,
@@ -290,49 +264,47 @@ class AsyncVM:
         return await self._call(self.sync.console_output)
 
     # -- the machinery -----------------------------------------------------------------------------------------------
-    async def _verb(
-        self,
-        verb_name: str,
-        timeout: float | None,
-        wait: bool,
-        mode: ShutdownMode = ShutdownMode.DEFAULT,
-        *,
-        deadline: Deadline | None = None,
-    ) -> VMStatus:
-        """The sync face's ``VM._run``: checks and the request in a thread, the waits on the event loop."""
+    async def _verb(self, verb_name: str, timeout: float, wait: bool) -> VMStatus:
+        return await self._run(engine.run_verb(self.sync, verb_name, timeout=timeout, wait_=wait))
+
+    async def _run(self, steps: Steps[_T]) -> _T:
+        """Run the verb engine's steps: the blocking requests in the connection's threads, the waits on the event
+        loop (an event ends a sleep early), as :func:`polyvisor.blocking.run` does in the caller's thread."""
         sync = self.sync
-        verb, bound = await self._call(sync._verb_deadline, verb_name, timeout, deadline)
-        status = await self._settled(verb, bound)
-        action = sync._action(verb_name, mode)
-        finished = await self._call(sync._act, verb, action, bound, status)
-        if finished is not None:
-            return finished
-        if not wait:
-            return await self.status()
-        return await self._wait_until(sync._verb_waiting(verb, action, bound))
-
-    async def _settled(self, verb: Verb | None, deadline: Deadline) -> VMStatus:
-        status = await self.status()
-        waiting = self.sync._settling(verb, status, deadline)
-        return status if waiting is None else await self._wait_until(waiting)
-
-    async def _wait_until(self, waiting: Waiting) -> VMStatus:
-        """The sync face's ``VM._wait_until``, sleeping on the event loop: events end a sleep early."""
-        status = await self.status()
-        if waiting.done(status):
-            return status  # most verbs return in their target state: no subscription needed
-        wakeup = Wakeup()
-        cancel = await self.connection._subscribe(wakeup.sink, native=True) if waiting.has_events else None
+        wakeup: Wakeup | None = None
+        cancel: Subscription | None = None
+        answer: Any = None
+        error: PolyvisorError | None = None
         try:
             while True:
-                wakeup.clear()  # before reading: an event from now on ends the next sleep
-                status = await self.status()
-                if waiting.reached(status):
-                    return status
-                again = waiting.repeat_due()
-                if again is not None:
-                    await self._call(again)
-                await wakeup.sleep(waiting.next_delay())
+                try:
+                    op = steps.send(answer) if error is None else steps.throw(error)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                answer, error = None, None
+                try:
+                    if isinstance(op, Read):
+                        if wakeup is not None:
+                            wakeup.clear()  # before reading: an event from now on ends the next sleep
+                        answer = await self.status()
+                    elif isinstance(op, Query):
+                        answer = await self.connection._read(op.call)
+                    elif isinstance(op, Change):
+                        await self.connection._change(op.call, op.doing, sync.seen_name)
+                    elif isinstance(op, Probe):
+                        answer = await self.capabilities()
+                    elif isinstance(op, Sleep):
+                        await (asyncio.sleep(op.seconds) if wakeup is None else wakeup.sleep(op.seconds))
+                    elif isinstance(op, Subscribe):
+                        wakeup = Wakeup()
+                        cancel = await self.connection._subscribe(wakeup.sink, native=True)
+                    elif isinstance(op, Unsubscribe):
+                        wakeup = None
+                        if cancel is not None:
+                            ending, cancel = cancel, None
+                            self.connection._release(ending)
+                except PolyvisorError as failed:
+                    error = failed
         finally:
             if cancel is not None:
                 self.connection._release(cancel)

@@ -19,9 +19,10 @@ from polyvisor.cli.records import (
 from polyvisor.cli.render import key_values, table, tree
 from polyvisor.cli.session import Session
 from polyvisor.cli.specfile import FORMATS, parse_spec, provision_spec
-from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT, VM
 from polyvisor.guest import ADDRESS_TIMEOUT
 from polyvisor.model import CloneMode, PowerState, ShutdownMode, VMInfo, VMStatus
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
+from polyvisor.vm import VM
 
 __all__ = ["COMMANDS"]
 

@@ -16,9 +16,10 @@ import click
 
 from polyvisor.cli.records import capabilities_record
 from polyvisor.cli.session import Session
-from polyvisor.connection import VM, Connection
+from polyvisor.connection import Connection
 from polyvisor.errors import NotFoundError, PolyvisorError, TimeoutError
 from polyvisor.model import DiskSpec, Feature, PowerState, VMSpec
+from polyvisor.vm import VM
 
 __all__ = ["demo"]
 

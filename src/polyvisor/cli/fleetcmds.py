@@ -19,8 +19,8 @@ from polyvisor.cli.exitcodes import OK, PARTIAL
 from polyvisor.cli.records import action_record, event_record, vm_record
 from polyvisor.cli.render import table
 from polyvisor.cli.session import Session
-from polyvisor.connection import EventStream
 from polyvisor.errors import PolyvisorError
+from polyvisor.events import EventStream
 from polyvisor.fleet import FleetResult, FleetVM, HostResult
 from polyvisor.model import Event, VMStatus
 

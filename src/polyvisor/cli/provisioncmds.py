@@ -7,10 +7,10 @@ import click
 from polyvisor.cli.records import address_record, status_record
 from polyvisor.cli.render import table
 from polyvisor.cli.session import Session
-from polyvisor.connection import DEFAULT_TIMEOUT
 from polyvisor.guest import ADDRESS_TIMEOUT
 from polyvisor.model import GuestAddress
 from polyvisor.provisioning.addresses import AddressFamily, parse_family, usable
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
 
 __all__ = ["COMMANDS"]
 

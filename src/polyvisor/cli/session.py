@@ -15,11 +15,12 @@ import polyvisor
 from polyvisor import config
 from polyvisor.cli.progress import Spinner
 from polyvisor.cli.render import dump_json
-from polyvisor.connection import VM, Connection
+from polyvisor.connection import Connection
 from polyvisor.errors import PolyvisorError, ValidationError
 from polyvisor.fleet import Fleet
 from polyvisor.plugins import Plugins, default_plugins
 from polyvisor.uri import URI
+from polyvisor.vm import VM
 
 __all__ = ["Options", "Session"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import polyvisor
-from polyvisor import config as _config
-from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT, Connection
+import polyvisor.config as _config
+from polyvisor.connect import connect
+from polyvisor.connection import Connection
 from polyvisor.errors import ConnectionLostError
 from polyvisor.fleet._fanout import Job, run_jobs
 from polyvisor.fleet._pool import ConnectionPool
@@ -30,6 +30,7 @@ from polyvisor.fleet.selection import Selection
 from polyvisor.model import PowerState, VMSpec, VMStatus
 from polyvisor.plugins import Plugins
 from polyvisor.uri import URI
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 
 __all__ = ["ACTIONS", "Fleet"]
 
@@ -94,7 +95,7 @@ class Fleet(FleetFacts):
     # -- hosts (hosts, groups, uri, labels, host_timeout and select: FleetFacts) -------------------------------
     def _open(self, host: str) -> Connection:
         target = self._plan.targets[host]
-        return polyvisor.connect(URI.parse(target.uri), plugins=self._plugins, **target.credentials())
+        return connect(URI.parse(target.uri), plugins=self._plugins, **target.credentials())
 
     def connection(self, host: str) -> Connection:
         """Return the host's pooled connection, opening it within the host's timeout."""

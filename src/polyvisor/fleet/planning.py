@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polyvisor import config as _config
-from polyvisor.connection import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
+import polyvisor.config as _config
 from polyvisor.errors import NotFoundError, PolyvisorError, TimeoutError, ValidationError
 from polyvisor.fleet.placement import Candidate, Placement, choose_host
 from polyvisor.fleet.results import FleetResult, FleetVM, HostResult
 from polyvisor.fleet.selection import Selection
 from polyvisor.model import PowerState, VMSpec
 from polyvisor.uri import URI
+from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 
 __all__ = [
     "ACTIONS",

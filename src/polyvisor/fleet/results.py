@@ -10,9 +10,10 @@ from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, overload
 
-from polyvisor.connection import VM, Connection
+from polyvisor.connection import Connection
 from polyvisor.errors import FleetError, PolyvisorError, ValidationError
 from polyvisor.model import PowerState, VMInfo
+from polyvisor.vm import VM
 
 __all__ = ["FleetResult", "FleetVM", "HostResult"]
 

@@ -1,0 +1,70 @@
+"""The sync face's I/O: running the verb engine's steps (:mod:`polyvisor.verbs`) blocking, in the caller's thread.
+
+:func:`run` carries out each request the steps yield and sends back the answer; an error a request raises is
+thrown into the steps, which decide whether it ends the call. While subscribed, an event ends a sleep at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar
+
+from polyvisor.backend import EventSink, Subscription
+from polyvisor.calls import change, read
+from polyvisor.errors import PolyvisorError
+from polyvisor.model import Capabilities, VMStatus
+from polyvisor.verbs.ops import Change, Handle, Probe, Query, Read, Sleep, Steps, Subscribe, Unsubscribe
+
+__all__ = ["BlockingHandle", "run"]
+
+_T = TypeVar("_T")
+
+
+class BlockingHandle(Handle, Protocol):
+    """A handle whose reads block (:class:`polyvisor.VM`)."""
+
+    def status(self) -> VMStatus: ...
+
+    def capabilities(self) -> Capabilities: ...
+
+
+def run(vm: BlockingHandle, steps: Steps[_T]) -> _T:
+    """Run ``steps`` on ``vm`` to their end and return their result."""
+    sink: EventSink | None = None
+    cancel: Subscription | None = None
+    answer: Any = None
+    error: PolyvisorError | None = None
+    try:
+        while True:
+            try:
+                op = steps.send(answer) if error is None else steps.throw(error)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            answer, error = None, None
+            try:
+                if isinstance(op, Read):
+                    answer = vm.status()
+                elif isinstance(op, Query):
+                    answer = read(vm.connection, op.call)
+                elif isinstance(op, Change):
+                    change(vm.connection, op.call, op.doing, vm.seen_name)
+                elif isinstance(op, Probe):
+                    answer = vm.capabilities()
+                elif isinstance(op, Sleep):
+                    if sink is None:
+                        vm.connection.clock.sleep(op.seconds)
+                    elif sink.take(op.seconds) is not None:  # an event wakes us at once; the timeout polls
+                        while sink.take(0) is not None:
+                            pass
+                elif isinstance(op, Subscribe):
+                    sink = EventSink()
+                    cancel = vm.connection.backend.subscribe(sink)
+                elif isinstance(op, Unsubscribe):
+                    sink = None
+                    if cancel is not None:
+                        ending, cancel = cancel, None
+                        ending()
+            except PolyvisorError as failed:
+                error = failed
+    finally:
+        if cancel is not None:
+            cancel()
