@@ -35,7 +35,7 @@ never hit the wrong VM. Choices the contract leaves open:
 
 This class is a facade: the work is done in :mod:`~polyvisor_hyperv.inventory`, :mod:`~polyvisor_hyperv.lifecycle`,
 :mod:`~polyvisor_hyperv.snapshots`, :mod:`~polyvisor_hyperv.devices` and :mod:`~polyvisor_hyperv.storage`, which
-share one :class:`~polyvisor_hyperv.session.Session` (the transport and the calls every part makes).
+share one :class:`~polyvisor_hyperv.client.HyperVClient` (the transport and the calls every part makes).
 """
 
 from __future__ import annotations
@@ -58,13 +58,13 @@ from polyvisor.model import (
     VMStatus,
 )
 from polyvisor.uri import URI
+from polyvisor_hyperv.client import HyperVClient
 from polyvisor_hyperv.devices import Devices
 from polyvisor_hyperv.events import Events
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
 from polyvisor_hyperv.resources import Resources
-from polyvisor_hyperv.session import Session
 from polyvisor_hyperv.snapshots import Snapshots
 from polyvisor_hyperv.storage import Storage
 from polyvisor_hyperv.transport import Transport, TransportPool
@@ -117,13 +117,13 @@ class HyperVBackend(Backend):
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         self.uri = uri
         self.options: ConnectionOptions = parse_options(uri, credentials)
-        self._session = session = Session(self.options, open_pool(self.options, uri.display_host), uri.display_host)
-        storage = Storage(session)
-        self._inventory = Inventory(session)
-        self._lifecycle = Lifecycle(session, self._inventory, storage)
-        self._snapshots = Snapshots(session, self._lifecycle)
-        self._devices = Devices(session, storage)
-        self._resources = Resources(session, self._devices)
+        self._client = client = HyperVClient(self.options, open_pool(self.options, uri.display_host), uri.display_host)
+        storage = Storage(client)
+        self._inventory = Inventory(client)
+        self._lifecycle = Lifecycle(client, self._inventory, storage)
+        self._snapshots = Snapshots(client, self._lifecycle)
+        self._devices = Devices(client, storage)
+        self._resources = Resources(client, self._devices)
         # Native events: a watcher pipeline on a session of its own (see polyvisor_hyperv.events).
         self._events = Events(
             self.options, lambda: open_transport(self.options), self._inventory.list_vms, uri.display_host
@@ -135,11 +135,11 @@ class HyperVBackend(Backend):
     @property
     def host(self) -> str:
         """The host name as messages show it."""
-        return self._session.host
+        return self._client.host
 
     def close(self) -> None:
         self._events.close()
-        self._session.transport.close()
+        self._client.transport.close()
 
     # -- host and inventory ---------------------------------------------------------------------------------------
     def host_info(self) -> HostInfo:
@@ -158,7 +158,7 @@ class HyperVBackend(Backend):
         return self._inventory.info(uuid)
 
     def status(self, uuid: str) -> VMStatus:
-        return self._session.status(uuid)
+        return self._client.status(uuid)
 
     def probe_vm_features(self, uuid: str) -> frozenset[Feature] | None:
         return self._inventory.probe_vm_features(uuid)

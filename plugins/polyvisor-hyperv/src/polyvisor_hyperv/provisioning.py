@@ -24,8 +24,8 @@ from polyvisor.backend import Deadline
 from polyvisor.errors import BackendError, NotFoundError, ValidationError
 from polyvisor.model import CloneMode, DiskSpec, VMSpec
 from polyvisor.provisioning import build_seed_iso
+from polyvisor_hyperv.client import HyperVClient, MiB, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
-from polyvisor_hyperv.session import MiB, Session, as_text, then, vm_step
 from polyvisor_hyperv.transport import Row
 
 __all__ = ["SEED_CHUNK", "Provisioning", "seed_name"]
@@ -43,8 +43,8 @@ def seed_name(uuid: str) -> str:
 class Provisioning:
     """Clone disks and upload seeds."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: HyperVClient) -> None:
+        self._client = client
 
     def read_bases(self, spec: VMSpec) -> dict[str, Row]:
         """``Get-VHD`` every base image the spec clones; check each exists and each ``size_mib`` is not below its
@@ -53,7 +53,7 @@ class Provisioning:
         if not clones:
             return {}
         paths = list(dict.fromkeys(str(disk.image) for disk in clones))
-        rows = self._session.run(
+        rows = self._client.run(
             [Step("Get-VHD", {"Path": paths, "ErrorAction": "SilentlyContinue"})],
             doing="reading the base images (Get-VHD)",
             vm=spec.name,
@@ -67,7 +67,7 @@ class Provisioning:
                 raise NotFoundError(
                     f"the base image {path} does not exist on the host (or is no virtual hard disk); nothing was "
                     "created",
-                    host=self._session.host,
+                    host=self._client.host,
                     vm=spec.name,
                 )
             bases[path] = row
@@ -117,7 +117,7 @@ class Provisioning:
         """Write the spec's NoCloud seed ISO to the host and verify it; return its path."""
         assert spec.cloud_init is not None
         data = build_seed_iso(spec.cloud_init)
-        path = f"{self._session.vhd_dir().rstrip(chr(92))}\\{seed_name(uuid)}"
+        path = f"{self._client.vhd_dir().rstrip(chr(92))}\\{seed_name(uuid)}"
         for offset in range(0, len(data), SEED_CHUNK):
             command = "Set-Content" if offset == 0 else "Add-Content"
             end = min(offset + SEED_CHUNK, len(data))
@@ -126,13 +126,13 @@ class Provisioning:
                 "Value": data[offset : offset + SEED_CHUNK],
                 "Encoding": "Byte",
             }
-            self._session.run(
+            self._client.run(
                 [Step(command, parameters)],
                 doing=f"uploading the cloud-init seed (bytes {offset} to {end} of {len(data)})",
                 vm=uuid,
                 deadline=deadline,
             )
-        rows = self._session.run(
+        rows = self._client.run(
             [Step("Get-FileHash", {"LiteralPath": path, "Algorithm": "SHA256"})],
             doing="verifying the cloud-init seed (Get-FileHash)",
             vm=uuid,
@@ -144,7 +144,7 @@ class Provisioning:
         if got != expected:
             raise BackendError(
                 f"the cloud-init seed {path} arrived damaged: SHA256 {got or 'unknown'} on the host, {expected} sent",
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
         return path
@@ -160,7 +160,7 @@ class Provisioning:
 
     def seed_files(self, uuid: str, deadline: Deadline | None = None) -> list[str]:
         """The VM's seed ISOs in its DVD drives (files named after its Id)."""
-        rows = self._session.run(
+        rows = self._client.run(
             [vm_step(uuid), then("Get-VMDvdDrive")],
             doing="listing the VM's DVD drives",
             vm=uuid,

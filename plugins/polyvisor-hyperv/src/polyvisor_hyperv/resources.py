@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from polyvisor.backend import Deadline
 from polyvisor.errors import InvalidStateError, NotFoundError, UnsupportedError, ValidationError
 from polyvisor.model import AddressAnswer, Feature, GuestAddress, PowerState
+from polyvisor_hyperv.client import HyperVClient, MiB, as_text, then, vm_step
 from polyvisor_hyperv.commands import Step
 from polyvisor_hyperv.devices import Devices, colon_mac
-from polyvisor_hyperv.session import MiB, Session, as_text, then, vm_step
 from polyvisor_hyperv.states import status_from_vmstate
 
 __all__ = ["KVP_SILENT", "Resources"]
@@ -39,8 +39,8 @@ _MEMORY = ("State", "DynamicMemoryEnabled", "MemoryStartup", "MemoryMinimum", "M
 class Resources:
     """CPUs, memory, disk sizes and guest addresses of an existing VM."""
 
-    def __init__(self, session: Session, devices: Devices) -> None:
-        self._session = session
+    def __init__(self, client: HyperVClient, devices: Devices) -> None:
+        self._client = client
         self._devices = devices
 
     def reconfigure(
@@ -50,7 +50,7 @@ class Resources:
             raise UnsupportedError(
                 "Hyper-V cannot change the virtual processor count of a running VM; stop it first",
                 feature=Feature.RECONFIGURE_LIVE_CPUS,
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
         steps: list[Step] = []
@@ -59,14 +59,14 @@ class Resources:
         if memory_mib is not None:
             steps += [vm_step(uuid), then("Set-VMMemory", **self._memory_change(uuid, memory_mib, live, deadline))]
         doing = "reconfiguring the VM (Set-VMProcessor, Set-VMMemory)" + (" while it runs" if live else "")
-        self._session.run(steps, doing=doing, vm=uuid, deadline=deadline)
+        self._client.run(steps, doing=doing, vm=uuid, deadline=deadline)
 
     def _memory_change(self, uuid: str, memory_mib: int, live: bool, deadline: Deadline) -> dict[str, int]:
         if memory_mib < 32 or memory_mib % 2:
             raise ValidationError(
                 f"Hyper-V needs memory of at least 32 MiB in multiples of 2 MiB, got {memory_mib}", field="memory_mib"
             )
-        row = self._session.vm_row(uuid, _MEMORY, deadline)
+        row = self._client.vm_row(uuid, _MEMORY, deadline)
         if not row.get("DynamicMemoryEnabled"):
             return {"StartupBytes": memory_mib * MiB}  # off, or runtime memory resize while running
         low = int(row.get("MemoryMinimum") or 0) // MiB
@@ -76,7 +76,7 @@ class Resources:
                 f"Hyper-V balances the memory of a running VM with dynamic memory itself, between {low} and {high} "
                 "MiB; it cannot be set while the VM runs: stop it to change its startup memory",
                 feature=Feature.RECONFIGURE_LIVE_MEMORY,
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
         if not low <= memory_mib <= high:
@@ -91,9 +91,9 @@ class Resources:
         drives = dict(self._devices.drives(uuid))
         if target not in drives:
             known = ", ".join(sorted(drives)) or "none"
-            raise NotFoundError(f"no disk at {target!r} (disks: {known})", host=self._session.host, vm=uuid)
+            raise NotFoundError(f"no disk at {target!r} (disks: {known})", host=self._client.host, vm=uuid)
         path = as_text(drives[target].get("Path"))
-        rows = self._session.run(
+        rows = self._client.run(
             [Step("Get-VHD", {"Path": path})],
             doing=f"reading disk {target} (Get-VHD)",
             vm=uuid,
@@ -108,17 +108,17 @@ class Resources:
             )
         if size_mib * MiB == size:
             return
-        state = self._session.status(uuid, deadline).state
+        state = self._client.status(uuid, deadline).state
         if state is not PowerState.STOPPED and target.startswith("IDE:"):
             raise InvalidStateError(
                 f"disk {target} is on the IDE controller, which Hyper-V cannot resize while the VM is {state.value}; "
                 "stop it first (disks on SCSI resize online)",
                 state=state,
                 accepted=(PowerState.STOPPED,),
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
-        self._session.run(
+        self._client.run(
             [Step("Resize-VHD", {"Path": path, "SizeBytes": size_mib * MiB})],
             doing=f"growing disk {target} to {size_mib} MiB (Resize-VHD)",
             vm=uuid,
@@ -145,7 +145,7 @@ class Resources:
             return AddressAnswer("kvp", (), "the VM has no network adapter")
         if not any(row.get("SwitchName") for row in rows):
             return AddressAnswer("kvp", (), "no network adapter is connected to a virtual switch")
-        state = status_from_vmstate(self._session.vm_row(uuid, ("State",)).get("State")).state
+        state = status_from_vmstate(self._client.vm_row(uuid, ("State",)).get("State")).state
         if state is not PowerState.RUNNING:
             return AddressAnswer("kvp", (), f"the VM is {state.value}; KVP reports addresses of a running guest only")
         return AddressAnswer("kvp", (), KVP_SILENT)
