@@ -61,6 +61,7 @@ from polyvisor.uri import URI
 from polyvisor_hyperv.client import HyperVClient
 from polyvisor_hyperv.devices import Devices
 from polyvisor_hyperv.events import Events
+from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
@@ -120,7 +121,7 @@ class HyperVBackend(Backend):
         self._client = client = HyperVClient(self.options, open_pool(self.options, uri.display_host), uri.display_host)
         storage = Storage(client)
         self._inventory = Inventory(client)
-        self._lifecycle = Lifecycle(client, self._inventory, storage)
+        self._lifecycle = Lifecycle(client, self._inventory, storage, Images(client))
         self._snapshots = Snapshots(client, self._lifecycle)
         self._devices = Devices(client, storage)
         self._resources = Resources(client, self._devices)

@@ -14,9 +14,9 @@ from polyvisor.model import Architecture, BootDevice, Feature, ShutdownMode, VMI
 from polyvisor_hyperv.client import HyperVClient, MiB, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.devices import check_disk, controller, nic_parameters
+from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.notes import join_notes
-from polyvisor_hyperv.provisioning import Provisioning
 from polyvisor_hyperv.storage import CHECKPOINT_DISK, Storage
 from polyvisor_hyperv.transport import Row
 
@@ -34,15 +34,15 @@ _MERGE_POLL = 0.25
 class Lifecycle:
     """A VM from creation to deletion."""
 
-    def __init__(self, client: HyperVClient, inventory: Inventory, storage: Storage) -> None:
+    def __init__(self, client: HyperVClient, inventory: Inventory, storage: Storage, images: Images) -> None:
         self._client = client
         self._inventory = inventory
         self._storage = storage
-        self._provisioning = Provisioning(client)
+        self._images = images
 
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         check_spec(spec)
-        bases = self._provisioning.read_bases(spec)  # a missing base raises here, before anything exists
+        bases = self._images.read_bases(spec)  # a missing base raises here, before anything exists
         generation = spec.generation
         rows = self._client.run(
             [
@@ -68,9 +68,9 @@ class Lifecycle:
             steps = self._configuration_steps(uuid, spec, created_vhds, bases)
             self._client.run(steps, doing=f"configuring new VM {spec.name!r}", vm=spec.name, deadline=deadline)
             if spec.cloud_init is not None:
-                created_vhds.append(self._provisioning.upload_seed(uuid, spec, deadline))
+                created_vhds.append(self._images.upload_seed(uuid, spec, deadline))
                 self._client.run(
-                    Provisioning.seed_steps(uuid, created_vhds[-1], spec),
+                    Images.seed_steps(uuid, created_vhds[-1], spec),
                     doing="inserting the cloud-init seed (DVD drive)",
                     vm=spec.name,
                     deadline=deadline,
@@ -99,9 +99,9 @@ class Lifecycle:
             path = disk.image
             if disk.clone is not None:
                 base = bases[str(disk.image)]
-                path = self._storage.new_vhd_path(uuid, disk, Provisioning.clone_extension(base))
+                path = self._storage.new_vhd_path(uuid, disk, Images.clone_extension(base))
                 created_vhds.append(path)
-                groups[BootDevice.DISK] += self._provisioning.clone_steps(disk, base, path)
+                groups[BootDevice.DISK] += self._images.clone_steps(disk, base, path)
             elif path is None:
                 path = self._storage.new_vhd_path(uuid, disk)
                 created_vhds.append(path)
@@ -154,7 +154,7 @@ class Lifecycle:
         """
         files: list[str] = []
         # The cloud-init seed is the VM's own, with or without storage (named after its Id).
-        seeds = self._provisioning.seed_files(uuid, deadline)
+        seeds = self._images.seed_files(uuid, deadline)
         if storage:
             files = self._storage.disk_files(
                 [vm_step(uuid)], doing="listing the VM's disk files", vm=uuid, deadline=deadline

@@ -1,4 +1,4 @@
-"""Provisioning a new VM: disks cloned from base images, and the cloud-init seed uploaded as an ISO.
+"""Disks made from base images (linked clones, copies) and the cloud-init seed uploaded as an ISO, for a new VM.
 
 * ``clone="linked"`` is a differencing disk, ``New-VHD -Path <new> -ParentPath <base> -Differencing``; ``"copy"`` is
   ``Copy-Item -LiteralPath <base> -Destination <new>``, as Vagrant's Hyper-V provider clones a box's disk
@@ -28,7 +28,7 @@ from polyvisor_hyperv.client import HyperVClient, MiB, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.transport import Row
 
-__all__ = ["SEED_CHUNK", "Provisioning", "seed_name"]
+__all__ = ["SEED_CHUNK", "Images", "seed_name"]
 
 SEED_CHUNK = 64 * 1024
 """Bytes of the seed per request: 87 KB as base64, about 117 KB once PSRP wraps it again, so one chunk fits one
@@ -40,8 +40,8 @@ def seed_name(uuid: str) -> str:
     return f"{uuid}-cidata.iso"
 
 
-class Provisioning:
-    """Clone disks and upload seeds."""
+class Images:
+    """Clones of base images and cloud-init seeds on the host."""
 
     def __init__(self, client: HyperVClient) -> None:
         self._client = client
