@@ -58,6 +58,7 @@ from polyvisor.model import (
     VMStatus,
 )
 from polyvisor.uri import URI
+from polyvisor_hyperv.addresses import Addresses
 from polyvisor_hyperv.client import HyperVClient
 from polyvisor_hyperv.devices import Devices
 from polyvisor_hyperv.events import Events
@@ -65,7 +66,7 @@ from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
-from polyvisor_hyperv.resources import Resources
+from polyvisor_hyperv.sizing import Sizing
 from polyvisor_hyperv.snapshots import Snapshots
 from polyvisor_hyperv.storage import Storage
 from polyvisor_hyperv.transport import Transport, TransportPool
@@ -124,7 +125,8 @@ class HyperVBackend(Backend):
         self._lifecycle = Lifecycle(client, self._inventory, storage, Images(client))
         self._snapshots = Snapshots(client, self._lifecycle)
         self._devices = Devices(client, storage)
-        self._resources = Resources(client, self._devices)
+        self._sizing = Sizing(client, self._devices)
+        self._addresses = Addresses(client, self._devices)
         # Native events: a watcher pipeline on a session of its own (see polyvisor_hyperv.events).
         self._events = Events(
             self.options, lambda: open_transport(self.options), self._inventory.list_vms, uri.display_host
@@ -229,19 +231,19 @@ class HyperVBackend(Backend):
 
     def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
         # Hyper-V learns guest addresses one way: its data exchange integration service (KVP).
-        return self._resources.addresses(uuid)
+        return self._addresses.addresses(uuid)
 
     def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
-        return self._resources.address_answers(uuid, sources)
+        return self._addresses.address_answers(uuid, sources)
 
-    # -- resources ------------------------------------------------------------------------------------------------
+    # -- sizes ----------------------------------------------------------------------------------------------------
     def reconfigure(
         self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline
     ) -> None:
-        self._resources.reconfigure(uuid, cpus=cpus, memory_mib=memory_mib, live=live, deadline=deadline)
+        self._sizing.reconfigure(uuid, cpus=cpus, memory_mib=memory_mib, live=live, deadline=deadline)
 
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
-        self._resources.resize_disk(uuid, target, size_mib, deadline)
+        self._sizing.resize_disk(uuid, target, size_mib, deadline)
 
     # -- events ---------------------------------------------------------------------------------------------------
     def subscribe(self, sink: EventSink) -> Subscription:

@@ -1,5 +1,4 @@
-"""Changing a VM's resources: CPUs and memory (``reconfigure``), disk sizes (``resize_disk``), and what KVP says
-about the guest's addresses.
+"""Changing a VM's size: CPUs and memory (``reconfigure``) and disk sizes (``resize_disk``).
 
 Windows' rules, which the backend checks first so that a refusal names the limit:
 
@@ -20,24 +19,20 @@ Windows' rules, which the backend checks first so that a refusal names the limit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from polyvisor.backend import Deadline
 from polyvisor.errors import InvalidStateError, NotFoundError, UnsupportedError, ValidationError
-from polyvisor.model import AddressAnswer, Feature, GuestAddress, PowerState
+from polyvisor.model import Feature, PowerState
 from polyvisor_hyperv.client import HyperVClient, MiB, as_text, then, vm_step
 from polyvisor_hyperv.commands import Step
-from polyvisor_hyperv.devices import Devices, colon_mac
-from polyvisor_hyperv.states import status_from_vmstate
+from polyvisor_hyperv.devices import Devices
 
-__all__ = ["KVP_SILENT", "Resources"]
+__all__ = ["Sizing"]
 
-KVP_SILENT = "no addresses reported (integration services / KVP daemon not running in the guest?)"
 _MEMORY = ("State", "DynamicMemoryEnabled", "MemoryStartup", "MemoryMinimum", "MemoryMaximum")
 
 
-class Resources:
-    """CPUs, memory, disk sizes and guest addresses of an existing VM."""
+class Sizing:
+    """CPUs, memory and disk sizes of an existing VM."""
 
     def __init__(self, client: HyperVClient, devices: Devices) -> None:
         self._client = client
@@ -124,33 +119,3 @@ class Resources:
             vm=uuid,
             deadline=deadline,
         )
-
-    def addresses(self, uuid: str) -> list[GuestAddress]:
-        """What Hyper-V learnt from the guest's KVP daemon, per adapter (``Get-VMNetworkAdapter`` IPAddresses)."""
-        return list(self.answer(uuid).addresses)
-
-    def answer(self, uuid: str) -> AddressAnswer:
-        """The KVP source's answer, with why it has no address when it has none."""
-        rows = self._devices.adapters(uuid)
-        found: list[GuestAddress] = []
-        for row in rows:
-            addresses = row.get("IPAddresses") or []
-            if isinstance(addresses, str):
-                addresses = [addresses]
-            mac = colon_mac(as_text(row.get("MacAddress"))) or None
-            found += [GuestAddress(as_text(row.get("Name")), mac, str(a), None, "kvp") for a in addresses]
-        if found:
-            return AddressAnswer("kvp", tuple(found))
-        if not rows:
-            return AddressAnswer("kvp", (), "the VM has no network adapter")
-        if not any(row.get("SwitchName") for row in rows):
-            return AddressAnswer("kvp", (), "no network adapter is connected to a virtual switch")
-        state = status_from_vmstate(self._client.vm_row(uuid, ("State",)).get("State")).state
-        if state is not PowerState.RUNNING:
-            return AddressAnswer("kvp", (), f"the VM is {state.value}; KVP reports addresses of a running guest only")
-        return AddressAnswer("kvp", (), KVP_SILENT)
-
-    def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
-        return [
-            self.answer(uuid) if source == "kvp" else AddressAnswer(source, (), "unknown source") for source in sources
-        ]
