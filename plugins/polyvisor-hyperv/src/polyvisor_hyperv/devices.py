@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
 from types import MappingProxyType
 from typing import Any
 
+from polyvisor.backend_helpers import random_mac
 from polyvisor.errors import NotFoundError, PolyvisorError, UnsupportedError, ValidationError
 from polyvisor.model import DiskBus, DiskFormat, DiskSpec, Feature, NicSpec
 from polyvisor_hyperv.client import HyperVClient, MiB, as_text, then, vm_step
@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 CONTROLLER_TYPES = MappingProxyType({0: "IDE", 1: "SCSI", 2: "PMEM"})
+_MAC_PREFIX = "00:15:5d"  # Microsoft's, which Hyper-V gives the MACs it assigns; the backend's choices carry it too
 _SYNTHETIC_NIC_MODELS = {"virtio", "synthetic", "netvsc"}
 
 
@@ -162,10 +163,6 @@ def colon_mac(mac: str) -> str:
     return ":".join(text[i : i + 2] for i in range(0, len(text), 2))
 
 
-def random_mac() -> str:
-    return "00:15:5d:" + ":".join(f"{byte:02x}" for byte in secrets.token_bytes(3))
-
-
 def drive_target(row: Row) -> str:
     kind = enum_name(row.get("ControllerType"), CONTROLLER_TYPES)
     return f"{kind}:{int(row.get('ControllerNumber') or 0)}:{int(row.get('ControllerLocation') or 0)}"
@@ -196,7 +193,7 @@ def controller(disk: DiskSpec, generation: int, *, boot: bool) -> str:
 
 
 def nic_parameters(nic: NicSpec, generation: int) -> dict[str, Any]:
-    mac = hyperv_mac(nic.mac or random_mac())
+    mac = hyperv_mac(nic.mac or random_mac(_MAC_PREFIX))
     # A name of its own lets detach_nic remove exactly this adapter: Hyper-V names them all "Network Adapter".
     parameters: dict[str, Any] = {"Name": f"nic-{mac.lower()}", "StaticMacAddress": mac}
     if nic.model == "legacy":
