@@ -16,8 +16,8 @@ import libvirt
 
 from polyvisor.errors import PolyvisorError
 from polyvisor.model import AddressAnswer, GuestAddress
+from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import Definition
-from polyvisor_libvirt.session import Session
 
 __all__ = ["SOURCES", "Addresses", "agent_detail", "to_addresses"]
 
@@ -66,14 +66,14 @@ def to_addresses(found: Mapping[str, Any], source: str) -> tuple[GuestAddress, .
 
 
 class Addresses:
-    """Address answers of domains, over one session."""
+    """Address answers of domains, over one client."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: LibvirtClient) -> None:
+        self._client = client
 
     def answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
         """Ask every source in order; each answer holds its addresses or says why there are none."""
-        dom = self._session.domain(uuid)
+        dom = self._client.domain(uuid)
         definition: Definition | None = None
         out = []
         for source in sources:
@@ -87,7 +87,7 @@ class Addresses:
                 out.append(AddressAnswer(source, addresses))
                 continue
             if definition is None:
-                definition = self._session.definition(dom, fresh=False)
+                definition = self._client.definition(dom, fresh=False)
             out.append(AddressAnswer(source, (), self._empty_detail(source, definition)))
         return out
 
@@ -95,7 +95,7 @@ class Addresses:
         code = error.get_error_code() or 0
         message = error.get_error_message() or str(error)
         if code in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_DOMAIN):
-            with self._session.errors(f"reading guest addresses ({source})", host=self._session.host):
+            with self._client.errors(f"reading guest addresses ({source})", host=self._client.host):
                 raise error  # the connection or the VM is gone: not an answer, a failure
         if source == "agent":
             return agent_detail(code, message)
@@ -122,6 +122,6 @@ class Addresses:
 
     def _serves_dhcp(self, network: str) -> bool:
         with contextlib.suppress(libvirt.libvirtError, ET.ParseError, PolyvisorError):
-            xml = self._session.live().networkLookupByName(network).XMLDesc(0)
+            xml = self._client.live().networkLookupByName(network).XMLDesc(0)
             return ET.fromstring(xml).find("ip/dhcp") is not None
         return True  # unknown: say nothing about it

@@ -1,6 +1,6 @@
 """The libvirt backend: one :class:`LibvirtBackend` per open libvirt connection, a facade over its parts.
 
-* :mod:`.session`: the connection (reopened after it drops), error mapping, deadline-bounded jobs;
+* :mod:`.client`: the connection (reopened after it drops), error mapping, deadline-bounded jobs;
 * :mod:`.events`: event registrations, subscriptions and the definition cache they keep coherent;
 * :mod:`.inventory`: bulk listings (a constant number of calls), one domain's facts, guest addresses, console;
 * :mod:`.planner`: spec -> domain plan, host-free; :mod:`.devices`: volumes, networks, disk/NIC attach;
@@ -46,12 +46,12 @@ from polyvisor.model import (
 from polyvisor.uri import URI
 from polyvisor_libvirt import domainxml, planner
 from polyvisor_libvirt.addresses import Addresses
+from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.domainxml import Definition, DomainPlan
 from polyvisor_libvirt.images import Images
 from polyvisor_libvirt.inventory import Inventory
 from polyvisor_libvirt.probe import kvm_usable, probe_connection, read_host_caps
-from polyvisor_libvirt.session import Session
 from polyvisor_libvirt.sizing import Sizing
 from polyvisor_libvirt.snapshots import Snapshots
 
@@ -108,19 +108,19 @@ class LibvirtBackend(Backend):
             )
         self.uri = uri
         self.host = uri.display_host
-        self._session = Session(uri, credentials)
-        self._snapshots = Snapshots(self._session)
-        self._devices = Devices(self._session)
-        self._images = Images(self._session)
-        self._sizing = Sizing(self._session)
-        self._addresses = Addresses(self._session)
-        self._inventory = Inventory(self._session)
+        self._client = LibvirtClient(uri, credentials)
+        self._snapshots = Snapshots(self._client)
+        self._devices = Devices(self._client)
+        self._images = Images(self._client)
+        self._sizing = Sizing(self._client)
+        self._addresses = Addresses(self._client)
+        self._inventory = Inventory(self._client)
         # The running instance (domain ID) each agent shutdown request went to.
         self._shutdowns: dict[str, _ShutdownRequest] = {}
         self._booted: dict[str, float] = {}  # when this connection booted a VM (monotonic), for reset()
         try:
-            self._host_caps = read_host_caps(self._session)
-            self._features = probe_connection(self._session, self._host_caps)
+            self._host_caps = read_host_caps(self._client)
+            self._features = probe_connection(self._client, self._host_caps)
         except BaseException:
             self.close()  # no caller will ever close a backend that was not returned
             raise
@@ -131,17 +131,17 @@ class LibvirtBackend(Backend):
     # -- connection -------------------------------------------------------------------------------------------
     def close(self) -> None:
         """Deregister callbacks and close the connection; safe to call twice."""
-        self._session.close()
+        self._client.close()
 
     def subscribe(self, sink: EventSink) -> Subscription:
         """Lifecycle events (libvirt's, via the connection's one registration) until the returned callable runs."""
-        self._session.live()
-        if not self._session.events.available:
+        self._client.live()
+        if not self._client.events.available:
             return super().subscribe(sink)
-        return self._session.events.subscribe(sink)
+        return self._client.events.subscribe(sink)
 
     def _kvm_ok(self, arch: str) -> bool:
-        return kvm_usable(self._session.conn, local=self.uri.is_local, arch=arch)
+        return kvm_usable(self._client.conn, local=self.uri.is_local, arch=arch)
 
     # -- capabilities -----------------------------------------------------------------------------------------
     def probe_features(self) -> frozenset[Feature]:
@@ -152,7 +152,7 @@ class LibvirtBackend(Backend):
         """Narrow the connection's features to what this VM's definition allows."""
         features = set(self._features)
         if self.uri.driver in ("qemu", "kvm"):
-            definition = self._session.definition(self._session.domain(uuid), fresh=False)
+            definition = self._client.definition(self._client.domain(uuid), fresh=False)
             if not definition.guest_agent:
                 features.discard(Feature.SHUTDOWN_AGENT)
             if not definition.serial_logs:
@@ -168,8 +168,8 @@ class LibvirtBackend(Backend):
     # -- host ----------------------------------------------------------------------------------------------------
     def host_info(self) -> HostInfo:
         """Facts from getInfo, getHostname, getVersion/getLibVersion and the capabilities."""
-        conn = self._session.live()
-        with self._session.errors("reading host facts", host=self.host):
+        conn = self._client.live()
+        with self._client.errors("reading host facts", host=self.host):
             model, memory_mib, cpus, *_ = conn.getInfo()
             hostname = conn.getHostname()
             hypervisor = conn.getType()
@@ -191,8 +191,8 @@ class LibvirtBackend(Backend):
 
     def networks(self) -> list[NetworkInfo]:
         """Every libvirt network."""
-        conn = self._session.live()
-        with self._session.errors("listing networks", host=self.host):
+        conn = self._client.live()
+        with self._client.errors("listing networks", host=self.host):
             return [
                 NetworkInfo(name=net.name(), active=bool(net.isActive()), kind="libvirt-network", uuid=net.UUIDString())
                 for net in conn.listAllNetworks()
@@ -219,14 +219,14 @@ class LibvirtBackend(Backend):
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         """Define the domain; on any failure, undefine it and delete the volumes made for it."""
         deadline.check("creating the VM", host=self.host, vm=spec.name)
-        conn = self._session.live()
+        conn = self._client.live()
         created: list[libvirt.virStorageVol] = []
         dom: libvirt.virDomain | None = None
         try:
             plan = self._plan(spec, created, deadline)
             xml = domainxml.build_domain(plan)
             deadline.check("creating the VM", host=self.host, vm=spec.name)
-            with self._session.errors("defining the VM", host=self.host, vm=spec.name):
+            with self._client.errors("defining the VM", host=self.host, vm=spec.name):
                 dom = conn.defineXML(xml)
             return self.info(plan.uuid)
         except BaseException:
@@ -282,12 +282,12 @@ class LibvirtBackend(Backend):
         libvirt restores the run state recorded in the image: one saved while paused (by another client, or
         before polyvisor saved with VIR_DOMAIN_SAVE_RUNNING) comes back paused, so it is resumed.
         """
-        with self._session.acting(uuid, "starting the VM", deadline) as dom:
+        with self._client.acting(uuid, "starting the VM", deadline) as dom:
             if not dom.hasManagedSaveImage(0):
                 dom.create()
                 self._booted[uuid] = time.monotonic()
                 return
-            self._session.bounded(dom, deadline, "restoring the saved VM", dom.create)
+            self._client.bounded(dom, deadline, "restoring the saved VM", dom.create)
             if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
                 deadline.check("resuming the restored VM", host=self.host, vm=dom.name())
                 dom.resume()
@@ -307,7 +307,7 @@ class LibvirtBackend(Backend):
             ShutdownMode.ACPI: libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
             ShutdownMode.AGENT: libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
         }[mode]
-        with self._session.acting(uuid, f"shutting the VM down ({mode.value})", deadline) as dom:
+        with self._client.acting(uuid, f"shutting the VM down ({mode.value})", deadline) as dom:
             instance = dom.ID()
             pending = self._shutdowns.get(uuid)
             if pending is not None and pending.instance == instance and pending.in_flight:
@@ -315,7 +315,7 @@ class LibvirtBackend(Backend):
                 # answers an agent shutdown only once the guest is off), so a repeat could only queue behind it.
                 return
             # libvirt holds an agent request until the guest is off: send it on a connection of its own.
-            target = self._session.side_domain(uuid) if flags == libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT else dom
+            target = self._client.side_domain(uuid) if flags == libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT else dom
             request = _ShutdownRequest(target, flags, instance)
             self._shutdowns[uuid] = request
             error = request.send(min(deadline.remaining(), _SHUTDOWN_ACCEPT_WAIT))
@@ -329,7 +329,7 @@ class LibvirtBackend(Backend):
 
     def stop(self, uuid: str, deadline: Deadline) -> None:
         """destroy(): power off at once."""
-        with self._session.acting(uuid, "powering the VM off", deadline) as dom:
+        with self._client.acting(uuid, "powering the VM off", deadline) as dom:
             dom.destroy()
 
     def reset(self, uuid: str, deadline: Deadline) -> None:
@@ -339,7 +339,7 @@ class LibvirtBackend(Backend):
         running but silent (here: 6 hangs in 18 resets sent at once after start(), none in 20 sent 50 ms or more
         later). So a reset soon after this connection booted the VM waits out that moment, within the deadline.
         """
-        with self._session.acting(uuid, "resetting the VM", deadline) as dom:
+        with self._client.acting(uuid, "resetting the VM", deadline) as dom:
             booted = self._booted.pop(uuid, None)
             if booted is not None:
                 settle = booted + _RESET_SETTLE - time.monotonic()
@@ -349,17 +349,17 @@ class LibvirtBackend(Backend):
 
     def reboot(self, uuid: str, deadline: Deadline) -> None:
         """Ask the guest to reboot."""
-        with self._session.acting(uuid, "rebooting the VM", deadline) as dom:
+        with self._client.acting(uuid, "rebooting the VM", deadline) as dom:
             dom.reboot(0)
 
     def pause(self, uuid: str, deadline: Deadline) -> None:
         """suspend()."""
-        with self._session.acting(uuid, "pausing the VM", deadline) as dom:
+        with self._client.acting(uuid, "pausing the VM", deadline) as dom:
             dom.suspend()
 
     def resume(self, uuid: str, deadline: Deadline) -> None:
         """resume()."""
-        with self._session.acting(uuid, "resuming the VM", deadline) as dom:
+        with self._client.acting(uuid, "resuming the VM", deadline) as dom:
             dom.resume()
 
     def save(self, uuid: str, deadline: Deadline) -> None:
@@ -368,14 +368,14 @@ class LibvirtBackend(Backend):
         VIR_DOMAIN_SAVE_RUNNING records "running" in the image even when the VM is paused now: the contract's
         start() from saved ends running.
         """
-        with self._session.acting(uuid, "saving the VM", deadline) as dom:
-            self._session.bounded(
+        with self._client.acting(uuid, "saving the VM", deadline) as dom:
+            self._client.bounded(
                 dom, deadline, "saving the VM", lambda: dom.managedSave(libvirt.VIR_DOMAIN_SAVE_RUNNING)
             )
 
     def discard_saved_state(self, uuid: str, deadline: Deadline) -> None:
         """managedSaveRemove()."""
-        with self._session.acting(uuid, "discarding the saved state", deadline) as dom:
+        with self._client.acting(uuid, "discarding the saved state", deadline) as dom:
             dom.managedSaveRemove(0)
 
     def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
@@ -387,21 +387,21 @@ class LibvirtBackend(Backend):
         """
         self._booted.pop(uuid, None)  # per-VM bookkeeping must not outlive the VM on a long-lived connection
         self._shutdowns.pop(uuid, None)
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=True)
+        dom = self._client.domain(uuid)
+        definition = self._client.definition(dom, fresh=True)
         volumes: list[libvirt.virStorageVol] = []
         owned = set(definition.owned_volumes)
         seeds = {disk.path for disk in definition.disks if disk.device == "cdrom" and disk.path in owned}
         for path in definition.owned_volumes:
             if storage or path in seeds:
                 try:
-                    volumes.append(self._session.conn.storageVolLookupByPath(path))
+                    volumes.append(self._client.conn.storageVolLookupByPath(path))
                 except libvirt.libvirtError:
                     log.warning("volume %s of VM %r is already gone on %s", path, definition.name, self.host)
         self._refuse_active(dom, definition.name)
         deadline.check("deleting the VM", host=self.host, vm=definition.name)
-        with self._session.errors(
-            "deleting the VM", host=self.host, vm=definition.name, state=self._session.state_of(dom)
+        with self._client.errors(
+            "deleting the VM", host=self.host, vm=definition.name, state=self._client.state_of(dom)
         ):
             try:
                 dom.undefineFlags(self._undefine_flags())
@@ -414,16 +414,16 @@ class LibvirtBackend(Backend):
                 )
             for volume in volumes:
                 volume.delete(0)
-        self._session.cache.drop(definition.uuid)
+        self._client.cache.drop(definition.uuid)
         self._remove_serial_logs(definition)
 
     def _refuse_active(self, dom: libvirt.virDomain, name: str) -> None:
         # libvirt undefines a running domain without complaint, leaving it running as a transient one (and its
         # volumes in use): a client that started it after the core's state check must not get that.
-        with self._session.errors("checking the VM is stopped", host=self.host, vm=name):
+        with self._client.errors("checking the VM is stopped", host=self.host, vm=name):
             active = bool(dom.isActive())
         if active:
-            state = self._session.status(dom, name).state
+            state = self._client.status(dom, name).state
             raise InvalidStateError(
                 f"cannot delete a VM that is {state.value}; it was started meanwhile: stop or shut it down first",
                 state=state,
@@ -454,16 +454,16 @@ class LibvirtBackend(Backend):
     # -- labels --------------------------------------------------------------------------------------------------
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
         """Replace the labels element in the domain's metadata (live and persistent)."""
-        with self._session.acting(uuid, "setting labels") as dom:
+        with self._client.acting(uuid, "setting labels") as dom:
             xml = domainxml.labels_xml(labels) if labels else None
             dom.setMetadata(
                 libvirt.VIR_DOMAIN_METADATA_ELEMENT,
                 xml,
                 domainxml.LABELS_PREFIX if xml else None,
                 domainxml.LABELS_NS,
-                self._session.affect(dom),
+                self._client.affect(dom),
             )
-            self._session.cache.drop(dom.UUIDString())
+            self._client.cache.drop(dom.UUIDString())
 
     # -- snapshots -----------------------------------------------------------------------------------------------
     def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:

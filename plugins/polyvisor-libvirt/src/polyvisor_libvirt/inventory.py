@@ -1,7 +1,7 @@
 """What libvirt says about domains: bulk listings, one domain's facts, its guest addresses and console.
 
 Listing reads states in bulk (``getAllDomainStats`` plus one ``listAllDomains`` filtered on managed-save images).
-Definition facts (cpus, memory, labels, description) come from the session's cache of parsed domain XML, which
+Definition facts (cpus, memory, labels, description) come from the client's cache of parsed domain XML, which
 libvirt's own events keep coherent; a listing carries them only for domains in the cache, and :meth:`Inventory.info`
 reads them. So a listing costs two calls whatever the number of VMs.
 """
@@ -18,8 +18,8 @@ import libvirt
 from polyvisor.errors import PolyvisorError, UnsupportedError
 from polyvisor.model import DynamicMemory, Feature, GuestAddress, PowerState, VMDetails, VMInfo, VMStatus
 from polyvisor_libvirt.addresses import SOURCES, to_addresses
+from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import Definition
-from polyvisor_libvirt.session import Session
 from polyvisor_libvirt.states import to_status
 
 __all__ = ["Inventory"]
@@ -30,10 +30,10 @@ _STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvir
 
 
 class Inventory:
-    """Listings and facts of domains, over one session."""
+    """Listings and facts of domains, over one client."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: LibvirtClient) -> None:
+        self._client = client
 
     def list_vms(self) -> list[VMInfo]:
         """Every domain in two bulk calls, whatever their number.
@@ -43,8 +43,8 @@ class Inventory:
         not reported a change since it was read, and are otherwise left out (``details=None``; :meth:`info`
         reads them).
         """
-        conn = self._session.live()
-        with self._session.errors("listing VMs", host=self._session.host):
+        conn = self._client.live()
+        with self._client.errors("listing VMs", host=self._client.host):
             try:
                 stats = conn.getAllDomainStats(_STATS)
             except libvirt.libvirtError as error:
@@ -60,7 +60,7 @@ class Inventory:
                 int(record.get("state.reason", 0)),
                 managed_save=uuid in saved,
             )
-            cached = self._session.cache.get(uuid)
+            cached = self._client.cache.get(uuid)
             if cached is not None:
                 out.append(self._info(cached, status, record))
                 continue
@@ -69,24 +69,24 @@ class Inventory:
 
     def lookup(self, ref: str) -> VMInfo:
         """Find a domain by UUID or name: identity and status (details only when the cache has them)."""
-        dom = self._session.domain(ref)
+        dom = self._client.domain(ref)
         uuid, name = dom.UUIDString(), dom.name()
-        status = self._session.status(dom, name)
-        cached = self._session.cache.get(uuid)
+        status = self._client.status(dom, name)
+        cached = self._client.cache.get(uuid)
         if cached is not None:
             return self._info(cached, status, {})
         return VMInfo(uuid, name, status, has_saved_state=status.state is PowerState.SAVED)
 
     def info(self, uuid: str) -> VMInfo:
         """The domain with its details, read afresh (and kept in the cache for later listings)."""
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=True)
-        return self._info(definition, self._session.status(dom, definition.name), {})
+        dom = self._client.domain(uuid)
+        definition = self._client.definition(dom, fresh=True)
+        return self._info(definition, self._client.status(dom, definition.name), {})
 
     def status(self, uuid: str) -> VMStatus:
         """The domain's state, reason and managed-save image, without reading its XML."""
-        dom = self._session.domain(uuid)
-        return self._session.status(dom, uuid)
+        dom = self._client.domain(uuid)
+        return self._client.status(dom, uuid)
 
     def _info(self, definition: Definition, status: VMStatus, record: Mapping[str, Any]) -> VMInfo:
         return VMInfo(
@@ -126,12 +126,12 @@ class Inventory:
 
     def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
         """interfaceAddresses from each source in order; the first that answers with addresses wins."""
-        dom = self._session.domain(uuid)
+        dom = self._client.domain(uuid)
         last: PolyvisorError | None = None
         for source in sources:
             try:
                 doing = f"reading guest addresses ({source})"
-                with self._session.errors(doing, host=self._session.host, vm=dom.name()):
+                with self._client.errors(doing, host=self._client.host, vm=dom.name()):
                     found = dom.interfaceAddresses(SOURCES[source], 0)
             except PolyvisorError as error:
                 last = error
@@ -145,13 +145,13 @@ class Inventory:
 
     def console_output(self, uuid: str) -> str:
         """The serial log file of a local domain."""
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=False)
-        if not definition.serial_logs or not self._session.uri.is_local:
+        dom = self._client.domain(uuid)
+        definition = self._client.definition(dom, fresh=False)
+        if not definition.serial_logs or not self._client.uri.is_local:
             raise UnsupportedError(
                 "this VM has no serial log file on this host; define it with a <serial> log",
                 feature=Feature.CONSOLE,
-                host=self._session.host,
+                host=self._client.host,
                 vm=definition.name,
             )
         try:
@@ -162,6 +162,6 @@ class Inventory:
         except OSError as error:
             raise PolyvisorError(
                 f"cannot read the serial log {definition.serial_logs[0]}: {error}; check its permissions",
-                host=self._session.host,
+                host=self._client.host,
                 vm=definition.name,
             ) from error
