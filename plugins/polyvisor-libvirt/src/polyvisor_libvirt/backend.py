@@ -3,7 +3,8 @@
 * :mod:`.client`: the connection (reopened after it drops), error mapping, deadline-bounded jobs;
 * :mod:`.events`: event registrations, subscriptions and the definition cache they keep coherent;
 * :mod:`.inventory`: bulk listings (a constant number of calls), one domain's facts, guest addresses, console;
-* :mod:`.planner`: spec -> domain plan, host-free; :mod:`.devices`: volumes, networks, disk/NIC attach;
+* :mod:`.planner`: spec -> domain plan, host-free; :mod:`.storage`: pools and volumes; :mod:`.devices`: networks,
+  disk/NIC attach;
 * :mod:`.snapshots`: internal snapshots.
 
 The lifecycle primitives, creation and deletion stay here.
@@ -54,6 +55,7 @@ from polyvisor_libvirt.inventory import Inventory
 from polyvisor_libvirt.probe import kvm_usable, probe_connection, read_host_caps
 from polyvisor_libvirt.sizing import Sizing
 from polyvisor_libvirt.snapshots import Snapshots
+from polyvisor_libvirt.storage import Storage
 
 __all__ = ["LibvirtBackend"]
 
@@ -110,7 +112,8 @@ class LibvirtBackend(Backend):
         self.host = uri.display_host
         self._client = LibvirtClient(uri, credentials)
         self._snapshots = Snapshots(self._client)
-        self._devices = Devices(self._client)
+        self._storage = Storage(self._client)
+        self._devices = Devices(self._client, self._storage)
         self._images = Images(self._client)
         self._sizing = Sizing(self._client)
         self._addresses = Addresses(self._client)
@@ -239,7 +242,7 @@ class LibvirtBackend(Backend):
                 dom.undefineFlags(self._undefine_flags())
             except libvirt.libvirtError:
                 log.warning("could not undefine the half-created VM %r on %s", name, self.host)
-        self._devices.delete_volumes(volumes, name)
+        self._storage.delete_volumes(volumes, name)
 
     def _plan(self, spec: VMSpec, created: list[libvirt.virStorageVol], deadline: Deadline) -> DomainPlan:
         """Resolve what needs the host (volumes, clones and the seed are made here, in ``created``), then plan."""
@@ -252,16 +255,16 @@ class LibvirtBackend(Backend):
         for index, disk in enumerate(spec.disks):
             stem = f"{new_uuid}-disk{index}"
             if disk.clone is None:
-                sources.append(self._devices.disk_source(disk, stem, spec.name, created))
+                sources.append(self._storage.disk_source(disk, stem, spec.name, created))
                 continue
-            pool = self._devices.pool(disk.pool, spec.name)
+            pool = self._storage.pool(disk.pool, spec.name)
             sources.append(self._images.clone(disk, pool, stem, spec.name, created, deadline))
         seed = None
         if spec.cloud_init is not None:
-            pool = self._devices.pool(next((disk.pool for disk in spec.disks if disk.pool), None), spec.name)
+            pool = self._storage.pool(next((disk.pool for disk in spec.disks if disk.pool), None), spec.name)
             seed = self._images.seed(spec.cloud_init, pool, new_uuid, spec.name, created, deadline)
         if spec.cdrom is not None:
-            self._devices.require_file(spec.cdrom, spec.name, "CD-ROM image")
+            self._storage.require_file(spec.cdrom, spec.name, "CD-ROM image")
         networks = [self._devices.network_name(nic, spec.name) for nic in spec.nics]
         return planner.plan_domain(
             spec,

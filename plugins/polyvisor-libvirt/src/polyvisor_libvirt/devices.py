@@ -1,4 +1,4 @@
-"""Storage and devices of libvirt domains: volumes made for disks, networks for NICs, attaching and detaching.
+"""Disks and NICs of libvirt domains: networks for NICs, attaching and detaching.
 
 Device XML is built with ElementTree (:mod:`.domainxml`); a detach hands libvirt the device's own XML as defined.
 """
@@ -6,34 +6,28 @@ Device XML is built with ElementTree (:mod:`.domainxml`); a detach hands libvirt
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
-from pathlib import Path, PurePath
+from collections.abc import Callable
 
 import libvirt
 
 from polyvisor.errors import NotFoundError, ValidationError
-from polyvisor.model import DiskFormat, DiskSpec, NicSpec
+from polyvisor.model import DiskSpec, NicSpec
 from polyvisor_libvirt import domainxml
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import DiskDevice, NicDevice
+from polyvisor_libvirt.storage import Storage
 
 __all__ = ["Devices"]
 
-log = logging.getLogger("polyvisor.libvirt")
-
-_EXTENSIONS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "img", DiskFormat.VHDX: "vhdx", DiskFormat.VHD: "vhd"}
-_QEMU_FORMATS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "raw", DiskFormat.VHDX: "vhdx", DiskFormat.VHD: "vpc"}
-_FORMAT_BY_SUFFIX = {".qcow2": "qcow2", ".img": "raw", ".raw": "raw", ".iso": "raw", ".vhdx": "vhdx", ".vhd": "vpc"}
-
 
 class Devices:
-    """Disks, NICs and the volumes and networks behind them, over one client."""
+    """Disks and NICs, and the networks behind them, over one client."""
 
-    def __init__(self, client: LibvirtClient) -> None:
+    def __init__(self, client: LibvirtClient, storage: Storage) -> None:
         self._client = client
+        self._storage = storage
 
     def network_name(self, nic: NicSpec, vm: str) -> str:
         if nic.network is not None:
@@ -61,61 +55,6 @@ class Devices:
             f"VM {vm!r}: this host has several networks ({', '.join(sorted(names))}) and none is called "
             "'default'; name one in the NIC spec",
             field="nic.network",
-        )
-
-    def disk_source(
-        self, disk: DiskSpec, volume_stem: str, vm: str, created: list[libvirt.virStorageVol]
-    ) -> tuple[str, str]:
-        if disk.image is not None:
-            self.require_file(disk.image, vm, "disk image")
-            fmt = _QEMU_FORMATS[disk.disk_format] if disk.disk_format else _guess_format(disk.image)
-            return disk.image, fmt
-        pool = self.pool(disk.pool, vm)
-        fmt = disk.disk_format or DiskFormat.QCOW2
-        volume_xml = ET.Element("volume")
-        ET.SubElement(volume_xml, "name").text = f"{volume_stem}.{_EXTENSIONS[fmt]}"
-        ET.SubElement(volume_xml, "capacity", {"unit": "MiB"}).text = str(disk.size_mib)
-        target = ET.SubElement(volume_xml, "target")
-        ET.SubElement(target, "format", {"type": _QEMU_FORMATS[fmt]})
-        with self._client.errors(
-            f"creating a {disk.size_mib} MiB volume in pool {pool.name()!r}", host=self._client.host, vm=vm
-        ):
-            volume = pool.createXML(domainxml.to_text(volume_xml), 0)
-            created.append(volume)
-            return volume.path(), _QEMU_FORMATS[fmt]
-
-    def require_file(self, path: str, vm: str, what: str) -> None:
-        """Refuse a missing image up front: known to a storage pool, or (on a local host) present on disk."""
-        try:
-            self._client.live().storageVolLookupByPath(path)
-            return
-        except libvirt.libvirtError:
-            pass
-        if not self._client.uri.is_local or Path(path).exists():
-            return  # a remote host's files cannot be checked from here; libvirt reports them at start
-        raise NotFoundError(
-            f"the {what} {path!r} does not exist on this host; check the path (or create it) and retry",
-            host=self._client.host,
-            vm=vm,
-        )
-
-    def pool(self, name: str | None, vm: str) -> libvirt.virStoragePool:
-        conn = self._client.live()
-        if name is not None:
-            with self._client.errors(f"finding storage pool {name!r}", host=self._client.host, vm=vm):
-                return conn.storagePoolLookupByName(name)
-        with self._client.errors("listing storage pools", host=self._client.host, vm=vm):
-            pools = conn.listAllStoragePools()
-        by_name = {pool.name(): pool for pool in pools}
-        if "default" in by_name:
-            return by_name["default"]
-        if len(pools) == 1:
-            return pools[0]
-        raise NotFoundError(
-            f"no storage pool named 'default' (pools: {', '.join(sorted(by_name)) or 'none'}); "
-            "create one (virsh pool-define-as default dir --target /var/lib/libvirt/images) or set disk.pool",
-            host=self._client.host,
-            vm=vm,
         )
 
     def _change_device(self, uuid: str, element: ET.Element, *, live: bool, attach: bool, doing: str) -> None:
@@ -158,27 +97,16 @@ class Devices:
             index += 1
         target = domainxml.target_name(disk.bus, index)
         created: list[libvirt.virStorageVol] = []
-        path, fmt = self.disk_source(disk, f"{definition.uuid}-{target}", definition.name, created)
+        path, fmt = self._storage.disk_source(disk, f"{definition.uuid}-{target}", definition.name, created)
         element = domainxml.disk_element(DiskDevice(path, target, disk.bus.value, fmt, readonly=disk.readonly))
         try:
             self._change_device(uuid, element, live=live, attach=True, doing=f"attaching disk {target}")
             if created:
-                self.set_owned(dom, (*definition.owned_volumes, path))
+                self._storage.set_owned(dom, (*definition.owned_volumes, path))
         except BaseException:
-            self.delete_volumes(created, definition.name)
+            self._storage.delete_volumes(created, definition.name)
             raise
         return target
-
-    def set_owned(self, dom: libvirt.virDomain, paths: Sequence[str]) -> None:
-        with self._client.errors("recording the VM's volumes", host=self._client.host, vm=dom.name()):
-            dom.setMetadata(
-                libvirt.VIR_DOMAIN_METADATA_ELEMENT,
-                domainxml.owned_xml(paths) if paths else None,
-                domainxml.STORAGE_PREFIX if paths else None,
-                domainxml.STORAGE_NS,
-                self._client.affect(dom),
-            )
-        self._client.cache.drop(dom.UUIDString())
 
     def detach_disk(self, uuid: str, target: str, *, live: bool) -> None:
         """Detach the disk with this target; the volume stays (delete(storage=True) removes owned ones)."""
@@ -226,19 +154,6 @@ class Devices:
             )
         element = self._device_element(dom, "interface", lambda el: _same_device(el, _mac_probe(mac)))
         self._change_device(uuid, element, live=live, attach=False, doing=f"detaching NIC {mac}")
-
-    def delete_volumes(self, volumes: Sequence[libvirt.virStorageVol], vm: str) -> None:
-        """Delete volumes made for a VM that did not come to be (best effort: failures are logged)."""
-        for volume in volumes:
-            try:
-                volume.delete(0)
-            except libvirt.libvirtError:
-                log.warning("could not delete volume %s created for VM %r on %s", volume.path(), vm, self._client.host)
-
-
-def _guess_format(path: str) -> str:
-    suffix = PurePath(path).suffix.lower()
-    return _FORMAT_BY_SUFFIX.get(suffix, "raw")
 
 
 def _random_mac() -> str:
