@@ -19,6 +19,7 @@ from polyvisor.errors import NotFoundError
 from polyvisor.model import DiskFormat, DiskSpec
 from polyvisor_libvirt import domainxml
 from polyvisor_libvirt.client import LibvirtClient
+from polyvisor_libvirt.domainxml import Definition
 
 __all__ = ["Storage"]
 
@@ -103,6 +104,23 @@ class Storage:
                 self._client.affect(dom),
             )
         self._client.cache.drop(dom.UUIDString())
+
+    def volumes_to_delete(self, definition: Definition, *, storage: bool) -> list[libvirt.virStorageVol]:
+        """The volumes that go with the domain: those it owns with ``storage``, else only its cloud-init seed.
+
+        The seed (an owned volume attached as a CD-ROM) is part of the VM, not storage a caller keeps. A volume
+        that is already gone is logged and left out.
+        """
+        volumes: list[libvirt.virStorageVol] = []
+        owned = set(definition.owned_volumes)
+        seeds = {disk.path for disk in definition.disks if disk.device == "cdrom" and disk.path in owned}
+        for path in definition.owned_volumes:
+            if storage or path in seeds:
+                try:
+                    volumes.append(self._client.conn.storageVolLookupByPath(path))
+                except libvirt.libvirtError:
+                    log.warning("volume %s of VM %r is already gone on %s", path, definition.name, self._client.host)
+        return volumes
 
     def delete_volumes(self, volumes: Sequence[libvirt.virStorageVol], vm: str) -> None:
         """Delete volumes made for a VM that did not come to be (best effort: failures are logged)."""
