@@ -8,18 +8,21 @@ lease on its network, or no ARP entry. :meth:`polyvisor.VM.wait_for_address` sho
 from __future__ import annotations
 
 import contextlib
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import libvirt
 
-from polyvisor.errors import PolyvisorError
+from polyvisor.errors import PolyvisorError, UnsupportedError
 from polyvisor.model import AddressAnswer, GuestAddress
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import Definition
 
 __all__ = ["SOURCES", "Addresses", "agent_detail", "to_addresses"]
+
+log = logging.getLogger("polyvisor.libvirt")
 
 SOURCES = {
     "agent": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
@@ -66,10 +69,29 @@ def to_addresses(found: Mapping[str, Any], source: str) -> tuple[GuestAddress, .
 
 
 class Addresses:
-    """Address answers of domains, over one client."""
+    """Guest addresses of domains, and each source's answer, over one client."""
 
     def __init__(self, client: LibvirtClient) -> None:
         self._client = client
+
+    def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
+        """interfaceAddresses from each source in order; the first that answers with addresses wins."""
+        dom = self._client.domain(uuid)
+        last: PolyvisorError | None = None
+        for source in sources:
+            try:
+                doing = f"reading guest addresses ({source})"
+                with self._client.errors(doing, host=self._client.host, vm=dom.name()):
+                    found = dom.interfaceAddresses(SOURCES[source], 0)
+            except PolyvisorError as error:
+                last = error
+                continue
+            out = list(to_addresses(found, source))
+            if out:
+                return out
+        if last is not None and not isinstance(last, UnsupportedError):
+            log.debug("no guest addresses for %s: %s", uuid, last)
+        return []
 
     def answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
         """Ask every source in order; each answer holds its addresses or says why there are none."""

@@ -1,27 +1,30 @@
-"""The libvirt backend: one :class:`LibvirtBackend` per open libvirt connection, a facade over its parts.
+"""The libvirt backend: one :class:`LibvirtBackend` per open libvirt connection, a facade over its rooms.
 
-* :mod:`.client`: the connection (reopened after it drops), error mapping, deadline-bounded jobs;
-* :mod:`.events`: event registrations, subscriptions and the definition cache they keep coherent;
-* :mod:`.inventory`: bulk listings (a constant number of calls), one domain's facts, guest addresses, console;
-* :mod:`.planner`: spec -> domain plan, host-free; :mod:`.storage`: pools and volumes; :mod:`.devices`: networks,
-  disk/NIC attach;
+Each room is a module with one class, named as in the Hyper-V backend, and each room method that implements a
+:class:`~polyvisor.backend.Backend` method carries that method's name:
+
+* :mod:`.client`: the connection (reopened after it drops), error mapping, lookups, deadline-bounded jobs;
+* :mod:`.inventory`: host facts, networks, bulk listings (a constant number of calls), one domain's facts,
+  labels, per-VM features, console;
+* :mod:`.lifecycle`: creation, deletion and the power verbs;
 * :mod:`.snapshots`: internal snapshots;
-* :mod:`.lifecycle`: creation, deletion and the power verbs.
+* :mod:`.devices`: disks and NICs attached and detached; :mod:`.storage`: pools and the volumes a domain owns;
+  :mod:`.images`: clones of base images and cloud-init seeds;
+* :mod:`.sizing`: vCPUs, memory and disk sizes; :mod:`.addresses`: guest addresses, source by source;
+* :mod:`.events`: event registrations, subscriptions and the definition cache they keep coherent;
+* :mod:`.errors`, :mod:`.states`: libvirt's error codes and domain states in polyvisor's terms.
+
+libvirt's own: :mod:`.domainxml` (domain XML, built and parsed), :mod:`.planner` (spec -> domain plan, host-free),
+:mod:`.probe` and :mod:`.kvmcheck` (what the host can do), :mod:`.eventloop` (libvirt's event loop).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import ClassVar
 
-import libvirt
-
 from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
-from polyvisor.errors import (
-    ValidationError,
-)
+from polyvisor.errors import ValidationError
 from polyvisor.model import (
     AddressAnswer,
     DiskSpec,
@@ -37,7 +40,6 @@ from polyvisor.model import (
     VMStatus,
 )
 from polyvisor.uri import URI
-from polyvisor_libvirt import domainxml
 from polyvisor_libvirt.addresses import Addresses
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.devices import Devices
@@ -50,8 +52,6 @@ from polyvisor_libvirt.snapshots import Snapshots
 from polyvisor_libvirt.storage import Storage
 
 __all__ = ["LibvirtBackend"]
-
-log = logging.getLogger("polyvisor.libvirt")
 
 _KNOWN_OPTIONS = frozenset({"readonly"})
 
@@ -96,101 +96,45 @@ class LibvirtBackend(Backend):
             )
         self.uri = uri
         self.host = uri.display_host
-        self._client = LibvirtClient(uri, credentials)
-        self._snapshots = Snapshots(self._client)
-        self._storage = Storage(self._client)
-        self._devices = Devices(self._client, self._storage)
-        self._images = Images(self._client)
-        self._sizing = Sizing(self._client)
-        self._addresses = Addresses(self._client)
-        self._inventory = Inventory(self._client)
+        self._client = client = LibvirtClient(uri, credentials)
         try:
-            self._host_caps = read_host_caps(self._client)
-            self._features = probe_connection(self._client, self._host_caps)
+            host_caps = read_host_caps(client)
+            self._features = probe_connection(client, host_caps)
         except BaseException:
             self.close()  # no caller will ever close a backend that was not returned
             raise
         if uri.driver in ("qemu", "kvm"):
             # An ACPI press that arrives before the guest's ACPI daemon runs is lost: have the core repeat it.
             self.shutdown_retry_interval = 2.0
+        storage = Storage(client)
+        self._inventory = Inventory(client, host_caps)
+        self._devices = Devices(client, storage)
         self._lifecycle = Lifecycle(
-            self._client,
-            self._host_caps,
+            client,
+            host_caps,
             inventory=self._inventory,
-            storage=self._storage,
+            storage=storage,
             devices=self._devices,
-            images=self._images,
+            images=Images(client),
             acpi_shutdown=self.shutdown_retry_interval is not None,
         )
+        self._snapshots = Snapshots(client)
+        self._sizing = Sizing(client)
+        self._addresses = Addresses(client)
 
-    # -- connection -------------------------------------------------------------------------------------------
     def close(self) -> None:
         """Deregister callbacks and close the connection; safe to call twice."""
         self._client.close()
 
-    def subscribe(self, sink: EventSink) -> Subscription:
-        """Lifecycle events (libvirt's, via the connection's one registration) until the returned callable runs."""
-        self._client.live()
-        if not self._client.events.available:
-            return super().subscribe(sink)
-        return self._client.events.subscribe(sink)
-
-    # -- capabilities -----------------------------------------------------------------------------------------
-    def probe_features(self) -> frozenset[Feature]:
-        """The features of this connection's driver (probed at connect)."""
-        return self._features
-
-    def probe_vm_features(self, uuid: str) -> frozenset[Feature]:
-        """Narrow the connection's features to what this VM's definition allows."""
-        features = set(self._features)
-        if self.uri.driver in ("qemu", "kvm"):
-            definition = self._client.definition(self._client.domain(uuid), fresh=False)
-            if not definition.guest_agent:
-                features.discard(Feature.SHUTDOWN_AGENT)
-            if not definition.serial_logs:
-                features.discard(Feature.CONSOLE)
-            if not definition.balloon:
-                features.discard(Feature.RECONFIGURE_LIVE_MEMORY)  # <memballoon model='none'/>
-            disks = [disk for disk in definition.disks if disk.device == "disk"]
-            if any(disk.format != "qcow2" for disk in disks) or definition.uefi:
-                # Internal snapshots (the only revertible kind here) need qcow2 disks and no pflash NVRAM.
-                features -= {Feature.SNAPSHOTS, Feature.SNAPSHOT_MEMORY, Feature.SNAPSHOT_DESCRIPTION}
-        return frozenset(features)
-
-    # -- host ----------------------------------------------------------------------------------------------------
+    # -- host and inventory --------------------------------------------------------------------------------------------
     def host_info(self) -> HostInfo:
         """Facts from getInfo, getHostname, getVersion/getLibVersion and the capabilities."""
-        conn = self._client.live()
-        with self._client.errors("reading host facts", host=self.host):
-            model, memory_mib, cpus, *_ = conn.getInfo()
-            hostname = conn.getHostname()
-            hypervisor = conn.getType()
-            version = conn.getVersion()
-            lib_version = conn.getLibVersion()
-            # The test driver returns its cells' free KiB where the API promises bytes; leave it to the caller to
-            # compute from the VMs rather than report a figure a thousand times too small.
-            free = None if self.uri.driver == "test" else conn.getFreeMemory() // (1024 * 1024)
-        return HostInfo(
-            hostname=hostname,
-            hypervisor=f"libvirt/{hypervisor}",
-            hypervisor_version=_version(version),
-            cpus=cpus,
-            memory_mib=memory_mib,
-            arch=self._host_caps.arch or model,
-            extra=MappingProxyType({"libvirt_version": _version(lib_version), "driver": self.uri.driver}),
-            free_memory_mib=free,
-        )
+        return self._inventory.host_info()
 
     def networks(self) -> list[NetworkInfo]:
         """Every libvirt network."""
-        conn = self._client.live()
-        with self._client.errors("listing networks", host=self.host):
-            return [
-                NetworkInfo(name=net.name(), active=bool(net.isActive()), kind="libvirt-network", uuid=net.UUIDString())
-                for net in conn.listAllNetworks()
-            ]
+        return self._inventory.networks()
 
-    # -- inventory -----------------------------------------------------------------------------------------------
     def list_vms(self) -> list[VMInfo]:
         """Every domain in two bulk calls, details only for domains in the definition cache."""
         return self._inventory.list_vms()
@@ -207,7 +151,23 @@ class LibvirtBackend(Backend):
         """The domain's state, reason and managed-save image, without reading its XML."""
         return self._inventory.status(uuid)
 
-    # -- lifecycle ----------------------------------------------------------------------------------------------
+    def probe_features(self) -> frozenset[Feature]:
+        """The features of this connection's driver (probed at connect)."""
+        return self._features
+
+    def probe_vm_features(self, uuid: str) -> frozenset[Feature]:
+        """Narrow the connection's features to what this VM's definition allows."""
+        return self._inventory.probe_vm_features(uuid, self._features)
+
+    def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
+        """Replace the labels element in the domain's metadata (live and persistent)."""
+        self._inventory.set_labels(uuid, labels)
+
+    def console_output(self, uuid: str) -> str:
+        """The serial log file of a local domain."""
+        return self._inventory.console_output(uuid)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------------
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         """Define the domain; on any failure, undefine it and delete the volumes made for it."""
         return self._lifecycle.create(spec, deadline)
@@ -252,21 +212,7 @@ class LibvirtBackend(Backend):
         """managedSaveRemove()."""
         self._lifecycle.discard_saved_state(uuid, deadline)
 
-    # -- labels --------------------------------------------------------------------------------------------------
-    def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
-        """Replace the labels element in the domain's metadata (live and persistent)."""
-        with self._client.acting(uuid, "setting labels") as dom:
-            xml = domainxml.labels_xml(labels) if labels else None
-            dom.setMetadata(
-                libvirt.VIR_DOMAIN_METADATA_ELEMENT,
-                xml,
-                domainxml.LABELS_PREFIX if xml else None,
-                domainxml.LABELS_NS,
-                self._client.affect(dom),
-            )
-            self._client.cache.drop(dom.UUIDString())
-
-    # -- snapshots -----------------------------------------------------------------------------------------------
+    # -- snapshots -----------------------------------------------------------------------------------------------------
     def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
         """Take an internal snapshot (see :meth:`.snapshots.Snapshots.create`)."""
         return self._snapshots.create(uuid, name, memory=memory, description=description, deadline=deadline)
@@ -283,7 +229,7 @@ class LibvirtBackend(Backend):
         """Delete one snapshot (its children move up) or the whole subtree."""
         self._snapshots.delete(uuid, name, children=children, deadline=deadline)
 
-    # -- devices -------------------------------------------------------------------------------------------------
+    # -- devices and guest ---------------------------------------------------------------------------------------------
     def attach_disk(self, uuid: str, disk: DiskSpec, *, live: bool) -> str:
         """Create (or use) the disk and attach it at the next free target on its bus."""
         return self._devices.attach_disk(uuid, disk, live=live)
@@ -300,20 +246,15 @@ class LibvirtBackend(Backend):
         """Detach the NIC with this MAC."""
         self._devices.detach_nic(uuid, mac, live=live)
 
-    # -- guest ---------------------------------------------------------------------------------------------------
     def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
         """interfaceAddresses from each source in order; the first that answers with addresses wins."""
-        return self._inventory.addresses(uuid, sources)
+        return self._addresses.addresses(uuid, sources)
 
     def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
         """Each source's addresses, or why it has none ("agent not connected", "no lease for 52:54:00:..")."""
         return self._addresses.answers(uuid, sources)
 
-    def console_output(self, uuid: str) -> str:
-        """The serial log file of a local domain."""
-        return self._inventory.console_output(uuid)
-
-    # -- sizes ---------------------------------------------------------------------------------------------------
+    # -- sizes ---------------------------------------------------------------------------------------------------------
     def reconfigure(
         self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline
     ) -> None:
@@ -324,8 +265,10 @@ class LibvirtBackend(Backend):
         """Grow a disk: the pool volume (stopped) or blockResize (running); never shrink."""
         self._sizing.resize_disk(uuid, target, size_mib, deadline)
 
-
-def _version(number: int) -> str:
-    major, rest = divmod(number, 1_000_000)
-    minor, release = divmod(rest, 1000)
-    return f"{major}.{minor}.{release}"
+    # -- events --------------------------------------------------------------------------------------------------------
+    def subscribe(self, sink: EventSink) -> Subscription:
+        """Lifecycle events (libvirt's, via the connection's one registration) until the returned callable runs."""
+        self._client.live()
+        if not self._client.events.available:
+            return super().subscribe(sink)
+        return self._client.events.subscribe(sink)

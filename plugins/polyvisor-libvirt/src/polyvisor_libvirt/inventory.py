@@ -1,4 +1,5 @@
-"""What libvirt says about domains: bulk listings, one domain's facts, its guest addresses and console.
+"""What libvirt says about the host and its domains: host facts and networks, bulk listings, one domain's facts,
+labels, features and console.
 
 Listing reads states in bulk (``getAllDomainStats`` plus one ``listAllDomains`` filtered on managed-save images).
 Definition facts (cpus, memory, labels, description) come from the client's cache of parsed domain XML, which
@@ -8,32 +9,102 @@ reads them. So a listing costs two calls whatever the number of VMs.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 import libvirt
 
 from polyvisor.errors import PolyvisorError, UnsupportedError
-from polyvisor.model import DynamicMemory, Feature, GuestAddress, PowerState, VMDetails, VMInfo, VMStatus
-from polyvisor_libvirt.addresses import SOURCES, to_addresses
+from polyvisor.model import (
+    DynamicMemory,
+    Feature,
+    HostInfo,
+    NetworkInfo,
+    PowerState,
+    VMDetails,
+    VMInfo,
+    VMStatus,
+)
+from polyvisor_libvirt import domainxml
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import Definition
+from polyvisor_libvirt.probe import HostCaps
 from polyvisor_libvirt.states import to_status
 
 __all__ = ["Inventory"]
-
-log = logging.getLogger("polyvisor.libvirt")
 
 _STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON
 
 
 class Inventory:
-    """Listings and facts of domains, over one client."""
+    """Facts of the host, its networks and its domains (listings, labels, features), over one client."""
 
-    def __init__(self, client: LibvirtClient) -> None:
+    def __init__(self, client: LibvirtClient, host_caps: HostCaps) -> None:
         self._client = client
+        self._host_caps = host_caps
+
+    def host_info(self) -> HostInfo:
+        """Facts from getInfo, getHostname, getVersion/getLibVersion and the capabilities."""
+        conn = self._client.live()
+        with self._client.errors("reading host facts", host=self._client.host):
+            model, memory_mib, cpus, *_ = conn.getInfo()
+            hostname = conn.getHostname()
+            hypervisor = conn.getType()
+            version = conn.getVersion()
+            lib_version = conn.getLibVersion()
+            # The test driver returns its cells' free KiB where the API promises bytes; leave it to the caller to
+            # compute from the VMs rather than report a figure a thousand times too small.
+            free = None if self._client.uri.driver == "test" else conn.getFreeMemory() // (1024 * 1024)
+        return HostInfo(
+            hostname=hostname,
+            hypervisor=f"libvirt/{hypervisor}",
+            hypervisor_version=_version(version),
+            cpus=cpus,
+            memory_mib=memory_mib,
+            arch=self._host_caps.arch or model,
+            extra=MappingProxyType({"libvirt_version": _version(lib_version), "driver": self._client.uri.driver}),
+            free_memory_mib=free,
+        )
+
+    def networks(self) -> list[NetworkInfo]:
+        """Every libvirt network."""
+        conn = self._client.live()
+        with self._client.errors("listing networks", host=self._client.host):
+            return [
+                NetworkInfo(name=net.name(), active=bool(net.isActive()), kind="libvirt-network", uuid=net.UUIDString())
+                for net in conn.listAllNetworks()
+            ]
+
+    def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
+        """Replace the labels element in the domain's metadata (live and persistent)."""
+        with self._client.acting(uuid, "setting labels") as dom:
+            xml = domainxml.labels_xml(labels) if labels else None
+            dom.setMetadata(
+                libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                xml,
+                domainxml.LABELS_PREFIX if xml else None,
+                domainxml.LABELS_NS,
+                self._client.affect(dom),
+            )
+            self._client.cache.drop(dom.UUIDString())
+
+    def probe_vm_features(self, uuid: str, features: frozenset[Feature]) -> frozenset[Feature]:
+        """Narrow the connection's ``features`` to what this VM's definition allows."""
+        narrowed = set(features)
+        if self._client.uri.driver in ("qemu", "kvm"):
+            definition = self._client.definition(self._client.domain(uuid), fresh=False)
+            if not definition.guest_agent:
+                narrowed.discard(Feature.SHUTDOWN_AGENT)
+            if not definition.serial_logs:
+                narrowed.discard(Feature.CONSOLE)
+            if not definition.balloon:
+                narrowed.discard(Feature.RECONFIGURE_LIVE_MEMORY)  # <memballoon model='none'/>
+            disks = [disk for disk in definition.disks if disk.device == "disk"]
+            if any(disk.format != "qcow2" for disk in disks) or definition.uefi:
+                # Internal snapshots (the only revertible kind here) need qcow2 disks and no pflash NVRAM.
+                narrowed -= {Feature.SNAPSHOTS, Feature.SNAPSHOT_MEMORY, Feature.SNAPSHOT_DESCRIPTION}
+        return frozenset(narrowed)
 
     def list_vms(self) -> list[VMInfo]:
         """Every domain in two bulk calls, whatever their number.
@@ -124,25 +195,6 @@ class Inventory:
             ),
         )
 
-    def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
-        """interfaceAddresses from each source in order; the first that answers with addresses wins."""
-        dom = self._client.domain(uuid)
-        last: PolyvisorError | None = None
-        for source in sources:
-            try:
-                doing = f"reading guest addresses ({source})"
-                with self._client.errors(doing, host=self._client.host, vm=dom.name()):
-                    found = dom.interfaceAddresses(SOURCES[source], 0)
-            except PolyvisorError as error:
-                last = error
-                continue
-            out = list(to_addresses(found, source))
-            if out:
-                return out
-        if last is not None and not isinstance(last, UnsupportedError):
-            log.debug("no guest addresses for %s: %s", uuid, last)
-        return []
-
     def console_output(self, uuid: str) -> str:
         """The serial log file of a local domain."""
         dom = self._client.domain(uuid)
@@ -165,3 +217,9 @@ class Inventory:
                 host=self._client.host,
                 vm=definition.name,
             ) from error
+
+
+def _version(number: int) -> str:
+    major, rest = divmod(number, 1_000_000)
+    minor, release = divmod(rest, 1000)
+    return f"{major}.{minor}.{release}"
