@@ -236,7 +236,7 @@ def test_an_empty_answer_says_which_nic_has_no_lease(conn: Connection, backend: 
     dom = backend._client.conn.lookupByName("test")
     addresses = Addresses(backend._client)
     backend._client.domain = lambda _ref: Quiet(dom)  # type: ignore[method-assign,assignment,return-value]
-    answers = addresses.answers(dom.UUIDString(), ("agent", "lease", "arp"))
+    answers = addresses.address_answers(dom.UUIDString(), ("agent", "lease", "arp"))
     assert answers[0].detail == "agent answered with no addresses"
     assert answers[1].detail.startswith("no lease for aa:bb:cc:dd:ee:ff")
     assert answers[2].detail == "no ARP entry for aa:bb:cc:dd:ee:ff"

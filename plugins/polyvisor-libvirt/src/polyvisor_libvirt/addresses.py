@@ -93,7 +93,7 @@ class Addresses:
             log.debug("no guest addresses for %s: %s", uuid, last)
         return []
 
-    def answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
+    def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
         """Ask every source in order; each answer holds its addresses or says why there are none."""
         dom = self._client.domain(uuid)
         definition: Definition | None = None

@@ -214,20 +214,20 @@ class LibvirtBackend(Backend):
 
     # -- snapshots -----------------------------------------------------------------------------------------------------
     def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
-        """Take an internal snapshot (see :meth:`.snapshots.Snapshots.create`)."""
-        return self._snapshots.create(uuid, name, memory=memory, description=description, deadline=deadline)
+        """Take an internal snapshot (see :meth:`.snapshots.Snapshots.snapshot_create`)."""
+        return self._snapshots.snapshot_create(uuid, name, memory=memory, description=description, deadline=deadline)
 
     def snapshot_list(self, uuid: str) -> list[Snapshot]:
         """Every snapshot with its parent and whether it is current."""
-        return self._snapshots.list(uuid)
+        return self._snapshots.snapshot_list(uuid)
 
     def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
         """Revert; a snapshot taken without memory ends stopped."""
-        self._snapshots.revert(uuid, name, deadline)
+        self._snapshots.snapshot_revert(uuid, name, deadline)
 
     def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         """Delete one snapshot (its children move up) or the whole subtree."""
-        self._snapshots.delete(uuid, name, children=children, deadline=deadline)
+        self._snapshots.snapshot_delete(uuid, name, children=children, deadline=deadline)
 
     # -- devices and guest ---------------------------------------------------------------------------------------------
     def attach_disk(self, uuid: str, disk: DiskSpec, *, live: bool) -> str:
@@ -252,7 +252,7 @@ class LibvirtBackend(Backend):
 
     def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
         """Each source's addresses, or why it has none ("agent not connected", "no lease for 52:54:00:..")."""
-        return self._addresses.answers(uuid, sources)
+        return self._addresses.address_answers(uuid, sources)
 
     # -- sizes ---------------------------------------------------------------------------------------------------------
     def reconfigure(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
@@ -22,7 +21,7 @@ class Snapshots:
     def __init__(self, client: LibvirtClient) -> None:
         self._client = client
 
-    def create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
+    def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
         """snapshotCreateXML (internal snapshots).
 
         Internal snapshots of a running VM always hold its memory (QEMU and the test driver alike), and libvirt
@@ -53,7 +52,7 @@ class Snapshots:
             self._client.affect(dom),
         )
 
-    def list(self, uuid: str) -> builtins.list[Snapshot]:
+    def snapshot_list(self, uuid: str) -> list[Snapshot]:
         """Every snapshot with its parent and whether it is current."""
         with self._client.acting(uuid, "listing snapshots") as dom:
             current = None
@@ -61,7 +60,7 @@ class Snapshots:
                 current = dom.snapshotCurrent(0).getName()
             return [_snapshot(snap, current=snap.getName() == current) for snap in dom.listAllSnapshots(0)]
 
-    def revert(self, uuid: str, name: str, deadline: Deadline) -> None:
+    def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
         """revertToSnapshot; a snapshot taken without memory ends stopped, whatever libvirt kept."""
         doing = f"reverting to snapshot {name!r}"
         with self._client.acting(uuid, doing, deadline) as dom:
@@ -77,7 +76,7 @@ class Snapshots:
                 self._client.bounded(dom, deadline, doing, lambda: dom.revertToSnapshot(snap, 0))
             self._client.cache.drop(dom.UUIDString())
 
-    def delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
+    def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         """Delete one snapshot (its children move up) or the whole subtree."""
         flags = libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN if children else 0
         with self._client.acting(uuid, f"deleting snapshot {name!r}", deadline) as dom:
