@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
-from polyvisor.errors import ValidationError
+from polyvisor.backend_helpers import refuse_unknown_options
 from polyvisor.model import (
     AddressAnswer,
     DiskSpec,
@@ -87,13 +87,7 @@ class LibvirtBackend(Backend):
     address_sources: ClassVar[tuple[str, ...]] = ("agent", "lease", "arp")
 
     def __init__(self, uri: URI, credentials: Credentials) -> None:
-        unknown = sorted(set(credentials.options) - _KNOWN_OPTIONS)
-        if unknown:
-            raise ValidationError(
-                f"the libvirt backend does not know the option(s) {', '.join(unknown)}; "
-                f"it accepts username, password and {', '.join(sorted(_KNOWN_OPTIONS))}",
-                field="options",
-            )
+        refuse_unknown_options(credentials.options, _KNOWN_OPTIONS, backend=self.name)
         self.uri = uri
         self.host = uri.display_host
         self._client = client = LibvirtClient(uri, credentials)

@@ -6,12 +6,12 @@ Device XML is built with ElementTree (:mod:`.domainxml`); a detach hands libvirt
 from __future__ import annotations
 
 import contextlib
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
 import libvirt
 
+from polyvisor.backend_helpers import random_mac
 from polyvisor.errors import NotFoundError, ValidationError
 from polyvisor.model import DiskSpec, NicSpec
 from polyvisor_libvirt import domainxml
@@ -20,6 +20,8 @@ from polyvisor_libvirt.domainxml import DiskDevice, NicDevice
 from polyvisor_libvirt.storage import Storage
 
 __all__ = ["Devices"]
+
+_MAC_PREFIX = "52:54:00"  # the prefix QEMU/KVM guests conventionally carry (locally administered MACs)
 
 
 class Devices:
@@ -135,7 +137,7 @@ class Devices:
     def attach_nic(self, uuid: str, nic: NicSpec, *, live: bool) -> str:
         """Attach a NIC; a MAC is generated when none is given."""
         dom = self._client.domain(uuid)
-        mac = nic.mac or _random_mac()
+        mac = nic.mac or random_mac(_MAC_PREFIX)
         network = self.network_name(nic, dom.name())
         element = domainxml.nic_element(NicDevice(network, mac, nic.model))
         self._change_device(uuid, element, live=live, attach=True, doing=f"attaching a NIC on {network!r}")
@@ -154,12 +156,6 @@ class Devices:
             )
         element = self._device_element(dom, "interface", lambda el: _same_device(el, _mac_probe(mac)))
         self._change_device(uuid, element, live=live, attach=False, doing=f"detaching NIC {mac}")
-
-
-def _random_mac() -> str:
-    # 52:54:00 is the prefix QEMU/KVM guests conventionally use for locally administered MACs.
-    tail = os.urandom(3)
-    return "52:54:00:" + ":".join(f"{byte:02x}" for byte in tail)
 
 
 def _target_probe(target: str) -> ET.Element:
