@@ -33,9 +33,21 @@ never hit the wrong VM. Choices the contract leaves open:
   every 500 ms on a session of its own, streams each change; subscriptions share it, and it stops on the host a
   moment after the last one is cancelled, or when the connection closes.
 
-This class is a facade: the work is done in :mod:`~polyvisor_hyperv.inventory`, :mod:`~polyvisor_hyperv.lifecycle`,
-:mod:`~polyvisor_hyperv.snapshots`, :mod:`~polyvisor_hyperv.devices` and :mod:`~polyvisor_hyperv.storage`, which
-share one :class:`~polyvisor_hyperv.client.HyperVClient` (the transport and the calls every part makes).
+This class is a facade over rooms. Each room is a module with one class, named as in the libvirt backend, and each
+room method that implements a :class:`~polyvisor.backend.Backend` method carries that method's name:
+
+* :mod:`.client`: the transport pool, the pipeline runs every room makes, a VM's row and status;
+* :mod:`.inventory`: host facts, switches, VM listings with details, labels, per-VM features;
+* :mod:`.lifecycle`: creation, deletion and the power verbs;
+* :mod:`.snapshots`: checkpoints;
+* :mod:`.devices`: drives and network adapters; :mod:`.storage`: disk files, where new ones go and which go with a
+  deleted VM; :mod:`.images`: clones of base images and cloud-init seeds;
+* :mod:`.sizing`: processors, memory and disk sizes; :mod:`.addresses`: guest addresses from KVP;
+* :mod:`.events`: the watcher pipeline feeding subscriptions;
+* :mod:`.errors`, :mod:`.states`: PowerShell error records and VM states in polyvisor's terms.
+
+Hyper-V's own: :mod:`.transport` (the interface, with :mod:`.psrp` and :mod:`.winrm_shell` implementing it),
+:mod:`.commands` (cmdlet pipelines as values), :mod:`.options` (connection options), :mod:`.notes` (labels in Notes).
 """
 
 from __future__ import annotations
@@ -161,7 +173,7 @@ class HyperVBackend(Backend):
         return self._inventory.info(uuid)
 
     def status(self, uuid: str) -> VMStatus:
-        return self._client.status(uuid)
+        return self._inventory.status(uuid)
 
     def probe_vm_features(self, uuid: str) -> frozenset[Feature] | None:
         return self._inventory.probe_vm_features(uuid)

@@ -13,6 +13,7 @@ from polyvisor.model import (
     PowerState,
     VMDetails,
     VMInfo,
+    VMStatus,
     normalize_uuid,
 )
 from polyvisor_hyperv.client import HyperVClient, MiB, as_guid, as_text, then, vm_step
@@ -131,6 +132,10 @@ class Inventory:
             ids = ", ".join(vm.uuid for vm in matches)
             raise ValidationError(f"{len(matches)} VMs are named {ref!r} ({ids}); address one by its UUID", field="vm")
         return matches[0]
+
+    def status(self, uuid: str) -> VMStatus:
+        """The VM's status: one Get-VM (State only), or the state its last verb just read."""
+        return self._client.status(uuid)
 
     def probe_vm_features(self, uuid: str) -> frozenset[Feature] | None:
         """A Generation 1 VM has no NIC hot-plug (Generation 2 only: What-s-new-in-Hyper-V-on-Windows.md); a VM
