@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from polyvisor.model import AddressAnswer, GuestAddress, PowerState
 from polyvisor_hyperv.client import HyperVClient, as_text
 from polyvisor_hyperv.devices import Devices, colon_mac
-from polyvisor_hyperv.states import status_from_vmstate
+from polyvisor_hyperv.states import to_status
 
 __all__ = ["KVP_SILENT", "Addresses"]
 
@@ -46,7 +46,7 @@ class Addresses:
             return AddressAnswer("kvp", (), "the VM has no network adapter")
         if not any(row.get("SwitchName") for row in rows):
             return AddressAnswer("kvp", (), "no network adapter is connected to a virtual switch")
-        state = status_from_vmstate(self._client.vm_row(uuid, ("State",)).get("State")).state
+        state = to_status(self._client.vm_row(uuid, ("State",)).get("State")).state
         if state is not PowerState.RUNNING:
             return AddressAnswer("kvp", (), f"the VM is {state.value}; KVP reports addresses of a running guest only")
         return AddressAnswer("kvp", (), KVP_SILENT)

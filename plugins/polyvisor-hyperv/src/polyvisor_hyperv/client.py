@@ -13,7 +13,7 @@ from polyvisor.errors import NotFoundError, PolyvisorError
 from polyvisor.model import VMStatus, normalize_uuid
 from polyvisor_hyperv.commands import Request, Step
 from polyvisor_hyperv.options import ConnectionOptions
-from polyvisor_hyperv.states import status_from_vmstate
+from polyvisor_hyperv.states import to_status
 from polyvisor_hyperv.transport import Invoker, Row
 
 __all__ = ["HyperVClient", "MiB", "as_guid", "as_text", "then", "vm_step"]
@@ -143,11 +143,11 @@ class HyperVClient:
             if observed is not None:
                 state, generation, at = observed
                 if generation == self._generation and time.monotonic() - at < _OBSERVED_FOR:
-                    return status_from_vmstate(state)
+                    return to_status(state)
         rows, _ = self._run([vm_step(uuid)], "reading the VM", uuid, ("State",), deadline, changes=False)
         if not rows:
             raise NotFoundError(f"no VM with Id {uuid}", host=self.host, vm=uuid)
-        return status_from_vmstate(rows[0].get("State"))
+        return to_status(rows[0].get("State"))
 
     def vhd_dir(self) -> str:
         """Return the host's VirtualHardDiskPath, where new disks go."""

@@ -19,7 +19,7 @@ from polyvisor.model import (
 from polyvisor_hyperv.client import HyperVClient, MiB, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.commands import Step
 from polyvisor_hyperv.notes import STATE_LABEL, join_notes, split_notes
-from polyvisor_hyperv.states import enum_name, status_from_vmstate
+from polyvisor_hyperv.states import enum_name, to_status
 from polyvisor_hyperv.transport import Row
 
 __all__ = ["VM_PROPERTIES", "Inventory"]
@@ -163,7 +163,7 @@ class Inventory:
         return self._vm_info(row, buffer)
 
     def _vm_info(self, row: Row, buffer: int | None = None) -> VMInfo:
-        status = status_from_vmstate(row.get("State"))
+        status = to_status(row.get("State"))
         description, labels = split_notes(as_text(row.get("Notes")))
         labels.pop(STATE_LABEL, None)  # a reverted VM has its checkpoint's Notes, record included
         # One Get-VM returns every property, so listings carry the details at no extra cost.

@@ -18,7 +18,7 @@ from polyvisor_hyperv.client import HyperVClient, as_guid, as_text, then, vm_ste
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.notes import STATE_LABEL, join_notes, split_notes
-from polyvisor_hyperv.states import enum_name, status_from_vmstate
+from polyvisor_hyperv.states import enum_name, to_status
 from polyvisor_hyperv.transport import Row, parse_datetime
 
 __all__ = ["SNAPSHOT_PROPERTIES", "Snapshots"]
@@ -62,7 +62,7 @@ class Snapshots:
                 host=self._client.host,
                 vm=uuid,
             )
-        state = status_from_vmstate(row.get("State")).state
+        state = to_status(row.get("State")).state
         running = state is not PowerState.STOPPED
         wanted = "Standard" if memory else ("ProductionOnly" if running else "Production")
         # Record a paused or saved VM's state in the Notes the checkpoint captures; put the VM's own back after.
