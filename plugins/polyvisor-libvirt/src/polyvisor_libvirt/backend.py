@@ -115,6 +115,7 @@ class LibvirtBackend(Backend):
         self._snapshots = Snapshots(client)
         self._sizing = Sizing(client)
         self._addresses = Addresses(client)
+        self._events = client.events  # the client registers it again on every connection it opens
 
     def close(self) -> None:
         """Deregister callbacks and close the connection; safe to call twice."""
@@ -263,6 +264,6 @@ class LibvirtBackend(Backend):
     def subscribe(self, sink: EventSink) -> Subscription:
         """Lifecycle events (libvirt's, via the connection's one registration) until the returned callable runs."""
         self._client.live()
-        if not self._client.events.available:
+        if not self._events.available:
             return super().subscribe(sink)
-        return self._client.events.subscribe(sink)
+        return self._events.subscribe(sink)

@@ -37,7 +37,7 @@ from polyvisor_libvirt import domainxml
 from polyvisor_libvirt.domainxml import Definition
 from polyvisor_libvirt.errors import map_libvirt_errors
 from polyvisor_libvirt.eventloop import ensure_event_loop
-from polyvisor_libvirt.events import DefinitionCache, DomainEvents
+from polyvisor_libvirt.events import DefinitionCache, Events
 from polyvisor_libvirt.states import to_status
 
 __all__ = ["LibvirtClient"]
@@ -72,7 +72,7 @@ class LibvirtClient:
         self._reconnect_lock = threading.RLock()
         self._credentials = credentials
         self.cache = DefinitionCache()
-        self.events = DomainEvents(self.cache)
+        self.events = Events(self.cache)
         libvirt.registerErrorHandler(_quiet, None)
         ensure_event_loop()
         self.conn: libvirt.virConnect = self._open(uri, credentials)
