@@ -68,7 +68,7 @@ class Devices:
                 select=("ControllerType", "ControllerNumber", "ControllerLocation"),
             )
         except PolyvisorError:
-            self._storage.remove_files(created)
+            self._storage.delete_files(created)
             raise
         if not rows:
             raise PolyvisorError("Add-VMHardDiskDrive returned no drive", host=self._client.host, vm=uuid)

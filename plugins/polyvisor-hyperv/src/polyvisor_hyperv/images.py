@@ -46,7 +46,7 @@ class Images:
     def __init__(self, client: HyperVClient) -> None:
         self._client = client
 
-    def read_bases(self, spec: VMSpec) -> dict[str, Row]:
+    def inspect(self, spec: VMSpec) -> dict[str, Row]:
         """``Get-VHD`` every base image the spec clones; check each exists and each ``size_mib`` is not below its
         base's size. Return the rows (Path, Size, VhdFormat) by base path, as given."""
         clones = [disk for disk in spec.disks if disk.clone is not None]
@@ -113,7 +113,7 @@ class Images:
         """A clone keeps its base's format."""
         return "vhd" if as_text(base.get("VhdFormat")).upper() == "VHD" else "vhdx"
 
-    def upload_seed(self, uuid: str, spec: VMSpec, deadline: Deadline) -> str:
+    def seed(self, uuid: str, spec: VMSpec, deadline: Deadline) -> str:
         """Write the spec's NoCloud seed ISO to the host and verify it; return its path."""
         assert spec.cloud_init is not None
         data = build_seed_iso(spec.cloud_init)

@@ -42,7 +42,7 @@ class Lifecycle:
 
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         check_spec(spec)
-        bases = self._images.read_bases(spec)  # a missing base raises here, before anything exists
+        bases = self._images.inspect(spec)  # a missing base raises here, before anything exists
         generation = spec.generation
         rows = self._client.run(
             [
@@ -68,7 +68,7 @@ class Lifecycle:
             steps = self._configuration_steps(uuid, spec, created_vhds, bases)
             self._client.run(steps, doing=f"configuring new VM {spec.name!r}", vm=spec.name, deadline=deadline)
             if spec.cloud_init is not None:
-                created_vhds.append(self._images.upload_seed(uuid, spec, deadline))
+                created_vhds.append(self._images.seed(uuid, spec, deadline))
                 self._client.run(
                     Images.seed_steps(uuid, created_vhds[-1], spec),
                     doing="inserting the cloud-init seed (DVD drive)",
@@ -141,7 +141,7 @@ class Lifecycle:
             self._client.run(
                 [vm_step(uuid), then("Remove-VM", Force=SWITCH)], doing="rolling back a failed create", vm=uuid
             )
-        self._storage.remove_files(vhds)
+        self._storage.delete_files(vhds)
 
     def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
         """Remove the VM (``Remove-VM`` leaves every disk file behind) and, with ``storage``, its disk files.
@@ -168,9 +168,9 @@ class Lifecycle:
                 path.casefold()
                 for path in self._storage.disk_files([Step("Get-VM")], doing="listing disks in use", every_parent=True)
             }
-            self._storage.remove_disks([path for path in files if path.casefold() not in shared], uuid)
+            self._storage.delete_disks([path for path in files if path.casefold() not in shared], uuid)
         if seeds:
-            self._storage.remove_disks(seeds, uuid)
+            self._storage.delete_disks(seeds, uuid)
 
     def _merge_checkpoints(self, uuid: str, deadline: Deadline) -> None:
         """Remove the VM's checkpoints and wait until their disks are merged, bounded by ``deadline``.

@@ -31,7 +31,8 @@ class Storage:
         # The VM's Id, not its name, names the file: names may hold characters Windows paths cannot.
         return f"{self._client.vhd_dir().rstrip(chr(92))}\\{uuid}-{secrets.token_hex(4)}.{extension}"
 
-    def remove_files(self, paths: Sequence[str]) -> None:
+    def delete_files(self, paths: Sequence[str]) -> None:
+        """Delete files made for a VM that did not come to be (best effort: a failure is not raised)."""
         for path in paths:
             with contextlib.suppress(PolyvisorError):
                 self._client.run(
@@ -102,7 +103,7 @@ class Storage:
 
         return sorted(known.values(), key=lambda path: -depth(path.casefold()))
 
-    def remove_disks(self, paths: Sequence[str], uuid: str) -> None:
+    def delete_disks(self, paths: Sequence[str], uuid: str) -> None:
         """Remove ``paths`` in order; try every one, then raise naming those left (the VM is already gone)."""
         left: list[str] = []
         first: PolyvisorError | None = None
