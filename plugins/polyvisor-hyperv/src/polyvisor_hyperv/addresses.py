@@ -26,8 +26,12 @@ class Addresses:
         self._client = client
         self._devices = devices
 
-    def addresses(self, uuid: str) -> list[GuestAddress]:
-        """What Hyper-V learnt from the guest's KVP daemon, per adapter (``Get-VMNetworkAdapter`` IPAddresses)."""
+    def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
+        """What Hyper-V learnt from the guest's KVP daemon, per adapter (``Get-VMNetworkAdapter`` IPAddresses).
+
+        ``sources`` is not consulted: Hyper-V learns guest addresses one way, through its data exchange integration
+        service (KVP), the only source the backend declares.
+        """
         return list(self.answer(uuid).addresses)
 
     def answer(self, uuid: str) -> AddressAnswer:

@@ -242,8 +242,7 @@ class HyperVBackend(Backend):
         self._devices.detach_nic(uuid, mac, live=live)
 
     def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
-        # Hyper-V learns guest addresses one way: its data exchange integration service (KVP).
-        return self._addresses.addresses(uuid)
+        return self._addresses.addresses(uuid, sources)
 
     def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
         return self._addresses.address_answers(uuid, sources)
