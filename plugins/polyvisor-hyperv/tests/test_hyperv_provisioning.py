@@ -15,8 +15,8 @@ import polyvisor
 from polyvisor import Feature, PowerState
 from polyvisor.errors import InvalidStateError, NotFoundError, TimeoutError, UnsupportedError, ValidationError
 from polyvisor.provisioning import CloudInit, build_seed_iso
-from polyvisor_hyperv import provisioning as hyperv_provisioning
-from polyvisor_hyperv.provisioning import SEED_CHUNK
+from polyvisor_hyperv import images as hyperv_images
+from polyvisor_hyperv.images import SEED_CHUNK
 
 pytestmark = pytest.mark.hyperv
 
@@ -122,7 +122,7 @@ def test_the_seed_arrives_byte_for_byte_and_never_as_source(
         built.append(build_seed_iso(value))
         return built[-1]
 
-    monkeypatch.setattr(hyperv_provisioning, "build_seed_iso", build_and_keep)
+    monkeypatch.setattr(hyperv_images, "build_seed_iso", build_and_keep)
     scripts_before = len(loopback_http.engine.scripts_run)
     vm = conn.create({"name": vm_name, "firmware": "uefi", "cloud_init": cloud_init})
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from polyvisor.model import PowerState
-from polyvisor_hyperv.states import status_from_vmstate
+from polyvisor_hyperv.states import to_status
 
 P = PowerState
 
@@ -44,7 +44,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize(("name", "expected"), sorted(EXPECTED.items()))
 def test_by_name(name: str, expected: tuple[PowerState, bool]) -> None:
-    status = status_from_vmstate(name)
+    status = to_status(name)
     assert (status.state, status.critical) == expected
     assert status.raw_state == name
 
@@ -53,11 +53,11 @@ def test_by_name(name: str, expected: tuple[PowerState, bool]) -> None:
 def test_a_number_is_unknown_never_a_guessed_state(number: object) -> None:
     # Both transports send names; a number would mean a runner that did not convert, and VMState's numbering
     # is sourced for one Windows build only.
-    assert status_from_vmstate(number).state is P.UNKNOWN
+    assert to_status(number).state is P.UNKNOWN
 
 
 @pytest.mark.parametrize("value", ["Bogus", 7, "BogusCritical", "", None])
 def test_unknown_values_are_never_running(value: object) -> None:
-    status = status_from_vmstate(value)
+    status = to_status(value)
     assert status.state in (P.UNKNOWN, P.CRASHED)
     assert status.state is (P.CRASHED if str(value).endswith("Critical") else P.UNKNOWN)

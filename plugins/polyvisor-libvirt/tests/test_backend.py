@@ -32,7 +32,7 @@ LABELS = {"nl": "a\nb", "tab": "a\tb", "cr": "a\rb", "xml": "<x a='1'/> & ]]>", 
 
 
 def _pool_volumes(backend: LibvirtBackend) -> list[str]:
-    return sorted(vol for pool in backend._session.conn.listAllStoragePools() for vol in pool.listVolumes())
+    return sorted(vol for pool in backend._client.conn.listAllStoragePools() for vol in pool.listVolumes())
 
 
 def test_hostile_name_and_labels_round_trip_without_injection(conn: Connection, backend: LibvirtBackend) -> None:
@@ -41,7 +41,7 @@ def test_hostile_name_and_labels_round_trip_without_injection(conn: Connection, 
     assert info.name == HOSTILE
     assert dict(info.labels) == LABELS
     assert info.description == HOSTILE + "\nline2"
-    root = ET.fromstring(backend._session.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+    root = ET.fromstring(backend._client.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
     assert root.findtext("name") == HOSTILE
     assert [child.tag for child in root.find("metadata")] == [f"{{{LABELS_NS}}}labels"]  # type: ignore[union-attr]
     assert len(root.findall("devices/*")) == 0  # nothing smuggled in through a value
@@ -73,7 +73,7 @@ def test_create_with_disks_nic_cdrom_and_kernel(conn: Connection, backend: Libvi
     vm = conn.create(spec)
     info = vm.info()
     assert (info.cpus, info.memory_mib) == (2, 256)
-    root = ET.fromstring(backend._session.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+    root = ET.fromstring(backend._client.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
     assert [d.get("dev") for d in root.findall("devices/disk/target")] == ["vda", "sda", "hda"]
     assert [b.get("dev") for b in root.findall("os/boot")] == ["cdrom", "hd"]
     assert root.findtext("os/cmdline") == "console=ttyS0"
@@ -84,7 +84,7 @@ def test_create_with_disks_nic_cdrom_and_kernel(conn: Connection, backend: Libvi
 
 
 def test_delete_keeps_images_the_user_brought(conn: Connection, backend: LibvirtBackend) -> None:
-    pool = backend._session.conn.listAllStoragePools()[0]
+    pool = backend._client.conn.listAllStoragePools()[0]
     volumes = _pool_volumes(backend)
     volume = pool.createXML("<volume><name>mine.qcow2</name><capacity unit='MiB'>1</capacity></volume>", 0)
     try:
@@ -135,7 +135,7 @@ def test_a_vm_saved_while_paused_starts_running(conn: Connection, backend: Libvi
     assert vm.start(timeout=10).state is PowerState.RUNNING
     # An image another client saved while paused, without asking for a running restore, too.
     vm.pause()
-    backend._session.conn.lookupByUUIDString(vm.uuid).managedSave(libvirt.VIR_DOMAIN_SAVE_PAUSED)
+    backend._client.conn.lookupByUUIDString(vm.uuid).managedSave(libvirt.VIR_DOMAIN_SAVE_PAUSED)
     assert vm.state() is PowerState.SAVED
     assert vm.start(timeout=10).state is PowerState.RUNNING
     vm.stop()
@@ -164,7 +164,7 @@ def test_snapshot_tree(conn: Connection, backend: LibvirtBackend) -> None:
     disks_only = vm.snapshot("disk-only-while-running")
     assert (disks_only.has_memory, disks_only.state) == (False, PowerState.RUNNING)
     assert vm.state() is PowerState.RUNNING
-    live = backend._session.conn.lookupByUUIDString(vm.uuid).XMLDesc(0)
+    live = backend._client.conn.lookupByUUIDString(vm.uuid).XMLDesc(0)
     assert SNAPSHOT_NS not in live, "the marker lives in the snapshot, not in the domain"
     taken = vm.snapshot("on", memory=True, description="d")
     assert (taken.parent, taken.has_memory, taken.state) == ("disk-only-while-running", True, PowerState.RUNNING)
@@ -182,11 +182,11 @@ def test_cold_attach_and_detach(conn: Connection, backend: LibvirtBackend) -> No
     vm = conn.create(VMSpec(name="dev"))
     target = vm.attach_disk(DiskSpec(size_mib=4), live=False)
     mac = vm.attach_nic(NicSpec(network="default"), live=False)
-    root = ET.fromstring(backend._session.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+    root = ET.fromstring(backend._client.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
     assert [d.get("dev") for d in root.findall("devices/disk/target")] == [target]
     vm.detach_disk(target, live=False)
     vm.detach_nic(mac, live=False)
-    root = ET.fromstring(backend._session.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+    root = ET.fromstring(backend._client.conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
     assert root.findall("devices/disk") == []
     assert root.findall("devices/interface") == []
     vm.delete(storage=True)
@@ -197,7 +197,7 @@ def test_events_feed_wait_for_and_watch(conn: Connection, backend: LibvirtBacken
     vm = conn.create(VMSpec(name="ev"))
     with conn.watch() as stream:
         # Another thread powers the VM on; wait_for wakes on the lifecycle event.
-        threading.Timer(0.05, lambda: backend._session.conn.lookupByUUIDString(vm.uuid).create()).start()
+        threading.Timer(0.05, lambda: backend._client.conn.lookupByUUIDString(vm.uuid).create()).start()
         assert vm.wait_for("running", timeout=10).state is PowerState.RUNNING
         deadline = time.monotonic() + 10
         event = None
@@ -256,7 +256,7 @@ def _listing_cost(count: int) -> dict[str, int]:
     with polyvisor.connect("test:///default") as conn:
         backend = conn.backend
         assert isinstance(backend, LibvirtBackend)
-        raw = backend._session.conn
+        raw = backend._client.conn
         prefix = f"bulk{count}-"
         with conn.watch() as events:
             for index in range(count):
@@ -270,7 +270,7 @@ def _listing_cost(count: int) -> dict[str, int]:
                 if event.kind is EventKind.DEFINED and event.name.startswith(prefix):
                     defined += 1
         counts: Counter[str] = Counter()
-        backend._session.conn = _Counting(raw, counts)  # type: ignore[assignment]
+        backend._client.conn = _Counting(raw, counts)  # type: ignore[assignment]
         try:
             first = conn.list()
             listed = [(info.uuid, info.name, info.state) for info in first]
@@ -289,7 +289,7 @@ def _listing_cost(count: int) -> dict[str, int]:
             assert sum(info.memory_mib for info in second if info.name.startswith(prefix)) == count
             cost["second_listing"] = sum(counts.values())
         finally:
-            backend._session.conn = raw
+            backend._client.conn = raw
             for index in range(count):
                 raw.lookupByName(f"{prefix}{index}").undefine()
         return cost

@@ -34,7 +34,7 @@ def test_code_names_are_not_error_levels() -> None:
 def _raw(conn: Connection) -> libvirt.virConnect:
     backend = conn.backend
     assert isinstance(backend, LibvirtBackend)
-    return backend._session.conn
+    return backend._client.conn
 
 
 def test_missing_domain_is_not_found(conn: Connection) -> None:

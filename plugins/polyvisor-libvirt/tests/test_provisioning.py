@@ -23,7 +23,7 @@ MIB = 1024 * 1024
 
 
 def _volumes(backend: LibvirtBackend) -> list[str]:
-    return sorted(vol for pool in backend._session.conn.listAllStoragePools() for vol in pool.listVolumes())
+    return sorted(vol for pool in backend._client.conn.listAllStoragePools() for vol in pool.listVolumes())
 
 
 @pytest.fixture(autouse=True)
@@ -36,13 +36,13 @@ def _clean(conn: Connection, backend: LibvirtBackend) -> Iterator[None]:
         if vm.uuid not in vms:
             conn.vm(vm.uuid).ensure("stopped", force=True)
             conn.vm(vm.uuid).delete(storage=True)
-    for pool in backend._session.conn.listAllStoragePools():
+    for pool in backend._client.conn.listAllStoragePools():
         for name in set(pool.listVolumes()) - volumes:
             pool.storageVolLookupByName(name).delete(0)
 
 
 def _base_volume(backend: LibvirtBackend, size_mib: int = 64) -> str:
-    pool = backend._session.conn.storagePoolLookupByName("default-pool")
+    pool = backend._client.conn.storagePoolLookupByName("default-pool")
     xml = f"<volume><name>base.qcow2</name><capacity unit='MiB'>{size_mib}</capacity>"
     xml += "<target><format type='qcow2'/></target></volume>"
     path: str = pool.createXML(xml, 0).path()
@@ -56,7 +56,7 @@ def _qcow2_file(path: Path, size_mib: int) -> str:
 
 
 def _volume_xml(backend: LibvirtBackend, path: str) -> ET.Element:
-    return ET.fromstring(backend._session.conn.storageVolLookupByPath(path).XMLDesc(0))
+    return ET.fromstring(backend._client.conn.storageVolLookupByPath(path).XMLDesc(0))
 
 
 def test_the_test_driver_declares_what_its_storage_and_domains_allow(conn: Connection) -> None:
@@ -90,7 +90,7 @@ def test_linked_clones_are_overlays_owned_by_their_vm_and_delete_keeps_the_base(
         assert xml.find("backingStore/format").get("type") == "qcow2"  # type: ignore[union-attr]
         assert xml.find("target/format").get("type") == "qcow2"  # type: ignore[union-attr]
         assert int(xml.findtext("capacity", "0")) == capacity * MIB
-    domain = ET.fromstring(backend._session.conn.lookupByUUIDString(one.uuid).XMLDesc(0))
+    domain = ET.fromstring(backend._client.conn.lookupByUUIDString(one.uuid).XMLDesc(0))
     assert domain.find("devices/disk/source").get("file") == overlays[0]  # type: ignore[union-attr]
 
     one.delete(storage=True)
@@ -233,10 +233,10 @@ def test_an_empty_answer_says_which_nic_has_no_lease(conn: Connection, backend: 
         def __getattr__(self, name: str) -> object:
             return getattr(self._dom, name)
 
-    dom = backend._session.conn.lookupByName("test")
-    addresses = Addresses(backend._session)
-    backend._session.domain = lambda _ref: Quiet(dom)  # type: ignore[method-assign,assignment,return-value]
-    answers = addresses.answers(dom.UUIDString(), ("agent", "lease", "arp"))
+    dom = backend._client.conn.lookupByName("test")
+    addresses = Addresses(backend._client)
+    backend._client.domain = lambda _ref: Quiet(dom)  # type: ignore[method-assign,assignment,return-value]
+    answers = addresses.address_answers(dom.UUIDString(), ("agent", "lease", "arp"))
     assert answers[0].detail == "agent answered with no addresses"
     assert answers[1].detail.startswith("no lease for aa:bb:cc:dd:ee:ff")
     assert answers[2].detail == "no ARP entry for aa:bb:cc:dd:ee:ff"

@@ -17,21 +17,21 @@ from polyvisor_libvirt.backend import LibvirtBackend
 def test_delete_refuses_a_vm_another_client_started(conn: Connection, backend: LibvirtBackend) -> None:
     vm = conn.create(VMSpec(name="raced", disks=[DiskSpec(size_mib=4)]))
     owned = vm.info().extra["owned_volumes"]
-    dom = backend._session.conn.lookupByUUIDString(vm.uuid)
+    dom = backend._client.conn.lookupByUUIDString(vm.uuid)
     dom.create()  # another client starts it after the core's state check
     with pytest.raises(InvalidStateError) as caught:
         backend.delete(vm.uuid, storage=True, deadline=Deadline.never())
     assert caught.value.state is PowerState.RUNNING
     assert dom.isPersistent(), "undefining a running domain would leave it transient"
-    assert [backend._session.conn.storageVolLookupByPath(path).path() for path in owned] == list(owned)
+    assert [backend._client.conn.storageVolLookupByPath(path).path() for path in owned] == list(owned)
     vm.stop()
     vm.delete(storage=True)
 
 
 def test_a_definition_read_across_a_change_is_not_cached(conn: Connection, backend: LibvirtBackend) -> None:
     vm = conn.create(VMSpec(name="cached"))
-    real = backend._session.conn.lookupByUUIDString(vm.uuid)
-    backend._session.cache.drop(vm.uuid)
+    real = backend._client.conn.lookupByUUIDString(vm.uuid)
+    backend._client.cache.drop(vm.uuid)
 
     class ChangedWhileRead:
         """The domain, changed (and its cache entry dropped by the event) while its XML is on the wire."""
@@ -44,20 +44,20 @@ def test_a_definition_read_across_a_change_is_not_cached(conn: Connection, backe
 
         def XMLDesc(self, flags: int) -> str:
             xml = real.XMLDesc(flags)
-            backend._session.cache.drop(vm.uuid)  # what the event thread does on a change
+            backend._client.cache.drop(vm.uuid)  # what the event thread does on a change
             return xml
 
-    backend._session.definition(ChangedWhileRead(), fresh=False)  # type: ignore[arg-type]
-    assert backend._session.cache.get(vm.uuid) is None, "a definition older than a change was cached"
-    backend._session.definition(real, fresh=False)
-    assert backend._session.cache.get(vm.uuid) is not None
+    backend._client.definition(ChangedWhileRead(), fresh=False)  # type: ignore[arg-type]
+    assert backend._client.cache.get(vm.uuid) is None, "a definition older than a change was cached"
+    backend._client.definition(real, fresh=False)
+    assert backend._client.cache.get(vm.uuid) is not None
 
 
 def test_a_change_to_another_domain_does_not_keep_a_definition_out(conn: Connection, backend: LibvirtBackend) -> None:
     vm = conn.create(VMSpec(name="mine"))
     other = conn.create(VMSpec(name="theirs"))
-    real = backend._session.conn.lookupByUUIDString(vm.uuid)
-    backend._session.cache.drop(vm.uuid)
+    real = backend._client.conn.lookupByUUIDString(vm.uuid)
+    backend._client.cache.drop(vm.uuid)
 
     class OtherChangedWhileRead:
         def UUIDString(self) -> str:
@@ -68,11 +68,11 @@ def test_a_change_to_another_domain_does_not_keep_a_definition_out(conn: Connect
 
         def XMLDesc(self, flags: int) -> str:
             xml = real.XMLDesc(flags)
-            backend._session.cache.drop(other.uuid)  # an event for another domain, on a busy host
+            backend._client.cache.drop(other.uuid)  # an event for another domain, on a busy host
             return xml
 
-    backend._session.definition(OtherChangedWhileRead(), fresh=False)  # type: ignore[arg-type]
-    assert backend._session.cache.get(vm.uuid) is not None
+    backend._client.definition(OtherChangedWhileRead(), fresh=False)  # type: ignore[arg-type]
+    assert backend._client.cache.get(vm.uuid) is not None
 
 
 def test_a_connection_failing_after_open_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,7 +83,7 @@ def test_a_connection_failing_after_open_is_closed(monkeypatch: pytest.MonkeyPat
         opened.append(real_open(uri))
         return opened[-1]
 
-    def failing_probe(_session: object) -> Any:
+    def failing_probe(_client: object) -> Any:
         raise PolyvisorError("probing failed")
 
     monkeypatch.setattr(libvirt, "open", recording_open)
@@ -116,12 +116,12 @@ def test_a_failing_network_lookup_is_mapped(conn: Connection, backend: LibvirtBa
     dead.close()
     with pytest.raises(libvirt.libvirtError) as died:
         dead.networkLookupByName("default")
-    live = backend._session.conn
-    backend._session.conn = _DeadNetworkLookups(live, died.value)  # type: ignore[assignment]
+    live = backend._client.conn
+    backend._client.conn = _DeadNetworkLookups(live, died.value)  # type: ignore[assignment]
     try:
         with pytest.raises(PolyvisorError) as caught:
             backend.create(VMSpec(name="n", nics=[NicSpec(network="default")]), Deadline.never())
     finally:
-        backend._session.conn = live
+        backend._client.conn = live
     assert caught.value.__cause__ is died.value
     assert not conn.exists("n")

@@ -33,9 +33,21 @@ never hit the wrong VM. Choices the contract leaves open:
   every 500 ms on a session of its own, streams each change; subscriptions share it, and it stops on the host a
   moment after the last one is cancelled, or when the connection closes.
 
-This class is a facade: the work is done in :mod:`~polyvisor_hyperv.inventory`, :mod:`~polyvisor_hyperv.lifecycle`,
-:mod:`~polyvisor_hyperv.snapshots`, :mod:`~polyvisor_hyperv.devices` and :mod:`~polyvisor_hyperv.storage`, which
-share one :class:`~polyvisor_hyperv.session.Session` (the transport and the calls every part makes).
+This class is a facade over rooms. Each room is a module with one class, named as in the libvirt backend, and each
+room method that implements a :class:`~polyvisor.backend.Backend` method carries that method's name:
+
+* :mod:`.client`: the transport pool, the pipeline runs every room makes, a VM's row and status;
+* :mod:`.inventory`: host facts, switches, VM listings with details, labels, per-VM features;
+* :mod:`.lifecycle`: creation, deletion and the power verbs;
+* :mod:`.snapshots`: checkpoints;
+* :mod:`.devices`: drives and network adapters; :mod:`.storage`: disk files, where new ones go and which go with a
+  deleted VM; :mod:`.images`: clones of base images and cloud-init seeds;
+* :mod:`.sizing`: processors, memory and disk sizes; :mod:`.addresses`: guest addresses from KVP;
+* :mod:`.events`: the watcher pipeline feeding subscriptions;
+* :mod:`.errors`, :mod:`.states`: PowerShell error records and VM states in polyvisor's terms.
+
+Hyper-V's own: :mod:`.transport` (the interface, with :mod:`.psrp` and :mod:`.winrm_shell` implementing it),
+:mod:`.commands` (cmdlet pipelines as values), :mod:`.options` (connection options), :mod:`.notes` (labels in Notes).
 """
 
 from __future__ import annotations
@@ -58,13 +70,15 @@ from polyvisor.model import (
     VMStatus,
 )
 from polyvisor.uri import URI
+from polyvisor_hyperv.addresses import Addresses
+from polyvisor_hyperv.client import HyperVClient
 from polyvisor_hyperv.devices import Devices
 from polyvisor_hyperv.events import Events
+from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
-from polyvisor_hyperv.resources import Resources
-from polyvisor_hyperv.session import Session
+from polyvisor_hyperv.sizing import Sizing
 from polyvisor_hyperv.snapshots import Snapshots
 from polyvisor_hyperv.storage import Storage
 from polyvisor_hyperv.transport import Transport, TransportPool
@@ -117,13 +131,14 @@ class HyperVBackend(Backend):
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         self.uri = uri
         self.options: ConnectionOptions = parse_options(uri, credentials)
-        self._session = session = Session(self.options, open_pool(self.options, uri.display_host), uri.display_host)
-        storage = Storage(session)
-        self._inventory = Inventory(session)
-        self._lifecycle = Lifecycle(session, self._inventory, storage)
-        self._snapshots = Snapshots(session, self._lifecycle)
-        self._devices = Devices(session, storage)
-        self._resources = Resources(session, self._devices)
+        self._client = client = HyperVClient(self.options, open_pool(self.options, uri.display_host), uri.display_host)
+        storage = Storage(client)
+        self._inventory = Inventory(client)
+        self._lifecycle = Lifecycle(client, self._inventory, storage, Images(client))
+        self._snapshots = Snapshots(client, self._lifecycle)
+        self._devices = Devices(client, storage)
+        self._sizing = Sizing(client, self._devices)
+        self._addresses = Addresses(client, self._devices)
         # Native events: a watcher pipeline on a session of its own (see polyvisor_hyperv.events).
         self._events = Events(
             self.options, lambda: open_transport(self.options), self._inventory.list_vms, uri.display_host
@@ -135,11 +150,11 @@ class HyperVBackend(Backend):
     @property
     def host(self) -> str:
         """The host name as messages show it."""
-        return self._session.host
+        return self._client.host
 
     def close(self) -> None:
         self._events.close()
-        self._session.transport.close()
+        self._client.transport.close()
 
     # -- host and inventory ---------------------------------------------------------------------------------------
     def host_info(self) -> HostInfo:
@@ -158,7 +173,7 @@ class HyperVBackend(Backend):
         return self._inventory.info(uuid)
 
     def status(self, uuid: str) -> VMStatus:
-        return self._session.status(uuid)
+        return self._inventory.status(uuid)
 
     def probe_vm_features(self, uuid: str) -> frozenset[Feature] | None:
         return self._inventory.probe_vm_features(uuid)
@@ -227,20 +242,19 @@ class HyperVBackend(Backend):
         self._devices.detach_nic(uuid, mac, live=live)
 
     def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
-        # Hyper-V learns guest addresses one way: its data exchange integration service (KVP).
-        return self._resources.addresses(uuid)
+        return self._addresses.addresses(uuid, sources)
 
     def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
-        return self._resources.address_answers(uuid, sources)
+        return self._addresses.address_answers(uuid, sources)
 
-    # -- resources ------------------------------------------------------------------------------------------------
+    # -- sizes ----------------------------------------------------------------------------------------------------
     def reconfigure(
         self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline
     ) -> None:
-        self._resources.reconfigure(uuid, cpus=cpus, memory_mib=memory_mib, live=live, deadline=deadline)
+        self._sizing.reconfigure(uuid, cpus=cpus, memory_mib=memory_mib, live=live, deadline=deadline)
 
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
-        self._resources.resize_disk(uuid, target, size_mib, deadline)
+        self._sizing.resize_disk(uuid, target, size_mib, deadline)
 
     # -- events ---------------------------------------------------------------------------------------------------
     def subscribe(self, sink: EventSink) -> Subscription:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
 from types import MappingProxyType
 from typing import Any
 
+from polyvisor.backend_helpers import random_mac
 from polyvisor.errors import NotFoundError, PolyvisorError, UnsupportedError, ValidationError
 from polyvisor.model import DiskBus, DiskFormat, DiskSpec, Feature, NicSpec
+from polyvisor_hyperv.client import HyperVClient, MiB, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
-from polyvisor_hyperv.session import MiB, Session, as_text, then, vm_step
 from polyvisor_hyperv.states import enum_name
 from polyvisor_hyperv.storage import Storage
 from polyvisor_hyperv.transport import Row
@@ -26,19 +26,20 @@ __all__ = [
 ]
 
 CONTROLLER_TYPES = MappingProxyType({0: "IDE", 1: "SCSI", 2: "PMEM"})
+_MAC_PREFIX = "00:15:5d"  # Microsoft's, which Hyper-V gives the MACs it assigns; the backend's choices carry it too
 _SYNTHETIC_NIC_MODELS = {"virtio", "synthetic", "netvsc"}
 
 
 class Devices:
     """Drives and network adapters."""
 
-    def __init__(self, session: Session, storage: Storage) -> None:
-        self._session = session
+    def __init__(self, client: HyperVClient, storage: Storage) -> None:
+        self._client = client
         self._storage = storage
 
     def drives(self, uuid: str) -> list[tuple[str, Row]]:
         """The VM's hard disk drives by target name (``SCSI:0:1``), with ControllerType/Number/Location and Path."""
-        rows = self._session.run(
+        rows = self._client.run(
             [vm_step(uuid), then("Get-VMHardDiskDrive")],
             doing="listing the VM's disks",
             vm=uuid,
@@ -47,7 +48,7 @@ class Devices:
         return [(drive_target(row), row) for row in rows]
 
     def attach_disk(self, uuid: str, disk: DiskSpec, *, live: bool) -> str:
-        generation = int(self._session.vm_row(uuid, ("Generation",)).get("Generation") or 1)
+        generation = int(self._client.vm_row(uuid, ("Generation",)).get("Generation") or 1)
         check_disk(disk, generation)
         bus = controller(disk, generation, boot=False)
         created: list[str] = []
@@ -60,26 +61,26 @@ class Devices:
             steps.append(Step("New-VHD", {"Path": path, "SizeBytes": disk.size_mib * MiB, "Dynamic": SWITCH}))
         steps += [vm_step(uuid), then("Add-VMHardDiskDrive", Path=path, ControllerType=bus, Passthru=SWITCH)]
         try:
-            rows = self._session.run(
+            rows = self._client.run(
                 steps,
                 doing="attaching a disk (Add-VMHardDiskDrive)",
                 vm=uuid,
                 select=("ControllerType", "ControllerNumber", "ControllerLocation"),
             )
         except PolyvisorError:
-            self._storage.remove_files(created)
+            self._storage.delete_files(created)
             raise
         if not rows:
-            raise PolyvisorError("Add-VMHardDiskDrive returned no drive", host=self._session.host, vm=uuid)
+            raise PolyvisorError("Add-VMHardDiskDrive returned no drive", host=self._client.host, vm=uuid)
         return drive_target(rows[0])
 
     def detach_disk(self, uuid: str, target: str, *, live: bool) -> None:
         drives = dict(self.drives(uuid))
         if target not in drives:
             known = ", ".join(sorted(drives)) or "none"
-            raise NotFoundError(f"no disk at {target!r} (disks: {known})", host=self._session.host, vm=uuid)
+            raise NotFoundError(f"no disk at {target!r} (disks: {known})", host=self._client.host, vm=uuid)
         kind, number, location = target.split(":")
-        self._session.run(
+        self._client.run(
             [
                 vm_step(uuid),
                 then(
@@ -96,7 +97,7 @@ class Devices:
 
     def adapters(self, uuid: str) -> list[Row]:
         """The VM's network adapters: Name, MacAddress, SwitchName and the IPAddresses KVP reported."""
-        return self._session.run(
+        return self._client.run(
             [vm_step(uuid), then("Get-VMNetworkAdapter")],
             doing="listing network adapters",
             vm=uuid,
@@ -110,36 +111,36 @@ class Devices:
             raise UnsupportedError(
                 "a generation 1 VM cannot add or remove network adapters while it runs; stop it first",
                 feature=Feature.NIC_HOTPLUG,
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
 
     def attach_nic(self, uuid: str, nic: NicSpec, *, live: bool) -> str:
-        generation = int(self._session.vm_row(uuid, ("Generation",)).get("Generation") or 1)
+        generation = int(self._client.vm_row(uuid, ("Generation",)).get("Generation") or 1)
         self._require_nic_hotplug(uuid, generation, live)
         parameters = nic_parameters(nic, generation)
-        self._session.verb(
+        self._client.verb(
             uuid, "Add-VMNetworkAdapter", "adding a network adapter (Add-VMNetworkAdapter)", None, **parameters
         )
         return colon_mac(parameters["StaticMacAddress"])
 
     def detach_nic(self, uuid: str, mac: str, *, live: bool) -> None:
-        generation = int(self._session.vm_row(uuid, ("Generation",)).get("Generation") or 1)
+        generation = int(self._client.vm_row(uuid, ("Generation",)).get("Generation") or 1)
         self._require_nic_hotplug(uuid, generation, live)
         adapters = self.adapters(uuid)
         match = [row for row in adapters if colon_mac(as_text(row.get("MacAddress"))) == mac.lower()]
         if not match:
-            raise NotFoundError(f"no network adapter with MAC {mac}", host=self._session.host, vm=uuid)
+            raise NotFoundError(f"no network adapter with MAC {mac}", host=self._client.host, vm=uuid)
         name = as_text(match[0].get("Name"))
         # -Name matches case-insensitively (ParameterResolvers.cs FilterNetworkAdaptersByName), so "LAN" is "Lan".
         if sum(1 for row in adapters if as_text(row.get("Name")).casefold() == name.casefold()) > 1:
             raise PolyvisorError(
                 f"several adapters are named {name!r}, so the one with MAC {mac} cannot be removed alone; rename it "
                 "on the host with Rename-VMNetworkAdapter",
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
-        self._session.run(
+        self._client.run(
             [vm_step(uuid), then("Get-VMNetworkAdapter", Name=wildcard_literal(name)), then("Remove-VMNetworkAdapter")],
             doing=f"removing network adapter {mac} (Remove-VMNetworkAdapter)",
             vm=uuid,
@@ -160,10 +161,6 @@ def colon_mac(mac: str) -> str:
     """``00155D000001`` -> ``00:15:5d:00:00:01``."""
     text = mac.replace(":", "").replace("-", "").lower()
     return ":".join(text[i : i + 2] for i in range(0, len(text), 2))
-
-
-def random_mac() -> str:
-    return "00:15:5d:" + ":".join(f"{byte:02x}" for byte in secrets.token_bytes(3))
 
 
 def drive_target(row: Row) -> str:
@@ -196,7 +193,7 @@ def controller(disk: DiskSpec, generation: int, *, boot: bool) -> str:
 
 
 def nic_parameters(nic: NicSpec, generation: int) -> dict[str, Any]:
-    mac = hyperv_mac(nic.mac or random_mac())
+    mac = hyperv_mac(nic.mac or random_mac(_MAC_PREFIX))
     # A name of its own lets detach_nic remove exactly this adapter: Hyper-V names them all "Network Adapter".
     parameters: dict[str, Any] = {"Name": f"nic-{mac.lower()}", "StaticMacAddress": mac}
     if nic.model == "legacy":

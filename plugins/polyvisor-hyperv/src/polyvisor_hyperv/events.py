@@ -44,7 +44,7 @@ from polyvisor.errors import ConnectionError, ConnectionLostError, PolyvisorErro
 from polyvisor.model import Event, EventKind, VMInfo, normalize_uuid
 from polyvisor_hyperv.errors import error_from_record, error_from_transport
 from polyvisor_hyperv.options import ConnectionOptions
-from polyvisor_hyperv.states import status_from_vmstate
+from polyvisor_hyperv.states import to_status
 from polyvisor_hyperv.transport import ScriptEnded
 
 __all__ = ["LINGER", "RECOVER_WITHIN", "Events", "watch_script"]
@@ -96,7 +96,7 @@ class _Subscription:
                 self.sink.emit(Event(EventKind.UNDEFINED, uuid, before[0]))
             return
         self.view[uuid] = seen
-        status = status_from_vmstate(seen[1])
+        status = to_status(seen[1])
         if before is None:
             self.sink.emit(Event(EventKind.DEFINED, uuid, seen[0], status.state, status.raw_state))
         elif before[1] != seen[1]:

@@ -13,12 +13,13 @@ from polyvisor.model import (
     PowerState,
     VMDetails,
     VMInfo,
+    VMStatus,
     normalize_uuid,
 )
+from polyvisor_hyperv.client import HyperVClient, MiB, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.commands import Step
 from polyvisor_hyperv.notes import STATE_LABEL, join_notes, split_notes
-from polyvisor_hyperv.session import MiB, Session, as_guid, as_text, then, vm_step
-from polyvisor_hyperv.states import enum_name, status_from_vmstate
+from polyvisor_hyperv.states import enum_name, to_status
 from polyvisor_hyperv.transport import Row
 
 __all__ = ["VM_PROPERTIES", "Inventory"]
@@ -44,15 +45,15 @@ VM_PROPERTIES = (
 class Inventory:
     """What the host and its VMs are."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: HyperVClient) -> None:
+        self._client = client
         self._generations: dict[str, int] = {}  # a VM's generation never changes: read once per connection
         # Whether a VM has dynamic memory: set at create (nothing in polyvisor switches it), refreshed by every
         # info() and listing.
         self._dynamic: dict[str, bool] = {}
 
     def host_info(self) -> HostInfo:
-        rows = self._session.run(
+        rows = self._client.run(
             [Step("Get-VMHost")],
             doing="reading the host (Get-VMHost)",
             select=(
@@ -65,9 +66,9 @@ class Inventory:
             ),
         )
         if not rows:
-            raise PolyvisorError("Get-VMHost returned nothing; is the Hyper-V role installed?", host=self._session.host)
+            raise PolyvisorError("Get-VMHost returned nothing; is the Hyper-V role installed?", host=self._client.host)
         row = rows[0]
-        self._session.vhd_directory = as_text(row.get("VirtualHardDiskPath")) or None
+        self._client.vhd_directory = as_text(row.get("VirtualHardDiskPath")) or None
         name = as_text(row.get("ComputerName"))
         # VMHost.FullyQualifiedDomainName is Win32_ComputerSystem.Domain: the DNS domain of a domain member, or the
         # workgroup's name ("WORKGROUP"). VMHost has no PartOfDomain, so a dot tells them apart: DNS domains of AD
@@ -88,12 +89,12 @@ class Inventory:
                 "fqdn": fqdn,
                 "virtual_hard_disk_path": as_text(row.get("VirtualHardDiskPath")),
                 "virtual_machine_path": as_text(row.get("VirtualMachinePath")),
-                "transport": self._session.options.transport,
+                "transport": self._client.options.transport,
             },
         )
 
     def networks(self) -> list[NetworkInfo]:
-        rows = self._session.run(
+        rows = self._client.run(
             [Step("Get-VMSwitch")], doing="listing virtual switches", select=("Name", "Id", "SwitchType")
         )
         return [
@@ -107,11 +108,11 @@ class Inventory:
         ]
 
     def list_vms(self) -> list[VMInfo]:
-        rows = self._session.run([Step("Get-VM")], doing="listing VMs", select=VM_PROPERTIES)
+        rows = self._client.run([Step("Get-VM")], doing="listing VMs", select=VM_PROPERTIES)
         buffers: dict[str, int] = {}
         if any(row.get("DynamicMemoryEnabled") for row in rows):
             # The buffer is on VMMemory only: one more request, for all VMs, when any has dynamic memory.
-            memory = self._session.run(
+            memory = self._client.run(
                 [Step("Get-VM"), then("Get-VMMemory")], doing="reading memory settings", select=("VMId", "Buffer")
             )
             buffers = {as_guid(row.get("VMId")): int(row.get("Buffer") or 0) for row in memory}
@@ -126,11 +127,15 @@ class Inventory:
                 pass  # a VM may be named like a GUID
         matches = [vm for vm in self.list_vms() if vm.name == ref]
         if not matches:
-            raise NotFoundError(f"no VM named or with Id {ref!r}; list them with conn.list()", host=self._session.host)
+            raise NotFoundError(f"no VM named or with Id {ref!r}; list them with conn.list()", host=self._client.host)
         if len(matches) > 1:
             ids = ", ".join(vm.uuid for vm in matches)
             raise ValidationError(f"{len(matches)} VMs are named {ref!r} ({ids}); address one by its UUID", field="vm")
         return matches[0]
+
+    def status(self, uuid: str) -> VMStatus:
+        """The VM's status: one Get-VM (State only), or the state its last verb just read."""
+        return self._client.status(uuid)
 
     def probe_vm_features(self, uuid: str) -> frozenset[Feature] | None:
         """A Generation 1 VM has no NIC hot-plug (Generation 2 only: What-s-new-in-Hyper-V-on-Windows.md); a VM
@@ -139,7 +144,7 @@ class Inventory:
         generation = self._generations.get(uuid)
         dynamic = self._dynamic.get(uuid)
         if generation is None or dynamic is None:
-            row = self._session.vm_row(uuid, ("Generation", "DynamicMemoryEnabled"))
+            row = self._client.vm_row(uuid, ("Generation", "DynamicMemoryEnabled"))
             generation = self._generations[uuid] = int(row.get("Generation") or 0)
             dynamic = self._dynamic[uuid] = bool(row.get("DynamicMemoryEnabled"))
         lacking = {Feature.NIC_HOTPLUG} if generation == 1 else set()
@@ -148,17 +153,17 @@ class Inventory:
         return frozenset(Feature) - lacking if lacking else None
 
     def info(self, uuid: str) -> VMInfo:
-        row = self._session.vm_row(uuid, VM_PROPERTIES)
+        row = self._client.vm_row(uuid, VM_PROPERTIES)
         buffer = None
         if row.get("DynamicMemoryEnabled"):
-            memory = self._session.run(
+            memory = self._client.run(
                 [vm_step(uuid), then("Get-VMMemory")], doing="reading memory settings", vm=uuid, select=("Buffer",)
             )
             buffer = int(memory[0].get("Buffer") or 0) if memory else None
         return self._vm_info(row, buffer)
 
     def _vm_info(self, row: Row, buffer: int | None = None) -> VMInfo:
-        status = status_from_vmstate(row.get("State"))
+        status = to_status(row.get("State"))
         description, labels = split_notes(as_text(row.get("Notes")))
         labels.pop(STATE_LABEL, None)  # a reverted VM has its checkpoint's Notes, record included
         # One Get-VM returns every property, so listings carry the details at no extra cost.
@@ -181,15 +186,15 @@ class Inventory:
             has_saved_state=status.state is PowerState.SAVED,
             details=details,
         )
-        self._session.remember(info.uuid, info.name)
+        self._client.remember(info.uuid, info.name)
         if details.extra["generation"]:
             self._generations[info.uuid] = int(details.extra["generation"])
         self._dynamic[info.uuid] = details.dynamic_memory is not None
         return info
 
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
-        human, _ = split_notes(as_text(self._session.vm_row(uuid, ("Notes",)).get("Notes")))
-        self._session.verb(uuid, "Set-VM", "writing labels to Notes (Set-VM)", None, Notes=join_notes(human, labels))
+        human, _ = split_notes(as_text(self._client.vm_row(uuid, ("Notes",)).get("Notes")))
+        self._client.verb(uuid, "Set-VM", "writing labels to Notes (Set-VM)", None, Notes=join_notes(human, labels))
 
 
 def _memory_mib(row: Row, state: PowerState) -> int:

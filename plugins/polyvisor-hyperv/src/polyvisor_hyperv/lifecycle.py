@@ -11,12 +11,12 @@ from typing import Any
 from polyvisor.backend import Deadline
 from polyvisor.errors import PolyvisorError, TimeoutError, UnsupportedError, ValidationError
 from polyvisor.model import Architecture, BootDevice, Feature, ShutdownMode, VMInfo, VMSpec
+from polyvisor_hyperv.client import HyperVClient, MiB, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.devices import check_disk, controller, nic_parameters
+from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.notes import join_notes
-from polyvisor_hyperv.provisioning import Provisioning
-from polyvisor_hyperv.session import MiB, Session, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.storage import CHECKPOINT_DISK, Storage
 from polyvisor_hyperv.transport import Row
 
@@ -34,17 +34,17 @@ _MERGE_POLL = 0.25
 class Lifecycle:
     """A VM from creation to deletion."""
 
-    def __init__(self, session: Session, inventory: Inventory, storage: Storage) -> None:
-        self._session = session
+    def __init__(self, client: HyperVClient, inventory: Inventory, storage: Storage, images: Images) -> None:
+        self._client = client
         self._inventory = inventory
         self._storage = storage
-        self._provisioning = Provisioning(session)
+        self._images = images
 
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         check_spec(spec)
-        bases = self._provisioning.read_bases(spec)  # a missing base raises here, before anything exists
+        bases = self._images.inspect(spec)  # a missing base raises here, before anything exists
         generation = spec.generation
-        rows = self._session.run(
+        rows = self._client.run(
             [
                 Step(
                     "New-VM",
@@ -61,16 +61,16 @@ class Lifecycle:
             deadline=deadline,
         )
         if not rows:
-            raise PolyvisorError("New-VM returned no VM", host=self._session.host, vm=spec.name)
+            raise PolyvisorError("New-VM returned no VM", host=self._client.host, vm=spec.name)
         uuid = as_guid(rows[0].get("Id"))
         created_vhds: list[str] = []
         try:
             steps = self._configuration_steps(uuid, spec, created_vhds, bases)
-            self._session.run(steps, doing=f"configuring new VM {spec.name!r}", vm=spec.name, deadline=deadline)
+            self._client.run(steps, doing=f"configuring new VM {spec.name!r}", vm=spec.name, deadline=deadline)
             if spec.cloud_init is not None:
-                created_vhds.append(self._provisioning.upload_seed(uuid, spec, deadline))
-                self._session.run(
-                    Provisioning.seed_steps(uuid, created_vhds[-1], spec),
+                created_vhds.append(self._images.seed(uuid, spec, deadline))
+                self._client.run(
+                    Images.seed_steps(uuid, created_vhds[-1], spec),
                     doing="inserting the cloud-init seed (DVD drive)",
                     vm=spec.name,
                     deadline=deadline,
@@ -99,9 +99,9 @@ class Lifecycle:
             path = disk.image
             if disk.clone is not None:
                 base = bases[str(disk.image)]
-                path = self._storage.new_vhd_path(uuid, disk, Provisioning.clone_extension(base))
+                path = self._storage.new_vhd_path(uuid, disk, Images.clone_extension(base))
                 created_vhds.append(path)
-                groups[BootDevice.DISK] += self._provisioning.clone_steps(disk, base, path)
+                groups[BootDevice.DISK] += self._images.clone_steps(disk, base, path)
             elif path is None:
                 path = self._storage.new_vhd_path(uuid, disk)
                 created_vhds.append(path)
@@ -138,10 +138,10 @@ class Lifecycle:
     def _roll_back(self, uuid: str, vhds: Sequence[str]) -> None:
         """Remove a half-created VM and the disks created for it; failures here must not hide the first one."""
         with contextlib.suppress(PolyvisorError):
-            self._session.run(
+            self._client.run(
                 [vm_step(uuid), then("Remove-VM", Force=SWITCH)], doing="rolling back a failed create", vm=uuid
             )
-        self._storage.remove_files(vhds)
+        self._storage.delete_files(vhds)
 
     def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
         """Remove the VM (``Remove-VM`` leaves every disk file behind) and, with ``storage``, its disk files.
@@ -154,23 +154,23 @@ class Lifecycle:
         """
         files: list[str] = []
         # The cloud-init seed is the VM's own, with or without storage (named after its Id).
-        seeds = self._provisioning.seed_files(uuid, deadline)
+        seeds = self._images.seed_files(uuid, deadline)
         if storage:
             files = self._storage.disk_files(
                 [vm_step(uuid)], doing="listing the VM's disk files", vm=uuid, deadline=deadline
             )
             self._merge_checkpoints(uuid, deadline)
         # -Force: Remove-VM asks ShouldContinue, which -Confirm:$false does not answer (Commands/RemoveVM.cs).
-        self._session.verb(uuid, "Remove-VM", "deleting the VM (Remove-VM)", deadline, Force=SWITCH)
+        self._client.verb(uuid, "Remove-VM", "deleting the VM (Remove-VM)", deadline, Force=SWITCH)
         if files:
             # The VM is gone now, so every VM Get-VM lists is another one.
             shared = {
                 path.casefold()
                 for path in self._storage.disk_files([Step("Get-VM")], doing="listing disks in use", every_parent=True)
             }
-            self._storage.remove_disks([path for path in files if path.casefold() not in shared], uuid)
+            self._storage.delete_disks([path for path in files if path.casefold() not in shared], uuid)
         if seeds:
-            self._storage.remove_disks(seeds, uuid)
+            self._storage.delete_disks(seeds, uuid)
 
     def _merge_checkpoints(self, uuid: str, deadline: Deadline) -> None:
         """Remove the VM's checkpoints and wait until their disks are merged, bounded by ``deadline``.
@@ -179,23 +179,23 @@ class Lifecycle:
         open meanwhile, so deleting them right after fails. Removing the checkpoints first and waiting until no
         drive points at a checkpoint's differencing disk (``<disk>_<GUID>.avhdx``) any more avoids that.
         """
-        if not self._session.run(
+        if not self._client.run(
             [vm_step(uuid), then("Get-VMSnapshot")], doing="listing checkpoints", vm=uuid, select=("Id",)
         ):
             return
         pending = self._checkpoint_disks(uuid, deadline)
-        self._session.run(
+        self._client.run(
             [vm_step(uuid), then("Get-VMSnapshot"), then("Remove-VMSnapshot")],
             doing="deleting the VM's checkpoints (Remove-VMSnapshot)",
             vm=uuid,
             deadline=deadline,
         )
         while pending & self._checkpoint_disks(uuid, deadline):
-            deadline.check("waiting for the checkpoint disks to merge", host=self._session.host, vm=uuid)
+            deadline.check("waiting for the checkpoint disks to merge", host=self._client.host, vm=uuid)
             time.sleep(min(_MERGE_POLL, deadline.remaining()))
 
     def _checkpoint_disks(self, uuid: str, deadline: Deadline) -> set[str]:
-        rows = self._session.run(
+        rows = self._client.run(
             [vm_step(uuid), then("Get-VMHardDiskDrive")],
             doing="reading the VM's disks",
             vm=uuid,
@@ -206,7 +206,7 @@ class Lifecycle:
         return {path.casefold() for path in paths if CHECKPOINT_DISK.search(path)}
 
     def start(self, uuid: str, deadline: Deadline) -> None:
-        self._session.verb(uuid, "Start-VM", "starting the VM (Start-VM)", deadline)
+        self._client.verb(uuid, "Start-VM", "starting the VM (Start-VM)", deadline)
 
     def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
         self._shutdown(uuid, "shutting the guest down (Stop-VM)", deadline)
@@ -215,7 +215,7 @@ class Lifecycle:
         # Never -Force: it answers "turn it off?" with yes when the guest does not answer; see Stop-VM.md
         # (MicrosoftDocs/windows-powershell-docs, docset/winserver2022-ps/hyper-v), quoted in backend.py.
         try:
-            self._session.verb(uuid, "Stop-VM", doing, deadline)
+            self._client.verb(uuid, "Stop-VM", doing, deadline)
         except PolyvisorError as error:
             if isinstance(error, TimeoutError) or not _PROMPT_FAILED.search(str(error)):
                 raise
@@ -225,12 +225,12 @@ class Lifecycle:
                 "shutdown integration service (Enable-VMIntegrationService -Name Shutdown) or power it off with "
                 "stop()",
                 feature=Feature.SHUTDOWN_AGENT,
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             ) from error
 
     def stop(self, uuid: str, deadline: Deadline) -> None:
-        self._session.verb(
+        self._client.verb(
             uuid, "Stop-VM", "powering the VM off (Stop-VM -TurnOff)", deadline, TurnOff=SWITCH, Force=SWITCH
         )
 
@@ -239,22 +239,22 @@ class Lifecycle:
         (``Restart-VM`` is a hard reset). The guest shuts down through its integration services, so it loses
         nothing, and the VM powers on again; it is a cold restart where libvirt's is a warm one."""
         self._shutdown(uuid, "shutting the guest down to reboot it (Stop-VM)", deadline)
-        self._session.verb(uuid, "Start-VM", "starting the VM again after its shutdown (Start-VM)", deadline)
+        self._client.verb(uuid, "Start-VM", "starting the VM again after its shutdown (Start-VM)", deadline)
 
     def reset(self, uuid: str, deadline: Deadline) -> None:
-        self._session.verb(uuid, "Restart-VM", "resetting the VM (Restart-VM -Force)", deadline, Force=SWITCH)
+        self._client.verb(uuid, "Restart-VM", "resetting the VM (Restart-VM -Force)", deadline, Force=SWITCH)
 
     def pause(self, uuid: str, deadline: Deadline) -> None:
-        self._session.verb(uuid, "Suspend-VM", "pausing the VM (Suspend-VM)", deadline)
+        self._client.verb(uuid, "Suspend-VM", "pausing the VM (Suspend-VM)", deadline)
 
     def resume(self, uuid: str, deadline: Deadline) -> None:
-        self._session.verb(uuid, "Resume-VM", "resuming the VM (Resume-VM)", deadline)
+        self._client.verb(uuid, "Resume-VM", "resuming the VM (Resume-VM)", deadline)
 
     def save(self, uuid: str, deadline: Deadline) -> None:
-        self._session.verb(uuid, "Save-VM", "saving the VM (Save-VM)", deadline)
+        self._client.verb(uuid, "Save-VM", "saving the VM (Save-VM)", deadline)
 
     def discard_saved_state(self, uuid: str, deadline: Deadline) -> None:
-        self._session.verb(uuid, "Remove-VMSavedState", "discarding saved state (Remove-VMSavedState)", deadline)
+        self._client.verb(uuid, "Remove-VMSavedState", "discarding saved state (Remove-VMSavedState)", deadline)
 
 
 def check_spec(spec: VMSpec) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from polyvisor.backend import Credentials, Secret
+from polyvisor.backend_helpers import refuse_unknown_options
 from polyvisor.errors import ValidationError
 from polyvisor.uri import URI
 
@@ -164,12 +165,7 @@ def parse_options(uri: URI, credentials: Credentials) -> ConnectionOptions:
         raw[_ALIASES.get(key, key)] = value
     for key, value in credentials.options.items():
         raw[_ALIASES.get(key, key)] = value
-    unknown = sorted(set(raw) - set(_CONVERTERS))
-    if unknown:
-        raise ValidationError(
-            f"unknown Hyper-V connection option(s) {', '.join(unknown)}; known: {', '.join(sorted(_CONVERTERS))}",
-            field="options",
-        )
+    refuse_unknown_options(raw, _CONVERTERS, backend="Hyper-V")
     values = {key: _CONVERTERS[key](key, value) for key, value in raw.items()}
 
     scheme = values.get("scheme", "https")

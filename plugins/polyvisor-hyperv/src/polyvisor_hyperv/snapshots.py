@@ -14,11 +14,11 @@ from typing import Any
 from polyvisor.backend import Deadline
 from polyvisor.errors import NotFoundError, PolyvisorError, UnsupportedError, ValidationError
 from polyvisor.model import Feature, PowerState, Snapshot, normalize_uuid
+from polyvisor_hyperv.client import HyperVClient, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.notes import STATE_LABEL, join_notes, split_notes
-from polyvisor_hyperv.session import Session, as_guid, as_text, then, vm_step
-from polyvisor_hyperv.states import enum_name, status_from_vmstate
+from polyvisor_hyperv.states import enum_name, to_status
 from polyvisor_hyperv.transport import Row, parse_datetime
 
 __all__ = ["SNAPSHOT_PROPERTIES", "Snapshots"]
@@ -40,8 +40,8 @@ def checkpoint_state(row: Row) -> PowerState:
 class Snapshots:
     """Hyper-V checkpoints."""
 
-    def __init__(self, session: Session, lifecycle: Lifecycle) -> None:
-        self._session = session
+    def __init__(self, client: HyperVClient, lifecycle: Lifecycle) -> None:
+        self._client = client
         self._lifecycle = lifecycle
 
     def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
@@ -49,20 +49,20 @@ class Snapshots:
             raise UnsupportedError(
                 "Hyper-V checkpoints have no description; pass description=''",
                 feature=Feature.SNAPSHOT_DESCRIPTION,
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
-        row = self._session.vm_row(uuid, ("State", "CheckpointType", "Notes"), deadline)
+        row = self._client.vm_row(uuid, ("State", "CheckpointType", "Notes"), deadline)
         original = enum_name(row.get("CheckpointType"))
         if original == "Disabled":
             raise UnsupportedError(
                 "checkpoints are disabled for this VM; enable them on the host with "
                 "Set-VM -CheckpointType Production (or Standard)",
                 feature=Feature.SNAPSHOTS,
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
-        state = status_from_vmstate(row.get("State")).state
+        state = to_status(row.get("State")).state
         running = state is not PowerState.STOPPED
         wanted = "Standard" if memory else ("ProductionOnly" if running else "Production")
         # Record a paused or saved VM's state in the Notes the checkpoint captures; put the VM's own back after.
@@ -83,23 +83,23 @@ class Snapshots:
         if wanted != original:
             steps += [vm_step(uuid), then("Set-VM", CheckpointType=original)]
         try:
-            self._session.run(steps, doing=f"taking checkpoint {name!r} (Checkpoint-VM)", vm=uuid, deadline=deadline)
+            self._client.run(steps, doing=f"taking checkpoint {name!r} (Checkpoint-VM)", vm=uuid, deadline=deadline)
         except PolyvisorError:
             with contextlib.suppress(PolyvisorError):
                 restore: dict[str, Any] = {"CheckpointType": original} if wanted != original else {}
                 if marked != clean:
                     restore["Notes"] = clean
                 if restore:
-                    self._session.verb(uuid, "Set-VM", "restoring the checkpoint type and Notes", None, **restore)
+                    self._client.verb(uuid, "Set-VM", "restoring the checkpoint type and Notes", None, **restore)
             raise
         taken = [snap for snap in self.snapshot_list(uuid) if snap.name == name]
         if not taken:
-            raise NotFoundError(f"checkpoint {name!r} was taken but is not listed", host=self._session.host, vm=uuid)
+            raise NotFoundError(f"checkpoint {name!r} was taken but is not listed", host=self._client.host, vm=uuid)
         return max(taken, key=lambda snap: snap.created.timestamp() if snap.created else 0.0)
 
     def snapshot_list(self, uuid: str) -> list[Snapshot]:
-        current = as_text(self._session.vm_row(uuid, ("ParentSnapshotId",)).get("ParentSnapshotId"))
-        rows = self._session.run(
+        current = as_text(self._client.vm_row(uuid, ("ParentSnapshotId",)).get("ParentSnapshotId"))
+        rows = self._client.run(
             [vm_step(uuid), then("Get-VMSnapshot")], doing="listing checkpoints", vm=uuid, select=SNAPSHOT_PROPERTIES
         )
         current_id = normalize_uuid(current) if current else None
@@ -120,7 +120,7 @@ class Snapshots:
 
     def _snapshot_row(self, uuid: str, name: str, deadline: Deadline | None = None) -> Row:
         """Return the one checkpoint named ``name``; Hyper-V allows duplicate names, so several is an error."""
-        rows = self._session.run(
+        rows = self._client.run(
             [vm_step(uuid), then("Get-VMSnapshot")],
             doing="listing checkpoints",
             vm=uuid,
@@ -129,7 +129,7 @@ class Snapshots:
         )
         matches = [row for row in rows if as_text(row.get("Name")) == name]
         if not matches:
-            raise NotFoundError(f"no checkpoint named {name!r}", host=self._session.host, vm=uuid)
+            raise NotFoundError(f"no checkpoint named {name!r}", host=self._client.host, vm=uuid)
         if len(matches) > 1:
             ids = ", ".join(as_guid(row.get("Id")) for row in matches)
             raise ValidationError(
@@ -152,10 +152,10 @@ class Snapshots:
         target = checkpoint_state(row)
         if (
             target in (PowerState.PAUSED, PowerState.SAVED)
-            and self._session.status(uuid, deadline).state is PowerState.RUNNING
+            and self._client.status(uuid, deadline).state is PowerState.RUNNING
         ):
             self._lifecycle.stop(uuid, deadline)
-        self._session.run(
+        self._client.run(
             [*steps, then("Restore-VMSnapshot", Confirm=False)],  # ShouldProcess only: -Confirm:$false answers it
             doing=f"reverting to checkpoint {name!r} (Restore-VMSnapshot)",
             vm=uuid,
@@ -163,7 +163,7 @@ class Snapshots:
         )
         if target in (PowerState.RUNNING, PowerState.PAUSED):
             # Hyper-V cannot start a VM paused: a paused checkpoint is started from its saved memory and paused.
-            if self._session.status(uuid, deadline).state is PowerState.SAVED:
+            if self._client.status(uuid, deadline).state is PowerState.SAVED:
                 self._lifecycle.start(uuid, deadline)
             if target is PowerState.PAUSED:
                 self._lifecycle.pause(uuid, deadline)
@@ -171,7 +171,7 @@ class Snapshots:
     def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         parameters: dict[str, Any] = {"IncludeAllChildSnapshots": SWITCH} if children else {}
         steps, _ = self._snapshot_steps(uuid, name, deadline)
-        self._session.run(
+        self._client.run(
             [*steps, then("Remove-VMSnapshot", **parameters)],
             doing=f"deleting checkpoint {name!r} (Remove-VMSnapshot)",
             vm=uuid,

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from polyvisor.model import PowerState, VMStatus
 
-__all__ = ["enum_name", "status_from_vmstate"]
+__all__ = ["enum_name", "to_status"]
 
 P = PowerState
 
@@ -47,7 +47,7 @@ def enum_name(value: object, names: Mapping[int, str] | None = None) -> str:
     return "" if value is None else str(value).strip()
 
 
-def status_from_vmstate(value: object) -> VMStatus:
+def to_status(value: object) -> VMStatus:
     """Map a VMState name onto the contract: ``XCritical`` is X with the critical flag.
 
     A Critical state whose base is not a known state (there are none today) is CRASHED; anything else unknown

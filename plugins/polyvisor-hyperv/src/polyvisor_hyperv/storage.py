@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from polyvisor.backend import Deadline
 from polyvisor.errors import BackendError, NotFoundError, PolyvisorError
 from polyvisor.model import DiskFormat, DiskSpec
+from polyvisor_hyperv.client import HyperVClient, as_text, then
 from polyvisor_hyperv.commands import SWITCH, Step
-from polyvisor_hyperv.session import Session, as_text, then
 
 __all__ = ["CHECKPOINT_DISK", "Storage"]
 
@@ -22,19 +22,20 @@ CHECKPOINT_DISK = re.compile(r"_[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\.avh
 class Storage:
     """Disk files on the host."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: HyperVClient) -> None:
+        self._client = client
 
     def new_vhd_path(self, uuid: str, disk: DiskSpec, extension: str | None = None) -> str:
         if extension is None:
             extension = "vhd" if disk.disk_format is DiskFormat.VHD else "vhdx"
         # The VM's Id, not its name, names the file: names may hold characters Windows paths cannot.
-        return f"{self._session.vhd_dir().rstrip(chr(92))}\\{uuid}-{secrets.token_hex(4)}.{extension}"
+        return f"{self._client.vhd_dir().rstrip(chr(92))}\\{uuid}-{secrets.token_hex(4)}.{extension}"
 
-    def remove_files(self, paths: Sequence[str]) -> None:
+    def delete_files(self, paths: Sequence[str]) -> None:
+        """Delete files made for a VM that did not come to be (best effort: a failure is not raised)."""
         for path in paths:
             with contextlib.suppress(PolyvisorError):
-                self._session.run(
+                self._client.run(
                     [Step("Remove-Item", {"LiteralPath": path, "Force": SWITCH, "ErrorAction": "SilentlyContinue"})],
                     doing="removing a disk file",
                 )
@@ -60,7 +61,7 @@ class Storage:
         """
         paths: list[str] = []
         for via in ([], [then("Get-VMSnapshot")]):
-            rows = self._session.run(
+            rows = self._client.run(
                 [*vms, *via, then("Get-VMHardDiskDrive")],
                 doing=doing,
                 vm=vm,
@@ -73,7 +74,7 @@ class Storage:
         frontier = list(dict.fromkeys(paths))
         while frontier:
             # One Get-VHD per level of the chains; a drive that is no VHD (or a missing file) has no parent.
-            rows = self._session.run(
+            rows = self._client.run(
                 [Step("Get-VHD", {"Path": frontier, "ErrorAction": "SilentlyContinue"})],
                 doing=doing,
                 vm=vm,
@@ -102,13 +103,13 @@ class Storage:
 
         return sorted(known.values(), key=lambda path: -depth(path.casefold()))
 
-    def remove_disks(self, paths: Sequence[str], uuid: str) -> None:
+    def delete_disks(self, paths: Sequence[str], uuid: str) -> None:
         """Remove ``paths`` in order; try every one, then raise naming those left (the VM is already gone)."""
         left: list[str] = []
         first: PolyvisorError | None = None
         for path in paths:
             try:
-                self._session.run(
+                self._client.run(
                     [Step("Remove-Item", {"LiteralPath": path, "Force": SWITCH})],
                     doing=f"removing disk file {path}",
                     vm=uuid,
@@ -123,6 +124,6 @@ class Storage:
                 f"the VM was deleted, but {len(left)} of its disk files could not be removed; remove them by hand: "
                 + "; ".join(left)
                 + f" (first error: {first})",
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )

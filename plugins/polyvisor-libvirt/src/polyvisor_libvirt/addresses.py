@@ -8,18 +8,21 @@ lease on its network, or no ARP entry. :meth:`polyvisor.VM.wait_for_address` sho
 from __future__ import annotations
 
 import contextlib
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import libvirt
 
-from polyvisor.errors import PolyvisorError
+from polyvisor.errors import PolyvisorError, UnsupportedError
 from polyvisor.model import AddressAnswer, GuestAddress
+from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import Definition
-from polyvisor_libvirt.session import Session
 
 __all__ = ["SOURCES", "Addresses", "agent_detail", "to_addresses"]
+
+log = logging.getLogger("polyvisor.libvirt")
 
 SOURCES = {
     "agent": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
@@ -66,14 +69,33 @@ def to_addresses(found: Mapping[str, Any], source: str) -> tuple[GuestAddress, .
 
 
 class Addresses:
-    """Address answers of domains, over one session."""
+    """Guest addresses of domains, and each source's answer, over one client."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: LibvirtClient) -> None:
+        self._client = client
 
-    def answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
+    def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
+        """interfaceAddresses from each source in order; the first that answers with addresses wins."""
+        dom = self._client.domain(uuid)
+        last: PolyvisorError | None = None
+        for source in sources:
+            try:
+                doing = f"reading guest addresses ({source})"
+                with self._client.errors(doing, host=self._client.host, vm=dom.name()):
+                    found = dom.interfaceAddresses(SOURCES[source], 0)
+            except PolyvisorError as error:
+                last = error
+                continue
+            out = list(to_addresses(found, source))
+            if out:
+                return out
+        if last is not None and not isinstance(last, UnsupportedError):
+            log.debug("no guest addresses for %s: %s", uuid, last)
+        return []
+
+    def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
         """Ask every source in order; each answer holds its addresses or says why there are none."""
-        dom = self._session.domain(uuid)
+        dom = self._client.domain(uuid)
         definition: Definition | None = None
         out = []
         for source in sources:
@@ -87,7 +109,7 @@ class Addresses:
                 out.append(AddressAnswer(source, addresses))
                 continue
             if definition is None:
-                definition = self._session.definition(dom, fresh=False)
+                definition = self._client.definition(dom, fresh=False)
             out.append(AddressAnswer(source, (), self._empty_detail(source, definition)))
         return out
 
@@ -95,7 +117,7 @@ class Addresses:
         code = error.get_error_code() or 0
         message = error.get_error_message() or str(error)
         if code in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_DOMAIN):
-            with self._session.errors(f"reading guest addresses ({source})", host=self._session.host):
+            with self._client.errors(f"reading guest addresses ({source})", host=self._client.host):
                 raise error  # the connection or the VM is gone: not an answer, a failure
         if source == "agent":
             return agent_detail(code, message)
@@ -122,6 +144,6 @@ class Addresses:
 
     def _serves_dhcp(self, network: str) -> bool:
         with contextlib.suppress(libvirt.libvirtError, ET.ParseError, PolyvisorError):
-            xml = self._session.live().networkLookupByName(network).XMLDesc(0)
+            xml = self._client.live().networkLookupByName(network).XMLDesc(0)
             return ET.fromstring(xml).find("ip/dhcp") is not None
         return True  # unknown: say nothing about it

@@ -1,4 +1,4 @@
-"""Storage and devices of libvirt domains: volumes made for disks, networks for NICs, attaching and detaching.
+"""Disks and NICs of libvirt domains: networks for NICs, attaching and detaching.
 
 Device XML is built with ElementTree (:mod:`.domainxml`); a detach hands libvirt the device's own XML as defined.
 """
@@ -6,39 +6,35 @@ Device XML is built with ElementTree (:mod:`.domainxml`); a detach hands libvirt
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
-from pathlib import Path, PurePath
+from collections.abc import Callable
 
 import libvirt
 
+from polyvisor.backend_helpers import random_mac
 from polyvisor.errors import NotFoundError, ValidationError
-from polyvisor.model import DiskFormat, DiskSpec, NicSpec
+from polyvisor.model import DiskSpec, NicSpec
 from polyvisor_libvirt import domainxml
+from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import DiskDevice, NicDevice
-from polyvisor_libvirt.session import Session
+from polyvisor_libvirt.storage import Storage
 
 __all__ = ["Devices"]
 
-log = logging.getLogger("polyvisor.libvirt")
-
-_EXTENSIONS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "img", DiskFormat.VHDX: "vhdx", DiskFormat.VHD: "vhd"}
-_QEMU_FORMATS = {DiskFormat.QCOW2: "qcow2", DiskFormat.RAW: "raw", DiskFormat.VHDX: "vhdx", DiskFormat.VHD: "vpc"}
-_FORMAT_BY_SUFFIX = {".qcow2": "qcow2", ".img": "raw", ".raw": "raw", ".iso": "raw", ".vhdx": "vhdx", ".vhd": "vpc"}
+_MAC_PREFIX = "52:54:00"  # the prefix QEMU/KVM guests conventionally carry (locally administered MACs)
 
 
 class Devices:
-    """Disks, NICs and the volumes and networks behind them, over one session."""
+    """Disks and NICs, and the networks behind them, over one client."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: LibvirtClient, storage: Storage) -> None:
+        self._client = client
+        self._storage = storage
 
     def network_name(self, nic: NicSpec, vm: str) -> str:
         if nic.network is not None:
-            conn = self._session.live()
-            with self._session.errors(f"finding network {nic.network!r}", host=self._session.host, vm=vm):
+            conn = self._client.live()
+            with self._client.errors(f"finding network {nic.network!r}", host=self._client.host, vm=vm):
                 try:
                     conn.networkLookupByName(nic.network)
                 except libvirt.libvirtError as error:
@@ -46,13 +42,13 @@ class Devices:
                         raise
                     raise NotFoundError(
                         f"no network named {nic.network!r}; list them with connection.networks()",
-                        host=self._session.host,
+                        host=self._client.host,
                         vm=vm,
                     ) from error
             return nic.network
         names: list[str] = []
         with contextlib.suppress(libvirt.libvirtError):
-            names = [net.name() for net in self._session.conn.listAllNetworks()]
+            names = [net.name() for net in self._client.conn.listAllNetworks()]
         if "default" in names or not names:
             return "default"
         if len(names) == 1:
@@ -63,66 +59,11 @@ class Devices:
             field="nic.network",
         )
 
-    def disk_source(
-        self, disk: DiskSpec, volume_stem: str, vm: str, created: list[libvirt.virStorageVol]
-    ) -> tuple[str, str]:
-        if disk.image is not None:
-            self.require_file(disk.image, vm, "disk image")
-            fmt = _QEMU_FORMATS[disk.disk_format] if disk.disk_format else _guess_format(disk.image)
-            return disk.image, fmt
-        pool = self.pool(disk.pool, vm)
-        fmt = disk.disk_format or DiskFormat.QCOW2
-        volume_xml = ET.Element("volume")
-        ET.SubElement(volume_xml, "name").text = f"{volume_stem}.{_EXTENSIONS[fmt]}"
-        ET.SubElement(volume_xml, "capacity", {"unit": "MiB"}).text = str(disk.size_mib)
-        target = ET.SubElement(volume_xml, "target")
-        ET.SubElement(target, "format", {"type": _QEMU_FORMATS[fmt]})
-        with self._session.errors(
-            f"creating a {disk.size_mib} MiB volume in pool {pool.name()!r}", host=self._session.host, vm=vm
-        ):
-            volume = pool.createXML(domainxml.to_text(volume_xml), 0)
-            created.append(volume)
-            return volume.path(), _QEMU_FORMATS[fmt]
-
-    def require_file(self, path: str, vm: str, what: str) -> None:
-        """Refuse a missing image up front: known to a storage pool, or (on a local host) present on disk."""
-        try:
-            self._session.live().storageVolLookupByPath(path)
-            return
-        except libvirt.libvirtError:
-            pass
-        if not self._session.uri.is_local or Path(path).exists():
-            return  # a remote host's files cannot be checked from here; libvirt reports them at start
-        raise NotFoundError(
-            f"the {what} {path!r} does not exist on this host; check the path (or create it) and retry",
-            host=self._session.host,
-            vm=vm,
-        )
-
-    def pool(self, name: str | None, vm: str) -> libvirt.virStoragePool:
-        conn = self._session.live()
-        if name is not None:
-            with self._session.errors(f"finding storage pool {name!r}", host=self._session.host, vm=vm):
-                return conn.storagePoolLookupByName(name)
-        with self._session.errors("listing storage pools", host=self._session.host, vm=vm):
-            pools = conn.listAllStoragePools()
-        by_name = {pool.name(): pool for pool in pools}
-        if "default" in by_name:
-            return by_name["default"]
-        if len(pools) == 1:
-            return pools[0]
-        raise NotFoundError(
-            f"no storage pool named 'default' (pools: {', '.join(sorted(by_name)) or 'none'}); "
-            "create one (virsh pool-define-as default dir --target /var/lib/libvirt/images) or set disk.pool",
-            host=self._session.host,
-            vm=vm,
-        )
-
     def _change_device(self, uuid: str, element: ET.Element, *, live: bool, attach: bool, doing: str) -> None:
-        dom = self._session.domain(uuid)
+        dom = self._client.domain(uuid)
         xml = domainxml.to_text(element)
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
-        with self._session.errors(doing, host=self._session.host, vm=dom.name(), state=self._session.state_of(dom)):
+        with self._client.errors(doing, host=self._client.host, vm=dom.name(), state=self._client.state_of(dom)):
             try:
                 if attach:
                     dom.attachDeviceFlags(xml, flags)
@@ -133,7 +74,7 @@ class Devices:
                     raise
                 # Drivers without device calls (the test driver): change the persistent definition instead.
                 self._redefine_devices(dom, element, attach=attach)
-        self._session.cache.drop(dom.UUIDString())
+        self._client.cache.drop(dom.UUIDString())
 
     def _redefine_devices(self, dom: libvirt.virDomain, element: ET.Element, *, attach: bool) -> None:
         root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
@@ -146,49 +87,38 @@ class Devices:
             for child in list(devices):
                 if _same_device(child, element):
                     devices.remove(child)
-        self._session.live().defineXML(domainxml.to_text(root))
+        self._client.live().defineXML(domainxml.to_text(root))
 
     def attach_disk(self, uuid: str, disk: DiskSpec, *, live: bool) -> str:
         """Create (or use) the disk and attach it at the next free target on its bus."""
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=True)
+        dom = self._client.domain(uuid)
+        definition = self._client.definition(dom, fresh=True)
         used = {d.target for d in definition.disks}
         index = 0
         while domainxml.target_name(disk.bus, index) in used:
             index += 1
         target = domainxml.target_name(disk.bus, index)
         created: list[libvirt.virStorageVol] = []
-        path, fmt = self.disk_source(disk, f"{definition.uuid}-{target}", definition.name, created)
+        path, fmt = self._storage.disk_source(disk, f"{definition.uuid}-{target}", definition.name, created)
         element = domainxml.disk_element(DiskDevice(path, target, disk.bus.value, fmt, readonly=disk.readonly))
         try:
             self._change_device(uuid, element, live=live, attach=True, doing=f"attaching disk {target}")
             if created:
-                self.set_owned(dom, (*definition.owned_volumes, path))
+                self._storage.set_owned(dom, (*definition.owned_volumes, path))
         except BaseException:
-            self.delete_volumes(created, definition.name)
+            self._storage.delete_volumes(created, definition.name)
             raise
         return target
 
-    def set_owned(self, dom: libvirt.virDomain, paths: Sequence[str]) -> None:
-        with self._session.errors("recording the VM's volumes", host=self._session.host, vm=dom.name()):
-            dom.setMetadata(
-                libvirt.VIR_DOMAIN_METADATA_ELEMENT,
-                domainxml.owned_xml(paths) if paths else None,
-                domainxml.STORAGE_PREFIX if paths else None,
-                domainxml.STORAGE_NS,
-                self._session.affect(dom),
-            )
-        self._session.cache.drop(dom.UUIDString())
-
     def detach_disk(self, uuid: str, target: str, *, live: bool) -> None:
         """Detach the disk with this target; the volume stays (delete(storage=True) removes owned ones)."""
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=True)
+        dom = self._client.domain(uuid)
+        definition = self._client.definition(dom, fresh=True)
         match = next((d for d in definition.disks if d.target == target), None)
         if match is None:
             raise NotFoundError(
                 f"the VM has no disk {target!r} (it has {', '.join(d.target for d in definition.disks) or 'none'})",
-                host=self._session.host,
+                host=self._client.host,
                 vm=definition.name,
             )
         element = self._device_element(dom, "disk", lambda el: _same_device(el, _target_probe(target)))
@@ -197,17 +127,17 @@ class Devices:
     def _device_element(self, dom: libvirt.virDomain, tag: str, matches: Callable[[ET.Element], bool]) -> ET.Element:
         # libvirt matches a detach against the device as defined (a network NIC needs its source, a disk its
         # type), so hand it the device's own XML rather than a sketch of it.
-        with self._session.errors("reading the VM definition", host=self._session.host, vm=dom.name()):
+        with self._client.errors("reading the VM definition", host=self._client.host, vm=dom.name()):
             root = ET.fromstring(dom.XMLDesc(0))
         found = next((el for el in root.iterfind(f"devices/{tag}") if matches(el)), None)
         if found is None:
-            raise NotFoundError(f"the VM has no such {tag} any more", host=self._session.host, vm=dom.name())
+            raise NotFoundError(f"the VM has no such {tag} any more", host=self._client.host, vm=dom.name())
         return found
 
     def attach_nic(self, uuid: str, nic: NicSpec, *, live: bool) -> str:
         """Attach a NIC; a MAC is generated when none is given."""
-        dom = self._session.domain(uuid)
-        mac = nic.mac or _random_mac()
+        dom = self._client.domain(uuid)
+        mac = nic.mac or random_mac(_MAC_PREFIX)
         network = self.network_name(nic, dom.name())
         element = domainxml.nic_element(NicDevice(network, mac, nic.model))
         self._change_device(uuid, element, live=live, attach=True, doing=f"attaching a NIC on {network!r}")
@@ -215,36 +145,17 @@ class Devices:
 
     def detach_nic(self, uuid: str, mac: str, *, live: bool) -> None:
         """Detach the NIC with this MAC."""
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=True)
+        dom = self._client.domain(uuid)
+        definition = self._client.definition(dom, fresh=True)
         match = next((n for n in definition.nics if n.mac == mac), None)
         if match is None:
             raise NotFoundError(
                 f"the VM has no NIC with MAC {mac} (it has {', '.join(n.mac for n in definition.nics) or 'none'})",
-                host=self._session.host,
+                host=self._client.host,
                 vm=definition.name,
             )
         element = self._device_element(dom, "interface", lambda el: _same_device(el, _mac_probe(mac)))
         self._change_device(uuid, element, live=live, attach=False, doing=f"detaching NIC {mac}")
-
-    def delete_volumes(self, volumes: Sequence[libvirt.virStorageVol], vm: str) -> None:
-        """Delete volumes made for a VM that did not come to be (best effort: failures are logged)."""
-        for volume in volumes:
-            try:
-                volume.delete(0)
-            except libvirt.libvirtError:
-                log.warning("could not delete volume %s created for VM %r on %s", volume.path(), vm, self._session.host)
-
-
-def _guess_format(path: str) -> str:
-    suffix = PurePath(path).suffix.lower()
-    return _FORMAT_BY_SUFFIX.get(suffix, "raw")
-
-
-def _random_mac() -> str:
-    # 52:54:00 is the prefix QEMU/KVM guests conventionally use for locally administered MACs.
-    tail = os.urandom(3)
-    return "52:54:00:" + ":".join(f"{byte:02x}" for byte in tail)
 
 
 def _target_probe(target: str) -> ET.Element:

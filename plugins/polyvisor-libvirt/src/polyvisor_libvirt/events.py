@@ -1,6 +1,6 @@
 """libvirt domain events: one registration per connection feeds the definition cache and every subscription.
 
-libvirt allows one callback per event id and connection. :class:`DomainEvents` holds those registrations (lifecycle
+libvirt allows one callback per event id and connection. :class:`Events` holds those registrations (lifecycle
 events for subscribers and the cache, metadata and device events for the cache only) and the live subscriptions;
 after a reconnect it registers again on the new connection and reports a gap to each subscription.
 """
@@ -17,7 +17,7 @@ from polyvisor.errors import PolyvisorError
 from polyvisor.model import Event, EventKind, PowerState
 from polyvisor_libvirt.domainxml import Definition
 
-__all__ = ["DefinitionCache", "DomainEvents"]
+__all__ = ["DefinitionCache", "Events"]
 
 _EVENT_DETAIL = {
     libvirt.VIR_DOMAIN_EVENT_DEFINED: "defined",
@@ -84,7 +84,7 @@ class DefinitionCache:
             self._items.clear()
 
 
-class DomainEvents:
+class Events:
     """The event registrations on one connection, and the subscriptions they feed."""
 
     def __init__(self, cache: DefinitionCache) -> None:

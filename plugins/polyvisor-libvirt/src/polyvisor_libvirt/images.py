@@ -28,7 +28,7 @@ from polyvisor.errors import NotFoundError, TimeoutError, UnsupportedError, Vali
 from polyvisor.model import CloneMode, DiskFormat, DiskSpec, Feature
 from polyvisor.provisioning import CloudInit, build_seed_iso
 from polyvisor_libvirt import domainxml
-from polyvisor_libvirt.session import Session
+from polyvisor_libvirt.client import LibvirtClient
 
 __all__ = ["BaseImage", "Images", "probe_header"]
 
@@ -77,10 +77,10 @@ def probe_header(head: bytes, tail: bytes, file_size: int, declared: str | None)
 
 
 class Images:
-    """Clones of base images and cloud-init seeds in storage pools, over one session."""
+    """Clones of base images and cloud-init seeds in storage pools, over one client."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: LibvirtClient) -> None:
+        self._client = client
 
     # -- bases ---------------------------------------------------------------------------------------------------
     def inspect(self, path: str, declared: DiskFormat | None, vm: str) -> BaseImage:
@@ -90,12 +90,12 @@ class Images:
         name the path.
         """
         wanted = _QEMU_FORMATS[declared] if declared else None
-        conn = self._session.live()
+        conn = self._client.live()
         volume: libvirt.virStorageVol | None = None
         with contextlib.suppress(libvirt.libvirtError):
             volume = conn.storageVolLookupByPath(path)
         if volume is not None:
-            with self._session.errors(f"reading the base image volume {path!r}", host=self._session.host, vm=vm):
+            with self._client.errors(f"reading the base image volume {path!r}", host=self._client.host, vm=vm):
                 _kind, capacity, _allocation = volume.info()
                 xml = volume.XMLDesc(0)
             fmt = ET.fromstring(xml).find("target/format")
@@ -107,9 +107,9 @@ class Images:
                     field="disk.image",
                 )
             return BaseImage(path, found, int(capacity), volume)
-        if not self._session.uri.is_local:
+        if not self._client.uri.is_local:
             raise ValidationError(
-                f"VM {vm!r}: the base image {path!r} is not a volume of a storage pool on {self._session.host}; "
+                f"VM {vm!r}: the base image {path!r} is not a volume of a storage pool on {self._client.host}; "
                 "on a remote host polyvisor can only clone pool volumes (refresh the pool, or put the image in one)",
                 field="disk.image",
             )
@@ -117,7 +117,7 @@ class Images:
         if not file.exists():
             raise NotFoundError(
                 f"the base image {path!r} does not exist on this host; check the path and retry",
-                host=self._session.host,
+                host=self._client.host,
                 vm=vm,
             )
         try:
@@ -151,15 +151,15 @@ class Images:
         size = _wanted_size(disk, base, vm)
         if disk.clone is CloneMode.LINKED:
             xml = _volume_xml(f"{stem}.qcow2", size, "qcow2", backing=base)
-            with self._session.errors(
-                f"creating a linked clone of {base.path!r} in pool {pool.name()!r}", host=self._session.host, vm=vm
+            with self._client.errors(
+                f"creating a linked clone of {base.path!r} in pool {pool.name()!r}", host=self._client.host, vm=vm
             ):
                 volume = pool.createXML(xml, 0)
                 created.append(volume)
                 return volume.path(), "qcow2"
         name = f"{stem}.{_EXTENSIONS.get(base.format, 'img')}"
         doing = f"copying {base.path!r} into pool {pool.name()!r}"
-        with self._session.errors(doing, host=self._session.host, vm=vm):
+        with self._client.errors(doing, host=self._client.host, vm=vm):
             if base.volume is not None:
                 # The new volume's capacity is the size asked for: the test driver makes it so (and cannot resize),
                 # QEMU's storage driver copies the base's size (then it is resized below).
@@ -187,7 +187,7 @@ class Images:
         """Build the NoCloud seed ISO, upload it as a new raw volume of ``pool``; return the volume's path."""
         data = build_seed_iso(cloud_init)
         doing = f"uploading the cloud-init seed into pool {pool.name()!r}"
-        with self._session.errors(doing, host=self._session.host, vm=vm):
+        with self._client.errors(doing, host=self._client.host, vm=vm):
             volume = pool.createXML(_volume_xml(f"{stem}-seed.iso", len(data), "raw"), 0)
             created.append(volume)
             self._upload(volume, _Bytes(data), len(data), doing, vm, deadline)
@@ -199,7 +199,7 @@ class Images:
     ) -> None:
         """Send ``length`` bytes of ``source`` into the volume through a storage stream, chunk by chunk; the deadline
         is checked between chunks (the stream is aborted when it passes)."""
-        conn = self._session.live()
+        conn = self._client.live()
         stream = conn.newStream(0)
         try:
             try:
@@ -210,7 +210,7 @@ class Images:
                         f"this libvirt driver cannot upload into storage volumes ({doing}); "
                         "clone a base that is a pool volume, or use a QEMU/KVM host",
                         feature=Feature.CLOUD_INIT if doing.startswith("uploading") else Feature.DISK_CLONE_COPY,
-                        host=self._session.host,
+                        host=self._client.host,
                         vm=vm,
                     ) from error
                 raise
@@ -219,7 +219,7 @@ class Images:
                 if deadline.remaining() <= 0:
                     raise TimeoutError(
                         f"timed out after {deadline.timeout:g}s {doing} ({sent} of {length} bytes sent)",
-                        host=self._session.host,
+                        host=self._client.host,
                         vm=vm,
                     )
                 chunk = source.read(min(_CHUNK, length - sent))

@@ -1,39 +1,110 @@
-"""What libvirt says about domains: bulk listings, one domain's facts, its guest addresses and console.
+"""What libvirt says about the host and its domains: host facts and networks, bulk listings, one domain's facts,
+labels, features and console.
 
 Listing reads states in bulk (``getAllDomainStats`` plus one ``listAllDomains`` filtered on managed-save images).
-Definition facts (cpus, memory, labels, description) come from the session's cache of parsed domain XML, which
+Definition facts (cpus, memory, labels, description) come from the client's cache of parsed domain XML, which
 libvirt's own events keep coherent; a listing carries them only for domains in the cache, and :meth:`Inventory.info`
 reads them. So a listing costs two calls whatever the number of VMs.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 import libvirt
 
 from polyvisor.errors import PolyvisorError, UnsupportedError
-from polyvisor.model import DynamicMemory, Feature, GuestAddress, PowerState, VMDetails, VMInfo, VMStatus
-from polyvisor_libvirt.addresses import SOURCES, to_addresses
+from polyvisor.model import (
+    DynamicMemory,
+    Feature,
+    HostInfo,
+    NetworkInfo,
+    PowerState,
+    VMDetails,
+    VMInfo,
+    VMStatus,
+)
+from polyvisor_libvirt import domainxml
+from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import Definition
-from polyvisor_libvirt.session import Session
+from polyvisor_libvirt.probe import HostCaps
 from polyvisor_libvirt.states import to_status
 
 __all__ = ["Inventory"]
-
-log = logging.getLogger("polyvisor.libvirt")
 
 _STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON
 
 
 class Inventory:
-    """Listings and facts of domains, over one session."""
+    """Facts of the host, its networks and its domains (listings, labels, features), over one client."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: LibvirtClient, host_caps: HostCaps) -> None:
+        self._client = client
+        self._host_caps = host_caps
+
+    def host_info(self) -> HostInfo:
+        """Facts from getInfo, getHostname, getVersion/getLibVersion and the capabilities."""
+        conn = self._client.live()
+        with self._client.errors("reading host facts", host=self._client.host):
+            model, memory_mib, cpus, *_ = conn.getInfo()
+            hostname = conn.getHostname()
+            hypervisor = conn.getType()
+            version = conn.getVersion()
+            lib_version = conn.getLibVersion()
+            # The test driver returns its cells' free KiB where the API promises bytes; leave it to the caller to
+            # compute from the VMs rather than report a figure a thousand times too small.
+            free = None if self._client.uri.driver == "test" else conn.getFreeMemory() // (1024 * 1024)
+        return HostInfo(
+            hostname=hostname,
+            hypervisor=f"libvirt/{hypervisor}",
+            hypervisor_version=_version(version),
+            cpus=cpus,
+            memory_mib=memory_mib,
+            arch=self._host_caps.arch or model,
+            extra=MappingProxyType({"libvirt_version": _version(lib_version), "driver": self._client.uri.driver}),
+            free_memory_mib=free,
+        )
+
+    def networks(self) -> list[NetworkInfo]:
+        """Every libvirt network."""
+        conn = self._client.live()
+        with self._client.errors("listing networks", host=self._client.host):
+            return [
+                NetworkInfo(name=net.name(), active=bool(net.isActive()), kind="libvirt-network", uuid=net.UUIDString())
+                for net in conn.listAllNetworks()
+            ]
+
+    def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
+        """Replace the labels element in the domain's metadata (live and persistent)."""
+        with self._client.acting(uuid, "setting labels") as dom:
+            xml = domainxml.labels_xml(labels) if labels else None
+            dom.setMetadata(
+                libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                xml,
+                domainxml.LABELS_PREFIX if xml else None,
+                domainxml.LABELS_NS,
+                self._client.affect(dom),
+            )
+            self._client.cache.drop(dom.UUIDString())
+
+    def probe_vm_features(self, uuid: str, features: frozenset[Feature]) -> frozenset[Feature]:
+        """Narrow the connection's ``features`` to what this VM's definition allows."""
+        narrowed = set(features)
+        if self._client.uri.driver in ("qemu", "kvm"):
+            definition = self._client.definition(self._client.domain(uuid), fresh=False)
+            if not definition.guest_agent:
+                narrowed.discard(Feature.SHUTDOWN_AGENT)
+            if not definition.serial_logs:
+                narrowed.discard(Feature.CONSOLE)
+            if not definition.balloon:
+                narrowed.discard(Feature.RECONFIGURE_LIVE_MEMORY)  # <memballoon model='none'/>
+            disks = [disk for disk in definition.disks if disk.device == "disk"]
+            if any(disk.format != "qcow2" for disk in disks) or definition.uefi:
+                # Internal snapshots (the only revertible kind here) need qcow2 disks and no pflash NVRAM.
+                narrowed -= {Feature.SNAPSHOTS, Feature.SNAPSHOT_MEMORY, Feature.SNAPSHOT_DESCRIPTION}
+        return frozenset(narrowed)
 
     def list_vms(self) -> list[VMInfo]:
         """Every domain in two bulk calls, whatever their number.
@@ -43,8 +114,8 @@ class Inventory:
         not reported a change since it was read, and are otherwise left out (``details=None``; :meth:`info`
         reads them).
         """
-        conn = self._session.live()
-        with self._session.errors("listing VMs", host=self._session.host):
+        conn = self._client.live()
+        with self._client.errors("listing VMs", host=self._client.host):
             try:
                 stats = conn.getAllDomainStats(_STATS)
             except libvirt.libvirtError as error:
@@ -60,7 +131,7 @@ class Inventory:
                 int(record.get("state.reason", 0)),
                 managed_save=uuid in saved,
             )
-            cached = self._session.cache.get(uuid)
+            cached = self._client.cache.get(uuid)
             if cached is not None:
                 out.append(self._info(cached, status, record))
                 continue
@@ -69,24 +140,24 @@ class Inventory:
 
     def lookup(self, ref: str) -> VMInfo:
         """Find a domain by UUID or name: identity and status (details only when the cache has them)."""
-        dom = self._session.domain(ref)
+        dom = self._client.domain(ref)
         uuid, name = dom.UUIDString(), dom.name()
-        status = self._session.status(dom, name)
-        cached = self._session.cache.get(uuid)
+        status = self._client.status(dom, name)
+        cached = self._client.cache.get(uuid)
         if cached is not None:
             return self._info(cached, status, {})
         return VMInfo(uuid, name, status, has_saved_state=status.state is PowerState.SAVED)
 
     def info(self, uuid: str) -> VMInfo:
         """The domain with its details, read afresh (and kept in the cache for later listings)."""
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=True)
-        return self._info(definition, self._session.status(dom, definition.name), {})
+        dom = self._client.domain(uuid)
+        definition = self._client.definition(dom, fresh=True)
+        return self._info(definition, self._client.status(dom, definition.name), {})
 
     def status(self, uuid: str) -> VMStatus:
         """The domain's state, reason and managed-save image, without reading its XML."""
-        dom = self._session.domain(uuid)
-        return self._session.status(dom, uuid)
+        dom = self._client.domain(uuid)
+        return self._client.status(dom, uuid)
 
     def _info(self, definition: Definition, status: VMStatus, record: Mapping[str, Any]) -> VMInfo:
         return VMInfo(
@@ -124,34 +195,15 @@ class Inventory:
             ),
         )
 
-    def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
-        """interfaceAddresses from each source in order; the first that answers with addresses wins."""
-        dom = self._session.domain(uuid)
-        last: PolyvisorError | None = None
-        for source in sources:
-            try:
-                doing = f"reading guest addresses ({source})"
-                with self._session.errors(doing, host=self._session.host, vm=dom.name()):
-                    found = dom.interfaceAddresses(SOURCES[source], 0)
-            except PolyvisorError as error:
-                last = error
-                continue
-            out = list(to_addresses(found, source))
-            if out:
-                return out
-        if last is not None and not isinstance(last, UnsupportedError):
-            log.debug("no guest addresses for %s: %s", uuid, last)
-        return []
-
     def console_output(self, uuid: str) -> str:
         """The serial log file of a local domain."""
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=False)
-        if not definition.serial_logs or not self._session.uri.is_local:
+        dom = self._client.domain(uuid)
+        definition = self._client.definition(dom, fresh=False)
+        if not definition.serial_logs or not self._client.uri.is_local:
             raise UnsupportedError(
                 "this VM has no serial log file on this host; define it with a <serial> log",
                 feature=Feature.CONSOLE,
-                host=self._session.host,
+                host=self._client.host,
                 vm=definition.name,
             )
         try:
@@ -162,6 +214,12 @@ class Inventory:
         except OSError as error:
             raise PolyvisorError(
                 f"cannot read the serial log {definition.serial_logs[0]}: {error}; check its permissions",
-                host=self._session.host,
+                host=self._client.host,
                 vm=definition.name,
             ) from error
+
+
+def _version(number: int) -> str:
+    major, rest = divmod(number, 1_000_000)
+    minor, release = divmod(rest, 1000)
+    return f"{major}.{minor}.{release}"

@@ -14,7 +14,7 @@ from polyvisor.model import Feature
 from polyvisor_libvirt.kvmcheck import kvm_works
 
 if TYPE_CHECKING:
-    from polyvisor_libvirt.session import Session
+    from polyvisor_libvirt.client import LibvirtClient
 
 __all__ = [
     "DRIVER_FEATURES",
@@ -170,17 +170,17 @@ def probe_firmware(conn: libvirt.virConnect, *, local: bool, arch: str, virt_typ
     return Firmwares(uefi=uefi, secure_boot=uefi and "yes" in secure and bool(secure_loaders))
 
 
-def read_host_caps(session: Session) -> HostCaps:
-    """The host capabilities of the session's connection."""
-    with session.errors("reading host capabilities", host=session.host):
-        return parse_capabilities(session.conn.getCapabilities())
+def read_host_caps(client: LibvirtClient) -> HostCaps:
+    """The host capabilities of the client's connection."""
+    with client.errors("reading host capabilities", host=client.host):
+        return parse_capabilities(client.conn.getCapabilities())
 
 
-def probe_connection(session: Session, caps: HostCaps) -> frozenset[Feature]:
-    """The features of the session's driver on this host: the driver's known set, narrowed and extended by probes."""
-    conn, uri = session.conn, session.uri
+def probe_connection(client: LibvirtClient, caps: HostCaps) -> frozenset[Feature]:
+    """The features of the client's driver on this host: the driver's known set, narrowed and extended by probes."""
+    conn, uri = client.conn, client.uri
     features = set(DRIVER_FEATURES.get(uri.driver, frozenset({Feature.CREATE, Feature.LABELS})))
-    if session.events.available:
+    if client.events.available:
         features.add(Feature.EVENTS)
     with contextlib.suppress(libvirt.libvirtError):
         conn.listAllNetworks()

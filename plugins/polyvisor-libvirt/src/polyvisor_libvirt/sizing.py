@@ -17,8 +17,8 @@ import libvirt
 from polyvisor.backend import Deadline
 from polyvisor.errors import NotFoundError, ValidationError
 from polyvisor_libvirt import domainxml
+from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import Definition
-from polyvisor_libvirt.session import Session
 
 __all__ = ["Sizing", "redefine_size"]
 
@@ -74,17 +74,17 @@ def redefine_size(xml: str, *, cpus: int | None, memory_mib: int | None, minimum
 
 
 class Sizing:
-    """vCPUs, memory and disk sizes of domains, over one session."""
+    """vCPUs, memory and disk sizes of domains, over one client."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: LibvirtClient) -> None:
+        self._client = client
 
     def reconfigure(
         self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline
     ) -> None:
         """Change vCPUs and/or memory of a stopped domain (redefined) or a running one (within its maxima)."""
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=True)
+        dom = self._client.domain(uuid)
+        definition = self._client.definition(dom, fresh=True)
         self._check_memory(definition, memory_mib, live=live)
         if live and cpus is not None and cpus > definition.max_cpus:
             raise ValidationError(
@@ -93,10 +93,8 @@ class Sizing:
                 field="cpus",
             )
         doing = "reconfiguring CPUs and memory" + (" live" if live else "")
-        deadline.check(doing, host=self._session.host, vm=definition.name)
-        with self._session.errors(
-            doing, host=self._session.host, vm=definition.name, state=self._session.state_of(dom)
-        ):
+        deadline.check(doing, host=self._client.host, vm=definition.name)
+        with self._client.errors(doing, host=self._client.host, vm=definition.name, state=self._client.state_of(dom)):
             if live:
                 # The running domain first, then its definition (some drivers refuse both flags in one call).
                 scopes = [libvirt.VIR_DOMAIN_AFFECT_LIVE]
@@ -110,8 +108,8 @@ class Sizing:
             else:
                 xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
                 new = redefine_size(xml, cpus=cpus, memory_mib=memory_mib, minimum_mib=definition.memory_minimum_mib)
-                self._session.live().defineXML(new)
-        self._session.cache.drop(definition.uuid)
+                self._client.live().defineXML(new)
+        self._client.cache.drop(definition.uuid)
 
     @staticmethod
     def _check_memory(definition: Definition, memory_mib: int | None, *, live: bool) -> None:
@@ -135,21 +133,19 @@ class Sizing:
 
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
         """Grow a disk: the pool volume of a stopped domain, or through QEMU (``blockResize``) while it runs."""
-        dom = self._session.domain(uuid)
-        definition = self._session.definition(dom, fresh=True)
+        dom = self._client.domain(uuid)
+        definition = self._client.definition(dom, fresh=True)
         disks = [disk for disk in definition.disks if disk.device == "disk"]
         disk = next((disk for disk in disks if disk.target == target), None)
         if disk is None:
             raise NotFoundError(
                 f"the VM has no disk {target!r}; its disks are {', '.join(d.target for d in disks) or 'none'}",
-                host=self._session.host,
+                host=self._client.host,
                 vm=definition.name,
             )
         doing = f"resizing disk {target}"
-        deadline.check(doing, host=self._session.host, vm=definition.name)
-        with self._session.errors(
-            doing, host=self._session.host, vm=definition.name, state=self._session.state_of(dom)
-        ):
+        deadline.check(doing, host=self._client.host, vm=definition.name)
+        with self._client.errors(doing, host=self._client.host, vm=definition.name, state=self._client.state_of(dom)):
             running = bool(dom.isActive())
             volume = None
             if running:
@@ -166,18 +162,18 @@ class Sizing:
                 )
             if size == capacity:
                 return
-            deadline.check(doing, host=self._session.host, vm=definition.name)
+            deadline.check(doing, host=self._client.host, vm=definition.name)
             if volume is None:
                 dom.blockResize(target, size, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
             else:
                 volume.resize(size, 0)
-        self._session.cache.drop(definition.uuid)
+        self._client.cache.drop(definition.uuid)
 
     def _volume(self, path: str | None, target: str, vm: str) -> libvirt.virStorageVol:
         error: libvirt.libvirtError | None = None
         if path is not None:
             try:
-                return self._session.live().storageVolLookupByPath(path)
+                return self._client.live().storageVolLookupByPath(path)
             except libvirt.libvirtError as failed:
                 error = failed
         raise ValidationError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
@@ -11,18 +10,18 @@ import libvirt
 from polyvisor.backend import Deadline
 from polyvisor.model import PowerState, Snapshot
 from polyvisor_libvirt import domainxml
-from polyvisor_libvirt.session import Session
+from polyvisor_libvirt.client import LibvirtClient
 
 __all__ = ["Snapshots"]
 
 
 class Snapshots:
-    """Create, list, revert and delete snapshots over one session."""
+    """Create, list, revert and delete snapshots over one client."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: LibvirtClient) -> None:
+        self._client = client
 
-    def create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
+    def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
         """snapshotCreateXML (internal snapshots).
 
         Internal snapshots of a running VM always hold its memory (QEMU and the test driver alike), and libvirt
@@ -31,14 +30,14 @@ class Snapshots:
         taken) and reverting to it leaves the VM stopped, with its disks as they were.
         """
         doing = f"taking snapshot {name!r}"
-        with self._session.acting(uuid, doing, deadline) as dom:
+        with self._client.acting(uuid, doing, deadline) as dom:
             running = bool(dom.isActive())
             marker = running and not memory
             if marker:
                 self._set_snapshot_marker(dom, domainxml.snapshot_marker_xml(name, memory=False))
             try:
                 xml = domainxml.snapshot_xml(name, description, memory=memory or running, running=running)
-                snap = self._session.bounded(dom, deadline, doing, lambda: dom.snapshotCreateXML(xml, 0))
+                snap = self._client.bounded(dom, deadline, doing, lambda: dom.snapshotCreateXML(xml, 0))
             finally:
                 if marker:
                     self._set_snapshot_marker(dom, None)
@@ -50,37 +49,37 @@ class Snapshots:
             xml,
             domainxml.SNAPSHOT_PREFIX if xml else None,
             domainxml.SNAPSHOT_NS,
-            self._session.affect(dom),
+            self._client.affect(dom),
         )
 
-    def list(self, uuid: str) -> builtins.list[Snapshot]:
+    def snapshot_list(self, uuid: str) -> list[Snapshot]:
         """Every snapshot with its parent and whether it is current."""
-        with self._session.acting(uuid, "listing snapshots") as dom:
+        with self._client.acting(uuid, "listing snapshots") as dom:
             current = None
             if dom.hasCurrentSnapshot(0):
                 current = dom.snapshotCurrent(0).getName()
             return [_snapshot(snap, current=snap.getName() == current) for snap in dom.listAllSnapshots(0)]
 
-    def revert(self, uuid: str, name: str, deadline: Deadline) -> None:
+    def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
         """revertToSnapshot; a snapshot taken without memory ends stopped, whatever libvirt kept."""
         doing = f"reverting to snapshot {name!r}"
-        with self._session.acting(uuid, doing, deadline) as dom:
+        with self._client.acting(uuid, doing, deadline) as dom:
             snap = dom.snapshotLookupByName(name, 0)
             wants_memory = domainxml.snapshot_wants_memory(ET.fromstring(snap.getXMLDesc(0)))
             if wants_memory is False:
-                self._session.bounded(
+                self._client.bounded(
                     dom, deadline, doing, lambda: dom.revertToSnapshot(snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED)
                 )
                 if dom.isActive():
                     dom.destroy()
             else:
-                self._session.bounded(dom, deadline, doing, lambda: dom.revertToSnapshot(snap, 0))
-            self._session.cache.drop(dom.UUIDString())
+                self._client.bounded(dom, deadline, doing, lambda: dom.revertToSnapshot(snap, 0))
+            self._client.cache.drop(dom.UUIDString())
 
-    def delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
+    def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         """Delete one snapshot (its children move up) or the whole subtree."""
         flags = libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN if children else 0
-        with self._session.acting(uuid, f"deleting snapshot {name!r}", deadline) as dom:
+        with self._client.acting(uuid, f"deleting snapshot {name!r}", deadline) as dom:
             dom.snapshotLookupByName(name, 0).delete(flags)
 
 

@@ -1,4 +1,5 @@
-"""What every part of the backend shares: the transport, the host's name, and the calls all of them make."""
+"""The client every part of the backend calls Hyper-V through: the transport, the host's name, and the calls all of
+them make (a pipeline run, a VM piped into a cmdlet, a VM's row and status)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from polyvisor.errors import NotFoundError, PolyvisorError
 from polyvisor.model import VMStatus, normalize_uuid
 from polyvisor_hyperv.commands import Request, Step
 from polyvisor_hyperv.options import ConnectionOptions
-from polyvisor_hyperv.states import status_from_vmstate
+from polyvisor_hyperv.states import to_status
 from polyvisor_hyperv.transport import Invoker, Row
 
-__all__ = ["MiB", "Session", "as_guid", "as_text", "then", "vm_step"]
+__all__ = ["HyperVClient", "MiB", "as_guid", "as_text", "then", "vm_step"]
 
 MiB = 1024 * 1024
 # How long the state a verb's own pipeline read stays good for the status query that confirms it (the core asks
@@ -49,8 +50,8 @@ def as_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-class Session:
-    """One connection's transport and what the backend's parts need from it."""
+class HyperVClient:
+    """One connection's transport, and what the backend's parts need from it."""
 
     def __init__(self, options: ConnectionOptions, transport: Invoker, host: str) -> None:
         self.options = options
@@ -142,11 +143,11 @@ class Session:
             if observed is not None:
                 state, generation, at = observed
                 if generation == self._generation and time.monotonic() - at < _OBSERVED_FOR:
-                    return status_from_vmstate(state)
+                    return to_status(state)
         rows, _ = self._run([vm_step(uuid)], "reading the VM", uuid, ("State",), deadline, changes=False)
         if not rows:
             raise NotFoundError(f"no VM with Id {uuid}", host=self.host, vm=uuid)
-        return status_from_vmstate(rows[0].get("State"))
+        return to_status(rows[0].get("State"))
 
     def vhd_dir(self) -> str:
         """Return the host's VirtualHardDiskPath, where new disks go."""

@@ -1,4 +1,4 @@
-"""Provisioning a new VM: disks cloned from base images, and the cloud-init seed uploaded as an ISO.
+"""Disks made from base images (linked clones, copies) and the cloud-init seed uploaded as an ISO, for a new VM.
 
 * ``clone="linked"`` is a differencing disk, ``New-VHD -Path <new> -ParentPath <base> -Differencing``; ``"copy"`` is
   ``Copy-Item -LiteralPath <base> -Destination <new>``, as Vagrant's Hyper-V provider clones a box's disk
@@ -24,11 +24,11 @@ from polyvisor.backend import Deadline
 from polyvisor.errors import BackendError, NotFoundError, ValidationError
 from polyvisor.model import CloneMode, DiskSpec, VMSpec
 from polyvisor.provisioning import build_seed_iso
+from polyvisor_hyperv.client import HyperVClient, MiB, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
-from polyvisor_hyperv.session import MiB, Session, as_text, then, vm_step
 from polyvisor_hyperv.transport import Row
 
-__all__ = ["SEED_CHUNK", "Provisioning", "seed_name"]
+__all__ = ["SEED_CHUNK", "Images", "seed_name"]
 
 SEED_CHUNK = 64 * 1024
 """Bytes of the seed per request: 87 KB as base64, about 117 KB once PSRP wraps it again, so one chunk fits one
@@ -40,20 +40,20 @@ def seed_name(uuid: str) -> str:
     return f"{uuid}-cidata.iso"
 
 
-class Provisioning:
-    """Clone disks and upload seeds."""
+class Images:
+    """Clones of base images and cloud-init seeds on the host."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, client: HyperVClient) -> None:
+        self._client = client
 
-    def read_bases(self, spec: VMSpec) -> dict[str, Row]:
+    def inspect(self, spec: VMSpec) -> dict[str, Row]:
         """``Get-VHD`` every base image the spec clones; check each exists and each ``size_mib`` is not below its
         base's size. Return the rows (Path, Size, VhdFormat) by base path, as given."""
         clones = [disk for disk in spec.disks if disk.clone is not None]
         if not clones:
             return {}
         paths = list(dict.fromkeys(str(disk.image) for disk in clones))
-        rows = self._session.run(
+        rows = self._client.run(
             [Step("Get-VHD", {"Path": paths, "ErrorAction": "SilentlyContinue"})],
             doing="reading the base images (Get-VHD)",
             vm=spec.name,
@@ -67,7 +67,7 @@ class Provisioning:
                 raise NotFoundError(
                     f"the base image {path} does not exist on the host (or is no virtual hard disk); nothing was "
                     "created",
-                    host=self._session.host,
+                    host=self._client.host,
                     vm=spec.name,
                 )
             bases[path] = row
@@ -113,11 +113,11 @@ class Provisioning:
         """A clone keeps its base's format."""
         return "vhd" if as_text(base.get("VhdFormat")).upper() == "VHD" else "vhdx"
 
-    def upload_seed(self, uuid: str, spec: VMSpec, deadline: Deadline) -> str:
+    def seed(self, uuid: str, spec: VMSpec, deadline: Deadline) -> str:
         """Write the spec's NoCloud seed ISO to the host and verify it; return its path."""
         assert spec.cloud_init is not None
         data = build_seed_iso(spec.cloud_init)
-        path = f"{self._session.vhd_dir().rstrip(chr(92))}\\{seed_name(uuid)}"
+        path = f"{self._client.vhd_dir().rstrip(chr(92))}\\{seed_name(uuid)}"
         for offset in range(0, len(data), SEED_CHUNK):
             command = "Set-Content" if offset == 0 else "Add-Content"
             end = min(offset + SEED_CHUNK, len(data))
@@ -126,13 +126,13 @@ class Provisioning:
                 "Value": data[offset : offset + SEED_CHUNK],
                 "Encoding": "Byte",
             }
-            self._session.run(
+            self._client.run(
                 [Step(command, parameters)],
                 doing=f"uploading the cloud-init seed (bytes {offset} to {end} of {len(data)})",
                 vm=uuid,
                 deadline=deadline,
             )
-        rows = self._session.run(
+        rows = self._client.run(
             [Step("Get-FileHash", {"LiteralPath": path, "Algorithm": "SHA256"})],
             doing="verifying the cloud-init seed (Get-FileHash)",
             vm=uuid,
@@ -144,7 +144,7 @@ class Provisioning:
         if got != expected:
             raise BackendError(
                 f"the cloud-init seed {path} arrived damaged: SHA256 {got or 'unknown'} on the host, {expected} sent",
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
         return path
@@ -160,7 +160,7 @@ class Provisioning:
 
     def seed_files(self, uuid: str, deadline: Deadline | None = None) -> list[str]:
         """The VM's seed ISOs in its DVD drives (files named after its Id)."""
-        rows = self._session.run(
+        rows = self._client.run(
             [vm_step(uuid), then("Get-VMDvdDrive")],
             doing="listing the VM's DVD drives",
             vm=uuid,

@@ -1,9 +1,10 @@
-"""One libvirt connection: opening it, noticing it dropped, reopening it, and the calls every part shares.
+"""The client every part of the backend calls libvirt through: one connection, opened, noticed when it drops,
+reopened, and the calls every part shares.
 
-A :class:`Session` owns the ``virConnect``, its close callback and its event registrations (:mod:`.events`). The
-call that finds the connection dropped raises :class:`~polyvisor.errors.ConnectionLostError`; the next call
-reopens it with the same URI and credentials and registers everything again. While subscriptions are live it
-reconnects at once instead, and they get a gap (or fail, if libvirtd is not back within a second).
+A :class:`LibvirtClient` owns the ``virConnect``, its close callback and its event registrations
+(:mod:`.events`). The call that finds the connection dropped raises :class:`~polyvisor.errors.ConnectionLostError`;
+the next call reopens it with the same URI and credentials and registers everything again. While subscriptions are
+live it reconnects at once instead, and they get a gap (or fail, if libvirtd is not back within a second).
 
 It also holds the helpers the backend's parts share: looking a domain up, reading its definition (through the
 cache) and state, mapping errors, and running a long libvirt job under a deadline.
@@ -36,10 +37,10 @@ from polyvisor_libvirt import domainxml
 from polyvisor_libvirt.domainxml import Definition
 from polyvisor_libvirt.errors import map_libvirt_errors
 from polyvisor_libvirt.eventloop import ensure_event_loop
-from polyvisor_libvirt.events import DefinitionCache, DomainEvents
+from polyvisor_libvirt.events import DefinitionCache, Events
 from polyvisor_libvirt.states import to_status
 
-__all__ = ["Session"]
+__all__ = ["LibvirtClient"]
 
 log = logging.getLogger("polyvisor.libvirt")
 _T = TypeVar("_T")
@@ -53,7 +54,7 @@ def _quiet(_ctx: object, _error: object) -> None:
     """Swallow libvirt's default stderr printing; every error is raised and mapped instead."""
 
 
-class Session:
+class LibvirtClient:
     """One open libvirt connection (reopened after it drops), with its event registrations and cache."""
 
     def __init__(self, uri: URI, credentials: Credentials) -> None:
@@ -71,7 +72,7 @@ class Session:
         self._reconnect_lock = threading.RLock()
         self._credentials = credentials
         self.cache = DefinitionCache()
-        self.events = DomainEvents(self.cache)
+        self.events = Events(self.cache)
         libvirt.registerErrorHandler(_quiet, None)
         ensure_event_loop()
         self.conn: libvirt.virConnect = self._open(uri, credentials)
@@ -80,7 +81,7 @@ class Session:
         try:
             self._register()
         except BaseException:
-            self.close()  # no caller will ever close a session that was not returned
+            self.close()  # no caller will ever close a client that was not returned
             raise
 
     def _open(self, uri: URI, credentials: Credentials) -> libvirt.virConnect:

@@ -1,5 +1,4 @@
-"""Changing a VM's resources: CPUs and memory (``reconfigure``), disk sizes (``resize_disk``), and what KVP says
-about the guest's addresses.
+"""Changing a VM's size: CPUs and memory (``reconfigure``) and disk sizes (``resize_disk``).
 
 Windows' rules, which the backend checks first so that a refusal names the limit:
 
@@ -20,27 +19,23 @@ Windows' rules, which the backend checks first so that a refusal names the limit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from polyvisor.backend import Deadline
 from polyvisor.errors import InvalidStateError, NotFoundError, UnsupportedError, ValidationError
-from polyvisor.model import AddressAnswer, Feature, GuestAddress, PowerState
+from polyvisor.model import Feature, PowerState
+from polyvisor_hyperv.client import HyperVClient, MiB, as_text, then, vm_step
 from polyvisor_hyperv.commands import Step
-from polyvisor_hyperv.devices import Devices, colon_mac
-from polyvisor_hyperv.session import MiB, Session, as_text, then, vm_step
-from polyvisor_hyperv.states import status_from_vmstate
+from polyvisor_hyperv.devices import Devices
 
-__all__ = ["KVP_SILENT", "Resources"]
+__all__ = ["Sizing"]
 
-KVP_SILENT = "no addresses reported (integration services / KVP daemon not running in the guest?)"
 _MEMORY = ("State", "DynamicMemoryEnabled", "MemoryStartup", "MemoryMinimum", "MemoryMaximum")
 
 
-class Resources:
-    """CPUs, memory, disk sizes and guest addresses of an existing VM."""
+class Sizing:
+    """CPUs, memory and disk sizes of an existing VM."""
 
-    def __init__(self, session: Session, devices: Devices) -> None:
-        self._session = session
+    def __init__(self, client: HyperVClient, devices: Devices) -> None:
+        self._client = client
         self._devices = devices
 
     def reconfigure(
@@ -50,7 +45,7 @@ class Resources:
             raise UnsupportedError(
                 "Hyper-V cannot change the virtual processor count of a running VM; stop it first",
                 feature=Feature.RECONFIGURE_LIVE_CPUS,
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
         steps: list[Step] = []
@@ -59,14 +54,14 @@ class Resources:
         if memory_mib is not None:
             steps += [vm_step(uuid), then("Set-VMMemory", **self._memory_change(uuid, memory_mib, live, deadline))]
         doing = "reconfiguring the VM (Set-VMProcessor, Set-VMMemory)" + (" while it runs" if live else "")
-        self._session.run(steps, doing=doing, vm=uuid, deadline=deadline)
+        self._client.run(steps, doing=doing, vm=uuid, deadline=deadline)
 
     def _memory_change(self, uuid: str, memory_mib: int, live: bool, deadline: Deadline) -> dict[str, int]:
         if memory_mib < 32 or memory_mib % 2:
             raise ValidationError(
                 f"Hyper-V needs memory of at least 32 MiB in multiples of 2 MiB, got {memory_mib}", field="memory_mib"
             )
-        row = self._session.vm_row(uuid, _MEMORY, deadline)
+        row = self._client.vm_row(uuid, _MEMORY, deadline)
         if not row.get("DynamicMemoryEnabled"):
             return {"StartupBytes": memory_mib * MiB}  # off, or runtime memory resize while running
         low = int(row.get("MemoryMinimum") or 0) // MiB
@@ -76,7 +71,7 @@ class Resources:
                 f"Hyper-V balances the memory of a running VM with dynamic memory itself, between {low} and {high} "
                 "MiB; it cannot be set while the VM runs: stop it to change its startup memory",
                 feature=Feature.RECONFIGURE_LIVE_MEMORY,
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
         if not low <= memory_mib <= high:
@@ -91,9 +86,9 @@ class Resources:
         drives = dict(self._devices.drives(uuid))
         if target not in drives:
             known = ", ".join(sorted(drives)) or "none"
-            raise NotFoundError(f"no disk at {target!r} (disks: {known})", host=self._session.host, vm=uuid)
+            raise NotFoundError(f"no disk at {target!r} (disks: {known})", host=self._client.host, vm=uuid)
         path = as_text(drives[target].get("Path"))
-        rows = self._session.run(
+        rows = self._client.run(
             [Step("Get-VHD", {"Path": path})],
             doing=f"reading disk {target} (Get-VHD)",
             vm=uuid,
@@ -108,49 +103,19 @@ class Resources:
             )
         if size_mib * MiB == size:
             return
-        state = self._session.status(uuid, deadline).state
+        state = self._client.status(uuid, deadline).state
         if state is not PowerState.STOPPED and target.startswith("IDE:"):
             raise InvalidStateError(
                 f"disk {target} is on the IDE controller, which Hyper-V cannot resize while the VM is {state.value}; "
                 "stop it first (disks on SCSI resize online)",
                 state=state,
                 accepted=(PowerState.STOPPED,),
-                host=self._session.host,
+                host=self._client.host,
                 vm=uuid,
             )
-        self._session.run(
+        self._client.run(
             [Step("Resize-VHD", {"Path": path, "SizeBytes": size_mib * MiB})],
             doing=f"growing disk {target} to {size_mib} MiB (Resize-VHD)",
             vm=uuid,
             deadline=deadline,
         )
-
-    def addresses(self, uuid: str) -> list[GuestAddress]:
-        """What Hyper-V learnt from the guest's KVP daemon, per adapter (``Get-VMNetworkAdapter`` IPAddresses)."""
-        return list(self.answer(uuid).addresses)
-
-    def answer(self, uuid: str) -> AddressAnswer:
-        """The KVP source's answer, with why it has no address when it has none."""
-        rows = self._devices.adapters(uuid)
-        found: list[GuestAddress] = []
-        for row in rows:
-            addresses = row.get("IPAddresses") or []
-            if isinstance(addresses, str):
-                addresses = [addresses]
-            mac = colon_mac(as_text(row.get("MacAddress"))) or None
-            found += [GuestAddress(as_text(row.get("Name")), mac, str(a), None, "kvp") for a in addresses]
-        if found:
-            return AddressAnswer("kvp", tuple(found))
-        if not rows:
-            return AddressAnswer("kvp", (), "the VM has no network adapter")
-        if not any(row.get("SwitchName") for row in rows):
-            return AddressAnswer("kvp", (), "no network adapter is connected to a virtual switch")
-        state = status_from_vmstate(self._session.vm_row(uuid, ("State",)).get("State")).state
-        if state is not PowerState.RUNNING:
-            return AddressAnswer("kvp", (), f"the VM is {state.value}; KVP reports addresses of a running guest only")
-        return AddressAnswer("kvp", (), KVP_SILENT)
-
-    def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
-        return [
-            self.answer(uuid) if source == "kvp" else AddressAnswer(source, (), "unknown source") for source in sources
-        ]
