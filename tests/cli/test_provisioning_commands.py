@@ -71,8 +71,9 @@ def test_create_from_an_image_with_keys_user_data_and_an_address(mrun: Run, file
     assert shown["extra"]["disk_sizes_mib"] == {"vda": 2048}
     assert shown["extra"]["cdroms"] == {"hdc": "/memory/web/cidata.iso"}
     seed = _seed(uri, "web")
-    assert b"packages: [nginx]\nssh_authorized_keys: " in seed
-    assert KEY.encode() in seed
+    assert b"#cloud-config\npackages: [nginx]\n" in seed  # the user-data as given, the key in meta-data
+    assert f'"public-keys": [\n    "{KEY}"\n  ]'.encode() in seed
+    assert b"ssh_authorized_keys" not in seed
     assert b'"local-hostname": "web1"' in seed
     assert b'"instance-id": "web"' in seed
 
@@ -104,7 +105,8 @@ def test_a_copy_clone(mrun: Run, files: dict[str, Path]) -> None:
         (["--disk-size", "64"], "--clone and --disk-size go with --image"),
         (["--image", "/no/such/base.qcow2"], "base image '/no/such/base.qcow2' does not exist"),
         (["--address-timeout", "5"], "--address-timeout goes with --wait-address"),
-        (["--hostname", "two\nlines"], "--hostname: must be a single line"),
+        (["--hostname", "two\nlines"], "--hostname: 'two\\nlines' is not a host name"),
+        (["--hostname", "web_1"], "--hostname: 'web_1' is not a host name"),
     ],
 )
 def test_create_refuses_bad_provisioning_options_and_creates_nothing(
