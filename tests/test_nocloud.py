@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pycdlib
@@ -95,29 +96,25 @@ def test_hostile_content_is_data() -> None:
     assert files["user-data"] == big.encode("utf-8")
     assert files["vendor-data"] == hostile.encode("utf-8")
     assert files["network-config"] == hostile.encode("utf-8")
-    import json
-
     meta = json.loads(files["meta-data"])
     assert meta == {"instance-id": "i-\"'$(x)`y`\u00e9", 'k"ey': hostile, "$(x)": ["\u00e9", "\U0001f600"]}
 
 
-def test_ssh_keys_alone_make_a_cloud_config() -> None:
+def test_ssh_keys_go_to_meta_data_public_keys() -> None:
     files = assert_round_trip(CloudInit(instance_id="i", ssh_authorized_keys=(KEY, "ssh-rsa AAAAB3 other")))
-    assert files["user-data"] == (f'#cloud-config\nssh_authorized_keys: ["{KEY}", "ssh-rsa AAAAB3 other"]\n'.encode())
+    assert files["user-data"] == b""
+    assert json.loads(files["meta-data"]) == {"instance-id": "i", "public-keys": [KEY, "ssh-rsa AAAAB3 other"]}
 
 
-@pytest.mark.parametrize("user_data", ["#cloud-config\nhostname: a\n", "#cloud-config\nhostname: a"])
-def test_ssh_keys_are_appended_to_a_cloud_config(user_data: str) -> None:
+@pytest.mark.parametrize("user_data", ["#!/bin/sh\necho hi\n", "#cloud-config\nssh_authorized_keys: [mine]\n", "x"])
+def test_ssh_keys_never_edit_the_user_data(user_data: str) -> None:
     files = assert_round_trip(CloudInit(instance_id="i", user_data=user_data, ssh_authorized_keys=(KEY,)))
-    assert files["user-data"] == f'#cloud-config\nhostname: a\nssh_authorized_keys: ["{KEY}"]\n'.encode()
+    assert files["user-data"] == user_data.encode()
 
 
-def test_ssh_keys_cannot_go_into_a_script_or_a_second_key_list() -> None:
-    with pytest.raises(ValidationError, match="cloud-config") as info:
-        CloudInit(instance_id="i", user_data="#!/bin/sh\necho hi\n", ssh_authorized_keys=(KEY,))
-    assert info.value.field == "ssh_authorized_keys"
-    with pytest.raises(ValidationError, match="already sets") as info:
-        CloudInit(instance_id="i", user_data="#cloud-config\nssh_authorized_keys: []\n", ssh_authorized_keys=(KEY,))
+def test_ssh_keys_and_meta_data_public_keys_are_one_place_or_the_other() -> None:
+    with pytest.raises(ValidationError, match="one place") as info:
+        CloudInit(instance_id="i", meta_data={"public-keys": ["x"]}, ssh_authorized_keys=(KEY,))
     assert info.value.field == "ssh_authorized_keys"
 
 
@@ -129,6 +126,14 @@ def test_ssh_keys_cannot_go_into_a_script_or_a_second_key_list() -> None:
         ({"instance_id": " padded"}, "instance_id"),
         ({"instance_id": 7}, "instance_id"),
         ({"instance_id": "i", "local_hostname": "a\rb"}, "local_hostname"),
+        ({"instance_id": "i", "local_hostname": "h\u00f6st-$(id)\"'`x`;\U0001f600"}, "local_hostname"),
+        ({"instance_id": "i", "local_hostname": "-lead"}, "local_hostname"),
+        ({"instance_id": "i", "local_hostname": "trail-.example"}, "local_hostname"),
+        ({"instance_id": "i", "local_hostname": "under_score"}, "local_hostname"),
+        ({"instance_id": "i", "local_hostname": "a..b"}, "local_hostname"),
+        ({"instance_id": "i", "local_hostname": "x" * 64}, "local_hostname"),
+        ({"instance_id": "i", "local_hostname": ".".join(["x" * 63] * 4)}, "local_hostname"),
+        ({"instance_id": "i", "local_hostname": "web.example."}, "local_hostname"),
         ({"instance_id": "i", "user_data": b"bytes"}, "user_data"),
         ({"instance_id": "i", "user_data": "\ud800"}, "user_data"),
         ({"instance_id": "i", "vendor_data": 1}, "vendor_data"),
@@ -137,6 +142,9 @@ def test_ssh_keys_cannot_go_into_a_script_or_a_second_key_list() -> None:
         ({"instance_id": "i", "meta_data": {"instance-id": "other"}}, "meta_data"),
         ({"instance_id": "i", "meta_data": {"a": {"b": object()}}}, "meta_data['a']['b']"),
         ({"instance_id": "i", "meta_data": {"a": float("nan")}}, "meta_data['a']"),
+        ({"instance_id": "i", "meta_data": {"k" * 1023: 1}}, "meta_data"),
+        ({"instance_id": "i", "meta_data": {"a": {"\x7f" * 171: 1}}}, "meta_data['a']"),
+        ({"instance_id": "i", "network_config": {"version": 2, "x" * 2000: {}}}, "network_config"),
         ({"instance_id": "i", "network_config": 2}, "network_config"),
         ({"instance_id": "i", "network_config": {"version": b"2"}}, "network_config['version']"),
         ({"instance_id": "i", "ssh_authorized_keys": KEY}, "ssh_authorized_keys"),
@@ -177,3 +185,17 @@ def test_the_same_value_gives_the_same_files_but_not_yet_the_same_bytes() -> Non
     first, second = build_seed_iso(seed), build_seed_iso(seed)
     assert len(first) == len(second)
     assert read_back(first) == read_back(second)
+
+
+@pytest.mark.parametrize("hostname", ["a", "web-1", "web-1.example.com", "0day", "xn--hst-sna.example", "A" * 63])
+def test_host_names_of_rfc_1123_labels_are_accepted(hostname: str) -> None:
+    assert json.loads(CloudInit(instance_id="i", local_hostname=hostname).files()["meta-data"])["local-hostname"] == (
+        hostname
+    )
+
+
+def test_a_refused_host_name_says_what_a_host_name_is() -> None:
+    with pytest.raises(ValidationError) as info:
+        CloudInit(instance_id="i", local_hostname="my_host")
+    assert "labels of 1 to 63 ASCII letters, digits and hyphens" in str(info.value)
+    assert "IDNA" in str(info.value)

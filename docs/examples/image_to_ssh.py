@@ -1,10 +1,11 @@
 """From a base image to an SSH command line: clone, seed, start, wait for the address, resize memory, clean up.
 
-    python image_to_ssh.py URI BASE_IMAGE [PUBLIC_KEY_FILE]
+    python image_to_ssh.py URI BASE_IMAGE [PUBLIC_KEY_FILE [LOGIN]]
 
 BASE_IMAGE is a path on the hypervisor host (a qcow2 or raw image for libvirt, a VHDX for Hyper-V); it is never
-written. PUBLIC_KEY_FILE defaults to ~/.ssh/id_ed25519.pub. If the host needs a password, it is read from
-$POLYVISOR_PASSWORD.
+written. PUBLIC_KEY_FILE defaults to ~/.ssh/id_ed25519.pub. LOGIN is the image's default user, who gets the keys
+(``debian`` on Debian's cloud images, ``ubuntu`` on Ubuntu's; root logins are refused by their cloud-init
+configuration). If the host needs a password, it is read from $POLYVISOR_PASSWORD.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ runcmd:
 """
 
 
-def main(uri: str, base_image: str, key_file: Path) -> None:
+def main(uri: str, base_image: str, key_file: Path, login: str = "debian") -> None:
     keys = [line for line in key_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
     spec = VMSpec(
         name="image-to-ssh",
@@ -48,7 +49,7 @@ def main(uri: str, base_image: str, key_file: Path) -> None:
         try:
             vm.start()
             address = vm.wait_for_address(timeout=300)  # the first usable IPv4 address any source reports
-            print(f"ssh root@{address.address}")
+            print(f"ssh {login}@{address.address}")
             print(f"(from {address.source} on {address.interface})")
 
             if vm.capabilities().supports(Feature.RECONFIGURE_LIVE_MEMORY):
@@ -64,4 +65,4 @@ if __name__ == "__main__":
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     key = Path(sys.argv[3]) if len(sys.argv) > 3 else Path.home() / ".ssh" / "id_ed25519.pub"
-    main(sys.argv[1], sys.argv[2], key)
+    main(sys.argv[1], sys.argv[2], key, *sys.argv[4:5])

@@ -457,7 +457,20 @@ class DynamicMemory:
 
 
 # -- cloud-init first-boot data ------------------------------------------------------------------------------
-_CLOUD_CONFIG_HEADER = "#cloud-config"
+# cloud-init reads meta-data and network-config with PyYAML. polyvisor writes them as JSON (valid YAML, so no YAML
+# library is needed), with three differences PyYAML would otherwise make, each measured with Debian's cloud-init 22.4:
+# - DEL, the C1 controls (U+0080-U+009F), U+FFFE and U+FFFF make PyYAML refuse the whole document, and U+0085,
+#   U+2028 and U+2029 are line breaks to it (folded to a space inside a quoted scalar). JSON may carry them raw;
+#   written as \u escapes, which YAML's double-quoted scalars share, they read back as themselves.
+# - A float without a dot (``1e+20``) is a string to YAML 1.1: one is added (``1.0e+20``), as PyYAML's own writer does.
+# - A mapping key is a "simple key", which YAML limits to 1024 characters as written (quotes and escapes included);
+#   a longer one makes the document unreadable, so it is refused.
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+_YAML_KEY_LIMIT = 1024
+_JSON_DEPTH_LIMIT = 64
+# RFC 1123 host names: dot-separated labels of letters, digits and hyphens, neither starting nor ending with a hyphen.
+_HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_HOSTNAME_LIMIT = 253
 
 
 def _check_text(value: object, name: str) -> str:
@@ -471,7 +484,7 @@ def _check_text(value: object, name: str) -> str:
 
 
 def _check_line(value: object, name: str) -> str:
-    """A one-line printable string: instance ids, host names, SSH keys."""
+    """A one-line printable string: instance ids, SSH keys."""
     text = _check_text(value, name)
     if not text or text != text.strip():
         raise ValidationError("must be non-empty, without leading or trailing whitespace", field=name)
@@ -480,9 +493,36 @@ def _check_line(value: object, name: str) -> str:
     return text
 
 
-def _check_json(value: object, name: str) -> Any:
-    """Check that *value* is plain JSON data (str keys; str, int, float, bool, None, lists, mappings)."""
-    if value is None or isinstance(value, bool | int):
+def _check_hostname(value: object, name: str) -> str:
+    """A host name the guest can set: RFC 1123 labels (cloud-init sets the part before the first dot)."""
+    text = _check_text(value, name)
+    labels = text.split(".")
+    if len(text) > _HOSTNAME_LIMIT or not all(_HOSTNAME_LABEL.fullmatch(label) for label in labels):
+        raise ValidationError(
+            f"{text!r} is not a host name: use dot-separated labels of 1 to 63 ASCII letters, digits and hyphens, "
+            f"not starting or ending with a hyphen, {_HOSTNAME_LIMIT} characters in all (write a non-ASCII name "
+            "in its IDNA form, xn--...)",
+            field=name,
+        )
+    return text
+
+
+def _short(key: str) -> str:
+    return key if len(key) <= 40 else key[:37] + "..."
+
+
+def _check_json(value: object, name: str, depth: int = 0) -> Any:
+    """Check that *value* is plain JSON data (str keys; str, int, float, bool, None, lists, mappings) that
+    cloud-init's YAML loader reads back as itself once :func:`_json_yaml` wrote it."""
+    if depth > _JSON_DEPTH_LIMIT:
+        raise ValidationError(f"is nested deeper than {_JSON_DEPTH_LIMIT} levels", field=name)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        try:
+            str(value)
+        except ValueError:  # beyond Python's int-to-text digit limit
+            raise ValidationError("is an integer too long to write", field=name) from None
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -495,35 +535,67 @@ def _check_json(value: object, name: str) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValidationError(f"keys must be str, not {type(key).__name__} ({key!r})", field=name)
-            out[_check_text(key, name)] = _check_json(item, f"{name}[{key!r}]")
+            _check_text(key, name)
+            if len(_yaml_string(key)) > _YAML_KEY_LIMIT:
+                raise ValidationError(
+                    f"key {_short(key)!r} is too long: cloud-init's YAML reader takes keys up to "
+                    f"{_YAML_KEY_LIMIT} characters as written (with quotes and escapes); make it shorter or a value",
+                    field=name,
+                )
+            out[key] = _check_json(item, f"{name}[{_short(key)!r}]", depth + 1)
         return out
     if isinstance(value, list | tuple):
-        return [_check_json(item, f"{name}[{index}]") for index, item in enumerate(value)]
+        return [_check_json(item, f"{name}[{index}]", depth + 1) for index, item in enumerate(value)]
     raise ValidationError(f"holds a {type(value).__name__}, which is not JSON data", field=name)
 
 
-def _json_yaml(value: Any) -> str:
-    # JSON is valid YAML (1.2, and for these plain values 1.1 as PyYAML reads it), so cloud-init reads this without
-    # polyvisor needing a YAML library. ensure_ascii=False keeps non-ASCII as UTF-8 rather than \u escapes, which
-    # PyYAML would turn into lone surrogates for characters outside the BMP; control characters are still escaped.
-    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+def _yaml_string(text: str) -> str:
+    # ensure_ascii=False keeps non-ASCII as UTF-8 rather than \u escapes, which PyYAML would turn into lone
+    # surrogates for characters outside the BMP; JSON escapes the C0 controls itself.
+    return _YAML_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", json.dumps(text, ensure_ascii=False))
 
 
-def _is_cloud_config(text: str) -> bool:
-    first = text.split("\n", 1)[0].rstrip("\r")
-    return first.rstrip() == _CLOUD_CONFIG_HEADER
+def _yaml_float(number: float) -> str:
+    text = repr(number)
+    if "e" in text and "." not in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+def _json_yaml(value: Any, indent: str = "") -> str:
+    """*value* (checked by :func:`_check_json`) as JSON laid out like ``json.dumps(indent=2)``, readable as
+    itself by YAML 1.1 (see the notes above)."""
+    inner = indent + "  "
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        items = (f"{inner}{_yaml_string(key)}: {_json_yaml(item, inner)}" for key, item in value.items())
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        return "[\n" + ",\n".join(f"{inner}{_json_yaml(item, inner)}" for item in value) + f"\n{indent}]"
+    if isinstance(value, str):
+        return _yaml_string(value)
+    if isinstance(value, float):
+        return _yaml_float(value)
+    return json.dumps(value)  # None, bool, int
 
 
 @dataclass(frozen=True, kw_only=True)
 class CloudInit:
     """What a guest's cloud-init receives from a NoCloud seed.
 
-    ``instance_id`` and ``local_hostname`` become the ``instance-id`` and ``local-hostname`` of ``meta-data``;
-    ``meta_data`` adds further keys (it may not repeat those two). ``user_data`` and ``vendor_data`` are written
-    byte for byte (UTF-8); ``network_config`` is either written as given (a str) or dumped (a mapping, network
-    config version 1 or 2). ``ssh_authorized_keys`` is a shortcut: the keys are added to ``user-data`` as cloud-config
-    ``ssh_authorized_keys``, which needs ``user_data`` to be absent or a ``#cloud-config`` document that does not
-    set that key itself.
+    ``instance_id`` and ``local_hostname`` become the ``instance-id`` and ``local-hostname`` of ``meta-data``
+    (``local_hostname`` must be an RFC 1123 host name); ``meta_data`` adds further keys (it may not repeat those
+    two). ``user_data`` and ``vendor_data`` are written byte for byte (UTF-8) and never edited; ``network_config``
+    is either written as given (a str) or written out (a mapping, network config version 1 or 2).
+    ``ssh_authorized_keys`` become meta-data's ``public-keys``, which cloud-init installs for the image's default
+    user as it does cloud-config's ``ssh_authorized_keys``; user-data may then be anything, and ``meta_data`` may
+    not set ``public-keys`` too.
+
+    Every mapping value reads back through cloud-init's YAML loader as itself.
 
     :raises ~polyvisor.errors.ValidationError: naming the field, for anything cloud-init could not read as meant.
     """
@@ -539,7 +611,7 @@ class CloudInit:
     def __post_init__(self) -> None:
         _check_line(self.instance_id, "instance_id")
         if self.local_hostname is not None:
-            _check_line(self.local_hostname, "local_hostname")
+            _check_hostname(self.local_hostname, "local_hostname")
         if self.user_data is not None:
             _check_text(self.user_data, "user_data")
         if self.vendor_data is not None:
@@ -571,42 +643,29 @@ class CloudInit:
         for index, key in enumerate(keys):
             _check_line(key, f"ssh_authorized_keys[{index}]")
         object.__setattr__(self, "ssh_authorized_keys", tuple(keys))
-        if keys and self.user_data is not None:
-            if not _is_cloud_config(self.user_data):
-                raise ValidationError(
-                    "can only be added to user_data that is absent or a #cloud-config document",
-                    field="ssh_authorized_keys",
-                )
-            if any(line.startswith("ssh_authorized_keys:") for line in self.user_data.splitlines()):
-                raise ValidationError(
-                    "user_data already sets ssh_authorized_keys; put the keys in one place", field="ssh_authorized_keys"
-                )
+        if keys and self.meta_data is not None and "public-keys" in self.meta_data:
+            raise ValidationError(
+                "meta_data already sets 'public-keys'; put the keys in one place", field="ssh_authorized_keys"
+            )
 
     def files(self) -> dict[str, bytes]:
         """The seed's files by their NoCloud name (``user-data``, ``meta-data``, and the optional ones)."""
         meta: dict[str, Any] = {"instance-id": self.instance_id}
         if self.local_hostname is not None:
             meta["local-hostname"] = self.local_hostname
+        if self.ssh_authorized_keys:
+            meta["public-keys"] = list(self.ssh_authorized_keys)
         meta.update(self.meta_data or {})
-        out = {"user-data": self._user_data().encode("utf-8"), "meta-data": _json_yaml(meta).encode("utf-8")}
+        # cloud-init needs user-data to exist; empty means "nothing to do".
+        user_data = self.user_data if self.user_data is not None else ""
+        out = {"user-data": user_data.encode("utf-8"), "meta-data": (_json_yaml(meta) + "\n").encode("utf-8")}
         if isinstance(self.network_config, str):
             out["network-config"] = self.network_config.encode("utf-8")
         elif self.network_config is not None:
-            out["network-config"] = _json_yaml(dict(self.network_config)).encode("utf-8")
+            out["network-config"] = (_json_yaml(self.network_config) + "\n").encode("utf-8")
         if self.vendor_data is not None:
             out["vendor-data"] = self.vendor_data.encode("utf-8")
         return out
-
-    def _user_data(self) -> str:
-        if not self.ssh_authorized_keys:
-            # cloud-init needs the file to exist; empty user-data means "nothing to do".
-            return self.user_data if self.user_data is not None else ""
-        # A flow sequence of JSON strings is valid YAML, appended as one more top-level key of the document.
-        entry = f"ssh_authorized_keys: {json.dumps(list(self.ssh_authorized_keys), ensure_ascii=False)}\n"
-        if self.user_data is None:
-            return f"{_CLOUD_CONFIG_HEADER}\n{entry}"
-        base = self.user_data if self.user_data.endswith("\n") else self.user_data + "\n"
-        return base + entry
 
 
 @dataclass(frozen=True, slots=True)

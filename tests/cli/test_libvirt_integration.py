@@ -138,3 +138,12 @@ def test_demo_walks_every_step_with_observed_states() -> None:
     assert human.exit_code == 0, human.output
     assert human.stdout.startswith("polyvisor demo on test:///default")
     assert " 9. delete    ok       gone" in human.stdout
+
+
+def test_create_puts_the_clone_in_the_pool_it_is_given(tmp_path: Path) -> None:
+    spec = tmp_path / "p1.toml"
+    spec.write_text('name = "p1"\nmemory_mib = 64\n')
+    # test:///default has one pool, "default-pool"; the pool named is the one the backend looks for.
+    result = polyvisor("create", str(spec), "--image", "/default-pool/base.img", "--pool", "nosuch")
+    assert result.exit_code == 3, result.output
+    assert "finding storage pool 'nosuch'" in result.stderr

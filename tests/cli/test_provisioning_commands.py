@@ -71,8 +71,9 @@ def test_create_from_an_image_with_keys_user_data_and_an_address(mrun: Run, file
     assert shown["extra"]["disk_sizes_mib"] == {"vda": 2048}
     assert shown["extra"]["cdroms"] == {"hdc": "/memory/web/cidata.iso"}
     seed = _seed(uri, "web")
-    assert b"packages: [nginx]\nssh_authorized_keys: " in seed
-    assert KEY.encode() in seed
+    assert b"#cloud-config\npackages: [nginx]\n" in seed  # the user-data as given, the key in meta-data
+    assert f'"public-keys": [\n    "{KEY}"\n  ]'.encode() in seed
+    assert b"ssh_authorized_keys" not in seed
     assert b'"local-hostname": "web1"' in seed
     assert b'"instance-id": "web"' in seed
 
@@ -100,11 +101,13 @@ def test_a_copy_clone(mrun: Run, files: dict[str, Path]) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--clone", "copy"], "--clone and --disk-size go with --image"),
-        (["--disk-size", "64"], "--clone and --disk-size go with --image"),
+        (["--clone", "copy"], "--clone, --disk-size and --pool go with --image"),
+        (["--disk-size", "64"], "--clone, --disk-size and --pool go with --image"),
+        (["--pool", "images"], "--clone, --disk-size and --pool go with --image"),
         (["--image", "/no/such/base.qcow2"], "base image '/no/such/base.qcow2' does not exist"),
         (["--address-timeout", "5"], "--address-timeout goes with --wait-address"),
-        (["--hostname", "two\nlines"], "--hostname: must be a single line"),
+        (["--hostname", "two\nlines"], "--hostname: 'two\\nlines' is not a host name"),
+        (["--hostname", "web_1"], "--hostname: 'web_1' is not a host name"),
     ],
 )
 def test_create_refuses_bad_provisioning_options_and_creates_nothing(
@@ -195,3 +198,27 @@ def test_resize_disk_grows_and_never_shrinks(mrun: Run, files: dict[str, Path]) 
     missing = mrun("resize-disk", "disk", "vdz", "4096")
     assert missing.exit_code == 3
     assert "its disks: ['vda']" in missing.stderr
+
+
+def test_user_data_and_network_config_arrive_byte_for_byte(mrun: Run, files: dict[str, Path], uri: str) -> None:
+    user_data = b'#cloud-config\r\nruncmd:\r\n  - [echo, "caf\xc3\xa9"]\r\n'  # CRLF and UTF-8 stay as they are
+    files["user_data"].write_bytes(user_data)
+    network = files["user_data"].with_name("network-config")
+    network.write_bytes(b"version: 2\r\nethernets: {eth0: {dhcp4: true}}\r\n")
+    result = mrun(
+        "create", str(files["spec"]), "--user-data", str(files["user_data"]),
+        "--network-config", str(network), "--ssh-key", str(files["key"]),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    seed = _seed(uri, "web")
+    assert user_data in seed
+    assert network.read_bytes() in seed
+
+
+@pytest.mark.parametrize("option", ["--user-data", "--network-config"])
+def test_a_file_that_is_not_utf8_is_refused_naming_the_option(mrun: Run, files: dict[str, Path], option: str) -> None:
+    files["user_data"].write_bytes(b"#cloud-config\nhostname: caf\xe9\n")  # Latin-1
+    result = mrun("create", str(files["spec"]), option, str(files["user_data"]))
+    assert result.exit_code == 2, result.output
+    assert f"{option}: {files['user_data']} is not UTF-8 text (byte 27: b'\\xe9')" in result.stderr
+    assert "no VMs" in mrun("list").stdout

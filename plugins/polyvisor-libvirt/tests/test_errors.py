@@ -96,3 +96,14 @@ def test_unknown_option_is_refused() -> None:
 def test_verbs_on_a_missing_vm_raise_not_found(conn: Connection) -> None:
     with pytest.raises(NotFoundError):
         conn.vm("no-such-vm")
+
+
+def test_an_unreadable_arp_table_says_whose_fault_it_is() -> None:
+    from polyvisor_libvirt.addresses import arp_detail
+
+    # libvirt 9.0's own words when its ARP reader meets the kernel's 20-byte end-of-dump message.
+    detail = arp_detail("internal error: wrong nlmsg len")
+    assert detail.startswith("cannot read the host's ARP table (internal error: wrong nlmsg len): a libvirt bug")
+    assert "not the host's or polyvisor's" in detail
+    other = arp_detail("Operation not permitted")
+    assert other == "cannot read the host's ARP table (Operation not permitted)"

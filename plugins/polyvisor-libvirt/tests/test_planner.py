@@ -43,7 +43,7 @@ def test_domain_type_probes_kvm_only_when_it_is_a_candidate() -> None:
     assert caught.value.feature is Feature.ACCELERATOR_CHOICE
 
 
-def test_a_q35_plan_names_targets_per_bus_puts_the_cdrom_on_sata_and_keeps_hotplug_ports() -> None:
+def test_a_q35_plan_names_targets_per_bus_puts_the_cdrom_on_virtio_scsi_and_keeps_hotplug_ports() -> None:
     spec = VMSpec(
         name="full",
         disks=[DiskSpec(size_mib=16), DiskSpec(image="/img/a.qcow2", bus="scsi"), DiskSpec(size_mib=8, bus="sata")],
@@ -64,14 +64,15 @@ def test_a_q35_plan_names_targets_per_bus_puts_the_cdrom_on_sata_and_keeps_hotpl
     assert [(d.target, d.bus, d.device) for d in plan.disks] == [
         ("vda", "virtio", "disk"),
         ("sda", "scsi", "disk"),
-        ("sdb", "sata", "disk"),  # SATA names follow the SCSI ones
-        ("sdc", "sata", "cdrom"),
+        ("sdb", "sata", "disk"),  # SCSI and SATA share the sd names, in order
+        ("sdc", "scsi", "cdrom"),  # where cloud kernels see it: they have no AHCI
     ]
+    assert plan.scsi_controller == "virtio-scsi"  # not libvirt's default LSI, which cloud kernels lack either
     assert plan.owned_volumes == ("/pool/v0.qcow2", "/pool/v2.img")  # the image the user brought is not owned
     assert [(n.network, n.mac) for n in plan.nics] == [("n1", None), ("n2", "52:54:00:00:00:02")]
     assert (plan.machine, plan.acpi, plan.guest_agent, plan.cpu_model) == ("q35", True, True, None)
     assert plan.serial_log == "/var/log/libvirt/qemu/u-1-serial.log"
-    assert plan.hotplug_ports == 4 + 2 + 4 + 4
+    assert plan.hotplug_ports == 4 + 2 + 1 + 4 + 4  # disks, NICs, the SCSI controller, built in, spare
 
 
 def test_an_emulated_arm_guest_gets_the_virt_machine_and_a_64_bit_cpu_model() -> None:
@@ -82,6 +83,7 @@ def test_an_emulated_arm_guest_gets_the_virt_machine_and_a_64_bit_cpu_model() ->
     assert (plan.machine, plan.cpu_model, plan.acpi, plan.hotplug_ports) == ("virt", "cortex-a57", False, 0)
     assert plan.serial_log is None  # a remote host's files cannot be read back
     assert [(d.target, d.bus) for d in plan.disks] == [("sda", "scsi")]
+    assert plan.scsi_controller == "virtio-scsi"
 
 
 def test_other_drivers_get_no_qemu_specifics() -> None:
@@ -97,6 +99,7 @@ def test_other_drivers_get_no_qemu_specifics() -> None:
     )
     assert (plan.machine, plan.acpi, plan.guest_agent, plan.serial_log) == (None, False, False, None)
     assert [(d.target, d.bus) for d in plan.disks] == [("hda", "ide")]
+    assert plan.scsi_controller is None
 
 
 def test_sources_must_match_the_spec() -> None:
@@ -111,3 +114,19 @@ def test_sources_must_match_the_spec() -> None:
             disk_sources=[],
             networks=[],
         )
+
+
+@pytest.mark.parametrize(
+    ("buses", "targets"),
+    [
+        (["sata", "scsi", "sata"], ["sda", "sdb", "sdc"]),  # a SCSI disk after a SATA one once reused its name
+        (["scsi", "virtio", "sata", "virtio"], ["sda", "vda", "sdb", "vdb"]),
+    ],
+)
+def test_scsi_and_sata_disks_never_share_a_target(buses: list[str], targets: list[str]) -> None:
+    spec = VMSpec(name="mix", disks=[DiskSpec(size_mib=8, bus=bus) for bus in buses])  # type: ignore[arg-type]
+    sources = [(f"/pool/v{n}.qcow2", "qcow2") for n in range(len(buses))]
+    plan = planner.plan_domain(
+        spec, X86, uuid="u-4", domain_type="kvm", driver="qemu", is_local=True, disk_sources=sources, networks=[]
+    )
+    assert [d.target for d in plan.disks] == targets

@@ -44,12 +44,14 @@ def test_clones_and_the_seed_are_owned_and_the_base_is_not() -> None:
     owned = [v.get("path") for v in root.iterfind(f"metadata/{{{STORAGE_NS}}}volumes/{{{STORAGE_NS}}}volume")]
     assert owned == ["/pool/c0.qcow2", "/pool/c1.img", "/pool/c-seed.iso"]
     cdroms = [d for d in root.iterfind("devices/disk") if d.get("device") == "cdrom"]
-    # The user's CD-ROM and the seed: both read-only, on the q35 SATA bus, on targets of their own.
+    # The user's CD-ROM and the seed: both read-only, on SCSI (virtio-scsi: cloud kernels have no AHCI), on targets
+    # of their own.
     assert [(d.find("source").get("file"), d.find("target").get("dev")) for d in cdroms] == [  # type: ignore[union-attr]
         ("/isos/install.iso", "sda"),
         ("/pool/c-seed.iso", "sdb"),
     ]
-    assert all(d.find("readonly") is not None and d.find("target").get("bus") == "sata" for d in cdroms)  # type: ignore[union-attr]
+    assert all(d.find("readonly") is not None and d.find("target").get("bus") == "scsi" for d in cdroms)  # type: ignore[union-attr]
+    assert [c.get("model") for c in root.iterfind("devices/controller[@type='scsi']")] == ["virtio-scsi"]
     assert parse_definition(build_domain(planner.plan_domain(
         spec, X86, uuid="u", domain_type="qemu", driver="qemu", is_local=True,
         disk_sources=[("/pool/c0.qcow2", "qcow2"), ("/pool/c1.img", "raw")], networks=[], seed="/pool/s.iso",

@@ -19,6 +19,7 @@ from polyvisor.cli.records import (
 from polyvisor.cli.render import key_values, table, tree
 from polyvisor.cli.session import Session
 from polyvisor.cli.specfile import FORMATS, parse_spec, provision_spec
+from polyvisor.errors import ValidationError
 from polyvisor.guest import ADDRESS_TIMEOUT
 from polyvisor.model import CloneMode, PowerState, ShutdownMode, VMInfo, VMStatus
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
@@ -167,6 +168,11 @@ def show(session: Session, vm: str) -> None:
 )
 @click.option("--disk-size", type=click.IntRange(min=1), metavar="MIB", help="With --image: grow the clone to MIB.")
 @click.option(
+    "--pool",
+    metavar="NAME",
+    help="With --image: the storage pool that holds the clone (default: the backend's own choice).",
+)
+@click.option(
     "--ssh-key",
     "ssh_keys",
     type=click.File("r", encoding="utf-8"),
@@ -176,9 +182,15 @@ def show(session: Session, vm: str) -> None:
 )
 @click.option(
     "--user-data",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("rb"),
     metavar="FILE",
-    help="cloud-init user-data to hand the guest, byte for byte.",
+    help="cloud-init user-data (UTF-8) to hand the guest, byte for byte.",
+)
+@click.option(
+    "--network-config",
+    type=click.File("rb"),
+    metavar="FILE",
+    help="cloud-init network-config (UTF-8 YAML, version 1 or 2) to hand the guest, byte for byte.",
 )
 @click.option("--hostname", help="The guest's host name (cloud-init local-hostname).")
 @click.option("--start", is_flag=True, help="Start the VM once it is created.")
@@ -199,8 +211,10 @@ def create(
     image: str | None,
     clone: str | None,
     disk_size: int | None,
+    pool: str | None,
     ssh_keys: tuple[IO[str], ...],
-    user_data: IO[str] | None,
+    user_data: IO[bytes] | None,
+    network_config: IO[bytes] | None,
     hostname: str | None,
     start: bool,
     wait_address: bool,
@@ -210,7 +224,8 @@ def create(
     """Create a stopped VM from SPEC_FILE (TOML or JSON; '-' reads stdin).
 
     The file's keys are those of polyvisor.VMSpec: name, cpus, memory_mib, firmware, disks, nics, labels, ...
-    --image, --ssh-key, --user-data and --hostname add a cloned first disk and a cloud-init seed to it.
+    --image, --ssh-key, --user-data, --network-config and --hostname add a cloned first disk and a cloud-init seed
+    to it.
     """
     source = spec_file.name if isinstance(spec_file.name, str) else "-"
     spec = parse_spec(spec_file.read(), "stdin" if source == "-" else source, fmt)
@@ -219,8 +234,10 @@ def create(
         image=image,
         clone=clone,
         disk_size=disk_size,
+        pool=pool,
         ssh_keys=[(_file_name(f), f.read()) for f in ssh_keys],
-        user_data=user_data.read() if user_data is not None else None,
+        user_data=_utf8(user_data, "--user-data"),
+        network_config=_utf8(network_config, "--network-config"),
         hostname=hostname,
     )
     if address_timeout is not None and not wait_address:
@@ -247,9 +264,24 @@ def create(
     session.emit(record, human)
 
 
-def _file_name(stream: IO[str]) -> str:
+def _file_name(stream: IO[str] | IO[bytes]) -> str:
     name = getattr(stream, "name", "-")
     return name if isinstance(name, str) else "-"
+
+
+def _utf8(stream: IO[bytes] | None, option: str) -> str | None:
+    """A file's text, decoded but otherwise as it is (CRLF stays CRLF)."""
+    if stream is None:
+        return None
+    data = stream.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValidationError(
+            f"{_file_name(stream)} is not UTF-8 text (byte {error.start}: {data[error.start : error.start + 1]!r}); "
+            "cloud-init reads UTF-8, so convert it first (iconv -t UTF-8)",
+            field=option,
+        ) from None
 
 
 # -- lifecycle verbs -------------------------------------------------------------------------------------------------

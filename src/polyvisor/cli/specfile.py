@@ -71,24 +71,28 @@ def provision_spec(
     image: str | None = None,
     clone: str | None = None,
     disk_size: int | None = None,
+    pool: str | None = None,
     ssh_keys: Sequence[tuple[str, str]] = (),
     user_data: str | None = None,
+    network_config: str | None = None,
     hostname: str | None = None,
 ) -> VMSpec:
     """Return ``spec`` with ``create``'s provisioning options applied.
 
-    ``image`` becomes a cloned first disk (``clone``, default linked, grown to ``disk_size``); SSH keys (from
-    ``(file name, text)`` pairs), user-data and the host name go into the spec's ``cloud_init`` (made if absent,
-    these fields replaced if present).
+    ``image`` becomes a cloned first disk (``clone``, default linked, grown to ``disk_size``, in ``pool``); SSH
+    keys (from ``(file name, text)`` pairs), user-data, network-config and the host name go into the spec's
+    ``cloud_init`` (made if absent, these fields replaced if present).
     """
-    if image is None and (clone is not None or disk_size is not None):
-        raise ValidationError("--clone and --disk-size go with --image", field="--image")
+    if image is None and (clone is not None or disk_size is not None or pool is not None):
+        raise ValidationError("--clone, --disk-size and --pool go with --image", field="--image")
     changes: dict[str, Any] = {}
     if image is not None:
         try:
-            disk = DiskSpec(image=image, clone=clone or "linked", size_mib=disk_size)  # type: ignore[arg-type]
+            disk = DiskSpec(image=image, clone=clone or "linked", size_mib=disk_size, pool=pool)  # type: ignore[arg-type]
         except ValidationError as error:
-            option = {"disk.size_mib": "--disk-size", "disk.clone": "--clone"}.get(error.field or "", "--image")
+            option = {"disk.size_mib": "--disk-size", "disk.clone": "--clone", "disk.pool": "--pool"}.get(
+                error.field or "", "--image"
+            )
             raise ValidationError(error.message, field=option) from None
         changes["disks"] = (disk, *spec.disks)
     keys = [key for source, text in ssh_keys for key in ssh_public_keys(text, source)]
@@ -97,6 +101,8 @@ def provision_spec(
         seed["ssh_authorized_keys"] = tuple(keys)
     if user_data is not None:
         seed["user_data"] = user_data
+    if network_config is not None:
+        seed["network_config"] = network_config
     if hostname is not None:
         seed["local_hostname"] = hostname
     if seed:
@@ -107,6 +113,7 @@ def provision_spec(
             option = {
                 "ssh_authorized_keys": "--ssh-key",
                 "user_data": "--user-data",
+                "network_config": "--network-config",
                 "local_hostname": "--hostname",
             }.get((error.field or "").split("[", 1)[0], "cloud_init")
             raise ValidationError(error.message, field=option) from None

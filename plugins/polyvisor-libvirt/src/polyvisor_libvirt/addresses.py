@@ -20,7 +20,7 @@ from polyvisor.model import AddressAnswer, GuestAddress
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import Definition
 
-__all__ = ["SOURCES", "Addresses", "agent_detail", "to_addresses"]
+__all__ = ["SOURCES", "Addresses", "agent_detail", "arp_detail", "to_addresses"]
 
 log = logging.getLogger("polyvisor.libvirt")
 
@@ -51,6 +51,23 @@ def agent_detail(code: int, message: str) -> str:
     if code == libvirt.VIR_ERR_OPERATION_INVALID:
         return f"agent not available: {message}"
     return f"agent error: {message}"
+
+
+def arp_detail(message: str) -> str:
+    """Say why libvirt could not read the host's ARP table, and whose fault it is.
+
+    libvirt 9.0's reader (``virArpTableGet``) subtracts the length of two netlink headers from each message's
+    length before it looks at the message's type, so the kernel's 20-byte ``NLMSG_DONE``, which Linux sends in the
+    same buffer as the last neighbour entries (seen on Debian 12's 6.1 kernel), fails its check: "wrong nlmsg len"
+    on every call, whatever the table holds. That is libvirt's fault, not the host's or polyvisor's.
+    """
+    if "wrong nlmsg len" in message:
+        return (
+            f"cannot read the host's ARP table ({message}): a libvirt bug, not the host's or polyvisor's: its ARP "
+            "reader takes the kernel's end-of-dump message for a short entry; the agent and lease sources are "
+            "unaffected"
+        )
+    return f"cannot read the host's ARP table ({message})"  # e.g. netlink refused inside a container
 
 
 def to_addresses(found: Mapping[str, Any], source: str) -> tuple[GuestAddress, ...]:
@@ -122,7 +139,7 @@ class Addresses:
         if source == "agent":
             return agent_detail(code, message)
         if source == "arp":
-            return f"cannot read the host's ARP table ({message})"  # e.g. netlink refused inside a container
+            return arp_detail(message)
         return message
 
     def _empty_detail(self, source: str, definition: Definition) -> str:

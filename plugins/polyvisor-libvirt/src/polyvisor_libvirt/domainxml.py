@@ -139,6 +139,8 @@ class DomainPlan:
     cpu_model: str | None = None
     hotplug_ports: int = 0
     """Spare PCIe root ports (q35): each hot-plugged PCIe device needs a free one."""
+    scsi_controller: str | None = None
+    """The model of the SCSI controller (``virtio-scsi``) when the domain has SCSI devices, else libvirt's choice."""
     max_cpus: int | None = None
     """The vCPU maximum (``<vcpu>``) when above ``cpus`` (then ``<vcpu current=cpus>``)."""
     current_memory_mib: int | None = None
@@ -301,6 +303,8 @@ def build_domain(plan: DomainPlan) -> str:
         devices.append(disk_element(disk))
     for nic in plan.nics:
         devices.append(nic_element(nic))
+    if plan.scsi_controller:
+        _sub(devices, "controller", type="scsi", index="0", model=plan.scsi_controller)
     if plan.hotplug_ports:
         # Once any PCI controller is given, libvirt wants the root named too; it numbers the ports itself and
         # still adds the ones the defined devices need.

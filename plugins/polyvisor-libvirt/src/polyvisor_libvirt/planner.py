@@ -7,7 +7,7 @@ of a :class:`~polyvisor_libvirt.domainxml.DomainPlan`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 
 from polyvisor.errors import UnsupportedError
 from polyvisor.model import DiskBus, Feature, Firmware, VMSpec
@@ -71,17 +71,24 @@ def machine_for(guest: Guest, *, driver: str) -> str | None:
     return "q35" if guest.arch in ("x86_64", "i686") else _MACHINES.get(guest.arch)
 
 
-def disk_target(bus: DiskBus, position: int, counters: Mapping[DiskBus, int]) -> str:
-    """The target name of the ``position``-th disk on ``bus``; SCSI and SATA share the "sd" names."""
-    if bus is DiskBus.SATA:
-        position += counters.get(DiskBus.SCSI, 0)
+def disk_target(bus: DiskBus, counters: MutableMapping[DiskBus, int]) -> str:
+    """The target name of the next disk on ``bus``, counted in ``counters``; SCSI and SATA disks share the "sd"
+    names, numbered in the order they come."""
+    names = DiskBus.SCSI if bus is DiskBus.SATA else bus
+    position = counters.get(names, 0)
+    counters[names] = position + 1
     return domainxml.target_name(bus, position)
 
 
 def cdrom_bus(machine: str | None, *, driver: str) -> DiskBus:
-    """The bus a CD-ROM goes on: SATA on q35, SCSI on other QEMU machines, IDE elsewhere."""
-    if machine == "q35":
-        return DiskBus.SATA
+    """The bus a CD-ROM goes on: SCSI (on a virtio-scsi controller) on every QEMU machine, IDE elsewhere.
+
+    A seed must be where stock cloud kernels see it. Debian's cloud kernel (the genericcloud images' one) has
+    neither AHCI (q35's SATA: ``# CONFIG_SATA_AHCI is not set``) nor the LSI SCSI controllers libvirt picks by
+    default (``# CONFIG_SCSI_SYM53C8XX_2 is not set``, ``# CONFIG_FUSION is not set``), but it has
+    ``CONFIG_SCSI_VIRTIO`` and ``CONFIG_BLK_DEV_SR``, as every distribution's virtual-machine kernel does.
+    """
+    del machine  # the same on pc, q35 and virt
     return DiskBus.SCSI if driver in QEMU_DRIVERS else DiskBus.IDE
 
 
@@ -122,22 +129,20 @@ def plan_domain(
     for disk, (path, fmt) in zip(spec.disks, disk_sources, strict=True):
         if disk.size_mib is not None or disk.clone is not None:
             owned.append(path)
-        position = counters.get(disk.bus, 0)
-        counters[disk.bus] = position + 1
-        target = disk_target(disk.bus, position, counters)
+        target = disk_target(disk.bus, counters)
         disks.append(DiskDevice(path, target, disk.bus.value, fmt, readonly=disk.readonly))
     cdroms = [path for path in (spec.cdrom, seed) if path is not None]
     for path in cdroms:
         bus = cdrom_bus(machine, driver=driver)
-        position = counters.get(bus, 0)
-        counters[bus] = position + 1
-        target = disk_target(bus, position, counters)
+        target = disk_target(bus, counters)
         disks.append(DiskDevice(path, target, bus.value, "raw", device="cdrom", readonly=True))
     if seed is not None:
         owned.append(seed)
     memory = spec.dynamic_memory
     nics = tuple(NicDevice(network, nic.mac, nic.model) for nic, network in zip(spec.nics, networks, strict=True))
     serial_log = f"/var/log/libvirt/qemu/{uuid}-serial.log" if qemu and is_local else None
+    # libvirt would add an emulated LSI controller for SCSI devices, which cloud kernels lack (see cdrom_bus).
+    scsi_controller = "virtio-scsi" if qemu and any(disk.bus == DiskBus.SCSI.value for disk in disks) else None
     return DomainPlan(
         uuid=uuid,
         name=spec.name,
@@ -163,7 +168,12 @@ def plan_domain(
         serial_log=serial_log,
         guest_agent=qemu,
         cpu_model=cpu_model,
-        # Listed ports serve the defined devices first (NICs, virtio disks, and libvirt's own USB,
-        # virtio-serial and balloon controllers); what remains is free for hot-plug.
-        hotplug_ports=len(disks) + len(nics) + _BUILTIN_PCIE + _HOTPLUG_PORTS if machine == "q35" else 0,
+        scsi_controller=scsi_controller,
+        # Listed ports serve the defined devices first (NICs, virtio disks, the SCSI controller, and libvirt's own
+        # USB, virtio-serial and balloon controllers); what remains is free for hot-plug.
+        hotplug_ports=(
+            len(disks) + len(nics) + (scsi_controller is not None) + _BUILTIN_PCIE + _HOTPLUG_PORTS
+            if machine == "q35"
+            else 0
+        ),
     )

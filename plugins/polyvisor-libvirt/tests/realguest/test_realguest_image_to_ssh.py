@@ -21,7 +21,7 @@ from polyvisor.provisioning import CloudInit
 from .pvguest import wait_console
 from .support import POOL, create_disk
 from .test_realguest_provisioning import sha256
-from .test_realguest_seed import HOSTILE_KEYS, host_traces, hostile_hostname, seed_lines
+from .test_realguest_seed import HOSTILE_KEYS, guest_hostname, host_traces, hostile_instance_id, seed_lines
 from .test_realguest_seed import sha256 as sha256_hex
 
 if TYPE_CHECKING:
@@ -49,14 +49,14 @@ def test_a_linked_clone_with_a_hostile_seed_boots_reachable_and_leaves_its_base_
     tag = uuid.uuid4().hex[:8]
     base = create_disk(libvirt_conn, f"{name_prefix}base.qcow2", capacity_mib=16).path()
     before = sha256(base)
-    hostname = hostile_hostname(tag)
+    hostname = guest_hostname(tag)
     script = (
         "#!/bin/sh\n"
         f"echo 'pvtest-user-data: quotes \"'\"'\"' $(touch /tmp/pu{tag}) `touch /tmp/pu{tag}` ran'\n"
         'echo "pvtest-user-data: hostname=$(hostname)"\n'
     )
     user_data = script + "# " + "x" * (100 * 1024) + "\n"  # 100 KB more of text in the same file
-    cloud_init = CloudInit(instance_id=f"iid-{tag}", local_hostname=hostname, user_data=user_data)
+    cloud_init = CloudInit(instance_id=hostile_instance_id(tag), local_hostname=hostname, user_data=user_data)
     spec = {
         **conformance_spec,
         "name": f"{guests.prefix}image-to-ssh",
@@ -76,7 +76,7 @@ def test_a_linked_clone_with_a_hostile_seed_boots_reachable_and_leaves_its_base_
     )
     got = seed_lines(text, x86_seed_image.seed_marker)
     ran = seed_lines(text, "pvtest-user-data: ")
-    assert got["instance-id"] == f"iid-{tag}"
+    assert got["instance-id"] == hostile_instance_id(tag)
     assert got["hostname"] == hostname
     assert got["user-data sha256"] == sha256_hex(user_data.encode())
     assert got["user-data exit"] == "0"

@@ -1,7 +1,8 @@
 """The tiny guest reads a NoCloud seed from a CD-ROM: `build_seed_iso(CloudInit(...))` + the spec's ``cdrom``.
 
 The guest (scripts/build-guest-image) is not cloud-init: its /init finds a CD-ROM labelled ``cidata``, sets the
-hostname from ``local-hostname``, writes a ``#cloud-config``'s ``ssh_authorized_keys`` to root's authorized_keys,
+hostname from ``local-hostname``, writes meta-data's ``public-keys`` and a ``#cloud-config``'s ``ssh_authorized_keys``
+to root's authorized_keys,
 runs a ``#!`` user-data and reports each on the console (``polyvisor-seed: ...``). These tests check that hostile
 values (quotes, ``$()``, backticks, newlines, 100 KB of text) reach the guest byte for byte and that nothing in them
 runs, neither on the host nor in the guest's /init. The seed is a file in the test pool's directory, made by the test;
@@ -50,12 +51,14 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def hostile_hostname(tag: str) -> str:
-    """At most 64 bytes (the kernel's limit) and no dot (cloud-init keeps what is before the first one)."""
-    name = f"h'\"$(touch /tmp/pw{tag})`touch /tmp/pb{tag}`;|&<>x"
-    assert len(name.encode()) <= 64
-    assert "." not in name
-    return name
+def guest_hostname(tag: str) -> str:
+    """A host name (CloudInit refuses any other: a guest cannot set one, so hostile text goes in the instance id)."""
+    return f"pv-{tag}"
+
+
+def hostile_instance_id(tag: str) -> str:
+    """An instance id the guest's /init prints: it must arrive as written, and nothing in it may run."""
+    return f"iid-{tag}-h'\"$(touch /tmp/pw{tag})`touch /tmp/pb{tag}`;|&<>x"
 
 
 def host_traces(tag: str) -> list[Path]:
@@ -147,14 +150,16 @@ def test_seed_sets_hostname_and_authorized_keys_byte_for_byte(
 ) -> None:
     from polyvisor.provisioning import CloudInit
 
-    hostname = hostile_hostname(tag)
-    if form == "flow":  # what CloudInit writes: `ssh_authorized_keys: [JSON strings]` on one line
-        cloud_init = CloudInit(instance_id=f"iid-{tag}", local_hostname=hostname, ssh_authorized_keys=HOSTILE_KEYS)
+    hostname = guest_hostname(tag)
+    if form == "flow":  # what CloudInit writes: meta-data `public-keys`, a JSON list
+        cloud_init = CloudInit(
+            instance_id=hostile_instance_id(tag), local_hostname=hostname, ssh_authorized_keys=HOSTILE_KEYS
+        )
     else:  # the block list people write by hand, double- and single-quoted and plain
         first = HOSTILE_KEYS[0].replace("\\", "\\\\").replace('"', '\\"')
         second = HOSTILE_KEYS[1].replace("'", "''")
         user_data = f"#cloud-config\n# keys for root\nssh_authorized_keys:\n  - \"{first}\"\n  - '{second}'\nx: 1\n"
-        cloud_init = CloudInit(instance_id=f"iid-{tag}", local_hostname=hostname, user_data=user_data)
+        cloud_init = CloudInit(instance_id=hostile_instance_id(tag), local_hostname=hostname, user_data=user_data)
     files = cloud_init.files()
     seed = write_seed(cloud_init)
 
@@ -164,12 +169,13 @@ def test_seed_sets_hostname_and_authorized_keys_byte_for_byte(
     # The files arrived byte for byte, and each value was applied as the guest reads it back.
     assert got["meta-data sha256"] == sha256(files["meta-data"]), text
     assert got["user-data sha256"] == sha256(files["user-data"]), text
-    assert got["instance-id"] == f"iid-{tag}"
+    assert got["instance-id"] == hostile_instance_id(tag)
     assert got["hostname"] == hostname
     # cloud-init writes each key on a line of its own, the last one ending in a newline too.
     expected_keys = "".join(f"{key}\n" for key in HOSTILE_KEYS).encode()
     assert got["authorized_keys sha256"] == f"{sha256(expected_keys)} count={len(HOSTILE_KEYS)}"
-    assert f"{x86_seed_image.seed_marker}user-data cloud-config" in text
+    user_data_kind = "empty" if form == "flow" else "cloud-config"  # the keys never edit the user-data
+    assert f"{x86_seed_image.seed_marker}user-data {user_data_kind}" in text
     assert host_traces(tag) == [], "a hostile value was evaluated on the host"
     finish(vm, guests, libvirt_conn)
 
@@ -186,7 +192,7 @@ def test_seed_runs_a_user_data_script_once_with_100_kb_of_hostile_text(
 ) -> None:
     from polyvisor.provisioning import CloudInit
 
-    hostname = hostile_hostname(tag)
+    hostname = guest_hostname(tag)
     line = f"q' d\" $(touch /tmp/pu{tag}) `touch /tmp/pu{tag}` ${{HOME}} $((6*7)) \\n \\ \t; | & < > ü 😀 EOF\n"
     body = "".join(f"{n:05d} {line}" for n in range(100 * 1024 // len(line.encode()) + 1))
     assert len(body.encode()) >= 100 * 1024
@@ -203,7 +209,7 @@ def test_seed_runs_a_user_data_script_once_with_100_kb_of_hostile_text(
         'echo "pvtest-user-data: hostname=$(hostname)"\n'
         "exit 3\n"
     )
-    cloud_init = CloudInit(instance_id=f"iid-{tag}", local_hostname=hostname, user_data=script)
+    cloud_init = CloudInit(instance_id=hostile_instance_id(tag), local_hostname=hostname, user_data=script)
     seed = write_seed(cloud_init)
 
     exit_line = f"{x86_seed_image.seed_marker}user-data exit="

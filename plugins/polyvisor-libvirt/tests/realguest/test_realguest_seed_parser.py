@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from polyvisor.model import CloudInit
+
 from .support import GuestImage
 
 pytestmark = pytest.mark.realguest
@@ -148,3 +150,21 @@ def test_unterminated_flow_list_is_reported_not_guessed(seed_reader: tuple[Path,
     result = read_keys(seed_reader, tmp_path, b'#cloud-config\nssh_authorized_keys: ["a", "b\n')
     assert result.returncode != 0
     assert result.stdout == b""
+
+
+@pytest.mark.parametrize(
+    ("meta_data", "expected"),
+    [
+        # What CloudInit writes for ssh_authorized_keys: meta-data's public-keys, a JSON list.
+        (CloudInit(instance_id="i-5", ssh_authorized_keys=tuple(KEYS)).files()["meta-data"].decode(), KEYS),
+        (json.dumps({"public-keys": KEYS, "instance-id": "i-6"}), KEYS),  # \\u escapes, one line
+        ('{"public-keys": [], "instance-id": "i-7"}', []),
+        ('{"nested": {"public-keys": ["no"]}, "instance-id": "i-8"}', []),
+        ("public-keys: ssh-rsa CCCC one\n", ["ssh-rsa CCCC one"]),  # one key as a string (YAML block mapping)
+    ],
+)
+def test_meta_data_public_keys_forms(
+    seed_reader: tuple[Path, Path], tmp_path: Path, meta_data: str, expected: list[str]
+) -> None:
+    got = read_meta(seed_reader, tmp_path, meta_data.encode())
+    assert got.get("public-keys", b"") == "".join(f"{key}\n" for key in expected).encode()

@@ -107,7 +107,7 @@ HOSTILE_USER_DATA = (
 def _hostile_seed(name: str) -> CloudInit:
     return CloudInit(
         instance_id=f"iid-{name}-'\"$(x)`y`",
-        local_hostname="host-<&>-ünï",
+        local_hostname="kit-seed.example.test",  # a host name; hostile text goes in the other fields
         user_data=HOSTILE_USER_DATA,
         meta_data={"public-keys": ["ssh-ed25519 AAAA kit@'$(x)'"], "note": 'line\nbreak "quoted" \\ back'},
         network_config="version: 2\nethernets: {}\n",
