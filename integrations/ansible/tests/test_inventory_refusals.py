@@ -105,3 +105,14 @@ def test_inline_connections_with_a_group_or_a_config_fail_the_run(
 ) -> None:
     inline = f"connections:\n  - name: gone\n    uri: '{DEAD_URI}'\n"
     _refused(_inventory(ansible, tmp_path, hyperv_host, f"group: lab\n{inline}"), "connections", "group")
+
+
+def test_a_skipped_host_is_named_as_the_config_names_it(
+    ansible: Ansible, hyperv_host: HypervHost, tmp_path: Path
+) -> None:
+    result = _inventory(ansible, tmp_path, hyperv_host, "group: lab\n")
+    assert result.returncode == 0, result.output
+    said = re.sub(r"\s+", " ", result.stderr)
+    assert "polyvisor: host dead skipped: " in said, result.stderr
+    assert "[host dead]" in said, result.stderr
+    assert "[host 127.0.0.1]" not in said, result.stderr

@@ -15,8 +15,8 @@ description:
     C(state_<power state>) and C(label_<key>_<value>); characters other than letters, digits and C(_) become C(_).
   - Sets C(polyvisor_state), C(polyvisor_host), C(polyvisor_uuid), C(polyvisor_labels), C(polyvisor_addresses)
     (for running VMs on hosts that report guest addresses) and C(ansible_host) when an address is known.
-  - A host that cannot be reached is skipped with a warning naming its error; the other hosts are still listed,
-    unless O(strict) is set. When no host answers, the inventory fails.
+  - A host that cannot be reached is skipped with a warning naming it (as the config names it) and its error; the
+    other hosts are still listed, unless O(strict) is set. When no host answers, the inventory fails.
   - An option this plugin does not know, a O(group) the config file does not have, and O(connections) given with
     O(group) or O(config) fail the inventory. These failures, and those of O(strict), fail the Ansible run, whatever
     C(inventory_any_unparsed_is_failed) says (otherwise Ansible would go on with an empty inventory).
@@ -110,6 +110,7 @@ keyed_groups:
     prefix: role
 """
 
+import copy
 import difflib
 import ipaddress
 import re
@@ -203,6 +204,14 @@ def _vm_vars(conn: polyvisor.Connection, info: polyvisor.VMInfo, addresses_known
     }
 
 
+def named(error: polyvisor.PolyvisorError, host: str) -> str:
+    """The error's message naming the host as the inventory does (``[host hv1]``), not by its address."""
+    if error.host is not None and error.host != host:
+        error = copy.copy(error)
+        error.host = host
+    return str(error)
+
+
 def refuse(path: str, reason: str) -> NoReturn:
     """Fail this inventory source, and the run with it.
 
@@ -240,7 +249,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
         if not answers:
             display.warning(f"polyvisor inventory {path}: no connections to list")
         for host, failure in answers.errors.items():
-            display.warning(f"polyvisor: host {host} skipped: {failure}")
+            display.warning(f"polyvisor: host {host} skipped: {named(failure, host)}")
         if answers.errors and not answers.values:
             refuse(path, f"no host answered ({', '.join(answers.errors)}); see the warnings above")
         if answers.errors and self.get_option("strict"):

@@ -171,13 +171,19 @@ vm:
       elements: str
       sample: [installed]
 error_type:
-  description: The class of polyvisor error that failed the task (C(NotFoundError), C(InvalidStateError), ...).
+  description:
+    - The class of polyvisor error that failed the task (C(NotFoundError), C(InvalidStateError), ...). Every failure
+      has one - V(ValidationError) for a problem with the task's options, found before anything was done (a field
+      of O(spec) is named C(spec.<field>)); V(ImportError) when polyvisor is not installed.
+    - A host named by O(connection) is named so in the message (C([host hv1])), not by its address.
   returned: failure
   type: str
   sample: InvalidStateError
 """
 
+import copy
 import os
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -442,25 +448,51 @@ def _shown(vm: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"state": vm["state"], "labels": dict(vm["labels"]), "snapshots": list(vm["snapshots"])}
 
 
+class Module(AnsibleModule):  # type: ignore[misc]  # Ansible ships no type hints
+    """AnsibleModule whose every failure carries ``error_type``: those of the arguments (an unknown option, a
+    bad choice, ...), reported by AnsibleModule itself, are ``ValidationError``."""
+
+    def fail_json(self, msg: str, **kwargs: Any) -> None:
+        kwargs.setdefault("error_type", "ValidationError")
+        super().fail_json(msg=msg, **kwargs)
+
+
+def named(error: polyvisor.PolyvisorError, connection: str | None) -> str:
+    """The error's message, naming the host as the task does (``connection: hv1``) rather than by address."""
+    if connection and error.host is not None and error.host != connection:
+        error = copy.copy(error)
+        error.host = connection
+    return str(error)
+
+
 def main() -> None:
     """Entry point: parse the task's arguments, run it, report."""
-    module = AnsibleModule(
+    module = Module(
         argument_spec=ARGUMENT_SPEC,
         mutually_exclusive=[("uri", "connection")],
         supports_check_mode=True,
     )
     if IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("polyvisor"), exception=IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib("polyvisor"), exception=IMPORT_ERROR, error_type="ImportError")
+    connection = module.params["connection"]
     try:
         result = run(module)
     except TaskFailed as failed:
         # The task acted before the error: say whether the VM changed, and how it was left.
+        error = failed.error
         module.fail_json(
-            msg=str(failed.error), error_type=type(failed.error).__name__, changed=failed.changed, vm=failed.vm
+            msg=named(error, connection), error_type=type(error).__name__, changed=failed.changed, vm=failed.vm
         )
     except polyvisor.PolyvisorError as error:
         # polyvisor's messages name the host and VM but never a secret.
-        module.fail_json(msg=str(error), error_type=type(error).__name__, changed=False)
+        module.fail_json(msg=named(error, connection), error_type=type(error).__name__, changed=False)
+    except Exception as error:  # a bug, here or in a backend: still a failure with its class named
+        module.fail_json(
+            msg=f"{type(error).__name__}: {error}",
+            error_type=type(error).__name__,
+            exception=traceback.format_exc(),
+            changed=False,
+        )
     module.exit_json(**result)
 
 
