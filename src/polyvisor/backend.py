@@ -302,6 +302,15 @@ class Backend(abc.ABC):
         if problems:
             raise TypeError(f"{cls.__qualname__} declares its features inconsistently: {'; '.join(problems)}")
 
+    @classmethod
+    def import_dependencies(cls, uri: URI) -> None:
+        """Import now, on the calling thread, every module a connection to ``uri`` would import on first use.
+
+        :class:`~polyvisor.Fleet` calls it before it fans out: first imports racing on several threads can
+        deadlock (``_DeadlockError``). A backend that imports its client libraries lazily overrides it.
+        """
+        return  # by default, importing the backend's module imports all it needs
+
     # -- capabilities ---------------------------------------------------------------------------------------
     @classmethod
     def static_features(cls) -> frozenset[Feature]:

@@ -209,6 +209,18 @@ class Plugins:
             message += f". Available drivers: {', '.join(self.schemes())}"
         raise NotFoundError(message)
 
+    def import_backend(self, uri: URI) -> None:
+        """Import the backend of the URI's driver and what it loads lazily (see
+        :meth:`~polyvisor.backend.Backend.import_dependencies`); one that cannot be imported is left for the
+        connection to report."""
+        try:
+            factory = self.factory_for(uri)
+            preload = getattr(factory, "import_dependencies", None)
+            if callable(preload):
+                preload(uri)
+        except Exception:  # connect() raises it again, attributed to its host
+            return
+
     def iter_plugins(self) -> Iterator[tuple[str, Any]]:
         """Yield (name, plugin) for every registered plugin."""
         yield from self.manager.list_name_plugin()

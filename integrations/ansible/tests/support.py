@@ -116,6 +116,33 @@ class Ansible:
         """Run a playbook against localhost (local connection, this Python as the module interpreter)."""
         return self.run("ansible-playbook", "-i", str(self.home / "localhost.ini"), str(playbook), *args, env=env)
 
+    def module(
+        self, name: str, args: Mapping[str, Any], *flags: str, env: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, Any], Result]:
+        """Run one module of the collection on localhost (``ansible localhost -m``); return its result and the run.
+
+        The minimal callback prints the result whole (``localhost | FAILED! => {...}``), so a test reads
+        ``changed``, ``msg``, ``warnings``, ... as the module returned them.
+        """
+        result = self.run(
+            "ansible",
+            "localhost",
+            "-i",
+            str(self.home / "localhost.ini"),
+            "-m",
+            f"{FQCN}.{name}",
+            "-a",
+            json.dumps(dict(args)),
+            *flags,
+            env={"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "minimal", **(env or {})},
+        )
+        found = re.search(r"^localhost \| ([A-Z!]+) => (\{.*)", result.stdout, re.MULTILINE | re.DOTALL)
+        if found is None:
+            raise AssertionError(f"no module result in:\n{result.output}")
+        report: dict[str, Any] = untag(json.loads(found.group(2)))
+        report.setdefault("failed", found.group(1) == "FAILED!")  # the callback says it in the status word
+        return report, result
+
     def inventory(self, source: Path, env: Mapping[str, str] | None = None) -> tuple[dict[str, Any], Result]:
         """Run ``ansible-inventory --list`` on a source; return the parsed listing and the run."""
         result = self.run("ansible-inventory", "-i", str(source), "--list", env=env)

@@ -11,7 +11,7 @@ from typing import Any, Self, TypeVar
 import polyvisor.config as _config
 from polyvisor.connect import connect
 from polyvisor.connection import Connection
-from polyvisor.errors import ConnectionLostError
+from polyvisor.errors import ConnectionLostError, PolyvisorError
 from polyvisor.fleet._fanout import Job, run_jobs
 from polyvisor.fleet._pool import ConnectionPool
 from polyvisor.fleet.placement import Candidate, Placement, free_memory_mib
@@ -25,10 +25,10 @@ from polyvisor.fleet.planning import (
     matching,
     verb_timeout,
 )
-from polyvisor.fleet.results import FleetResult, FleetVM
+from polyvisor.fleet.results import FleetResult, FleetVM, HostResult
 from polyvisor.fleet.selection import Selection
 from polyvisor.model import PowerState, VMSpec, VMStatus
-from polyvisor.plugins import Plugins
+from polyvisor.plugins import Plugins, default_plugins
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 
@@ -62,6 +62,7 @@ class Fleet(FleetFacts):
         super().__init__(FleetPlan(hosts, max_concurrency=max_concurrency, timeout=timeout, groups=groups))
         self._plugins = plugins
         self._pool = ConnectionPool(list(self._plan.hosts), self._open)
+        self._imported: set[str] = set()  # the URI drivers whose backends are imported
 
     @classmethod
     def from_config(
@@ -120,7 +121,20 @@ class Fleet(FleetFacts):
 
     def _run(self, hosts: Iterable[str], fn: Callable[[str, Connection], T], timeout: float | None) -> FleetResult[T]:
         jobs = [self._job(self._plan.known(host), fn, timeout) for host in hosts]
-        return FleetResult(run_jobs(jobs, self.max_concurrency))
+        return FleetResult(self._fan_out(jobs))
+
+    def _fan_out(self, jobs: builtins.list[Job[T]]) -> builtins.list[HostResult[T]]:
+        # Import the hosts' backends here first: first imports racing on the fan-out threads can deadlock.
+        plugins = self._plugins or default_plugins()
+        for job in jobs:
+            try:
+                uri = URI.parse(job.uri)
+            except PolyvisorError:  # the job reports it
+                continue
+            if uri.driver not in self._imported:
+                self._imported.add(uri.driver)
+                plugins.import_backend(uri)
+        return run_jobs(jobs, self.max_concurrency)
 
     def map(
         self, fn: Callable[[Connection], T], *, hosts: Iterable[str] | None = None, timeout: float | None = None
@@ -202,7 +216,7 @@ class Fleet(FleetFacts):
                 return verb(conn.vm(listed.info))
 
             jobs.append(self._job(job.host, run, job.timeout, vm=job.vm.name))
-        return FleetResult([*work.failed, *run_jobs(jobs, self.max_concurrency)])
+        return FleetResult([*work.failed, *self._fan_out(jobs)])
 
     # -- placement -----------------------------------------------------------------------------------------------
     def candidates(

@@ -15,7 +15,11 @@ description:
     C(state_<power state>) and C(label_<key>_<value>); characters other than letters, digits and C(_) become C(_).
   - Sets C(polyvisor_state), C(polyvisor_host), C(polyvisor_uuid), C(polyvisor_labels), C(polyvisor_addresses)
     (for running VMs on hosts that report guest addresses) and C(ansible_host) when an address is known.
-  - A host that cannot be reached is skipped with a warning naming its error; the other hosts are still listed.
+  - A host that cannot be reached is skipped with a warning naming it (as the config names it) and its error; the
+    other hosts are still listed, unless O(strict) is set. When no host answers, the inventory fails.
+  - An option this plugin does not know, a O(group) the config file does not have, and O(connections) given with
+    O(group) or O(config) fail the inventory. These failures, and those of O(strict), fail the Ansible run, whatever
+    C(inventory_any_unparsed_is_failed) says (otherwise Ansible would go on with an empty inventory).
   - A VM name found on more than one host becomes C(<name>@<connection>) on each of them.
   - Needs the C(polyvisor) library and the backends it talks to (C(polyvisor-libvirt), C(polyvisor-hyperv)) on the
     controller.
@@ -78,6 +82,13 @@ options:
         does not answer in time is skipped with a warning.
     type: float
     default: 30
+  strict:
+    description:
+      - Fail the inventory (and the run) when any host is skipped - unreachable, refusing the credentials or too
+        slow - instead of warning and listing the others.
+      - As in every constructed inventory, also make errors in O(compose), O(groups) and O(keyed_groups) fatal.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -99,14 +110,17 @@ keyed_groups:
     prefix: role
 """
 
+import copy
+import difflib
 import ipaddress
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from ansible import constants
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 from ansible.utils.display import Display
@@ -190,6 +204,24 @@ def _vm_vars(conn: polyvisor.Connection, info: polyvisor.VMInfo, addresses_known
     }
 
 
+def named(error: polyvisor.PolyvisorError, host: str) -> str:
+    """The error's message naming the host as the inventory does (``[host hv1]``), not by its address."""
+    if error.host is not None and error.host != host:
+        error = copy.copy(error)
+        error.host = host
+    return str(error)
+
+
+def refuse(path: str, reason: str) -> NoReturn:
+    """Fail this inventory source, and the run with it.
+
+    Ansible only warns about a source that failed to parse and goes on without its hosts, so a playbook would run
+    on nothing and succeed; a polyvisor source that cannot be honoured fails the run instead.
+    """
+    constants.INVENTORY_ANY_UNPARSED_IS_FAILED = True
+    raise AnsibleParserError(f"polyvisor inventory {path}: {reason}")
+
+
 class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]  # Ansible ships no type hints
     """The ``polyvisor.hypervisors.polyvisor`` inventory source."""
 
@@ -206,18 +238,42 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
             raise AnsibleParserError(
                 f"the polyvisor inventory needs the polyvisor Python library on the controller: {IMPORT_ERROR}"
             )
-        self._read_config_data(path)
+        source = self._read_config_data(path)
+        self._check_source(path, source)
         discover = bool(self.get_option("discover_addresses"))
         try:
             with self._fleet() as fleet:
                 answers = fleet.map(lambda conn: list_host(conn, discover))
         except polyvisor.PolyvisorError as error:
-            raise AnsibleParserError(f"polyvisor inventory {path}: {error}") from None
+            refuse(path, str(error))
         if not answers:
             display.warning(f"polyvisor inventory {path}: no connections to list")
         for host, failure in answers.errors.items():
-            display.warning(f"polyvisor: host {host} skipped: {failure}")
+            display.warning(f"polyvisor: host {host} skipped: {named(failure, host)}")
+        if answers.errors and not answers.values:
+            refuse(path, f"no host answered ({', '.join(answers.errors)}); see the warnings above")
+        if answers.errors and self.get_option("strict"):
+            refuse(path, f"strict: {', '.join(answers.errors)} skipped; see the warnings above")
         self._populate(answers.values)
+
+    def _check_source(self, path: str, source: Mapping[str, Any]) -> None:
+        """Refuse options this plugin does not know, and ``connections`` with options it makes meaningless."""
+        known = sorted(self._options)
+        unknown = sorted(str(key) for key in source if key not in self._options)
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, known, n=1)
+                hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
+            refuse(path, f"unknown option(s) {', '.join(hints)}; the options are: {', '.join(known)}")
+        if source.get("connections"):
+            clashing = [key for key in ("group", "config") if key in source]
+            if clashing:
+                refuse(
+                    path,
+                    f"connections names the hosts itself; drop {' and '.join(clashing)}, which pick hosts of a "
+                    "config file",
+                )
 
     def _fleet(self) -> polyvisor.Fleet:
         workers = max(1, int(self.get_option("max_workers")))

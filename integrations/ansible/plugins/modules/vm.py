@@ -171,13 +171,19 @@ vm:
       elements: str
       sample: [installed]
 error_type:
-  description: The class of polyvisor error that failed the task (C(NotFoundError), C(InvalidStateError), ...).
+  description:
+    - The class of polyvisor error that failed the task (C(NotFoundError), C(InvalidStateError), ...). Every failure
+      has one - V(ValidationError) for a problem with the task's options, found before anything was done (a field
+      of O(spec) is named C(spec.<field>)); V(ImportError) when polyvisor is not installed.
+    - A host named by O(connection) is named so in the message (C([host hv1])), not by its address.
   returned: failure
   type: str
   sample: InvalidStateError
 """
 
+import copy
 import os
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -185,6 +191,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     import polyvisor
+    from polyvisor.model import validate_labels, validate_name
 except ImportError as error:  # reported by main() with an install hint
     IMPORT_ERROR: str | None = str(error)
 else:
@@ -220,8 +227,14 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
-class TaskError(Exception):
-    """A problem with the task's arguments, reported as the task's message."""
+class TaskFailed(Exception):
+    """A polyvisor error after the task acted: whether the VM changed before it, and the VM as it was left."""
+
+    def __init__(self, error: polyvisor.PolyvisorError, changed: bool, vm: dict[str, Any]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.changed = changed
+        self.vm = vm
 
 
 def connect_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,12 +248,14 @@ def connect_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def clean_labels(labels: Mapping[str, Any] | None) -> dict[str, str]:
+def clean_labels(labels: Mapping[str, Any] | None, option: str = "labels") -> dict[str, str]:
     """Return the task's labels as strings; numbers are written out, anything else is refused."""
     out: dict[str, str] = {}
     for key, value in (labels or {}).items():
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise TaskError(f"label {key!r} must be a string, got {type(value).__name__}; quote it in YAML")
+            raise polyvisor.ValidationError(
+                f"must be a string, got {type(value).__name__}; quote it in YAML", field=f"{option}[{key!r}]"
+            )
         out[str(key)] = str(value)
     return out
 
@@ -267,17 +282,21 @@ def wanted_labels(current: Mapping[str, str], labels: dict[str, str] | None, pur
     return dict(labels) if purge else {**current, **labels}
 
 
-def predict(before: dict[str, Any] | None, params: Mapping[str, Any], labels: dict[str, str] | None) -> dict[str, Any]:
-    """Return the VM's facts as the task would leave them (check mode's answer)."""
+def predict(
+    before: dict[str, Any] | None,
+    params: Mapping[str, Any],
+    labels: dict[str, str] | None,
+    spec: polyvisor.VMSpec | None,
+) -> dict[str, Any]:
+    """Return the VM's facts as the task would leave them (check mode's answer); ``spec`` creates it if absent."""
     name = params["name"]
-    if params["state"] == ABSENT:
-        return {"uuid": None, "name": name, "state": ABSENT, "labels": {}, "snapshots": []}
-    if before is None:
-        spec_labels = clean_labels(create_spec(params).get("labels"))
-        after = {"uuid": None, "name": name, "state": "stopped", "labels": spec_labels, "snapshots": []}
-    else:
+    if params["state"] != ABSENT and before is not None:
         after = {**before, "labels": dict(before["labels"]), "snapshots": list(before["snapshots"])}
-    after["labels"] = wanted_labels(after["labels"], labels, params["purge_labels"])
+        after["labels"] = wanted_labels(after["labels"], labels, params["purge_labels"])
+    elif params["state"] != ABSENT and spec is not None:
+        after = {"uuid": None, "name": name, "state": "stopped", "labels": dict(spec.labels), "snapshots": []}
+    else:
+        return {"uuid": None, "name": name, "state": ABSENT, "labels": {}, "snapshots": []}
     if params["state"] in POWER_STATES:
         after["state"] = params["state"]
     snapshot = params["snapshot"]
@@ -291,20 +310,78 @@ def predict(before: dict[str, Any] | None, params: Mapping[str, Any], labels: di
     return after
 
 
-def create_spec(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the create spec: the task's ``spec`` with the VM's name."""
+def create_spec(params: Mapping[str, Any], labels: dict[str, str] | None) -> polyvisor.VMSpec:
+    """Return the validated create spec: the task's ``spec`` with the VM's name and the task's labels, so that
+    the VM is made with them in one step; a problem in it is reported as being in ``spec``."""
     if params["spec"] is None:
-        raise TaskError(
+        raise polyvisor.ValidationError(
             f"VM {params['name']!r} does not exist and the task has no spec to create it from; "
-            "add spec (at least {memory_mib: ...}) or create it first"
+            "add spec (at least {memory_mib: ...}) or create it first",
+            field="spec",
         )
     spec = dict(params["spec"])
     if spec.setdefault("name", params["name"]) != params["name"]:
-        raise TaskError(f"spec.name {spec['name']!r} differs from name {params['name']!r}; drop spec.name")
-    return spec
+        raise polyvisor.ValidationError(
+            f"{spec['name']!r} differs from name {params['name']!r}; drop spec.name", field="spec.name"
+        )
+    spec_labels = clean_labels(spec.get("labels"), "spec.labels")
+    spec["labels"] = wanted_labels(spec_labels, labels, params["purge_labels"])
+    try:
+        return polyvisor.VMSpec.from_dict(spec)
+    except polyvisor.ValidationError as error:
+        field = error.field or "spec"
+        raise polyvisor.ValidationError(
+            error.message, field=field if field.startswith("spec") else f"spec.{field}"
+        ) from None
 
 
-def apply(conn: polyvisor.Connection, params: Mapping[str, Any], labels: dict[str, str] | None) -> None:
+def check_request(
+    conn: polyvisor.Connection,
+    params: Mapping[str, Any],
+    labels: dict[str, str] | None,
+    before: dict[str, Any] | None,
+) -> polyvisor.VMSpec | None:
+    """Refuse a task that would fail part way, before anything is done (so check mode predicts the failure).
+
+    Return the spec to create the VM from, or None when it exists or is to be deleted.
+    """
+    name, state, caps = params["name"], params["state"], conn.capabilities
+    if state == ABSENT:
+        return None
+
+    def need(feature: polyvisor.Feature) -> None:
+        caps.require(feature, host=conn.host, vm=name)
+
+    if labels is not None:
+        validate_labels(labels)
+    if labels is not None or params["purge_labels"]:
+        need(polyvisor.Feature.LABELS)
+    if state == "paused":
+        need(polyvisor.Feature.PAUSE)
+    elif state == "saved":
+        need(polyvisor.Feature.SAVE)
+    snapshot = params["snapshot"]
+    if snapshot is not None:
+        validate_name(snapshot["name"], "snapshot.name")
+        need(polyvisor.Feature.SNAPSHOTS)
+        taken = before is not None and snapshot["name"] in before["snapshots"]
+        if snapshot["state"] == "present" and snapshot["memory"] and not taken:
+            need(polyvisor.Feature.SNAPSHOT_MEMORY)
+            reached = state if state in POWER_STATES else (before or {"state": "stopped"})["state"]
+            if reached not in ("running", "paused"):
+                raise polyvisor.ValidationError(
+                    f"keeps the running memory, but the VM will be {reached}; use state: running, or drop memory",
+                    field="snapshot.memory",
+                )
+    return create_spec(params, labels) if before is None else None
+
+
+def apply(
+    conn: polyvisor.Connection,
+    params: Mapping[str, Any],
+    labels: dict[str, str] | None,
+    spec: polyvisor.VMSpec | None,
+) -> None:
     """Make the changes the task asks for, each one only when it is needed."""
     name, state, timeout, force = params["name"], params["state"], params["timeout"], params["force"]
     if state == ABSENT:
@@ -314,7 +391,8 @@ def apply(conn: polyvisor.Connection, params: Mapping[str, Any], labels: dict[st
                 vm.ensure("stopped", force=force, timeout=timeout)
             vm.delete(storage=params["delete_storage"], force=force, timeout=timeout)
         return
-    vm = conn.vm(name) if conn.exists(name) else conn.create(create_spec(params), timeout=timeout)
+    # A new VM is made with its labels in one step: whole, or not at all.
+    vm = conn.create(spec, timeout=timeout) if spec is not None and not conn.exists(name) else conn.vm(name)
     if labels is not None or params["purge_labels"]:
         current = dict(vm.labels())
         target = wanted_labels(current, labels, params["purge_labels"])
@@ -338,20 +416,29 @@ def run(module: AnsibleModule) -> dict[str, Any]:
         os.environ["POLYVISOR_CONFIG"] = params["config"]  # this process runs one task: nothing else reads it
     labels = clean_labels(params["labels"]) if params["labels"] is not None else None
     target = params["uri"] or params["connection"]
+    name = params["name"]
     with polyvisor.connect(target, **connect_kwargs(params)) as conn:
-        before = facts(conn.vm(params["name"])) if conn.exists(params["name"]) else None
+        before = facts(conn.vm(name)) if conn.exists(name) else None
+        spec = check_request(conn, params, labels, before)
         if module.check_mode:
-            after = predict(before, params, labels)
+            after = predict(before, params, labels, spec)
         else:
-            apply(conn, params, labels)
-            exists = conn.exists(params["name"])
-            after = facts(conn.vm(params["name"])) if exists else predict(None, {**params, "state": ABSENT}, None)
+            try:
+                apply(conn, params, labels, spec)
+            except polyvisor.PolyvisorError as error:
+                left = facts(conn.vm(name)) if conn.exists(name) else predict(None, params, None, None)
+                raise TaskFailed(error, _shown(before) != _shown(_existing(left)), left) from error
+            after = facts(conn.vm(name)) if conn.exists(name) else predict(None, params, None, None)
     shown_before = _shown(before)
-    shown_after = _shown(after if after["state"] != ABSENT else None)
+    shown_after = _shown(_existing(after))
     result: dict[str, Any] = {"changed": shown_before != shown_after, "vm": after}
     if module._diff:
         result["diff"] = {"before": shown_before, "after": shown_after}
     return result
+
+
+def _existing(vm: dict[str, Any]) -> dict[str, Any] | None:
+    return vm if vm["state"] != ABSENT else None
 
 
 def _shown(vm: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -361,22 +448,51 @@ def _shown(vm: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"state": vm["state"], "labels": dict(vm["labels"]), "snapshots": list(vm["snapshots"])}
 
 
+class Module(AnsibleModule):  # type: ignore[misc]  # Ansible ships no type hints
+    """AnsibleModule whose every failure carries ``error_type``: those of the arguments (an unknown option, a
+    bad choice, ...), reported by AnsibleModule itself, are ``ValidationError``."""
+
+    def fail_json(self, msg: str, **kwargs: Any) -> None:
+        kwargs.setdefault("error_type", "ValidationError")
+        super().fail_json(msg=msg, **kwargs)
+
+
+def named(error: polyvisor.PolyvisorError, connection: str | None) -> str:
+    """The error's message, naming the host as the task does (``connection: hv1``) rather than by address."""
+    if connection and error.host is not None and error.host != connection:
+        error = copy.copy(error)
+        error.host = connection
+    return str(error)
+
+
 def main() -> None:
     """Entry point: parse the task's arguments, run it, report."""
-    module = AnsibleModule(
+    module = Module(
         argument_spec=ARGUMENT_SPEC,
         mutually_exclusive=[("uri", "connection")],
         supports_check_mode=True,
     )
     if IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("polyvisor"), exception=IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib("polyvisor"), exception=IMPORT_ERROR, error_type="ImportError")
+    connection = module.params["connection"]
     try:
         result = run(module)
-    except TaskError as error:
-        module.fail_json(msg=str(error))
+    except TaskFailed as failed:
+        # The task acted before the error: say whether the VM changed, and how it was left.
+        error = failed.error
+        module.fail_json(
+            msg=named(error, connection), error_type=type(error).__name__, changed=failed.changed, vm=failed.vm
+        )
     except polyvisor.PolyvisorError as error:
         # polyvisor's messages name the host and VM but never a secret.
-        module.fail_json(msg=str(error), error_type=type(error).__name__)
+        module.fail_json(msg=named(error, connection), error_type=type(error).__name__, changed=False)
+    except Exception as error:  # a bug, here or in a backend: still a failure with its class named
+        module.fail_json(
+            msg=f"{type(error).__name__}: {error}",
+            error_type=type(error).__name__,
+            exception=traceback.format_exc(),
+            changed=False,
+        )
     module.exit_json(**result)
 
 

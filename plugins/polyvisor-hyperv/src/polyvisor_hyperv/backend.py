@@ -52,6 +52,7 @@ Hyper-V's own: :mod:`.transport` (the interface, with :mod:`.psrp` and :mod:`.wi
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 
 from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
@@ -95,6 +96,23 @@ def open_transport(options: ConnectionOptions) -> Transport:
     from polyvisor_hyperv.psrp import PSRPTransport
 
     return PSRPTransport(options)
+
+
+# What the transports import on first use, directly or through their client libraries (NTLM's and TLS's crypto).
+CLIENT_MODULES = (
+    "polyvisor_hyperv.psrp",
+    "polyvisor_hyperv.winrm_shell",
+    "requests",
+    "urllib3.exceptions",
+    "pypsrp.complex_objects",
+    "pypsrp.exceptions",
+    "pypsrp.powershell",
+    "pypsrp.wsman",
+    "winrm.exceptions",
+    "winrm.protocol",
+    "spnego.exceptions",
+    "cryptography.hazmat.backends.openssl.backend",
+)
 
 
 def open_pool(options: ConnectionOptions, host: str) -> TransportPool:
@@ -143,6 +161,12 @@ class HyperVBackend(Backend):
         self._events = Events(
             self.options, lambda: open_transport(self.options), self._inventory.list_vms, uri.display_host
         )
+
+    @classmethod
+    def import_dependencies(cls, uri: URI) -> None:
+        """Import both transports and their client libraries now (they load lazily, on first use)."""
+        for module in CLIENT_MODULES:
+            importlib.import_module(module)
 
     def __repr__(self) -> str:
         return f"<HyperVBackend {self.options.endpoint} transport={self.options.transport}>"
