@@ -16,8 +16,6 @@ from polyvisor.errors import ConnectionLostError
 from polyvisor.model import Event
 from polyvisor.testing import eventually
 
-pytestmark = pytest.mark.hyperv
-
 Connect = Callable[..., polyvisor.Connection]
 
 

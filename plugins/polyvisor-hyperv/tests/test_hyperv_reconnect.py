@@ -21,7 +21,7 @@ import polyvisor
 from polyvisor import PowerState
 from polyvisor.errors import ConnectionError, ConnectionLostError
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 Connect = Callable[..., polyvisor.Connection]
 PASSWORD_ENV = "POLYVISOR_TEST_HYPERV_HOST_PASSWORD"

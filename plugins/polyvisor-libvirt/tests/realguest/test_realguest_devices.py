@@ -8,8 +8,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from polyvisor import DiskSpec, NicSpec, PowerState
 from polyvisor.testing import eventually
 
@@ -22,7 +20,6 @@ if TYPE_CHECKING:
     from .pvguest import Guests
     from .support import GuestImage
 
-pytestmark = pytest.mark.realguest
 
 MAC = "52:54:00:7e:57:11"
 HOTPLUG_MAC = "52:54:00:7e:57:12"

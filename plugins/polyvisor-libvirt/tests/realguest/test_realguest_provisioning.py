@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from .pvguest import Guests
     from .support import GuestImage
 
-pytestmark = pytest.mark.realguest
-
 
 def agent(dom: libvirt.virDomain, execute: str, timeout: int = 10, **arguments: Any) -> Any:
     """Run a guest-agent command with arguments; return its `return` member."""

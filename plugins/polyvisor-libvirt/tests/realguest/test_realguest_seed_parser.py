@@ -16,8 +16,6 @@ import pytest
 
 from .support import GuestImage
 
-pytestmark = pytest.mark.realguest
-
 
 def initramfs_files(initrd: Path, wanted: set[str]) -> dict[str, bytes]:
     """The named regular files of a gzipped newc cpio archive."""
