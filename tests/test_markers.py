@@ -1,4 +1,5 @@
-"""The markers say what tests need: assigned by directory and fixture (conftest.py at the root), and registered."""
+"""The markers say what tests need: assigned by directory and fixture (conftest.py at the root), registered, and
+the fast lane selects exactly the tests that need none of them."""
 
 from __future__ import annotations
 
@@ -49,6 +50,11 @@ def test_every_fixture_and_directory_of_the_tables_exists() -> None:
     missing = [name for name in ASSIGN.BY_FIXTURE if not re.search(rf"\bdef {name}\(", text)]
     assert missing == []
     assert all((ROOT / directory).is_dir() for directory in ASSIGN.BY_DIRECTORY)
+
+
+def test_the_fast_lane_leaves_out_exactly_the_component_markers() -> None:
+    noxfile = _load("polyvisor_noxfile", ROOT / "noxfile.py")
+    assert " and ".join(f"not {marker}" for marker in ASSIGN.COMPONENTS) == noxfile.FAST
 
 
 def _collected(marker: str, *paths: str) -> tuple[int, int]:
