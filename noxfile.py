@@ -73,6 +73,16 @@ def tests(session: nox.Session) -> None:
     session.run(PY, "-m", "pytest", *junit("tests"), *session.posargs, external=True)
 
 
+FAST = "not libvirtd and not realguest and not loopback"
+"""The tests that need no daemon and no guest (the markers conftest.py assigns)."""
+
+
+@nox.session
+def fast(session: nox.Session) -> None:
+    """The developer's lane: every test that needs no daemon and no guest (not in the default sessions)."""
+    session.run(PY, "-m", "pytest", "-q", "-m", FAST, *junit("fast"), *session.posargs, external=True)
+
+
 @nox.session
 def conformance(session: nox.Session) -> None:
     """The conformance kit against every backend: memory://, test:///default, qemu:///system, loopback Hyper-V."""

@@ -62,6 +62,8 @@ nitpick_ignore = [
     # The TypeVars of polyvisor.aio's calls that return what a given callable returns.
     ("py:class", "polyvisor.aio._connection._T"),
     ("py:class", "polyvisor.aio._fleet._T"),
+    # The TypeVar of polyvisor.testing.eventually: it returns what its probe returns.
+    ("py:class", "polyvisor.testing.waiting.T"),
 ]
 
 autodoc_member_order = "bysource"

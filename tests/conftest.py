@@ -1,8 +1,9 @@
 """Shared fixtures of the core's tests: the core's own ``memory://`` backend, one fresh host per test.
 
 ``memory://`` hosts are shared per name within the process, so every test gets a host of its own
-(``memory:///test-<hex>``) and never sees another test's VMs. Where a test needs to see what the core asked of
-the backend, :class:`core_backends.RecordingBackend` (driver ``recmem``) records every primitive call.
+(``memory:///test-<hex>``) and never sees another test's VMs. Every ``memory://`` connection records the primitives
+it was asked for (:func:`polyvisor.testing.faults.calls`), and the URI's query makes the host misbehave
+(:mod:`polyvisor.testing.faults`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from core_backends import memory_plugins
-
 import polyvisor
 from polyvisor import Connection, Plugins
+from polyvisor.testing.memory_plugin import isolated_plugins
+
+NARROW = "features=create,pause,save,reset,labels"
+"""The query of a small backend's host: no events (so the core polls), no snapshots, no reboot."""
 
 
 @pytest.fixture
 def plugins() -> Plugins:
-    return memory_plugins()
+    return isolated_plugins()
 
 
 @pytest.fixture
@@ -35,13 +38,13 @@ def host_name() -> str:
 
 @pytest.fixture
 def mem(plugins: Plugins, host_name: str) -> Iterator[Connection]:
-    """A recording connection to a fresh in-memory host (``conn.backend.calls`` lists the primitives called)."""
-    with polyvisor.connect(f"recmem:///{host_name}", plugins=plugins) as conn:
+    """A connection to a fresh in-memory host (``calls(conn)`` lists the primitives called)."""
+    with polyvisor.connect(f"memory:///{host_name}", plugins=plugins) as conn:
         yield conn
 
 
 @pytest.fixture
 def narrow(plugins: Plugins, host_name: str) -> Iterator[Connection]:
-    """A connection to a fresh in-memory host narrowed to :data:`NARROW_FEATURES` (no native events)."""
-    with polyvisor.connect(f"narrow:///{host_name}", plugins=plugins) as conn:
+    """A connection to a fresh in-memory host whose probe narrows it to the features of :data:`NARROW`."""
+    with polyvisor.connect(f"memory:///{host_name}?{NARROW}", plugins=plugins) as conn:
         yield conn

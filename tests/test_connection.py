@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from core_backends import NARROW_FEATURES, RecordingBackend, calls
 
 import polyvisor
 from polyvisor import (
@@ -17,7 +16,10 @@ from polyvisor import (
     UnsupportedError,
     ValidationError,
 )
+from polyvisor.backend import Credentials
+from polyvisor.testing.faults import calls
 from polyvisor.testing.memory import MemoryBackend
+from polyvisor.uri import URI
 
 
 def test_verbs_follow_the_table(mem: Connection) -> None:
@@ -101,9 +103,20 @@ def test_closed_connection(plugins: Plugins, host_name: str) -> None:
     assert "closed" in repr(conn)
 
 
+class Keeping(MemoryBackend):
+    """``memory://`` that keeps the credentials it was given (options and all)."""
+
+    credentials: Credentials
+
+    def __init__(self, uri: URI, credentials: Credentials) -> None:
+        super().__init__(uri, Credentials(username=credentials.username, password=credentials.password))
+        self.credentials = credentials
+
+
 def test_credentials_are_wrapped_and_hidden(plugins: Plugins) -> None:
-    conn = polyvisor.connect("recmem://admin:urisecret@host/", plugins=plugins, password="kwsecret", ca_path="/x")
-    assert isinstance(conn.backend, RecordingBackend)
+    plugins.registry.add("keeping", Keeping)
+    conn = polyvisor.connect("keeping://admin:urisecret@host/", plugins=plugins, password="kwsecret", ca_path="/x")
+    assert isinstance(conn.backend, Keeping)
     creds = conn.backend.credentials
     assert creds.password is not None
     assert creds.username == "admin"
@@ -130,5 +143,5 @@ def test_a_backend_failing_at_connect_is_closed(plugins: Plugins) -> None:
 
 
 def test_a_probe_narrows_the_connection(narrow: Connection) -> None:
-    assert narrow.capabilities.features == NARROW_FEATURES
+    assert narrow.capabilities.features == {Feature.CREATE, Feature.PAUSE, Feature.SAVE, Feature.RESET, Feature.LABELS}
     assert not narrow.supports(Feature.EVENTS)

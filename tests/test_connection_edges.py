@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +19,7 @@ from polyvisor import (
     VMStatus,
 )
 from polyvisor.backend import Credentials, Deadline
+from polyvisor.testing import eventually
 from polyvisor.testing.memory import MemoryBackend
 from polyvisor.uri import URI
 
@@ -86,15 +86,6 @@ def _poll_threads() -> int:
     return sum(1 for thread in threading.enumerate() if thread.name == "polyvisor-poll")
 
 
-def _until(condition: object, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 @pytest.mark.parametrize("source", ["native", "polled"])
 def test_closing_a_stream_ends_an_iteration_blocked_in_another_thread(
     source: str, mem: Connection, narrow: Connection
@@ -111,7 +102,7 @@ def test_closing_a_stream_ends_an_iteration_blocked_in_another_thread(
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
     conn.create({"name": "ev"})
-    assert _until(lambda: bool(seen))
+    eventually(lambda: bool(seen), timeout=5, what="the event the iterating thread saw")
     stream.close()
     assert finished.wait(5), "the iterating thread stayed blocked after close()"
     assert [event.name for event in seen] == ["ev"]
@@ -123,7 +114,7 @@ def test_closing_the_connection_closes_its_streams(narrow: Connection) -> None:
     stream = conn.watch()
     assert _poll_threads() == before + 1
     conn.close()
-    assert _until(lambda: _poll_threads() == before), "the polling thread outlived its connection"
+    eventually(lambda: _poll_threads() == before, timeout=5, what="the polling thread to end with its connection")
     assert list(stream) == []
     assert stream.get(timeout=0) is None
 

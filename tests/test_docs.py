@@ -269,7 +269,7 @@ def test_the_image_to_ssh_example_prints_what_the_page_says_and_keeps_the_base(t
     assert (base.read_bytes(), base.stat().st_mtime_ns) == before
 
 
-@pytest.mark.hyperv
+@pytest.mark.loopback
 @pytest.mark.parametrize("scheme", ["hyperv", "hyperv+winrm"])
 def test_the_same_quickstart_script_runs_on_the_loopback_hyperv_host(tmp_path: Path, scheme: str) -> None:
     _require_backend("polyvisor_hyperv.backend")

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
-from core_backends import calls
 
 from polyvisor import (
     VM,
@@ -30,6 +29,7 @@ from polyvisor.backend import Backend, Credentials
 from polyvisor.model import AddressAnswer, CloneMode, DiskSpec, DynamicMemory, GuestAddress
 from polyvisor.provisioning import CloudInit
 from polyvisor.provisioning.addresses import AddressFamily, explain, parse_family, pick_address, usable
+from polyvisor.testing.faults import calls
 from polyvisor.testing.memory import ADDRESS_DELAY_LABEL, ADDRESS_LABEL, MemoryBackend, host_named
 from polyvisor.uri import URI
 

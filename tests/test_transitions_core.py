@@ -11,11 +11,11 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
-from core_backends import RecordingBackend
 
 from polyvisor import Connection, Feature, InvalidStateError, PowerState, UnsupportedError
 from polyvisor.backend import Credentials
 from polyvisor.model import VMStatus
+from polyvisor.testing.memory import MemoryBackend
 from polyvisor.transitions import SETTLED_STATES, VERBS
 from polyvisor.uri import URI
 from polyvisor.vm import VM
@@ -25,8 +25,9 @@ NATURAL = {P.STOPPED: [], P.RUNNING: ["start"], P.PAUSED: ["start", "pause"], P.
 """Settled states memory:// reaches by itself, and how."""
 
 
-class StateForcing(RecordingBackend):
-    """Records calls; reports a forced state (suspended, crashed, unknown) until a primitive changes the state."""
+class StateForcing(MemoryBackend):
+    """Reports a forced state (suspended, crashed, unknown) until a primitive changes the state (calls are
+    recorded, as on every ``memory://``)."""
 
     forced: dict[str, PowerState]
 
@@ -36,7 +37,6 @@ class StateForcing(RecordingBackend):
 
     def status(self, uuid: str) -> VMStatus:
         if uuid in self.forced:
-            self.calls.append("status")
             return VMStatus(self.forced[uuid], f"forced {self.forced[uuid].value}")
         return super().status(uuid)
 

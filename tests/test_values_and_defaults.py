@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from core_backends import RecordingBackend
 
 import polyvisor
 from polyvisor import Connection, Plugins, ValidationError
 from polyvisor.backend import Credentials
 from polyvisor.model import DetailsNotLoaded, VMInfo
+from polyvisor.testing.memory import MemoryBackend
 from polyvisor.uri import URI
 
 
@@ -56,7 +56,7 @@ def test_connect_takes_the_config_default(
         assert conn.uri.render() == f"memory:///{host_name}"
 
 
-class Bare(RecordingBackend):
+class Bare(MemoryBackend):
     """Lists without details, as backends that cannot read them in bulk do (libvirt)."""
 
     def list_vms(self) -> list[VMInfo]:
@@ -121,7 +121,7 @@ def test_detailed_listing_entries_hash_without_io(mem: Connection) -> None:
 def test_a_handle_from_a_listing_entry_costs_no_round_trip(mem: Connection) -> None:
     mem.create({"name": "a"})
     (info,) = mem.list()
-    assert isinstance(mem.backend, RecordingBackend)
+    assert isinstance(mem.backend, MemoryBackend)
     before = list(mem.backend.calls)
     vm = mem.vm(info)
     assert mem.backend.calls == before

@@ -85,13 +85,17 @@ def _target(request: pytest.FixtureRequest, name: str) -> Target:
     return Target("hyperv", uri, {"password": HYPERV_PASSWORD})
 
 
-@pytest.fixture(params=["memory", "libvirt-test", "hyperv"])
+HYPERV = pytest.param("hyperv", marks=pytest.mark.loopback)
+"""The loopback Hyper-V host as a target: its cases need the host (marker ``loopback``)."""
+
+
+@pytest.fixture(params=["memory", "libvirt-test", HYPERV])
 def target(request: pytest.FixtureRequest) -> Target:
     """Each backend in turn."""
     return _target(request, request.param)
 
 
-@pytest.fixture(params=["memory", "hyperv"])
+@pytest.fixture(params=["memory", HYPERV])
 def stubborn_target(request: pytest.FixtureRequest) -> Target:
     """Each backend that can model a guest ignoring shutdown (label ``polyvisor.test/guest=ignore-shutdown``).
 

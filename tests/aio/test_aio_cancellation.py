@@ -161,7 +161,7 @@ async def test_cancelling_a_verb_before_its_request_sends_nothing(memory: Target
 
 async def test_cancelling_a_wait_on_a_backend_without_events(plugins: polyvisor.Plugins, host_name: str) -> None:
     """The polling fallback (no native events) stops as promptly."""
-    async with polyvisor.aio.connect(f"narrow:///{host_name}", plugins=plugins) as conn:
+    async with polyvisor.aio.connect(f"memory:///{host_name}?without=events", plugins=plugins) as conn:
         assert not conn.supports(polyvisor.Feature.EVENTS)
         vm = await conn.create({"name": "polled", "cpus": 1, "memory_mib": 128})
         polling = asyncio.Event()

@@ -1,8 +1,9 @@
-"""Every command against the in-memory fake host: human output, JSON shape and the state left behind."""
+"""Every command against a ``memory://`` host: human output, JSON shape and the state left behind."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -11,8 +12,7 @@ import pytest
 from polyvisor.model import Feature, PowerState
 from polyvisor.plugins import PluginFailure, Plugins
 
-from .conftest import Run, as_json
-from .fakebackend import FakeHypervisor
+from .conftest import Lab, Run, as_json
 
 VM_KEYS = [
     "name",
@@ -31,8 +31,8 @@ VM_KEYS = [
 ACTION_KEYS = ["action", "vm", "uuid", "state", "raw_state", "reason", "critical"]
 
 
-def test_list_shows_an_aligned_table(run: Run, hv: FakeHypervisor) -> None:
-    hv.add("db-primary", cpus=16, memory_mib=512)
+def test_list_shows_an_aligned_table(run: Run, lab: Lab) -> None:
+    lab.add("db-primary", cpus=16, memory_mib=512)
     result = run("list")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -53,30 +53,33 @@ def test_list_json_has_stable_keys_and_string_states(run: Run) -> None:
     assert vm["labels"] == {"tier": "front"}
 
 
-def test_list_says_when_there_are_no_vms(run: Run, hv: FakeHypervisor) -> None:
-    hv.machines.clear()
+def test_list_says_when_there_are_no_vms(run: Run, lab: Lab) -> None:
+    lab.act("web", "stop")
+    lab.act("web", "delete")
     result = run("list")
     assert result.stdout.strip() == "no VMs on localhost"
 
 
-def test_show_by_name_and_by_uuid(run: Run, hv: FakeHypervisor) -> None:
-    uuid = hv.by_name("web").uuid
+def test_show_by_name_and_by_uuid(run: Run, lab: Lab) -> None:
+    web = lab.vm("web")
+    uuid, macs = web.uuid, list(web.nics)
+    assert len(macs) == 2
     text = run("show", "web").stdout
     assert "state:" in text
-    assert "running (RUNNING)" in text
-    assert "memory:       2 GiB" in text
-    assert "volumes:      /var/lib/fake/a.img, /var/lib/fake/b.img" in text
+    assert "running (running)" in text
+    assert "memory:         2 GiB" in text
+    assert f"nics:           {macs[0]}, {macs[1]}" in text
     assert "capabilities:" in text
     assert "snapshots" in text
     data = as_json(run("--json", "show", uuid))
     assert list(data) == [*VM_KEYS, "capabilities"]
     assert data["name"] == "web"
-    assert data["extra"] == {"volumes": ["/var/lib/fake/a.img", "/var/lib/fake/b.img"], "generation": 2}
+    assert data["extra"] == {"disks": {}, "disk_sizes_mib": {}, "disk_bases": {}, "cdroms": {}, "nics": macs}
     assert "pause" in data["capabilities"]
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".json", ""])
-def test_create_from_toml_and_json(run: Run, hv: FakeHypervisor, tmp_path: Path, suffix: str) -> None:
+def test_create_from_toml_and_json(run: Run, lab: Lab, tmp_path: Path, suffix: str) -> None:
     spec = tmp_path / f"vm{suffix}"
     if suffix == ".toml":
         spec.write_text('name = "new"\ncpus = 2\nmemory_mib = 1024\nlabels = { role = "db" }\n')
@@ -87,18 +90,18 @@ def test_create_from_toml_and_json(run: Run, hv: FakeHypervisor, tmp_path: Path,
     assert data["action"] == "create"
     assert data["vm"] == "new"
     assert data["state"] == "stopped"
-    machine = hv.by_name("new")
+    machine = lab.vm("new")
     assert (machine.cpus, machine.memory_mib, machine.labels) == (2, 1024, {"role": "db"})
 
 
-def test_create_from_stdin_and_start(run: Run, hv: FakeHypervisor) -> None:
+def test_create_from_stdin_and_start(run: Run, lab: Lab) -> None:
     result = run("create", "-", "--start", input='{"name": "piped"}')
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "piped: running (RUNNING)"
-    assert hv.by_name("piped").state is PowerState.RUNNING
+    assert result.stdout.strip() == "piped: running (running)"
+    assert lab.vm("piped").state is PowerState.RUNNING
 
 
-def test_create_error_points_at_the_field(run: Run, hv: FakeHypervisor, tmp_path: Path) -> None:
+def test_create_error_points_at_the_field(run: Run, lab: Lab, tmp_path: Path) -> None:
     spec = tmp_path / "vm.toml"
     spec.write_text('name = "x"\nmemory_mib = 1\n')
     result = run("create", str(spec))
@@ -106,7 +109,7 @@ def test_create_error_points_at_the_field(run: Run, hv: FakeHypervisor, tmp_path
     assert result.stderr.startswith("error: memory_mib: must be at least 16")
     assert str(spec) in result.stderr
     assert len(result.stderr.splitlines()) == 1
-    assert "x" not in {m.name for m in hv.machines.values()}
+    assert "x" not in lab.names()
 
 
 def test_create_reports_a_parse_error_with_its_position(run: Run, tmp_path: Path) -> None:
@@ -140,57 +143,56 @@ def test_create_refuses_unknown_fields(run: Run, tmp_path: Path) -> None:
         ("shutdown", PowerState.RUNNING, PowerState.STOPPED),
     ],
 )
-def test_lifecycle_verbs(run: Run, hv: FakeHypervisor, command: str, start: PowerState, end: PowerState) -> None:
-    machine = hv.add("vm1", state=start, has_saved=start is PowerState.SAVED)
+def test_lifecycle_verbs(run: Run, lab: Lab, command: str, start: PowerState, end: PowerState) -> None:
+    lab.add("vm1", start)
     data = as_json(run("--json", command, "vm1"))
     assert list(data) == ACTION_KEYS
     assert data["action"] == command
     assert data["state"] == end.value
-    assert machine.state is end
+    assert lab.vm("vm1").state is end
 
 
 def test_verb_human_output_is_the_observed_state(run: Run) -> None:
     result = run("pause", "web")
-    assert result.stdout == "web: paused (PAUSED)\n"
+    assert result.stdout == "web: paused (paused)\n"
 
 
-def test_shutdown_mode_and_timeout(run: Run, hv: FakeHypervisor) -> None:
-    hv.guest_ignores_shutdown = True
+def test_shutdown_mode_and_timeout(run: Run, lab: Lab) -> None:
+    lab.faults["guest"] = "ignore-shutdown"
     result = run("shutdown", "web", "--mode", "acpi", "--timeout", "0.05")
     assert result.exit_code == 5
     assert re.match(r"error: timed out after 0\.0\d*s waiting to become stopped", result.stderr)
-    assert hv.by_name("web").state is PowerState.RUNNING
+    assert lab.vm("web").state is PowerState.RUNNING
 
 
-def test_global_timeout_applies_when_the_command_has_none(run: Run, hv: FakeHypervisor) -> None:
-    hv.guest_ignores_shutdown = True
+def test_global_timeout_applies_when_the_command_has_none(run: Run, lab: Lab) -> None:
+    lab.faults["guest"] = "ignore-shutdown"
     result = run("--timeout", "0.05", "shutdown", "web")
     assert result.exit_code == 5
     assert re.match(r"error: timed out after 0\.0\d*s", result.stderr)
 
 
-def test_ensure_composes_verbs(run: Run, hv: FakeHypervisor) -> None:
-    hv.add("vm1", state=PowerState.PAUSED)
+def test_ensure_composes_verbs(run: Run, lab: Lab) -> None:
+    lab.add("vm1", PowerState.PAUSED)
     data = as_json(run("--json", "ensure", "vm1", "saved"))
     assert data["action"] == "ensure"
     assert data["state"] == "saved"
     assert run("ensure", "vm1", "stopped").exit_code == 0  # start (restores), then shutdown
-    assert hv.by_name("vm1").state is PowerState.STOPPED
+    assert lab.vm("vm1").state is PowerState.STOPPED
 
 
-def test_ensure_refuses_a_lossy_step_without_force(run: Run, hv: FakeHypervisor) -> None:
-    hv.add("vm1", state=PowerState.CRASHED)
+def test_ensure_refuses_a_lossy_step_without_force(run: Run, lab: Lab) -> None:
+    lab.add("vm1", PowerState.CRASHED)
     result = run("ensure", "vm1", "stopped")
     assert result.exit_code == 4
     assert "force" in result.stderr
     assert run("ensure", "vm1", "stopped", "--force").exit_code == 0
-    assert hv.by_name("vm1").state is PowerState.STOPPED
+    assert lab.vm("vm1").state is PowerState.STOPPED
 
 
-def test_wait_returns_once_the_state_is_observed(run: Run, hv: FakeHypervisor) -> None:
-    machine = hv.by_name("web")
+def test_wait_returns_once_the_state_is_observed(run: Run, lab: Lab) -> None:
     # Another party pauses the VM once the waiter listens for events.
-    changer = hv.after_subscribe(lambda: hv.set_state(machine, PowerState.PAUSED))
+    changer = lab.after_subscribe(lambda: lab.act("web", "pause"))
     data = as_json(run("--json", "wait", "web", "paused", "--timeout", "10"))
     changer.join()
     assert data["action"] == "wait"
@@ -203,11 +205,11 @@ def test_wait_times_out_with_exit_code_5(run: Run) -> None:
     assert result.stderr.startswith("error: timed out")
 
 
-def test_labels_show_set_and_remove(run: Run, hv: FakeHypervisor) -> None:
+def test_labels_show_set_and_remove(run: Run, lab: Lab) -> None:
     assert run("labels", "web").stdout.split() == ["KEY", "VALUE", "tier", "front"]
     data = as_json(run("--json", "labels", "web", "--set", "env=prod", "--set", "note=a=b", "--remove", "tier"))
-    assert data == {"vm": "web", "uuid": hv.by_name("web").uuid, "labels": {"env": "prod", "note": "a=b"}}
-    assert hv.by_name("web").labels == {"env": "prod", "note": "a=b"}
+    assert data == {"vm": "web", "uuid": lab.vm("web").uuid, "labels": {"env": "prod", "note": "a=b"}}
+    assert lab.vm("web").labels == {"env": "prod", "note": "a=b"}
     run("labels", "web", "--remove", "env", "--remove", "note")
     assert run("labels", "web").stdout.strip() == "web: no labels"
 
@@ -224,37 +226,37 @@ def test_labels_invalid_key_is_a_validation_error(run: Run) -> None:
     assert result.stderr.startswith("error: labels['bad key']")
 
 
-def test_delete_asks_first(run: Run, hv: FakeHypervisor) -> None:
-    hv.add("old")
+def test_delete_asks_first(run: Run, lab: Lab) -> None:
+    lab.add("old")
     declined = run("delete", "old", input="n\n")
     assert declined.exit_code == 1
     assert "nothing was deleted" in declined.stderr
     assert "Delete VM 'old'" in declined.stderr
     assert declined.stdout == ""
-    assert any(m.name == "old" for m in hv.machines.values())
+    assert "old" in lab.names()
     data = as_json(run("--json", "delete", "old", input="y\n"))
     assert data["action"] == "delete"
     assert data["state"] is None
-    assert all(m.name != "old" for m in hv.machines.values())
+    assert "old" not in lab.names()
 
 
-def test_delete_refuses_a_running_vm_unless_forced(run: Run, hv: FakeHypervisor) -> None:
+def test_delete_refuses_a_running_vm_unless_forced(run: Run, lab: Lab) -> None:
     refused = run("delete", "web", "--yes")
     assert refused.exit_code == 4
     assert "stop or shut it down first" in refused.stderr
     result = run("delete", "web", "--yes", "--force", "--storage")
     assert result.exit_code == 0, result.output
     assert result.stdout == "web: deleted\n"
-    assert hv.machines == {}
+    assert lab.names() == set()
 
 
-def test_delete_saved_vm_needs_force(run: Run, hv: FakeHypervisor) -> None:
-    hv.add("sleeper", state=PowerState.SAVED, has_saved=True)
+def test_delete_saved_vm_needs_force(run: Run, lab: Lab) -> None:
+    lab.add("sleeper", PowerState.SAVED)
     assert run("delete", "sleeper", "-y").exit_code == 4
     assert run("delete", "sleeper", "-y", "--force").exit_code == 0
 
 
-def test_snapshot_create_list_revert_delete(run: Run, hv: FakeHypervisor) -> None:
+def test_snapshot_create_list_revert_delete(run: Run, lab: Lab) -> None:
     created = as_json(run("--json", "snapshot", "create", "web", "base", "--memory", "--description", "first"))
     assert created["action"] == "snapshot-create"
     assert list(created["snapshot"]) == [
@@ -281,9 +283,11 @@ def test_snapshot_create_list_revert_delete(run: Run, hv: FakeHypervisor) -> Non
         "│   └── grandchild",
         "└── child-b *",
     ]
-    assert "(running, memory, 2025-01-02 03:04:05)" in tree[0]
-
     listed = as_json(run("--json", "snapshot", "list", "web"))
+    created = listed["snapshots"][0]["created"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d.*", created), created
+    assert f"(running, memory, {created[:19].replace('T', ' ')})" in tree[0]
+
     assert listed["current"] == "child-b"
     assert [(s["name"], s["depth"], s["parent"]) for s in listed["snapshots"]] == [
         ("base", 0, None),
@@ -300,12 +304,13 @@ def test_snapshot_create_list_revert_delete(run: Run, hv: FakeHypervisor) -> Non
     assert deleted == {
         "action": "snapshot-delete",
         "vm": "web",
-        "uuid": hv.by_name("web").uuid,
+        "uuid": lab.vm("web").uuid,
         "snapshot": "child-a",
         "children": True,
     }
+    # The current snapshot (grandchild) went with child-a: its parent's parent, base, is current now.
     assert [line.split("  (")[0] for line in run("snapshot", "list", "web").stdout.splitlines()] == [
-        "base",
+        "base *",
         "└── child-b",
     ]
 
@@ -320,25 +325,23 @@ def test_missing_snapshot_is_not_found(run: Run) -> None:
     assert "no snapshot named 'nope'" in result.stderr
 
 
-def test_host_shows_facts_capabilities_and_networks(run: Run) -> None:
+def test_host_shows_facts_capabilities_and_networks(run: Run, lab: Lab) -> None:
     text = run("host").stdout
-    assert "hostname:   fakehost" in text
-    assert "uri:        fake:///lab" in text
+    assert f"hostname:   {lab.name}" in text
+    assert f"uri:        memory:///{lab.name}" in text
     assert "Capabilities:" in text
     assert "Networks:" in text
-    assert "default  yes     nat" in text
+    assert "default  yes     memory" in text
     data = as_json(run("--json", "host"))
     assert list(data) == ["uri", "backend", "host", "capabilities", "networks"]
     keys = ["hostname", "hypervisor", "hypervisor_version", "cpus", "memory_mib", "arch", "extra", "free_memory_mib"]
     assert list(data["host"]) == keys
-    assert data["host"]["extra"] == {"rack": "r1"}
-    assert data["networks"] == [
-        {"name": "default", "active": True, "kind": "nat", "uuid": "00000000-0000-0000-0000-000000000001"}
-    ]
+    assert data["host"]["extra"] == {"pid": os.getpid()}
+    assert data["networks"] == [{"name": "default", "active": True, "kind": "memory", "uuid": None}]
 
 
-def test_host_without_network_support(run: Run, hv: FakeHypervisor) -> None:
-    hv.features = hv.features - {Feature.NETWORKS}
+def test_host_without_network_support(run: Run, lab: Lab) -> None:
+    lab.faults["without"] = Feature.NETWORKS.value
     assert as_json(run("--json", "host"))["networks"] is None
     assert "(this backend does not list networks)" in run("host").stdout
 
@@ -348,7 +351,12 @@ def test_schemes_lists_backends_and_failed_plugins(run: Run, plugins: Plugins) -
     data = as_json(run("--json", "schemes", connect=None))
     assert data == {
         "backends": [
-            {"driver": "fake", "plugin": "fake-plugin", "distribution": "polyvisor-fake", "description": "fake"}
+            {
+                "driver": "memory",
+                "plugin": "memory",
+                "distribution": "polyvisor",
+                "description": "in-memory hypervisor (tests)",
+            }
         ],
         "failures": [
             {"plugin": "broken", "distribution": "polyvisor-broken", "error": "ImportError: no module named 'nothere'"}
@@ -359,14 +367,12 @@ def test_schemes_lists_backends_and_failed_plugins(run: Run, plugins: Plugins) -
     assert "broken (polyvisor-broken): ImportError: no module named 'nothere'" in text
 
 
-def test_watch_streams_events_as_json_lines(run: Run, hv: FakeHypervisor) -> None:
-    machine = hv.by_name("web")
-
+def test_watch_streams_events_as_json_lines(run: Run, lab: Lab) -> None:
     def act() -> None:
-        hv.set_state(machine, PowerState.PAUSED)
-        hv.set_state(machine, PowerState.RUNNING)
+        lab.act("web", "pause")
+        lab.act("web", "resume")
 
-    actor = hv.after_subscribe(act)
+    actor = lab.after_subscribe(act)
     result = run("--json", "watch", "--count", "2")
     actor.join()
     assert result.exit_code == 0, result.output
@@ -378,12 +384,11 @@ def test_watch_streams_events_as_json_lines(run: Run, hv: FakeHypervisor) -> Non
     assert list(events[0]) == ["time", "kind", "vm", "uuid", "state", "detail"]
 
 
-def test_watch_human_output(run: Run, hv: FakeHypervisor) -> None:
-    machine = hv.by_name("web")
-    actor = hv.after_subscribe(lambda: hv.set_state(machine, PowerState.PAUSED))
+def test_watch_human_output(run: Run, lab: Lab) -> None:
+    actor = lab.after_subscribe(lambda: lab.act("web", "pause"))
     result = run("watch", "--count", "1")
     actor.join()
-    assert result.stdout.split()[1:] == ["state", "web", "paused"]
+    assert result.stdout.split()[1:] == ["state", "web", "paused", "paused"]  # kind, VM, state, raw state
     assert "Ctrl-C to stop" in result.stderr
 
 

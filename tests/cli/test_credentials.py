@@ -7,17 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Run
-from .fakebackend import FakeHypervisor
+from polyvisor.testing.faults import password_digest
+
+from .conftest import Lab, Run
 
 PASSWORD = "Tr0ub4dor&3-secret"
 
 
 @pytest.fixture
-def guarded(hv: FakeHypervisor) -> FakeHypervisor:
-    """The fake host, now asking for a password."""
-    hv.password = PASSWORD
-    return hv
+def guarded(lab: Lab) -> Lab:
+    """The test's host, now asking for a password."""
+    lab.faults["password-sha256"] = password_digest(PASSWORD)
+    return lab
 
 
 def _write(config: Path, text: str) -> None:
@@ -25,9 +26,9 @@ def _write(config: Path, text: str) -> None:
 
 
 def test_named_connection_with_password_from_env(
-    run: Run, guarded: FakeHypervisor, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+    run: Run, guarded: Lab, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _write(isolated_env, '[connections.lab]\nuri = "fake://admin@lab/"\npassword_env = "LAB_PASSWORD"\n')
+    _write(isolated_env, f'[connections.lab]\nuri = "{guarded.uri("admin")}"\npassword_env = "LAB_PASSWORD"\n')
     monkeypatch.setenv("LAB_PASSWORD", PASSWORD)
     result = run("list", connect="lab")
     assert result.exit_code == 0, result.output
@@ -35,27 +36,27 @@ def test_named_connection_with_password_from_env(
 
 
 def test_the_config_default_is_used_without_connect(
-    run: Run, guarded: FakeHypervisor, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+    run: Run, guarded: Lab, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _write(
         isolated_env,
-        'default = "lab"\n[connections.lab]\nuri = "fake://admin@lab/"\npassword_env = "LAB_PASSWORD"\n',
+        f'default = "lab"\n[connections.lab]\nuri = "{guarded.uri("admin")}"\npassword_env = "LAB_PASSWORD"\n',
     )
     monkeypatch.setenv("LAB_PASSWORD", PASSWORD)
     result = run("--json", "host", connect=None)
     assert result.exit_code == 0, result.output
-    assert '"uri": "fake://admin@lab/"' in result.stdout
+    assert f'"uri": "{guarded.uri("admin")}"' in result.stdout
 
 
-def test_polyvisor_uri_names_the_connection(run: Run, guarded: FakeHypervisor, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POLYVISOR_URI", "fake://admin@lab/")
+def test_polyvisor_uri_names_the_connection(run: Run, guarded: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYVISOR_URI", guarded.uri("admin"))
     monkeypatch.setenv("MY_PW", PASSWORD)
     result = run("--password-env", "MY_PW", "list", connect=None)
     assert result.exit_code == 0, result.output
 
 
-def test_unset_password_variable_is_a_usage_error(run: Run, guarded: FakeHypervisor, isolated_env: Path) -> None:
-    _write(isolated_env, '[connections.lab]\nuri = "fake://admin@lab/"\npassword_env = "UNSET_PW_VAR"\n')
+def test_unset_password_variable_is_a_usage_error(run: Run, guarded: Lab, isolated_env: Path) -> None:
+    _write(isolated_env, f'[connections.lab]\nuri = "{guarded.uri("admin")}"\npassword_env = "UNSET_PW_VAR"\n')
     result = run("list", connect="lab")
     assert result.exit_code == 2
     assert "$UNSET_PW_VAR, which is not set" in result.stderr
@@ -64,8 +65,8 @@ def test_unset_password_variable_is_a_usage_error(run: Run, guarded: FakeHypervi
     assert "$UNSET_PW_VAR is not set" in flag.stderr
 
 
-def test_plain_text_password_in_config_is_refused(run: Run, guarded: FakeHypervisor, isolated_env: Path) -> None:
-    _write(isolated_env, f'[connections.lab]\nuri = "fake://admin@lab/"\npassword = "{PASSWORD}"\n')
+def test_plain_text_password_in_config_is_refused(run: Run, guarded: Lab, isolated_env: Path) -> None:
+    _write(isolated_env, f'[connections.lab]\nuri = "{guarded.uri("admin")}"\npassword = "{PASSWORD}"\n')
     result = run("list", connect="lab")
     assert result.exit_code == 2
     assert "plain text" in result.stderr
@@ -74,17 +75,15 @@ def test_plain_text_password_in_config_is_refused(run: Run, guarded: FakeHypervi
 
 
 def test_unknown_connection_name_lists_the_known_ones(run: Run, isolated_env: Path) -> None:
-    _write(isolated_env, '[connections.lab]\nuri = "fake:///lab"\n[connections.prod]\nuri = "fake:///prod"\n')
+    _write(isolated_env, '[connections.lab]\nuri = "memory:///lab"\n[connections.prod]\nuri = "memory:///prod"\n')
     result = run("list", connect="staging")
     assert result.exit_code == 3
     assert "(named: lab, prod)" in result.stderr
 
 
-def test_wrong_password_is_an_authentication_error(
-    run: Run, guarded: FakeHypervisor, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_wrong_password_is_an_authentication_error(run: Run, guarded: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_PW", "wrong-" + PASSWORD)
-    result = run("--password-env", "MY_PW", "list", connect="fake://admin@lab/")
+    result = run("--password-env", "MY_PW", "list", connect=guarded.uri("admin"))
     assert result.exit_code == 7
     assert "refused the credentials of 'admin'" in result.stderr
 
@@ -109,27 +108,25 @@ def test_there_is_no_password_option(run: Run) -> None:
         ["demo", "--name", "secretive"],
     ],
 )
-def test_no_credential_in_any_output(
-    run: Run, guarded: FakeHypervisor, monkeypatch: pytest.MonkeyPatch, argv: list[str]
-) -> None:
+def test_no_credential_in_any_output(run: Run, guarded: Lab, monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
     # The careless backend logs the raw URI and the password; the CLI must mask both.
-    guarded.leaky = True
+    guarded.faults["leak-secrets"] = "true"
     monkeypatch.setenv("MY_PW", PASSWORD)
-    in_uri = run(*argv, connect=f"fake://admin:{PASSWORD}@lab/")
-    from_env = run("--password-env", "MY_PW", *argv, connect="fake://admin@lab/")
+    in_uri = run(*argv, connect=guarded.uri("admin", PASSWORD))
+    from_env = run("--password-env", "MY_PW", *argv, connect=guarded.uri("admin"))
     for result in (in_uri, from_env):
         assert result.exit_code in (0, 3), result.output
         assert PASSWORD not in result.output
     if argv[0] == "-vv":
-        assert "connecting to fake://admin:***@lab/" in in_uri.stderr
-        assert "opening fake://admin:***@lab/ with ***" in in_uri.stderr
+        masked = guarded.uri("admin", "***")
+        assert f"connecting to {masked}" in in_uri.stderr
+        assert f"opening {masked} with ***" in in_uri.stderr
 
 
-def test_a_leaked_password_in_an_error_is_masked(run: Run, guarded: FakeHypervisor) -> None:
-    guarded.leaky = True
-    guarded.password = "other"
+def test_a_leaked_password_in_an_error_is_masked(run: Run, guarded: Lab) -> None:
+    guarded.faults.update({"leak-secrets": "true", "password-sha256": password_digest("other")})
     for args in (["list"], ["--json", "list"]):
-        result = run(*args, connect=f"fake://admin:{PASSWORD}@lab/")
+        result = run(*args, connect=guarded.uri("admin", PASSWORD))
         assert result.exit_code == 7
         assert "(password '***')" in result.stderr
         assert PASSWORD not in result.output

@@ -1,11 +1,11 @@
-"""``polyvisor demo`` against the fake host: every step, the observed states, skipped features and cleanup."""
+"""``polyvisor demo`` against a ``memory://`` host: every step, the observed states, skipped features and cleanup."""
 
 from __future__ import annotations
 
 from polyvisor.model import Feature
+from polyvisor.testing.memory import MemoryBackend
 
-from .conftest import Run, as_json
-from .fakebackend import FakeBackend, FakeHypervisor
+from .conftest import Lab, Run, as_json
 
 ALL_STEPS = [
     ("create", "stopped"),
@@ -20,21 +20,21 @@ ALL_STEPS = [
 ]
 
 
-def test_demo_walks_one_vm_through_its_life(run: Run, hv: FakeHypervisor) -> None:
+def test_demo_walks_one_vm_through_its_life(run: Run, lab: Lab) -> None:
     result = run("demo")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "polyvisor demo on fake:///lab (fake)"
-    declared = FakeBackend.static_features()
+    assert lines[0] == f"polyvisor demo on memory:///{lab.name} (memory)"
+    declared = MemoryBackend.static_features()
     assert lines[1] == "capabilities: " + ", ".join(sorted(feature.value for feature in Feature if feature in declared))
     assert lines[2].split() == ["STEP", "RESULT", "STATE", "WHAT", "HAPPENED"]
     steps = [line.split()[1:4] for line in lines[3:]]
     assert steps == [[step, "ok", state] for step, state in ALL_STEPS]
     assert "started from the saved memory" in lines[9]
-    assert all(m.name != "polyvisor-demo" for m in hv.machines.values())
+    assert "polyvisor-demo" not in lab.names()
 
 
-def test_demo_json(run: Run, hv: FakeHypervisor) -> None:
+def test_demo_json(run: Run) -> None:
     data = as_json(run("--json", "demo", "--name", "json-demo"))
     assert list(data) == ["uri", "backend", "vm", "uuid", "capabilities", "steps"]
     assert data["vm"] == "json-demo"
@@ -44,8 +44,8 @@ def test_demo_json(run: Run, hv: FakeHypervisor) -> None:
     assert data["steps"][4]["note"] == "snapshot 'demo-snapshot' (with memory)"
 
 
-def test_demo_skips_what_the_backend_does_not_declare(run: Run, hv: FakeHypervisor) -> None:
-    hv.features = frozenset({Feature.CREATE})
+def test_demo_skips_what_the_backend_does_not_declare(run: Run, lab: Lab) -> None:
+    lab.faults["features"] = Feature.CREATE.value
     data = as_json(run("--json", "demo"))
     results = {s["step"]: (s["result"], s["state"]) for s in data["steps"]}
     for skipped in ("pause", "resume", "snapshot", "save", "restore"):
@@ -56,32 +56,32 @@ def test_demo_skips_what_the_backend_does_not_declare(run: Run, hv: FakeHypervis
     assert "skipped  -         skipped: the backend does not declare 'pause'" in text
 
 
-def test_demo_needs_create(run: Run, hv: FakeHypervisor) -> None:
-    hv.features = hv.features - {Feature.CREATE}
+def test_demo_needs_create(run: Run, lab: Lab) -> None:
+    lab.faults["without"] = Feature.CREATE.value
     result = run("demo")
     assert result.exit_code == 8
     assert "does not support 'create'" in result.stderr
 
 
-def test_demo_powers_off_a_guest_that_ignores_shutdown(run: Run, hv: FakeHypervisor) -> None:
-    hv.guest_ignores_shutdown = True
+def test_demo_powers_off_a_guest_that_ignores_shutdown(run: Run, lab: Lab) -> None:
+    lab.faults["guest"] = "ignore-shutdown"
     data = as_json(run("--json", "demo", "--shutdown-timeout", "0.05"))
     shutdown = next(s for s in data["steps"] if s["step"] == "shutdown")
     assert shutdown["state"] == "stopped"
     assert shutdown["note"] == "no guest answered within 0.05s, so it was powered off"
 
 
-def test_demo_removes_its_vm_when_a_step_fails(run: Run, hv: FakeHypervisor) -> None:
-    hv.failing.add("save")
+def test_demo_removes_its_vm_when_a_step_fails(run: Run, lab: Lab) -> None:
+    lab.faults.update({"fail": "save", "fail-message": "disk full"})
     result = run("demo")
     assert result.exit_code == 1
-    assert result.stderr == "error: saving failed: disk full\n"
+    assert result.stderr == "error: save failed: disk full\n"
     assert " 5. snapshot" in result.stdout
     assert "save" not in result.stdout.split("snapshot", 2)[-1]
-    assert all(m.name != "polyvisor-demo" for m in hv.machines.values())
+    assert "polyvisor-demo" not in lab.names()
 
 
-def test_demo_refuses_a_taken_name(run: Run, hv: FakeHypervisor) -> None:
+def test_demo_refuses_a_taken_name(run: Run, lab: Lab) -> None:
     result = run("demo", "--name", "web")
     assert result.exit_code == 9
-    assert "web" in {m.name for m in hv.machines.values()}
+    assert "web" in lab.names()

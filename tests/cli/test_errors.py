@@ -10,9 +10,9 @@ import pytest
 from polyvisor import errors
 from polyvisor.cli import exitcodes
 from polyvisor.model import Feature, PowerState
+from polyvisor.testing.faults import password_digest
 
-from .conftest import Run
-from .fakebackend import FakeHypervisor
+from .conftest import Lab, Run
 
 
 def test_documented_numbers() -> None:
@@ -63,7 +63,7 @@ def _spec(tmp_path: Path, name: str) -> str:
     ("setup", "argv", "code", "kind", "text"),
     [
         (None, ["list"], 0, None, None),
-        ("backend_error", ["list"], 1, "BackendError", "listing VMs failed"),
+        ("backend_error", ["list"], 1, "BackendError", "list_vms failed"),
         (None, ["--bogus"], 2, None, "No such option"),
         (None, ["-c", "1bad://x", "list"], 2, "ValidationError", "uri:"),
         (None, ["show", "nope"], 3, "NotFoundError", "no VM named or with UUID 'nope'"),
@@ -79,7 +79,7 @@ def _spec(tmp_path: Path, name: str) -> str:
 )
 def test_each_error_class_has_its_exit_code(
     run: Run,
-    hv: FakeHypervisor,
+    lab: Lab,
     tmp_path: Path,
     setup: str | None,
     argv: list[str],
@@ -88,15 +88,15 @@ def test_each_error_class_has_its_exit_code(
     text: str | None,
 ) -> None:
     if setup == "backend_error":
-        hv.backend_error = "internal failure"
+        lab.faults.update({"fail": "list_vms", "fail-message": "internal failure"})
     elif setup == "unreachable":
-        hv.reachable = False
+        lab.faults["unreachable"] = "true"
     elif setup == "password":
-        hv.password = "right"
+        lab.faults["password-sha256"] = password_digest("right")
     elif setup == "no_pause":
-        hv.features = hv.features - {Feature.PAUSE}
+        lab.faults["without"] = Feature.PAUSE.value
     argv = [_spec(tmp_path, arg[5:]) if arg.startswith("SPEC:") else arg for arg in argv]
-    connect = None if argv[0] == "-c" else "fake:///lab"
+    connect = None if argv[0] == "-c" else lab.uri()
 
     result = run(*argv, connect=connect)
     assert result.exit_code == code, result.output
@@ -122,22 +122,22 @@ def test_each_error_class_has_its_exit_code(
     assert text in record["error"]["message"]
 
 
-def test_multi_line_backend_messages_become_one_line(run: Run, hv: FakeHypervisor) -> None:
-    hv.backend_error = "first line\n  second line\r\nthird"
+def test_multi_line_backend_messages_become_one_line(run: Run, lab: Lab) -> None:
+    lab.faults.update({"fail": "list_vms", "fail-message": "first line\n  second line\r\nthird"})
     result = run("list")
     assert result.exit_code == 1
-    assert result.stderr == "error: listing VMs failed: first line second line third\n"
+    assert result.stderr == "error: list_vms failed: first line second line third\n"
 
 
-def test_declined_confirmation_is_a_generic_failure(run: Run, hv: FakeHypervisor) -> None:
-    hv.add("old")
+def test_declined_confirmation_is_a_generic_failure(run: Run, lab: Lab) -> None:
+    lab.add("old")
     result = run("delete", "old", input="")
     assert result.exit_code == 1
     assert "pass --yes" in result.stderr
 
 
-def test_errors_carry_a_command_line_hint(run: Run, hv: FakeHypervisor) -> None:
-    hv.features = hv.features - {Feature.PAUSE}
+def test_errors_carry_a_command_line_hint(run: Run, lab: Lab) -> None:
+    lab.faults["without"] = Feature.PAUSE.value
     result = run("pause", "web")
     assert result.stderr.rstrip().endswith("(hint: 'polyvisor host' lists what this backend supports)")
     timed_out = run("wait", "web", "stopped", "--timeout", "0")

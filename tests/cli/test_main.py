@@ -11,16 +11,16 @@ import pytest
 from polyvisor.cli import main
 from polyvisor.plugins import Plugins
 
-from .fakebackend import URI_TEXT
+from .conftest import Lab
 
 
-def test_main_exits_with_the_command_status(plugins: Plugins, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_exits_with_the_command_status(plugins: Plugins, lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as ok:
-        main(["-c", URI_TEXT, "--json", "list"], plugins=plugins)
+        main(["-c", lab.uri(), "--json", "list"], plugins=plugins)
     assert ok.value.code == 0
     assert json.loads(capsys.readouterr().out)["vms"][0]["name"] == "web"
     with pytest.raises(SystemExit) as missing:
-        main(["-c", URI_TEXT, "show", "nope"], plugins=plugins)
+        main(["-c", lab.uri(), "show", "nope"], plugins=plugins)
     assert missing.value.code == 3
     assert capsys.readouterr().err.startswith("error: no VM named or with UUID 'nope'")
 

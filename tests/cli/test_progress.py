@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-import time
 
 from polyvisor.cli.progress import Spinner
+from polyvisor.testing import eventually
 
 
 class Terminal(io.StringIO):
@@ -15,15 +15,6 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-def _await(condition: object, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 def test_silent_when_not_a_terminal() -> None:
@@ -38,7 +29,8 @@ def test_animates_and_follows_updates_on_a_terminal() -> None:
     stream = Terminal()
     with Spinner(stream, "starting web", interval=0.001) as spinner:
         assert spinner.enabled
-        assert _await(lambda: stream.getvalue().count("starting web") >= 3)  # the thread keeps redrawing
+        # the thread keeps redrawing
+        eventually(lambda: stream.getvalue().count("starting web") >= 3, timeout=5, interval=0.005)
         spinner.update("waiting to become running (now starting)")
         assert "waiting to become running (now starting)" in stream.getvalue()
     text = stream.getvalue()

@@ -1,5 +1,5 @@
 """create with an image, keys and user-data; address, reconfigure and resize-disk: run on memory://, which keeps
-the whole provisioning contract (the fake host of the other CLI tests has no guest addresses or disks)."""
+the whole provisioning contract."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import pytest
 
 from .conftest import MixedFleet
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 RUNS = 16
 AT_ONCE = 4

@@ -17,8 +17,6 @@ from polyvisor.cli.exitcodes import PARTIAL
 
 from .conftest import HANG_TIMEOUT, MixedFleet
 
-pytestmark = pytest.mark.hyperv
-
 
 def _toml_value(value: object) -> str:
     if isinstance(value, dict):

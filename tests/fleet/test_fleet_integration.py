@@ -22,7 +22,6 @@ from .conftest import HANG_TIMEOUT, LIVE, MixedFleet, missing
 
 GUEST_DIR = Path(os.environ.get("POLYVISOR_GUEST_DIR", "/var/lib/libvirt/images/polyvisor-guest"))
 
-pytestmark = pytest.mark.hyperv
 
 SLACK = 1.0
 """Seconds a call may take beyond the hanging host's timeout (thread start-up, a loaded CI machine)."""

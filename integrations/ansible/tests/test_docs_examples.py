@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 import polyvisor
 
 from .support import ROOT, Ansible, HypervHost
@@ -20,7 +18,6 @@ def test_the_page_includes_the_examples_these_tests_run() -> None:
         assert f"```{{literalinclude}} examples/ansible/{example}" in page, example
 
 
-@pytest.mark.hyperv
 def test_the_documented_playbook_walks_a_vm_on_the_loopback_hyperv_host(
     ansible: Ansible, hyperv_host: HypervHost, names: str
 ) -> None:
@@ -43,7 +40,6 @@ def test_the_documented_playbook_walks_a_vm_on_the_loopback_hyperv_host(
         assert not hv.exists(name)
 
 
-@pytest.mark.hyperv
 def test_the_documented_inventory_lists_the_config_groups_vms(
     ansible: Ansible, hyperv_host: HypervHost, names: str, tmp_path: Path
 ) -> None:

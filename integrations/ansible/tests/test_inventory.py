@@ -59,8 +59,6 @@ everything = ["lab", "dead"]
     return path
 
 
-@pytest.mark.realguest
-@pytest.mark.hyperv
 def test_the_inventory_groups_the_fleets_vms_and_a_dead_host_is_only_a_warning(
     ansible: Ansible, hyperv_host: HypervHost, fleet: str, tmp_path: Path
 ) -> None:
@@ -105,7 +103,6 @@ def test_the_inventory_groups_the_fleets_vms_and_a_dead_host_is_only_a_warning(
     assert hostvars[app]["ansible_host"].startswith("192.0.2."), addresses  # IPv4 first, never link-local
 
 
-@pytest.mark.hyperv
 def test_inline_connections_and_constructed_groups(
     ansible: Ansible, hyperv_host: HypervHost, names: str, tmp_path: Path
 ) -> None:

@@ -14,7 +14,7 @@ import polyvisor
 
 from .support import Ansible, HypervHost, Result
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 HV_PASSWORD_ENV = "PVANSIBLE_HV_PASSWORD"
 DEAD_URI = "hyperv://Administrator@127.0.0.1:1/?transport=winrm&scheme=http&auth=ntlm"

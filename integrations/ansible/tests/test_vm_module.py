@@ -10,8 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import polyvisor
 
 from .support import KVM_URI, Ansible, HypervHost, Result
@@ -51,8 +49,6 @@ def _changed(result: Result) -> int:
     return counters["changed"]
 
 
-@pytest.mark.realguest
-@pytest.mark.hyperv
 def test_a_playbook_walks_vms_through_their_life_idempotently_with_check_and_diff(
     ansible: Ansible, kvm_spec: dict[str, Any], hyperv_host: HypervHost, names: str, tmp_path: Path
 ) -> None:
@@ -110,7 +106,6 @@ def test_a_playbook_walks_vms_through_their_life_idempotently_with_check_and_dif
     assert not any(hyperv_host.password in output for output in outputs)
 
 
-@pytest.mark.hyperv
 def test_failures_carry_polyvisor_messages_and_never_the_password(
     ansible: Ansible, hyperv_host: HypervHost, names: str, tmp_path: Path
 ) -> None:

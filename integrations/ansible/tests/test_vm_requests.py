@@ -13,7 +13,7 @@ import polyvisor
 
 from .support import Ansible, HypervHost
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 BAD_KEY = "k'$(whoami)"
 

@@ -15,7 +15,6 @@ from polyvisor.errors import ValidationError
 UriFor = Callable[..., str]
 Connect = Callable[..., polyvisor.Connection]
 
-pytestmark = pytest.mark.hyperv
 
 THREADS = 8
 CALLS = 3

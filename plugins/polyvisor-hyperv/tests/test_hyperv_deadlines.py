@@ -13,8 +13,6 @@ import polyvisor
 from polyvisor import Feature, PowerState
 from polyvisor.errors import TimeoutError, UnsupportedError
 
-pytestmark = pytest.mark.hyperv
-
 Connect = Callable[..., polyvisor.Connection]
 UriFor = Callable[..., str]
 IGNORE_SHUTDOWN = {"polyvisor.test/guest": "ignore-shutdown"}

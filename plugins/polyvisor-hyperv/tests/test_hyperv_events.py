@@ -14,20 +14,9 @@ import polyvisor
 from polyvisor import EventKind, Feature, PowerState
 from polyvisor.errors import ConnectionLostError
 from polyvisor.model import Event
-
-pytestmark = pytest.mark.hyperv
+from polyvisor.testing import eventually
 
 Connect = Callable[..., polyvisor.Connection]
-
-
-def _until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Look at a host counter until it holds (the host offers no event for it)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def _next_for(
@@ -113,7 +102,8 @@ def test_subscriptions_share_one_watcher_on_a_session_of_its_own(
     vm = conn.create({"name": vm_name})  # the connection's own session
     assert loopback_private.open_shells == 1
     with conn.watch() as first, conn.watch() as second, conn.watch() as third:
-        assert _until(lambda: loopback_private.open_shells == 2, timeout=5)  # one watcher for the three
+        # one watcher for the three
+        eventually(lambda: loopback_private.open_shells == 2, timeout=5, what="2 open shells")
         # Verbs keep running on the connection's session while the watcher streams.
         vm.start()
         for events in (first, second, third):
@@ -135,11 +125,11 @@ def test_cancelling_the_last_subscription_stops_the_watcher_on_the_host(
     conn = connect(uri_for(loopback_private, transport))
     conn.list()
     with conn.watch():
-        assert _until(lambda: loopback_private.open_shells == 2, timeout=5)
-    assert _until(lambda: loopback_private.open_shells == 1, timeout=3), "the watcher's session is closed"
+        eventually(lambda: loopback_private.open_shells == 2, timeout=5, what="2 open shells")
+    eventually(lambda: loopback_private.open_shells == 1, timeout=3, what="the watcher's shell to close")
     # A new subscription starts a new watcher.
     with conn.watch():
-        assert _until(lambda: loopback_private.open_shells == 2, timeout=5)
+        eventually(lambda: loopback_private.open_shells == 2, timeout=5, what="2 open shells")
 
 
 def test_closing_the_connection_stops_the_watcher(
@@ -148,7 +138,7 @@ def test_closing_the_connection_stops_the_watcher(
     conn = polyvisor.connect(uri_for(loopback_private, transport), password=password)
     conn.list()
     events = conn.watch()
-    assert _until(lambda: loopback_private.open_shells == 2, timeout=5)
+    eventually(lambda: loopback_private.open_shells == 2, timeout=5, what="2 open shells")
     began = time.monotonic()
     conn.close()
     assert time.monotonic() - began < 3

@@ -22,7 +22,7 @@ from polyvisor.errors import (
     ValidationError,
 )
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 Connect = Callable[..., polyvisor.Connection]
 UriFor = Callable[..., str]

@@ -18,8 +18,6 @@ from polyvisor.provisioning import CloudInit, build_seed_iso
 from polyvisor_hyperv import images as hyperv_images
 from polyvisor_hyperv.images import SEED_CHUNK
 
-pytestmark = pytest.mark.hyperv
-
 Connect = Callable[..., polyvisor.Connection]
 UriFor = Callable[..., str]
 MiB = 1024 * 1024

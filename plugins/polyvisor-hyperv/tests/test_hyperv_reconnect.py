@@ -20,7 +20,7 @@ from polyvisor.errors import ConnectionError, ConnectionLostError
 if TYPE_CHECKING:
     from polyvisor_hyperv_loopback.launch import HostProcess as LaunchedHost
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 Connect = Callable[..., polyvisor.Connection]
 PASSWORD_ENV = "POLYVISOR_TEST_HYPERV_HOST_PASSWORD"

@@ -13,8 +13,6 @@ import polyvisor
 from polyvisor import Feature, PowerState
 from polyvisor.errors import PolyvisorError, UnsupportedError
 
-pytestmark = pytest.mark.hyperv
-
 Connect = Callable[..., polyvisor.Connection]
 UriFor = Callable[..., str]
 

@@ -19,7 +19,7 @@ from polyvisor_hyperv.errors import error_from_transport
 
 from .conftest import PASSWORD, USER, _loopback_class
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 Connect = Callable[..., polyvisor.Connection]
 

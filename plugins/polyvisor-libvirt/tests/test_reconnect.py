@@ -24,6 +24,7 @@ import polyvisor
 from polyvisor import EventKind, EventStream, VMSpec
 from polyvisor.errors import ConnectionLostError
 from polyvisor.model import Event
+from polyvisor.testing import eventually
 
 START_TIMEOUT = 20.0
 
@@ -71,18 +72,20 @@ class PrivateLibvirtd:
             )
         import libvirt
 
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
+        process = self.process
+
+        def answers() -> bool:
             # The daemon is ready once it answers on its socket; the socket file appears a little earlier.
-            if self.process.poll() is not None:
-                raise AssertionError(f"libvirtd exited at start: {(self.root / 'stderr').read_text()[-2000:]}")
+            if process.poll() is not None:
+                pytest.fail(f"libvirtd exited at start: {(self.root / 'stderr').read_text()[-2000:]}")
             try:
                 libvirt.open(self.uri).close()
-                return
             except libvirt.libvirtError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"libvirtd did not answer on {self.socket} within {START_TIMEOUT}s") from None
-            time.sleep(0.02)  # polling a socket that does not exist yet: no event to wait on
+                return False
+            return True
+
+        # Polling a socket that does not exist yet: there is no event to wait on.
+        eventually(answers, timeout=START_TIMEOUT, interval=0.02, what=f"libvirtd to answer on {self.socket}")
 
     def kill(self) -> None:
         assert self.process is not None

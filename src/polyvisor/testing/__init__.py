@@ -23,8 +23,10 @@ from polyvisor.testing.plugin import (
     pytest_runtest_makereport,
     pytest_terminal_summary,
 )
+from polyvisor.testing.waiting import eventually
 
 __all__ = [
+    "eventually",
     "polyvisor_address_overrides",
     "polyvisor_base_image",
     "polyvisor_connect_options",

@@ -13,6 +13,10 @@ kit uses):
   the host's :attr:`MemoryHost.clock`) after the guest boots; without the label at once;
 * ``polyvisor.test/address = "none"``: the guest agent never connects (a guest that never reports an address).
 
+A guest can also crash (:meth:`MemoryHost.crash`). The ways a host misbehaves (features it lacks, primitives that
+fail, a host that is down or refuses the password) are options of the URI's query, documented in
+:mod:`polyvisor.testing.faults`; every connection records the primitives it was asked for (``backend.calls``).
+
 Addresses: the only source is the guest agent (``address_sources = ("agent",)``). A connected agent reports the
 loopback interface (``127.0.0.1``, ``::1``) and, for each NIC, ``10.a.b.c`` (the MAC's last three bytes) and the
 NIC's IPv6 link-local address; a guest without NICs therefore never has a usable address.
@@ -48,7 +52,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
+from polyvisor.backend import Credentials, Deadline, EventSink, Subscription
 from polyvisor.errors import AlreadyExistsError, NotFoundError, ValidationError
 from polyvisor.model import (
     AddressAnswer,
@@ -72,6 +76,7 @@ from polyvisor.model import (
     normalize_uuid,
 )
 from polyvisor.provisioning.nocloud import build_seed_iso
+from polyvisor.testing.faults import Instrumented
 from polyvisor.uri import URI
 
 __all__ = [
@@ -266,6 +271,13 @@ class MemoryHost:
             self._macs += 1
             return f"52:54:00:{(self._macs >> 16) & 0xFF:02x}:{(self._macs >> 8) & 0xFF:02x}:{self._macs & 0xFF:02x}"
 
+    def crash(self, ref: str) -> None:
+        """Crash the guest of the VM with this name or UUID, as a real one can: it stays crashed until stopped."""
+        with self.lock:
+            vm = next(vm for vm in self.vms.values() if ref in (vm.name, vm.uuid))
+            vm.state = PowerState.CRASHED
+            self.emit(EventKind.STATE, vm)
+
     def emit(self, kind: EventKind, vm: _VM) -> None:
         raw = _RAW.get(vm.state, vm.state.value)
         event = Event(kind, vm.uuid, vm.name, None if kind is EventKind.UNDEFINED else vm.state, raw)
@@ -283,12 +295,13 @@ def host_named(name: str) -> MemoryHost:
         return _hosts.setdefault(name, MemoryHost(name))
 
 
-class MemoryBackend(Backend):
-    """A connection to an in-memory host."""
+class MemoryBackend(Instrumented):
+    """A connection to an in-memory host (its primitives also record their calls and obey the URI's faults)."""
 
     name = "memory"
     option_features = frozenset(
         {
+            Feature.SHUTDOWN_ACPI,
             Feature.DELETE_STORAGE,
             Feature.SNAPSHOT_MEMORY,
             Feature.SNAPSHOT_DESCRIPTION,
@@ -312,6 +325,7 @@ class MemoryBackend(Backend):
             raise ValidationError(f"memory:// takes no options, got {sorted(unknown)}", field="options")
         self.uri = uri
         self.host = host_named(uri.path.strip("/") or "default")
+        super().__init__(uri, credentials, host=self.host.name)
         self._closed = False
 
     def close(self) -> None:
@@ -323,7 +337,10 @@ class MemoryBackend(Backend):
         with self.host.lock:
             # The model's host holds a VM's memory from power-on to power-off; a saved VM's sits on disk.
             used = sum(vm.memory_mib for vm in self.host.vms.values() if vm.state.holds_memory)
-        return HostInfo(self.host.name, "memory", "1.0", 64, total, "x86_64", free_memory_mib=max(total - used, 0))
+        facts = {"pid": os.getpid()}  # the host lives in this process
+        return HostInfo(
+            self.host.name, "memory", "1.0", 64, total, "x86_64", facts, free_memory_mib=max(total - used, 0)
+        )
 
     def networks(self) -> list[NetworkInfo]:
         return [NetworkInfo(NETWORK, True, "memory")]
@@ -436,7 +453,7 @@ class MemoryBackend(Backend):
         vm.boot_memory_mib = vm.memory_mib
 
     def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
-        if not self._vm(uuid).ignores_shutdown:
+        if not (self._vm(uuid).ignores_shutdown or self.faults.ignore_shutdown):
             self._set(uuid, PowerState.STOPPED)
 
     def stop(self, uuid: str, deadline: Deadline) -> None:
@@ -450,7 +467,7 @@ class MemoryBackend(Backend):
     def reboot(self, uuid: str, deadline: Deadline) -> None:
         with self.host.lock:
             vm = self._vm(uuid)
-            if not vm.ignores_shutdown:
+            if not (vm.ignores_shutdown or self.faults.ignore_shutdown):
                 self._boot(vm)
             self._set(uuid, PowerState.RUNNING)
 

@@ -23,7 +23,7 @@ from polyvisor_hyperv_loopback.launch import start_host
 from ._clients import PASSWORD, USER
 from ._engine_check import require_real_engine
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 _SRC = Path(polyvisor_hyperv_loopback.__file__).resolve().parents[1]
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"

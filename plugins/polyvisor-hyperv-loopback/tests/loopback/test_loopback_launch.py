@@ -13,7 +13,7 @@ from polyvisor_hyperv_loopback.launch import HostDidNotStart, spawn_host, start_
 from ._clients import PASSWORD, USER
 from ._engine_check import require_real_engine
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 PASSWORD_ENV = "LOOPBACK_LAUNCH_PW"
 

@@ -14,7 +14,7 @@ from polyvisor_hyperv_loopback import LoopbackHost
 from ._clients import PASSWORD, USER, psrp_wsman
 from ._stub_engine import StubEngine
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 INVALID_ARGUMENT = 5  # System.Management.Automation.ErrorCategory
 INVALID_OPERATION = 7

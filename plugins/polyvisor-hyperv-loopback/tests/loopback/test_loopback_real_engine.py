@@ -12,8 +12,6 @@ from polyvisor_hyperv_loopback import LoopbackHost
 from ._clients import PASSWORD, USER, psrp_wsman, winrm_session
 from ._engine_check import require_real_engine
 
-pytestmark = pytest.mark.hyperv
-
 
 @pytest.fixture(scope="module")
 def real_host() -> Iterator[LoopbackHost]:

@@ -22,7 +22,7 @@ from polyvisor_hyperv_loopback.powershell.interpreter import Console, Interprete
 from ._clients import PASSWORD, USER, psrp_wsman, winrm_session
 from ._engine_check import require_real_engine
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 TICKER = '$i = 0\nwhile ($true) {\n    $i = $i + 1\n    "tick $i"\n    Start-Sleep -Milliseconds 50\n}\n'
 CONSOLE_TICKER = (

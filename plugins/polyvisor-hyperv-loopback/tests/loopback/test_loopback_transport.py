@@ -15,8 +15,6 @@ from polyvisor_hyperv_loopback import LoopbackHost
 
 from ._clients import PASSWORD, USER, winrm_session
 
-pytestmark = pytest.mark.hyperv
-
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
     "a": "http://schemas.xmlsoap.org/ws/2004/08/addressing",

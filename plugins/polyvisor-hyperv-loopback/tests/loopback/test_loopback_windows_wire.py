@@ -25,7 +25,7 @@ from polyvisor_hyperv_loopback.wire.service import Reply, WSManService
 from ._clients import PASSWORD, USER, psrp_wsman
 from ._stub_engine import StubEngine
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",

@@ -15,7 +15,7 @@ from polyvisor_hyperv_loopback import LoopbackHost
 from ._clients import psrp_wsman, winrm_session
 from ._stub_engine import StubEngine
 
-pytestmark = pytest.mark.hyperv
+pytestmark = pytest.mark.loopback
 
 
 def test_run_cmd_over_ntlm_with_message_encryption(http_host: LoopbackHost) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 import libvirt
 
 from polyvisor import VM, Connection, DiskSpec, KernelBoot, NicSpec, VMSpec
+from polyvisor.testing import eventually
 
-from .support import NETWORK, POOL, GuestImage, wait_until
+from .support import NETWORK, POOL, GuestImage
 
 HEARTBEAT = re.compile(r"POLYVISOR-HEARTBEAT (\d+)")
 # Kernel command-line words the test guest's /init honours (scripts/build-guest-image).
@@ -48,7 +49,7 @@ def wait_console(vm: VM, found: Callable[[str], bool], what: str, timeout: float
         return text if found(text) else None
 
     try:
-        return wait_until(probe, timeout, what, 0.1)
+        return eventually(probe, timeout=timeout, what=what, interval=0.1)
     except AssertionError as error:
         raise AssertionError(f"{error}; console tail:\n{vm.console_output()[-1500:]}") from None
 
@@ -73,7 +74,9 @@ def wait_heartbeat_lines(vm: VM, after: int, more: int = 2, timeout: float = 30.
 
 def agent_addresses(vm: VM, timeout: float = 30.0) -> list[Any]:
     """Wait until the guest agent reports addresses (it starts just before the marker); return them."""
-    return wait_until(lambda: vm.addresses(["agent"]) or None, timeout, f"agent addresses of {vm!r}", 0.2)
+    return eventually(
+        lambda: vm.addresses(["agent"]) or None, timeout=timeout, what=f"agent addresses of {vm!r}", interval=0.2
+    )
 
 
 @dataclass

@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+
+from polyvisor.testing import eventually
 
 if TYPE_CHECKING:
     import libvirt
@@ -36,8 +37,6 @@ SETUP_HINT = "run `scripts/libvirt-env start` and `scripts/build-guest-image --a
 # Guest features a test can require (the manifest's "features"); images built before them lack the key.
 NOCLOUD_SEED = "nocloud-seed"
 VIRTIO_BALLOON = "virtio-balloon"
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -192,18 +191,6 @@ def serial_log_path(name: str) -> Path:
     return path
 
 
-def wait_until(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Poll `probe` until it returns something other than None/False; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 def wait_for_marker(log: Path, marker: str, timeout: float = 60.0) -> None:
     """Wait until a line of the serial log contains `marker`."""
 
@@ -214,7 +201,7 @@ def wait_for_marker(log: Path, marker: str, timeout: float = 60.0) -> None:
             return False
 
     try:
-        wait_until(seen, timeout, f"{marker!r} in {log}")
+        eventually(seen, timeout=timeout, what=f"{marker!r} in {log}")
     except AssertionError as exc:
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log file)"
         raise AssertionError(f"{exc}; serial log tail:\n{tail}") from None
@@ -222,7 +209,7 @@ def wait_for_marker(log: Path, marker: str, timeout: float = 60.0) -> None:
 
 def wait_for_state(dom: libvirt.virDomain, state: int, timeout: float = 30.0) -> None:
     """Wait until the domain reaches a libvirt state (e.g. VIR_DOMAIN_SHUTOFF)."""
-    wait_until(lambda: dom.state()[0] == state, timeout, f"{dom.name()} to reach state {state}")
+    eventually(lambda: dom.state()[0] == state, timeout=timeout, what=f"{dom.name()} to reach state {state}")
 
 
 def agent_command(dom: libvirt.virDomain, execute: str, timeout: int = 5) -> Any:
@@ -244,7 +231,7 @@ def wait_for_agent(dom: libvirt.virDomain, timeout: float = 30.0) -> None:
             return False  # agent not connected yet
         return True
 
-    wait_until(pong, timeout, f"guest agent of {dom.name()}", interval=0.2)
+    eventually(pong, timeout=timeout, what=f"guest agent of {dom.name()}", interval=0.2)
 
 
 def create_disk(conn: libvirt.virConnect, name: str, capacity_mib: int = 16) -> libvirt.virStorageVol:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from polyvisor import DiskSpec, NicSpec, PowerState
+from polyvisor.testing import eventually
 
 from .pvguest import agent_addresses, wait_marker
-from .support import NETWORK, POOL, agent_command, wait_until
+from .support import NETWORK, POOL, agent_command
 
 if TYPE_CHECKING:
     import libvirt
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     from .pvguest import Guests
     from .support import GuestImage
 
-pytestmark = pytest.mark.realguest
 
 MAC = "52:54:00:7e:57:11"
 HOTPLUG_MAC = "52:54:00:7e:57:12"
@@ -75,16 +73,16 @@ def test_disk_and_nic_hot_plug_reach_the_running_guest(
     owned = vm.info().extra["owned_volumes"]
     guests.track_volume(vm, owned[-1])
     assert len(owned) == 2
-    wait_until(lambda: "vdb" in guest_disks(dom), 30, "vdb in the guest")
+    eventually(lambda: "vdb" in guest_disks(dom), timeout=30, what="vdb in the guest")
 
     mac = vm.attach_nic(NicSpec(network=NETWORK, mac=HOTPLUG_MAC))
     assert mac == HOTPLUG_MAC
-    wait_until(lambda: HOTPLUG_MAC in guest_macs(dom), 30, "the hot-plugged NIC in the guest")
+    eventually(lambda: HOTPLUG_MAC in guest_macs(dom), timeout=30, what="the hot-plugged NIC in the guest")
 
     vm.detach_nic(HOTPLUG_MAC)
-    wait_until(lambda: HOTPLUG_MAC not in guest_macs(dom), 30, "the NIC gone from the guest")
+    eventually(lambda: HOTPLUG_MAC not in guest_macs(dom), timeout=30, what="the NIC gone from the guest")
     vm.detach_disk("vdb")
-    wait_until(lambda: "vdb" not in guest_disks(dom), 30, "vdb gone from the guest")
+    eventually(lambda: "vdb" not in guest_disks(dom), timeout=30, what="vdb gone from the guest")
     assert vm.state() is PowerState.RUNNING
     devices = ET.fromstring(dom.XMLDesc(0)).find("devices")
     assert devices is not None

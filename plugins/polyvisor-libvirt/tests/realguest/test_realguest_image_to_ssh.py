@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from polyvisor import PowerState
 from polyvisor.provisioning import CloudInit
 
@@ -32,7 +30,6 @@ if TYPE_CHECKING:
     from .pvguest import Guests
     from .support import GuestImage
 
-pytestmark = pytest.mark.realguest
 
 Recorder = Callable[[str, object], None]
 

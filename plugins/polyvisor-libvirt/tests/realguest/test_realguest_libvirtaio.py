@@ -13,8 +13,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from .support import GUEST_ROOT, TEST_PREFIX, cleanup, ensure_environment, open_connection
 
 APP = Path(__file__).parent / "libvirtaio_app.py"
@@ -52,7 +50,6 @@ def test_without_libvirtaio_polyvisor_runs_the_default_loop_in_its_thread() -> N
     assert "polyvisor-libvirt-events" in {thread.name for thread in threading.enumerate()}
 
 
-@pytest.mark.realguest
 def test_libvirtd_s_events_reach_the_application_s_loop() -> None:
     """qemu:///system: libvirtd's socket is watched by the asyncio loop; a real TCG guest starts and stops."""
     ensure_environment("x86_64")

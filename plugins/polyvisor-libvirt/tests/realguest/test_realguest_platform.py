@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from .pvguest import Guests
     from .support import GuestImage
 
-pytestmark = pytest.mark.realguest
 
 Recorder = Callable[[str, object], None]
 

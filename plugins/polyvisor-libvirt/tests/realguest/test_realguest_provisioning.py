@@ -17,17 +17,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from polyvisor import DiskSpec, PowerState, TimeoutError, ValidationError
+from polyvisor.testing import eventually
 
 from .pvguest import wait_marker
-from .support import POOL, create_disk, wait_until
+from .support import POOL, create_disk
 
 if TYPE_CHECKING:
     import libvirt
 
     from .pvguest import Guests
     from .support import GuestImage
-
-pytestmark = pytest.mark.realguest
 
 
 def agent(dom: libvirt.virDomain, execute: str, timeout: int = 10, **arguments: Any) -> Any:
@@ -50,7 +49,7 @@ def wait_agent(dom: libvirt.virDomain, timeout: float = 60.0) -> None:
             return False
         return True
 
-    wait_until(pong, timeout, f"the agent of {dom.name()}", 0.2)
+    eventually(pong, timeout=timeout, what=f"the agent of {dom.name()}", interval=0.2)
 
 
 def guest_read(dom: libvirt.virDomain, path: str, count: int = 4096) -> bytes:
@@ -197,27 +196,29 @@ def test_reconfigure_cold_and_live_and_resize_reach_the_guest(
     assert guest_disk_mib(dom) == 24
 
     vm.resize_disk("vda", 40)  # running: QEMU grows it and the guest's virtio-blk sees the new capacity
-    wait_until(lambda: guest_disk_mib(dom) == 40, 30, "the guest to see vda at 40 MiB")
+    eventually(lambda: guest_disk_mib(dom) == 40, timeout=30, what="the guest to see vda at 40 MiB")
 
     with pytest.raises(ValidationError, match="at most 2 vCPU"):
         vm.reconfigure(cpus=3)
     # A live unplug: QEMU asks the guest to eject the vCPU (ACPI). libvirt waits 5 s for the eject, and the TCG
     # guest can take longer (offlining the vCPU first through the agent helps): then the call raises TimeoutError
     # and the unplug completes on its own, as the hypervisor reports afterwards.
-    wait_until(lambda: offline_vcpu(dom, 1), 30, "the guest to take vCPU 1 offline")
+    eventually(lambda: offline_vcpu(dom, 1), timeout=30, what="the guest to take vCPU 1 offline")
     try:
         vm.reconfigure(cpus=1)
         outcome = "unplugged"
     except TimeoutError as error:
         outcome = str(error)
     assert outcome == "unplugged" or "vcpu unplug request timed out" in outcome, outcome
-    wait_until(lambda: len(guest_vcpus(dom)) == 1, 60, "the guest to lose a vCPU")
+    eventually(lambda: len(guest_vcpus(dom)) == 1, timeout=60, what="the guest to lose a vCPU")
     with pytest.raises(ValidationError, match="at most 320 MiB"):
         vm.reconfigure(memory_mib=512)
     # A live memory change inflates the balloon: the guest's virtio_balloon driver gives the pages back, and its
     # MemTotal falls by them.
     assert vm.reconfigure(memory_mib=256).memory_mib <= 320  # the balloon's size now, on its way to 256
-    wait_until(lambda: vm.info().memory_mib == 256, 60, "the balloon to reach 256 MiB")
-    wait_until(lambda: guest_mem_total_mib(dom) <= booted_mib - 48, 60, "the guest to give 64 MiB to the balloon")
+    eventually(lambda: vm.info().memory_mib == 256, timeout=60, what="the balloon to reach 256 MiB")
+    eventually(
+        lambda: guest_mem_total_mib(dom) <= booted_mib - 48, timeout=60, what="the guest to give 64 MiB to the balloon"
+    )
     assert vm.state() is PowerState.RUNNING
     vm.stop()

@@ -18,8 +18,6 @@ from polyvisor.model import CloudInit
 
 from .support import GuestImage
 
-pytestmark = pytest.mark.realguest
-
 
 def initramfs_files(initrd: Path, wanted: set[str]) -> dict[str, bytes]:
     """The named regular files of a gzipped newc cpio archive."""

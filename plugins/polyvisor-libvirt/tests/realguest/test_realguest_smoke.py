@@ -29,7 +29,6 @@ from .support import (
 if TYPE_CHECKING:
     import libvirt
 
-pytestmark = pytest.mark.realguest
 
 Recorder = Callable[[str, object], None]
 MAC = "52:54:00:7e:57:01"

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from .pvguest import Guests
     from .support import GuestImage
 
-pytestmark = pytest.mark.realguest
 
 Recorder = Callable[[str, object], None]
 
