@@ -13,11 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 from aio_support import Target
-from conftest import HYPERV_PASSWORD, HYPERV_USER
 from unreachable_hosts import HangingListener, closed_port
 
 import polyvisor
 import polyvisor.aio
+from conftest import HYPERV_PASSWORD, HYPERV_USER
 from polyvisor import ConnectionError, PowerState, TimeoutError
 from polyvisor.aio import AsyncConnection, AsyncFleet, AsyncVM
 from polyvisor.config import NamedConnection
