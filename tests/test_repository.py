@@ -15,7 +15,8 @@ def load_check() -> ModuleType:
         "check_text_only",
         importlib.machinery.SourceFileLoader("check_text_only", str(ROOT / "scripts" / "check-text-only")),
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
