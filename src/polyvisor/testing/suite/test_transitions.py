@@ -10,14 +10,17 @@ from collections.abc import Callable
 
 import pytest
 
-from polyvisor import VM, Feature, InvalidStateError, NotFoundError, PowerState
-from polyvisor.testing.suite._support import REACHABLE, bring_to
+from polyvisor import VM, Connection, Feature, InvalidStateError, NotFoundError, PowerState
+from polyvisor.testing.suite._support import REACHABLE, bring_to, require
 
 VMFactory = Callable[..., VM]
 
 
 @pytest.mark.parametrize("state", list(REACHABLE), ids=lambda s: s.value)
-def test_delete_from_state(polyvisor_vm_factory: VMFactory, state: PowerState) -> None:
+def test_delete_from_state(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory, state: PowerState
+) -> None:
+    require(polyvisor_connection, *REACHABLE[state])
     vm = polyvisor_vm_factory("del")
     bring_to(vm, state)
     conn = vm.connection
@@ -38,7 +41,10 @@ def test_delete_from_state(polyvisor_vm_factory: VMFactory, state: PowerState) -
         assert not conn.exists(vm.uuid)
 
 
-def test_stop_refuses_saved_vm_and_discard_keeps_it_stopped(polyvisor_vm_factory: VMFactory) -> None:
+def test_stop_refuses_saved_vm_and_discard_keeps_it_stopped(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory
+) -> None:
+    require(polyvisor_connection, Feature.SAVE)
     vm = polyvisor_vm_factory("sv")
     bring_to(vm, PowerState.SAVED)
     with pytest.raises(InvalidStateError, match="discard_saved_state"):
@@ -48,7 +54,8 @@ def test_stop_refuses_saved_vm_and_discard_keeps_it_stopped(polyvisor_vm_factory
     assert vm.start().state is PowerState.RUNNING
 
 
-def test_start_from_saved_restores(polyvisor_vm_factory: VMFactory) -> None:
+def test_start_from_saved_restores(polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory) -> None:
+    require(polyvisor_connection, Feature.SAVE)
     vm = polyvisor_vm_factory("rs")
     bring_to(vm, PowerState.SAVED)
     assert vm.info().has_saved_state
