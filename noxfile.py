@@ -149,7 +149,7 @@ def conformance(session: nox.Session) -> None:
     else:
         session.warn(f"{spec} missing: run scripts/build-guest-image to include qemu:///system")
     # The loopback host holds a base VHDX from its start; a guest on a switch reports addresses through KVP
-    # (--kvp-delay seconds after it starts).
+    # (--kvp-delay seconds after it starts). The Hyper-V extras name a VM's disk files for the delete-storage case.
     hyperv_base = "C:\\PolyvisorKit\\base.vhdx"
     hyperv_address = kit_dir / "hyperv-address.json"
     hyperv_address.write_text(json.dumps({"nics": [{"network": "Default Switch"}]}))
@@ -172,6 +172,7 @@ def conformance(session: nox.Session) -> None:
             password = ["--polyvisor-password-env", PASSWORD_ENV]
             session.run(
                 *kit,
+                *("-p", "polyvisor_hyperv.testing"),
                 *junit(f"conformance-hyperv-{transport}"),
                 "--polyvisor-uri",
                 uri,

@@ -18,6 +18,7 @@ from polyvisor import VM, Connection, Feature, PolyvisorError, PowerState, VMSpe
 SpecFactory = Callable[..., VMSpec]
 VMFactory = Callable[..., VM]
 SeedReader = Callable[[VM], Callable[[], bytes | None]]
+VolumePaths = Callable[[VM], list[str]]
 
 NAME_PREFIX = "pvconf-"
 
@@ -135,6 +136,24 @@ def backend_seed_reader(conn: Connection) -> SeedReader | None:
         return read
 
     return reader
+
+
+@pytest.fixture(scope="session")
+def polyvisor_volume_paths() -> VolumePaths:
+    """Return ``paths(vm) -> list[str]``: the volumes the backend made for the VM, each as a disk's ``image`` names
+    it (the delete-storage case checks each is gone after ``delete(storage=True)``).
+
+    The default reads ``info().details.extra["disks"]``, a mapping of disk target to path (``memory://`` shows its
+    disks so); override the fixture for a backend that shows them another way.
+    """
+    return extra_disk_paths
+
+
+def extra_disk_paths(vm: VM) -> list[str]:
+    """The default volume paths: the values of the VM's ``info().details.extra["disks"]`` (target -> path)."""
+    details = vm.info().details
+    disks = details.extra.get("disks") if details is not None else None
+    return [str(path) for path in disks.values()] if isinstance(disks, Mapping) else []
 
 
 def unique_name(tag: str = "vm") -> str:

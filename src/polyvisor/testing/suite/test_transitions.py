@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from polyvisor import VM, Connection, Feature, InvalidStateError, NotFoundError, PowerState
+from polyvisor.testing.fixtures import SpecFactory, VolumePaths, unique_name
 from polyvisor.testing.suite._support import REACHABLE, bring_to, require
 
 VMFactory = Callable[..., VM]
@@ -39,6 +40,40 @@ def test_delete_from_state(
     if state is PowerState.SAVED:
         vm.delete(force=True, storage=storage)
         assert not conn.exists(vm.uuid)
+
+
+def _volume_exists(conn: Connection, spec: SpecFactory, path: str) -> bool:
+    """Whether ``path`` names a volume on the target: a VM with that disk image can be created (a missing image is
+    NotFoundError, which ``test_create`` holds every backend to). The VM made to find out is deleted, the volume
+    kept."""
+    try:
+        probe = conn.create(spec(unique_name("vol"), disks=[{"image": path}]))
+    except NotFoundError:
+        return False
+    probe.delete()
+    return True
+
+
+def test_delete_with_storage_removes_the_volumes_it_made(
+    polyvisor_connection: Connection,
+    polyvisor_vm_factory: VMFactory,
+    polyvisor_spec: SpecFactory,
+    polyvisor_volume_paths: VolumePaths,
+) -> None:
+    conn = polyvisor_connection
+    require(conn, Feature.DELETE_STORAGE)
+    vm = polyvisor_vm_factory("dst", disks=[{"size_mib": 8}])
+    paths = polyvisor_volume_paths(vm)
+    assert paths, (
+        f"the kit sees no volume of {vm.seen_name}, made with a new disk: a backend that declares delete-storage "
+        'shows its VMs\' disks in info().details.extra["disks"] (target: path), or its kit plugin overrides the '
+        "polyvisor_volume_paths fixture (-p polyvisor_libvirt.testing, -p polyvisor_hyperv.testing)"
+    )
+    unseen = [path for path in paths if not _volume_exists(conn, polyvisor_spec, path)]
+    assert unseen == [], f"polyvisor_volume_paths names volumes no disk image can name: {unseen}"
+    vm.delete(storage=True)
+    left = [path for path in paths if _volume_exists(conn, polyvisor_spec, path)]
+    assert left == [], f"delete(storage=True) left the volumes it made for {vm.seen_name}: {left}"
 
 
 def test_stop_refuses_saved_vm_and_discard_keeps_it_stopped(
