@@ -8,6 +8,7 @@ removes the volumes it made); and a target left dirty by an earlier run is repor
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import uuid
@@ -16,6 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+import polyvisor
+from polyvisor.cli import cli
+from polyvisor.testing.fixtures import kit_vms, leftovers_message
 
 ROOT = Path(__file__).resolve().parents[2]
 KIT_TESTS = Path(__file__).resolve().parent
@@ -131,3 +137,24 @@ def test_a_vm_left_by_an_earlier_run_stops_the_session_before_any_test(tmp_path:
     ran = {name: result for name, result in kit.outcomes.items() if result[0] != "skipped"}
     assert ran == {}, kit.output
     assert "the conformance suite left VMs behind" not in kit.output
+
+
+def test_the_command_the_kit_gives_for_leftovers_deletes_them(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("POLYVISOR_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.delenv("POLYVISOR_URI", raising=False)
+    uri = f"memory:///kit-{uuid.uuid4().hex[:8]}"
+    with polyvisor.connect(uri) as conn:
+        names = [f"pvconf-crashed-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+        conn.create({"name": names[0]})
+        conn.create({"name": names[1]}).start()  # a crash can leave one running
+        message = leftovers_message(conn, kit_vms(conn), request.config)
+        assert ", ".join(names) in message or ", ".join(reversed(names)) in message, message
+        command = shlex.split(message.split("Delete each one, with its disks: ", 1)[1])
+        assert command[0] == "polyvisor"
+        for name in names:
+            argv = [name if word == "NAME" else word for word in command[1:]]
+            result = CliRunner().invoke(cli, argv, catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+        assert kit_vms(conn) == []
