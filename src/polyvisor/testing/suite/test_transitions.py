@@ -62,7 +62,10 @@ def test_delete_with_storage_removes_the_volumes_it_made(
 ) -> None:
     conn = polyvisor_connection
     require(conn, Feature.DELETE_STORAGE)
-    vm = polyvisor_vm_factory("dst", disks=[{"size_mib": 8}])
+    # The spec's own new disks where it has some (a target may need them in a pool of its own), else one of 8 MiB.
+    spec = polyvisor_spec(unique_name("dst"))
+    makes_disks = any(disk.image is None or disk.clone is not None for disk in spec.disks)
+    vm = polyvisor_vm_factory("dst", **({} if makes_disks else {"disks": [{"size_mib": 8}]}))
     paths = polyvisor_volume_paths(vm)
     assert paths, (
         f"the kit sees no volume of {vm.seen_name}, made with a new disk: a backend that declares delete-storage "
