@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Any
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "typecheck", "docs", "tests", "conformance", "bench-smoke"]
+nox.options.sessions = ["lint", "typecheck", "docs", "tests", "conformance", "packaging", "bench-smoke"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -90,19 +91,8 @@ def conformance(session: nox.Session) -> None:
     # memory:// and the loopback Hyper-V host make a guest that ignores shutdown from a label; a real guest needs
     # its own spec (a kernel argument). libvirt's test driver cannot model one, so its deadline cases skip.
     kit_dir = Path(tempfile.mkdtemp(prefix="polyvisor-kit-"))
-    label_stubborn = kit_dir / "stubborn.json"
-    label_stubborn.write_text(json.dumps({"labels": {"polyvisor.test/guest": "ignore-shutdown"}}))
-    stubborn = ["--polyvisor-stubborn-spec", str(label_stubborn)]
-    # memory:// clones real local files, and its guests report an address (here half a second after boot) once
-    # they have a NIC.
-    memory_base = kit_dir / "base.img"
-    memory_base.write_bytes(b"polyvisor conformance base image\n" + bytes(1024 * 1024))
-    memory_address = kit_dir / "address.json"
-    memory_address.write_text(json.dumps({"nics": [{}], "labels": {"polyvisor.test/address-delay": "0.5"}}))
-    memory_provisioning = [
-        *("--polyvisor-base-image", str(memory_base)),
-        *("--polyvisor-address-spec", str(memory_address)),
-    ]
+    stubborn = label_stubborn(kit_dir)
+    memory_provisioning = memory_kit_files(kit_dir)
     session.run(
         *kit,
         *junit("conformance-memory"),
@@ -157,7 +147,7 @@ def conformance(session: nox.Session) -> None:
     else:
         session.warn(f"{spec} missing: run scripts/build-guest-image to include qemu:///system")
     # The loopback host holds a base VHDX from its start; a guest on a switch reports addresses through KVP
-    # (--kvp-delay seconds after it starts).
+    # (--kvp-delay seconds after it starts). The Hyper-V extras name a VM's disk files for the delete-storage case.
     hyperv_base = "C:\\PolyvisorKit\\base.vhdx"
     hyperv_address = kit_dir / "hyperv-address.json"
     hyperv_address.write_text(json.dumps({"nics": [{"network": "Default Switch"}]}))
@@ -180,6 +170,7 @@ def conformance(session: nox.Session) -> None:
             password = ["--polyvisor-password-env", PASSWORD_ENV]
             session.run(
                 *kit,
+                *("-p", "polyvisor_hyperv.testing"),
                 *junit(f"conformance-hyperv-{transport}"),
                 "--polyvisor-uri",
                 uri,
@@ -190,6 +181,89 @@ def conformance(session: nox.Session) -> None:
                 env=env,
                 external=True,
             )
+
+
+# Every distribution of the repository, and the test distribution the kit must pass on (tests/kit).
+DISTRIBUTIONS = [ROOT, *sorted(path.parent for path in (ROOT / "plugins").glob("*/pyproject.toml"))]
+KIT_TEST_DISTRIBUTIONS = [ROOT / "tests" / "kit" / "minimal-backend"]
+BUILD_TOOLS = ["build==1.6.1", "hatchling==1.32.4"]  # the build backend every pyproject.toml names, pinned
+
+
+def pinned(name: str) -> str:
+    """The requirement ``name==VERSION`` as requirements-dev.txt pins it."""
+    for line in (ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines():
+        if line.startswith(f"{name}=="):
+            return line.split("#")[0].strip()
+    raise LookupError(f"requirements-dev.txt does not pin {name}")
+
+
+@nox.session
+def packaging(session: nox.Session) -> None:
+    """Build each distribution's sdist and its wheel from that sdist, install the wheels (not editable) into a fresh
+    venv, and run the conformance kit there on memory:// and on the minimal backend, away from the source tree."""
+    work = Path(tempfile.mkdtemp(prefix="polyvisor-packaging-"))
+    try:
+        wheels = build_distributions(session, work)
+        python = fresh_venv(session, work / "venv", *(str(wheel) for wheel in wheels), pinned("pytest"))
+        # Outside the checkout and without PYTHONPATH, so nothing can come from the source tree.
+        env = {"PYTHONPATH": ""}
+        check = (
+            "import pathlib, sys, polyvisor, polyvisor.testing\n"
+            "for module in (polyvisor, polyvisor.testing):\n"
+            "    assert pathlib.Path(sys.prefix) in pathlib.Path(module.__file__).parents, module.__file__\n"
+            "assert {'memory', 'minimal', 'hyperv', 'qemu'} <= set(polyvisor.schemes()), polyvisor.schemes()\n"
+        )
+        # No pyproject.toml up here: the project's strictness is given on the command line.
+        kit = [python, "-m", "pytest", "-p", "polyvisor.testing", "-q", "-p", "no:cacheprovider"]
+        kit += ["--rootdir", str(work), "-W", "error", "--strict-markers", "--import-mode=importlib"]
+        with session.chdir(work):
+            session.run(python, "-c", check, env=env, external=True)
+            memory = ["--polyvisor-uri", "memory:///packaging", *label_stubborn(work), *memory_kit_files(work)]
+            session.run(*kit, *junit("packaging-memory"), *memory, env=env, external=True)
+            minimal = ["--polyvisor-uri", "minimal:///packaging"]
+            session.run(*kit, *junit("packaging-minimal"), *minimal, env=env, external=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # two virtual environments: not worth keeping
+
+
+def build_distributions(session: nox.Session, work: Path) -> list[Path]:
+    """Build the sdist and wheel of every distribution into ``work/dist``; return the wheels."""
+    dist = work / "dist"
+    builder = fresh_venv(session, work / "build-venv", *BUILD_TOOLS)
+    for source in [*DISTRIBUTIONS, *KIT_TEST_DISTRIBUTIONS]:
+        # Without --sdist/--wheel, build makes the sdist and then the wheel from the unpacked sdist, so a file the
+        # sdist misses fails here.
+        session.run(builder, "-m", "build", "--no-isolation", "--outdir", str(dist), str(source), external=True)
+    sdists, wheels = sorted(dist.glob("*.tar.gz")), sorted(dist.glob("*.whl"))
+    expected = len(DISTRIBUTIONS) + len(KIT_TEST_DISTRIBUTIONS)
+    if len(sdists) != expected or len(wheels) != expected:
+        session.error(f"expected {expected} sdists and wheels, built {[path.name for path in (*sdists, *wheels)]}")
+    return wheels
+
+
+def fresh_venv(session: nox.Session, path: Path, *requirements: str) -> str:
+    """Create a virtual environment at ``path`` with ``requirements`` installed; return its Python."""
+    session.run(PY, "-m", "venv", str(path), external=True)
+    python = str(path / "bin" / "python")
+    session.run(python, "-m", "pip", "install", "-q", *requirements, external=True)
+    return python
+
+
+def label_stubborn(directory: Path) -> list[str]:
+    """The kit's option for a guest that ignores shutdown, from a label (memory:// and the loopback Hyper-V host)."""
+    path = directory / "stubborn.json"
+    path.write_text(json.dumps({"labels": {"polyvisor.test/guest": "ignore-shutdown"}}))
+    return ["--polyvisor-stubborn-spec", str(path)]
+
+
+def memory_kit_files(directory: Path) -> list[str]:
+    """The kit's provisioning options for memory://, which clones real local files, and whose guests report an
+    address (here half a second after boot) once they have a NIC."""
+    base = directory / "base.img"
+    base.write_bytes(b"polyvisor conformance base image\n" + bytes(1024 * 1024))
+    address = directory / "address.json"
+    address.write_text(json.dumps({"nics": [{}], "labels": {"polyvisor.test/address-delay": "0.5"}}))
+    return ["--polyvisor-base-image", str(base), "--polyvisor-address-spec", str(address)]
 
 
 PASSWORD_ENV = "POLYVISOR_HYPERV_HOST_PASSWORD"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import importlib.util
 import inspect
 import os
 import re
@@ -168,6 +169,19 @@ def test_the_verb_table_is_the_one_the_core_enforces(built: Path) -> None:
         assert ("every transitional state" in accepts) == bool(verb.accepts - SETTLED_STATES), name
         assert target == (verb.target.value if verb.target else "(unchanged / gone)"), name
         assert feature == (verb.feature.value if verb.feature else "always"), name
+
+
+def test_the_verb_table_in_the_markdown_source_is_the_one_the_code_renders() -> None:
+    # A reader of contract.md sees the table; the build checks it too, this test says so without building.
+    spec = importlib.util.spec_from_file_location("polyvisor_docs", DOCS / "_ext" / "polyvisor_docs.py")
+    assert spec is not None
+    assert spec.loader is not None
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+    lines = (DOCS / "contract.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index(":::{polyvisor-verbs}") + 1
+    written = "\n".join(lines[start : lines.index(":::", start)]).strip()
+    assert written == extension.verb_table_markdown(), "run python docs/_ext/polyvisor_docs.py for the table"
 
 
 def test_every_verb_says_what_each_backend_calls() -> None:

@@ -1,7 +1,9 @@
 """Tables printed from the code itself, so the contract page cannot drift from what the core enforces.
 
-``{polyvisor-verbs}`` prints :data:`polyvisor.transitions.VERBS`; ``{polyvisor-ensure-plans}`` prints the plans
-``VM.ensure`` follows, by walking the same step function the core uses.
+``{polyvisor-verbs}`` holds the table of :data:`polyvisor.transitions.VERBS`, written out in the Markdown so that a
+reader of the source sees it too; the build fails when it differs from the code (``python docs/_ext/polyvisor_docs.py``
+prints it). ``{polyvisor-ensure-plans}`` prints the plans ``VM.ensure`` follows, by walking the same step function the
+core uses.
 """
 
 from __future__ import annotations
@@ -24,16 +26,6 @@ Cell: TypeAlias = str | nodes.Node
 
 def _literal(text: str) -> nodes.literal:
     return nodes.literal(text, text)
-
-
-def _states(states: frozenset[PowerState] | Sequence[PowerState]) -> nodes.paragraph:
-    para = nodes.paragraph()
-    ordered = [state for state in PowerState if state in states]
-    for index, state in enumerate(ordered):
-        if index:
-            para += nodes.Text(", ")
-        para += _literal(state.value)
-    return para
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Cell]], classes: Sequence[str]) -> nodes.table:
@@ -66,28 +58,52 @@ def _row(cells: Sequence[Cell]) -> nodes.row:
     return row
 
 
+VERB_HEADERS = ("verb", "accepts (settled states)", "target", "capability", "on a transitional state")
+
+
+def _markdown_states(states: frozenset[PowerState]) -> str:
+    return ", ".join(f"`{state.value}`" for state in PowerState if state in states)
+
+
+def verb_table_markdown() -> str:
+    """The verb table as Markdown, one row per verb of :data:`~polyvisor.transitions.VERBS`: the text
+    ``docs/contract.md`` must hold inside its ``{polyvisor-verbs}`` directive."""
+    lines = [f"| {' | '.join(VERB_HEADERS)} |", f"|{'---|' * len(VERB_HEADERS)}"]
+    for verb in VERBS.values():
+        accepts = _markdown_states(verb.accepts & SETTLED_STATES)
+        if verb.accepts - SETTLED_STATES:
+            accepts += " and every transitional state"
+        cells = [
+            f"`{verb.name}`",
+            accepts,
+            f"`{verb.target.value}`" if verb.target else "(unchanged / gone)",
+            f"`{verb.feature.value}`" if verb.feature else "always",
+            "waits for it to settle" if verb.waits_out_transitions else "acts at once",
+        ]
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 class VerbTable(SphinxDirective):
-    """Print every verb of the contract: accepted states, target, capability gate."""
+    """The verb table written in the Markdown source (so a reader of the file sees it too), checked against
+    :data:`polyvisor.transitions.VERBS`: a table that differs from :func:`verb_table_markdown` fails the build."""
+
+    has_content = True
 
     def run(self) -> list[nodes.Node]:
-        rows: list[list[Cell]] = []
-        for verb in VERBS.values():
-            accepted = verb.accepts & SETTLED_STATES
-            transitional = verb.accepts - SETTLED_STATES
-            accepts = _states(accepted)
-            if transitional:
-                accepts += nodes.Text(" and every transitional state")
-            rows.append(
-                [
-                    _literal(verb.name),
-                    accepts,
-                    _literal(verb.target.value) if verb.target else "(unchanged / gone)",
-                    _literal(verb.feature.value) if verb.feature else "always",
-                    "waits for it to settle" if verb.waits_out_transitions else "acts at once",
-                ]
+        written = "\n".join(line.rstrip() for line in self.content).strip()
+        expected = verb_table_markdown()
+        if written != expected:
+            raise self.error(
+                "the verb table differs from polyvisor.transitions.VERBS; replace the directive's content with the "
+                f"output of `python docs/_ext/polyvisor_docs.py`:\n{expected}"
             )
-        headers = ["verb", "accepts (settled states)", "target", "capability", "on a transitional state"]
-        return [_table(headers, rows, ["polyvisor-verbs"])]
+        parsed = self.parse_content_to_nodes()
+        tables = [node for top in parsed for node in top.findall(nodes.table)]
+        if len(tables) != 1:
+            raise self.error(f"the directive holds {len(tables)} tables, not one")
+        tables[0]["classes"].append("polyvisor-verbs")
+        return parsed
 
 
 def _plan(current: PowerState, target: PowerState, *, force: bool) -> list[str] | None:
@@ -141,3 +157,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("polyvisor-verbs", VerbTable)
     app.add_directive("polyvisor-ensure-plans", EnsurePlanTable)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+
+
+if __name__ == "__main__":
+    print(verb_table_markdown())

@@ -16,6 +16,7 @@ from polyvisor.testing.fixtures import (
     polyvisor_stubborn_overrides,
     polyvisor_uri,
     polyvisor_vm_factory,
+    polyvisor_volume_paths,
 )
 from polyvisor.testing.plugin import (
     pytest_addoption,
@@ -37,6 +38,7 @@ __all__ = [
     "polyvisor_stubborn_overrides",
     "polyvisor_uri",
     "polyvisor_vm_factory",
+    "polyvisor_volume_paths",
     "pytest_addoption",
     "pytest_configure",
     "pytest_runtest_makereport",

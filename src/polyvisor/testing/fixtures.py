@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tomllib
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from polyvisor import VM, Connection, Feature, PolyvisorError, PowerState, VMSpe
 SpecFactory = Callable[..., VMSpec]
 VMFactory = Callable[..., VM]
 SeedReader = Callable[[VM], Callable[[], bytes | None]]
+VolumePaths = Callable[[VM], list[str]]
 
 NAME_PREFIX = "pvconf-"
 
@@ -49,13 +51,54 @@ def polyvisor_connect_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def polyvisor_connection(polyvisor_uri: str, polyvisor_connect_options: dict[str, Any]) -> Iterator[Connection]:
-    """One connection shared by the suite; at the end, no VM the suite made may be left."""
+def polyvisor_connection(
+    request: pytest.FixtureRequest, polyvisor_uri: str, polyvisor_connect_options: dict[str, Any]
+) -> Iterator[Connection]:
+    """One connection shared by the suite.
+
+    The target must start without VMs named like the kit's (``pvconf-...``): the session stops at once, naming
+    them and saying how to delete them, rather than blaming them on whichever test notices. At the end, no VM the
+    suite made may be left.
+    """
     with polyvisor.connect(polyvisor_uri, **polyvisor_connect_options) as conn:
+        found = kit_vms(conn)
+        if found:
+            pytest.exit(leftovers_message(conn, found, request.config), returncode=pytest.ExitCode.USAGE_ERROR)
         yield conn
-        left = sorted(info.name for info in conn.list() if info.name.startswith(NAME_PREFIX))
+        left = kit_vms(conn)
         if left:
-            pytest.fail(f"the conformance suite left VMs behind: {', '.join(left)}")
+            pytest.fail(
+                f"this run of the conformance suite left VMs behind: {', '.join(left)} (a test that made one failed "
+                f"to delete it; see the errors above). {_how_to_delete(conn, request.config)}"
+            )
+
+
+def kit_vms(conn: Connection) -> list[str]:
+    """The names of the VMs on the target that are named like the kit's VMs, sorted."""
+    return sorted(info.name for info in conn.list() if info.name.startswith(NAME_PREFIX))
+
+
+def leftovers_message(conn: Connection, names: Sequence[str], config: pytest.Config) -> str:
+    """What the kit says when the target already has VMs named like its own when the session starts."""
+    return (
+        f"{conn.uri} already has {len(names)} VM(s) named like the conformance kit's ({NAME_PREFIX}...), left by "
+        f"an earlier run that did not finish (or by one still running): {', '.join(names)}. The kit runs only on "
+        f"a target without them, so that what it finds at the end is its own. {_how_to_delete(conn, config)}"
+    )
+
+
+def _how_to_delete(conn: Connection, config: pytest.Config) -> str:
+    storage = conn.supports(Feature.DELETE_STORAGE)
+    variable = config.getoption("--polyvisor-password-env", default=None)
+    login = f" --password-env {shlex.quote(variable)}" if variable else ""
+    target = shlex.quote(str(conn.uri.without_password()))
+    command = f"polyvisor -c {target}{login} delete --force{' --storage' if storage else ''}"
+    needs_options = (
+        " (the CLI takes connection options from a named connection of its config file: give -c its name)"
+        if config.getoption("--polyvisor-option", default=None)
+        else ""
+    )
+    return f"Delete each one{', with its disks' if storage else ''}: {command} --yes NAME{needs_options}"
 
 
 @pytest.fixture
@@ -135,6 +178,24 @@ def backend_seed_reader(conn: Connection) -> SeedReader | None:
         return read
 
     return reader
+
+
+@pytest.fixture(scope="session")
+def polyvisor_volume_paths() -> VolumePaths:
+    """Return ``paths(vm) -> list[str]``: the volumes the backend made for the VM, each as a disk's ``image`` names
+    it (the delete-storage case checks each is gone after ``delete(storage=True)``).
+
+    The default reads ``info().details.extra["disks"]``, a mapping of disk target to path (``memory://`` shows its
+    disks so); override the fixture for a backend that shows them another way.
+    """
+    return extra_disk_paths
+
+
+def extra_disk_paths(vm: VM) -> list[str]:
+    """The default volume paths: the values of the VM's ``info().details.extra["disks"]`` (target -> path)."""
+    details = vm.info().details
+    disks = details.extra.get("disks") if details is not None else None
+    return [str(path) for path in disks.values()] if isinstance(disks, Mapping) else []
 
 
 def unique_name(tag: str = "vm") -> str:

@@ -13,7 +13,7 @@ SUITE_DIR = Path(__file__).parent / "suite"
 # Each suite module covers one area of the contract; the summary reports them under these titles.
 AREAS = {
     "test_identity": "identity and lookup (UUID, name, NotFoundError, AlreadyExistsError)",
-    "test_transitions": "verbs on the hypervisor: delete from every state, saved state, capability gates",
+    "test_transitions": "verbs on the hypervisor: delete from every state and with its storage, saved state",
     "test_paths": "every verb from every way of reaching its from-state (one walk over all verb pairs)",
     "test_deadlines": "deadlines: a guest that ignores shutdown, timeout + 1 s, the connection afterwards",
     "test_capabilities": "capabilities declared once: derived from the backend class, narrowed only",

@@ -14,6 +14,10 @@ Load it after ``polyvisor.testing``; it overrides two of the kit's fixtures, as 
     and the kit checks only that a seeded VM is created, starts and is deleted.
 
 Both open a connection of their own with ``libvirt.open(URI)``: for URIs libvirt opens without credentials.
+
+``polyvisor_volume_paths``
+    The volumes a VM owns (``info().details.extra["owned_volumes"]``): the ones polyvisor made for it, which
+    ``delete(storage=True)`` must remove.
 """
 
 from __future__ import annotations
@@ -26,11 +30,17 @@ import libvirt
 import pytest
 
 from polyvisor import VM, Connection
-from polyvisor.testing.fixtures import SeedReader, backend_seed_reader
+from polyvisor.testing.fixtures import SeedReader, VolumePaths, backend_seed_reader, extra_disk_paths
 from polyvisor_libvirt import domainxml
 from polyvisor_libvirt.backend import LibvirtBackend
 
-__all__ = ["polyvisor_base_image", "polyvisor_seed_reader", "pytest_addoption", "pytest_configure"]
+__all__ = [
+    "polyvisor_base_image",
+    "polyvisor_seed_reader",
+    "polyvisor_volume_paths",
+    "pytest_addoption",
+    "pytest_configure",
+]
 
 MIB = 1024 * 1024
 
@@ -122,6 +132,19 @@ def polyvisor_seed_reader(polyvisor_connection: Connection, polyvisor_uri: str) 
         yield reader
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def polyvisor_volume_paths(polyvisor_connection: Connection) -> VolumePaths:
+    """``paths(vm)``: the volumes the VM owns; on a target of another backend, the kit's default."""
+    if not isinstance(polyvisor_connection.backend, LibvirtBackend):
+        return extra_disk_paths
+
+    def paths(vm: VM) -> list[str]:
+        details = vm.info().details
+        return list(details.extra.get("owned_volumes", ())) if details is not None else []
+
+    return paths
 
 
 def _can_download(conn: libvirt.virConnect) -> bool:

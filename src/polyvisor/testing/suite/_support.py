@@ -16,9 +16,9 @@ REACHABLE: dict[PowerState, tuple[Feature, ...]] = {
 
 
 def require(conn: Connection | VM, *features: Feature) -> None:
-    """Skip the test unless every feature is declared."""
+    """Skip the test unless every feature is declared; the reason names each missing one once."""
     caps = conn.capabilities if isinstance(conn, Connection) else conn.capabilities()
-    missing = [feature.value for feature in features if not caps.supports(feature)]
+    missing = [feature.value for feature in dict.fromkeys(features) if not caps.supports(feature)]
     if missing:
         pytest.skip(f"capability not declared: {', '.join(missing)}")
 

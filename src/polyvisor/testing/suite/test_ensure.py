@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from polyvisor import VM, PowerState
+from polyvisor import VM, Connection, PowerState
 from polyvisor.testing.suite._support import REACHABLE, bring_to, require
 
 VMFactory = Callable[..., VM]
@@ -14,7 +14,10 @@ VMFactory = Callable[..., VM]
 
 @pytest.mark.parametrize("target", list(REACHABLE), ids=lambda s: s.value)
 @pytest.mark.parametrize("start", list(REACHABLE), ids=lambda s: s.value)
-def test_ensure(polyvisor_vm_factory: VMFactory, start: PowerState, target: PowerState) -> None:
+def test_ensure(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory, start: PowerState, target: PowerState
+) -> None:
+    require(polyvisor_connection, *REACHABLE[start], *REACHABLE[target])
     vm = polyvisor_vm_factory("en")
     bring_to(vm, start)
     require(vm, *REACHABLE[target])

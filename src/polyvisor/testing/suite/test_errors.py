@@ -11,16 +11,42 @@ import pytest
 
 import polyvisor
 from polyvisor import VM, Connection, ConnectionError, InvalidStateError, NotFoundError, PowerState
+from polyvisor.transitions import VERBS
 
 VMFactory = Callable[..., VM]
 
 
+def _refused_verb(vm: VM, state: PowerState) -> str | None:
+    """A verb the VM has (its feature declared, or none needed) that the contract refuses from ``state``: not one
+    that accepts it, nor one whose target it is (that verb returns at once, refusing nothing)."""
+    caps = vm.capabilities()
+    for verb in VERBS.values():
+        if (
+            (verb.feature is None or caps.supports(verb.feature))
+            and not verb.allows(state)
+            and verb.target is not state
+        ):
+            return verb.name
+    return None
+
+
 def test_errors_carry_context_and_pickle(polyvisor_vm_factory: VMFactory) -> None:
     vm = polyvisor_vm_factory("er")
-    with pytest.raises(InvalidStateError) as caught:
-        vm.pause() if vm.capabilities().supports(polyvisor.Feature.PAUSE) else vm.shutdown()
-    error = caught.value
-    assert error.state is PowerState.STOPPED
+    # A stopped VM refuses pause, reset, reboot; with only the required verbs, a running VM refuses delete.
+    state = PowerState.STOPPED
+    verb = _refused_verb(vm, state)
+    if verb is None:
+        state = PowerState.RUNNING
+        vm.start()
+        verb = _refused_verb(vm, state)
+    assert verb is not None, "no verb refuses a running VM: polyvisor.transitions.VERBS no longer refuses delete"
+    try:
+        getattr(vm, verb)()
+    except InvalidStateError as refused:
+        error = refused
+    else:
+        pytest.fail(f"{verb}() on a {state.value} VM returned: the contract refuses it with InvalidStateError")
+    assert error.state is state, f"{verb}() from {state.value}"
     assert vm.seen_name in str(error)
     assert vm.connection.host in str(error)
     clone = pickle.loads(pickle.dumps(error))

@@ -11,6 +11,13 @@ from polyvisor.testing.suite._support import require
 
 VMFactory = Callable[..., VM]
 
+
+@pytest.fixture(autouse=True)
+def _labels_declared(polyvisor_connection: Connection) -> None:
+    """Skip before a VM is made (with labels, which the core refuses without the feature)."""
+    require(polyvisor_connection, Feature.LABELS)
+
+
 HOSTILE = {
     "quotes": 'it\'s "quoted"',
     "markup": "<label key='x'>&amp;</label>]]>",

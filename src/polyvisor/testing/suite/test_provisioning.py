@@ -54,15 +54,21 @@ def _fingerprint(path: str) -> tuple[str, int] | None:
 
 
 # -- clones -----------------------------------------------------------------------------------------------------
+def _clone_base(request: pytest.FixtureRequest, conn: Connection, mode: str) -> str:
+    """The base image for a clone case, asked for only once the clone feature is known to be declared."""
+    require(conn, _CLONE_FEATURES[mode])
+    return str(request.getfixturevalue("polyvisor_base_image"))
+
+
 @pytest.mark.parametrize("mode", ["linked", "copy"])
 def test_two_clones_of_one_base_and_deleting_one_keeps_the_rest(
-    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory, polyvisor_base_image: str, mode: str
+    request: pytest.FixtureRequest, polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory, mode: str
 ) -> None:
     conn = polyvisor_connection
-    require(conn, _CLONE_FEATURES[mode])
-    before = _fingerprint(polyvisor_base_image)
-    first = polyvisor_vm_factory(f"cl{mode[0]}", disks=[{"image": polyvisor_base_image, "clone": mode}])
-    grown = {"image": polyvisor_base_image, "clone": mode, "size_mib": GROWN_CLONE_MIB}
+    base_image = _clone_base(request, conn, mode)
+    before = _fingerprint(base_image)
+    first = polyvisor_vm_factory(f"cl{mode[0]}", disks=[{"image": base_image, "clone": mode}])
+    grown = {"image": base_image, "clone": mode, "size_mib": GROWN_CLONE_MIB}
     second = polyvisor_vm_factory(f"cl{mode[0]}", disks=[grown])
     assert first.start().state is PowerState.RUNNING
     first.stop()
@@ -71,19 +77,19 @@ def test_two_clones_of_one_base_and_deleting_one_keeps_the_rest(
     # The other clone is untouched: it still starts, and the base still makes new clones.
     assert second.start().state is PowerState.RUNNING
     second.stop()
-    third = polyvisor_vm_factory(f"cl{mode[0]}", disks=[{"image": polyvisor_base_image, "clone": mode}])
+    third = polyvisor_vm_factory(f"cl{mode[0]}", disks=[{"image": base_image, "clone": mode}])
     assert third.state() is PowerState.STOPPED
     if before is not None:
-        assert _fingerprint(polyvisor_base_image) == before, "a clone wrote to its base image"
+        assert _fingerprint(base_image) == before, "a clone wrote to its base image"
 
 
 @pytest.mark.parametrize("mode", ["linked", "copy"])
 def test_a_missing_base_is_not_found_and_nothing_is_created(
-    polyvisor_connection: Connection, polyvisor_spec: SpecFactory, polyvisor_base_image: str, mode: str
+    request: pytest.FixtureRequest, polyvisor_connection: Connection, polyvisor_spec: SpecFactory, mode: str
 ) -> None:
     conn = polyvisor_connection
-    require(conn, _CLONE_FEATURES[mode])
-    missing = f"{polyvisor_base_image}.missing-{uuid.uuid4().hex[:8]}"  # next to the real one, on any OS
+    base_image = _clone_base(request, conn, mode)
+    missing = f"{base_image}.missing-{uuid.uuid4().hex[:8]}"  # next to the real one, on any OS
     name = unique_name("clm")
     before = {info.uuid for info in conn.list()}
     with pytest.raises(NotFoundError) as caught:
@@ -165,10 +171,11 @@ def test_a_seeded_vm_starts(polyvisor_connection: Connection, polyvisor_vm_facto
 
 # -- address waits -----------------------------------------------------------------------------------------------
 def test_wait_for_address_returns_a_usable_address(
-    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory, polyvisor_address_overrides: Mapping[str, Any]
+    request: pytest.FixtureRequest, polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory
 ) -> None:
     require(polyvisor_connection, Feature.GUEST_ADDRESSES)
-    vm = polyvisor_vm_factory("addr", **polyvisor_address_overrides)
+    overrides: Mapping[str, Any] = request.getfixturevalue("polyvisor_address_overrides")
+    vm = polyvisor_vm_factory("addr", **overrides)
     vm.start()
     address = vm.wait_for_address(timeout=180)
     assert usable(address, AddressFamily.IPV4), address

@@ -9,6 +9,7 @@ import pytest
 from polyvisor import (
     VM,
     AlreadyExistsError,
+    Connection,
     Feature,
     InvalidStateError,
     NotFoundError,
@@ -19,6 +20,12 @@ from polyvisor import (
 from polyvisor.testing.suite._support import require
 
 VMFactory = Callable[..., VM]
+
+
+@pytest.fixture(autouse=True)
+def _snapshots_declared(polyvisor_connection: Connection) -> None:
+    """Skip before a VM is made; a VM's own capabilities may narrow the connection's further (``_snap_vm``)."""
+    require(polyvisor_connection, Feature.SNAPSHOTS)
 
 
 def _snap_vm(factory: VMFactory, tag: str) -> VM:

@@ -10,14 +10,18 @@ from collections.abc import Callable
 
 import pytest
 
-from polyvisor import VM, Feature, InvalidStateError, NotFoundError, PowerState
-from polyvisor.testing.suite._support import REACHABLE, bring_to
+from polyvisor import VM, Connection, Feature, InvalidStateError, NotFoundError, PowerState
+from polyvisor.testing.fixtures import SpecFactory, VolumePaths, unique_name
+from polyvisor.testing.suite._support import REACHABLE, bring_to, require
 
 VMFactory = Callable[..., VM]
 
 
 @pytest.mark.parametrize("state", list(REACHABLE), ids=lambda s: s.value)
-def test_delete_from_state(polyvisor_vm_factory: VMFactory, state: PowerState) -> None:
+def test_delete_from_state(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory, state: PowerState
+) -> None:
+    require(polyvisor_connection, *REACHABLE[state])
     vm = polyvisor_vm_factory("del")
     bring_to(vm, state)
     conn = vm.connection
@@ -38,7 +42,47 @@ def test_delete_from_state(polyvisor_vm_factory: VMFactory, state: PowerState) -
         assert not conn.exists(vm.uuid)
 
 
-def test_stop_refuses_saved_vm_and_discard_keeps_it_stopped(polyvisor_vm_factory: VMFactory) -> None:
+def _volume_exists(conn: Connection, spec: SpecFactory, path: str) -> bool:
+    """Whether ``path`` names a volume on the target: a VM with that disk image can be created (a missing image is
+    NotFoundError, which ``test_create`` holds every backend to). The VM made to find out is deleted, the volume
+    kept."""
+    try:
+        probe = conn.create(spec(unique_name("vol"), disks=[{"image": path}]))
+    except NotFoundError:
+        return False
+    probe.delete()
+    return True
+
+
+def test_delete_with_storage_removes_the_volumes_it_made(
+    polyvisor_connection: Connection,
+    polyvisor_vm_factory: VMFactory,
+    polyvisor_spec: SpecFactory,
+    polyvisor_volume_paths: VolumePaths,
+) -> None:
+    conn = polyvisor_connection
+    require(conn, Feature.DELETE_STORAGE)
+    # The spec's own new disks where it has some (a target may need them in a pool of its own), else one of 8 MiB.
+    spec = polyvisor_spec(unique_name("dst"))
+    makes_disks = any(disk.image is None or disk.clone is not None for disk in spec.disks)
+    vm = polyvisor_vm_factory("dst", **({} if makes_disks else {"disks": [{"size_mib": 8}]}))
+    paths = polyvisor_volume_paths(vm)
+    assert paths, (
+        f"the kit sees no volume of {vm.seen_name}, made with a new disk: a backend that declares delete-storage "
+        'shows its VMs\' disks in info().details.extra["disks"] (target: path), or its kit plugin overrides the '
+        "polyvisor_volume_paths fixture (-p polyvisor_libvirt.testing, -p polyvisor_hyperv.testing)"
+    )
+    unseen = [path for path in paths if not _volume_exists(conn, polyvisor_spec, path)]
+    assert unseen == [], f"polyvisor_volume_paths names volumes no disk image can name: {unseen}"
+    vm.delete(storage=True)
+    left = [path for path in paths if _volume_exists(conn, polyvisor_spec, path)]
+    assert left == [], f"delete(storage=True) left the volumes it made for {vm.seen_name}: {left}"
+
+
+def test_stop_refuses_saved_vm_and_discard_keeps_it_stopped(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory
+) -> None:
+    require(polyvisor_connection, Feature.SAVE)
     vm = polyvisor_vm_factory("sv")
     bring_to(vm, PowerState.SAVED)
     with pytest.raises(InvalidStateError, match="discard_saved_state"):
@@ -48,7 +92,8 @@ def test_stop_refuses_saved_vm_and_discard_keeps_it_stopped(polyvisor_vm_factory
     assert vm.start().state is PowerState.RUNNING
 
 
-def test_start_from_saved_restores(polyvisor_vm_factory: VMFactory) -> None:
+def test_start_from_saved_restores(polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory) -> None:
+    require(polyvisor_connection, Feature.SAVE)
     vm = polyvisor_vm_factory("rs")
     bring_to(vm, PowerState.SAVED)
     assert vm.info().has_saved_state
