@@ -20,7 +20,9 @@ PACKAGES = {
 }
 # Each room module holds one class named after it; the facade holds an instance as ``self._<module>``.
 ROOMS = ("lifecycle", "inventory", "snapshots", "devices", "storage", "images", "sizing", "addresses", "events")
-SKELETON = frozenset({*ROOMS, "client", "errors", "states", "backend", "plugin"})
+# Besides the rooms: the facade, its plugin hook, the host's client, error and state mapping, and the kit's
+# extras for the backend's targets (``pytest -p polyvisor_<backend>.testing``).
+SKELETON = frozenset({*ROOMS, "client", "errors", "states", "backend", "plugin", "testing"})
 BACKEND_METHODS = frozenset(
     name for name, value in vars(Backend).items() if callable(value) and not name.startswith("_")
 )
