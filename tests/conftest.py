@@ -8,10 +8,12 @@ it was asked for (:func:`polyvisor.testing.faults.calls`), and the URI's query m
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -23,6 +25,18 @@ from polyvisor.testing.memory_plugin import isolated_plugins
 
 NARROW = "features=create,pause,save,reset,labels"
 """The query of a small backend's host: no events (so the core polls), no snapshots, no reboot."""
+
+
+@pytest.fixture(scope="session")
+def noxfile() -> ModuleType:
+    """The repository's noxfile as a module, imported once per run: nox registers its sessions as it is imported,
+    and a second import warns."""
+    spec = importlib.util.spec_from_file_location("polyvisor_noxfile", Path(__file__).parent.parent / "noxfile.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

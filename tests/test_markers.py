@@ -52,8 +52,7 @@ def test_every_fixture_and_directory_of_the_tables_exists() -> None:
     assert all((ROOT / directory).is_dir() for directory in ASSIGN.BY_DIRECTORY)
 
 
-def test_the_fast_lane_leaves_out_exactly_the_component_markers() -> None:
-    noxfile = _load("polyvisor_noxfile", ROOT / "noxfile.py")
+def test_the_fast_lane_leaves_out_exactly_the_component_markers(noxfile: ModuleType) -> None:
     assert " and ".join(f"not {marker}" for marker in ASSIGN.COMPONENTS) == noxfile.FAST
 
 
