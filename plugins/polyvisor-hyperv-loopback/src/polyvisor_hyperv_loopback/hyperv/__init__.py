@@ -6,7 +6,9 @@ Remove-VM), ``power`` (the state machine), ``checkpoints``, ``disks`` (VHD files
 file operations of the provisioning cmdlets; ``records`` and ``labels`` the values they share.
 """
 
-from .host import (
+from .host import HyperVHost
+from .lifecycle import require_generation_2
+from .records import (
     DEFAULT_SWITCH_ID,
     GUEST_BEHAVIOURS,
     GUEST_LABEL,
@@ -14,13 +16,11 @@ from .host import (
     AlreadyInState,
     DvdDriveRecord,
     HardDiskRecord,
-    HyperVHost,
     NetworkAdapterRecord,
     SnapshotRecord,
     SwitchRecord,
     VMConfig,
     VMRecord,
-    require_generation_2,
 )
 
 __all__ = [

@@ -20,42 +20,13 @@ from .checkpoints import Checkpoints
 from .disks import VirtualDisks
 from .drives import Drives
 from .guest import GuestSimulation
-from .lifecycle import VMLifecycle, require_generation_2
+from .lifecycle import VMLifecycle
 from .network import Network
 from .power import PowerStates
-from .records import (
-    DEFAULT_SWITCH_ID,
-    GUEST_BEHAVIOURS,
-    GUEST_LABEL,
-    SECURE_BOOT_TEMPLATES,
-    AlreadyInState,
-    DvdDriveRecord,
-    GiB,
-    HardDiskRecord,
-    NetworkAdapterRecord,
-    SnapshotRecord,
-    SwitchRecord,
-    VMConfig,
-    VMRecord,
-)
+from .records import GiB
 from .state import HostState
 
-__all__ = [
-    "DEFAULT_SWITCH_ID",
-    "GUEST_BEHAVIOURS",
-    "GUEST_LABEL",
-    "SECURE_BOOT_TEMPLATES",
-    "AlreadyInState",
-    "DvdDriveRecord",
-    "HardDiskRecord",
-    "HyperVHost",
-    "NetworkAdapterRecord",
-    "SnapshotRecord",
-    "SwitchRecord",
-    "VMConfig",
-    "VMRecord",
-    "require_generation_2",
-]
+__all__ = ["HyperVHost"]
 
 
 class HyperVHost(HostState):
