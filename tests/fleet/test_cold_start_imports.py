@@ -40,16 +40,26 @@ import polyvisor
 from polyvisor.config import NamedConnection
 
 hosts = {name: NamedConnection(name, **entry) for name, entry in json.loads(sys.argv[1]).items()}
-with polyvisor.Fleet(hosts, timeout=30) as fleet:
-    listed = fleet.list()
+if sys.argv[2] == "asyncio":
+    import asyncio
+    import polyvisor.aio
+
+    async def listing():
+        async with polyvisor.aio.AsyncFleet(hosts, timeout=30) as fleet:
+            return await fleet.list()
+
+    listed = asyncio.run(listing())
+else:
+    with polyvisor.Fleet(hosts, timeout=30) as fleet:
+        listed = fleet.list()
 outcome = {host: type(error).__name__ + ": " + str(error) for host, error in listed.errors.items()}
 print(json.dumps({"late_imports": late, "errors": outcome}))
 """
 
 
-def _cold_run(hosts: str) -> dict[str, Any]:
+def _cold_run(hosts: str, face: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", COLD_FAN_OUT, hosts], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", COLD_FAN_OUT, hosts, face], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
@@ -62,7 +72,8 @@ def _codec(module: str) -> bool:
     return module.startswith("encodings.")
 
 
-def test_cold_processes_import_every_backend_before_fanning_out(mixed: MixedFleet) -> None:
+@pytest.mark.parametrize("face", ["threads", "asyncio"])
+def test_cold_processes_import_every_backend_before_fanning_out(mixed: MixedFleet, face: str) -> None:
     entries = {
         name: {
             "uri": entry.uri,
@@ -75,7 +86,7 @@ def test_cold_processes_import_every_backend_before_fanning_out(mixed: MixedFlee
     }
     hosts = json.dumps(entries)
     with ThreadPoolExecutor(AT_ONCE) as pool:
-        runs = list(pool.map(_cold_run, [hosts] * RUNS))
+        runs = list(pool.map(_cold_run, [hosts] * RUNS, [face] * RUNS))
     for run in runs:
         assert set(run["errors"]) == {"dead"}, run["errors"]
         assert run["errors"]["dead"].startswith("ConnectionError: "), run["errors"]

@@ -39,11 +39,12 @@ from polyvisor.fleet.planning import (
     as_polyvisor_error,
     check_seconds,
     config_hosts,
+    import_backends,
     matching,
     verb_timeout,
 )
 from polyvisor.model import PowerState, VMSpec, VMStatus
-from polyvisor.plugins import Plugins
+from polyvisor.plugins import Plugins, default_plugins
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 
@@ -80,6 +81,7 @@ class AsyncFleet(FleetFacts):
         self._workers = workers
         self._connections: dict[str, AsyncConnection] = {}
         self._opening: dict[str, asyncio.Task[AsyncConnection]] = {}
+        self._imported: set[str] = set()  # the URI drivers whose backends are imported
         self._closed = False
 
     @classmethod
@@ -176,6 +178,10 @@ class AsyncFleet(FleetFacts):
     # -- fan-out -----------------------------------------------------------------------------------------------
     async def _run(self, jobs: Iterable[tuple[str, str | None, HostWork[_T], float | None]]) -> list[HostResult[_T]]:
         """Run each ``(host, vm, work, timeout)`` job as a task, a semaphore bounding how many run at once."""
+        jobs = list(jobs)
+        # On the loop's thread, once per driver: first imports racing on the connections' threads can deadlock.
+        hosts = (self._plan.known(host) for host, _, _, _ in jobs)
+        import_backends(self._plugins or default_plugins(), (self.uri(host) for host in hosts), self._imported)
         limit = asyncio.Semaphore(self.max_concurrency)
 
         async def one(host: str, vm: str | None, work: HostWork[_T], timeout: float | None) -> HostResult[_T]:

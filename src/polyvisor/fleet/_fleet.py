@@ -11,7 +11,7 @@ from typing import Any, Self, TypeVar
 import polyvisor.config as _config
 from polyvisor.connect import connect
 from polyvisor.connection import Connection
-from polyvisor.errors import ConnectionLostError, PolyvisorError
+from polyvisor.errors import ConnectionLostError
 from polyvisor.fleet._fanout import Job, run_jobs
 from polyvisor.fleet._pool import ConnectionPool
 from polyvisor.fleet.placement import Candidate, Placement, free_memory_mib
@@ -22,6 +22,7 @@ from polyvisor.fleet.planning import (
     VMWork,
     check_seconds,
     config_hosts,
+    import_backends,
     matching,
     verb_timeout,
 )
@@ -125,15 +126,7 @@ class Fleet(FleetFacts):
 
     def _fan_out(self, jobs: builtins.list[Job[T]]) -> builtins.list[HostResult[T]]:
         # Import the hosts' backends here first: first imports racing on the fan-out threads can deadlock.
-        plugins = self._plugins or default_plugins()
-        for job in jobs:
-            try:
-                uri = URI.parse(job.uri)
-            except PolyvisorError:  # the job reports it
-                continue
-            if uri.driver not in self._imported:
-                self._imported.add(uri.driver)
-                plugins.import_backend(uri)
+        import_backends(self._plugins or default_plugins(), (job.uri for job in jobs), self._imported)
         return run_jobs(jobs, self.max_concurrency)
 
     def map(

@@ -2,8 +2,9 @@
 
 :class:`FleetPlan` holds the hosts, groups and timeouts and turns a call's arguments into the hosts to ask, a
 :class:`~polyvisor.Selection`, per-VM work and deadlines; :class:`Lookup` turns a ``find`` listing into the VM or
-the error saying why not; :func:`candidates` turns per-host answers into placement candidates. Nothing here does
-I/O or holds a thread or an event loop: :class:`~polyvisor.Fleet` and :class:`~polyvisor.aio.AsyncFleet` differ
+the error saying why not; :func:`candidates` turns per-host answers into placement candidates;
+:func:`import_backends` imports the hosts' backends before a fan-out. Nothing here talks to a host or holds a thread
+or an event loop: :class:`~polyvisor.Fleet` and :class:`~polyvisor.aio.AsyncFleet` differ
 only in how they run the work (threads or tasks).
 """
 
@@ -22,6 +23,7 @@ from polyvisor.fleet.placement import Candidate, Placement, choose_host
 from polyvisor.fleet.results import FleetResult, FleetVM, HostResult
 from polyvisor.fleet.selection import Selection
 from polyvisor.model import PowerState, VMSpec
+from polyvisor.plugins import Plugins
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 
@@ -37,6 +39,7 @@ __all__ = [
     "as_polyvisor_error",
     "check_seconds",
     "config_hosts",
+    "import_backends",
     "matching",
     "names",
     "verb_timeout",
@@ -50,6 +53,23 @@ ACTIONS = frozenset(
     {"start", "stop", "shutdown", "reset", "reboot", "pause", "resume", "save", "discard_saved_state", "delete"}
 )
 """The VM verbs :meth:`Fleet.act` runs."""
+
+
+def import_backends(plugins: Plugins, uris: Iterable[str], imported: set[str]) -> None:
+    """Import the backend of every URI's driver not in ``imported`` (and add it), on the calling thread.
+
+    Both fleets call this before they fan out: first imports racing on several threads (or the asyncio fleet's
+    connection threads) can deadlock on Python's module locks. A URI that does not parse is left for its job to
+    report.
+    """
+    for text in uris:
+        try:
+            uri = URI.parse(text)
+        except PolyvisorError:
+            continue
+        if uri.driver not in imported:
+            imported.add(uri.driver)
+            plugins.import_backend(uri)
 
 
 def check_seconds(value: object, field: str) -> None:
