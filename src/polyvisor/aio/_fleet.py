@@ -178,10 +178,9 @@ class AsyncFleet(FleetFacts):
     # -- fan-out -----------------------------------------------------------------------------------------------
     async def _run(self, jobs: Iterable[tuple[str, str | None, HostWork[_T], float | None]]) -> list[HostResult[_T]]:
         """Run each ``(host, vm, work, timeout)`` job as a task, a semaphore bounding how many run at once."""
-        jobs = list(jobs)
+        known = [(self._plan.known(host), vm, work, timeout) for host, vm, work, timeout in jobs]
         # On the loop's thread, once per driver: first imports racing on the connections' threads can deadlock.
-        hosts = (self._plan.known(host) for host, _, _, _ in jobs)
-        import_backends(self._plugins or default_plugins(), (self.uri(host) for host in hosts), self._imported)
+        import_backends(self._plugins or default_plugins(), (self.uri(job[0]) for job in known), self._imported)
         limit = asyncio.Semaphore(self.max_concurrency)
 
         async def one(host: str, vm: str | None, work: HostWork[_T], timeout: float | None) -> HostResult[_T]:
@@ -206,7 +205,7 @@ class AsyncFleet(FleetFacts):
                     return HostResult(host, uri, None, as_polyvisor_error(error, host), _since(started), vm)
                 return HostResult(host, uri, value, None, _since(started), vm)
 
-        tasks = [one(self._plan.known(host), vm, work, timeout) for host, vm, work, timeout in jobs]
+        tasks = [one(host, vm, work, timeout) for host, vm, work, timeout in known]
         return list(await asyncio.gather(*tasks))
 
     async def _on(self, hosts: Iterable[str] | None, work: HostWork[_T], timeout: float | None) -> FleetResult[_T]:
