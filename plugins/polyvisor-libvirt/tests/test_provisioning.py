@@ -240,3 +240,39 @@ def test_an_empty_answer_says_which_nic_has_no_lease(conn: Connection, backend: 
     assert answers[0].detail == "agent answered with no addresses"
     assert answers[1].detail.startswith("no lease for aa:bb:cc:dd:ee:ff")
     assert answers[2].detail == "no ARP entry for aa:bb:cc:dd:ee:ff"
+
+
+@pytest.fixture
+def second_pool(backend: LibvirtBackend, tmp_path: Path) -> Iterator[libvirt.virStoragePool]:
+    """A second active pool, so the host has two and none is called "default"."""
+    xml = f"<pool type='dir'><name>images-b</name><target><path>{tmp_path}</path></target></pool>"
+    pool = backend._client.conn.storagePoolCreateXML(xml, 0)
+    yield pool
+    for name in pool.listVolumes():
+        pool.storageVolLookupByName(name).delete(0)
+    pool.destroy()
+
+
+def test_a_clone_without_a_pool_goes_beside_its_base_when_no_pool_is_default(
+    conn: Connection, backend: LibvirtBackend, second_pool: libvirt.virStoragePool
+) -> None:
+    xml = "<volume><name>base-b.qcow2</name><capacity unit='MiB'>32</capacity><target><format type='qcow2'/></target>"
+    base = second_pool.createXML(xml + "</volume>", 0).path()
+    vm = conn.create(VMSpec(name="beside", disks=[DiskSpec(image=base, clone="linked")]))
+    overlay = vm.info().extra["owned_volumes"][0]
+    assert Path(overlay).name in second_pool.listVolumes()
+    assert backend._client.conn.storageVolLookupByPath(overlay).storagePoolLookupByVolume().name() == "images-b"
+    vm.delete(storage=True)
+
+
+def test_a_clone_of_a_plain_file_with_two_pools_and_no_default_names_the_pools(
+    conn: Connection, backend: LibvirtBackend, second_pool: libvirt.virStoragePool, tmp_path: Path
+) -> None:
+    base = _qcow2_file(tmp_path / "plain.qcow2", 16)
+    before = _volumes(backend)
+    with pytest.raises(NotFoundError) as raised:
+        conn.create(VMSpec(name="nowhere", disks=[DiskSpec(image=base, clone="copy")]))
+    assert "default-pool, images-b" in str(raised.value)
+    assert "disk.pool" in str(raised.value)
+    assert _volumes(backend) == before
+    assert "nowhere" not in {vm.name for vm in conn.list()}

@@ -107,16 +107,20 @@ class Lifecycle:
         )
         new_uuid = str(uuid_module.uuid4())
         sources = []
+        clone_pools: list[libvirt.virStoragePool] = []
         for index, disk in enumerate(spec.disks):
             stem = f"{new_uuid}-disk{index}"
             if disk.clone is None:
                 sources.append(self._storage.disk_source(disk, stem, spec.name, created))
                 continue
-            pool = self._storage.pool(disk.pool, spec.name)
+            pool = self._storage.clone_pool(disk, spec.name)
+            clone_pools.append(pool)
             sources.append(self._images.clone(disk, pool, stem, spec.name, created, deadline))
         seed = None
         if spec.cloud_init is not None:
-            pool = self._storage.pool(next((disk.pool for disk in spec.disks if disk.pool), None), spec.name)
+            # The seed sits with the VM's disks: the first pool a disk names, else its first clone's, else the default.
+            named = next((disk.pool for disk in spec.disks if disk.pool), None)
+            pool = clone_pools[0] if named is None and clone_pools else self._storage.pool(named, spec.name)
             seed = self._images.seed(spec.cloud_init, pool, new_uuid, spec.name, created, deadline)
         if spec.cdrom is not None:
             self._storage.require_file(spec.cdrom, spec.name, "CD-ROM image")

@@ -93,6 +93,19 @@ class Storage:
             vm=vm,
         )
 
+    def clone_pool(self, disk: DiskSpec, vm: str) -> libvirt.virStoragePool:
+        """Where a clone of ``disk.image`` goes: ``disk.pool``, else the pool holding the base, else :meth:`pool`.
+
+        A base image that is a volume keeps its clones beside it, so a host with several pools and none called
+        "default" still clones without being told where.
+        """
+        if disk.pool is None and disk.image is not None:
+            try:
+                return self._client.live().storageVolLookupByPath(disk.image).storagePoolLookupByVolume()
+            except libvirt.libvirtError:
+                pass  # a plain file, not a volume of any pool
+        return self.pool(disk.pool, vm)
+
     def set_owned(self, dom: libvirt.virDomain, paths: Sequence[str]) -> None:
         """Record ``paths`` as the volumes the domain owns (those ``delete(storage=True)`` removes)."""
         with self._client.errors("recording the VM's volumes", host=self._client.host, vm=dom.name()):
