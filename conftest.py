@@ -47,6 +47,10 @@ BY_FIXTURE: dict[str, tuple[str, ...]] = {
     "libvirt_conn": ("libvirtd",),
     # The Ansible tests' real guest on qemu:///system.
     "kvm_spec": ("realguest", "libvirtd"),
+    # The real Debian 12 cloud guest (scripts/build-cloud-image) and the shared booted ones.
+    "cloud_image": ("realguest", "libvirtd"),
+    "cloud_guests": ("realguest", "libvirtd"),
+    "cloud_guest": ("realguest", "libvirtd"),
 }
 """Fixtures that start or reach a component, and what a test asking for one needs."""
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from polyvisor import Connection
 
+    from .cloudguest import CloudGuest, CloudImage, KeyPair
     from .pvguest import Guests
 
 
@@ -98,3 +99,55 @@ def conformance_spec(x86_seed_image: GuestImage) -> dict[str, Any]:
         unavailable(f"no {path}; {SETUP_HINT.format(arch=x86_seed_image.arch)}")
     spec: dict[str, Any] = json.loads(path.read_text())
     return spec
+
+
+# --- the real cloud guest (scripts/build-cloud-image): shared, since each boot costs about a minute of TCG ---
+
+
+@pytest.fixture(scope="session")
+def cloud_image() -> CloudImage:
+    """The Debian 12 cloud guest's disk and facts (fails under CI=true when it was not built)."""
+    from .cloudguest import ensure_cloud_image
+
+    return ensure_cloud_image()
+
+
+@pytest.fixture(scope="session")
+def cloud_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, KeyPair]:
+    """OpenSSH key pairs for the session: ``default`` (the seed's keys, for the image's default user), ``own`` (a
+    key the user's cloud-config carries) and ``extra`` (for a user the cloud-config adds)."""
+    from .cloudguest import make_keypair
+
+    directory = tmp_path_factory.mktemp("cloud-keys")
+    return {name: make_keypair(directory, name) for name in ("default", "own", "extra")}
+
+
+@pytest.fixture(scope="session")
+def cloud_guests(cloud_image: CloudImage, cloud_keys: dict[str, KeyPair]) -> Iterator[dict[str, CloudGuest]]:
+    """Booted cloud guests whose real cloud-init has finished, shared by the session's tests (booted together).
+
+    ``yaml``: a ``#cloud-config`` with users, write_files and runcmd, written in the shapes that keys appended to
+    user-data once broke (a quoted ``"ssh_authorized_keys"`` key, an indented root, a ``...`` document end), the
+    seed's keys in meta-data, meta-data values at cloud-init's edges, a 63-character host label, a static
+    network-config. ``json``: the JSON form of ``#cloud-config``. Their seeds: :mod:`.cloudseeds`.
+    """
+    import polyvisor
+
+    from .cloudguest import boot
+    from .cloudseeds import guest_specs
+    from .pvguest import guests as make_guests
+
+    raw = open_connection()
+    prefix = f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}-"
+    try:
+        with polyvisor.connect(URI) as conn, make_guests(conn, raw, prefix) as made:
+            yield boot(conn, raw, made, guest_specs(cloud_image, prefix, cloud_keys))
+    finally:
+        cleanup(raw, prefix)
+        raw.close()
+
+
+@pytest.fixture(scope="session")
+def cloud_guest(cloud_guests: dict[str, CloudGuest]) -> CloudGuest:
+    """The shared cloud guest with the ``#cloud-config`` YAML seed (see ``cloud_guests``)."""
+    return cloud_guests["yaml"]
