@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from polyvisor import DiskSpec, NicSpec, VMSpec
+from polyvisor import CloneMode, DiskSpec, NicSpec, VMSpec
 from polyvisor.testing import eventually
 
 from .agent import GuestAgent, cloud_init_finished
@@ -118,7 +118,7 @@ def cloud_spec(image: CloudImage, name: str, cloud_init: CloudInit, *, mac: str,
         "cpus": 1,
         "arch": "x86_64",
         "accelerator": "tcg",  # nested KVM is not dependable on CI hosts
-        "disks": (DiskSpec(image=str(image.disk), clone="linked", pool=POOL),),
+        "disks": (DiskSpec(image=str(image.disk), clone=CloneMode.LINKED, pool=POOL),),
         "nics": (NicSpec(network=NETWORK, mac=mac),),
         "cloud_init": cloud_init,
     }
