@@ -44,6 +44,7 @@ from polyvisor.model import (
     HostInfo,
     NetworkInfo,
     NicSpec,
+    ReadyAnswer,
     ShutdownMode,
     Snapshot,
     VMInfo,
@@ -243,6 +244,7 @@ METHOD_FEATURES: Mapping[Feature, tuple[str, ...]] = MappingProxyType(
         Feature.DISK_ATTACH: ("attach_disk", "detach_disk"),
         Feature.NIC_ATTACH: ("attach_nic", "detach_nic"),
         Feature.GUEST_ADDRESSES: ("addresses",),
+        Feature.READINESS: ("ready_answers",),
         Feature.CONSOLE: ("console_output",),
         Feature.RECONFIGURE: ("reconfigure",),
         Feature.DISK_RESIZE: ("resize_disk",),
@@ -467,6 +469,19 @@ class Backend(abc.ABC):
                 continue
             answers.append(AddressAnswer(source, found, "" if found else "no addresses yet"))
         return answers
+
+    ready_sources: ClassVar[tuple[str, ...]] = ()
+    """The readiness sources this backend knows, in the order :meth:`polyvisor.VM.wait_until_ready` asks them
+    (libvirt: ``cloud-init``, read through the guest agent; Hyper-V: ``heartbeat``). The core adds ``ssh``."""
+
+    def ready_answers(self, uuid: str, sources: Sequence[str], deadline: Deadline) -> list[ReadyAnswer]:
+        """Ask each source whether the guest finished initializing; one answer per source, in order.
+
+        An answer that is not ready says why (``detail``), and whether waiting can change it (``unavailable``
+        when it cannot: no agent channel, a disabled integration service). Raise only when the VM or the
+        connection is gone; no call may outlive ``deadline``.
+        """
+        raise UnsupportedError("readiness is not supported", feature=Feature.READINESS)
 
     def reconfigure(
         self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline

@@ -6,15 +6,30 @@ thrown into the steps, which decide whether it ends the call. While subscribed, 
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any, Protocol, TypeVar
 
 from polyvisor.backend import EventSink, Subscription
 from polyvisor.calls import change, read
 from polyvisor.errors import PolyvisorError
 from polyvisor.model import Capabilities, VMStatus
-from polyvisor.verbs.ops import Change, Handle, Probe, Query, Read, Sleep, Steps, Subscribe, Unsubscribe
+from polyvisor.provisioning.readiness import BANNER_LIMIT, banner_complete, socket_error
+from polyvisor.verbs.ops import (
+    Change,
+    Handle,
+    Knock,
+    KnockReply,
+    Probe,
+    Query,
+    Read,
+    Sleep,
+    Steps,
+    Subscribe,
+    Unsubscribe,
+)
 
-__all__ = ["BlockingHandle", "run"]
+__all__ = ["BlockingHandle", "knock", "run"]
 
 _T = TypeVar("_T")
 
@@ -55,6 +70,8 @@ def run(vm: BlockingHandle, steps: Steps[_T]) -> _T:
                     elif sink.take(op.seconds) is not None:  # an event wakes us at once; the timeout polls
                         while sink.take(0) is not None:
                             pass
+                elif isinstance(op, Knock):
+                    answer = knock(op)
                 elif isinstance(op, Subscribe):
                     sink = EventSink()
                     cancel = vm.connection.backend.subscribe(sink)
@@ -68,3 +85,26 @@ def run(vm: BlockingHandle, steps: Steps[_T]) -> _T:
     finally:
         if cancel is not None:
             cancel()
+
+
+def knock(op: Knock) -> KnockReply:
+    """Carry out a :class:`~polyvisor.verbs.ops.Knock` in this thread: connect, read the first words, close.
+
+    Sockets wait in real time, so the limit is on the monotonic clock, whatever clock the connection's waits read.
+    """
+    ends = time.monotonic() + op.seconds
+    data = b""
+    try:
+        with socket.create_connection((op.host, op.port), timeout=op.seconds) as conn:
+            while not banner_complete(data):
+                left = ends - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no identification line in time")
+                conn.settimeout(left)
+                chunk = conn.recv(BANNER_LIMIT - len(data))
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as error:  # socket.timeout is an OSError too
+        return KnockReply(data, socket_error(error))
+    return KnockReply(data)

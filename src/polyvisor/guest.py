@@ -22,15 +22,18 @@ from polyvisor.model import (
     GuestAddress,
     NicSpec,
     PowerState,
+    Readiness,
     VMInfo,
     validate_int,
 )
 from polyvisor.provisioning.addresses import AddressFamily
-from polyvisor.verbs import addresses
+from polyvisor.provisioning.readiness import SSH_PORT
+from polyvisor.verbs import addresses, readiness
 from polyvisor.verbs.addresses import ADDRESS_SOURCES, ADDRESS_TIMEOUT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
+from polyvisor.verbs.readiness import READY_TIMEOUT
 
-__all__ = ["ADDRESS_SOURCES", "ADDRESS_TIMEOUT", "GuestOps"]
+__all__ = ["ADDRESS_SOURCES", "ADDRESS_TIMEOUT", "READY_TIMEOUT", "GuestOps"]
 
 
 class GuestOps(VMHandle):
@@ -87,6 +90,34 @@ class GuestOps(VMHandle):
         :class:`~polyvisor.errors.InvalidStateError`: it will not get an address.
         """
         return blocking.run(self, addresses.wait_for_address(self, timeout, family, sources))
+
+    def wait_until_ready(
+        self,
+        *,
+        timeout: float = READY_TIMEOUT,
+        sources: Sequence[str] | None = None,
+        ssh_host: str | None = None,
+        ssh_port: int = SSH_PORT,
+    ) -> Readiness:
+        """Wait until the guest finished initializing, and say who told: an address is not readiness.
+
+        The wait is over once **every** source asked says the guest is ready:
+
+        * ``cloud-init`` (libvirt, ``memory://``): cloud-init's result file, ``/run/cloud-init/result.json``,
+          read through the guest agent; it is written when cloud-init's last stage ends.
+        * ``heartbeat`` (Hyper-V): the guest's heartbeat integration service answers (``Get-VM`` Heartbeat ``Ok*``);
+          the guest's integration services run, which says less than cloud-init's end.
+        * ``ssh`` (every backend): ``ssh_host``:``ssh_port`` (default: the first usable guest address, port 22)
+          accepts a TCP connection and sends an SSH identification line (``SSH-2.0-...``). Nothing is sent to it.
+
+        Without ``sources``: the backend's sources that can answer for this VM, plus ``ssh`` if ``ssh_host`` is
+        given, and ``ssh`` alone if nothing else can (a guest without an agent channel). A named source that can
+        never answer for this VM raises :class:`~polyvisor.errors.UnsupportedError` at once. A guest that finished
+        with errors is ready: :attr:`~polyvisor.model.Readiness.errors` lists them. On timeout,
+        :class:`~polyvisor.errors.TimeoutError` says what each source answered last; a VM that is not running (or
+        stops while waiting) raises :class:`~polyvisor.errors.InvalidStateError`.
+        """
+        return blocking.run(self, readiness.wait_until_ready(self, timeout, sources, ssh_host, ssh_port))
 
     def reconfigure(
         self,

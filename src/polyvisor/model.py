@@ -42,6 +42,8 @@ __all__ = [
     "NetworkInfo",
     "NicSpec",
     "PowerState",
+    "Readiness",
+    "ReadyAnswer",
     "ShutdownMode",
     "Snapshot",
     "SnapshotTree",
@@ -153,6 +155,9 @@ class Feature(enum.StrEnum):
     """A spec may give ``dynamic_memory`` (minimum and maximum around the startup memory)."""
     MEMORY_BUFFER = "memory-buffer"
     """``dynamic_memory.buffer_percent`` is honoured (Hyper-V's memory buffer)."""
+    READINESS = "readiness"
+    """The backend tells when a guest finished initializing (:meth:`polyvisor.VM.wait_until_ready`): libvirt
+    reads cloud-init's result through the guest agent, Hyper-V the guest's heartbeat."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -980,6 +985,45 @@ class AddressAnswer:
     source: str
     addresses: tuple[GuestAddress, ...] = ()
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyAnswer:
+    """What one readiness source answered when asked whether a guest finished initializing.
+
+    ``detail`` says what the source saw ("cloud-init: running (stage modules-final)", "10.0.0.5:22 answered
+    SSH-2.0-OpenSSH_9.2p1"). ``unavailable`` means the source can never answer for this VM as it is (it has no
+    guest agent channel, the heartbeat service is disabled): waiting longer changes nothing. ``errors`` lists what
+    the guest reported as failed while initializing (cloud-init's ``errors``); a guest that finished with errors is
+    ready, and its errors are the caller's to judge.
+    """
+
+    source: str
+    ready: bool = False
+    detail: str = ""
+    unavailable: bool = False
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """The answer of :meth:`polyvisor.VM.wait_until_ready`: every source asked, each ready, and the seconds waited."""
+
+    answers: tuple[ReadyAnswer, ...]
+    waited: float = 0.0
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The sources that said the guest is ready, in the order asked."""
+        return tuple(answer.source for answer in self.answers)
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        """Every error the guest reported while initializing, source by source (``"cloud-init: ..."``)."""
+        return tuple(f"{answer.source}: {error}" for answer in self.answers for error in answer.errors)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{answer.source}: {answer.detail or 'ready'}" for answer in self.answers)
 
 
 class EventKind(enum.StrEnum):

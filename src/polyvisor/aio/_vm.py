@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyvisor.aio._events import Wakeup
+from polyvisor.aio._knock import knock
 from polyvisor.backend import Subscription
 from polyvisor.errors import PolyvisorError
 from polyvisor.model import (
@@ -23,6 +24,7 @@ from polyvisor.model import (
     GuestAddress,
     NicSpec,
     PowerState,
+    Readiness,
     ShutdownMode,
     Snapshot,
     SnapshotTree,
@@ -30,10 +32,12 @@ from polyvisor.model import (
     VMStatus,
 )
 from polyvisor.provisioning.addresses import AddressFamily
-from polyvisor.verbs import addresses, engine
+from polyvisor.provisioning.readiness import SSH_PORT
+from polyvisor.verbs import addresses, engine, readiness
 from polyvisor.verbs.addresses import ADDRESS_TIMEOUT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
-from polyvisor.verbs.ops import Change, Probe, Query, Read, Sleep, Steps, Subscribe, Unsubscribe
+from polyvisor.verbs.ops import Change, Knock, Probe, Query, Read, Sleep, Steps, Subscribe, Unsubscribe
+from polyvisor.verbs.readiness import READY_TIMEOUT
 from polyvisor.verbs.waiting import Progress
 from polyvisor.vm import VM
 
@@ -244,6 +248,21 @@ class AsyncVM:
         """
         return await self._run(addresses.wait_for_address(self.sync, timeout, family, sources))
 
+    async def wait_until_ready(
+        self,
+        *,
+        timeout: float = READY_TIMEOUT,
+        sources: Sequence[str] | None = None,
+        ssh_host: str | None = None,
+        ssh_port: int = SSH_PORT,
+    ) -> Readiness:
+        """Wait until the guest finished initializing (see :meth:`polyvisor.VM.wait_until_ready`).
+
+        The backend's sources are asked in a thread; the SSH port is knocked at and the pauses slept on the event
+        loop, holding no thread.
+        """
+        return await self._run(readiness.wait_until_ready(self.sync, timeout, sources, ssh_host, ssh_port))
+
     async def reconfigure(
         self,
         *,
@@ -295,6 +314,8 @@ class AsyncVM:
                         answer = await self.capabilities()
                     elif isinstance(op, Sleep):
                         await (asyncio.sleep(op.seconds) if wakeup is None else wakeup.sleep(op.seconds))
+                    elif isinstance(op, Knock):
+                        answer = await knock(op)
                     elif isinstance(op, Subscribe):
                         wakeup = Wakeup()
                         cancel = await self.connection._subscribe(wakeup.sink, native=True)

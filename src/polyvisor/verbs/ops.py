@@ -20,7 +20,20 @@ from polyvisor.backend import Backend
 if TYPE_CHECKING:
     from polyvisor.connection import Connection
 
-__all__ = ["Change", "Handle", "Op", "Probe", "Query", "Read", "Sleep", "Steps", "Subscribe", "Unsubscribe"]
+__all__ = [
+    "Change",
+    "Handle",
+    "Knock",
+    "KnockReply",
+    "Op",
+    "Probe",
+    "Query",
+    "Read",
+    "Sleep",
+    "Steps",
+    "Subscribe",
+    "Unsubscribe",
+]
 
 _T = TypeVar("_T")
 
@@ -84,7 +97,29 @@ class Sleep:
     seconds: float
 
 
-Op: TypeAlias = Read | Probe | Query | Change | Subscribe | Unsubscribe | Sleep
+@dataclass(frozen=True)
+class Knock:
+    """Open a TCP connection to ``host``:``port`` and read what the server says first, for at most ``seconds``
+    in all; answer with a :class:`KnockReply` (never raise: a refused or silent port is an answer too).
+
+    Reading stops at :func:`polyvisor.provisioning.readiness.banner_complete`, at the end of the stream or at the
+    time limit; the connection is then closed without sending a byte.
+    """
+
+    host: str
+    port: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class KnockReply:
+    """What a :class:`Knock` got: the bytes read, and the error that ended it (None when it ended cleanly)."""
+
+    data: bytes = b""
+    error: str | None = None
+
+
+Op: TypeAlias = Read | Probe | Query | Change | Subscribe | Unsubscribe | Sleep | Knock
 """One I/O request of the engine."""
 
 Steps: TypeAlias = Generator[Op, Any, _T]

@@ -1,0 +1,102 @@
+"""The readiness policy: what counts as a guest's SSH server answering, and how to say why a guest is not ready.
+
+:meth:`polyvisor.VM.wait_until_ready` asks readiness sources until each says the guest finished initializing:
+the backend's own (libvirt: ``cloud-init``, its result read through the guest agent; Hyper-V: ``heartbeat``) and
+the core's ``ssh``, which opens a TCP connection and reads the server's identification line. The rules live here
+so every backend and both faces share them.
+
+An SSH server speaks first: RFC 4253 section 4.2 has it send ``SSH-protoversion-softwareversion`` ending in CR LF,
+possibly after other lines of text. A connection that sends anything else, or nothing, is not an SSH server ready
+for a login.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from polyvisor.errors import ValidationError
+from polyvisor.model import ReadyAnswer
+
+__all__ = [
+    "BANNER_LIMIT",
+    "SSH_PORT",
+    "SSH_SOURCE",
+    "banner_complete",
+    "endpoint",
+    "explain_ready",
+    "socket_error",
+    "ssh_answer",
+    "validate_port",
+]
+
+SSH_SOURCE = "ssh"
+"""The readiness source the core provides on every backend: the guest's SSH server answering."""
+SSH_PORT = 22
+BANNER_LIMIT = 2048
+"""The most bytes read while looking for the identification line (RFC 4253 allows 255 per line)."""
+
+
+def validate_port(port: object) -> int:
+    """Return ``port`` if it is a TCP port number; raise ValidationError otherwise."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValidationError(f"ssh_port must be a TCP port number from 1 to 65535, got {port!r}", field="ssh_port")
+    return port
+
+
+def endpoint(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets."""
+    try:
+        if ipaddress.ip_address(host.split("%", 1)[0]).version == 6:
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass
+    return f"{host}:{port}"
+
+
+def socket_error(error: BaseException) -> str:
+    """Say in words why a connection attempt or read failed ("connection refused", "no answer within 5s")."""
+    if isinstance(error, TimeoutError):  # socket.timeout and asyncio's timeouts are the builtin TimeoutError
+        return "no answer in time"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused (nothing listens there yet)"
+    if isinstance(error, ConnectionResetError):
+        return "connection reset by the guest"
+    if isinstance(error, OSError):
+        return error.strerror or str(error) or type(error).__name__
+    return str(error) or type(error).__name__
+
+
+def banner_complete(data: bytes) -> bool:
+    """Whether ``data`` holds enough to judge: an identification line, a line that ends, or the limit."""
+    if len(data) >= BANNER_LIMIT:
+        return True
+    return any(line.startswith(b"SSH-") for line in data.split(b"\n")[:-1])
+
+
+def ssh_answer(host: str, port: int, data: bytes, error: str | None) -> ReadyAnswer:
+    """The ``ssh`` source's answer from what the connection to ``host``:``port`` gave: ready once the server sent
+    its identification line, else what it did instead."""
+    where = endpoint(host, port)
+    lines = data.split(b"\n")
+    for line in lines[:-1]:
+        if line.startswith(b"SSH-"):
+            banner = line.rstrip(b"\r").decode("ascii", "replace")
+            return ReadyAnswer(SSH_SOURCE, True, f"{where} answered {banner}")
+    if error is not None and not data:
+        return ReadyAnswer(SSH_SOURCE, False, f"{where}: {error}")
+    if not data:
+        return ReadyAnswer(SSH_SOURCE, False, f"{where} accepted the connection and closed it without a word")
+    first = data[:60].decode("ascii", "replace").splitlines()[0] if data.strip() else repr(data[:20])
+    return ReadyAnswer(SSH_SOURCE, False, f"{where} answered {first!r}, not an SSH identification line")
+
+
+def explain_ready(answers: Sequence[ReadyAnswer]) -> str:
+    """One clause per source: what it answered, for a timeout's message ("cloud-init: running; ssh: ...")."""
+    if not answers:
+        return "no source was asked"
+    return "; ".join(
+        f"{answer.source}: {'ready' if answer.ready else 'not ready'}"
+        + (f" ({answer.detail})" if answer.detail else "")
+        for answer in answers
+    )
