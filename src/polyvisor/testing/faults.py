@@ -84,6 +84,7 @@ PRIMITIVES = (
     "reconfigure",
     "addresses",
     "address_answers",
+    "ready_answers",
     "console_output",
     "subscribe",
 )
@@ -99,6 +100,7 @@ MUTATING = frozenset(PRIMITIVES) - {
     "snapshot_list",
     "addresses",
     "address_answers",
+    "ready_answers",
     "console_output",
     "subscribe",
 }

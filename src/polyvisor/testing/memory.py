@@ -11,7 +11,12 @@ kit uses):
 * ``polyvisor.test/guest = "ignore-shutdown"``: graceful shutdown and reboot requests are accepted and ignored;
 * ``polyvisor.test/address-delay = "2.5"``: the guest agent connects, and so reports addresses, 2.5 seconds (on
   the host's :attr:`MemoryHost.clock`) after the guest boots; without the label at once;
-* ``polyvisor.test/address = "none"``: the guest agent never connects (a guest that never reports an address).
+* ``polyvisor.test/address = "none"``: the guest agent never connects (a guest that never reports an address);
+* ``polyvisor.test/ready-delay = "20"``: cloud-init finishes 20 seconds after the guest agent connects (default:
+  as it connects);
+* ``polyvisor.test/ready``: ``never`` (cloud-init never finishes), ``error`` (it finishes with an error), or
+  ``no-agent`` (the VM has no guest agent channel, so the ``cloud-init`` source cannot answer; addresses still
+  come, as from a DHCP lease).
 
 A guest can also crash (:meth:`MemoryHost.crash`). The ways a host misbehaves (features it lacks, primitives that
 fail, a host that is down or refuses the password) are options of the URI's query, documented in
@@ -19,7 +24,8 @@ fail, a host that is down or refuses the password) are options of the URI's quer
 
 Addresses: the only source is the guest agent (``address_sources = ("agent",)``). A connected agent reports the
 loopback interface (``127.0.0.1``, ``::1``) and, for each NIC, ``10.a.b.c`` (the MAC's last three bytes) and the
-NIC's IPv6 link-local address; a guest without NICs therefore never has a usable address.
+NIC's IPv6 link-local address; a guest without NICs therefore never has a usable address. Readiness: the one source
+is ``cloud-init``, read through the modelled agent as libvirt reads it (``ready_sources = ("cloud-init",)``).
 
 Files: a disk ``image`` attached as it is must name a file the host has (:meth:`MemoryHost.add_file`) or a file on
 the local file system; new disks become files under ``/memory/<vm name>/`` and ``delete(storage=True)`` removes
@@ -67,6 +73,7 @@ from polyvisor.model import (
     NetworkInfo,
     NicSpec,
     PowerState,
+    ReadyAnswer,
     ShutdownMode,
     Snapshot,
     VMDetails,
@@ -83,6 +90,9 @@ __all__ = [
     "ADDRESS_DELAY_LABEL",
     "ADDRESS_LABEL",
     "GUEST_BEHAVIOUR_LABEL",
+    "READY_DELAY_LABEL",
+    "READY_ERROR",
+    "READY_LABEL",
     "MemoryBackend",
     "MemoryHost",
     "host_named",
@@ -95,6 +105,13 @@ ADDRESS_DELAY_LABEL = "polyvisor.test/address-delay"
 """The label giving the seconds between a guest's boot and its agent reporting addresses (default 0)."""
 ADDRESS_LABEL = "polyvisor.test/address"
 """The label that makes a guest never report an address (``none``)."""
+READY_DELAY_LABEL = "polyvisor.test/ready-delay"
+"""The label giving the seconds between a guest's agent connecting and cloud-init finishing (default 0)."""
+READY_LABEL = "polyvisor.test/ready"
+"""The label that makes cloud-init never finish (``never``), finish with an error (``error``), or the VM have no
+guest agent channel (``no-agent``)."""
+READY_ERROR = "modules-final: runcmd failed (a modelled error)"
+"""The error a guest labelled ``polyvisor.test/ready = "error"`` reports."""
 
 NETWORK = "default"
 HOST_CPUS = 64
@@ -198,6 +215,25 @@ class _VM:
             found.append(GuestAddress(f"eth{index}", mac, ipv4, 8, "agent"))
             found.append(GuestAddress(f"eth{index}", mac, ipv6, 64, "agent"))
         return AddressAnswer("agent", tuple(found), "")
+
+    def cloud_init_answer(self, now: float) -> ReadyAnswer:
+        """What cloud-init's result says, read through the guest agent: finished (with its errors), or why not."""
+        behaviour = self.labels.get(READY_LABEL)
+        if behaviour == "no-agent":
+            return ReadyAnswer(
+                "cloud-init",
+                detail="agent not configured: the VM has no guest agent channel (org.qemu.guest_agent.0)",
+                unavailable=True,
+            )
+        agent = self.agent_answer(now)
+        if not agent.addresses:
+            return ReadyAnswer("cloud-init", detail=agent.detail)
+        connected = self.booted_at + _delay(self.labels.get(ADDRESS_DELAY_LABEL))
+        if behaviour == "never" or now - connected < _delay(self.labels.get(READY_DELAY_LABEL)):
+            return ReadyAnswer("cloud-init", detail="running: no /run/cloud-init/result.json yet")
+        if behaviour == "error":
+            return ReadyAnswer("cloud-init", True, "done, with 1 error", errors=(READY_ERROR,))
+        return ReadyAnswer("cloud-init", True, "done")
 
 
 def _delay(text: str | None) -> float:
@@ -318,6 +354,7 @@ class MemoryBackend(Instrumented):
         }
     )
     address_sources = ("agent",)
+    ready_sources = ("cloud-init",)
 
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         unknown = set(credentials.options)
@@ -635,6 +672,17 @@ class MemoryBackend(Instrumented):
             now = self.host.clock()
             return [
                 vm.agent_answer(now) if source == "agent" else AddressAnswer(source, (), "memory:// has no such source")
+                for source in sources
+            ]
+
+    def ready_answers(self, uuid: str, sources: Sequence[str], deadline: Deadline) -> list[ReadyAnswer]:
+        with self.host.lock:
+            vm = self._vm(uuid)
+            now = self.host.clock()
+            return [
+                vm.cloud_init_answer(now)
+                if source == "cloud-init"
+                else ReadyAnswer(source, detail="memory:// has no such source", unavailable=True)
                 for source in sources
             ]
 
