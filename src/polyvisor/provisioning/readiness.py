@@ -13,6 +13,7 @@ for a login.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Sequence
 
 from polyvisor.errors import ValidationError
@@ -20,9 +21,13 @@ from polyvisor.model import ReadyAnswer
 
 __all__ = [
     "BANNER_LIMIT",
+    "CLOUD_INIT_RESULT",
+    "CLOUD_INIT_SOURCE",
+    "CLOUD_INIT_STATUS",
     "SSH_PORT",
     "SSH_SOURCE",
     "banner_complete",
+    "cloud_init_answer",
     "endpoint",
     "explain_ready",
     "socket_error",
@@ -30,6 +35,12 @@ __all__ = [
     "validate_port",
 ]
 
+CLOUD_INIT_SOURCE = "cloud-init"
+"""The readiness source that reads cloud-init's run files in the guest (through a guest agent)."""
+CLOUD_INIT_RESULT = "/run/cloud-init/result.json"
+"""cloud-init writes this file when its last stage (modules-final) ends: ``{"v1": {"datasource", "errors"}}``."""
+CLOUD_INIT_STATUS = "/run/cloud-init/status.json"
+"""cloud-init keeps this file up to date while it runs: ``{"v1": {"stage", "init", "modules-final", ...}}``."""
 SSH_SOURCE = "ssh"
 """The readiness source the core provides on every backend: the guest's SSH server answering."""
 SSH_PORT = 22
@@ -89,6 +100,38 @@ def ssh_answer(host: str, port: int, data: bytes, error: str | None) -> ReadyAns
         return ReadyAnswer(SSH_SOURCE, False, f"{where} accepted the connection and closed it without a word")
     first = data[:60].decode("ascii", "replace").splitlines()[0] if data.strip() else repr(data[:20])
     return ReadyAnswer(SSH_SOURCE, False, f"{where} answered {first!r}, not an SSH identification line")
+
+
+def _v1(data: bytes) -> dict[str, object] | None:
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    v1 = document.get("v1") if isinstance(document, dict) else None
+    return v1 if isinstance(v1, dict) else None
+
+
+def cloud_init_answer(result: bytes | None, status: bytes | None) -> ReadyAnswer:
+    """The ``cloud-init`` source's answer from the guest's :data:`CLOUD_INIT_RESULT` and :data:`CLOUD_INIT_STATUS`
+    (None: no such file). Finished once the result exists; its ``errors`` are the answer's errors."""
+    if result is not None:
+        v1 = _v1(result)
+        if v1 is None:
+            return ReadyAnswer(CLOUD_INIT_SOURCE, detail=f"{CLOUD_INIT_RESULT} is not cloud-init's JSON yet")
+        raw = v1.get("errors")
+        errors = tuple(str(error) for error in raw) if isinstance(raw, list) else ()
+        datasource = str(v1.get("datasource") or "no datasource")
+        done = f"done, with {len(errors)} error{'s' if len(errors) != 1 else ''}" if errors else "done"
+        if datasource.startswith("DataSourceNone"):
+            datasource += ": cloud-init saw no seed, so no keys, hostname or user-data"
+        return ReadyAnswer(CLOUD_INIT_SOURCE, True, f"{done} ({datasource})", errors=errors)
+    if status is None:
+        return ReadyAnswer(CLOUD_INIT_SOURCE, detail=f"not started: no {CLOUD_INIT_STATUS} yet")
+    v1 = _v1(status) or {}
+    stage = v1.get("stage")
+    if stage:
+        return ReadyAnswer(CLOUD_INIT_SOURCE, detail=f"running (stage {stage})")
+    return ReadyAnswer(CLOUD_INIT_SOURCE, detail=f"running: no {CLOUD_INIT_RESULT} yet")
 
 
 def explain_ready(answers: Sequence[ReadyAnswer]) -> str:

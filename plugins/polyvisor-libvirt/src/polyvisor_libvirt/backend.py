@@ -11,6 +11,7 @@ Each room is a module with one class, named as in the Hyper-V backend, and each 
 * :mod:`.devices`: disks and NICs attached and detached; :mod:`.storage`: pools and the volumes a domain owns;
   :mod:`.images`: clones of base images and cloud-init seeds;
 * :mod:`.sizing`: vCPUs, memory and disk sizes; :mod:`.addresses`: guest addresses, source by source;
+  :mod:`.readiness`: cloud-init's result, read through the guest agent;
 * :mod:`.events`: event registrations, subscriptions and the definition cache they keep coherent;
 * :mod:`.errors`, :mod:`.states`: libvirt's error codes and domain states in polyvisor's terms.
 
@@ -33,6 +34,7 @@ from polyvisor.model import (
     HostInfo,
     NetworkInfo,
     NicSpec,
+    ReadyAnswer,
     ShutdownMode,
     Snapshot,
     VMInfo,
@@ -47,6 +49,7 @@ from polyvisor_libvirt.images import Images
 from polyvisor_libvirt.inventory import Inventory
 from polyvisor_libvirt.lifecycle import Lifecycle
 from polyvisor_libvirt.probe import probe_connection, read_host_caps
+from polyvisor_libvirt.readiness import Readiness
 from polyvisor_libvirt.sizing import Sizing
 from polyvisor_libvirt.snapshots import Snapshots
 from polyvisor_libvirt.storage import Storage
@@ -85,6 +88,7 @@ class LibvirtBackend(Backend):
         }
     )
     address_sources: ClassVar[tuple[str, ...]] = ("agent", "lease", "arp")
+    ready_sources: ClassVar[tuple[str, ...]] = ("cloud-init",)
 
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         refuse_unknown_options(credentials.options, _KNOWN_OPTIONS, backend=self.name)
@@ -115,6 +119,7 @@ class LibvirtBackend(Backend):
         self._snapshots = Snapshots(client)
         self._sizing = Sizing(client)
         self._addresses = Addresses(client)
+        self._readiness = Readiness(client)
         self._events = client.events  # the client registers it again on every connection it opens
 
     def close(self) -> None:
@@ -248,6 +253,10 @@ class LibvirtBackend(Backend):
     def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
         """Each source's addresses, or why it has none ("agent not connected", "no lease for 52:54:00:..")."""
         return self._addresses.address_answers(uuid, sources)
+
+    def ready_answers(self, uuid: str, sources: Sequence[str], deadline: Deadline) -> list[ReadyAnswer]:
+        """Whether cloud-init finished, from its result file read through the guest agent."""
+        return self._readiness.ready_answers(uuid, sources, deadline)
 
     # -- sizes ---------------------------------------------------------------------------------------------------------
     def reconfigure(

@@ -44,6 +44,7 @@ _QEMU = _COMMON | {
     F.DISK_HOTPLUG,
     F.NIC_HOTPLUG,
     F.GUEST_ADDRESSES,
+    F.READINESS,
     F.DIRECT_KERNEL_BOOT,
     F.ACCELERATOR_CHOICE,
     # Provisioning: qemu-img makes overlays and copies, streams upload seeds, the balloon and vCPU hot-plug
