@@ -194,6 +194,7 @@ def wait_until_ready(
     deadline = Deadline(timeout, clock)
     plan = ReadyPlan(vm, timeout, deadline, chosen, explicit, (ssh_host, ssh_port))
     uuid = vm.uuid
+    last: dict[str, ReadyAnswer] = {}  # each source's last answer, for a timeout that cuts a call short
     while True:
         status: VMStatus = yield Read()
         if status.state is not PowerState.RUNNING:
@@ -207,9 +208,16 @@ def wait_until_ready(
         asked = plan.backend_sources
         own: list[ReadyAnswer] = []
         if asked:
-            own = yield _ask(uuid, asked, deadline)
+            try:
+                own = yield _ask(uuid, asked, deadline)
+            except TimeoutError as error:  # the deadline stopped the call: the timeout below says so, per source
+                own = [
+                    last.get(source) or ReadyAnswer(source, detail=f"no answer in time ({error.message})")
+                    for source in asked
+                ]
             own = plan.settle(own, caps)
         by_source = {answer.source: answer for answer in own}
+        last.update(by_source)
         if SSH_SOURCE in plan.chosen:
             by_source[SSH_SOURCE] = yield from _knock(vm, plan)
         answers = [by_source[source] for source in plan.chosen if source in by_source]
