@@ -626,7 +626,7 @@ def vm_object(host: HyperVHost, vm: VMRecord) -> VirtualMachine:
         MemoryDemand=PSInt64(cfg.memory_startup // 2 if vm.state == "Running" else 0),
         MemoryStatus="",
         Uptime=vm.uptime(host.now()),
-        Heartbeat=VMHeartbeatStatus.OkApplicationsHealthy if vm.state == "Running" else None,
+        Heartbeat=VMHeartbeatStatus[beat] if (beat := host.guests.heartbeat(vm)) else None,
         IntegrationServicesState="Up to date" if vm.state == "Running" else "",
         OperationalStatus=[VMOperationalStatus.Ok],
         PrimaryOperationalStatus=VMOperationalStatus.Ok,

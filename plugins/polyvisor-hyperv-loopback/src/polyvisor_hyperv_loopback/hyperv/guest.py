@@ -45,6 +45,16 @@ class GuestSimulation:
             return False
         return self._state.now() - vm.started_at >= self._state.kvp_delay
 
+    def heartbeat(self, vm: VMRecord) -> str | None:
+        """The guest's heartbeat as ``Get-VM`` shows it (a VMHeartbeatStatus name): none unless the VM is Running;
+        ``NoContact`` until the guest's integration services start, ``kvp_delay`` seconds after it started (the
+        heartbeat is a kernel driver, so a guest without a KVP daemon has one too); then ``OkApplicationsHealthy``."""
+        if vm.state != "Running" or vm.started_at is None:
+            return None
+        if self._state.now() - vm.started_at < self._state.kvp_delay:
+            return "NoContact"
+        return "OkApplicationsHealthy"
+
 
 def follow_guest_label(vm: VMRecord, old_notes: str) -> None:
     """The test hook: when the ``polyvisor.test/guest`` label changes, the guest behaves as it says."""
