@@ -43,6 +43,7 @@ room method that implements a :class:`~polyvisor.backend.Backend` method carries
 * :mod:`.devices`: drives and network adapters; :mod:`.storage`: disk files, where new ones go and which go with a
   deleted VM; :mod:`.images`: clones of base images and cloud-init seeds;
 * :mod:`.sizing`: processors, memory and disk sizes; :mod:`.addresses`: guest addresses from KVP;
+  :mod:`.readiness`: the guest's heartbeat;
 * :mod:`.events`: the watcher pipeline feeding subscriptions;
 * :mod:`.errors`, :mod:`.states`: PowerShell error records and VM states in polyvisor's terms.
 
@@ -64,6 +65,7 @@ from polyvisor.model import (
     HostInfo,
     NetworkInfo,
     NicSpec,
+    ReadyAnswer,
     ShutdownMode,
     Snapshot,
     VMInfo,
@@ -79,6 +81,7 @@ from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
+from polyvisor_hyperv.readiness import Readiness
 from polyvisor_hyperv.sizing import Sizing
 from polyvisor_hyperv.snapshots import Snapshots
 from polyvisor_hyperv.storage import Storage
@@ -145,6 +148,7 @@ class HyperVBackend(Backend):
         }
     )
     address_sources = ("kvp",)
+    ready_sources = ("heartbeat",)
 
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         self.uri = uri
@@ -157,6 +161,7 @@ class HyperVBackend(Backend):
         self._devices = Devices(client, storage)
         self._sizing = Sizing(client, self._devices)
         self._addresses = Addresses(client, self._devices)
+        self._readiness = Readiness(client)
         # Native events: a watcher pipeline on a session of its own (see polyvisor_hyperv.events).
         self._events = Events(
             self.options, lambda: open_transport(self.options), self._inventory.list_vms, uri.display_host
@@ -270,6 +275,9 @@ class HyperVBackend(Backend):
 
     def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
         return self._addresses.address_answers(uuid, sources)
+
+    def ready_answers(self, uuid: str, sources: Sequence[str], deadline: Deadline) -> list[ReadyAnswer]:
+        return self._readiness.ready_answers(uuid, sources, deadline)
 
     # -- sizes ----------------------------------------------------------------------------------------------------
     def reconfigure(
