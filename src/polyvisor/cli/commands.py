@@ -7,11 +7,14 @@ from typing import IO, Any
 
 import click
 
+from polyvisor.cli import provisioncmds
 from polyvisor.cli.fleetcmds import fleet_act, fleet_list
+from polyvisor.cli.provisioncmds import ready_options
 from polyvisor.cli.records import (
     action_record,
     address_record,
     capabilities_record,
+    ready_record,
     snapshot_record,
     snapshot_records,
     vm_record,
@@ -22,7 +25,9 @@ from polyvisor.cli.specfile import FORMATS, parse_spec, provision_spec
 from polyvisor.errors import ValidationError
 from polyvisor.guest import ADDRESS_TIMEOUT
 from polyvisor.model import CloneMode, PowerState, ShutdownMode, VMInfo, VMStatus
+from polyvisor.provisioning.readiness import SSH_PORT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
+from polyvisor.verbs.readiness import READY_TIMEOUT
 from polyvisor.vm import VM
 
 __all__ = ["COMMANDS"]
@@ -196,6 +201,13 @@ def show(session: Session, vm: str) -> None:
 @click.option("--start", is_flag=True, help="Start the VM once it is created.")
 @click.option("--wait-address", is_flag=True, help="Start the VM and wait until it has a usable IPv4 address.")
 @click.option(
+    "--wait-ready",
+    is_flag=True,
+    help="Start the VM and wait until it finished initializing (see 'wait-ready'), bounded by --timeout "
+    "(default 300 for this wait).",
+)
+@ready_options
+@click.option(
     "--address-timeout",
     type=click.FloatRange(min=0),
     default=None,
@@ -218,6 +230,10 @@ def create(
     hostname: str | None,
     start: bool,
     wait_address: bool,
+    wait_ready: bool,
+    ready_sources: tuple[str, ...],
+    ssh_host: str | None,
+    ssh_port: int,
     address_timeout: float | None,
     timeout: float | None,
 ) -> None:
@@ -242,26 +258,39 @@ def create(
     )
     if address_timeout is not None and not wait_address:
         raise click.UsageError("--address-timeout goes with --wait-address")
+    if (ready_sources or ssh_host is not None or ssh_port != SSH_PORT) and not wait_ready:
+        raise click.UsageError("--ready-source, --ssh-host and --ssh-port go with --wait-ready")
     handle = session.connection.create(spec)
     status = handle.status()
     address = None
-    if start or wait_address:
+    ready = None
+    if start or wait_address or wait_ready:
         with session.spinner(f"starting {handle.seen_name}"):
             status = handle.start(timeout=session.timeout(timeout, DEFAULT_TIMEOUT))
     if wait_address:
         with session.spinner(f"waiting for an address of {handle.seen_name}"):
             address = handle.wait_for_address(timeout=ADDRESS_TIMEOUT if address_timeout is None else address_timeout)
+    if wait_ready:
+        ready = provisioncmds.wait_ready(
+            session, handle, session.timeout(timeout, READY_TIMEOUT), (ready_sources, ssh_host, ssh_port)
+        )
     record = action_record("create", handle.seen_name, handle.uuid, status)
     if address is not None:
         record["address"] = address_record(address)
+    if ready is not None:
+        record["ready"] = ready_record(ready)
 
     def human() -> str:
         text = f"{handle.seen_name}: {status}"
         if address is not None:
             text += f"\n{handle.seen_name}: address {address.address} ({address.source}, {address.interface})"
+        if ready is not None:
+            text += "".join(f"\n{handle.seen_name}: ready: {a.source}: {a.detail}" for a in ready.answers)
         return text
 
     session.emit(record, human)
+    if ready is not None:
+        provisioncmds.report_ready(ready)
 
 
 def _file_name(stream: IO[str] | IO[bytes]) -> str:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
-from polyvisor.cli.records import address_record, status_record
+from polyvisor import VM
+from polyvisor.cli.exitcodes import ERROR
+from polyvisor.cli.records import address_record, ready_record, status_record
 from polyvisor.cli.render import table
 from polyvisor.cli.session import Session
 from polyvisor.guest import ADDRESS_TIMEOUT
-from polyvisor.model import GuestAddress
+from polyvisor.model import GuestAddress, Readiness
 from polyvisor.provisioning.addresses import AddressFamily, parse_family, usable
+from polyvisor.provisioning.readiness import SSH_PORT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
+from polyvisor.verbs.readiness import READY_TIMEOUT
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "ReadyArgs", "ready_options", "report_ready", "wait_ready"]
 
 pass_session = click.make_pass_decorator(Session)
 
@@ -162,5 +169,88 @@ def resize_disk(session: Session, vm: str, target: str, size_mib: int, timeout: 
     session.emit(record, lambda: f"{handle.seen_name}: disk {target} is now {_memory(size_mib)}")
 
 
-COMMANDS: tuple[click.Command, ...] = (address, reconfigure, resize_disk)
+ReadyArgs = tuple[tuple[str, ...], str | None, int]
+"""The readiness options as given: the sources, ``--ssh-host`` and ``--ssh-port``."""
+
+
+def ready_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the options of a readiness wait: ``--ready-source``, ``--ssh-host``, ``--ssh-port``."""
+    for option in reversed(
+        (
+            click.option(
+                "--ready-source",
+                "ready_sources",
+                multiple=True,
+                metavar="SOURCE",
+                help="Ask this readiness source (repeatable; every one must say ready): cloud-init (libvirt), "
+                "heartbeat (Hyper-V), ssh; default: the backend's that can answer, plus ssh with --ssh-host.",
+            ),
+            click.option(
+                "--ssh-host",
+                metavar="HOST",
+                help="Where the ssh source knocks (e.g. 127.0.0.1 for a forwarded port); default: the guest's address.",
+            ),
+            click.option(
+                "--ssh-port",
+                type=click.IntRange(1, 65535),
+                default=SSH_PORT,
+                show_default=True,
+                help="The port the ssh source knocks at.",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def wait_ready(session: Session, handle: VM, timeout: float, args: ReadyArgs) -> Readiness:
+    """Run the readiness wait of a command, with a spinner."""
+    sources, ssh_host, ssh_port = args
+    with session.spinner(f"waiting until {handle.seen_name} is ready"):
+        return handle.wait_until_ready(timeout=timeout, sources=sources or None, ssh_host=ssh_host, ssh_port=ssh_port)
+
+
+def report_ready(ready: Readiness) -> None:
+    """Exit with code 1 if the guest reported errors while initializing (they were printed with the result)."""
+    if ready.errors:
+        click.echo("the guest finished initializing with errors:", err=True)
+        for error in ready.errors:
+            click.echo(f"  {error}", err=True)
+        raise click.exceptions.Exit(ERROR)
+
+
+def _ready_text(name: str, ready: Readiness) -> str:
+    return "\n".join(f"{name}: ready: {answer.source}: {answer.detail}" for answer in ready.answers)
+
+
+@click.command("wait-ready")
+@click.argument("vm")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help=f"How long to wait (default: the global --timeout, else {READY_TIMEOUT:g}).",
+)
+@ready_options
+@pass_session
+def wait_ready_command(
+    session: Session,
+    vm: str,
+    timeout: float | None,
+    ready_sources: tuple[str, ...],
+    ssh_host: str | None,
+    ssh_port: int,
+) -> None:
+    """Wait until VM finished initializing, as every readiness source asked says: cloud-init done (read through
+    the guest agent), the guest's heartbeat (Hyper-V), its SSH port answering. Exit code 5 on timeout, saying
+    what each source answered; 1 if the guest reported errors while initializing."""
+    handle = session.vm(vm)
+    ready = wait_ready(session, handle, session.timeout(timeout, READY_TIMEOUT), (ready_sources, ssh_host, ssh_port))
+    record = {"vm": handle.seen_name, "uuid": handle.uuid, "ready": ready_record(ready)}
+    session.emit(record, lambda: _ready_text(handle.seen_name, ready))
+    report_ready(ready)
+
+
+COMMANDS: tuple[click.Command, ...] = (address, wait_ready_command, reconfigure, resize_disk)
 """The provisioning commands, in the order ``--help`` lists them."""

@@ -16,6 +16,7 @@ from polyvisor.model import (
     GuestAddress,
     HostInfo,
     NetworkInfo,
+    Readiness,
     Snapshot,
     SnapshotTree,
     VMInfo,
@@ -30,6 +31,7 @@ __all__ = [
     "host_record",
     "jsonable",
     "network_record",
+    "ready_record",
     "snapshot_records",
     "status_record",
     "vm_record",
@@ -169,4 +171,16 @@ def event_record(event: Event, when: datetime) -> Record:
         "uuid": event.uuid,
         "state": event.state.value if event.state is not None else None,
         "detail": event.detail,
+    }
+
+
+def ready_record(ready: Readiness) -> Record:
+    """What each readiness source said, the errors the guest reported, and the seconds waited."""
+    return {
+        "sources": [
+            {"source": answer.source, "detail": answer.detail, "errors": list(answer.errors)}
+            for answer in ready.answers
+        ],
+        "errors": list(ready.errors),
+        "waited": round(ready.waited, 3),
     }
