@@ -1,4 +1,4 @@
-"""From a base image to an SSH command line: clone, seed, start, wait for the address, resize memory, clean up.
+"""From a base image to an SSH command line: clone, seed, start, wait until ready, resize memory, clean up.
 
     python image_to_ssh.py URI BASE_IMAGE [PUBLIC_KEY_FILE [LOGIN]]
 
@@ -49,6 +49,10 @@ def main(uri: str, base_image: str, key_file: Path, login: str = "debian") -> No
         try:
             vm.start()
             address = vm.wait_for_address(timeout=300)  # the first usable IPv4 address any source reports
+            if vm.capabilities().supports(Feature.READINESS):
+                # An address comes long before cloud-init has installed the keys and run runcmd: wait for that.
+                ready = vm.wait_until_ready(timeout=300)
+                print(f"ready: {ready}")
             print(f"ssh {login}@{address.address}")
             print(f"(from {address.source} on {address.interface})")
 

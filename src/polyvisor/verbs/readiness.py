@@ -2,7 +2,7 @@
 
 An address is not readiness: a guest gets one long before cloud-init has run its last module. The wait asks
 readiness sources instead, and is over once **every** source it asks says the guest is ready. The backend's
-sources (:attr:`polyvisor.Backend.ready_sources`) come first; the core adds ``ssh``, a TCP connection to the
+sources (:attr:`polyvisor.backend.Backend.ready_sources`) come first; the core adds ``ssh``, a TCP connection to the
 guest's SSH port (an explicit ``ssh_host``/``ssh_port``, or the first usable address the address sources report)
 that must answer with an SSH identification line.
 
