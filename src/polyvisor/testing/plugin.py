@@ -24,7 +24,9 @@ AREAS = {
     "test_create": "create: spec validation, hostile input, rollback on failure",
     "test_errors": "error tree, capability gates (UnsupportedError), closed connections",
     "test_host": "host facts and networks",
-    "test_provisioning": "provisioning: clones of a base image, cloud-init seeds, address waits, reconfigure, resize",
+    "test_provisioning": (
+        "provisioning: clones of a base image, cloud-init seeds, address and readiness waits, reconfigure, resize"
+    ),
 }
 
 

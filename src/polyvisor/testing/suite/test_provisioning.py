@@ -1,4 +1,5 @@
-"""Provisioning: disks cloned from a base image, cloud-init seeds, address waits, reconfigure and disk resize.
+"""Provisioning: disks cloned from a base image, cloud-init seeds, address and readiness waits, reconfigure and
+disk resize.
 
 Clone cases need a base image on the target (``--polyvisor-base-image``); the address case needs a guest that
 gets an address (``--polyvisor-address-spec``); seeds are read back byte for byte where the target lets the kit
@@ -10,6 +11,8 @@ from __future__ import annotations
 import builtins
 import hashlib
 import io
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -207,6 +210,62 @@ def test_waiting_for_the_address_of_a_stopped_vm_is_refused(
     with pytest.raises(InvalidStateError) as caught:
         vm.wait_for_address(timeout=5)
     assert caught.value.state is PowerState.STOPPED
+
+
+# -- readiness waits ---------------------------------------------------------------------------------------------
+_NEVER_READY = {"polyvisor.test/ready": "never"}  # memory://'s hook; a real guest is not ready within a second
+
+
+def test_a_readiness_timeout_names_each_source_asked(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory
+) -> None:
+    require(polyvisor_connection, Feature.READINESS)
+    sources = type(polyvisor_connection.backend).ready_sources
+    assert sources, "a backend with readiness declares its ready_sources"
+    labels = _NEVER_READY if polyvisor_connection.supports(Feature.LABELS) else {}
+    vm = polyvisor_vm_factory("notready", labels=labels)
+    vm.start()
+    began = time.monotonic()
+    # A source that can never answer for this VM is refused (UnsupportedError), not waited on.
+    with pytest.raises((TimeoutError, UnsupportedError)) as caught:
+        vm.wait_until_ready(timeout=1, sources=sources)
+    if isinstance(caught.value, UnsupportedError):
+        assert any(repr(source) in str(caught.value) for source in sources), caught.value
+    else:
+        message = str(caught.value).split("asked", 1)[1]
+        assert message.startswith(f" {', '.join(sources)}: "), message
+        assert all(f"{source}: not ready" in message for source in sources), message
+    assert time.monotonic() - began < 1 + 5
+
+
+def test_waiting_until_a_stopped_vm_is_ready_is_refused(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory
+) -> None:
+    require(polyvisor_connection, Feature.READINESS)
+    vm = polyvisor_vm_factory("readyoff")
+    with pytest.raises(InvalidStateError) as caught:
+        vm.wait_until_ready(timeout=5)
+    assert caught.value.state is PowerState.STOPPED
+
+
+def test_the_ssh_source_reads_a_greeting_on_every_backend(polyvisor_vm_factory: VMFactory) -> None:
+    """The core's ssh source, aimed at a port the kit serves on 127.0.0.1: the same answer on every backend."""
+    vm = polyvisor_vm_factory("sshready")
+    vm.start()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        greeter = threading.Thread(target=lambda: _greet(server), daemon=True)
+        greeter.start()
+        ready = vm.wait_until_ready(timeout=30, sources=["ssh"], ssh_host="127.0.0.1", ssh_port=port)
+        greeter.join(10)
+    assert ready.sources == ("ssh",)
+    assert ready.answers[0].detail == f"127.0.0.1:{port} answered SSH-2.0-polyvisor-kit"
+
+
+def _greet(server: socket.socket) -> None:
+    conn, _ = server.accept()
+    with conn:
+        conn.sendall(b"SSH-2.0-polyvisor-kit\r\n")
 
 
 # -- reconfigure ---------------------------------------------------------------------------------------------------
