@@ -19,7 +19,18 @@ PACKAGES = {
     "hyperv": ROOT / "plugins" / "polyvisor-hyperv" / "src" / "polyvisor_hyperv",
 }
 # Each room module holds one class named after it; the facade holds an instance as ``self._<module>``.
-ROOMS = ("lifecycle", "inventory", "snapshots", "devices", "storage", "images", "sizing", "addresses", "events")
+ROOMS = (
+    "lifecycle",
+    "inventory",
+    "snapshots",
+    "devices",
+    "storage",
+    "images",
+    "sizing",
+    "addresses",
+    "readiness",
+    "events",
+)
 # Besides the rooms: the facade, its plugin hook, the host's client, error and state mapping, and the kit's
 # extras for the backend's targets (``pytest -p polyvisor_<backend>.testing``).
 SKELETON = frozenset({*ROOMS, "client", "errors", "states", "backend", "plugin", "testing"})
