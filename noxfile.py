@@ -291,6 +291,7 @@ def bench(session: nox.Session) -> None:
     session.run(PY, "bench/bench_hyperv.py", external=True)
     session.run(PY, "bench/bench_fleet.py", external=True)
     session.run(PY, "bench/bench_provisioning.py", external=True)
+    session.run(PY, "bench/bench_cloud_ready.py", external=True)
 
 
 @nox.session(name="bench-smoke")
@@ -301,6 +302,7 @@ def bench_smoke(session: nox.Session) -> None:
     fleet = ["--hyperv", "2", "--hosts", "4", "--vms", "2", "--repeat", "1", "--ensure-vms", "2", "--rounds", "1"]
     session.run(PY, "bench/bench_fleet.py", *fleet, "--forks", "4", external=True)
     session.run(PY, "bench/bench_provisioning.py", "--runs", "1", external=True)
+    session.run(PY, "bench/bench_cloud_ready.py", "--runs", "1", external=True)
 
 
 @contextmanager
