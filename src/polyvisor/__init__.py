@@ -19,6 +19,7 @@ from polyvisor.errors import (
     ConnectionError,
     ConnectionLostError,
     FleetError,
+    InUseError,
     InvalidStateError,
     NotFoundError,
     PlacementError,
@@ -63,6 +64,7 @@ from polyvisor.model import (
 )
 from polyvisor.plugins import Plugins
 from polyvisor.provisioning.addresses import AddressFamily
+from polyvisor.storage import StoragePool, TransferProgress, Volume, VolumeFormat
 from polyvisor.uri import URI
 from polyvisor.vm import VM
 
@@ -103,6 +105,7 @@ __all__ = [
     "GuestAddress",
     "HostInfo",
     "HostResult",
+    "InUseError",
     "InvalidStateError",
     "KernelBoot",
     "NamedConnection",
@@ -121,13 +124,17 @@ __all__ = [
     "ShutdownMode",
     "Snapshot",
     "SnapshotTree",
+    "StoragePool",
     "TimeoutError",
+    "TransferProgress",
     "UnsupportedError",
     "VMDetails",
     "VMInfo",
     "VMSpec",
     "VMStatus",
     "ValidationError",
+    "Volume",
+    "VolumeFormat",
     "connect",
     "schemes",
 ]

@@ -51,6 +51,7 @@ from polyvisor.model import (
     VMSpec,
     VMStatus,
 )
+from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.uri import URI
 
 __all__ = [
@@ -248,6 +249,12 @@ METHOD_FEATURES: Mapping[Feature, tuple[str, ...]] = MappingProxyType(
         Feature.CONSOLE: ("console_output",),
         Feature.RECONFIGURE: ("reconfigure",),
         Feature.DISK_RESIZE: ("resize_disk",),
+        Feature.STORAGE: ("pools", "volumes"),
+        Feature.IMAGE_UPLOAD: ("upload_image",),
+        Feature.IMAGE_DOWNLOAD: ("download_image",),
+        Feature.POOL_WRITE: ("create_pool", "delete_pool"),
+        Feature.VOLUME_WRITE: ("create_volume", "delete_volume"),
+        Feature.VOLUME_RESIZE: ("resize_volume",),
     }
 )
 """Features a backend declares by overriding these methods (all of them)."""
@@ -501,6 +508,52 @@ class Backend(abc.ABC):
     def console_output(self, uuid: str) -> str:
         """Return what the guest wrote to its serial console so far."""
         raise UnsupportedError("console output is not supported", feature=Feature.CONSOLE)
+
+    # -- storage --------------------------------------------------------------------------------------------------
+    # Names reach these primitives validated (:func:`polyvisor.storage.validate_volume_name`, pool names as VM
+    # names); ``pool=None`` is the host's default pool. A volume that is not there is NotFoundError.
+    def pools(self) -> list[StoragePool]:
+        """Return every pool, in a constant number of round trips."""
+        raise UnsupportedError("storage pools are not supported", feature=Feature.STORAGE)
+
+    def volumes(self, pool: str | None) -> list[Volume]:
+        """Return every volume of a pool (unfinished uploads with ``partial=True``), in a constant number of round
+        trips per pool."""
+        raise UnsupportedError("storage pools are not supported", feature=Feature.STORAGE)
+
+    def upload_image(
+        self, image: LocalImage, pool: str | None, name: str, progress: Progress, deadline: Deadline
+    ) -> Volume:
+        """Copy the local image into the pool as ``name`` (AlreadyExistsError if taken): under a temporary name
+        (:func:`polyvisor.storage.partial_name`) until complete, then renamed; on any failure nothing is left under
+        the final name and the temporary one is removed. Report progress after each chunk."""
+        raise UnsupportedError("uploading images is not supported", feature=Feature.IMAGE_UPLOAD)
+
+    def download_image(
+        self, pool: str | None, name: str, destination: str, progress: Progress, deadline: Deadline
+    ) -> int:
+        """Write the volume's bytes into the local file ``destination`` (made new by the caller); return its size."""
+        raise UnsupportedError("downloading images is not supported", feature=Feature.IMAGE_DOWNLOAD)
+
+    def create_pool(self, name: str, path: str | None, deadline: Deadline) -> StoragePool:
+        """Create (and start) a directory pool at ``path`` (None: the backend's default place for ``name``)."""
+        raise UnsupportedError("creating pools is not supported", feature=Feature.POOL_WRITE)
+
+    def delete_pool(self, name: str, deadline: Deadline) -> None:
+        """Delete an empty pool and its directory; a pool holding volumes is InUseError naming them."""
+        raise UnsupportedError("deleting pools is not supported", feature=Feature.POOL_WRITE)
+
+    def create_volume(self, pool: str | None, name: str, size: int, fmt: VolumeFormat, deadline: Deadline) -> Volume:
+        """Create an empty volume of ``size`` bytes."""
+        raise UnsupportedError("creating volumes is not supported", feature=Feature.VOLUME_WRITE)
+
+    def delete_volume(self, pool: str | None, name: str, deadline: Deadline) -> None:
+        """Delete a volume; one that a VM uses (directly, or as the base of its disk) is InUseError naming it."""
+        raise UnsupportedError("deleting volumes is not supported", feature=Feature.VOLUME_WRITE)
+
+    def resize_volume(self, pool: str | None, name: str, size: int, deadline: Deadline) -> Volume:
+        """Grow a volume to ``size`` bytes (the core refuses shrinking)."""
+        raise UnsupportedError("resizing volumes is not supported", feature=Feature.VOLUME_RESIZE)
 
     # -- events ---------------------------------------------------------------------------------------------------
     def subscribe(self, sink: EventSink) -> Subscription:

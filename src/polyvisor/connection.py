@@ -8,11 +8,14 @@ provide primitives (:mod:`polyvisor.backend`).
 from __future__ import annotations
 
 import logging
+import os
 import weakref
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from polyvisor import storage_calls
 from polyvisor.backend import SYSTEM_CLOCK, Backend, Clock, Deadline
 from polyvisor.backend import validate_timeout as _check_timeout
 from polyvisor.calls import change, read
@@ -33,6 +36,8 @@ from polyvisor.model import (
     VMInfo,
     VMSpec,
 )
+from polyvisor.storage import Progress, StoragePool, Volume, VolumeFormat
+from polyvisor.storage_calls import TRANSFER_TIMEOUT
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
 from polyvisor.vm import VM
@@ -203,6 +208,78 @@ class Connection:
         info = change(self, lambda b: b.create(spec, deadline), "creating the VM", spec.name)
         log.info("created VM %r (%s) on %s", info.name, info.uuid, self.host)
         return VM(self, info.uuid, info.name)
+
+    # -- storage (the rules are in polyvisor.storage_calls) --------------------------------------------------
+    def pools(self) -> list[StoragePool]:
+        """Return the host's storage pools (Hyper-V: its disk and VM paths and image folders) as values."""
+        return storage_calls.pools(self)
+
+    def volumes(self, pool: str | None = None) -> list[Volume]:
+        """Return the volumes of a pool (the default pool without ``pool``), with format and sizes, in one listing."""
+        return storage_calls.volumes(self, pool)
+
+    def upload_image(
+        self,
+        local_path: str | os.PathLike[str],
+        *,
+        pool: str | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+        timeout: float = TRANSFER_TIMEOUT,
+    ) -> Volume:
+        """Upload a local image file into a pool as ``name`` (default: the file's name); return the new volume,
+        which a disk spec's ``image`` takes as it is.
+
+        Only a complete upload appears under ``name``: an interrupted one (deadline, dropped connection, killed
+        client) leaves nothing there. ``progress`` receives a :class:`~polyvisor.TransferProgress` after each chunk.
+        """
+        return storage_calls.upload_image(self, local_path, pool, name, progress, timeout)
+
+    def download_image(
+        self,
+        name: str,
+        local_path: str | os.PathLike[str],
+        *,
+        pool: str | None = None,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+        timeout: float = TRANSFER_TIMEOUT,
+    ) -> Path:
+        """Download a volume into a local file (or into a directory, under its name); return the file's path.
+
+        The file appears only once complete; an existing one is replaced only with ``overwrite``.
+        """
+        return storage_calls.download_image(self, name, local_path, pool, overwrite, progress, timeout)
+
+    def create_pool(self, name: str, *, path: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> StoragePool:
+        """Create a directory pool (libvirt) or an image folder under the host's virtual hard disk path (Hyper-V)."""
+        return storage_calls.create_pool(self, name, path, timeout)
+
+    def delete_pool(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Delete an empty pool and its directory; one that still holds volumes raises InUseError naming them."""
+        storage_calls.delete_pool(self, name, timeout)
+
+    def create_volume(
+        self,
+        name: str,
+        size_mib: int,
+        *,
+        pool: str | None = None,
+        format: VolumeFormat | str = VolumeFormat.QCOW2,  # noqa: A002  # the word users know
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Volume:
+        """Create an empty volume of ``size_mib`` MiB (qcow2 by default; Hyper-V makes VHDX or VHD)."""
+        return storage_calls.create_volume(self, name, size_mib, pool, format, timeout)
+
+    def resize_volume(
+        self, name: str, size_mib: int, *, pool: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> Volume:
+        """Grow a volume to ``size_mib`` MiB; a smaller size raises ValidationError (volumes never shrink)."""
+        return storage_calls.resize_volume(self, name, size_mib, pool, timeout)
+
+    def delete_volume(self, name: str, *, pool: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Delete a volume (an unfinished upload's too); one a VM uses raises InUseError naming the VM."""
+        storage_calls.delete_volume(self, name, pool, timeout)
 
     # -- events ------------------------------------------------------------------------------------------------
     def watch(self) -> EventStream:

@@ -9,6 +9,7 @@ Every backend maps its native errors onto this tree and keeps the native error a
     ├── NotFoundError               no such VM, snapshot, network, plugin, ... (also LookupError)
     ├── AlreadyExistsError          the name or UUID is taken
     ├── InvalidStateError           the verb is impossible from the VM's current state
+    ├── InUseError                  a volume or pool cannot go: VMs use it (named in ``users``)
     ├── UnsupportedError            the backend (or this VM) does not declare the feature
     ├── ValidationError             bad input, rejected before any backend call (also ValueError)
     │   └── PlacementError          no host of a fleet fits a new VM; says why, host by host
@@ -35,6 +36,7 @@ __all__ = [
     "ConnectionError",
     "ConnectionLostError",
     "FleetError",
+    "InUseError",
     "InvalidStateError",
     "NotFoundError",
     "PlacementError",
@@ -118,6 +120,14 @@ class InvalidStateError(PolyvisorError):
         super().__init__(message, host=host, vm=vm)
         self.state = state
         self.accepted = tuple(accepted)
+
+
+class InUseError(PolyvisorError):
+    """A volume (or a pool holding one) is used by VMs, so it cannot be deleted; ``users`` names them."""
+
+    def __init__(self, message: str, *, users: Iterable[str], host: str | None = None) -> None:
+        super().__init__(message, host=host)
+        self.users = tuple(users)
 
 
 class UnsupportedError(PolyvisorError):

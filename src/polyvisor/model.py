@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import os
 import re
 import uuid as uuid_module
 from collections.abc import Iterable, Iterator, Mapping
@@ -158,6 +159,18 @@ class Feature(enum.StrEnum):
     READINESS = "readiness"
     """The backend tells when a guest finished initializing (:meth:`polyvisor.VM.wait_until_ready`): libvirt
     reads cloud-init's result through the guest agent, Hyper-V the guest's heartbeat."""
+    STORAGE = "storage"
+    """Pools and their volumes are listed (:meth:`polyvisor.Connection.pools`, ``volumes``)."""
+    IMAGE_UPLOAD = "image-upload"
+    """A local image file can be uploaded into a pool (:meth:`polyvisor.Connection.upload_image`)."""
+    IMAGE_DOWNLOAD = "image-download"
+    """A volume can be downloaded into a local file (:meth:`polyvisor.Connection.download_image`)."""
+    POOL_WRITE = "pool-write"
+    """Directory pools (Hyper-V: image folders) can be created and deleted."""
+    VOLUME_WRITE = "volume-write"
+    """Empty volumes can be created and volumes deleted."""
+    VOLUME_RESIZE = "volume-resize"
+    """Volumes can be grown (:meth:`polyvisor.Connection.resize_volume`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,9 +346,11 @@ def _enum(kind: type[enum.StrEnum], value: object, field_name: str) -> Any:
 
 
 def _path(value: object, field_name: str) -> str:
-    if not isinstance(value, str | PurePath):
+    if not isinstance(value, str | PurePath | os.PathLike):
         raise _fail(field_name, f"must be a path string, got {type(value).__name__}")
-    text = str(value)
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value  # a Volume is PathLike
+    if not isinstance(text, str):
+        raise _fail(field_name, f"must be a path string, got {type(text).__name__}")
     if not text or _CONTROL.search(text) or _XML_INVALID.search(text):
         raise _fail(field_name, f"{text!r} is not a usable path")
     return text

@@ -6,12 +6,15 @@ Nothing of a backend is reimplemented. Each blocking call runs in the connection
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -26,6 +29,8 @@ from polyvisor.errors import ConnectionError, ValidationError
 from polyvisor.events import subscribe
 from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, VMInfo, VMSpec
 from polyvisor.plugins import Plugins
+from polyvisor.storage import Progress, StoragePool, Volume, VolumeFormat
+from polyvisor.storage_calls import TRANSFER_TIMEOUT
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
 
@@ -252,6 +257,84 @@ class AsyncConnection:
     async def create(self, spec: VMSpec | Mapping[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> AsyncVM:
         """Create (define) a stopped VM from a spec; a failure leaves nothing behind."""
         return AsyncVM(self, await self._call(self.sync.create, spec, timeout=timeout))
+
+    # -- storage ---------------------------------------------------------------------------------------------------
+    async def pools(self) -> list[StoragePool]:
+        """Return the host's storage pools as values."""
+        return await self._call(self.sync.pools)
+
+    async def volumes(self, pool: str | None = None) -> list[Volume]:
+        """Return the volumes of a pool (the default pool without ``pool``)."""
+        return await self._call(self.sync.volumes, pool)
+
+    def _on_loop(self, progress: Progress | None) -> Progress | None:
+        """A progress callback that runs on the event loop, not in the worker thread doing the transfer."""
+        if progress is None:
+            return None
+        loop = asyncio.get_running_loop()
+        return lambda report: loop.call_soon_threadsafe(progress, report)
+
+    async def upload_image(
+        self,
+        local_path: str | os.PathLike[str],
+        *,
+        pool: str | None = None,
+        name: str | None = None,
+        progress: Progress | None = None,
+        timeout: float = TRANSFER_TIMEOUT,
+    ) -> Volume:
+        """Upload a local image into a pool (see :meth:`polyvisor.Connection.upload_image`); ``progress`` is called
+        on the event loop."""
+        sink = self._on_loop(progress)
+        return await self._call(
+            self.sync.upload_image, local_path, pool=pool, name=name, progress=sink, timeout=timeout
+        )
+
+    async def download_image(
+        self,
+        name: str,
+        local_path: str | os.PathLike[str],
+        *,
+        pool: str | None = None,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+        timeout: float = TRANSFER_TIMEOUT,
+    ) -> Path:
+        """Download a volume into a local file (see :meth:`polyvisor.Connection.download_image`)."""
+        sink = self._on_loop(progress)
+        return await self._call(
+            self.sync.download_image, name, local_path, pool=pool, overwrite=overwrite, progress=sink, timeout=timeout
+        )
+
+    async def create_pool(self, name: str, *, path: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> StoragePool:
+        """Create a directory pool (libvirt) or an image folder (Hyper-V)."""
+        return await self._call(self.sync.create_pool, name, path=path, timeout=timeout)
+
+    async def delete_pool(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Delete an empty pool and its directory."""
+        await self._call(self.sync.delete_pool, name, timeout=timeout)
+
+    async def create_volume(
+        self,
+        name: str,
+        size_mib: int,
+        *,
+        pool: str | None = None,
+        format: VolumeFormat | str = VolumeFormat.QCOW2,  # noqa: A002  # as the sync face names it
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Volume:
+        """Create an empty volume of ``size_mib`` MiB."""
+        return await self._call(self.sync.create_volume, name, size_mib, pool=pool, format=format, timeout=timeout)
+
+    async def resize_volume(
+        self, name: str, size_mib: int, *, pool: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> Volume:
+        """Grow a volume to ``size_mib`` MiB."""
+        return await self._call(self.sync.resize_volume, name, size_mib, pool=pool, timeout=timeout)
+
+    async def delete_volume(self, name: str, *, pool: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Delete a volume; one a VM uses raises InUseError naming the VM."""
+        await self._call(self.sync.delete_volume, name, pool=pool, timeout=timeout)
 
     # -- events ----------------------------------------------------------------------------------------------------
     def events(self) -> AsyncEventStream:

@@ -87,6 +87,15 @@ PRIMITIVES = (
     "ready_answers",
     "console_output",
     "subscribe",
+    "pools",
+    "volumes",
+    "upload_image",
+    "download_image",
+    "create_pool",
+    "delete_pool",
+    "create_volume",
+    "resize_volume",
+    "delete_volume",
 )
 """The backend methods that reach the hypervisor: each is recorded, and ``fail`` can break any of them."""
 
@@ -103,6 +112,9 @@ MUTATING = frozenset(PRIMITIVES) - {
     "ready_answers",
     "console_output",
     "subscribe",
+    "pools",
+    "volumes",
+    "download_image",
 }
 """The primitives that change something on the hypervisor (the others only read)."""
 

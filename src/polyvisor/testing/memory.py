@@ -32,7 +32,8 @@ the local file system; new disks become files under ``/memory/<vm name>/`` and `
 them. A clone's base (``DiskSpec(image=..., clone=...)``) must be a readable file on the local file system: a
 linked clone records its base and never opens it for writing; a copy clone reads the base's bytes into memory, so
 it is independent of the base afterwards. A clone's virtual size is its base's: the ``size`` field of a qcow2
-header, else the file's size (a raw image); ``size_mib`` may only grow it. A spec's ``cloud_init`` becomes a seed
+header, else the file's size (a raw image); ``size_mib`` may only grow it. Pools and volumes, uploads and
+downloads: :mod:`polyvisor.testing.memory_storage`. A spec's ``cloud_init`` becomes a seed
 ISO (:func:`~polyvisor.provisioning.build_seed_iso`) kept in the host's memory (:attr:`MemoryHost.seeds`) as the
 VM's CD-ROM ``hdc``, shown in ``info().extra["cdroms"]``, readable with :meth:`MemoryBackend.seed_iso` (the
 conformance kit's hook) and deleted with the VM, with or without its storage.
@@ -83,7 +84,9 @@ from polyvisor.model import (
     normalize_uuid,
 )
 from polyvisor.provisioning.nocloud import build_seed_iso
+from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.testing.faults import Instrumented
+from polyvisor.testing.memory_storage import MemoryStorage
 from polyvisor.uri import URI
 
 __all__ = [
@@ -295,6 +298,15 @@ class MemoryHost:
         self.clock: Callable[[], float] = time.monotonic
         """The host's clock (seconds); a test may replace it to drive delayed guest behaviour without sleeping."""
         self._macs = 0
+        self.storage = MemoryStorage(name, self.disk_users, self.lock)
+        """The host's pools and volumes (:mod:`polyvisor.testing.memory_storage`)."""
+
+    def disk_users(self, path: str) -> list[str]:
+        """The names of the VMs with a disk at ``path`` or cloned from it."""
+        with self.lock:
+            return sorted(
+                vm.name for vm in self.vms.values() if any(path in (d.path, d.base) for d in vm.disks.values())
+            )
 
     def add_file(self, path: str, size_mib: int = 1024) -> None:
         """Place a file (an existing disk image of ``size_mib``) on the host."""
@@ -448,19 +460,24 @@ class MemoryBackend(Instrumented):
         new_path = f"/memory/{vm_name}/{target}.qcow2"
         if disk.clone is not None:
             assert disk.image is not None  # DiskSpec refuses a clone without a base
-            base_mib = max(math.ceil(virtual_size(disk.image) / MIB), 1)
+            volume = self.host.storage.find(disk.image)
+            base_mib = max(math.ceil((volume.capacity if volume else virtual_size(disk.image)) / MIB), 1)
             if disk.size_mib is not None and disk.size_mib < base_mib:
                 raise ValidationError(
                     f"{disk.size_mib} MiB is smaller than the base image {disk.image!r} ({base_mib} MiB); "
                     "a clone can only grow its base",
                     field="disk.size_mib",
                 )
-            content = _read(disk.image) if disk.clone is CloneMode.COPY else None
+            content = None
+            if disk.clone is CloneMode.COPY:
+                content = bytes(volume.data) if volume else _read(disk.image)
             size = disk.size_mib or base_mib
             return _Disk(new_path, size, clone=disk.clone, base=disk.image, content=content, image_is_new=True)
         if disk.image is not None:
             if disk.image in self.host.files:
                 return _Disk(disk.image, self.host.sizes.get(disk.image, 1024), readonly=disk.readonly)
+            if (volume := self.host.storage.find(disk.image)) is not None:
+                return _Disk(disk.image, max(math.ceil(volume.capacity / MIB), 1), readonly=disk.readonly)
             if not Path(disk.image).is_file():
                 raise NotFoundError(
                     f"disk image {disk.image!r} does not exist on the host; give an existing file",
@@ -685,6 +702,38 @@ class MemoryBackend(Instrumented):
                 else ReadyAnswer(source, detail="memory:// has no such source", unavailable=True)
                 for source in sources
             ]
+
+    # -- storage (memory_storage.MemoryStorage) -------------------------------------------------------------------
+    def pools(self) -> list[StoragePool]:
+        return self.host.storage.pools()
+
+    def volumes(self, pool: str | None) -> list[Volume]:
+        return self.host.storage.volumes(pool)
+
+    def upload_image(
+        self, image: LocalImage, pool: str | None, name: str, progress: Progress, deadline: Deadline
+    ) -> Volume:
+        return self.host.storage.upload(image, pool, name, progress, deadline)
+
+    def download_image(
+        self, pool: str | None, name: str, destination: str, progress: Progress, deadline: Deadline
+    ) -> int:
+        return self.host.storage.download(pool, name, destination, progress, deadline)
+
+    def create_pool(self, name: str, path: str | None, deadline: Deadline) -> StoragePool:
+        return self.host.storage.create_pool(name, path)
+
+    def delete_pool(self, name: str, deadline: Deadline) -> None:
+        self.host.storage.delete_pool(name)
+
+    def create_volume(self, pool: str | None, name: str, size: int, fmt: VolumeFormat, deadline: Deadline) -> Volume:
+        return self.host.storage.create_volume(pool, name, size, fmt)
+
+    def resize_volume(self, pool: str | None, name: str, size: int, deadline: Deadline) -> Volume:
+        return self.host.storage.resize_volume(pool, name, size)
+
+    def delete_volume(self, pool: str | None, name: str, deadline: Deadline) -> None:
+        self.host.storage.delete_volume(pool, name)
 
     def seed_iso(self, uuid: str) -> Callable[[], bytes | None]:
         """Return a reader of the VM's NoCloud seed CD-ROM: its bytes, or None once the seed is gone.
