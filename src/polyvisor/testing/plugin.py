@@ -27,6 +27,7 @@ AREAS = {
     "test_provisioning": (
         "provisioning: clones of a base image, cloud-init seeds, address and readiness waits, reconfigure, resize"
     ),
+    "test_storage": "storage: pools and volumes as values, uploads and downloads, pools and volumes made and deleted",
 }
 
 
