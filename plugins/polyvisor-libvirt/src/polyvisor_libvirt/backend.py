@@ -10,6 +10,8 @@ Each room is a module with one class, named as in the Hyper-V backend, and each 
 * :mod:`.snapshots`: internal snapshots;
 * :mod:`.devices`: disks and NICs attached and detached; :mod:`.storage`: pools and the volumes a domain owns;
   :mod:`.images`: clones of base images and cloud-init seeds;
+* :mod:`.pools`: the host's storage pools and volumes as values, made and deleted; :mod:`.transfers`: images
+  uploaded and downloaded over sparse streams;
 * :mod:`.sizing`: vCPUs, memory and disk sizes; :mod:`.addresses`: guest addresses, source by source;
   :mod:`.readiness`: cloud-init's result, read through the guest agent;
 * :mod:`.events`: event registrations, subscriptions and the definition cache they keep coherent;
@@ -41,6 +43,7 @@ from polyvisor.model import (
     VMSpec,
     VMStatus,
 )
+from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.uri import URI
 from polyvisor_libvirt.addresses import Addresses
 from polyvisor_libvirt.client import LibvirtClient
@@ -48,11 +51,13 @@ from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.images import Images
 from polyvisor_libvirt.inventory import Inventory
 from polyvisor_libvirt.lifecycle import Lifecycle
+from polyvisor_libvirt.pools import Pools
 from polyvisor_libvirt.probe import probe_connection, read_host_caps
 from polyvisor_libvirt.readiness import Readiness
 from polyvisor_libvirt.sizing import Sizing
 from polyvisor_libvirt.snapshots import Snapshots
 from polyvisor_libvirt.storage import Storage
+from polyvisor_libvirt.transfers import Transfers
 
 __all__ = ["LibvirtBackend"]
 
@@ -120,6 +125,8 @@ class LibvirtBackend(Backend):
         self._sizing = Sizing(client)
         self._addresses = Addresses(client)
         self._readiness = Readiness(client)
+        self._pools = Pools(client)
+        self._transfers = Transfers(client, self._pools)
         self._events = client.events  # the client registers it again on every connection it opens
 
     def close(self) -> None:
@@ -268,6 +275,47 @@ class LibvirtBackend(Backend):
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
         """Grow a disk: the pool volume (stopped) or blockResize (running); never shrink."""
         self._sizing.resize_disk(uuid, target, size_mib, deadline)
+
+    # -- storage -----------------------------------------------------------------------------------------------------
+    def pools(self) -> list[StoragePool]:
+        """Every storage pool, with its type, path and sizes."""
+        return self._pools.pools()
+
+    def volumes(self, pool: str | None) -> list[Volume]:
+        """The pool's volumes (after a refresh), with format and sizes."""
+        return self._pools.volumes(pool)
+
+    def upload_image(
+        self, image: LocalImage, pool: str | None, name: str, progress: Progress, deadline: Deadline
+    ) -> Volume:
+        """A sparse upload stream into a temporary volume, then renamed (see :mod:`.transfers`)."""
+        return self._transfers.upload_image(image, pool, name, progress, deadline)
+
+    def download_image(
+        self, pool: str | None, name: str, destination: str, progress: Progress, deadline: Deadline
+    ) -> int:
+        """A sparse download stream into the local file."""
+        return self._transfers.download_image(pool, name, destination, progress, deadline)
+
+    def create_pool(self, name: str, path: str | None, deadline: Deadline) -> StoragePool:
+        """Define, build, start and autostart a dir pool."""
+        return self._pools.create_pool(name, path)
+
+    def delete_pool(self, name: str, deadline: Deadline) -> None:
+        """Stop, delete (an empty directory) and undefine the pool."""
+        self._pools.delete_pool(name)
+
+    def create_volume(self, pool: str | None, name: str, size: int, fmt: VolumeFormat, deadline: Deadline) -> Volume:
+        """createXML of an empty volume."""
+        return self._pools.create_volume(pool, name, size, fmt)
+
+    def resize_volume(self, pool: str | None, name: str, size: int, deadline: Deadline) -> Volume:
+        """virStorageVolResize."""
+        return self._pools.resize_volume(pool, name, size)
+
+    def delete_volume(self, pool: str | None, name: str, deadline: Deadline) -> None:
+        """Delete the volume unless a domain uses it."""
+        self._pools.delete_volume(pool, name)
 
     # -- events --------------------------------------------------------------------------------------------------------
     def subscribe(self, sink: EventSink) -> Subscription:

@@ -31,6 +31,7 @@ __all__ = [
 F = Feature
 
 _COMMON = frozenset({F.CREATE, F.LABELS, F.DELETE_STORAGE, F.DISK_ATTACH, F.NIC_ATTACH, F.READONLY_DISK})
+_COMMON |= {F.STORAGE, F.POOL_WRITE, F.VOLUME_WRITE}  # every driver with storage pools lists and makes them
 _QEMU = _COMMON | {
     F.PAUSE,
     F.SAVE,
@@ -57,6 +58,10 @@ _QEMU = _COMMON | {
     F.RECONFIGURE_LIVE_CPUS,
     F.RECONFIGURE_LIVE_MEMORY,
     F.DYNAMIC_MEMORY,
+    # Storage streams (sparse since libvirt 3.4) carry images both ways; virStorageVolResize grows volumes.
+    F.IMAGE_UPLOAD,
+    F.IMAGE_DOWNLOAD,
+    F.VOLUME_RESIZE,
 }
 
 DRIVER_FEATURES: dict[str, frozenset[Feature]] = {
@@ -200,6 +205,8 @@ def probe_connection(client: LibvirtClient, caps: HostCaps) -> frozenset[Feature
     except libvirt.libvirtError:
         # Without storage pools nothing can be made for a VM: no owned volumes, clones or seeds.
         features -= {Feature.DELETE_STORAGE, Feature.DISK_CLONE_LINKED, Feature.DISK_CLONE_COPY, Feature.CLOUD_INIT}
+        features -= {Feature.STORAGE, Feature.POOL_WRITE, Feature.VOLUME_WRITE, Feature.VOLUME_RESIZE}
+        features -= {Feature.IMAGE_UPLOAD, Feature.IMAGE_DOWNLOAD}
     if len({guest.arch for guest in caps.guests}) > 1:
         features.add(Feature.ARCHITECTURE_CHOICE)
     return frozenset(features)

@@ -1,0 +1,201 @@
+"""Images between the client and a pool: ``virStorageVolUpload``/``Download`` over sparse streams.
+
+An upload goes into a new raw volume of size 0 under a temporary name (:func:`polyvisor.storage.partial_name`): an
+empty file, so no byte of an earlier file survives under a hole. The local file's extents (SEEK_DATA/SEEK_HOLE)
+are sent in order: data in chunks of :data:`~polyvisor.storage.TRANSFER_CHUNK` (``virStreamSend``), holes as
+``virStreamSendHole`` (``VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM``): a hole costs one small message, whatever its size.
+libvirt's own ``sparseSendAll`` is not used: it sends 64 KiB per message.
+
+Once all is sent, the volume gets its final name: on a local host whose pool directory the client can write, a
+rename of the file in that directory (atomic) and a pool refresh; otherwise ``createXMLFrom`` copies it on the host
+(libvirt has no rename) and the temporary volume is deleted. Either way the final name exists only complete, and
+the refresh probes its format (qcow2, raw, ...). On any failure, the deadline included (checked between chunks),
+the stream is aborted and the temporary volume deleted; a killed client leaves only the temporary name, which
+listings mark ``partial``.
+
+A download receives with ``VIR_STREAM_RECV_STOP_AT_HOLE``: holes become holes of the local file (a seek, then a
+final truncate), never zeros sent over the wire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import libvirt
+
+from polyvisor.backend import Deadline
+from polyvisor.errors import AlreadyExistsError, TimeoutError, UnsupportedError, ValidationError
+from polyvisor.model import Feature
+from polyvisor.storage import (
+    TRANSFER_CHUNK,
+    LocalImage,
+    Progress,
+    TransferProgress,
+    Volume,
+    VolumeFormat,
+    data_extents,
+    partial_name,
+)
+from polyvisor_libvirt.client import LibvirtClient
+from polyvisor_libvirt.pools import Pools, volume_xml
+
+__all__ = ["Transfers"]
+
+_REFRESH_POLL = 0.1  # seconds between refresh attempts while other uploads keep the pool busy
+
+
+class Transfers:
+    """Uploads into and downloads from storage volumes, over one client."""
+
+    def __init__(self, client: LibvirtClient, pools: Pools) -> None:
+        self._client = client
+        self._pools = pools
+
+    @property
+    def host(self) -> str:
+        return self._client.host
+
+    def _timed_out(self, doing: str, deadline: Deadline, done: int, total: int) -> TimeoutError:
+        return TimeoutError(
+            f"timed out after {deadline.timeout:g}s {doing} ({done} of {total} bytes done); nothing was kept",
+            host=self.host,
+        )
+
+    # -- upload ----------------------------------------------------------------------------------------------------
+    def upload_image(
+        self, image: LocalImage, pool_name: str | None, name: str, progress: Progress, deadline: Deadline
+    ) -> Volume:
+        pool = self._pools.pool(pool_name)
+        doing = f"uploading {name!r} into pool {pool.name()!r}"
+        temporary = partial_name(name)
+        with self._client.errors(doing, host=self.host):
+            volume = pool.createXML(volume_xml(temporary, 0, VolumeFormat.RAW), 0)
+        try:
+            self._send(volume, image, doing, progress, deadline)
+            return self._rename(pool, volume, name, doing, deadline)
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                volume.delete(0)
+            raise
+
+    def _send(
+        self, volume: libvirt.virStorageVol, image: LocalImage, doing: str, progress: Progress, deadline: Deadline
+    ) -> None:
+        stream = self._client.live().newStream(0)
+        try:
+            with self._client.errors(doing, host=self.host):
+                try:
+                    volume.upload(stream, 0, image.size, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+                        raise UnsupportedError(
+                            f"this libvirt driver cannot upload into storage volumes ({doing})",
+                            feature=Feature.IMAGE_UPLOAD,
+                            host=self.host,
+                        ) from error
+                    raise
+                sent = 0
+                with image.path.open("rb") as source:
+                    for offset, length, is_data in data_extents(source.fileno(), image.size):
+                        if deadline.expired:
+                            raise self._timed_out(doing, deadline, offset, image.size)
+                        if not is_data:
+                            stream.sendHole(length, 0)
+                            progress(TransferProgress(offset + length, image.size, sent))
+                            continue
+                        source.seek(offset)
+                        end = offset + length
+                        while offset < end:
+                            if deadline.expired:
+                                raise self._timed_out(doing, deadline, offset, image.size)
+                            data = source.read(min(TRANSFER_CHUNK, end - offset))
+                            if not data:
+                                raise ValidationError(
+                                    f"{str(image.path)!r} shrank while it was uploaded ({doing})", field="local_path"
+                                )
+                            chunk = memoryview(data)
+                            while chunk:
+                                chunk = chunk[stream.send(bytes(chunk)) :]
+                            offset += len(data)
+                            sent += len(data)
+                            progress(TransferProgress(offset, image.size, sent))
+                stream.finish()
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                stream.abort()
+            raise
+
+    def _rename(
+        self, pool: libvirt.virStoragePool, volume: libvirt.virStorageVol, name: str, doing: str, deadline: Deadline
+    ) -> Volume:
+        """Give the complete temporary volume its final name; return the final volume."""
+        temporary = Path(volume.path())
+        final = temporary.with_name(name)
+        if self._client.uri.is_local and temporary.is_file() and os.access(temporary.parent, os.W_OK):
+            if final.exists():
+                raise AlreadyExistsError(f"{doing}: {final} appeared meanwhile; nothing was replaced", host=self.host)
+            temporary.rename(final)  # same directory: atomic, and no byte copied
+            self._refresh(pool, doing, deadline)
+            with self._client.errors(doing, host=self.host):
+                return self._pools.volume_value(pool, pool.storageVolLookupByName(name))
+        self._refresh(pool, doing, deadline)  # probes the format the upload wrote (qcow2, ...)
+        with self._client.errors(doing, host=self.host):
+            source = pool.storageVolLookupByName(volume.name())
+            facts = self._pools.volume_value(pool, source)
+            copy = pool.createXMLFrom(volume_xml(name, facts.capacity, facts.format), source, 0)
+            with contextlib.suppress(libvirt.libvirtError):
+                source.delete(0)
+            self._refresh(pool, doing, deadline)
+            return self._pools.volume_value(pool, copy)
+
+    def _refresh(self, pool: libvirt.virStoragePool, doing: str, deadline: Deadline) -> None:
+        """Refresh the pool; libvirt refuses while another upload runs in it, so try again until the deadline."""
+        while True:
+            try:
+                pool.refresh(0)
+                return
+            except libvirt.libvirtError as error:
+                if error.get_error_code() != libvirt.VIR_ERR_INTERNAL_ERROR or deadline.remaining() < _REFRESH_POLL:
+                    with self._client.errors(doing, host=self.host):
+                        raise
+            time.sleep(_REFRESH_POLL)  # libvirt offers no event for "the pool's other jobs ended"
+
+    # -- download ----------------------------------------------------------------------------------------------------
+    def download_image(
+        self, pool_name: str | None, name: str, destination: str, progress: Progress, deadline: Deadline
+    ) -> int:
+        pool = self._pools.pool(pool_name)
+        volume = self._pools.volume(pool, name)
+        doing = f"downloading {name!r} from pool {pool.name()!r}"
+        stream = self._client.live().newStream(0)
+        try:
+            with self._client.errors(doing, host=self.host):
+                total = int(volume.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2])  # the file's length
+                volume.download(stream, 0, 0, libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM)
+                done = sent = 0
+                with open(destination, "wb") as out:
+                    while True:
+                        if deadline.expired:
+                            raise self._timed_out(doing, deadline, done, total)
+                        got = stream.recvFlags(TRANSFER_CHUNK, libvirt.VIR_STREAM_RECV_STOP_AT_HOLE)
+                        if got == -3:  # a hole: skip it locally
+                            done += stream.recvHole(0)
+                            out.seek(done)
+                        elif isinstance(got, bytes) and got:
+                            out.write(got)
+                            done += len(got)
+                            sent += len(got)
+                        elif isinstance(got, bytes):
+                            break  # end of stream
+                        progress(TransferProgress(done, max(total, done), sent))
+                    out.truncate(done)
+                stream.finish()
+                progress(TransferProgress(done, done, sent))
+                return done
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                stream.abort()
+            raise
