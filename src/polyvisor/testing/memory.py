@@ -84,9 +84,7 @@ from polyvisor.model import (
     normalize_uuid,
 )
 from polyvisor.provisioning.nocloud import build_seed_iso
-from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
-from polyvisor.testing.faults import Instrumented
-from polyvisor.testing.memory_storage import MemoryStorage
+from polyvisor.testing.memory_storage import MemoryStorage, StoragePrimitives
 from polyvisor.uri import URI
 
 __all__ = [
@@ -343,7 +341,7 @@ def host_named(name: str) -> MemoryHost:
         return _hosts.setdefault(name, MemoryHost(name))
 
 
-class MemoryBackend(Instrumented):
+class MemoryBackend(StoragePrimitives):
     """A connection to an in-memory host (its primitives also record their calls and obey the URI's faults)."""
 
     name = "memory"
@@ -367,6 +365,7 @@ class MemoryBackend(Instrumented):
     )
     address_sources = ("agent",)
     ready_sources = ("cloud-init",)
+    host: MemoryHost
 
     def __init__(self, uri: URI, credentials: Credentials) -> None:
         unknown = set(credentials.options)
@@ -702,38 +701,6 @@ class MemoryBackend(Instrumented):
                 else ReadyAnswer(source, detail="memory:// has no such source", unavailable=True)
                 for source in sources
             ]
-
-    # -- storage (memory_storage.MemoryStorage) -------------------------------------------------------------------
-    def pools(self) -> list[StoragePool]:
-        return self.host.storage.pools()
-
-    def volumes(self, pool: str | None) -> list[Volume]:
-        return self.host.storage.volumes(pool)
-
-    def upload_image(
-        self, image: LocalImage, pool: str | None, name: str, progress: Progress, deadline: Deadline
-    ) -> Volume:
-        return self.host.storage.upload(image, pool, name, progress, deadline)
-
-    def download_image(
-        self, pool: str | None, name: str, destination: str, progress: Progress, deadline: Deadline
-    ) -> int:
-        return self.host.storage.download(pool, name, destination, progress, deadline)
-
-    def create_pool(self, name: str, path: str | None, deadline: Deadline) -> StoragePool:
-        return self.host.storage.create_pool(name, path)
-
-    def delete_pool(self, name: str, deadline: Deadline) -> None:
-        self.host.storage.delete_pool(name)
-
-    def create_volume(self, pool: str | None, name: str, size: int, fmt: VolumeFormat, deadline: Deadline) -> Volume:
-        return self.host.storage.create_volume(pool, name, size, fmt)
-
-    def resize_volume(self, pool: str | None, name: str, size: int, deadline: Deadline) -> Volume:
-        return self.host.storage.resize_volume(pool, name, size)
-
-    def delete_volume(self, pool: str | None, name: str, deadline: Deadline) -> None:
-        self.host.storage.delete_volume(pool, name)
 
     def seed_iso(self, uuid: str) -> Callable[[], bytes | None]:
         """Return a reader of the VM's NoCloud seed CD-ROM: its bytes, or None once the seed is gone.

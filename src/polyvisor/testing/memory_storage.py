@@ -17,6 +17,7 @@ import posixpath
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from polyvisor.backend import Deadline
 from polyvisor.errors import InUseError, NotFoundError, ValidationError
@@ -33,8 +34,9 @@ from polyvisor.storage import (
     partial_name,
     probe_format,
 )
+from polyvisor.testing.faults import Instrumented
 
-__all__ = ["POOL_ROOT", "MemoryStorage"]
+__all__ = ["POOL_ROOT", "MemoryStorage", "StoragePrimitives"]
 
 POOL_ROOT = "/memory/pools"
 CAPACITY = 1024 * 1024 * 1024 * 1024
@@ -214,3 +216,45 @@ class MemoryStorage:
 def _names(users: Iterable[str]) -> str:
     listed = sorted(users)
     return ("VM " if len(listed) == 1 else "VMs ") + ", ".join(repr(user) for user in listed)
+
+
+class _StorageHost(Protocol):
+    storage: MemoryStorage
+
+
+class StoragePrimitives(Instrumented):
+    """The storage primitives of :class:`~polyvisor.testing.memory.MemoryBackend` (recorded, faults obeyed, as
+    every primitive there), each a call of its host's :class:`MemoryStorage`."""
+
+    host: _StorageHost
+
+    def pools(self) -> list[StoragePool]:
+        return self.host.storage.pools()
+
+    def volumes(self, pool: str | None) -> list[Volume]:
+        return self.host.storage.volumes(pool)
+
+    def upload_image(
+        self, image: LocalImage, pool: str | None, name: str, progress: Progress, deadline: Deadline
+    ) -> Volume:
+        return self.host.storage.upload(image, pool, name, progress, deadline)
+
+    def download_image(
+        self, pool: str | None, name: str, destination: str, progress: Progress, deadline: Deadline
+    ) -> int:
+        return self.host.storage.download(pool, name, destination, progress, deadline)
+
+    def create_pool(self, name: str, path: str | None, deadline: Deadline) -> StoragePool:
+        return self.host.storage.create_pool(name, path)
+
+    def delete_pool(self, name: str, deadline: Deadline) -> None:
+        self.host.storage.delete_pool(name)
+
+    def create_volume(self, pool: str | None, name: str, size: int, fmt: VolumeFormat, deadline: Deadline) -> Volume:
+        return self.host.storage.create_volume(pool, name, size, fmt)
+
+    def resize_volume(self, pool: str | None, name: str, size: int, deadline: Deadline) -> Volume:
+        return self.host.storage.resize_volume(pool, name, size)
+
+    def delete_volume(self, pool: str | None, name: str, deadline: Deadline) -> None:
+        self.host.storage.delete_volume(pool, name)
