@@ -64,7 +64,7 @@ from polyvisor.model import (
 )
 from polyvisor.plugins import Plugins
 from polyvisor.provisioning.addresses import AddressFamily
-from polyvisor.storage import StoragePool, TransferProgress, Volume, VolumeFormat
+from polyvisor.storage import LocalImage, StoragePool, TransferProgress, Volume, VolumeFormat
 from polyvisor.uri import URI
 from polyvisor.vm import VM
 
@@ -108,6 +108,7 @@ __all__ = [
     "InUseError",
     "InvalidStateError",
     "KernelBoot",
+    "LocalImage",
     "NamedConnection",
     "NetworkInfo",
     "NicSpec",

@@ -7,6 +7,7 @@ provide primitives (:mod:`polyvisor.backend`).
 
 from __future__ import annotations
 
+import builtins  # the name ``list`` is the listing method inside the class
 import logging
 import os
 import weakref
@@ -210,11 +211,11 @@ class Connection:
         return VM(self, info.uuid, info.name)
 
     # -- storage (the rules are in polyvisor.storage_calls) --------------------------------------------------
-    def pools(self) -> list[StoragePool]:
+    def pools(self) -> builtins.list[StoragePool]:
         """Return the host's storage pools (Hyper-V: its disk and VM paths and image folders) as values."""
         return storage_calls.pools(self)
 
-    def volumes(self, pool: str | None = None) -> list[Volume]:
+    def volumes(self, pool: str | None = None) -> builtins.list[Volume]:
         """Return the volumes of a pool (the default pool without ``pool``), with format and sizes, in one listing."""
         return storage_calls.volumes(self, pool)
 

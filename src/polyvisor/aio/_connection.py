@@ -7,6 +7,7 @@ Nothing of a backend is reimplemented. Each blocking call runs in the connection
 from __future__ import annotations
 
 import asyncio
+import builtins  # the name ``list`` is the listing method inside the class
 import functools
 import logging
 import os
@@ -29,7 +30,7 @@ from polyvisor.errors import ConnectionError, ValidationError
 from polyvisor.events import subscribe
 from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, VMInfo, VMSpec
 from polyvisor.plugins import Plugins
-from polyvisor.storage import Progress, StoragePool, Volume, VolumeFormat
+from polyvisor.storage import Progress, StoragePool, TransferProgress, Volume, VolumeFormat
 from polyvisor.storage_calls import TRANSFER_TIMEOUT
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
@@ -259,11 +260,11 @@ class AsyncConnection:
         return AsyncVM(self, await self._call(self.sync.create, spec, timeout=timeout))
 
     # -- storage ---------------------------------------------------------------------------------------------------
-    async def pools(self) -> list[StoragePool]:
+    async def pools(self) -> builtins.list[StoragePool]:
         """Return the host's storage pools as values."""
         return await self._call(self.sync.pools)
 
-    async def volumes(self, pool: str | None = None) -> list[Volume]:
+    async def volumes(self, pool: str | None = None) -> builtins.list[Volume]:
         """Return the volumes of a pool (the default pool without ``pool``)."""
         return await self._call(self.sync.volumes, pool)
 
@@ -272,7 +273,11 @@ class AsyncConnection:
         if progress is None:
             return None
         loop = asyncio.get_running_loop()
-        return lambda report: loop.call_soon_threadsafe(progress, report)
+
+        def on_loop(report: TransferProgress) -> None:
+            loop.call_soon_threadsafe(progress, report)
+
+        return on_loop
 
     async def upload_image(
         self,
