@@ -43,6 +43,8 @@ nitpick_ignore = [
         "collections.abc.Sequence",
         "datetime.datetime",
         "pathlib.Path",
+        "os.PathLike",
+        "Path",  # pathlib.Path as a dataclass field of polyvisor.storage.LocalImage shows it
         "_queue.SimpleQueue",
         "collections.abc.KeysView",
         "collections.abc.ItemsView",

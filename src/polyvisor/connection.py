@@ -232,7 +232,8 @@ class Connection:
         which a disk spec's ``image`` takes as it is.
 
         Only a complete upload appears under ``name``: an interrupted one (deadline, dropped connection, killed
-        client) leaves nothing there. ``progress`` receives a :class:`~polyvisor.TransferProgress` after each chunk.
+        client) leaves nothing there. ``progress`` receives a :class:`~polyvisor.storage.TransferProgress` after
+        each chunk.
         """
         return storage_calls.upload_image(self, local_path, pool, name, progress, timeout)
 

@@ -2,8 +2,9 @@
 
 A *pool* is where a host keeps disk files: a libvirt storage pool, or on Hyper-V the host's virtual hard disk
 path, its virtual machine path and the image folders polyvisor makes under the former. A *volume* is one file in
-a pool. Sizes are bytes. :class:`Volume` is :class:`os.PathLike`, so the value :meth:`polyvisor.Connection.
-upload_image` returns is a disk spec's ``image`` as it is: ``DiskSpec(image=volume, clone="linked")``.
+a pool. Sizes are bytes. :class:`Volume` is :class:`os.PathLike`, so the value
+:meth:`polyvisor.Connection.upload_image` returns is a disk spec's ``image`` as it is:
+``DiskSpec(image=volume, clone="linked")``.
 
 Names are checked here, once, for every backend (:func:`validate_volume_name`): a name is one path component
 that every supported host stores verbatim, so a hostile name is refused before anything is sent, and any other

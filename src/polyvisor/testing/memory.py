@@ -33,7 +33,7 @@ them. A clone's base (``DiskSpec(image=..., clone=...)``) must be a readable fil
 linked clone records its base and never opens it for writing; a copy clone reads the base's bytes into memory, so
 it is independent of the base afterwards. A clone's virtual size is its base's: the ``size`` field of a qcow2
 header, else the file's size (a raw image); ``size_mib`` may only grow it. Pools and volumes, uploads and
-downloads: :mod:`polyvisor.testing.memory_storage`. A spec's ``cloud_init`` becomes a seed
+downloads: ``polyvisor.testing.memory_storage``. A spec's ``cloud_init`` becomes a seed
 ISO (:func:`~polyvisor.provisioning.build_seed_iso`) kept in the host's memory (:attr:`MemoryHost.seeds`) as the
 VM's CD-ROM ``hdc``, shown in ``info().extra["cdroms"]``, readable with :meth:`MemoryBackend.seed_iso` (the
 conformance kit's hook) and deleted with the VM, with or without its storage.
@@ -297,7 +297,7 @@ class MemoryHost:
         """The host's clock (seconds); a test may replace it to drive delayed guest behaviour without sleeping."""
         self._macs = 0
         self.storage = MemoryStorage(name, self.disk_users, self.lock)
-        """The host's pools and volumes (:mod:`polyvisor.testing.memory_storage`)."""
+        """The host's pools and volumes (``polyvisor.testing.memory_storage``)."""
 
     def disk_users(self, path: str) -> list[str]:
         """The names of the VMs with a disk at ``path`` or cloned from it."""
