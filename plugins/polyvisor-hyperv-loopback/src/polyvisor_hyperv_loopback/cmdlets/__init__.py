@@ -9,7 +9,7 @@ holds its verb (``ctx.host.power.start_vm``), never a forwarder.
 
 from __future__ import annotations
 
-from . import devices, provisioning, utility, vm
+from . import devices, items, provisioning, utility, vm
 from .base import Cmdlet, CommandContext, Param, Registry, Session
 
 __all__ = ["Cmdlet", "CommandContext", "Param", "Registry", "Session", "default_registry"]
@@ -17,4 +17,4 @@ __all__ = ["Cmdlet", "CommandContext", "Param", "Registry", "Session", "default_
 
 def default_registry() -> Registry:
     """Return a registry of every command this host implements."""
-    return Registry([*vm.CMDLETS, *devices.CMDLETS, *provisioning.CMDLETS, *utility.CMDLETS])
+    return Registry([*vm.CMDLETS, *devices.CMDLETS, *items.CMDLETS, *provisioning.CMDLETS, *utility.CMDLETS])

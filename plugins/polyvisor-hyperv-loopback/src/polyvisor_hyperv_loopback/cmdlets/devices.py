@@ -86,7 +86,10 @@ def _get_vhd(ctx: CommandContext, args: dict[str, object]) -> None:
 def _remove_item(ctx: CommandContext, args: dict[str, object]) -> None:
     for path in args["Path"]:  # type: ignore[attr-defined]
         if ctx.should_process(high_impact=False):
-            ctx.host.disks.remove_file(path)
+            if ctx.host.files.get(path) is None and ctx.host.files.is_directory(path):
+                ctx.host.files.remove_directory(path)  # without -Recurse: only an empty one
+            else:
+                ctx.host.disks.remove_file(path)
 
 
 def _test_path(ctx: CommandContext, args: dict[str, object]) -> None:

@@ -1,4 +1,8 @@
-"""The loopback host's virtual file system: Windows paths, case-insensitive, holding VHD and ISO entries."""
+"""The loopback host's virtual file system: Windows paths, case-insensitive, holding VHD and ISO entries.
+
+Directories are those made (New-Item -ItemType Directory, and the host's VM and disk paths) and those implied by the
+files under them. Names compare case-insensitively and keep the case they were given (NTFS).
+"""
 
 from __future__ import annotations
 
@@ -61,6 +65,96 @@ class VirtualFileSystem:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._files: dict[str, FileEntry] = {}
+        self._dirs: dict[str, str] = {}  # casefolded path -> path as made
+
+    def is_directory(self, path: str) -> bool:
+        """Return whether path is a directory: one made, or one holding files."""
+        key = _key(path)
+        with self._lock:
+            return self._is_dir(key)
+
+    def _is_dir(self, key: str) -> bool:
+        prefix = key.rstrip("\\") + "\\"
+        return key in self._dirs or any(name.startswith(prefix) for name in (*self._files, *self._dirs))
+
+    def make_directory(self, path: str) -> str:
+        """Make a directory (and its parents); return its path. A file there is the Win32 'file exists' error."""
+        full = normalize_path(path)
+        with self._lock:
+            if full.casefold() in self._files:
+                raise HostError(
+                    f"An item with the specified name {full} already exists.",
+                    error_id="DirectoryExist",
+                    category="ResourceExists",
+                    target_name=full,
+                    exception_type="System.IO.IOException",
+                )
+            walk = full
+            while ntpath.splitdrive(walk)[1] not in ("", "\\"):
+                self._dirs.setdefault(walk.casefold(), walk)
+                walk = ntpath.dirname(walk)
+        return full
+
+    def remove_directory(self, path: str) -> None:
+        """Remove an empty directory; one holding anything is refused, as Remove-Item without -Recurse is."""
+        full = normalize_path(path)
+        key = full.casefold()
+        with self._lock:
+            if not self._is_dir(key):
+                raise _missing(full)
+            prefix = key.rstrip("\\") + "\\"
+            if any(name.startswith(prefix) for name in (*self._files, *self._dirs)):
+                raise HostError(
+                    f"The item at {full} has children and the Recurse parameter was not specified.",
+                    error_id="DirectoryNotEmpty",
+                    category="WriteError",
+                    target_name=full,
+                    exception_type="System.IO.IOException",
+                )
+            self._dirs.pop(key, None)
+
+    def children(self, path: str) -> tuple[list[str], list[FileEntry]]:
+        """The directories (paths) and files directly in path, sorted case-insensitively."""
+        full = normalize_path(path)
+        parts = [part.casefold() for part in full.rstrip("\\").split("\\")]
+        depth = len(parts)
+        with self._lock:
+            if not self._is_dir(full.casefold()):
+                raise _missing(full)
+            files: list[FileEntry] = []
+            dirs: dict[str, str] = {}
+            shown = [(p, False) for p in self._dirs.values()] + [(e.path, True) for e in self._files.values()]
+            for item, is_file in shown:
+                names = item.split("\\")
+                if len(names) <= depth or [n.casefold() for n in names[:depth]] != parts:
+                    continue
+                if is_file and len(names) == depth + 1:
+                    files.append(self._files[item.casefold()])
+                else:
+                    child = "\\".join(names[: depth + 1])
+                    dirs.setdefault(child.casefold(), child)
+        return sorted(dirs.values(), key=str.casefold), sorted(files, key=lambda e: e.path.casefold())
+
+    def rename(self, path: str, new_name: str) -> FileEntry:
+        """Rename-Item of a file within its directory: a taken name is refused, nothing is replaced."""
+        full = normalize_path(path)
+        target = ntpath.join(ntpath.dirname(full), new_name)
+        with self._lock:
+            entry = self._files.get(full.casefold())
+            if entry is None:
+                raise _missing(full)
+            if target.casefold() in self._files or target.casefold() in self._dirs:
+                raise HostError(
+                    "Cannot create a file when that file already exists.",
+                    error_id="RenameItemIOError",
+                    category="WriteError",
+                    target_name=full,
+                    exception_type="System.IO.IOException",
+                )
+            del self._files[full.casefold()]
+            entry.path = target
+            self._files[target.casefold()] = entry
+        return entry
 
     def get(self, path: str) -> FileEntry | None:
         """Return the entry at ``path`` or None."""
@@ -68,13 +162,10 @@ class VirtualFileSystem:
             return self._files.get(_key(path))
 
     def exists(self, path: str) -> bool:
-        """Return whether a file or a directory holding files exists at ``path``."""
+        """Return whether a file or a directory exists at ``path``."""
         key = _key(path)
         with self._lock:
-            if key in self._files:
-                return True
-            prefix = key.rstrip("\\") + "\\"
-            return any(name.startswith(prefix) for name in self._files)
+            return key in self._files or self._is_dir(key)
 
     def create(self, entry: FileEntry) -> FileEntry:
         """Add ``entry``; a file already at that path is the Win32 'file exists' error."""
@@ -97,16 +188,25 @@ class VirtualFileSystem:
         with self._lock:
             entry = self._files.pop(_key(path), None)
         if entry is None:
-            raise HostError(
-                f"Cannot find path '{normalize_path(path)}' because it does not exist.",
-                error_id="PathNotFound",
-                category="ObjectNotFound",
-                target_name=normalize_path(path),
-                exception_type="System.Management.Automation.ItemNotFoundException",
-            )
+            raise _missing(normalize_path(path))
         return entry
+
+    def entries(self) -> list[FileEntry]:
+        """Return every file."""
+        with self._lock:
+            return list(self._files.values())
 
     def paths(self) -> list[str]:
         """Return every file path, sorted case-insensitively."""
         with self._lock:
             return sorted((entry.path for entry in self._files.values()), key=str.casefold)
+
+
+def _missing(path: str) -> HostError:
+    return HostError(
+        f"Cannot find path '{path}' because it does not exist.",
+        error_id="PathNotFound",
+        category="ObjectNotFound",
+        target_name=path,
+        exception_type="System.Management.Automation.ItemNotFoundException",
+    )

@@ -56,6 +56,10 @@ class HostState:
         self.delays: dict[str, float] = dict.fromkeys(TRANSITIONAL, transition_delay)
         self.guest_shutdown_timeout = guest_shutdown_timeout
         self.files = VirtualFileSystem()
+        self.files.make_directory(VM_ROOT)
+        self.files.make_directory(VHD_ROOT)
+        self.drive_capacity = 2 * 1024 * GiB
+        """Bytes of each drive (C:, D:, ...): Get-PSDrive shows what the files on it leave free."""
         self._cond = threading.Condition(threading.RLock())
         self.vms: dict[uuid.UUID, VMRecord] = {}
         """Every VM, by id: the live records (hold :attr:`condition`)."""
