@@ -44,6 +44,8 @@ room method that implements a :class:`~polyvisor.backend.Backend` method carries
   deleted VM; :mod:`.images`: clones of base images and cloud-init seeds;
 * :mod:`.sizing`: processors, memory and disk sizes; :mod:`.addresses`: guest addresses from KVP;
   :mod:`.readiness`: the guest's heartbeat;
+* :mod:`.pools`: the host's disk paths and image folders and the files in them, made and deleted;
+  :mod:`.transfers`: images uploaded in byte[] chunks, hash-checked, renamed;
 * :mod:`.events`: the watcher pipeline feeding subscriptions;
 * :mod:`.errors`, :mod:`.states`: PowerShell error records and VM states in polyvisor's terms.
 
@@ -72,6 +74,7 @@ from polyvisor.model import (
     VMSpec,
     VMStatus,
 )
+from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.uri import URI
 from polyvisor_hyperv.addresses import Addresses
 from polyvisor_hyperv.client import HyperVClient
@@ -81,10 +84,12 @@ from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
+from polyvisor_hyperv.pools import Pools
 from polyvisor_hyperv.readiness import Readiness
 from polyvisor_hyperv.sizing import Sizing
 from polyvisor_hyperv.snapshots import Snapshots
 from polyvisor_hyperv.storage import Storage
+from polyvisor_hyperv.transfers import Transfers
 from polyvisor_hyperv.transport import Transport, TransportPool
 
 __all__ = ["HyperVBackend", "open_transport"]
@@ -162,6 +167,8 @@ class HyperVBackend(Backend):
         self._sizing = Sizing(client, self._devices)
         self._addresses = Addresses(client, self._devices)
         self._readiness = Readiness(client)
+        self._pools = Pools(client)
+        self._transfers = Transfers(client, self._pools)
         # Native events: a watcher pipeline on a session of its own (see polyvisor_hyperv.events).
         self._events = Events(
             self.options, lambda: open_transport(self.options), self._inventory.list_vms, uri.display_host
@@ -287,6 +294,33 @@ class HyperVBackend(Backend):
 
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
         self._sizing.resize_disk(uuid, target, size_mib, deadline)
+
+    # -- storage --------------------------------------------------------------------------------------------------
+    def pools(self) -> list[StoragePool]:
+        return self._pools.pools()
+
+    def volumes(self, pool: str | None) -> list[Volume]:
+        return self._pools.volumes(pool)
+
+    def upload_image(
+        self, image: LocalImage, pool: str | None, name: str, progress: Progress, deadline: Deadline
+    ) -> Volume:
+        return self._transfers.upload_image(image, pool, name, progress, deadline)
+
+    def create_pool(self, name: str, path: str | None, deadline: Deadline) -> StoragePool:
+        return self._pools.create_pool(name, path, deadline)
+
+    def delete_pool(self, name: str, deadline: Deadline) -> None:
+        self._pools.delete_pool(name, deadline)
+
+    def create_volume(self, pool: str | None, name: str, size: int, fmt: VolumeFormat, deadline: Deadline) -> Volume:
+        return self._pools.create_volume(pool, name, size, fmt, deadline)
+
+    def resize_volume(self, pool: str | None, name: str, size: int, deadline: Deadline) -> Volume:
+        return self._pools.resize_volume(pool, name, size, deadline)
+
+    def delete_volume(self, pool: str | None, name: str, deadline: Deadline) -> None:
+        self._pools.delete_volume(pool, name, deadline)
 
     # -- events ---------------------------------------------------------------------------------------------------
     def subscribe(self, sink: EventSink) -> Subscription:
