@@ -29,6 +29,8 @@ ROOMS = (
     "sizing",
     "addresses",
     "readiness",
+    "pools",
+    "transfers",
     "events",
 )
 # Besides the rooms: the facade, its plugin hook, the host's client, error and state mapping, and the kit's
