@@ -145,3 +145,10 @@ def test_a_backend_failing_at_connect_is_closed(plugins: Plugins) -> None:
 def test_a_probe_narrows_the_connection(narrow: Connection) -> None:
     assert narrow.capabilities.features == {Feature.CREATE, Feature.PAUSE, Feature.SAVE, Feature.RESET, Feature.LABELS}
     assert not narrow.supports(Feature.EVENTS)
+
+
+def test_a_memory_host_is_ephemeral(mem: Connection) -> None:
+    # Another process connecting to the same URI sees a host of its own: what this one did is gone with it.
+    assert mem.ephemeral is True
+    mem.close()
+    assert mem.ephemeral is True  # a fact about the connection, still known once it is closed

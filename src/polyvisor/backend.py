@@ -303,6 +303,11 @@ class Backend(abc.ABC):
     #: it per connection, when it depends on the driver.
     shutdown_retry_interval: float | None = None
 
+    #: Whether the hypervisor keeps its VMs only while connections to it are open (libvirt's test driver,
+    #: ``memory://``, which live in the connecting process or in libvirtd's): what a process did through it is
+    #: gone once the process exits. A backend may set it per connection, when it depends on the driver.
+    ephemeral: bool = False
+
     uri: URI
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -59,6 +59,7 @@ class Connection:
         probed = backend.probe_features()
         features = static if probed is None else static & probed
         self._capabilities = Capabilities(frozenset(features), backend=type(backend).name)
+        self._ephemeral = backend.ephemeral
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
 
     def __repr__(self) -> str:
@@ -101,6 +102,12 @@ class Connection:
     def closed(self) -> bool:
         """Return whether :meth:`close` was called."""
         return self._backend is None
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether the hypervisor keeps its VMs only while connections to it are open (libvirt's test driver,
+        ``memory://``), so that what a process does through it is gone once the process exits."""
+        return self._ephemeral
 
     def close(self) -> None:
         """Close the connection and every event stream still open on it; calling it again does nothing."""

@@ -12,6 +12,7 @@ from typing import Any
 import libvirt
 import pytest
 
+import polyvisor
 from polyvisor import (
     Connection,
     DiskSpec,
@@ -303,3 +304,20 @@ def test_listing_cost_does_not_grow_with_the_number_of_vms() -> None:
     # Details need each domain's XML, read once on first access and then kept until libvirt reports a change.
     assert (small["details"], large["details"]) == (10, 1000)
     assert small["second_listing"] == large["second_listing"] <= 3
+
+
+def test_the_test_driver_in_this_process_is_ephemeral(conn: Connection) -> None:
+    assert conn.ephemeral is True
+
+
+@pytest.mark.libvirtd
+def test_the_test_driver_is_ephemeral_in_libvirtd_too() -> None:
+    # libvirtd drops the test driver's VMs with its last connection, so the next task's process finds none.
+    with polyvisor.connect("test+unix:///default") as conn:
+        assert conn.ephemeral is True
+
+
+@pytest.mark.libvirtd
+def test_qemu_system_is_not_ephemeral() -> None:
+    with polyvisor.connect("qemu:///system") as conn:
+        assert conn.ephemeral is False

@@ -186,6 +186,12 @@ class AsyncConnection:
         """Return whether :meth:`close` was called."""
         return self._closing or self.sync.closed
 
+    @property
+    def ephemeral(self) -> bool:
+        """Whether the hypervisor keeps its VMs only while connections to it are open (libvirt's test driver,
+        ``memory://``), so that what a process does through it is gone once the process exits."""
+        return self.sync.ephemeral
+
     async def close(self) -> None:
         """Close the connection and every event stream still open on it; calling it again does nothing.
 

@@ -365,6 +365,7 @@ class MemoryBackend(StoragePrimitives):
     )
     address_sources = ("agent",)
     ready_sources = ("cloud-init",)
+    ephemeral = True  # every MemoryHost lives in this process's memory
     host: MemoryHost
 
     def __init__(self, uri: URI, credentials: Credentials) -> None:

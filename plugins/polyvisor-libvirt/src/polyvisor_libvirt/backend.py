@@ -106,6 +106,9 @@ class LibvirtBackend(Backend):
         except BaseException:
             self.close()  # no caller will ever close a backend that was not returned
             raise
+        # The test driver keeps its VMs in memory, in this process (test:///default) or in libvirtd's
+        # (test+unix:///default), and drops them when its last connection closes.
+        self.ephemeral = uri.driver == "test"
         if uri.driver in ("qemu", "kvm"):
             # An ACPI press that arrives before the guest's ACPI daemon runs is lost: have the core repeat it.
             self.shutdown_retry_interval = 2.0
