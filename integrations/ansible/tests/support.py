@@ -82,6 +82,11 @@ class Result:
     def output(self) -> str:
         return self.stdout + self.stderr
 
+    @property
+    def warnings(self) -> list[str]:
+        """The ``[WARNING]:`` lines Ansible printed (it shows a module's warnings so, not in the result)."""
+        return re.findall(r"^\[WARNING\]: (.*)$", self.output, re.MULTILINE)
+
     def recap(self) -> dict[str, dict[str, int]]:
         """The PLAY RECAP counters per host (``ok``, ``changed``, ``failed``, ...)."""
         counters: dict[str, dict[str, int]] = {}

@@ -418,6 +418,8 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     target = params["uri"] or params["connection"]
     name = params["name"]
     with polyvisor.connect(target, **connect_kwargs(params)) as conn:
+        if conn.ephemeral:
+            module.warn(ephemeral_warning(conn))
         before = facts(conn.vm(name)) if conn.exists(name) else None
         spec = check_request(conn, params, labels, before)
         if module.check_mode:
@@ -435,6 +437,17 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     if module._diff:
         result["diff"] = {"before": shown_before, "after": shown_after}
     return result
+
+
+def ephemeral_warning(conn: polyvisor.Connection) -> str:
+    """What a task on a hypervisor that forgets its VMs with its connections (``test:///default``) is told."""
+    return (
+        f"{conn.uri.render()} keeps its VMs only while a connection to it is open (libvirt's test driver, "
+        "polyvisor's memory://), and this task's connection closes when the task ends: what the task did is gone, "
+        "and the next task starts again from a fresh hypervisor (it reports changed every time, and its VMs and "
+        "labels never reach another task). Use a hypervisor that keeps its VMs, such as qemu:///system, "
+        "qemu:///session or a Hyper-V host."
+    )
 
 
 def _existing(vm: dict[str, Any]) -> dict[str, Any] | None:
