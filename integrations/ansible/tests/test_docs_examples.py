@@ -14,7 +14,7 @@ EXAMPLES = ROOT / "docs" / "examples" / "ansible"
 
 def test_the_page_includes_the_examples_these_tests_run() -> None:
     page = (ROOT / "docs" / "ansible.md").read_text(encoding="utf-8")
-    for example in ("vm-lifecycle.yml", "fleet.polyvisor.yml", "config.toml"):
+    for example in ("vm-lifecycle.yml", "fleet.polyvisor.yml", "config.toml", "errors.yml"):
         assert f"```{{literalinclude}} examples/ansible/{example}" in page, example
 
 
@@ -65,3 +65,42 @@ lab = ["hv01"]
     assert "skipped" not in result.stderr, result.stderr  # "elsewhere" is outside the lab group: never asked
     assert f"{names}inv" in listing["team_infra"]["hosts"]
     assert f"{names}inv" in listing["host_hv01"]["hosts"]
+
+
+def _config(host: HypervHost, path: Path) -> Path:
+    path.write_text(
+        f"""
+[connections.hv01]
+uri = "{host.psrp_uri}"
+password_env = "HV01_PASSWORD"
+options = {{ ca_path = "{host.ca_path}" }}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_the_documented_error_handling_names_the_host_as_the_config_does(
+    ansible: Ansible, hyperv_host: HypervHost, names: str, tmp_path: Path
+) -> None:
+    page = (ROOT / "docs" / "ansible.md").read_text(encoding="utf-8")
+    env = {"POLYVISOR_CONFIG": str(_config(hyperv_host, tmp_path / "config.toml")), "HV01_PASSWORD": "Wrong-4711"}
+    result = ansible.playbook(EXAMPLES / "errors.yml", "-e", f"vm_name={names}web", env=env)
+    assert result.returncode == 0, result.output
+    shown = re.search(r'"msg": "skipped: (.*)"', result.stdout)
+    assert shown is not None, result.stdout
+    message = shown.group(1)
+    assert message.endswith("[host hv01]"), message  # the config's name, not 127.0.0.1
+    # The page shows the same message, up to the endpoint's address.
+    documented = re.search(r'"msg": "skipped: (.*)"', page)
+    assert documented is not None, "docs/ansible.md shows no output of errors.yml"
+    endpoint = re.compile(r"https?://[^/]+/")
+    assert endpoint.sub("URL/", message) == endpoint.sub("URL/", documented.group(1)), documented.group(1)
+
+
+def test_the_page_quotes_the_ephemeral_hypervisor_warning_the_module_gives(ansible: Ansible) -> None:
+    page = " ".join((ROOT / "docs" / "ansible.md").read_text(encoding="utf-8").split())
+    result, run = ansible.module("vm", {"uri": "test:///default", "name": "test"})
+    assert result["failed"] is False, run.output
+    (warning,) = run.warnings
+    assert warning in page, warning
