@@ -152,6 +152,19 @@ async def test_verb_errors_are_per_vm_results(memory: Target) -> None:
             await fleet.act(fleet.select(), "explode")
 
 
+async def test_map_vms_runs_a_coroutine_on_each_selected_vm(memory: Target) -> None:
+    async with AsyncFleet({"m": memory.uri}) as fleet:
+        conn = await fleet.connection("m")
+        for name in ("one", "two"):
+            await conn.create({"name": name, "cpus": 1, "memory_mib": 64, "labels": {"set": "map-vms"}})
+
+        async def started(vm: AsyncVM) -> str:
+            return (await vm.ensure("running", timeout=10)).state.value
+
+        result = await fleet.map_vms(fleet.select(labels={"set": "map-vms"}), started, timeout=10)
+        assert result.values == {"m/one": "running", "m/two": "running"}
+
+
 def test_the_async_fleet_has_every_call_of_the_thread_pool_fleet() -> None:
     plain = {"select", "uri", "labels", "host_timeout", "hosts", "groups", "from_config"}
     async_only = {"vm"}

@@ -283,6 +283,20 @@ class AsyncFleet(FleetFacts):
         """Bring every selected VM to ``state`` (see :meth:`polyvisor.VM.ensure`), all at once; per-VM results."""
         return await self._each(selection, lambda vm: vm.ensure(state, force=force, timeout=timeout), timeout)
 
+    async def map_vms(
+        self,
+        selection: Selection | Iterable[FleetVM],
+        fn: Callable[[AsyncVM], Awaitable[_T]],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> FleetResult[_T]:
+        """Await ``fn(vm)`` on every selected VM at once (an :class:`AsyncVM` on the host's pooled connection).
+
+        Results are keyed ``host/name``, as for :meth:`act`. ``timeout`` is the seconds ``fn`` may take on one VM
+        (give each verb it awaits its share); a VM whose work takes longer is reported as timed out.
+        """
+        return await self._each(selection, fn, timeout)
+
     async def _each(
         self,
         selection: Selection | Iterable[FleetVM],

@@ -32,6 +32,7 @@ from polyvisor.model import PowerState, VMSpec, VMStatus
 from polyvisor.plugins import Plugins, default_plugins
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
+from polyvisor.vm import VM
 
 __all__ = ["ACTIONS", "Fleet"]
 
@@ -196,6 +197,17 @@ class Fleet(FleetFacts):
     ) -> FleetResult[VMStatus]:
         """Bring every selected VM to ``state`` (see :meth:`polyvisor.VM.ensure`), all at once; per-VM results."""
         return self._each(selection, lambda vm: vm.ensure(state, force=force, timeout=timeout), timeout)
+
+    def map_vms(
+        self, selection: Selection | Iterable[FleetVM], fn: Callable[[VM], T], *, timeout: float = DEFAULT_TIMEOUT
+    ) -> FleetResult[T]:
+        """Call ``fn(vm)`` on every selected VM at once (a :class:`~polyvisor.VM` on the host's pooled connection).
+
+        Results are keyed ``host/name``, as for :meth:`act`. ``timeout`` is the seconds ``fn`` may take on one VM
+        (give each verb it calls its share); a VM whose work takes longer is reported as timed out and left to
+        finish on its own.
+        """
+        return self._each(selection, fn, timeout)
 
     def _each(
         self, selection: Selection | Iterable[FleetVM], verb: Callable[[Any], T], verb_timeout: float
