@@ -36,20 +36,39 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the core, the plugins, the Ansible collection's plugins and this file."""
     session.run(PY, "-m", "mypy", external=True)
-    # Ansible loads the collection's files by path (plugins/inventory/polyvisor.py is no package of the repo), so
-    # mypy checks them apart, named from the collection's root: that file is plugins.inventory.polyvisor, not a
-    # second `polyvisor` (which resolves to this checkout's src/).
-    collection = ROOT / "integrations" / "ansible"
-    files = sorted(str(path) for path in (collection / "plugins").rglob("*.py"))
-    session.run(
-        PY,
-        "-m",
-        "mypy",
-        "--explicit-package-bases",
-        *files,
-        env={"MYPYPATH": os.pathsep.join([str(collection), str(ROOT / "src")])},
-        external=True,
-    )
+    # Ansible loads the collection's files by path, and its modules import their shared code as
+    # ansible_collections.polyvisor.hypervisors.plugins.module_utils.*: mypy checks them apart, through a tree
+    # that holds the collection at that name (so plugins/inventory/polyvisor.py is not a second `polyvisor`,
+    # which resolves to this checkout's src/).
+    with collection_tree() as tree:
+        files = sorted(str(path.relative_to(tree)) for path in (tree / COLLECTION_PATH / "plugins").rglob("*.py"))
+        with session.chdir(tree):
+            session.run(
+                PY,
+                "-m",
+                "mypy",
+                "--config-file",
+                str(ROOT / "pyproject.toml"),
+                "--explicit-package-bases",
+                *files,
+                env={"MYPYPATH": os.pathsep.join([str(tree), str(ROOT / "src")])},
+                external=True,
+            )
+
+
+COLLECTION = ROOT / "integrations" / "ansible"
+COLLECTION_PATH = Path("ansible_collections", "polyvisor", "hypervisors")
+"""Where Ansible's tools (mypy's view of the modules' imports, ansible-test) need the collection to be."""
+
+
+@contextmanager
+def collection_tree() -> Iterator[Path]:
+    """A temporary directory holding the collection, by a symbolic link, at ``ansible_collections/NS/NAME``."""
+    with tempfile.TemporaryDirectory(prefix="polyvisor-collection-") as tmp:
+        tree = Path(tmp)
+        (tree / COLLECTION_PATH).parent.mkdir(parents=True)
+        (tree / COLLECTION_PATH).symlink_to(COLLECTION, target_is_directory=True)
+        yield tree
 
 
 @nox.session

@@ -181,24 +181,35 @@ error_type:
   sample: InvalidStateError
 """
 
-import copy
+import contextlib
 import os
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.polyvisor.hypervisors.plugins.module_utils.tasks import (
+    Module,
+    TaskFailed,
+    connect_kwargs,
+    ephemeral_warning,
+    named,
+    run_module,
+)
+from ansible_collections.polyvisor.hypervisors.plugins.module_utils.vm_state import (
+    ABSENT,
+    DESIRED_STATE_OPTIONS,
+    POWER_STATES,
+    absent,
+    check_request,
+    clean_labels,
+    converge,
+    facts,
+    predict,
+    shown,
+    wanted_labels,
+)
 
-try:
+with contextlib.suppress(ImportError):  # run_module() reports it, with an install hint
     import polyvisor
-    from polyvisor.model import validate_labels, validate_name
-except ImportError as error:  # reported by main() with an install hint
-    IMPORT_ERROR: str | None = str(error)
-else:
-    IMPORT_ERROR = None
-
-ABSENT = "absent"
-POWER_STATES = ("running", "stopped", "paused", "saved")
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "uri": {"type": "str"},
@@ -210,104 +221,9 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "validate_certs": {"type": "bool", "default": True},
     "name": {"type": "str", "required": True},
     "state": {"type": "str", "default": "present", "choices": ["present", *POWER_STATES, ABSENT]},
-    "force": {"type": "bool", "default": False},
     "spec": {"type": "dict"},
-    "delete_storage": {"type": "bool", "default": False},
-    "labels": {"type": "dict"},
-    "purge_labels": {"type": "bool", "default": False},
-    "snapshot": {
-        "type": "dict",
-        "options": {
-            "name": {"type": "str", "required": True},
-            "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-            "memory": {"type": "bool", "default": False},
-        },
-    },
-    "timeout": {"type": "float", "default": 120.0},
+    **DESIRED_STATE_OPTIONS,
 }
-
-
-class TaskFailed(Exception):
-    """A polyvisor error after the task acted: whether the VM changed before it, and the VM as it was left."""
-
-    def __init__(self, error: polyvisor.PolyvisorError, changed: bool, vm: dict[str, Any]) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.changed = changed
-        self.vm = vm
-
-
-def connect_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the keyword arguments for ``polyvisor.connect()`` that the task sets (none it leaves out)."""
-    kwargs: dict[str, Any] = {}
-    for key in ("username", "password", "ca_path"):
-        if params[key] is not None:
-            kwargs[key] = params[key]
-    if not params["validate_certs"]:
-        kwargs["verify"] = False
-    return kwargs
-
-
-def clean_labels(labels: Mapping[str, Any] | None, option: str = "labels") -> dict[str, str]:
-    """Return the task's labels as strings; numbers are written out, anything else is refused."""
-    out: dict[str, str] = {}
-    for key, value in (labels or {}).items():
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise polyvisor.ValidationError(
-                f"must be a string, got {type(value).__name__}; quote it in YAML", field=f"{option}[{key!r}]"
-            )
-        out[str(key)] = str(value)
-    return out
-
-
-def facts(vm: polyvisor.VM) -> dict[str, Any]:
-    """Return what the task reports and diffs about an existing VM, read afresh."""
-    info = vm.info()
-    snapshots = []
-    if vm.connection.supports(polyvisor.Feature.SNAPSHOTS):
-        snapshots = sorted(snapshot.name for snapshot in vm.snapshots())
-    return {
-        "uuid": info.uuid,
-        "name": info.name,
-        "state": info.state.value,
-        "labels": dict(info.labels),
-        "snapshots": snapshots,
-    }
-
-
-def wanted_labels(current: Mapping[str, str], labels: dict[str, str] | None, purge: bool) -> dict[str, str]:
-    """Return the labels the VM should end with."""
-    if labels is None:
-        return dict(current) if not purge else {}
-    return dict(labels) if purge else {**current, **labels}
-
-
-def predict(
-    before: dict[str, Any] | None,
-    params: Mapping[str, Any],
-    labels: dict[str, str] | None,
-    spec: polyvisor.VMSpec | None,
-) -> dict[str, Any]:
-    """Return the VM's facts as the task would leave them (check mode's answer); ``spec`` creates it if absent."""
-    name = params["name"]
-    if params["state"] != ABSENT and before is not None:
-        after = {**before, "labels": dict(before["labels"]), "snapshots": list(before["snapshots"])}
-        after["labels"] = wanted_labels(after["labels"], labels, params["purge_labels"])
-    elif params["state"] != ABSENT and spec is not None:
-        after = {"uuid": None, "name": name, "state": "stopped", "labels": dict(spec.labels), "snapshots": []}
-    else:
-        return {"uuid": None, "name": name, "state": ABSENT, "labels": {}, "snapshots": []}
-    if params["state"] in POWER_STATES:
-        after["state"] = params["state"]
-    snapshot = params["snapshot"]
-    if snapshot is not None:
-        names = set(after["snapshots"])
-        if snapshot["state"] == "present":
-            names.add(snapshot["name"])
-        else:
-            names.discard(snapshot["name"])
-        after["snapshots"] = sorted(names)
-    return after
 
 
 def create_spec(params: Mapping[str, Any], labels: dict[str, str] | None) -> polyvisor.VMSpec:
@@ -335,81 +251,27 @@ def create_spec(params: Mapping[str, Any], labels: dict[str, str] | None) -> pol
         ) from None
 
 
-def check_request(
-    conn: polyvisor.Connection,
-    params: Mapping[str, Any],
-    labels: dict[str, str] | None,
-    before: dict[str, Any] | None,
-) -> polyvisor.VMSpec | None:
-    """Refuse a task that would fail part way, before anything is done (so check mode predicts the failure).
-
-    Return the spec to create the VM from, or None when it exists or is to be deleted.
-    """
-    name, state, caps = params["name"], params["state"], conn.capabilities
-    if state == ABSENT:
-        return None
-
-    def need(feature: polyvisor.Feature) -> None:
-        caps.require(feature, host=conn.host, vm=name)
-
-    if labels is not None:
-        validate_labels(labels)
-    if labels is not None or params["purge_labels"]:
-        need(polyvisor.Feature.LABELS)
-    if state == "paused":
-        need(polyvisor.Feature.PAUSE)
-    elif state == "saved":
-        need(polyvisor.Feature.SAVE)
-    snapshot = params["snapshot"]
-    if snapshot is not None:
-        validate_name(snapshot["name"], "snapshot.name")
-        need(polyvisor.Feature.SNAPSHOTS)
-        taken = before is not None and snapshot["name"] in before["snapshots"]
-        if snapshot["state"] == "present" and snapshot["memory"] and not taken:
-            need(polyvisor.Feature.SNAPSHOT_MEMORY)
-            reached = state if state in POWER_STATES else (before or {"state": "stopped"})["state"]
-            if reached not in ("running", "paused"):
-                raise polyvisor.ValidationError(
-                    f"keeps the running memory, but the VM will be {reached}; use state: running, or drop memory",
-                    field="snapshot.memory",
-                )
-    return create_spec(params, labels) if before is None else None
-
-
 def apply(
     conn: polyvisor.Connection,
     params: Mapping[str, Any],
     labels: dict[str, str] | None,
     spec: polyvisor.VMSpec | None,
+    before: dict[str, Any] | None,
 ) -> None:
     """Make the changes the task asks for, each one only when it is needed."""
-    name, state, timeout, force = params["name"], params["state"], params["timeout"], params["force"]
-    if state == ABSENT:
-        if conn.exists(name):
-            vm = conn.vm(name)
-            if not (force and vm.state() is polyvisor.PowerState.SAVED):  # delete(force=True) drops saved memory
-                vm.ensure("stopped", force=force, timeout=timeout)
-            vm.delete(storage=params["delete_storage"], force=force, timeout=timeout)
-        return
-    # A new VM is made with its labels in one step: whole, or not at all.
-    vm = conn.create(spec, timeout=timeout) if spec is not None and not conn.exists(name) else conn.vm(name)
-    if labels is not None or params["purge_labels"]:
-        current = dict(vm.labels())
-        target = wanted_labels(current, labels, params["purge_labels"])
-        if target != current:
-            vm.set_labels(target)
-    if state in POWER_STATES:
-        vm.ensure(state, force=force, timeout=timeout)
-    snapshot = params["snapshot"]
-    if snapshot is not None:
-        exists = snapshot["name"] in vm.snapshots()
-        if snapshot["state"] == "present" and not exists:
-            vm.snapshot(snapshot["name"], memory=snapshot["memory"], timeout=timeout)
-        elif snapshot["state"] == "absent" and exists:
-            vm.delete_snapshot(snapshot["name"], timeout=timeout)
+    if before is None:
+        if spec is None:  # absent already
+            return
+        # A new VM is made with its labels in one step: whole, or not at all.
+        vm = conn.create(spec, timeout=params["timeout"])
+        before = predict(params["name"], None, {**params, "state": "present", "snapshot": None}, None, spec)
+        before["uuid"] = vm.uuid
+    else:
+        vm = conn.vm(before["uuid"])
+    converge(vm, params, labels, before)
 
 
-def run(module: AnsibleModule) -> dict[str, Any]:
+def run(module: Module) -> dict[str, Any]:
     """Do the task; return its result (``changed``, ``vm`` and, in diff mode, ``diff``)."""
     params = module.params
     if params["config"]:
@@ -419,63 +281,31 @@ def run(module: AnsibleModule) -> dict[str, Any]:
     name = params["name"]
     with polyvisor.connect(target, **connect_kwargs(params)) as conn:
         if conn.ephemeral:
-            module.warn(ephemeral_warning(conn))
+            module.warn(ephemeral_warning(conn.uri.render()))
         before = facts(conn.vm(name)) if conn.exists(name) else None
-        spec = check_request(conn, params, labels, before)
+        check_request(conn.capabilities, conn.host, name, params, labels, before)
+        spec = create_spec(params, labels) if before is None and params["state"] != ABSENT else None
         if module.check_mode:
-            after = predict(before, params, labels, spec)
+            after = predict(name, before, params, labels, spec)
         else:
             try:
-                apply(conn, params, labels, spec)
+                apply(conn, params, labels, spec, before)
             except polyvisor.PolyvisorError as error:
-                left = facts(conn.vm(name)) if conn.exists(name) else predict(None, params, None, None)
-                raise TaskFailed(error, _shown(before) != _shown(_existing(left)), left) from error
-            after = facts(conn.vm(name)) if conn.exists(name) else predict(None, params, None, None)
-    shown_before = _shown(before)
-    shown_after = _shown(_existing(after))
-    result: dict[str, Any] = {"changed": shown_before != shown_after, "vm": after}
+                # The task acted before the error: say whether the VM changed, and how it was left.
+                left = facts(conn.vm(name)) if conn.exists(name) else absent(name)
+                raise TaskFailed(
+                    named(error, params["connection"]),
+                    type(error).__name__,
+                    changed=shown(before) != shown(left),
+                    vm=left,
+                ) from error
+            after = facts(conn.vm(name)) if conn.exists(name) else absent(name)
+    if after["state"] == ABSENT:
+        after["uuid"] = None
+    result: dict[str, Any] = {"changed": shown(before) != shown(after), "vm": after}
     if module._diff:
-        result["diff"] = {"before": shown_before, "after": shown_after}
+        result["diff"] = {"before": shown(before), "after": shown(after)}
     return result
-
-
-def ephemeral_warning(conn: polyvisor.Connection) -> str:
-    """What a task on a hypervisor that forgets its VMs with its connections (``test:///default``) is told."""
-    return (
-        f"{conn.uri.render()} keeps its VMs only while a connection to it is open (libvirt's test driver, "
-        "polyvisor's memory://), and this task's connection closes when the task ends: what the task did is gone, "
-        "and the next task starts again from a fresh hypervisor (it reports changed every time, and its VMs and "
-        "labels never reach another task). Use a hypervisor that keeps its VMs, such as qemu:///system, "
-        "qemu:///session or a Hyper-V host."
-    )
-
-
-def _existing(vm: dict[str, Any]) -> dict[str, Any] | None:
-    return vm if vm["state"] != ABSENT else None
-
-
-def _shown(vm: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The part of a VM's facts that diff mode shows and ``changed`` compares."""
-    if vm is None:
-        return {"state": ABSENT}
-    return {"state": vm["state"], "labels": dict(vm["labels"]), "snapshots": list(vm["snapshots"])}
-
-
-class Module(AnsibleModule):  # type: ignore[misc]  # Ansible ships no type hints
-    """AnsibleModule whose every failure carries ``error_type``: those of the arguments (an unknown option, a
-    bad choice, ...), reported by AnsibleModule itself, are ``ValidationError``."""
-
-    def fail_json(self, msg: str, **kwargs: Any) -> None:
-        kwargs.setdefault("error_type", "ValidationError")
-        super().fail_json(msg=msg, **kwargs)
-
-
-def named(error: polyvisor.PolyvisorError, connection: str | None) -> str:
-    """The error's message, naming the host as the task does (``connection: hv1``) rather than by address."""
-    if connection and error.host is not None and error.host != connection:
-        error = copy.copy(error)
-        error.host = connection
-    return str(error)
 
 
 def main() -> None:
@@ -485,28 +315,7 @@ def main() -> None:
         mutually_exclusive=[("uri", "connection")],
         supports_check_mode=True,
     )
-    if IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("polyvisor"), exception=IMPORT_ERROR, error_type="ImportError")
-    connection = module.params["connection"]
-    try:
-        result = run(module)
-    except TaskFailed as failed:
-        # The task acted before the error: say whether the VM changed, and how it was left.
-        error = failed.error
-        module.fail_json(
-            msg=named(error, connection), error_type=type(error).__name__, changed=failed.changed, vm=failed.vm
-        )
-    except polyvisor.PolyvisorError as error:
-        # polyvisor's messages name the host and VM but never a secret.
-        module.fail_json(msg=named(error, connection), error_type=type(error).__name__, changed=False)
-    except Exception as error:  # a bug, here or in a backend: still a failure with its class named
-        module.fail_json(
-            msg=f"{type(error).__name__}: {error}",
-            error_type=type(error).__name__,
-            exception=traceback.format_exc(),
-            changed=False,
-        )
-    module.exit_json(**result)
+    run_module(module, run, module.params["connection"])
 
 
 if __name__ == "__main__":
