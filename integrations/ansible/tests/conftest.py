@@ -1,7 +1,8 @@
 """Fixtures of the collection's tests: ansible-core with the collection installed, the hypervisors to drive.
 
 * ``ansible``: the collection built and installed by ansible-galaxy into a private collections path;
-* ``hyperv_host``: the loopback Hyper-V host (``polyvisor-hyperv-host``) in a subprocess, for the session;
+* ``hyperv_host``: the loopback Hyper-V host (``polyvisor-hyperv-host``) in a subprocess, for the session, and
+  ``second_hyperv_host``, another one for fleets;
 * ``kvm``: libvirtd's ``qemu:///system`` with the tiny real guest's spec (``scripts/build-guest-image``);
 * ``names``: a per-test name prefix; every VM named with it is deleted afterwards, on both hypervisors.
 """
@@ -32,6 +33,16 @@ def ansible(tmp_path_factory: pytest.TempPathFactory) -> Ansible:
 @pytest.fixture(scope="session")
 def hyperv_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HypervHost]:
     """Run ``python -m polyvisor_hyperv_loopback`` for the session; its VMs outlive every client process."""
+    yield from _hyperv_host(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def second_hyperv_host(hyperv_host: HypervHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HypervHost]:
+    """Another loopback Hyper-V host, for fleets of several hosts (its VMs die with it, at the session's end)."""
+    yield from _hyperv_host(tmp_path_factory)
+
+
+def _hyperv_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HypervHost]:
     try:
         import polyvisor_hyperv  # noqa: F401  # the backend the collection drives the host through
         from polyvisor_hyperv_loopback.launch import start_host

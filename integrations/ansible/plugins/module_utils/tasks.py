@@ -63,12 +63,15 @@ def run_module(module: Module, run: Callable[[Module], dict[str, Any]], connecti
     raise AssertionError("unreachable: exit_json exits")  # pragma: no cover
 
 
-def named(error: polyvisor.PolyvisorError, host: str | None) -> str:
-    """The error's message, naming the host as the task does (``connection: hv1``) rather than by address."""
+def named(error: polyvisor.PolyvisorError, host: str | None, vm: str | None = None) -> str:
+    """The error's message, naming the host as the task does (``connection: hv1``) rather than by address, and
+    the VM (when given) by its name rather than its UUID."""
+    renamed = copy.copy(error)
     if host and error.host is not None and error.host != host:
-        error = copy.copy(error)
-        error.host = host
-    return str(error)
+        renamed.host = host
+    if vm and error.vm is not None and error.vm != vm:
+        renamed.vm = vm
+    return str(renamed)
 
 
 def error_type(errors: Iterable[BaseException]) -> str:
