@@ -11,11 +11,14 @@ Part 2, ``ensure(running)``: ``--ensure-vms`` VMs per Hyper-V host (default 10 x
 set back to stopped before every round. ``fleet.ensure(fleet.select(labels=...), "running")`` in a fresh fleet
 (connections opened in the timing, as a script would) and in a warm one, against ``ansible-playbook`` running the
 collection's ``polyvisor.hypervisors.vm`` module with ``state: running``, one inventory host per VM, ``--forks``
-forks, the local connection and this Python as the interpreter. ``ansible.builtin.ping`` over the same inventory and
-forks gives Ansible's own floor (a process and a module per task, no polyvisor).
+forks, the local connection and this Python as the interpreter, and against one task of the collection's
+``polyvisor.hypervisors.vms`` module selecting the same VMs by label (one process, through ``Fleet``; target: within
+1.5x of the fresh fleet). ``ansible.builtin.ping`` over the same inventory and forks gives Ansible's own floor (a
+process and a module per task, no polyvisor). ``--skip-per-vm-ansible`` leaves out the per-VM run.
 
     .venv/bin/python bench/bench_fleet.py [--hyperv 10] [--hosts 20] [--vms 3] [--latency-ms 100] [--repeat 5]
                                           [--ensure-vms 10] [--rounds 2] [--forks 20]
+                                          [--skip-listing] [--skip-per-vm-ansible]
 
 Every host process, temporary directory and VM it made is removed at the end, also on Ctrl-C or SIGTERM.
 """
@@ -299,10 +302,12 @@ class AnsibleRun:
             timeout=600,
         )
 
-    def playbook(self, playbook: Path, inventory: Path, forks: int) -> tuple[float, dict[str, dict[str, int]]]:
+    def playbook(
+        self, playbook: Path, inventory: Path, forks: int, *extra: str
+    ) -> tuple[float, dict[str, dict[str, int]]]:
         """Run a playbook; return its wall time and the PLAY RECAP counters per inventory host."""
         began = time.perf_counter()
-        done = self.run("ansible-playbook", "-i", str(inventory), "--forks", str(forks), str(playbook))
+        done = self.run("ansible-playbook", "-i", str(inventory), "--forks", str(forks), *extra, str(playbook))
         elapsed = time.perf_counter() - began
         if done.returncode != 0:
             raise RuntimeError(f"ansible-playbook failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -360,6 +365,21 @@ PLAYBOOK = """\
         state: running
 """.replace("PASSWORD_ENV", PASSWORD_ENV)
 
+SELECTION = """\
+# The same VMs in one task: the collection's polyvisor.hypervisors.vms module selects them by label across the
+# fleet and brings them to running through polyvisor.Fleet, in one module process.
+- name: The bench VMs run, one task for the selection
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Every VM of the selection runs
+      polyvisor.hypervisors.vms:
+        connections: "{{ fleet }}"
+        select:
+          labels: LABEL
+        state: running
+""".replace("LABEL", json.dumps(LABEL))
+
 PING = """\
 # Ansible's floor: the same hosts, forks and connection, a module that does nothing.
 - name: Ansible alone
@@ -387,6 +407,22 @@ def inventory(hosts: dict[str, NamedConnection], names: dict[str, list[str]]) ->
     }
 
 
+def selection_vars(hosts: dict[str, NamedConnection]) -> dict[str, Any]:
+    """The fleet as the vms module's ``connections`` (the password read from the environment, never written)."""
+    fleet = []
+    for host, entry in hosts.items():
+        fleet.append(
+            {
+                "name": host,
+                "uri": entry.uri,
+                "username": entry.username,
+                "password_env": entry.password_env,
+                "options": dict(entry.options),
+            }
+        )
+    return {"fleet": fleet}
+
+
 def each_host(fn: Callable[[str], object], hosts: Iterable[str]) -> None:
     """Call ``fn(host)`` for every host at once (set-up and clean-up, never timed)."""
     with ThreadPoolExecutor(16) as pool:
@@ -404,6 +440,14 @@ def ensure_bench(lab: Lab, hv: list[HostProcess], args: argparse.Namespace) -> N
     playbook, ping = lab.tmp / "ansible" / "running.yml", lab.tmp / "ansible" / "ping.yml"
     playbook.write_text(PLAYBOOK, encoding="utf-8")
     ping.write_text(PING, encoding="utf-8")
+    selection_playbook = lab.tmp / "ansible" / "selection.yml"
+    selection_playbook.write_text(SELECTION, encoding="utf-8")
+    selection_file = lab.tmp / "ansible" / "selection.json"
+    selection_file.write_text(json.dumps(selection_vars(hosts)), encoding="utf-8")
+    localhost = lab.tmp / "ansible" / "localhost.ini"
+    localhost.write_text(
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n", encoding="utf-8"
+    )
 
     # The control fleet creates the VMs and resets them, outside every timing: every VM at once, to keep the run short.
     control = polyvisor.Fleet(hosts, max_concurrency=len(hosts) * args.ensure_vms)
@@ -452,13 +496,24 @@ def ensure_bench(lab: Lab, hv: list[HostProcess], args: argparse.Namespace) -> N
                 raise RuntimeError(f"ansible-playbook: {len(recap)} hosts, {changed} changed, {failed} failed")
             return elapsed
 
+        def selection_run() -> float:
+            elapsed, recap = ansible.playbook(selection_playbook, localhost, 1, "-e", f"@{selection_file}")
+            counters = recap.get("localhost", {})
+            if counters.get("changed") != 1 or counters.get("failed", 0):
+                raise RuntimeError(f"ansible-playbook with the vms module: {recap}")
+            return elapsed
+
         warm.list().raise_for_errors()  # the warm fleet's connections open here
         ping_time, ping_recap = ansible.playbook(ping, inventory_file, args.forks)
         if len(ping_recap) != total:
             raise RuntimeError(f"ansible ping reached {len(ping_recap)} hosts, not {total}")
-        times: dict[str, list[float]] = {"cold": [], "warm": [], "ansible": []}
+        times: dict[str, list[float]] = {"cold": [], "warm": [], "selection": [], "ansible": []}
+        peers = [("cold", cold), ("warm", warmed), ("selection", selection_run), ("ansible", playbook_run)]
+        if args.skip_per_vm_ansible:
+            peers.pop()
+            times.pop("ansible")
         for _ in range(args.rounds):
-            for key, fn in (("cold", cold), ("warm", warmed), ("ansible", playbook_run)):
+            for key, fn in peers:
                 reset()
                 times[key].append(fn())
                 check("running")
@@ -474,7 +529,8 @@ def ensure_bench(lab: Lab, hv: list[HostProcess], args: argparse.Namespace) -> N
         warm.close()
         control.close()
 
-    cold_s, warm_s, ansible_s = (statistics.median(times[key]) for key in ("cold", "warm", "ansible"))
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    cold_s, warm_s, selection_s = medians["cold"], medians["warm"], medians["selection"]
     print()
     print(
         f"ensure(running): {total} stopped VMs on {len(hosts)} Hyper-V hosts ({args.ensure_vms} each), cmdlets "
@@ -485,16 +541,23 @@ def ensure_bench(lab: Lab, hv: list[HostProcess], args: argparse.Namespace) -> N
     rows: list[tuple[str, float]] = [
         ("polyvisor fleet.ensure(), fresh fleet (opened, closed)", cold_s),
         ("polyvisor fleet.ensure(), warm fleet", warm_s),
-        (f"ansible-playbook, polyvisor.hypervisors.vm, forks={args.forks}", ansible_s),
-        (f"ansible-playbook, ansible.builtin.ping, forks={args.forks} (floor)", ping_time),
+        ("ansible-playbook, polyvisor.hypervisors.vms, one task", selection_s),
     ]
+    if "ansible" in medians:
+        rows.append((f"ansible-playbook, polyvisor.hypervisors.vm, forks={args.forks}", medians["ansible"]))
+    rows.append((f"ansible-playbook, ansible.builtin.ping, forks={args.forks} (floor)", ping_time))
     for name, seconds in rows:
         print(f"{name:62} {seconds:7.2f} {seconds / total:9.3f} {seconds / cold_s:6.2f}x")
     print(
-        f"(attribution: Ansible's own process-per-task overhead, the ping floor, is {ping_time:.1f} s; the module's "
-        f"polyvisor work in {total} separate processes\n adds {ansible_s - ping_time:.1f} s; the fleet does "
-        f"the same work over {len(hosts)} pooled connections in {cold_s:.1f} s)"
+        f"(the vms module: {selection_s / cold_s:.2f}x fleet.ensure(), target 1.5x; it adds ansible-playbook's start "
+        f"and one module process to the fleet's {cold_s:.1f} s)"
     )
+    if "ansible" in medians:
+        print(
+            f"(attribution: Ansible's own process-per-task overhead, the ping floor, is {ping_time:.1f} s; the "
+            f"vm module's polyvisor work in {total} separate processes\n adds {medians['ansible'] - ping_time:.1f} s; "
+            f"the fleet does the same work over {len(hosts)} pooled connections in {cold_s:.1f} s)"
+        )
 
 
 def main() -> None:
@@ -509,6 +572,9 @@ def main() -> None:
     parser.add_argument("--forks", type=int, default=20)
     parser.add_argument("--skip-listing", action="store_true")
     parser.add_argument("--skip-ensure", action="store_true")
+    parser.add_argument(
+        "--skip-per-vm-ansible", action="store_true", help="leave out the vm module run (one inventory host per VM)"
+    )
     args = parser.parse_args()
     if args.hosts < args.hyperv + 1:
         parser.error("--hosts must leave room for qemu:///system besides the Hyper-V hosts")
