@@ -86,7 +86,7 @@ def test_a_selection_acts_on_every_matching_vm_and_only_on_them(
     assert hyperv_host.password not in run.output
     assert second_host.password not in run.output
     if not check:
-        again, _ = ansible.module("vms", args)
+        again, _run = ansible.module("vms", args)
         assert again["changed"] is False, again
         assert [vm["changed"] for vm in again["vms"]] == [False, False, False]
 

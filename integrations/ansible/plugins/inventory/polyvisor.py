@@ -8,6 +8,8 @@ DOCUMENTATION = r"""
 name: polyvisor
 short_description: VMs on every hypervisor of a polyvisor fleet (libvirt/KVM, Hyper-V)
 version_added: "0.1.0"
+author:
+  - polyvisor developers (!UNKNOWN)
 description:
   - Lists the VMs of each hypervisor named in the polyvisor config file (or given inline), asking every host at
     once through C(polyvisor.Fleet).
@@ -156,7 +158,7 @@ def pick_ansible_host(addresses: Sequence[Mapping[str, Any]]) -> str | None:
     usable: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
     for entry in addresses:
         try:
-            address = ipaddress.ip_address(str(entry["address"]).split("%")[0])
+            address = ipaddress.ip_address(str(entry["address"]).split("%", maxsplit=1)[0])
         except ValueError:
             continue
         if not (address.is_loopback or address.is_link_local or address.is_unspecified):

@@ -9,6 +9,8 @@ DOCUMENTATION = r"""
 module: vm
 short_description: Create, power, label, snapshot and delete a VM on libvirt/KVM or Hyper-V
 version_added: "0.1.0"
+author:
+  - polyvisor developers (!UNKNOWN)
 description:
   - Brings one VM to a desired state through the polyvisor library, with the same meaning on every hypervisor
     polyvisor drives (libvirt/KVM/QEMU, Hyper-V).
@@ -22,8 +24,10 @@ requirements:
     managed node
 attributes:
   check_mode:
+    description: Predicts the VM's outcome (state, labels, snapshots) and changes nothing.
     support: full
   diff_mode:
+    description: Shows the VM's state, labels and snapshots before and after.
     support: full
 options:
   uri:

@@ -9,6 +9,8 @@ DOCUMENTATION = r"""
 module: vms
 short_description: Bring a selection of VMs across many hypervisors to one desired state, in one task
 version_added: "0.1.0"
+author:
+  - polyvisor developers (!UNKNOWN)
 description:
   - Selects VMs across the hosts of a polyvisor fleet - by labels, host, config group, name or power state - and
     brings every one of them to the same desired state as the M(polyvisor.hypervisors.vm) module would (O(state),
@@ -25,8 +27,10 @@ requirements:
     the managed node
 attributes:
   check_mode:
+    description: Predicts each selected VM's outcome (state, labels, snapshots) and changes nothing.
     support: full
   diff_mode:
+    description: Shows each selected VM's state, labels and snapshots before and after.
     support: full
 options:
   config:
@@ -454,7 +458,7 @@ def act(
 
 def by_key(key: str, error: polyvisor.PolyvisorError) -> str:
     """The error of the VM ``host/name``, naming its host and VM so."""
-    host, _, name = key.partition("/")
+    host, _sep, name = key.partition("/")
     return named(error, host, name or None)
 
 
