@@ -16,7 +16,16 @@ from typing import Any
 import nox
 
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "typecheck", "docs", "tests", "conformance", "packaging", "bench-smoke"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "docs",
+    "tests",
+    "ansible-sanity",
+    "conformance",
+    "packaging",
+    "bench-smoke",
+]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -69,6 +78,47 @@ def collection_tree() -> Iterator[Path]:
         (tree / COLLECTION_PATH).parent.mkdir(parents=True)
         (tree / COLLECTION_PATH).symlink_to(COLLECTION, target_is_directory=True)
         yield tree
+
+
+@nox.session(name="ansible-sanity")
+def ansible_sanity(session: nox.Session) -> None:
+    """ansible-test sanity over the collection, the checks collections published on Galaxy pass.
+
+    ansible-test runs each test's tools (pylint, yamllint, validate-modules...) in venvs of its own, made once under
+    ``~/.ansible/test/venv`` (about two minutes the first time, seconds after). It writes its results into the
+    collection (``tests/output``), so it runs on a copy, at the ``ansible_collections/NS/NAME`` path it needs.
+    """
+    provide_get_pip(session)
+    with tempfile.TemporaryDirectory(prefix="polyvisor-sanity-") as tmp:
+        tree = Path(tmp) / COLLECTION_PATH
+        shutil.copytree(COLLECTION, tree, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "output"))
+        bin_dir = Path(PY).parent
+        with session.chdir(tree):
+            session.run(
+                str(bin_dir / "ansible-test"),
+                "sanity",
+                "--local",
+                "--python",
+                f"{sys.version_info.major}.{sys.version_info.minor}",
+                "--color",
+                "no",
+                env={"PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", os.defpath)])},
+                external=True,
+            )
+
+
+def provide_get_pip(session: nox.Session) -> None:
+    """Put scripts/ansible-test-get-pip where ansible-test looks for its pip bootstrap script, unless one is there."""
+    from types import SimpleNamespace
+
+    from ansible_test._internal.python_requirements import get_venv_packages
+
+    version = get_venv_packages(SimpleNamespace(version=f"{sys.version_info.major}.{sys.version_info.minor}"))["pip"]
+    cached = Path.home() / ".ansible" / "test" / "cache" / f"get_pip_{version.replace('.', '_')}.py"
+    if not cached.exists():
+        session.log(f"ansible-test's pip {version} bootstrap: {cached} from scripts/ansible-test-get-pip")
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / "scripts" / "ansible-test-get-pip", cached)
 
 
 @nox.session
