@@ -535,7 +535,8 @@ def ensure_bench(lab: Lab, hv: list[HostProcess], args: argparse.Namespace) -> N
     print(
         f"ensure(running): {total} stopped VMs on {len(hosts)} Hyper-V hosts ({args.ensure_vms} each), cmdlets "
         f"taking {args.latency_ms:g} ms, median of {args.rounds} rounds; the fleet at its default max_concurrency "
-        "(16), Ansible with one inventory host per VM"
+        "(16), the vms module at its default (16)"
+        + ("" if args.skip_per_vm_ansible else ", the vm module with one inventory host per VM")
     )
     print(f"{'':62} {'s':>7} {'s per VM':>9} {'ratio':>7}")
     rows: list[tuple[str, float]] = [
