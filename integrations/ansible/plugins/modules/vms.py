@@ -25,6 +25,8 @@ description:
 requirements:
   - polyvisor (Python library) with the backends of the fleet's hosts (polyvisor-libvirt, polyvisor-hyperv) on
     the managed node
+extends_documentation_fragment:
+  - polyvisor.hypervisors.fleet
 attributes:
   check_mode:
     description: Predicts each selected VM's outcome (state, labels, snapshots) and changes nothing.
@@ -33,38 +35,6 @@ attributes:
     description: Shows each selected VM's state, labels and snapshots before and after.
     support: full
 options:
-  config:
-    description:
-      - The polyvisor config file whose C([connections]) and C([groups]) make the fleet (sets
-        C($POLYVISOR_CONFIG) for this task); polyvisor's default file without it.
-      - Ignored when O(connections) is given.
-    type: path
-  connections:
-    description:
-      - The fleet's hosts given in the task instead of a config file.
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: The host's name, as O(select.hosts) and the results name it.
-        type: str
-        required: true
-      uri:
-        description: A polyvisor URI (C(qemu:///system), C(hyperv://admin@hv01/)).
-        type: str
-        required: true
-      username:
-        description: User name, when the URI does not carry one.
-        type: str
-      password:
-        description: Password (Hyper-V); never shown in output or logs.
-        type: str
-      password_env:
-        description: Environment variable (where the module runs) that holds the password.
-        type: str
-      options:
-        description: Further connect options, such as C(ca_path), C(verify) or C(transport).
-        type: dict
   select:
     description:
       - Which VMs the task acts on; every criterion given must hold, except that O(select.hosts) and
@@ -140,14 +110,6 @@ options:
     description: Seconds each step of one VM (power change, snapshot, delete) may take.
     type: float
     default: 120
-  host_timeout:
-    description: Seconds each host may take to answer a listing; a host that does not fails the task before it acts.
-    type: float
-    default: 30
-  max_concurrency:
-    description: How many VMs (and hosts) are worked on at once.
-    type: int
-    default: 16
 """
 
 EXAMPLES = r"""
@@ -233,11 +195,17 @@ error_type:
 """
 
 import contextlib
-import os
-import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.polyvisor.hypervisors.plugins.module_utils.fleet_selection import (
+    FLEET_OPTIONS,
+    by_key,
+    find,
+    open_fleet,
+    select_option,
+    selection,
+)
 from ansible_collections.polyvisor.hypervisors.plugins.module_utils.tasks import (
     Module,
     TaskFailed,
@@ -262,116 +230,13 @@ from ansible_collections.polyvisor.hypervisors.plugins.module_utils.vm_state imp
 
 with contextlib.suppress(ImportError):  # run_module() reports it, with an install hint
     import polyvisor
-    from polyvisor.config import NamedConnection
-
-LISTED_STATES = ["running", "stopped", "paused", "saved", "crashed", "suspended", "starting", "stopping", "unknown"]
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "config": {"type": "path"},
-    "connections": {
-        "type": "list",
-        "elements": "dict",
-        "options": {
-            "name": {"type": "str", "required": True},
-            "uri": {"type": "str", "required": True},
-            "username": {"type": "str"},
-            "password": {"type": "str", "no_log": True},
-            "password_env": {"type": "str", "no_log": False},
-            "options": {"type": "dict"},
-        },
-    },
-    "select": {
-        "type": "dict",
-        "required": True,
-        "options": {
-            "labels": {"type": "dict"},
-            "hosts": {"type": "list", "elements": "str"},
-            "groups": {"type": "list", "elements": "str"},
-            "names": {"type": "list", "elements": "str"},
-            "states": {"type": "list", "elements": "str", "choices": LISTED_STATES},
-        },
-    },
+    **FLEET_OPTIONS,
+    "select": select_option(required=True),
     "state": {"type": "str", "default": "present", "choices": ["present", *POWER_STATES, ABSENT]},
     **DESIRED_STATE_OPTIONS,
-    "host_timeout": {"type": "float", "default": 30.0},
-    "max_concurrency": {"type": "int", "default": 16},
 }
-
-
-def inline_hosts(entries: Sequence[Mapping[str, Any]]) -> dict[str, NamedConnection]:
-    """The fleet of the task's ``connections``; a password goes through this process's environment, so that no
-    value polyvisor keeps (and might show) holds it."""
-    hosts: dict[str, NamedConnection] = {}
-    for entry in entries:
-        name = entry["name"]
-        if name in hosts:
-            raise polyvisor.ValidationError(f"{name!r} is given twice", field="connections")
-        password_env = entry["password_env"]
-        if entry["password"] is not None:
-            if password_env is not None:
-                raise polyvisor.ValidationError(
-                    f"{name!r} has both password and password_env; keep one", field="connections"
-                )
-            password_env = f"PVANSIBLE_PASSWORD_{secrets.token_hex(8).upper()}"
-            os.environ[password_env] = entry["password"]  # this process runs one task: nothing else reads it
-        hosts[name] = NamedConnection(
-            name=name,
-            uri=entry["uri"],
-            username=entry["username"],
-            password_env=password_env,
-            options=dict(entry["options"] or {}),
-        )
-    return hosts
-
-
-def open_fleet(params: Mapping[str, Any]) -> polyvisor.Fleet:
-    """The fleet the task works on: its ``connections``, or every connection of the config file."""
-    workers, timeout = params["max_concurrency"], params["host_timeout"]
-    if params["connections"]:
-        return polyvisor.Fleet(inline_hosts(params["connections"]), max_concurrency=workers, timeout=timeout)
-    if params["config"]:
-        os.environ["POLYVISOR_CONFIG"] = params["config"]  # this process runs one task: nothing else reads it
-    return polyvisor.Fleet.from_config(max_concurrency=workers, timeout=timeout)
-
-
-def selection(fleet: polyvisor.Fleet, select: Mapping[str, Any]) -> polyvisor.Selection:
-    """The task's ``select`` as a fleet selection, refusing an empty one (which would act on every VM)."""
-    if not any(select[key] is not None for key in ("labels", "hosts", "groups", "names", "states")):
-        raise polyvisor.ValidationError(
-            "selects every VM of the fleet; give labels, hosts, groups, names or states (groups: [all] for every VM)",
-            field="select",
-        )
-    labels = clean_labels(select["labels"], "select.labels") if select["labels"] is not None else None
-    return fleet.select(
-        labels=labels, hosts=select["hosts"], groups=select["groups"], names=select["names"], states=select["states"]
-    )
-
-
-def find(fleet: polyvisor.Fleet, chosen: polyvisor.Selection, names: Sequence[str] | None) -> list[polyvisor.FleetVM]:
-    """List the hosts the selection covers and return the VMs it selects; raise if a host could not be listed
-    or a name matched nothing (then the task does nothing)."""
-    covered = [host for host in fleet.hosts if chosen.covers(host)]
-    listing = fleet.list(True, hosts=covered)
-    if listing.errors:
-        failed = "; ".join(f"{host}: {named(error, host)}" for host, error in listing.errors.items())
-        raise TaskFailed(
-            f"{len(listing.errors)} of {len(covered)} hosts could not be listed, so nothing was done: {failed}",
-            error_type(listing.errors.values()),
-            changed=False,
-            vms=[],
-        )
-    found = [vm for vms in listing.values.values() for vm in vms if chosen.matches(vm.host, vm.info)]
-    missing = [
-        name
-        for name in names or ()
-        if not any(name in (vm.name, vm.key) or name.lower() == vm.uuid.lower() for vm in found)
-    ]
-    if missing:
-        raise polyvisor.NotFoundError(
-            f"select.names: {', '.join(missing)} matched no VM ({chosen.describe()}; hosts searched: "
-            f"{', '.join(covered) or 'none'}); nothing was done"
-        )
-    return found
 
 
 def run(module: Module) -> dict[str, Any]:
@@ -454,12 +319,6 @@ def act(
                 facts = {**before[vm.key], "state": "unknown"}
             after[vm.key] = facts
     return after, errors
-
-
-def by_key(key: str, error: polyvisor.PolyvisorError) -> str:
-    """The error of the VM ``host/name``, naming its host and VM so."""
-    host, _sep, name = key.partition("/")
-    return named(error, host, name or None)
 
 
 def fail_on_errors(result: polyvisor.FleetResult[Any], before: Mapping[str, Any], what: str) -> None:
