@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polyvisor
 
+from .conftest import remove_vms
 from .support import ROOT, Ansible, HypervHost
 
 EXAMPLES = ROOT / "docs" / "examples" / "ansible"
@@ -14,7 +15,7 @@ EXAMPLES = ROOT / "docs" / "examples" / "ansible"
 
 def test_the_page_includes_the_examples_these_tests_run() -> None:
     page = (ROOT / "docs" / "ansible.md").read_text(encoding="utf-8")
-    for example in ("vm-lifecycle.yml", "fleet.polyvisor.yml", "config.toml", "errors.yml"):
+    for example in ("vm-lifecycle.yml", "fleet.polyvisor.yml", "config.toml", "errors.yml", "selection.yml"):
         assert f"```{{literalinclude}} examples/ansible/{example}" in page, example
 
 
@@ -104,3 +105,59 @@ def test_the_page_quotes_the_ephemeral_hypervisor_warning_the_module_gives(ansib
     assert result["failed"] is False, run.output
     (warning,) = run.warnings
     assert warning in page, warning
+
+
+def test_the_documented_selection_playbook_patches_the_labs_web_vms(
+    ansible: Ansible, hyperv_host: HypervHost, second_hyperv_host: HypervHost, names: str, tmp_path: Path
+) -> None:
+    hv01 = {"uri": hyperv_host.psrp_uri, "password": hyperv_host.password, "ca_path": hyperv_host.ca_path}
+    hv02 = {"uri": second_hyperv_host.winrm_uri, "password": second_hyperv_host.password}
+    try:
+        for host, made in ((hv01, ["web1", "db1"]), (hv02, ["web2"])):
+            with polyvisor.connect(**host) as conn:
+                for name in made:
+                    conn.create({"name": f"{names}{name}", "memory_mib": 256, "labels": {"role": name[:-1]}})
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f"""
+[connections.hv01]
+uri = "{hyperv_host.psrp_uri}"
+password_env = "HV01_PASSWORD"
+options = {{ ca_path = "{hyperv_host.ca_path}" }}
+
+[connections.hv02]
+uri = "{second_hyperv_host.winrm_uri}"
+password_env = "HV02_PASSWORD"
+
+[groups]
+lab = ["hv01", "hv02"]
+""",
+            encoding="utf-8",
+        )
+        env = {
+            "POLYVISOR_CONFIG": str(config),
+            "HV01_PASSWORD": hyperv_host.password,
+            "HV02_PASSWORD": second_hyperv_host.password,
+        }
+        for run, changed in (("first", 2), ("again", 0)):
+            result = ansible.playbook(EXAMPLES / "selection.yml", env=env)
+            assert result.returncode == 0, result.output
+            assert result.recap()["localhost"]["changed"] == (1 if changed else 0), (run, result.output)
+            assert re.search(rf"hv01/{names}web1 is (stopped|running)", result.stdout), result.stdout
+            assert re.search(rf"hv02/{names}web2 is (stopped|running)", result.stdout), result.stdout
+            assert re.search(r"\d+ of \d+ web VMs changed", result.stdout), result.stdout
+            assert hyperv_host.password not in result.output
+            assert second_hyperv_host.password not in result.output
+        for host, name, role in ((hv01, "web1", "web"), (hv02, "web2", "web"), (hv01, "db1", "db")):
+            with polyvisor.connect(**host) as conn:
+                vm = conn.vm(f"{names}{name}")
+                info = vm.info()
+                if role == "web":
+                    assert info.state.value == "running"
+                    assert dict(info.labels) == {"role": "web", "patched": "2026-12"}
+                    assert [snapshot.name for snapshot in vm.snapshots()] == ["patched-2026-12"]
+                else:
+                    assert info.state.value == "stopped"
+                    assert dict(info.labels) == {"role": "db"}
+    finally:
+        remove_vms(second_hyperv_host.winrm_uri, names, password=second_hyperv_host.password)
