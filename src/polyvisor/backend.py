@@ -278,6 +278,7 @@ OPTION_FEATURES: Mapping[Feature, Feature | None] = MappingProxyType(
         Feature.DISK_CLONE_COPY: Feature.CREATE,
         Feature.CLOUD_INIT: Feature.CREATE,
         Feature.DYNAMIC_MEMORY: Feature.CREATE,
+        Feature.USER_NETWORKING: Feature.CREATE,
         Feature.MEMORY_BUFFER: Feature.DYNAMIC_MEMORY,
         Feature.RECONFIGURE_LIVE_CPUS: Feature.RECONFIGURE,
         Feature.RECONFIGURE_LIVE_MEMORY: Feature.RECONFIGURE,

@@ -34,6 +34,7 @@ from polyvisor.model import (
     Firmware,
     HostInfo,
     NetworkInfo,
+    NicKind,
     VMInfo,
     VMSpec,
 )
@@ -199,6 +200,7 @@ class Connection:
             (any(disk.clone is CloneMode.COPY for disk in spec.disks), Feature.DISK_CLONE_COPY),
             (spec.cloud_init is not None, Feature.CLOUD_INIT),
             (spec.dynamic_memory is not None, Feature.DYNAMIC_MEMORY),
+            (any(nic.kind is NicKind.USER for nic in spec.nics), Feature.USER_NETWORKING),
             (spec.dynamic_memory is not None and spec.dynamic_memory.buffer_percent is not None, Feature.MEMORY_BUFFER),
         ):
             if needed:

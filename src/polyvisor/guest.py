@@ -20,6 +20,7 @@ from polyvisor.model import (
     DiskSpec,
     Feature,
     GuestAddress,
+    NicKind,
     NicSpec,
     PowerState,
     Readiness,
@@ -60,6 +61,13 @@ class GuestOps(VMHandle):
         if not isinstance(nic, NicSpec):
             nic = NicSpec.from_dict(nic)
         live = self._live(live, Feature.NIC_ATTACH, Feature.NIC_HOTPLUG)
+        if nic.kind is NicKind.USER:
+            self.capabilities().require(Feature.USER_NETWORKING, host=self.connection.host, vm=self._name)
+            if nic.forwards:
+                raise ValidationError(
+                    "port forwards are part of the VM's definition: give them in the spec when creating the VM",
+                    field="nic.forwards",
+                )
         return change(self.connection, lambda b: b.attach_nic(self.uuid, nic, live=live), "attaching a NIC", self._name)
 
     def detach_nic(self, mac: str, *, live: bool | None = None) -> None:

@@ -7,6 +7,7 @@ Everything here is a frozen value object. Specs validate themselves on construct
 from __future__ import annotations
 
 import enum
+import ipaddress
 import json
 import math
 import os
@@ -41,7 +42,9 @@ __all__ = [
     "HostInfo",
     "KernelBoot",
     "NetworkInfo",
+    "NicKind",
     "NicSpec",
+    "PortForward",
     "PowerState",
     "Readiness",
     "ReadyAnswer",
@@ -156,6 +159,9 @@ class Feature(enum.StrEnum):
     """A spec may give ``dynamic_memory`` (minimum and maximum around the startup memory)."""
     MEMORY_BUFFER = "memory-buffer"
     """``dynamic_memory.buffer_percent`` is honoured (Hyper-V's memory buffer)."""
+    USER_NETWORKING = "user-networking"
+    """A NIC may be ``kind="user"``: NATed by the hypervisor without a bridge, its ``forwards`` reaching the guest
+    from the host's loopback (libvirt: QEMU's user-mode stack)."""
     READINESS = "readiness"
     """The backend tells when a guest finished initializing (:meth:`polyvisor.VM.wait_until_ready`): libvirt
     reads cloud-init's result through the guest agent, Hyper-V the guest's heartbeat."""
@@ -402,13 +408,126 @@ class DiskSpec:
         return spec
 
 
+# --- user-mode networking: a NIC the hypervisor NATs without a bridge, and ports forwarded from the host's loopback
+
+_FORWARD = re.compile(r"^(?:(?P<address>[0-9.]+):)?(?P<host>[0-9]+):(?P<guest>[0-9]+)(?:/(?P<protocol>[a-z]+))?$")
+
+
+class NicKind(enum.StrEnum):
+    """How a NIC reaches the world."""
+
+    NETWORK = "network"
+    """On a libvirt network or a Hyper-V virtual switch (``NicSpec.network``)."""
+    USER = "user"
+    """User-mode networking: NATed by the hypervisor's user-space stack, with port forwards (``user-networking``)."""
+
+
+def _port(value: object, field_name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"must be a port number (an integer), got {type(value).__name__}", field=field_name)
+    if not 1 <= value <= 65535:
+        raise ValidationError(f"{value} is not a port number; ports are 1-65535", field=field_name)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PortForward:
+    """A port of the host (on its loopback) forwarded to a port of the guest, through a user-mode NIC."""
+
+    host_port: int
+    guest_port: int
+    protocol: str = "tcp"
+    """``"tcp"`` or ``"udp"``."""
+    host_address: str = "127.0.0.1"
+    """The host address to listen on: a loopback address (127.0.0.0/8), so only the host itself reaches the guest."""
+
+    def __post_init__(self) -> None:
+        _port(self.host_port, "forward.host_port")
+        _port(self.guest_port, "forward.guest_port")
+        if self.protocol not in ("tcp", "udp"):
+            raise ValidationError(f"{self.protocol!r} is not 'tcp' or 'udp'", field="forward.protocol")
+        if not isinstance(self.host_address, str):
+            raise ValidationError("must be an IPv4 address string", field="forward.host_address")
+        try:
+            address = ipaddress.IPv4Address(self.host_address)
+        except ValueError:
+            raise ValidationError(
+                f"{self.host_address!r} is not an IPv4 address; forwards listen on the host's loopback, such as "
+                "'127.0.0.1'",
+                field="forward.host_address",
+            ) from None
+        if not address.is_loopback:
+            raise ValidationError(
+                f"{self.host_address} is not a loopback address: a forward listens on the host's loopback "
+                "(127.0.0.0/8) so only the host reaches the guest; to serve other machines, put the NIC on a "
+                "bridged network instead",
+                field="forward.host_address",
+            )
+        object.__setattr__(self, "host_address", str(address))
+
+    @classmethod
+    def parse(cls, text: str) -> PortForward:
+        """Read ``HOSTPORT:GUESTPORT``, optionally ``ADDRESS:`` before and ``/udp`` after (``2222:22``)."""
+        match = _FORWARD.match(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise ValidationError(
+                f"{text!r} is not a forward; write HOSTPORT:GUESTPORT such as '2222:22' (optionally "
+                "'127.0.0.1:2222:22' or '5353:53/udp')",
+                field="forward",
+            )
+        return cls(
+            host_port=int(match["host"]),
+            guest_port=int(match["guest"]),
+            protocol=match["protocol"] or "tcp",
+            host_address=match["address"] or "127.0.0.1",
+        )
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """What the host listens on: (protocol, address, port); two forwards may not share it."""
+        return (self.protocol, self.host_address, self.host_port)
+
+    def fact(self, mac: str) -> dict[str, Any]:
+        """This forward as an entry of ``info().extra["forwards"]`` (the same on every backend)."""
+        return {
+            "mac": mac,
+            "protocol": self.protocol,
+            "host_address": self.host_address,
+            "host_port": self.host_port,
+            "guest_port": self.guest_port,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.host_address}:{self.host_port}->{self.guest_port}/{self.protocol}"
+
+
+def _check_forwards(forwards: Iterable[PortForward], field_name: str) -> None:
+    """Raise :class:`~polyvisor.errors.ValidationError` if two forwards listen on the same host port."""
+    seen: dict[tuple[str, str, int], PortForward] = {}
+    for forward in forwards:
+        other = seen.setdefault(forward.key, forward)
+        if other is not forward:
+            raise ValidationError(
+                f"host port {forward.host_address}:{forward.host_port}/{forward.protocol} is forwarded twice "
+                f"(to guest ports {other.guest_port} and {forward.guest_port}); give each forward its own host port",
+                field=field_name,
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class NicSpec:
-    """A network interface on a network (libvirt) or virtual switch (Hyper-V)."""
+    """A network interface on a network (libvirt) or virtual switch (Hyper-V), or a user-mode NIC with port forwards.
+
+    ``kind="user"`` (capability ``user-networking``) needs no network: the guest gets
+    an address by DHCP from the hypervisor's user-space stack, and ``forwards`` (``"2222:22"`` or
+    :class:`PortForward`) make ports of the host's loopback reach ports of the guest.
+    """
 
     network: str | None = None
     mac: str | None = None
     model: str = "virtio"
+    kind: NicKind = NicKind.NETWORK
+    forwards: tuple[PortForward, ...] = ()
 
     def __post_init__(self) -> None:
         if self.network is not None:
@@ -419,6 +538,38 @@ class NicSpec:
             object.__setattr__(self, "mac", self.mac.lower())
         if not isinstance(self.model, str) or not re.fullmatch(r"[a-z0-9_-]{1,32}", self.model):
             raise _fail("nic.model", f"{self.model!r} is not a NIC model name such as 'virtio' or 'e1000'")
+        object.__setattr__(self, "kind", _enum(NicKind, self.kind, "nic.kind"))
+        forwards: object = self.forwards
+        if isinstance(forwards, str | bytes | Mapping) or not isinstance(forwards, Iterable):
+            raise _fail("nic.forwards", "must be a list of forwards such as ['2222:22']")
+        items = []
+        for index, item in enumerate(forwards):
+            where = f"nic.forwards[{index}]"
+            try:
+                if isinstance(item, str):
+                    items.append(PortForward.parse(item))
+                elif isinstance(item, Mapping):
+                    items.append(_from_dict(PortForward, item, where))
+                elif isinstance(item, PortForward):
+                    items.append(item)
+                else:
+                    raise _fail(where, "must be 'HOSTPORT:GUESTPORT', a table or a PortForward")
+            except ValidationError as error:
+                inner = (error.field or "").removeprefix("forward")
+                raise _fail(where + (inner if inner.startswith(".") else ""), error.message) from None
+        object.__setattr__(self, "forwards", tuple(items))
+        if self.kind is NicKind.USER and self.network is not None:
+            raise _fail(
+                "nic.network",
+                f"a user-mode NIC is on no network; drop network={self.network!r} or kind='user'",
+            )
+        if self.forwards and self.kind is not NicKind.USER:
+            raise _fail(
+                "nic.forwards",
+                "port forwards need a user-mode NIC (kind='user'); a NIC on a network is reached at the guest's "
+                "own address",
+            )
+        _check_forwards(self.forwards, "nic.forwards")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NicSpec:
@@ -724,6 +875,7 @@ class VMSpec:
             raise _fail("secure_boot", "needs firmware='uefi'; set firmware to 'uefi' or drop secure_boot")
         object.__setattr__(self, "disks", self._items(self.disks, DiskSpec, "disks"))
         object.__setattr__(self, "nics", self._items(self.nics, NicSpec, "nics"))
+        _check_forwards((forward for nic in self.nics for forward in nic.forwards), "nics")
         if self.cdrom is not None:
             object.__setattr__(self, "cdrom", _path(self.cdrom, "cdrom"))
         order = tuple(_enum(BootDevice, item, "boot_order") for item in self.boot_order)

@@ -73,6 +73,7 @@ from polyvisor.model import (
     HostInfo,
     NetworkInfo,
     NicSpec,
+    PortForward,
     PowerState,
     ReadyAnswer,
     ShutdownMode,
@@ -161,6 +162,8 @@ class _VM:
     labels: dict[str, str]
     disks: dict[str, _Disk]  # by target
     nics: list[str]  # MAC addresses
+    forwards: list[tuple[str, PortForward]] = field(default_factory=list)
+    """The port forwards of its user-mode NICs, with each NIC's MAC; held on the host while the VM runs."""
     dynamic_memory: DynamicMemory | None = None
     has_seed: bool = False
     """Whether a NoCloud seed ISO is attached as CD-ROM ``hdc`` (its bytes are in the host's ``seeds``)."""
@@ -189,6 +192,7 @@ class _VM:
                 "disk_bases": {target: disk.base for target, disk in self.disks.items() if disk.base},
                 "cdroms": {"hdc": self.seed_path} if self.has_seed else {},
                 "nics": list(self.nics),
+                "forwards": [forward.fact(mac) for mac, forward in self.forwards],
             }
             facts = VMDetails(
                 self.cpus, self.memory_mib, dict(self.labels), self.description, extra, self.dynamic_memory
@@ -341,6 +345,21 @@ def host_named(name: str) -> MemoryHost:
         return _hosts.setdefault(name, MemoryHost(name))
 
 
+def _claim_forwards(host: MemoryHost, vm: _VM) -> None:
+    """A forward listens on the host while its VM runs: one held by another running VM refuses the start."""
+    for _mac, forward in vm.forwards:
+        for other in host.vms.values():
+            if other is vm or not other.state.holds_memory:
+                continue
+            if any(held.key == forward.key for _, held in other.forwards):
+                raise AlreadyExistsError(
+                    f"host port {forward.host_address}:{forward.host_port}/{forward.protocol} is in use (VM "
+                    f"{other.name!r} forwards it); stop that VM, or give this one another host port",
+                    host=host.name,
+                    vm=vm.name,
+                )
+
+
 class MemoryBackend(StoragePrimitives):
     """A connection to an in-memory host (its primitives also record their calls and obey the URI's faults)."""
 
@@ -361,6 +380,7 @@ class MemoryBackend(StoragePrimitives):
             Feature.MEMORY_BUFFER,
             Feature.RECONFIGURE_LIVE_CPUS,
             Feature.RECONFIGURE_LIVE_MEMORY,
+            Feature.USER_NETWORKING,
         }
     )
     address_sources = ("agent",)
@@ -434,6 +454,7 @@ class MemoryBackend(StoragePrimitives):
                 disks[target] = self._make_disk(spec.name, target, disk)
             seed = build_seed_iso(spec.cloud_init) if spec.cloud_init is not None else None
             deadline.check("creating the VM", host=self.host.name, vm=spec.name)
+            macs = [nic.mac or self.host.next_mac() for nic in spec.nics]
             vm = _VM(
                 str(uuid_module.uuid4()),
                 spec.name,
@@ -442,7 +463,8 @@ class MemoryBackend(StoragePrimitives):
                 spec.description,
                 dict(spec.labels),
                 disks,
-                [nic.mac or self.host.next_mac() for nic in spec.nics],
+                macs,
+                [(mac, forward) for nic, mac in zip(spec.nics, macs, strict=True) for forward in nic.forwards],
                 dynamic_memory=spec.dynamic_memory,
                 has_seed=seed is not None,
             )
@@ -498,6 +520,7 @@ class MemoryBackend(StoragePrimitives):
     def start(self, uuid: str, deadline: Deadline) -> None:
         with self.host.lock:
             vm = self._vm(uuid)
+            _claim_forwards(self.host, vm)
             if vm.state is PowerState.STOPPED:  # a cold boot; a restored guest carries on where it was saved
                 self._boot(vm)
             self._set(uuid, PowerState.RUNNING)
