@@ -64,7 +64,13 @@ def test_memory_declares_user_networking_and_reports_the_forwards(conn: Any) -> 
     assert conn.capabilities.supports(Feature.USER_NETWORKING)
     vm = conn.create({"name": "a", "nics": [{"kind": "user", "mac": "52:54:00:aa:00:01", "forwards": ["2222:22"]}]})
     assert vm.info().extra["forwards"] == [
-        {"mac": "52:54:00:aa:00:01", "protocol": "tcp", "host_address": "127.0.0.1", "host_port": 2222, "guest_port": 22}
+        {
+            "mac": "52:54:00:aa:00:01",
+            "protocol": "tcp",
+            "host_address": "127.0.0.1",
+            "host_port": 2222,
+            "guest_port": 22,
+        }
     ]
 
 

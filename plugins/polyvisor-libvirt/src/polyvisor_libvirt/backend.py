@@ -90,6 +90,7 @@ class LibvirtBackend(Backend):
             Feature.DYNAMIC_MEMORY,
             Feature.RECONFIGURE_LIVE_CPUS,
             Feature.RECONFIGURE_LIVE_MEMORY,
+            Feature.USER_NETWORKING,
         }
     )
     address_sources: ClassVar[tuple[str, ...]] = ("agent", "lease", "arp")

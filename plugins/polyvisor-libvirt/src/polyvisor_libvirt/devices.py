@@ -13,7 +13,7 @@ import libvirt
 
 from polyvisor.backend_helpers import random_mac
 from polyvisor.errors import NotFoundError, ValidationError
-from polyvisor.model import DiskSpec, NicSpec
+from polyvisor.model import DiskSpec, NicKind, NicSpec
 from polyvisor_libvirt import domainxml
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import DiskDevice, NicDevice
@@ -138,9 +138,10 @@ class Devices:
         """Attach a NIC; a MAC is generated when none is given."""
         dom = self._client.domain(uuid)
         mac = nic.mac or random_mac(_MAC_PREFIX)
-        network = self.network_name(nic, dom.name())
+        network = None if nic.kind is NicKind.USER else self.network_name(nic, dom.name())
         element = domainxml.nic_element(NicDevice(network, mac, nic.model))
-        self._change_device(uuid, element, live=live, attach=True, doing=f"attaching a NIC on {network!r}")
+        where = "a user-mode NIC" if network is None else f"a NIC on {network!r}"
+        self._change_device(uuid, element, live=live, attach=True, doing=f"attaching {where}")
         return mac
 
     def detach_nic(self, uuid: str, mac: str, *, live: bool) -> None:

@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from polyvisor.errors import BackendError
-from polyvisor.model import BootDevice, DiskBus, KernelBoot
+from polyvisor.errors import BackendError, ValidationError
+from polyvisor.model import BootDevice, DiskBus, KernelBoot, PortForward
 
 __all__ = [
     "LABELS_NS",
@@ -37,6 +37,7 @@ __all__ = [
     "nic_element",
     "owned_xml",
     "parse_definition",
+    "parse_forwards",
     "parse_labels",
     "parse_owned",
     "snapshot_marker_xml",
@@ -104,11 +105,12 @@ class DiskDevice:
 
 @dataclass(frozen=True, slots=True)
 class NicDevice:
-    """A resolved NIC on a libvirt network."""
+    """A resolved NIC: on a libvirt network, or user-mode (``network`` None) with its port forwards."""
 
-    network: str
+    network: str | None
     mac: str | None
     model: str
+    forwards: tuple[PortForward, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +168,43 @@ def disk_element(disk: DiskDevice) -> ET.Element:
 
 
 def nic_element(nic: NicDevice) -> ET.Element:
-    """Return an ``<interface type='network'>`` element."""
-    element = ET.Element("interface", {"type": "network"})
+    """Return an ``<interface type='network'>`` element, or ``<interface type='user'>`` with its forwards.
+
+    A forward is libvirt's own ``<portForward proto address><range start to/></portForward>``: libvirt 9.0 keeps
+    it in the definition whatever the backend, and hands it only to passt itself (see :mod:`.forwards`).
+    """
+    element = ET.Element("interface", {"type": "network" if nic.network is not None else "user"})
     if nic.mac:
         _sub(element, "mac", address=nic.mac)
-    _sub(element, "source", network=nic.network)
+    if nic.network is not None:
+        _sub(element, "source", network=nic.network)
+    for forward in nic.forwards:
+        rule = _sub(element, "portForward", proto=forward.protocol, address=forward.host_address)
+        _sub(rule, "range", start=str(forward.host_port), to=str(forward.guest_port))
     _sub(element, "model", type=nic.model)
     return element
+
+
+def parse_forwards(interface: ET.Element) -> tuple[PortForward, ...]:
+    """The forwards of an ``<interface>``: one per ``<range>`` of its ``<portForward>`` elements.
+
+    A range with an ``end`` (many ports), or one without ``to`` (the same port in the guest), is read as libvirt
+    means it; a rule polyvisor cannot represent (no address, a port out of range) is left out.
+    """
+    found: list[PortForward] = []
+    for rule in interface.findall("portForward"):
+        for span in rule.findall("range"):
+            try:
+                start = int(span.get("start", ""))
+                end = int(span.get("end") or start)
+                to = int(span.get("to") or start)
+                for offset in range(end - start + 1):
+                    found.append(
+                        PortForward(start + offset, to + offset, rule.get("proto", "tcp"), rule.get("address", ""))
+                    )
+            except (ValueError, ValidationError):
+                continue
+    return tuple(found)
 
 
 def vcpus_element(current: int, maximum: int) -> ET.Element:
@@ -342,6 +374,13 @@ class NicInfo:
     mac: str
     network: str | None
     target: str | None
+    kind: str = "network"
+    """The ``<interface>``'s type (``network``, ``user``, ``bridge``, ...)."""
+    forwards: tuple[PortForward, ...] = ()
+    alias: str | None = None
+    """The device alias of a running domain (``net0``); QEMU's netdev is ``host`` + alias."""
+    passt: bool = False
+    """Whether libvirt runs passt for it (``<backend type='passt'/>``), which then sets the forwards itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,11 +474,16 @@ def parse_definition(xml: str) -> Definition:
         mac = nic.find("mac")
         source = nic.find("source")
         target = nic.find("target")
+        alias = nic.find("alias")
         nics.append(
             NicInfo(
                 mac=(mac.get("address", "") if mac is not None else "").lower(),
                 network=source.get("network") if source is not None else None,
                 target=target.get("dev") if target is not None else None,
+                kind=nic.get("type", "network"),
+                forwards=parse_forwards(nic),
+                alias=alias.get("name") if alias is not None else None,
+                passt=nic.find("backend[@type='passt']") is not None,
             )
         )
     logs: list[str] = []

@@ -191,6 +191,7 @@ class Inventory:
                     "owned_volumes": definition.owned_volumes,
                     "max_cpus": definition.max_cpus,
                     "max_memory_mib": definition.memory_mib,
+                    "forwards": [forward.fact(nic.mac) for nic in definition.nics for forward in nic.forwards],
                 }
             ),
         )

@@ -22,8 +22,8 @@ import libvirt
 
 from polyvisor.backend import Deadline
 from polyvisor.errors import InvalidStateError
-from polyvisor.model import PowerState, ShutdownMode, VMInfo, VMSpec
-from polyvisor_libvirt import domainxml, planner
+from polyvisor.model import NicKind, PowerState, ShutdownMode, VMInfo, VMSpec
+from polyvisor_libvirt import domainxml, forwards, planner
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.domainxml import Definition, DomainPlan
@@ -124,7 +124,9 @@ class Lifecycle:
             seed = self._images.seed(spec.cloud_init, pool, new_uuid, spec.name, created, deadline)
         if spec.cdrom is not None:
             self._storage.require_file(spec.cdrom, spec.name, "CD-ROM image")
-        networks = [self._devices.network_name(nic, spec.name) for nic in spec.nics]
+        networks = [
+            None if nic.kind is NicKind.USER else self._devices.network_name(nic, spec.name) for nic in spec.nics
+        ]
         return planner.plan_domain(
             spec,
             guest,
@@ -144,9 +146,13 @@ class Lifecycle:
         """create(): boots, or restores the managed-save image (a job the deadline bounds), ending running.
 
         libvirt restores the run state recorded in the image: one saved while paused (by another client, or
-        before polyvisor saved with VIR_DOMAIN_SAVE_RUNNING) comes back paused, so it is resumed.
+        before polyvisor saved with VIR_DOMAIN_SAVE_RUNNING) comes back paused, so it is resumed. A VM with port
+        forwards starts paused and runs once they are set (:mod:`.forwards`).
         """
         with self._client.acting(uuid, "starting the VM", deadline) as dom:
+            if forwards.rules(self._client.definition(dom, fresh=True)):
+                self._start_forwarded(dom, uuid, deadline)
+                return
             if not dom.hasManagedSaveImage(0):
                 dom.create()
                 self._booted[uuid] = time.monotonic()
@@ -155,6 +161,28 @@ class Lifecycle:
             if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
                 deadline.check("resuming the restored VM", host=self._client.host, vm=dom.name())
                 dom.resume()
+
+    def _start_forwarded(self, dom: libvirt.virDomain, uuid: str, deadline: Deadline) -> None:
+        """Start paused, set the forwards, run; a forward QEMU refuses undoes the start (a restored VM is saved
+        again), so the VM is left as it was."""
+        saved = dom.hasManagedSaveImage(0)
+        paused = libvirt.VIR_DOMAIN_START_PAUSED
+        if saved:
+            self._client.bounded(dom, deadline, "restoring the saved VM", lambda: dom.createWithFlags(paused))
+        else:
+            dom.createWithFlags(paused)
+            self._booted[uuid] = time.monotonic()
+        try:
+            live = forwards.rules(self._client.definition(dom, fresh=True))
+            forwards.apply(dom, live, deadline, host=self._client.host)
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                if saved:
+                    dom.managedSave(libvirt.VIR_DOMAIN_SAVE_RUNNING)
+                else:
+                    dom.destroy()
+            raise
+        dom.resume()
 
     def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
         """Ask the guest to shut down (ACPI, agent, or the default).

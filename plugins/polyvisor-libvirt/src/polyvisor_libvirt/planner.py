@@ -101,15 +101,15 @@ def plan_domain(
     driver: str,
     is_local: bool,
     disk_sources: Sequence[tuple[str, str]],
-    networks: Sequence[str],
+    networks: Sequence[str | None],
     seed: str | None = None,
 ) -> DomainPlan:
     """Return the plan for ``spec``.
 
     ``disk_sources`` holds the (path, format) of each of ``spec.disks`` in order, ``networks`` the network name
-    of each of ``spec.nics``; a disk with a ``size_mib`` or a ``clone`` was made for this VM and is recorded as
-    owned (a clone's base never is). ``seed`` is the cloud-init seed volume (owned too), attached as a read-only
-    CD-ROM after ``spec.cdrom``.
+    of each of ``spec.nics`` (None for a user-mode NIC); a disk with a ``size_mib`` or a ``clone`` was made for
+    this VM and is recorded as owned (a clone's base never is). ``seed`` is the cloud-init seed volume (owned
+    too), attached as a read-only CD-ROM after ``spec.cdrom``.
 
     Memory: ``<memory>`` is the most the VM may have (``dynamic_memory.maximum_mib``, else ``memory_mib``) and
     ``<currentMemory>`` what it starts with (``memory_mib``); the balloon moves between them. vCPUs: the maximum is
@@ -139,7 +139,9 @@ def plan_domain(
     if seed is not None:
         owned.append(seed)
     memory = spec.dynamic_memory
-    nics = tuple(NicDevice(network, nic.mac, nic.model) for nic, network in zip(spec.nics, networks, strict=True))
+    nics = tuple(
+        NicDevice(network, nic.mac, nic.model, nic.forwards) for nic, network in zip(spec.nics, networks, strict=True)
+    )
     serial_log = f"/var/log/libvirt/qemu/{uuid}-serial.log" if qemu and is_local else None
     # libvirt would add an emulated LSI controller for SCSI devices, which cloud kernels lack (see cdrom_bus).
     scsi_controller = "virtio-scsi" if qemu and any(disk.bus == DiskBus.SCSI.value for disk in disks) else None

@@ -62,6 +62,8 @@ _QEMU = _COMMON | {
     F.IMAGE_UPLOAD,
     F.IMAGE_DOWNLOAD,
     F.VOLUME_RESIZE,
+    # <interface type='user'>: QEMU's user-mode stack; its forwards are set through the monitor (.forwards).
+    F.USER_NETWORKING,
 }
 
 DRIVER_FEATURES: dict[str, frozenset[Feature]] = {
