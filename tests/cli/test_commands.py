@@ -74,7 +74,14 @@ def test_show_by_name_and_by_uuid(run: Run, lab: Lab) -> None:
     data = as_json(run("--json", "show", uuid))
     assert list(data) == [*VM_KEYS, "capabilities"]
     assert data["name"] == "web"
-    assert data["extra"] == {"disks": {}, "disk_sizes_mib": {}, "disk_bases": {}, "cdroms": {}, "nics": macs}
+    assert data["extra"] == {
+        "disks": {},
+        "disk_sizes_mib": {},
+        "disk_bases": {},
+        "cdroms": {},
+        "nics": macs,
+        "forwards": [],
+    }
     assert "pause" in data["capabilities"]
 
 

@@ -222,3 +222,49 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_option(mrun: Run, files: 
     assert result.exit_code == 2, result.output
     assert f"{option}: {files['user_data']} is not UTF-8 text (byte 27: b'\\xe9')" in result.stderr
     assert "no VMs" in mrun("list").stdout
+
+
+def test_forward_adds_a_user_mode_nic_first_and_a_held_port_fails_the_start(
+    mrun: Run, files: dict[str, Path], tmp_path: Path
+) -> None:
+    result = mrun("--json", "create", str(files["spec"]), "--forward", "2222:22", "--forward", "5353:53/udp")
+    assert result.exit_code == 0, result.output
+    info = as_json(mrun("--json", "show", "web"))
+    assert [(f["host_port"], f["guest_port"], f["protocol"]) for f in info["extra"]["forwards"]] == [
+        (2222, 22, "tcp"),
+        (5353, 53, "udp"),
+    ]
+    assert mrun("start", "web").exit_code == 0
+    other = tmp_path / "other.json"
+    other.write_text('{"name": "other", "nics": [{"kind": "user", "forwards": ["8080:80"]}]}')
+    result = mrun("create", str(other), "--forward", "2222:22", "--start")
+    assert result.exit_code == 9, result.output
+    assert "127.0.0.1:2222/tcp is in use (VM 'web'" in result.output
+    info = as_json(mrun("--json", "show", "other"))
+    assert info["state"] == "stopped"
+    assert [f["host_port"] for f in info["extra"]["forwards"]] == [8080, 2222]  # joined its user-mode NIC
+
+
+@pytest.mark.parametrize(
+    ("forward", "words"),
+    [
+        ("0:22", "ports are 1-65535"),
+        ("2222:70000", "ports are 1-65535"),
+        ("0.0.0.0:2222:22", "not a loopback address"),
+        ("2222", "HOSTPORT:GUESTPORT"),
+    ],
+)
+def test_a_bad_forward_is_refused_before_anything_is_made(
+    mrun: Run, files: dict[str, Path], forward: str, words: str
+) -> None:
+    result = mrun("create", str(files["spec"]), "--forward", forward)
+    assert result.exit_code == 2
+    assert "--forward" in result.output
+    assert words in result.output
+    assert "web" not in mrun("list").output
+
+
+def test_one_host_port_given_twice_is_refused(mrun: Run, files: dict[str, Path]) -> None:
+    result = mrun("create", str(files["spec"]), "--forward", "2222:22", "--forward", "2222:80")
+    assert result.exit_code == 2
+    assert "forwarded twice" in result.output

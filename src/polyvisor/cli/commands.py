@@ -198,6 +198,14 @@ def show(session: Session, vm: str) -> None:
     help="cloud-init network-config (UTF-8 YAML, version 1 or 2) to hand the guest, byte for byte.",
 )
 @click.option("--hostname", help="The guest's host name (cloud-init local-hostname).")
+@click.option(
+    "--forward",
+    "forwards",
+    multiple=True,
+    metavar="HOSTPORT:GUESTPORT",
+    help="Forward a port of the host's 127.0.0.1 to the guest through a user-mode NIC (no bridge needed; "
+    "repeatable; also ADDRESS:HOSTPORT:GUESTPORT and .../udp).",
+)
 @click.option("--start", is_flag=True, help="Start the VM once it is created.")
 @click.option("--wait-address", is_flag=True, help="Start the VM and wait until it has a usable IPv4 address.")
 @click.option(
@@ -228,6 +236,7 @@ def create(
     user_data: IO[bytes] | None,
     network_config: IO[bytes] | None,
     hostname: str | None,
+    forwards: tuple[str, ...],
     start: bool,
     wait_address: bool,
     wait_ready: bool,
@@ -241,7 +250,7 @@ def create(
 
     The file's keys are those of polyvisor.VMSpec: name, cpus, memory_mib, firmware, disks, nics, labels, ...
     --image, --ssh-key, --user-data, --network-config and --hostname add a cloned first disk and a cloud-init seed
-    to it.
+    to it; --forward a user-mode NIC with port forwards.
     """
     source = spec_file.name if isinstance(spec_file.name, str) else "-"
     spec = parse_spec(spec_file.read(), "stdin" if source == "-" else source, fmt)
@@ -255,6 +264,7 @@ def create(
         user_data=_utf8(user_data, "--user-data"),
         network_config=_utf8(network_config, "--network-config"),
         hostname=hostname,
+        forwards=forwards,
     )
     if address_timeout is not None and not wait_address:
         raise click.UsageError("--address-timeout goes with --wait-address")

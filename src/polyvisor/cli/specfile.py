@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from polyvisor.errors import ValidationError
-from polyvisor.model import DiskSpec, VMSpec
+from polyvisor.model import DiskSpec, NicKind, NicSpec, PortForward, VMSpec
 from polyvisor.provisioning import CloudInit
 
 __all__ = ["FORMATS", "parse_spec", "provision_spec", "ssh_public_keys"]
@@ -76,12 +76,15 @@ def provision_spec(
     user_data: str | None = None,
     network_config: str | None = None,
     hostname: str | None = None,
+    forwards: Sequence[str] = (),
 ) -> VMSpec:
     """Return ``spec`` with ``create``'s provisioning options applied.
 
     ``image`` becomes a cloned first disk (``clone``, default linked, grown to ``disk_size``, in ``pool``); SSH
     keys (from ``(file name, text)`` pairs), user-data, network-config and the host name go into the spec's
-    ``cloud_init`` (made if absent, these fields replaced if present).
+    ``cloud_init`` (made if absent, these fields replaced if present). ``forwards`` (``HOSTPORT:GUESTPORT``) join
+    the spec's first user-mode NIC, or a new user-mode NIC put first (a cloud image configures its first NIC by
+    DHCP).
     """
     if image is None and (clone is not None or disk_size is not None or pool is not None):
         raise ValidationError("--clone, --disk-size and --pool go with --image", field="--image")
@@ -117,4 +120,18 @@ def provision_spec(
                 "local_hostname": "--hostname",
             }.get((error.field or "").split("[", 1)[0], "cloud_init")
             raise ValidationError(error.message, field=option) from None
+    if forwards:
+        changes["nics"] = _with_forwards(spec.nics, forwards)
     return dataclasses.replace(spec, **changes) if changes else spec
+
+
+def _with_forwards(nics: tuple[NicSpec, ...], texts: Sequence[str]) -> tuple[NicSpec, ...]:
+    try:
+        added = tuple(PortForward.parse(text) for text in texts)
+        index = next((i for i, nic in enumerate(nics) if nic.kind is NicKind.USER), None)
+        if index is None:
+            return (NicSpec(kind=NicKind.USER, forwards=added), *nics)
+        nic = nics[index]
+        return (*nics[:index], dataclasses.replace(nic, forwards=nic.forwards + added), *nics[index + 1 :])
+    except ValidationError as error:
+        raise ValidationError(error.message, field="--forward") from None
