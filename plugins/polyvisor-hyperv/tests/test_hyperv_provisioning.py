@@ -103,6 +103,20 @@ def test_a_missing_base_or_a_smaller_size_creates_nothing(
     assert {vm.uuid for vm in conn.list()} == before_vms
 
 
+def test_a_user_mode_nic_is_refused_before_anything_is_made(
+    conn: polyvisor.Connection, loopback_http: Any, vm_name: str
+) -> None:
+    # WinNAT gives no DHCP and no NAT loopback, so Hyper-V declares no user-networking (docs/hyperv-fidelity.md).
+    host = _host(loopback_http)
+    before_files, before_vms = set(host.files.paths()), {vm.uuid for vm in conn.list()}
+    assert not conn.capabilities.supports(Feature.USER_NETWORKING)
+    with pytest.raises(UnsupportedError, match="user-networking") as info:
+        conn.create({"name": vm_name, "nics": [{"kind": "user", "forwards": ["2222:22"]}]})
+    assert info.value.feature is Feature.USER_NETWORKING
+    assert set(host.files.paths()) == before_files
+    assert {vm.uuid for vm in conn.list()} == before_vms
+
+
 HOSTILE = "'; Remove-VM * -Force; \"$(Stop-Computer -Force)\" `n @'\n'@ ${env:PATH} $null | Out-Null\r\n"
 
 
