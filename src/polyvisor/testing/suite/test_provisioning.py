@@ -23,6 +23,7 @@ import pytest
 
 from polyvisor import (
     VM,
+    AlreadyExistsError,
     Connection,
     Feature,
     InvalidStateError,
@@ -368,3 +369,47 @@ def test_resizing_a_missing_disk_is_not_found(
     vm = polyvisor_vm_factory("rszm")
     with pytest.raises(NotFoundError):
         vm.resize_disk("polyvisor-no-such-disk", 128)
+
+
+# -- user-mode networking ----------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_a_user_mode_nic_keeps_its_forwards(polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory) -> None:
+    require(polyvisor_connection, Feature.USER_NETWORKING)
+    port = _free_port()
+    vm = polyvisor_vm_factory("usernet", nics=[{"kind": "user", "forwards": [f"{port}:22", f"{port}:53/udp"]}])
+    forwards = vm.info().extra["forwards"]
+    assert [(f["protocol"], f["host_address"], f["host_port"], f["guest_port"]) for f in forwards] == [
+        ("tcp", "127.0.0.1", port, 22),
+        ("udp", "127.0.0.1", port, 53),
+    ]
+    assert vm.start().state is PowerState.RUNNING
+
+
+def test_a_host_port_another_running_vm_holds_leaves_the_vm_stopped(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory
+) -> None:
+    require(polyvisor_connection, Feature.USER_NETWORKING)
+    forward = [f"{_free_port()}:22"]
+    first = polyvisor_vm_factory("usernet-a", nics=[{"kind": "user", "forwards": forward}])
+    second = polyvisor_vm_factory("usernet-b", nics=[{"kind": "user", "forwards": forward}])
+    first.start()
+    with pytest.raises(AlreadyExistsError, match="in use"):
+        second.start()
+    assert second.state() is PowerState.STOPPED
+
+
+def test_bad_forwards_create_nothing(polyvisor_connection: Connection, polyvisor_spec: SpecFactory) -> None:
+    require(polyvisor_connection, Feature.USER_NETWORKING)
+    before = {info.uuid for info in polyvisor_connection.list()}
+    for forwards in (["0:22"], ["10.0.0.1:2222:22"], ["2222:22", "2222:80"]):
+        with pytest.raises(ValidationError):
+            polyvisor_connection.create(
+                polyvisor_spec(unique_name("badfwd"), nics=[{"kind": "user", "forwards": forwards}])
+            )
+    assert {info.uuid for info in polyvisor_connection.list()} == before
