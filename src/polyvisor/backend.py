@@ -9,6 +9,8 @@ updates. So a backend may assume it is only called from a state the contract all
 * honour the :class:`Deadline` every blocking primitive receives: return, or raise
   :class:`~polyvisor.errors.TimeoutError`, before it passes, cancelling whatever it started on the hypervisor
   (a pipeline, a job) and leaving the VM as the hypervisor has it;
+* bound every other call (reads, label writes) by :meth:`Deadline.current`, the caller's deadline the core
+  applies around each backend call: no socket wait and no retry past it;
 * return from lifecycle primitives once the hypervisor accepted the request (the core waits for the state);
 * list VMs in a constant number of round trips, whatever their number, returning plain values;
 * raise :class:`~polyvisor.errors.ConnectionLostError` when the link to the hypervisor drops, and reopen it on
@@ -25,10 +27,12 @@ See "Writing a backend" in the docs.
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
 import queue
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
@@ -172,6 +176,38 @@ class Deadline:
         """A deadline that never passes (for calls made outside any verb)."""
         return cls(None)
 
+    @classmethod
+    def current(cls) -> Deadline:
+        """The deadline of the caller's call this thread is serving now, or :meth:`never` outside any.
+
+        The core makes every backend call under the caller's deadline (:meth:`applied`), so a backend bounds the
+        socket waits of any primitive, reads included, by this one: connect and read timeouts no longer than
+        :meth:`remaining`, no retry once it passed.
+        """
+        return _CURRENT.get() or cls(None)
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[Deadline]:
+        """Make this deadline :meth:`current` inside the block (or keep an enclosing one that passes sooner)."""
+        outer = _CURRENT.get()
+        tighter = outer if outer is not None and outer.remaining() < self.remaining() else self
+        token = _CURRENT.set(tighter)
+        try:
+            yield tighter
+        finally:
+            _CURRENT.reset(token)
+
+    def extended(self, seconds: float) -> Deadline:
+        """The same deadline ``seconds`` later: for the last read of a wait, or stopping what the deadline cut off."""
+        later = Deadline.__new__(Deadline)
+        later.timeout, later.clock, later.at = self.timeout, self.clock, self.at + seconds
+        return later
+
+    def socket_timeout(self, configured: float | None) -> float:
+        """How long one socket wait may block: ``configured`` (None: no limit of its own), never past the deadline."""
+        limit = math.inf if configured is None else configured
+        return min(limit, self.remaining())
+
     def remaining(self) -> float:
         """Seconds left, never negative (``math.inf`` for :meth:`never`)."""
         return max(self.at - self.clock.monotonic(), 0.0)
@@ -192,6 +228,9 @@ class Deadline:
 
     def __repr__(self) -> str:
         return f"Deadline(timeout={self.timeout:g}, remaining={self.remaining():.3f})"
+
+
+_CURRENT: ContextVar[Deadline | None] = ContextVar("polyvisor_deadline", default=None)
 
 
 class EventSink:

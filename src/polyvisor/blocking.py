@@ -10,9 +10,10 @@ import socket
 import time
 from typing import Any, Protocol, TypeVar
 
-from polyvisor.backend import EventSink, Subscription
+from polyvisor.backend import Backend, EventSink, Subscription
 from polyvisor.calls import change, read
 from polyvisor.errors import PolyvisorError
+from polyvisor.handle import vm_capabilities
 from polyvisor.model import Capabilities, VMStatus
 from polyvisor.provisioning.readiness import BANNER_LIMIT, banner_complete, socket_error
 from polyvisor.verbs.ops import (
@@ -37,9 +38,9 @@ _T = TypeVar("_T")
 class BlockingHandle(Handle, Protocol):
     """A handle whose reads block (:class:`polyvisor.VM`)."""
 
-    def status(self) -> VMStatus: ...
+    def status(self, *, timeout: float = ...) -> VMStatus: ...
 
-    def capabilities(self) -> Capabilities: ...
+    def capabilities(self, *, timeout: float = ...) -> Capabilities: ...
 
 
 def run(vm: BlockingHandle, steps: Steps[_T]) -> _T:
@@ -48,6 +49,11 @@ def run(vm: BlockingHandle, steps: Steps[_T]) -> _T:
     cancel: Subscription | None = None
     answer: Any = None
     error: PolyvisorError | None = None
+    uuid = vm.uuid
+
+    def status_of(backend: Backend) -> VMStatus:
+        return backend.status(uuid)
+
     try:
         while True:
             try:
@@ -57,13 +63,13 @@ def run(vm: BlockingHandle, steps: Steps[_T]) -> _T:
             answer, error = None, None
             try:
                 if isinstance(op, Read):
-                    answer = vm.status()
+                    answer = read(vm.connection, status_of, op.deadline)
                 elif isinstance(op, Query):
-                    answer = read(vm.connection, op.call)
+                    answer = read(vm.connection, op.call, op.deadline)
                 elif isinstance(op, Change):
-                    change(vm.connection, op.call, op.doing, vm.seen_name)
+                    change(vm.connection, op.call, op.doing, vm.seen_name, op.deadline)
                 elif isinstance(op, Probe):
-                    answer = vm.capabilities()
+                    answer = vm_capabilities(vm.connection, vm.uuid, op.deadline)
                 elif isinstance(op, Sleep):
                     if sink is None:
                         vm.connection.clock.sleep(op.seconds)

@@ -128,39 +128,46 @@ class Connection:
         """Return whether the connection declares ``feature``."""
         return self._capabilities.supports(feature)
 
-    def host_info(self) -> HostInfo:
+    # Every call that talks to the host takes a ``timeout`` (seconds, DEFAULT_TIMEOUT unless told): it returns or
+    # raises TimeoutError within it (+1 s), whatever the network between here and the host does.
+    def host_info(self, *, timeout: float = DEFAULT_TIMEOUT) -> HostInfo:
         """Return facts about the host."""
-        return read(self, lambda b: b.host_info())
+        return read(self, lambda b: b.host_info(), self._deadline(timeout))
 
-    def networks(self) -> list[NetworkInfo]:
+    def networks(self, *, timeout: float = DEFAULT_TIMEOUT) -> list[NetworkInfo]:
         """Return the networks (libvirt) or virtual switches (Hyper-V) VMs can attach to."""
         self._capabilities.require(Feature.NETWORKS, host=self.host)
-        return read(self, lambda b: b.networks())
+        return read(self, lambda b: b.networks(), self._deadline(timeout))
+
+    def _deadline(self, timeout: float) -> Deadline:
+        _check_timeout(timeout)
+        return Deadline(timeout, self._clock)
 
     # -- inventory -------------------------------------------------------------------------------------------
-    def list(self, *, details: bool = False) -> list[VMInfo]:
+    def list(self, *, details: bool = False, timeout: float = DEFAULT_TIMEOUT) -> list[VMInfo]:
         """Return every VM as plain values (one bulk query, whatever their number).
 
         With ``details``, CPUs, memory, labels and description are read too; on backends that cannot list
-        them in bulk (libvirt) that costs one more call per VM.
+        them in bulk (libvirt) that costs one more call per VM, all within the one ``timeout``.
         """
-        infos = read(self, lambda b: b.list_vms())
+        deadline = self._deadline(timeout)
+        infos = read(self, lambda b: b.list_vms(), deadline)
         if not details:
             return infos
         out = []
         for info in infos:
             if info.details is None:
                 try:
-                    info = self._info(info.uuid)
+                    info = self._info(info.uuid, deadline)
                 except NotFoundError:
                     continue  # deleted since the listing
             out.append(info)
         return out
 
-    def _info(self, uuid: str) -> VMInfo:
-        return read(self, lambda b: b.info(uuid))
+    def _info(self, uuid: str, deadline: Deadline) -> VMInfo:
+        return read(self, lambda b: b.info(uuid), deadline)
 
-    def vm(self, ref: str | VMInfo) -> VM:
+    def vm(self, ref: str | VMInfo, *, timeout: float = DEFAULT_TIMEOUT) -> VM:
         """Return a handle on the VM with this UUID or name, or from a listing entry (no round trip).
 
         Raise :class:`~polyvisor.errors.NotFoundError` if there is none.
@@ -169,13 +176,13 @@ class Connection:
             return VM(self, ref.uuid, ref.name)
         if not isinstance(ref, str) or not ref:
             raise ValidationError("give a VM name or UUID", field="vm")
-        info = read(self, lambda b: b.lookup(ref))
+        info = read(self, lambda b: b.lookup(ref), self._deadline(timeout))
         return VM(self, info.uuid, info.name)
 
-    def exists(self, ref: str) -> bool:
+    def exists(self, ref: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
         """Return whether a VM with this UUID or name exists."""
         try:
-            read(self, lambda b: b.lookup(ref))
+            read(self, lambda b: b.lookup(ref), self._deadline(timeout))
         except NotFoundError:
             return False
         return True
@@ -185,8 +192,7 @@ class Connection:
         """Create (define) a stopped VM from a spec; a failure leaves nothing behind."""
         if not isinstance(spec, VMSpec):
             spec = VMSpec.from_dict(spec)
-        _check_timeout(timeout)
-        deadline = Deadline(timeout, self._clock)
+        deadline = self._deadline(timeout)
         caps = self._capabilities
         caps.require(Feature.CREATE, host=self.host)
         for needed, feature in (
@@ -206,16 +212,16 @@ class Connection:
             if needed:
                 caps.require(feature, host=self.host)
         if spec.arch is not None and not caps.supports(Feature.ARCHITECTURE_CHOICE):
-            host_arch = self.host_info().arch
+            host_arch = read(self, lambda b: b.host_info(), deadline).arch
             if spec.arch.value != host_arch:
                 caps.require(Feature.ARCHITECTURE_CHOICE, host=self.host)
-        if self.exists(spec.name):
+        if self.exists(spec.name, timeout=deadline.remaining()):
             raise AlreadyExistsError(
                 f"a VM named {spec.name!r} already exists; pick another name or delete it first",
                 host=self.host,
                 vm=spec.name,
             )
-        info = change(self, lambda b: b.create(spec, deadline), "creating the VM", spec.name)
+        info = change(self, lambda b: b.create(spec, deadline), "creating the VM", spec.name, deadline)
         log.info("created VM %r (%s) on %s", info.name, info.uuid, self.host)
         return VM(self, info.uuid, info.name)
 

@@ -12,10 +12,9 @@ from typing import Any
 
 from polyvisor import blocking
 from polyvisor.backend import Deadline
-from polyvisor.backend import validate_timeout as _check_timeout
 from polyvisor.calls import change, read
 from polyvisor.errors import InvalidStateError, ValidationError
-from polyvisor.handle import VMHandle
+from polyvisor.handle import VMHandle, vm_capabilities
 from polyvisor.model import (
     DiskSpec,
     Feature,
@@ -42,25 +41,42 @@ class GuestOps(VMHandle):
     on what the VM is made of)."""
 
     # -- devices and guest -------------------------------------------------------------------------------------
-    def attach_disk(self, disk: DiskSpec | Mapping[str, Any], *, live: bool | None = None) -> str:
+    def attach_disk(
+        self, disk: DiskSpec | Mapping[str, Any], *, live: bool | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> str:
         """Attach a disk (hot when the VM runs and ``live`` is not False); return its target name."""
         if not isinstance(disk, DiskSpec):
             disk = DiskSpec.from_dict(disk)
-        live = self._live(live, Feature.DISK_ATTACH, Feature.DISK_HOTPLUG)
+        deadline = self._deadline(timeout)
+        live = self._live(live, Feature.DISK_ATTACH, Feature.DISK_HOTPLUG, deadline)
         return change(
-            self.connection, lambda b: b.attach_disk(self.uuid, disk, live=live), "attaching a disk", self._name
+            self.connection,
+            lambda b: b.attach_disk(self.uuid, disk, live=live),
+            "attaching a disk",
+            self._name,
+            deadline,
         )
 
-    def detach_disk(self, target: str, *, live: bool | None = None) -> None:
+    def detach_disk(self, target: str, *, live: bool | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Detach the disk with this target name (e.g. ``vdb``)."""
-        live = self._live(live, Feature.DISK_ATTACH, Feature.DISK_HOTPLUG)
-        change(self.connection, lambda b: b.detach_disk(self.uuid, target, live=live), "detaching a disk", self._name)
+        deadline = self._deadline(timeout)
+        live = self._live(live, Feature.DISK_ATTACH, Feature.DISK_HOTPLUG, deadline)
+        change(
+            self.connection,
+            lambda b: b.detach_disk(self.uuid, target, live=live),
+            "detaching a disk",
+            self._name,
+            deadline,
+        )
 
-    def attach_nic(self, nic: NicSpec | Mapping[str, Any], *, live: bool | None = None) -> str:
+    def attach_nic(
+        self, nic: NicSpec | Mapping[str, Any], *, live: bool | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> str:
         """Attach a NIC; return its MAC address."""
         if not isinstance(nic, NicSpec):
             nic = NicSpec.from_dict(nic)
-        live = self._live(live, Feature.NIC_ATTACH, Feature.NIC_HOTPLUG)
+        deadline = self._deadline(timeout)
+        live = self._live(live, Feature.NIC_ATTACH, Feature.NIC_HOTPLUG, deadline)
         if nic.kind is NicKind.USER:
             self.capabilities().require(Feature.USER_NETWORKING, host=self.connection.host, vm=self._name)
             if nic.forwards:
@@ -68,19 +84,33 @@ class GuestOps(VMHandle):
                     "port forwards are part of the VM's definition: give them in the spec when creating the VM",
                     field="nic.forwards",
                 )
-        return change(self.connection, lambda b: b.attach_nic(self.uuid, nic, live=live), "attaching a NIC", self._name)
+        return change(
+            self.connection, lambda b: b.attach_nic(self.uuid, nic, live=live), "attaching a NIC", self._name, deadline
+        )
 
-    def detach_nic(self, mac: str, *, live: bool | None = None) -> None:
+    def detach_nic(self, mac: str, *, live: bool | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Detach the NIC with this MAC address."""
-        live = self._live(live, Feature.NIC_ATTACH, Feature.NIC_HOTPLUG)
+        deadline = self._deadline(timeout)
+        live = self._live(live, Feature.NIC_ATTACH, Feature.NIC_HOTPLUG, deadline)
         mac = mac.lower()
-        change(self.connection, lambda b: b.detach_nic(self.uuid, mac, live=live), "detaching a NIC", self._name)
+        change(
+            self.connection,
+            lambda b: b.detach_nic(self.uuid, mac, live=live),
+            "detaching a NIC",
+            self._name,
+            deadline,
+        )
 
-    def addresses(self, sources: Sequence[str] | None = None) -> list[GuestAddress]:
+    def addresses(
+        self, sources: Sequence[str] | None = None, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> list[GuestAddress]:
         """Return the guest's addresses per interface, asking ``sources`` in order (default: the backend's)."""
         chosen = addresses.address_sources(self, sources)
-        self.capabilities().require(Feature.GUEST_ADDRESSES, host=self.connection.host, vm=self._name)
-        return read(self.connection, lambda b: b.addresses(self.uuid, chosen))
+        deadline = self._deadline(timeout)
+        vm_capabilities(self.connection, self.uuid, deadline).require(
+            Feature.GUEST_ADDRESSES, host=self.connection.host, vm=self._name
+        )
+        return read(self.connection, lambda b: b.addresses(self.uuid, chosen), deadline)
 
     def wait_for_address(
         self,
@@ -149,10 +179,10 @@ class GuestOps(VMHandle):
             validate_int(cpus, "cpus", maximum=1024)
         if memory_mib is not None:
             validate_int(memory_mib, "memory_mib", minimum=16, maximum=64 * 1024 * 1024)
-        _check_timeout(timeout)
-        caps = self.capabilities()
+        deadline = self._deadline(timeout)
+        caps = vm_capabilities(self.connection, self.uuid, deadline)
         caps.require(Feature.RECONFIGURE, host=self.connection.host, vm=self._name)
-        state = self.state()
+        state = self._state(deadline)
         if state is PowerState.STOPPED and live is not True:
             go_live = False
         elif state is PowerState.RUNNING and live is not False:
@@ -181,14 +211,14 @@ class GuestOps(VMHandle):
                 host=self.connection.host,
                 vm=self._name,
             )
-        deadline = Deadline(timeout, self.connection.clock)
         change(
             self.connection,
             lambda b: b.reconfigure(self.uuid, cpus=cpus, memory_mib=memory_mib, live=go_live, deadline=deadline),
             "reconfiguring CPUs and memory",
             self._name,
+            deadline,
         )
-        return self.info()
+        return self._info(deadline)
 
     def resize_disk(self, target: str, size_mib: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Grow the disk with this target name (``vda``, ``scsi0:1``, as :meth:`attach_disk` returned it) to
@@ -197,25 +227,33 @@ class GuestOps(VMHandle):
         if not isinstance(target, str) or not target:
             raise ValidationError(f"{target!r} is not a disk target name such as 'vda'", field="target")
         validate_int(size_mib, "size_mib", maximum=64 * 1024 * 1024)
-        _check_timeout(timeout)
-        self.capabilities().require(Feature.DISK_RESIZE, host=self.connection.host, vm=self._name)
-        deadline = Deadline(timeout, self.connection.clock)
+        deadline = self._deadline(timeout)
+        vm_capabilities(self.connection, self.uuid, deadline).require(
+            Feature.DISK_RESIZE, host=self.connection.host, vm=self._name
+        )
         change(
             self.connection,
             lambda b: b.resize_disk(self.uuid, target, size_mib, deadline),
             "resizing a disk",
             self._name,
+            deadline,
         )
 
-    def console_output(self) -> str:
+    def console_output(self, *, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Return what the guest wrote to its serial console so far."""
-        self.capabilities().require(Feature.CONSOLE, host=self.connection.host, vm=self._name)
-        return read(self.connection, lambda b: b.console_output(self.uuid))
+        deadline = self._deadline(timeout)
+        vm_capabilities(self.connection, self.uuid, deadline).require(
+            Feature.CONSOLE, host=self.connection.host, vm=self._name
+        )
+        return read(self.connection, lambda b: b.console_output(self.uuid), deadline)
 
-    def _live(self, live: bool | None, cold: Feature, hot: Feature) -> bool:
-        caps = self.capabilities()
+    def _state(self, deadline: Deadline) -> PowerState:
+        return read(self.connection, lambda b: b.status(self.uuid), deadline).state
+
+    def _live(self, live: bool | None, cold: Feature, hot: Feature, deadline: Deadline) -> bool:
+        caps = vm_capabilities(self.connection, self.uuid, deadline)
         caps.require(cold, host=self.connection.host, vm=self._name)
-        state = self.state()
+        state = self._state(deadline)
         running = state in (PowerState.RUNNING, PowerState.PAUSED)
         if live is None:
             live = running

@@ -12,11 +12,10 @@ from collections.abc import Iterable, Mapping
 
 from polyvisor import blocking
 from polyvisor._locks import label_lock
-from polyvisor.backend import Deadline
-from polyvisor.backend import validate_timeout as _check_timeout
 from polyvisor.calls import change
 from polyvisor.errors import AlreadyExistsError, InvalidStateError
 from polyvisor.guest import GuestOps
+from polyvisor.handle import vm_capabilities
 from polyvisor.model import (
     Feature,
     PowerState,
@@ -126,16 +125,25 @@ class VM(GuestOps):
         return blocking.run(self, engine.ensure(self, state, timeout, force, progress))
 
     # -- labels -------------------------------------------------------------------------------------------------
-    def set_labels(self, labels: Mapping[str, str]) -> Mapping[str, str]:
+    # One deadline bounds the whole update: the capability probe, the wait for the lock, the read, the write and
+    # the read of the result.
+    def set_labels(self, labels: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT) -> Mapping[str, str]:
         """Replace every label with ``labels``; return what the hypervisor now holds."""
         clean = validate_labels(labels)
-        self.capabilities().require(Feature.LABELS, host=self.connection.host, vm=self._name)
-        with label_lock(self.uuid):
-            change(self.connection, lambda b: b.set_labels(self.uuid, clean), "setting labels", self._name)
-        return self.labels()
+        deadline = self._deadline(timeout)
+        vm_capabilities(self.connection, self.uuid, deadline).require(
+            Feature.LABELS, host=self.connection.host, vm=self._name
+        )
+        with label_lock(self.uuid, deadline):
+            change(self.connection, lambda b: b.set_labels(self.uuid, clean), "setting labels", self._name, deadline)
+        return self._info(deadline).labels
 
     def update_labels(
-        self, values: Mapping[str, str] | None = None, *, remove: Iterable[str] | str = ()
+        self,
+        values: Mapping[str, str] | None = None,
+        *,
+        remove: Iterable[str] | str = (),
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> Mapping[str, str]:
         """Add or change the labels in ``values`` and remove the keys in ``remove``; return the result.
 
@@ -144,15 +152,18 @@ class VM(GuestOps):
         """
         keys = (remove,) if isinstance(remove, str) else tuple(remove)  # one key, not its characters
         changes = validate_labels(values or {})
-        self.capabilities().require(Feature.LABELS, host=self.connection.host, vm=self._name)
-        with label_lock(self.uuid):
-            merged = dict(self.labels())
+        deadline = self._deadline(timeout)
+        vm_capabilities(self.connection, self.uuid, deadline).require(
+            Feature.LABELS, host=self.connection.host, vm=self._name
+        )
+        with label_lock(self.uuid, deadline):
+            merged = dict(self._info(deadline).labels)
             merged.update(changes)
             for key in keys:
                 merged.pop(key, None)
             clean = validate_labels(merged)
-            change(self.connection, lambda b: b.set_labels(self.uuid, clean), "updating labels", self._name)
-        return self.labels()
+            change(self.connection, lambda b: b.set_labels(self.uuid, clean), "updating labels", self._name, deadline)
+        return self._info(deadline).labels
 
     # -- snapshots --------------------------------------------------------------------------------------------
     def snapshot(
@@ -161,14 +172,14 @@ class VM(GuestOps):
         """Take a snapshot (a checkpoint on Hyper-V); with ``memory`` the running state is kept too."""
         validate_name(name, "snapshot name")
         validate_text(description, "description")
-        _check_timeout(timeout)
-        caps = self.capabilities()
+        deadline = self._deadline(timeout)
+        caps = vm_capabilities(self.connection, self.uuid, deadline)
         caps.require(Feature.SNAPSHOTS, host=self.connection.host, vm=self._name)
         if description:
             caps.require(Feature.SNAPSHOT_DESCRIPTION, host=self.connection.host, vm=self._name)
         if memory:
             caps.require(Feature.SNAPSHOT_MEMORY, host=self.connection.host, vm=self._name)
-            state = self.state()
+            state = self._state(deadline)
             if state not in (PowerState.RUNNING, PowerState.PAUSED):
                 raise InvalidStateError(
                     f"a memory snapshot needs a running or paused VM, and this one is {state.value}; "
@@ -178,23 +189,23 @@ class VM(GuestOps):
                     host=self.connection.host,
                     vm=self._name,
                 )
-        if name in self.snapshots():
+        if name in blocking.run(self, engine.snapshots(self, deadline)):
             raise AlreadyExistsError(
                 f"a snapshot named {name!r} already exists; pick another name",
                 host=self.connection.host,
                 vm=self._name,
             )
-        deadline = Deadline(timeout, self.connection.clock)
         return change(
             self.connection,
             lambda b: b.snapshot_create(self.uuid, name, memory=memory, description=description, deadline=deadline),
             f"taking snapshot {name!r}",
             self._name,
+            deadline,
         )
 
-    def snapshots(self) -> SnapshotTree:
+    def snapshots(self, *, timeout: float = DEFAULT_TIMEOUT) -> SnapshotTree:
         """Return the VM's snapshots as a tree."""
-        return blocking.run(self, engine.snapshots(self))
+        return blocking.run(self, engine.snapshots(self, self._deadline(timeout)))
 
     def revert(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
         """Revert to the named snapshot: running or paused if it holds memory, otherwise stopped."""
@@ -202,12 +213,12 @@ class VM(GuestOps):
 
     def delete_snapshot(self, name: str, *, children: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Delete a snapshot; its children move to its parent unless ``children`` deletes them too."""
-        _check_timeout(timeout)
-        deadline = Deadline(timeout, self.connection.clock)
-        blocking.run(self, engine.require_snapshot(self, name))
+        deadline = self._deadline(timeout)
+        blocking.run(self, engine.require_snapshot(self, name, deadline))
         change(
             self.connection,
             lambda b: b.snapshot_delete(self.uuid, name, children=children, deadline=deadline),
             f"deleting snapshot {name!r}",
             self._name,
+            deadline,
         )

@@ -22,7 +22,7 @@ from typing import Any, Self, TypeVar
 from polyvisor.aio._events import AsyncEventStream
 from polyvisor.aio._threads import in_executor, in_own_thread
 from polyvisor.aio._vm import AsyncVM
-from polyvisor.backend import Backend, Clock, EventSink, Subscription
+from polyvisor.backend import Backend, Clock, Deadline, EventSink, Subscription, validate_timeout
 from polyvisor.calls import change, read
 from polyvisor.connect import connect as connect_sync
 from polyvisor.connection import Connection
@@ -217,13 +217,22 @@ class AsyncConnection:
         self._executor.shutdown(wait=False, cancel_futures=True)
         threading.Thread(target=self.sync.close, name="polyvisor-aio-close", daemon=True).start()
 
-    async def _read(self, call: Callable[[Backend], _T]) -> _T:
+    async def _read(self, call: Callable[[Backend], _T], deadline: Deadline | None = None) -> _T:
         """Run a read-only backend call in a thread, once more if the connection dropped (the backend reconnects)."""
-        return await self._call(read, self.sync, call)
+        return await self._call(read, self.sync, call, deadline)
 
-    async def _change(self, call: Callable[[Backend], _T], doing: str, vm: str | None = None) -> _T:
+    async def _change(
+        self, call: Callable[[Backend], _T], doing: str, vm: str | None = None, deadline: Deadline | None = None
+    ) -> _T:
         """Run a mutating backend call in a thread; a dropped connection makes its outcome unknown, and says so."""
-        return await self._call(change, self.sync, call, doing, vm)
+        return await self._call(change, self.sync, call, doing, vm, deadline)
+
+    def _timed(self, call: Callable[..., _T], timeout: float, *args: Any, **kwargs: Any) -> Awaitable[_T]:
+        """Run a sync call taking ``timeout=`` in the pool, its timeout counted from now: time spent waiting for a
+        free thread is part of it."""
+        validate_timeout(timeout)
+        deadline = Deadline(timeout, self.clock)
+        return self._call(lambda: call(*args, timeout=deadline.remaining(), **kwargs))
 
     # -- capabilities and host --------------------------------------------------------------------------------
     @property
@@ -235,35 +244,35 @@ class AsyncConnection:
         """Return whether the connection declares ``feature`` (no round trip, so not a coroutine)."""
         return self.sync.supports(feature)
 
-    async def host_info(self) -> HostInfo:
+    async def host_info(self, *, timeout: float = DEFAULT_TIMEOUT) -> HostInfo:
         """Return facts about the host."""
-        return await self._call(self.sync.host_info)
+        return await self._timed(self.sync.host_info, timeout)
 
-    async def networks(self) -> list[NetworkInfo]:
+    async def networks(self, *, timeout: float = DEFAULT_TIMEOUT) -> list[NetworkInfo]:
         """Return the networks (libvirt) or virtual switches (Hyper-V) VMs can attach to."""
-        return await self._call(self.sync.networks)
+        return await self._timed(self.sync.networks, timeout)
 
     # -- inventory -----------------------------------------------------------------------------------------------
-    async def list(self, *, details: bool = False) -> list[VMInfo]:
+    async def list(self, *, details: bool = False, timeout: float = DEFAULT_TIMEOUT) -> list[VMInfo]:
         """Return every VM as plain values (one bulk query; ``details`` costs a call per VM on libvirt)."""
-        return await self._call(self.sync.list, details=details)
+        return await self._timed(self.sync.list, timeout, details=details)
 
-    async def vm(self, ref: str | VMInfo) -> AsyncVM:
+    async def vm(self, ref: str | VMInfo, *, timeout: float = DEFAULT_TIMEOUT) -> AsyncVM:
         """Return a handle on the VM with this UUID or name, or from a listing entry (no round trip).
 
         Raise :class:`~polyvisor.errors.NotFoundError` if there is none.
         """
         if isinstance(ref, VMInfo):
             return AsyncVM(self, self.sync.vm(ref))
-        return AsyncVM(self, await self._call(self.sync.vm, ref))
+        return AsyncVM(self, await self._timed(self.sync.vm, timeout, ref))
 
-    async def exists(self, ref: str) -> bool:
+    async def exists(self, ref: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
         """Return whether a VM with this UUID or name exists."""
-        return await self._call(self.sync.exists, ref)
+        return await self._timed(self.sync.exists, timeout, ref)
 
     async def create(self, spec: VMSpec | Mapping[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> AsyncVM:
         """Create (define) a stopped VM from a spec; a failure leaves nothing behind."""
-        return AsyncVM(self, await self._call(self.sync.create, spec, timeout=timeout))
+        return AsyncVM(self, await self._timed(self.sync.create, timeout, spec))
 
     # -- storage ---------------------------------------------------------------------------------------------------
     async def pools(self) -> builtins.list[StoragePool]:

@@ -11,13 +11,14 @@ to its end in the background, bounded by the verb's deadline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyvisor.aio._events import Wakeup
 from polyvisor.aio._knock import knock
-from polyvisor.backend import Subscription
+from polyvisor.backend import Backend, Subscription
 from polyvisor.errors import PolyvisorError
+from polyvisor.handle import vm_capabilities
 from polyvisor.model import (
     Capabilities,
     DiskSpec,
@@ -78,29 +79,32 @@ class AsyncVM:
         return await self.connection._call(call, *args, **kwargs)
 
     # -- facts -----------------------------------------------------------------------------------------------------
-    async def name(self) -> str:
+    def _timed(self, call: Callable[..., _T], timeout: float, *args: Any, **kwargs: Any) -> Awaitable[_T]:
+        return self.connection._timed(call, timeout, *args, **kwargs)
+
+    async def name(self, *, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Return the VM's name now (names can change; the UUID does not)."""
-        return await self._call(self.sync.name)
+        return await self._timed(self.sync.name, timeout)
 
-    async def info(self) -> VMInfo:
+    async def info(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMInfo:
         """Return fresh facts about the VM, details included."""
-        return await self._call(self.sync.info)
+        return await self._timed(self.sync.info, timeout)
 
-    async def status(self) -> VMStatus:
+    async def status(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
         """Return the VM's status now."""
-        return await self._call(self.sync.status)
+        return await self._timed(self.sync.status, timeout)
 
-    async def state(self) -> PowerState:
+    async def state(self, *, timeout: float = DEFAULT_TIMEOUT) -> PowerState:
         """Return the VM's normalized power state now."""
-        return (await self.status()).state
+        return (await self.status(timeout=timeout)).state
 
-    async def capabilities(self) -> Capabilities:
+    async def capabilities(self, *, timeout: float = DEFAULT_TIMEOUT) -> Capabilities:
         """The features this VM supports: the connection's, narrowed by what the backend finds for this VM."""
-        return await self._call(self.sync.capabilities)
+        return await self._timed(self.sync.capabilities, timeout)
 
-    async def labels(self) -> Mapping[str, str]:
+    async def labels(self, *, timeout: float = DEFAULT_TIMEOUT) -> Mapping[str, str]:
         """Return the VM's labels now."""
-        return await self._call(self.sync.labels)
+        return await self._timed(self.sync.labels, timeout)
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
     async def start(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> VMStatus:
@@ -182,29 +186,33 @@ class AsyncVM:
         return await self._run(engine.ensure(self.sync, state, timeout, force, progress))
 
     # -- labels ------------------------------------------------------------------------------------------------------
-    async def set_labels(self, labels: Mapping[str, str]) -> Mapping[str, str]:
+    async def set_labels(self, labels: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT) -> Mapping[str, str]:
         """Replace every label with ``labels``; return what the hypervisor now holds."""
-        return await self._call(self.sync.set_labels, labels)
+        return await self._timed(self.sync.set_labels, timeout, labels)
 
     async def update_labels(
-        self, values: Mapping[str, str] | None = None, *, remove: Iterable[str] | str = ()
+        self,
+        values: Mapping[str, str] | None = None,
+        *,
+        remove: Iterable[str] | str = (),
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> Mapping[str, str]:
         """Add or change the labels in ``values`` and remove the keys in ``remove``; return the result.
 
         Serialized with every other update in this process and on this machine, as :meth:`polyvisor.VM.update_labels`.
         """
-        return await self._call(self.sync.update_labels, values, remove=remove)
+        return await self._timed(self.sync.update_labels, timeout, values, remove=remove)
 
     # -- snapshots -------------------------------------------------------------------------------------------------
     async def snapshot(
         self, name: str, *, memory: bool = False, description: str = "", timeout: float = DEFAULT_TIMEOUT
     ) -> Snapshot:
         """Take a snapshot (a checkpoint on Hyper-V); with ``memory`` the running state is kept too."""
-        return await self._call(self.sync.snapshot, name, memory=memory, description=description, timeout=timeout)
+        return await self._timed(self.sync.snapshot, timeout, name, memory=memory, description=description)
 
-    async def snapshots(self) -> SnapshotTree:
+    async def snapshots(self, *, timeout: float = DEFAULT_TIMEOUT) -> SnapshotTree:
         """Return the VM's snapshots as a tree."""
-        return await self._call(self.sync.snapshots)
+        return await self._timed(self.sync.snapshots, timeout)
 
     async def revert(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> VMStatus:
         """Revert to the named snapshot: running or paused if it holds memory, otherwise stopped."""
@@ -212,28 +220,34 @@ class AsyncVM:
 
     async def delete_snapshot(self, name: str, *, children: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Delete a snapshot; its children move to its parent unless ``children`` deletes them too."""
-        await self._call(self.sync.delete_snapshot, name, children=children, timeout=timeout)
+        await self._timed(self.sync.delete_snapshot, timeout, name, children=children)
 
     # -- devices and guest -----------------------------------------------------------------------------------------
-    async def attach_disk(self, disk: DiskSpec | Mapping[str, Any], *, live: bool | None = None) -> str:
+    async def attach_disk(
+        self, disk: DiskSpec | Mapping[str, Any], *, live: bool | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> str:
         """Attach a disk (hot when the VM runs and ``live`` is not False); return its target name."""
-        return await self._call(self.sync.attach_disk, disk, live=live)
+        return await self._timed(self.sync.attach_disk, timeout, disk, live=live)
 
-    async def detach_disk(self, target: str, *, live: bool | None = None) -> None:
+    async def detach_disk(self, target: str, *, live: bool | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Detach the disk with this target name (e.g. ``vdb``)."""
-        await self._call(self.sync.detach_disk, target, live=live)
+        await self._timed(self.sync.detach_disk, timeout, target, live=live)
 
-    async def attach_nic(self, nic: NicSpec | Mapping[str, Any], *, live: bool | None = None) -> str:
+    async def attach_nic(
+        self, nic: NicSpec | Mapping[str, Any], *, live: bool | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> str:
         """Attach a NIC; return its MAC address."""
-        return await self._call(self.sync.attach_nic, nic, live=live)
+        return await self._timed(self.sync.attach_nic, timeout, nic, live=live)
 
-    async def detach_nic(self, mac: str, *, live: bool | None = None) -> None:
+    async def detach_nic(self, mac: str, *, live: bool | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Detach the NIC with this MAC address."""
-        await self._call(self.sync.detach_nic, mac, live=live)
+        await self._timed(self.sync.detach_nic, timeout, mac, live=live)
 
-    async def addresses(self, sources: Sequence[str] | None = None) -> list[GuestAddress]:
+    async def addresses(
+        self, sources: Sequence[str] | None = None, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> list[GuestAddress]:
         """Return the guest's addresses per interface, asking ``sources`` in order (default: the backend's)."""
-        return await self._call(self.sync.addresses, sources)
+        return await self._timed(self.sync.addresses, timeout, sources)
 
     async def wait_for_address(
         self,
@@ -272,15 +286,15 @@ class AsyncVM:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> VMInfo:
         """Change the VM's CPU count and/or memory (see :meth:`polyvisor.VM.reconfigure`)."""
-        return await self._call(self.sync.reconfigure, cpus=cpus, memory_mib=memory_mib, live=live, timeout=timeout)
+        return await self._timed(self.sync.reconfigure, timeout, cpus=cpus, memory_mib=memory_mib, live=live)
 
     async def resize_disk(self, target: str, size_mib: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Grow a disk (see :meth:`polyvisor.VM.resize_disk`)."""
-        await self._call(self.sync.resize_disk, target, size_mib, timeout=timeout)
+        await self._timed(self.sync.resize_disk, timeout, target, size_mib)
 
-    async def console_output(self) -> str:
+    async def console_output(self, *, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Return what the guest wrote to its serial console so far."""
-        return await self._call(self.sync.console_output)
+        return await self._timed(self.sync.console_output, timeout)
 
     # -- the machinery -----------------------------------------------------------------------------------------------
     async def _verb(self, verb_name: str, timeout: float, wait: bool) -> VMStatus:
@@ -294,6 +308,11 @@ class AsyncVM:
         cancel: Subscription | None = None
         answer: Any = None
         error: PolyvisorError | None = None
+        uuid = self.uuid
+
+        def status_of(backend: Backend) -> VMStatus:
+            return backend.status(uuid)
+
         try:
             while True:
                 try:
@@ -305,13 +324,13 @@ class AsyncVM:
                     if isinstance(op, Read):
                         if wakeup is not None:
                             wakeup.clear()  # before reading: an event from now on ends the next sleep
-                        answer = await self.status()
+                        answer = await self.connection._read(status_of, op.deadline)
                     elif isinstance(op, Query):
-                        answer = await self.connection._read(op.call)
+                        answer = await self.connection._read(op.call, op.deadline)
                     elif isinstance(op, Change):
-                        await self.connection._change(op.call, op.doing, sync.seen_name)
+                        await self.connection._change(op.call, op.doing, sync.seen_name, op.deadline)
                     elif isinstance(op, Probe):
-                        answer = await self.capabilities()
+                        answer = await self._call(vm_capabilities, sync.connection, self.uuid, op.deadline)
                     elif isinstance(op, Sleep):
                         await (asyncio.sleep(op.seconds) if wakeup is None else wakeup.sleep(op.seconds))
                     elif isinstance(op, Knock):

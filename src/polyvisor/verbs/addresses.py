@@ -12,6 +12,7 @@ from polyvisor.backend import Deadline, validate_timeout
 from polyvisor.errors import InvalidStateError, TimeoutError, ValidationError
 from polyvisor.model import AddressAnswer, Feature, GuestAddress, PowerState, VMStatus
 from polyvisor.provisioning.addresses import AddressFamily, explain, parse_family, pick_address
+from polyvisor.verbs.deadlines import READ_GRACE
 from polyvisor.verbs.engine import require
 from polyvisor.verbs.ops import Handle, Query, Read, Sleep, Steps
 
@@ -79,11 +80,12 @@ def wait_for_address(
     validate_timeout(timeout)
     wanted = parse_family(family)
     chosen = address_sources(vm, sources)
-    yield from require(vm, Feature.GUEST_ADDRESSES)
-    wait = AddressWait(vm, timeout, Deadline(timeout, vm.connection.clock), wanted, chosen)
+    deadline = Deadline(timeout, vm.connection.clock)
+    yield from require(vm, Feature.GUEST_ADDRESSES, deadline)
+    wait = AddressWait(vm, timeout, deadline, wanted, chosen)
     uuid = vm.uuid
     while True:
-        status: VMStatus = yield Read()
+        status: VMStatus = yield Read(deadline.extended(READ_GRACE))
         if status.state is not PowerState.RUNNING:
             raise InvalidStateError(
                 f"{vm.seen_name!r} is {status.state.value}, so it will not get an address; start it first",
@@ -92,7 +94,9 @@ def wait_for_address(
                 host=vm.connection.host,
                 vm=vm.seen_name,
             )
-        answers: list[AddressAnswer] = yield Query(lambda b: b.address_answers(uuid, chosen))
+        answers: list[AddressAnswer] = yield Query(
+            lambda b: b.address_answers(uuid, chosen), deadline.extended(READ_GRACE)
+        )
         found = pick_address(answers, wanted)
         if found is not None:
             return found

@@ -15,6 +15,7 @@ from polyvisor.backend import Backend, Deadline, validate_timeout
 from polyvisor.errors import InvalidStateError, NotFoundError, PolyvisorError, TimeoutError
 from polyvisor.model import Capabilities, Feature, PowerState, ShutdownMode, SnapshotTree, VMStatus
 from polyvisor.transitions import SETTLED_STATES, VERBS, Verb
+from polyvisor.verbs.deadlines import READ_GRACE
 from polyvisor.verbs.ensure import ENSURE_STEPS, ensure_target, next_step, no_way, power_state, unreached
 from polyvisor.verbs.ops import Change, Handle, Probe, Query, Read, Steps
 from polyvisor.verbs.waiting import Progress, Waiting, wait
@@ -43,9 +44,9 @@ Primitive = Callable[[Backend, Deadline], None]
 """A backend primitive bound to one VM, taking the verb's deadline."""
 
 
-def require(vm: Handle, feature: Feature) -> Steps[Capabilities]:
+def require(vm: Handle, feature: Feature, deadline: Deadline | None = None) -> Steps[Capabilities]:
     """Read the VM's capabilities and raise UnsupportedError unless they include ``feature``."""
-    caps: Capabilities = yield Probe()
+    caps: Capabilities = yield Probe(deadline)
     caps.require(feature, host=vm.connection.host, vm=vm.seen_name)
     return caps
 
@@ -58,25 +59,25 @@ def primitive(vm: Handle, verb_name: str, mode: ShutdownMode = ShutdownMode.DEFA
     return lambda b, d: getattr(b, verb_name)(uuid, d)
 
 
-def shutdown_mode(vm: Handle, mode: ShutdownMode | str) -> Steps[ShutdownMode]:
+def shutdown_mode(vm: Handle, mode: ShutdownMode | str, deadline: Deadline | None = None) -> Steps[ShutdownMode]:
     """Return the mode as a ShutdownMode, once the VM is known to support it."""
     mode = ShutdownMode(mode)
     if mode is ShutdownMode.ACPI:
-        yield from require(vm, Feature.SHUTDOWN_ACPI)
+        yield from require(vm, Feature.SHUTDOWN_ACPI, deadline)
     elif mode is ShutdownMode.AGENT:
-        yield from require(vm, Feature.SHUTDOWN_AGENT)
+        yield from require(vm, Feature.SHUTDOWN_AGENT, deadline)
     return mode
 
 
 def verb_deadline(vm: Handle, verb_name: str, timeout: float | None, deadline: Deadline | None) -> Steps[Deadline]:
     """Return the verb's deadline, once the VM is known to support the verb (an ``ensure`` passes its own)."""
     verb = VERBS[verb_name]
-    if verb.feature is not None:
-        yield from require(vm, verb.feature)
     if deadline is None:
         assert timeout is not None
         validate_timeout(timeout)
         deadline = Deadline(timeout, vm.connection.clock)
+    if verb.feature is not None:
+        yield from require(vm, verb.feature, deadline)
     return deadline
 
 
@@ -93,8 +94,12 @@ def run_verb(
 
     With ``wait_`` False the call returns the status once the hypervisor accepted the request.
     """
+    if deadline is None:
+        assert timeout is not None
+        validate_timeout(timeout)
+        deadline = Deadline(timeout, vm.connection.clock)
     if verb_name == "shutdown":
-        mode = yield from shutdown_mode(vm, mode)
+        mode = yield from shutdown_mode(vm, mode, deadline)
     action = primitive(vm, verb_name, ShutdownMode(mode))
     verb = VERBS[verb_name]
     deadline = yield from verb_deadline(vm, verb_name, timeout, deadline)
@@ -103,7 +108,7 @@ def run_verb(
     if finished is not None:
         return finished
     if not wait_:
-        now: VMStatus = yield Read()
+        now: VMStatus = yield Read(deadline.extended(READ_GRACE))
         return now
     return (yield from wait(_after(vm, verb, action, deadline)))
 
@@ -123,16 +128,16 @@ def act(vm: Handle, verb: Verb, action: Primitive, deadline: Deadline, status: V
         )
     log.info("%s %r on %s", verb.name, vm.seen_name, vm.connection.host)
     try:
-        yield Change(lambda b: action(b, deadline), f"running {verb.name}")
+        yield Change(lambda b: action(b, deadline), f"running {verb.name}", deadline)
     except PolyvisorError as error:
-        reached = yield from _reached(vm, verb, error)
+        reached = yield from _reached(vm, verb, error, deadline)
         if reached is None:
             raise
         return reached
     return None
 
 
-def _reached(vm: Handle, verb: Verb, error: PolyvisorError) -> Steps[VMStatus | None]:
+def _reached(vm: Handle, verb: Verb, error: PolyvisorError, deadline: Deadline) -> Steps[VMStatus | None]:
     """Return the status if the VM is at the verb's target although the verb failed, else None.
 
     Another client may move the VM between the state check and the action (a start racing another start);
@@ -141,7 +146,7 @@ def _reached(vm: Handle, verb: Verb, error: PolyvisorError) -> Steps[VMStatus | 
     if verb.target is None or isinstance(error, TimeoutError):
         return None
     try:
-        status: VMStatus = yield Read()
+        status: VMStatus = yield Read(deadline.extended(READ_GRACE))
     except PolyvisorError:
         return None  # the original error says more than this one
     if status.state is not verb.target:
@@ -156,7 +161,7 @@ def _after(vm: Handle, verb: Verb, action: Primitive, deadline: Deadline) -> Wai
     repeat = None
     repeat_every = vm.connection.backend.shutdown_retry_interval if verb.name == "shutdown" else None
     if repeat_every is not None:
-        repeat = (repeat_every, Change(lambda b: action(b, deadline), f"running {verb.name}"))
+        repeat = (repeat_every, Change(lambda b: action(b, deadline), f"running {verb.name}", deadline))
     return Waiting(
         vm, lambda s: s.state is target, deadline, f"to become {target.value} after {verb.name}", repeat=repeat
     )
@@ -164,7 +169,7 @@ def _after(vm: Handle, verb: Verb, action: Primitive, deadline: Deadline) -> Wai
 
 def settled(vm: Handle, verb: Verb | None, deadline: Deadline) -> Steps[VMStatus]:
     """Return the status, first waiting out a transitional state if the verb wants that (``ensure``: always)."""
-    status: VMStatus = yield Read()
+    status: VMStatus = yield Read(deadline.extended(READ_GRACE))
     if status.state.is_transitional and (verb is None or verb.waits_out_transitions):
         return (
             yield from wait(Waiting(vm, lambda s: not s.state.is_transitional, deadline, "to finish its transition"))
@@ -222,23 +227,23 @@ def delete(vm: Handle, storage: bool, force: bool, timeout: float) -> Steps[None
             vm=vm.seen_name,
         )
     if storage:
-        yield from require(vm, Feature.DELETE_STORAGE)
+        yield from require(vm, Feature.DELETE_STORAGE, deadline)
     uuid = vm.uuid
-    yield Change(lambda b: b.delete(uuid, storage=storage, deadline=deadline), "deleting the VM")
+    yield Change(lambda b: b.delete(uuid, storage=storage, deadline=deadline), "deleting the VM", deadline)
     log.info("deleted VM %r (%s) on %s", vm.seen_name, uuid, vm.connection.host)
 
 
-def snapshots(vm: Handle) -> Steps[SnapshotTree]:
+def snapshots(vm: Handle, deadline: Deadline | None = None) -> Steps[SnapshotTree]:
     """Return the VM's snapshots as a tree."""
-    yield from require(vm, Feature.SNAPSHOTS)
+    yield from require(vm, Feature.SNAPSHOTS, deadline)
     uuid = vm.uuid
-    listed = yield Query(lambda b: b.snapshot_list(uuid))
+    listed = yield Query(lambda b: b.snapshot_list(uuid), deadline)
     return SnapshotTree(tuple(listed))
 
 
-def require_snapshot(vm: Handle, name: str) -> Steps[None]:
+def require_snapshot(vm: Handle, name: str, deadline: Deadline | None = None) -> Steps[None]:
     """Raise NotFoundError unless the VM has a snapshot called ``name``."""
-    tree = yield from snapshots(vm)
+    tree = yield from snapshots(vm, deadline)
     if name not in tree:
         raise NotFoundError(
             f"no snapshot named {name!r}; list them with vm.snapshots()",
@@ -251,9 +256,9 @@ def revert(vm: Handle, name: str, timeout: float) -> Steps[VMStatus]:
     """Revert to the named snapshot and return the status once it settled."""
     validate_timeout(timeout)
     deadline = Deadline(timeout, vm.connection.clock)
-    yield from require_snapshot(vm, name)
+    yield from require_snapshot(vm, name, deadline)
     uuid = vm.uuid
-    yield Change(lambda b: b.snapshot_revert(uuid, name, deadline), f"reverting to snapshot {name!r}")
+    yield Change(lambda b: b.snapshot_revert(uuid, name, deadline), f"reverting to snapshot {name!r}", deadline)
     return (yield from settled(vm, None, deadline))
 
 

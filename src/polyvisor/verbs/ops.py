@@ -5,6 +5,9 @@ The engine's steps are generators: each ``yield`` hands the face one request bel
 loop) and sends the answer back, or throws the :class:`~polyvisor.errors.PolyvisorError` the request raised into
 the steps, which decide whether it ends the call. When the steps return, their value is the call's result.
 
+Each request that talks to the host carries the call's :class:`~polyvisor.backend.Deadline` (None: the face's
+default), which the face hands to :mod:`polyvisor.calls`: the backend's socket waits end with it.
+
 A face keeps at most one subscription per call: it starts it at :class:`Subscribe`, ends it at
 :class:`Unsubscribe`, and ends it too when the steps stop with an error (or the call is cancelled).
 """
@@ -15,7 +18,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
-from polyvisor.backend import Backend
+from polyvisor.backend import Backend, Deadline
 
 if TYPE_CHECKING:
     from polyvisor.connection import Connection
@@ -59,10 +62,14 @@ class Read:
     follows it.
     """
 
+    deadline: Deadline | None = None
+
 
 @dataclass(frozen=True)
 class Probe:
     """Read the VM's capabilities now (:meth:`polyvisor.VM.capabilities`); answer with them."""
+
+    deadline: Deadline | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class Query:
     """Run a read-only backend call (:func:`polyvisor.calls.read`); answer with its result."""
 
     call: Callable[[Backend], Any]
+    deadline: Deadline | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,7 @@ class Change:
 
     call: Callable[[Backend], object]
     doing: str
+    deadline: Deadline | None = None
 
 
 @dataclass(frozen=True)

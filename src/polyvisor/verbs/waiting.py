@@ -13,6 +13,7 @@ from collections.abc import Callable
 from polyvisor.backend import Deadline
 from polyvisor.errors import TimeoutError
 from polyvisor.model import Feature, VMStatus
+from polyvisor.verbs.deadlines import READ_GRACE
 from polyvisor.verbs.ops import Change, Handle, Read, Sleep, Steps, Subscribe, Unsubscribe
 
 __all__ = ["FIRST_POLL", "MAX_POLL", "MAX_POLL_WITH_EVENTS", "Progress", "Waiting", "wait"]
@@ -93,7 +94,8 @@ class Waiting:
 
 def wait(waiting: Waiting) -> Steps[VMStatus]:
     """The polling loop: return the status once ``waiting`` is over; raise TimeoutError at its deadline."""
-    status: VMStatus = yield Read()
+    reading = waiting.deadline.extended(READ_GRACE)
+    status: VMStatus = yield Read(reading)
     if waiting.done(status):
         return status  # most verbs return in their target state: no subscription needed
     if waiting.has_events:
@@ -101,7 +103,7 @@ def wait(waiting: Waiting) -> Steps[VMStatus]:
     try:
         while True:
             # Read again even on the first round: the state may have changed before the subscription began.
-            status = yield Read()
+            status = yield Read(reading)
             if waiting.reached(status):
                 break
             again = waiting.repeat_due()
