@@ -1,0 +1,327 @@
+"""A TCP proxy that makes the wire fail: for tests that prove every call stays bounded when the network does not.
+
+:class:`FaultyProxy` listens on 127.0.0.1 and forwards each connection to a target. What it does to a connection is
+drawn, when the connection is accepted, from a :class:`random.Random` seeded by the test, in the proportions of a
+:class:`WireFaults`:
+
+* **reset**: after a few chunks have passed, both ends get a TCP reset (``SO_LINGER`` 0), as when a middlebox or
+  the host's stack drops the connection;
+* **stall**: after a few chunks, nothing moves either way for 1-10 s (``stall_seconds``), then the connection goes
+  on, delivering what it held, as a congested or flapping route does (a client that gave up may see its request
+  arrive late);
+* **refuse**: the connection is accepted and reset before any byte passes, as a ``REJECT --reject-with tcp-reset``
+  firewall or a listener that is going away answers. :meth:`FaultyProxy.refuse` closes the listener instead, for a
+  real ECONNREFUSED until :meth:`FaultyProxy.heal`.
+
+:meth:`FaultyProxy.heal` ends every fault at once (stalled connections resume, new ones pass untouched);
+:meth:`FaultyProxy.break_` starts them again. The same seed draws the same plan for the n-th accepted connection, so
+a failure reproduces from the seed the test prints (:attr:`FaultyProxy.plans` lists what was drawn); which request
+travels on the n-th connection depends on the threads' timing. Only 127.0.0.1 is served: tests never send traffic
+elsewhere.
+
+Example::
+
+    with FaultyProxy(("127.0.0.1", 5985), seed=7, faults=WireFaults(reset=0.2, stall=0.2, refuse=0.1)) as proxy:
+        conn = polyvisor.connect(f"hyperv://admin@127.0.0.1:{proxy.port}/?scheme=http", password="...")
+        ...
+        proxy.heal()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import random
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+__all__ = ["Fault", "FaultyProxy", "Plan", "WireFaults"]
+
+_CHUNK = 64 * 1024
+_LOOPBACK = "127.0.0.1"
+
+
+class Fault(enum.Enum):
+    """What the proxy does to one connection."""
+
+    PASS = "pass"
+    RESET = "reset"
+    STALL = "stall"
+    REFUSE = "refuse"
+
+
+@dataclass(frozen=True, slots=True)
+class WireFaults:
+    """The share of new connections that each fault hits (the rest pass untouched), and how long a stall lasts."""
+
+    reset: float = 0.0
+    stall: float = 0.0
+    refuse: float = 0.0
+    stall_seconds: tuple[float, float] = (1.0, 10.0)
+    """The shortest and longest stall, in seconds (drawn uniformly)."""
+    after_chunks: tuple[int, int] = (0, 3)
+    """How many chunks (reads of either direction) pass before a reset or a stall strikes (drawn uniformly)."""
+
+    def __post_init__(self) -> None:
+        for name in ("reset", "stall", "refuse"):
+            share = getattr(self, name)
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must be a share from 0 to 1, got {share!r}")
+        if self.reset + self.stall + self.refuse > 1.0:
+            raise ValueError("reset + stall + refuse must not exceed 1")
+        low, high = self.stall_seconds
+        if not 0.0 <= low <= high:
+            raise ValueError(
+                f"stall_seconds must be (shortest, longest) with 0 <= shortest <= longest, got {low, high}"
+            )
+        first, last = self.after_chunks
+        if not 0 <= first <= last:
+            raise ValueError(f"after_chunks must be (fewest, most) with 0 <= fewest <= most, got {first, last}")
+
+
+NO_FAULTS = WireFaults()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What was drawn for the ``index``-th accepted connection."""
+
+    index: int
+    fault: Fault
+    after_chunks: int = 0
+    stall_seconds: float = 0.0
+
+
+class FaultyProxy:
+    """A fault-injecting TCP proxy on 127.0.0.1 in front of ``target``; a context manager (or :meth:`start`,
+    :meth:`close`). ``port`` 0 picks a free one (:attr:`port` says which)."""
+
+    def __init__(self, target: tuple[str, int], *, seed: int, faults: WireFaults = NO_FAULTS, port: int = 0) -> None:
+        if target[0] not in (_LOOPBACK, "localhost", "::1"):
+            raise ValueError(f"the proxy forwards only to this machine, not to {target[0]!r}")
+        self.target = target
+        self.seed = seed
+        self._random = random.Random(seed)
+        self._faults = faults
+        self._requested_port = port
+        self._port = 0
+        self._lock = threading.Lock()
+        self._healed = threading.Event()
+        self._closed = threading.Event()
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._sockets: set[socket.socket] = set()
+        self.plans: list[Plan] = []
+        """Every connection's plan, in the order they were accepted."""
+
+    def __repr__(self) -> str:
+        state = "healed" if self._healed.is_set() else "breaking"
+        return f"<FaultyProxy 127.0.0.1:{self._port} -> {self.target[0]}:{self.target[1]} seed={self.seed} {state}>"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def port(self) -> int:
+        """The port the proxy listens on (known once started)."""
+        return self._port
+
+    @property
+    def faults(self) -> WireFaults:
+        """The faults new connections are drawn from (none while healed)."""
+        return NO_FAULTS if self._healed.is_set() else self._faults
+
+    def start(self) -> None:
+        """Listen and start forwarding."""
+        self._listen(self._requested_port)
+
+    def heal(self) -> None:
+        """End every fault: stalled connections resume now, new ones pass untouched, a refusing listener listens."""
+        self._healed.set()
+        if self._listener is None and not self._closed.is_set() and self._port:
+            self._listen(self._port)
+
+    def break_(self, faults: WireFaults | None = None) -> None:
+        """Start failing again, with ``faults`` if given (else the ones before)."""
+        if faults is not None:
+            self._faults = faults
+        self._healed.clear()
+
+    def refuse(self) -> None:
+        """Close the listener: connects are refused (ECONNREFUSED) until :meth:`heal`; open connections stay."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it; close() alone does not
+            listener.close()
+        if self._acceptor is not None:
+            self._acceptor.join(timeout=5)
+
+    def count(self, fault: Fault) -> int:
+        """How many connections were drawn for ``fault`` so far."""
+        with self._lock:
+            return sum(1 for plan in self.plans if plan.fault is fault)
+
+    def close(self) -> None:
+        """Stop listening and drop every connection; safe to call twice."""
+        self._closed.set()
+        self._healed.set()  # wake stalled pumps so that they see the close
+        self.refuse()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _close(sock)
+
+    # -- the machinery ------------------------------------------------------------------------------------------
+    def _listen(self, port: int) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((_LOOPBACK, port))
+        listener.listen(64)
+        self._port = listener.getsockname()[1]
+        self._listener = listener
+        self._acceptor = threading.Thread(
+            target=self._accept, args=(listener,), name=f"wire-proxy-{self._port}", daemon=True
+        )
+        self._acceptor.start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # the listener was closed (refuse or close)
+            plan = self._draw()
+            if plan.fault is Fault.REFUSE:
+                _reset(client)
+                continue
+            threading.Thread(
+                target=self._serve, args=(client, plan), name=f"wire-proxy-conn-{plan.index}", daemon=True
+            ).start()
+
+    def _draw(self) -> Plan:
+        with self._lock:
+            index = len(self.plans)
+            faults = self.faults
+            # Always draw the same numbers, whatever the faults, so that a seed replays the same sequence.
+            roll = self._random.random()
+            after = self._random.randint(*faults.after_chunks)
+            stall = self._random.uniform(*faults.stall_seconds)
+            if roll < faults.refuse:
+                plan = Plan(index, Fault.REFUSE)
+            elif roll < faults.refuse + faults.reset:
+                plan = Plan(index, Fault.RESET, after)
+            elif roll < faults.refuse + faults.reset + faults.stall:
+                plan = Plan(index, Fault.STALL, after, stall)
+            else:
+                plan = Plan(index, Fault.PASS)
+            self.plans.append(plan)
+            return plan
+
+    def _serve(self, client: socket.socket, plan: Plan) -> None:
+        try:
+            upstream = socket.create_connection(self.target, timeout=10)
+        except OSError:
+            _reset(client)  # the target is down: the client sees its connection reset
+            return
+        upstream.settimeout(None)
+        with self._lock:
+            self._sockets.update((client, upstream))
+        link = _Link(client, upstream, plan, self._healed, self._closed)
+        pumps = [
+            threading.Thread(target=link.pump, args=(client, upstream), daemon=True),
+            threading.Thread(target=link.pump, args=(upstream, client), daemon=True),
+        ]
+        for pump in pumps:
+            pump.start()
+        for pump in pumps:
+            pump.join()
+        with self._lock:
+            self._sockets.difference_update((client, upstream))
+        _close(client)
+        _close(upstream)
+
+
+class _Link:
+    """One proxied connection: two pumps sharing its plan (a chunk count, a stall, a reset)."""
+
+    def __init__(
+        self,
+        client: socket.socket,
+        upstream: socket.socket,
+        plan: Plan,
+        healed: threading.Event,
+        closed: threading.Event,
+    ) -> None:
+        self._ends = (client, upstream)
+        self._plan = plan
+        self._healed = healed
+        self._closed = closed
+        self._lock = threading.Lock()
+        self._chunks = 0
+        self._stall_until: float | None = None
+        self._done = False
+
+    def pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while not self._done:
+                data = source.recv(_CHUNK)
+                if not data:
+                    with contextlib.suppress(OSError):
+                        sink.shutdown(socket.SHUT_WR)  # pass the half-close on
+                    return
+                if not self._strike():
+                    return
+                sink.sendall(data)
+        except OSError:
+            self._abort()
+
+    def _strike(self) -> bool:
+        """Apply the plan before forwarding a chunk; return False once the connection was reset."""
+        plan = self._plan
+        with self._lock:
+            due = self._chunks >= plan.after_chunks
+            self._chunks += 1
+            if plan.fault is Fault.STALL and due and self._stall_until is None:
+                self._stall_until = time.monotonic() + plan.stall_seconds
+            until = self._stall_until
+        if plan.fault is Fault.RESET and due and not self._healed.is_set():
+            self._abort()
+            return False
+        if until is not None:
+            # Both directions hold here until the stall is over, or the proxy heals or closes.
+            self._healed.wait(max(until - time.monotonic(), 0.0))
+        return not self._closed.is_set()
+
+    def _abort(self) -> None:
+        self._done = True
+        for end in self._ends:
+            _reset(end)
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a TCP reset instead of a FIN."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)  # sends nothing, but wakes a pump blocked reading it
+    with contextlib.suppress(OSError):
+        sock.close()  # with SO_LINGER 0: a reset
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
