@@ -72,6 +72,14 @@ class AddressWait:
         self._delay = min(self._delay * 2, _ADDRESS_MAX_POLL)
         return pause
 
+    def check(self, answers: list[AddressAnswer]) -> None:
+        """Raise :class:`~polyvisor.errors.TimeoutError`, saying what each source ``answers``, once time is up.
+
+        After the pause that ends at the deadline no round starts: it would end past the deadline, and the answers
+        of the round before say why no address came."""
+        if self.deadline.expired:
+            self.pause(answers)
+
 
 def wait_for_address(
     vm: Handle, timeout: float, family: AddressFamily | str | None, sources: Sequence[str] | None
@@ -101,3 +109,4 @@ def wait_for_address(
         if found is not None:
             return found
         yield Sleep(wait.pause(answers))
+        wait.check(answers)
