@@ -8,9 +8,19 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from polyvisor.backend import Deadline
 from polyvisor_hyperv.commands import Request, Step, Switch, qualified_name
 from polyvisor_hyperv.errors import ERROR_CATEGORY_NAMES, ErrorRecord
-from polyvisor_hyperv.transport import Limit, Row, ScriptEnded, SessionLost, Transport, refused_before_running
+from polyvisor_hyperv.http_bounds import bound_session
+from polyvisor_hyperv.transport import (
+    STOP_GRACE,
+    Limit,
+    Row,
+    ScriptEnded,
+    SessionLost,
+    Transport,
+    refused_before_running,
+)
 
 __all__ = ["PSRPTransport", "plain"]
 
@@ -48,7 +58,15 @@ class PSRPTransport(Transport):
                 operation_timeout=options.operation_timeout,
                 read_timeout=options.read_timeout,
                 connection_timeout=options.connect_timeout,
+                # pypsrp sleeps this (doubling) between retries of a timed-out Receive, past any deadline; each
+                # retry is bounded by the call's deadline instead (http_bounds).
+                reconnection_backoff=0.0,
             )
+            # The session pypsrp would build on its first request, built now so that its adapters are bounded
+            # before any request (pypsrp has no public way to reach it earlier).
+            http = wsman.transport
+            http.session = http._build_session()
+            bound_session(http.session, self._budget)
             pool = RunspacePool(wsman, idle_timeout=options.idle_timeout)
             try:
                 pool.open()
@@ -90,7 +108,8 @@ class PSRPTransport(Transport):
             if limit.remaining() <= 0:
                 # Ctrl+C for the pipeline: the cmdlet stops where it is (a blocked Stop-VM stops waiting).
                 try:
-                    ps.stop()
+                    with self._budget.until(Deadline(STOP_GRACE)):
+                        ps.stop()
                 except Exception:  # the pool is in doubt: the next request opens a new one
                     self._discard()
                     raise limit.timed_out(stopped=False) from None

@@ -8,7 +8,10 @@ Errors come out already mapped onto polyvisor's tree:
 * any other connection-level failure of a session that existed drops it and raises ConnectionLostError; the next
   request opens a new session (failing to open one at all is a plain ConnectionError);
 * a request still running when its verb's deadline (or ``command_timeout``) passes is stopped on the host (PSRP
-  Ctrl+C signal; WinRS Terminate signal) and raises TimeoutError, with the session still usable.
+  Ctrl+C signal; WinRS Terminate signal) and raises TimeoutError, with the session still usable;
+* every HTTP request is bounded by the call's deadline (the verb's, else :meth:`Deadline.current`, the caller's
+  timeout of a read): its socket waits end with it (:mod:`~polyvisor_hyperv.http_bounds`); a request the network
+  holds past it raises TimeoutError, saying whether it ran is unknown, and the session is dropped.
 
 Threads sharing a connection run in parallel: :class:`TransportPool` gives each call a warm session of its own
 (one runspace pool, or one shell, on its own HTTP connection), opening another only while every open one is busy,
@@ -30,6 +33,7 @@ from polyvisor.backend import Deadline
 from polyvisor.errors import ConnectionError, ConnectionLostError, PolyvisorError, TimeoutError
 from polyvisor_hyperv.commands import Request
 from polyvisor_hyperv.errors import ErrorRecord, error_from_record, error_from_transport
+from polyvisor_hyperv.http_bounds import Budget, DeadlinePassed
 from polyvisor_hyperv.options import ConnectionOptions
 
 __all__ = [
@@ -45,6 +49,11 @@ __all__ = [
 ]
 
 Row = dict[str, Any]
+# Seconds an HTTP request may run past the call's deadline: the host answers a Receive held up to the deadline a
+# moment after it, and the loop then stops the command (it must not be cut off as a network failure).
+NETWORK_GRACE = 0.3
+# Seconds the request that stops a command cut off by the deadline may take (PSRP Stop; WinRS Terminate signal).
+STOP_GRACE = 0.6
 # ERROR_WSMAN_INVALID_SELECTORS: the ShellId names no shell, i.e. the host deleted it (idle timeout, restart).
 _SHELL_NOT_FOUND = 2150858843
 
@@ -101,9 +110,21 @@ def refused_before_running(error: BaseException) -> bool:
 class Limit:
     """When a request must be finished: the verb's deadline or ``command_timeout``, whichever comes first."""
 
-    __slots__ = ("deadline", "host", "verb", "vm")
+    __slots__ = ("deadline", "explicit", "host", "verb", "vm")
 
-    def __init__(self, deadline: Deadline | None, command_timeout: float, host: str, vm: str | None = None) -> None:
+    def __init__(
+        self,
+        deadline: Deadline | None,
+        command_timeout: float,
+        host: str,
+        vm: str | None = None,
+        *,
+        explicit: bool = True,
+    ) -> None:
+        self.explicit = explicit
+        """Whether the deadline is a primitive's own (a verb's): a command still running close to it is stopped
+        rather than read once more. A read's deadline (the caller's, from :meth:`Deadline.current`) is used to its
+        end: its last Receive may still bring the reply."""
         own = Deadline(command_timeout)
         self.verb = deadline is not None and deadline.at <= own.at
         self.deadline = deadline if deadline is not None and self.verb else own
@@ -117,6 +138,20 @@ class Limit:
     def poll_interval(self, longest: float, shortest: float) -> float:
         """How long one Receive may be held: at most ``longest``, at most what is left, at least ``shortest``."""
         return max(shortest, min(longest, self.remaining()))
+
+    def cut_off(self) -> TimeoutError:
+        """The error for a request the network held past this limit (the host may or may not have run it)."""
+        what = (
+            f"timed out after {self.deadline.timeout:g}s"
+            if self.verb
+            else (f"ran longer than command_timeout={self.deadline.timeout:g}s")
+        )
+        return TimeoutError(
+            f"{what}: the host did not answer in time (the network to it is down or slow), so whether the request "
+            "ran on the host is unknown; check the VM before trying again (the next call opens a new session)",
+            host=self.host,
+            vm=self.vm,
+        )
 
     def timed_out(self, *, stopped: bool) -> TimeoutError:
         """The error for a request cut off by this limit."""
@@ -144,6 +179,7 @@ class Transport(abc.ABC):
         self.options = options
         self._lock = threading.RLock()
         self._closed = False
+        self._budget = Budget()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.options.endpoint} user={self.options.username!r}>"
@@ -157,11 +193,17 @@ class Transport(abc.ABC):
         connection's ``command_timeout`` passes, whichever comes first; either way the session stays usable.
         """
         host = self.options.host
-        limit = Limit(deadline, self.options.command_timeout, host, vm)
-        with self._lock:
+        limit = Limit(
+            deadline if deadline is not None else Deadline.current(),
+            self.options.command_timeout,
+            host,
+            vm,
+            explicit=deadline is not None,
+        )
+        with self._lock, self._budget.until(limit.deadline.extended(NETWORK_GRACE)):
             if self._closed:
                 raise ConnectionError("the connection is closed", host=host)
-            if deadline is not None and deadline.expired:
+            if limit.verb and limit.deadline.expired:
                 raise limit.timed_out(stopped=True)
             warm = self._is_open()
             try:
@@ -173,6 +215,9 @@ class Transport(abc.ABC):
                     rows, record = self._invoke(request, limit)
             except PolyvisorError:
                 raise
+            except DeadlinePassed as error:
+                self._discard()  # a request cut off mid-way leaves the session in doubt
+                raise limit.cut_off() from error
             except Exception as error:
                 cause = (error.__cause__ or error) if isinstance(error, SessionLost) else error
                 # A session that existed (before this call, or opened during it) and then failed at the connection
@@ -262,7 +307,7 @@ class TransportPool:
         self, request: Request, *, doing: str, vm: str | None = None, deadline: Deadline | None = None
     ) -> list[Row]:
         """Run the request on a session no other call is using (see :meth:`Transport.invoke`)."""
-        transport = self._take(deadline, vm)
+        transport = self._take(deadline if deadline is not None else Deadline.current(), vm)
         try:
             return transport.invoke(request, doing=doing, vm=vm, deadline=deadline)
         finally:
@@ -270,7 +315,7 @@ class TransportPool:
                 self._idle.append(transport)
                 self._changed.notify()
 
-    def _take(self, deadline: Deadline | None, vm: str | None) -> Transport:
+    def _take(self, deadline: Deadline, vm: str | None) -> Transport:
         with self._changed:
             while True:
                 if self._closed:
@@ -281,14 +326,15 @@ class TransportPool:
                     transport = self._factory()
                     self._all.append(transport)
                     return transport
-                if deadline is not None and deadline.expired:
+                if deadline.expired:
                     raise TimeoutError(
                         f"timed out after {deadline.timeout:g}s waiting for one of the connection's {self._size} "
                         "sessions (all busy); nothing was sent to the host",
                         host=self._host,
                         vm=vm,
                     )
-                self._changed.wait(deadline.remaining() if deadline is not None else None)
+                remaining = deadline.remaining()
+                self._changed.wait(None if remaining == float("inf") else remaining)
 
     def close(self) -> None:
         """Close every session; safe to call twice."""

@@ -18,10 +18,20 @@ from importlib import resources
 from typing import Any
 from xml.sax.saxutils import unescape
 
+from polyvisor.backend import Deadline
 from polyvisor.errors import BackendError, PolyvisorError
 from polyvisor_hyperv.commands import Request, Switch, qualified_name
 from polyvisor_hyperv.errors import ErrorRecord
-from polyvisor_hyperv.transport import Limit, Row, ScriptEnded, SessionLost, Transport, refused_before_running
+from polyvisor_hyperv.http_bounds import Budget, bound_session
+from polyvisor_hyperv.transport import (
+    STOP_GRACE,
+    Limit,
+    Row,
+    ScriptEnded,
+    SessionLost,
+    Transport,
+    refused_before_running,
+)
 
 __all__ = ["WinRMShellTransport", "decode_clixml", "encode_request", "powershell_arguments", "runner_script"]
 
@@ -114,6 +124,7 @@ class WinRMShellTransport(Transport):
                 operation_timeout_sec=options.operation_timeout,
                 read_timeout_sec=options.read_timeout,
             )
+            _bound_requests(protocol, self._budget)
             # pywinrm writes idle_timeout as given; Windows wants an xs:duration (a bare number is a schema fault).
             idle = f"PT{options.idle_timeout}S" if options.idle_timeout is not None else None
             shell_id = protocol.open_shell(codepage=65001, noprofile=True, idle_timeout=idle)
@@ -145,8 +156,11 @@ class WinRMShellTransport(Transport):
             code = 0
             while not done:
                 # pywinrm writes OperationTimeout in whole seconds, so a Receive is held at least one second: with
-                # less than half a second left, stop now rather than overshoot the deadline by more than that.
-                if limit.remaining() < _LAST_RECEIVE:
+                # less than half a second left of a verb's deadline, stop now rather than overshoot it by more. A
+                # read receives while time is left: a quick query's reply comes at once, and a hold that would run
+                # past the deadline is cut by the network bound (http_bounds).
+                left = limit.remaining()
+                if left <= 0 or (limit.explicit and left < _LAST_RECEIVE):
                     terminated = True
                     raise self._terminate(protocol, shell_id, command_id, limit)
                 try:
@@ -176,7 +190,8 @@ class WinRMShellTransport(Transport):
     def _terminate(self, protocol: Any, shell_id: str, command_id: str, limit: Limit) -> PolyvisorError:
         """Signal Terminate to the command (Windows ends the process, and the cmdlet with it); return the error."""
         try:
-            protocol.cleanup_command(shell_id, command_id)
+            with self._budget.until(Deadline(STOP_GRACE)):
+                protocol.cleanup_command(shell_id, command_id)
         except Exception:  # the shell is in doubt: the next request opens a new one
             self._discard()
             return limit.timed_out(stopped=False)
@@ -243,6 +258,23 @@ class WinRMShellTransport(Transport):
             # Closing is best effort; the host reaps idle shells.
             with contextlib.suppress(Exception):
                 protocol.close_shell(shell_id)
+
+
+def _bound_requests(protocol: Any, budget: Budget) -> None:
+    """Build pywinrm's requests session now, its adapters bounded by ``budget`` before its first request.
+
+    pywinrm builds the session on its first request, and with message encryption that very build sends the
+    request that sets up the security context (``setup_encryption``), so the adapters are bounded there too.
+    """
+    transport = protocol.transport
+    setup = transport.setup_encryption
+
+    def bounded_setup(session: Any) -> None:
+        bound_session(session, budget)
+        setup(session)
+
+    transport.setup_encryption = bounded_setup
+    bound_session(transport.build_session(), budget)
 
 
 _CLIXML_HEADER = "#< CLIXML"
