@@ -1,27 +1,29 @@
 """A TCP proxy that makes the wire fail: for tests that prove every call stays bounded when the network does not.
 
-:class:`FaultyProxy` listens on 127.0.0.1 and forwards each connection to a target. What it does to a connection is
-drawn, when the connection is accepted, from a :class:`random.Random` seeded by the test, in the proportions of a
-:class:`WireFaults`:
+:class:`FaultyProxy` listens on 127.0.0.1 and forwards each connection to a target. What it does is drawn from
+:class:`random.Random` generators seeded by the test, in the proportions of a :class:`WireFaults`: for each new
+connection, and for each chunk (one read of either direction) a connection forwards, so that long-lived connections
+(HTTP keep-alive, libvirt's one RPC socket) keep meeting faults:
 
-* **reset**: after a few chunks have passed, both ends get a TCP reset (``SO_LINGER`` 0), as when a middlebox or
-  the host's stack drops the connection;
-* **stall**: after a few chunks, nothing moves either way for 1-10 s (``stall_seconds``), then the connection goes
-  on, delivering what it held, as a congested or flapping route does (a client that gave up may see its request
-  arrive late);
-* **refuse**: the connection is accepted and reset before any byte passes, as a ``REJECT --reject-with tcp-reset``
-  firewall or a listener that is going away answers. :meth:`FaultyProxy.refuse` closes the listener instead, for a
-  real ECONNREFUSED until :meth:`FaultyProxy.heal`.
+* **refuse** (per connection): it is accepted and reset before any byte passes, as a ``REJECT --reject-with
+  tcp-reset`` firewall or a listener that is going away answers. :meth:`FaultyProxy.refuse` closes the listener
+  instead, for a real ECONNREFUSED until :meth:`FaultyProxy.heal`;
+* **reset** (per chunk): instead of forwarding the chunk, both ends get a TCP reset (``SO_LINGER`` 0), as when a
+  middlebox or the host's stack drops the connection;
+* **stall** (per chunk): nothing moves either way for 1-10 s (``stall_seconds``), then the connection goes on,
+  delivering what it held, as a congested or flapping route does (a client that gave up may see its request arrive
+  late).
 
 :meth:`FaultyProxy.heal` ends every fault at once (stalled connections resume, new ones pass untouched);
-:meth:`FaultyProxy.break_` starts them again. The same seed draws the same plan for the n-th accepted connection, so
-a failure reproduces from the seed the test prints (:attr:`FaultyProxy.plans` lists what was drawn); which request
-travels on the n-th connection depends on the threads' timing. Only 127.0.0.1 is served: tests never send traffic
-elsewhere.
+:meth:`FaultyProxy.break_` starts them again. The same seed draws the same faults for the n-th accepted connection
+and its n-th chunk, so a failure reproduces from the seed the test prints (:attr:`FaultyProxy.strikes` lists every
+fault that struck); which request travels on a connection depends on the threads' timing. Only this machine is
+served: tests never send traffic elsewhere.
 
 Example::
 
-    with FaultyProxy(("127.0.0.1", 5985), seed=7, faults=WireFaults(reset=0.2, stall=0.2, refuse=0.1)) as proxy:
+    faults = WireFaults(reset=0.01, stall=0.01, refuse=0.1)
+    with FaultyProxy(("127.0.0.1", 5985), seed=7, faults=faults) as proxy:
         conn = polyvisor.connect(f"hyperv://admin@127.0.0.1:{proxy.port}/?scheme=http", password="...")
         ...
         proxy.heal()
@@ -40,16 +42,15 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-__all__ = ["Fault", "FaultyProxy", "Plan", "WireFaults"]
+__all__ = ["Fault", "FaultyProxy", "Strike", "WireFaults"]
 
 _CHUNK = 64 * 1024
 _LOOPBACK = "127.0.0.1"
 
 
 class Fault(enum.Enum):
-    """What the proxy does to one connection."""
+    """What the proxy did to a connection."""
 
-    PASS = "pass"
     RESET = "reset"
     STALL = "stall"
     REFUSE = "refuse"
@@ -57,43 +58,39 @@ class Fault(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class WireFaults:
-    """The share of new connections that each fault hits (the rest pass untouched), and how long a stall lasts."""
+    """How often each fault strikes, and how long a stall lasts."""
 
     reset: float = 0.0
+    """The share of chunks (reads of either direction) that reset their connection instead of passing."""
     stall: float = 0.0
+    """The share of chunks that stall their connection before passing."""
     refuse: float = 0.0
+    """The share of new connections reset before any byte passes."""
     stall_seconds: tuple[float, float] = (1.0, 10.0)
     """The shortest and longest stall, in seconds (drawn uniformly)."""
-    after_chunks: tuple[int, int] = (0, 3)
-    """How many chunks (reads of either direction) pass before a reset or a stall strikes (drawn uniformly)."""
 
     def __post_init__(self) -> None:
         for name in ("reset", "stall", "refuse"):
             share = getattr(self, name)
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"{name} must be a share from 0 to 1, got {share!r}")
-        if self.reset + self.stall + self.refuse > 1.0:
-            raise ValueError("reset + stall + refuse must not exceed 1")
+        if self.reset + self.stall > 1.0:
+            raise ValueError("reset + stall must not exceed 1 (both are shares of the same chunks)")
         low, high = self.stall_seconds
         if not 0.0 <= low <= high:
-            raise ValueError(
-                f"stall_seconds must be (shortest, longest) with 0 <= shortest <= longest, got {low, high}"
-            )
-        first, last = self.after_chunks
-        if not 0 <= first <= last:
-            raise ValueError(f"after_chunks must be (fewest, most) with 0 <= fewest <= most, got {first, last}")
+            raise ValueError(f"stall_seconds must be (shortest, longest), 0 <= shortest <= longest: {low, high}")
 
 
 NO_FAULTS = WireFaults()
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
-    """What was drawn for the ``index``-th accepted connection."""
+class Strike:
+    """A fault that struck: the ``connection``-th accepted connection, at its ``chunk``-th chunk (0 for a refusal)."""
 
-    index: int
+    connection: int
+    chunk: int
     fault: Fault
-    after_chunks: int = 0
     stall_seconds: float = 0.0
 
 
@@ -116,8 +113,9 @@ class FaultyProxy:
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
-        self.plans: list[Plan] = []
-        """Every connection's plan, in the order they were accepted."""
+        self._accepted = 0
+        self.strikes: list[Strike] = []
+        """Every fault that struck, in order."""
 
     def __repr__(self) -> str:
         state = "healed" if self._healed.is_set() else "breaking"
@@ -136,6 +134,16 @@ class FaultyProxy:
     def port(self) -> int:
         """The port the proxy listens on (known once started)."""
         return self._port
+
+    @property
+    def healed(self) -> threading.Event:
+        """Set while the proxy is healed (or closed): stalls end when it is."""
+        return self._healed
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed.is_set()
 
     @property
     def faults(self) -> WireFaults:
@@ -168,10 +176,20 @@ class FaultyProxy:
         if self._acceptor is not None:
             self._acceptor.join(timeout=5)
 
+    @property
+    def connections(self) -> int:
+        """How many connections were accepted so far."""
+        return self._accepted
+
     def count(self, fault: Fault) -> int:
-        """How many connections were drawn for ``fault`` so far."""
+        """How many times ``fault`` struck so far."""
         with self._lock:
-            return sum(1 for plan in self.plans if plan.fault is fault)
+            return sum(1 for strike in self.strikes if strike.fault is fault)
+
+    def note(self, strike: Strike) -> None:
+        """Record a fault that struck (for the connections' pumps)."""
+        with self._lock:
+            self.strikes.append(strike)
 
     def close(self) -> None:
         """Stop listening and drop every connection; safe to call twice."""
@@ -202,34 +220,17 @@ class FaultyProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # the listener was closed (refuse or close)
-            plan = self._draw()
-            if plan.fault is Fault.REFUSE:
+            index = self._accepted
+            self._accepted += 1
+            if self._random.random() < self.faults.refuse:
+                self.note(Strike(index, 0, Fault.REFUSE))
                 _reset(client)
                 continue
             threading.Thread(
-                target=self._serve, args=(client, plan), name=f"wire-proxy-conn-{plan.index}", daemon=True
+                target=self._serve, args=(client, index), name=f"wire-proxy-conn-{index}", daemon=True
             ).start()
 
-    def _draw(self) -> Plan:
-        with self._lock:
-            index = len(self.plans)
-            faults = self.faults
-            # Always draw the same numbers, whatever the faults, so that a seed replays the same sequence.
-            roll = self._random.random()
-            after = self._random.randint(*faults.after_chunks)
-            stall = self._random.uniform(*faults.stall_seconds)
-            if roll < faults.refuse:
-                plan = Plan(index, Fault.REFUSE)
-            elif roll < faults.refuse + faults.reset:
-                plan = Plan(index, Fault.RESET, after)
-            elif roll < faults.refuse + faults.reset + faults.stall:
-                plan = Plan(index, Fault.STALL, after, stall)
-            else:
-                plan = Plan(index, Fault.PASS)
-            self.plans.append(plan)
-            return plan
-
-    def _serve(self, client: socket.socket, plan: Plan) -> None:
+    def _serve(self, client: socket.socket, index: int) -> None:
         try:
             upstream = socket.create_connection(self.target, timeout=10)
         except OSError:
@@ -238,7 +239,8 @@ class FaultyProxy:
         upstream.settimeout(None)
         with self._lock:
             self._sockets.update((client, upstream))
-        link = _Link(client, upstream, plan, self._healed, self._closed)
+        # A generator per connection: its n-th chunk meets the same fault whatever the other connections do.
+        link = _Link(self, client, upstream, index, random.Random(self.seed * 1_000_003 + index))
         pumps = [
             threading.Thread(target=link.pump, args=(client, upstream), daemon=True),
             threading.Thread(target=link.pump, args=(upstream, client), daemon=True),
@@ -254,20 +256,15 @@ class FaultyProxy:
 
 
 class _Link:
-    """One proxied connection: two pumps sharing its plan (a chunk count, a stall, a reset)."""
+    """One proxied connection: two pumps sharing its chunk count, its generator and its stall."""
 
     def __init__(
-        self,
-        client: socket.socket,
-        upstream: socket.socket,
-        plan: Plan,
-        healed: threading.Event,
-        closed: threading.Event,
+        self, proxy: FaultyProxy, client: socket.socket, upstream: socket.socket, index: int, draws: random.Random
     ) -> None:
+        self._proxy = proxy
         self._ends = (client, upstream)
-        self._plan = plan
-        self._healed = healed
-        self._closed = closed
+        self._index = index
+        self._draws = draws
         self._lock = threading.Lock()
         self._chunks = 0
         self._stall_until: float | None = None
@@ -288,21 +285,27 @@ class _Link:
             self._abort()
 
     def _strike(self) -> bool:
-        """Apply the plan before forwarding a chunk; return False once the connection was reset."""
-        plan = self._plan
+        """Draw this chunk's fault before forwarding it; return False once the connection was reset."""
+        proxy = self._proxy
+        faults = proxy.faults
         with self._lock:
-            due = self._chunks >= plan.after_chunks
+            chunk = self._chunks
             self._chunks += 1
-            if plan.fault is Fault.STALL and due and self._stall_until is None:
-                self._stall_until = time.monotonic() + plan.stall_seconds
+            # Always draw both numbers, so that the n-th chunk gets the same ones whatever the faults.
+            roll, seconds = self._draws.random(), self._draws.uniform(*faults.stall_seconds)
+            now = time.monotonic()
+            if faults.reset <= roll < faults.reset + faults.stall:
+                self._stall_until = max(self._stall_until or now, now + seconds)
+                proxy.note(Strike(self._index, chunk, Fault.STALL, seconds))
             until = self._stall_until
-        if plan.fault is Fault.RESET and due and not self._healed.is_set():
+        if roll < faults.reset:
+            proxy.note(Strike(self._index, chunk, Fault.RESET))
             self._abort()
             return False
-        if until is not None:
+        if until is not None and until > time.monotonic():
             # Both directions hold here until the stall is over, or the proxy heals or closes.
-            self._healed.wait(max(until - time.monotonic(), 0.0))
-        return not self._closed.is_set()
+            proxy.healed.wait(max(until - time.monotonic(), 0.0))
+        return not proxy.closed
 
     def _abort(self) -> None:
         self._done = True
