@@ -1,7 +1,7 @@
 """A TCP proxy that makes the wire fail: for tests that prove every call stays bounded when the network does not.
 
 :class:`FaultyProxy` listens on 127.0.0.1 and forwards each connection to a target. What it does is drawn from
-:class:`random.Random` generators seeded by the test, in the proportions of a :class:`WireFaults`: for each new
+``random.Random`` generators seeded by the test, in the proportions of a :class:`WireFaults`: for each new
 connection, and for each chunk (one read of either direction) a connection forwards, so that long-lived connections
 (HTTP keep-alive, libvirt's one RPC socket) keep meeting faults:
 
@@ -135,10 +135,9 @@ class FaultyProxy:
         """The port the proxy listens on (known once started)."""
         return self._port
 
-    @property
-    def healed(self) -> threading.Event:
-        """Set while the proxy is healed (or closed): stalls end when it is."""
-        return self._healed
+    def hold(self, seconds: float) -> None:
+        """Wait ``seconds`` (a stall), or less if the proxy heals or closes meanwhile."""
+        self._healed.wait(max(seconds, 0.0))
 
     @property
     def closed(self) -> bool:
@@ -304,7 +303,7 @@ class _Link:
             return False
         if until is not None and until > time.monotonic():
             # Both directions hold here until the stall is over, or the proxy heals or closes.
-            proxy.healed.wait(max(until - time.monotonic(), 0.0))
+            proxy.hold(until - time.monotonic())
         return not proxy.closed
 
     def _abort(self) -> None:
