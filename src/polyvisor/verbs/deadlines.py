@@ -8,6 +8,6 @@ DEFAULT_TIMEOUT = 60.0
 """Seconds a blocking verb waits for its target state unless told otherwise."""
 SHUTDOWN_TIMEOUT = 120.0
 """Seconds a graceful shutdown waits for the guest unless told otherwise."""
-READ_GRACE = 0.5
+READ_GRACE = 0.3
 """Seconds past a call's deadline the last status read of a wait may take, so that the TimeoutError can say the
 state the VM was left in (within the contract's timeout + 1 s)."""
