@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from polyvisor.backend import Deadline
 from polyvisor.errors import NotFoundError, PolyvisorError, ValidationError
 from polyvisor.model import (
     DynamicMemory,
@@ -17,7 +18,7 @@ from polyvisor.model import (
     normalize_uuid,
 )
 from polyvisor_hyperv.client import HyperVClient, MiB, as_guid, as_text, then, vm_step
-from polyvisor_hyperv.commands import Step
+from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.notes import STATE_LABEL, join_notes, split_notes
 from polyvisor_hyperv.states import enum_name, to_status
 from polyvisor_hyperv.transport import Row
@@ -193,8 +194,36 @@ class Inventory:
         return info
 
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
-        human, _ = split_notes(as_text(self._client.vm_row(uuid, ("Notes",)).get("Notes")))
-        self._client.verb(uuid, "Set-VM", "writing labels to Notes (Set-VM)", None, Notes=join_notes(human, labels))
+        """Write the labels into Notes only if Notes still hold what was just read (a conditional write).
+
+        A write whose reply the network held past its caller's deadline may still reach the host later, after a
+        newer write: were it unconditional, it would undo the newer one. ``Get-VM | Where-Object Notes -CEQ <read>
+        | Set-VM`` applies only on the Notes it was computed from, so a late write finds them changed and does
+        nothing. The same request reads Notes back: if they are not what was written, someone else wrote in between
+        (another machine, or such a late write), and the labels are written again on what is there now, until the
+        call's deadline (:meth:`Deadline.current`).
+        """
+        deadline = Deadline.current()
+        while True:
+            notes = as_text(self._client.vm_row(uuid, ("Notes",)).get("Notes"))
+            human, _ = split_notes(notes)
+            wanted = join_notes(human, labels)
+            rows = self._client.run(
+                [
+                    vm_step(uuid),
+                    then("Where-Object", Property="Notes", CEQ=SWITCH, Value=notes),
+                    then("Set-VM", Notes=wanted),
+                    vm_step(uuid),
+                ],
+                doing="writing labels to Notes (Set-VM)",
+                vm=uuid,
+                select=("Notes",),
+            )
+            if not rows:
+                raise NotFoundError(f"no VM with Id {uuid}", host=self._client.host, vm=uuid)
+            if as_text(rows[0].get("Notes")) == wanted:
+                return
+            deadline.check("writing labels (Notes kept changing under the write)", host=self._client.host, vm=uuid)
 
 
 def _memory_mib(row: Row, state: PowerState) -> int:

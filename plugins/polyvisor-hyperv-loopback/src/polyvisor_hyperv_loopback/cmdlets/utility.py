@@ -1,4 +1,4 @@
-"""Generic Microsoft.PowerShell.Utility cmdlets the host needs: JSON, Select-Object, Write-Output, Out-Null."""
+"""Generic cmdlets the host needs: JSON, Select-Object, Write-Output, Out-Null, Start-Sleep, Where-Object."""
 
 from __future__ import annotations
 
@@ -94,6 +94,35 @@ def _start_sleep(ctx: CommandContext, args: dict[str, object]) -> None:
     ctx.session.sleep(max(int(milliseconds), 0) / 1000)  # type: ignore[call-overload]
 
 
+def _where_object(ctx: CommandContext, args: dict[str, object]) -> None:
+    # Microsoft.PowerShell.Core\Where-Object, the comparison-statement syntax only (PowerShell-Docs
+    # reference/5.1/Microsoft.PowerShell.Core/Where-Object.md): -Property (position 0), -Value (position 1) and one
+    # operator switch; -EQ compares case-insensitively, -CEQ "is case-sensitive". Objects that match pass on.
+    wanted = args.get("Value")
+    sensitive = bool(args.get("CEQ"))
+    if not sensitive and not args.get("EQ"):
+        ctx.fail(
+            HostError(
+                "Only the -EQ and -CEQ comparison statements are supported by this host.",
+                error_id="NotSupported",
+                category="NotImplemented",
+                exception_type="System.NotSupportedException",
+            )
+        )
+    name = to_ps_string(args.get("Property"))
+    for item in _inputs(args):
+        names = property_names(item) if isinstance(item, PSObject) else []
+        match = next((n for n in names if n.casefold() == name.casefold()), None)
+        value = item[match] if match else None  # type: ignore[index]
+        if value is None or wanted is None:
+            equal = value is None and wanted is None
+        else:
+            left, right = to_ps_string(value), to_ps_string(wanted)
+            equal = left == right if sensitive else left.casefold() == right.casefold()
+        if equal:
+            ctx.write(item)
+
+
 _INPUT = Param("InputObject", "object", pipeline=True)
 
 CMDLETS = (
@@ -128,6 +157,21 @@ CMDLETS = (
         collect_input=True,
     ),
     Cmdlet("Out-Null", f"{UTIL}.OutNullCommand", (_INPUT,), _out_null, collect_input=True),
+    Cmdlet(
+        "Where-Object",
+        f"{UTIL}.WhereObjectCommand",
+        (
+            _INPUT,
+            Param("Property", "str", position=0),
+            Param("Value", "object", position=1),
+            Param("EQ", "switch"),
+            Param("CEQ", "switch"),
+        ),
+        _where_object,
+        aliases=("where", "?"),
+        collect_input=True,
+        module="Microsoft.PowerShell.Core",
+    ),
     Cmdlet(
         "Start-Sleep",
         f"{UTIL}.StartSleepCommand",
