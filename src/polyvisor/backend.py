@@ -248,7 +248,7 @@ class EventSink:
 
     def gap(self, detail: str) -> None:
         """Report that events may have been missed (the connection dropped and came back): re-read state."""
-        self._queue.put(Event(EventKind.GAP, "", "", detail=detail))
+        self.emit(Event(EventKind.GAP, "", "", detail=detail))
 
     def fail(self, error: PolyvisorError) -> None:
         """End the subscription with ``error``: the stream's reader raises it."""
