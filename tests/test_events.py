@@ -1,4 +1,6 @@
-"""Event streams end loudly: a failed subscription raises from iteration, a recovered poll reports a gap."""
+"""Event streams end loudly: a failed subscription raises from iteration, a recovered poll reports a gap.
+
+Reconnect windows and the re-read after a gap: tests/test_events_resume.py."""
 
 from __future__ import annotations
 
@@ -77,7 +79,7 @@ def test_a_failed_native_subscription_raises_from_iteration(native: tuple[Connec
         failed_at.append(time.monotonic())
         backend.sinks[-1].fail(ConnectionLostError("hypervisor gone for good", host="h"))
 
-    with conn.watch() as stream:
+    with conn.watch(reconnect_within=0) as stream:  # a window of 0: fail as the backend does (see test_resume)
         thread = threading.Thread(target=fail_soon)
         thread.start()
         seen: list[Event] = []
@@ -100,7 +102,7 @@ def test_a_failed_native_subscription_raises_from_get(native: tuple[Connection, 
 
 def test_a_polled_stream_whose_listing_keeps_failing_raises(polled: tuple[Connection, PolledFailing]) -> None:
     conn, backend = polled
-    with conn.watch() as stream:
+    with conn.watch(reconnect_within=0) as stream:
         backend.failures = -1
         started = time.monotonic()
         with pytest.raises(ConnectionLostError, match="the link dropped"):

@@ -236,7 +236,7 @@ _CURRENT: ContextVar[Deadline | None] = ContextVar("polyvisor_deadline", default
 class EventSink:
     """Where a backend delivers lifecycle events for one subscription.
 
-    The core reads it; a backend only calls :meth:`emit`, :meth:`gap` and :meth:`fail`.
+    The core reads it; a backend only calls :meth:`emit`, :meth:`dropped`, :meth:`gap` and :meth:`fail`.
     """
 
     def __init__(self) -> None:
@@ -245,6 +245,13 @@ class EventSink:
     def emit(self, event: Event) -> None:
         """Deliver one event."""
         self._queue.put(event)
+
+    def dropped(self) -> None:
+        """Report, as soon as the backend notices, that the link is down: events may be missed from now on.
+
+        Optional (the core then dates the outage from the :meth:`gap` or :meth:`fail` that follows); the core's
+        sinks use it to say when a gap began.
+        """
 
     def gap(self, detail: str) -> None:
         """Report that events may have been missed (the connection dropped and came back): re-read state."""
@@ -605,8 +612,10 @@ class Backend(abc.ABC):
         """Deliver lifecycle events into ``sink`` until the returned callable is called.
 
         Override it only for native events (that declares :attr:`~polyvisor.model.Feature.EVENTS`); without it
-        the core polls :meth:`list_vms`. When the connection drops, report :meth:`EventSink.gap` once it is back,
-        or :meth:`EventSink.fail` when it cannot come back.
+        the core polls :meth:`list_vms`. When the connection drops, say so with :meth:`EventSink.dropped`, then
+        report :meth:`EventSink.gap` once it is back, or :meth:`EventSink.fail` when it cannot come back within
+        about a second: the core then keeps trying for the stream's reconnect window (subscribing again after a
+        listing succeeds), so a backend need not wait longer itself.
         """
         raise UnsupportedError("native events are not supported", feature=Feature.EVENTS)
 

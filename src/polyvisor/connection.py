@@ -26,7 +26,7 @@ from polyvisor.errors import (
     NotFoundError,
     ValidationError,
 )
-from polyvisor.events import EventStream
+from polyvisor.events import RECONNECT_WITHIN, EventStream
 from polyvisor.model import (
     Capabilities,
     CloneMode,
@@ -299,12 +299,14 @@ class Connection:
         storage_calls.delete_volume(self, name, pool, timeout)
 
     # -- events ------------------------------------------------------------------------------------------------
-    def watch(self) -> EventStream:
+    def watch(self, *, reconnect_within: float = RECONNECT_WITHIN) -> EventStream:
         """Return a stream of lifecycle events; iterate it, and close it (or use ``with``).
 
-        Closing the connection closes the stream too. A stream whose connection dies raises from iteration;
-        after a reconnect it yields an event of kind ``gap``: re-read the state you track.
+        Closing the connection closes the stream too. When the link drops, the stream keeps trying to reconnect
+        for ``reconnect_within`` seconds (0: not at all); once back it yields an event of kind ``gap`` (``since``
+        and ``until`` bound the outage) followed by events re-reading every VM whose state changed meanwhile. A
+        stream that cannot come back in time raises :class:`~polyvisor.errors.ConnectionLostError` from iteration.
         """
-        stream = EventStream(self)
+        stream = EventStream(self, reconnect_within=reconnect_within)
         self._streams.add(stream)
         return stream

@@ -1205,13 +1205,19 @@ class EventKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A lifecycle event from :meth:`polyvisor.Connection.watch`."""
+    """A lifecycle event from :meth:`polyvisor.Connection.watch`.
+
+    A ``gap`` event has an empty ``uuid`` and ``name``; its ``since`` and ``until`` (UTC) bound the time in which
+    events may have been missed, and the events right after it re-read every VM (see "Events" in the contract).
+    """
 
     kind: EventKind
     uuid: str
     name: str
     state: PowerState | None = None
     detail: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 def normalize_uuid(value: str) -> str | None:

@@ -27,7 +27,7 @@ from polyvisor.calls import change, read
 from polyvisor.connect import connect as connect_sync
 from polyvisor.connection import Connection
 from polyvisor.errors import ConnectionError, ValidationError
-from polyvisor.events import subscribe
+from polyvisor.events import RECONNECT_WITHIN, ResumingSubscription, subscribe
 from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, VMInfo, VMSpec
 from polyvisor.plugins import Plugins
 from polyvisor.storage import Progress, StoragePool, TransferProgress, Volume, VolumeFormat
@@ -142,13 +142,23 @@ class AsyncConnection:
             )
         return in_executor(self._executor, call, *args, **kwargs)
 
-    async def _subscribe(self, sink: EventSink, *, native: bool = False) -> Subscription:
-        """Subscribe ``sink`` to lifecycle events: the backend's own (``native``), or else through the poller.
+    async def _subscribe(
+        self, sink: EventSink, *, native: bool = False, reconnect_within: float | None = None
+    ) -> Subscription:
+        """Subscribe ``sink`` to lifecycle events: the backend's own (``native``), or else through the poller;
+        with ``reconnect_within``, carried across outages as a stream is
+        (:class:`~polyvisor.events.ResumingSubscription`).
 
         A subscription made for a task that was cancelled meanwhile is ended as soon as it exists.
         """
         if native:
             start: Callable[[EventSink], Subscription] = self.backend.subscribe
+        elif reconnect_within is not None:
+            within = reconnect_within
+
+            def start(sink: EventSink) -> Subscription:
+                return ResumingSubscription(self.sync, sink, within).start()
+
         else:
             start = functools.partial(subscribe, self.sync)
         if self._closing:
@@ -357,9 +367,10 @@ class AsyncConnection:
         await self._call(self.sync.delete_volume, name, pool=pool, timeout=timeout)
 
     # -- events ----------------------------------------------------------------------------------------------------
-    def events(self) -> AsyncEventStream:
+    def events(self, *, reconnect_within: float = RECONNECT_WITHIN) -> AsyncEventStream:
         """Return a stream of lifecycle events: ``async for event in conn.events()``, or enter it first.
 
-        The twin of :meth:`polyvisor.Connection.watch`. Closing the connection closes the stream too.
+        The twin of :meth:`polyvisor.Connection.watch`, with the same reconnect window, ``gap`` event and re-read
+        after an outage. Closing the connection closes the stream too.
         """
-        return AsyncEventStream(self)
+        return AsyncEventStream(self, reconnect_within=reconnect_within)

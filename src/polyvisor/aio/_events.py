@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Self
 
 from polyvisor.backend import EventSink, Subscription
 from polyvisor.errors import PolyvisorError
+from polyvisor.events import RECONNECT_WITHIN, check_reconnect_within
 from polyvisor.model import Event
 
 if TYPE_CHECKING:
@@ -70,11 +71,14 @@ class AsyncEventStream:
 
     The subscription begins when the stream is entered (``async with``) or first read, so enter it before acting
     on the VMs whose events you want. Iteration ends once the stream (or its connection) is closed; if the
-    backend reports that the subscription failed, iteration raises that error. After a reconnect it yields an
-    event of kind ``gap``: re-read the state you track.
+    backend reports that the subscription failed, iteration raises that error. When the link drops it keeps
+    trying to reconnect for ``reconnect_within`` seconds; once back it yields an event of kind ``gap``, then events
+    re-reading every VM whose state changed (as :class:`polyvisor.EventStream` does); if it cannot, iteration raises
+    :class:`~polyvisor.errors.ConnectionLostError`.
     """
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, *, reconnect_within: float = RECONNECT_WITHIN) -> None:
+        self._within = check_reconnect_within(reconnect_within)
         self._connection = connection
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._opening = asyncio.Lock()
@@ -111,7 +115,7 @@ class AsyncEventStream:
             if self._cancel is not None or self._closed:
                 return
             sink = LoopSink(asyncio.get_running_loop(), self._queue.put_nowait)
-            cancel = await self._connection._subscribe(sink)
+            cancel = await self._connection._subscribe(sink, reconnect_within=self._within)
             if self._was_closed():  # the connection closed while the subscription was being made
                 self._connection._release(cancel)
                 return
