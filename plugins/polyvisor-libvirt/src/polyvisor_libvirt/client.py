@@ -4,7 +4,8 @@ reopened, and the calls every part shares.
 A :class:`LibvirtClient` owns the ``virConnect``, its close callback and its event registrations
 (:mod:`.events`). The call that finds the connection dropped raises :class:`~polyvisor.errors.ConnectionLostError`;
 the next call reopens it with the same URI and credentials and registers everything again. While subscriptions are
-live it reconnects at once instead, and they get a gap (or fail, if libvirtd is not back within a second).
+live it reconnects at once instead, and they get a gap (or fail, if libvirtd is not back within a second: an event
+stream then keeps trying for its own reconnect window, :class:`polyvisor.events.ResumingSubscription`).
 
 It also holds the helpers the backend's parts share: looking a domain up, reading its definition (through the
 cache) and state, mapping errors, and running a long libvirt job under a deadline.
@@ -138,6 +139,7 @@ class LibvirtClient:
             return
         reasons = {0: "an error", 1: "end of file", 2: "a keepalive timeout", 3: "a client request"}
         self._mark_dropped(reasons.get(reason, f"reason {reason}"))
+        self.events.dropped()
         if self.events.watched:
             threading.Thread(
                 target=self._recover_subscriptions, name="polyvisor-libvirt-reconnect", daemon=True

@@ -142,6 +142,13 @@ class Events:
         with self._lock:
             return bool(self._sinks)
 
+    def dropped(self) -> None:
+        """Tell every subscription that the link is down: events may be missed from now on."""
+        with self._lock:
+            sinks = list(self._sinks)
+        for sink in sinks:
+            sink.dropped()
+
     def gap(self, detail: str) -> None:
         """Tell every subscription that events may have been missed."""
         with self._lock:
