@@ -21,9 +21,10 @@ core also subscribes while a verb waits, and the verb must not fail for it.
 When the last subscription is cancelled the watcher keeps running for :data:`LINGER` seconds (the core subscribes
 for every wait, verb after verb) and is then stopped on the host (PSRP Stop / WinRS Terminate) and its session
 closed; closing the connection stops it at once. When the watcher's session drops (host restart, shell or pool
-deleted, connection reset), it is started again on a new session for up to :data:`RECOVER_WITHIN` seconds: once it
-runs again every subscription gets a gap (then the changes its first round shows); if it cannot, every
-subscription fails with ConnectionLostError.
+deleted, connection reset), every subscription is told (``EventSink.dropped``) and it is started again on a new
+session for up to :data:`RECOVER_WITHIN` seconds: once it runs again every subscription gets a gap (then the
+changes its first round shows); if it cannot, every subscription fails with ConnectionLostError, and an event
+stream keeps trying for its own reconnect window (:class:`polyvisor.events.ResumingSubscription`).
 """
 
 from __future__ import annotations
@@ -233,6 +234,8 @@ class Events:
                 ran = ran or came_back.is_set()
                 failing_since = now  # a fresh failure: it ran and dropped, or the first start failed
                 log.debug("the event watcher failed (%s); starting it again", failure)
+                if ran:
+                    self._dropped()
             if now - failing_since >= RECOVER_WITHIN:
                 if ran:
                     message = f"the event watcher's session dropped and could not be reopened ({failure.message})"
@@ -280,6 +283,13 @@ class Events:
         if isinstance(error, ScriptEnded):
             return error_from_record(error.record, doing="watching VM events", host=self._host)
         return error_from_transport(error, doing="watching VM events", host=self._host, endpoint=self._options.endpoint)
+
+    def _dropped(self) -> None:
+        """Tell every subscription that the watcher's link is down: events may be missed from now on."""
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            sub.sink.dropped()
 
     def _give_up(self, run: _Run, error: PolyvisorError) -> None:
         """End the watcher and every subscription with ``error`` (their streams raise it)."""
