@@ -62,6 +62,7 @@ class Connection:
         self._capabilities = Capabilities(frozenset(features), backend=type(backend).name)
         self._ephemeral = backend.ephemeral
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+        self._retired = False
 
     def __repr__(self) -> str:
         state = "closed" if self._backend is None else "open"
@@ -112,6 +113,7 @@ class Connection:
 
     def close(self) -> None:
         """Close the connection and every event stream still open on it; calling it again does nothing."""
+        self._retired = False  # closing its streams must not close it again
         if self._backend is not None:
             for stream in list(self._streams):
                 stream.close()
@@ -307,6 +309,19 @@ class Connection:
         and ``until`` bound the outage) followed by events re-reading every VM whose state changed meanwhile. A
         stream that cannot come back in time raises :class:`~polyvisor.errors.ConnectionLostError` from iteration.
         """
-        stream = EventStream(self, reconnect_within=reconnect_within)
+        stream = EventStream(self, reconnect_within=reconnect_within, on_close=self._stream_closed)
         self._streams.add(stream)
         return stream
+
+    def retire(self) -> None:
+        """Close the connection once no event stream is open on it: at once if none is, else when the last closes.
+
+        For a pool that stops reusing the connection (:class:`polyvisor.Fleet` after a dropped link) while a caller
+        still watches through it: the stream carries on, reconnecting as streams do.
+        """
+        self._retired = True
+        self._stream_closed()
+
+    def _stream_closed(self) -> None:
+        if self._retired and all(stream.closed for stream in list(self._streams)):
+            self.close()

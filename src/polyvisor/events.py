@@ -74,10 +74,17 @@ class EventStream:
     reason, iteration raises that error.
     """
 
-    def __init__(self, connection: Connection, *, reconnect_within: float = RECONNECT_WITHIN) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        reconnect_within: float = RECONNECT_WITHIN,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         within = check_reconnect_within(reconnect_within)
         self._sink = EventSink()
         self._lock = threading.Lock()
+        self._on_close = on_close
         self._cancel: Callable[[], None] | None = ResumingSubscription(connection, self._sink, within).start()
 
     def __enter__(self) -> Self:
@@ -122,6 +129,13 @@ class EventStream:
                 cancel()
             finally:
                 self._sink.put_marker(_CLOSED)
+                if self._on_close is not None:
+                    self._on_close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream is closed (by :meth:`close`, its connection, or a failure it raised)."""
+        return self._cancel is None
 
 
 _CLOSED = object()

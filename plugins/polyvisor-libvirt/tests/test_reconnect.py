@@ -250,3 +250,28 @@ def test_callers_racing_the_close_callback_never_hang(libvirtd: PrivateLibvirtd)
         assert errors == []
         conn.create(VMSpec(name="still-there"))
         assert _next(stream, EventKind.DEFINED, name="still-there").name == "still-there"
+
+
+def test_a_stream_through_a_fleet_outlives_a_restart_and_the_pool_dropping_its_connection(
+    libvirtd: PrivateLibvirtd,
+) -> None:
+    with polyvisor.Fleet({"kvm": libvirtd.uri}) as fleet:
+        first = fleet.connection("kvm")
+        vm = first.create(VMSpec(name="labelled"))  # a VM of this test's own (label locks are per UUID)
+        stream: EventStream = fleet.map(lambda conn: conn.watch()).values["kvm"]
+        libvirtd.kill()
+        # A change cut off by the drop reports ConnectionLostError: the pool stops using that connection.
+        failed = fleet.map(lambda _conn: vm.set_labels({"k": "v"})).errors["kvm"]
+        assert isinstance(failed, ConnectionLostError), failed
+        assert stream.get(timeout=1.5) is None
+        libvirtd.start()
+        gap = stream.get(timeout=10)
+        assert gap is not None
+        assert gap.kind is EventKind.GAP, gap
+        assert not stream.closed, "the stream outlives the pool dropping its connection"
+        again = fleet.connection("kvm")
+        assert again is not first
+        again.create(VMSpec(name="after"))
+        assert _next(stream, EventKind.DEFINED, name="after").name == "after"
+    assert first.closed, "closing the fleet closes the dropped connection and its stream"
+    assert stream.closed

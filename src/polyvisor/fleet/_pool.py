@@ -2,7 +2,8 @@
 
 Reusing the connection keeps what makes the second call cheap: libvirt's open connection, a Hyper-V PSRP
 runspace pool. A connection that reported :class:`~polyvisor.errors.ConnectionLostError`, or whose call was
-abandoned at its timeout, is dropped and closed in the background; the next call opens a fresh one. While an
+abandoned at its timeout, is dropped and retired in the background (closed, or once the event streams a caller
+opened on it are closed: they reconnect by themselves); the next call opens a fresh one. While an
 open is in flight (perhaps stuck on a host that never answers), later calls wait for it rather than start another.
 """
 
@@ -44,12 +45,22 @@ def _close_quietly(connection: Connection) -> None:
         log.debug("closing %s failed: %s", connection.host, error)
 
 
+def _retire_quietly(connection: Connection) -> None:
+    try:
+        connection.retire()
+    except Exception as error:  # a failed goodbye changes nothing for the fleet
+        log.debug("closing %s failed: %s", connection.host, error)
+
+
 class ConnectionPool:
     """Connections by host name, opened by ``opener(host)`` on first use."""
 
     def __init__(self, hosts: list[str], opener: Opener) -> None:
         self._opener = opener
         self._slots = {host: _Slot() for host in hosts}
+        # Dropped, but perhaps still watched through: closed with the pool.
+        self._retired: list[tuple[str, Connection]] = []
+        self._retired_lock = threading.Lock()
         self._closed = False
 
     def get(self, host: str, deadline: float) -> Connection:
@@ -113,8 +124,10 @@ class ConnectionPool:
             if current is None or (connection is not None and connection is not current):
                 return
             slot.connection = None
+        with self._retired_lock:
+            self._retired = [(name, conn) for name, conn in self._retired if not conn.closed] + [(host, current)]
         log.info("dropping the connection to %s; the next call opens a new one", host)
-        threading.Thread(target=_close_quietly, args=(current,), name=f"polyvisor-close-{host}", daemon=True).start()
+        threading.Thread(target=_retire_quietly, args=(current,), name=f"polyvisor-close-{host}", daemon=True).start()
 
     def close(self, timeout: float) -> None:
         """Close every connection, waiting at most ``timeout`` seconds in all; a close still running is abandoned."""
@@ -125,6 +138,9 @@ class ConnectionPool:
                 if slot.connection is not None:
                     connections.append((host, slot.connection))
                 slot.connection = None
+        with self._retired_lock:
+            connections.extend((host, conn) for host, conn in self._retired if not conn.closed)
+            self._retired = []
         threads = [
             threading.Thread(target=_close_quietly, args=(conn,), name=f"polyvisor-close-{host}", daemon=True)
             for host, conn in connections
