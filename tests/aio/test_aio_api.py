@@ -23,8 +23,9 @@ PAIRS = [
 RENAMED = {"watch": "events"}
 """Sync names whose twin has another name (``async for event in conn.events()`` reads better than ``watch``)."""
 
-NOT_COROUTINES = {"supports", "events"}
-"""Twins that stay plain methods: no round trip, or (``events``) an object to enter or iterate."""
+NOT_COROUTINES = {"supports", "events", "retire"}
+"""Twins that stay plain methods: no round trip or wait (``retire`` closes later, in the background), or
+(``events``) an object to enter or iterate."""
 
 ASYNC_ONLY = {"to_thread"}
 """Calls only the asyncio face has."""

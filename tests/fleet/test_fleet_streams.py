@@ -7,7 +7,10 @@ libvirtd restarted under such a stream: plugins/polyvisor-libvirt/tests/test_rec
 
 from __future__ import annotations
 
+import asyncio
+
 import polyvisor
+import polyvisor.aio
 from polyvisor import EventKind, EventStream
 from polyvisor.errors import ConnectionLostError
 
@@ -52,3 +55,26 @@ def test_a_dropped_connection_without_streams_is_closed_at_once(host_name: str) 
             pass
         fleet.map(_lose)
         polyvisor.testing.eventually(lambda: first.closed, timeout=5, what="the dropped connection to close")
+
+
+def test_an_asyncio_stream_outlives_the_async_fleet_dropping_its_connection(host_name: str) -> None:
+    async def lose(conn: polyvisor.aio.AsyncConnection) -> None:
+        raise ConnectionLostError("the link dropped", host=conn.host)
+
+    async def main() -> None:
+        async with polyvisor.aio.AsyncFleet({"a": f"memory:///{host_name}"}) as fleet:
+            first = await fleet.connection("a")
+            stream = first.events()
+            await stream.get(timeout=0)  # subscribed
+            assert isinstance((await fleet.map(lose)).errors["a"], ConnectionLostError)
+            again = await fleet.connection("a")
+            assert again is not first
+            assert not first.closed, "the dropped connection stays open for its stream"
+            await again.create({"name": "seen"})
+            event = await stream.get(timeout=5)
+            assert event is not None
+            assert (event.kind, event.name) == (EventKind.DEFINED, "seen")
+        assert first.closed, "closing the fleet closes the dropped connection"
+        assert stream.closed
+
+    asyncio.run(main())

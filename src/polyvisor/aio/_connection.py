@@ -111,6 +111,7 @@ class AsyncConnection:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"polyvisor-aio-{sync.host}")
         self._event_streams: weakref.WeakSet[AsyncEventStream] = weakref.WeakSet()
         self._closing = False
+        self._retired = False
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -216,6 +217,18 @@ class AsyncConnection:
         self._executor.shutdown(wait=False, cancel_futures=True)
         # Not in the pool: it may be busy with calls whose tasks were cancelled.
         await in_own_thread(self.sync.close, "polyvisor-aio-close")
+
+    def retire(self) -> None:
+        """Close the connection once no event stream is open on it: at once if none is, else when the last closes.
+
+        The twin of :meth:`polyvisor.Connection.retire` (a plain method: it waits for nothing).
+        """
+        self._retired = True
+        self._event_stream_ended()
+
+    def _event_stream_ended(self) -> None:
+        if self._retired and all(stream.closed for stream in list(self._event_streams)):
+            self._abandon()
 
     def _abandon(self) -> None:
         """Close without waiting (a fleet drops a connection whose host hung): nothing here blocks the loop."""

@@ -151,9 +151,16 @@ class AsyncEventStream:
         """Stop receiving events; readers waiting in other tasks return."""
         self._close_now()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the stream is closed (by :meth:`close`, its connection, or a failure it raised)."""
+        return self._closed
+
     def _close_now(self) -> None:
-        self._closed = True
+        was_closed, self._closed = self._closed, True
         cancel, self._cancel = self._cancel, None
         if cancel is not None:
             self._connection._release(cancel)
         self._queue.put_nowait(_CLOSED)
+        if not was_closed:
+            self._connection._event_stream_ended()

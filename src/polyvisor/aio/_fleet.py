@@ -80,6 +80,7 @@ class AsyncFleet(FleetFacts):
         self._plugins = plugins
         self._workers = workers
         self._connections: dict[str, AsyncConnection] = {}
+        self._retired: list[AsyncConnection] = []  # dropped after a lost link, perhaps still watched through
         self._opening: dict[str, asyncio.Task[AsyncConnection]] = {}
         self._imported: set[str] = set()  # the URI drivers whose backends are imported
         self._closed = False
@@ -122,8 +123,9 @@ class AsyncFleet(FleetFacts):
         self._closed = True
         for opening in self._opening.values():
             opening.cancel()  # a connection that opens after all is closed by whoever opened it
-        connections = list(self._connections.values())
+        connections = list(self._connections.values()) + [conn for conn in self._retired if not conn.closed]
         self._connections.clear()
+        self._retired = []
         if connections:
             closing = [asyncio.ensure_future(conn.close()) for conn in connections]
             _done, late = await asyncio.wait(closing, timeout=timeout)
@@ -169,11 +171,20 @@ class AsyncFleet(FleetFacts):
         self._connections[host] = conn
         return conn
 
-    def _drop(self, host: str) -> None:
-        """Stop reusing the host's connection (it hung or dropped); the next call opens a fresh one."""
+    def _drop(self, host: str, *, hung: bool = True) -> None:
+        """Stop reusing the host's connection; the next call opens a fresh one.
+
+        One that hung is abandoned; one whose link dropped is retired: it closes once the event streams a caller
+        opened on it are closed (they reconnect by themselves), or with the fleet.
+        """
         conn = self._connections.pop(host, None)
-        if conn is not None:
+        if conn is None:
+            return
+        if hung:
             conn._abandon()
+        else:
+            self._retired = [old for old in self._retired if not old.closed] + [conn]
+            conn.retire()
 
     # -- fan-out -----------------------------------------------------------------------------------------------
     async def _run(self, jobs: Iterable[tuple[str, str | None, HostWork[_T], float | None]]) -> list[HostResult[_T]]:
@@ -199,7 +210,7 @@ class AsyncFleet(FleetFacts):
                     self._drop(host)  # its threads may be stuck: the next call starts afresh
                     return HostResult(host, uri, None, abandoned(host, vm, seconds), _since(started), vm)
                 except ConnectionLostError as error:
-                    self._drop(host)  # reopened on the next call
+                    self._drop(host, hung=False)  # reopened on the next call
                     return HostResult(host, uri, None, error, _since(started), vm)
                 except Exception as error:  # every failure becomes this host's result; the others carry on
                     return HostResult(host, uri, None, as_polyvisor_error(error, host), _since(started), vm)
