@@ -70,8 +70,8 @@ class EventStream:
 
     Iteration ends once the stream is closed, also when another thread closes it. When the link drops, the stream
     keeps trying to reconnect for ``reconnect_within`` seconds; once back it yields a ``gap`` event and re-reads
-    every VM (:class:`ResumingSubscription`). If it cannot come back in time, or the subscription fails for another
-    reason, iteration raises that error.
+    every VM (:class:`~polyvisor.events.ResumingSubscription`). If it cannot come back in time, or the subscription
+    fails for another reason, iteration raises that error.
     """
 
     def __init__(
