@@ -250,3 +250,16 @@ def test_a_gap_reaches_an_asyncio_stream(outages: tuple[Connection, Outages]) ->
     assert event is not None
     assert event.kind is EventKind.GAP
     assert event.detail.startswith("reopened")
+
+
+def test_a_subscription_failing_to_reach_its_host_is_retried_like_a_lost_link(
+    outages: tuple[Connection, Outages],
+) -> None:
+    conn, backend = outages
+    with conn.watch() as stream:
+        # As a Hyper-V watcher does when the host goes away before the watcher's first round.
+        backend.sinks[-1].fail(ConnectionError("cannot reach the host"))
+        event = stream.get(timeout=5)
+        assert event is not None
+        assert event.kind is EventKind.GAP
+        assert event.detail.startswith("cannot reach the host")

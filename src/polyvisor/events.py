@@ -235,7 +235,8 @@ class ResumingSubscription:
 
     It keeps each VM as the stream last reported it (a listing taken at the start, then every event), and relays
     the backend's events to ``sink``. When the backend says the link dropped, with a gap (it reconnected by
-    itself) or by failing the subscription with :class:`~polyvisor.errors.ConnectionLostError` (it could not), a
+    itself) or by failing the subscription with :class:`~polyvisor.errors.ConnectionLostError` or another
+    :class:`~polyvisor.errors.ConnectionError` but an authentication error (it could not), a
     thread of its own takes over, for that outage only: it subscribes again if need be and lists the VMs, retrying
     with backoff (:data:`FIRST_RETRY` doubling up to :data:`MAX_RETRY`) for ``reconnect_within`` seconds from the
     moment the link dropped. Once a listing succeeds, ``sink`` gets, in this order:
@@ -307,7 +308,9 @@ class ResumingSubscription:
         with self._lock:
             if self._stop.is_set():
                 return
-            if not isinstance(error, ConnectionLostError) or self._within <= 0:
+            # A subscription that once worked and fails to reach its host lost its link, whatever the backend
+            # called it (a Hyper-V watcher that had not finished its first round reports ConnectionError).
+            if not isinstance(error, ConnectionError) or isinstance(error, AuthenticationError) or self._within <= 0:
                 self._stop.set()
                 self._sink.fail(error)
                 return
