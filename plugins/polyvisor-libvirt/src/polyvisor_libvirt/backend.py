@@ -64,7 +64,7 @@ from polyvisor_libvirt.transfers import Transfers
 
 __all__ = ["LibvirtBackend"]
 
-_KNOWN_OPTIONS = frozenset({"readonly"})
+_KNOWN_OPTIONS = frozenset({"readonly", "keepalive_interval", "keepalive_count"})
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 

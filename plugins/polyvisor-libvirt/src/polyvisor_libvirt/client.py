@@ -18,7 +18,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import libvirt
@@ -31,6 +31,7 @@ from polyvisor.errors import (
     NotFoundError,
     PolyvisorError,
     TimeoutError,
+    ValidationError,
 )
 from polyvisor.model import PowerState, VMStatus, normalize_uuid
 from polyvisor.uri import URI
@@ -49,6 +50,27 @@ _T = TypeVar("_T")
 _ABORT_GRACE = 0.5  # seconds a timed-out call may take to end once its job is aborted
 _RECOVER_WITHIN = 1.0  # seconds within which subscribers learn of a dropped connection (a gap, or a failure)
 _RECOVER_POLL = 0.1
+
+
+KEEPALIVE_INTERVAL = 5
+KEEPALIVE_COUNT = 3
+
+
+def keepalive_of(options: Mapping[str, Any]) -> tuple[int, int]:
+    """The ``(interval, count)`` of libvirt's keepalive from the connection's options, checked.
+
+    A remote peer that stops answering is declared dead after ``interval * (count + 1)`` seconds.
+    """
+    interval = options.get("keepalive_interval", KEEPALIVE_INTERVAL)
+    count = options.get("keepalive_count", KEEPALIVE_COUNT)
+    for name, value, least in (("keepalive_interval", interval, 1), ("keepalive_count", count, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValidationError(
+                f"{name} must be a whole number >= {least} (got {value!r}); a peer that stops answering is "
+                "declared dead after keepalive_interval * (keepalive_count + 1) seconds",
+                field=name,
+            )
+    return interval, count
 
 
 def _quiet(_ctx: object, _error: object) -> None:
@@ -72,6 +94,7 @@ class LibvirtClient:
         self._state_lock = threading.Lock()
         self._reconnect_lock = threading.RLock()
         self._credentials = credentials
+        self.keepalive = keepalive_of(credentials.options)
         self.cache = DefinitionCache()
         self.events = Events(self.cache)
         libvirt.registerErrorHandler(_quiet, None)
@@ -127,10 +150,11 @@ class LibvirtClient:
         """Register the close callback, keepalive and event callbacks on the (new) connection."""
         with contextlib.suppress(libvirt.libvirtError):
             self.conn.registerCloseCallback(self._on_close, self._generation)
-        if not self.uri.is_local:
-            # Keepalive notices a dead peer; drivers without it (test, local embedded ones) refuse, which is fine.
+        if not self.uri.is_local or self.uri.transport not in (None, "unix"):
+            # Keepalive notices a dead peer, also over SSH or TLS to this machine's own address; drivers without
+            # it (test, local embedded ones) refuse, which is fine.
             with contextlib.suppress(libvirt.libvirtError):
-                self.conn.setKeepAlive(5, 3)
+                self.conn.setKeepAlive(*self.keepalive)
         self.events.register(self.conn)
 
     def _on_close(self, _conn: libvirt.virConnect, reason: int, generation: object) -> None:
