@@ -24,6 +24,8 @@ COMPONENTS = ("libvirtd", "realguest", "loopback")
 
 BY_DIRECTORY: dict[str, tuple[str, ...]] = {
     "plugins/polyvisor-libvirt/tests/realguest": ("realguest", "libvirtd"),
+    # Their own sshd and listening libvirtd in front of qemu:///system.
+    "plugins/polyvisor-libvirt/tests/remote": ("libvirtd",),
 }
 """Directories (from the repository's root) whose every test needs these components."""
 
