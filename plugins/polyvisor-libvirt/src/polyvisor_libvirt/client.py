@@ -41,6 +41,7 @@ from polyvisor_libvirt.errors import map_libvirt_errors
 from polyvisor_libvirt.eventloop import ensure_event_loop
 from polyvisor_libvirt.events import DefinitionCache, Events
 from polyvisor_libvirt.states import to_status
+from polyvisor_libvirt.transports import explain
 
 __all__ = ["LibvirtClient"]
 
@@ -120,14 +121,23 @@ class LibvirtClient:
                 if credentials.username is None and credentials.password is None:
                     return libvirt.openReadOnly(text) if readonly else libvirt.open(text)
                 return libvirt.openAuth(text, self._auth(credentials), libvirt.VIR_CONNECT_RO if readonly else 0)
-        except ConnectionLostError as error:
-            # A socket that fails while opening never was a connection: nothing was lost.
-            raise ConnectionError(error.message, host=self.host) from error.__cause__
-        except (AuthenticationError, ConnectionError):
-            raise
         except PolyvisorError as error:
-            # Whatever libvirt says while opening (a bad config file, an unknown driver), no connection exists.
-            raise ConnectionError(error.message, host=self.host) from error.__cause__
+            raise self._not_opened(error, doing) from error.__cause__
+
+    def _not_opened(self, error: PolyvisorError, doing: str) -> ConnectionError:
+        """The error for a connection that did not open, naming the fix of a remote transport's common failure."""
+        cause = error.__cause__
+        if isinstance(cause, libvirt.libvirtError):
+            native = " ".join((cause.get_error_message() or str(cause)).split())  # ssh's stderr ends lines in CRLF
+            explained = explain(native, self.uri)
+            if explained is not None:
+                kind = AuthenticationError if explained.authentication else ConnectionError
+                return kind(f"{doing} failed: {native}; {explained.fix}", host=self.host)
+        if isinstance(error, ConnectionError) and not isinstance(error, ConnectionLostError):
+            return error
+        # A socket that fails while opening never was a connection: nothing was lost. Whatever else libvirt says
+        # while opening (a bad config file, an unknown driver), no connection exists.
+        return ConnectionError(error.message, host=self.host)
 
     @staticmethod
     def _auth(credentials: Credentials) -> list[Any]:

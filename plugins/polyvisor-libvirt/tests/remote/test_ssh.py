@@ -13,7 +13,7 @@ from servers import PrivateSshd
 
 import polyvisor
 from polyvisor import EventKind, EventStream, Fleet, PowerState, VMSpec
-from polyvisor.errors import ConnectionLostError
+from polyvisor.errors import AuthenticationError, ConnectionError, ConnectionLostError
 from polyvisor.model import Event
 
 TRANSPORTS = ("ssh", "libssh")
@@ -160,3 +160,52 @@ def test_keepalive_options_are_checked_before_connecting(sshd: PrivateSshd) -> N
         polyvisor.connect(sshd.uri(), keepalive_interval=0)
     with pytest.raises(polyvisor.errors.ValidationError, match="keepalive_count"):
         polyvisor.connect(sshd.uri(), keepalive_count="3")
+
+
+# The common failures, each with its fix in the message.
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_unknown_host_key_says_how_to_trust_it(sshd: PrivateSshd, transport: str) -> None:
+    if transport == "ssh":
+        uri = sshd.uri(command=sshd.ssh_command_unknown)
+    else:
+        uri = sshd.uri("libssh", known_hosts=sshd.empty_known_hosts)
+    with pytest.raises(AuthenticationError) as caught:
+        polyvisor.connect(uri)
+    message = caught.value.message
+    assert "host key" in message
+    assert "known_hosts" in message
+    assert "ssh-keyscan" in message
+    assert sshd.empty_known_hosts.read_text() == "", "an unknown key was accepted"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_key_the_host_does_not_know_says_which_key_to_check(sshd: PrivateSshd, transport: str) -> None:
+    with pytest.raises(AuthenticationError) as caught:
+        polyvisor.connect(sshd.uri(transport, keyfile=sshd.other_key))
+    assert "refused the SSH key" in caught.value.message
+    assert "authorized_keys" in caught.value.message
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_host_without_libvirts_tools_says_what_to_install(sshd: PrivateSshd, transport: str) -> None:
+    with pytest.raises(ConnectionError) as caught:
+        polyvisor.connect(sshd.uri(transport, port=sshd.bare_port))
+    assert "virt-ssh-helper" in caught.value.message
+    assert "install" in caught.value.message
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_wrong_socket_path_says_to_check_it(sshd: PrivateSshd, transport: str) -> None:
+    with pytest.raises(ConnectionError) as caught:
+        polyvisor.connect(sshd.uri(transport, socket="/run/libvirt/pvtest-no-such-sock"))
+    assert "socket=" in caught.value.message
+
+
+def test_no_sshd_at_the_port_says_so(sshd: PrivateSshd) -> None:
+    from servers import free_port
+
+    with pytest.raises(ConnectionError) as caught:
+        polyvisor.connect(sshd.uri(port=free_port()))
+    assert "nothing accepts SSH connections" in caught.value.message
