@@ -22,16 +22,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from servers import (  # the path above makes the sibling module importable
+    PREFIX,
+    SASL_PASSWORDS,
     ListenerDaemon,
     MissingComponent,
     PrivateSshd,
     TestPKI,
 )
-
-PREFIX = "pvtest-remote-"
-SCRAM_USER = "pvscram"
-DIGEST_USER = "pvdigest"
-SASL_PASSWORDS = {SCRAM_USER: "Scram-Pa55-only-in-tests", DIGEST_USER: "Digest-Pa55-only-in-tests"}
 
 
 def _unavailable(reason: str) -> NoReturn:

@@ -33,13 +33,32 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["SYSTEM_NAME", "ListenerDaemon", "PrivateSshd", "TestPKI", "free_port", "require_binary"]
+__all__ = [
+    "DIGEST_USER",
+    "PREFIX",
+    "SASL_PASSWORDS",
+    "SCRAM_USER",
+    "SYSTEM_NAME",
+    "ListenerDaemon",
+    "MissingComponent",
+    "PrivateSshd",
+    "TestPKI",
+    "free_port",
+    "require_binary",
+]
 
 SYSTEM_SOCKET = "/run/libvirt/libvirt-sock"
 SYSTEM_NAME = f"qemu+unix:///system?socket={SYSTEM_SOCKET}"
 """The URI a listener daemon opens for its clients: the system libvirtd, through its socket."""
 
 START_TIMEOUT = 20.0
+
+PREFIX = "pvtest-remote-"
+"""What the remote tests name the VMs they make on qemu:///system."""
+SCRAM_USER = "pvscram"
+DIGEST_USER = "pvdigest"
+SASL_PASSWORDS = {SCRAM_USER: "Scram-Pa55-only-in-tests", DIGEST_USER: "Digest-Pa55-only-in-tests"}
+"""The SASL accounts of the listening daemons (test-only secrets)."""
 
 
 class MissingComponent(Exception):
