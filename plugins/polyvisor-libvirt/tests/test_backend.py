@@ -22,6 +22,7 @@ from polyvisor import (
     PowerState,
     TimeoutError,
     UnsupportedError,
+    ValidationError,
     VMSpec,
 )
 from polyvisor.backend import Deadline
@@ -321,3 +322,25 @@ def test_the_test_driver_is_ephemeral_in_libvirtd_too() -> None:
 def test_qemu_system_is_not_ephemeral() -> None:
     with polyvisor.connect("qemu:///system") as conn:
         assert conn.ephemeral is False
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"keepalive_interval": 0}, "keepalive_interval"),
+        ({"keepalive_interval": 2.5}, "keepalive_interval"),
+        ({"keepalive_count": -1}, "keepalive_count"),
+        ({"keepalive_count": "3"}, "keepalive_count"),
+        ({"keepalive_count": True}, "keepalive_count"),
+    ],
+)
+def test_keepalive_options_are_checked_before_connecting(options: dict[str, object], named: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        polyvisor.connect("test:///default", **options)
+    assert caught.value.field == named
+    assert "interval * (keepalive_count + 1)" in caught.value.message
+
+
+def test_keepalive_options_are_accepted() -> None:
+    with polyvisor.connect("test:///default", keepalive_interval=1, keepalive_count=0) as conn:
+        assert conn.host_info().hypervisor == "libvirt/TEST"
