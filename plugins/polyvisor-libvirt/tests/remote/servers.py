@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
 import ipaddress
 import os
@@ -93,6 +94,15 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path, what
         except OSError:
             time.sleep(0.02)
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {START_TIMEOUT:g} s")
+
+
+def _die_with_the_tests() -> None:
+    """In the server's child before exec: end with the test process, also when it dies without cleaning up."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
@@ -206,7 +216,11 @@ class PrivateSshd:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [self.binary, "-D", "-e", "-f", str(self.config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+                [self.binary, "-D", "-e", "-f", str(self.config)],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_the_tests,
             )
         _wait_listening(self.port, self.process, self.log, "sshd")
         _wait_listening(self.bare_port, self.process, self.log, "sshd")
@@ -417,6 +431,7 @@ class ListenerDaemon:
                 stdout=out,
                 stderr=out,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_the_tests,
             )
         _wait_listening(self.tls_port, self.process, stderr, "libvirtd")
         _wait_listening(self.tcp_port, self.process, stderr, "libvirtd")
