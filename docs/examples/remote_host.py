@@ -21,7 +21,6 @@ def main(uri: str) -> int:
             uri,
             username=os.environ.get("LIBVIRT_USERNAME"),  # None: the URI's user, if any
             password=os.environ.get("LIBVIRT_PASSWORD"),
-            keepalive_interval=2,  # a host that stops answering is dropped after 2 * (3 + 1) = 8 s
         )
     except ConnectionError as error:  # AuthenticationError included: the message names the fix
         print(f"cannot connect: {error}")
