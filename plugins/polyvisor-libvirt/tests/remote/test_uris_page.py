@@ -46,8 +46,9 @@ def _assert_prints_the_listing(result: subprocess.CompletedProcess[str], scheme:
     shown = _block("remote-example-output").splitlines()
     first, *vms = result.stdout.splitlines()
     assert first == shown[0].replace("qemu+ssh", scheme).replace(DOC_HOST, "127.0.0.1")
-    pattern = re.sub(r"\w+ \w+$", r"\\S+ \\w+", re.escape(shown[1]))  # "  <name> <state>", whatever VMs exist
-    assert all(re.fullmatch(pattern, line) for line in vms), vms
+    vm_line = r"  \S+ [a-z]+"  # "  <name> <state>", one per VM, whichever VMs exist
+    assert re.fullmatch(vm_line, shown[1])
+    assert all(re.fullmatch(vm_line, line) for line in vms), vms
 
 
 def _ssh_uri(label: str, sshd: PrivateSshd, **files: Path) -> str:
