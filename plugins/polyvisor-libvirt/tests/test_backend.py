@@ -344,3 +344,11 @@ def test_keepalive_options_are_checked_before_connecting(options: dict[str, obje
 def test_keepalive_options_are_accepted() -> None:
     with polyvisor.connect("test:///default", keepalive_interval=1, keepalive_count=0) as conn:
         assert conn.host_info().hypervisor == "libvirt/TEST"
+
+
+def test_keepalive_cannot_be_changed_over_libssh() -> None:
+    # Refused before connecting: nothing listens at that port, and no connection is attempted.
+    with pytest.raises(ValidationError) as caught:
+        polyvisor.connect("qemu+libssh://root@127.0.0.1:9/system", keepalive_interval=1)
+    assert caught.value.field == "keepalive_interval"
+    assert "qemu+ssh://" in caught.value.message

@@ -57,11 +57,22 @@ KEEPALIVE_INTERVAL = 5
 KEEPALIVE_COUNT = 3
 
 
-def keepalive_of(options: Mapping[str, Any]) -> tuple[int, int]:
-    """The ``(interval, count)`` of libvirt's keepalive from the connection's options, checked.
+def keepalive_of(options: Mapping[str, Any], uri: URI) -> tuple[int, int] | None:
+    """The ``(interval, count)`` of libvirt's keepalive from the connection's options, checked; None: leave it.
 
-    A remote peer that stops answering is declared dead after ``interval * (count + 1)`` seconds.
+    A remote peer that stops answering is declared dead after ``interval * (count + 1)`` seconds. Local sockets
+    need none. Over libssh, libvirt's own default stays (5 s, 5 probes): changing it with ``setKeepAlive`` made
+    libvirt 9.0 crash (a segmentation fault, 3 runs in 3, with a reply waiting for the next probe).
     """
+    if uri.transport == "libssh":
+        given = sorted({"keepalive_interval", "keepalive_count"} & set(options))
+        if given:
+            raise ValidationError(
+                f"{', '.join(given)} cannot be set over qemu+libssh:// (changing the keepalive crashed libvirt over "
+                "libssh); drop it to keep libvirt's default (a dead peer is noticed after 30 s), or use qemu+ssh://",
+                field=given[0],
+            )
+        return None
     interval = options.get("keepalive_interval", KEEPALIVE_INTERVAL)
     count = options.get("keepalive_count", KEEPALIVE_COUNT)
     for name, value, least in (("keepalive_interval", interval, 1), ("keepalive_count", count, 0)):
@@ -71,6 +82,8 @@ def keepalive_of(options: Mapping[str, Any]) -> tuple[int, int]:
                 "declared dead after keepalive_interval * (keepalive_count + 1) seconds",
                 field=name,
             )
+    if uri.is_local and uri.transport in (None, "unix"):
+        return None  # a local socket: libvirtd's own death closes it
     return interval, count
 
 
@@ -95,7 +108,7 @@ class LibvirtClient:
         self._state_lock = threading.Lock()
         self._reconnect_lock = threading.RLock()
         self._credentials = credentials
-        self.keepalive = keepalive_of(credentials.options)
+        self.keepalive = keepalive_of(credentials.options, uri)
         self.cache = DefinitionCache()
         self.events = Events(self.cache)
         libvirt.registerErrorHandler(_quiet, None)
@@ -160,7 +173,7 @@ class LibvirtClient:
         """Register the close callback, keepalive and event callbacks on the (new) connection."""
         with contextlib.suppress(libvirt.libvirtError):
             self.conn.registerCloseCallback(self._on_close, self._generation)
-        if not self.uri.is_local or self.uri.transport not in (None, "unix"):
+        if self.keepalive is not None:
             # Keepalive notices a dead peer, also over SSH or TLS to this machine's own address; drivers without
             # it (test, local embedded ones) refuse, which is fine.
             with contextlib.suppress(libvirt.libvirtError):
