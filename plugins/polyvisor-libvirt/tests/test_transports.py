@@ -58,6 +58,7 @@ SEEN = [
         "socket=",
     ),
     (LIBSSH, "libssh transport error: Remote command terminated with non-zero code: 1", False, "socket="),
+    (LIBSSH, "libssh transport error: Remote command terminated with non-zero code: -1", False, "virt-ssh-helper"),
     (
         SSH,
         "Cannot recv data: ssh: connect to host 127.0.0.1 port 34767: Connection refused: Connection reset by peer",

@@ -124,6 +124,16 @@ _RULES = (
     ),
     _rule(
         _SSH,
+        r"non-zero code: -1\b",  # libssh lost the remote command's exit status (seen for a missing nc, at random)
+        authentication=False,
+        fix=lambda _uri: (
+            "the remote command that reaches libvirt ended at once: check that the host has virt-ssh-helper (install "
+            "libvirt's client tools) or nc, and that libvirtd runs there on the socket socket= names (default "
+            "/var/run/libvirt/libvirt-sock)"
+        ),
+    ),
+    _rule(
+        _SSH,
         r"ssh: connect to host .*Connection refused|Connection refused|Failed to connect",
         authentication=False,
         fix=lambda uri: (
