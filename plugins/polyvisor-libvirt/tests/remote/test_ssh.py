@@ -43,19 +43,13 @@ def _next(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_lists_the_system_daemon_through_sshd(sshd: PrivateSshd, transport: str) -> None:
-    import libvirt
-
-    local = libvirt.open("qemu:///system")
-    try:
-        expected = {dom.UUIDString() for dom in local.listAllDomains()}
-    finally:
-        local.close()
+def test_lists_the_system_daemon_through_sshd(sshd: PrivateSshd, transport: str, vm_name: str) -> None:
+    with polyvisor.connect("qemu:///system") as local:
+        made = local.create(VMSpec(name=vm_name, memory_mib=64))  # a VM of this test's own on the far side
     with polyvisor.connect(sshd.uri(transport)) as conn:
-        assert conn.host_info().hypervisor.startswith("libvirt/QEMU")
-        listed = {vm.uuid for vm in conn.list()}
-        # Other sessions' VMs come and go meanwhile: compare what was there before and is still there.
-        assert listed & expected, (listed, expected)
+        assert conn.host_info().hypervisor == "libvirt/QEMU"
+        assert made.uuid in {vm.uuid for vm in conn.list()}
+        assert conn.vm(vm_name).status().state is PowerState.STOPPED
         assert conn.uri.host == "127.0.0.1"
 
 
