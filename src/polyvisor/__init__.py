@@ -50,6 +50,7 @@ from polyvisor.model import (
     HostInfo,
     KernelBoot,
     NetworkInfo,
+    NetworkMode,
     NicKind,
     NicSpec,
     PortForward,
@@ -64,6 +65,7 @@ from polyvisor.model import (
     VMSpec,
     VMStatus,
 )
+from polyvisor.networks import AddressPlan, NetworkSpec
 from polyvisor.plugins import Plugins
 from polyvisor.provisioning.addresses import AddressFamily
 from polyvisor.storage import LocalImage, StoragePool, TransferProgress, Volume, VolumeFormat
@@ -75,6 +77,7 @@ __all__ = [
     "VM",
     "AddressAnswer",
     "AddressFamily",
+    "AddressPlan",
     "AlreadyExistsError",
     "Architecture",
     "AuthenticationError",
@@ -113,6 +116,8 @@ __all__ = [
     "LocalImage",
     "NamedConnection",
     "NetworkInfo",
+    "NetworkMode",
+    "NetworkSpec",
     "NicKind",
     "NicSpec",
     "NotFoundError",

@@ -55,6 +55,7 @@ from polyvisor.model import (
     VMSpec,
     VMStatus,
 )
+from polyvisor.networks import NetworkSpec
 from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.uri import URI
 
@@ -301,6 +302,7 @@ METHOD_FEATURES: Mapping[Feature, tuple[str, ...]] = MappingProxyType(
         Feature.POOL_WRITE: ("create_pool", "delete_pool"),
         Feature.VOLUME_WRITE: ("create_volume", "delete_volume"),
         Feature.VOLUME_RESIZE: ("resize_volume",),
+        Feature.NETWORK_WRITE: ("create_network", "delete_network"),
     }
 )
 """Features a backend declares by overriding these methods (all of them)."""
@@ -328,6 +330,11 @@ OPTION_FEATURES: Mapping[Feature, Feature | None] = MappingProxyType(
         Feature.MEMORY_BUFFER: Feature.DYNAMIC_MEMORY,
         Feature.RECONFIGURE_LIVE_CPUS: Feature.RECONFIGURE,
         Feature.RECONFIGURE_LIVE_MEMORY: Feature.RECONFIGURE,
+        Feature.NETWORK_ISOLATED: Feature.NETWORK_WRITE,
+        Feature.NETWORK_INTERNAL: Feature.NETWORK_WRITE,
+        Feature.NETWORK_NAT: Feature.NETWORK_WRITE,
+        Feature.NETWORK_EXTERNAL: Feature.NETWORK_WRITE,
+        Feature.NETWORK_ADDRESSES: Feature.NETWORK_WRITE,
     }
 )
 """Features that are options of other calls, each with the feature it builds on (or None).
@@ -401,8 +408,19 @@ class Backend(abc.ABC):
         """Return facts about the host."""
 
     def networks(self) -> list[NetworkInfo]:
-        """Return the networks or switches VMs can attach to."""
+        """Return the networks or switches VMs can attach to (with their mode and subnet where known)."""
         raise UnsupportedError("this backend does not list networks", feature=Feature.NETWORKS)
+
+    def create_network(self, spec: NetworkSpec, deadline: Deadline) -> NetworkInfo:
+        """Create the network (libvirt: define, start, autostart) or switch; on failure leave nothing behind.
+
+        The core has checked the spec against the declared mode features and the host's other networks (no name
+        taken, no subnet overlapping)."""
+        raise UnsupportedError("creating networks is not supported", feature=Feature.NETWORK_WRITE)
+
+    def delete_network(self, name: str, deadline: Deadline) -> None:
+        """Delete the network named exactly ``name``; one a VM's NIC is on is InUseError naming the VMs."""
+        raise UnsupportedError("deleting networks is not supported", feature=Feature.NETWORK_WRITE)
 
     # -- inventory --------------------------------------------------------------------------------------------
     @abc.abstractmethod

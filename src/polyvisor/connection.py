@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from polyvisor import storage_calls
+from polyvisor import network_calls, storage_calls
 from polyvisor.backend import SYSTEM_CLOCK, Backend, Clock, Deadline
 from polyvisor.backend import validate_timeout as _check_timeout
 from polyvisor.calls import change, read
@@ -34,6 +34,7 @@ from polyvisor.model import (
     Firmware,
     HostInfo,
     NetworkInfo,
+    NetworkMode,
     NicKind,
     VMInfo,
     VMSpec,
@@ -144,6 +145,27 @@ class Connection:
     def _deadline(self, timeout: float) -> Deadline:
         _check_timeout(timeout)
         return Deadline(timeout, self._clock)
+
+    def create_network(
+        self,
+        name: str,
+        mode: NetworkMode | str = NetworkMode.ISOLATED,
+        *,
+        subnet: str | None = None,
+        adapter: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> NetworkInfo:
+        """Create a network (libvirt) or virtual switch (Hyper-V) and return it, ready for VMs' NICs.
+
+        ``mode`` says who it connects (:class:`~polyvisor.NetworkMode`; each is a capability). ``subnet`` gives an
+        ``internal`` or ``nat`` network its IPv4 range where the connection declares ``network-addresses``;
+        ``adapter`` names the host adapter an ``external`` switch is bound to. A failure leaves nothing behind.
+        """
+        return network_calls.create_network(self, name, mode, subnet, adapter, timeout)
+
+    def delete_network(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Delete a network or switch; one a VM's NIC is on raises InUseError naming the VMs."""
+        network_calls.delete_network(self, name, timeout)
 
     # -- inventory -------------------------------------------------------------------------------------------
     def list(self, *, details: bool = False, timeout: float = DEFAULT_TIMEOUT) -> list[VMInfo]:

@@ -42,6 +42,7 @@ __all__ = [
     "HostInfo",
     "KernelBoot",
     "NetworkInfo",
+    "NetworkMode",
     "NicKind",
     "NicSpec",
     "PortForward",
@@ -177,6 +178,19 @@ class Feature(enum.StrEnum):
     """Empty volumes can be created and volumes deleted."""
     VOLUME_RESIZE = "volume-resize"
     """Volumes can be grown (:meth:`polyvisor.Connection.resize_volume`)."""
+    NETWORK_WRITE = "network-write"
+    """Networks (Hyper-V: virtual switches) can be created and deleted (:meth:`polyvisor.Connection.create_network`);
+    which kinds is declared by the ``network-*`` mode features."""
+    NETWORK_ISOLATED = "network-isolated"
+    """A new network can be ``isolated``: the VMs reach one another only (libvirt: no forward; Hyper-V: Private)."""
+    NETWORK_INTERNAL = "network-internal"
+    """A new network can be ``internal``: the VMs and the host (libvirt: a host address; Hyper-V: Internal)."""
+    NETWORK_NAT = "network-nat"
+    """A new network can be ``nat``: the VMs reach beyond the host through its NAT (libvirt)."""
+    NETWORK_EXTERNAL = "network-external"
+    """A new network can be ``external``: bound to a host adapter (Hyper-V's External switch)."""
+    NETWORK_ADDRESSES = "network-addresses"
+    """A new network takes a ``subnet``: the host takes its first address and hands out the others by DHCP."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1120,6 +1134,19 @@ class HostInfo:
     memory of the VMs that hold some from ``memory_mib``)."""
 
 
+class NetworkMode(enum.StrEnum):
+    """Who a network connects (the table in :mod:`polyvisor.networks` maps each onto libvirt and Hyper-V)."""
+
+    ISOLATED = "isolated"
+    """The VMs on it reach one another and nothing else (libvirt: no forward, no host address; Hyper-V: Private)."""
+    INTERNAL = "internal"
+    """The VMs and the host (libvirt: no forward, a host address and DHCP; Hyper-V: Internal)."""
+    NAT = "nat"
+    """The VMs and the host, and beyond through the host's NAT (libvirt only)."""
+    EXTERNAL = "external"
+    """The VMs on the physical network of one host adapter (Hyper-V's External switch only)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkInfo:
     """A network (libvirt) or virtual switch (Hyper-V) VMs can attach to."""
@@ -1128,6 +1155,13 @@ class NetworkInfo:
     active: bool
     kind: str
     uuid: str | None = None
+    mode: NetworkMode | None = None
+    """Who it connects; None for a kind polyvisor does not make (a
+    routed or open libvirt network, say)."""
+    subnet: str | None = None
+    """Its IPv4 range (``10.77.0.0/24``) when the host has an address on it and the backend tells."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """What only one backend knows: libvirt's ``bridge`` and ``autostart``, Hyper-V's ``adapter``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from polyvisor.connect import connect as connect_sync
 from polyvisor.connection import Connection
 from polyvisor.errors import ConnectionError, ValidationError
 from polyvisor.events import RECONNECT_WITHIN, ResumingSubscription, subscribe
-from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, VMInfo, VMSpec
+from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, NetworkMode, VMInfo, VMSpec
 from polyvisor.plugins import Plugins
 from polyvisor.storage import Progress, StoragePool, TransferProgress, Volume, VolumeFormat
 from polyvisor.storage_calls import TRANSFER_TIMEOUT
@@ -274,6 +274,22 @@ class AsyncConnection:
     async def networks(self, *, timeout: float = DEFAULT_TIMEOUT) -> list[NetworkInfo]:
         """Return the networks (libvirt) or virtual switches (Hyper-V) VMs can attach to."""
         return await self._timed(self.sync.networks, timeout)
+
+    async def create_network(
+        self,
+        name: str,
+        mode: NetworkMode | str = NetworkMode.ISOLATED,
+        *,
+        subnet: str | None = None,
+        adapter: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> NetworkInfo:
+        """Create a network or virtual switch (see :meth:`polyvisor.Connection.create_network`)."""
+        return await self._call(self.sync.create_network, name, mode, subnet=subnet, adapter=adapter, timeout=timeout)
+
+    async def delete_network(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Delete a network or switch; one a VM's NIC is on raises InUseError naming the VMs."""
+        await self._call(self.sync.delete_network, name, timeout=timeout)
 
     # -- inventory -----------------------------------------------------------------------------------------------
     async def list(self, *, details: bool = False, timeout: float = DEFAULT_TIMEOUT) -> list[VMInfo]:

@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 PRIMITIVES = (
     "host_info",
     "networks",
+    "create_network",
+    "delete_network",
     "list_vms",
     "lookup",
     "info",

@@ -71,7 +71,6 @@ from polyvisor.model import (
     Feature,
     GuestAddress,
     HostInfo,
-    NetworkInfo,
     NicSpec,
     PortForward,
     PowerState,
@@ -85,6 +84,7 @@ from polyvisor.model import (
     normalize_uuid,
 )
 from polyvisor.provisioning.nocloud import build_seed_iso
+from polyvisor.testing.memory_networks import MemoryNetworks, NetworkPrimitives
 from polyvisor.testing.memory_storage import MemoryStorage, StoragePrimitives
 from polyvisor.uri import URI
 
@@ -115,7 +115,6 @@ guest agent channel (``no-agent``)."""
 READY_ERROR = "modules-final: runcmd failed (a modelled error)"
 """The error a guest labelled ``polyvisor.test/ready = "error"`` reports."""
 
-NETWORK = "default"
 HOST_CPUS = 64
 MIB = 1024 * 1024
 _QCOW2_MAGIC = b"QFI\xfb"
@@ -164,6 +163,8 @@ class _VM:
     nics: list[str]  # MAC addresses
     forwards: list[tuple[str, PortForward]] = field(default_factory=list)
     """The port forwards of its user-mode NICs, with each NIC's MAC; held on the host while the VM runs."""
+    nic_networks: dict[str, str] = field(default_factory=dict)
+    """The network each NIC is on, by MAC."""
     dynamic_memory: DynamicMemory | None = None
     has_seed: bool = False
     """Whether a NoCloud seed ISO is attached as CD-ROM ``hdc`` (its bytes are in the host's ``seeds``)."""
@@ -302,6 +303,13 @@ class MemoryHost:
         self._macs = 0
         self.storage = MemoryStorage(name, self.disk_users, self.lock)
         """The host's pools and volumes (``polyvisor.testing.memory_storage``)."""
+        self.networks = MemoryNetworks(name, self.network_users, self.lock)
+        """The host's networks (``polyvisor.testing.memory_networks``)."""
+
+    def network_users(self, network: str) -> list[str]:
+        """The names of the VMs with a NIC on ``network``."""
+        with self.lock:
+            return sorted(vm.name for vm in self.vms.values() if network in vm.nic_networks.values())
 
     def disk_users(self, path: str) -> list[str]:
         """The names of the VMs with a disk at ``path`` or cloned from it."""
@@ -360,7 +368,7 @@ def _claim_forwards(host: MemoryHost, vm: _VM) -> None:
                 )
 
 
-class MemoryBackend(StoragePrimitives):
+class MemoryBackend(StoragePrimitives, NetworkPrimitives):
     """A connection to an in-memory host (its primitives also record their calls and obey the URI's faults)."""
 
     name = "memory"
@@ -381,6 +389,11 @@ class MemoryBackend(StoragePrimitives):
             Feature.RECONFIGURE_LIVE_CPUS,
             Feature.RECONFIGURE_LIVE_MEMORY,
             Feature.USER_NETWORKING,
+            Feature.NETWORK_ISOLATED,
+            Feature.NETWORK_INTERNAL,
+            Feature.NETWORK_NAT,
+            Feature.NETWORK_EXTERNAL,
+            Feature.NETWORK_ADDRESSES,
         }
     )
     address_sources = ("agent",)
@@ -410,9 +423,6 @@ class MemoryBackend(StoragePrimitives):
         return HostInfo(
             self.host.name, "memory", "1.0", 64, total, "x86_64", facts, free_memory_mib=max(total - used, 0)
         )
-
-    def networks(self) -> list[NetworkInfo]:
-        return [NetworkInfo(NETWORK, True, "memory")]
 
     def list_vms(self) -> list[VMInfo]:
         with self.host.lock:
@@ -444,9 +454,7 @@ class MemoryBackend(StoragePrimitives):
                 raise AlreadyExistsError(f"a VM named {spec.name!r} already exists", host=self.host.name)
             if spec.cpus > HOST_CPUS:
                 raise ValidationError(f"the host has {HOST_CPUS} CPUs; ask for at most that many", field="cpus")
-            for nic in spec.nics:
-                if nic.network not in (None, NETWORK):
-                    raise NotFoundError(f"no network named {nic.network!r}", host=self.host.name, vm=spec.name)
+            networks = [self.host.networks.resolve(nic.network, spec.name) for nic in spec.nics]
             # Everything that can fail happens before the VM exists: a failed create leaves nothing behind.
             disks: dict[str, _Disk] = {}
             for disk in spec.disks:
@@ -468,6 +476,7 @@ class MemoryBackend(StoragePrimitives):
                 dynamic_memory=spec.dynamic_memory,
                 has_seed=seed is not None,
             )
+            vm.nic_networks = dict(zip(vm.nics, networks, strict=True))
             for made in disks.values():
                 if made.image_is_new:
                     self.host.files.add(made.path)
@@ -645,10 +654,10 @@ class MemoryBackend(StoragePrimitives):
     def attach_nic(self, uuid: str, nic: NicSpec, *, live: bool) -> str:
         with self.host.lock:
             vm = self._vm(uuid)
-            if nic.network not in (None, NETWORK):
-                raise NotFoundError(f"no network named {nic.network!r}", host=self.host.name)
+            network = self.host.networks.resolve(nic.network, vm.name)
             mac = nic.mac or self.host.next_mac()
             vm.nics.append(mac)
+            vm.nic_networks[mac] = network
             return mac
 
     def detach_nic(self, uuid: str, mac: str, *, live: bool) -> None:
@@ -657,6 +666,7 @@ class MemoryBackend(StoragePrimitives):
             if mac not in vm.nics:
                 raise NotFoundError(f"the VM has no NIC with MAC {mac}", host=self.host.name)
             vm.nics.remove(mac)
+            vm.nic_networks.pop(mac, None)
 
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
         with self.host.lock:
