@@ -4,12 +4,13 @@ Each room is a module with one class, named as in the Hyper-V backend, and each 
 :class:`~polyvisor.backend.Backend` method carries that method's name:
 
 * :mod:`.client`: the connection (reopened after it drops), error mapping, lookups, deadline-bounded jobs;
-* :mod:`.inventory`: host facts, networks, bulk listings (a constant number of calls), one domain's facts,
+* :mod:`.inventory`: host facts, bulk listings (a constant number of calls), one domain's facts,
   labels, per-VM features, console;
 * :mod:`.lifecycle`: creation, deletion and the power verbs;
 * :mod:`.snapshots`: internal snapshots;
 * :mod:`.devices`: disks and NICs attached and detached; :mod:`.storage`: pools and the volumes a domain owns;
   :mod:`.images`: clones of base images and cloud-init seeds;
+* :mod:`.networks`: networks as values, made and deleted;
 * :mod:`.pools`: the host's storage pools and volumes as values, made and deleted; :mod:`.transfers`: images
   uploaded and downloaded over sparse streams;
 * :mod:`.sizing`: vCPUs, memory and disk sizes; :mod:`.addresses`: guest addresses, source by source;
@@ -45,6 +46,7 @@ from polyvisor.model import (
     VMSpec,
     VMStatus,
 )
+from polyvisor.networks import NetworkSpec
 from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.uri import URI
 from polyvisor_libvirt.addresses import Addresses
@@ -54,6 +56,7 @@ from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.images import Images
 from polyvisor_libvirt.inventory import Inventory
 from polyvisor_libvirt.lifecycle import Lifecycle
+from polyvisor_libvirt.networks import Networks
 from polyvisor_libvirt.pools import Pools
 from polyvisor_libvirt.probe import probe_connection, read_host_caps
 from polyvisor_libvirt.readiness import Readiness
@@ -115,6 +118,10 @@ class LibvirtBackend(Backend):
             Feature.RECONFIGURE_LIVE_CPUS,
             Feature.RECONFIGURE_LIVE_MEMORY,
             Feature.USER_NETWORKING,
+            Feature.NETWORK_ISOLATED,
+            Feature.NETWORK_INTERNAL,
+            Feature.NETWORK_NAT,
+            Feature.NETWORK_ADDRESSES,
         }
     )
     address_sources: ClassVar[tuple[str, ...]] = ("agent", "lease", "arp")
@@ -155,6 +162,7 @@ class LibvirtBackend(Backend):
         self._sizing = Sizing(client)
         self._addresses = Addresses(client)
         self._readiness = Readiness(client)
+        self._networks = Networks(client)
         self._pools = Pools(client)
         self._transfers = Transfers(client, self._pools)
         self._events = client.events  # the client registers it again on every connection it opens
@@ -172,8 +180,16 @@ class LibvirtBackend(Backend):
 
     @_bounded("listing networks")
     def networks(self) -> list[NetworkInfo]:
-        """Every libvirt network."""
-        return self._inventory.networks()
+        """Every libvirt network, with its mode and subnet read from its XML."""
+        return self._networks.networks()
+
+    def create_network(self, spec: NetworkSpec, deadline: Deadline) -> NetworkInfo:
+        """Define, start and autostart a network (see :mod:`.networks`)."""
+        return self._networks.create_network(spec, deadline)
+
+    def delete_network(self, name: str, deadline: Deadline) -> None:
+        """Stop and undefine a network no domain is on."""
+        self._networks.delete_network(name, deadline)
 
     @_bounded("listing VMs")
     def list_vms(self) -> list[VMInfo]:

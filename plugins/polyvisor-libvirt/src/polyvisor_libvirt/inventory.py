@@ -1,4 +1,4 @@
-"""What libvirt says about the host and its domains: host facts and networks, bulk listings, one domain's facts,
+"""What libvirt says about the host and its domains: host facts, bulk listings, one domain's facts,
 labels, features and console.
 
 Listing reads states in bulk (``getAllDomainStats`` plus one ``listAllDomains`` filtered on managed-save images).
@@ -20,7 +20,6 @@ from polyvisor.model import (
     DynamicMemory,
     Feature,
     HostInfo,
-    NetworkInfo,
     PowerState,
     VMDetails,
     VMInfo,
@@ -38,7 +37,7 @@ _STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvir
 
 
 class Inventory:
-    """Facts of the host, its networks and its domains (listings, labels, features), over one client."""
+    """Facts of the host and its domains (listings, labels, features), over one client."""
 
     def __init__(self, client: LibvirtClient, host_caps: HostCaps) -> None:
         self._client = client
@@ -66,15 +65,6 @@ class Inventory:
             extra=MappingProxyType({"libvirt_version": _version(lib_version), "driver": self._client.uri.driver}),
             free_memory_mib=free,
         )
-
-    def networks(self) -> list[NetworkInfo]:
-        """Every libvirt network."""
-        conn = self._client.live()
-        with self._client.errors("listing networks", host=self._client.host):
-            return [
-                NetworkInfo(name=net.name(), active=bool(net.isActive()), kind="libvirt-network", uuid=net.UUIDString())
-                for net in conn.listAllNetworks()
-            ]
 
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
         """Replace the labels element in the domain's metadata (live and persistent)."""

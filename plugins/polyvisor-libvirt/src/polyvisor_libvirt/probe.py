@@ -100,6 +100,12 @@ DRIVER_FEATURES: dict[str, frozenset[Feature]] = {
 }
 """Features each driver is known to implement; probed features (events, networks, UEFI) are added at connect."""
 
+NETWORK_FEATURES = frozenset(
+    {F.NETWORKS, F.NETWORK_WRITE, F.NETWORK_ISOLATED, F.NETWORK_INTERNAL, F.NETWORK_NAT, F.NETWORK_ADDRESSES}
+)
+"""What a driver that lists networks also does: libvirt's network driver makes them (external ones are not made:
+they bridge onto a host's own interfaces)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Guest:
@@ -192,7 +198,7 @@ def probe_connection(client: LibvirtClient, caps: HostCaps) -> frozenset[Feature
         features.add(Feature.EVENTS)
     with contextlib.suppress(libvirt.libvirtError):
         conn.listAllNetworks()
-        features.add(Feature.NETWORKS)
+        features |= NETWORK_FEATURES
     if uri.driver in ("qemu", "kvm"):
         virt_type = "kvm" if kvm_usable(conn, local=uri.is_local, arch=caps.arch) else "qemu"
         firmware = probe_firmware(conn, local=uri.is_local, arch=caps.arch, virt_type=virt_type)
