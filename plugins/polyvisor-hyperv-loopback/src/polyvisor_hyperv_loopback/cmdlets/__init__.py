@@ -1,15 +1,16 @@
 """The commands the loopback host knows, and the .NET objects they emit.
 
 ``base`` binds parameters and holds the per-invocation context; ``vm`` (VMs, power, checkpoints, firmware, the host),
-``devices`` (VHDs, drives, adapters, switches, files), ``provisioning`` (resizes, copies, file contents and hashes,
-memory, processors) and ``utility`` (JSON, Select-Object, output) define the cmdlets; ``powercli`` the VMware
+``devices`` (VHDs, drives, VM network adapters, files), ``switches`` (virtual switches, the host's adapters),
+``provisioning`` (resizes, copies, file contents and hashes, memory, processors) and ``utility``
+(JSON, Select-Object, output) define the cmdlets; ``powercli`` the VMware
 PowerCLI cmdlets of the same names; ``objects`` the .NET types. A cmdlet calls the room of the Hyper-V model that
 holds its verb (``ctx.host.power.start_vm``), never a forwarder.
 """
 
 from __future__ import annotations
 
-from . import devices, items, provisioning, utility, vm
+from . import devices, items, provisioning, switches, utility, vm
 from .base import Cmdlet, CommandContext, Param, Registry, Session
 
 __all__ = ["Cmdlet", "CommandContext", "Param", "Registry", "Session", "default_registry"]
@@ -17,4 +18,6 @@ __all__ = ["Cmdlet", "CommandContext", "Param", "Registry", "Session", "default_
 
 def default_registry() -> Registry:
     """Return a registry of every command this host implements."""
-    return Registry([*vm.CMDLETS, *devices.CMDLETS, *items.CMDLETS, *provisioning.CMDLETS, *utility.CMDLETS])
+    return Registry(
+        [*vm.CMDLETS, *devices.CMDLETS, *switches.CMDLETS, *items.CMDLETS, *provisioning.CMDLETS, *utility.CMDLETS]
+    )

@@ -1,4 +1,4 @@
-"""Storage, drive, network adapter, switch and file cmdlets."""
+"""Storage, drive, network adapter and file cmdlets (switches: :mod:`.switches`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from psrpcore.types import PSObject
 from polyvisor_hyperv_loopback.hyperv import HardDiskRecord, NetworkAdapterRecord, VMRecord
 from polyvisor_hyperv_loopback.hyperv.filesystem import normalize_path
 from polyvisor_hyperv_loopback.powershell.errors import HostError
-from polyvisor_hyperv_loopback.powershell.wildcards import has_wildcard, wildcard_match
+from polyvisor_hyperv_loopback.powershell.wildcards import wildcard_match
 
 from .base import Cmdlet, CommandContext, Param
 from .objects import (
     dvd_object,
     hard_disk_object,
     network_adapter_object,
-    switch_object,
     vhd_object,
 )
 from .vm import resolve_vms
@@ -256,49 +255,6 @@ def _disconnect_nic(ctx: CommandContext, args: dict[str, object]) -> None:
         ctx.host.network.connect_network_adapter(vm_id, adapter_id, None)
 
 
-def _get_switch(ctx: CommandContext, args: dict[str, object]) -> None:
-    switches = ctx.host.network.list_switches()
-    names = args.get("Name")
-    if names is None:
-        for switch in switches:
-            ctx.write(switch_object(ctx.host, switch))
-        return
-    for name in names:  # type: ignore[attr-defined]
-        matched = [s for s in switches if wildcard_match(name, s.name)]
-        if not matched and not has_wildcard(name):
-            ctx.write_error(
-                HostError(
-                    f'Hyper-V was unable to find a virtual switch with name "{name}".',
-                    error_id="InvalidParameter",
-                    category="InvalidArgument",
-                    target_name=name,
-                )
-            )
-        for switch in matched:
-            ctx.write(switch_object(ctx.host, switch))
-
-
-def _new_switch(ctx: CommandContext, args: dict[str, object]) -> None:
-    if "SwitchType" not in args:
-        ctx.fail(
-            HostError(
-                "An External switch needs -NetAdapterName, which this host does not have; use -SwitchType "
-                "Internal or Private.",
-                error_id="InvalidParameter",
-                category="InvalidArgument",
-            )
-        )
-    switch = ctx.host.network.new_switch(str(args["Name"]), str(args["SwitchType"]), str(args.get("Notes", "")))
-    ctx.write(switch_object(ctx.host, switch))
-
-
-def _remove_switch(ctx: CommandContext, args: dict[str, object]) -> None:
-    for name in args.get("Name", []):  # type: ignore[attr-defined]
-        for switch in ctx.host.network.list_switches():
-            if switch.name.casefold() == name.casefold() and ctx.should_process(True, bool(args.get("Force"))):
-                ctx.host.network.remove_switch(switch.id)
-
-
 _VM_BY_NAME = (Param("VMName", "str[]", position=0), Param("VM", "object[]", pipeline=True))
 # The adapter parameter sets shared by Remove-, Connect- and Disconnect-VMNetworkAdapter.
 _NIC_TARGET = (
@@ -442,27 +398,5 @@ CMDLETS = (
         f"{CMD}.DisconnectVMNetworkAdapter",
         _NIC_TARGET,
         _disconnect_nic,
-    ),
-    Cmdlet(
-        "Get-VMSwitch",
-        f"{CMD}.GetVMSwitch",
-        (Param("Name", "str[]", position=0, aliases=("SwitchName",)),),
-        _get_switch,
-    ),
-    Cmdlet(
-        "New-VMSwitch",
-        f"{CMD}.NewVMSwitch",
-        (
-            Param("Name", "str", position=0, aliases=("SwitchName",)),
-            Param("SwitchType", "choice", choices=("Internal", "Private")),
-            Param("Notes", "str"),
-        ),
-        _new_switch,
-    ),
-    Cmdlet(
-        "Remove-VMSwitch",
-        f"{CMD}.RemoveVMSwitch",
-        (Param("Name", "str[]", position=0, aliases=("SwitchName",)), Param("Force", "switch")),
-        _remove_switch,
     ),
 )

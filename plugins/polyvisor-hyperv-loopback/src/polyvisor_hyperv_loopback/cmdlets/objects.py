@@ -679,8 +679,9 @@ def switch_object(host: HyperVHost, switch: SwitchRecord) -> VMSwitch:
         Id=switch.id,
         Notes=switch.notes,
         SwitchType=VMSwitchType[switch.switch_type],
-        AllowManagementOS=switch.switch_type != "Private",
-        NetAdapterInterfaceDescription=None,
+        AllowManagementOS=switch.switch_type == "Internal"
+        or (switch.switch_type == "External" and switch.allow_management_os),
+        NetAdapterInterfaceDescription=switch.net_adapter,
         ComputerName=host.computer_name,
         IsDeleted=False,
     )

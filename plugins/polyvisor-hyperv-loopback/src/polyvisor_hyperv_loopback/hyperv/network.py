@@ -8,7 +8,7 @@ import uuid
 from polyvisor_hyperv_loopback.powershell.errors import HostError
 
 from .faults import modify_failed, not_running_detail
-from .records import NetworkAdapterRecord, SwitchRecord, VMRecord
+from .records import NetAdapterRecord, NetworkAdapterRecord, SwitchRecord, VMRecord
 from .state import HostState
 
 __all__ = ["Network"]
@@ -38,12 +38,53 @@ class Network:
             target_name=name,
         )
 
-    def new_switch(self, name: str, switch_type: str, notes: str = "") -> SwitchRecord:
-        """Create an Internal or Private switch."""
+    def new_switch(
+        self,
+        name: str,
+        switch_type: str,
+        notes: str = "",
+        *,
+        net_adapter: str | None = None,
+        allow_management_os: bool = True,
+    ) -> SwitchRecord:
+        """Create an Internal or Private switch, or an External one bound to the physical adapter named
+        ``net_adapter`` (which no other switch may have)."""
         with self._cond:
-            switch = SwitchRecord(uuid.uuid4(), name, switch_type, notes)
+            description = None
+            if net_adapter is not None:
+                adapter = self.net_adapter_by_name(net_adapter)
+                description = adapter.interface_description
+                for other in self._state.switches.values():
+                    if other.net_adapter == description:
+                        raise HostError(
+                            f"Failed while adding virtual Ethernet switch connections. The network adapter "
+                            f"'{adapter.name}' is already bound to the virtual switch '{other.name}'.",
+                            error_id="Unspecified",
+                            category="InvalidOperation",
+                            target_name=name,
+                        )
+                switch_type = "External"
+            switch = SwitchRecord(uuid.uuid4(), name, switch_type, notes, description, allow_management_os)
             self._state.switches[switch.id] = switch
             return copy.deepcopy(switch)
+
+    def net_adapters(self) -> list[NetAdapterRecord]:
+        """The host's physical network adapters."""
+        with self._cond:
+            return [copy.deepcopy(adapter) for adapter in self._state.net_adapters]
+
+    def net_adapter_by_name(self, name: str) -> NetAdapterRecord:
+        """The physical adapter named ``name`` (case-insensitive); hold the condition."""
+        for adapter in self._state.net_adapters:
+            if adapter.name.casefold() == name.casefold():
+                return adapter
+        raise HostError(
+            f"No MSFT_NetAdapter objects found with property 'Name' equal to '{name}'.  Verify the value of the "
+            "property and retry.",
+            error_id="CmdletizationQuery_NotFound_Name,Get-NetAdapter",
+            category="ObjectNotFound",
+            target_name=name,
+        )
 
     def remove_switch(self, switch_id: uuid.UUID) -> None:
         """Delete a switch; adapters connected to it become disconnected."""

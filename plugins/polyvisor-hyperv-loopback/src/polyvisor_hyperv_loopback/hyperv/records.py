@@ -28,6 +28,7 @@ __all__ = [
     "GiB",
     "HardDiskRecord",
     "MiB",
+    "NetAdapterRecord",
     "NetworkAdapterRecord",
     "SnapshotRecord",
     "SwitchRecord",
@@ -178,6 +179,19 @@ class SwitchRecord:
     name: str
     switch_type: str  # Private | Internal | External
     notes: str = ""
+    net_adapter: str | None = None
+    """The InterfaceDescription of the physical adapter an External switch is bound to."""
+    allow_management_os: bool = True
+    """Whether the host shares an External switch's adapter (a vEthernet adapter of its own); Internal: always."""
+
+
+@dataclass
+class NetAdapterRecord:
+    """A physical network adapter of the host (Get-NetAdapter -Physical)."""
+
+    name: str
+    interface_description: str
+    mac_address: str
 
 
 def all_drives(vm: VMRecord) -> list[HardDiskRecord | DvdDriveRecord]:

@@ -19,6 +19,7 @@ from .records import (
     VM_ROOT,
     GiB,
     MiB,
+    NetAdapterRecord,
     SwitchRecord,
     VMRecord,
 )
@@ -67,6 +68,10 @@ class HostState:
             DEFAULT_SWITCH_ID: SwitchRecord(DEFAULT_SWITCH_ID, "Default Switch", "Internal")
         }
         """Every virtual switch, by id: the live records (hold :attr:`condition`)."""
+        self.net_adapters: list[NetAdapterRecord] = [
+            NetAdapterRecord("Ethernet", "Contoso 12345 Gigabit Network Device", "00-15-5D-00-00-01")
+        ]
+        """The host's physical network adapters, which External switches are bound to."""
         self._mac_counter = 0x10
         self.merge_delay = merge_delay
         self.physical_disks: dict[int, str] = {}  # disk number -> friendly name (pass-through candidates)
