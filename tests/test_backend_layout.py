@@ -29,6 +29,7 @@ ROOMS = (
     "sizing",
     "addresses",
     "readiness",
+    "networks",
     "pools",
     "transfers",
     "events",

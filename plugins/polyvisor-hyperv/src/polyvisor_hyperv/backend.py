@@ -37,13 +37,14 @@ This class is a facade over rooms. Each room is a module with one class, named a
 room method that implements a :class:`~polyvisor.backend.Backend` method carries that method's name:
 
 * :mod:`.client`: the transport pool, the pipeline runs every room makes, a VM's row and status;
-* :mod:`.inventory`: host facts, switches, VM listings with details, labels, per-VM features;
+* :mod:`.inventory`: host facts, VM listings with details, labels, per-VM features;
 * :mod:`.lifecycle`: creation, deletion and the power verbs;
 * :mod:`.snapshots`: checkpoints;
 * :mod:`.devices`: drives and network adapters; :mod:`.storage`: disk files, where new ones go and which go with a
   deleted VM; :mod:`.images`: clones of base images and cloud-init seeds;
 * :mod:`.sizing`: processors, memory and disk sizes; :mod:`.addresses`: guest addresses from KVP;
   :mod:`.readiness`: the guest's heartbeat;
+* :mod:`.networks`: virtual switches as networks, made and deleted;
 * :mod:`.pools`: the host's disk paths and image folders and the files in them, made and deleted;
   :mod:`.transfers`: images uploaded in byte[] chunks, hash-checked, renamed;
 * :mod:`.events`: the watcher pipeline feeding subscriptions;
@@ -74,6 +75,7 @@ from polyvisor.model import (
     VMSpec,
     VMStatus,
 )
+from polyvisor.networks import NetworkSpec
 from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.uri import URI
 from polyvisor_hyperv.addresses import Addresses
@@ -83,6 +85,7 @@ from polyvisor_hyperv.events import Events
 from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
+from polyvisor_hyperv.networks import Networks
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
 from polyvisor_hyperv.pools import Pools
 from polyvisor_hyperv.readiness import Readiness
@@ -150,6 +153,11 @@ class HyperVBackend(Backend):
             # Runtime memory resize (Windows Server 2016 and later); the CPU count changes only while the VM is off,
             # so RECONFIGURE_LIVE_CPUS is not declared.
             Feature.RECONFIGURE_LIVE_MEMORY,
+            # Private, Internal and External switches; no NAT switch type and no DHCP server, so neither
+            # NETWORK_NAT nor NETWORK_ADDRESSES.
+            Feature.NETWORK_ISOLATED,
+            Feature.NETWORK_INTERNAL,
+            Feature.NETWORK_EXTERNAL,
         }
     )
     address_sources = ("kvp",)
@@ -167,6 +175,7 @@ class HyperVBackend(Backend):
         self._sizing = Sizing(client, self._devices)
         self._addresses = Addresses(client, self._devices)
         self._readiness = Readiness(client)
+        self._networks = Networks(client)
         self._pools = Pools(client)
         self._transfers = Transfers(client, self._pools)
         # Native events: a watcher pipeline on a session of its own (see polyvisor_hyperv.events).
@@ -197,7 +206,15 @@ class HyperVBackend(Backend):
         return self._inventory.host_info()
 
     def networks(self) -> list[NetworkInfo]:
-        return self._inventory.networks()
+        return self._networks.networks()
+
+    def create_network(self, spec: NetworkSpec, deadline: Deadline) -> NetworkInfo:
+        """New-VMSwitch (see :mod:`.networks`)."""
+        return self._networks.create_network(spec, deadline)
+
+    def delete_network(self, name: str, deadline: Deadline) -> None:
+        """Remove-VMSwitch of a switch no VM is on."""
+        self._networks.delete_network(name, deadline)
 
     def list_vms(self) -> list[VMInfo]:
         return self._inventory.list_vms()

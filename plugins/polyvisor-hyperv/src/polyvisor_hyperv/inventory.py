@@ -1,4 +1,4 @@
-"""Reading: the host, its switches, VMs (in bulk, details included), and labels in Notes."""
+"""Reading: the host, VMs (in bulk, details included), and labels in Notes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from polyvisor.model import (
     DynamicMemory,
     Feature,
     HostInfo,
-    NetworkInfo,
     PowerState,
     VMDetails,
     VMInfo,
@@ -93,20 +92,6 @@ class Inventory:
                 "transport": self._client.options.transport,
             },
         )
-
-    def networks(self) -> list[NetworkInfo]:
-        rows = self._client.run(
-            [Step("Get-VMSwitch")], doing="listing virtual switches", select=("Name", "Id", "SwitchType")
-        )
-        return [
-            NetworkInfo(
-                name=as_text(row.get("Name")),
-                active=True,
-                kind=enum_name(row.get("SwitchType")).lower(),
-                uuid=as_guid(row.get("Id")),
-            )
-            for row in rows
-        ]
 
     def list_vms(self) -> list[VMInfo]:
         rows = self._client.run([Step("Get-VM")], doing="listing VMs", select=VM_PROPERTIES)
