@@ -162,6 +162,9 @@ def conformance(session: nox.Session) -> None:
     kit_dir = Path(tempfile.mkdtemp(prefix="polyvisor-kit-"))
     stubborn = label_stubborn(kit_dir)
     memory_provisioning = memory_kit_files(kit_dir)
+    # Networks the host takes part in (internal, NAT, external) are made only where no real host interface is
+    # touched: memory://, the test driver and the loopback host. qemu:///system gets isolated networks only.
+    host_networks = ["--polyvisor-subnet", "10.213.0.0/16"]
     session.run(
         *kit,
         *junit("conformance-memory"),
@@ -169,6 +172,8 @@ def conformance(session: nox.Session) -> None:
         "memory:///conformance",
         *stubborn,
         *memory_provisioning,
+        *host_networks,
+        *("--polyvisor-adapter", "eth0"),
         external=True,
     )
     # libvirt targets load the kit's libvirt extras: a base volume made in a pool of the target for the session
@@ -187,6 +192,7 @@ def conformance(session: nox.Session) -> None:
         "--polyvisor-uri",
         "test:///default",
         *test_provisioning,
+        *host_networks,
         external=True,
     )
     spec = GUEST_DIR / "x86_64" / "conformance-spec.json"
@@ -247,6 +253,8 @@ def conformance(session: nox.Session) -> None:
                 *password,
                 *stubborn,
                 *hyperv_provisioning,
+                *host_networks,
+                *("--polyvisor-adapter", "Ethernet"),
                 env=env,
                 external=True,
             )

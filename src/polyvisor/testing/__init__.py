@@ -6,6 +6,7 @@ not declare the capability they need; the summary lists what was covered. Backen
 """
 
 from polyvisor.testing.fixtures import (
+    polyvisor_adapter,
     polyvisor_address_overrides,
     polyvisor_base_image,
     polyvisor_connect_options,
@@ -14,6 +15,7 @@ from polyvisor.testing.fixtures import (
     polyvisor_seed_reader,
     polyvisor_spec,
     polyvisor_stubborn_overrides,
+    polyvisor_subnet,
     polyvisor_uri,
     polyvisor_vm_factory,
     polyvisor_volume_paths,
@@ -28,6 +30,7 @@ from polyvisor.testing.waiting import eventually
 
 __all__ = [
     "eventually",
+    "polyvisor_adapter",
     "polyvisor_address_overrides",
     "polyvisor_base_image",
     "polyvisor_connect_options",
@@ -36,6 +39,7 @@ __all__ = [
     "polyvisor_seed_reader",
     "polyvisor_spec",
     "polyvisor_stubborn_overrides",
+    "polyvisor_subnet",
     "polyvisor_uri",
     "polyvisor_vm_factory",
     "polyvisor_volume_paths",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shlex
@@ -154,6 +155,27 @@ def polyvisor_address_overrides(request: pytest.FixtureRequest) -> Mapping[str, 
     if not path:
         pytest.skip("this target has no guest that gets an address (--polyvisor-address-spec)")
     return _load_base(path)
+
+
+@pytest.fixture(scope="session")
+def polyvisor_subnet(request: pytest.FixtureRequest) -> ipaddress.IPv4Network:
+    """The range the kit may give internal and NAT networks (``--polyvisor-subnet``)."""
+    value = request.config.getoption("--polyvisor-subnet", default=None)
+    if not value:
+        pytest.skip("the kit may make no network the host takes part in here (--polyvisor-subnet)")
+    subnet = ipaddress.IPv4Network(value)
+    if subnet.prefixlen > 28 or not subnet.is_private:
+        raise pytest.UsageError(f"--polyvisor-subnet {value}: give a private range of /28 or wider")
+    return subnet
+
+
+@pytest.fixture(scope="session")
+def polyvisor_adapter(request: pytest.FixtureRequest) -> str:
+    """A host adapter the kit may bind an external network to (``--polyvisor-adapter``)."""
+    value = request.config.getoption("--polyvisor-adapter", default=None)
+    if not value:
+        pytest.skip("no host adapter for an external network (--polyvisor-adapter)")
+    return str(value)
 
 
 @pytest.fixture(scope="session")

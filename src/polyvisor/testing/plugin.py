@@ -28,6 +28,7 @@ AREAS = {
         "provisioning: clones of a base image, cloud-init seeds, address and readiness waits, reconfigure, resize"
     ),
     "test_storage": "storage: pools and volumes as values, uploads and downloads, pools and volumes made and deleted",
+    "test_networks": "networks and switches: listed, made and deleted by mode, refused before acting, in use by VMs",
 }
 
 
@@ -73,6 +74,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         help="TOML or JSON table merged into the spec of a guest that gets a usable address once started (for the "
         "address-wait test); without it that test is skipped",
+    )
+    group.addoption(
+        "--polyvisor-subnet",
+        metavar="CIDR",
+        help="a private IPv4 range (/8 to /28) the kit may give networks the host takes part in (internal, nat); "
+        "without it only isolated networks are made. Never give it for a host whose networking others rely on",
+    )
+    group.addoption(
+        "--polyvisor-adapter",
+        metavar="NAME",
+        help="a host network adapter the kit may bind an external network to; without it that test is skipped",
     )
 
 
