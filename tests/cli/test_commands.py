@@ -344,7 +344,9 @@ def test_host_shows_facts_capabilities_and_networks(run: Run, lab: Lab) -> None:
     keys = ["hostname", "hypervisor", "hypervisor_version", "cpus", "memory_mib", "arch", "extra", "free_memory_mib"]
     assert list(data["host"]) == keys
     assert data["host"]["extra"] == {"pid": os.getpid()}
-    assert data["networks"] == [{"name": "default", "active": True, "kind": "memory", "uuid": None}]
+    assert data["networks"] == [
+        {"name": "default", "active": True, "kind": "memory", "uuid": None, "mode": "nat", "subnet": None, "extra": {}}
+    ]
 
 
 def test_host_without_network_support(run: Run, lab: Lab) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 import polyvisor
-from polyvisor.cli import commands, hostcmds, provisioncmds, storagecmds
+from polyvisor.cli import commands, hostcmds, networkcmds, provisioncmds, storagecmds
 from polyvisor.cli.demo import demo
 from polyvisor.cli.exitcodes import EXIT_CODES, exit_code_for
 from polyvisor.cli.session import Options, Session
@@ -144,7 +144,14 @@ def _accept_json_after(command: click.Command) -> None:
     )
 
 
-for _command in (*commands.COMMANDS, *provisioncmds.COMMANDS, *hostcmds.COMMANDS, *storagecmds.COMMANDS, demo):
+for _command in (
+    *commands.COMMANDS,
+    *provisioncmds.COMMANDS,
+    *hostcmds.COMMANDS,
+    *storagecmds.COMMANDS,
+    *networkcmds.COMMANDS,
+    demo,
+):
     _accept_json_after(_command)
     cli.add_command(_command)
 

@@ -159,7 +159,15 @@ def host_record(host: HostInfo) -> Record:
 
 def network_record(network: NetworkInfo) -> Record:
     """One network or virtual switch."""
-    return {"name": network.name, "active": network.active, "kind": network.kind, "uuid": network.uuid}
+    return {
+        "name": network.name,
+        "active": network.active,
+        "kind": network.kind,
+        "uuid": network.uuid,
+        "mode": network.mode.value if network.mode is not None else None,
+        "subnet": network.subnet,
+        "extra": jsonable(network.extra),
+    }
 
 
 def event_record(event: Event, when: datetime) -> Record:

@@ -34,7 +34,7 @@ class MemoryNetworks:
         self._host = host
         self._users = users
         self._lock = lock
-        default = NetworkInfo(DEFAULT_NETWORK, True, "memory", str(uuid_module.uuid4()), NetworkMode.NAT)
+        default = NetworkInfo(DEFAULT_NETWORK, True, "memory", None, NetworkMode.NAT)
         self._networks: dict[str, NetworkInfo] = {DEFAULT_NETWORK: default}
 
     def list(self) -> list[NetworkInfo]:
