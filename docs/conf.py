@@ -50,6 +50,8 @@ nitpick_ignore = [
         "collections.abc.ItemsView",
         "collections.abc.Awaitable",
         "collections.abc.Generator",
+        "ipaddress.IPv4Network",  # the fields of polyvisor.networks.AddressPlan
+        "ipaddress.IPv4Address",
     )
 ] + [
     # The TypeVar of the verb engine's steps (what a call returns).

@@ -157,7 +157,7 @@ class Connection:
     ) -> NetworkInfo:
         """Create a network (libvirt) or virtual switch (Hyper-V) and return it, ready for VMs' NICs.
 
-        ``mode`` says who it connects (:class:`~polyvisor.NetworkMode`; each is a capability). ``subnet`` gives an
+        ``mode`` says who it connects (:class:`~polyvisor.model.NetworkMode`; each is a capability). ``subnet`` gives an
         ``internal`` or ``nat`` network its IPv4 range where the connection declares ``network-addresses``;
         ``adapter`` names the host adapter an ``external`` switch is bound to. A failure leaves nothing behind.
         """

@@ -1,7 +1,7 @@
 """Networks and virtual switches as one model: what a new one is (:class:`NetworkSpec`), checked once for every backend.
 
 A libvirt network and a Hyper-V virtual switch are the same thing to a VM: what its NIC is plugged into. They
-differ in who else is on it, which is the :class:`NetworkMode`:
+differ in who else is on it, which is the :class:`~polyvisor.model.NetworkMode`:
 
 =============  ==========================================  ===================================  =================
 mode           who reaches whom                            libvirt                              Hyper-V
@@ -31,7 +31,6 @@ from polyvisor.model import Feature, NetworkMode, validate_name
 __all__ = [
     "MODE_FEATURES",
     "AddressPlan",
-    "NetworkMode",
     "NetworkSpec",
     "parse_mode",
     "validate_network_name",
@@ -53,7 +52,8 @@ MODE_FEATURES = {
 
 
 def parse_mode(value: object) -> NetworkMode:
-    """Return the :class:`NetworkMode` named ``value`` (a member or its value), else raise ValidationError."""
+    """Return the :class:`~polyvisor.model.NetworkMode` named ``value`` (a member or its value), else raise
+    ValidationError."""
     try:
         return NetworkMode(value)
     except ValueError:

@@ -22,7 +22,8 @@ def _switches(loopback: Any) -> dict[str, Any]:
 
 
 def test_capabilities_declare_the_switch_types_hyperv_has(conn: polyvisor.Connection) -> None:
-    for feature in (Feature.NETWORK_WRITE, Feature.NETWORK_ISOLATED, Feature.NETWORK_INTERNAL, Feature.NETWORK_EXTERNAL):
+    declared = (Feature.NETWORK_WRITE, Feature.NETWORK_ISOLATED, Feature.NETWORK_INTERNAL, Feature.NETWORK_EXTERNAL)
+    for feature in declared:
         assert conn.supports(feature)
     assert not conn.supports(Feature.NETWORK_NAT)
     assert not conn.supports(Feature.NETWORK_ADDRESSES)
