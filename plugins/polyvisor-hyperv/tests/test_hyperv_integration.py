@@ -424,6 +424,16 @@ def test_capabilities_are_declared(conn: polyvisor.Connection) -> None:
         Feature.RECONFIGURE_LIVE_MEMORY,
         Feature.DYNAMIC_MEMORY,
         Feature.MEMORY_BUFFER,
+        Feature.READINESS,
+        Feature.STORAGE,
+        Feature.IMAGE_UPLOAD,
+        Feature.POOL_WRITE,
+        Feature.VOLUME_WRITE,
+        Feature.VOLUME_RESIZE,
+        Feature.NETWORK_WRITE,
+        Feature.NETWORK_ISOLATED,
+        Feature.NETWORK_INTERNAL,
+        Feature.NETWORK_EXTERNAL,
     }
     assert Feature.RECONFIGURE_LIVE_CPUS not in HyperVBackend.static_features()
     assert conn.capabilities.features == HyperVBackend.static_features()
