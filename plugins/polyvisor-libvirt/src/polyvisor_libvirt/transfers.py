@@ -116,9 +116,10 @@ class Transfers:
                                 raise ValidationError(
                                     f"{str(image.path)!r} shrank while it was uploaded ({doing})", field="local_path"
                                 )
-                            chunk = memoryview(data)
-                            while chunk:
-                                chunk = chunk[stream.send(bytes(chunk)) :]
+                            # The bytes as read, never a copy: a partial send (rare) resends only the rest.
+                            rest = data
+                            while rest:
+                                rest = rest[stream.send(rest) :]
                             offset += len(data)
                             sent += len(data)
                             progress(TransferProgress(offset, image.size, sent))
