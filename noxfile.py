@@ -369,6 +369,7 @@ def bench(session: nox.Session) -> None:
     session.run(PY, "bench/bench_fleet.py", external=True)
     session.run(PY, "bench/bench_provisioning.py", external=True)
     session.run(PY, "bench/bench_cloud_ready.py", external=True)
+    session.run(PY, "bench/bench_upload.py", external=True)
 
 
 @nox.session(name="bench-smoke")
@@ -380,6 +381,7 @@ def bench_smoke(session: nox.Session) -> None:
     session.run(PY, "bench/bench_fleet.py", *fleet, "--forks", "4", external=True)
     session.run(PY, "bench/bench_provisioning.py", "--runs", "1", external=True)
     session.run(PY, "bench/bench_cloud_ready.py", "--runs", "1", external=True)
+    session.run(PY, "bench/bench_upload.py", "--size-mib", "64", "--data-mib", "8", "--runs", "1", external=True)
 
 
 @contextmanager
