@@ -55,6 +55,8 @@ def parse_mode(value: object) -> NetworkMode:
     """Return the :class:`~polyvisor.model.NetworkMode` named ``value`` (a member or its value), else raise
     ValidationError."""
     try:
+        if not isinstance(value, str):  # a NetworkMode is a str
+            raise ValueError(value)
         return NetworkMode(value)
     except ValueError:
         modes = ", ".join(mode.value for mode in NetworkMode)

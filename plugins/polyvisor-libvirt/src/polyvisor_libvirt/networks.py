@@ -85,7 +85,7 @@ class Networks:
     def _value(self, net: libvirt.virNetwork) -> NetworkInfo:
         root = ET.fromstring(net.XMLDesc(0))
         bridge = root.find("bridge")
-        extra = {"autostart": bool(net.autostart())}
+        extra: dict[str, object] = {"autostart": bool(net.autostart())}
         if bridge is not None and bridge.get("name"):
             extra["bridge"] = bridge.get("name")
         return NetworkInfo(

@@ -190,7 +190,7 @@ def test_internal_and_nat_networks_take_their_range(
         made = _make(conn, networks_made, mode, subnet=subnet)
         assert (made.mode, made.subnet) == (mode, subnet)
         if addresses:
-            overlapping = str(ipaddress.IPv4Network(subnet).supernet())  # type: ignore[arg-type]
+            overlapping = str(ipaddress.IPv4Network(subnet).supernet())
             with pytest.raises(ValidationError, match="overlaps"):
                 conn.create_network(_name("overlap"), mode, subnet=overlapping)
         conn.delete_network(made.name)
