@@ -158,11 +158,11 @@ def polyvisor_address_overrides(request: pytest.FixtureRequest) -> Mapping[str, 
 
 
 @pytest.fixture(scope="session")
-def polyvisor_subnet(request: pytest.FixtureRequest) -> ipaddress.IPv4Network:
-    """The range the kit may give internal and NAT networks (``--polyvisor-subnet``)."""
+def polyvisor_subnet(request: pytest.FixtureRequest) -> ipaddress.IPv4Network | None:
+    """The range the kit may give internal and NAT networks (``--polyvisor-subnet``); None: make none."""
     value = request.config.getoption("--polyvisor-subnet", default=None)
     if not value:
-        pytest.skip("the kit may make no network the host takes part in here (--polyvisor-subnet)")
+        return None
     subnet = ipaddress.IPv4Network(value)
     if subnet.prefixlen > 28 or not subnet.is_private:
         raise pytest.UsageError(f"--polyvisor-subnet {value}: give a private range of /28 or wider")
@@ -170,12 +170,10 @@ def polyvisor_subnet(request: pytest.FixtureRequest) -> ipaddress.IPv4Network:
 
 
 @pytest.fixture(scope="session")
-def polyvisor_adapter(request: pytest.FixtureRequest) -> str:
-    """A host adapter the kit may bind an external network to (``--polyvisor-adapter``)."""
+def polyvisor_adapter(request: pytest.FixtureRequest) -> str | None:
+    """A host adapter the kit may bind an external network to (``--polyvisor-adapter``); None: none."""
     value = request.config.getoption("--polyvisor-adapter", default=None)
-    if not value:
-        pytest.skip("no host adapter for an external network (--polyvisor-adapter)")
-    return str(value)
+    return str(value) if value else None
 
 
 @pytest.fixture(scope="session")
