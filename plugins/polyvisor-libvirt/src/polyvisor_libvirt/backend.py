@@ -24,10 +24,8 @@ libvirt's own: :mod:`.domainxml` (domain XML, built and parsed), :mod:`.planner`
 
 from __future__ import annotations
 
-import contextlib
-import functools
-from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar, Concatenate, ParamSpec, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
 from polyvisor.backend_helpers import refuse_unknown_options
@@ -50,7 +48,7 @@ from polyvisor.networks import NetworkSpec
 from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.uri import URI
 from polyvisor_libvirt.addresses import Addresses
-from polyvisor_libvirt.bounded import CallPool, Ordered
+from polyvisor_libvirt.bounded import CallPool, Ordered, bounded
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.images import Images
@@ -68,27 +66,6 @@ from polyvisor_libvirt.transfers import Transfers
 __all__ = ["LibvirtBackend"]
 
 _KNOWN_OPTIONS = frozenset({"readonly", "keepalive_interval", "keepalive_count"})
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-
-def _bounded(
-    doing: str,
-) -> Callable[[Callable[Concatenate[LibvirtBackend, _P], _T]], Callable[Concatenate[LibvirtBackend, _P], _T]]:
-    """Run the primitive on the connection's :class:`~.bounded.CallPool`: the caller waits no longer than
-    :meth:`~polyvisor.backend.Deadline.current` (or the primitive's own deadline) allows."""
-
-    def wrap(method: Callable[Concatenate[LibvirtBackend, _P], _T]) -> Callable[Concatenate[LibvirtBackend, _P], _T]:
-        def run(self: LibvirtBackend, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-            vm = args[0] if args and isinstance(args[0], str) else None
-            deadline = kwargs.get("deadline", args[-1] if args and isinstance(args[-1], Deadline) else None)
-            with deadline.applied() if isinstance(deadline, Deadline) else contextlib.nullcontext():
-                return self._calls.run(lambda: method(self, *args, **kwargs), doing=doing, host=self.host, vm=vm)
-
-        functools.update_wrapper(run, method)
-        return run
-
-    return wrap
 
 
 class LibvirtBackend(Backend):
@@ -173,12 +150,12 @@ class LibvirtBackend(Backend):
         self._calls.close()
 
     # -- host and inventory --------------------------------------------------------------------------------------------
-    @_bounded("reading the host")
+    @bounded("reading the host")
     def host_info(self) -> HostInfo:
         """Facts from getInfo, getHostname, getVersion/getLibVersion and the capabilities."""
         return self._inventory.host_info()
 
-    @_bounded("listing networks")
+    @bounded("listing networks")
     def networks(self) -> list[NetworkInfo]:
         """Every libvirt network, with its mode and subnet read from its XML."""
         return self._networks.networks()
@@ -191,22 +168,22 @@ class LibvirtBackend(Backend):
         """Stop and undefine a network no domain is on."""
         self._networks.delete_network(name, deadline)
 
-    @_bounded("listing VMs")
+    @bounded("listing VMs")
     def list_vms(self) -> list[VMInfo]:
         """Every domain in two bulk calls, details only for domains in the definition cache."""
         return self._inventory.list_vms()
 
-    @_bounded("looking up the VM")
+    @bounded("looking up the VM")
     def lookup(self, ref: str) -> VMInfo:
         """Find a domain by UUID or name: identity and status (details only when cached)."""
         return self._inventory.lookup(ref)
 
-    @_bounded("reading the VM")
+    @bounded("reading the VM")
     def info(self, uuid: str) -> VMInfo:
         """The domain with its details, read afresh."""
         return self._inventory.info(uuid)
 
-    @_bounded("reading the VM's state")
+    @bounded("reading the VM's state")
     def status(self, uuid: str) -> VMStatus:
         """The domain's state, reason and managed-save image, without reading its XML."""
         return self._inventory.status(uuid)
@@ -215,7 +192,7 @@ class LibvirtBackend(Backend):
         """The features of this connection's driver (probed at connect)."""
         return self._features
 
-    @_bounded("reading the VM's definition")
+    @bounded("reading the VM's definition")
     def probe_vm_features(self, uuid: str) -> frozenset[Feature]:
         """Narrow the connection's features to what this VM's definition allows."""
         return self._inventory.probe_vm_features(uuid, self._features)
@@ -227,115 +204,115 @@ class LibvirtBackend(Backend):
             self._calls, uuid, lambda: self._inventory.set_labels(uuid, labels), doing="writing labels", host=self.host
         )
 
-    @_bounded("reading the console")
+    @bounded("reading the console")
     def console_output(self, uuid: str) -> str:
         """The serial log file of a local domain."""
         return self._inventory.console_output(uuid)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------------
-    @_bounded("creating the VM")
+    @bounded("creating the VM")
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         """Define the domain; on any failure, undefine it and delete the volumes made for it."""
         return self._lifecycle.create(spec, deadline)
 
-    @_bounded("deleting the VM")
+    @bounded("deleting the VM")
     def delete(self, uuid: str, *, storage: bool, deadline: Deadline) -> None:
         """Undefine with managed save, snapshot/checkpoint metadata and NVRAM; volumes polyvisor made if asked."""
         self._lifecycle.delete(uuid, storage=storage, deadline=deadline)
 
-    @_bounded("starting the VM")
+    @bounded("starting the VM")
     def start(self, uuid: str, deadline: Deadline) -> None:
         """create(): boots, or restores the managed-save image, ending running."""
         self._lifecycle.start(uuid, deadline)
 
-    @_bounded("shutting the VM down")
+    @bounded("shutting the VM down")
     def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
         """Ask the guest to shut down (ACPI, agent, or the default)."""
         self._lifecycle.shutdown(uuid, mode, deadline)
 
-    @_bounded("powering the VM off")
+    @bounded("powering the VM off")
     def stop(self, uuid: str, deadline: Deadline) -> None:
         """destroy(): power off at once."""
         self._lifecycle.stop(uuid, deadline)
 
-    @_bounded("resetting the VM")
+    @bounded("resetting the VM")
     def reset(self, uuid: str, deadline: Deadline) -> None:
         """Hard reset."""
         self._lifecycle.reset(uuid, deadline)
 
-    @_bounded("rebooting the VM")
+    @bounded("rebooting the VM")
     def reboot(self, uuid: str, deadline: Deadline) -> None:
         """Ask the guest to reboot."""
         self._lifecycle.reboot(uuid, deadline)
 
-    @_bounded("pausing the VM")
+    @bounded("pausing the VM")
     def pause(self, uuid: str, deadline: Deadline) -> None:
         """suspend()."""
         self._lifecycle.pause(uuid, deadline)
 
-    @_bounded("resuming the VM")
+    @bounded("resuming the VM")
     def resume(self, uuid: str, deadline: Deadline) -> None:
         """resume()."""
         self._lifecycle.resume(uuid, deadline)
 
-    @_bounded("saving the VM")
+    @bounded("saving the VM")
     def save(self, uuid: str, deadline: Deadline) -> None:
         """managedSave(): memory to disk; start() restores it running."""
         self._lifecycle.save(uuid, deadline)
 
-    @_bounded("discarding the saved state")
+    @bounded("discarding the saved state")
     def discard_saved_state(self, uuid: str, deadline: Deadline) -> None:
         """managedSaveRemove()."""
         self._lifecycle.discard_saved_state(uuid, deadline)
 
     # -- snapshots -----------------------------------------------------------------------------------------------------
-    @_bounded("taking a snapshot")
+    @bounded("taking a snapshot")
     def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
         """Take an internal snapshot (see :meth:`.snapshots.Snapshots.snapshot_create`)."""
         return self._snapshots.snapshot_create(uuid, name, memory=memory, description=description, deadline=deadline)
 
-    @_bounded("listing snapshots")
+    @bounded("listing snapshots")
     def snapshot_list(self, uuid: str) -> list[Snapshot]:
         """Every snapshot with its parent and whether it is current."""
         return self._snapshots.snapshot_list(uuid)
 
-    @_bounded("reverting to a snapshot")
+    @bounded("reverting to a snapshot")
     def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
         """Revert; a snapshot taken without memory ends stopped."""
         self._snapshots.snapshot_revert(uuid, name, deadline)
 
-    @_bounded("deleting a snapshot")
+    @bounded("deleting a snapshot")
     def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         """Delete one snapshot (its children move up) or the whole subtree."""
         self._snapshots.snapshot_delete(uuid, name, children=children, deadline=deadline)
 
     # -- devices and guest ---------------------------------------------------------------------------------------------
-    @_bounded("attaching a disk")
+    @bounded("attaching a disk")
     def attach_disk(self, uuid: str, disk: DiskSpec, *, live: bool) -> str:
         """Create (or use) the disk and attach it at the next free target on its bus."""
         return self._devices.attach_disk(uuid, disk, live=live)
 
-    @_bounded("detaching a disk")
+    @bounded("detaching a disk")
     def detach_disk(self, uuid: str, target: str, *, live: bool) -> None:
         """Detach the disk with this target; the volume stays (delete(storage=True) removes owned ones)."""
         self._devices.detach_disk(uuid, target, live=live)
 
-    @_bounded("attaching a NIC")
+    @bounded("attaching a NIC")
     def attach_nic(self, uuid: str, nic: NicSpec, *, live: bool) -> str:
         """Attach a NIC; a MAC is generated when none is given."""
         return self._devices.attach_nic(uuid, nic, live=live)
 
-    @_bounded("detaching a NIC")
+    @bounded("detaching a NIC")
     def detach_nic(self, uuid: str, mac: str, *, live: bool) -> None:
         """Detach the NIC with this MAC."""
         self._devices.detach_nic(uuid, mac, live=live)
 
-    @_bounded("reading guest addresses")
+    @bounded("reading guest addresses")
     def addresses(self, uuid: str, sources: Sequence[str]) -> list[GuestAddress]:
         """interfaceAddresses from each source in order; the first that answers with addresses wins."""
         return self._addresses.addresses(uuid, sources)
 
-    @_bounded("reading guest addresses")
+    @bounded("reading guest addresses")
     def address_answers(self, uuid: str, sources: Sequence[str]) -> list[AddressAnswer]:
         """Each source's addresses, or why it has none ("agent not connected", "no lease for 52:54:00:..")."""
         return self._addresses.address_answers(uuid, sources)
@@ -345,14 +322,14 @@ class LibvirtBackend(Backend):
         return self._readiness.ready_answers(uuid, sources, deadline)
 
     # -- sizes ---------------------------------------------------------------------------------------------------------
-    @_bounded("reconfiguring the VM")
+    @bounded("reconfiguring the VM")
     def reconfigure(
         self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline
     ) -> None:
         """Redefine a stopped domain's vCPUs/memory, or hot-plug vCPUs and move the balloon of a running one."""
         self._sizing.reconfigure(uuid, cpus=cpus, memory_mib=memory_mib, live=live, deadline=deadline)
 
-    @_bounded("resizing a disk")
+    @bounded("resizing a disk")
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
         """Grow a disk: the pool volume (stopped) or blockResize (running); never shrink."""
         self._sizing.resize_disk(uuid, target, size_mib, deadline)
@@ -399,7 +376,7 @@ class LibvirtBackend(Backend):
         self._pools.delete_volume(pool, name)
 
     # -- events --------------------------------------------------------------------------------------------------------
-    @_bounded("subscribing to events")
+    @bounded("subscribing to events")
     def subscribe(self, sink: EventSink) -> Subscription:
         """Lifecycle events (libvirt's, via the connection's one registration) until the returned callable runs."""
         self._client.live()

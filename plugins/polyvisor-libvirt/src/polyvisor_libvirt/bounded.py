@@ -13,15 +13,17 @@ and undo it. :class:`Ordered` makes later writes of the same VM wait until the a
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 from polyvisor.backend import Deadline
 from polyvisor.errors import TimeoutError
 
-__all__ = ["CallPool", "Ordered", "Task"]
+__all__ = ["CallPool", "Ordered", "Task", "bounded"]
 
 _T = TypeVar("_T")
 _IDLE_WORKERS = 4  # threads kept waiting for work; more are started while every one is busy
@@ -187,3 +189,34 @@ def _too_late(deadline: Deadline, doing: str, host: str, vm: str | None, *, sent
         host=host,
         vm=vm,
     )
+
+
+class _Bounded(Protocol):
+    """What :func:`bounded` needs of the object whose primitives it wraps (the backend)."""
+
+    _calls: CallPool
+
+    @property
+    def host(self) -> str: ...
+
+
+_S = TypeVar("_S", bound=_Bounded)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def bounded(doing: str) -> Callable[[Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], _R]]:
+    """Run the primitive on its object's :class:`CallPool`: the caller waits no longer than
+    :meth:`~polyvisor.backend.Deadline.current` (or the primitive's own deadline) allows."""
+
+    def wrap(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
+        def run(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            vm = args[0] if args and isinstance(args[0], str) else None
+            deadline = kwargs.get("deadline", args[-1] if args and isinstance(args[-1], Deadline) else None)
+            with deadline.applied() if isinstance(deadline, Deadline) else contextlib.nullcontext():
+                return self._calls.run(lambda: method(self, *args, **kwargs), doing=doing, host=self.host, vm=vm)
+
+        functools.update_wrapper(run, method)
+        return run
+
+    return wrap
