@@ -48,7 +48,7 @@ from polyvisor.networks import NetworkSpec
 from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.uri import URI
 from polyvisor_libvirt.addresses import Addresses
-from polyvisor_libvirt.bounded import CallPool, Ordered, bounded
+from polyvisor_libvirt.bounded import JOB_GRACE, CallPool, Ordered, bounded
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.images import Images
@@ -220,7 +220,7 @@ class LibvirtBackend(Backend):
         """Undefine with managed save, snapshot/checkpoint metadata and NVRAM; volumes polyvisor made if asked."""
         self._lifecycle.delete(uuid, storage=storage, deadline=deadline)
 
-    @bounded("starting the VM")
+    @bounded("starting the VM", grace=JOB_GRACE)
     def start(self, uuid: str, deadline: Deadline) -> None:
         """create(): boots, or restores the managed-save image, ending running."""
         self._lifecycle.start(uuid, deadline)
@@ -255,7 +255,7 @@ class LibvirtBackend(Backend):
         """resume()."""
         self._lifecycle.resume(uuid, deadline)
 
-    @bounded("saving the VM")
+    @bounded("saving the VM", grace=JOB_GRACE)
     def save(self, uuid: str, deadline: Deadline) -> None:
         """managedSave(): memory to disk; start() restores it running."""
         self._lifecycle.save(uuid, deadline)
@@ -266,7 +266,7 @@ class LibvirtBackend(Backend):
         self._lifecycle.discard_saved_state(uuid, deadline)
 
     # -- snapshots -----------------------------------------------------------------------------------------------------
-    @bounded("taking a snapshot")
+    @bounded("taking a snapshot", grace=JOB_GRACE)
     def snapshot_create(self, uuid: str, name: str, *, memory: bool, description: str, deadline: Deadline) -> Snapshot:
         """Take an internal snapshot (see :meth:`.snapshots.Snapshots.snapshot_create`)."""
         return self._snapshots.snapshot_create(uuid, name, memory=memory, description=description, deadline=deadline)
@@ -276,12 +276,12 @@ class LibvirtBackend(Backend):
         """Every snapshot with its parent and whether it is current."""
         return self._snapshots.snapshot_list(uuid)
 
-    @bounded("reverting to a snapshot")
+    @bounded("reverting to a snapshot", grace=JOB_GRACE)
     def snapshot_revert(self, uuid: str, name: str, deadline: Deadline) -> None:
         """Revert; a snapshot taken without memory ends stopped."""
         self._snapshots.snapshot_revert(uuid, name, deadline)
 
-    @bounded("deleting a snapshot")
+    @bounded("deleting a snapshot", grace=JOB_GRACE)
     def snapshot_delete(self, uuid: str, name: str, *, children: bool, deadline: Deadline) -> None:
         """Delete one snapshot (its children move up) or the whole subtree."""
         self._snapshots.snapshot_delete(uuid, name, children=children, deadline=deadline)

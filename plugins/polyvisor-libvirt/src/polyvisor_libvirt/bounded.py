@@ -23,7 +23,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 from polyvisor.backend import Deadline
 from polyvisor.errors import TimeoutError
 
-__all__ = ["CallPool", "Ordered", "Task", "bounded"]
+__all__ = ["JOB_GRACE", "CallPool", "Ordered", "Task", "bounded"]
 
 _T = TypeVar("_T")
 _IDLE_WORKERS = 4  # threads kept waiting for work; more are started while every one is busy
@@ -74,15 +74,16 @@ class CallPool:
         worker.give(task)
         return task
 
-    def run(self, call: Callable[[], _T], *, doing: str, host: str, vm: str | None = None) -> _T:
-        """Return ``call()``, waiting no longer than :meth:`Deadline.current` allows; raise TimeoutError after."""
+    def run(self, call: Callable[[], _T], *, doing: str, host: str, vm: str | None = None, grace: float = 0.0) -> _T:
+        """Return ``call()``, waiting no longer than :meth:`Deadline.current` allows (plus ``grace``, for a call
+        that reports its own deadline); raise TimeoutError after."""
         deadline = Deadline.current()
         if math.isinf(deadline.remaining()):
             return call()
         if deadline.expired:
             raise _too_late(deadline, doing, host, vm, sent=False)
         task = self.submit(call)
-        if not task.done.wait(deadline.remaining()):
+        if not task.done.wait(deadline.remaining() + grace):
             raise _too_late(deadline, doing, host, vm, sent=True)
         return task.result()
 
@@ -205,16 +206,25 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def bounded(doing: str) -> Callable[[Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], _R]]:
+JOB_GRACE = 0.8
+"""Seconds past the deadline a primitive that runs a domain job is waited for: at its deadline it aborts the job
+itself and says so (``LibvirtClient.bounded``, which waits 0.5 s for the abort), within the contract's second."""
+
+
+def bounded(
+    doing: str, *, grace: float = 0.0
+) -> Callable[[Callable[Concatenate[_S, _P], _R]], Callable[Concatenate[_S, _P], _R]]:
     """Run the primitive on its object's :class:`CallPool`: the caller waits no longer than
-    :meth:`~polyvisor.backend.Deadline.current` (or the primitive's own deadline) allows."""
+    :meth:`~polyvisor.backend.Deadline.current` (or the primitive's own deadline) allows, plus ``grace`` for a
+    primitive that bounds itself (:data:`JOB_GRACE`)."""
 
     def wrap(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
         def run(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
             vm = args[0] if args and isinstance(args[0], str) else None
             deadline = kwargs.get("deadline", args[-1] if args and isinstance(args[-1], Deadline) else None)
             with deadline.applied() if isinstance(deadline, Deadline) else contextlib.nullcontext():
-                return self._calls.run(lambda: method(self, *args, **kwargs), doing=doing, host=self.host, vm=vm)
+                call = functools.partial(method, self, *args, **kwargs)
+                return self._calls.run(call, doing=doing, host=self.host, vm=vm, grace=grace)
 
         functools.update_wrapper(run, method)
         return run
