@@ -35,6 +35,7 @@ from typing import Any
 
 import libvirt
 import libvirt_qemu
+from bench_provisioning import volume_xml  # the same volume XML as the tiny guest's bench (bench/ is on sys.path)
 
 import polyvisor
 from polyvisor import CloneMode, DiskSpec, NicSpec, VMSpec
@@ -120,8 +121,8 @@ def hand_run(raw: libvirt.virConnect, disk: str, name: str, mac: str, address: s
         iso = iso_path.read_bytes()
     pool = raw.storagePoolLookupByName(POOL)
     size = json.loads(MANIFEST.read_text())["virtual_size_mib"] << 20
-    clone = pool.createXML(_volume_xml(f"{name}.qcow2", size, "qcow2", backing=disk), 0)
-    seed_volume = pool.createXML(_volume_xml(f"{name}-seed.iso", len(iso), "raw"), 0)
+    clone = pool.createXML(volume_xml(f"{name}.qcow2", size, "qcow2", backing=disk), 0)
+    seed_volume = pool.createXML(volume_xml(f"{name}-seed.iso", len(iso), "raw"), 0)
     stream = raw.newStream(0)
     seed_volume.upload(stream, 0, len(iso), 0)
     stream.send(iso)
@@ -143,18 +144,6 @@ def hand_run(raw: libvirt.virConnect, disk: str, name: str, mac: str, address: s
 
 def _seed_files(work: Path) -> list[str]:
     return [str(work / "user-data"), str(work / "meta-data")]
-
-
-def _volume_xml(name: str, capacity: int, fmt: str, backing: str | None = None) -> str:
-    vol = ET.Element("volume")
-    ET.SubElement(vol, "name").text = name
-    ET.SubElement(vol, "capacity", unit="bytes").text = str(capacity)
-    ET.SubElement(ET.SubElement(vol, "target"), "format", type=fmt)
-    if backing:
-        store = ET.SubElement(vol, "backingStore")
-        ET.SubElement(store, "path").text = backing
-        ET.SubElement(store, "format", type="qcow2")
-    return ET.tostring(vol, encoding="unicode")
 
 
 def _domain_xml(name: str, disk: str, seed: str, mac: str) -> str:
