@@ -6,6 +6,7 @@ The password comes from an environment variable (never argv, never printed).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import os
@@ -134,6 +135,8 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # A host that does not exit after SIGTERM is sent SIGUSR1 by launch.HostProcess.stop: write where each thread is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         endpoints = {
             "username": args.username,

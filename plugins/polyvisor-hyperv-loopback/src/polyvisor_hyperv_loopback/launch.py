@@ -31,6 +31,8 @@ READY_TIMEOUT = 60.0
 
 _POLL_INTERVAL = 0.05
 
+_STACKS_WAIT = 1.0  # seconds a hung host gets to write its threads' stacks before it is killed
+
 
 class HostDidNotStart(RuntimeError):
     """The host exited before writing its ready file, or did not write it in time; the message quotes its stderr."""
@@ -112,12 +114,19 @@ class HostProcess:
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM the host and wait until it has exited; return its exit code.
 
-        A host still running after ``timeout`` seconds is killed, and :class:`HostDidNotStop` raised.
+        A host still running after ``timeout`` seconds is killed, and :class:`HostDidNotStop` raised with its
+        stderr, which holds the stacks of its threads at that moment.
         """
         self.terminate()
         try:
             code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            # Ask for every thread's stack first (the host registers faulthandler on SIGUSR1), so the error says
+            # where it hung.
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=_STACKS_WAIT)
             self.process.kill()
             self.process.wait()
             self._reader.join()

@@ -89,3 +89,26 @@ def test_terminate_then_stop_lets_the_host_exit_cleanly(tmp_path: Path) -> None:
     for host in hosts:
         host.terminate()
     assert [host.stop() for host in hosts] == [0, 0, 0]
+
+
+def test_a_host_writes_its_threads_stacks_on_sigusr1_and_keeps_serving(tmp_path: Path) -> None:
+    # What stop() asks of a host that does not exit after SIGTERM, before it kills it.
+    import signal
+
+    from polyvisor.testing import eventually
+
+    options = ["--username", USER, "--password-env", PASSWORD_ENV, "--http-port", "0", "--https-port", "0"]
+    host = start_host(
+        [*options, "--state-dir", str(tmp_path / "state")],
+        ready_file=tmp_path / "ready.json",
+        env=_env(**{PASSWORD_ENV: PASSWORD}),
+        echo_stderr=False,
+    )
+    try:
+        host.process.send_signal(signal.SIGUSR1)
+        eventually(lambda: "Current thread" in host.stderr() or "Thread 0x" in host.stderr(), what="the stacks")
+        assert "__main__.py" in host.stderr()  # the main thread, waiting for SIGTERM
+        assert host.process.poll() is None
+    finally:
+        code = host.stop()
+    assert code == 0
