@@ -32,6 +32,7 @@ import pytest
 import polyvisor
 from polyvisor import VM, Connection, PolyvisorError, VMSpec
 from polyvisor.testing import eventually
+from polyvisor.testing.components import unavailable
 from polyvisor.testing.wire import Fault, FaultyProxy, WireFaults
 
 CHAOS_SECONDS = 10.0
@@ -48,13 +49,6 @@ PASSWORD = "Loopback-Pa55!"
 def _seed() -> int:
     configured = os.environ.get("POLYVISOR_WIRE_SEED")
     return int(configured) if configured else random.randrange(2**31)
-
-
-def _fail_or_skip(reason: str) -> None:
-    """A missing component fails under CI=true (it must not pass silently there) and skips elsewhere."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true)", pytrace=False)
-    pytest.skip(reason)
 
 
 @dataclass
@@ -193,7 +187,7 @@ def hyperv_host() -> Iterator[Any]:
     try:
         from polyvisor_hyperv_loopback import LoopbackHost
     except ImportError as error:  # pragma: no cover - depends on the environment
-        _fail_or_skip(f"the loopback Hyper-V host is not installed: {error}")
+        unavailable(f"the loopback Hyper-V host is not installed: {error}")
         raise
     host = LoopbackHost(USER, PASSWORD).start()
     try:
@@ -279,7 +273,7 @@ def tcp_libvirtd() -> Iterator[TcpLibvirtd]:
     """A private libvirtd on a TCP port of 127.0.0.1, with its own config (not the system's)."""
     binary = shutil.which("libvirtd") or ("/usr/sbin/libvirtd" if Path("/usr/sbin/libvirtd").exists() else None)
     if binary is None:
-        _fail_or_skip("libvirtd is not installed (scripts/libvirt-env installs it)")
+        unavailable("libvirtd is not installed (scripts/libvirt-env installs it)")
     assert binary is not None
     root = Path(tempfile.mkdtemp(prefix="pvw-", dir="/tmp"))  # short: unix socket paths are limited to 108 bytes
     daemon = TcpLibvirtd(binary, root)

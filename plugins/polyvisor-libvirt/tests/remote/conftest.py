@@ -8,16 +8,16 @@ removed when the test ends, also when it fails.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
+
+from polyvisor.testing.components import unavailable
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -31,20 +31,13 @@ from servers import (  # the path above makes the sibling module importable
 )
 
 
-def _unavailable(reason: str) -> NoReturn:
-    """A server that cannot start fails under CI=true (it must not pass silently there) and skips elsewhere."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"cannot run the remote-transport servers (CI=true): {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 def _system_libvirtd() -> None:
     import libvirt
 
     try:
         libvirt.open("qemu:///system").close()
     except libvirt.libvirtError as error:
-        _unavailable(f"qemu:///system does not answer (scripts/libvirt-env start): {error}")
+        unavailable(f"qemu:///system does not answer (scripts/libvirt-env start): {error}")
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +55,7 @@ def sshd(remote_root: Path) -> Iterator[PrivateSshd]:
     try:
         server = PrivateSshd(remote_root / "ssh")
     except MissingComponent as error:
-        _unavailable(str(error))
+        unavailable(str(error))
     try:
         server.start()
         yield server
@@ -82,7 +75,7 @@ def _daemon(root: Path, pki: TestPKI, **settings: str) -> Iterator[ListenerDaemo
     try:
         daemon = ListenerDaemon(root, pki, sasl_users=SASL_PASSWORDS, **settings)
     except MissingComponent as error:
-        _unavailable(str(error))
+        unavailable(str(error))
     try:
         daemon.start()
         yield daemon
