@@ -30,6 +30,7 @@ from polyvisor.errors import (
 )
 from polyvisor.events import EventStream
 from polyvisor.fleet import Candidate, Fleet, FleetResult, FleetVM, HostResult, Placement, Selection
+from polyvisor.metrics import DiskCounters, MemoryCounters, NicCounters, VMStats
 from polyvisor.model import (
     AddressAnswer,
     Architecture,
@@ -95,6 +96,7 @@ __all__ = [
     "Credentials",
     "DetailsNotLoaded",
     "DiskBus",
+    "DiskCounters",
     "DiskFormat",
     "DiskSpec",
     "DynamicMemory",
@@ -114,10 +116,12 @@ __all__ = [
     "InvalidStateError",
     "KernelBoot",
     "LocalImage",
+    "MemoryCounters",
     "NamedConnection",
     "NetworkInfo",
     "NetworkMode",
     "NetworkSpec",
+    "NicCounters",
     "NicKind",
     "NicSpec",
     "NotFoundError",
@@ -141,6 +145,7 @@ __all__ = [
     "VMDetails",
     "VMInfo",
     "VMSpec",
+    "VMStats",
     "VMStatus",
     "ValidationError",
     "Volume",

@@ -38,6 +38,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
 
 from polyvisor.errors import PolyvisorError, TimeoutError, UnsupportedError, ValidationError
+from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     AddressAnswer,
     DiskSpec,
@@ -303,6 +304,7 @@ METHOD_FEATURES: Mapping[Feature, tuple[str, ...]] = MappingProxyType(
         Feature.VOLUME_WRITE: ("create_volume", "delete_volume"),
         Feature.VOLUME_RESIZE: ("resize_volume",),
         Feature.NETWORK_WRITE: ("create_network", "delete_network"),
+        Feature.STATS: ("stats",),
     }
 )
 """Features a backend declares by overriding these methods (all of them)."""
@@ -624,6 +626,14 @@ class Backend(abc.ABC):
     def resize_volume(self, pool: str | None, name: str, size: int, deadline: Deadline) -> Volume:
         """Grow a volume to ``size`` bytes (the core refuses shrinking)."""
         raise UnsupportedError("resizing volumes is not supported", feature=Feature.VOLUME_RESIZE)
+
+    def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
+        """Sample the counters of these VMs (None: every VM) in a constant number of round trips, within ``deadline``.
+
+        A VM in ``uuids`` that no longer exists is left out. Give None, with the reason in ``missing``, for what the
+        hypervisor cannot say (never a zero); see :mod:`polyvisor.metrics.counters`.
+        """
+        raise UnsupportedError("VM statistics are not supported", feature=Feature.STATS)
 
     # -- events ---------------------------------------------------------------------------------------------------
     def subscribe(self, sink: EventSink) -> Subscription:

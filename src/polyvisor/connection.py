@@ -27,6 +27,7 @@ from polyvisor.errors import (
     ValidationError,
 )
 from polyvisor.events import RECONNECT_WITHIN, EventStream
+from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     Capabilities,
     CloneMode,
@@ -43,6 +44,7 @@ from polyvisor.storage import Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.storage_calls import TRANSFER_TIMEOUT
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
+from polyvisor.verbs.stats import STATS_TIMEOUT
 from polyvisor.vm import VM
 
 __all__ = ["Connection"]
@@ -187,6 +189,12 @@ class Connection:
                     continue  # deleted since the listing
             out.append(info)
         return out
+
+    def stats(self, *, timeout: float = STATS_TIMEOUT) -> builtins.list[VMStats]:
+        """Return one sample of every VM's counters, in one bulk query (see :mod:`polyvisor.metrics`)."""
+        self._capabilities.require(Feature.STATS, host=self.host)
+        deadline = self._deadline(timeout)
+        return read(self, lambda b: b.stats(None, deadline), deadline)
 
     def _info(self, uuid: str, deadline: Deadline) -> VMInfo:
         return read(self, lambda b: b.info(uuid), deadline)

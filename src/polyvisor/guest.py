@@ -15,6 +15,7 @@ from polyvisor.backend import Deadline
 from polyvisor.calls import change, read
 from polyvisor.errors import InvalidStateError, ValidationError
 from polyvisor.handle import VMHandle, vm_capabilities
+from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     DiskSpec,
     Feature,
@@ -32,6 +33,7 @@ from polyvisor.verbs import addresses, readiness
 from polyvisor.verbs.addresses import ADDRESS_SOURCES, ADDRESS_TIMEOUT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
 from polyvisor.verbs.readiness import READY_TIMEOUT
+from polyvisor.verbs.stats import STATS_TIMEOUT, vm_stats
 
 __all__ = ["ADDRESS_SOURCES", "ADDRESS_TIMEOUT", "READY_TIMEOUT", "GuestOps"]
 
@@ -246,6 +248,11 @@ class GuestOps(VMHandle):
             Feature.CONSOLE, host=self.connection.host, vm=self._name
         )
         return read(self.connection, lambda b: b.console_output(self.uuid), deadline)
+
+    def stats(self, *, timeout: float = STATS_TIMEOUT) -> VMStats:
+        """Return one sample of the VM's counters (CPU time, memory, disk and network I/O); see
+        :mod:`polyvisor.metrics`, whose :func:`~polyvisor.metrics.rates` turns two samples into rates."""
+        return blocking.run(self, vm_stats(self, timeout))
 
     def _state(self, deadline: Deadline) -> PowerState:
         return read(self.connection, lambda b: b.status(self.uuid), deadline).state

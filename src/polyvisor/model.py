@@ -191,6 +191,8 @@ class Feature(enum.StrEnum):
     """A new network can be ``external``: bound to a host adapter (Hyper-V's External switch)."""
     NETWORK_ADDRESSES = "network-addresses"
     """A new network takes a ``subnet``: the host takes its first address and hands out the others by DHCP."""
+    STATS = "stats"
+    """VMs' counters can be sampled (:meth:`polyvisor.Connection.stats`, :meth:`polyvisor.VM.stats`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,13 @@ from polyvisor.connection import Connection
 from polyvisor.errors import ConnectionError, ValidationError
 from polyvisor.events import RECONNECT_WITHIN, ResumingSubscription, subscribe
 from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, NetworkMode, VMInfo, VMSpec
+from polyvisor.metrics.counters import VMStats
 from polyvisor.plugins import Plugins
 from polyvisor.storage import Progress, StoragePool, TransferProgress, Volume, VolumeFormat
 from polyvisor.storage_calls import TRANSFER_TIMEOUT
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
+from polyvisor.verbs.stats import STATS_TIMEOUT
 
 __all__ = ["DEFAULT_WORKERS", "AsyncConnection", "Connecting", "connect"]
 
@@ -295,6 +297,10 @@ class AsyncConnection:
     async def list(self, *, details: bool = False, timeout: float = DEFAULT_TIMEOUT) -> list[VMInfo]:
         """Return every VM as plain values (one bulk query; ``details`` costs a call per VM on libvirt)."""
         return await self._timed(self.sync.list, timeout, details=details)
+
+    async def stats(self, *, timeout: float = STATS_TIMEOUT) -> builtins.list[VMStats]:
+        """Return one sample of every VM's counters, in one bulk query (see :mod:`polyvisor.metrics`)."""
+        return await self._timed(self.sync.stats, timeout)
 
     async def vm(self, ref: str | VMInfo, *, timeout: float = DEFAULT_TIMEOUT) -> AsyncVM:
         """Return a handle on the VM with this UUID or name, or from a listing entry (no round trip).

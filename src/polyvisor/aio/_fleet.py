@@ -43,6 +43,7 @@ from polyvisor.fleet.planning import (
     matching,
     verb_timeout,
 )
+from polyvisor.metrics.counters import VMStats
 from polyvisor.model import PowerState, VMSpec, VMStatus
 from polyvisor.plugins import Plugins, default_plugins
 from polyvisor.uri import URI
@@ -246,6 +247,16 @@ class AsyncFleet(FleetFacts):
             return [FleetVM(host, info) for info in await conn.list(details=details)]
 
         return await self._on(hosts, listing, timeout)
+
+    async def stats(
+        self, *, hosts: Iterable[str] | None = None, timeout: float | None = None
+    ) -> FleetResult[builtins.list[VMStats]]:
+        """Sample every VM's counters on every host at once (see :meth:`polyvisor.Fleet.stats`)."""
+
+        async def sampling(host: str, conn: AsyncConnection) -> builtins.list[VMStats]:
+            return await conn.stats(timeout=timeout if timeout is not None else self.host_timeout(host))
+
+        return await self._on(hosts, sampling, timeout)
 
     async def vms(self, details: bool = False, *, timeout: float | None = None) -> VMList:
         """Return the VMs of every host that answered, in host order (check :meth:`list` for who did not)."""

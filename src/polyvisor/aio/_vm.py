@@ -19,6 +19,7 @@ from polyvisor.aio._knock import knock
 from polyvisor.backend import Backend, Subscription
 from polyvisor.errors import PolyvisorError
 from polyvisor.handle import vm_capabilities
+from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     Capabilities,
     DiskSpec,
@@ -39,6 +40,7 @@ from polyvisor.verbs.addresses import ADDRESS_TIMEOUT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.verbs.ops import Change, Knock, Probe, Query, Read, Sleep, Steps, Subscribe, Unsubscribe
 from polyvisor.verbs.readiness import READY_TIMEOUT
+from polyvisor.verbs.stats import STATS_TIMEOUT, vm_stats
 from polyvisor.verbs.waiting import Progress
 from polyvisor.vm import VM
 
@@ -295,6 +297,10 @@ class AsyncVM:
     async def console_output(self, *, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Return what the guest wrote to its serial console so far."""
         return await self._timed(self.sync.console_output, timeout)
+
+    async def stats(self, *, timeout: float = STATS_TIMEOUT) -> VMStats:
+        """Return one sample of the VM's counters (see :meth:`polyvisor.VM.stats`)."""
+        return await self._run(vm_stats(self.sync, timeout))
 
     # -- the machinery -----------------------------------------------------------------------------------------------
     async def _verb(self, verb_name: str, timeout: float, wait: bool) -> VMStatus:

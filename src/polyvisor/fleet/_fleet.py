@@ -28,6 +28,7 @@ from polyvisor.fleet.planning import (
 )
 from polyvisor.fleet.results import FleetResult, FleetVM, HostResult
 from polyvisor.fleet.selection import Selection
+from polyvisor.metrics.counters import VMStats
 from polyvisor.model import PowerState, VMSpec, VMStatus
 from polyvisor.plugins import Plugins, default_plugins
 from polyvisor.uri import URI
@@ -155,6 +156,17 @@ class Fleet(FleetFacts):
             return [FleetVM(host, info, opener) for info in conn.list(details=details)]
 
         return self._on(hosts, listing, timeout)
+
+    def stats(
+        self, *, hosts: Iterable[str] | None = None, timeout: float | None = None
+    ) -> FleetResult[builtins.list[VMStats]]:
+        """Sample every VM's counters on every host at once (see :meth:`polyvisor.Connection.stats`), each host
+        bounded by its timeout (or ``timeout``); a host that does not support stats reports UnsupportedError."""
+
+        def sampling(host: str, conn: Connection) -> builtins.list[VMStats]:
+            return conn.stats(timeout=timeout if timeout is not None else self.host_timeout(host))
+
+        return self._on(hosts, sampling, timeout)
 
     def _pooled(self, host: str) -> Connection:
         return self.connection(host)

@@ -36,7 +36,8 @@ header, else the file's size (a raw image); ``size_mib`` may only grow it. Pools
 downloads: ``polyvisor.testing.memory_storage``. A spec's ``cloud_init`` becomes a seed
 ISO (:func:`~polyvisor.provisioning.build_seed_iso`) kept in the host's memory (:attr:`MemoryHost.seeds`) as the
 VM's CD-ROM ``hdc``, shown in ``info().extra["cdroms"]``, readable with :meth:`MemoryBackend.seed_iso` (the
-conformance kit's hook) and deleted with the VM, with or without its storage.
+conformance kit's hook) and deleted with the VM, with or without its storage. Counters (``stats``):
+:mod:`polyvisor.testing.memory_stats`.
 
 Reconfiguring: a stopped VM takes any CPU count up to the host's 64 and any memory (within ``dynamic_memory``'s
 range when it has one). A running VM changes CPUs live up to the host's 64 and memory within ``dynamic_memory``'s
@@ -61,6 +62,7 @@ from pathlib import Path
 
 from polyvisor.backend import Credentials, Deadline, EventSink, Subscription
 from polyvisor.errors import AlreadyExistsError, NotFoundError, ValidationError
+from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     AddressAnswer,
     CloneMode,
@@ -85,6 +87,7 @@ from polyvisor.model import (
 )
 from polyvisor.provisioning.nocloud import build_seed_iso
 from polyvisor.testing.memory_networks import MemoryNetworks, NetworkPrimitives
+from polyvisor.testing.memory_stats import sample
 from polyvisor.testing.memory_storage import MemoryStorage, StoragePrimitives
 from polyvisor.uri import URI
 
@@ -172,6 +175,9 @@ class _VM:
     booted_at: float = 0.0
     """When the guest last booted, on the host's clock."""
     boot_memory_mib: int = 0
+    ran_before: float = 0.0
+    """Seconds the guest ran since it booted, up to when it last stopped running (paused); for its counters."""
+    running_since: float | None = None
     snapshots: dict[str, _Snapshot] = field(default_factory=dict)
     current_snapshot: str | None = None
 
@@ -523,6 +529,12 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives):
     def _set(self, uuid: str, state: PowerState) -> None:
         with self.host.lock:
             vm = self._vm(uuid)
+            now = self.host.clock()
+            if vm.running_since is not None and state is not PowerState.RUNNING:
+                vm.ran_before += now - vm.running_since
+                vm.running_since = None
+            elif vm.running_since is None and state is PowerState.RUNNING:
+                vm.running_since = now
             vm.state = state
             self.host.emit(EventKind.STATE, vm)
 
@@ -537,6 +549,7 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives):
     def _boot(self, vm: _VM) -> None:
         vm.booted_at = self.host.clock()
         vm.boot_memory_mib = vm.memory_mib
+        vm.ran_before, vm.running_since = 0.0, None  # a new guest's counters start at zero
 
     def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:
         if not (self._vm(uuid).ignores_shutdown or self.faults.ignore_shutdown):
@@ -735,6 +748,14 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives):
                 else ReadyAnswer(source, detail="memory:// has no such source", unavailable=True)
                 for source in sources
             ]
+
+    def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
+        with self.host.lock:
+            now = self.host.clock()
+            chosen = (
+                self.host.vms.values() if uuids is None else [self.host.vms[u] for u in uuids if u in self.host.vms]
+            )
+            return [sample(vm, vm.info(details=False).status, now, HOST_CPUS) for vm in chosen]
 
     def seed_iso(self, uuid: str) -> Callable[[], bytes | None]:
         """Return a reader of the VM's NoCloud seed CD-ROM: its bytes, or None once the seed is gone.

@@ -27,6 +27,7 @@ AREAS = {
     "test_provisioning": (
         "provisioning: clones of a base image, cloud-init seeds, address and readiness waits, reconfigure, resize"
     ),
+    "test_stats": "counters: one bulk sample of every VM, what a backend cannot say declared, rates in range",
     "test_storage": "storage: pools and volumes as values, uploads and downloads, pools and volumes made and deleted",
     "test_networks": "networks and switches: listed, made and deleted by mode, refused before acting, in use by VMs",
 }
