@@ -15,6 +15,7 @@ Each room is a module with one class, named as in the Hyper-V backend, and each 
   uploaded and downloaded over sparse streams;
 * :mod:`.sizing`: vCPUs, memory and disk sizes; :mod:`.addresses`: guest addresses, source by source;
   :mod:`.readiness`: cloud-init's result, read through the guest agent;
+* :mod:`.metrics`: every domain's counters in one bulk call;
 * :mod:`.events`: event registrations, subscriptions and the definition cache they keep coherent;
 * :mod:`.errors`, :mod:`.states`: libvirt's error codes and domain states in polyvisor's terms.
 
@@ -29,6 +30,7 @@ from typing import ClassVar
 
 from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
 from polyvisor.backend_helpers import refuse_unknown_options
+from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     AddressAnswer,
     DiskSpec,
@@ -55,6 +57,7 @@ from polyvisor_libvirt.images import Images
 from polyvisor_libvirt.inventory import Inventory
 from polyvisor_libvirt.lifecycle import Lifecycle
 from polyvisor_libvirt.networks import Networks
+from polyvisor_libvirt.metrics import Metrics
 from polyvisor_libvirt.pools import Pools
 from polyvisor_libvirt.probe import probe_connection, read_host_caps
 from polyvisor_libvirt.readiness import Readiness
@@ -142,6 +145,7 @@ class LibvirtBackend(Backend):
         self._networks = Networks(client)
         self._pools = Pools(client)
         self._transfers = Transfers(client, self._pools)
+        self._metrics = Metrics(client)
         self._events = client.events  # the client registers it again on every connection it opens
 
     def close(self) -> None:
@@ -208,6 +212,10 @@ class LibvirtBackend(Backend):
     def console_output(self, uuid: str) -> str:
         """The serial log file of a local domain."""
         return self._inventory.console_output(uuid)
+
+    def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
+        """Every domain's counters in one getAllDomainStats (some domains': domainListGetStats)."""
+        return self._metrics.stats(uuids, deadline)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------------
     @bounded("creating the VM")

@@ -30,7 +30,7 @@ __all__ = [
 
 F = Feature
 
-_COMMON = frozenset({F.CREATE, F.LABELS, F.DELETE_STORAGE, F.DISK_ATTACH, F.NIC_ATTACH, F.READONLY_DISK})
+_COMMON = frozenset({F.CREATE, F.LABELS, F.DELETE_STORAGE, F.DISK_ATTACH, F.NIC_ATTACH, F.READONLY_DISK, F.STATS})
 _COMMON |= {F.STORAGE, F.POOL_WRITE, F.VOLUME_WRITE}  # every driver with storage pools lists and makes them
 _QEMU = _COMMON | {
     F.PAUSE,

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from polyvisor import Feature, PowerState
+from polyvisor import VM, Feature, PowerState
+from polyvisor.metrics import VMStats, rates
+from polyvisor.testing import eventually
 
 from .pvguest import WITH_HEARTBEAT, agent_addresses, heartbeats, wait_heartbeat_lines, wait_marker
 
@@ -38,6 +40,7 @@ def test_pause_resume_save_restore_keep_the_guest_alive(
     assert vm.resume().state is PowerState.RUNNING
     seen = wait_heartbeat_lines(vm, after=len(before))
     assert seen[-1] > before[-1]
+    running_sample = check_counters_grow(vm, libvirt_conn)
 
     started = time.monotonic()
     status = vm.save()
@@ -55,11 +58,49 @@ def test_pause_resume_save_restore_keep_the_guest_alive(
     # The same boot continues: the count goes on from where it was saved instead of starting again at 1.
     assert after[saved_count] == after[saved_count - 1] + 1, after[saved_count - 3 :]
     assert any(a.address == "127.0.0.1" for a in agent_addresses(vm))  # the agent answers again
+    restored = rates(running_sample, vm.stats())  # a restore is a new QEMU process: its counters may restart
+    assert restored.cpu_percent is not None
+    assert 0.0 <= restored.cpu_percent <= 100.0
 
     vm.stop()
     record_property("save_s", round(save_s, 2))
     record_property("restore_s", round(restore_s, 2))
     print(f"managed save {save_s:.2f} s, restore {restore_s:.2f} s")
+
+
+def check_counters_grow(vm: VM, raw: libvirt.virConnect) -> VMStats:
+    """The running heartbeat guest's counters: CPU time grows, its boot read its disk, and libvirt agrees."""
+    import libvirt
+
+    first = vm.stats()
+    assert first.cpu_time_ns is not None
+    assert first.cpus is not None
+    assert first.vcpu_times_ns is not None
+    assert len(first.vcpu_times_ns) == first.cpus
+    disk = next(disk for disk in first.disks if disk.name == "vda")
+    assert disk.read_bytes is not None
+    assert disk.read_bytes > 0
+    assert first.memory.current_bytes is not None
+    assert first.memory.rss_bytes is not None
+
+    def grown() -> VMStats | None:
+        later = vm.stats()
+        assert later.cpu_time_ns is not None
+        # Over a second or more: the heartbeat guest runs its vCPUs twice a second, so its share is above zero.
+        grew = later.cpu_time_ns > (first.cpu_time_ns or 0) and later.sampled_at - first.sampled_at >= 1.0
+        return later if grew else None
+
+    second = eventually(grown, timeout=15, what="the guest's CPU time to grow", interval=0.2)
+    ((_, record),) = raw.domainListGetStats([raw.lookupByUUIDString(vm.uuid)], libvirt.VIR_DOMAIN_STATS_CPU_TOTAL)
+    assert int(record["cpu.time"]) >= (second.cpu_time_ns or 0)  # read after it: never behind polyvisor's
+    rated = rates(first, second)
+    assert not rated.restarted
+    assert rated.cpu_percent is not None
+    assert 0.0 < rated.cpu_percent <= 100.0
+    assert rated.host_cpu_percent is not None
+    assert 0.0 < rated.host_cpu_percent <= 100.0
+    assert vm.uuid in {sample.uuid for sample in vm.connection.stats()}
+    return second
 
 
 def test_memory_snapshot_of_running_guest_reverts_to_the_running_moment_and_deletes(

@@ -1,0 +1,222 @@
+"""Counters of every domain in one ``getAllDomainStats`` (one VM: ``domainListGetStats``), as polyvisor's
+:class:`~polyvisor.metrics.VMStats`.
+
+libvirt reports a domain's counters only while its QEMU process runs; for a stopped or saved domain the sample
+holds its state and says why the rest is missing. Balloon statistics (``unused``, ``usable``) need the guest's
+virtio-balloon driver and a statistics period on the balloon, which libvirt leaves at 0 (off) unless the domain XML
+sets one: the first sample that finds a running domain without them sets a live period of :data:`STATS_PERIOD`
+seconds (``virDomainSetMemoryStatsPeriod``), and until the guest reports, the fields say so.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import libvirt
+
+from polyvisor.backend import Deadline
+from polyvisor.errors import NotFoundError, PolyvisorError, TimeoutError
+from polyvisor.metrics.counters import DiskCounters, MemoryCounters, NicCounters, VMStats
+from polyvisor.model import PowerState
+from polyvisor_libvirt.client import LibvirtClient
+from polyvisor_libvirt.states import to_status
+
+__all__ = ["STATS", "STATS_PERIOD", "Metrics", "sample"]
+
+STATS = (
+    libvirt.VIR_DOMAIN_STATS_STATE
+    | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+    | libvirt.VIR_DOMAIN_STATS_BALLOON
+    | libvirt.VIR_DOMAIN_STATS_VCPU
+    | libvirt.VIR_DOMAIN_STATS_INTERFACE
+    | libvirt.VIR_DOMAIN_STATS_BLOCK
+)
+"""The stats groups one sample asks for."""
+STATS_PERIOD = 5
+"""Seconds between the guest's balloon statistics, set on a running domain that has none."""
+_KIB = 1024
+_DOING = "sampling VM counters"
+_T = TypeVar("_T")
+
+
+class Metrics:
+    """Samples of the domains' counters, over one client."""
+
+    def __init__(self, client: LibvirtClient) -> None:
+        self._client = client
+        self._host_cpus: int | None = None
+        self._period_set: dict[str, str] = {}  # uuid -> what setting the balloon's period answered
+
+    def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
+        """Every domain's counters (or these domains'), in one bulk call within ``deadline``."""
+        host = self._client.host
+        deadline.check(_DOING, host=host)
+        conn = self._client.live()
+        with self._client.errors(_DOING, host=host):
+            if self._host_cpus is None:
+                self._host_cpus = int(conn.getInfo()[2])
+            if uuids is None:
+                records = _within(deadline, lambda: conn.getAllDomainStats(STATS, 0), host)
+            else:
+                domains = [dom for dom in (self._domain(uuid) for uuid in uuids) if dom is not None]
+                records = _within(deadline, lambda: conn.domainListGetStats(domains, STATS, 0), host) if domains else []
+            stopped = any(int(record.get("state.state", 0)) == libvirt.VIR_DOMAIN_SHUTOFF for _, record in records)
+            saved = (
+                {dom.UUIDString() for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)}
+                if stopped
+                else set()
+            )
+        at = time.time()
+        driver = self._client.uri.driver
+        out = []
+        for dom, record in records:
+            uuid = dom.UUIDString()
+            balloon = self._balloon_reason(dom, uuid, record)
+            out.append(sample(uuid, dom.name(), record, at, self._host_cpus, uuid in saved, driver, balloon))
+        return out
+
+    def _domain(self, uuid: str) -> libvirt.virDomain | None:
+        try:
+            return self._client.domain(uuid)
+        except NotFoundError:
+            return None  # deleted meanwhile: left out, as the primitive promises
+
+    def _balloon_reason(self, dom: libvirt.virDomain, uuid: str, record: Mapping[str, Any]) -> str:
+        """Why balloon statistics are missing from a record (setting the period where that is the cause)."""
+        if "balloon.last-update" in record or int(record.get("state.state", 0)) != libvirt.VIR_DOMAIN_RUNNING:
+            return "the guest's balloon driver does not report this figure"
+        if "balloon.current" not in record:
+            return f"libvirt's {self._client.uri.driver} driver reports no balloon for this VM"
+        if uuid not in self._period_set:
+            try:
+                dom.setMemoryStatsPeriod(STATS_PERIOD, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            except libvirt.libvirtError as error:
+                self._period_set[uuid] = (
+                    f"the balloon has no statistics period and setting one failed ({error.get_error_message()}); "
+                    f"set one with virsh dommemstat --period {STATS_PERIOD} --live"
+                )
+            else:
+                self._period_set[uuid] = (
+                    f"the guest has not reported balloon statistics yet: polyvisor set a {STATS_PERIOD} s period; a "
+                    "guest without a virtio-balloon driver never reports them"
+                )
+        return self._period_set[uuid]
+
+
+def sample(
+    uuid: str,
+    name: str,
+    record: Mapping[str, Any],
+    at: float,
+    host_cpus: int | None,
+    managed_save: bool,
+    driver: str,
+    balloon_reason: str = "the guest's balloon driver does not report this figure",
+) -> VMStats:
+    """Map one ``getAllDomainStats`` record onto :class:`~polyvisor.metrics.VMStats` (host-free)."""
+    status = to_status(int(record.get("state.state", 0)), int(record.get("state.reason", 0)), managed_save=managed_save)
+    live = status.state in (PowerState.RUNNING, PowerState.PAUSED, PowerState.CRASHED)
+    missing: dict[str, str] = {}
+    absent = (
+        f"libvirt's {driver} driver did not report it"
+        if live
+        else f"the VM is {status.state.value}: libvirt has counters only while its process runs"
+    )
+
+    def number(key: str, field: str, scale: int = 1, reason: str | None = None) -> int | None:
+        value = record.get(key)
+        if value is None:
+            missing.setdefault(field, reason or absent)
+            return None
+        return int(value) * scale
+
+    cpus = number("vcpu.current", "cpus")
+    vcpu_times: tuple[int | None, ...] | None = None
+    if cpus is not None and any(f"vcpu.{index}.time" in record for index in range(cpus)):
+        vcpu_times = tuple(
+            None if record.get(f"vcpu.{index}.time") is None else int(record[f"vcpu.{index}.time"])
+            for index in range(cpus)
+        )
+    else:
+        missing["vcpu_times_ns"] = absent
+    memory = MemoryCounters(
+        current_bytes=number("balloon.current", "memory.current_bytes", _KIB),
+        unused_bytes=number("balloon.unused", "memory.unused_bytes", _KIB, balloon_reason if live else None),
+        usable_bytes=number("balloon.usable", "memory.usable_bytes", _KIB, balloon_reason if live else None),
+        rss_bytes=number("balloon.rss", "memory.rss_bytes", _KIB),
+    )
+    disks = tuple(
+        DiskCounters(
+            str(record.get(f"block.{index}.name", f"block{index}")),
+            read_bytes=_int(record, f"block.{index}.rd.bytes"),
+            write_bytes=_int(record, f"block.{index}.wr.bytes"),
+            read_requests=_int(record, f"block.{index}.rd.reqs"),
+            write_requests=_int(record, f"block.{index}.wr.reqs"),
+        )
+        for index in range(int(record.get("block.count", 0)))
+    )
+    nics = tuple(
+        NicCounters(
+            str(record.get(f"net.{index}.name", f"net{index}")),
+            rx_bytes=_int(record, f"net.{index}.rx.bytes"),
+            rx_packets=_int(record, f"net.{index}.rx.pkts"),
+            rx_errors=_int(record, f"net.{index}.rx.errs"),
+            rx_drops=_int(record, f"net.{index}.rx.drop"),
+            tx_bytes=_int(record, f"net.{index}.tx.bytes"),
+            tx_packets=_int(record, f"net.{index}.tx.pkts"),
+            tx_errors=_int(record, f"net.{index}.tx.errs"),
+            tx_drops=_int(record, f"net.{index}.tx.drop"),
+        )
+        for index in range(int(record.get("net.count", 0)))
+    )
+    if "block.count" not in record:
+        missing["disks"] = absent
+    if "net.count" not in record:
+        missing["nics"] = absent
+    return VMStats(
+        uuid,
+        name,
+        status,
+        at,
+        cpus=cpus,
+        host_cpus=host_cpus,
+        cpu_time_ns=number("cpu.time", "cpu_time_ns"),
+        vcpu_times_ns=vcpu_times,
+        memory=memory,
+        disks=disks,
+        nics=nics,
+        missing=missing,
+    )
+
+
+def _int(record: Mapping[str, Any], key: str) -> int | None:
+    value = record.get(key)
+    return None if value is None else int(value)
+
+
+def _within(deadline: Deadline, call: Callable[[], _T], host: str) -> _T:
+    """Run a bulk read so that the deadline bounds the wait for libvirtd's answer (the call itself may linger)."""
+    if deadline.remaining() == float("inf"):
+        return call()
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append((True, call()))
+        except BaseException as error:  # handed to the caller's thread
+            box.append((False, error))
+
+    worker = threading.Thread(target=run, name="polyvisor-libvirt-stats", daemon=True)
+    worker.start()
+    worker.join(deadline.remaining())
+    if not box:
+        raise TimeoutError(f"timed out after {deadline.timeout:g}s {_DOING}: libvirtd did not answer", host=host)
+    ok, value = box[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, libvirt.libvirtError | PolyvisorError):
+        raise value
+    raise value
