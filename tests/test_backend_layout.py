@@ -32,6 +32,7 @@ ROOMS = (
     "networks",
     "pools",
     "transfers",
+    "metrics",
     "events",
 )
 # Besides the rooms: the facade, its plugin hook, the host's client, error and state mapping, and the kit's

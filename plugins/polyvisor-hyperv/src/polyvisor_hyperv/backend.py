@@ -47,6 +47,7 @@ room method that implements a :class:`~polyvisor.backend.Backend` method carries
 * :mod:`.networks`: virtual switches as networks, made and deleted;
 * :mod:`.pools`: the host's disk paths and image folders and the files in them, made and deleted;
   :mod:`.transfers`: images uploaded in byte[] chunks, hash-checked, renamed;
+* :mod:`.metrics`: every VM's counters (resource metering and the virtual processor counters);
 * :mod:`.events`: the watcher pipeline feeding subscriptions;
 * :mod:`.errors`, :mod:`.states`: PowerShell error records and VM states in polyvisor's terms.
 
@@ -60,6 +61,7 @@ import importlib
 from collections.abc import Mapping, Sequence
 
 from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
+from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     AddressAnswer,
     DiskSpec,
@@ -86,6 +88,7 @@ from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.networks import Networks
+from polyvisor_hyperv.metrics import Metrics
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
 from polyvisor_hyperv.pools import Pools
 from polyvisor_hyperv.readiness import Readiness
@@ -178,6 +181,7 @@ class HyperVBackend(Backend):
         self._networks = Networks(client)
         self._pools = Pools(client)
         self._transfers = Transfers(client, self._pools)
+        self._metrics = Metrics(client)
         # Native events: a watcher pipeline on a session of its own (see polyvisor_hyperv.events).
         self._events = Events(
             self.options, lambda: open_transport(self.options), self._inventory.list_vms, uri.display_host
@@ -233,6 +237,10 @@ class HyperVBackend(Backend):
 
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
         self._inventory.set_labels(uuid, labels)
+
+    def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
+        """Every VM's counters in at most four requests (see :mod:`.metrics`)."""
+        return self._metrics.stats(uuids, deadline)
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:

@@ -6,11 +6,17 @@
 (JSON, Select-Object, output) define the cmdlets; ``powercli`` the VMware
 PowerCLI cmdlets of the same names; ``objects`` the .NET types. A cmdlet calls the room of the Hyper-V model that
 holds its verb (``ctx.host.power.start_vm``), never a forwarder.
+``devices`` (VHDs, drives, adapters, switches, files), ``provisioning`` (resizes, copies, file contents and hashes,
+memory, processors), ``metering`` (Measure-VM, the virtual processor counters) and ``utility`` (JSON,
+Select-Object, output) define the cmdlets; ``powercli`` the VMware PowerCLI cmdlets of the same names; ``objects``
+the .NET types. A cmdlet calls the room of the Hyper-V model that holds its verb (``ctx.host.power.start_vm``),
+never a forwarder.
 """
 
 from __future__ import annotations
 
 from . import devices, items, provisioning, switches, utility, vm
+from . import devices, items, metering, provisioning, utility, vm
 from .base import Cmdlet, CommandContext, Param, Registry, Session
 
 __all__ = ["Cmdlet", "CommandContext", "Param", "Registry", "Session", "default_registry"]
@@ -20,4 +26,5 @@ def default_registry() -> Registry:
     """Return a registry of every command this host implements."""
     return Registry(
         [*vm.CMDLETS, *devices.CMDLETS, *switches.CMDLETS, *items.CMDLETS, *provisioning.CMDLETS, *utility.CMDLETS]
+        [*vm.CMDLETS, *devices.CMDLETS, *items.CMDLETS, *provisioning.CMDLETS, *metering.CMDLETS, *utility.CMDLETS]
     )

@@ -284,6 +284,7 @@ _VM_BASE = [
         "AutomaticStopAction",
         "AutomaticCheckpointsEnabled",
         "CheckpointType",
+        "ResourceMeteringEnabled",
     ),
     extended_properties=[
         PSAliasProperty("VMName", "Name"),
@@ -640,6 +641,7 @@ def vm_object(host: HyperVHost, vm: VMRecord) -> VirtualMachine:
         AutomaticStopAction=StopAction[cfg.automatic_stop_action],
         AutomaticCheckpointsEnabled=False,
         CheckpointType=CheckpointType[cfg.checkpoint_type],
+        ResourceMeteringEnabled=host.metering.enabled(vm.id),
     )
     obj = VirtualMachine(**fields)
     obj.PSObject.to_string = f"VirtualMachine (Name = '{vm.name}') [Id = '{vm.id}']"

@@ -10,8 +10,9 @@ Python API, or by the test hook described in the package docstring: the ``polyvi
 
 :class:`HyperVHost` holds the shared state (:mod:`.state`) and the rooms that model the verbs, as attributes the
 cmdlets call directly: ``lifecycle`` (New-VM, Set-VM, Remove-VM), ``power`` (the state machine), ``checkpoints``,
-``disks`` (VHD files, chains, merges), ``drives``, ``network`` and ``guests`` (shutdown and KVP behaviour). It
-forwards none of their verbs: ``host.power.start_vm(vm_id)``, not ``host.start_vm(vm_id)``.
+``disks`` (VHD files, chains, merges), ``drives``, ``network``, ``guests`` (shutdown and KVP behaviour) and
+``metering`` (Measure-VM, virtual processor counters). It forwards none of their verbs:
+``host.power.start_vm(vm_id)``, not ``host.start_vm(vm_id)``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .disks import VirtualDisks
 from .drives import Drives
 from .guest import GuestSimulation
 from .lifecycle import VMLifecycle
+from .metering import Metering
 from .network import Network
 from .power import PowerStates
 from .records import GiB
@@ -73,3 +75,5 @@ class HyperVHost(HostState):
         """Hard disk and DVD drives on the VMs' controllers."""
         self.lifecycle = VMLifecycle(self, self.disks, self.network)
         """New-VM, Set-VM, Set-VMFirmware, Remove-VM."""
+        self.metering = Metering(self)
+        """Resource metering (Measure-VM) and the hypervisor's virtual processor counters."""
