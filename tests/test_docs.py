@@ -333,3 +333,17 @@ def test_the_fleet_example_prints_what_the_fleet_page_shows() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(shown), result.stdout
+
+
+def test_the_watching_example_prints_what_the_metrics_page_shows() -> None:
+    page = (DOCS / "metrics.md").read_text(encoding="utf-8")
+    shown = page.split("It prints:\n\n```text\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run(
+        [sys.executable, str(DOCS / "examples" / "watching.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == shown

@@ -1,8 +1,9 @@
-"""Commands about the host and the installation: host, schemes and watch."""
+"""Commands about the host and the installation: host, schemes, stats and watch."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import click
@@ -57,6 +58,41 @@ def host(session: Session) -> None:
         return "\n".join(parts)
 
     session.emit(record, human)
+
+
+@click.command("stats")
+@click.argument("vm", required=False)
+@pass_session
+def stats(session: Session, vm: str | None) -> None:
+    """Show counters (CPU time, memory, disk and network I/O) of every VM, or of VM; --json keeps every field and
+    says why one is missing."""
+    samples = [session.vm(vm).stats()] if vm else session.connection.stats()
+    record = [sample.to_dict() for sample in samples]
+
+    def human() -> str:
+        rows = [
+            (
+                sample.name,
+                sample.status.state.value,
+                sample.cpus,
+                None if sample.cpu_time_ns is None else f"{sample.cpu_time_ns / 1e9:.1f}",
+                None if sample.memory.current_bytes is None else sample.memory.current_bytes // (1024 * 1024),
+                _total(disk.read_bytes for disk in sample.disks),
+                _total(disk.write_bytes for disk in sample.disks),
+                _total(nic.rx_bytes for nic in sample.nics),
+                _total(nic.tx_bytes for nic in sample.nics),
+            )
+            for sample in samples
+        ]
+        heads = ("NAME", "STATE", "CPUS", "CPU S", "MEM MIB", "READ B", "WRITTEN B", "RX B", "TX B")
+        return table(heads, rows)
+
+    session.emit(record, human)
+
+
+def _total(values: Iterable[int | None]) -> int | None:
+    known = [value for value in values if value is not None]
+    return sum(known) if known else None
 
 
 @click.command("schemes")
@@ -128,5 +164,5 @@ def watch(ctx: click.Context, session: Session, count: int | None) -> None:
             pass  # Ctrl-C is how a watch normally ends
 
 
-COMMANDS: tuple[click.Command, ...] = (host, schemes, watch)
+COMMANDS: tuple[click.Command, ...] = (host, schemes, stats, watch)
 """The host commands, in the order ``--help`` lists them."""

@@ -35,14 +35,21 @@ __all__ = [
 ]
 
 VCPU_LOAD = 0.25
+"""Share of the time each vCPU runs the guest."""
 OVERHEAD = 0.05
 """CPU time the hypervisor spends for the VM, as a share of one CPU."""
 DISK_READ_RATE = 1024 * 1024
+"""Bytes per second each disk reads."""
 DISK_WRITE_RATE = 256 * 1024
+"""Bytes per second each disk writes."""
 RX_RATE = 20_000
+"""Bytes per second each NIC receives."""
 TX_RATE = 10_000
+"""Bytes per second each NIC sends."""
 UNUSED_SHARE = 0.4
+"""Share of its memory the guest leaves unused."""
 USABLE_SHARE = 0.6
+"""Share of its memory the guest could use without swapping."""
 _NS = 1_000_000_000
 _MIB = 1024 * 1024
 _EPOCH = time.time() - time.monotonic()  # the host's default clock is time.monotonic
