@@ -64,7 +64,12 @@ def test_virtual_processors_count_100ns_ticks_while_the_partition_runs(host: Hyp
     host.lifecycle.set_vm(vm.id, processor_count=2)
     assert _run(host, f"(Get-CimInstance -ClassName {VP}).Name") == ["_Total"]
     host.power.start_vm(vm.id)
+    started = _run(host, f"(Get-CimInstance {VP})[0].Timestamp_PerfTime")
     clock.now += 3
+    # Utilization is the raw value's increase over the class's own clock's (Timestamp_PerfTime, Frequency_PerfTime).
+    (stamp,) = _run(host, f"(Get-CimInstance {VP})[0].Timestamp_PerfTime")
+    (frequency,) = _run(host, f"(Get-CimInstance {VP})[0].Frequency_PerfTime")
+    assert (stamp - started[0]) / frequency == pytest.approx(3)
     names = _run(host, f"(Get-CimInstance {VP}).Name")
     assert names == ["db:Hv VP 0", "db:Hv VP 1", "_Total"]
     guest = _run(host, f"(Get-CimInstance -ClassName {VP} -Namespace root\\cimv2)[0].PercentGuestRunTime")

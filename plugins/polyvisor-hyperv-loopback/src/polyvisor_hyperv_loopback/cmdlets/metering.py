@@ -7,6 +7,7 @@ import datetime
 
 from psrpcore.types import PSUInt64
 
+from polyvisor_hyperv_loopback.hyperv.metering import PERF_FREQUENCY
 from polyvisor_hyperv_loopback.powershell.errors import HostError
 from polyvisor_hyperv_loopback.powershell.values import new_custom_object
 
@@ -73,6 +74,7 @@ def _get_cim_instance(ctx: CommandContext, args: dict[str, object]) -> None:
                 exception_type="Microsoft.Management.Infrastructure.CimException",
             )
         )
+    stamp = ctx.host.metering.perf_time()
     for vp in ctx.host.metering.virtual_processors():
         obj = new_custom_object(
             [
@@ -80,6 +82,8 @@ def _get_cim_instance(ctx: CommandContext, args: dict[str, object]) -> None:
                 ("PercentGuestRunTime", PSUInt64(vp.guest_run_time)),
                 ("PercentHypervisorRunTime", PSUInt64(vp.hypervisor_run_time)),
                 ("PercentTotalRunTime", PSUInt64(vp.total_run_time)),
+                ("Frequency_PerfTime", PSUInt64(PERF_FREQUENCY)),
+                ("Timestamp_PerfTime", PSUInt64(stamp)),
                 ("Frequency_Sys100NS", PSUInt64(10_000_000)),
             ]
         )

@@ -18,13 +18,23 @@ from polyvisor_hyperv_loopback.powershell.errors import HostError
 from .records import VMRecord
 from .state import HostState
 
-__all__ = ["GUEST_LOAD", "HYPERVISOR_LOAD", "READ_MB_PER_SECOND", "WRITE_MB_PER_SECOND", "Metering", "VPCounters"]
+__all__ = [
+    "GUEST_LOAD",
+    "HYPERVISOR_LOAD",
+    "PERF_FREQUENCY",
+    "READ_MB_PER_SECOND",
+    "WRITE_MB_PER_SECOND",
+    "Metering",
+    "VPCounters",
+]
 
 GUEST_LOAD = 0.2
 HYPERVISOR_LOAD = 0.02
 READ_MB_PER_SECOND = 2.0
 WRITE_MB_PER_SECOND = 0.5
 _TICKS = 10_000_000  # 100 ns ticks per second
+PERF_FREQUENCY = 10_000_000
+"""Ticks per second of ``Timestamp_PerfTime`` (``Frequency_PerfTime``, the host's performance counter)."""
 _PARTITION = frozenset({"Running", "Paused", "Pausing", "Resuming", "Saving", "Stopping", "Reset"})
 
 
@@ -109,6 +119,10 @@ class Metering:
             meter.counted_to = now
             memory = vm.config.memory_startup // (1024 * 1024) if vm.state in _PARTITION else 0
             return MeteringReport(vm, now - meter.since, int(meter.read_mb), int(meter.written_mb), memory)
+
+    def perf_time(self) -> int:
+        """The host's performance counter now (``Timestamp_PerfTime``), in :data:`PERF_FREQUENCY` ticks a second."""
+        return int(self._state.now() * PERF_FREQUENCY)
 
     def virtual_processors(self) -> list[VPCounters]:
         """Every running partition's virtual processors, then ``_Total``."""
