@@ -4,15 +4,20 @@
 libvirt reports a domain's counters only while its QEMU process runs; for a stopped or saved domain the sample
 holds its state and says why the rest is missing. Balloon statistics (``unused``, ``usable``) need the guest's
 virtio-balloon driver and a statistics period on the balloon, which libvirt leaves at 0 (off) unless the domain XML
-sets one: the first sample that finds a running domain without them sets a live period of :data:`STATS_PERIOD`
-seconds (``virDomainSetMemoryStatsPeriod``), and until the guest reports, the fields say so.
+sets one. With no period the driver reports once, when it loads, and QEMU keeps that boot-time snapshot: figures that
+never change. So the first sample of each boot of a running domain reads its live XML, and where the balloon has no
+period sets a live one of :data:`STATS_PERIOD` seconds (``virDomainSetMemoryStatsPeriod``; a period the domain XML
+sets is kept). Until the guest reports after that (its ``balloon.last-update`` moves), the fields are None and say
+so; a domain whose period could not be set says how to set one.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import libvirt
@@ -38,6 +43,7 @@ STATS = (
 STATS_PERIOD = 5
 """Seconds between the guest's balloon statistics, set on a running domain that has none."""
 _KIB = 1024
+_NO_DRIVER = "the guest's balloon driver does not report this figure"
 _DOING = "sampling VM counters"
 _T = TypeVar("_T")
 
@@ -48,7 +54,7 @@ class Metrics:
     def __init__(self, client: LibvirtClient) -> None:
         self._client = client
         self._host_cpus: int | None = None
-        self._period_set: dict[str, str] = {}  # uuid -> what setting the balloon's period answered
+        self._periods: dict[str, _Period] = {}  # uuid -> the balloon period of the boot last seen
 
     def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
         """Every domain's counters (or these domains'), in one bulk call within ``deadline``."""
@@ -84,26 +90,56 @@ class Metrics:
         except NotFoundError:
             return None  # deleted meanwhile: left out, as the primitive promises
 
-    def _balloon_reason(self, dom: libvirt.virDomain, uuid: str, record: Mapping[str, Any]) -> str:
-        """Why balloon statistics are missing from a record (setting the period where that is the cause)."""
-        if "balloon.last-update" in record or int(record.get("state.state", 0)) != libvirt.VIR_DOMAIN_RUNNING:
-            return "the guest's balloon driver does not report this figure"
+    def _balloon_reason(self, dom: libvirt.virDomain, uuid: str, record: Mapping[str, Any]) -> str | None:
+        """Why the record's balloon statistics are missing or stale, or None when they are current."""
         if "balloon.current" not in record:
             return f"libvirt's {self._client.uri.driver} driver reports no balloon for this VM"
-        if uuid not in self._period_set:
-            try:
-                dom.setMemoryStatsPeriod(STATS_PERIOD, libvirt.VIR_DOMAIN_AFFECT_LIVE)
-            except libvirt.libvirtError as error:
-                self._period_set[uuid] = (
+        if int(record.get("state.state", 0)) != libvirt.VIR_DOMAIN_RUNNING:
+            return None  # paused or crashed: whatever the guest last reported
+        boot = dom.ID()  # libvirt gives each start (and restore) of a domain a new ID: a new boot, a new period
+        period = self._periods.get(uuid)
+        if period is None or period.boot != boot:
+            period = self._periods[uuid] = self._ensure_period(dom, boot, record.get("balloon.last-update"))
+        if period.failed is not None:
+            return period.failed
+        update = record.get("balloon.last-update")
+        if update is None or (period.stale_update is not None and update == period.stale_update):
+            return (
+                f"the guest has not reported balloon statistics since polyvisor set a {period.seconds} s period; a "
+                "guest without a virtio-balloon driver never reports them"
+            )
+        return None if "balloon.usable" in record or "balloon.unused" in record else _NO_DRIVER
+
+    def _ensure_period(self, dom: libvirt.virDomain, boot: int, update: Any) -> _Period:
+        """Read the running domain's balloon period; set :data:`STATS_PERIOD` where it has none."""
+        try:
+            stats = ET.fromstring(dom.XMLDesc(0)).find("devices/memballoon/stats")
+            seconds = int(stats.get("period", "0")) if stats is not None else 0
+            if seconds > 0:
+                return _Period(boot, seconds)
+            dom.setMemoryStatsPeriod(STATS_PERIOD, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        except libvirt.libvirtError as error:
+            return _Period(
+                boot,
+                0,
+                failed=(
                     f"the balloon has no statistics period and setting one failed ({error.get_error_message()}); "
-                    f"set one with virsh dommemstat --period {STATS_PERIOD} --live"
-                )
-            else:
-                self._period_set[uuid] = (
-                    f"the guest has not reported balloon statistics yet: polyvisor set a {STATS_PERIOD} s period; a "
-                    "guest without a virtio-balloon driver never reports them"
-                )
-        return self._period_set[uuid]
+                    f"set one with virsh dommemstat DOMAIN --period {STATS_PERIOD} --live"
+                ),
+            )
+        # What the guest reported before the period (once, when its driver loaded) is a boot-time snapshot.
+        return _Period(boot, STATS_PERIOD, stale_update=update)
+
+
+@dataclass(frozen=True, slots=True)
+class _Period:
+    """The balloon statistics period of one boot of a domain, as polyvisor found or set it."""
+
+    boot: int
+    seconds: int
+    stale_update: Any = None
+    """The ``balloon.last-update`` from before polyvisor set the period: figures still from then are stale."""
+    failed: str | None = None
 
 
 def sample(
@@ -114,9 +150,12 @@ def sample(
     host_cpus: int | None,
     managed_save: bool,
     driver: str,
-    balloon_reason: str = "the guest's balloon driver does not report this figure",
+    balloon_reason: str | None = None,
 ) -> VMStats:
-    """Map one ``getAllDomainStats`` record onto :class:`~polyvisor.metrics.VMStats` (host-free)."""
+    """Map one ``getAllDomainStats`` record onto :class:`~polyvisor.metrics.VMStats` (host-free).
+
+    ``balloon_reason``, when given, is why the record's balloon statistics are missing or stale: they are left out.
+    """
     status = to_status(int(record.get("state.state", 0)), int(record.get("state.reason", 0)), managed_save=managed_save)
     live = status.state in (PowerState.RUNNING, PowerState.PAUSED, PowerState.CRASHED)
     missing: dict[str, str] = {}
@@ -142,10 +181,14 @@ def sample(
         )
     else:
         missing["vcpu_times_ns"] = absent
+    if live and balloon_reason is not None:
+        missing["memory.unused_bytes"] = missing["memory.usable_bytes"] = balloon_reason
+        record = {key: value for key, value in record.items() if key not in ("balloon.unused", "balloon.usable")}
+    guest_reason = _NO_DRIVER if live else None
     memory = MemoryCounters(
         current_bytes=number("balloon.current", "memory.current_bytes", _KIB),
-        unused_bytes=number("balloon.unused", "memory.unused_bytes", _KIB, balloon_reason if live else None),
-        usable_bytes=number("balloon.usable", "memory.usable_bytes", _KIB, balloon_reason if live else None),
+        unused_bytes=number("balloon.unused", "memory.unused_bytes", _KIB, guest_reason),
+        usable_bytes=number("balloon.usable", "memory.usable_bytes", _KIB, guest_reason),
         rss_bytes=number("balloon.rss", "memory.rss_bytes", _KIB),
     )
     disks = tuple(

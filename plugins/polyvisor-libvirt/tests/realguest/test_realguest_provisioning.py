@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from polyvisor import DiskSpec, PowerState, TimeoutError, ValidationError
+from polyvisor import VM, DiskSpec, PowerState, TimeoutError, ValidationError
+from polyvisor.metrics import VMStats
 from polyvisor.testing import eventually
 
 from .pvguest import wait_marker
@@ -175,6 +176,31 @@ def guest_disk_mib(dom: libvirt.virDomain, name: str = "vda") -> int:
     return int(guest_read(dom, f"/sys/block/{name}/size").decode()) * 512 // (1024 * 1024)
 
 
+def check_balloon_statistics(vm: VM, dom: libvirt.virDomain) -> None:
+    """The guest's balloon reports its free memory once polyvisor's first sample has set a statistics period.
+
+    Without a period the driver reports once, when it loads: the first sample sees only that boot-time snapshot,
+    which never changes, and leaves it out."""
+    first = vm.stats()
+    assert first.memory.usable_bytes is None
+    assert "polyvisor set a 5 s period" in (first.why_missing("memory.usable_bytes") or "")
+    balloon = ET.fromstring(dom.XMLDesc(0)).find("devices/memballoon/stats")
+    assert balloon is not None, "polyvisor left the running domain's balloon without a statistics period"
+    assert balloon.get("period") == "5"
+
+    def reported() -> VMStats | None:
+        sample = vm.stats()
+        return sample if sample.memory.usable_bytes is not None else None
+
+    sample = eventually(reported, timeout=30, what="the guest's balloon driver to report its memory", interval=0.5)
+    memory = sample.memory
+    assert memory.unused_bytes is not None
+    assert memory.usable_bytes is not None
+    assert memory.current_bytes is not None
+    assert 0 < memory.unused_bytes <= memory.usable_bytes <= memory.current_bytes
+    assert sample.why_missing("memory.usable_bytes") is None
+
+
 def test_reconfigure_cold_and_live_and_resize_reach_the_guest(
     libvirt_conn: libvirt.virConnect, guests: Guests, x86_balloon_image: GuestImage
 ) -> None:
@@ -192,6 +218,7 @@ def test_reconfigure_cold_and_live_and_resize_reach_the_guest(
     wait_agent(dom)
     assert len(guest_vcpus(dom)) == 2
     booted_mib = guest_mem_total_mib(dom)
+    check_balloon_statistics(vm, dom)
     assert 256 < booted_mib <= 320
     assert guest_disk_mib(dom) == 24
 
