@@ -249,14 +249,18 @@ class AsyncFleet(FleetFacts):
         return await self._on(hosts, listing, timeout)
 
     async def stats(
-        self, *, hosts: Iterable[str] | None = None, timeout: float | None = None
+        self, *, hosts: Iterable[str] | None = None, timeout: float | None = None, at_most: float | None = None
     ) -> FleetResult[builtins.list[VMStats]]:
         """Sample every VM's counters on every host at once (see :meth:`polyvisor.Fleet.stats`)."""
+        chosen = self._plan.chosen(hosts, timeout)
+        if at_most is not None:
+            check_seconds(at_most, "at_most")
 
         async def sampling(host: str, conn: AsyncConnection) -> builtins.list[VMStats]:
-            return await conn.stats(timeout=timeout if timeout is not None else self.host_timeout(host))
+            return await conn.stats(timeout=self._plan.bounded(host, timeout, at_most))
 
-        return await self._on(hosts, sampling, timeout)
+        jobs = [(host, None, sampling, self._plan.bounded(host, timeout, at_most)) for host in chosen]
+        return FleetResult(await self._run(jobs))
 
     async def vms(self, details: bool = False, *, timeout: float | None = None) -> VMList:
         """Return the VMs of every host that answered, in host order (check :meth:`list` for who did not)."""

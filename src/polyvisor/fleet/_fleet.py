@@ -158,15 +158,22 @@ class Fleet(FleetFacts):
         return self._on(hosts, listing, timeout)
 
     def stats(
-        self, *, hosts: Iterable[str] | None = None, timeout: float | None = None
+        self, *, hosts: Iterable[str] | None = None, timeout: float | None = None, at_most: float | None = None
     ) -> FleetResult[builtins.list[VMStats]]:
         """Sample every VM's counters on every host at once (see :meth:`polyvisor.Connection.stats`), each host
-        bounded by its timeout (or ``timeout``); a host that does not support stats reports UnsupportedError."""
+        bounded by its timeout (or ``timeout``) and never by more than ``at_most`` seconds (a scrape's budget); a
+        host that does not support stats reports UnsupportedError."""
+        chosen = self._plan.chosen(hosts, timeout)
+        if at_most is not None:
+            check_seconds(at_most, "at_most")
 
         def sampling(host: str, conn: Connection) -> builtins.list[VMStats]:
-            return conn.stats(timeout=timeout if timeout is not None else self.host_timeout(host))
+            return conn.stats(timeout=self._plan.bounded(host, timeout, at_most))
 
-        return self._on(hosts, sampling, timeout)
+        jobs = [
+            self._job(self._plan.known(host), sampling, self._plan.bounded(host, timeout, at_most)) for host in chosen
+        ]
+        return FleetResult(self._fan_out(jobs))
 
     def _pooled(self, host: str) -> Connection:
         return self.connection(host)

@@ -296,6 +296,11 @@ class FleetPlan:
         """Seconds a call waits for the host: its own ``timeout``, else the fleet's."""
         return self.targets[self.known(host)].timeout or self.timeout
 
+    def bounded(self, host: str, timeout: float | None, at_most: float | None) -> float:
+        """Seconds a call may take on ``host``: ``timeout`` (else the host's own), but never more than ``at_most``."""
+        seconds = timeout if timeout is not None else self.host_timeout(host)
+        return seconds if at_most is None else min(seconds, at_most)
+
     def vm_timeout(self, host: str, verb_timeout: float) -> float:
         """Seconds a call on one VM of ``host`` may take: the verb keeps its own deadline; the host's bound covers
         reaching it first."""
