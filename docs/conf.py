@@ -52,6 +52,8 @@ nitpick_ignore = [
         "collections.abc.Generator",
         "ipaddress.IPv4Network",  # the fields of polyvisor.networks.AddressPlan
         "ipaddress.IPv4Address",
+        "prometheus_client.metrics_core.Metric",
+        "prometheus_client.registry.Collector",
     )
 ] + [
     # The TypeVar of the verb engine's steps (what a call returns).

@@ -10,6 +10,7 @@ import click
 
 import polyvisor
 from polyvisor.cli import commands, hostcmds, networkcmds, provisioncmds, storagecmds
+from polyvisor.cli import commands, exportcmds, hostcmds, provisioncmds, storagecmds
 from polyvisor.cli.demo import demo
 from polyvisor.cli.exitcodes import EXIT_CODES, exit_code_for
 from polyvisor.cli.session import Options, Session
@@ -150,6 +151,7 @@ for _command in (
     *hostcmds.COMMANDS,
     *storagecmds.COMMANDS,
     *networkcmds.COMMANDS,
+    *exportcmds.COMMANDS,
     demo,
 ):
     _accept_json_after(_command)

@@ -81,6 +81,10 @@ class Session:
         root.addHandler(handler)
         self._log_handler = handler
 
+    def connect_to(self, name: str) -> None:
+        """Use ``name`` as ``--connect`` (a command's own ``-c``), before anything is opened."""
+        self.options = replace(self.options, connect=name)
+
     def want_json(self) -> None:
         """Switch to JSON output (``--json`` given after the subcommand)."""
         self.options = replace(self.options, json=True)
