@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from polyvisor import Connection
 
     from .cloudguest import CloudGuest, CloudImage, KeyPair
+    from .prometheus import PrometheusServer
     from .pvguest import Guests
 
 
@@ -151,3 +152,13 @@ def cloud_guests(cloud_image: CloudImage, cloud_keys: dict[str, KeyPair]) -> Ite
 def cloud_guest(cloud_guests: dict[str, CloudGuest]) -> CloudGuest:
     """The shared cloud guest with the ``#cloud-config`` YAML seed (see ``cloud_guests``)."""
     return cloud_guests["yaml"]
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """One real Prometheus server for the session, on 127.0.0.1, scraping every second what a test adds."""
+    from .prometheus import PrometheusServer
+
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus")).start()
+    yield server
+    server.close()
