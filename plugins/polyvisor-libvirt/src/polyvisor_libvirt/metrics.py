@@ -18,6 +18,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import libvirt
@@ -25,7 +26,7 @@ import libvirt
 from polyvisor.backend import Deadline
 from polyvisor.errors import NotFoundError, PolyvisorError, TimeoutError
 from polyvisor.metrics.counters import DiskCounters, MemoryCounters, NicCounters, VMStats
-from polyvisor.model import PowerState
+from polyvisor.model import PowerState, VMStatus
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.states import to_status
 
@@ -158,6 +159,8 @@ def sample(
     """
     status = to_status(int(record.get("state.state", 0)), int(record.get("state.reason", 0)), managed_save=managed_save)
     live = status.state in (PowerState.RUNNING, PowerState.PAUSED, PowerState.CRASHED)
+    if not live:
+        return _idle(uuid, name, status, record, at, host_cpus)
     missing: dict[str, str] = {}
     absent = (
         f"libvirt's {driver} driver did not report it"
@@ -233,6 +236,40 @@ def sample(
         nics=nics,
         missing=missing,
     )
+
+
+_IDLE_COUNTERS = ("cpu_time_ns", "vcpu_times_ns", "memory.unused_bytes", "memory.usable_bytes", "memory.rss_bytes")
+_idle_missing: dict[tuple[PowerState, bool, bool], Mapping[str, str]] = {}
+
+
+def _idle(
+    uuid: str, name: str, status: VMStatus, record: Mapping[str, Any], at: float, host_cpus: int | None
+) -> VMStats:
+    """A domain with no QEMU process: its size, and no counters. libvirt may still report a ``cpu.time`` for an
+    inactive domain (read from a cgroup that is not the domain's), which says nothing about it and is left out."""
+    cpus, current = record.get("vcpu.current"), record.get("balloon.current")
+    key = (status.state, cpus is None, current is None)
+    missing = _idle_missing.get(key)
+    if missing is None:
+        why = f"the VM is {status.state.value}: libvirt has counters only while its process runs"
+        names = [*_IDLE_COUNTERS, "disks", "nics"]
+        names += ["cpus"] if cpus is None else []
+        names += ["memory.current_bytes"] if current is None else []
+        missing = _idle_missing[key] = MappingProxyType(dict.fromkeys(names, why))
+    memory = _NO_MEMORY if current is None else MemoryCounters(current_bytes=int(current) * _KIB)
+    return VMStats(
+        uuid,
+        name,
+        status,
+        at,
+        cpus=None if cpus is None else int(cpus),
+        host_cpus=host_cpus,
+        memory=memory,
+        missing=missing,
+    )
+
+
+_NO_MEMORY = MemoryCounters()
 
 
 def _int(record: Mapping[str, Any], key: str) -> int | None:
