@@ -365,6 +365,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against peers, measured in the same run (not part of the default sessions)."""
     session.run(PY, "bench/bench_listing.py", "--vms", "1000", external=True)
     session.run(PY, "bench/bench_listing.py", "--vms", "200", "--uri", "qemu:///system", external=True)
+    session.run(PY, "bench/bench_stats.py", "--vms", "1000", "--uri", "qemu:///system", external=True)
     session.run(PY, "bench/bench_hyperv.py", external=True)
     session.run(PY, "bench/bench_fleet.py", external=True)
     session.run(PY, "bench/bench_provisioning.py", external=True)
@@ -376,6 +377,7 @@ def bench(session: nox.Session) -> None:
 def bench_smoke(session: nox.Session) -> None:
     """Every benchmark once at a tiny size, so CI proves each still runs end to end (its figures mean nothing)."""
     session.run(PY, "bench/bench_listing.py", "--vms", "20", "--repeat", "1", external=True)
+    session.run(PY, "bench/bench_stats.py", "--vms", "20", "--repeat", "1", external=True)
     session.run(PY, "bench/bench_hyperv.py", "--calls", "3", "--threads", "2", "--per-thread", "2", external=True)
     fleet = ["--hyperv", "2", "--hosts", "4", "--vms", "2", "--repeat", "1", "--ensure-vms", "2", "--rounds", "1"]
     session.run(PY, "bench/bench_fleet.py", *fleet, "--forks", "4", external=True)
