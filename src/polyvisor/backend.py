@@ -627,8 +627,9 @@ class Backend(abc.ABC):
         """Grow a volume to ``size`` bytes (the core refuses shrinking)."""
         raise UnsupportedError("resizing volumes is not supported", feature=Feature.VOLUME_RESIZE)
 
-    def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
-        """Sample the counters of these VMs (None: every VM) in a constant number of round trips, within ``deadline``.
+    def stats(self, uuids: Sequence[str] | None) -> list[VMStats]:
+        """Sample the counters of these VMs (None: every VM) in a constant number of round trips, within
+        :meth:`Deadline.current` (a read: no socket wait and no retry past it).
 
         A VM in ``uuids`` that no longer exists is left out. Give None, with the reason in ``missing``, for what the
         hypervisor cannot say (never a zero); see :mod:`polyvisor.metrics.counters`.

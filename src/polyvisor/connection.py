@@ -44,7 +44,6 @@ from polyvisor.storage import Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.storage_calls import TRANSFER_TIMEOUT
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
-from polyvisor.verbs.stats import STATS_TIMEOUT
 from polyvisor.vm import VM
 
 __all__ = ["Connection"]
@@ -190,11 +189,10 @@ class Connection:
             out.append(info)
         return out
 
-    def stats(self, *, timeout: float = STATS_TIMEOUT) -> builtins.list[VMStats]:
+    def stats(self, *, timeout: float = DEFAULT_TIMEOUT) -> builtins.list[VMStats]:
         """Return one sample of every VM's counters, in one bulk query (see :mod:`polyvisor.metrics`)."""
         self._capabilities.require(Feature.STATS, host=self.host)
-        deadline = self._deadline(timeout)
-        return read(self, lambda b: b.stats(None, deadline), deadline)
+        return read(self, lambda b: b.stats(None), self._deadline(timeout))
 
     def _info(self, uuid: str, deadline: Deadline) -> VMInfo:
         return read(self, lambda b: b.info(uuid), deadline)

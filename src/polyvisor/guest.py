@@ -33,7 +33,7 @@ from polyvisor.verbs import addresses, readiness
 from polyvisor.verbs.addresses import ADDRESS_SOURCES, ADDRESS_TIMEOUT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
 from polyvisor.verbs.readiness import READY_TIMEOUT
-from polyvisor.verbs.stats import STATS_TIMEOUT, vm_stats
+from polyvisor.verbs.stats import vm_stats
 
 __all__ = ["ADDRESS_SOURCES", "ADDRESS_TIMEOUT", "READY_TIMEOUT", "GuestOps"]
 
@@ -249,7 +249,7 @@ class GuestOps(VMHandle):
         )
         return read(self.connection, lambda b: b.console_output(self.uuid), deadline)
 
-    def stats(self, *, timeout: float = STATS_TIMEOUT) -> VMStats:
+    def stats(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStats:
         """Return one sample of the VM's counters (CPU time, memory, disk and network I/O); see
         :mod:`polyvisor.metrics`, whose :func:`~polyvisor.metrics.rates` turns two samples into rates."""
         return blocking.run(self, vm_stats(self, timeout))

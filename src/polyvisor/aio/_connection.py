@@ -35,7 +35,6 @@ from polyvisor.storage import Progress, StoragePool, TransferProgress, Volume, V
 from polyvisor.storage_calls import TRANSFER_TIMEOUT
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
-from polyvisor.verbs.stats import STATS_TIMEOUT
 
 __all__ = ["DEFAULT_WORKERS", "AsyncConnection", "Connecting", "connect"]
 
@@ -298,7 +297,7 @@ class AsyncConnection:
         """Return every VM as plain values (one bulk query; ``details`` costs a call per VM on libvirt)."""
         return await self._timed(self.sync.list, timeout, details=details)
 
-    async def stats(self, *, timeout: float = STATS_TIMEOUT) -> builtins.list[VMStats]:
+    async def stats(self, *, timeout: float = DEFAULT_TIMEOUT) -> builtins.list[VMStats]:
         """Return one sample of every VM's counters, in one bulk query (see :mod:`polyvisor.metrics`)."""
         return await self._timed(self.sync.stats, timeout)
 

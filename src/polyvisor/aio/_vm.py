@@ -40,7 +40,7 @@ from polyvisor.verbs.addresses import ADDRESS_TIMEOUT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.verbs.ops import Change, Knock, Probe, Query, Read, Sleep, Steps, Subscribe, Unsubscribe
 from polyvisor.verbs.readiness import READY_TIMEOUT
-from polyvisor.verbs.stats import STATS_TIMEOUT, vm_stats
+from polyvisor.verbs.stats import vm_stats
 from polyvisor.verbs.waiting import Progress
 from polyvisor.vm import VM
 
@@ -298,7 +298,7 @@ class AsyncVM:
         """Return what the guest wrote to its serial console so far."""
         return await self._timed(self.sync.console_output, timeout)
 
-    async def stats(self, *, timeout: float = STATS_TIMEOUT) -> VMStats:
+    async def stats(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStats:
         """Return one sample of the VM's counters (see :meth:`polyvisor.VM.stats`)."""
         return await self._run(vm_stats(self.sync, timeout))
 

@@ -749,7 +749,7 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives):
                 for source in sources
             ]
 
-    def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
+    def stats(self, uuids: Sequence[str] | None) -> list[VMStats]:
         with self.host.lock:
             now = self.host.clock()
             chosen = (

@@ -9,19 +9,17 @@ from polyvisor.model import Feature
 from polyvisor.verbs.engine import require
 from polyvisor.verbs.ops import Handle, Query, Steps
 
-__all__ = ["STATS_TIMEOUT", "vm_stats"]
-
-STATS_TIMEOUT = 30.0
-"""Seconds a sample may take unless the caller says otherwise."""
+__all__ = ["vm_stats"]
 
 
 def vm_stats(vm: Handle, timeout: float) -> Steps[VMStats]:
-    """Return one sample of the VM's counters; NotFoundError if the VM is gone."""
+    """Return one sample of the VM's counters within ``timeout`` (the capability probe included); NotFoundError if
+    the VM is gone."""
     validate_timeout(timeout)
-    yield from require(vm, Feature.STATS)
     deadline = Deadline(timeout, vm.connection.clock)
+    yield from require(vm, Feature.STATS, deadline)
     uuid = vm.uuid
-    found: list[VMStats] = yield Query(lambda b: b.stats([uuid], deadline))
+    found: list[VMStats] = yield Query(lambda b: b.stats([uuid]), deadline)
     for sample in found:
         if sample.uuid == uuid:
             return sample

@@ -238,9 +238,9 @@ class HyperVBackend(Backend):
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
         self._inventory.set_labels(uuid, labels)
 
-    def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
+    def stats(self, uuids: Sequence[str] | None) -> list[VMStats]:
         """Every VM's counters in at most four requests (see :mod:`.metrics`)."""
-        return self._metrics.stats(uuids, deadline)
+        return self._metrics.stats(uuids)
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:

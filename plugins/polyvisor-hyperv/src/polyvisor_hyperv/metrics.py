@@ -25,7 +25,6 @@ import re
 import time
 from collections.abc import Sequence
 
-from polyvisor.backend import Deadline
 from polyvisor.metrics.counters import DiskCounters, MemoryCounters, VMStats
 from polyvisor.model import PowerState
 from polyvisor_hyperv.client import HyperVClient, MiB, as_guid, as_text
@@ -59,19 +58,18 @@ class Metrics:
         self._client = client
         self._host_cpus: int | None = None
 
-    def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
+    def stats(self, uuids: Sequence[str] | None) -> list[VMStats]:
         """Every VM's counters (or these VMs'): Get-VM, Enable-VMResourceMetering where needed, Measure-VM and the
         virtual processor class."""
         run = self._client.run
         if self._host_cpus is None:
-            host = run([Step("Get-VMHost")], doing=_DOING, select=("LogicalProcessorCount",), deadline=deadline)
+            host = run([Step("Get-VMHost")], doing=_DOING, select=("LogicalProcessorCount",))
             count = int(host[0].get("LogicalProcessorCount") or 0) if host else 0
             self._host_cpus = count or None
         vms = run(
             [Step("Get-VM")],
             doing=_DOING,
             select=("Id", "Name", "State", "ProcessorCount", "MemoryAssigned", "ResourceMeteringEnabled"),
-            deadline=deadline,
         )
         wanted = None if uuids is None else {as_guid(uuid) for uuid in uuids}
         chosen = [row for row in vms if wanted is None or as_guid(row.get("Id")) in wanted]
@@ -79,21 +77,17 @@ class Metrics:
             return []
         unmetered = sorted({as_text(row.get("Name")) for row in chosen if not row.get("ResourceMeteringEnabled")})
         if unmetered:
-            run(
-                [Step("Enable-VMResourceMetering", {"VMName": unmetered})], doing="enabling metering", deadline=deadline
-            )
+            run([Step("Enable-VMResourceMetering", {"VMName": unmetered})], doing="enabling metering")
         names = sorted({as_text(row.get("Name")) for row in chosen})
         reports = run(
             [Step("Measure-VM", {"Name": names})],
             doing=_DOING,
             select=("VMId", "AggregatedDiskDataRead", "AggregatedDiskDataWritten"),
-            deadline=deadline,
         )
         processors = run(
             [Step("Get-CimInstance", {"ClassName": VP_CLASS})],
             doing=_DOING,
             select=("Name", "PercentGuestRunTime", "PercentTotalRunTime"),
-            deadline=deadline,
         )
         at = time.time()
         metered = {as_guid(row.get("VMId")): row for row in reports}

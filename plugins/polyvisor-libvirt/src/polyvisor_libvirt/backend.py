@@ -213,9 +213,10 @@ class LibvirtBackend(Backend):
         """The serial log file of a local domain."""
         return self._inventory.console_output(uuid)
 
-    def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
+    @_bounded("sampling VM counters")
+    def stats(self, uuids: Sequence[str] | None) -> list[VMStats]:
         """Every domain's counters in one getAllDomainStats (some domains': domainListGetStats)."""
-        return self._metrics.stats(uuids, deadline)
+        return self._metrics.stats(uuids)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------------
     @bounded("creating the VM")

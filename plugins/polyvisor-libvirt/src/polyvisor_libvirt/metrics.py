@@ -13,18 +13,16 @@ so; a domain whose period could not be set says how to set one.
 
 from __future__ import annotations
 
-import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 import libvirt
 
-from polyvisor.backend import Deadline
-from polyvisor.errors import NotFoundError, PolyvisorError, TimeoutError
+from polyvisor.errors import NotFoundError
 from polyvisor.metrics.counters import DiskCounters, MemoryCounters, NicCounters, VMStats
 from polyvisor.model import PowerState, VMStatus
 from polyvisor_libvirt.client import LibvirtClient
@@ -46,7 +44,6 @@ STATS_PERIOD = 5
 _KIB = 1024
 _NO_DRIVER = "the guest's balloon driver does not report this figure"
 _DOING = "sampling VM counters"
-_T = TypeVar("_T")
 
 
 class Metrics:
@@ -57,19 +54,19 @@ class Metrics:
         self._host_cpus: int | None = None
         self._periods: dict[str, _Period] = {}  # uuid -> the balloon period of the boot last seen
 
-    def stats(self, uuids: Sequence[str] | None, deadline: Deadline) -> list[VMStats]:
-        """Every domain's counters (or these domains'), in one bulk call within ``deadline``."""
+    def stats(self, uuids: Sequence[str] | None) -> list[VMStats]:
+        """Every domain's counters (or these domains'), in one bulk call (the backend bounds the wait for it by
+        :meth:`~polyvisor.backend.Deadline.current`, as every primitive's)."""
         host = self._client.host
-        deadline.check(_DOING, host=host)
         conn = self._client.live()
         with self._client.errors(_DOING, host=host):
             if self._host_cpus is None:
                 self._host_cpus = int(conn.getInfo()[2])
             if uuids is None:
-                records = _within(deadline, lambda: conn.getAllDomainStats(STATS, 0), host)
+                records = conn.getAllDomainStats(STATS, 0)
             else:
                 domains = [dom for dom in (self._domain(uuid) for uuid in uuids) if dom is not None]
-                records = _within(deadline, lambda: conn.domainListGetStats(domains, STATS, 0), host) if domains else []
+                records = conn.domainListGetStats(domains, STATS, 0) if domains else []
             stopped = any(int(record.get("state.state", 0)) == libvirt.VIR_DOMAIN_SHUTOFF for _, record in records)
             saved = (
                 {dom.UUIDString() for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)}
@@ -275,28 +272,3 @@ _NO_MEMORY = MemoryCounters()
 def _int(record: Mapping[str, Any], key: str) -> int | None:
     value = record.get(key)
     return None if value is None else int(value)
-
-
-def _within(deadline: Deadline, call: Callable[[], _T], host: str) -> _T:
-    """Run a bulk read so that the deadline bounds the wait for libvirtd's answer (the call itself may linger)."""
-    if deadline.remaining() == float("inf"):
-        return call()
-    box: list[Any] = []
-
-    def run() -> None:
-        try:
-            box.append((True, call()))
-        except BaseException as error:  # handed to the caller's thread
-            box.append((False, error))
-
-    worker = threading.Thread(target=run, name="polyvisor-libvirt-stats", daemon=True)
-    worker.start()
-    worker.join(deadline.remaining())
-    if not box:
-        raise TimeoutError(f"timed out after {deadline.timeout:g}s {_DOING}: libvirtd did not answer", host=host)
-    ok, value = box[0]
-    if ok:
-        return value  # type: ignore[no-any-return]
-    if isinstance(value, libvirt.libvirtError | PolyvisorError):
-        raise value
-    raise value
