@@ -88,6 +88,7 @@ from polyvisor.model import (
 from polyvisor.provisioning.nocloud import build_seed_iso
 from polyvisor.testing.memory_networks import MemoryNetworks, NetworkPrimitives
 from polyvisor.testing.memory_stats import sample
+from polyvisor.testing.memory_stats import note_state, sample_host
 from polyvisor.testing.memory_storage import MemoryStorage, StoragePrimitives
 from polyvisor.uri import URI
 
@@ -529,12 +530,7 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives):
     def _set(self, uuid: str, state: PowerState) -> None:
         with self.host.lock:
             vm = self._vm(uuid)
-            now = self.host.clock()
-            if vm.running_since is not None and state is not PowerState.RUNNING:
-                vm.ran_before += now - vm.running_since
-                vm.running_since = None
-            elif vm.running_since is None and state is PowerState.RUNNING:
-                vm.running_since = now
+            note_state(vm, state, self.host.clock())
             vm.state = state
             self.host.emit(EventKind.STATE, vm)
 
@@ -750,12 +746,7 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives):
             ]
 
     def stats(self, uuids: Sequence[str] | None) -> list[VMStats]:
-        with self.host.lock:
-            now = self.host.clock()
-            chosen = (
-                self.host.vms.values() if uuids is None else [self.host.vms[u] for u in uuids if u in self.host.vms]
-            )
-            return [sample(vm, vm.info(details=False).status, now, HOST_CPUS) for vm in chosen]
+        return sample_host(self.host, uuids, HOST_CPUS)
 
     def seed_iso(self, uuid: str) -> Callable[[], bytes | None]:
         """Return a reader of the VM's NoCloud seed CD-ROM: its bytes, or None once the seed is gone.

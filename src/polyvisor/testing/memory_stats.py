@@ -14,13 +14,14 @@ fields are None with the reason in ``missing``. The balloon reports the guest's 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from polyvisor.metrics.counters import DiskCounters, MemoryCounters, NicCounters, VMStats
 from polyvisor.model import PowerState, VMStatus
 
 if TYPE_CHECKING:
-    from polyvisor.testing.memory import _VM
+    from polyvisor.testing.memory import _VM, MemoryHost
 
 __all__ = [
     "DISK_READ_RATE",
@@ -31,7 +32,9 @@ __all__ = [
     "UNUSED_SHARE",
     "USABLE_SHARE",
     "VCPU_LOAD",
+    "note_state",
     "sample",
+    "sample_host",
 ]
 
 VCPU_LOAD = 0.25
@@ -54,6 +57,23 @@ _NS = 1_000_000_000
 _MIB = 1024 * 1024
 _EPOCH = time.time() - time.monotonic()  # the host's default clock is time.monotonic
 _LIVE = (PowerState.RUNNING, PowerState.PAUSED, PowerState.CRASHED)
+
+
+def note_state(vm: _VM, state: PowerState, now: float) -> None:
+    """Count the guest's running time up to ``now``, when it moves into ``state`` (the host's lock held)."""
+    if vm.running_since is not None and state is not PowerState.RUNNING:
+        vm.ran_before += now - vm.running_since
+        vm.running_since = None
+    elif vm.running_since is None and state is PowerState.RUNNING:
+        vm.running_since = now
+
+
+def sample_host(host: MemoryHost, uuids: Sequence[str] | None, host_cpus: int) -> list[VMStats]:
+    """Return the counters of these VMs of ``host`` (None: every VM; one that is gone is left out), all at once."""
+    with host.lock:
+        now = host.clock()
+        chosen = host.vms.values() if uuids is None else [host.vms[u] for u in uuids if u in host.vms]
+        return [sample(vm, vm.info(details=False).status, now, host_cpus) for vm in chosen]
 
 
 def sample(vm: _VM, status: VMStatus, now: float, host_cpus: int) -> VMStats:

@@ -14,8 +14,7 @@ Each room is a module with one class, named as in the Hyper-V backend, and each 
 * :mod:`.pools`: the host's storage pools and volumes as values, made and deleted; :mod:`.transfers`: images
   uploaded and downloaded over sparse streams;
 * :mod:`.sizing`: vCPUs, memory and disk sizes; :mod:`.addresses`: guest addresses, source by source;
-  :mod:`.readiness`: cloud-init's result, read through the guest agent;
-* :mod:`.metrics`: every domain's counters in one bulk call;
+  :mod:`.readiness`: cloud-init's result, read through the guest agent; :mod:`.metrics`: counters in one bulk call;
 * :mod:`.events`: event registrations, subscriptions and the definition cache they keep coherent;
 * :mod:`.errors`, :mod:`.states`: libvirt's error codes and domain states in polyvisor's terms.
 
