@@ -28,8 +28,8 @@ from polyvisor.connect import connect as connect_sync
 from polyvisor.connection import Connection
 from polyvisor.errors import ConnectionError, ValidationError
 from polyvisor.events import RECONNECT_WITHIN, ResumingSubscription, subscribe
-from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, NetworkMode, VMInfo, VMSpec
 from polyvisor.metrics.counters import VMStats
+from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, NetworkMode, VMInfo, VMSpec
 from polyvisor.plugins import Plugins
 from polyvisor.storage import Progress, StoragePool, TransferProgress, Volume, VolumeFormat
 from polyvisor.storage_calls import TRANSFER_TIMEOUT

@@ -87,7 +87,6 @@ from polyvisor.model import (
 )
 from polyvisor.provisioning.nocloud import build_seed_iso
 from polyvisor.testing.memory_networks import MemoryNetworks, NetworkPrimitives
-from polyvisor.testing.memory_stats import sample
 from polyvisor.testing.memory_stats import note_state, sample_host
 from polyvisor.testing.memory_storage import MemoryStorage, StoragePrimitives
 from polyvisor.uri import URI
@@ -543,8 +542,7 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives):
             self._set(uuid, PowerState.RUNNING)
 
     def _boot(self, vm: _VM) -> None:
-        vm.booted_at = self.host.clock()
-        vm.boot_memory_mib = vm.memory_mib
+        vm.booted_at, vm.boot_memory_mib = self.host.clock(), vm.memory_mib
         vm.ran_before, vm.running_since = 0.0, None  # a new guest's counters start at zero
 
     def shutdown(self, uuid: str, mode: ShutdownMode, deadline: Deadline) -> None:

@@ -87,8 +87,8 @@ from polyvisor_hyperv.events import Events
 from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
-from polyvisor_hyperv.networks import Networks
 from polyvisor_hyperv.metrics import Metrics
+from polyvisor_hyperv.networks import Networks
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
 from polyvisor_hyperv.pools import Pools
 from polyvisor_hyperv.readiness import Readiness

@@ -55,8 +55,8 @@ from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.images import Images
 from polyvisor_libvirt.inventory import Inventory
 from polyvisor_libvirt.lifecycle import Lifecycle
-from polyvisor_libvirt.networks import Networks
 from polyvisor_libvirt.metrics import Metrics
+from polyvisor_libvirt.networks import Networks
 from polyvisor_libvirt.pools import Pools
 from polyvisor_libvirt.probe import probe_connection, read_host_caps
 from polyvisor_libvirt.readiness import Readiness
@@ -212,7 +212,7 @@ class LibvirtBackend(Backend):
         """The serial log file of a local domain."""
         return self._inventory.console_output(uuid)
 
-    @_bounded("sampling VM counters")
+    @bounded("sampling VM counters")
     def stats(self, uuids: Sequence[str] | None) -> list[VMStats]:
         """Every domain's counters in one getAllDomainStats (some domains': domainListGetStats)."""
         return self._metrics.stats(uuids)

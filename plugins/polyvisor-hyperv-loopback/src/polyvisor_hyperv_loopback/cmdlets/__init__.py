@@ -15,8 +15,7 @@ never a forwarder.
 
 from __future__ import annotations
 
-from . import devices, items, provisioning, switches, utility, vm
-from . import devices, items, metering, provisioning, utility, vm
+from . import devices, items, metering, provisioning, switches, utility, vm
 from .base import Cmdlet, CommandContext, Param, Registry, Session
 
 __all__ = ["Cmdlet", "CommandContext", "Param", "Registry", "Session", "default_registry"]
@@ -25,6 +24,13 @@ __all__ = ["Cmdlet", "CommandContext", "Param", "Registry", "Session", "default_
 def default_registry() -> Registry:
     """Return a registry of every command this host implements."""
     return Registry(
-        [*vm.CMDLETS, *devices.CMDLETS, *switches.CMDLETS, *items.CMDLETS, *provisioning.CMDLETS, *utility.CMDLETS]
-        [*vm.CMDLETS, *devices.CMDLETS, *items.CMDLETS, *provisioning.CMDLETS, *metering.CMDLETS, *utility.CMDLETS]
+        [
+            *vm.CMDLETS,
+            *devices.CMDLETS,
+            *switches.CMDLETS,
+            *items.CMDLETS,
+            *provisioning.CMDLETS,
+            *metering.CMDLETS,
+            *utility.CMDLETS,
+        ]
     )
