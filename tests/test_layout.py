@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import enum
 import inspect
+import subprocess
+import sys
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,6 +174,18 @@ def test_the_root_imports_neither_the_command_line_nor_the_kit() -> None:
     tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
     modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not {m for m in modules if m.startswith(("polyvisor.cli", "polyvisor.testing"))}
+
+
+def test_connecting_to_memory_imports_no_test_runner() -> None:
+    """memory:// lives in the kit's package, yet a program that only connects to it does not import pytest."""
+    script = (
+        "import sys, polyvisor\n"
+        "with polyvisor.connect('memory:///layout') as conn:\n"
+        "    conn.list()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'pytest', '_pytest', 'hypothesis'}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]"
 
 
 def test_the_model_imports_no_room_but_the_errors() -> None:

@@ -5,28 +5,31 @@ not declare the capability they need; the summary lists what was covered. Backen
 ``polyvisor_spec`` fixture (in a ``conftest.py``) to give VMs what their hypervisor needs to boot.
 """
 
-from polyvisor.testing.fixtures import (
-    polyvisor_adapter,
-    polyvisor_address_overrides,
-    polyvisor_base_image,
-    polyvisor_connect_options,
-    polyvisor_connection,
-    polyvisor_second_connection,
-    polyvisor_seed_reader,
-    polyvisor_spec,
-    polyvisor_stubborn_overrides,
-    polyvisor_subnet,
-    polyvisor_uri,
-    polyvisor_vm_factory,
-    polyvisor_volume_paths,
-)
-from polyvisor.testing.plugin import (
-    pytest_addoption,
-    pytest_configure,
-    pytest_runtest_makereport,
-    pytest_terminal_summary,
-)
-from polyvisor.testing.waiting import eventually
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from polyvisor.testing.fixtures import (
+        polyvisor_adapter,
+        polyvisor_address_overrides,
+        polyvisor_base_image,
+        polyvisor_connect_options,
+        polyvisor_connection,
+        polyvisor_second_connection,
+        polyvisor_seed_reader,
+        polyvisor_spec,
+        polyvisor_stubborn_overrides,
+        polyvisor_subnet,
+        polyvisor_uri,
+        polyvisor_vm_factory,
+        polyvisor_volume_paths,
+    )
+    from polyvisor.testing.waiting import eventually
+
+# pytest loads the kit's hooks and fixtures from these when it loads this package as a plugin (``-p``). Nothing
+# here imports pytest itself: the ``memory://`` backend lives in this package, and a program that only connects to
+# it should not pay for pytest's import (about a quarter of a second).
+pytest_plugins = ["polyvisor.testing.plugin", "polyvisor.testing.fixtures"]
 
 __all__ = [
     "eventually",
@@ -43,8 +46,16 @@ __all__ = [
     "polyvisor_uri",
     "polyvisor_vm_factory",
     "polyvisor_volume_paths",
-    "pytest_addoption",
-    "pytest_configure",
-    "pytest_runtest_makereport",
-    "pytest_terminal_summary",
 ]
+
+_HOMES = {"eventually": "polyvisor.testing.waiting"} | dict.fromkeys(__all__[1:], "polyvisor.testing.fixtures")
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of the kit on first use (see ``pytest_plugins``)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
