@@ -5,7 +5,9 @@ Part 1, listing: ``--hosts`` hosts (default 20): ``--hyperv`` loopback Hyper-V h
 them over PSRP/HTTPS, half over the WinRM shell/HTTP), one ``qemu:///system`` (the real libvirtd, over its RPC) and
 private libvirt test hypervisors (``test:///<node.xml>``) for the rest, each with ``--vms`` VMs. Measures, warm,
 median of ``--repeat``: ``fleet.list()`` (every host at once) against a loop calling ``conn.list()`` on the same
-pooled connections one host after another. Then the memory each pooled connection holds, per kind of host.
+pooled connections one host after another. Then the memory each pooled connection holds, per kind of host. Then
+one exporter scrape of that fleet (``GET /metrics`` of ``polyvisor exporter``'s server): its time against
+``fleet.stats()`` and a ``conn.stats()`` loop, and the slowest host's share of it (``--skip-scrape`` leaves it out).
 
 Part 2, ``ensure(running)``: ``--ensure-vms`` VMs per Hyper-V host (default 10 x 10 = 100), created stopped and
 set back to stopped before every round. ``fleet.ensure(fleet.select(labels=...), "running")`` in a fresh fleet
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -47,8 +50,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 import polyvisor
 from polyvisor.config import NamedConnection
+from polyvisor.metrics.exporter import Exporter, FleetCollector
 from polyvisor_hyperv_loopback.launch import HostDidNotStop, spawn_host
 from polyvisor_hyperv_loopback.launch import HostProcess as LaunchedHost
 
@@ -247,6 +253,8 @@ def listing_bench(lab: Lab, hv: list[HostProcess], args: argparse.Namespace) -> 
             began = time.perf_counter()
             sequential()
             seq_times.append(time.perf_counter() - began)
+        if not args.skip_scrape:
+            scrape_bench(fleet, conns, args)
     finally:
         fleet.close()
 
@@ -273,6 +281,64 @@ def listing_bench(lab: Lab, hv: list[HostProcess], args: argparse.Namespace) -> 
         "(Python KiB/conn: tracemalloc, Python objects a pooled connection keeps after it opened and listed, "
         "exact and attributable;\n RSS KiB/conn: the resident-set growth, which adds C libraries' memory "
         "(libvirt, OpenSSL) and thread stacks, but moves in allocator-sized steps)"
+    )
+
+
+# -- part 1b: one exporter scrape of the same fleet --------------------------------------------------------------
+def scrape_bench(fleet: polyvisor.Fleet, conns: dict[str, polyvisor.Connection], args: argparse.Namespace) -> None:
+    """Time one ``/metrics`` scrape of the whole fleet (HTTP, sampling, rendering) and the slowest host's share.
+
+    Peers in the same run, on the same pooled connections: ``fleet.stats()`` (the sample without HTTP or rendering)
+    and a loop calling ``conn.stats()`` one host after another.
+    """
+    scrapes: list[tuple[float, dict[str, float]]] = []
+    bare: list[float] = []
+    loop: list[float] = []
+    with Exporter(FleetCollector(fleet), "127.0.0.1", 0).start() as exporter:
+
+        def scrape() -> tuple[float, dict[str, float]]:
+            began = time.perf_counter()
+            with urllib.request.urlopen(exporter.url, timeout=120) as reply:
+                text = reply.read().decode()
+            elapsed = time.perf_counter() - began
+            per_host: dict[str, float] = {}
+            failed: list[str] = []
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == "polyvisor_scrape_duration_seconds":
+                        per_host[sample.labels["host"]] = sample.value
+                    elif sample.name == "polyvisor_scrape_success" and sample.value != 1:
+                        failed.append(sample.labels["host"])
+            if failed or set(per_host) != set(conns):
+                raise SystemExit(f"the scrape lost hosts: failed {sorted(failed)}, got {sorted(per_host)}")
+            return elapsed, per_host
+
+        def sample_loop() -> None:
+            for conn in conns.values():
+                conn.stats()
+
+        scrape()  # first scrape, untimed: the stats paths' first calls (metering enabled, capabilities read)
+        for _ in range(args.repeat):  # interleaved, as above
+            scrapes.append(scrape())
+            began = time.perf_counter()
+            fleet.stats().raise_for_errors()
+            bare.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            sample_loop()
+            loop.append(time.perf_counter() - began)
+    scrape_s = statistics.median(elapsed for elapsed, _ in scrapes)
+    bare_s, loop_s = statistics.median(bare), statistics.median(loop)
+    slowest = {name: statistics.median(hosts[name] for _, hosts in scrapes) for name in conns}
+    worst = max(slowest, key=slowest.__getitem__)
+    print()
+    print(f"exporter scrape: {len(conns)} hosts, warm, median of {args.repeat}")
+    print(f"{'':38} {'ms':>8} {'ratio':>7}")
+    print(f"{'GET /metrics (sample, render, HTTP)':38} {scrape_s * 1000:8.1f} {1:6.2f}x")
+    print(f"{'fleet.stats() (the sample alone)':38} {bare_s * 1000:8.1f} {bare_s / scrape_s:6.2f}x")
+    print(f"{'conn.stats() loop (sequential)':38} {loop_s * 1000:8.1f} {loop_s / scrape_s:6.2f}x")
+    print(
+        f"slowest host {worst}: {slowest[worst] * 1000:.1f} ms, {slowest[worst] / scrape_s:.0%} of the scrape "
+        f"(the rest is the fan-out's overhead, rendering and HTTP)"
     )
 
 
@@ -572,6 +638,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of ensure(running), each peer once a round")
     parser.add_argument("--forks", type=int, default=20)
     parser.add_argument("--skip-listing", action="store_true")
+    parser.add_argument("--skip-scrape", action="store_true", help="leave out the exporter scrape of the fleet")
     parser.add_argument("--skip-ensure", action="store_true")
     parser.add_argument(
         "--skip-per-vm-ansible", action="store_true", help="leave out the vm module run (one inventory host per VM)"
