@@ -12,6 +12,7 @@ from polyvisor.backend import Backend, Clock, Credentials, Secret
 from polyvisor.config import NamedConnection
 from polyvisor.connect import connect, schemes
 from polyvisor.connection import Connection
+from polyvisor.console import Console
 from polyvisor.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -31,6 +32,7 @@ from polyvisor.errors import (
 from polyvisor.events import EventStream
 from polyvisor.fleet import Candidate, Fleet, FleetResult, FleetVM, HostResult, Placement, Selection
 from polyvisor.metrics import DiskCounters, MemoryCounters, NicCounters, VMStats
+from polyvisor.guestexec import ExecResult, GuestCredentials
 from polyvisor.model import (
     AddressAnswer,
     Architecture,
@@ -93,6 +95,7 @@ __all__ = [
     "Connection",
     "ConnectionError",
     "ConnectionLostError",
+    "Console",
     "Credentials",
     "DetailsNotLoaded",
     "DiskBus",
@@ -103,6 +106,7 @@ __all__ = [
     "Event",
     "EventKind",
     "EventStream",
+    "ExecResult",
     "Feature",
     "Firmware",
     "Fleet",
@@ -110,6 +114,7 @@ __all__ = [
     "FleetResult",
     "FleetVM",
     "GuestAddress",
+    "GuestCredentials",
     "HostInfo",
     "HostResult",
     "InUseError",

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from polyvisor.errors import PolyvisorError, TimeoutError, UnsupportedError, ValidationError
 from polyvisor.metrics.counters import VMStats
@@ -59,6 +59,10 @@ from polyvisor.model import (
 from polyvisor.networks import NetworkSpec
 from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.uri import URI
+
+if TYPE_CHECKING:
+    from polyvisor.console import ConsoleChannel
+    from polyvisor.guestexec import ExecResult, GuestCredentials
 
 __all__ = [
     "METHOD_FEATURES",
@@ -295,6 +299,9 @@ METHOD_FEATURES: Mapping[Feature, tuple[str, ...]] = MappingProxyType(
         Feature.GUEST_ADDRESSES: ("addresses",),
         Feature.READINESS: ("ready_answers",),
         Feature.CONSOLE: ("console_output",),
+        Feature.CONSOLE_STREAM: ("open_console",),
+        Feature.GUEST_EXEC: ("guest_exec",),
+        Feature.GUEST_FILES: ("guest_read_file", "guest_write_file"),
         Feature.RECONFIGURE: ("reconfigure",),
         Feature.DISK_RESIZE: ("resize_disk",),
         Feature.STORAGE: ("pools", "volumes"),
@@ -337,6 +344,7 @@ OPTION_FEATURES: Mapping[Feature, Feature | None] = MappingProxyType(
         Feature.NETWORK_NAT: Feature.NETWORK_WRITE,
         Feature.NETWORK_EXTERNAL: Feature.NETWORK_WRITE,
         Feature.NETWORK_ADDRESSES: Feature.NETWORK_WRITE,
+        Feature.GUEST_LOGIN: Feature.GUEST_EXEC,
     }
 )
 """Features that are options of other calls, each with the feature it builds on (or None).
@@ -580,6 +588,37 @@ class Backend(abc.ABC):
     def console_output(self, uuid: str) -> str:
         """Return what the guest wrote to its serial console so far."""
         raise UnsupportedError("console output is not supported", feature=Feature.CONSOLE)
+
+    # -- inside the guest: its serial console, commands and files -----------------------------------------------
+    # The core has checked the VM runs, the arguments (:mod:`polyvisor.guestexec`) and the credentials: given
+    # exactly when the backend declares ``guest-login``.
+    def open_console(self, uuid: str, *, force: bool, deadline: Deadline) -> ConsoleChannel:
+        """Open the guest's serial console; one open elsewhere is InUseError unless ``force`` takes it over."""
+        raise UnsupportedError("serial console streams are not supported", feature=Feature.CONSOLE_STREAM)
+
+    def guest_exec(
+        self,
+        uuid: str,
+        argv: tuple[str, ...],
+        stdin: bytes,
+        credentials: GuestCredentials | None,
+        deadline: Deadline,
+    ) -> ExecResult:
+        """Run ``argv`` (never joined into shell text) with ``stdin``, wait for its end within ``deadline`` and
+        return its exit status and output; on timeout say whether the process may still run in the guest."""
+        raise UnsupportedError("commands in the guest are not supported", feature=Feature.GUEST_EXEC)
+
+    def guest_read_file(
+        self, uuid: str, path: str, limit: int, credentials: GuestCredentials | None, deadline: Deadline
+    ) -> bytes:
+        """Return the bytes of the guest's file at ``path``: NotFoundError if absent, ValidationError past ``limit``."""
+        raise UnsupportedError("copying files out of the guest is not supported", feature=Feature.GUEST_FILES)
+
+    def guest_write_file(
+        self, uuid: str, path: str, data: bytes, credentials: GuestCredentials | None, deadline: Deadline
+    ) -> None:
+        """Write ``data`` to the guest's file at ``path``, replacing it (its directory must exist)."""
+        raise UnsupportedError("copying files into the guest is not supported", feature=Feature.GUEST_FILES)
 
     # -- storage --------------------------------------------------------------------------------------------------
     # Names reach these primitives validated (:func:`polyvisor.storage.validate_volume_name`, pool names as VM

@@ -67,7 +67,7 @@ def run(vm: BlockingHandle, steps: Steps[_T]) -> _T:
                 elif isinstance(op, Query):
                     answer = read(vm.connection, op.call, op.deadline)
                 elif isinstance(op, Change):
-                    change(vm.connection, op.call, op.doing, vm.seen_name, op.deadline)
+                    answer = change(vm.connection, op.call, op.doing, vm.seen_name, op.deadline)
                 elif isinstance(op, Probe):
                     answer = vm_capabilities(vm.connection, vm.uuid, op.deadline)
                 elif isinstance(op, Sleep):

@@ -16,6 +16,7 @@ from polyvisor.calls import change
 from polyvisor.errors import AlreadyExistsError, InvalidStateError
 from polyvisor.guest import GuestOps
 from polyvisor.handle import vm_capabilities
+from polyvisor.inguest import InGuestOps
 from polyvisor.model import (
     Feature,
     PowerState,
@@ -34,7 +35,7 @@ from polyvisor.verbs.waiting import Progress
 __all__ = ["VM"]
 
 
-class VM(GuestOps):
+class VM(GuestOps, InGuestOps):
     """A handle on one VM, identified by UUID. Every method asks the hypervisor afresh."""
 
     def __repr__(self) -> str:

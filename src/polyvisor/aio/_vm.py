@@ -334,7 +334,7 @@ class AsyncVM:
                     elif isinstance(op, Query):
                         answer = await self.connection._read(op.call, op.deadline)
                     elif isinstance(op, Change):
-                        await self.connection._change(op.call, op.doing, sync.seen_name, op.deadline)
+                        answer = await self.connection._change(op.call, op.doing, sync.seen_name, op.deadline)
                     elif isinstance(op, Probe):
                         answer = await self._call(vm_capabilities, sync.connection, self.uuid, op.deadline)
                     elif isinstance(op, Sleep):

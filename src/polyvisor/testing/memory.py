@@ -33,7 +33,8 @@ them. A clone's base (``DiskSpec(image=..., clone=...)``) must be a readable fil
 linked clone records its base and never opens it for writing; a copy clone reads the base's bytes into memory, so
 it is independent of the base afterwards. A clone's virtual size is its base's: the ``size`` field of a qcow2
 header, else the file's size (a raw image); ``size_mib`` may only grow it. Pools and volumes, uploads and
-downloads: ``polyvisor.testing.memory_storage``. A spec's ``cloud_init`` becomes a seed
+downloads: ``polyvisor.testing.memory_storage``. The guests' serial consoles (an echo), programs and files:
+``polyvisor.testing.memory_guest``. A spec's ``cloud_init`` becomes a seed
 ISO (:func:`~polyvisor.provisioning.build_seed_iso`) kept in the host's memory (:attr:`MemoryHost.seeds`) as the
 VM's CD-ROM ``hdc``, shown in ``info().extra["cdroms"]``, readable with :meth:`MemoryBackend.seed_iso` (the
 conformance kit's hook) and deleted with the VM, with or without its storage. Counters (``stats``):
@@ -86,6 +87,7 @@ from polyvisor.model import (
     normalize_uuid,
 )
 from polyvisor.provisioning.nocloud import build_seed_iso
+from polyvisor.testing.memory_guest import GuestPrimitives, MemoryGuests
 from polyvisor.testing.memory_networks import MemoryNetworks, NetworkPrimitives
 from polyvisor.testing.memory_stats import note_state, sample_host
 from polyvisor.testing.memory_storage import MemoryStorage, StoragePrimitives
@@ -311,6 +313,8 @@ class MemoryHost:
         """The host's pools and volumes (``polyvisor.testing.memory_storage``)."""
         self.networks = MemoryNetworks(name, self.network_users, self.lock)
         """The host's networks (``polyvisor.testing.memory_networks``)."""
+        self.guests = MemoryGuests(name, self.lock, lambda: {vm.uuid: vm.name for vm in self.vms.values()})
+        """The guests' consoles, programs and files (``polyvisor.testing.memory_guest``)."""
 
     def network_users(self, network: str) -> list[str]:
         """The names of the VMs with a NIC on ``network``."""
@@ -345,6 +349,7 @@ class MemoryHost:
     def emit(self, kind: EventKind, vm: _VM) -> None:
         raw = _RAW.get(vm.state, vm.state.value)
         event = Event(kind, vm.uuid, vm.name, None if kind is EventKind.UNDEFINED else vm.state, raw)
+        self.guests.changed(vm.uuid, event.state)
         for sink in list(self.sinks):
             sink.emit(event)
 
@@ -374,7 +379,7 @@ def _claim_forwards(host: MemoryHost, vm: _VM) -> None:
                 )
 
 
-class MemoryBackend(StoragePrimitives, NetworkPrimitives):
+class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives):
     """A connection to an in-memory host (its primitives also record their calls and obey the URI's faults)."""
 
     name = "memory"

@@ -82,7 +82,8 @@ class Query:
 
 @dataclass(frozen=True)
 class Change:
-    """Run a mutating backend call (:func:`polyvisor.calls.change`, saying what it was ``doing``); answer None."""
+    """Run a mutating backend call (:func:`polyvisor.calls.change`, saying what it was ``doing``); answer with its
+    result (None for the lifecycle primitives)."""
 
     call: Callable[[Backend], object]
     doing: str
