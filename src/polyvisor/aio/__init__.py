@@ -15,8 +15,18 @@ waits for a VM's state happen on the event loop, woken by the backend's lifecycl
 from __future__ import annotations
 
 from polyvisor.aio._connection import DEFAULT_WORKERS, AsyncConnection, Connecting, connect
+from polyvisor.aio._console import AsyncConsole
 from polyvisor.aio._events import AsyncEventStream
 from polyvisor.aio._fleet import AsyncFleet
 from polyvisor.aio._vm import AsyncVM
 
-__all__ = ["DEFAULT_WORKERS", "AsyncConnection", "AsyncEventStream", "AsyncFleet", "AsyncVM", "Connecting", "connect"]
+__all__ = [
+    "DEFAULT_WORKERS",
+    "AsyncConnection",
+    "AsyncConsole",
+    "AsyncEventStream",
+    "AsyncFleet",
+    "AsyncVM",
+    "Connecting",
+    "connect",
+]

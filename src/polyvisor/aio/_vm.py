@@ -14,12 +14,16 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from polyvisor.aio._console import AsyncConsole
 from polyvisor.aio._events import Wakeup
 from polyvisor.aio._knock import knock
 from polyvisor.backend import Backend, Subscription
+from polyvisor.console import Console
 from polyvisor.errors import PolyvisorError
+from polyvisor.guestexec import MAX_FILE_BYTES, ExecResult, GuestCredentials
 from polyvisor.handle import vm_capabilities
 from polyvisor.metrics.counters import VMStats
+from polyvisor.inguest import EXEC_TIMEOUT
 from polyvisor.model import (
     Capabilities,
     DiskSpec,
@@ -35,7 +39,7 @@ from polyvisor.model import (
 )
 from polyvisor.provisioning.addresses import AddressFamily
 from polyvisor.provisioning.readiness import SSH_PORT
-from polyvisor.verbs import addresses, engine, readiness
+from polyvisor.verbs import addresses, engine, inguest, readiness
 from polyvisor.verbs.addresses import ADDRESS_TIMEOUT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.verbs.ops import Change, Knock, Probe, Query, Read, Sleep, Steps, Subscribe, Unsubscribe
@@ -301,6 +305,45 @@ class AsyncVM:
     async def stats(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStats:
         """Return one sample of the VM's counters (see :meth:`polyvisor.VM.stats`)."""
         return await self._run(vm_stats(self.sync, timeout))
+    # -- inside the guest ------------------------------------------------------------------------------------------
+    async def console(self, *, force: bool = False, timeout: float = DEFAULT_TIMEOUT) -> AsyncConsole:
+        """Open the guest's serial console (see :meth:`polyvisor.VM.console`); use it in ``async with``."""
+        channel = await self._run(inguest.open_console(self.sync, force, timeout))
+        sync = Console(channel, host=self.connection.host, vm=self.seen_name, clock=self.connection.clock)
+        return AsyncConsole(self.connection, sync)
+
+    async def exec(
+        self,
+        argv: Sequence[str | bytes],
+        *,
+        input: bytes | str | None = None,  # noqa: A002  # subprocess.run's name for the same thing
+        credentials: GuestCredentials | None = None,
+        timeout: float = EXEC_TIMEOUT,
+    ) -> ExecResult:
+        """Run ``argv`` in the guest and return how it ended (see :meth:`polyvisor.VM.exec`)."""
+        return await self._run(inguest.exec_command(self.sync, argv, input, credentials, timeout))
+
+    async def read_file(
+        self,
+        path: str,
+        *,
+        credentials: GuestCredentials | None = None,
+        limit: int = MAX_FILE_BYTES,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> bytes:
+        """Return the bytes of a file in the guest (see :meth:`polyvisor.VM.read_file`)."""
+        return await self._run(inguest.read_file(self.sync, path, credentials, limit, timeout))
+
+    async def write_file(
+        self,
+        path: str,
+        data: bytes | str,
+        *,
+        credentials: GuestCredentials | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        """Write a file in the guest (see :meth:`polyvisor.VM.write_file`)."""
+        await self._run(inguest.write_file(self.sync, path, data, credentials, timeout))
 
     # -- the machinery -----------------------------------------------------------------------------------------------
     async def _verb(self, verb_name: str, timeout: float, wait: bool) -> VMStatus:
