@@ -15,6 +15,8 @@ Each room is a module with one class, named as in the Hyper-V backend, and each 
   uploaded and downloaded over sparse streams;
 * :mod:`.sizing`: vCPUs, memory and disk sizes; :mod:`.addresses`: guest addresses, source by source;
   :mod:`.readiness`: cloud-init's result, read through the guest agent; :mod:`.metrics`: counters in one bulk call;
+  :mod:`.readiness`: cloud-init's result, read through the guest agent; :mod:`.inguest`: the serial console
+  (:mod:`.console`), commands and files (:mod:`.guest_agent`);
 * :mod:`.events`: event registrations, subscriptions and the definition cache they keep coherent;
 * :mod:`.errors`, :mod:`.states`: libvirt's error codes and domain states in polyvisor's terms.
 
@@ -51,8 +53,11 @@ from polyvisor.uri import URI
 from polyvisor_libvirt.addresses import Addresses
 from polyvisor_libvirt.bounded import JOB_GRACE, CallPool, Ordered, bounded
 from polyvisor_libvirt.client import LibvirtClient
+from polyvisor_libvirt.console import Consoles
 from polyvisor_libvirt.devices import Devices
+from polyvisor_libvirt.guest_agent import GuestAgent
 from polyvisor_libvirt.images import Images
+from polyvisor_libvirt.inguest import InGuestPrimitives
 from polyvisor_libvirt.inventory import Inventory
 from polyvisor_libvirt.lifecycle import Lifecycle
 from polyvisor_libvirt.metrics import Metrics
@@ -70,7 +75,7 @@ __all__ = ["LibvirtBackend"]
 _KNOWN_OPTIONS = frozenset({"readonly", "keepalive_interval", "keepalive_count"})
 
 
-class LibvirtBackend(Backend):
+class LibvirtBackend(InGuestPrimitives, Backend):
     """A polyvisor backend over one libvirt connection (any libvirt URI)."""
 
     name: ClassVar[str] = "libvirt"
@@ -141,6 +146,7 @@ class LibvirtBackend(Backend):
         self._sizing = Sizing(client)
         self._addresses = Addresses(client)
         self._readiness = Readiness(client)
+        self._consoles, self._agent = Consoles(client), GuestAgent(client)
         self._networks = Networks(client)
         self._pools = Pools(client)
         self._transfers = Transfers(client, self._pools)

@@ -411,6 +411,8 @@ class Definition:
     """The dynamic-memory minimum polyvisor recorded, if any."""
     balloon: bool = True
     """Whether a memory balloon is defined (libvirt adds one unless ``<memballoon model='none'/>``)."""
+    console_pty: bool = False
+    """Whether a serial port or console is backed by a pty, which ``virDomainOpenConsole`` can stream."""
 
 
 def _int(text: str | None, default: int = 0) -> int:
@@ -494,6 +496,8 @@ def parse_definition(xml: str) -> Definition:
             logs.append(log.get("file", ""))
         elif serial.get("type") == "file" and source is not None and source.get("path"):
             logs.append(source.get("path", ""))
+    console_pty = any(device.get("type") == "pty" for device in root.findall("devices/serial"))
+    console_pty = console_pty or any(device.get("type") == "pty" for device in root.findall("devices/console"))
     agent = any(
         (target := channel.find("target")) is not None and target.get("name") == "org.qemu.guest_agent.0"
         for channel in root.findall("devices/channel")
@@ -522,6 +526,7 @@ def parse_definition(xml: str) -> Definition:
         current_memory_mib=_memory_mib(current_memory) if current_memory is not None else memory_mib,
         memory_minimum_mib=minimum or None,
         balloon=balloon is None or balloon.get("model") != "none",
+        console_pty=console_pty,
     )
 
 

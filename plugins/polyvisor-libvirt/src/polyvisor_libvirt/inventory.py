@@ -85,7 +85,9 @@ class Inventory:
         if self._client.uri.driver in ("qemu", "kvm"):
             definition = self._client.definition(self._client.domain(uuid), fresh=False)
             if not definition.guest_agent:
-                narrowed.discard(Feature.SHUTDOWN_AGENT)
+                narrowed -= {Feature.SHUTDOWN_AGENT, Feature.GUEST_EXEC, Feature.GUEST_FILES}
+            if not definition.console_pty:
+                narrowed.discard(Feature.CONSOLE_STREAM)  # libvirt streams only a pty-backed console
             if not definition.serial_logs:
                 narrowed.discard(Feature.CONSOLE)
             if not definition.balloon:

@@ -208,6 +208,8 @@ def probe_connection(client: LibvirtClient, caps: HostCaps) -> frozenset[Feature
             features.add(Feature.SECURE_BOOT)
         if uri.is_local:
             features.add(Feature.CONSOLE)
+        # A console stream and agent requests travel over libvirt's RPC: a remote host serves them too.
+        features |= {Feature.CONSOLE_STREAM, Feature.GUEST_EXEC, Feature.GUEST_FILES}
     try:
         conn.listAllStoragePools()
     except libvirt.libvirtError:
