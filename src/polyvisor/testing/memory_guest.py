@@ -7,7 +7,7 @@
   (``%s``, ``%%`` and the escapes ``\\n \\t \\\\ \\0`` and ``\\NNN``; the format repeats while arguments remain, as
   the shell's does), ``cat [FILE...]`` (the files, or stdin), ``true``, ``false``, ``exit N`` (status N) and
   ``sleep SECONDS`` (real seconds; a command still running at the deadline is TimeoutError). Any other program
-  exits 127 with ``memory: NAME: not found`` on stderr, as a shell says it.
+  is NotFoundError, as a program the guest agent cannot start is.
 * **Files**: kept per VM in memory for its life; a file's directory must be ``/``, ``/tmp``, ``/root``, ``/etc``,
   ``/run``, ``/var`` or hold another file already.
 
@@ -130,7 +130,7 @@ class MemoryGuests:
             return ExecResult(argv, int(args[0]) % 256) if args and args[0].isdigit() else _usage(argv, "exit N")
         if program == "sleep":
             return _sleep(argv, deadline, self._host)
-        return ExecResult(argv, 127, stderr=f"memory: {argv[0]}: not found\n".encode())
+        raise NotFoundError(f"no program {argv[0]!r} in the guest", host=self._host, vm=self._names().get(uuid))
 
     def _cat(self, uuid: str, argv: tuple[str, ...], stdin: bytes) -> ExecResult:
         if len(argv) == 1:
