@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from polyvisor.backend import Backend, Clock, Credentials, Secret
+from polyvisor.backend import Backend, Clock, ConsoleChannel, Credentials, Secret
 from polyvisor.config import NamedConnection
 from polyvisor.connect import connect, schemes
 from polyvisor.connection import Connection
@@ -96,6 +96,7 @@ __all__ = [
     "ConnectionError",
     "ConnectionLostError",
     "Console",
+    "ConsoleChannel",
     "Credentials",
     "DetailsNotLoaded",
     "DiskBus",

@@ -61,7 +61,6 @@ from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeF
 from polyvisor.uri import URI
 
 if TYPE_CHECKING:
-    from polyvisor.console import ConsoleChannel
     from polyvisor.guestexec import ExecResult, GuestCredentials
 
 __all__ = [
@@ -70,6 +69,7 @@ __all__ = [
     "SYSTEM_CLOCK",
     "Backend",
     "Clock",
+    "ConsoleChannel",
     "Credentials",
     "Deadline",
     "EventSink",
@@ -277,6 +277,24 @@ class EventSink:
     def put_marker(self, marker: object) -> None:
         """Queue a private marker (for the core, to wake readers)."""
         self._queue.put(marker)
+
+
+class ConsoleChannel(abc.ABC):
+    """A backend's open serial console. One reader and one writer may use it at once, from any threads."""
+
+    @abc.abstractmethod
+    def read(self, max_bytes: int, timeout: float) -> bytes | None:
+        """Return up to ``max_bytes`` as soon as any arrived; ``b""`` once the stream ended (the VM stopped,
+        another client took the console, :meth:`close`); None when nothing arrived within ``timeout`` seconds."""
+
+    @abc.abstractmethod
+    def write(self, data: bytes, timeout: float) -> None:
+        """Send every byte of ``data`` within ``timeout`` seconds (TimeoutError otherwise); a stream that ended
+        raises :class:`~polyvisor.errors.ConnectionLostError`."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the console and every descriptor it holds; a read blocked meanwhile returns ``b""``. Idempotent."""
 
 
 Subscription = Callable[[], None]

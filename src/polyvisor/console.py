@@ -1,46 +1,27 @@
 """A guest's serial console as a byte stream both ways: what a backend opens, and what :meth:`polyvisor.VM.console`
 returns.
 
-A backend opens a :class:`ConsoleChannel` (libvirt: ``virDomainOpenConsole`` on a stream; Hyper-V: the COM port's
-named pipe through a PowerShell pipeline; ``memory://``: an echo). :class:`Console` wraps it for the caller: reads
-bounded by a timeout, a buffer for :meth:`Console.read_until`, a close that always releases the channel (also when
-the block of a ``with`` fails). One console per VM at a time: a second open is refused unless ``force`` takes the
-console over, which ends the first one's stream.
+A backend opens a :class:`~polyvisor.backend.ConsoleChannel` (libvirt: ``virDomainOpenConsole`` on a stream;
+Hyper-V: the COM port's named pipe through a PowerShell pipeline; ``memory://``: an echo). :class:`Console` wraps
+it for the caller: reads bounded by a timeout, a buffer for :meth:`Console.read_until`, a close that always
+releases the channel (also when the block of a ``with`` fails). One console per VM at a time: a second open is
+refused unless ``force`` takes the console over, which ends the first one's stream.
 """
 
 from __future__ import annotations
 
-import abc
 import threading
 from types import TracebackType
 
-from polyvisor.backend import SYSTEM_CLOCK, Clock, validate_timeout
+from polyvisor.backend import SYSTEM_CLOCK, Clock, ConsoleChannel, validate_timeout
 from polyvisor.errors import ConnectionLostError, TimeoutError, ValidationError
 
-__all__ = ["READ_CHUNK", "READ_TIMEOUT", "Console", "ConsoleChannel"]
+__all__ = ["READ_CHUNK", "READ_TIMEOUT", "Console"]
 
 READ_CHUNK = 65536
 """The most one :meth:`Console.read` returns unless told."""
 READ_TIMEOUT = 10.0
 """How long a read waits for bytes unless told."""
-
-
-class ConsoleChannel(abc.ABC):
-    """A backend's open serial console. One reader and one writer may use it at once, from any threads."""
-
-    @abc.abstractmethod
-    def read(self, max_bytes: int, timeout: float) -> bytes | None:
-        """Return up to ``max_bytes`` as soon as any arrived; ``b""`` once the stream ended (the VM stopped,
-        another client took the console, :meth:`close`); None when nothing arrived within ``timeout`` seconds."""
-
-    @abc.abstractmethod
-    def write(self, data: bytes, timeout: float) -> None:
-        """Send every byte of ``data`` within ``timeout`` seconds (TimeoutError otherwise); a stream that ended
-        raises :class:`~polyvisor.errors.ConnectionLostError`."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release the console and every descriptor it holds; a read blocked meanwhile returns ``b""``. Idempotent."""
 
 
 class Console:

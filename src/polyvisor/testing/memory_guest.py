@@ -22,8 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from polyvisor.backend import Deadline
-from polyvisor.console import ConsoleChannel
+from polyvisor.backend import ConsoleChannel, Deadline
 from polyvisor.errors import ConnectionLostError, InUseError, NotFoundError, TimeoutError, ValidationError
 from polyvisor.guestexec import ExecResult, GuestCredentials
 from polyvisor.model import PowerState
@@ -42,7 +41,7 @@ class EchoConsole(ConsoleChannel):
         self._changed = threading.Condition()
         self._pending = bytearray()
         self._ended = False
-        self._release = release
+        self._forget = release
 
     def read(self, max_bytes: int, timeout: float) -> bytes | None:
         with self._changed:
@@ -68,7 +67,7 @@ class EchoConsole(ConsoleChannel):
 
     def close(self) -> None:
         self.end()
-        self._release(self)
+        self._forget(self)
 
 
 class MemoryGuests:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from polyvisor.backend import Deadline, validate_timeout
-from polyvisor.console import ConsoleChannel
+from polyvisor.backend import ConsoleChannel, Deadline, validate_timeout
 from polyvisor.errors import InvalidStateError, UnsupportedError, ValidationError
 from polyvisor.guestexec import (
     MAX_FILE_BYTES,

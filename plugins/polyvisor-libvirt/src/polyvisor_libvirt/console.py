@@ -20,8 +20,7 @@ import threading
 
 import libvirt
 
-from polyvisor.backend import Deadline
-from polyvisor.console import ConsoleChannel
+from polyvisor.backend import ConsoleChannel, Deadline
 from polyvisor.errors import ConnectionLostError, InUseError, TimeoutError
 from polyvisor_libvirt.client import LibvirtClient
 

@@ -3,8 +3,7 @@ console (:mod:`.console`), commands and files (:mod:`.guest_agent`)."""
 
 from __future__ import annotations
 
-from polyvisor.backend import Backend, Deadline
-from polyvisor.console import ConsoleChannel
+from polyvisor.backend import Backend, ConsoleChannel, Deadline
 from polyvisor.guestexec import ExecResult, GuestCredentials
 from polyvisor_libvirt.bounded import JOB_GRACE, CallPool, bounded
 from polyvisor_libvirt.console import Consoles
