@@ -10,6 +10,7 @@ import click
 
 import polyvisor
 from polyvisor.cli import commands, exportcmds, hostcmds, networkcmds, provisioncmds, storagecmds
+from polyvisor.cli import commands, guestcmds, hostcmds, networkcmds, provisioncmds, storagecmds
 from polyvisor.cli.demo import demo
 from polyvisor.cli.exitcodes import EXIT_CODES, exit_code_for
 from polyvisor.cli.session import Options, Session
@@ -147,6 +148,7 @@ def _accept_json_after(command: click.Command) -> None:
 for _command in (
     *commands.COMMANDS,
     *provisioncmds.COMMANDS,
+    *guestcmds.COMMANDS,
     *hostcmds.COMMANDS,
     *storagecmds.COMMANDS,
     *networkcmds.COMMANDS,
