@@ -30,7 +30,12 @@ NOT_COROUTINES = {"supports", "events", "retire"}
 ASYNC_ONLY = {"to_thread"}
 """Calls only the asyncio face has."""
 
-_TWIN_TYPES = {"Connection": "AsyncConnection", "VM": "AsyncVM", "EventStream": "AsyncEventStream"}
+_TWIN_TYPES = {
+    "Connection": "AsyncConnection",
+    "VM": "AsyncVM",
+    "EventStream": "AsyncEventStream",
+    "Console": "AsyncConsole",
+}
 
 
 def _public(cls: type) -> dict[str, Any]:
@@ -39,7 +44,7 @@ def _public(cls: type) -> dict[str, Any]:
 
 def _async_annotation(annotation: Any) -> str:
     text = str(annotation)
-    return re.sub(r"\b(Connection|VM|EventStream)\b", lambda match: _TWIN_TYPES[match.group(1)], text)
+    return re.sub(r"\b(Connection|VM|EventStream|Console)\b", lambda match: _TWIN_TYPES[match.group(1)], text)
 
 
 @pytest.mark.parametrize(("sync_class", "async_class"), PAIRS, ids=lambda cls: cls.__name__)
