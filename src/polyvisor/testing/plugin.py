@@ -30,6 +30,7 @@ AREAS = {
     "test_stats": "counters: one bulk sample of every VM, what a backend cannot say declared, rates in range",
     "test_storage": "storage: pools and volumes as values, uploads and downloads, pools and volumes made and deleted",
     "test_networks": "networks and switches: listed, made and deleted by mode, refused before acting, in use by VMs",
+    "test_inguest": "inside the guest: console streams (one at a time, no leaked descriptors), exec and file checks",
 }
 
 
