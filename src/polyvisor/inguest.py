@@ -18,7 +18,7 @@ from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
 __all__ = ["EXEC_TIMEOUT", "InGuestOps"]
 
 EXEC_TIMEOUT = 60.0
-"""How long :meth:`InGuestOps.exec` waits for a command to end unless told."""
+"""How long :meth:`polyvisor.VM.exec` waits for a command to end unless told."""
 
 
 class InGuestOps(VMHandle):

@@ -47,15 +47,15 @@ class AsyncConsole:
         return self.sync.ended
 
     async def read(self, max_bytes: int = READ_CHUNK, *, timeout: float = READ_TIMEOUT) -> bytes:
-        """Return the bytes that arrived (see :meth:`polyvisor.Console.read`)."""
+        """Return the bytes that arrived (see :meth:`polyvisor.console.Console.read`)."""
         return await self.connection._call(self.sync.read, max_bytes, timeout=timeout)
 
     async def read_until(self, marker: bytes | str, *, timeout: float = READ_TIMEOUT) -> bytes:
-        """Read until ``marker`` arrived (see :meth:`polyvisor.Console.read_until`)."""
+        """Read until ``marker`` arrived (see :meth:`polyvisor.console.Console.read_until`)."""
         return await self.connection._call(self.sync.read_until, marker, timeout=timeout)
 
     async def write(self, data: bytes | str, *, timeout: float = READ_TIMEOUT) -> None:
-        """Send ``data`` to the guest's console (see :meth:`polyvisor.Console.write`)."""
+        """Send ``data`` to the guest's console (see :meth:`polyvisor.console.Console.write`)."""
         await self.connection._call(self.sync.write, data, timeout=timeout)
 
     async def close(self) -> None:
