@@ -31,8 +31,8 @@ from polyvisor.errors import (
 )
 from polyvisor.events import EventStream
 from polyvisor.fleet import Candidate, Fleet, FleetResult, FleetVM, HostResult, Placement, Selection
-from polyvisor.metrics import DiskCounters, MemoryCounters, NicCounters, VMStats
 from polyvisor.guestexec import ExecResult, GuestCredentials
+from polyvisor.metrics import DiskCounters, MemoryCounters, NicCounters, VMStats
 from polyvisor.model import (
     AddressAnswer,
     Architecture,

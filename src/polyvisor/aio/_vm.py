@@ -22,8 +22,8 @@ from polyvisor.console import Console
 from polyvisor.errors import PolyvisorError
 from polyvisor.guestexec import MAX_FILE_BYTES, ExecResult, GuestCredentials
 from polyvisor.handle import vm_capabilities
-from polyvisor.metrics.counters import VMStats
 from polyvisor.inguest import EXEC_TIMEOUT
+from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     Capabilities,
     DiskSpec,
@@ -305,6 +305,7 @@ class AsyncVM:
     async def stats(self, *, timeout: float = DEFAULT_TIMEOUT) -> VMStats:
         """Return one sample of the VM's counters (see :meth:`polyvisor.VM.stats`)."""
         return await self._run(vm_stats(self.sync, timeout))
+
     # -- inside the guest ------------------------------------------------------------------------------------------
     async def console(self, *, force: bool = False, timeout: float = DEFAULT_TIMEOUT) -> AsyncConsole:
         """Open the guest's serial console (see :meth:`polyvisor.VM.console`); use it in ``async with``."""
