@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import polyvisor
-from polyvisor import hookspecs
+from polyvisor import hookspecs, png
 from polyvisor.model import Feature, PowerState
 from polyvisor.transitions import SETTLED_STATES, VERBS
 
@@ -347,3 +347,16 @@ def test_the_watching_example_prints_what_the_metrics_page_shows() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == shown
+def test_the_screen_example_prints_what_the_screen_page_shows(tmp_path: Path) -> None:
+    out = tmp_path / "screen.png"
+    result = subprocess.run(
+        [sys.executable, str(DOCS / "examples" / "screen.py"), "memory:///screen", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == _documented_block(DOCS / "screen.md", "screen-output")
+    assert png.decode(out.read_bytes()).width == 640
+    assert "v1ewer" not in result.stdout

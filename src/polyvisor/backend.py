@@ -45,11 +45,13 @@ from polyvisor.model import (
     Event,
     EventKind,
     Feature,
+    GraphicsInfo,
     GuestAddress,
     HostInfo,
     NetworkInfo,
     NicSpec,
     ReadyAnswer,
+    Secret,
     ShutdownMode,
     Snapshot,
     VMInfo,
@@ -78,33 +80,6 @@ __all__ = [
     "feature_declaration_problems",
     "validate_timeout",
 ]
-
-
-class Secret:
-    """A string that never shows itself in reprs, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """Return the secret text; hand it only to the library that needs it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a Secret cannot be pickled")
 
 
 @dataclass(frozen=True)
@@ -330,6 +305,8 @@ METHOD_FEATURES: Mapping[Feature, tuple[str, ...]] = MappingProxyType(
         Feature.VOLUME_RESIZE: ("resize_volume",),
         Feature.NETWORK_WRITE: ("create_network", "delete_network"),
         Feature.STATS: ("stats",),
+        Feature.GRAPHICS: ("graphics",),
+        Feature.SCREENSHOT: ("screenshot",),
     }
 )
 """Features a backend declares by overriding these methods (all of them)."""
@@ -363,6 +340,15 @@ OPTION_FEATURES: Mapping[Feature, Feature | None] = MappingProxyType(
         Feature.NETWORK_EXTERNAL: Feature.NETWORK_WRITE,
         Feature.NETWORK_ADDRESSES: Feature.NETWORK_WRITE,
         Feature.GUEST_LOGIN: Feature.GUEST_EXEC,
+        Feature.GRAPHICS_VNC: Feature.CREATE,
+        Feature.GRAPHICS_SPICE: Feature.CREATE,
+        Feature.GRAPHICS_NONE: Feature.CREATE,
+        Feature.GRAPHICS_PASSWORD: Feature.CREATE,
+        Feature.VIDEO_VIRTIO: Feature.CREATE,
+        Feature.VIDEO_QXL: Feature.CREATE,
+        Feature.VIDEO_VGA: Feature.CREATE,
+        Feature.VIDEO_BOCHS: Feature.CREATE,
+        Feature.VIDEO_NONE: Feature.CREATE,
     }
 )
 """Features that are options of other calls, each with the feature it builds on (or None).
@@ -637,6 +623,16 @@ class Backend(abc.ABC):
     ) -> None:
         """Write ``data`` to the guest's file at ``path``, replacing it (its directory must exist)."""
         raise UnsupportedError("copying files into the guest is not supported", feature=Feature.GUEST_FILES)
+    # -- the screen (called only for a running or paused VM) -------------------------------------------------------
+    def graphics(self, uuid: str) -> GraphicsInfo:
+        """Say how a viewer on the caller's machine reaches the VM's screen: the live protocol, address and port
+        (an automatic port as the running VM has it), and the tunnel a remote host's loopback needs. Never the
+        password."""
+        raise UnsupportedError("graphics are not supported", feature=Feature.GRAPHICS)
+
+    def screenshot(self, uuid: str, deadline: Deadline) -> bytes:
+        """Return the VM's screen now as PNG bytes (:mod:`polyvisor.png` converts other formats)."""
+        raise UnsupportedError("screenshots are not supported", feature=Feature.SCREENSHOT)
 
     # -- storage --------------------------------------------------------------------------------------------------
     # Names reach these primitives validated (:func:`polyvisor.storage.validate_volume_name`, pool names as VM

@@ -44,6 +44,7 @@ from polyvisor.storage import Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.storage_calls import TRANSFER_TIMEOUT
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT
+from polyvisor.verbs.display import display_needs
 from polyvisor.vm import VM
 
 __all__ = ["Connection"]
@@ -238,6 +239,7 @@ class Connection:
             (spec.dynamic_memory is not None, Feature.DYNAMIC_MEMORY),
             (any(nic.kind is NicKind.USER for nic in spec.nics), Feature.USER_NETWORKING),
             (spec.dynamic_memory is not None and spec.dynamic_memory.buffer_percent is not None, Feature.MEMORY_BUFFER),
+            *display_needs(spec),
         ):
             if needed:
                 caps.require(feature, host=self.host)

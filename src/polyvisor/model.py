@@ -23,6 +23,7 @@ from typing import Any
 from polyvisor.errors import UnsupportedError, ValidationError
 
 __all__ = [
+    "VNC_PASSWORD_LIMIT",
     "AddressAnswer",
     "Architecture",
     "BootDevice",
@@ -38,6 +39,9 @@ __all__ = [
     "EventKind",
     "Feature",
     "Firmware",
+    "GraphicsInfo",
+    "GraphicsProtocol",
+    "GraphicsSpec",
     "GuestAddress",
     "HostInfo",
     "KernelBoot",
@@ -49,6 +53,7 @@ __all__ = [
     "PowerState",
     "Readiness",
     "ReadyAnswer",
+    "Secret",
     "ShutdownMode",
     "Snapshot",
     "SnapshotTree",
@@ -56,6 +61,9 @@ __all__ = [
     "VMInfo",
     "VMSpec",
     "VMStatus",
+    "VideoModel",
+    "parse_graphics",
+    "parse_video",
 ]
 
 
@@ -203,6 +211,29 @@ class Feature(enum.StrEnum):
     """A new network takes a ``subnet``: the host takes its first address and hands out the others by DHCP."""
     STATS = "stats"
     """VMs' counters can be sampled (:meth:`polyvisor.Connection.stats`, :meth:`polyvisor.VM.stats`)."""
+    # -- the screen (polyvisor.model) --
+    GRAPHICS = "graphics"
+    """A running VM says how to reach its screen (:meth:`polyvisor.VM.graphics`)."""
+    SCREENSHOT = "screenshot"
+    """A running VM's screen can be captured as a PNG (:meth:`polyvisor.VM.screenshot`)."""
+    GRAPHICS_VNC = "graphics-vnc"
+    """A spec's ``graphics`` may be ``vnc``."""
+    GRAPHICS_SPICE = "graphics-spice"
+    """A spec's ``graphics`` may be ``spice`` (libvirt: QEMU built with SPICE, per the domain capabilities)."""
+    GRAPHICS_NONE = "graphics-none"
+    """A spec's ``graphics`` may be ``none``: a VM with no graphical console (Hyper-V always has VMConnect)."""
+    GRAPHICS_PASSWORD = "graphics-password"
+    """A spec's graphics may carry a ``password`` the viewer must give."""
+    VIDEO_VIRTIO = "video-virtio"
+    """A spec's ``video`` may be ``virtio``."""
+    VIDEO_QXL = "video-qxl"
+    """A spec's ``video`` may be ``qxl``."""
+    VIDEO_VGA = "video-vga"
+    """A spec's ``video`` may be ``vga``."""
+    VIDEO_BOCHS = "video-bochs"
+    """A spec's ``video`` may be ``bochs``."""
+    VIDEO_NONE = "video-none"
+    """A spec's ``video`` may be ``none`` (no display adapter)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +261,212 @@ class Capabilities:
 
     def __iter__(self) -> Iterator[Feature]:
         return iter(sorted(self.features))
+
+
+# -- the screen: a graphical console, a display adapter, and how to reach them ------------------------------------
+VNC_PASSWORD_LIMIT = 8
+"""VNC's DES challenge uses the first 8 characters of a password and ignores the rest (RFC 6143, 7.2.2)."""
+_VNC_FIRST_PORT = 5900  # QEMU takes a VNC display number: port = 5900 + display
+
+
+class Secret:
+    """A string that never shows itself in reprs, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret text; hand it only to the library that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret cannot be pickled")
+
+
+class GraphicsProtocol(enum.StrEnum):
+    """The graphical console a VM offers."""
+
+    VNC = "vnc"
+    SPICE = "spice"
+    NONE = "none"
+    """No graphical console: the VM has only its serial console."""
+
+
+class VideoModel(enum.StrEnum):
+    """The emulated display adapter (libvirt's ``<video><model type=...>``)."""
+
+    VIRTIO = "virtio"
+    QXL = "qxl"
+    VGA = "vga"
+    BOCHS = "bochs"
+    NONE = "none"
+    """No display adapter: nothing to show, so no screenshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class GraphicsSpec:
+    """A graphical console: ``protocol``, the host address it listens on, a fixed ``port`` (None: the hypervisor
+    picks a free one when the VM starts) and an optional ``password`` (a str is wrapped in a Secret)."""
+
+    protocol: GraphicsProtocol = GraphicsProtocol.VNC
+    listen: str | None = None
+    """An IP address of the hypervisor's host; None is ``127.0.0.1``, so only the host itself (or an SSH tunnel to
+    it, see :attr:`GraphicsInfo.tunnel`) reaches the screen."""
+    port: int | None = None
+    password: Secret | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            protocol = GraphicsProtocol(self.protocol)
+        except ValueError:
+            choices = ", ".join(member.value for member in GraphicsProtocol)
+            raise _fail("graphics.protocol", f"{self.protocol!r} is not one of: {choices}") from None
+        object.__setattr__(self, "protocol", protocol)
+        if protocol is GraphicsProtocol.NONE:
+            given = [name for name in ("listen", "port", "password") if getattr(self, name) is not None]
+            if given:
+                raise _fail("graphics", f"protocol 'none' has no {', '.join(given)}; drop it or choose vnc or spice")
+            return
+        if self.listen is not None:
+            if not isinstance(self.listen, str):
+                raise _fail("graphics.listen", f"must be an IP address string, got {type(self.listen).__name__}")
+            try:
+                address = ipaddress.ip_address(self.listen)
+            except ValueError:
+                raise _fail(
+                    "graphics.listen",
+                    f"{self.listen!r} is not an IP address; give one of the host's addresses such as '127.0.0.1'",
+                ) from None
+            object.__setattr__(self, "listen", str(address))
+        if self.port is not None:
+            lowest = _VNC_FIRST_PORT if protocol is GraphicsProtocol.VNC else 1
+            if isinstance(self.port, bool) or not isinstance(self.port, int) or not lowest <= self.port <= 65535:
+                raise _fail(
+                    "graphics.port",
+                    f"{self.port!r} is not a {protocol.value} port; give {lowest}-65535, or None for a free one",
+                )
+        password: object = self.password
+        if isinstance(password, str):
+            password = Secret(password)
+            object.__setattr__(self, "password", password)
+        if password is not None:
+            if not isinstance(password, Secret):
+                raise _fail("graphics.password", f"must be a string or a Secret, got {type(password).__name__}")
+            text = password.reveal()
+            # The reasons below never quote the password itself.
+            if not text or not text.isprintable():
+                raise _fail("graphics.password", "must be non-empty printable text (no control characters)")
+            if protocol is GraphicsProtocol.VNC and len(text) > VNC_PASSWORD_LIMIT:
+                raise _fail(
+                    "graphics.password",
+                    f"is {len(text)} characters long; VNC uses only the first {VNC_PASSWORD_LIMIT}, so a longer one "
+                    "would be cut silently: give at most 8, or use spice",
+                )
+
+    @property
+    def listen_address(self) -> str:
+        """The address the console listens on (``127.0.0.1`` unless :attr:`listen` says otherwise)."""
+        return self.listen or "127.0.0.1"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GraphicsSpec:
+        """Build from plain data (a TOML/JSON table)."""
+        if not isinstance(data, Mapping):
+            raise _fail("graphics", f"must be a table, got {type(data).__name__}")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise _fail("graphics", f"unknown field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+def parse_graphics(value: object) -> GraphicsSpec | None:
+    """A spec's ``graphics``: None, a protocol name (``"vnc"``), a table or a :class:`GraphicsSpec`."""
+    if value is None or isinstance(value, GraphicsSpec):
+        return value
+    if isinstance(value, str):
+        return GraphicsSpec(protocol=value)  # type: ignore[arg-type]  # the spec refuses any other text
+    if isinstance(value, Mapping):
+        return GraphicsSpec.from_dict(value)
+    raise _fail("graphics", "must be 'vnc', 'spice', 'none', a table or a GraphicsSpec")
+
+
+def parse_video(value: object) -> VideoModel | None:
+    """A spec's ``video``: None (the hypervisor's default) or a model name."""
+    if value is None:
+        return None
+    try:
+        return VideoModel(value)  # type: ignore[arg-type]  # anything else is refused just below
+    except ValueError:
+        choices = ", ".join(member.value for member in VideoModel)
+        raise _fail("video", f"{value!r} is not one of: {choices}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class GraphicsInfo:
+    """How to reach a running VM's screen from this machine (:meth:`polyvisor.VM.graphics`).
+
+    ``host``:``port`` is where a viewer here connects: the display itself, or the local end of :attr:`tunnel`
+    when the display listens only on a remote host's loopback. No password is ever in it:
+    :attr:`password_required` says whether the viewer will ask for one.
+    """
+
+    protocol: str
+    """``vnc``, ``spice``, or ``rdp`` (Hyper-V's VMConnect, see :attr:`viewer`)."""
+    host: str
+    port: int
+    listen: str
+    """The address the display listens on, on the hypervisor's host."""
+    host_port: int
+    """The port it listens on there (the same as :attr:`port` unless tunnelled)."""
+    tls_port: int | None = None
+    """SPICE's TLS port, when it has one."""
+    password_required: bool | None = False
+    """Whether the viewer must give a password (None: the backend cannot tell, as on a read-only connection)."""
+    tunnel: tuple[str, ...] = ()
+    """The command (an argv list, never shell text) to run first: an SSH port forward to a remote host's loopback;
+    empty when the display is reached directly."""
+    viewer: tuple[str, ...] = ()
+    """A command (argv) that opens the screen: ``remote-viewer URI``, or ``vmconnect.exe HOST VMNAME``."""
+    detail: str = ""
+
+    @property
+    def uri(self) -> str:
+        """``vnc://host:port`` or ``spice://host:port`` (what remote-viewer takes); empty for RDP, which needs
+        VMConnect's own parameters."""
+        if self.protocol not in ("vnc", "spice"):
+            return ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.protocol}://{host}:{self.port}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON (``polyvisor graphics VM --json``)."""
+        return {
+            "protocol": self.protocol,
+            "host": self.host,
+            "port": self.port,
+            "uri": self.uri,
+            "listen": self.listen,
+            "host_port": self.host_port,
+            "tls_port": self.tls_port,
+            "password_required": self.password_required,
+            "tunnel": list(self.tunnel),
+            "viewer": list(self.viewer),
+            "detail": self.detail,
+        }
 
 
 class Firmware(enum.StrEnum):
@@ -889,6 +1126,11 @@ class VMSpec:
     ``instance_id`` gets the VM's name."""
     dynamic_memory: DynamicMemory | None = None
     """Memory that may change while the VM runs (capability ``dynamic-memory``)."""
+    graphics: GraphicsSpec | None = None
+    """The graphical console (``"vnc"``, ``"spice"``, ``"none"`` or a :class:`~polyvisor.model.GraphicsSpec`);
+    None leaves the backend's default (libvirt: none; Hyper-V: VMConnect, always there)."""
+    video: VideoModel | None = None
+    """The display adapter (``virtio``, ``qxl``, ``vga``, ``bochs``, ``none``); None leaves the backend's default."""
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -938,6 +1180,14 @@ class VMSpec:
             object.__setattr__(self, "dynamic_memory", _from_dict(DynamicMemory, memory, "dynamic_memory"))
         elif memory is not None and not isinstance(memory, DynamicMemory):
             raise _fail("dynamic_memory", "must be a DynamicMemory or a table with minimum_mib and maximum_mib")
+        object.__setattr__(self, "graphics", parse_graphics(self.graphics))
+        object.__setattr__(self, "video", parse_video(self.video))
+        shown = self.graphics is not None and self.graphics.protocol is not GraphicsProtocol.NONE
+        if shown and self.video is VideoModel.NONE:
+            raise _fail(
+                "video",
+                "a graphical console with video 'none' shows nothing; choose a video model or graphics 'none'",
+            )
         if self.dynamic_memory is not None:
             low, high = self.dynamic_memory.minimum_mib, self.dynamic_memory.maximum_mib
             if not low <= self.memory_mib <= high:

@@ -28,6 +28,7 @@ from polyvisor.model import (
     validate_name,
     validate_text,
 )
+from polyvisor.screen import ScreenOps
 from polyvisor.verbs import engine
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.verbs.waiting import Progress
@@ -36,6 +37,7 @@ __all__ = ["VM"]
 
 
 class VM(GuestOps, InGuestOps):
+class VM(GuestOps, ScreenOps):
     """A handle on one VM, identified by UUID. Every method asks the hypervisor afresh."""
 
     def __repr__(self) -> str:

@@ -27,6 +27,7 @@ from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     Capabilities,
     DiskSpec,
+    GraphicsInfo,
     GuestAddress,
     NicSpec,
     PowerState,
@@ -40,6 +41,7 @@ from polyvisor.model import (
 from polyvisor.provisioning.addresses import AddressFamily
 from polyvisor.provisioning.readiness import SSH_PORT
 from polyvisor.verbs import addresses, engine, inguest, readiness
+from polyvisor.verbs import addresses, display, engine, readiness
 from polyvisor.verbs.addresses import ADDRESS_TIMEOUT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.verbs.ops import Change, Knock, Probe, Query, Read, Sleep, Steps, Subscribe, Unsubscribe
@@ -345,6 +347,14 @@ class AsyncVM:
     ) -> None:
         """Write a file in the guest (see :meth:`polyvisor.VM.write_file`)."""
         await self._run(inguest.write_file(self.sync, path, data, credentials, timeout))
+    # -- the screen ----------------------------------------------------------------------------------------------------
+    async def graphics(self, *, timeout: float = DEFAULT_TIMEOUT) -> GraphicsInfo:
+        """Say how to reach the running VM's screen (see :meth:`polyvisor.VM.graphics`)."""
+        return await self._run(display.graphics(self.sync, timeout))
+
+    async def screenshot(self, *, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+        """Return the running (or paused) VM's screen as PNG bytes (see :meth:`polyvisor.VM.screenshot`)."""
+        return await self._run(display.screenshot(self.sync, timeout))
 
     # -- the machinery -----------------------------------------------------------------------------------------------
     async def _verb(self, verb_name: str, timeout: float, wait: bool) -> VMStatus:

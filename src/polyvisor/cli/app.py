@@ -10,6 +10,7 @@ import click
 
 import polyvisor
 from polyvisor.cli import commands, exportcmds, guestcmds, hostcmds, networkcmds, provisioncmds, storagecmds
+from polyvisor.cli import commands, hostcmds, networkcmds, provisioncmds, screencmds, storagecmds
 from polyvisor.cli.demo import demo
 from polyvisor.cli.exitcodes import EXIT_CODES, exit_code_for
 from polyvisor.cli.session import Options, Session
@@ -152,6 +153,7 @@ for _command in (
     *storagecmds.COMMANDS,
     *networkcmds.COMMANDS,
     *exportcmds.COMMANDS,
+    *screencmds.COMMANDS,
     demo,
 ):
     _accept_json_after(_command)

@@ -103,6 +103,8 @@ PRIMITIVES = (
     "create_volume",
     "resize_volume",
     "delete_volume",
+    "graphics",
+    "screenshot",
 )
 """The backend methods that reach the hypervisor: each is recorded, and ``fail`` can break any of them."""
 
@@ -124,6 +126,8 @@ MUTATING = frozenset(PRIMITIVES) - {
     "pools",
     "volumes",
     "download_image",
+    "graphics",
+    "screenshot",
 }
 """The primitives that change something on the hypervisor (the others only read)."""
 

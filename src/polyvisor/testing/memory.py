@@ -40,6 +40,9 @@ VM's CD-ROM ``hdc``, shown in ``info().extra["cdroms"]``, readable with :meth:`M
 conformance kit's hook) and deleted with the VM, with or without its storage. Counters (``stats``):
 :mod:`polyvisor.testing.memory_stats`.
 
+Screens: a spec's ``graphics`` and ``video`` give the VM a console and a display adapter with libvirt's rules,
+and a screenshot is the host's own drawing (``polyvisor.testing.memory_display``).
+
 Reconfiguring: a stopped VM takes any CPU count up to the host's 64 and any memory (within ``dynamic_memory``'s
 range when it has one). A running VM changes CPUs live up to the host's 64 and memory within ``dynamic_memory``'s
 range, or, without dynamic memory, down to 16 MiB and up to the memory it booted with (a balloon); live changes are
@@ -88,6 +91,7 @@ from polyvisor.model import (
 )
 from polyvisor.provisioning.nocloud import build_seed_iso
 from polyvisor.testing.memory_guest import GuestPrimitives, MemoryGuests
+from polyvisor.testing.memory_display import SCREEN_FEATURES, DisplayPrimitives, Screen, claim_port
 from polyvisor.testing.memory_networks import MemoryNetworks, NetworkPrimitives
 from polyvisor.testing.memory_stats import note_state, sample_host
 from polyvisor.testing.memory_storage import MemoryStorage, StoragePrimitives
@@ -182,6 +186,8 @@ class _VM:
     running_since: float | None = None
     snapshots: dict[str, _Snapshot] = field(default_factory=dict)
     current_snapshot: str | None = None
+    screen: Screen = field(default_factory=Screen)
+    """Its graphical console and display adapter (``polyvisor.testing.memory_display``)."""
 
     @property
     def ignores_shutdown(self) -> bool:
@@ -346,6 +352,19 @@ class MemoryHost:
             vm.state = PowerState.CRASHED
             self.emit(EventKind.STATE, vm)
 
+    def screen_vm(self, uuid: str) -> _VM:
+        """The VM with this UUID (for its screen)."""
+        with self.lock:
+            try:
+                return self.vms[uuid]
+            except KeyError:
+                raise NotFoundError(f"no VM with UUID {uuid!r}", host=self.name) from None
+
+    def running_screens(self) -> list[_VM]:
+        """The VMs whose QEMU-like process runs (they hold memory, and their console's port)."""
+        with self.lock:
+            return [vm for vm in self.vms.values() if vm.state.holds_memory]
+
     def emit(self, kind: EventKind, vm: _VM) -> None:
         raw = _RAW.get(vm.state, vm.state.value)
         event = Event(kind, vm.uuid, vm.name, None if kind is EventKind.UNDEFINED else vm.state, raw)
@@ -365,7 +384,9 @@ def host_named(name: str) -> MemoryHost:
 
 
 def _claim_forwards(host: MemoryHost, vm: _VM) -> None:
-    """A forward listens on the host while its VM runs: one held by another running VM refuses the start."""
+    """A forward listens on the host while its VM runs: one held by another running VM refuses the start (and so
+    does a graphics port another VM holds: :func:`~polyvisor.testing.memory_display.claim_port`)."""
+    claim_port(vm, host.running_screens(), host.name)
     for _mac, forward in vm.forwards:
         for other in host.vms.values():
             if other is vm or not other.state.holds_memory:
@@ -380,32 +401,36 @@ def _claim_forwards(host: MemoryHost, vm: _VM) -> None:
 
 
 class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives):
+class MemoryBackend(StoragePrimitives, NetworkPrimitives, DisplayPrimitives):
     """A connection to an in-memory host (its primitives also record their calls and obey the URI's faults)."""
 
     name = "memory"
-    option_features = frozenset(
-        {
-            Feature.SHUTDOWN_ACPI,
-            Feature.DELETE_STORAGE,
-            Feature.SNAPSHOT_MEMORY,
-            Feature.SNAPSHOT_DESCRIPTION,
-            Feature.DISK_HOTPLUG,
-            Feature.NIC_HOTPLUG,
-            Feature.READONLY_DISK,
-            Feature.DISK_CLONE_LINKED,
-            Feature.DISK_CLONE_COPY,
-            Feature.CLOUD_INIT,
-            Feature.DYNAMIC_MEMORY,
-            Feature.MEMORY_BUFFER,
-            Feature.RECONFIGURE_LIVE_CPUS,
-            Feature.RECONFIGURE_LIVE_MEMORY,
-            Feature.USER_NETWORKING,
-            Feature.NETWORK_ISOLATED,
-            Feature.NETWORK_INTERNAL,
-            Feature.NETWORK_NAT,
-            Feature.NETWORK_EXTERNAL,
-            Feature.NETWORK_ADDRESSES,
-        }
+    option_features = (
+        frozenset(
+            {
+                Feature.SHUTDOWN_ACPI,
+                Feature.DELETE_STORAGE,
+                Feature.SNAPSHOT_MEMORY,
+                Feature.SNAPSHOT_DESCRIPTION,
+                Feature.DISK_HOTPLUG,
+                Feature.NIC_HOTPLUG,
+                Feature.READONLY_DISK,
+                Feature.DISK_CLONE_LINKED,
+                Feature.DISK_CLONE_COPY,
+                Feature.CLOUD_INIT,
+                Feature.DYNAMIC_MEMORY,
+                Feature.MEMORY_BUFFER,
+                Feature.RECONFIGURE_LIVE_CPUS,
+                Feature.RECONFIGURE_LIVE_MEMORY,
+                Feature.USER_NETWORKING,
+                Feature.NETWORK_ISOLATED,
+                Feature.NETWORK_INTERNAL,
+                Feature.NETWORK_NAT,
+                Feature.NETWORK_EXTERNAL,
+                Feature.NETWORK_ADDRESSES,
+            }
+        )
+        | SCREEN_FEATURES
     )
     address_sources = ("agent",)
     ready_sources = ("cloud-init",)
@@ -486,6 +511,7 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives):
                 [(mac, forward) for nic, mac in zip(spec.nics, macs, strict=True) for forward in nic.forwards],
                 dynamic_memory=spec.dynamic_memory,
                 has_seed=seed is not None,
+                screen=Screen(spec.graphics, spec.video),
             )
             vm.nic_networks = dict(zip(vm.nics, networks, strict=True))
             for made in disks.values():
