@@ -36,6 +36,7 @@ from polyvisor.model import (
     AddressAnswer,
     DiskSpec,
     Feature,
+    GraphicsInfo,
     GuestAddress,
     HostInfo,
     NetworkInfo,
@@ -56,6 +57,7 @@ from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.console import Consoles
 from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.guest_agent import GuestAgent
+from polyvisor_libvirt.display import Display
 from polyvisor_libvirt.images import Images
 from polyvisor_libvirt.inguest import InGuestPrimitives
 from polyvisor_libvirt.inventory import Inventory
@@ -63,7 +65,7 @@ from polyvisor_libvirt.lifecycle import Lifecycle
 from polyvisor_libvirt.metrics import Metrics
 from polyvisor_libvirt.networks import Networks
 from polyvisor_libvirt.pools import Pools
-from polyvisor_libvirt.probe import probe_connection, read_host_caps
+from polyvisor_libvirt.probe import SCREEN_FEATURES, probe_connection, read_host_caps
 from polyvisor_libvirt.readiness import Readiness
 from polyvisor_libvirt.sizing import Sizing
 from polyvisor_libvirt.snapshots import Snapshots
@@ -107,7 +109,7 @@ class LibvirtBackend(InGuestPrimitives, Backend):
             Feature.NETWORK_NAT,
             Feature.NETWORK_ADDRESSES,
         }
-    )
+    ) | (SCREEN_FEATURES - {Feature.GRAPHICS, Feature.SCREENSHOT})
     address_sources: ClassVar[tuple[str, ...]] = ("agent", "lease", "arp")
     ready_sources: ClassVar[tuple[str, ...]] = ("cloud-init",)
 
@@ -147,6 +149,7 @@ class LibvirtBackend(InGuestPrimitives, Backend):
         self._addresses = Addresses(client)
         self._readiness = Readiness(client)
         self._consoles, self._agent = Consoles(client), GuestAgent(client)
+        self._display = Display(client)
         self._networks = Networks(client)
         self._pools = Pools(client)
         self._transfers = Transfers(client, self._pools)
@@ -222,6 +225,15 @@ class LibvirtBackend(InGuestPrimitives, Backend):
     def stats(self, uuids: Sequence[str] | None) -> list[VMStats]:
         """Every domain's counters in one getAllDomainStats (some domains': domainListGetStats)."""
         return self._metrics.stats(uuids)
+    @bounded("reading the graphics")
+    def graphics(self, uuid: str) -> GraphicsInfo:
+        """The running domain's console from its live XML, with the SSH tunnel a remote host's loopback needs."""
+        return self._display.graphics(uuid)
+
+    @bounded("taking a screenshot")
+    def screenshot(self, uuid: str, deadline: Deadline) -> bytes:
+        """virDomainScreenshot on a stream, as PNG (a PPM is converted)."""
+        return self._display.screenshot(uuid, deadline)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------------
     @bounded("creating the VM")

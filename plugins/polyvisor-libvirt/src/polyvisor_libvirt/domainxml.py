@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from polyvisor.errors import BackendError, ValidationError
-from polyvisor.model import BootDevice, DiskBus, KernelBoot, PortForward
+from polyvisor.model import BootDevice, DiskBus, GraphicsProtocol, GraphicsSpec, KernelBoot, PortForward, VideoModel
 
 __all__ = [
     "LABELS_NS",
@@ -29,15 +29,18 @@ __all__ = [
     "Definition",
     "DiskDevice",
     "DomainPlan",
+    "GraphicsDevice",
     "NicDevice",
     "build_domain",
     "disk_element",
+    "graphics_element",
     "labels_xml",
     "memory_xml",
     "nic_element",
     "owned_xml",
     "parse_definition",
     "parse_forwards",
+    "parse_graphics",
     "parse_labels",
     "parse_owned",
     "snapshot_marker_xml",
@@ -151,6 +154,10 @@ class DomainPlan:
     """A dynamic-memory minimum, kept in polyvisor's metadata and enforced by :meth:`reconfigure`."""
     hotpluggable_cpus: bool = False
     """List each vCPU in ``<vcpus>``, every one but the first hot-pluggable (QEMU unplugs only those)."""
+    graphics: GraphicsSpec | None = None
+    """The graphical console (``<graphics>``); None or protocol ``none`` adds none."""
+    video: VideoModel | None = None
+    """The display adapter (``<video><model type=...>``); None leaves libvirt's default."""
 
 
 def disk_element(disk: DiskDevice) -> ET.Element:
@@ -352,7 +359,58 @@ def build_domain(plan: DomainPlan) -> str:
     if plan.guest_agent:
         channel = _sub(devices, "channel", type="unix")
         _sub(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
+    if plan.graphics is not None and plan.graphics.protocol is not GraphicsProtocol.NONE:
+        devices.append(graphics_element(plan.graphics))
+    if plan.video is not None:
+        _sub(_sub(devices, "video"), "model", type=plan.video.value)
     return to_text(domain)
+
+
+def graphics_element(graphics: GraphicsSpec) -> ET.Element:
+    """``<graphics type='vnc|spice'>`` listening on one address; the password goes in as an attribute value."""
+    fixed = graphics.port is not None
+    attrs = {"type": graphics.protocol.value, "autoport": "no" if fixed else "yes"}
+    if fixed:
+        attrs["port"] = str(graphics.port)
+    if graphics.password is not None:
+        attrs["passwd"] = graphics.password.reveal()
+    element = ET.Element("graphics", attrs)
+    _sub(element, "listen", type="address", address=graphics.listen_address)
+    return element
+
+
+@dataclass(frozen=True, slots=True)
+class GraphicsDevice:
+    """A ``<graphics>`` element as a running domain's XML describes it (never its password)."""
+
+    protocol: str
+    port: int
+    """The port it listens on; -1 while the domain is off and the port automatic."""
+    listen: str
+    tls_port: int | None = None
+    password: bool | None = None
+    """Whether a password is set (None: the XML was read without the secure flag, which drops ``passwd``)."""
+
+
+def parse_graphics(root: ET.Element, *, secure: bool) -> tuple[GraphicsDevice, ...]:
+    """The VNC and SPICE consoles of a domain's XML (read with ``VIR_DOMAIN_XML_SECURE`` when ``secure``)."""
+    found = []
+    for element in root.findall("devices/graphics"):
+        if element.get("type") not in ("vnc", "spice"):
+            continue
+        listen = element.find("listen[@type='address']")
+        address = (listen.get("address") if listen is not None else None) or element.get("listen") or "127.0.0.1"
+        tls = _int(element.get("tlsPort"), -1)
+        found.append(
+            GraphicsDevice(
+                protocol=element.get("type", ""),
+                port=_int(element.get("port"), -1),
+                listen=address,
+                tls_port=tls if tls > 0 else None,
+                password=("passwd" in element.attrib) if secure else None,
+            )
+        )
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,6 +471,10 @@ class Definition:
     """Whether a memory balloon is defined (libvirt adds one unless ``<memballoon model='none'/>``)."""
     console_pty: bool = False
     """Whether a serial port or console is backed by a pty, which ``virDomainOpenConsole`` can stream."""
+    graphics: tuple[GraphicsDevice, ...] = ()
+    """Its VNC and SPICE consoles."""
+    video_models: tuple[str, ...] = ()
+    """The models of its display adapters (``<video><model type>``)."""
 
 
 def _int(text: str | None, default: int = 0) -> int:
@@ -527,6 +589,8 @@ def parse_definition(xml: str) -> Definition:
         memory_minimum_mib=minimum or None,
         balloon=balloon is None or balloon.get("model") != "none",
         console_pty=console_pty,
+        graphics=parse_graphics(root, secure=False),
+        video_models=tuple(model.get("type", "") for model in root.findall("devices/video/model")),
     )
 
 

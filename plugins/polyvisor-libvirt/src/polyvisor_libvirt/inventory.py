@@ -92,6 +92,10 @@ class Inventory:
                 narrowed.discard(Feature.CONSOLE)
             if not definition.balloon:
                 narrowed.discard(Feature.RECONFIGURE_LIVE_MEMORY)  # <memballoon model='none'/>
+            if not definition.graphics:
+                narrowed.discard(Feature.GRAPHICS)
+            if not [model for model in definition.video_models if model != "none"]:
+                narrowed.discard(Feature.SCREENSHOT)  # libvirt adds a video device with a console; none without
             disks = [disk for disk in definition.disks if disk.device == "disk"]
             if any(disk.format != "qcow2" for disk in disks) or definition.uefi:
                 # Internal snapshots (the only revertible kind here) need qcow2 disks and no pflash NVRAM.

@@ -171,6 +171,8 @@ def plan_domain(
         guest_agent=qemu,
         cpu_model=cpu_model,
         scsi_controller=scsi_controller,
+        graphics=spec.graphics,
+        video=spec.video,
         # Listed ports serve the defined devices first (NICs, virtio disks, the SCSI controller, and libvirt's own
         # USB, virtio-serial and balloon controllers); what remains is free for hot-plug.
         hotplug_ports=(

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DRIVER_FEATURES",
+    "SCREEN_FEATURES",
     "Firmwares",
     "Guest",
     "HostCaps",
@@ -25,6 +26,7 @@ __all__ = [
     "parse_capabilities",
     "probe_connection",
     "probe_firmware",
+    "probe_screen",
     "read_host_caps",
 ]
 
@@ -184,6 +186,38 @@ def probe_firmware(conn: libvirt.virConnect, *, local: bool, arch: str, virt_typ
     return Firmwares(uefi=uefi, secure_boot=uefi and "yes" in secure and bool(secure_loaders))
 
 
+_SCREEN_OPTIONS = {
+    "graphics": {"vnc": F.GRAPHICS_VNC, "spice": F.GRAPHICS_SPICE},
+    "video": {
+        "virtio": F.VIDEO_VIRTIO,
+        "qxl": F.VIDEO_QXL,
+        "vga": F.VIDEO_VGA,
+        "bochs": F.VIDEO_BOCHS,
+        "none": F.VIDEO_NONE,
+    },
+}
+SCREEN_FEATURES = frozenset({F.GRAPHICS, F.SCREENSHOT, F.GRAPHICS_NONE, F.GRAPHICS_PASSWORD}) | {
+    feature for table in _SCREEN_OPTIONS.values() for feature in table.values()
+}
+"""The screen's features some QEMU host may have; :func:`probe_screen` says which this one has."""
+
+
+def probe_screen(conn: libvirt.virConnect, *, arch: str, virt_type: str) -> frozenset[Feature]:
+    """The screen's features of QEMU here: the graphics types and video models its domain capabilities list (a
+    QEMU built without SPICE lists no ``spice``; ``bochs`` needs QEMU's bochs-display), and always the calls."""
+    try:
+        xml = conn.getDomainCapabilities(None, arch, None, virt_type, 0)
+    except libvirt.libvirtError:
+        return frozenset()
+    root = ET.fromstring(xml)
+    found = {F.GRAPHICS, F.SCREENSHOT, F.GRAPHICS_NONE, F.GRAPHICS_PASSWORD}
+    for value in root.findall("devices/graphics[@supported='yes']/enum[@name='type']/value"):
+        found |= {_SCREEN_OPTIONS["graphics"][value.text]} if value.text in _SCREEN_OPTIONS["graphics"] else set()
+    for value in root.findall("devices/video[@supported='yes']/enum[@name='modelType']/value"):
+        found |= {_SCREEN_OPTIONS["video"][value.text]} if value.text in _SCREEN_OPTIONS["video"] else set()
+    return frozenset(found)
+
+
 def read_host_caps(client: LibvirtClient) -> HostCaps:
     """The host capabilities of the client's connection."""
     with client.errors("reading host capabilities", host=client.host):
@@ -206,6 +240,7 @@ def probe_connection(client: LibvirtClient, caps: HostCaps) -> frozenset[Feature
             features.add(Feature.UEFI)
         if firmware.secure_boot:
             features.add(Feature.SECURE_BOOT)
+        features |= probe_screen(conn, arch=caps.arch, virt_type=virt_type)
         if uri.is_local:
             features.add(Feature.CONSOLE)
         # A console stream and agent requests travel over libvirt's RPC: a remote host serves them too.
