@@ -66,6 +66,7 @@ from polyvisor.model import (
     AddressAnswer,
     DiskSpec,
     Feature,
+    GraphicsInfo,
     GuestAddress,
     HostInfo,
     NetworkInfo,
@@ -83,6 +84,7 @@ from polyvisor.uri import URI
 from polyvisor_hyperv.addresses import Addresses
 from polyvisor_hyperv.client import HyperVClient
 from polyvisor_hyperv.devices import Devices
+from polyvisor_hyperv.display import Display
 from polyvisor_hyperv.events import Events
 from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
@@ -178,6 +180,7 @@ class HyperVBackend(Backend):
         self._sizing = Sizing(client, self._devices)
         self._addresses = Addresses(client, self._devices)
         self._readiness = Readiness(client)
+        self._display = Display(client)
         self._networks = Networks(client)
         self._pools = Pools(client)
         self._transfers = Transfers(client, self._pools)
@@ -310,6 +313,9 @@ class HyperVBackend(Backend):
 
     def ready_answers(self, uuid: str, sources: Sequence[str], deadline: Deadline) -> list[ReadyAnswer]:
         return self._readiness.ready_answers(uuid, sources, deadline)
+
+    def graphics(self, uuid: str) -> GraphicsInfo:
+        return self._display.graphics(uuid)
 
     # -- sizes ----------------------------------------------------------------------------------------------------
     def reconfigure(
