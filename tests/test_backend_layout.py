@@ -29,6 +29,7 @@ ROOMS = (
     "sizing",
     "addresses",
     "readiness",
+    "display",
     "networks",
     "pools",
     "transfers",

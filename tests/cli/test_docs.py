@@ -29,6 +29,8 @@ def test_every_command_has_a_heading() -> None:
     # wait-ready joined address; pool (3), image (4), network (3), stats, exporter, console, exec, copy-in and
     # copy-out joined
     assert len(names) == 44
+    # graphics and screenshot joined; wait-ready joined address; pool (3), image (4) and network (3) commands joined
+    assert len(names) == 40
     for name in names:
         assert any(f"`{name}" in heading for heading in HEADINGS), name
 
