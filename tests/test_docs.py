@@ -347,6 +347,8 @@ def test_the_watching_example_prints_what_the_metrics_page_shows() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == shown
+
+
 def test_the_screen_example_prints_what_the_screen_page_shows(tmp_path: Path) -> None:
     out = tmp_path / "screen.png"
     result = subprocess.run(

@@ -623,6 +623,7 @@ class Backend(abc.ABC):
     ) -> None:
         """Write ``data`` to the guest's file at ``path``, replacing it (its directory must exist)."""
         raise UnsupportedError("copying files into the guest is not supported", feature=Feature.GUEST_FILES)
+
     # -- the screen (called only for a running or paused VM) -------------------------------------------------------
     def graphics(self, uuid: str) -> GraphicsInfo:
         """Say how a viewer on the caller's machine reaches the VM's screen: the live protocol, address and port

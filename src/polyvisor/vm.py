@@ -36,8 +36,7 @@ from polyvisor.verbs.waiting import Progress
 __all__ = ["VM"]
 
 
-class VM(GuestOps, InGuestOps):
-class VM(GuestOps, ScreenOps):
+class VM(GuestOps, InGuestOps, ScreenOps):
     """A handle on one VM, identified by UUID. Every method asks the hypervisor afresh."""
 
     def __repr__(self) -> str:

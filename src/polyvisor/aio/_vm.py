@@ -40,8 +40,7 @@ from polyvisor.model import (
 )
 from polyvisor.provisioning.addresses import AddressFamily
 from polyvisor.provisioning.readiness import SSH_PORT
-from polyvisor.verbs import addresses, engine, inguest, readiness
-from polyvisor.verbs import addresses, display, engine, readiness
+from polyvisor.verbs import addresses, display, engine, inguest, readiness
 from polyvisor.verbs.addresses import ADDRESS_TIMEOUT
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.verbs.ops import Change, Knock, Probe, Query, Read, Sleep, Steps, Subscribe, Unsubscribe
@@ -347,6 +346,7 @@ class AsyncVM:
     ) -> None:
         """Write a file in the guest (see :meth:`polyvisor.VM.write_file`)."""
         await self._run(inguest.write_file(self.sync, path, data, credentials, timeout))
+
     # -- the screen ----------------------------------------------------------------------------------------------------
     async def graphics(self, *, timeout: float = DEFAULT_TIMEOUT) -> GraphicsInfo:
         """Say how to reach the running VM's screen (see :meth:`polyvisor.VM.graphics`)."""

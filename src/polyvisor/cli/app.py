@@ -9,8 +9,7 @@ from typing import Any
 import click
 
 import polyvisor
-from polyvisor.cli import commands, exportcmds, guestcmds, hostcmds, networkcmds, provisioncmds, storagecmds
-from polyvisor.cli import commands, hostcmds, networkcmds, provisioncmds, screencmds, storagecmds
+from polyvisor.cli import commands, exportcmds, guestcmds, hostcmds, networkcmds, provisioncmds, screencmds, storagecmds
 from polyvisor.cli.demo import demo
 from polyvisor.cli.exitcodes import EXIT_CODES, exit_code_for
 from polyvisor.cli.session import Options, Session

@@ -90,8 +90,8 @@ from polyvisor.model import (
     normalize_uuid,
 )
 from polyvisor.provisioning.nocloud import build_seed_iso
-from polyvisor.testing.memory_guest import GuestPrimitives, MemoryGuests
 from polyvisor.testing.memory_display import SCREEN_FEATURES, DisplayPrimitives, Screen, claim_port
+from polyvisor.testing.memory_guest import GuestPrimitives, MemoryGuests
 from polyvisor.testing.memory_networks import MemoryNetworks, NetworkPrimitives
 from polyvisor.testing.memory_stats import note_state, sample_host
 from polyvisor.testing.memory_storage import MemoryStorage, StoragePrimitives
@@ -400,8 +400,7 @@ def _claim_forwards(host: MemoryHost, vm: _VM) -> None:
                 )
 
 
-class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives):
-class MemoryBackend(StoragePrimitives, NetworkPrimitives, DisplayPrimitives):
+class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, DisplayPrimitives):
     """A connection to an in-memory host (its primitives also record their calls and obey the URI's faults)."""
 
     name = "memory"

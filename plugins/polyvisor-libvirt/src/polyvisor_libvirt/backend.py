@@ -56,8 +56,8 @@ from polyvisor_libvirt.bounded import JOB_GRACE, CallPool, Ordered, bounded
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.console import Consoles
 from polyvisor_libvirt.devices import Devices
-from polyvisor_libvirt.guest_agent import GuestAgent
 from polyvisor_libvirt.display import Display
+from polyvisor_libvirt.guest_agent import GuestAgent
 from polyvisor_libvirt.images import Images
 from polyvisor_libvirt.inguest import InGuestPrimitives
 from polyvisor_libvirt.inventory import Inventory
@@ -225,6 +225,7 @@ class LibvirtBackend(InGuestPrimitives, Backend):
     def stats(self, uuids: Sequence[str] | None) -> list[VMStats]:
         """Every domain's counters in one getAllDomainStats (some domains': domainListGetStats)."""
         return self._metrics.stats(uuids)
+
     @bounded("reading the graphics")
     def graphics(self, uuid: str) -> GraphicsInfo:
         """The running domain's console from its live XML, with the SSH tunnel a remote host's loopback needs."""
