@@ -36,7 +36,7 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class GuestCredentials:
     """An account in the guest, for channels that log in (Hyper-V's PowerShell Direct); the password is a
-    :class:`~polyvisor.backend.Secret` and never shows in reprs, logs or errors."""
+    :class:`~polyvisor.model.Secret` and never shows in reprs, logs or errors."""
 
     username: str
     password: Secret = field(repr=False)
