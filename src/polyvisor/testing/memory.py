@@ -400,37 +400,41 @@ def _claim_forwards(host: MemoryHost, vm: _VM) -> None:
                 )
 
 
+OPTION_FEATURES = (
+    frozenset(
+        {
+            Feature.SHUTDOWN_ACPI,
+            Feature.DELETE_STORAGE,
+            Feature.SNAPSHOT_MEMORY,
+            Feature.SNAPSHOT_DESCRIPTION,
+            Feature.DISK_HOTPLUG,
+            Feature.NIC_HOTPLUG,
+            Feature.READONLY_DISK,
+            Feature.DISK_CLONE_LINKED,
+            Feature.DISK_CLONE_COPY,
+            Feature.CLOUD_INIT,
+            Feature.DYNAMIC_MEMORY,
+            Feature.MEMORY_BUFFER,
+            Feature.RECONFIGURE_LIVE_CPUS,
+            Feature.RECONFIGURE_LIVE_MEMORY,
+            Feature.USER_NETWORKING,
+            Feature.NETWORK_ISOLATED,
+            Feature.NETWORK_INTERNAL,
+            Feature.NETWORK_NAT,
+            Feature.NETWORK_EXTERNAL,
+            Feature.NETWORK_ADDRESSES,
+        }
+    )
+    | SCREEN_FEATURES
+)
+"""The options of calls memory:// takes (its option_features; the URI's faults can take some away)."""
+
+
 class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, DisplayPrimitives):
     """A connection to an in-memory host (its primitives also record their calls and obey the URI's faults)."""
 
     name = "memory"
-    option_features = (
-        frozenset(
-            {
-                Feature.SHUTDOWN_ACPI,
-                Feature.DELETE_STORAGE,
-                Feature.SNAPSHOT_MEMORY,
-                Feature.SNAPSHOT_DESCRIPTION,
-                Feature.DISK_HOTPLUG,
-                Feature.NIC_HOTPLUG,
-                Feature.READONLY_DISK,
-                Feature.DISK_CLONE_LINKED,
-                Feature.DISK_CLONE_COPY,
-                Feature.CLOUD_INIT,
-                Feature.DYNAMIC_MEMORY,
-                Feature.MEMORY_BUFFER,
-                Feature.RECONFIGURE_LIVE_CPUS,
-                Feature.RECONFIGURE_LIVE_MEMORY,
-                Feature.USER_NETWORKING,
-                Feature.NETWORK_ISOLATED,
-                Feature.NETWORK_INTERNAL,
-                Feature.NETWORK_NAT,
-                Feature.NETWORK_EXTERNAL,
-                Feature.NETWORK_ADDRESSES,
-            }
-        )
-        | SCREEN_FEATURES
-    )
+    option_features = OPTION_FEATURES
     address_sources = ("agent",)
     ready_sources = ("cloud-init",)
     ephemeral = True  # every MemoryHost lives in this process's memory

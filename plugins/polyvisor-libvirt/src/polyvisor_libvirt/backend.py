@@ -15,8 +15,8 @@ Each room is a module with one class, named as in the Hyper-V backend, and each 
   uploaded and downloaded over sparse streams;
 * :mod:`.sizing`: vCPUs, memory and disk sizes; :mod:`.addresses`: guest addresses, source by source;
   :mod:`.readiness`: cloud-init's result, read through the guest agent; :mod:`.metrics`: counters in one bulk call;
-  :mod:`.readiness`: cloud-init's result, read through the guest agent; :mod:`.inguest`: the serial console
-  (:mod:`.console`), commands and files (:mod:`.guest_agent`);
+* the facade's parts kept apart: :mod:`.resources` (networks, pools, volumes, transfers), :mod:`.inguest` (the
+  serial console, :mod:`.console`; commands and files, :mod:`.guest_agent`), :mod:`.screen` (:mod:`.display`);
 * :mod:`.events`: event registrations, subscriptions and the definition cache they keep coherent;
 * :mod:`.errors`, :mod:`.states`: libvirt's error codes and domain states in polyvisor's terms.
 
@@ -36,10 +36,8 @@ from polyvisor.model import (
     AddressAnswer,
     DiskSpec,
     Feature,
-    GraphicsInfo,
     GuestAddress,
     HostInfo,
-    NetworkInfo,
     NicSpec,
     ReadyAnswer,
     ShutdownMode,
@@ -48,8 +46,6 @@ from polyvisor.model import (
     VMSpec,
     VMStatus,
 )
-from polyvisor.networks import NetworkSpec
-from polyvisor.storage import LocalImage, Progress, StoragePool, Volume, VolumeFormat
 from polyvisor.uri import URI
 from polyvisor_libvirt.addresses import Addresses
 from polyvisor_libvirt.bounded import JOB_GRACE, CallPool, Ordered, bounded
@@ -67,6 +63,8 @@ from polyvisor_libvirt.networks import Networks
 from polyvisor_libvirt.pools import Pools
 from polyvisor_libvirt.probe import SCREEN_FEATURES, probe_connection, read_host_caps
 from polyvisor_libvirt.readiness import Readiness
+from polyvisor_libvirt.resources import ResourcePrimitives
+from polyvisor_libvirt.screen import ScreenPrimitives
 from polyvisor_libvirt.sizing import Sizing
 from polyvisor_libvirt.snapshots import Snapshots
 from polyvisor_libvirt.storage import Storage
@@ -77,7 +75,7 @@ __all__ = ["LibvirtBackend"]
 _KNOWN_OPTIONS = frozenset({"readonly", "keepalive_interval", "keepalive_count"})
 
 
-class LibvirtBackend(InGuestPrimitives, Backend):
+class LibvirtBackend(ResourcePrimitives, InGuestPrimitives, ScreenPrimitives, Backend):
     """A polyvisor backend over one libvirt connection (any libvirt URI)."""
 
     name: ClassVar[str] = "libvirt"
@@ -167,19 +165,6 @@ class LibvirtBackend(InGuestPrimitives, Backend):
         """Facts from getInfo, getHostname, getVersion/getLibVersion and the capabilities."""
         return self._inventory.host_info()
 
-    @bounded("listing networks")
-    def networks(self) -> list[NetworkInfo]:
-        """Every libvirt network, with its mode and subnet read from its XML."""
-        return self._networks.networks()
-
-    def create_network(self, spec: NetworkSpec, deadline: Deadline) -> NetworkInfo:
-        """Define, start and autostart a network (see :mod:`.networks`)."""
-        return self._networks.create_network(spec, deadline)
-
-    def delete_network(self, name: str, deadline: Deadline) -> None:
-        """Stop and undefine a network no domain is on."""
-        self._networks.delete_network(name, deadline)
-
     @bounded("listing VMs")
     def list_vms(self) -> list[VMInfo]:
         """Every domain in two bulk calls, details only for domains in the definition cache."""
@@ -225,16 +210,6 @@ class LibvirtBackend(InGuestPrimitives, Backend):
     def stats(self, uuids: Sequence[str] | None) -> list[VMStats]:
         """Every domain's counters in one getAllDomainStats (some domains': domainListGetStats)."""
         return self._metrics.stats(uuids)
-
-    @bounded("reading the graphics")
-    def graphics(self, uuid: str) -> GraphicsInfo:
-        """The running domain's console from its live XML, with the SSH tunnel a remote host's loopback needs."""
-        return self._display.graphics(uuid)
-
-    @bounded("taking a screenshot")
-    def screenshot(self, uuid: str, deadline: Deadline) -> bytes:
-        """virDomainScreenshot on a stream, as PNG (a PPM is converted)."""
-        return self._display.screenshot(uuid, deadline)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------------
     @bounded("creating the VM")
@@ -360,47 +335,6 @@ class LibvirtBackend(InGuestPrimitives, Backend):
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
         """Grow a disk: the pool volume (stopped) or blockResize (running); never shrink."""
         self._sizing.resize_disk(uuid, target, size_mib, deadline)
-
-    # -- storage -----------------------------------------------------------------------------------------------------
-    def pools(self) -> list[StoragePool]:
-        """Every storage pool, with its type, path and sizes."""
-        return self._pools.pools()
-
-    def volumes(self, pool: str | None) -> list[Volume]:
-        """The pool's volumes (after a refresh), with format and sizes."""
-        return self._pools.volumes(pool)
-
-    def upload_image(
-        self, image: LocalImage, pool: str | None, name: str, progress: Progress, deadline: Deadline
-    ) -> Volume:
-        """A sparse upload stream into a temporary volume, then renamed (see :mod:`.transfers`)."""
-        return self._transfers.upload_image(image, pool, name, progress, deadline)
-
-    def download_image(
-        self, pool: str | None, name: str, destination: str, progress: Progress, deadline: Deadline
-    ) -> int:
-        """A sparse download stream into the local file."""
-        return self._transfers.download_image(pool, name, destination, progress, deadline)
-
-    def create_pool(self, name: str, path: str | None, deadline: Deadline) -> StoragePool:
-        """Define, build, start and autostart a dir pool."""
-        return self._pools.create_pool(name, path)
-
-    def delete_pool(self, name: str, deadline: Deadline) -> None:
-        """Stop, delete (an empty directory) and undefine the pool."""
-        self._pools.delete_pool(name)
-
-    def create_volume(self, pool: str | None, name: str, size: int, fmt: VolumeFormat, deadline: Deadline) -> Volume:
-        """createXML of an empty volume."""
-        return self._pools.create_volume(pool, name, size, fmt)
-
-    def resize_volume(self, pool: str | None, name: str, size: int, deadline: Deadline) -> Volume:
-        """virStorageVolResize."""
-        return self._pools.resize_volume(pool, name, size)
-
-    def delete_volume(self, pool: str | None, name: str, deadline: Deadline) -> None:
-        """Delete the volume unless a domain uses it."""
-        self._pools.delete_volume(pool, name)
 
     # -- events --------------------------------------------------------------------------------------------------------
     @bounded("subscribing to events")
