@@ -258,13 +258,13 @@ class Connection:
         return VM(self, info.uuid, info.name)
 
     # -- storage (the rules are in polyvisor.storage_calls) --------------------------------------------------
-    def pools(self) -> builtins.list[StoragePool]:
+    def pools(self, *, timeout: float = DEFAULT_TIMEOUT) -> builtins.list[StoragePool]:
         """Return the host's storage pools (Hyper-V: its disk and VM paths and image folders) as values."""
-        return storage_calls.pools(self)
+        return storage_calls.pools(self, timeout)
 
-    def volumes(self, pool: str | None = None) -> builtins.list[Volume]:
+    def volumes(self, pool: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> builtins.list[Volume]:
         """Return the volumes of a pool (the default pool without ``pool``), with format and sizes, in one listing."""
-        return storage_calls.volumes(self, pool)
+        return storage_calls.volumes(self, pool, timeout)
 
     def upload_image(
         self,

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["create_network", "delete_network"]
 
 
-def _listing(conn: Connection) -> list[NetworkInfo]:
-    return read(conn, lambda b: b.networks())
+def _listing(conn: Connection, deadline: Deadline) -> list[NetworkInfo]:
+    return read(conn, lambda b: b.networks(), deadline)
 
 
 def create_network(
@@ -52,7 +52,7 @@ def create_network(
             "'10.77.0.0/24'), one no other network of the host uses",
             field="subnet",
         )
-    existing = _listing(conn)
+    existing = _listing(conn, deadline)
     for other in existing:
         if other.name.casefold() == spec.name.casefold():
             raise AlreadyExistsError(
@@ -66,7 +66,9 @@ def create_network(
                     f"{spec.subnet} overlaps {other.subnet}, the range of network {other.name!r}; choose another",
                     field="subnet",
                 )
-    return change(conn, lambda b: b.create_network(spec, deadline), f"creating network {spec.name!r}")
+    return change(
+        conn, lambda b: b.create_network(spec, deadline), f"creating network {spec.name!r}", deadline=deadline
+    )
 
 
 def delete_network(conn: Connection, name: str, timeout: float) -> None:
@@ -75,9 +77,9 @@ def delete_network(conn: Connection, name: str, timeout: float) -> None:
     validate_timeout(timeout)
     deadline = Deadline(timeout, conn.clock)
     wanted = validate_name(name, "name")  # an existing network may have a name polyvisor would not give a new one
-    names = [network.name for network in _listing(conn)]
+    names = [network.name for network in _listing(conn, deadline)]
     if wanted not in names:
         raise NotFoundError(
             f"no network named {wanted!r} (networks: {', '.join(sorted(names)) or 'none'})", host=conn.host
         )
-    change(conn, lambda b: b.delete_network(wanted, deadline), f"deleting network {wanted!r}")
+    change(conn, lambda b: b.delete_network(wanted, deadline), f"deleting network {wanted!r}", deadline=deadline)

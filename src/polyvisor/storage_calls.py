@@ -62,21 +62,28 @@ def _shown(pool: str | None) -> str:
     return repr(pool) if pool is not None else "the default pool"
 
 
-def pools(conn: Connection) -> list[StoragePool]:
+def _deadline(conn: Connection, timeout: float) -> Deadline:
+    validate_timeout(timeout)
+    return Deadline(timeout, conn.clock)
+
+
+def pools(conn: Connection, timeout: float) -> list[StoragePool]:
     """See :meth:`polyvisor.Connection.pools`."""
     conn.capabilities.require(Feature.STORAGE, host=conn.host)
-    return read(conn, lambda b: b.pools())
+    deadline = _deadline(conn, timeout)
+    return read(conn, lambda b: b.pools(), deadline)
 
 
-def volumes(conn: Connection, pool: str | None) -> list[Volume]:
+def volumes(conn: Connection, pool: str | None, timeout: float) -> list[Volume]:
     """See :meth:`polyvisor.Connection.volumes`."""
     conn.capabilities.require(Feature.STORAGE, host=conn.host)
+    deadline = _deadline(conn, timeout)
     name = _pool(pool)
-    return read(conn, lambda b: b.volumes(name))
+    return read(conn, lambda b: b.volumes(name), deadline)
 
 
-def _refuse_taken(conn: Connection, pool: str | None, name: str) -> None:
-    if any(volume.name == name for volume in read(conn, lambda b: b.volumes(pool))):
+def _refuse_taken(conn: Connection, pool: str | None, name: str, deadline: Deadline) -> None:
+    if any(volume.name == name for volume in read(conn, lambda b: b.volumes(pool), deadline)):
         raise AlreadyExistsError(
             f"{_shown(pool)} already has a volume named {name!r}; delete it first or pick another name", host=conn.host
         )
@@ -92,14 +99,18 @@ def upload_image(
 ) -> Volume:
     """See :meth:`polyvisor.Connection.upload_image`."""
     conn.capabilities.require(Feature.IMAGE_UPLOAD, host=conn.host)
-    validate_timeout(timeout)
-    deadline = Deadline(timeout, conn.clock)
+    deadline = _deadline(conn, timeout)
     image = LocalImage.open(local_path)
     target = validate_volume_name(image.path.name if name is None else name)
     pool_name = _pool(pool)
-    _refuse_taken(conn, pool_name, target)
+    _refuse_taken(conn, pool_name, target, deadline)
     sink = progress or _quiet
-    return change(conn, lambda b: b.upload_image(image, pool_name, target, sink, deadline), f"uploading {target!r}")
+    return change(
+        conn,
+        lambda b: b.upload_image(image, pool_name, target, sink, deadline),
+        f"uploading {target!r}",
+        deadline=deadline,
+    )
 
 
 def download_image(
@@ -113,8 +124,7 @@ def download_image(
 ) -> Path:
     """See :meth:`polyvisor.Connection.download_image`."""
     conn.capabilities.require(Feature.IMAGE_DOWNLOAD, host=conn.host)
-    validate_timeout(timeout)
-    deadline = Deadline(timeout, conn.clock)
+    deadline = _deadline(conn, timeout)
     source, pool_name = validate_volume_name(name), _pool(pool)
     destination = Path(local_path)
     if destination.is_dir():
@@ -128,7 +138,7 @@ def download_image(
     try:
         with temporary.open("xb"):
             pass  # made here, new, so that nothing else is overwritten; the backend writes into it
-        read(conn, lambda b: b.download_image(pool_name, source, str(temporary), sink, deadline))
+        read(conn, lambda b: b.download_image(pool_name, source, str(temporary), sink, deadline), deadline)
         temporary.replace(destination)
     finally:
         temporary.unlink(missing_ok=True)
@@ -138,23 +148,21 @@ def download_image(
 def create_pool(conn: Connection, name: str, path: str | None, timeout: float) -> StoragePool:
     """See :meth:`polyvisor.Connection.create_pool`."""
     conn.capabilities.require(Feature.POOL_WRITE, host=conn.host)
-    validate_timeout(timeout)
-    deadline = Deadline(timeout, conn.clock)
+    deadline = _deadline(conn, timeout)
     pool = validate_volume_name(name, "name")
     if path is not None and (not isinstance(path, str) or not path or "\x00" in path):
         raise ValidationError(f"must be a path string, got {path!r}", field="path")
-    if any(existing.name == pool for existing in read(conn, lambda b: b.pools())):
+    if any(existing.name == pool for existing in read(conn, lambda b: b.pools(), deadline)):
         raise AlreadyExistsError(f"a pool named {pool!r} already exists", host=conn.host)
-    return change(conn, lambda b: b.create_pool(pool, path, deadline), f"creating pool {pool!r}")
+    return change(conn, lambda b: b.create_pool(pool, path, deadline), f"creating pool {pool!r}", deadline=deadline)
 
 
 def delete_pool(conn: Connection, name: str, timeout: float) -> None:
     """See :meth:`polyvisor.Connection.delete_pool`."""
     conn.capabilities.require(Feature.POOL_WRITE, host=conn.host)
-    validate_timeout(timeout)
-    deadline = Deadline(timeout, conn.clock)
+    deadline = _deadline(conn, timeout)
     pool = validate_volume_name(name, "name")
-    change(conn, lambda b: b.delete_pool(pool, deadline), f"deleting pool {pool!r}")
+    change(conn, lambda b: b.delete_pool(pool, deadline), f"deleting pool {pool!r}", deadline=deadline)
 
 
 def _format(value: VolumeFormat | str) -> VolumeFormat:
@@ -172,23 +180,26 @@ def create_volume(
 ) -> Volume:
     """See :meth:`polyvisor.Connection.create_volume`."""
     conn.capabilities.require(Feature.VOLUME_WRITE, host=conn.host)
-    validate_timeout(timeout)
-    deadline = Deadline(timeout, conn.clock)
+    deadline = _deadline(conn, timeout)
     volume, pool_name = validate_volume_name(name), _pool(pool)
     size = validate_int(size_mib, "size_mib", maximum=_MAX_MIB) * MIB
     chosen = _format(fmt)
-    _refuse_taken(conn, pool_name, volume)
-    return change(conn, lambda b: b.create_volume(pool_name, volume, size, chosen, deadline), f"creating {volume!r}")
+    _refuse_taken(conn, pool_name, volume, deadline)
+    return change(
+        conn,
+        lambda b: b.create_volume(pool_name, volume, size, chosen, deadline),
+        f"creating {volume!r}",
+        deadline=deadline,
+    )
 
 
 def resize_volume(conn: Connection, name: str, size_mib: int, pool: str | None, timeout: float) -> Volume:
     """See :meth:`polyvisor.Connection.resize_volume`."""
     conn.capabilities.require(Feature.VOLUME_RESIZE, host=conn.host)
-    validate_timeout(timeout)
-    deadline = Deadline(timeout, conn.clock)
+    deadline = _deadline(conn, timeout)
     volume, pool_name = validate_volume_name(name), _pool(pool)
     size = validate_int(size_mib, "size_mib", maximum=_MAX_MIB) * MIB
-    current = next((v for v in read(conn, lambda b: b.volumes(pool_name)) if v.name == volume), None)
+    current = next((v for v in read(conn, lambda b: b.volumes(pool_name), deadline) if v.name == volume), None)
     if current is None:
         raise NotFoundError(f"{_shown(pool_name)} has no volume named {volume!r}; list them first", host=conn.host)
     if size < current.capacity:
@@ -198,15 +209,16 @@ def resize_volume(conn: Connection, name: str, size_mib: int, pool: str | None, 
         )
     if size == current.capacity:
         return current
-    return change(conn, lambda b: b.resize_volume(pool_name, volume, size, deadline), f"resizing {volume!r}")
+    return change(
+        conn, lambda b: b.resize_volume(pool_name, volume, size, deadline), f"resizing {volume!r}", deadline=deadline
+    )
 
 
 def delete_volume(conn: Connection, name: str, pool: str | None, timeout: float) -> None:
     """See :meth:`polyvisor.Connection.delete_volume`."""
     conn.capabilities.require(Feature.VOLUME_WRITE, host=conn.host)
-    validate_timeout(timeout)
-    deadline = Deadline(timeout, conn.clock)
+    deadline = _deadline(conn, timeout)
     pool_name = _pool(pool)
     # An unfinished upload's temporary name is refused as a new name, but may be deleted.
     volume = name if isinstance(name, str) and is_partial(name) else validate_volume_name(name)
-    change(conn, lambda b: b.delete_volume(pool_name, volume, deadline), f"deleting {volume!r}")
+    change(conn, lambda b: b.delete_volume(pool_name, volume, deadline), f"deleting {volume!r}", deadline=deadline)

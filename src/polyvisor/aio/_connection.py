@@ -286,11 +286,11 @@ class AsyncConnection:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> NetworkInfo:
         """Create a network or virtual switch (see :meth:`polyvisor.Connection.create_network`)."""
-        return await self._call(self.sync.create_network, name, mode, subnet=subnet, adapter=adapter, timeout=timeout)
+        return await self._timed(self.sync.create_network, timeout, name, mode, subnet=subnet, adapter=adapter)
 
     async def delete_network(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Delete a network or switch; one a VM's NIC is on raises InUseError naming the VMs."""
-        await self._call(self.sync.delete_network, name, timeout=timeout)
+        await self._timed(self.sync.delete_network, timeout, name)
 
     # -- inventory -----------------------------------------------------------------------------------------------
     async def list(self, *, details: bool = False, timeout: float = DEFAULT_TIMEOUT) -> list[VMInfo]:
@@ -319,13 +319,13 @@ class AsyncConnection:
         return AsyncVM(self, await self._timed(self.sync.create, timeout, spec))
 
     # -- storage ---------------------------------------------------------------------------------------------------
-    async def pools(self) -> builtins.list[StoragePool]:
+    async def pools(self, *, timeout: float = DEFAULT_TIMEOUT) -> builtins.list[StoragePool]:
         """Return the host's storage pools as values."""
-        return await self._call(self.sync.pools)
+        return await self._timed(self.sync.pools, timeout)
 
-    async def volumes(self, pool: str | None = None) -> builtins.list[Volume]:
+    async def volumes(self, pool: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> builtins.list[Volume]:
         """Return the volumes of a pool (the default pool without ``pool``)."""
-        return await self._call(self.sync.volumes, pool)
+        return await self._timed(self.sync.volumes, timeout, pool)
 
     def _on_loop(self, progress: Progress | None) -> Progress | None:
         """A progress callback that runs on the event loop, not in the worker thread doing the transfer."""
@@ -350,9 +350,7 @@ class AsyncConnection:
         """Upload a local image into a pool (see :meth:`polyvisor.Connection.upload_image`); ``progress`` is called
         on the event loop."""
         sink = self._on_loop(progress)
-        return await self._call(
-            self.sync.upload_image, local_path, pool=pool, name=name, progress=sink, timeout=timeout
-        )
+        return await self._timed(self.sync.upload_image, timeout, local_path, pool=pool, name=name, progress=sink)
 
     async def download_image(
         self,
@@ -366,17 +364,17 @@ class AsyncConnection:
     ) -> Path:
         """Download a volume into a local file (see :meth:`polyvisor.Connection.download_image`)."""
         sink = self._on_loop(progress)
-        return await self._call(
-            self.sync.download_image, name, local_path, pool=pool, overwrite=overwrite, progress=sink, timeout=timeout
+        return await self._timed(
+            self.sync.download_image, timeout, name, local_path, pool=pool, overwrite=overwrite, progress=sink
         )
 
     async def create_pool(self, name: str, *, path: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> StoragePool:
         """Create a directory pool (libvirt) or an image folder (Hyper-V)."""
-        return await self._call(self.sync.create_pool, name, path=path, timeout=timeout)
+        return await self._timed(self.sync.create_pool, timeout, name, path=path)
 
     async def delete_pool(self, name: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Delete an empty pool and its directory."""
-        await self._call(self.sync.delete_pool, name, timeout=timeout)
+        await self._timed(self.sync.delete_pool, timeout, name)
 
     async def create_volume(
         self,
@@ -388,17 +386,17 @@ class AsyncConnection:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> Volume:
         """Create an empty volume of ``size_mib`` MiB."""
-        return await self._call(self.sync.create_volume, name, size_mib, pool=pool, format=format, timeout=timeout)
+        return await self._timed(self.sync.create_volume, timeout, name, size_mib, pool=pool, format=format)
 
     async def resize_volume(
         self, name: str, size_mib: int, *, pool: str | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> Volume:
         """Grow a volume to ``size_mib`` MiB."""
-        return await self._call(self.sync.resize_volume, name, size_mib, pool=pool, timeout=timeout)
+        return await self._timed(self.sync.resize_volume, timeout, name, size_mib, pool=pool)
 
     async def delete_volume(self, name: str, *, pool: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Delete a volume; one a VM uses raises InUseError naming the VM."""
-        await self._call(self.sync.delete_volume, name, pool=pool, timeout=timeout)
+        await self._timed(self.sync.delete_volume, timeout, name, pool=pool)
 
     # -- events ----------------------------------------------------------------------------------------------------
     def events(self, *, reconnect_within: float = RECONNECT_WITHIN) -> AsyncEventStream:
