@@ -150,7 +150,7 @@ class LibvirtBackend(ResourcePrimitives, InGuestPrimitives, ScreenPrimitives, Ba
         self._display = Display(client)
         self._networks = Networks(client)
         self._pools = Pools(client)
-        self._transfers = Transfers(client, self._pools)
+        self._transfers = Transfers(client, self._pools, self._calls)
         self._metrics = Metrics(client)
         self._events = client.events  # the client registers it again on every connection it opens
 

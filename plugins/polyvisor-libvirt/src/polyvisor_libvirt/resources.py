@@ -31,19 +31,23 @@ class ResourcePrimitives(Backend):
         """Every libvirt network, with its mode and subnet read from its XML."""
         return self._networks.networks()
 
+    @bounded("creating a network")
     def create_network(self, spec: NetworkSpec, deadline: Deadline) -> NetworkInfo:
         """Define, start and autostart a network (see :mod:`.networks`)."""
         return self._networks.create_network(spec, deadline)
 
+    @bounded("deleting a network")
     def delete_network(self, name: str, deadline: Deadline) -> None:
         """Stop and undefine a network no domain is on."""
         self._networks.delete_network(name, deadline)
 
     # -- storage -----------------------------------------------------------------------------------------------------
+    @bounded("listing storage pools")
     def pools(self) -> list[StoragePool]:
         """Every storage pool, with its type, path and sizes."""
         return self._pools.pools()
 
+    @bounded("listing volumes")
     def volumes(self, pool: str | None) -> list[Volume]:
         """The pool's volumes (after a refresh), with format and sizes."""
         return self._pools.volumes(pool)
@@ -60,22 +64,27 @@ class ResourcePrimitives(Backend):
         """A sparse download stream into the local file."""
         return self._transfers.download_image(pool, name, destination, progress, deadline)
 
+    @bounded("creating a storage pool")
     def create_pool(self, name: str, path: str | None, deadline: Deadline) -> StoragePool:
         """Define, build, start and autostart a dir pool."""
         return self._pools.create_pool(name, path)
 
+    @bounded("deleting a storage pool")
     def delete_pool(self, name: str, deadline: Deadline) -> None:
         """Stop, delete (an empty directory) and undefine the pool."""
         self._pools.delete_pool(name)
 
+    @bounded("creating a volume")
     def create_volume(self, pool: str | None, name: str, size: int, fmt: VolumeFormat, deadline: Deadline) -> Volume:
         """createXML of an empty volume."""
         return self._pools.create_volume(pool, name, size, fmt)
 
+    @bounded("resizing a volume")
     def resize_volume(self, pool: str | None, name: str, size: int, deadline: Deadline) -> Volume:
         """virStorageVolResize."""
         return self._pools.resize_volume(pool, name, size)
 
+    @bounded("deleting a volume")
     def delete_volume(self, pool: str | None, name: str, deadline: Deadline) -> None:
         """Delete the volume unless a domain uses it."""
         self._pools.delete_volume(pool, name)

@@ -13,6 +13,12 @@ the refresh probes its format (qcow2, raw, ...). On any failure, the deadline in
 the stream is aborted and the temporary volume deleted; a killed client leaves only the temporary name, which
 listings mark ``partial``.
 
+A transfer runs on a worker of the connection's :class:`~.bounded.CallPool`, and the caller waits for it no longer
+than the deadline: on a stalled network ``virStreamSend`` blocks until keepalive closes the connection, longer
+than any deadline. A caller that stops waiting (the deadline, or an exception such as KeyboardInterrupt) tells the
+worker to stop: it aborts the stream and deletes the temporary volume as soon as libvirt returns to it, and never
+gives an abandoned upload its final name.
+
 A download receives with ``VIR_STREAM_RECV_STOP_AT_HOLE``: holes become holes of the local file (a seek, then a
 final truncate), never zeros sent over the wire.
 """
@@ -20,9 +26,13 @@ final truncate), never zeros sent over the wire.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import libvirt
 
@@ -39,20 +49,35 @@ from polyvisor.storage import (
     data_extents,
     partial_name,
 )
+from polyvisor_libvirt.bounded import CallPool
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.pools import Pools, volume_xml
 
 __all__ = ["Transfers"]
 
 _REFRESH_POLL = 0.1  # seconds between refresh attempts while other uploads keep the pool busy
+_T = TypeVar("_T")
+
+
+class _Stop:
+    """When a transfer on a worker must stop: its deadline passed, or its caller stopped waiting for it."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+        self.abandoned = threading.Event()
+
+    @property
+    def now(self) -> bool:
+        return self.abandoned.is_set() or self.deadline.expired
 
 
 class Transfers:
     """Uploads into and downloads from storage volumes, over one client."""
 
-    def __init__(self, client: LibvirtClient, pools: Pools) -> None:
+    def __init__(self, client: LibvirtClient, pools: Pools, calls: CallPool) -> None:
         self._client = client
         self._pools = pools
+        self._calls = calls
 
     @property
     def host(self) -> str:
@@ -64,17 +89,42 @@ class Transfers:
             host=self.host,
         )
 
+    def _bounded(self, work: Callable[[_Stop], _T], doing: str, deadline: Deadline) -> _T:
+        """Run ``work`` on a worker; wait for it until the deadline, then tell it to stop and raise TimeoutError."""
+        stop = _Stop(deadline)
+        if math.isinf(deadline.remaining()):
+            return work(stop)
+        task = self._calls.submit(lambda: work(stop))
+        try:
+            if not task.done.wait(deadline.remaining()):
+                raise TimeoutError(
+                    f"timed out after {deadline.timeout:g}s {doing}: libvirtd did not answer in time (the network to "
+                    "it is down or slow); the transfer stops and nothing is kept under the name",
+                    host=self.host,
+                )
+        except BaseException:
+            stop.abandoned.set()
+            raise
+        return task.result()
+
     # -- upload ----------------------------------------------------------------------------------------------------
     def upload_image(
         self, image: LocalImage, pool_name: str | None, name: str, progress: Progress, deadline: Deadline
     ) -> Volume:
+        doing = f"uploading {name!r}"
+        return self._bounded(lambda stop: self._upload(image, pool_name, name, progress, stop), doing, deadline)
+
+    def _upload(self, image: LocalImage, pool_name: str | None, name: str, progress: Progress, stop: _Stop) -> Volume:
+        deadline = stop.deadline
         pool = self._pools.pool(pool_name)
         doing = f"uploading {name!r} into pool {pool.name()!r}"
         temporary = partial_name(name)
         with self._client.errors(doing, host=self.host):
             volume = pool.createXML(volume_xml(temporary, 0, VolumeFormat.RAW), 0)
         try:
-            self._send(volume, image, doing, progress, deadline)
+            self._send(volume, image, doing, progress, stop)
+            if stop.now:
+                raise self._timed_out(doing, deadline, image.size, image.size)
             return self._rename(pool, volume, name, doing, deadline)
         except BaseException:
             with contextlib.suppress(libvirt.libvirtError):
@@ -82,8 +132,9 @@ class Transfers:
             raise
 
     def _send(
-        self, volume: libvirt.virStorageVol, image: LocalImage, doing: str, progress: Progress, deadline: Deadline
+        self, volume: libvirt.virStorageVol, image: LocalImage, doing: str, progress: Progress, stop: _Stop
     ) -> None:
+        deadline = stop.deadline
         stream = self._client.live().newStream(0)
         try:
             with self._client.errors(doing, host=self.host):
@@ -100,7 +151,7 @@ class Transfers:
                 sent = 0
                 with image.path.open("rb") as source:
                     for offset, length, is_data in data_extents(source.fileno(), image.size):
-                        if deadline.expired:
+                        if stop.now:
                             raise self._timed_out(doing, deadline, offset, image.size)
                         if not is_data:
                             stream.sendHole(length, 0)
@@ -109,7 +160,7 @@ class Transfers:
                         source.seek(offset)
                         end = offset + length
                         while offset < end:
-                            if deadline.expired:
+                            if stop.now:
                                 raise self._timed_out(doing, deadline, offset, image.size)
                             data = source.read(min(TRANSFER_CHUNK, end - offset))
                             if not data:
@@ -168,6 +219,11 @@ class Transfers:
     def download_image(
         self, pool_name: str | None, name: str, destination: str, progress: Progress, deadline: Deadline
     ) -> int:
+        doing = f"downloading {name!r}"
+        return self._bounded(lambda stop: self._download(pool_name, name, destination, progress, stop), doing, deadline)
+
+    def _download(self, pool_name: str | None, name: str, destination: str, progress: Progress, stop: _Stop) -> int:
+        deadline = stop.deadline
         pool = self._pools.pool(pool_name)
         volume = self._pools.volume(pool, name)
         doing = f"downloading {name!r} from pool {pool.name()!r}"
@@ -177,9 +233,11 @@ class Transfers:
                 total = int(volume.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2])  # the file's length
                 volume.download(stream, 0, 0, libvirt.VIR_STORAGE_VOL_DOWNLOAD_SPARSE_STREAM)
                 done = sent = 0
-                with open(destination, "wb") as out:
+                # The core made the file; "r+b" never makes it again after an abandoning caller removed it.
+                with open(destination, "r+b") as out:
+                    out.truncate(0)  # a retried download starts afresh: no byte of the last try survives a hole
                     while True:
-                        if deadline.expired:
+                        if stop.now:
                             raise self._timed_out(doing, deadline, done, total)
                         got = stream.recvFlags(TRANSFER_CHUNK, libvirt.VIR_STREAM_RECV_STOP_AT_HOLE)
                         if got == -3:  # a hole: skip it locally
