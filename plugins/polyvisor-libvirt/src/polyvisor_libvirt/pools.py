@@ -98,7 +98,12 @@ class Pools:
         out = []
         with self._client.errors("listing storage pools", host=self.host):
             for pool in conn.listAllStoragePools(0):
-                out.append(self.value(pool))
+                try:
+                    out.append(self.value(pool))
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+                        raise
+                    # deleted between the listing and its reading (by another client): it is not there
         return sorted(out, key=lambda pool: pool.name)
 
     def value(self, pool: libvirt.virStoragePool) -> StoragePool:
@@ -122,8 +127,16 @@ class Pools:
         pool = self.pool(name)
         with contextlib.suppress(libvirt.libvirtError):
             pool.refresh(0)  # refused while an upload runs in the pool (asynchronous jobs): list what is known
+        out = []
         with self._client.errors(f"listing the volumes of pool {pool.name()!r}", host=self.host):
-            return sorted((self.volume_value(pool, vol) for vol in pool.listAllVolumes(0)), key=lambda v: v.name)
+            for vol in pool.listAllVolumes(0):
+                try:
+                    out.append(self.volume_value(pool, vol))
+                except libvirt.libvirtError as error:
+                    if error.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                        raise
+                    # deleted between the listing and its reading: an upload's temporary volume, say
+        return sorted(out, key=lambda v: v.name)
 
     def volume_value(self, pool: libvirt.virStoragePool, vol: libvirt.virStorageVol) -> Volume:
         root = ET.fromstring(vol.XMLDesc(0))
@@ -195,7 +208,8 @@ class Pools:
     def delete_volume(self, name: str | None, volume: str) -> None:
         pool = self.pool(name)
         vol = self.volume(pool, volume)
-        path = vol.path()
+        with self._client.errors(f"deleting volume {volume!r}", host=self.host):
+            path = vol.path()  # raises if another client deleted it since the lookup
         users = self.users(path)
         if users:
             listed = ", ".join(repr(user) for user in users)
