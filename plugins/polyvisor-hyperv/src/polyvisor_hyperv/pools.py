@@ -22,7 +22,10 @@ from polyvisor_hyperv.client import HyperVClient, as_text, then
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.transport import Row
 
-__all__ = ["HOST_POOLS", "VHD_POOL", "VM_POOL", "Pools", "format_of"]
+__all__ = ["CLEANUP_SECONDS", "HOST_POOLS", "VHD_POOL", "VM_POOL", "Pools", "format_of"]
+
+CLEANUP_SECONDS = 0.3
+"""How long removing an unfinished transfer's temporary file may take, past a deadline that cut the transfer off."""
 
 VHD_POOL = "VirtualHardDiskPath"
 VM_POOL = "VirtualMachinePath"
@@ -283,10 +286,15 @@ class Pools:
         return sorted(users)
 
     def remove_quietly(self, path: str) -> None:
-        """Remove a file, reporting nothing (an unfinished upload's temporary file)."""
+        """Remove a file, reporting nothing (an unfinished upload's temporary file), within :data:`CLEANUP_SECONDS`.
+
+        It has a bound of its own: it runs when the caller's deadline may have passed already, and a network that
+        stalled the transfer must not hold the caller past the contract's second.
+        """
         # The upload's own error is what the caller sees; a listing shows what is left, marked partial.
         with contextlib.suppress(PolyvisorError):
             self._client.run(
                 [Step("Remove-Item", {"LiteralPath": path, "Force": SWITCH, "ErrorAction": "SilentlyContinue"})],
                 doing="removing an unfinished upload",
+                deadline=Deadline(CLEANUP_SECONDS),
             )
