@@ -57,6 +57,11 @@ def bound_session(session: Any, budget: Budget) -> None:
     """Make every adapter of a requests ``session`` keep each request within ``budget`` (once per adapter)."""
     import requests
 
+    # Both libraries read the environment's proxy and CA settings when they build the session. Left on, requests
+    # reads them again on every request, and pywinrm's ``no_proxy='*'`` makes it set and delete
+    # os.environ["no_proxy"] around each one: threads of other connections then raced on it (KeyError: 'no_proxy'
+    # in a fleet uploading to ten hosts at once).
+    session.trust_env = False
     for adapter in session.adapters.values():
         if getattr(adapter, _BOUND, False):
             continue
