@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -46,6 +48,8 @@ from polyvisor.fleet.planning import (
 from polyvisor.metrics.counters import VMStats
 from polyvisor.model import PowerState, VMSpec, VMStatus
 from polyvisor.plugins import Plugins, default_plugins
+from polyvisor.storage import LocalImage, TransferProgress, Volume
+from polyvisor.storage_calls import TRANSFER_TIMEOUT
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 
@@ -343,6 +347,36 @@ class AsyncFleet(FleetFacts):
             jobs.append((job.host, job.vm.name, run, job.timeout))
         return FleetResult([*work.failed, *await self._run(jobs)])
 
+    # -- images --------------------------------------------------------------------------------------------------
+    async def upload_image(
+        self,
+        local_path: str | os.PathLike[str],
+        *,
+        pool: str | None = None,
+        name: str | None = None,
+        hosts: Iterable[str] | None = None,
+        progress: Callable[[str, TransferProgress], None] | None = None,
+        timeout: float = TRANSFER_TIMEOUT,
+    ) -> FleetResult[Volume]:
+        """Upload one local image to every host at once (see :meth:`polyvisor.Fleet.upload_image`); ``progress``
+        is called on the event loop."""
+        image = LocalImage.open(local_path)
+        check_seconds(timeout, "timeout")
+        chosen = self._plan.chosen(hosts, None)
+
+        async def upload(host: str, conn: AsyncConnection) -> Volume:
+            sink = None if progress is None else functools.partial(progress, host)
+            return await conn.upload_image(image.path, pool=pool, name=name, progress=sink, timeout=timeout)
+
+        # Connections first, each within its host's timeout; then the uploads, each within ``timeout``.
+        opened = await self._on(chosen, _opened, None)
+        jobs = [(host, None, upload, timeout) for host in chosen if opened[host].ok]
+        uploaded = {result.host: result for result in await self._run(jobs)}
+        failed: list[HostResult[Volume]] = [
+            HostResult(r.host, r.uri, None, r.error, r.elapsed) for r in opened.results()
+        ]
+        return FleetResult([uploaded.get(r.host) or r for r in failed])
+
     # -- placement -----------------------------------------------------------------------------------------------
     async def candidates(
         self, *, hosts: Iterable[str] | None = None, timeout: float | None = None
@@ -378,6 +412,10 @@ class AsyncFleet(FleetFacts):
         bound = self._plan.vm_timeout(chosen, timeout)
         (created,) = await self._run([(chosen, None, create, bound)])
         return created.unwrap()
+
+
+async def _opened(_host: str, conn: AsyncConnection) -> None:
+    """Nothing but the host's connection, opened."""
 
 
 async def _same(conn: AsyncConnection) -> AsyncConnection:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import builtins
+import functools
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +33,8 @@ from polyvisor.fleet.selection import Selection
 from polyvisor.metrics.counters import VMStats
 from polyvisor.model import PowerState, VMSpec, VMStatus
 from polyvisor.plugins import Plugins, default_plugins
+from polyvisor.storage import LocalImage, TransferProgress, Volume
+from polyvisor.storage_calls import TRANSFER_TIMEOUT
 from polyvisor.uri import URI
 from polyvisor.verbs.deadlines import DEFAULT_TIMEOUT, SHUTDOWN_TIMEOUT
 from polyvisor.vm import VM
@@ -42,6 +46,11 @@ T = TypeVar("T")
 VMList = list[FleetVM]  # spelt once here: inside Fleet, ``list`` is the method
 
 CLOSE_TIMEOUT = 5.0
+
+
+def _failed(result: HostResult[Connection]) -> HostResult[Volume]:
+    """A host whose connection did not open, as the result of a call returning volumes."""
+    return HostResult(result.host, result.uri, None, result.error, result.elapsed, result.vm)
 
 
 class Fleet(FleetFacts):
@@ -241,6 +250,39 @@ class Fleet(FleetFacts):
 
             jobs.append(self._job(job.host, run, job.timeout, vm=job.vm.name))
         return FleetResult([*work.failed, *self._fan_out(jobs)])
+
+    # -- images --------------------------------------------------------------------------------------------------
+    def upload_image(
+        self,
+        local_path: str | os.PathLike[str],
+        *,
+        pool: str | None = None,
+        name: str | None = None,
+        hosts: Iterable[str] | None = None,
+        progress: Callable[[str, TransferProgress], None] | None = None,
+        timeout: float = TRANSFER_TIMEOUT,
+    ) -> FleetResult[Volume]:
+        """Upload one local image to every host (or those in ``hosts``) at once; return each host's new volume.
+
+        At most ``max_concurrency`` uploads run at once. The file is checked once, before any host is asked. Each
+        host's upload gets ``timeout`` seconds (see :meth:`polyvisor.Connection.upload_image`) once its connection
+        is open (within the host's own timeout); a host that fails or times out leaves nothing under the name there
+        and never holds up the others. ``progress(host, report)`` is called from the uploading threads.
+        """
+        image = LocalImage.open(local_path)
+        check_seconds(timeout, "timeout")
+        chosen = self._plan.chosen(hosts, None)
+
+        def upload(host: str, conn: Connection) -> Volume:
+            sink = None if progress is None else functools.partial(progress, host)
+            return conn.upload_image(image.path, pool=pool, name=name, progress=sink, timeout=timeout)
+
+        # Connections first, each within its host's timeout (a hanging host is not given the upload's hour); then
+        # the uploads to the hosts that answered, each within ``timeout``.
+        opened = self._run(chosen, lambda _, conn: conn, None)
+        jobs = [self._job(host, upload, timeout) for host in chosen if opened[host].ok]
+        uploaded = {result.host: result for result in self._fan_out(jobs)}
+        return FleetResult([uploaded.get(r.host) or _failed(r) for r in opened.results()])
 
     # -- placement -----------------------------------------------------------------------------------------------
     def candidates(
