@@ -16,12 +16,16 @@ machine, in one run:
   included);
 * virsh: ``vol-create-as`` of an empty raw volume, then ``vol-upload --sparse`` into it (what a user types);
 * scp: a private sshd (its own config, host key, client key and port on 127.0.0.1, started and stopped here) and
-  ``scp`` into the pool's directory (cipher aes128-gcm, no compression: random data does not compress).
+  ``scp`` into the pool's directory (cipher aes128-gcm, no compression: random data does not compress);
+* polyvisor-ssh and virsh-ssh: the same two uploads (on a held connection; ``vol-create-as`` + ``vol-upload
+  --sparse``) over ``qemu+ssh://root@127.0.0.1:PORT/system`` through that same sshd, with the same ssh options as
+  scp: all three then reach the host through one sshd, and the bytes are counted in front of it.
 
 The bytes on the wire are counted by a relay each client connects through: a Unix socket in front of libvirtd's
-for polyvisor and virsh (``?socket=``), a TCP port in front of sshd for scp, counting both directions. The relay
-costs all three the same copy. Runs alternate; the median wall time and the bytes of each tool are printed, with
-polyvisor's ratios to virsh (target: at most the bytes virsh sends, at most 1.1x its time). Every volume and file
+for polyvisor and virsh (``?socket=``), a TCP port in front of sshd for scp and the ``qemu+ssh://`` pair,
+counting both directions. The relay costs every tool the same copy. Runs alternate; the median wall time and the
+bytes of each tool are printed, with polyvisor's ratios to virsh over the same path (target: at most the bytes
+virsh sends, at most 1.1x its time) and to scp. Every volume and file
 made is named ``pvbench-upload-*`` and removed, also on failure. Needs ``scripts/libvirt-env start`` and root (the
 pool's directory belongs to root; sshd needs its privilege separation directory).
 """
@@ -217,19 +221,26 @@ def run_virsh(uri: str, image: Path, name: str) -> None:
     subprocess.run([*virsh, "vol-upload", "--sparse", "--pool", POOL, name, str(image)], check=True)
 
 
+SSH_OPTIONS = (
+    *("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"),
+    *("-o", "Compression=no", "-c", "aes128-gcm@openssh.com"),
+)
+"""The ssh options of every tool: no host key kept anywhere, no compression, one cipher."""
+
+
 def run_scp(port: int, key: Path, image: Path, target: Path) -> None:
     subprocess.run(
-        [
-            "scp",
-            "-q",
-            *("-P", str(port), "-i", str(key)),
-            *("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"),
-            *("-o", "Compression=no", "-c", "aes128-gcm@openssh.com"),
-            str(image),
-            f"root@127.0.0.1:{target}",
-        ],
+        ["scp", "-q", *("-P", str(port), "-i", str(key)), *SSH_OPTIONS, str(image), f"root@127.0.0.1:{target}"],
         check=True,
     )
+
+
+def ssh_uri(work: Path, port: int, key: Path) -> str:
+    """``qemu+ssh://`` to the system libvirtd through the private sshd; ``command=`` gives ssh scp's options."""
+    wrapper = work / "ssh-for-libvirt"
+    wrapper.write_text(f'#!/bin/sh\nexec ssh {" ".join(SSH_OPTIONS)} "$@"\n')
+    wrapper.chmod(0o755)
+    return f"qemu+ssh://root@127.0.0.1:{port}/system?keyfile={key}&command={wrapper}&no_tty=1"
 
 
 def remove_volumes(pool: libvirt.virStoragePool, directory: Path) -> None:
@@ -273,7 +284,9 @@ def main() -> None:
             ssh_relay, ssh_port = tcp_relay(sshd_port)
             relays.append(ssh_relay)
             held = polyvisor.connect(uri)
-            tools = ("polyvisor", "polyvisor+connect", "polyvisor-cli", "virsh", "scp")
+            over_ssh = ssh_uri(work, ssh_port, key)
+            held_ssh = polyvisor.connect(over_ssh)
+            tools = ("polyvisor", "polyvisor+connect", "polyvisor-cli", "virsh", "polyvisor-ssh", "virsh-ssh", "scp")
             times: dict[str, list[float]] = {tool: [] for tool in tools}
             wire: dict[str, list[int]] = {tool: [] for tool in times}
             for run in range(args.runs):
@@ -281,7 +294,7 @@ def main() -> None:
                 order = list(times) if run % 2 == 0 else list(reversed(times))
                 for tool in order:
                     name = f"{PREFIX}{tool}-{tag}.qcow2"
-                    relay = ssh_relay if tool == "scp" else libvirt_relay
+                    relay = ssh_relay if tool in ("scp", "polyvisor-ssh", "virsh-ssh") else libvirt_relay
                     relay.reset()
                     started = time.perf_counter()
                     if tool == "polyvisor":
@@ -292,12 +305,17 @@ def main() -> None:
                         run_cli(uri, image, name)
                     elif tool == "virsh":
                         run_virsh(uri, image, name)
+                    elif tool == "polyvisor-ssh":
+                        run_open(held_ssh, image, name)
+                    elif tool == "virsh-ssh":
+                        run_virsh(over_ssh, image, name)
                     else:
                         run_scp(ssh_port, key, image, directory / name)
                     times[tool].append(time.perf_counter() - started)
                     wire[tool].append(relay.reset())
                 remove_volumes(pool, directory)
             held.close()
+            held_ssh.close()
         seconds = {tool: statistics.median(values) for tool, values in times.items()}
         carried = {tool: statistics.median(values) for tool, values in wire.items()}
         print(f"{'tool':<18} {'median s':>9} {'bytes on the wire':>18}   (runs: {args.runs})")
@@ -309,6 +327,12 @@ def main() -> None:
                 f"bytes {carried[tool] / carried['virsh']:.4f}x (target <= 1); / scp: time "
                 f"{seconds[tool] / seconds['scp']:.2f}x, bytes {carried[tool] / carried['scp']:.3f}x"
             )
+        print(
+            f"over the private sshd: polyvisor-ssh / virsh-ssh: time "
+            f"{seconds['polyvisor-ssh'] / seconds['virsh-ssh']:.2f}x (target <= 1.1x), bytes "
+            f"{carried['polyvisor-ssh'] / carried['virsh-ssh']:.4f}x (target <= 1); / scp: time "
+            f"{seconds['polyvisor-ssh'] / seconds['scp']:.2f}x, bytes {carried['polyvisor-ssh'] / carried['scp']:.3f}x"
+        )
     finally:
         for relay in relays:
             relay.close()
