@@ -384,6 +384,8 @@ def bench_smoke(session: nox.Session) -> None:
     session.run(PY, "bench/bench_provisioning.py", "--runs", "1", external=True)
     session.run(PY, "bench/bench_cloud_ready.py", "--runs", "1", external=True)
     session.run(PY, "bench/bench_upload.py", "--size-mib", "64", "--data-mib", "8", "--runs", "1", external=True)
+    upload = ["--hosts", "2", "--size-mib", "0.25", "--latency-ms", "0", "--repeat", "1"]
+    session.run(PY, "bench/bench_fleet_upload.py", *upload, external=True)
 
 
 @contextmanager
