@@ -1,0 +1,90 @@
+"""Guests of the architectures QEMU emulates beyond x86_64 and aarch64, created from the same spec with ``arch=``.
+
+Each boots the project's tiny guest (``scripts/build-guest-image --arch ...``) under TCG to its ready marker, shows
+the machine, console and buses the backend picked for it, answers through the guest agent (virtio-serial and
+virtio-net work) and stops on the architecture's graceful request.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import libvirt
+import pytest
+
+from polyvisor import PowerState, ShutdownMode
+
+from .pvguest import agent_addresses, wait_marker
+from .support import ensure_environment
+
+if TYPE_CHECKING:
+    from .pvguest import Guests
+
+
+Recorder = Callable[[str, object], None]
+
+
+@dataclass(frozen=True)
+class ArchCase:
+    """What a guest of one architecture must show."""
+
+    arch: str
+    machine: str
+    """The machine type's prefix (libvirt stores the canonical versioned name, e.g. ``pseries-7.2``)."""
+    serial_target: str
+    """The serial device libvirt gives the console, as ``<target type>/<model name>``."""
+    shutdown: ShutdownMode
+    """The graceful request the architecture's machine carries to its guest."""
+
+
+CASES = [
+    # pseries: SLOF firmware, the console on the spapr-vty, virtio on PCI; system_powerdown raises an EPOW event.
+    ArchCase("ppc64le", "pseries", "spapr-vio-serial/spapr-vty", ShutdownMode.ACPI),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.arch)
+def test_guest_of_the_architecture_boots_answers_and_stops(
+    case: ArchCase, libvirt_conn: libvirt.virConnect, guests: Guests, record_property: Recorder
+) -> None:
+    image = ensure_environment(case.arch)
+    vm = guests.create(image, case.arch)
+    assert vm.info().extra["arch"] == case.arch
+    root = ET.fromstring(libvirt_conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
+    os_type = root.find("os/type")
+    assert os_type is not None
+    assert os_type.get("arch") == case.arch
+    assert (os_type.get("machine") or "").startswith(case.machine)
+    target = root.find("devices/serial/target")
+    model = root.find("devices/serial/target/model")
+    assert target is not None
+    assert model is not None
+    assert f"{target.get('type')}/{model.get('name')}" == case.serial_target
+    buses = {disk.get("bus") for disk in root.iterfind("devices/disk/target")}
+    assert buses == {"virtio"}
+
+    started = time.monotonic()
+    vm.start()
+    wait_marker(vm, image, timeout=240)
+    boot_s = time.monotonic() - started
+    # The agent's view of the NIC: its MAC, and the TEST-NET-1 address the guest's /init gave it.
+    mac = root.find("devices/interface/mac")
+    assert mac is not None
+    reported = {(address.mac, address.address) for address in agent_addresses(vm, timeout=60)}
+    assert (mac.get("address"), "192.0.2.10") in reported
+
+    started = time.monotonic()
+    status = vm.shutdown(mode=case.shutdown, timeout=120)
+    shutdown_s = time.monotonic() - started
+    assert status.state is PowerState.STOPPED
+    assert status.reason == "shutdown"
+    footprint = guests.footprint(vm)
+    vm.delete(storage=True)
+    assert footprint.leftovers(libvirt_conn) == []
+    record_property("boot_s", round(boot_s, 2))
+    record_property("shutdown_s", round(shutdown_s, 2))
+    print(f"{case.arch}: marker {boot_s:.2f} s, {case.shutdown.value} shutdown {shutdown_s:.2f} s")
