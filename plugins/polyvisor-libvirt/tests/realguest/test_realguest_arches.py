@@ -44,6 +44,9 @@ class ArchCase:
 CASES = [
     # pseries: SLOF firmware, the console on the spapr-vty, virtio on PCI; system_powerdown raises an EPOW event.
     ArchCase("ppc64le", "pseries", "spapr-vio-serial/spapr-vty", ShutdownMode.ACPI),
+    # s390-ccw-virtio: the s390-ccw firmware, the console on the SCLP, virtio on channel I/O; system_powerdown is
+    # a signal-quiesce.
+    ArchCase("s390x", "s390-ccw-virtio", "sclp-serial/sclpconsole", ShutdownMode.ACPI),
 ]
 
 
