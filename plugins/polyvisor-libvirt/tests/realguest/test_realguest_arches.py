@@ -37,8 +37,8 @@ class ArchCase:
     """The machine type's prefix (libvirt stores the canonical versioned name, e.g. ``pseries-7.2``)."""
     serial_target: str
     """The serial device libvirt gives the console, as ``<target type>/<model name>``."""
-    shutdown: ShutdownMode
-    """The graceful request the architecture's machine carries to its guest."""
+    shutdown: ShutdownMode | None
+    """The graceful request the architecture's machine carries to its guest (None: none works, it is powered off)."""
 
 
 CASES = [
@@ -47,6 +47,10 @@ CASES = [
     # s390-ccw-virtio: the s390-ccw firmware, the console on the SCLP, virtio on channel I/O; system_powerdown is
     # a signal-quiesce.
     ArchCase("s390x", "s390-ccw-virtio", "sclp-serial/sclpconsole", ShutdownMode.ACPI),
+    # riscv64 virt: OpenSBI, a 16550 UART, virtio on PCIe. No power button; and QEMU 7.2's sifive_test device, which
+    # OpenSBI powers off through, exit()s QEMU without a SHUTDOWN event, so libvirt sees a crash (and the agent's
+    # guest-shutdown an end of file): only a power-off stops it cleanly on this QEMU.
+    ArchCase("riscv64", "virt", "system-serial/16550a", None),
 ]
 
 
@@ -81,13 +85,17 @@ def test_guest_of_the_architecture_boots_answers_and_stops(
     assert (mac.get("address"), "192.0.2.10") in reported
 
     started = time.monotonic()
-    status = vm.shutdown(mode=case.shutdown, timeout=120)
+    if case.shutdown is None:
+        status = vm.stop()
+    else:
+        status = vm.shutdown(mode=case.shutdown, timeout=120)
+        assert status.reason == "shutdown"
     shutdown_s = time.monotonic() - started
     assert status.state is PowerState.STOPPED
-    assert status.reason == "shutdown"
     footprint = guests.footprint(vm)
     vm.delete(storage=True)
     assert footprint.leftovers(libvirt_conn) == []
     record_property("boot_s", round(boot_s, 2))
     record_property("shutdown_s", round(shutdown_s, 2))
-    print(f"{case.arch}: marker {boot_s:.2f} s, {case.shutdown.value} shutdown {shutdown_s:.2f} s")
+    how = case.shutdown.value if case.shutdown else "power-off"
+    print(f"{case.arch}: marker {boot_s:.2f} s, {how} stop {shutdown_s:.2f} s")
