@@ -6,7 +6,7 @@ import pytest
 
 from polyvisor import DiskSpec, NicSpec, UnsupportedError, VMSpec
 from polyvisor.model import Feature
-from polyvisor_libvirt import planner
+from polyvisor_libvirt import domainxml, planner
 from polyvisor_libvirt.probe import Guest, HostCaps
 
 X86 = Guest("hvm", "x86_64", ("qemu", "kvm"))
@@ -130,3 +130,55 @@ def test_scsi_and_sata_disks_never_share_a_target(buses: list[str], targets: lis
         spec, X86, uuid="u-4", domain_type="kvm", driver="qemu", is_local=True, disk_sources=sources, networks=[]
     )
     assert [d.target for d in plan.disks] == targets
+
+
+PPC = Guest("hvm", "ppc64le", ("qemu",))
+S390 = Guest("hvm", "s390x", ("qemu",))
+RISCV = Guest("hvm", "riscv64", ("qemu",))
+
+
+@pytest.mark.parametrize(
+    ("guest", "machine", "hotplug"),
+    [(PPC, "pseries", True), (S390, "s390-ccw-virtio", True), (RISCV, "virt", False), (ARM, "virt", False)],
+    ids=lambda value: value.arch if isinstance(value, Guest) else None,
+)
+def test_each_architecture_gets_its_machine_and_hot_pluggable_vcpus_only_where_qemu_plugs_them(
+    guest: Guest, machine: str, hotplug: bool
+) -> None:
+    spec = VMSpec(name="m", arch=guest.arch, cpus=2)
+    plan = planner.plan_domain(
+        spec, guest, uuid="u-4", domain_type="qemu", driver="qemu", is_local=True, disk_sources=[], networks=[]
+    )
+    assert (plan.machine, plan.hotpluggable_cpus, plan.acpi) == (machine, hotplug, False)
+    # The virt machines of QEMU 7.2 have no CPU hot-plug: libvirt would refuse to start hot-pluggable vCPUs.
+    assert ("<vcpus>" in domainxml.build_domain(plan)) is hotplug
+
+
+@pytest.mark.parametrize(
+    ("guest", "spec", "feature", "words"),
+    [
+        (PPC, VMSpec(name="r", arch="ppc64le", disks=[DiskSpec(size_mib=8, bus="ide")]), None, "ide disk (disks[0])"),
+        (S390, VMSpec(name="r", arch="s390x", disks=[DiskSpec(size_mib=8, bus="sata")]), None, "use one of: scsi"),
+        (S390, VMSpec(name="r", arch="s390x", firmware="uefi"), Feature.UEFI, "UEFI firmware"),
+        (PPC, VMSpec(name="r", arch="ppc64le", firmware="uefi"), Feature.UEFI, "booted by SLOF"),
+        (ARM, VMSpec(name="r", arch="aarch64", firmware="uefi", secure_boot=True), Feature.SECURE_BOOT, "secure"),
+        (X86, VMSpec(name="r", disks=[DiskSpec(size_mib=8, bus="ide")]), None, "machine q35"),
+    ],
+    ids=["ppc-ide", "s390-sata", "s390-uefi", "ppc-uefi", "arm-secure-boot", "q35-ide"],
+)
+def test_what_an_architecture_cannot_carry_is_refused_with_the_reason(
+    guest: Guest, spec: VMSpec, feature: Feature | None, words: str
+) -> None:
+    with pytest.raises(UnsupportedError) as caught:
+        planner.check_spec(spec, guest, driver="qemu", host="h")
+    assert caught.value.feature is feature
+    assert f"{guest.arch} guests" in caught.value.message
+    assert words in caught.value.message
+    assert (caught.value.host, caught.value.vm) == ("h", "r")
+    planner.check_spec(spec, guest, driver="test")  # other drivers decide for themselves
+
+
+def test_what_each_machine_carries_is_accepted() -> None:
+    for guest in (X86, ARM, PPC, S390, RISCV):
+        disks = [DiskSpec(size_mib=8, bus=bus) for bus in ("virtio", "scsi")]
+        planner.check_spec(VMSpec(name="ok", arch=guest.arch, disks=disks, cpus=2), guest, driver="qemu")

@@ -98,6 +98,7 @@ class Lifecycle:
     def _plan(self, spec: VMSpec, created: list[libvirt.virStorageVol], deadline: Deadline) -> DomainPlan:
         """Resolve what needs the host (volumes, clones and the seed are made here, in ``created``), then plan."""
         guest = planner.choose_guest(self._host_caps, spec, host=self._client.host)
+        planner.check_spec(spec, guest, driver=self._client.uri.driver, host=self._client.host)
         domain_type = planner.choose_domain_type(
             spec,
             guest,

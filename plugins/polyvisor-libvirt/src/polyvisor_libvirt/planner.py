@@ -11,16 +11,21 @@ from collections.abc import Callable, MutableMapping, Sequence
 
 from polyvisor.errors import UnsupportedError
 from polyvisor.model import DiskBus, Feature, Firmware, VMSpec
-from polyvisor_libvirt import domainxml
+from polyvisor_libvirt import domainxml, machines
 from polyvisor_libvirt.domainxml import DiskDevice, DomainPlan, NicDevice
 from polyvisor_libvirt.probe import Guest, HostCaps
 
-__all__ = ["QEMU_DRIVERS", "cdrom_bus", "choose_domain_type", "choose_guest", "disk_target", "plan_domain"]
+__all__ = [
+    "QEMU_DRIVERS",
+    "cdrom_bus",
+    "check_spec",
+    "choose_domain_type",
+    "choose_guest",
+    "disk_target",
+    "plan_domain",
+]
 
 QEMU_DRIVERS = ("qemu", "kvm")
-# QEMU machine types for architectures whose default machine is not the usual modern one.
-_MACHINES = {"aarch64": "virt", "armv7l": "virt", "riscv64": "virt"}
-_TCG_CPU_MODELS = {"aarch64": "cortex-a57"}
 # q35 attaches PCIe devices to root ports and libvirt adds only one spare: keep a few free for hot-plug.
 _HOTPLUG_PORTS = 4
 _BUILTIN_PCIE = 4  # USB, virtio-serial, balloon and one to spare for what a libvirt version adds
@@ -64,11 +69,18 @@ def choose_domain_type(
     return "kvm" if kvm else "qemu"
 
 
+def check_spec(spec: VMSpec, guest: Guest, *, driver: str, host: str | None = None) -> None:
+    """Refuse what the architecture's QEMU machine cannot carry (see :mod:`.machines`), before anything is made."""
+    if driver in QEMU_DRIVERS:
+        machines.refuse_unsupported(spec, guest.arch, host=host)
+
+
 def machine_for(guest: Guest, *, driver: str) -> str | None:
-    """The QEMU machine type (q35 on x86), or None to leave libvirt's default."""
+    """The QEMU machine type (q35 on x86, see :mod:`.machines`), or None to leave libvirt's default."""
     if driver not in QEMU_DRIVERS:
         return None
-    return "q35" if guest.arch in ("x86_64", "i686") else _MACHINES.get(guest.arch)
+    machine = machines.machine_of(guest.arch)
+    return machine.name if machine is not None else None
 
 
 def disk_target(bus: DiskBus, counters: MutableMapping[DiskBus, int]) -> str:
@@ -122,7 +134,8 @@ def plan_domain(
     machine = machine_for(guest, driver=driver)
     # Emulated (TCG) CPUs of other architectures default to models guests may not boot on (QEMU's virt
     # machine picks a 32-bit cortex-a15); name a baseline 64-bit model instead.
-    cpu_model = _TCG_CPU_MODELS.get(guest.arch) if qemu and domain_type == "qemu" else None
+    profile = machines.machine_of(guest.arch)
+    cpu_model = profile.tcg_cpu_model if profile is not None and qemu and domain_type == "qemu" else None
     counters: dict[DiskBus, int] = {}
     disks: list[DiskDevice] = []
     owned: list[str] = []
@@ -155,7 +168,8 @@ def plan_domain(
         memory_mib=memory.maximum_mib if memory is not None else spec.memory_mib,
         current_memory_mib=spec.memory_mib,
         memory_minimum_mib=memory.minimum_mib if memory is not None else None,
-        hotpluggable_cpus=qemu,
+        # Only where QEMU plugs vCPUs into the machine: elsewhere libvirt refuses to start hot-pluggable ones.
+        hotpluggable_cpus=qemu and profile is not None and profile.cpu_hotplug,
         machine=machine,
         disks=tuple(disks),
         nics=nics,

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import libvirt
 import pytest
 
-from polyvisor import PowerState, ShutdownMode
+from polyvisor import DiskSpec, PowerState, ShutdownMode, UnsupportedError
 
 from .pvguest import agent_addresses, wait_marker
-from .support import ensure_environment
+from .support import POOL, ensure_environment
 
 if TYPE_CHECKING:
     from .pvguest import Guests
@@ -59,7 +59,8 @@ def test_guest_of_the_architecture_boots_answers_and_stops(
     case: ArchCase, libvirt_conn: libvirt.virConnect, guests: Guests, record_property: Recorder
 ) -> None:
     image = ensure_environment(case.arch)
-    vm = guests.create(image, case.arch)
+    # Two vCPUs: hot-pluggable where the machine plugs them (pseries, s390x), plain on riscv64's virt machine.
+    vm = guests.create(image, case.arch, cpus=2)
     assert vm.info().extra["arch"] == case.arch
     root = ET.fromstring(libvirt_conn.lookupByUUIDString(vm.uuid).XMLDesc(0))
     os_type = root.find("os/type")
@@ -99,3 +100,18 @@ def test_guest_of_the_architecture_boots_answers_and_stops(
     record_property("shutdown_s", round(shutdown_s, 2))
     how = case.shutdown.value if case.shutdown else "power-off"
     print(f"{case.arch}: marker {boot_s:.2f} s, {how} stop {shutdown_s:.2f} s")
+
+
+def test_what_the_architecture_cannot_carry_is_refused_before_anything_is_made(
+    libvirt_conn: libvirt.virConnect, guests: Guests
+) -> None:
+    image = ensure_environment("s390x")
+    volumes = set(libvirt_conn.storagePoolLookupByName(POOL).listVolumes())
+    with pytest.raises(UnsupportedError, match=r"s390x guests .* cannot have a sata disk \(disks\[1\]\)") as raised:
+        guests.create(
+            image, "sata", disks=(DiskSpec(size_mib=8, pool=POOL), DiskSpec(size_mib=8, pool=POOL, bus="sata"))
+        )
+    assert raised.value.feature is None
+    assert not [name for name in libvirt_conn.listDefinedDomains() if name.startswith(guests.prefix)]
+    libvirt_conn.storagePoolLookupByName(POOL).refresh(0)
+    assert set(libvirt_conn.storagePoolLookupByName(POOL).listVolumes()) <= volumes  # no volume was made
