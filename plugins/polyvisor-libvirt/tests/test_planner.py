@@ -6,7 +6,7 @@ import pytest
 
 from polyvisor import DiskSpec, NicSpec, UnsupportedError, VMSpec
 from polyvisor.model import Feature
-from polyvisor_libvirt import domainxml, planner
+from polyvisor_libvirt import domainxml, machines, planner
 from polyvisor_libvirt.probe import Guest, HostCaps
 
 X86 = Guest("hvm", "x86_64", ("qemu", "kvm"))
@@ -182,3 +182,19 @@ def test_what_each_machine_carries_is_accepted() -> None:
     for guest in (X86, ARM, PPC, S390, RISCV):
         disks = [DiskSpec(size_mib=8, bus=bus) for bus in ("virtio", "scsi")]
         planner.check_spec(VMSpec(name="ok", arch=guest.arch, disks=disks, cpus=2), guest, driver="qemu")
+
+
+def test_a_riscv64_vm_lacks_both_graceful_shutdowns_with_the_reason_and_other_architectures_lack_none() -> None:
+    lacks = machines.lacking("riscv64")
+    assert set(lacks) == {Feature.SHUTDOWN_ACPI, Feature.SHUTDOWN_AGENT}
+    assert "no ACPI power button" in lacks[Feature.SHUTDOWN_ACPI]
+    assert "sifive_test" in lacks[Feature.SHUTDOWN_AGENT]
+    for arch in ("x86_64", "aarch64", "ppc64le", "s390x", "sparc64"):
+        assert machines.lacking(arch) == {}, arch
+        machines.refuse_default_shutdown(arch)
+    with pytest.raises(UnsupportedError) as caught:
+        machines.refuse_default_shutdown("riscv64", host="h", vm="r")
+    assert caught.value.feature is Feature.SHUTDOWN_ACPI
+    assert (caught.value.host, caught.value.vm) == ("h", "r")
+    assert caught.value.message.startswith("riscv64 guests cannot be shut down gracefully here (")
+    assert caught.value.message.endswith("; use stop() to power the VM off")

@@ -25,7 +25,7 @@ from polyvisor.model import (
     VMInfo,
     VMStatus,
 )
-from polyvisor_libvirt import domainxml
+from polyvisor_libvirt import domainxml, machines
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import Definition
 from polyvisor_libvirt.probe import HostCaps
@@ -96,6 +96,8 @@ class Inventory:
                 narrowed.discard(Feature.GRAPHICS)
             if not [model for model in definition.video_models if model != "none"]:
                 narrowed.discard(Feature.SCREENSHOT)  # libvirt adds a video device with a console; none without
+            if definition.arch:
+                narrowed -= set(machines.lacking(definition.arch))  # what the architecture's machine cannot do
             disks = [disk for disk in definition.disks if disk.device == "disk"]
             if any(disk.format != "qcow2" for disk in disks) or definition.uefi:
                 # Internal snapshots (the only revertible kind here) need qcow2 disks and no pflash NVRAM.

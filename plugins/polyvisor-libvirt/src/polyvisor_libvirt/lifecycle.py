@@ -23,7 +23,7 @@ import libvirt
 from polyvisor.backend import Deadline
 from polyvisor.errors import InvalidStateError
 from polyvisor.model import NicKind, PowerState, ShutdownMode, VMInfo, VMSpec
-from polyvisor_libvirt import domainxml, forwards, planner
+from polyvisor_libvirt import domainxml, forwards, machines, planner
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.domainxml import Definition, DomainPlan
@@ -191,6 +191,8 @@ class Lifecycle:
         On QEMU/KVM the default is the ACPI power button, which the core repeats until the guest reacts. libvirt's
         own default tries the guest agent first, and while a guest boots the agent channel can look connected with
         no agent answering yet: libvirt then holds the request for up to a minute before it falls back to ACPI.
+        The default is refused for a VM whose architecture has neither (:func:`.machines.refuse_default_shutdown`);
+        the core refuses the explicit modes from the VM's capabilities.
         """
         default = libvirt.VIR_DOMAIN_SHUTDOWN_DEFAULT
         if self._acpi_shutdown:
@@ -201,6 +203,10 @@ class Lifecycle:
             ShutdownMode.AGENT: libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
         }[mode]
         with self._client.acting(uuid, f"shutting the VM down ({mode.value})", deadline) as dom:
+            if mode is ShutdownMode.DEFAULT and self._client.uri.driver in planner.QEMU_DRIVERS:
+                arch = self._client.definition(dom, fresh=False).arch
+                if arch:
+                    machines.refuse_default_shutdown(arch, host=self._client.host, vm=dom.name())
             instance = dom.ID()
             pending = self._shutdowns.get(uuid)
             if pending is not None and pending.instance == instance and pending.in_flight:

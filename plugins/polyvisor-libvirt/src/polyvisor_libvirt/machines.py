@@ -9,12 +9,14 @@ message that names no architecture).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from polyvisor.errors import UnsupportedError
 from polyvisor.model import DiskBus, Feature, Firmware, VMSpec
 
-__all__ = ["MACHINES", "Machine", "machine_of", "refuse_unsupported"]
+__all__ = ["MACHINES", "Machine", "lacking", "machine_of", "refuse_default_shutdown", "refuse_unsupported"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,9 @@ class Machine:
     """Whether QEMU plugs vCPUs into the running machine (libvirt then needs hot-pluggable ``<vcpus>``)."""
     tcg_cpu_model: str | None = None
     """The CPU model under TCG when QEMU's default does not boot a 64-bit guest."""
+    lacks: Mapping[Feature, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Features a VM of this architecture does not have though the connection declares them, each with the reason:
+    its VMs' capabilities (:meth:`polyvisor.VM.capabilities`) leave them out, and the host's facts list them."""
 
 
 _PCI_BUSES = frozenset({DiskBus.VIRTIO, DiskBus.SCSI, DiskBus.SATA})  # AHCI on PCI(e); no IDE controller
@@ -46,7 +51,25 @@ MACHINES: dict[str, Machine] = {
         "virt", "AAVMF (UEFI)", _PCI_BUSES, uefi=True, secure_boot=False, cpu_hotplug=False, tcg_cpu_model="cortex-a57"
     ),
     "armv7l": Machine("virt", "U-Boot or UEFI", _PCI_BUSES, uefi=True, secure_boot=False, cpu_hotplug=False),
-    "riscv64": Machine("virt", "OpenSBI", _PCI_BUSES, uefi=True, secure_boot=False, cpu_hotplug=False),
+    # virt (QEMU 7.2) has no power button, and a guest powers off through OpenSBI's sifive_test device, which ends
+    # QEMU with exit() and no SHUTDOWN event: libvirt records a crash. Neither graceful path works; stop() does.
+    "riscv64": Machine(
+        "virt",
+        "OpenSBI",
+        _PCI_BUSES,
+        uefi=True,
+        secure_boot=False,
+        cpu_hotplug=False,
+        lacks=MappingProxyType(
+            {
+                Feature.SHUTDOWN_ACPI: "QEMU's riscv64 virt machine has no ACPI power button",
+                Feature.SHUTDOWN_AGENT: (
+                    "a riscv64 guest powers off through OpenSBI's sifive_test device, which ends QEMU 7.2 without a "
+                    "shutdown event, so libvirt records a crash"
+                ),
+            }
+        ),
+    ),
     # pseries: SLOF (Open Firmware); PAPR has no UEFI.
     "ppc64le": Machine("pseries", "SLOF", _PCI_BUSES, uefi=False, secure_boot=False, cpu_hotplug=True),
     "ppc64": Machine("pseries", "SLOF", _PCI_BUSES, uefi=False, secure_boot=False, cpu_hotplug=True),
@@ -89,3 +112,23 @@ def refuse_unsupported(spec: VMSpec, arch: str, *, host: str | None = None) -> N
         refuse("UEFI firmware", Feature.UEFI, "leave firmware unset (the machine's own firmware)")
     if spec.secure_boot and not machine.secure_boot:
         refuse("secure boot", Feature.SECURE_BOOT, "leave secure_boot off (polyvisor's secure boot is x86's)")
+
+
+def lacking(arch: str) -> Mapping[Feature, str]:
+    """The features ``arch``'s VMs do not have, each with the reason (empty for an architecture not in the table)."""
+    machine = machine_of(arch)
+    return machine.lacks if machine is not None else MappingProxyType({})
+
+
+def refuse_default_shutdown(arch: str, *, host: str | None = None, vm: str | None = None) -> None:
+    """Raise :class:`UnsupportedError` when ``arch``'s VMs have no graceful shutdown at all (neither ACPI nor the
+    agent), so that ``shutdown()`` is refused with the reason rather than waited out until its timeout."""
+    lacks = lacking(arch)
+    if Feature.SHUTDOWN_ACPI in lacks and Feature.SHUTDOWN_AGENT in lacks:
+        reasons = "; ".join(lacks[feature] for feature in (Feature.SHUTDOWN_ACPI, Feature.SHUTDOWN_AGENT))
+        raise UnsupportedError(
+            f"{arch} guests cannot be shut down gracefully here ({reasons}); use stop() to power the VM off",
+            feature=Feature.SHUTDOWN_ACPI,
+            host=host,
+            vm=vm,
+        )

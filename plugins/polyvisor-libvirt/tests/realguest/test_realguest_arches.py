@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import libvirt
 import pytest
 
-from polyvisor import DiskSpec, PowerState, ShutdownMode, UnsupportedError
+from polyvisor import DiskSpec, Feature, PowerState, ShutdownMode, UnsupportedError
 
 from .pvguest import agent_addresses, wait_marker
 from .support import POOL, ensure_environment
@@ -86,9 +86,16 @@ def test_guest_of_the_architecture_boots_answers_and_stops(
     assert (mac.get("address"), "192.0.2.10") in reported
 
     started = time.monotonic()
+    graceful = {Feature.SHUTDOWN_ACPI, Feature.SHUTDOWN_AGENT}
     if case.shutdown is None:
+        # Declared: the VM's capabilities leave both graceful modes out, and shutdown() is refused at once.
+        assert not vm.capabilities().features & graceful
+        with pytest.raises(UnsupportedError, match=rf"{case.arch} guests cannot be shut down gracefully"):
+            vm.shutdown(timeout=120)
+        assert vm.state() is PowerState.RUNNING
         status = vm.stop()
     else:
+        assert vm.capabilities().features >= graceful
         status = vm.shutdown(mode=case.shutdown, timeout=120)
         assert status.reason == "shutdown"
     shutdown_s = time.monotonic() - started
