@@ -158,3 +158,41 @@ def test_the_command_the_kit_gives_for_leftovers_deletes_them(
             result = CliRunner().invoke(cli, argv, catch_exceptions=False)
             assert result.exit_code == 0, result.output
         assert kit_vms(conn) == []
+
+
+LIFECYCLE_CASES = {
+    "test_create_makes_a_stopped_vm",
+    "test_start_runs_it",
+    "test_pause_and_resume",
+    "test_save_and_restore",
+    "test_snapshot_and_revert",
+    "test_shutdown_stops_the_guest",
+    "test_delete_removes_it",
+}
+
+
+def test_an_area_runs_alone_and_the_lifecycle_group_passes_on_memory(tmp_path: Path) -> None:
+    kit = run_kit(tmp_path, f"memory:///kit-{uuid.uuid4().hex[:8]}", "--polyvisor-area", "lifecycle")
+    assert kit.returncode == 0, kit.output
+    assert kit.outcomes == dict.fromkeys(LIFECYCLE_CASES, ("passed", "")), kit.output
+    assert "lifecycle group: one VM through create, start, pause, save, snapshot, shutdown and delete: 7 passed" in (
+        kit.output
+    )
+
+
+def test_the_lifecycle_group_skips_only_on_what_the_minimal_backend_does_not_declare(tmp_path: Path) -> None:
+    kit = run_kit(tmp_path, f"minimal:///kit-{uuid.uuid4().hex[:8]}", "--polyvisor-area", "lifecycle")
+    assert kit.returncode == 0, kit.output
+    assert set(kit.outcomes) == LIFECYCLE_CASES, kit.output
+    skipped = {name: message for name, (outcome, message) in kit.outcomes.items() if outcome == "skipped"}
+    assert skipped == {
+        "test_pause_and_resume": "capability not declared: pause",
+        "test_save_and_restore": "capability not declared: save",
+        "test_snapshot_and_revert": "capability not declared: snapshots",
+    }, kit.output
+
+
+def test_an_unknown_area_is_a_usage_error_naming_the_areas(tmp_path: Path) -> None:
+    kit = run_kit(tmp_path, f"memory:///kit-{uuid.uuid4().hex[:8]}", "--polyvisor-area", "lifecycles")
+    assert kit.returncode == pytest.ExitCode.USAGE_ERROR, kit.output
+    assert "--polyvisor-area lifecycles: not an area of the suite (identity, transitions," in kit.output

@@ -31,6 +31,7 @@ AREAS = {
     "test_storage": "storage: pools and volumes as values, uploads and downloads, pools and volumes made and deleted",
     "test_networks": "networks and switches: listed, made and deleted by mode, refused before acting, in use by VMs",
     "test_inguest": "inside the guest: console streams (one at a time, no leaked descriptors), exec and file checks",
+    "test_lifecycle": "lifecycle group: one VM through create, start, pause, save, snapshot, shutdown and delete",
 }
 
 
@@ -84,6 +85,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "without it only isolated networks are made. Never give it for a host whose networking others rely on",
     )
     group.addoption(
+        "--polyvisor-area",
+        action="append",
+        default=[],
+        metavar="AREA",
+        help="run only this contract area of the suite (repeatable): a suite module's name without test_, e.g. "
+        "lifecycle (the group one VM walks through, for a slow target such as an emulated architecture)",
+    )
+    group.addoption(
         "--polyvisor-adapter",
         metavar="NAME",
         help="a host network adapter the kit may bind an external network to; without it that test is skipped",
@@ -100,9 +109,33 @@ def pytest_configure(config: pytest.Config) -> None:
             config.args[:] = [suite]
         elif suite not in config.args:
             config.args.append(suite)
+        asked = config.getoption("--polyvisor-area", default=[]) or []
+        unknown = sorted(area for area in asked if f"test_{area.removeprefix('test_')}" not in AREAS)
+        if unknown:
+            known = ", ".join(module.removeprefix("test_") for module in AREAS)
+            raise pytest.UsageError(f"--polyvisor-area {', '.join(unknown)}: not an area of the suite ({known})")
         results: defaultdict[str, Counter[str]] = defaultdict(Counter)
         config.stash[_RESULTS] = results
         config.stash[_SKIPS] = Counter()
+
+
+def _wanted_areas(config: pytest.Config) -> list[str]:
+    return [f"test_{area.removeprefix('test_')}" for area in config.getoption("--polyvisor-area", default=[]) or []]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep only the suite's tests of the areas ``--polyvisor-area`` names (all of them without it)."""
+    wanted = set(_wanted_areas(config))
+    if not wanted:
+        return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        area = _area(item.nodeid)
+        (dropped if area is not None and area not in wanted else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _area(nodeid: str) -> str | None:

@@ -23,6 +23,16 @@ def require(conn: Connection | VM, *features: Feature) -> None:
         pytest.skip(f"capability not declared: {', '.join(missing)}")
 
 
+GRACEFUL_SHUTDOWN = (Feature.SHUTDOWN_ACPI, Feature.SHUTDOWN_AGENT)
+
+
+def lacks_graceful_shutdown(conn: Connection, vm_features: frozenset[Feature]) -> tuple[Feature, ...]:
+    """The graceful shutdown modes the connection declares when the VM has none of them (its architecture carries
+    neither, say), else (). A connection that declares neither mode shuts its VMs down its own way."""
+    declared = tuple(feature for feature in GRACEFUL_SHUTDOWN if conn.supports(feature))
+    return declared if declared and not set(declared) & vm_features else ()
+
+
 def bring_to(vm: VM, state: PowerState) -> None:
     """Put a freshly created (stopped) VM into ``state`` with the plain verbs."""
     require(vm, *REACHABLE[state])

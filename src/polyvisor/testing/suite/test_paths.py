@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from polyvisor import VM, Feature, PolyvisorError, PowerState
+from polyvisor.testing.suite._support import lacks_graceful_shutdown
 from polyvisor.transitions import VERBS
 
 VMFactory = Callable[..., VM]
@@ -37,11 +38,14 @@ class Edge:
 CREATED = Edge("create", P.STOPPED, P.STOPPED)
 
 
-def edges(features: frozenset[Feature]) -> list[Edge]:
-    """Every (verb, from-state) the contract accepts among the walked states, given the declared features."""
+def edges(features: frozenset[Feature], *, graceful: bool = True) -> list[Edge]:
+    """Every (verb, from-state) the contract accepts among the walked states, given the declared features (and
+    without ``shutdown`` when the VM has no graceful shutdown: ``_support.lacks_graceful_shutdown``)."""
     out = []
     for verb in VERBS.values():
         if verb.name == "delete" or (verb.feature is not None and verb.feature not in features):
+            continue
+        if verb.name == "shutdown" and not graceful:
             continue
         for state in WALKED:
             if verb.allows(state) and state is not verb.target:
@@ -49,9 +53,9 @@ def edges(features: frozenset[Feature]) -> list[Edge]:
     return out
 
 
-def plan_walk(features: frozenset[Feature]) -> tuple[list[Edge], set[tuple[Edge, Edge]]]:
+def plan_walk(features: frozenset[Feature], *, graceful: bool = True) -> tuple[list[Edge], set[tuple[Edge, Edge]]]:
     """Return a walk from a new VM that covers every pair of consecutive edges, and the pairs."""
-    graph = edges(features)
+    graph = edges(features, graceful=graceful)
     outgoing = {state: [edge for edge in graph if edge.source is state] for state in WALKED}
     pairs = {(a, b) for a in [CREATED, *graph] for b in outgoing[a.target]}
     uncovered = set(pairs)
@@ -92,12 +96,16 @@ def test_the_walk_covers_every_pair() -> None:
     covered = set(zip([CREATED, *walk], walk, strict=False))
     assert pairs <= covered
     assert (Edge("save", P.PAUSED, P.SAVED), Edge("start", P.SAVED, P.RUNNING)) in pairs
+    # A VM without a graceful shutdown (an architecture that carries none) walks every other verb.
+    walk, pairs = plan_walk(every, graceful=False)
+    assert all(edge.verb != "shutdown" for edge in walk)
+    assert pairs <= set(zip([CREATED, *walk], walk, strict=False))
 
 
 def test_every_verb_from_every_way_of_reaching_its_state(polyvisor_vm_factory: VMFactory) -> None:
     vm = polyvisor_vm_factory("walk")
     features = frozenset(vm.capabilities().features)
-    walk, _ = plan_walk(features)
+    walk, _ = plan_walk(features, graceful=not lacks_graceful_shutdown(vm.connection, features))
     previous = CREATED
     for step, edge in enumerate(walk, 1):
         assert vm.state() is edge.source, f"step {step}: expected {edge.source.value} before {edge}"
