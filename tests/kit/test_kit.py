@@ -196,3 +196,24 @@ def test_an_unknown_area_is_a_usage_error_naming_the_areas(tmp_path: Path) -> No
     kit = run_kit(tmp_path, f"memory:///kit-{uuid.uuid4().hex[:8]}", "--polyvisor-area", "lifecycles")
     assert kit.returncode == pytest.ExitCode.USAGE_ERROR, kit.output
     assert "--polyvisor-area lifecycles: not an area of the suite (identity, transitions," in kit.output
+
+
+def test_a_run_with_a_name_prefix_of_its_own_ignores_other_runs_vms(tmp_path: Path) -> None:
+    uri = f"memory:///kit-{uuid.uuid4().hex[:8]}"
+    # A VM of another run (the default prefix) is no leftover of a run with its own prefix, and is left alone.
+    other = f"pvconf-running-{uuid.uuid4().hex[:8]}"
+    args = ("--polyvisor-area", "lifecycle", "--polyvisor-name-prefix", "pvtest-kit-a-", "--kit-test-leftover", other)
+    kit = run_kit(tmp_path, uri, *args)
+    assert kit.returncode == 0, kit.output
+    assert kit.outcomes == dict.fromkeys(LIFECYCLE_CASES, ("passed", "")), kit.output
+    # The same VM under the run's own prefix is a leftover.
+    mine = f"pvtest-kit-a-crashed-{uuid.uuid4().hex[:8]}"
+    kit = run_kit(tmp_path, uri, "--polyvisor-name-prefix", "pvtest-kit-a-", "--kit-test-leftover", mine)
+    assert kit.returncode == pytest.ExitCode.USAGE_ERROR, kit.output
+    assert "named like the conformance kit's (pvtest-kit-a-...)" in kit.output, kit.output
+
+
+def test_a_name_prefix_that_is_no_vm_name_start_is_a_usage_error(tmp_path: Path) -> None:
+    kit = run_kit(tmp_path, f"memory:///kit-{uuid.uuid4().hex[:8]}", "--polyvisor-name-prefix", "Bad prefix")
+    assert kit.returncode == pytest.ExitCode.USAGE_ERROR, kit.output
+    assert "--polyvisor-name-prefix 'Bad prefix': give lower-case letters" in kit.output, kit.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shlex
 import tomllib
 import uuid
@@ -23,6 +24,25 @@ SeedReader = Callable[[VM], Callable[[], bytes | None]]
 VolumePaths = Callable[[VM], list[str]]
 
 NAME_PREFIX = "pvconf-"
+"""The default start of every name the kit gives a VM (``--polyvisor-name-prefix`` changes it for one run)."""
+_NAME_PREFIX_SHAPE = re.compile(r"^[a-z][a-z0-9-]{0,38}-$")
+_names = {"prefix": NAME_PREFIX}  # this pytest process's prefix, set once at configure
+
+
+def use_name_prefix(prefix: str) -> None:
+    """Name this run's VMs ``PREFIX...``: runs with prefixes of their own share a target without seeing each
+    other's VMs as leftovers (the start-of-session check looks for this prefix only)."""
+    if not _NAME_PREFIX_SHAPE.match(prefix):
+        raise pytest.UsageError(
+            f"--polyvisor-name-prefix {prefix!r}: give lower-case letters, digits and dashes, starting with a letter "
+            "and ending with a dash, 40 characters at most (e.g. pvconf-ppc64le-)"
+        )
+    _names["prefix"] = prefix
+
+
+def name_prefix() -> str:
+    """The start of every name this run gives a VM."""
+    return _names["prefix"]
 
 
 @pytest.fixture(scope="session")
@@ -76,13 +96,13 @@ def polyvisor_connection(
 
 def kit_vms(conn: Connection) -> list[str]:
     """The names of the VMs on the target that are named like the kit's VMs, sorted."""
-    return sorted(info.name for info in conn.list() if info.name.startswith(NAME_PREFIX))
+    return sorted(info.name for info in conn.list() if info.name.startswith(name_prefix()))
 
 
 def leftovers_message(conn: Connection, names: Sequence[str], config: pytest.Config) -> str:
     """What the kit says when the target already has VMs named like its own when the session starts."""
     return (
-        f"{conn.uri} already has {len(names)} VM(s) named like the conformance kit's ({NAME_PREFIX}...), left by "
+        f"{conn.uri} already has {len(names)} VM(s) named like the conformance kit's ({name_prefix()}...), left by "
         f"an earlier run that did not finish (or by one still running): {', '.join(names)}. The kit runs only on "
         f"a target without them, so that what it finds at the end is its own. {_how_to_delete(conn, config)}"
     )
@@ -220,7 +240,7 @@ def extra_disk_paths(vm: VM) -> list[str]:
 
 def unique_name(tag: str = "vm") -> str:
     """A fresh VM name under the suite's prefix."""
-    return f"{NAME_PREFIX}{tag}-{uuid.uuid4().hex[:8]}"
+    return f"{name_prefix()}{tag}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from polyvisor.testing.fixtures import NAME_PREFIX, use_name_prefix
+
 SUITE_DIR = Path(__file__).parent / "suite"
 
 # Each suite module covers one area of the contract; the summary reports them under these titles.
@@ -93,6 +95,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "lifecycle (the group one VM walks through, for a slow target such as an emulated architecture)",
     )
     group.addoption(
+        "--polyvisor-name-prefix",
+        metavar="PREFIX",
+        help=f"start every VM name with PREFIX instead of {NAME_PREFIX} (runs with prefixes of their own can share "
+        "one target at the same time)",
+    )
+    group.addoption(
         "--polyvisor-adapter",
         metavar="NAME",
         help="a host network adapter the kit may bind an external network to; without it that test is skipped",
@@ -109,6 +117,9 @@ def pytest_configure(config: pytest.Config) -> None:
             config.args[:] = [suite]
         elif suite not in config.args:
             config.args.append(suite)
+        prefix = config.getoption("--polyvisor-name-prefix", default=None)
+        if prefix:
+            use_name_prefix(prefix)
         asked = config.getoption("--polyvisor-area", default=[]) or []
         unknown = sorted(area for area in asked if f"test_{area.removeprefix('test_')}" not in AREAS)
         if unknown:
