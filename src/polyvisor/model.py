@@ -43,6 +43,7 @@ __all__ = [
     "GraphicsProtocol",
     "GraphicsSpec",
     "GuestAddress",
+    "GuestArchitecture",
     "HostInfo",
     "KernelBoot",
     "NetworkInfo",
@@ -1381,6 +1382,22 @@ class SnapshotTree:
 
 
 @dataclass(frozen=True, slots=True)
+class GuestArchitecture:
+    """An architecture the host runs guests of (:attr:`HostInfo.architectures`): what a spec's ``arch`` may name."""
+
+    arch: str
+    accelerators: tuple[str, ...] = ()
+    """How its guests run, as a spec's ``accelerator`` names it: ``kvm`` (the host's CPU) and ``tcg`` (QEMU's
+    emulation); empty when the backend has no such choice."""
+    machine: str | None = None
+    """The machine type its guests get (libvirt: ``q35``, ``virt``, ``pseries``, ``s390-ccw-virtio``), when the
+    backend picks one."""
+    lacks: Mapping[Feature, str] = field(default_factory=dict)
+    """Features the connection declares that this architecture's VMs do not have, each with the reason (their
+    :meth:`~polyvisor.VM.capabilities` leave them out)."""
+
+
+@dataclass(frozen=True, slots=True)
 class HostInfo:
     """Facts about the hypervisor host."""
 
@@ -1394,6 +1411,8 @@ class HostInfo:
     free_memory_mib: int | None = None
     """Memory the host reports free now, or None when the backend cannot tell (placement then subtracts the
     memory of the VMs that hold some from ``memory_mib``)."""
+    architectures: tuple[GuestArchitecture, ...] = ()
+    """The architectures the host runs guests of, its own first; empty when the backend does not tell."""
 
 
 class NetworkMode(enum.StrEnum):

@@ -342,8 +342,10 @@ def test_host_shows_facts_capabilities_and_networks(run: Run, lab: Lab) -> None:
     data = as_json(run("--json", "host"))
     assert list(data) == ["uri", "backend", "host", "capabilities", "networks"]
     keys = ["hostname", "hypervisor", "hypervisor_version", "cpus", "memory_mib", "arch", "extra", "free_memory_mib"]
-    assert list(data["host"]) == keys
+    assert list(data["host"]) == [*keys, "architectures"]
     assert data["host"]["extra"] == {"pid": os.getpid()}
+    assert data["host"]["architectures"] == [{"arch": "x86_64", "accelerators": [], "machine": None, "lacks": {}}]
+    assert "Architectures:\nARCH    ACCELERATORS  MACHINE  VMS LACK\nx86_64  -             -        -\n" in text
     assert data["networks"] == [
         {"name": "default", "active": True, "kind": "memory", "uuid": None, "mode": "nat", "subnet": None, "extra": {}}
     ]

@@ -47,7 +47,21 @@ def host(session: Session) -> None:
         ]
         pairs.extend((str(key), value) for key, value in sorted(info.extra.items()))
         rows = [(feature.value, feature.value in features) for feature in sorted(Feature, key=lambda f: f.value)]
-        parts = [key_values(pairs), "", "Capabilities:", table(("FEATURE", "SUPPORTED"), rows), "", "Networks:"]
+        parts = [key_values(pairs), "", "Capabilities:", table(("FEATURE", "SUPPORTED"), rows), "", "Architectures:"]
+        if info.architectures:
+            arch_rows = [
+                (
+                    guest.arch,
+                    ", ".join(guest.accelerators) or "-",
+                    guest.machine or "-",
+                    ", ".join(sorted(feature.value for feature in guest.lacks)) or "-",
+                )
+                for guest in info.architectures
+            ]
+            parts.append(table(("ARCH", "ACCELERATORS", "MACHINE", "VMS LACK"), arch_rows))
+        else:
+            parts.append(f"(this backend does not tell; the host's own is {info.arch})")
+        parts += ["", "Networks:"]
         if networks is None:
             parts.append("(this backend does not list networks)")
         elif not networks:

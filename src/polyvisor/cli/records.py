@@ -154,6 +154,15 @@ def host_record(host: HostInfo) -> Record:
         "arch": host.arch,
         "extra": jsonable(host.extra),
         "free_memory_mib": host.free_memory_mib,
+        "architectures": [
+            {
+                "arch": guest.arch,
+                "accelerators": list(guest.accelerators),
+                "machine": guest.machine,
+                "lacks": {feature.value: reason for feature, reason in sorted(guest.lacks.items())},
+            }
+            for guest in host.architectures
+        ],
     }
 
 

@@ -76,6 +76,7 @@ from polyvisor.model import (
     EventKind,
     Feature,
     GuestAddress,
+    GuestArchitecture,
     HostInfo,
     NicSpec,
     PortForward,
@@ -402,6 +403,15 @@ def _claim_forwards(host: MemoryHost, vm: _VM) -> None:
 
 OPTION_FEATURES = (
     frozenset(
+_ARCHITECTURES = (GuestArchitecture("x86_64"),)
+"""What memory:// says it runs: its VMs run nothing, on no processor."""
+
+
+class MemoryBackend(StoragePrimitives, NetworkPrimitives):
+    """A connection to an in-memory host (its primitives also record their calls and obey the URI's faults)."""
+
+    name = "memory"
+    option_features = frozenset(
         {
             Feature.SHUTDOWN_ACPI,
             Feature.DELETE_STORAGE,
@@ -459,9 +469,8 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
             # The model's host holds a VM's memory from power-on to power-off; a saved VM's sits on disk.
             used = sum(vm.memory_mib for vm in self.host.vms.values() if vm.state.holds_memory)
         facts = {"pid": os.getpid()}  # the host lives in this process
-        return HostInfo(
-            self.host.name, "memory", "1.0", 64, total, "x86_64", facts, free_memory_mib=max(total - used, 0)
-        )
+        free = max(total - used, 0)
+        return HostInfo(self.host.name, "memory", "1.0", 64, total, "x86_64", facts, free, _ARCHITECTURES)
 
     def list_vms(self) -> list[VMInfo]:
         with self.host.lock:

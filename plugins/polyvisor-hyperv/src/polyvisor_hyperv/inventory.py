@@ -9,6 +9,7 @@ from polyvisor.errors import NotFoundError, PolyvisorError, ValidationError
 from polyvisor.model import (
     DynamicMemory,
     Feature,
+    GuestArchitecture,
     HostInfo,
     PowerState,
     VMDetails,
@@ -91,6 +92,8 @@ class Inventory:
                 "virtual_machine_path": as_text(row.get("VirtualMachinePath")),
                 "transport": self._client.options.transport,
             },
+            # Hyper-V runs x86_64 guests only, on the host's processor.
+            architectures=(GuestArchitecture("x86_64"),),
         )
 
     def list_vms(self) -> list[VMInfo]:

@@ -17,8 +17,10 @@ import libvirt
 
 from polyvisor.errors import PolyvisorError, UnsupportedError
 from polyvisor.model import (
+    Architecture,
     DynamicMemory,
     Feature,
+    GuestArchitecture,
     HostInfo,
     PowerState,
     VMDetails,
@@ -28,7 +30,7 @@ from polyvisor.model import (
 from polyvisor_libvirt import domainxml, machines
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import Definition
-from polyvisor_libvirt.probe import HostCaps
+from polyvisor_libvirt.probe import HostCaps, kvm_usable
 from polyvisor_libvirt.states import to_status
 
 __all__ = ["Inventory"]
@@ -64,7 +66,36 @@ class Inventory:
             arch=self._host_caps.arch or model,
             extra=MappingProxyType({"libvirt_version": _version(lib_version), "driver": self._client.uri.driver}),
             free_memory_mib=free,
+            architectures=self._architectures(),
         )
+
+    def _architectures(self) -> tuple[GuestArchitecture, ...]:
+        """The architectures of the capabilities' ``<guest>`` entries that a spec can name, the host's first: how
+        each runs (a ``kvm`` domain type only where KVM really works), the machine polyvisor gives it and what its
+        VMs lack (:mod:`.machines`; on QEMU drivers only, as the planner applies them)."""
+        qemu = self._client.uri.driver in ("qemu", "kvm")
+        known = {arch.value for arch in Architecture}
+        domain_types: dict[str, set[str]] = {}
+        for guest in self._host_caps.guests:
+            if guest.arch in known and guest.os_type == "hvm":
+                domain_types.setdefault(guest.arch, set()).update(guest.domain_types)
+        out = []
+        for arch in sorted(domain_types, key=lambda name: (name != self._host_caps.arch, name)):
+            types = domain_types[arch]
+            accelerators: tuple[str, ...] = ()
+            if qemu:
+                kvm = "kvm" in types and kvm_usable(self._client.conn, local=self._client.uri.is_local, arch=arch)
+                accelerators = (("kvm",) if kvm else ()) + (("tcg",) if "qemu" in types else ())
+            machine = machines.machine_of(arch) if qemu else None
+            out.append(
+                GuestArchitecture(
+                    arch,
+                    accelerators,
+                    machine.name if machine is not None else None,
+                    MappingProxyType(dict(machine.lacks)) if machine is not None else MappingProxyType({}),
+                )
+            )
+        return tuple(out)
 
     def set_labels(self, uuid: str, labels: Mapping[str, str]) -> None:
         """Replace the labels element in the domain's metadata (live and persistent)."""
