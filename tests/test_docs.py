@@ -362,3 +362,19 @@ def test_the_screen_example_prints_what_the_screen_page_shows(tmp_path: Path) ->
     assert result.stdout.splitlines() == _documented_block(DOCS / "screen.md", "screen-output")
     assert png.decode(out.read_bytes()).width == 640
     assert "v1ewer" not in result.stdout
+def test_the_architectures_table_is_the_machines_the_libvirt_backend_gives() -> None:
+    _require_backend("polyvisor_libvirt.machines")
+    from polyvisor.model import Architecture
+    from polyvisor_libvirt.machines import MACHINES
+
+    rows = {row[0]: row[1:] for row in _markdown_table(DOCS / "architectures.md", "architectures")}
+    assert sorted(rows) == sorted(arch.value for arch in Architecture), "one row per architecture a spec can name"
+    for arch, (machine, firmware, buses, uefi, lacks, _ci) in rows.items():
+        expected = MACHINES[arch]
+        assert machine == expected.name, arch
+        assert firmware == expected.firmware, arch
+        assert buses == ", ".join(sorted(bus.value for bus in expected.disk_buses)), arch
+        assert uefi == ("yes" if expected.uefi else "no"), arch
+        assert lacks == (", ".join(sorted(feature.value for feature in expected.lacks)) or "-"), arch
+    booted = {arch for arch, row in rows.items() if row[-1].startswith("yes")}
+    assert booted == {"x86_64", "aarch64", "ppc64le", "s390x", "riscv64"}
