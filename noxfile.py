@@ -157,7 +157,8 @@ def fast(session: nox.Session) -> None:
 
 @nox.session
 def conformance(session: nox.Session) -> None:
-    """The conformance kit against every backend: memory://, test:///default, qemu:///system, loopback Hyper-V."""
+    """The conformance kit against every backend: memory://, test:///default, qemu:///system, loopback Hyper-V;
+    and its lifecycle group on the aarch64, ppc64le, s390x and riscv64 guests (:func:`arch_lane`)."""
     kit = [PY, "-m", "pytest", "-p", "polyvisor.testing", "-q", "-p", "no:cacheprovider"]
     # memory:// and the loopback Hyper-V host make a guest that ignores shutdown from a label; a real guest needs
     # its own spec (a kernel argument). libvirt's test driver cannot model one, so its deadline cases skip.
