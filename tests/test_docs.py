@@ -362,6 +362,8 @@ def test_the_screen_example_prints_what_the_screen_page_shows(tmp_path: Path) ->
     assert result.stdout.splitlines() == _documented_block(DOCS / "screen.md", "screen-output")
     assert png.decode(out.read_bytes()).width == 640
     assert "v1ewer" not in result.stdout
+
+
 def test_the_architectures_table_is_the_machines_the_libvirt_backend_gives() -> None:
     _require_backend("polyvisor_libvirt.machines")
     from polyvisor.model import Architecture

@@ -403,15 +403,6 @@ def _claim_forwards(host: MemoryHost, vm: _VM) -> None:
 
 OPTION_FEATURES = (
     frozenset(
-_ARCHITECTURES = (GuestArchitecture("x86_64"),)
-"""What memory:// says it runs: its VMs run nothing, on no processor."""
-
-
-class MemoryBackend(StoragePrimitives, NetworkPrimitives):
-    """A connection to an in-memory host (its primitives also record their calls and obey the URI's faults)."""
-
-    name = "memory"
-    option_features = frozenset(
         {
             Feature.SHUTDOWN_ACPI,
             Feature.DELETE_STORAGE,
@@ -438,6 +429,9 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives):
     | SCREEN_FEATURES
 )
 """The options of calls memory:// takes (its option_features; the URI's faults can take some away)."""
+
+_ARCHITECTURES = (GuestArchitecture("x86_64"),)
+"""What memory:// says it runs: its VMs run nothing, on no processor."""
 
 
 class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, DisplayPrimitives):
