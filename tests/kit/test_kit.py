@@ -217,3 +217,12 @@ def test_a_name_prefix_that_is_no_vm_name_start_is_a_usage_error(tmp_path: Path)
     kit = run_kit(tmp_path, f"memory:///kit-{uuid.uuid4().hex[:8]}", "--polyvisor-name-prefix", "Bad prefix")
     assert kit.returncode == pytest.ExitCode.USAGE_ERROR, kit.output
     assert "--polyvisor-name-prefix 'Bad prefix': give lower-case letters" in kit.output, kit.output
+
+
+def test_every_module_of_the_suite_is_an_area_the_summary_names() -> None:
+    # An unnamed module would run under --polyvisor-area whatever area was asked for, and be missing from the summary.
+    from polyvisor.testing import suite
+    from polyvisor.testing.plugin import AREAS
+
+    modules = {path.stem for path in Path(suite.__file__).parent.glob("test_*.py")}
+    assert modules - set(AREAS) == set(), "name these in polyvisor.testing.plugin.AREAS"

@@ -33,6 +33,7 @@ AREAS = {
     "test_storage": "storage: pools and volumes as values, uploads and downloads, pools and volumes made and deleted",
     "test_networks": "networks and switches: listed, made and deleted by mode, refused before acting, in use by VMs",
     "test_inguest": "inside the guest: console streams (one at a time, no leaked descriptors), exec and file checks",
+    "test_screen": "the screen: graphics consoles and how to reach them, screenshots as PNG",
     "test_lifecycle": "lifecycle group: one VM through create, start, pause, save, snapshot, shutdown and delete",
 }
 
