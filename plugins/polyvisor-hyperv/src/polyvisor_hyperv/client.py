@@ -11,7 +11,7 @@ from typing import Any
 from polyvisor.backend import Deadline
 from polyvisor.errors import NotFoundError, PolyvisorError
 from polyvisor.model import VMStatus, normalize_uuid
-from polyvisor_hyperv.commands import Request, Step
+from polyvisor_hyperv.commands import Request, Script, Step
 from polyvisor_hyperv.options import ConnectionOptions
 from polyvisor_hyperv.states import to_status
 from polyvisor_hyperv.transport import Invoker, Row
@@ -77,7 +77,7 @@ class HyperVClient:
 
     def run(
         self,
-        steps: Sequence[Step],
+        steps: Sequence[Step | Script],
         *,
         doing: str,
         vm: str | None = None,
@@ -89,7 +89,7 @@ class HyperVClient:
 
     def _run(
         self,
-        steps: Sequence[Step],
+        steps: Sequence[Step | Script],
         doing: str,
         vm: str | None,
         select: Sequence[str] | None,

@@ -1,4 +1,8 @@
-"""The PSRP transport (pypsrp): one warm RunspacePool; each request is one pipeline of typed cmdlet calls."""
+"""The PSRP transport (pypsrp): one warm RunspacePool; each request is one pipeline of typed cmdlet calls.
+
+A fixed :class:`~polyvisor_hyperv.commands.Script` is a script command (``AddScript``) whose ``param()`` block is
+bound by ``AddParameter``, as a cmdlet's parameters are: its text is the package's, its values typed parameters.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from polyvisor.backend import Deadline
-from polyvisor_hyperv.commands import Request, Step, Switch, qualified_name
+from polyvisor_hyperv.commands import Request, Script, Step, Switch, qualified_name
 from polyvisor_hyperv.errors import ERROR_CATEGORY_NAMES, ErrorRecord
 from polyvisor_hyperv.http_bounds import bound_session
 from polyvisor_hyperv.transport import (
@@ -85,6 +89,12 @@ class PSRPTransport(Transport):
         for index, statement in enumerate(statements):
             last = index == len(statements) - 1
             for step in statement:
+                if isinstance(step, Script):
+                    # The script's param() block takes these; it sets $ErrorActionPreference itself.
+                    ps.add_script(step.text)
+                    for name, value in step.parameters.items():
+                        _add_parameter(ps, name, value)
+                    continue
                 ps.add_cmdlet(qualified_name(step.command))
                 for name, value in step.parameters.items():
                     _add_parameter(ps, name, value)
@@ -174,8 +184,8 @@ class PSRPTransport(Transport):
             _quietly(pool.connection.close)
 
 
-def _statements(steps: tuple[Step, ...]) -> list[list[Step]]:
-    out: list[list[Step]] = []
+def _statements(steps: tuple[Step | Script, ...]) -> list[list[Step | Script]]:
+    out: list[list[Step | Script]] = []
     for step in steps:
         if step.pipe:
             out[-1].append(step)

@@ -3,6 +3,10 @@
 The command line is always the same (``powershell.exe ... -EncodedCommand <invoke.ps1>``); the request travels as
 base64(UTF-8 JSON) on stdin and the reply comes back the same way on stdout. No value ever reaches the command
 line, so nothing is parsed as PowerShell and cmd.exe's 8191-character limit never applies to payloads.
+
+A fixed :class:`~polyvisor_hyperv.commands.Script` travels in the same JSON as its constant text and its parameters;
+the runner makes the text a script block (``[ScriptBlock]::Create``) and splats the parameters into its ``param()``
+block, as it splats a cmdlet's: the values are bound, never parsed.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from xml.sax.saxutils import unescape
 
 from polyvisor.backend import Deadline
 from polyvisor.errors import BackendError, PolyvisorError
-from polyvisor_hyperv.commands import Request, Switch, qualified_name
+from polyvisor_hyperv.commands import Request, Script, Switch, qualified_name
 from polyvisor_hyperv.errors import ErrorRecord
 from polyvisor_hyperv.http_bounds import Budget, bound_session
 from polyvisor_hyperv.transport import (
@@ -64,11 +68,11 @@ def encode_request(request: Request) -> str:
     """Return the stdin payload for a request: base64 of the UTF-8 JSON the runner expects."""
     steps: list[dict[str, Any]] = []
     for step in request.steps:
-        entry: dict[str, Any] = {
-            "command": qualified_name(step.command),
-            "parameters": _parameters(step.parameters),
-            "pipeInput": step.pipe,
-        }
+        entry: dict[str, Any] = {"parameters": _parameters(step.parameters), "pipeInput": step.pipe}
+        if isinstance(step, Script):
+            entry["script"] = step.text
+        else:
+            entry["command"] = qualified_name(step.command)
         byte_parameters = _byte_parameters(step.parameters)
         if byte_parameters:
             entry["bytes"] = byte_parameters

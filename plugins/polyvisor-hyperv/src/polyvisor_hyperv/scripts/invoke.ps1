@@ -4,6 +4,8 @@
 #               "pipeInput": false}, ...],
 #    "select": ["Name", "Id", ...] | null}
 # "bytes" holds byte[] parameters as base64 text, decoded here into byte arrays: data, never PowerShell source.
+# A step with "script" instead of "command" is one of the backend's fixed scripts (constant text, no value in it):
+# it becomes a script block whose param() block takes the step's parameters, splatted as a cmdlet's are.
 # Steps run in order; a step with pipeInput receives the previous step's output on its pipeline.
 # The reply goes to stdout as base64(UTF-8 JSON): {"ok": bool, "output": [...], "error": {...} | null}.
 # With "select", enum properties are sent by name (as PSRP sends them), never by number.
@@ -26,10 +28,15 @@ try {
                 $arguments[$property.Name] = [System.Convert]::FromBase64String($property.Value)
             }
         }
-        if ($step.pipeInput) {
-            $results = @($results | & $step.command @arguments)
+        if ($null -ne $step.script) {
+            $command = [System.Management.Automation.ScriptBlock]::Create($step.script)
         } else {
-            $results = @(& $step.command @arguments)
+            $command = $step.command
+        }
+        if ($step.pipeInput) {
+            $results = @($results | & $command @arguments)
+        } else {
+            $results = @(& $command @arguments)
         }
     }
     if ($null -ne $request.select) {
