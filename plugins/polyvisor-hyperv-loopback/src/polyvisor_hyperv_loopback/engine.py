@@ -33,8 +33,9 @@ class Engine:
 
     @property
     def scripts_run(self) -> list[str]:
-        """Every PowerShell text this engine parsed as source, oldest first (the last 10,000): PSRP script commands
-        and the scripts powershell.exe ran. Cmdlet calls and their parameters are not scripts."""
+        """Every PowerShell text this engine parsed as source, oldest first (the last 10,000): PSRP script commands,
+        the scripts powershell.exe ran and the script blocks they ran. Cmdlet calls and their parameters are not
+        scripts."""
         with self._scripts_lock:
             return list(self._scripts)
 
@@ -56,10 +57,10 @@ class Engine:
         try:
             for index, spec in enumerate(commands):
                 if spec.is_script:
-                    self._record_script(spec.name)
-                    interpreter = Interpreter(session, self.registry)
+                    # AddScript + AddParameter: the parameters bind to the script's param() block.
+                    interpreter = Interpreter(session, self.registry, on_parse=self._record_script)
                     last = index == len(commands) - 1
-                    data = interpreter.run(spec.name, data, emit if last else None)
+                    data = interpreter.run(spec.name, data, emit if last else None, list(spec.parameters))
                     continue
                 cmdlet = self.registry.get(spec.name)
                 if cmdlet is None:
@@ -88,11 +89,12 @@ class Engine:
         except ValueError as exc:
             stderr.write((str(exc) + "\r\n").encode("utf-8"))
             return 1
-        self._record_script(script)
         session = Session(self.host, cancel)
         out_text = io.StringIO()
         # [Console]::Out writes reach stdout at once, as a real process's do (a long-running script streams).
-        interpreter = Interpreter(session, self.registry, Console(stdin, cast(TextIO, StdoutText(stdout))))
+        interpreter = Interpreter(
+            session, self.registry, Console(stdin, cast(TextIO, StdoutText(stdout))), self._record_script
+        )
         code = 0
         terminating: PSErrorRecord | None = None
         output: list[object] = []

@@ -74,6 +74,10 @@ class Session:
         if self.cancel is not None and self.cancel.is_set():
             raise PipelineStopped(STOPPED)
 
+    def read_file(self, path: str, offset: int, count: int) -> tuple[bytes, int]:
+        """A byte range of a file of the host and its length, as a FileStream reads them."""
+        return self.host.files.read(path, offset, count)
+
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds``, or less when the client stops the pipeline (then raise as :meth:`check_stopped`)."""
         if self.cancel is None:

@@ -58,6 +58,14 @@ class FileEntry:
         """Get-FileHash's default: SHA256 in upper-case hex."""
         return hashlib.sha256(self.content()).hexdigest().upper()
 
+    def read(self, offset: int, count: int) -> tuple[bytes, int]:
+        """Up to ``count`` of the bytes :meth:`content` holds, from ``offset``, and their length (a FileStream's
+        Length: for a virtual hard disk, the modelled header and data, not the modelled file size)."""
+        if self.vhd_type is None:
+            return bytes(self.data[offset : offset + count]), len(self.data)
+        content = self.content()
+        return content[offset : offset + count], len(content)
+
 
 class VirtualFileSystem:
     """A thread-safe map of Windows paths to files; directories are implied by the files under them."""
@@ -155,6 +163,18 @@ class VirtualFileSystem:
             entry.path = target
             self._files[target.casefold()] = entry
         return entry
+
+    def read(self, path: str, offset: int, count: int) -> tuple[bytes, int]:
+        """A byte range of the file at ``path`` and its length; FileNotFoundError (IsADirectoryError) when the path
+        is no file (is a directory)."""
+        key = _key(path)
+        with self._lock:
+            entry = self._files.get(key)
+            if entry is None:
+                if self._is_dir(key):
+                    raise IsADirectoryError(path)
+                raise FileNotFoundError(path)
+            return entry.read(offset, count)
 
     def get(self, path: str) -> FileEntry | None:
         """Return the entry at ``path`` or None."""

@@ -14,13 +14,19 @@ __all__ = ["Command", "CommandTable", "ScriptSession"]
 
 
 class ScriptSession(Protocol):
-    """The state a script shares with the commands it runs: the preference variables and the stop signal."""
+    """The state a script shares with the commands it runs: the preference variables, the stop signal, and the
+    host's files as .NET streams read them."""
 
     error_preference: str
     warning_preference: str
 
     def check_stopped(self) -> None:
         """Raise the PipelineStopped record if the client stopped the pipeline."""
+        ...
+
+    def read_file(self, path: str, offset: int, count: int) -> tuple[bytes, int]:
+        """Up to ``count`` bytes of a file from ``offset``, and its length (a script's FileStream reads so);
+        FileNotFoundError or IsADirectoryError when the path is no file."""
         ...
 
 

@@ -4,14 +4,15 @@ Scripts are parsed with tree-sitter-powershell and walked directly. Supported: s
 variables, assignment (plain, ``+=``, index ``$h[k] = v``, member ``$o.x = v``), literals, ``@()``, ``@{}``,
 ``[ordered]@{}``, ``$(...)``, ``if/elseif/else``, ``foreach``, ``while``, ``try/catch/finally``, ``throw``, ``exit``,
 comparison/logical/arithmetic/-f operators, member access and a whitelist of methods and static members, the
-call operator ``&`` with splatting, and the commands of the registry. Anything else raises ``ScriptError``
+call operator ``&`` with splatting (on a command name or a script block), a script's ``param()`` block
+(:mod:`.scriptblocks`), and the commands of the registry. Anything else raises ``ScriptError``
 (a ParseException or a CommandNotFoundException-style record): nothing is silently skipped. Values read from
 data (strings, JSON) are never parsed as code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic
 
@@ -23,6 +24,7 @@ from .errors import HostError, PipelineStopped, PSErrorRecord
 from .expressions import Expressions
 from .members import Console, Members, PropertyView
 from .operators import add
+from .scriptblocks import ScriptBlock, bind_parameters, param_block
 from .syntax import (
     LANGUAGE,
     ExitScript,
@@ -64,10 +66,18 @@ class _Flow:
 class Interpreter(Generic[SessionT]):
     """Runs scripts in a session, calling the commands of a table (the cmdlets' ``Session`` and ``Registry``)."""
 
-    def __init__(self, session: SessionT, registry: CommandTable[SessionT], console: Console | None = None) -> None:
+    def __init__(
+        self,
+        session: SessionT,
+        registry: CommandTable[SessionT],
+        console: Console | None = None,
+        on_parse: Callable[[str], None] | None = None,
+    ) -> None:
         self.session = session
         self.registry = registry
         self.console = console
+        #: Told every text parsed as source (a script, a script block run with ``&``), before it is parsed.
+        self.on_parse = on_parse
         self.variables: dict[str, object] = {
             "errorActionPreference": "Continue",
             "progressPreference": "Continue",
@@ -75,13 +85,15 @@ class Interpreter(Generic[SessionT]):
             "confirmPreference": "High",
         }
         self._parser = tree_sitter.Parser(LANGUAGE)
-        self._members = Members(console)
+        self._members = Members(console, session)
         self._expressions = Expressions(self, self._members)
 
     # ----- entry points -----
 
     def parse(self, script: str) -> Node:
         """Parse ``script``; a syntax error raises ScriptError with a ParseException record."""
+        if self.on_parse is not None:
+            self.on_parse(script)
         tree = self._parser.parse(script.encode("utf-8"))
         root = tree.root_node
         if root.has_error:
@@ -101,14 +113,25 @@ class Interpreter(Generic[SessionT]):
         script: str,
         pipeline_input: list[object] | None = None,
         emit: Callable[[object], None] | None = None,
+        arguments: Sequence[tuple[str | None, object]] = (),
     ) -> list[object]:
         """Run ``script`` and return what it writes to the output stream.
 
-        With ``emit``, each object the script writes goes there at once instead (PowerShell writes a script's
-        output downstream as each statement produces it), and the list returned is empty.
+        ``arguments`` (name or None, value) are bound to the script's ``param()`` block; a script without one
+        takes none. With ``emit``, each object the script writes goes there at once instead (PowerShell writes a
+        script's output downstream as each statement produces it), and the list returned is empty.
         """
         root = self.parse(script)
         self.variables["input"] = list(pipeline_input or [])
+        block = param_block(root)
+        if block is not None:
+            values, error_action = bind_parameters(block, arguments, self.value, "")
+            for name, value in values.items():
+                self._set_var(name, value)
+            if error_action is not None:
+                self._set_var("ErrorActionPreference", error_action)
+        elif arguments:
+            raise unsupported(root, "arguments to a script without a param() block ($args)")
         flow = _Flow(emit=emit)
         self._block(root, flow)
         return flow.output
@@ -156,8 +179,8 @@ class Interpreter(Generic[SessionT]):
         kind = node.type
         if kind in {"statement_list", "statement_block", "program"}:
             self._block(node, flow)
-        elif kind == "empty_statement":
-            return
+        elif kind in {"empty_statement", "param_block"}:
+            return  # a param() block is bound before the script runs
         elif kind == "pipeline":
             flow.write(self._pipeline(node))
         elif kind == "if_statement":
@@ -321,7 +344,10 @@ class Interpreter(Generic[SessionT]):
             raise unsupported(node, "this command form")
         invoke_op = any(c.type == "command_invokation_operator" for c in node.children)
         if invoke_op and node_text(name_node).startswith("$"):
-            name = to_ps_string(self._command_name_value(name_node))
+            target = self._command_name_value(name_node)
+            if isinstance(target, ScriptBlock):
+                return self._run_block(target, node, pipeline_input)
+            name = to_ps_string(target)
         elif name_node.type == "command_name" or not invoke_op:
             name = node_text(name_node)
         else:
@@ -342,6 +368,18 @@ class Interpreter(Generic[SessionT]):
                 )
             )
         return cmdlet.run(self.session, arguments, pipeline_input)
+
+    def _run_block(self, block: ScriptBlock, node: Node, pipeline_input: list[object] | None) -> list[object]:
+        """``& $block args``: the block runs in a child scope (it reads this scope's variables; what it sets stays
+        its own), its param() block bound to the arguments."""
+        arguments = self._arguments(node.child_by_field_name("command_elements"))
+        child = Interpreter(self.session, self.registry, self.console, self.on_parse)
+        child.variables = dict(self.variables)
+        preferences = self.session.error_preference, self.session.warning_preference
+        try:
+            return child.run(block.text, pipeline_input, arguments=arguments)
+        finally:
+            self.session.error_preference, self.session.warning_preference = preferences
 
     def _command_name_value(self, node: Node) -> object:
         # "& $step.command" parses as a path_command_name: a variable followed by ".member" tokens.

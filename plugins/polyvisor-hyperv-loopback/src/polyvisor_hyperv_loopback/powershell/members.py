@@ -1,5 +1,6 @@
 """Members of .NET objects as scripts reach them: properties, a whitelist of methods, and static members
-([Console]::In/Out, [System.Text.Encoding], [System.Convert])."""
+([Console]::In/Out, [System.Text.Encoding], [System.Convert], [System.IO.File]::Open, [byte[]]::new,
+[ScriptBlock]::Create)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from polyvisor_hyperv_loopback.powershell.values import (
 )
 
 from .operators import split_any
-from .syntax import Node, type_key, unsupported
+from .scriptblocks import ScriptBlock
+from .streams import FileReader, FileStream, method_error, open_file
+from .syntax import Node, node_text, type_key, unsupported
 
 __all__ = ["Console", "Members", "PropertyView"]
 
@@ -39,8 +42,9 @@ class Console:
 class Members:
     """Reads members of values and calls their methods (and the static ones of a few types)."""
 
-    def __init__(self, console: Console | None) -> None:
+    def __init__(self, console: Console | None, files: FileReader | None = None) -> None:
         self._console = console
+        self._files = files
 
     def member(self, value: object, name: str, node: Node) -> object:
         """Return ``value.name`` (on a list: the member of each item, as member enumeration does)."""
@@ -59,6 +63,10 @@ class Members:
             return self._error_member(value.record, low, node)
         if isinstance(value, str) and low == "length":
             return len(value)
+        if isinstance(value, bytes | bytearray) and low in {"length", "count"}:
+            return len(value)
+        if isinstance(value, FileStream):
+            return value.member(low, node)
         if isinstance(value, PSObject):
             if low == "psobject":
                 return _PSObjectView(value)
@@ -126,6 +134,10 @@ class Members:
                 return to_ps_string(args[0]) in value
             if low == "startswith" and len(args) == 1:
                 return value.startswith(to_ps_string(args[0]))
+            if low in {"trimend", "trimstart"} and len(args) <= 1:
+                # String.TrimEnd(params char[]): a string argument converts to its characters; none trims white space.
+                chars = to_ps_string(args[0]) if args else " \t\r\n\v\f\u00a0\ufeff"
+                return value.rstrip(chars) if low == "trimend" else value.lstrip(chars)
             if low == "split" and len(args) == 1:
                 sep = to_ps_string(args[0])
                 return [value] if not sep else split_any(value, sep)
@@ -134,6 +146,8 @@ class Members:
         if isinstance(value, _ReaderWriter):
             return value.call(low, args, node)
         if isinstance(value, _Encoding):
+            return value.call(low, args, node)
+        if isinstance(value, FileStream):
             return value.call(low, args, node)
         raise unsupported(node, f"the method '{name}' on {dotnet_type_name(value)}")
 
@@ -154,6 +168,30 @@ class Members:
         """Return ``[type]::name(args)``."""
         type_name = type_key(type_node)
         low = name.casefold()
+        if type_name in {"scriptblock", "system.management.automation.scriptblock"} and low == "create":
+            if len(args) != 1:
+                raise unsupported(node, "[ScriptBlock]::Create with other than one argument")
+            return ScriptBlock(to_ps_string(args[0]))
+        if type_name in {"system.io.file", "io.file"} and low == "open":
+            return open_file(self._files, args, node)
+        array_of = node_text(type_node).replace(" ", "").casefold()  # type_key strips every bracket
+        if array_of in {"[byte[]]", "[system.byte[]]"} and low == "new" and len(args) == 1:
+            size = int(args[0])  # type: ignore[call-overload]
+            if size < 0:
+                raise method_error(
+                    "new", 1, "Arithmetic operation resulted in an overflow.", "OverflowException"
+                )  # ASSUMPTION: the text of a negative array size
+            return bytearray(size)
+        if type_name == "system.convert" and low == "tobase64string" and len(args) == 3:
+            data, offset, length = args[0], int(args[1]), int(args[2])  # type: ignore[call-overload]
+            if isinstance(data, bytes | bytearray) and min(offset, length) >= 0 and offset + length <= len(data):
+                return base64.b64encode(bytes(data[offset : offset + length])).decode("ascii")
+            raise method_error(
+                "ToBase64String",
+                3,
+                "Index was out of range. Must be non-negative and less than the size of the collection.",
+                "ArgumentOutOfRangeException",
+            )
         if type_name == "system.convert" and len(args) == 1:
             if low == "frombase64string":
                 text = to_ps_string(args[0])
@@ -170,8 +208,8 @@ class Members:
                             exception_type="System.Management.Automation.MethodInvocationException",
                         )
                     ) from None
-            if low == "tobase64string" and isinstance(args[0], bytes | list):
-                data = args[0] if isinstance(args[0], bytes) else bytes(int(b) for b in args[0])  # type: ignore[call-overload,unused-ignore]
+            if low == "tobase64string" and isinstance(args[0], bytes | bytearray | list):
+                data = bytes(args[0]) if isinstance(args[0], bytes | bytearray) else bytes(int(b) for b in args[0])  # type: ignore[call-overload,unused-ignore]
                 return base64.b64encode(data).decode("ascii")
         raise unsupported(node, f"the static method [{type_name}]::{name}")
 

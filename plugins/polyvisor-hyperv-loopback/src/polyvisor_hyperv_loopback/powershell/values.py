@@ -2,7 +2,8 @@
 
 A PowerShell value is one of: None, bool, int, float, str, list (an object[] array), ``PSHashtable``,
 a psrpcore ``PSObject`` (typed Hyper-V objects, PSCustomObject, enums), uuid.UUID, datetime, timedelta, bytes
-or ``ErrorRecordValue`` (``$_`` in a catch block).
+(a byte[]; bytearray when a script made it, so that a stream can fill it) or ``ErrorRecordValue`` (``$_`` in a
+catch block).
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def to_ps_string(value: object) -> str:
         hours, rest = divmod(rest, 3600)
         minutes, seconds = divmod(rest, 60)
         return (f"{days}." if days else "") + f"{hours:02}:{minutes:02}:{seconds:02}"
-    if isinstance(value, bytes):
+    if isinstance(value, bytes | bytearray):
         return "System.Byte[]"
     return str(value)
 
@@ -207,7 +208,7 @@ def dotnet_type_name(value: object) -> str:
         return "System.DateTime"
     if isinstance(value, datetime.timedelta):
         return "System.TimeSpan"
-    if isinstance(value, bytes):
+    if isinstance(value, bytes | bytearray):
         return "System.Byte[]"
     if isinstance(value, ErrorRecordValue):
         return "System.Management.Automation.ErrorRecord"
