@@ -46,13 +46,15 @@ room method that implements a :class:`~polyvisor.backend.Backend` method carries
   :mod:`.readiness`: the guest's heartbeat;
 * :mod:`.networks`: virtual switches as networks, made and deleted;
 * :mod:`.pools`: the host's disk paths and image folders and the files in them, made and deleted;
-  :mod:`.transfers`: images uploaded in byte[] chunks, hash-checked, renamed;
+  :mod:`.transfers`: images uploaded in byte[] chunks, hash-checked, renamed, and downloaded in chunks
+  a fixed script reads;
 * :mod:`.metrics`: every VM's counters (resource metering and the virtual processor counters);
 * :mod:`.events`: the watcher pipeline feeding subscriptions;
 * :mod:`.errors`, :mod:`.states`: PowerShell error records and VM states in polyvisor's terms.
 
 Hyper-V's own: :mod:`.transport` (the interface, with :mod:`.psrp` and :mod:`.winrm_shell` implementing it),
-:mod:`.commands` (cmdlet pipelines as values), :mod:`.options` (connection options), :mod:`.notes` (labels in Notes).
+:mod:`.commands` (cmdlet pipelines and fixed scripts as values), :mod:`.options` (connection options),
+:mod:`.notes` (labels in Notes).
 """
 
 from __future__ import annotations
@@ -337,6 +339,12 @@ class HyperVBackend(Backend):
         self, image: LocalImage, pool: str | None, name: str, progress: Progress, deadline: Deadline
     ) -> Volume:
         return self._transfers.upload_image(image, pool, name, progress, deadline)
+
+    def download_image(
+        self, pool: str | None, name: str, destination: str, progress: Progress, deadline: Deadline
+    ) -> int:
+        """Chunks read by a fixed script, holes kept, hash-checked (see :mod:`.transfers`)."""
+        return self._transfers.download_image(pool, name, destination, progress, deadline)
 
     def create_pool(self, name: str, path: str | None, deadline: Deadline) -> StoragePool:
         return self._pools.create_pool(name, path, deadline)
