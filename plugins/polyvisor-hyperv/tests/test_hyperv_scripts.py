@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
 import tree_sitter  # a dev requirement: without it this module fails to import, and never skips
 import tree_sitter_powershell
 
-from polyvisor_hyperv.commands import SWITCH, Request, Step, qualified_name
+from polyvisor_hyperv.commands import SWITCH, Request, Script, Step, qualified_name, script_names, script_text
 from polyvisor_hyperv.winrm_shell import encode_request, powershell_arguments, runner_script
 
 
@@ -73,3 +74,28 @@ def test_bytes_travel_as_base64_data_the_runner_decodes() -> None:
     assert step["parameters"] == {"LiteralPath": "C:\\s.iso", "Encoding": "Byte"}
     assert base64.b64decode(step["bytes"]["Value"]) == hostile
     assert "FromBase64String($property.Value)" in runner_script()
+
+
+def test_every_fixed_script_parses_and_starts_with_its_param_block() -> None:
+    assert script_names(), "the package ships its fixed scripts"
+    for name in script_names():
+        text = script_text(name)
+        assert _problems(text) == [], name
+        assert text.startswith("[CmdletBinding()]\nparam("), name
+
+
+def test_a_script_names_only_the_package_s_own_text_and_its_values_travel_as_parameters() -> None:
+    hostile = "C:\\x'; Remove-VM * -Force; $(Stop-Computer) `n.img"
+    with pytest.raises(ValueError, match="no fixed script"):
+        Script("../invoke")
+    with pytest.raises(ValueError, match="no fixed script"):
+        Script("watch")  # the event watcher runs its own way, never as a request
+    script = Script("read-file", {"LiteralPath": hostile, "Offset": 2**40, "Count": 1})
+    (step,) = json.loads(base64.b64decode(encode_request(Request((script,)))))["steps"]
+    assert step == {
+        "script": script_text("read-file"),
+        "parameters": {"LiteralPath": hostile, "Offset": 2**40, "Count": 1},
+        "pipeInput": False,
+    }
+    assert hostile not in step["script"]
+    assert "[System.Management.Automation.ScriptBlock]::Create($step.script)" in runner_script()
