@@ -408,8 +408,7 @@ class Interpreter(Generic[SessionT]):
                     args.pop()
                 continue
             if child.type == "command_parameter":
-                if pending is not None:
-                    args.append((pending, None))
+                # A parameter still pending (a switch) already stands as (name, None).
                 pending = node_text(child)[1:].rstrip(":")
                 args.append((pending, None))
                 continue
