@@ -121,7 +121,17 @@ def test_hyperv_host_composes_its_rooms_and_forwards_none_of_their_verbs() -> No
     assert {name for name in vars(HyperVHost) if not name.startswith("__")} == set()
     host = HyperVHost()
     rooms = {name: room for name, room in vars(host).items() if name not in vars(HostState())}
-    assert set(rooms) == {"checkpoints", "disks", "drives", "guests", "lifecycle", "metering", "network", "power"}
+    assert set(rooms) == {
+        "checkpoints",
+        "disks",
+        "display",
+        "drives",
+        "guests",
+        "lifecycle",
+        "metering",
+        "network",
+        "power",
+    }
     room_verbs = {verb for room in rooms.values() for verb in dir(type(room)) if not verb.startswith("_")}
     assert room_verbs
     assert room_verbs & set(dir(HyperVHost)) == set()

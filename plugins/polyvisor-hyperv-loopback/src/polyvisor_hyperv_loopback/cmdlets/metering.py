@@ -1,11 +1,12 @@
 """Cmdlets for resource metering and performance counters: Enable-/Disable-VMResourceMetering, Measure-VM, and
-Get-CimInstance for the one class polyvisor reads (the raw ``Hyper-V Hypervisor Virtual Processor`` counters)."""
+the instances of the one counter class polyvisor reads (the raw ``Hyper-V Hypervisor Virtual Processor``
+counters), which Get-CimInstance (:mod:`.cim`) lists."""
 
 from __future__ import annotations
 
 import datetime
 
-from psrpcore.types import PSUInt64
+from psrpcore.types import PSObject, PSUInt64
 
 from polyvisor_hyperv_loopback.hyperv.metering import PERF_FREQUENCY
 from polyvisor_hyperv_loopback.powershell.errors import HostError
@@ -14,13 +15,12 @@ from polyvisor_hyperv_loopback.powershell.values import new_custom_object
 from .base import Cmdlet, CommandContext, Param
 from .vm import resolve_vms
 
-__all__ = ["CMDLETS", "VP_CLASS"]
+__all__ = ["CIMV2", "CMDLETS", "VP_CLASS", "vp_instances"]
 
 CMD = "Microsoft.HyperV.PowerShell.Commands"
-CIM_CMD = "Microsoft.Management.Infrastructure.CimCmdlets"
 VP_CLASS = "Win32_PerfRawData_HvStats_HyperVHypervisorVirtualProcessor"
 """The raw WMI class of the ``Hyper-V Hypervisor Virtual Processor`` counter set (named in English on every host)."""
-_CIMV2 = "root/cimv2"
+CIMV2 = "root/cimv2"
 
 
 def _enable(enable: bool) -> object:
@@ -60,21 +60,10 @@ def _measure_vm(ctx: CommandContext, args: dict[str, object]) -> None:
         ctx.write(obj)
 
 
-def _get_cim_instance(ctx: CommandContext, args: dict[str, object]) -> None:
-    namespace = str(args.get("Namespace") or _CIMV2).replace("\\", "/").casefold()
-    name = str(args.get("ClassName", ""))
-    if namespace != _CIMV2 or name.casefold() != VP_CLASS.casefold():
-        # ASSUMPTION: this host models one class; any other reads as a class WMI does not have (WBEM_E_INVALID_CLASS).
-        ctx.fail(
-            HostError(
-                "Invalid class ",
-                error_id="HRESULT 0x80041010",
-                category="MetadataError",
-                target_name=name,
-                exception_type="Microsoft.Management.Infrastructure.CimException",
-            )
-        )
+def vp_instances(ctx: CommandContext) -> list[PSObject]:
+    """The instances of :data:`VP_CLASS` (Get-CimInstance of it, in root/cimv2)."""
     stamp = ctx.host.metering.perf_time()
+    out = []
     for vp in ctx.host.metering.virtual_processors():
         obj = new_custom_object(
             [
@@ -87,8 +76,9 @@ def _get_cim_instance(ctx: CommandContext, args: dict[str, object]) -> None:
                 ("Frequency_Sys100NS", PSUInt64(10_000_000)),
             ]
         )
-        obj.PSObject.type_names.insert(0, f"Microsoft.Management.Infrastructure.CimInstance#{_CIMV2}/{VP_CLASS}")
-        ctx.write(obj)
+        obj.PSObject.type_names.insert(0, f"Microsoft.Management.Infrastructure.CimInstance#{CIMV2}/{VP_CLASS}")
+        out.append(obj)
+    return out
 
 
 _VM = (Param("VMName", "str[]", position=0, aliases=("Name",)), Param("VM", "object[]", pipeline=True))
@@ -101,13 +91,5 @@ CMDLETS = (
         f"{CMD}.MeasureVM",
         (Param("Name", "str[]", position=0, aliases=("VMName",)), Param("VM", "object[]", pipeline=True)),
         _measure_vm,
-    ),
-    Cmdlet(
-        "Get-CimInstance",
-        f"{CIM_CMD}.GetCimInstanceCommand",
-        (Param("ClassName", "str", position=0), Param("Namespace", "str")),
-        _get_cim_instance,
-        aliases=("gcim",),
-        module="CimCmdlets",
     ),
 )

@@ -2,7 +2,8 @@
 
 ``state`` holds what every room shares (VMs, switches, files, the lock); ``lifecycle`` (New-VM, Set-VM,
 Remove-VM), ``power`` (the state machine), ``checkpoints``, ``disks`` (VHD files, chains, merges), ``drives``,
-``network`` and ``guest`` (shutdown and KVP behaviour) model the verbs; ``memory`` and ``storage`` the memory and
+``network``, ``guest`` (shutdown and KVP behaviour) and ``display`` (screens through WMI) model the verbs;
+``memory`` and ``storage`` the memory and
 file operations of the provisioning cmdlets; ``records`` and ``labels`` the values they share.
 """
 

@@ -11,7 +11,8 @@ Python API, or by the test hook described in the package docstring: the ``polyvi
 :class:`HyperVHost` holds the shared state (:mod:`.state`) and the rooms that model the verbs, as attributes the
 cmdlets call directly: ``lifecycle`` (New-VM, Set-VM, Remove-VM), ``power`` (the state machine), ``checkpoints``,
 ``disks`` (VHD files, chains, merges), ``drives``, ``network``, ``guests`` (shutdown and KVP behaviour) and
-``metering`` (Measure-VM, virtual processor counters). It forwards none of their verbs:
+``metering`` (Measure-VM, virtual processor counters) and ``display`` (screens, through WMI). It forwards none
+of their verbs:
 ``host.power.start_vm(vm_id)``, not ``host.start_vm(vm_id)``.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from .checkpoints import Checkpoints
 from .disks import VirtualDisks
+from .display import Display
 from .drives import Drives
 from .guest import GuestSimulation
 from .lifecycle import VMLifecycle
@@ -77,3 +79,5 @@ class HyperVHost(HostState):
         """New-VM, Set-VM, Set-VMFirmware, Remove-VM."""
         self.metering = Metering(self)
         """Resource metering (Measure-VM) and the hypervisor's virtual processor counters."""
+        self.display = Display(self)
+        """The VMs' screens as WMI shows them: video heads, settings, thumbnails."""

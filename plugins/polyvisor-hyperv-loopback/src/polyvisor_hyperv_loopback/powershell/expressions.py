@@ -171,6 +171,11 @@ class Expressions:
             return to_ps_string(value)
         if type_name in {"int", "int32", "long", "int64", "system.int32", "system.int64"}:
             return int(value) if not isinstance(value, str) else int(value.strip())  # type: ignore[call-overload]
+        if type_name in {"uint16", "uint32", "system.uint16", "system.uint32"}:
+            number = int(value) if not isinstance(value, str) else int(value.strip())  # type: ignore[call-overload]
+            if not 0 <= number < 2 ** (16 if type_name.endswith("16") else 32):
+                raise unsupported(node, f"[{type_name}] of {number} (an overflow error on Windows)")
+            return number
         if type_name in {"bool", "system.boolean"}:
             return is_truthy(value)
         if type_name in {"array", "object[]"}:
