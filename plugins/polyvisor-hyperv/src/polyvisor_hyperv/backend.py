@@ -49,6 +49,7 @@ room method that implements a :class:`~polyvisor.backend.Backend` method carries
   :mod:`.transfers`: images uploaded in byte[] chunks, hash-checked, renamed, and downloaded in chunks
   a fixed script reads;
 * :mod:`.metrics`: every VM's counters (resource metering and the virtual processor counters);
+* :mod:`.display`: VMConnect's details and screenshots (the WMI thumbnail, read by a fixed script);
 * :mod:`.events`: the watcher pipeline feeding subscriptions;
 * :mod:`.errors`, :mod:`.states`: PowerShell error records and VM states in polyvisor's terms.
 
@@ -318,6 +319,10 @@ class HyperVBackend(Backend):
 
     def graphics(self, uuid: str) -> GraphicsInfo:
         return self._display.graphics(uuid)
+
+    def screenshot(self, uuid: str, deadline: Deadline) -> bytes:
+        """Hyper-V's thumbnail of the screen, as a PNG (see :mod:`.display`)."""
+        return self._display.screenshot(uuid, deadline)
 
     # -- sizes ----------------------------------------------------------------------------------------------------
     def reconfigure(
