@@ -427,6 +427,7 @@ def test_capabilities_are_declared(conn: polyvisor.Connection) -> None:
         Feature.READINESS,
         Feature.STORAGE,
         Feature.IMAGE_UPLOAD,
+        Feature.IMAGE_DOWNLOAD,
         Feature.POOL_WRITE,
         Feature.VOLUME_WRITE,
         Feature.VOLUME_RESIZE,
@@ -434,6 +435,9 @@ def test_capabilities_are_declared(conn: polyvisor.Connection) -> None:
         Feature.NETWORK_ISOLATED,
         Feature.NETWORK_INTERNAL,
         Feature.NETWORK_EXTERNAL,
+        Feature.STATS,
+        Feature.GRAPHICS,
+        Feature.SCREENSHOT,
     }
     assert Feature.RECONFIGURE_LIVE_CPUS not in HyperVBackend.static_features()
     assert conn.capabilities.features == HyperVBackend.static_features()
