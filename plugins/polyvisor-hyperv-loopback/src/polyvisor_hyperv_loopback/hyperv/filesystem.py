@@ -46,10 +46,13 @@ class FileEntry:
     checkpoint_of: uuid.UUID | None = None  # the VM whose checkpoints made this differencing disk (.avhdx)
     data: bytearray = field(default_factory=bytearray)
     """The bytes written to the file (Set-Content/Add-Content -Encoding Byte); for a VHD, what its guest wrote."""
+    from_bytes: bool = False
+    """A VHD whose facts were read from ``data`` (a VHDX written byte by byte: :mod:`.vhdx`), not modelled."""
 
     def content(self) -> bytes:
-        """The file's bytes as a hash sees them: a VHD's header (identity, size, parent) and then its data."""
-        if self.vhd_type is None:
+        """The file's bytes as a hash sees them: a VHD's header (identity, size, parent) and then its data; a disk
+        read from its bytes is those bytes."""
+        if self.vhd_type is None or self.from_bytes:
             return bytes(self.data)
         header = f"vhd:{self.vhd_format}:{self.disk_identifier}:{self.size}:{self.parent_path or ''}\n"
         return header.encode("utf-8") + bytes(self.data)

@@ -14,6 +14,7 @@ from polyvisor_hyperv_loopback.powershell.errors import HostError
 from .filesystem import FileEntry, normalize_path
 from .host import HyperVHost
 from .records import VMRecord
+from .vhdx import read_facts
 
 __all__ = ["copy_file", "guest_write", "resize_vhd", "write_bytes"]
 
@@ -94,6 +95,7 @@ def resize_vhd(host: HyperVHost, path: str, size: int) -> FileEntry:
                     target_name=full,
                 )
         entry.size = size
+        entry.from_bytes = False  # its metadata is rewritten: from now on the host models the disk
         if entry.vhd_type == "Fixed":
             entry.file_size = size
         host.condition.notify_all()
@@ -135,7 +137,7 @@ def write_bytes(host: HyperVHost, path: str, data: bytes, *, append: bool) -> Fi
             )
         if entry is None:
             entry = host.files.create(FileEntry(path=full, size=0, file_size=0))
-        elif entry.vhd_type is not None:
+        elif entry.vhd_type is not None and not entry.from_bytes:
             raise HostError(
                 f"Cannot write bytes into the virtual hard disk '{full}' with this host.",
                 error_id="NotSupported",
@@ -145,9 +147,25 @@ def write_bytes(host: HyperVHost, path: str, data: bytes, *, append: bool) -> Fi
         if not append:
             entry.data = bytearray()
         entry.data += data
-        entry.size = entry.file_size = len(entry.data)
+        _read_what_the_bytes_are(entry)
         host.condition.notify_all()
         return copy.deepcopy(entry)
+
+
+def _read_what_the_bytes_are(entry: FileEntry) -> None:
+    """A file whose bytes are a VHDX is one, with the facts its metadata gives; any other file is a plain one."""
+    entry.file_size = len(entry.data)
+    facts = read_facts(entry.data)
+    if facts is None:
+        entry.vhd_type = entry.vhd_format = entry.parent_path = None
+        entry.from_bytes = False
+        entry.size = entry.file_size
+        return
+    entry.from_bytes = True
+    entry.vhd_type, entry.vhd_format, entry.size = facts.vhd_type, "VHDX", facts.size
+    entry.block_size, entry.parent_path = facts.block_size, None
+    entry.logical_sector_size, entry.physical_sector_size = facts.logical_sector_size, facts.physical_sector_size
+    entry.disk_identifier = facts.disk_identifier
 
 
 def guest_write(host: HyperVHost, vm_id: uuid.UUID, data: bytes) -> str:
