@@ -62,6 +62,7 @@ def test_without_faults_bytes_pass_untouched(echo: tuple[str, int]) -> None:
         assert _round_trip(proxy.port, payload) == payload
         assert proxy.strikes == []
         assert proxy.connections == 1
+        assert proxy.carried == (len(payload), len(payload)), "each way, the bytes it forwarded"
 
 
 def test_a_seed_draws_the_same_plans_again(echo: tuple[str, int]) -> None:

@@ -114,6 +114,7 @@ class FaultyProxy:
         self._acceptor: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
         self._accepted = 0
+        self._carried = [0, 0]  # bytes forwarded to the target, and back to the clients
         self.strikes: list[Strike] = []
         """Every fault that struck, in order."""
 
@@ -179,6 +180,17 @@ class FaultyProxy:
     def connections(self) -> int:
         """How many connections were accepted so far."""
         return self._accepted
+
+    @property
+    def carried(self) -> tuple[int, int]:
+        """How many bytes were forwarded so far (or are being): from the clients to the target, and back."""
+        with self._lock:
+            return self._carried[0], self._carried[1]
+
+    def carry(self, to_target: bool, count: int) -> None:
+        """Record ``count`` bytes forwarded (for the connections' pumps)."""
+        with self._lock:
+            self._carried[0 if to_target else 1] += count
 
     def count(self, fault: Fault) -> int:
         """How many times ``fault`` struck so far."""
@@ -279,6 +291,7 @@ class _Link:
                     return
                 if not self._strike():
                     return
+                self._proxy.carry(source is self._ends[0], len(data))  # before: the peer may read it at once
                 sink.sendall(data)
         except OSError:
             self._abort()
