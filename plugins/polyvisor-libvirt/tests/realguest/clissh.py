@@ -117,9 +117,10 @@ class Ran:
         return f"{shlex.join(self.argv)}\nexit {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
 
 
-def start(argv: list[str]) -> tuple[subprocess.Popen[str], float]:
-    """Start a command; collect it with :func:`finish`."""
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), time.monotonic()
+def start(argv: list[str], cwd: Path | None = None) -> tuple[subprocess.Popen[str], float]:
+    """Start a command (in ``cwd``); collect it with :func:`finish`."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    return process, time.monotonic()
 
 
 def finish(started: tuple[subprocess.Popen[str], float], argv: list[str], timeout: float) -> Ran:
