@@ -80,7 +80,7 @@ def _checked(data: bytearray, offset: int, size: int, checksum_at: int, signatur
     block = bytearray(data[offset : offset + size])
     (stored,) = struct.unpack_from("<I", block, checksum_at)
     block[checksum_at : checksum_at + 4] = bytes(4)
-    return crc32c(block) == stored
+    return crc32c(block) == int(stored)
 
 
 def _current_header(data: bytearray) -> bool:
