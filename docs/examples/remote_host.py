@@ -1,9 +1,9 @@
-"""List the VMs of a remote libvirt host, over any transport, and say what to fix when it cannot connect.
+"""List the VMs of a remote host (libvirt or Hyper-V), over any transport, and say what to fix when it cannot connect.
 
     python remote_host.py URI
 
-The SASL user name and password, for a daemon that asks for them, are read from $LIBVIRT_USERNAME and
-$LIBVIRT_PASSWORD (a password never goes in the URI).
+The SASL user name and password, for a libvirt daemon that asks for them, are read from $LIBVIRT_USERNAME and
+$LIBVIRT_PASSWORD; a Hyper-V host's password from $POLYVISOR_PASSWORD (a password never goes in the URI).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def main(uri: str) -> int:
         conn = polyvisor.connect(
             uri,
             username=os.environ.get("LIBVIRT_USERNAME"),  # None: the URI's user, if any
-            password=os.environ.get("LIBVIRT_PASSWORD"),
+            password=os.environ.get("LIBVIRT_PASSWORD") or os.environ.get("POLYVISOR_PASSWORD"),
         )
     except ConnectionError as error:  # AuthenticationError included: the message names the fix
         print(f"cannot connect: {error}")
