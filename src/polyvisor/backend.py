@@ -47,6 +47,7 @@ from polyvisor.model import (
     Feature,
     GraphicsInfo,
     GuestAddress,
+    HostDevice,
     HostInfo,
     NetworkInfo,
     NicSpec,
@@ -307,6 +308,7 @@ METHOD_FEATURES: Mapping[Feature, tuple[str, ...]] = MappingProxyType(
         Feature.STATS: ("stats",),
         Feature.GRAPHICS: ("graphics",),
         Feature.SCREENSHOT: ("screenshot",),
+        Feature.HOST_DEVICES: ("host_devices",),
     }
 )
 """Features a backend declares by overriding these methods (all of them)."""
@@ -349,6 +351,10 @@ OPTION_FEATURES: Mapping[Feature, Feature | None] = MappingProxyType(
         Feature.VIDEO_VGA: Feature.CREATE,
         Feature.VIDEO_BOCHS: Feature.CREATE,
         Feature.VIDEO_NONE: Feature.CREATE,
+        Feature.TPM: Feature.CREATE,
+        Feature.NESTED_VIRTUALIZATION: Feature.CREATE,
+        Feature.PCI_PASSTHROUGH: Feature.HOST_DEVICES,
+        Feature.USB_PASSTHROUGH: Feature.HOST_DEVICES,
     }
 )
 """Features that are options of other calls, each with the feature it builds on (or None).
@@ -375,6 +381,10 @@ class Backend(abc.ABC):
     #: ``memory://``, which live in the connecting process or in libvirtd's): what a process did through it is
     #: gone once the process exits. A backend may set it per connection, when it depends on the driver.
     ephemeral: bool = False
+
+    #: Why the probe took features away on this connection ("KVM is not usable here ..."), by feature: the core
+    #: puts the reason into the UnsupportedError a call for one of them raises, and ``polyvisor host`` shows it.
+    feature_reasons: Mapping[Feature, str] = MappingProxyType({})
 
     uri: URI
 
@@ -425,6 +435,10 @@ class Backend(abc.ABC):
         """Return the networks or switches VMs can attach to (with their mode and subnet where known)."""
         raise UnsupportedError("this backend does not list networks", feature=Feature.NETWORKS)
 
+    def host_devices(self) -> list[HostDevice]:
+        """Return the host's PCI and USB devices a VM can be given, each with the VM that has it (``used_by``)."""
+        raise UnsupportedError("listing host devices is not supported", feature=Feature.HOST_DEVICES)
+
     def create_network(self, spec: NetworkSpec, deadline: Deadline) -> NetworkInfo:
         """Create the network (libvirt: define, start, autostart) or switch; on failure leave nothing behind.
 
@@ -456,7 +470,10 @@ class Backend(abc.ABC):
     # -- lifecycle primitives (called only from states the contract allows) ----------------------------------
     @abc.abstractmethod
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
-        """Define the VM (stopped); on failure leave nothing behind."""
+        """Define the VM (stopped); on failure leave nothing behind.
+
+        The core has checked the spec against the declared features, and its ``host_devices`` against
+        :meth:`host_devices` (each listed, of a bus the connection passes through, and no other VM's)."""
 
     @abc.abstractmethod
     def start(self, uuid: str, deadline: Deadline) -> None:

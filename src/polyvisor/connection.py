@@ -13,10 +13,10 @@ import os
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Self
 
-from polyvisor import network_calls, storage_calls
+from polyvisor import device_calls, network_calls, storage_calls
 from polyvisor.backend import SYSTEM_CLOCK, Backend, Clock, Deadline
 from polyvisor.backend import validate_timeout as _check_timeout
 from polyvisor.calls import change, read
@@ -33,6 +33,7 @@ from polyvisor.model import (
     CloneMode,
     Feature,
     Firmware,
+    HostDevice,
     HostInfo,
     NetworkInfo,
     NetworkMode,
@@ -62,7 +63,10 @@ class Connection:
         static = type(backend).static_features()
         probed = backend.probe_features()
         features = static if probed is None else static & probed
-        self._capabilities = Capabilities(frozenset(features), backend=type(backend).name)
+        reasons = {feature: why for feature, why in backend.feature_reasons.items() if feature not in features}
+        self._capabilities = Capabilities(
+            frozenset(features), backend=type(backend).name, reasons=MappingProxyType(reasons)
+        )
         self._ephemeral = backend.ephemeral
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
         self._retired = False
@@ -143,6 +147,11 @@ class Connection:
         """Return the networks (libvirt) or virtual switches (Hyper-V) VMs can attach to."""
         self._capabilities.require(Feature.NETWORKS, host=self.host)
         return read(self, lambda b: b.networks(), self._deadline(timeout))
+
+    def host_devices(self, *, timeout: float = DEFAULT_TIMEOUT) -> builtins.list[HostDevice]:
+        """Return the host's PCI and USB devices a VM can be given (``VMSpec.host_devices``), each naming the VM that
+        has it (``used_by``)."""
+        return device_calls.host_devices(self, self._deadline(timeout))
 
     def _deadline(self, timeout: float) -> Deadline:
         _check_timeout(timeout)
@@ -240,6 +249,8 @@ class Connection:
             (any(nic.kind is NicKind.USER for nic in spec.nics), Feature.USER_NETWORKING),
             (spec.dynamic_memory is not None and spec.dynamic_memory.buffer_percent is not None, Feature.MEMORY_BUFFER),
             *display_needs(spec),
+            (spec.tpm is not None, Feature.TPM),
+            (spec.nested_virtualization, Feature.NESTED_VIRTUALIZATION),
         ):
             if needed:
                 caps.require(feature, host=self.host)
@@ -247,6 +258,7 @@ class Connection:
             host_arch = read(self, lambda b: b.host_info(), deadline).arch
             if spec.arch.value != host_arch:
                 caps.require(Feature.ARCHITECTURE_CHOICE, host=self.host)
+        device_calls.check_spec_devices(self, spec, deadline)
         if self.exists(spec.name, timeout=deadline.remaining()):
             raise AlreadyExistsError(
                 f"a VM named {spec.name!r} already exists; pick another name or delete it first",

@@ -123,7 +123,8 @@ class InvalidStateError(PolyvisorError):
 
 
 class InUseError(PolyvisorError):
-    """A volume (or a pool holding one) is used by VMs, so it cannot be deleted; ``users`` names them."""
+    """Something VMs use cannot be deleted or given to another VM (a volume, a pool holding one, a network, a host
+    device); ``users`` names them."""
 
     def __init__(self, message: str, *, users: Iterable[str], host: str | None = None) -> None:
         super().__init__(message, host=host)

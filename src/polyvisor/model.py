@@ -44,6 +44,8 @@ __all__ = [
     "GraphicsSpec",
     "GuestAddress",
     "GuestArchitecture",
+    "HostDevice",
+    "HostDeviceKind",
     "HostInfo",
     "KernelBoot",
     "NetworkInfo",
@@ -58,6 +60,8 @@ __all__ = [
     "ShutdownMode",
     "Snapshot",
     "SnapshotTree",
+    "TpmModel",
+    "TpmSpec",
     "VMDetails",
     "VMInfo",
     "VMSpec",
@@ -65,6 +69,7 @@ __all__ = [
     "VideoModel",
     "parse_graphics",
     "parse_video",
+    "device_facts",
 ]
 
 
@@ -235,26 +240,47 @@ class Feature(enum.StrEnum):
     """A spec's ``video`` may be ``bochs``."""
     VIDEO_NONE = "video-none"
     """A spec's ``video`` may be ``none`` (no display adapter)."""
+    TPM = "tpm"
+    """A spec may give ``tpm``: a virtual TPM 2.0 (libvirt: swtpm, the emulator backend; Hyper-V: a local key
+    protector and ``Enable-VMTPM``, Generation 2 only)."""
+    NESTED_VIRTUALIZATION = "nested-virtualization"
+    """A spec may ask for ``nested_virtualization``: the guest sees the CPU's virtualization extensions (VT-x or
+    AMD-V), so it can run a hypervisor of its own."""
+    HOST_DEVICES = "host-devices"
+    """The host's devices that can be passed through to a VM are listed (:meth:`polyvisor.Connection.host_devices`)."""
+    PCI_PASSTHROUGH = "pci-passthrough"
+    """A spec's ``host_devices`` may name PCI devices of the host (libvirt: VFIO; Hyper-V: Discrete Device
+    Assignment)."""
+    USB_PASSTHROUGH = "usb-passthrough"
+    """A spec's ``host_devices`` may name USB devices of the host."""
 
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """The set of features a backend declares."""
+    """The set of features a backend declares, and why the host's probe took some away."""
 
     features: frozenset[Feature]
     backend: str = ""
+    reasons: Mapping[Feature, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+    """Why a feature is not supported here, where the probe knows ("KVM is not usable ...")."""
 
     def supports(self, feature: Feature) -> bool:
         """Return whether the feature is declared."""
         return feature in self.features
 
+    def why_not(self, feature: Feature) -> str | None:
+        """Return why a feature is not supported here, when the backend said so (None otherwise)."""
+        return None if feature in self.features else self.reasons.get(feature)
+
     def require(self, feature: Feature, *, host: str | None = None, vm: str | None = None) -> None:
         """Raise :class:`~polyvisor.errors.UnsupportedError` unless the feature is declared."""
         if feature not in self.features:
             who = self.backend or "this backend"
+            reason = self.reasons.get(feature)
             raise UnsupportedError(
-                f"{who} does not support {feature.value!r}; check "
-                f"connection.capabilities.supports(Feature.{feature.name}) before calling",
+                f"{who} does not support {feature.value!r}"
+                + (f" here: {reason}" if reason else "")
+                + f"; check connection.capabilities.supports(Feature.{feature.name}) before calling",
                 feature=feature,
                 host=host,
                 vm=vm,
@@ -891,6 +917,105 @@ class DynamicMemory:
         return value
 
 
+class TpmModel(enum.StrEnum):
+    """The TPM device a guest sees, named as libvirt names it; Hyper-V has one model and takes none."""
+
+    TIS = "tpm-tis"
+    """The TPM Interface Specification device (x86 and Arm guests)."""
+    CRB = "tpm-crb"
+    """The Command Response Buffer device (x86 guests, TPM 2.0)."""
+    SPAPR = "tpm-spapr"
+    """The device of IBM's pseries machines (ppc64 guests)."""
+
+
+TPM_VERSIONS = ("2.0",)
+"""The TPM versions a spec may ask for: 2.0, the one Windows 11 needs and the only one Hyper-V emulates."""
+
+
+@dataclass(frozen=True, slots=True)
+class TpmSpec:
+    """A virtual TPM (capability ``tpm``). ``model`` None lets the backend choose the device for the guest's
+    architecture; in a spec, ``tpm=True`` is ``TpmSpec()``."""
+
+    version: str = "2.0"
+    model: TpmModel | None = None
+
+    def __post_init__(self) -> None:
+        if self.version not in TPM_VERSIONS:
+            raise _fail(
+                "tpm.version",
+                f"{self.version!r} is not a TPM version polyvisor offers; use {', '.join(TPM_VERSIONS)} "
+                "(TPM 1.2 is not emulated by Hyper-V, and Windows 11 needs 2.0)",
+            )
+        if self.model is not None:
+            object.__setattr__(self, "model", _enum(TpmModel, self.model, "tpm.model"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TpmSpec:
+        """Build from plain data (a TOML/JSON table)."""
+        value: TpmSpec = _from_dict(cls, data, "tpm")
+        return value
+
+
+class HostDeviceKind(enum.StrEnum):
+    """The bus of a host device that can be passed through."""
+
+    PCI = "pci"
+    USB = "usb"
+
+
+@dataclass(frozen=True, slots=True)
+class HostDevice:
+    """A device of the host that a VM can be given (:meth:`polyvisor.Connection.host_devices`).
+
+    ``name`` is what a spec's ``host_devices`` names: libvirt's node device name (``pci_0000_03_00_0``,
+    ``usb_1_4``), Hyper-V's location path (``PCIROOT(0)#PCI(0300)#PCI(0000)``). ``used_by`` is the name of the VM
+    that has it, if one does.
+    """
+
+    name: str
+    kind: HostDeviceKind
+    description: str = ""
+    address: str = ""
+    """Where it sits: ``0000:03:00.0`` (PCI domain:bus:slot.function), ``001:004`` (USB bus:device)."""
+    vendor: str = ""
+    product: str = ""
+    used_by: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _host_devices(value: object) -> tuple[str, ...]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise _fail("host_devices", "must be a list of device names, as conn.host_devices() lists them")
+    names: list[str] = []
+    for index, item in enumerate(value):
+        where = f"host_devices[{index}]"
+        name = item.name if isinstance(item, HostDevice) else item
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise _fail(where, f"{name!r} is not a device name; use a name conn.host_devices() lists")
+        if _CONTROL.search(name) or _XML_INVALID.search(name) or len(name) > 400:
+            raise _fail(where, f"{name!r} is not a device name; use a name conn.host_devices() lists")
+        if name in names:
+            raise _fail(where, f"{name!r} is listed twice; a device can be given to a VM once")
+        names.append(name)
+    return tuple(names)
+
+
+def device_facts(tpm: TpmSpec | str | None, nested: bool, host_devices: Iterable[str]) -> dict[str, Any]:
+    """The ``info().extra`` entries of a VM's devices, the same on every backend, each only when the VM has it:
+    ``tpm`` (the version, ``"2.0"``), ``nested`` (True: the guest sees the virtualization extensions) and
+    ``host_devices`` (the names of the host devices it was given)."""
+    facts: dict[str, Any] = {}
+    if tpm is not None:
+        facts["tpm"] = tpm.version if isinstance(tpm, TpmSpec) else tpm
+    if nested:
+        facts["nested"] = True
+    names = list(host_devices)
+    if names:
+        facts["host_devices"] = names
+    return facts
+
+
 # -- cloud-init first-boot data ------------------------------------------------------------------------------
 # cloud-init reads meta-data and network-config with PyYAML. polyvisor writes them as JSON (valid YAML, so no YAML
 # library is needed), with three differences PyYAML would otherwise make, each measured with Debian's cloud-init 22.4:
@@ -1132,6 +1257,13 @@ class VMSpec:
     None leaves the backend's default (libvirt: none; Hyper-V: VMConnect, always there)."""
     video: VideoModel | None = None
     """The display adapter (``virtio``, ``qxl``, ``vga``, ``bochs``, ``none``); None leaves the backend's default."""
+    tpm: TpmSpec | None = None
+    """A virtual TPM 2.0 (capability ``tpm``); ``True`` or a table are read as a :class:`TpmSpec`."""
+    nested_virtualization: bool = False
+    """Show the guest the CPU's virtualization extensions (capability ``nested-virtualization``)."""
+    host_devices: tuple[str, ...] = ()
+    """Host devices given to the VM, by the names :meth:`polyvisor.Connection.host_devices` lists (capabilities
+    ``pci-passthrough``, ``usb-passthrough``); one another VM has is refused."""
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -1189,6 +1321,18 @@ class VMSpec:
                 "video",
                 "a graphical console with video 'none' shows nothing; choose a video model or graphics 'none'",
             )
+        tpm: object = self.tpm
+        if tpm is True:
+            object.__setattr__(self, "tpm", TpmSpec())
+        elif tpm is False:
+            object.__setattr__(self, "tpm", None)
+        elif isinstance(tpm, Mapping):
+            object.__setattr__(self, "tpm", _from_dict(TpmSpec, tpm, "tpm"))
+        elif tpm is not None and not isinstance(tpm, TpmSpec):
+            raise _fail("tpm", "must be true, a TpmSpec or a table with version and model")
+        if not isinstance(self.nested_virtualization, bool):
+            raise _fail("nested_virtualization", "must be true or false")
+        object.__setattr__(self, "host_devices", _host_devices(self.host_devices))
         if self.dynamic_memory is not None:
             low, high = self.dynamic_memory.minimum_mib, self.dynamic_memory.maximum_mib
             if not low <= self.memory_mib <= high:

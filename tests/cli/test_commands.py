@@ -340,7 +340,7 @@ def test_host_shows_facts_capabilities_and_networks(run: Run, lab: Lab) -> None:
     assert "Networks:" in text
     assert "default  yes     memory" in text
     data = as_json(run("--json", "host"))
-    assert list(data) == ["uri", "backend", "host", "capabilities", "networks"]
+    assert list(data) == ["uri", "backend", "host", "capabilities", "networks", "host_devices", "why_not"]
     keys = ["hostname", "hypervisor", "hypervisor_version", "cpus", "memory_mib", "arch", "extra", "free_memory_mib"]
     assert list(data["host"]) == [*keys, "architectures"]
     assert data["host"]["extra"] == {"pid": os.getpid()}
@@ -349,6 +349,27 @@ def test_host_shows_facts_capabilities_and_networks(run: Run, lab: Lab) -> None:
     assert data["networks"] == [
         {"name": "default", "active": True, "kind": "memory", "uuid": None, "mode": "nat", "subnet": None, "extra": {}}
     ]
+
+
+def test_host_shows_the_devices_vms_can_be_given_and_why_features_are_missing(run: Run, lab: Lab) -> None:
+    lab.add("gpu", host_devices=["pci_0000_03_00_0"])
+    text = run("host").stdout
+    assert "Host devices:" in text
+    assert "pci_0000_03_00_0  pci   0000:03:00.0  modelled graphics card    gpu" in text
+    assert "usb_1_4           usb   001:004       modelled USB flash drive  -" in text
+    data = as_json(run("--json", "host"))
+    by_name = {device["name"]: device for device in data["host_devices"]}
+    assert by_name["pci_0000_03_00_0"]["used_by"] == "gpu"
+    assert by_name["usb_1_4"]["used_by"] is None
+    assert data["why_not"] == {}
+
+
+def test_host_says_why_a_probe_took_a_feature_away(run: Run, lab: Lab) -> None:
+    lab.faults["without"] = Feature.TPM.value
+    lab.faults["why"] = "tpm=swtpm is not installed"
+    text = run("host").stdout
+    assert "Not supported here, and why:\n  tpm: swtpm is not installed" in text
+    assert as_json(run("--json", "host"))["why_not"] == {"tpm": "swtpm is not installed"}
 
 
 def test_host_without_network_support(run: Run, lab: Lab) -> None:

@@ -29,7 +29,16 @@ from polyvisor.connection import Connection
 from polyvisor.errors import ConnectionError, ValidationError
 from polyvisor.events import RECONNECT_WITHIN, ResumingSubscription, subscribe
 from polyvisor.metrics.counters import VMStats
-from polyvisor.model import Capabilities, Feature, HostInfo, NetworkInfo, NetworkMode, VMInfo, VMSpec
+from polyvisor.model import (
+    Capabilities,
+    Feature,
+    HostDevice,
+    HostInfo,
+    NetworkInfo,
+    NetworkMode,
+    VMInfo,
+    VMSpec,
+)
 from polyvisor.plugins import Plugins
 from polyvisor.storage import Progress, StoragePool, TransferProgress, Volume, VolumeFormat
 from polyvisor.storage_calls import TRANSFER_TIMEOUT
@@ -271,6 +280,10 @@ class AsyncConnection:
     async def host_info(self, *, timeout: float = DEFAULT_TIMEOUT) -> HostInfo:
         """Return facts about the host."""
         return await self._timed(self.sync.host_info, timeout)
+
+    async def host_devices(self, *, timeout: float = DEFAULT_TIMEOUT) -> list[HostDevice]:
+        """Return the host's PCI and USB devices a VM can be given (see :meth:`polyvisor.Connection.host_devices`)."""
+        return await self._timed(self.sync.host_devices, timeout)
 
     async def networks(self, *, timeout: float = DEFAULT_TIMEOUT) -> list[NetworkInfo]:
         """Return the networks (libvirt) or virtual switches (Hyper-V) VMs can attach to."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import click
 
 from polyvisor.cli.fleetcmds import fleet_watch
-from polyvisor.cli.records import capabilities_record, event_record, host_record, network_record
+from polyvisor.cli.records import capabilities_record, device_record, event_record, host_record, network_record
 from polyvisor.cli.render import key_values, table
 from polyvisor.cli.session import Session
 from polyvisor.model import Feature
@@ -22,17 +22,22 @@ pass_session = click.make_pass_decorator(Session)
 @click.command("host")
 @pass_session
 def host(session: Session) -> None:
-    """Show the host's facts, the backend's capabilities and the networks VMs can use."""
+    """Show the host's facts, the backend's capabilities (and why some are missing), the devices VMs can be given
+    and the networks VMs can use."""
     conn = session.connection
     info = conn.host_info()
     features = capabilities_record(conn.capabilities)
     networks = [network_record(net) for net in conn.networks()] if conn.supports(Feature.NETWORKS) else None
+    devices = [device_record(dev) for dev in conn.host_devices()] if conn.supports(Feature.HOST_DEVICES) else None
+    why_not = {feature.value: reason for feature, reason in sorted(conn.capabilities.reasons.items())}
     record = {
         "uri": conn.uri.render(),
         "backend": conn.capabilities.backend,
         "host": host_record(info),
         "capabilities": features,
         "networks": networks,
+        "host_devices": devices,
+        "why_not": why_not,
     }
 
     def human() -> str:
@@ -47,7 +52,10 @@ def host(session: Session) -> None:
         ]
         pairs.extend((str(key), value) for key, value in sorted(info.extra.items()))
         rows = [(feature.value, feature.value in features) for feature in sorted(Feature, key=lambda f: f.value)]
-        parts = [key_values(pairs), "", "Capabilities:", table(("FEATURE", "SUPPORTED"), rows), "", "Architectures:"]
+        parts = [key_values(pairs), "", "Capabilities:", table(("FEATURE", "SUPPORTED"), rows)]
+        if why_not:
+            parts += ["", "Not supported here, and why:", *(f"  {name}: {why}" for name, why in why_not.items())]
+        parts += ["", "Architectures:"]
         if info.architectures:
             arch_rows = [
                 (
@@ -61,6 +69,14 @@ def host(session: Session) -> None:
             parts.append(table(("ARCH", "ACCELERATORS", "MACHINE", "VMS LACK"), arch_rows))
         else:
             parts.append(f"(this backend does not tell; the host's own is {info.arch})")
+        parts += ["", "Host devices:"]
+        if devices is None:
+            parts.append("(this backend does not list host devices)")
+        elif not devices:
+            parts.append("(none)")
+        else:
+            dev_rows = [(d["name"], d["kind"], d["address"], d["description"], d["used_by"] or "-") for d in devices]
+            parts.append(table(("NAME", "KIND", "ADDRESS", "DESCRIPTION", "USED BY"), dev_rows))
         parts += ["", "Networks:"]
         if networks is None:
             parts.append("(this backend does not list networks)")

@@ -14,6 +14,7 @@ from polyvisor.model import (
     Capabilities,
     Event,
     GuestAddress,
+    HostDevice,
     HostInfo,
     NetworkInfo,
     Readiness,
@@ -27,6 +28,7 @@ __all__ = [
     "action_record",
     "address_record",
     "capabilities_record",
+    "device_record",
     "event_record",
     "host_record",
     "jsonable",
@@ -141,6 +143,20 @@ def snapshot_records(tree: SnapshotTree) -> list[Record]:
 def capabilities_record(caps: Capabilities) -> list[str]:
     """The declared features, sorted."""
     return sorted(feature.value for feature in caps.features)
+
+
+def device_record(device: HostDevice) -> Record:
+    """A host device a VM can be given, and the VM that has it."""
+    return {
+        "name": device.name,
+        "kind": device.kind.value,
+        "description": device.description,
+        "address": device.address,
+        "vendor": device.vendor,
+        "product": device.product,
+        "used_by": device.used_by,
+        "extra": jsonable(dict(device.extra)),
+    }
 
 
 def host_record(host: HostInfo) -> Record:

@@ -9,6 +9,10 @@ value it does not take, is refused with :class:`~polyvisor.errors.ValidationErro
     The host's probe narrows the connection to these features, or drops these (:class:`~polyvisor.model.Feature`
     values such as ``pause``, ``networks``, ``events``), as a host with an older hypervisor does. Without
     ``events`` the core polls for changes.
+``why=FEATURE=TEXT;...``
+    The probe says why it took these features away (:attr:`~polyvisor.backend.Backend.feature_reasons`), as the
+    libvirt backend says why KVM-only features are missing under TCG: the reason reaches the UnsupportedError of a
+    call that needs the feature, and ``polyvisor host``.
 ``fail=PRIMITIVE,...`` and ``fail-message=TEXT``
     These primitives (backend method names, :data:`PRIMITIVES`: ``save``, ``list_vms``, ...) raise
     :class:`~polyvisor.errors.BackendError` whose native message is TEXT (default ``injected failure``), as a
@@ -56,6 +60,7 @@ log = logging.getLogger(__name__)
 PRIMITIVES = (
     "host_info",
     "networks",
+    "host_devices",
     "create_network",
     "delete_network",
     "list_vms",
@@ -111,6 +116,7 @@ PRIMITIVES = (
 MUTATING = frozenset(PRIMITIVES) - {
     "host_info",
     "networks",
+    "host_devices",
     "list_vms",
     "lookup",
     "info",
@@ -131,7 +137,17 @@ MUTATING = frozenset(PRIMITIVES) - {
 }
 """The primitives that change something on the hypervisor (the others only read)."""
 
-_OPTIONS = ("features", "without", "fail", "fail-message", "guest", "unreachable", "password-sha256", "leak-secrets")
+_OPTIONS = (
+    "features",
+    "without",
+    "fail",
+    "fail-message",
+    "guest",
+    "unreachable",
+    "password-sha256",
+    "leak-secrets",
+    "why",
+)
 _GUESTS = ("ignore-shutdown",)
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -184,6 +200,7 @@ class Faults:
     unreachable: bool = False
     password_sha256: str | None = None
     leak_secrets: bool = False
+    why: tuple[tuple[Feature, str], ...] = ()
 
     @classmethod
     def from_uri(cls, uri: URI) -> Faults:
@@ -196,6 +213,9 @@ class Faults:
                 )
             if option in ("features", "without"):
                 options[option] = _features(option, value)
+            elif option == "why":
+                pairs = [item.partition("=") for item in value.split(";") if item.strip()]
+                options["why"] = tuple((next(iter(_features(option, name))), text) for name, _, text in pairs)
             elif option == "fail":
                 primitives = frozenset(name.strip() for name in value.split(",") if name.strip())
                 unknown = sorted(primitives - set(PRIMITIVES))
@@ -264,6 +284,7 @@ class Instrumented(Backend):
         self._inside = threading.local()
         self.faults = Faults.from_uri(uri)
         self.faults.open(uri, credentials, host)
+        self.feature_reasons = dict(self.faults.why)
 
     def mutations(self) -> list[str]:
         """The recorded calls that change something (:data:`MUTATING`)."""

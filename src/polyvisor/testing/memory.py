@@ -43,6 +43,10 @@ conformance kit's hook) and deleted with the VM, with or without its storage. Co
 Screens: a spec's ``graphics`` and ``video`` give the VM a console and a display adapter with libvirt's rules,
 and a screenshot is the host's own drawing (``polyvisor.testing.memory_display``).
 
+Devices: a spec's ``tpm`` and ``nested_virtualization`` are kept as given (the modelled guest sees a TPM 2.0 and the
+virtualization extensions) and shown in ``info().extra`` as every backend shows them
+(:func:`~polyvisor.model.device_facts`); the host's passable devices are ``polyvisor.testing.memory_devices``.
+
 Reconfiguring: a stopped VM takes any CPU count up to the host's 64 and any memory (within ``dynamic_memory``'s
 range when it has one). A running VM changes CPUs live up to the host's 64 and memory within ``dynamic_memory``'s
 range, or, without dynamic memory, down to 16 MiB and up to the memory it booted with (a balloon); live changes are
@@ -84,15 +88,18 @@ from polyvisor.model import (
     ReadyAnswer,
     ShutdownMode,
     Snapshot,
+    TpmSpec,
     VMDetails,
     VMInfo,
     VMSpec,
     VMStatus,
+    device_facts,
     normalize_uuid,
 )
 from polyvisor.provisioning.nocloud import build_seed_iso
 from polyvisor.testing.memory_display import SCREEN_FEATURES, DisplayPrimitives, Screen, claim_port
 from polyvisor.testing.memory_guest import GuestPrimitives, MemoryGuests
+from polyvisor.testing.memory_devices import DEVICE_FEATURES, DevicePrimitives, MemoryDevices
 from polyvisor.testing.memory_networks import MemoryNetworks, NetworkPrimitives
 from polyvisor.testing.memory_stats import note_state, sample_host
 from polyvisor.testing.memory_storage import MemoryStorage, StoragePrimitives
@@ -189,6 +196,9 @@ class _VM:
     current_snapshot: str | None = None
     screen: Screen = field(default_factory=Screen)
     """Its graphical console and display adapter (``polyvisor.testing.memory_display``)."""
+    tpm: TpmSpec | None = None
+    nested_virtualization: bool = False
+    host_devices: tuple[str, ...] = ()
 
     @property
     def ignores_shutdown(self) -> bool:
@@ -209,6 +219,7 @@ class _VM:
                 "cdroms": {"hdc": self.seed_path} if self.has_seed else {},
                 "nics": list(self.nics),
                 "forwards": [forward.fact(mac) for mac, forward in self.forwards],
+                **device_facts(self.tpm, self.nested_virtualization, self.host_devices),
             }
             facts = VMDetails(
                 self.cpus, self.memory_mib, dict(self.labels), self.description, extra, self.dynamic_memory
@@ -322,6 +333,13 @@ class MemoryHost:
         """The host's networks (``polyvisor.testing.memory_networks``)."""
         self.guests = MemoryGuests(name, self.lock, lambda: {vm.uuid: vm.name for vm in self.vms.values()})
         """The guests' consoles, programs and files (``polyvisor.testing.memory_guest``)."""
+        self.devices = MemoryDevices(name, self.device_users, self.lock)
+        """The host's devices VMs can be given (``polyvisor.testing.memory_devices``)."""
+
+    def device_users(self) -> dict[str, str]:
+        """The VM that has each host device given to one, by device name."""
+        with self.lock:
+            return {device: vm.name for vm in self.vms.values() for device in vm.host_devices}
 
     def network_users(self, network: str) -> list[str]:
         """The names of the VMs with a NIC on ``network``."""
@@ -427,6 +445,7 @@ OPTION_FEATURES = (
         }
     )
     | SCREEN_FEATURES
+    | DEVICE_FEATURES
 )
 """The options of calls memory:// takes (its option_features; the URI's faults can take some away)."""
 
@@ -434,7 +453,7 @@ _ARCHITECTURES = (GuestArchitecture("x86_64"),)
 """What memory:// says it runs: its VMs run nothing, on no processor."""
 
 
-class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, DisplayPrimitives):
+class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, DisplayPrimitives, DevicePrimitives):
     """A connection to an in-memory host (its primitives also record their calls and obey the URI's faults)."""
 
     name = "memory"
@@ -503,6 +522,7 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
                 target = _free_target(disks)
                 disks[target] = self._make_disk(spec.name, target, disk)
             seed = build_seed_iso(spec.cloud_init) if spec.cloud_init is not None else None
+            self.host.devices.claim(spec.host_devices, spec.name)
             deadline.check("creating the VM", host=self.host.name, vm=spec.name)
             macs = [nic.mac or self.host.next_mac() for nic in spec.nics]
             vm = _VM(
@@ -518,6 +538,9 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
                 dynamic_memory=spec.dynamic_memory,
                 has_seed=seed is not None,
                 screen=Screen(spec.graphics, spec.video),
+                tpm=spec.tpm,
+                nested_virtualization=spec.nested_virtualization,  # the modelled guest sees VT-x
+                host_devices=spec.host_devices,
             )
             vm.nic_networks = dict(zip(vm.nics, networks, strict=True))
             for made in disks.values():

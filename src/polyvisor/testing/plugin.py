@@ -35,6 +35,7 @@ AREAS = {
     "test_inguest": "inside the guest: console streams (one at a time, no leaked descriptors), exec and file checks",
     "test_screen": "the screen: graphics consoles and how to reach them, screenshots as PNG",
     "test_lifecycle": "lifecycle group: one VM through create, start, pause, save, snapshot, shutdown and delete",
+    "test_devices": "devices: a TPM, nested virtualization, host devices given to one VM at a time, by capability",
 }
 
 
