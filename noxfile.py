@@ -198,6 +198,18 @@ def conformance(session: nox.Session) -> None:
         *host_networks,
         external=True,
     )
+    # test:///default has no PCI or USB node devices (nor has this machine a spare one): the devices group runs again
+    # on a test driver host that has some.
+    devices_host = Path("plugins/polyvisor-libvirt/tests/host-devices.xml").resolve()
+    session.run(
+        *libvirt_kit,
+        *junit("conformance-test-devices"),
+        "--polyvisor-uri",
+        f"test://{devices_host}",
+        "-k",
+        "test_devices",
+        external=True,
+    )
     spec = GUEST_DIR / "x86_64" / "conformance-spec.json"
     if spec.exists() or os.environ.get("CI") == "true":
         before = pool_volumes()

@@ -8,7 +8,8 @@ Each room is a module with one class, named as in the Hyper-V backend, and each 
   labels, per-VM features, console;
 * :mod:`.lifecycle`: creation, deletion and the power verbs;
 * :mod:`.snapshots`: internal snapshots;
-* :mod:`.devices`: disks and NICs attached and detached; :mod:`.storage`: pools and the volumes a domain owns;
+* :mod:`.devices`: disks and NICs attached and detached; :mod:`.hostdevices`: the host's node devices, the TPM,
+  nested virtualization and passthrough a spec asks for; :mod:`.storage`: pools and the volumes a domain owns;
   :mod:`.images`: clones of base images and cloud-init seeds;
 * :mod:`.networks`: networks as values, made and deleted;
 * :mod:`.pools`: the host's storage pools and volumes as values, made and deleted; :mod:`.transfers`: images
@@ -27,6 +28,7 @@ libvirt's own: :mod:`.domainxml` (domain XML, built and parsed), :mod:`.planner`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import ClassVar
 
 from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscription
@@ -37,6 +39,7 @@ from polyvisor.model import (
     DiskSpec,
     Feature,
     GuestAddress,
+    HostDevice,
     HostInfo,
     NicSpec,
     ReadyAnswer,
@@ -54,6 +57,7 @@ from polyvisor_libvirt.console import Consoles
 from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.display import Display
 from polyvisor_libvirt.guest_agent import GuestAgent
+from polyvisor_libvirt.hostdevices import DEVICE_FEATURES, HostDevices, probe_device_caps
 from polyvisor_libvirt.images import Images
 from polyvisor_libvirt.inguest import InGuestPrimitives
 from polyvisor_libvirt.inventory import Inventory
@@ -107,7 +111,7 @@ class LibvirtBackend(ResourcePrimitives, InGuestPrimitives, ScreenPrimitives, Ba
             Feature.NETWORK_NAT,
             Feature.NETWORK_ADDRESSES,
         }
-    ) | (SCREEN_FEATURES - {Feature.GRAPHICS, Feature.SCREENSHOT})
+    ) | (SCREEN_FEATURES - {Feature.GRAPHICS, Feature.SCREENSHOT}) | (DEVICE_FEATURES - {Feature.HOST_DEVICES})
     address_sources: ClassVar[tuple[str, ...]] = ("agent", "lease", "arp")
     ready_sources: ClassVar[tuple[str, ...]] = ("cloud-init",)
 
@@ -120,7 +124,9 @@ class LibvirtBackend(ResourcePrimitives, InGuestPrimitives, ScreenPrimitives, Ba
         self._client = client = LibvirtClient(uri, credentials)
         try:
             host_caps = read_host_caps(client)
-            self._features = probe_connection(client, host_caps)
+            device_caps = probe_device_caps(client, host_caps)
+            self._features = probe_connection(client, host_caps) | device_caps.features
+            self.feature_reasons = MappingProxyType(device_caps.reasons)
         except BaseException:
             self.close()  # no caller will ever close a backend that was not returned
             raise
@@ -133,6 +139,7 @@ class LibvirtBackend(ResourcePrimitives, InGuestPrimitives, ScreenPrimitives, Ba
         storage = Storage(client)
         self._inventory = Inventory(client, host_caps)
         self._devices = Devices(client, storage)
+        self._hostdevs = HostDevices(client, device_caps)
         self._lifecycle = Lifecycle(
             client,
             host_caps,
@@ -140,6 +147,7 @@ class LibvirtBackend(ResourcePrimitives, InGuestPrimitives, ScreenPrimitives, Ba
             storage=storage,
             devices=self._devices,
             images=Images(client),
+            hostdevs=self._hostdevs,
             acpi_shutdown=self.shutdown_retry_interval is not None,
         )
         self._snapshots = Snapshots(client)
@@ -164,6 +172,11 @@ class LibvirtBackend(ResourcePrimitives, InGuestPrimitives, ScreenPrimitives, Ba
     def host_info(self) -> HostInfo:
         """Facts from getInfo, getHostname, getVersion/getLibVersion and the capabilities."""
         return self._inventory.host_info()
+
+    @bounded("listing host devices")
+    def host_devices(self) -> list[HostDevice]:
+        """PCI and USB node devices, each with the domain that has it (see :mod:`.hostdevices`)."""
+        return self._hostdevs.host_devices()
 
     @bounded("listing VMs")
     def list_vms(self) -> list[VMInfo]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from polyvisor.errors import BackendError, ValidationError
 from polyvisor.model import BootDevice, DiskBus, GraphicsProtocol, GraphicsSpec, KernelBoot, PortForward, VideoModel
+from polyvisor_libvirt import devicexml
+from polyvisor_libvirt.devicexml import DeviceFacts, Hostdev
 
 __all__ = [
     "LABELS_NS",
@@ -158,6 +160,13 @@ class DomainPlan:
     """The graphical console (``<graphics>``); None or protocol ``none`` adds none."""
     video: VideoModel | None = None
     """The display adapter (``<video><model type=...>``); None leaves libvirt's default."""
+    tpm_version: str | None = None
+    """A TPM of this version, emulated by swtpm (:mod:`.devicexml`)."""
+    tpm_model: str | None = None
+    nested_cpu_feature: str | None = None
+    """``vmx`` or ``svm``: pass the host's CPU through and require its virtualization extension (nested)."""
+    hostdevs: tuple[Hostdev, ...] = ()
+    """Host devices given to the domain."""
 
 
 def disk_element(disk: DiskDevice) -> ET.Element:
@@ -290,6 +299,8 @@ def build_domain(plan: DomainPlan) -> str:
             _sub(volumes, f"{{{STORAGE_NS}}}volume", path=path)
     if plan.memory_minimum_mib is not None:
         _sub(metadata, f"{{{MEMORY_NS}}}dynamic", **{"minimum-mib": str(plan.memory_minimum_mib)})
+    if plan.hostdevs:
+        metadata.append(devicexml.names_element(tuple(device.name for device in plan.hostdevs)))
     _sub(domain, "memory", str(plan.memory_mib * 1024), unit="KiB")
     current = plan.current_memory_mib if plan.current_memory_mib is not None else plan.memory_mib
     _sub(domain, "currentMemory", str(current * 1024), unit="KiB")
@@ -333,7 +344,10 @@ def build_domain(plan: DomainPlan) -> str:
         if plan.secure_boot:
             _sub(features, "smm", state="on")
 
-    if plan.cpu_model:
+    if plan.nested_cpu_feature:
+        cpu = _sub(domain, "cpu", mode="host-passthrough", check="none")
+        _sub(cpu, "feature", policy="require", name=plan.nested_cpu_feature)
+    elif plan.cpu_model:
         cpu = _sub(domain, "cpu", mode="custom", match="exact")
         _sub(cpu, "model", plan.cpu_model, fallback="forbid")
 
@@ -350,6 +364,10 @@ def build_domain(plan: DomainPlan) -> str:
         _sub(devices, "controller", type="pci", index="0", model="pcie-root")
         for _ in range(plan.hotplug_ports):
             _sub(devices, "controller", type="pci", model="pcie-root-port")
+    if plan.tpm_version:
+        devices.append(devicexml.tpm_element(plan.tpm_version, plan.tpm_model))
+    for hostdev in plan.hostdevs:
+        devices.append(devicexml.hostdev_element(hostdev))
     if plan.serial_log:
         serial = _sub(devices, "serial", type="pty")
         _sub(serial, "log", file=plan.serial_log, append="on")
@@ -475,6 +493,8 @@ class Definition:
     """Its VNC and SPICE consoles."""
     video_models: tuple[str, ...] = ()
     """The models of its display adapters (``<video><model type>``)."""
+    devices: DeviceFacts = field(default_factory=DeviceFacts)
+    """Its TPM, CPU mode and host devices (:mod:`.devicexml`)."""
 
 
 def _int(text: str | None, default: int = 0) -> int:
@@ -591,6 +611,7 @@ def parse_definition(xml: str) -> Definition:
         console_pty=console_pty,
         graphics=parse_graphics(root, secure=False),
         video_models=tuple(model.get("type", "") for model in root.findall("devices/video/model")),
+        devices=devicexml.parse_device_facts(root),
     )
 
 

@@ -26,6 +26,7 @@ from polyvisor.model import (
     VMDetails,
     VMInfo,
     VMStatus,
+    device_facts,
 )
 from polyvisor_libvirt import domainxml, machines
 from polyvisor_libvirt.client import LibvirtClient
@@ -130,6 +131,8 @@ class Inventory:
             if definition.arch:
                 narrowed -= set(machines.lacking(definition.arch))  # what the architecture's machine cannot do
             disks = [disk for disk in definition.disks if disk.device == "disk"]
+            if definition.domain_type != "kvm":
+                narrowed.discard(Feature.NESTED_VIRTUALIZATION)  # a TCG guest sees no VT-x
             if any(disk.format != "qcow2" for disk in disks) or definition.uefi:
                 # Internal snapshots (the only revertible kind here) need qcow2 disks and no pflash NVRAM.
                 narrowed -= {Feature.SNAPSHOTS, Feature.SNAPSHOT_MEMORY, Feature.SNAPSHOT_DESCRIPTION}
@@ -221,6 +224,9 @@ class Inventory:
                     "max_cpus": definition.max_cpus,
                     "max_memory_mib": definition.memory_mib,
                     "forwards": [forward.fact(nic.mac) for nic in definition.nics for forward in nic.forwards],
+                    **device_facts(
+                        definition.devices.tpm_version, definition.devices.nested, definition.devices.host_devices
+                    ),
                 }
             ),
         )

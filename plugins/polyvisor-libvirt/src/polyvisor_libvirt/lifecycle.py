@@ -27,6 +27,7 @@ from polyvisor_libvirt import domainxml, forwards, machines, planner
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.devices import Devices
 from polyvisor_libvirt.domainxml import Definition, DomainPlan
+from polyvisor_libvirt.hostdevices import HostDevices
 from polyvisor_libvirt.images import Images
 from polyvisor_libvirt.inventory import Inventory
 from polyvisor_libvirt.probe import HostCaps, kvm_usable
@@ -55,6 +56,7 @@ class Lifecycle:
         storage: Storage,
         devices: Devices,
         images: Images,
+        hostdevs: HostDevices,
         acpi_shutdown: bool,
     ) -> None:
         self._client = client
@@ -63,6 +65,7 @@ class Lifecycle:
         self._storage = storage
         self._devices = devices
         self._images = images
+        self._hostdevs = hostdevs
         # Whether ShutdownMode.DEFAULT presses the ACPI button (QEMU/KVM, where the core repeats it) rather than
         # libvirt's own default, which tries the agent first.
         self._acpi_shutdown = acpi_shutdown
@@ -128,7 +131,7 @@ class Lifecycle:
         networks = [
             None if nic.kind is NicKind.USER else self._devices.network_name(nic, spec.name) for nic in spec.nics
         ]
-        return planner.plan_domain(
+        plan = planner.plan_domain(
             spec,
             guest,
             uuid=new_uuid,
@@ -139,6 +142,7 @@ class Lifecycle:
             networks=networks,
             seed=seed,
         )
+        return self._hostdevs.plan(spec, plan)  # the TPM, a nested CPU and host devices
 
     def _kvm_ok(self, arch: str) -> bool:
         return kvm_usable(self._client.conn, local=self._client.uri.is_local, arch=arch)
