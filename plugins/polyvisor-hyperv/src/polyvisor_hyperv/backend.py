@@ -71,6 +71,7 @@ from polyvisor.model import (
     Feature,
     GraphicsInfo,
     GuestAddress,
+    HostDevice,
     HostInfo,
     NetworkInfo,
     NicSpec,
@@ -89,6 +90,7 @@ from polyvisor_hyperv.client import HyperVClient
 from polyvisor_hyperv.devices import Devices
 from polyvisor_hyperv.display import Display
 from polyvisor_hyperv.events import Events
+from polyvisor_hyperv.hardware import Hardware
 from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
@@ -166,6 +168,11 @@ class HyperVBackend(Backend):
             Feature.NETWORK_ISOLATED,
             Feature.NETWORK_INTERNAL,
             Feature.NETWORK_EXTERNAL,
+            # Enable-VMTPM (Generation 2), -ExposeVirtualizationExtensions, Discrete Device Assignment (PCI Express
+            # only: Hyper-V passes no USB device through). See .hardware.
+            Feature.TPM,
+            Feature.NESTED_VIRTUALIZATION,
+            Feature.PCI_PASSTHROUGH,
         }
     )
     address_sources = ("kvp",)
@@ -177,6 +184,7 @@ class HyperVBackend(Backend):
         self._client = client = HyperVClient(self.options, open_pool(self.options, uri.display_host), uri.display_host)
         storage = Storage(client)
         self._inventory = Inventory(client)
+        self._hardware = Hardware(client)
         self._lifecycle = Lifecycle(client, self._inventory, storage, Images(client))
         self._snapshots = Snapshots(client, self._lifecycle)
         self._devices = Devices(client, storage)
@@ -217,6 +225,10 @@ class HyperVBackend(Backend):
 
     def networks(self) -> list[NetworkInfo]:
         return self._networks.networks()
+
+    def host_devices(self) -> list[HostDevice]:
+        """Get-VMHostAssignableDevice and every VM's Get-VMAssignableDevice (see :mod:`.hardware`)."""
+        return self._hardware.host_devices()
 
     def create_network(self, spec: NetworkSpec, deadline: Deadline) -> NetworkInfo:
         """New-VMSwitch (see :mod:`.networks`)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from polyvisor.backend import Deadline
 from polyvisor.errors import NotFoundError, PolyvisorError, ValidationError
@@ -19,6 +20,7 @@ from polyvisor.model import (
 )
 from polyvisor_hyperv.client import HyperVClient, MiB, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
+from polyvisor_hyperv.hardware import Hardware
 from polyvisor_hyperv.notes import STATE_LABEL, join_notes, split_notes
 from polyvisor_hyperv.states import enum_name, to_status
 from polyvisor_hyperv.transport import Row
@@ -52,6 +54,7 @@ class Inventory:
         # Whether a VM has dynamic memory: set at create (nothing in polyvisor switches it), refreshed by every
         # info() and listing.
         self._dynamic: dict[str, bool] = {}
+        self._hardware = Hardware(client)
 
     def host_info(self) -> HostInfo:
         rows = self._client.run(
@@ -136,7 +139,8 @@ class Inventory:
             row = self._client.vm_row(uuid, ("Generation", "DynamicMemoryEnabled"))
             generation = self._generations[uuid] = int(row.get("Generation") or 0)
             dynamic = self._dynamic[uuid] = bool(row.get("DynamicMemoryEnabled"))
-        lacking = {Feature.NIC_HOTPLUG} if generation == 1 else set()
+        # A TPM is Generation 2 only (Enable-VMTPM; see .hardware).
+        lacking = {Feature.NIC_HOTPLUG, Feature.TPM} if generation == 1 else set()
         if dynamic:
             lacking.add(Feature.RECONFIGURE_LIVE_MEMORY)
         return frozenset(Feature) - lacking if lacking else None
@@ -149,7 +153,12 @@ class Inventory:
                 [vm_step(uuid), then("Get-VMMemory")], doing="reading memory settings", vm=uuid, select=("Buffer",)
             )
             buffer = int(memory[0].get("Buffer") or 0) if memory else None
-        return self._vm_info(row, buffer)
+        info = self._vm_info(row, buffer)
+        if info.details is None:
+            return info
+        # The TPM, processor and assigned devices are not Get-VM properties: read them for info() (not listings).
+        facts = self._hardware.facts(uuid, int(info.details.extra["generation"]))
+        return replace(info, details=replace(info.details, extra={**info.details.extra, **facts}))
 
     def _vm_info(self, row: Row, buffer: int | None = None) -> VMInfo:
         status = to_status(row.get("State"))

@@ -14,6 +14,7 @@ from polyvisor.model import Architecture, BootDevice, Feature, ShutdownMode, VMI
 from polyvisor_hyperv.client import HyperVClient, MiB, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.devices import check_disk, controller, nic_parameters
+from polyvisor_hyperv.hardware import check_hardware, hardware_steps
 from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.notes import join_notes
@@ -65,7 +66,7 @@ class Lifecycle:
         uuid = as_guid(rows[0].get("Id"))
         created_vhds: list[str] = []
         try:
-            steps = self._configuration_steps(uuid, spec, created_vhds, bases)
+            steps = self._configuration_steps(uuid, spec, created_vhds, bases) + hardware_steps(uuid, spec)
             self._client.run(steps, doing=f"configuring new VM {spec.name!r}", vm=spec.name, deadline=deadline)
             if spec.cloud_init is not None:
                 created_vhds.append(self._images.seed(uuid, spec, deadline))
@@ -280,6 +281,7 @@ def check_spec(spec: VMSpec) -> None:
         check_disk(disk, spec.generation)
     for nic in spec.nics:
         nic_parameters(nic, spec.generation)
+    check_hardware(spec)
 
 
 def memory_parameters(spec: VMSpec) -> dict[str, Any]:

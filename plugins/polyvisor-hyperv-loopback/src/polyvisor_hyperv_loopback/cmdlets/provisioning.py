@@ -111,8 +111,12 @@ def _set_vm_memory(ctx: CommandContext, args: dict[str, object]) -> None:
 
 def _set_vm_processor(ctx: CommandContext, args: dict[str, object]) -> None:
     for vm in resolve_vms(ctx, args, name_param="VMName"):
-        if ctx.should_process(high_impact=False) and "Count" in args:
+        if not ctx.should_process(high_impact=False):
+            continue
+        if "Count" in args:
             ctx.host.lifecycle.set_vm(vm.id, processor_count=args["Count"])
+        if "ExposeVirtualizationExtensions" in args:
+            ctx.host.hardware.expose_virtualization_extensions(vm.id, bool(args["ExposeVirtualizationExtensions"]))
 
 
 _VM = (Param("VMName", "str[]", position=0), Param("VM", "object[]", pipeline=True), Param("Passthru", "switch"))
@@ -182,5 +186,10 @@ CMDLETS = (
         ),
         _set_vm_memory,
     ),
-    Cmdlet("Set-VMProcessor", f"{CMD}.SetVMProcessor", (*_VM, Param("Count", "int")), _set_vm_processor),
+    Cmdlet(
+        "Set-VMProcessor",
+        f"{CMD}.SetVMProcessor",
+        (*_VM, Param("Count", "int"), Param("ExposeVirtualizationExtensions", "bool")),
+        _set_vm_processor,
+    ),
 )

@@ -10,10 +10,10 @@ Python API, or by the test hook described in the package docstring: the ``polyvi
 
 :class:`HyperVHost` holds the shared state (:mod:`.state`) and the rooms that model the verbs, as attributes the
 cmdlets call directly: ``lifecycle`` (New-VM, Set-VM, Remove-VM), ``power`` (the state machine), ``checkpoints``,
-``disks`` (VHD files, chains, merges), ``drives``, ``network``, ``guests`` (shutdown and KVP behaviour) and
-``metering`` (Measure-VM, virtual processor counters) and ``display`` (screens, through WMI). It forwards none
-of their verbs:
-``host.power.start_vm(vm_id)``, not ``host.start_vm(vm_id)``.
+``disks`` (VHD files, chains, merges), ``drives``, ``network``, ``guests`` (shutdown and KVP behaviour),
+``metering`` (Measure-VM, virtual processor counters), ``display`` (screens, through WMI) and ``hardware`` (TPM,
+nested virtualization, assigned devices). It forwards none of their verbs: ``host.power.start_vm(vm_id)``, not
+``host.start_vm(vm_id)``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from .disks import VirtualDisks
 from .display import Display
 from .drives import Drives
 from .guest import GuestSimulation
+from .hardware import Hardware
 from .lifecycle import VMLifecycle
 from .metering import Metering
 from .network import Network
@@ -81,3 +82,5 @@ class HyperVHost(HostState):
         """Resource metering (Measure-VM) and the hypervisor's virtual processor counters."""
         self.display = Display(self)
         """The VMs' screens as WMI shows them: video heads, settings, thumbnails."""
+        self.hardware = Hardware(self)
+        """The TPM and key protector, the processor's virtualization extensions, assigned host devices."""

@@ -128,6 +128,12 @@ class VMConfig:
     automatic_start_action: str = "StartIfRunning"
     secure_boot: bool = False
     secure_boot_template: str = "MicrosoftWindows"
+    key_protector: bytes | None = None
+    """Set-VMKeyProtector's key protector (a local one: random bytes); Enable-VMTPM needs one."""
+    tpm_enabled: bool = False
+    expose_virtualization_extensions: bool = False
+    assigned_devices: list[str] = field(default_factory=list)
+    """Location paths of the host devices assigned to the VM (Discrete Device Assignment)."""
     hard_drives: list[HardDiskRecord] = field(default_factory=list)
     dvd_drives: list[DvdDriveRecord] = field(default_factory=list)
     network_adapters: list[NetworkAdapterRecord] = field(default_factory=list)
