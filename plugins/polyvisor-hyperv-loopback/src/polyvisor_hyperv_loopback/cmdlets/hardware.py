@@ -6,7 +6,7 @@ Set-VMProcessor (in ``provisioning``) takes ``-ExposeVirtualizationExtensions`` 
 
 from __future__ import annotations
 
-from psrpcore.types import PSNoteProperty, PSObject, PSType
+from psrpcore.types import PSNoteProperty, PSObject, PSPropertyInfo, PSType
 
 from polyvisor_hyperv_loopback.hyperv import VMRecord
 from polyvisor_hyperv_loopback.hyperv.hardware import AssignableDevice
@@ -22,7 +22,7 @@ NS = "Microsoft.HyperV.PowerShell"
 CMD = f"{NS}.Commands"
 
 
-def _properties(*names: str) -> list[PSNoteProperty]:
+def _properties(*names: str) -> list[PSPropertyInfo]:
     return [PSNoteProperty(name) for name in names]
 
 
