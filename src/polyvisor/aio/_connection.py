@@ -281,7 +281,7 @@ class AsyncConnection:
         """Return facts about the host."""
         return await self._timed(self.sync.host_info, timeout)
 
-    async def host_devices(self, *, timeout: float = DEFAULT_TIMEOUT) -> list[HostDevice]:
+    async def host_devices(self, *, timeout: float = DEFAULT_TIMEOUT) -> builtins.list[HostDevice]:
         """Return the host's PCI and USB devices a VM can be given (see :meth:`polyvisor.Connection.host_devices`)."""
         return await self._timed(self.sync.host_devices, timeout)
 

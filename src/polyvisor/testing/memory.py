@@ -67,6 +67,7 @@ import uuid as uuid_module
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from polyvisor.backend import Credentials, Deadline, EventSink, Subscription
 from polyvisor.errors import AlreadyExistsError, NotFoundError, ValidationError
@@ -88,7 +89,6 @@ from polyvisor.model import (
     ReadyAnswer,
     ShutdownMode,
     Snapshot,
-    TpmSpec,
     VMDetails,
     VMInfo,
     VMSpec,
@@ -199,6 +199,8 @@ class _VM:
     tpm: TpmSpec | None = None
     nested_virtualization: bool = False
     host_devices: tuple[str, ...] = ()
+    hardware: dict[str, Any] = field(default_factory=dict)
+    """Its TPM, nested virtualization and host devices, as ``info().extra`` shows them (``device_facts``)."""
 
     @property
     def ignores_shutdown(self) -> bool:
@@ -219,7 +221,7 @@ class _VM:
                 "cdroms": {"hdc": self.seed_path} if self.has_seed else {},
                 "nics": list(self.nics),
                 "forwards": [forward.fact(mac) for mac, forward in self.forwards],
-                **device_facts(self.tpm, self.nested_virtualization, self.host_devices),
+                **self.hardware,
             }
             facts = VMDetails(
                 self.cpus, self.memory_mib, dict(self.labels), self.description, extra, self.dynamic_memory
@@ -339,7 +341,7 @@ class MemoryHost:
     def device_users(self) -> dict[str, str]:
         """The VM that has each host device given to one, by device name."""
         with self.lock:
-            return {device: vm.name for vm in self.vms.values() for device in vm.host_devices}
+            return {device: vm.name for vm in self.vms.values() for device in vm.hardware.get("host_devices", ())}
 
     def network_users(self, network: str) -> list[str]:
         """The names of the VMs with a NIC on ``network``."""
@@ -458,6 +460,31 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
 
     name = "memory"
     option_features = OPTION_FEATURES
+    option_features = frozenset(
+        {
+            Feature.SHUTDOWN_ACPI,
+            Feature.DELETE_STORAGE,
+            Feature.SNAPSHOT_MEMORY,
+            Feature.SNAPSHOT_DESCRIPTION,
+            Feature.DISK_HOTPLUG,
+            Feature.NIC_HOTPLUG,
+            Feature.READONLY_DISK,
+            Feature.DISK_CLONE_LINKED,
+            Feature.DISK_CLONE_COPY,
+            Feature.CLOUD_INIT,
+            Feature.DYNAMIC_MEMORY,
+            Feature.MEMORY_BUFFER,
+            Feature.RECONFIGURE_LIVE_CPUS,
+            Feature.RECONFIGURE_LIVE_MEMORY,
+            Feature.USER_NETWORKING,
+            Feature.NETWORK_ISOLATED,
+            Feature.NETWORK_INTERNAL,
+            Feature.NETWORK_NAT,
+            Feature.NETWORK_EXTERNAL,
+            Feature.NETWORK_ADDRESSES,
+            *DEVICE_FEATURES,
+        }
+    )
     address_sources = ("agent",)
     ready_sources = ("cloud-init",)
     ephemeral = True  # every MemoryHost lives in this process's memory
@@ -541,6 +568,7 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
                 tpm=spec.tpm,
                 nested_virtualization=spec.nested_virtualization,  # the modelled guest sees VT-x
                 host_devices=spec.host_devices,
+                hardware=device_facts(spec.tpm, spec.nested_virtualization, spec.host_devices),
             )
             vm.nic_networks = dict(zip(vm.nics, networks, strict=True))
             for made in disks.values():
