@@ -438,8 +438,13 @@ def test_capabilities_are_declared(conn: polyvisor.Connection) -> None:
         Feature.STATS,
         Feature.GRAPHICS,
         Feature.SCREENSHOT,
+        Feature.TPM,
+        Feature.NESTED_VIRTUALIZATION,
+        Feature.HOST_DEVICES,
+        Feature.PCI_PASSTHROUGH,
     }
     assert Feature.RECONFIGURE_LIVE_CPUS not in HyperVBackend.static_features()
+    assert Feature.USB_PASSTHROUGH not in HyperVBackend.static_features()  # Discrete Device Assignment is PCIe only
     assert conn.capabilities.features == HyperVBackend.static_features()
     assert conn.capabilities.backend == "Hyper-V"
     assert conn.supports(Feature.EVENTS)  # native: a watcher pipeline (polyvisor_hyperv.events)
