@@ -67,9 +67,9 @@ __all__ = [
     "VMSpec",
     "VMStatus",
     "VideoModel",
+    "device_facts",
     "parse_graphics",
     "parse_video",
-    "device_facts",
 ]
 
 

@@ -97,9 +97,9 @@ from polyvisor.model import (
     normalize_uuid,
 )
 from polyvisor.provisioning.nocloud import build_seed_iso
+from polyvisor.testing.memory_devices import DEVICE_FEATURES, DevicePrimitives, MemoryDevices
 from polyvisor.testing.memory_display import SCREEN_FEATURES, DisplayPrimitives, Screen, claim_port
 from polyvisor.testing.memory_guest import GuestPrimitives, MemoryGuests
-from polyvisor.testing.memory_devices import DEVICE_FEATURES, DevicePrimitives, MemoryDevices
 from polyvisor.testing.memory_networks import MemoryNetworks, NetworkPrimitives
 from polyvisor.testing.memory_stats import note_state, sample_host
 from polyvisor.testing.memory_storage import MemoryStorage, StoragePrimitives
@@ -196,9 +196,6 @@ class _VM:
     current_snapshot: str | None = None
     screen: Screen = field(default_factory=Screen)
     """Its graphical console and display adapter (``polyvisor.testing.memory_display``)."""
-    tpm: TpmSpec | None = None
-    nested_virtualization: bool = False
-    host_devices: tuple[str, ...] = ()
     hardware: dict[str, Any] = field(default_factory=dict)
     """Its TPM, nested virtualization and host devices, as ``info().extra`` shows them (``device_facts``)."""
 
@@ -460,31 +457,6 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
 
     name = "memory"
     option_features = OPTION_FEATURES
-    option_features = frozenset(
-        {
-            Feature.SHUTDOWN_ACPI,
-            Feature.DELETE_STORAGE,
-            Feature.SNAPSHOT_MEMORY,
-            Feature.SNAPSHOT_DESCRIPTION,
-            Feature.DISK_HOTPLUG,
-            Feature.NIC_HOTPLUG,
-            Feature.READONLY_DISK,
-            Feature.DISK_CLONE_LINKED,
-            Feature.DISK_CLONE_COPY,
-            Feature.CLOUD_INIT,
-            Feature.DYNAMIC_MEMORY,
-            Feature.MEMORY_BUFFER,
-            Feature.RECONFIGURE_LIVE_CPUS,
-            Feature.RECONFIGURE_LIVE_MEMORY,
-            Feature.USER_NETWORKING,
-            Feature.NETWORK_ISOLATED,
-            Feature.NETWORK_INTERNAL,
-            Feature.NETWORK_NAT,
-            Feature.NETWORK_EXTERNAL,
-            Feature.NETWORK_ADDRESSES,
-            *DEVICE_FEATURES,
-        }
-    )
     address_sources = ("agent",)
     ready_sources = ("cloud-init",)
     ephemeral = True  # every MemoryHost lives in this process's memory
@@ -565,9 +537,6 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
                 dynamic_memory=spec.dynamic_memory,
                 has_seed=seed is not None,
                 screen=Screen(spec.graphics, spec.video),
-                tpm=spec.tpm,
-                nested_virtualization=spec.nested_virtualization,  # the modelled guest sees VT-x
-                host_devices=spec.host_devices,
                 hardware=device_facts(spec.tpm, spec.nested_virtualization, spec.host_devices),
             )
             vm.nic_networks = dict(zip(vm.nics, networks, strict=True))

@@ -84,34 +84,38 @@ class LibvirtBackend(ResourcePrimitives, InGuestPrimitives, ScreenPrimitives, Ba
 
     name: ClassVar[str] = "libvirt"
     # Everything some libvirt driver can do; probe_features() narrows it to this connection's driver and host.
-    option_features: ClassVar[frozenset[Feature]] = frozenset(
-        {
-            Feature.SHUTDOWN_ACPI,
-            Feature.SHUTDOWN_AGENT,
-            Feature.DELETE_STORAGE,
-            Feature.DIRECT_KERNEL_BOOT,
-            Feature.UEFI,
-            Feature.SECURE_BOOT,
-            Feature.ACCELERATOR_CHOICE,
-            Feature.ARCHITECTURE_CHOICE,
-            Feature.READONLY_DISK,
-            Feature.SNAPSHOT_MEMORY,
-            Feature.SNAPSHOT_DESCRIPTION,
-            Feature.DISK_HOTPLUG,
-            Feature.NIC_HOTPLUG,
-            Feature.DISK_CLONE_LINKED,
-            Feature.DISK_CLONE_COPY,
-            Feature.CLOUD_INIT,
-            Feature.DYNAMIC_MEMORY,
-            Feature.RECONFIGURE_LIVE_CPUS,
-            Feature.RECONFIGURE_LIVE_MEMORY,
-            Feature.USER_NETWORKING,
-            Feature.NETWORK_ISOLATED,
-            Feature.NETWORK_INTERNAL,
-            Feature.NETWORK_NAT,
-            Feature.NETWORK_ADDRESSES,
-        }
-    ) | (SCREEN_FEATURES - {Feature.GRAPHICS, Feature.SCREENSHOT}) | (DEVICE_FEATURES - {Feature.HOST_DEVICES})
+    option_features: ClassVar[frozenset[Feature]] = (
+        frozenset(
+            {
+                Feature.SHUTDOWN_ACPI,
+                Feature.SHUTDOWN_AGENT,
+                Feature.DELETE_STORAGE,
+                Feature.DIRECT_KERNEL_BOOT,
+                Feature.UEFI,
+                Feature.SECURE_BOOT,
+                Feature.ACCELERATOR_CHOICE,
+                Feature.ARCHITECTURE_CHOICE,
+                Feature.READONLY_DISK,
+                Feature.SNAPSHOT_MEMORY,
+                Feature.SNAPSHOT_DESCRIPTION,
+                Feature.DISK_HOTPLUG,
+                Feature.NIC_HOTPLUG,
+                Feature.DISK_CLONE_LINKED,
+                Feature.DISK_CLONE_COPY,
+                Feature.CLOUD_INIT,
+                Feature.DYNAMIC_MEMORY,
+                Feature.RECONFIGURE_LIVE_CPUS,
+                Feature.RECONFIGURE_LIVE_MEMORY,
+                Feature.USER_NETWORKING,
+                Feature.NETWORK_ISOLATED,
+                Feature.NETWORK_INTERNAL,
+                Feature.NETWORK_NAT,
+                Feature.NETWORK_ADDRESSES,
+            }
+        )
+        | (SCREEN_FEATURES - {Feature.GRAPHICS, Feature.SCREENSHOT})
+        | (DEVICE_FEATURES - {Feature.HOST_DEVICES})
+    )
     address_sources: ClassVar[tuple[str, ...]] = ("agent", "lease", "arp")
     ready_sources: ClassVar[tuple[str, ...]] = ("cloud-init",)
 
