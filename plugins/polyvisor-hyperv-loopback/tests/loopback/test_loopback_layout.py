@@ -127,12 +127,12 @@ def test_hyperv_host_composes_its_rooms_and_forwards_none_of_their_verbs() -> No
         "display",
         "drives",
         "guests",
+        "hardware",
         "lifecycle",
         "metering",
         "network",
         "power",
     }
-    assert set(rooms) == {"checkpoints", "disks", "drives", "guests", "hardware", "lifecycle", "network", "power"}
     room_verbs = {verb for room in rooms.values() for verb in dir(type(room)) if not verb.startswith("_")}
     assert room_verbs
     assert room_verbs & set(dir(HyperVHost)) == set()
