@@ -333,6 +333,7 @@ OPTION_FEATURES: Mapping[Feature, Feature | None] = MappingProxyType(
         Feature.CLOUD_INIT: Feature.CREATE,
         Feature.DYNAMIC_MEMORY: Feature.CREATE,
         Feature.USER_NETWORKING: Feature.CREATE,
+        Feature.NAT_FORWARDING: Feature.CREATE,
         Feature.MEMORY_BUFFER: Feature.DYNAMIC_MEMORY,
         Feature.RECONFIGURE_LIVE_CPUS: Feature.RECONFIGURE,
         Feature.RECONFIGURE_LIVE_MEMORY: Feature.RECONFIGURE,

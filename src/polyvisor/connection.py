@@ -247,6 +247,7 @@ class Connection:
             (spec.cloud_init is not None, Feature.CLOUD_INIT),
             (spec.dynamic_memory is not None, Feature.DYNAMIC_MEMORY),
             (any(nic.kind is NicKind.USER for nic in spec.nics), Feature.USER_NETWORKING),
+            (any(nic.kind is NicKind.NAT for nic in spec.nics), Feature.NAT_FORWARDING),
             (spec.dynamic_memory is not None and spec.dynamic_memory.buffer_percent is not None, Feature.MEMORY_BUFFER),
             *display_needs(spec),
             (spec.tpm is not None, Feature.TPM),

@@ -86,6 +86,13 @@ class GuestOps(VMHandle):
                     "port forwards are part of the VM's definition: give them in the spec when creating the VM",
                     field="nic.forwards",
                 )
+        if nic.kind is NicKind.NAT:
+            self.capabilities().require(Feature.NAT_FORWARDING, host=self.connection.host, vm=self._name)
+            raise ValidationError(
+                "a NAT NIC's static address reaches the guest through its cloud-init seed at first boot: give the NIC "
+                "in the spec when creating the VM",
+                field="nic.kind",
+            )
         return change(
             self.connection, lambda b: b.attach_nic(self.uuid, nic, live=live), "attaching a NIC", self._name, deadline
         )

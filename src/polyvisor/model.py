@@ -187,6 +187,10 @@ class Feature(enum.StrEnum):
     USER_NETWORKING = "user-networking"
     """A NIC may be ``kind="user"``: NATed by the hypervisor without a bridge, its ``forwards`` reaching the guest
     from the host's loopback (libvirt: QEMU's user-mode stack)."""
+    NAT_FORWARDING = "nat-forwarding"
+    """A NIC may be ``kind="nat"``: behind the host's own NAT with a static address polyvisor chooses and writes into
+    the seed's network-config, its ``forwards`` reaching the guest from the host's external addresses, never from the
+    host itself (Hyper-V: WinNAT's static mappings)."""
     READINESS = "readiness"
     """The backend tells when a guest finished initializing (:meth:`polyvisor.VM.wait_until_ready`): libvirt
     reads cloud-init's result through the guest agent, Hyper-V the guest's heartbeat."""
@@ -710,6 +714,13 @@ class NicKind(enum.StrEnum):
     """On a libvirt network or a Hyper-V virtual switch (``NicSpec.network``)."""
     USER = "user"
     """User-mode networking: NATed by the hypervisor's user-space stack, with port forwards (``user-networking``)."""
+    NAT = "nat"
+    """Behind the host's NAT with a static address from polyvisor, with port forwards from the host's external
+    addresses (``nat-forwarding``)."""
+
+
+ANY_ADDRESS = "0.0.0.0"
+"""A NAT forward's default ``host_address``: every external address of the host."""
 
 
 def _port(value: object, field_name: str) -> int:
@@ -722,14 +733,16 @@ def _port(value: object, field_name: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class PortForward:
-    """A port of the host (on its loopback) forwarded to a port of the guest, through a user-mode NIC."""
+    """A port of the host forwarded to a port of the guest: on the host's loopback through a user-mode NIC, on the
+    host's external addresses through a NAT NIC (which addresses each kind takes, :class:`NicSpec` checks)."""
 
     host_port: int
     guest_port: int
     protocol: str = "tcp"
     """``"tcp"`` or ``"udp"``."""
     host_address: str = "127.0.0.1"
-    """The host address to listen on: a loopback address (127.0.0.0/8), so only the host itself reaches the guest."""
+    """The host address to listen on. A user-mode NIC's is a loopback address (127.0.0.0/8), so only the host itself
+    reaches the guest; a NAT NIC's is an external one, :data:`ANY_ADDRESS` (every one) by default."""
 
     def __post_init__(self) -> None:
         _port(self.host_port, "forward.host_port")
@@ -746,18 +759,35 @@ class PortForward:
                 "'127.0.0.1'",
                 field="forward.host_address",
             ) from None
-        if not address.is_loopback:
+        if address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
             raise ValidationError(
-                f"{self.host_address} is not a loopback address: a forward listens on the host's loopback "
-                "(127.0.0.0/8) so only the host reaches the guest; to serve other machines, put the NIC on a "
-                "bridged network instead",
-                field="forward.host_address",
+                f"{self.host_address} is not an address the host can listen on", field="forward.host_address"
             )
         object.__setattr__(self, "host_address", str(address))
 
+    def check_kind(self, kind: NicKind) -> None:
+        """Raise :class:`~polyvisor.errors.ValidationError` unless a NIC of ``kind`` can listen on the address."""
+        address = ipaddress.IPv4Address(self.host_address)
+        if kind is NicKind.USER and not address.is_loopback:
+            raise ValidationError(
+                f"{self.host_address} is not a loopback address: a forward listens on the host's loopback "
+                "(127.0.0.0/8) so only the host reaches the guest; to serve other machines, put the NIC on a "
+                "bridged network instead (or use a NAT NIC, kind='nat', where the backend declares nat-forwarding)",
+                field="forward.host_address",
+            )
+        if kind is NicKind.NAT and address.is_loopback:
+            raise ValidationError(
+                f"{self.host_address} is a loopback address, and a NAT forward listens on the host's external "
+                f"addresses ({ANY_ADDRESS}, every one, is the default): the host cannot reach a guest through its own "
+                "NAT mapping, so reach it from the host at the guest's address (info().extra['nat']) or use a "
+                "user-mode NIC (kind='user') for 127.0.0.1",
+                field="forward.host_address",
+            )
+
     @classmethod
-    def parse(cls, text: str) -> PortForward:
-        """Read ``HOSTPORT:GUESTPORT``, optionally ``ADDRESS:`` before and ``/udp`` after (``2222:22``)."""
+    def parse(cls, text: str, *, default_address: str = "127.0.0.1") -> PortForward:
+        """Read ``HOSTPORT:GUESTPORT``, optionally ``ADDRESS:`` before and ``/udp`` after (``2222:22``); without an
+        address the forward listens on ``default_address``."""
         match = _FORWARD.match(text.strip()) if isinstance(text, str) else None
         if match is None:
             raise ValidationError(
@@ -769,7 +799,7 @@ class PortForward:
             host_port=int(match["host"]),
             guest_port=int(match["guest"]),
             protocol=match["protocol"] or "tcp",
-            host_address=match["address"] or "127.0.0.1",
+            host_address=match["address"] or default_address,
         )
 
     @property
@@ -777,15 +807,26 @@ class PortForward:
         """What the host listens on: (protocol, address, port); two forwards may not share it."""
         return (self.protocol, self.host_address, self.host_port)
 
-    def fact(self, mac: str) -> dict[str, Any]:
-        """This forward as an entry of ``info().extra["forwards"]`` (the same on every backend)."""
-        return {
+    def fact(self, mac: str, guest_address: str | None = None) -> dict[str, Any]:
+        """This forward as an entry of ``info().extra["forwards"]`` (the same on every backend); a NAT NIC's also
+        names the guest address it reaches."""
+        fact: dict[str, Any] = {
             "mac": mac,
             "protocol": self.protocol,
             "host_address": self.host_address,
             "host_port": self.host_port,
             "guest_port": self.guest_port,
         }
+        if guest_address is not None:
+            fact["guest_address"] = guest_address
+        return fact
+
+    def clashes(self, other: PortForward) -> bool:
+        """Whether both listen on one host port: the same protocol and port, and the same address or either on
+        every address (:data:`ANY_ADDRESS`)."""
+        if (self.protocol, self.host_port) != (other.protocol, other.host_port):
+            return False
+        return self.host_address == other.host_address or ANY_ADDRESS in (self.host_address, other.host_address)
 
     def __str__(self) -> str:
         return f"{self.host_address}:{self.host_port}->{self.guest_port}/{self.protocol}"
@@ -793,15 +834,16 @@ class PortForward:
 
 def _check_forwards(forwards: Iterable[PortForward], field_name: str) -> None:
     """Raise :class:`~polyvisor.errors.ValidationError` if two forwards listen on the same host port."""
-    seen: dict[tuple[str, str, int], PortForward] = {}
+    seen: list[PortForward] = []
     for forward in forwards:
-        other = seen.setdefault(forward.key, forward)
-        if other is not forward:
+        other = next((earlier for earlier in seen if earlier.clashes(forward)), None)
+        if other is not None:
             raise ValidationError(
                 f"host port {forward.host_address}:{forward.host_port}/{forward.protocol} is forwarded twice "
                 f"(to guest ports {other.guest_port} and {forward.guest_port}); give each forward its own host port",
                 field=field_name,
             )
+        seen.append(forward)
 
 
 @dataclass(frozen=True, slots=True)
@@ -811,6 +853,11 @@ class NicSpec:
     ``kind="user"`` (capability ``user-networking``) needs no network: the guest gets
     an address by DHCP from the hypervisor's user-space stack, and ``forwards`` (``"2222:22"`` or
     :class:`PortForward`) make ports of the host's loopback reach ports of the guest.
+
+    ``kind="nat"`` (capability ``nat-forwarding``) needs no network either: the guest sits behind the host's own NAT
+    with a static address the backend chooses and writes into the seed's network-config (so the spec needs
+    ``cloud_init`` and no ``network_config`` of its own), and ``forwards`` make ports of the host's external
+    addresses (every one by default) reach ports of the guest; the host itself reaches the guest at its address.
     """
 
     network: str | None = None
@@ -833,17 +880,21 @@ class NicSpec:
         if isinstance(forwards, str | bytes | Mapping) or not isinstance(forwards, Iterable):
             raise _fail("nic.forwards", "must be a list of forwards such as ['2222:22']")
         items = []
+        default_address = ANY_ADDRESS if self.kind is NicKind.NAT else "127.0.0.1"
         for index, item in enumerate(forwards):
             where = f"nic.forwards[{index}]"
             try:
                 if isinstance(item, str):
-                    items.append(PortForward.parse(item))
+                    forward = PortForward.parse(item, default_address=default_address)
                 elif isinstance(item, Mapping):
-                    items.append(_from_dict(PortForward, item, where))
+                    forward = _from_dict(PortForward, {"host_address": default_address, **item}, where)
                 elif isinstance(item, PortForward):
-                    items.append(item)
+                    forward = item
                 else:
                     raise _fail(where, "must be 'HOSTPORT:GUESTPORT', a table or a PortForward")
+                if self.kind is not NicKind.NETWORK:
+                    forward.check_kind(self.kind)
+                items.append(forward)
             except ValidationError as error:
                 inner = (error.field or "").removeprefix("forward")
                 raise _fail(where + (inner if inner.startswith(".") else ""), error.message) from None
@@ -853,11 +904,17 @@ class NicSpec:
                 "nic.network",
                 f"a user-mode NIC is on no network; drop network={self.network!r} or kind='user'",
             )
-        if self.forwards and self.kind is not NicKind.USER:
+        if self.kind is NicKind.NAT and self.network is not None:
+            raise _fail(
+                "nic.network",
+                f"a NAT NIC is on the host's NAT network, chosen by the backend; drop network={self.network!r} or "
+                "kind='nat'",
+            )
+        if self.forwards and self.kind is NicKind.NETWORK:
             raise _fail(
                 "nic.forwards",
-                "port forwards need a user-mode NIC (kind='user'); a NIC on a network is reached at the guest's "
-                "own address",
+                "port forwards need a user-mode NIC (kind='user') or a NAT NIC (kind='nat'); a NIC on a network is "
+                "reached at the guest's own address",
             )
         _check_forwards(self.forwards, "nic.forwards")
 
@@ -1333,6 +1390,7 @@ class VMSpec:
         if not isinstance(self.nested_virtualization, bool):
             raise _fail("nested_virtualization", "must be true or false")
         object.__setattr__(self, "host_devices", _host_devices(self.host_devices))
+        self._check_nat_nics()
         if self.dynamic_memory is not None:
             low, high = self.dynamic_memory.minimum_mib, self.dynamic_memory.maximum_mib
             if not low <= self.memory_mib <= high:
@@ -1341,6 +1399,23 @@ class VMSpec:
                     f"{self.memory_mib} MiB (the startup memory) is outside dynamic_memory's "
                     f"{low}-{high} MiB; raise maximum_mib or lower memory_mib",
                 )
+
+    def _check_nat_nics(self) -> None:
+        """A NAT NIC's static address reaches the guest only through the seed's network-config, polyvisor's own."""
+        if not any(nic.kind is NicKind.NAT for nic in self.nics):
+            return
+        if self.cloud_init is None:
+            raise _fail(
+                "cloud_init",
+                "a NAT NIC (kind='nat') gets a static address the guest learns from its cloud-init seed (the NAT "
+                "hands out none); give cloud_init (an empty table will do)",
+            )
+        if self.cloud_init.network_config is not None:
+            raise _fail(
+                "cloud_init.network_config",
+                "a spec with a NAT NIC (kind='nat') gets its network-config from polyvisor (the NIC's static "
+                "address, matched by its MAC); drop network_config or the NAT NIC",
+            )
 
     @staticmethod
     def _items(items: object, kind: type[Any], field_name: str) -> tuple[Any, ...]:

@@ -83,6 +83,7 @@ from polyvisor.model import (
     GuestAddress,
     GuestArchitecture,
     HostInfo,
+    NicKind,
     NicSpec,
     PortForward,
     PowerState,
@@ -96,10 +97,12 @@ from polyvisor.model import (
     device_facts,
     normalize_uuid,
 )
+from polyvisor.provisioning.nat import with_nat_addresses
 from polyvisor.provisioning.nocloud import build_seed_iso
 from polyvisor.testing.memory_devices import DEVICE_FEATURES, DevicePrimitives, MemoryDevices
 from polyvisor.testing.memory_display import SCREEN_FEATURES, DisplayPrimitives, Screen, claim_port
 from polyvisor.testing.memory_guest import GuestPrimitives, MemoryGuests
+from polyvisor.testing.memory_nat import NatPlan, plan_nat
 from polyvisor.testing.memory_networks import MemoryNetworks, NetworkPrimitives
 from polyvisor.testing.memory_stats import note_state, sample_host
 from polyvisor.testing.memory_storage import MemoryStorage, StoragePrimitives
@@ -180,6 +183,8 @@ class _VM:
     nics: list[str]  # MAC addresses
     forwards: list[tuple[str, PortForward]] = field(default_factory=list)
     """The port forwards of its user-mode NICs, with each NIC's MAC; held on the host while the VM runs."""
+    nat: NatPlan = field(default_factory=NatPlan)
+    """Its NAT NICs' addresses and the host's static mappings to them, held from creation to deletion."""
     nic_networks: dict[str, str] = field(default_factory=dict)
     """The network each NIC is on, by MAC."""
     dynamic_memory: DynamicMemory | None = None
@@ -217,7 +222,9 @@ class _VM:
                 "disk_bases": {target: disk.base for target, disk in self.disks.items() if disk.base},
                 "cdroms": {"hdc": self.seed_path} if self.has_seed else {},
                 "nics": list(self.nics),
-                "forwards": [forward.fact(mac) for mac, forward in self.forwards],
+                "forwards": [forward.fact(mac) for mac, forward in self.forwards]
+                + [held.forward.fact(held.mac, held.guest_address) for held in self.nat.forwards],
+                "nat": [address.fact() for address in self.nat.addresses],
                 **self.hardware,
             }
             facts = VMDetails(
@@ -352,6 +359,40 @@ class MemoryHost:
                 vm.name for vm in self.vms.values() if any(path in (d.path, d.base) for d in vm.disks.values())
             )
 
+    def plan_disk(self, vm_name: str, target: str, disk: DiskSpec) -> _Disk:
+        """Plan one disk, checking its image or base; nothing is stored until the caller keeps it."""
+        new_path = f"/memory/{vm_name}/{target}.qcow2"
+        if disk.clone is not None:
+            assert disk.image is not None  # DiskSpec refuses a clone without a base
+            volume = self.storage.find(disk.image)
+            base_mib = max(math.ceil((volume.capacity if volume else virtual_size(disk.image)) / MIB), 1)
+            if disk.size_mib is not None and disk.size_mib < base_mib:
+                raise ValidationError(
+                    f"{disk.size_mib} MiB is smaller than the base image {disk.image!r} ({base_mib} MiB); "
+                    "a clone can only grow its base",
+                    field="disk.size_mib",
+                )
+            content = None
+            if disk.clone is CloneMode.COPY:
+                content = bytes(volume.data) if volume else _read(disk.image)
+            size = disk.size_mib or base_mib
+            return _Disk(new_path, size, clone=disk.clone, base=disk.image, content=content, image_is_new=True)
+        if disk.image is not None:
+            if disk.image in self.files:
+                return _Disk(disk.image, self.sizes.get(disk.image, 1024), readonly=disk.readonly)
+            if (volume := self.storage.find(disk.image)) is not None:
+                return _Disk(disk.image, max(math.ceil(volume.capacity / MIB), 1), readonly=disk.readonly)
+            if not Path(disk.image).is_file():
+                raise NotFoundError(
+                    f"disk image {disk.image!r} does not exist on the host; give an existing file",
+                    host=self.name,
+                    vm=vm_name,
+                )
+            size = max(math.ceil(virtual_size(disk.image) / MIB), 1)
+            return _Disk(disk.image, size, readonly=disk.readonly)
+        assert disk.size_mib is not None
+        return _Disk(new_path, disk.size_mib, readonly=disk.readonly, image_is_new=True)
+
     def add_file(self, path: str, size_mib: int = 1024) -> None:
         """Place a file (an existing disk image of ``size_mib``) on the host."""
         with self.lock:
@@ -436,6 +477,7 @@ OPTION_FEATURES = (
             Feature.RECONFIGURE_LIVE_CPUS,
             Feature.RECONFIGURE_LIVE_MEMORY,
             Feature.USER_NETWORKING,
+            Feature.NAT_FORWARDING,
             Feature.NETWORK_ISOLATED,
             Feature.NETWORK_INTERNAL,
             Feature.NETWORK_NAT,
@@ -519,11 +561,12 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
             disks: dict[str, _Disk] = {}
             for disk in spec.disks:
                 target = _free_target(disks)
-                disks[target] = self._make_disk(spec.name, target, disk)
-            seed = build_seed_iso(spec.cloud_init) if spec.cloud_init is not None else None
+                disks[target] = self.host.plan_disk(spec.name, target, disk)
             self.host.devices.claim(spec.host_devices, spec.name)
-            deadline.check("creating the VM", host=self.host.name, vm=spec.name)
             macs = [nic.mac or self.host.next_mac() for nic in spec.nics]
+            nat = plan_nat(spec.nics, macs, self.host.vms.values(), host=self.host.name, vm=spec.name)
+            seed = build_seed_iso(with_nat_addresses(spec.cloud_init, nat.addresses)) if spec.cloud_init else None
+            deadline.check("creating the VM", host=self.host.name, vm=spec.name)
             vm = _VM(
                 str(uuid_module.uuid4()),
                 spec.name,
@@ -533,7 +576,13 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
                 dict(spec.labels),
                 disks,
                 macs,
-                [(mac, forward) for nic, mac in zip(spec.nics, macs, strict=True) for forward in nic.forwards],
+                [
+                    (mac, f)
+                    for nic, mac in zip(spec.nics, macs, strict=True)
+                    if nic.kind is NicKind.USER
+                    for f in nic.forwards
+                ],
+                nat,
                 dynamic_memory=spec.dynamic_memory,
                 has_seed=seed is not None,
                 screen=Screen(spec.graphics, spec.video),
@@ -548,40 +597,6 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
             self.host.vms[vm.uuid] = vm
             self.host.emit(EventKind.DEFINED, vm)
             return vm.info(details=True)
-
-    def _make_disk(self, vm_name: str, target: str, disk: DiskSpec) -> _Disk:
-        """Plan one disk, checking its image or base; nothing is stored until the caller keeps it."""
-        new_path = f"/memory/{vm_name}/{target}.qcow2"
-        if disk.clone is not None:
-            assert disk.image is not None  # DiskSpec refuses a clone without a base
-            volume = self.host.storage.find(disk.image)
-            base_mib = max(math.ceil((volume.capacity if volume else virtual_size(disk.image)) / MIB), 1)
-            if disk.size_mib is not None and disk.size_mib < base_mib:
-                raise ValidationError(
-                    f"{disk.size_mib} MiB is smaller than the base image {disk.image!r} ({base_mib} MiB); "
-                    "a clone can only grow its base",
-                    field="disk.size_mib",
-                )
-            content = None
-            if disk.clone is CloneMode.COPY:
-                content = bytes(volume.data) if volume else _read(disk.image)
-            size = disk.size_mib or base_mib
-            return _Disk(new_path, size, clone=disk.clone, base=disk.image, content=content, image_is_new=True)
-        if disk.image is not None:
-            if disk.image in self.host.files:
-                return _Disk(disk.image, self.host.sizes.get(disk.image, 1024), readonly=disk.readonly)
-            if (volume := self.host.storage.find(disk.image)) is not None:
-                return _Disk(disk.image, max(math.ceil(volume.capacity / MIB), 1), readonly=disk.readonly)
-            if not Path(disk.image).is_file():
-                raise NotFoundError(
-                    f"disk image {disk.image!r} does not exist on the host; give an existing file",
-                    host=self.host.name,
-                    vm=vm_name,
-                )
-            size = max(math.ceil(virtual_size(disk.image) / MIB), 1)
-            return _Disk(disk.image, size, readonly=disk.readonly)
-        assert disk.size_mib is not None
-        return _Disk(new_path, disk.size_mib, readonly=disk.readonly, image_is_new=True)
 
     def _set(self, uuid: str, state: PowerState) -> None:
         with self.host.lock:
@@ -701,7 +716,7 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
         with self.host.lock:
             vm = self._vm(uuid)
             target = _free_target(vm.disks)
-            made = self._make_disk(vm.name, target, disk)
+            made = self.host.plan_disk(vm.name, target, disk)
             if made.image_is_new:
                 self.host.files.add(made.path)
             vm.disks[target] = made
