@@ -11,6 +11,8 @@ from __future__ import annotations
 import builtins
 import hashlib
 import io
+import ipaddress
+import json
 import socket
 import threading
 import time
@@ -413,3 +415,95 @@ def test_bad_forwards_create_nothing(polyvisor_connection: Connection, polyvisor
                 polyvisor_spec(unique_name("badfwd"), nics=[{"kind": "user", "forwards": forwards}])
             )
     assert {info.uuid for info in polyvisor_connection.list()} == before
+
+
+# -- NAT NICs ------------------------------------------------------------------------------------------------------
+def _nat_nic(*forwards: str) -> dict[str, Any]:
+    return {"kind": "nat", "forwards": list(forwards)}
+
+
+def test_a_nat_nic_reports_its_address_and_forwards_and_seeds_them(
+    polyvisor_connection: Connection,
+    polyvisor_vm_factory: VMFactory,
+    polyvisor_seed_reader: SeedReader | None,
+) -> None:
+    require(polyvisor_connection, Feature.NAT_FORWARDING)
+    port = _free_port()
+    vm = polyvisor_vm_factory("nat", cloud_init={}, disks=[], nics=[_nat_nic(f"{port}:22", f"{port}:53/udp")])
+    extra = vm.info().extra
+    [nat] = extra["nat"]
+    network = ipaddress.ip_interface(f"{nat['address']}/{nat['prefix_length']}").network
+    assert ipaddress.ip_address(nat["gateway"]) in network
+    assert nat["gateway"] != nat["address"]
+    assert [
+        (f["mac"], f["protocol"], f["host_address"], f["host_port"], f["guest_port"]) for f in extra["forwards"]
+    ] == [
+        (nat["mac"], "tcp", "0.0.0.0", port, 22),
+        (nat["mac"], "udp", "0.0.0.0", port, 53),
+    ]
+    assert {f["guest_address"] for f in extra["forwards"]} == {nat["address"]}
+    other = polyvisor_vm_factory("nat-b", cloud_init={}, disks=[], nics=[_nat_nic()])
+    assert other.info().extra["nat"][0]["address"] != nat["address"]
+    read = polyvisor_seed_reader(vm) if polyvisor_seed_reader is not None else None
+    if read is not None:
+        image = read()
+        assert image is not None, "the VM's seed cannot be read"
+        config = json.loads(_seed_files(image)["network-config"])
+        [ethernet] = config["ethernets"].values()
+        assert config["version"] == 2
+        assert ethernet["match"] == {"macaddress": nat["mac"]}
+        assert ethernet["addresses"] == [f"{nat['address']}/{nat['prefix_length']}"]
+        assert ethernet["routes"] == [{"to": "0.0.0.0/0", "via": nat["gateway"]}]
+
+
+def test_a_deleted_nat_vm_leaves_no_mapping_behind(
+    polyvisor_connection: Connection, polyvisor_spec: SpecFactory
+) -> None:
+    require(polyvisor_connection, Feature.NAT_FORWARDING)
+    port = _free_port()
+    spec = polyvisor_spec(unique_name("nat-del"), cloud_init={}, disks=[], nics=[_nat_nic(f"{port}:22")])
+    polyvisor_connection.create(spec).delete()
+    # The port and the address are free again: a VM of the same spec takes both.
+    again = polyvisor_connection.create(spec)
+    try:
+        assert [f["host_port"] for f in again.info().extra["forwards"]] == [port]
+    finally:
+        again.delete()
+
+
+def test_a_clashing_nat_port_is_refused_before_anything_is_made(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory, polyvisor_spec: SpecFactory
+) -> None:
+    require(polyvisor_connection, Feature.NAT_FORWARDING)
+    port = _free_port()
+    first = polyvisor_vm_factory("nat-a", cloud_init={}, disks=[], nics=[_nat_nic(f"{port}:22")])
+    before = {info.uuid for info in polyvisor_connection.list()}
+    clashing = polyvisor_spec(unique_name("nat-clash"), cloud_init={}, disks=[], nics=[_nat_nic(f"{port}:80")])
+    with pytest.raises(AlreadyExistsError, match=str(port)):
+        polyvisor_connection.create(clashing)
+    # Another protocol on the same port is another mapping.
+    udp = polyvisor_spec(unique_name("nat-udp"), cloud_init={}, disks=[], nics=[_nat_nic(f"{port}:53/udp")])
+    for bad in (
+        {"nics": [_nat_nic(f"{port + 1}:22", f"{port + 1}:23")]},
+        {"nics": [_nat_nic(f"127.0.0.1:{port + 1}:22")]},
+    ):
+        with pytest.raises(ValidationError):
+            polyvisor_connection.create(polyvisor_spec(unique_name("nat-bad"), cloud_init={}, disks=[], **bad))
+    assert {info.uuid for info in polyvisor_connection.list()} == before
+    assert [f["host_port"] for f in first.info().extra["forwards"]] == [port]
+    polyvisor_connection.create(udp).delete()
+
+
+def test_a_nat_nic_needs_a_seed_and_belongs_to_the_definition(
+    polyvisor_connection: Connection, polyvisor_vm_factory: VMFactory, polyvisor_spec: SpecFactory
+) -> None:
+    require(polyvisor_connection, Feature.NAT_FORWARDING)
+    with pytest.raises(ValidationError) as caught:
+        polyvisor_spec(unique_name("nat-noseed"), nics=[_nat_nic()])
+    assert caught.value.field == "cloud_init"
+    with pytest.raises(ValidationError) as caught:
+        polyvisor_spec(unique_name("nat-netcfg"), cloud_init={"network_config": {"version": 2}}, nics=[_nat_nic()])
+    assert caught.value.field == "cloud_init.network_config"
+    vm = polyvisor_vm_factory("nat-attach", cloud_init={}, disks=[])
+    with pytest.raises(ValidationError, match="in the spec"):
+        vm.attach_nic({"kind": "nat"})
