@@ -130,6 +130,7 @@ def test_hyperv_host_composes_its_rooms_and_forwards_none_of_their_verbs() -> No
         "hardware",
         "lifecycle",
         "metering",
+        "netnat",
         "network",
         "power",
     }

@@ -10,7 +10,7 @@ Python API, or by the test hook described in the package docstring: the ``polyvi
 
 :class:`HyperVHost` holds the shared state (:mod:`.state`) and the rooms that model the verbs, as attributes the
 cmdlets call directly: ``lifecycle`` (New-VM, Set-VM, Remove-VM), ``power`` (the state machine), ``checkpoints``,
-``disks`` (VHD files, chains, merges), ``drives``, ``network``, ``guests`` (shutdown and KVP behaviour),
+``disks`` (VHD files, chains, merges), ``drives``, ``network``, ``netnat`` (addresses, WinNAT), ``guests`` (shutdown and KVP behaviour),
 ``metering`` (Measure-VM, virtual processor counters), ``display`` (screens, through WMI) and ``hardware`` (TPM,
 nested virtualization, assigned devices). It forwards none of their verbs: ``host.power.start_vm(vm_id)``, not
 ``host.start_vm(vm_id)``.
@@ -26,6 +26,7 @@ from .guest import GuestSimulation
 from .hardware import Hardware
 from .lifecycle import VMLifecycle
 from .metering import Metering
+from .netnat import NetNat
 from .network import Network
 from .power import PowerStates
 from .records import GiB
@@ -84,3 +85,5 @@ class HyperVHost(HostState):
         """The VMs' screens as WMI shows them: video heads, settings, thumbnails."""
         self.hardware = Hardware(self)
         """The TPM and key protector, the processor's virtualization extensions, assigned host devices."""
+        self.netnat = NetNat(self)
+        """The host's interface addresses, its NAT network and the NAT's static mappings (WinNAT)."""
