@@ -44,7 +44,7 @@ room method that implements a :class:`~polyvisor.backend.Backend` method carries
   deleted VM; :mod:`.images`: clones of base images and cloud-init seeds;
 * :mod:`.sizing`: processors, memory and disk sizes; :mod:`.addresses`: guest addresses from KVP;
   :mod:`.readiness`: the guest's heartbeat;
-* :mod:`.networks`: virtual switches as networks, made and deleted;
+* :mod:`.networks`: virtual switches as networks, made and deleted; :mod:`.nat`: NAT NICs on the host's WinNAT;
 * :mod:`.pools`: the host's disk paths and image folders and the files in them, made and deleted;
   :mod:`.transfers`: images uploaded in byte[] chunks, hash-checked, renamed, and downloaded in chunks
   a fixed script reads;
@@ -95,6 +95,7 @@ from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
 from polyvisor_hyperv.lifecycle import Lifecycle
 from polyvisor_hyperv.metrics import Metrics
+from polyvisor_hyperv.nat import NatNics
 from polyvisor_hyperv.networks import Networks
 from polyvisor_hyperv.options import ConnectionOptions, parse_options
 from polyvisor_hyperv.pools import Pools
@@ -173,6 +174,9 @@ class HyperVBackend(Backend):
             Feature.TPM,
             Feature.NESTED_VIRTUALIZATION,
             Feature.PCI_PASSTHROUGH,
+            # NAT NICs on WinNAT: a static address in the seed, static mappings from the host's external addresses,
+            # none reachable from the host itself (see polyvisor_hyperv.nat); no user-networking (127.0.0.1).
+            Feature.NAT_FORWARDING,
         }
     )
     address_sources = ("kvp",)
@@ -183,9 +187,10 @@ class HyperVBackend(Backend):
         self.options: ConnectionOptions = parse_options(uri, credentials)
         self._client = client = HyperVClient(self.options, open_pool(self.options, uri.display_host), uri.display_host)
         storage = Storage(client)
-        self._inventory = Inventory(client)
+        nat = NatNics(client)
+        self._inventory = Inventory(client, nat)
         self._hardware = Hardware(client)
-        self._lifecycle = Lifecycle(client, self._inventory, storage, Images(client))
+        self._lifecycle = Lifecycle(client, self._inventory, storage, Images(client), nat)
         self._snapshots = Snapshots(client, self._lifecycle)
         self._devices = Devices(client, storage)
         self._sizing = Sizing(client, self._devices)

@@ -22,7 +22,7 @@ from typing import Any
 
 from polyvisor.backend import Deadline
 from polyvisor.errors import BackendError, NotFoundError, ValidationError
-from polyvisor.model import CloneMode, DiskSpec, VMSpec
+from polyvisor.model import CloneMode, CloudInit, DiskSpec, VMSpec
 from polyvisor.provisioning import build_seed_iso
 from polyvisor_hyperv.client import HyperVClient, MiB, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
@@ -113,10 +113,9 @@ class Images:
         """A clone keeps its base's format."""
         return "vhd" if as_text(base.get("VhdFormat")).upper() == "VHD" else "vhdx"
 
-    def seed(self, uuid: str, spec: VMSpec, deadline: Deadline) -> str:
-        """Write the spec's NoCloud seed ISO to the host and verify it; return its path."""
-        assert spec.cloud_init is not None
-        data = build_seed_iso(spec.cloud_init)
+    def seed(self, uuid: str, cloud_init: CloudInit, deadline: Deadline) -> str:
+        """Write the NoCloud seed ISO to the host and verify it; return its path."""
+        data = build_seed_iso(cloud_init)
         path = f"{self._client.vhd_dir().rstrip(chr(92))}\\{seed_name(uuid)}"
         for offset in range(0, len(data), SEED_CHUNK):
             command = "Set-Content" if offset == 0 else "Add-Content"

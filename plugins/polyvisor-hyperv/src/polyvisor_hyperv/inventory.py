@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from polyvisor.backend import Deadline
 from polyvisor.errors import NotFoundError, PolyvisorError, ValidationError
@@ -21,6 +22,7 @@ from polyvisor.model import (
 from polyvisor_hyperv.client import HyperVClient, MiB, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.hardware import Hardware
+from polyvisor_hyperv.nat import NAT_LABEL, NatNics, nat_label
 from polyvisor_hyperv.notes import STATE_LABEL, join_notes, split_notes
 from polyvisor_hyperv.states import enum_name, to_status
 from polyvisor_hyperv.transport import Row
@@ -48,8 +50,9 @@ VM_PROPERTIES = (
 class Inventory:
     """What the host and its VMs are."""
 
-    def __init__(self, client: HyperVClient) -> None:
+    def __init__(self, client: HyperVClient, nat: NatNics) -> None:
         self._client = client
+        self._nat = nat
         self._generations: dict[str, int] = {}  # a VM's generation never changes: read once per connection
         # Whether a VM has dynamic memory: set at create (nothing in polyvisor switches it), refreshed by every
         # info() and listing.
@@ -153,17 +156,21 @@ class Inventory:
                 [vm_step(uuid), then("Get-VMMemory")], doing="reading memory settings", vm=uuid, select=("Buffer",)
             )
             buffer = int(memory[0].get("Buffer") or 0) if memory else None
-        info = self._vm_info(row, buffer)
+        nat = nat_label(as_text(row.get("Notes")))
+        # A NAT NIC's forwards are the host's static mappings to its address: one more request, for such a VM only.
+        info = self._vm_info(row, buffer, self._nat.forwards(nat) if nat else None)
         if info.details is None:
             return info
         # The TPM, processor and assigned devices are not Get-VM properties: read them for info() (not listings).
         facts = self._hardware.facts(uuid, int(info.details.extra["generation"]))
         return replace(info, details=replace(info.details, extra={**info.details.extra, **facts}))
 
-    def _vm_info(self, row: Row, buffer: int | None = None) -> VMInfo:
+    def _vm_info(self, row: Row, buffer: int | None = None, forwards: list[dict[str, Any]] | None = None) -> VMInfo:
         status = to_status(row.get("State"))
         description, labels = split_notes(as_text(row.get("Notes")))
         labels.pop(STATE_LABEL, None)  # a reverted VM has its checkpoint's Notes, record included
+        labels.pop(NAT_LABEL, None)
+        nat = nat_label(as_text(row.get("Notes")))
         # One Get-VM returns every property, so listings carry the details at no extra cost.
         details = VMDetails(
             cpus=int(row.get("ProcessorCount") or 0),
@@ -175,6 +182,8 @@ class Inventory:
                 "generation": int(row.get("Generation") or 0),
                 "checkpoint_type": enum_name(row.get("CheckpointType")),
                 "current_snapshot": as_text(row.get("ParentSnapshotName")) or None,
+                **({"nat": [address.fact() for address in nat.addresses]} if nat else {}),
+                **({"forwards": forwards} if forwards is not None else {}),
             },
         )
         info = VMInfo(
@@ -203,8 +212,10 @@ class Inventory:
         deadline = Deadline.current()
         while True:
             notes = as_text(self._client.vm_row(uuid, ("Notes",)).get("Notes"))
-            human, _ = split_notes(notes)
-            wanted = join_notes(human, labels)
+            human, current = split_notes(notes)
+            # The backend's own NAT label is no label of the caller's: it stays as it is.
+            kept = {NAT_LABEL: current[NAT_LABEL]} if NAT_LABEL in current else {}
+            wanted = join_notes(human, {**labels, **kept})
             rows = self._client.run(
                 [
                     vm_step(uuid),

@@ -10,13 +10,15 @@ from typing import Any
 
 from polyvisor.backend import Deadline
 from polyvisor.errors import PolyvisorError, TimeoutError, UnsupportedError, ValidationError
-from polyvisor.model import Architecture, BootDevice, Feature, ShutdownMode, VMInfo, VMSpec
+from polyvisor.model import Architecture, BootDevice, Feature, NicKind, ShutdownMode, VMInfo, VMSpec
+from polyvisor.provisioning.nat import with_nat_addresses
 from polyvisor_hyperv.client import HyperVClient, MiB, as_guid, as_text, then, vm_step
 from polyvisor_hyperv.commands import SWITCH, Step
 from polyvisor_hyperv.devices import check_disk, controller, nic_parameters
 from polyvisor_hyperv.hardware import check_hardware, hardware_steps
 from polyvisor_hyperv.images import Images
 from polyvisor_hyperv.inventory import Inventory
+from polyvisor_hyperv.nat import NAT_LABEL, NatNics, NatPlan, nat_label
 from polyvisor_hyperv.notes import join_notes
 from polyvisor_hyperv.storage import CHECKPOINT_DISK, Storage
 from polyvisor_hyperv.transport import Row
@@ -35,15 +37,29 @@ _MERGE_POLL = 0.25
 class Lifecycle:
     """A VM from creation to deletion."""
 
-    def __init__(self, client: HyperVClient, inventory: Inventory, storage: Storage, images: Images) -> None:
+    def __init__(
+        self, client: HyperVClient, inventory: Inventory, storage: Storage, images: Images, nat: NatNics
+    ) -> None:
         self._client = client
         self._inventory = inventory
         self._storage = storage
         self._images = images
+        self._nat = nat
 
     def create(self, spec: VMSpec, deadline: Deadline) -> VMInfo:
         check_spec(spec)
         bases = self._images.inspect(spec)  # a missing base raises here, before anything exists
+        nat = self._nat.plan(spec, deadline)  # so do the NAT's refusals (a port mapped already, one NAT per host)
+        if nat is None:
+            return self._create(spec, deadline, bases, None)
+        self._nat.prepare(nat, deadline)
+        try:
+            return self._create(nat.spec, deadline, bases, nat)
+        except BaseException:
+            self._nat.roll_back(nat)
+            raise
+
+    def _create(self, spec: VMSpec, deadline: Deadline, bases: dict[str, Row], nat: NatPlan | None) -> VMInfo:
         generation = spec.generation
         rows = self._client.run(
             [
@@ -66,27 +82,31 @@ class Lifecycle:
         uuid = as_guid(rows[0].get("Id"))
         created_vhds: list[str] = []
         try:
-            steps = self._configuration_steps(uuid, spec, created_vhds, bases) + hardware_steps(uuid, spec)
+            steps = self._configuration_steps(uuid, spec, created_vhds, bases, nat) + hardware_steps(uuid, spec)
             self._client.run(steps, doing=f"configuring new VM {spec.name!r}", vm=spec.name, deadline=deadline)
             if spec.cloud_init is not None:
-                created_vhds.append(self._images.seed(uuid, spec, deadline))
+                cloud_init = with_nat_addresses(spec.cloud_init, nat.addresses if nat else ())
+                created_vhds.append(self._images.seed(uuid, cloud_init, deadline))
                 self._client.run(
                     Images.seed_steps(uuid, created_vhds[-1], spec),
                     doing="inserting the cloud-init seed (DVD drive)",
                     vm=spec.name,
                     deadline=deadline,
                 )
+            if nat is not None:
+                self._nat.map(nat, deadline)
             return self._inventory.info(uuid)
         except BaseException:
             self._roll_back(uuid, created_vhds)
             raise
 
     def _configuration_steps(
-        self, uuid: str, spec: VMSpec, created_vhds: list[str], bases: dict[str, Row]
+        self, uuid: str, spec: VMSpec, created_vhds: list[str], bases: dict[str, Row], nat: NatPlan | None
     ) -> list[Step]:
         vm = vm_step(uuid)
         settings: dict[str, Any] = {"ProcessorCount": spec.cpus}
-        notes = join_notes(spec.description, spec.labels)
+        labels = {**spec.labels, NAT_LABEL: nat.label()} if nat is not None else spec.labels
+        notes = join_notes(spec.description, labels)
         if notes:
             settings["Notes"] = notes
         steps = [vm, then("Set-VM", **settings), vm, then("Set-VMMemory", **memory_parameters(spec))]
@@ -121,7 +141,10 @@ class Lifecycle:
         elif spec.cdrom is not None:
             groups[BootDevice.CDROM] += [vm, then("Add-VMDvdDrive", Path=spec.cdrom)]
         for nic in spec.nics:
-            groups[BootDevice.NETWORK] += [vm, then("Add-VMNetworkAdapter", **nic_parameters(nic, spec.generation))]
+            parameters = nic_parameters(nic, spec.generation)
+            if nic.kind is NicKind.NAT and nat is not None:
+                parameters["SwitchName"] = nat.switch
+            groups[BootDevice.NETWORK] += [vm, then("Add-VMNetworkAdapter", **parameters)]
         # Generation 2 firmware boots devices in the order they were added, so add them in boot order.
         order = [*spec.boot_order, *(device for device in groups if device not in spec.boot_order)]
         for device in order:
@@ -154,8 +177,9 @@ class Lifecycle:
         be removed raises BackendError naming every file left behind, after all of them were tried.
         """
         files: list[str] = []
-        # The cloud-init seed is the VM's own, with or without storage (named after its Id).
+        # The cloud-init seed is the VM's own, with or without storage (named after its Id); so are its mappings.
         seeds = self._images.seed_files(uuid, deadline)
+        nat = nat_label(as_text(self._client.vm_row(uuid, ("Notes",), deadline).get("Notes")))
         if storage:
             files = self._storage.disk_files(
                 [vm_step(uuid)], doing="listing the VM's disk files", vm=uuid, deadline=deadline
@@ -163,6 +187,7 @@ class Lifecycle:
             self._merge_checkpoints(uuid, deadline)
         # -Force: Remove-VM asks ShouldContinue, which -Confirm:$false does not answer (Commands/RemoveVM.cs).
         self._client.verb(uuid, "Remove-VM", "deleting the VM (Remove-VM)", deadline, Force=SWITCH)
+        self._nat.release(nat, uuid, deadline)
         if files:
             # The VM is gone now, so every VM Get-VM lists is another one.
             shared = {

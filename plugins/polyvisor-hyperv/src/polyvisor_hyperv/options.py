@@ -1,7 +1,7 @@
 """Connection options: parsed from the ``hyperv://`` URI's query and from ``connect()`` keywords (keywords win).
 
 ``hyperv://[user@]host[:port]/?transport=psrp|winrm&auth=negotiate|ntlm|kerberos|credssp|basic&scheme=https|http
-&verify=true|false&ca=PATH&encryption=auto|always|never&allow_http_basic=1``
+&verify=true|false&ca=PATH&encryption=auto|always|never&allow_http_basic=1&nat_prefix=CIDR``
 
 Defaults are the safe ones: PSRP, HTTPS on 5986, certificate verification on. Plain HTTP (5985) with NTLM,
 Negotiate or Kerberos uses message encryption; Basic over plain HTTP sends the password in clear text and is refused
@@ -10,6 +10,7 @@ unless ``allow_http_basic`` is set.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ class ConnectionOptions:
     idle_timeout: int | None = None
     """Seconds the host may keep the session (shell or runspace pool) idle before deleting it (rsp:IdleTimeOut);
     None leaves it to the host's configuration (Windows: 7200, capped by the plugin's MaxIdleTimeoutms)."""
+    nat_prefix: str | None = None
+    """The IPv4 prefix of the NAT network the backend makes for NAT NICs when the host has none (None: 172.31.213.0/24);
+    naming one also insists that a NAT network the host already has is over it."""
 
     @property
     def ssl(self) -> bool:
@@ -128,6 +132,21 @@ def _path(name: str, value: object) -> str:
     return text
 
 
+def _prefix(name: str, value: object) -> str:
+    try:
+        network = ipaddress.IPv4Network(str(value).strip())
+    except ValueError:
+        raise ValidationError(
+            f"{value!r} is not an IPv4 prefix with its host bits zero, such as 172.31.213.0/24", field=name
+        ) from None
+    if not network.is_private or not 8 <= network.prefixlen <= 30:
+        raise ValidationError(
+            f"{network} is not a private IPv4 prefix of /8 to /30 (the NAT network's guests need addresses in it)",
+            field=name,
+        )
+    return str(network)
+
+
 def _text(name: str, value: object) -> str:
     text = str(value).strip("/")
     if not text or any(ch in text for ch in "?#\r\n"):
@@ -151,6 +170,7 @@ _CONVERTERS: dict[str, Callable[[str, object], Any]] = {
     "command_timeout": _seconds,
     "sessions": _count,
     "idle_timeout": _seconds,
+    "nat_prefix": _prefix,
 }
 
 
@@ -223,4 +243,5 @@ def parse_options(uri: URI, credentials: Credentials) -> ConnectionOptions:
         command_timeout=float(values.get("command_timeout", 600.0)),
         sessions=values.get("sessions", 8),
         idle_timeout=math.ceil(values["idle_timeout"]) if "idle_timeout" in values else None,
+        nat_prefix=values.get("nat_prefix"),
     )
