@@ -155,3 +155,12 @@ def test_keys_come_with_a_script_user_data(cloud_init: CloudInitReader) -> None:
     answer = read(cloud_init, seed)
     assert answer["public-keys"] == [KEY, "ssh-rsa AAAAB3 b"]
     assert seed.files()["user-data"] == b"#!/bin/sh\necho hi\n"
+
+
+def test_a_nat_nics_network_config_reads_back_as_written(cloud_init: CloudInitReader) -> None:
+    from polyvisor.provisioning.nat import NatAddress, network_config, with_nat_addresses
+
+    addresses = [NatAddress("00:15:5d:01:02:03", "172.31.213.2", 24, "172.31.213.1")]
+    answer = read(cloud_init, with_nat_addresses(CloudInit(instance_id="iid-nat"), addresses))
+    assert answer["network-config"] == network_config(addresses)
+    assert answer["network-config"]["ethernets"]["nat0"]["match"] == {"macaddress": "00:15:5d:01:02:03"}

@@ -101,3 +101,53 @@ def test_a_backend_without_the_feature_refuses_a_user_nic_before_acting() -> Non
         vm = conn.create({"name": "plain", "nics": []})
         with pytest.raises(polyvisor.UnsupportedError, match="user-networking"):
             vm.attach_nic({"kind": "user"})
+
+
+# -- NAT NICs (nat-forwarding) -------------------------------------------------------------------------------------
+def test_a_nat_nics_forwards_listen_on_every_external_address_by_default() -> None:
+    nic = NicSpec(kind="nat", forwards=["2222:22", {"host_port": 8080, "guest_port": 80}, "192.0.2.10:53:53/udp"])  # type: ignore[arg-type]
+    assert nic.kind is NicKind.NAT
+    assert [str(forward) for forward in nic.forwards] == [
+        "0.0.0.0:2222->22/tcp",
+        "0.0.0.0:8080->80/tcp",
+        "192.0.2.10:53->53/udp",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "words"),
+    [
+        ({"nics": [{"kind": "nat", "forwards": ["127.0.0.1:2222:22"]}]}, "nic.forwards[0].host_address", "loopback"),
+        ({"nics": [{"kind": "nat", "forwards": ["224.0.0.1:2222:22"]}]}, "nic.forwards[0].host_address", "listen"),
+        ({"nics": [{"kind": "nat", "network": "x"}]}, "nic.network", "NAT NIC"),
+        ({"nics": [{"kind": "nat", "forwards": ["2222:22", "192.0.2.1:2222:80"]}]}, "nic.forwards", "forwarded twice"),
+        ({"nics": [{"kind": "nat"}], "cloud_init": None}, "cloud_init", "give cloud_init"),
+        (
+            {"nics": [{"kind": "nat"}], "cloud_init": {"network_config": "version: 2"}},
+            "cloud_init.network_config",
+            "drop",
+        ),
+    ],
+)
+def test_bad_nat_nics_are_refused_naming_the_field(spec: dict[str, Any], field: str, words: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        VMSpec.from_dict({"name": "pv", "cloud_init": {}, **spec})
+    assert caught.value.field == field
+    assert words in str(caught.value)
+
+
+def test_another_address_on_the_same_port_is_another_listener_except_every_address() -> None:
+    assert not PortForward(2222, 22, host_address="192.0.2.1").clashes(PortForward(2222, 22, host_address="192.0.2.2"))
+    assert PortForward(2222, 22, host_address="0.0.0.0").clashes(PortForward(2222, 80, host_address="192.0.2.2"))
+    assert not PortForward(2222, 22, "udp", "0.0.0.0").clashes(PortForward(2222, 22, "tcp", "0.0.0.0"))
+
+
+def test_memory_maps_nat_forwards_from_creation_to_deletion(conn: Any) -> None:
+    assert conn.capabilities.supports(Feature.NAT_FORWARDING)
+    first = conn.create({"name": "a", "cloud_init": {}, "nics": [{"kind": "nat", "forwards": ["2222:22"]}]})
+    with pytest.raises(AlreadyExistsError, match=r"0\.0\.0\.0:2222/tcp is mapped already \(VM 'a'"):
+        conn.create({"name": "b", "cloud_init": {}, "nics": [{"kind": "nat", "forwards": ["2222:80"]}]})
+    assert [vm.name for vm in conn.list()] == ["a"]
+    first.delete()
+    second = conn.create({"name": "b", "cloud_init": {}, "nics": [{"kind": "nat", "forwards": ["2222:80"]}]})
+    assert second.info().extra["nat"][0]["address"] == "192.168.213.2"

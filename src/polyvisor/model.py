@@ -742,7 +742,7 @@ class PortForward:
     """``"tcp"`` or ``"udp"``."""
     host_address: str = "127.0.0.1"
     """The host address to listen on. A user-mode NIC's is a loopback address (127.0.0.0/8), so only the host itself
-    reaches the guest; a NAT NIC's is an external one, :data:`ANY_ADDRESS` (every one) by default."""
+    reaches the guest; a NAT NIC's is an external one, ``0.0.0.0`` (every one) by default."""
 
     def __post_init__(self) -> None:
         _port(self.host_port, "forward.host_port")
@@ -823,7 +823,7 @@ class PortForward:
 
     def clashes(self, other: PortForward) -> bool:
         """Whether both listen on one host port: the same protocol and port, and the same address or either on
-        every address (:data:`ANY_ADDRESS`)."""
+        every address (``0.0.0.0``)."""
         if (self.protocol, self.host_port) != (other.protocol, other.host_port):
             return False
         return self.host_address == other.host_address or ANY_ADDRESS in (self.host_address, other.host_address)
