@@ -224,9 +224,10 @@ class _VM:
                 "nics": list(self.nics),
                 "forwards": [forward.fact(mac) for mac, forward in self.forwards]
                 + [held.forward.fact(held.mac, held.guest_address) for held in self.nat.forwards],
-                "nat": [address.fact() for address in self.nat.addresses],
                 **self.hardware,
             }
+            if self.nat.addresses:
+                extra["nat"] = [address.fact() for address in self.nat.addresses]
             facts = VMDetails(
                 self.cpus, self.memory_mib, dict(self.labels), self.description, extra, self.dynamic_memory
             )
