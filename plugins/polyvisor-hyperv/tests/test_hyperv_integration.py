@@ -442,6 +442,7 @@ def test_capabilities_are_declared(conn: polyvisor.Connection) -> None:
         Feature.NESTED_VIRTUALIZATION,
         Feature.HOST_DEVICES,
         Feature.PCI_PASSTHROUGH,
+        Feature.NAT_FORWARDING,
     }
     assert Feature.RECONFIGURE_LIVE_CPUS not in HyperVBackend.static_features()
     assert Feature.USB_PASSTHROUGH not in HyperVBackend.static_features()  # Discrete Device Assignment is PCIe only
