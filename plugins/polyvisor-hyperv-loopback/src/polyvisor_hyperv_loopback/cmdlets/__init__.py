@@ -1,12 +1,12 @@
 """The commands the loopback host knows, and the .NET objects they emit.
 
-``base`` binds parameters and holds the per-invocation context; ``vm`` (VMs, power, checkpoints, firmware, the
-host), ``devices`` (VHDs, drives, VM network adapters, files), ``switches`` (virtual switches, the host's adapters), ``netnat`` (the host's addresses and NAT),
-``items`` (file-system items), ``provisioning`` (resizes, copies, file contents and hashes, memory, processors),
-``hardware`` (TPM, processor virtualization extensions, assigned devices), ``metering`` (Measure-VM, the virtual
-processor counters), ``cim`` (Get-CimInstance, Invoke-CimMethod: the counters and Hyper-V's WMI screens) and
-``utility`` (JSON, Select-Object, output) define the cmdlets; ``powercli`` the VMware PowerCLI cmdlets of the same
-names; ``objects`` the .NET types. A cmdlet calls the room of the Hyper-V model that holds its verb
+``base`` binds parameters and holds the per-invocation context; ``vm`` (VMs, power, checkpoints, firmware, the host),
+``devices`` (VHDs, drives, VM network adapters, files), ``switches`` (virtual switches, the host's adapters), ``netnat``
+(the host's addresses and NAT), ``items`` (file-system items), ``provisioning`` (resizes, copies, file contents and
+hashes, memory, processors), ``hardware`` (TPM, processor virtualization extensions, assigned devices), ``metering``
+(Measure-VM, the virtual processor counters), ``cim`` (Get-CimInstance, Invoke-CimMethod: the counters and Hyper-V's WMI
+screens) and ``utility`` (JSON, Select-Object, output) define the cmdlets; ``powercli`` the VMware PowerCLI cmdlets of
+the same names; ``objects`` the .NET types. A cmdlet calls the room of the Hyper-V model that holds its verb
 (``ctx.host.power.start_vm``), never a forwarder.
 """
 

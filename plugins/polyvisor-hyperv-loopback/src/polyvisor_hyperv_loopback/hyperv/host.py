@@ -8,11 +8,11 @@ Behaviour that cannot be driven through cmdlets (the transition timings, files p
 through the Python API only. How the guest answers a shutdown request (:data:`GUEST_BEHAVIOURS`) is set through the
 Python API, or by the test hook described in the package docstring: the ``polyvisor.test/guest`` label in Notes.
 
-:class:`HyperVHost` holds the shared state (:mod:`.state`) and the rooms that model the verbs, as attributes the
-cmdlets call directly: ``lifecycle`` (New-VM, Set-VM, Remove-VM), ``power`` (the state machine), ``checkpoints``,
-``disks`` (VHD files, chains, merges), ``drives``, ``network``, ``netnat`` (addresses, WinNAT), ``guests`` (shutdown and KVP behaviour),
-``metering`` (Measure-VM, virtual processor counters), ``display`` (screens, through WMI) and ``hardware`` (TPM,
-nested virtualization, assigned devices). It forwards none of their verbs: ``host.power.start_vm(vm_id)``, not
+:class:`HyperVHost` holds the shared state (:mod:`.state`) and the rooms that model the verbs, as attributes the cmdlets
+call directly: ``lifecycle`` (New-VM, Set-VM, Remove-VM), ``power`` (the state machine), ``checkpoints``, ``disks`` (VHD
+files, chains, merges), ``drives``, ``network``, ``netnat`` (addresses, WinNAT), ``guests`` (shutdown and KVP
+behaviour), ``metering`` (Measure-VM, virtual processor counters), ``display`` (screens, through WMI) and ``hardware``
+(TPM, nested virtualization, assigned devices). It forwards none of their verbs: ``host.power.start_vm(vm_id)``, not
 ``host.start_vm(vm_id)``.
 """
 
