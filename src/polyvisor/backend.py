@@ -41,6 +41,7 @@ from polyvisor.errors import PolyvisorError, TimeoutError, UnsupportedError, Val
 from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     AddressAnswer,
+    DiskInfo,
     DiskSpec,
     Event,
     EventKind,
@@ -602,6 +603,10 @@ class Backend(abc.ABC):
         dynamic-memory minimum), naming the limit.
         """
         raise UnsupportedError("reconfiguring CPUs and memory is not supported", feature=Feature.RECONFIGURE)
+
+    def disks(self, uuid: str) -> list[DiskInfo]:
+        """Return the VM's hard disks (not CD-ROMs) with their virtual sizes, in the VM's order."""
+        raise UnsupportedError("listing disks with their sizes is not supported", feature=Feature.DISK_RESIZE)
 
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
         """Grow the disk with this target name to ``size_mib``; a smaller size raises ValidationError (never shrink)."""

@@ -17,6 +17,7 @@ from polyvisor.errors import InvalidStateError, ValidationError
 from polyvisor.handle import VMHandle, vm_capabilities
 from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
+    DiskInfo,
     DiskSpec,
     Feature,
     GuestAddress,
@@ -228,6 +229,14 @@ class GuestOps(VMHandle):
             deadline,
         )
         return self._info(deadline)
+
+    def disks(self, *, timeout: float = DEFAULT_TIMEOUT) -> list[DiskInfo]:
+        """Return the VM's hard disks (not CD-ROMs), each with its target name, image path and virtual size."""
+        deadline = self._deadline(timeout)
+        vm_capabilities(self.connection, self.uuid, deadline).require(
+            Feature.DISK_RESIZE, host=self.connection.host, vm=self._name
+        )
+        return read(self.connection, lambda b: b.disks(self.uuid), deadline)
 
     def resize_disk(self, target: str, size_mib: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Grow the disk with this target name (``vda``, ``scsi0:1``, as :meth:`attach_disk` returned it) to

@@ -33,6 +33,7 @@ __all__ = [
     "DetailsNotLoaded",
     "DiskBus",
     "DiskFormat",
+    "DiskInfo",
     "DiskSpec",
     "DynamicMemory",
     "Event",
@@ -171,7 +172,8 @@ class Feature(enum.StrEnum):
     DISK_CLONE_COPY = "disk-clone-copy"
     """A new disk can be a full, independent copy of a base image."""
     DISK_RESIZE = "disk-resize"
-    """A VM's disk can be grown (:meth:`polyvisor.VM.resize_disk`)."""
+    """A VM's disks can be listed with their sizes (:meth:`polyvisor.VM.disks`) and grown
+    (:meth:`polyvisor.VM.resize_disk`)."""
     CLOUD_INIT = "cloud-init"
     """A spec's ``cloud_init`` is attached as a NoCloud seed CD-ROM and deleted with the VM."""
     RECONFIGURE = "reconfigure"
@@ -1662,6 +1664,24 @@ class NetworkInfo:
     """Its IPv4 range (``10.77.0.0/24``) when the host has an address on it and the backend tells."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """What only one backend knows: libvirt's ``bridge`` and ``autostart``, Hyper-V's ``adapter``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiskInfo:
+    """One hard disk of a VM as the hypervisor has it now (:meth:`polyvisor.VM.disks`)."""
+
+    target: str
+    """The name :meth:`polyvisor.VM.resize_disk` and ``detach_disk`` take (``vda``, ``SCSI:0:1``)."""
+    path: str | None
+    """The image file on the host (None for a disk that is not a file)."""
+    capacity: int
+    """The virtual size (what the guest sees), in bytes."""
+    readonly: bool = False
+
+    @property
+    def size_mib(self) -> int:
+        """The virtual size in MiB, rounded up."""
+        return -(-self.capacity // (1024 * 1024))
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from polyvisor.inguest import EXEC_TIMEOUT
 from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     Capabilities,
+    DiskInfo,
     DiskSpec,
     GraphicsInfo,
     GuestAddress,
@@ -294,6 +295,10 @@ class AsyncVM:
     ) -> VMInfo:
         """Change the VM's CPU count and/or memory (see :meth:`polyvisor.VM.reconfigure`)."""
         return await self._timed(self.sync.reconfigure, timeout, cpus=cpus, memory_mib=memory_mib, live=live)
+
+    async def disks(self, *, timeout: float = DEFAULT_TIMEOUT) -> list[DiskInfo]:
+        """Return the VM's hard disks with their sizes (see :meth:`polyvisor.VM.disks`)."""
+        return await self._timed(self.sync.disks, timeout)
 
     async def resize_disk(self, target: str, size_mib: int, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Grow a disk (see :meth:`polyvisor.VM.resize_disk`)."""

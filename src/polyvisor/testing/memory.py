@@ -75,6 +75,7 @@ from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     AddressAnswer,
     CloneMode,
+    DiskInfo,
     DiskSpec,
     DynamicMemory,
     Event,
@@ -207,6 +208,9 @@ class _VM:
     @property
     def ignores_shutdown(self) -> bool:
         return self.labels.get(GUEST_BEHAVIOUR_LABEL) == "ignore-shutdown"
+
+    def disk_infos(self) -> list[DiskInfo]:
+        return [DiskInfo(target, disk.path, disk.size_mib * MIB, disk.readonly) for target, disk in self.disks.items()]
 
     @property
     def seed_path(self) -> str:
@@ -747,6 +751,10 @@ class MemoryBackend(StoragePrimitives, NetworkPrimitives, GuestPrimitives, Displ
                 raise NotFoundError(f"the VM has no NIC with MAC {mac}", host=self.host.name)
             vm.nics.remove(mac)
             vm.nic_networks.pop(mac, None)
+
+    def disks(self, uuid: str) -> list[DiskInfo]:
+        with self.host.lock:
+            return self._vm(uuid).disk_infos()
 
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
         with self.host.lock:

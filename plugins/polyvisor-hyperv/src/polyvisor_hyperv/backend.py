@@ -67,6 +67,7 @@ from polyvisor.backend import Backend, Credentials, Deadline, EventSink, Subscri
 from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     AddressAnswer,
+    DiskInfo,
     DiskSpec,
     Feature,
     GraphicsInfo,
@@ -346,6 +347,9 @@ class HyperVBackend(Backend):
         self, uuid: str, *, cpus: int | None, memory_mib: int | None, live: bool, deadline: Deadline
     ) -> None:
         self._sizing.reconfigure(uuid, cpus=cpus, memory_mib=memory_mib, live=live, deadline=deadline)
+
+    def disks(self, uuid: str) -> list[DiskInfo]:
+        return self._sizing.disks(uuid)
 
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
         self._sizing.resize_disk(uuid, target, size_mib, deadline)

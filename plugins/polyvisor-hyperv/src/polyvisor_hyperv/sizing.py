@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from polyvisor.backend import Deadline
 from polyvisor.errors import InvalidStateError, NotFoundError, UnsupportedError, ValidationError
-from polyvisor.model import Feature, PowerState
+from polyvisor.model import DiskInfo, Feature, PowerState
 from polyvisor_hyperv.client import HyperVClient, MiB, as_text, then, vm_step
 from polyvisor_hyperv.commands import Step
 from polyvisor_hyperv.devices import Devices
@@ -81,6 +81,22 @@ class Sizing:
                 field="memory_mib",
             )
         return {"StartupBytes": memory_mib * MiB}
+
+    def disks(self, uuid: str) -> list[DiskInfo]:
+        """The VM's hard disk drives and their virtual sizes: ``Get-VMHardDiskDrive``, then one ``Get-VHD`` for
+        every file (a pass-through disk, which has none, is left out)."""
+        drives = [(target, as_text(row.get("Path"))) for target, row in self._devices.drives(uuid)]
+        paths = [path for _target, path in drives if path]
+        if not paths:
+            return []
+        rows = self._client.run(
+            [Step("Get-VHD", {"Path": paths})],
+            doing="reading the disks' sizes (Get-VHD)",
+            vm=uuid,
+            select=("Path", "Size"),
+        )
+        sizes = {as_text(row.get("Path")).lower(): int(row.get("Size") or 0) for row in rows}
+        return [DiskInfo(target, path, sizes.get(path.lower(), 0)) for target, path in drives if path]
 
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
         drives = dict(self._devices.drives(uuid))

@@ -36,6 +36,7 @@ from polyvisor.backend_helpers import refuse_unknown_options
 from polyvisor.metrics.counters import VMStats
 from polyvisor.model import (
     AddressAnswer,
+    DiskInfo,
     DiskSpec,
     Feature,
     GuestAddress,
@@ -347,6 +348,11 @@ class LibvirtBackend(ResourcePrimitives, InGuestPrimitives, ScreenPrimitives, Ba
     ) -> None:
         """Redefine a stopped domain's vCPUs/memory, or hot-plug vCPUs and move the balloon of a running one."""
         self._sizing.reconfigure(uuid, cpus=cpus, memory_mib=memory_mib, live=live, deadline=deadline)
+
+    @bounded("reading the disks")
+    def disks(self, uuid: str) -> list[DiskInfo]:
+        """The domain's hard disks and their virtual sizes."""
+        return self._sizing.disks(uuid)
 
     @bounded("resizing a disk")
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:

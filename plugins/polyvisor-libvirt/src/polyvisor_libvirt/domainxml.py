@@ -441,6 +441,7 @@ class DiskInfo:
     format: str | None
     pool: str | None = None
     volume: str | None = None
+    readonly: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -551,6 +552,7 @@ def parse_definition(xml: str) -> Definition:
                 format=driver.get("type") if driver is not None else None,
                 pool=pool,
                 volume=volume,
+                readonly=disk.find("readonly") is not None,
             )
         )
     nics = []

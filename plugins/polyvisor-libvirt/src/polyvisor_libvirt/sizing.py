@@ -16,6 +16,7 @@ import libvirt
 
 from polyvisor.backend import Deadline
 from polyvisor.errors import NotFoundError, ValidationError
+from polyvisor.model import DiskInfo
 from polyvisor_libvirt import domainxml
 from polyvisor_libvirt.client import LibvirtClient
 from polyvisor_libvirt.domainxml import Definition
@@ -130,6 +131,19 @@ class Sizing:
                 f"VM {definition.name!r} has a dynamic-memory minimum of {minimum} MiB; ask for {minimum} MiB or more",
                 field="memory_mib",
             )
+
+    def disks(self, uuid: str) -> list[DiskInfo]:
+        """The domain's hard disks with their virtual sizes (``blockInfo``: QEMU's answer while it runs, the image's
+        header while it is stopped)."""
+        dom = self._client.domain(uuid)
+        definition = self._client.definition(dom, fresh=True)
+        out = []
+        with self._client.errors("reading the disks' sizes", host=self._client.host, vm=definition.name):
+            for disk in definition.disks:
+                if disk.device == "disk":
+                    capacity = int(dom.blockInfo(disk.target, 0)[0])
+                    out.append(DiskInfo(disk.target, disk.path, capacity, readonly=disk.readonly))
+        return out
 
     def resize_disk(self, uuid: str, target: str, size_mib: int, deadline: Deadline) -> None:
         """Grow a disk: the pool volume of a stopped domain, or through QEMU (``blockResize``) while it runs."""

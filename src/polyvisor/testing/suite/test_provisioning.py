@@ -357,7 +357,11 @@ def test_resize_grows_a_disk_and_never_shrinks_it(
     require(polyvisor_connection, Feature.DISK_RESIZE, Feature.DISK_ATTACH)
     vm = polyvisor_vm_factory("rsz")
     target = vm.attach_disk({"size_mib": 64}, live=False)  # attach_disk names the target, on any backend
+    sizes = {disk.target: disk.size_mib for disk in vm.disks()}
+    assert sizes[target] == 64
     vm.resize_disk(target, 128)
+    after = {disk.target: disk.size_mib for disk in vm.disks()}
+    assert after == {**sizes, target: 128}  # that disk grew, the others did not
     # 96 MiB would be a growth of a 64 MiB disk: refusing it shows the disk is 128 MiB now.
     with pytest.raises(ValidationError) as caught:
         vm.resize_disk(target, 96)
