@@ -14,6 +14,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,53 @@ def remove_vms(uri: str, prefix: str, **credentials: Any) -> None:
                 vm = conn.vm(info)
                 vm.ensure("stopped", force=True)
                 vm.delete(storage=True, force=True)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One hypervisor a single-host module's task names: the task's connection options, and polyvisor's own."""
+
+    name: str
+    task: dict[str, Any]
+    credentials: dict[str, Any]
+    backend: str
+
+    @property
+    def uri(self) -> str:
+        return str(self.task["uri"])
+
+    def connect(self) -> Any:
+        import polyvisor
+
+        return polyvisor.connect(self.uri, **self.credentials)
+
+
+TARGETS = [
+    pytest.param("kvm", marks=pytest.mark.libvirtd, id="kvm"),
+    pytest.param("psrp", marks=pytest.mark.loopback, id="hyperv-psrp"),
+    pytest.param("winrm", marks=pytest.mark.loopback, id="hyperv-winrm"),
+]
+"""libvirtd's qemu:///system and the loopback Hyper-V host over both transports, for ``target``'s parametrize."""
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest) -> Target:
+    """The hypervisor of a ``@pytest.mark.parametrize("target", TARGETS, indirect=True)`` case."""
+    kind = request.param
+    if kind == "kvm":
+        try:
+            import libvirt
+
+            import polyvisor_libvirt  # noqa: F401  # the backend the collection drives libvirtd through
+        except ImportError as error:
+            unavailable(f"libvirt-python or the libvirt backend is not installed: {error}")
+        try:
+            libvirt.open(KVM_URI).close()
+        except libvirt.libvirtError as error:
+            unavailable(f"{KVM_URI} does not answer ({error}); run scripts/libvirt-env start")
+        return Target("kvm", {"uri": KVM_URI}, {}, "libvirt")
+    host: HypervHost = request.getfixturevalue("hyperv_host")
+    if kind == "psrp":
+        task = {"uri": host.psrp_uri, "password": host.password, "ca_path": host.ca_path}
+        return Target("psrp", task, {"password": host.password, "ca_path": host.ca_path}, "Hyper-V")
+    return Target("winrm", {"uri": host.winrm_uri, "password": host.password}, {"password": host.password}, "Hyper-V")

@@ -61,9 +61,9 @@ def _refused(result: Result, *words: str) -> str:
     ("body", "words"),
     [
         ("groupp: lab\n", ["unknown option", "groupp", "did you mean group"]),
-        ("cache: true\n", ["unknown option", "cache"]),
+        ("cachee: true\n", ["unknown option", "cachee", "did you mean cache"]),
     ],
-    ids=["groupp", "cache"],
+    ids=["groupp", "cachee"],
 )
 def test_an_unknown_option_fails_the_run(
     ansible: Ansible, hyperv_host: HypervHost, tmp_path: Path, body: str, words: list[str]

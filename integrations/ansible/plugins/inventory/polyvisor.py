@@ -23,12 +23,18 @@ description:
     O(group) or O(config) fail the inventory. These failures, and those of O(strict), fail the Ansible run, whatever
     C(inventory_any_unparsed_is_failed) says (otherwise Ansible would go on with an empty inventory).
   - A VM name found on more than one host becomes C(<name>@<connection>) on each of them.
+  - With O(cache=true), what the hosts said is kept in Ansible's inventory cache (O(cache_plugin), such as
+    C(ansible.builtin.jsonfile)) for O(cache_timeout) seconds, and a run within that time asks no host (the
+    constructed groups and variables are made again from it). A listing in which any host was skipped is never
+    cached, so a skipped host is tried again, and warned about, on the next run. C(ansible-inventory --flush-cache)
+    asks every host afresh.
   - Needs the C(polyvisor) library and the backends it talks to (C(polyvisor-libvirt), C(polyvisor-hyperv)) on the
     controller.
 requirements:
   - polyvisor (Python library) with the backends of the hosts it lists
 extends_documentation_fragment:
   - constructed
+  - inventory_cache
 options:
   plugin:
     description: Marks this file as a source for this plugin.
@@ -112,7 +118,9 @@ keyed_groups:
     prefix: role
 """
 
+import contextlib
 import copy
+import dataclasses
 import difflib
 import ipaddress
 import re
@@ -124,7 +132,7 @@ from typing import Any, NoReturn
 
 from ansible import constants
 from ansible.errors import AnsibleParserError
-from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.display import Display
 
 try:
@@ -224,7 +232,7 @@ def refuse(path: str, reason: str) -> NoReturn:
     raise AnsibleParserError(f"polyvisor inventory {path}: {reason}")
 
 
-class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]  # Ansible ships no type hints
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: ignore[misc]  # Ansible ships no type hints
     """The ``polyvisor.hypervisors.polyvisor`` inventory source."""
 
     NAME = "polyvisor.hypervisors.polyvisor"
@@ -242,6 +250,20 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
             )
         source = self._read_config_data(path)
         self._check_source(path, source)
+        key = self.get_cache_key(path)
+        use_cache = bool(self.get_option("cache"))
+        listings = None
+        if use_cache and cache:  # cache=False: ansible-inventory --flush-cache, or a refresh
+            with contextlib.suppress(KeyError):
+                listings = {host: Listing(**listing) for host, listing in self._cache[key].items()}
+        if listings is None:
+            listings, complete = self._ask_hosts(path)
+            if use_cache and complete:
+                self._cache[key] = {host: dataclasses.asdict(listing) for host, listing in listings.items()}
+        self._populate(listings)
+
+    def _ask_hosts(self, path: str) -> tuple[dict[str, Listing], bool]:
+        """Ask every host for its VMs; return what they said, and whether every host answered."""
         discover = bool(self.get_option("discover_addresses"))
         try:
             with self._fleet() as fleet:
@@ -256,7 +278,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):  # type: ignore[misc]
             refuse(path, f"no host answered ({', '.join(answers.errors)}); see the warnings above")
         if answers.errors and self.get_option("strict"):
             refuse(path, f"strict: {', '.join(answers.errors)} skipped; see the warnings above")
-        self._populate(answers.values)
+        return dict(answers.values), not answers.errors
 
     def _check_source(self, path: str, source: Mapping[str, Any]) -> None:
         """Refuse options this plugin does not know, and ``connections`` with options it makes meaningless."""

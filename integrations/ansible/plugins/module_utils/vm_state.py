@@ -11,7 +11,7 @@ returns the facts it leaves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 try:
@@ -32,7 +32,7 @@ SNAPSHOT_OPTION: dict[str, Any] = {
     },
 }
 
-DESIRED_STATE_OPTIONS: dict[str, Any] = {
+DESIRED_STATE_OPTIONS: dict[str, Any] = {  # the polyvisor.hypervisors.desired_state doc fragment, and timeout
     "force": {"type": "bool", "default": False},
     "delete_storage": {"type": "bool", "default": False},
     "labels": {"type": "dict"},
@@ -64,6 +64,8 @@ def facts(vm: polyvisor.VM, *, snapshots: bool = True) -> dict[str, Any]:
         "state": info.state.value,
         "labels": dict(info.labels),
         "snapshots": snapshot_names(vm) if snapshots else [],
+        "cpus": info.cpus,
+        "memory_mib": info.memory_mib,
     }
 
 
@@ -173,10 +175,15 @@ def check_request(
 
 
 def converge(
-    vm: polyvisor.VM, params: Mapping[str, Any], labels: dict[str, str] | None, before: dict[str, Any]
+    vm: polyvisor.VM,
+    params: Mapping[str, Any],
+    labels: dict[str, str] | None,
+    before: dict[str, Any],
+    sizes: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Bring an existing VM whose facts are ``before`` to the request, each change only when it is needed; return
-    the facts it leaves (its ``snapshots`` as complete as ``before``'s)."""
+    the facts it leaves (its ``snapshots`` as complete as ``before``'s). ``sizes`` is called with ``"before"``
+    and ``"after"`` the power change (the vm module's CPUs, memory and disks)."""
     state, timeout, force = params["state"], params["timeout"], params["force"]
     if state == ABSENT:
         if not (force and before["state"] == "saved"):  # delete(force=True) drops saved memory
@@ -189,8 +196,12 @@ def converge(
         if target != before["labels"]:
             vm.set_labels(target)
             after["labels"] = target
+    if sizes is not None:
+        sizes("before")
     if state in POWER_STATES:
         after["state"] = vm.ensure(state, force=force, timeout=timeout).state.value
+    if sizes is not None:
+        sizes("after")
     snapshot = params["snapshot"]
     if snapshot is not None:
         exists = snapshot["name"] in before["snapshots"]
@@ -210,11 +221,13 @@ def steps(params: Mapping[str, Any]) -> int:
     return 1 + (params["state"] in POWER_STATES) + (params["snapshot"] is not None)
 
 
-def shown(vm: Mapping[str, Any] | None, *, snapshots: bool = True) -> dict[str, Any]:
-    """The part of a VM's facts that diff mode shows and ``changed`` compares."""
+def shown(vm: Mapping[str, Any] | None, *, snapshots: bool = True, sizes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The part of a VM's facts that diff mode shows and ``changed`` compares (and the ``sizes`` keys)."""
     if vm is None or vm["state"] == ABSENT:
         return {"state": ABSENT}
     out = {"state": vm["state"], "labels": dict(vm["labels"])}
     if snapshots:
         out["snapshots"] = list(vm["snapshots"])
+    for key in sizes:
+        out[key] = vm.get(key)
     return out

@@ -14,11 +14,14 @@ author:
 description:
   - Brings one VM to a desired state through the polyvisor library, with the same meaning on every hypervisor
     polyvisor drives (libvirt/KVM/QEMU, Hyper-V).
-  - Creates the VM from O(spec) when it does not exist, then sets its labels, then brings it to O(state) with
-    polyvisor's C(ensure()) (which plans the steps from whatever state the VM is in), then takes or deletes the
-    O(snapshot).
+  - Creates the VM from O(spec) when it does not exist, then sets its labels and sizes (O(cpus), O(memory_mib),
+    O(disks)), then brings it to O(state) with polyvisor's C(ensure()) (which plans the steps from whatever state
+    the VM is in), then takes or deletes the O(snapshot), then waits for what O(wait_for) names. A task that stops
+    the VM changes its sizes once it is stopped.
+  - The whole request is checked before anything is done, so a task that cannot be done fails having changed
+    nothing, and check mode predicts the failure.
   - Idempotent. Check mode predicts the outcome without acting; diff mode shows the state, labels and snapshot
-    names before and after.
+    names (and the sizes the task sets) before and after.
 requirements:
   - polyvisor (Python library) with the backend of the hypervisor (polyvisor-libvirt, polyvisor-hyperv) on the
     managed node
@@ -29,32 +32,10 @@ attributes:
   diff_mode:
     description: Shows the VM's state, labels and snapshots before and after.
     support: full
+extends_documentation_fragment:
+  - polyvisor.hypervisors.connection
+  - polyvisor.hypervisors.desired_state
 options:
-  uri:
-    description:
-      - The hypervisor's polyvisor URI, such as C(qemu:///system) or C(hyperv://Administrator@hv01.example.com/).
-      - Without O(uri) and O(connection), polyvisor's default applies (C($POLYVISOR_URI), or the config file's
-        C(default)).
-    type: str
-  connection:
-    description: A connection named in the polyvisor config file (see O(config)).
-    type: str
-  config:
-    description: The polyvisor config file that names connections (sets C($POLYVISOR_CONFIG) for this task).
-    type: path
-  username:
-    description: User name, when the URI or named connection does not carry one.
-    type: str
-  password:
-    description: Password (Hyper-V); never shown in output or logs.
-    type: str
-  ca_path:
-    description: PEM file with the CA that signed the hypervisor's certificate (Hyper-V over HTTPS).
-    type: path
-  validate_certs:
-    description: Verify the hypervisor's TLS certificate. Turn off only for test setups.
-    type: bool
-    default: true
   name:
     description: The VM's name.
     type: str
@@ -67,49 +48,59 @@ options:
     type: str
     choices: [present, running, stopped, paused, saved, absent]
     default: present
-  force:
-    description:
-      - Allow lossy shortcuts - power off instead of a graceful shutdown, discard saved memory, delete a VM with its
-        saved memory.
-    type: bool
-    default: false
   spec:
     description:
       - How to create the VM when it does not exist (polyvisor's VM spec - C(cpus), C(memory_mib), C(disks),
         C(nics), C(labels), ...). Its C(name) defaults to O(name) and must match it. Ignored when the VM exists.
+      - O(cpus) and O(memory_mib), when given, are the new VM's too (a spec that says otherwise is refused).
     type: dict
-  delete_storage:
-    description: With O(state=absent), delete the VM's disks too.
-    type: bool
-    default: false
-  labels:
-    description: Labels (string keys and values) to set on the VM; others are kept unless O(purge_labels).
-    type: dict
-  purge_labels:
-    description: Remove every label not in O(labels).
-    type: bool
-    default: false
-  snapshot:
-    description: A snapshot (a checkpoint on Hyper-V) to take or delete, after the power state is reached.
-    type: dict
+  cpus:
+    description:
+      - The VM's virtual CPUs. An existing VM with another count is reconfigured - stopped, its definition
+        changes; running, live where the host allows it (not Hyper-V, where the task then fails before acting:
+        add O(state=stopped)).
+    type: int
+  memory_mib:
+    description:
+      - The VM's memory, in MiB, reconfigured as O(cpus) is (a running VM only within the maximum it started
+        with).
+    type: int
+  disks:
+    description:
+      - Sizes of the VM's disks, by target name (C(vda), C(SCSI:0:0), as C(vm.disks) reports them). A smaller disk
+        is grown - the guest then grows its partitions and file systems itself; disks never shrink, so a size
+        below the disk's fails the task before anything is done, as does a target the VM does not have.
+      - For a VM the task creates, the disks of O(spec) are grown after creation.
+    type: list
+    elements: dict
     suboptions:
-      name:
-        description: The snapshot's name.
+      target:
+        description: The disk's target name.
         type: str
         required: true
-      state:
-        description: Whether the snapshot should exist. An existing snapshot is never taken again.
-        type: str
-        choices: [present, absent]
-        default: present
-      memory:
-        description: Keep the running memory too (needs a running or paused VM).
-        type: bool
-        default: false
-  timeout:
-    description: Seconds each step (create, power change, snapshot, delete) may take.
+      size_mib:
+        description: Its size, in MiB, at least its size now.
+        type: int
+        required: true
+  wait_for:
+    description:
+      - Once the VM runs, wait until the guest has a usable address (V(address) - not loopback or link-local; from
+        libvirt's guest agent, DHCP lease or ARP table, Hyper-V's KVP) or has finished starting (V(ready) -
+        cloud-init's end through the guest agent on libvirt, the heartbeat integration service on Hyper-V, or
+        SSH answering, see O(ready_sources)). The VM must be running after the task.
+      - A wait changes nothing, so it does not make the task C(changed); check mode does not wait.
+    type: str
+    choices: [address, ready]
+  wait_timeout:
+    description: Seconds O(wait_for) may wait; then the task fails saying what each source answered last.
     type: float
-    default: 120
+    default: 300
+  ready_sources:
+    description:
+      - With O(wait_for=ready), the sources that must all say the guest is ready (C(cloud-init), C(heartbeat),
+        C(ssh)); the host's own without it.
+    type: list
+    elements: str
 """
 
 EXAMPLES = r"""
@@ -127,6 +118,18 @@ EXAMPLES = r"""
       role: web
     snapshot:
       name: installed
+
+- name: Two more CPUs and a bigger disk, then wait until it has an address
+  polyvisor.hypervisors.vm:
+    uri: qemu:///system
+    name: web1
+    state: running
+    cpus: 4
+    disks:
+      - target: vda
+        size_mib: 20480
+    wait_for: address
+  register: web1
 
 - name: The same on Hyper-V, password from a vault variable
   polyvisor.hypervisors.vm:
@@ -174,6 +177,25 @@ vm:
       type: list
       elements: str
       sample: [installed]
+    cpus:
+      description: Its virtual CPUs (absent once deleted).
+      type: int
+      sample: 2
+    memory_mib:
+      description: Its memory, in MiB (absent once deleted).
+      type: int
+      sample: 1024
+    disks:
+      description: Its disks' sizes in MiB by target name (only when the task has O(disks)).
+      type: dict
+      sample: {vda: 20480}
+    address:
+      description: The address O(wait_for=address) found (C(address), C(interface), C(mac), C(prefix), C(source)).
+      type: dict
+      sample: {address: 192.0.2.10, interface: eth0, mac: "52:54:00:12:34:56", prefix: 24, source: agent}
+    readiness:
+      description: What said the guest is ready, with O(wait_for=ready) (C(sources), C(errors), C(detail), C(waited)).
+      type: dict
 error_type:
   description:
     - The class of polyvisor error that failed the task (C(NotFoundError), C(InvalidStateError), ...). Every failure
@@ -186,18 +208,16 @@ error_type:
 """
 
 import contextlib
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ansible_collections.polyvisor.hypervisors.plugins.module_utils.tasks import (
-    Module,
-    TaskFailed,
-    connect_kwargs,
-    ephemeral_warning,
-    named,
-    run_module,
+from ansible_collections.polyvisor.hypervisors.plugins.module_utils import vm_sizing
+from ansible_collections.polyvisor.hypervisors.plugins.module_utils.host_task import (
+    connected,
+    host_module,
+    run_host_module,
 )
+from ansible_collections.polyvisor.hypervisors.plugins.module_utils.tasks import Module, TaskFailed, named
 from ansible_collections.polyvisor.hypervisors.plugins.module_utils.vm_state import (
     ABSENT,
     DESIRED_STATE_OPTIONS,
@@ -215,18 +235,12 @@ from ansible_collections.polyvisor.hypervisors.plugins.module_utils.vm_state imp
 with contextlib.suppress(ImportError):  # run_module() reports it, with an install hint
     import polyvisor
 
-ARGUMENT_SPEC: dict[str, Any] = {
-    "uri": {"type": "str"},
-    "connection": {"type": "str"},
-    "config": {"type": "path"},
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
-    "ca_path": {"type": "path"},
-    "validate_certs": {"type": "bool", "default": True},
+OPTIONS: dict[str, Any] = {
     "name": {"type": "str", "required": True},
     "state": {"type": "str", "default": "present", "choices": ["present", *POWER_STATES, ABSENT]},
     "spec": {"type": "dict"},
     **DESIRED_STATE_OPTIONS,
+    **vm_sizing.SIZE_OPTIONS,
 }
 
 
@@ -244,6 +258,11 @@ def create_spec(params: Mapping[str, Any], labels: dict[str, str] | None) -> pol
         raise polyvisor.ValidationError(
             f"{spec['name']!r} differs from name {params['name']!r}; drop spec.name", field="spec.name"
         )
+    for key in ("cpus", "memory_mib"):
+        if params[key] is not None and spec.setdefault(key, params[key]) != params[key]:
+            raise polyvisor.ValidationError(
+                f"{spec[key]!r} differs from {key} {params[key]!r}; give one of them", field=f"spec.{key}"
+            )
     spec_labels = clean_labels(spec.get("labels"), "spec.labels")
     spec["labels"] = wanted_labels(spec_labels, labels, params["purge_labels"])
     try:
@@ -255,71 +274,111 @@ def create_spec(params: Mapping[str, Any], labels: dict[str, str] | None) -> pol
         ) from None
 
 
+def read_facts(vm: polyvisor.VM, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The VM's facts, with its disks' sizes when the task sets them."""
+    found = facts(vm)
+    if params["disks"] is not None:
+        found["disks"] = {disk.target: disk.size_mib for disk in vm.disks(timeout=params["timeout"])}
+    return found
+
+
+def sized(after: dict[str, Any], params: Mapping[str, Any], spec: polyvisor.VMSpec | None) -> dict[str, Any]:
+    """Check mode's prediction with the task's sizes (and a new VM's from its spec)."""
+    if after["state"] == ABSENT:
+        return after
+    if spec is not None:
+        after.update(cpus=spec.cpus, memory_mib=spec.memory_mib, disks={})
+    for key in ("cpus", "memory_mib"):
+        if params[key] is not None:
+            after[key] = params[key]
+    if params["disks"] is not None:
+        after["disks"] = {**after.get("disks", {}), **vm_sizing.wanted_disks(params)}
+    return after
+
+
+def size_step(vm: polyvisor.VM, params: Mapping[str, Any], before: dict[str, Any]) -> Callable[[str], None]:
+    """The size changes as converge()'s hook: refused now if the host cannot make them, made at their phase."""
+    wanted = vm_sizing.changes(params, before)
+    phase = vm_sizing.plan(vm.capabilities(), vm.connection.host, params, before, wanted)
+
+    def step(now: str) -> None:
+        if now == phase:
+            vm_sizing.apply(vm, wanted, params["timeout"])
+
+    return step
+
+
 def apply(
     conn: polyvisor.Connection,
     params: Mapping[str, Any],
     labels: dict[str, str] | None,
     spec: polyvisor.VMSpec | None,
     before: dict[str, Any] | None,
-) -> None:
-    """Make the changes the task asks for, each one only when it is needed."""
+    sizes: Callable[[str], None] | None,
+) -> polyvisor.VM | None:
+    """Make the changes the task asks for, each one only when it is needed; return the VM (None once gone)."""
     if before is None:
         if spec is None:  # absent already
-            return
+            return None
         # A new VM is made with its labels in one step: whole, or not at all.
         vm = conn.create(spec, timeout=params["timeout"])
         before = predict(params["name"], None, {**params, "state": "present", "snapshot": None}, None, spec)
-        before["uuid"] = vm.uuid
+        before.update(uuid=vm.uuid, cpus=spec.cpus, memory_mib=spec.memory_mib)
+        if params["disks"] is not None:
+            before["disks"] = read_facts(vm, params)["disks"]
+        sizes = size_step(vm, params, before)
     else:
         vm = conn.vm(before["uuid"])
-    converge(vm, params, labels, before)
+    converge(vm, params, labels, before, sizes)
+    return None if params["state"] == ABSENT else vm
 
 
 def run(module: Module) -> dict[str, Any]:
     """Do the task; return its result (``changed``, ``vm`` and, in diff mode, ``diff``)."""
     params = module.params
-    if params["config"]:
-        os.environ["POLYVISOR_CONFIG"] = params["config"]  # this process runs one task: nothing else reads it
     labels = clean_labels(params["labels"]) if params["labels"] is not None else None
-    target = params["uri"] or params["connection"]
     name = params["name"]
-    with polyvisor.connect(target, **connect_kwargs(params)) as conn:
-        if conn.ephemeral:
-            module.warn(ephemeral_warning(conn.uri.render()))
-        before = facts(conn.vm(name)) if conn.exists(name) else None
+    keys = vm_sizing.managed(params)
+    with connected(module) as conn:
+        vm = conn.vm(name) if conn.exists(name) else None
+        before = read_facts(vm, params) if vm is not None and params["state"] != ABSENT else None
+        if vm is not None and before is None:
+            before = facts(vm)
         check_request(conn.capabilities, conn.host, name, params, labels, before)
         spec = create_spec(params, labels) if before is None and params["state"] != ABSENT else None
+        sizes: Callable[[str], None] | None = None
+        if params["state"] != ABSENT:
+            vm_sizing.check_wait(params, before)
+            if vm is not None and before is not None:
+                sizes = size_step(vm, params, before)
         if module.check_mode:
-            after = predict(name, before, params, labels, spec)
+            after = sized(predict(name, before, params, labels, spec), params, spec)
         else:
             try:
-                apply(conn, params, labels, spec, before)
+                vm = apply(conn, params, labels, spec, before, sizes)
+                after = read_facts(vm, params) if vm is not None else absent(name)
+                if params["wait_for"] is not None and vm is not None:
+                    after.update(vm_sizing.wait(vm, params))
             except polyvisor.PolyvisorError as error:
                 # The task acted before the error: say whether the VM changed, and how it was left.
-                left = facts(conn.vm(name)) if conn.exists(name) else absent(name)
+                left = read_facts(conn.vm(name), params) if conn.exists(name) else absent(name)
                 raise TaskFailed(
                     named(error, params["connection"]),
                     type(error).__name__,
-                    changed=shown(before) != shown(left),
+                    changed=shown(before, sizes=keys) != shown(left, sizes=keys),
                     vm=left,
                 ) from error
-            after = facts(conn.vm(name)) if conn.exists(name) else absent(name)
     if after["state"] == ABSENT:
         after["uuid"] = None
-    result: dict[str, Any] = {"changed": shown(before) != shown(after), "vm": after}
+    result: dict[str, Any] = {"changed": shown(before, sizes=keys) != shown(after, sizes=keys), "vm": after}
     if module._diff:
-        result["diff"] = {"before": shown(before), "after": shown(after)}
+        result["diff"] = {"before": shown(before, sizes=keys), "after": shown(after, sizes=keys)}
     return result
 
 
 def main() -> None:
     """Entry point: parse the task's arguments, run it, report."""
-    module = Module(
-        argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=[("uri", "connection")],
-        supports_check_mode=True,
-    )
-    run_module(module, run, module.params["connection"])
+    run_host_module(host_module(OPTIONS), run)
 
 
 if __name__ == "__main__":

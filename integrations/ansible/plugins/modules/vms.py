@@ -27,6 +27,7 @@ requirements:
     the managed node
 extends_documentation_fragment:
   - polyvisor.hypervisors.fleet
+  - polyvisor.hypervisors.desired_state
 attributes:
   check_mode:
     description: Predicts each selected VM's outcome (state, labels, snapshots) and changes nothing.
@@ -72,40 +73,6 @@ options:
     type: str
     choices: [present, running, stopped, paused, saved, absent]
     default: present
-  force:
-    description:
-      - Allow lossy shortcuts - power off instead of a graceful shutdown, discard saved memory, delete a VM with its
-        saved memory.
-    type: bool
-    default: false
-  delete_storage:
-    description: With O(state=absent), delete the VMs' disks too.
-    type: bool
-    default: false
-  labels:
-    description: Labels (string keys and values) to set on every selected VM; others are kept unless O(purge_labels).
-    type: dict
-  purge_labels:
-    description: Remove every label not in O(labels).
-    type: bool
-    default: false
-  snapshot:
-    description: A snapshot (a checkpoint on Hyper-V) to take or delete on every selected VM, after its power state.
-    type: dict
-    suboptions:
-      name:
-        description: The snapshot's name.
-        type: str
-        required: true
-      state:
-        description: Whether the snapshot should exist. An existing snapshot is never taken again.
-        type: str
-        choices: [present, absent]
-        default: present
-      memory:
-        description: Keep the running memory too (needs running or paused VMs).
-        type: bool
-        default: false
   timeout:
     description: Seconds each step of one VM (power change, snapshot, delete) may take.
     type: float
