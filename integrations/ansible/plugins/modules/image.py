@@ -248,8 +248,7 @@ def run(module: Module) -> dict[str, Any]:
                         conn.delete_volume(name, pool=pool, timeout=timeout)
                     after = volume_facts(conn.upload_image(local.path, pool=pool, name=name, timeout=timeout))
                     uploaded = True
-                assert after is not None
-                after["sha256"] = digest
+                after = {**(after or {}), "sha256": digest}
             else:
                 after = {**before, "sha256": before.get("sha256")}  # the same image: left as it is
     compared = before.pop("compared", None) if before is not None else None

@@ -57,7 +57,7 @@ options:
   cpus:
     description:
       - The VM's virtual CPUs. An existing VM with another count is reconfigured - stopped, its definition
-        changes; running, live where the host allows it (not Hyper-V, where the task then fails before acting:
+        changes; running, live where the host allows it (not Hyper-V, where the task then fails before acting;
         add O(state=stopped)).
     type: int
   memory_mib:
