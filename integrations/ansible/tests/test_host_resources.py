@@ -82,6 +82,7 @@ def test_a_pool_and_its_volume_are_made_grown_and_deleted_once(ansible: Ansible,
     fmt = "vhdx" if target.backend == "Hyper-V" else "qcow2"
     volume = {**target.task, "pool": pool, "name": f"data.{fmt}", "size_mib": 16}
     _ok(ansible.module("volume", volume, "--check")[0], True)
+    _failed(ansible.module("volume", {**volume, "size_mib": None})[0], "ValidationError", "give size_mib")
     with target.connect() as conn:
         assert conn.volumes(pool) == []
     made = _ok(ansible.module("volume", volume)[0], True)["volume"]

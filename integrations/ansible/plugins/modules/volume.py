@@ -147,7 +147,9 @@ def check_present(conn: polyvisor.Connection, params: dict[str, Any], before: di
         validate_volume_name(name)
         conn.capabilities.require(polyvisor.Feature.VOLUME_WRITE, host=conn.host)
         if size is None:
-            raise polyvisor.ValidationError(f"volume {name!r} does not exist: give size_mib to create it", "size_mib")
+            raise polyvisor.ValidationError(
+                f"volume {name!r} does not exist: give size_mib to create it", field="size_mib"
+            )
         return
     if fmt is not None and before["format"] != fmt:
         raise polyvisor.ValidationError(
