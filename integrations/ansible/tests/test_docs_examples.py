@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import polyvisor
 
 from .conftest import remove_vms
-from .support import ROOT, Ansible, HypervHost
+from .support import PREFIX, ROOT, Ansible, HypervHost
 
 EXAMPLES = ROOT / "docs" / "examples" / "ansible"
 
 
 def test_the_page_includes_the_examples_these_tests_run() -> None:
     page = (ROOT / "docs" / "ansible.md").read_text(encoding="utf-8")
-    for example in ("vm-lifecycle.yml", "fleet.polyvisor.yml", "config.toml", "errors.yml", "selection.yml"):
+    examples = ("vm-lifecycle.yml", "fleet.polyvisor.yml", "config.toml", "errors.yml", "selection.yml")
+    for example in (*examples, "host-resources.yml", "host-resources-down.yml", "cached.polyvisor.yml"):
         assert f"```{{literalinclude}} examples/ansible/{example}" in page, example
 
 
@@ -161,3 +163,34 @@ lab = ["hv01", "hv02"]
                     assert dict(info.labels) == {"role": "db"}
     finally:
         remove_vms(second_hyperv_host.winrm_uri, names, password=second_hyperv_host.password)
+
+
+def test_the_documented_host_resources_playbooks_build_and_tear_down_a_site(
+    ansible: Ansible, hyperv_host: HypervHost, tmp_path: Path
+) -> None:
+    site = f"{PREFIX}{uuid.uuid4().hex[:6]}"
+    image = tmp_path / "base.img"
+    with image.open("wb") as out:
+        out.truncate(4 * 1024 * 1024)
+        out.write(b"polyvisor docs image\n" * 1000)
+    args = ["-e", f"polyvisor_uri={hyperv_host.psrp_uri}", "-e", f"polyvisor_ca={hyperv_host.ca_path}"]
+    args += ["-e", f"prefix={site}", "-e", f"image={image}"]
+    env = {"POLYVISOR_PASSWORD": hyperv_host.password}
+    hv = {"password": hyperv_host.password, "ca_path": hyperv_host.ca_path}
+    try:
+        up = ansible.playbook(EXAMPLES / "host-resources.yml", *args, env=env)
+        assert up.returncode == 0, up.output
+        assert up.recap()["localhost"]["changed"] == 6, up.output
+        assert re.search(rf"{site}-web1 runs with 2 CPUs; heartbeat: ", up.stdout), up.stdout
+        again = ansible.playbook(EXAMPLES / "host-resources.yml", *args, env=env)
+        assert again.returncode == 0, again.output
+        assert again.recap()["localhost"]["changed"] == 0, again.output
+        down = ansible.playbook(EXAMPLES / "host-resources-down.yml", *args, env=env)
+        assert down.returncode == 0, down.output
+        assert down.recap()["localhost"]["changed"] == 6, down.output
+        assert hyperv_host.password not in up.output + again.output + down.output
+    finally:
+        remove_vms(hyperv_host.psrp_uri, f"{site}-", **hv)
+    with polyvisor.connect(hyperv_host.psrp_uri, **hv) as conn:
+        assert site + "-images" not in [pool.name for pool in conn.pools()]
+        assert site + "-isolated" not in [network.name for network in conn.networks()]
