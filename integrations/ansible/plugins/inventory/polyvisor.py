@@ -214,6 +214,21 @@ def _vm_vars(conn: polyvisor.Connection, info: polyvisor.VMInfo, addresses_known
     }
 
 
+def hypervisor_vars(target: polyvisor_config.NamedConnection) -> dict[str, Any]:
+    """How the ``polyvisor.hypervisors.guest`` connection reaches a VM's host: its connection without secrets (a
+    password stays in the environment variable or keyring entry it names)."""
+    fields = {
+        "name": target.name,
+        "uri": target.uri,
+        "username": target.username,
+        "username_env": target.username_env,
+        "password_env": target.password_env,
+        "password_keyring": target.password_keyring,
+        "options": dict(target.options),
+    }
+    return {key: value for key, value in fields.items() if value not in (None, {})}
+
+
 def named(error: polyvisor.PolyvisorError, host: str) -> str:
     """The error's message naming the host as the inventory does (``[host hv1]``), not by its address."""
     if error.host is not None and error.host != host:
@@ -330,8 +345,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
             options=dict(raw.get("options") or {}),
         )
 
+    def _targets(self) -> dict[str, polyvisor_config.NamedConnection]:
+        """How each host of the source is reached (its connection from the config file or the source), read
+        without connecting."""
+        inline = self.get_option("connections")
+        if inline:
+            return {entry.name: entry for entry in (self._inline(raw) for raw in inline)}
+        path_option = self.get_option("config")
+        return dict(polyvisor_config.read_config(Path(path_option) if path_option else None).connections)
+
     def _populate(self, listings: Mapping[str, Listing]) -> None:
         names = Counter(vm["polyvisor_name"] for listing in listings.values() for vm in listing.vms)
+        targets = self._targets()
         strict = bool(self.get_option("strict"))
         for host, listing in listings.items():
             host_group = safe_group("host", host)
@@ -341,7 +366,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
             for variables in listing.vms:
                 name = variables["polyvisor_name"]
                 hostname = name if names[name] == 1 else f"{name}@{host}"
-                variables = {**variables, "polyvisor_host": host, "polyvisor_backend": listing.backend}
+                variables = {
+                    **variables,
+                    "polyvisor_host": host,
+                    "polyvisor_backend": listing.backend,
+                    "polyvisor_hypervisor": hypervisor_vars(targets[host]),
+                }
                 address = pick_ansible_host(variables["polyvisor_addresses"])
                 if address is not None:
                     variables["ansible_host"] = address
