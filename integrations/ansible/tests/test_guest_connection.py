@@ -17,7 +17,7 @@ import pytest
 
 import polyvisor
 
-from .support import FQCN, Ansible
+from .support import FQCN, ROOT, Ansible
 
 PLUGIN = f"{FQCN}.guest"
 MiB = 1024 * 1024
@@ -25,22 +25,28 @@ MiB = 1024 * 1024
 Make = Callable[..., Any]
 
 
-@pytest.fixture(scope="module")
-def guest_connection(ansible: Ansible) -> Make:
-    """Make the connection plugin with ansible-core's loader, from the collection ansible-galaxy installed, and
-    give it the host variables a task would."""
+_loaded: list[Path] = []
+
+
+def load_plugin(ansible: Ansible, **variables: Any) -> Any:
+    """The connection plugin, made by ansible-core's loader from the collection ansible-galaxy installed (the loader
+    is set up once per process), with the host variables a task would give it."""
     from ansible.playbook.play_context import PlayContext
     from ansible.plugins.loader import connection_loader, init_plugin_loader
 
-    init_plugin_loader([str(ansible.home / "collections")])
+    if not _loaded:
+        init_plugin_loader([str(ansible.home / "collections")])
+        _loaded.append(ansible.home)
+    connection = connection_loader.get(PLUGIN, PlayContext())
+    assert connection is not None, f"ansible-core did not find {PLUGIN}"
+    connection.set_options(var_options=variables)
+    return connection
 
-    def make(**variables: Any) -> Any:
-        connection = connection_loader.get(PLUGIN, PlayContext())
-        assert connection is not None, f"ansible-core did not find {PLUGIN}"
-        connection.set_options(var_options=variables)
-        return connection
 
-    return make
+@pytest.fixture(scope="module")
+def guest_connection(ansible: Ansible) -> Make:
+    """:func:`load_plugin` for this module's tests."""
+    return lambda **variables: load_plugin(ansible, **variables)
 
 
 @pytest.fixture
@@ -194,3 +200,9 @@ def test_a_task_on_a_vm_that_does_not_exist_is_unreachable(ansible: Ansible, tmp
     assert result.recap()["ghost"]["unreachable"] == 1
     assert "no VM" in result.output, result.output
     assert "keeps its VMs only while a connection to it is open" in result.output
+
+
+def test_the_page_includes_the_examples_the_kvm_tests_run() -> None:
+    page = (ROOT / "docs" / "ansible.md").read_text(encoding="utf-8")
+    for example in ("guest.polyvisor.yml", "guest-commands.yml"):
+        assert f"```{{literalinclude}} examples/ansible/{example}" in page, example

@@ -17,6 +17,9 @@ description:
     C(state_<power state>) and C(label_<key>_<value>); characters other than letters, digits and C(_) become C(_).
   - Sets C(polyvisor_state), C(polyvisor_host), C(polyvisor_uuid), C(polyvisor_labels), C(polyvisor_addresses)
     (for running VMs on hosts that report guest addresses) and C(ansible_host) when an address is known.
+  - Sets C(polyvisor_hypervisor) - how to reach the VM's host (its connection's name, URI, user and the environment
+    variable or keyring entry of its password, never a secret) - which the C(polyvisor.hypervisors.guest)
+    connection reads, so that a listed VM runs tasks through its hypervisor with no more settings.
   - A host that cannot be reached is skipped with a warning naming it (as the config names it) and its error; the
     other hosts are still listed, unless O(strict) is set. When no host answers, the inventory fails.
   - An option this plugin does not know, a O(group) the config file does not have, and O(connections) given with
