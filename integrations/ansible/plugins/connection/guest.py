@@ -119,8 +119,9 @@ options:
       - name: POLYVISOR_GUEST_TIMEOUT
   pipelining:
     description:
-      - Send modules to the guest's Python on its standard input instead of copying them to a file first - one
-        command per module instead of about five.
+      - Send modules to the guest's Python on its standard input instead of copying them to a temporary directory
+        first - one file copy and one command per module instead of about five steps (a module is larger than one
+        guest-agent request carries, so it still travels as a file).
       - On by default, as the guest channel has no terminal that C(requiretty) could ask for.
     type: bool
     default: true
@@ -227,7 +228,7 @@ class Connection(ConnectionBase):  # type: ignore[misc]  # Ansible ships no type
     # -- connecting ------------------------------------------------------------------------------------------------
     def _connect(self) -> Connection:
         """Open the hypervisor, find the VM and check, before any command, that it can take commands and files."""
-        if self._connected:
+        if self._vm is not None:
             return self
         if IMPORT_ERROR is not None:
             raise AnsibleError(
@@ -476,7 +477,8 @@ class Connection(ConnectionBase):  # type: ignore[misc]  # Ansible ships no type
                 f"of {self._where} has none; use sudo with -S in become_flags (Ansible's default), or become "
                 "without a password"
             )
-        return to_bytes(become.get_option("become_pass") or "", errors="surrogate_or_strict") + b"\n"
+        password: bytes = to_bytes(become.get_option("become_pass") or "", errors="surrogate_or_strict")
+        return password + b"\n"
 
     def _after_become(self, become: Any, stdout: bytes, stderr: bytes) -> tuple[bytes, bytes]:
         """Check that privilege escalation succeeded and strip its marker (and sudo's prompt) from the output."""
