@@ -170,19 +170,19 @@ def test_the_plugin_copies_files_both_ways_and_feeds_stdin(
     began = time.monotonic()
     connection.put_file(str(source), "/tmp/pv-ansible.bin")
     put = time.monotonic() - began
-    code, stdout, _ = connection.exec_command("sha256sum /tmp/pv-ansible.bin; cat", in_data=b"\xff\x00stdin")
+    code, stdout, _stderr = connection.exec_command("sha256sum /tmp/pv-ansible.bin; cat", in_data=b"\xff\x00stdin")
     assert code == 0
     assert stdout == hashlib.sha256(data).hexdigest().encode() + b"  /tmp/pv-ansible.bin\n\xff\x00stdin"
     began = time.monotonic()
     connection.fetch_file("/tmp/pv-ansible.bin", str(back))
     fetched = time.monotonic() - began
     assert back.read_bytes() == data
-    code, _, _ = connection.exec_command("rm /tmp/pv-ansible.bin")
+    code, _out, _err = connection.exec_command("rm /tmp/pv-ansible.bin")
     assert code == 0
     # A pipelined module is larger than one agent request carries: it goes through a file, removed afterwards.
-    code, stdout, _ = connection.exec_command("sha256sum; exit 7", in_data=data)
+    code, stdout, _stderr = connection.exec_command("sha256sum; exit 7", in_data=data)
     assert (code, stdout) == (7, hashlib.sha256(data).hexdigest().encode() + b"  -\n")
-    code, stdout, _ = connection.exec_command("ls -a /tmp")
+    code, stdout, _stderr = connection.exec_command("ls -a /tmp")
     assert b".polyvisor-ansible-" not in stdout
     print(f"1 MiB into the tiny guest: {put:.1f} s, out: {fetched:.1f} s")
 
@@ -222,7 +222,7 @@ def test_a_vm_listed_from_the_config_file_connects_by_its_connection(
         f"compose:\n  ansible_connection: \"'{PLUGIN}'\"\n",
         encoding="utf-8",
     )
-    listing, _ = ansible.inventory(source)
+    listing, _run = ansible.inventory(source)
     assert listing["_meta"]["hostvars"][tiny.ready.seen_name]["polyvisor_hypervisor"] == {
         "name": "kvm-lab",
         "uri": KVM_URI,

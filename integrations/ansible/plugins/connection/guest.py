@@ -457,7 +457,8 @@ class Connection(ConnectionBase):  # type: ignore[misc]  # Ansible ships no type
     def _the_vm(self) -> polyvisor.VM:
         if self._vm is None:
             self._connect()
-        assert self._vm is not None  # _connect sets it or raises
+        if self._vm is None:  # pragma: no cover  # _connect sets it or raises
+            raise AnsibleError("the polyvisor.hypervisors.guest connection is not open")
         return self._vm
 
     def _timeout(self) -> float:
