@@ -7,9 +7,9 @@ within the call's deadline. Output comes back base64: any bytes arrive as the pr
 at most 16 MiB of each stream and says when it cut one (``out-truncated``). The agent has no way to stop a
 process, so a command still running at the deadline keeps running, and the TimeoutError says so with its pid.
 
-Files: ``guest-file-open`` / ``-read`` / ``-write`` / ``-close``, in 64 KiB pieces. The agent runs as root and
-cannot log in as anyone else (no ``guest-login``). Agent requests travel on the client's side connection, so a
-slow guest stalls no other call.
+Stdin is at most :data:`STDIN_LIMIT` bytes (more is refused before anything is sent). Files: ``guest-file-open`` /
+``-read`` / ``-write`` / ``-close``, in 64 KiB pieces. The agent runs as root and cannot log in as anyone else (no
+``guest-login``). Agent requests travel on the client's side connection, so a slow guest stalls no other call.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ __all__ = ["GuestAgent"]
 # Debian 12's qemu-guest-agent under TCG for 30 s, and the agent then refused every request ("not available for
 # now") until libvirt resynchronized; 100 KB took 0.12 s.
 _PIECE = 64 * 1024
+# The most stdin one guest-exec carries: 256 KiB of input-data took 0.16 s, 384 KiB went unanswered for 30 s and
+# the agent's channel then refused every request until libvirt resynchronized (Debian 12's qemu-guest-agent, TCG).
+STDIN_LIMIT = 128 * 1024
 _FIRST_POLL, _LAST_POLL = 0.05, 0.5
 _AGENT_LONGEST = 30  # seconds one agent request may take, within the call's deadline
 _MISSING = ("No such file or directory", "not found")
@@ -48,6 +51,13 @@ class GuestAgent:
 
     def guest_exec(self, uuid: str, argv: tuple[str, ...], stdin: bytes, deadline: Deadline) -> ExecResult:
         """Start ``argv`` and poll its status until it exits; return its exit status and output."""
+        if len(stdin) > STDIN_LIMIT:
+            raise ValidationError(
+                f"holds {len(stdin)} bytes; the QEMU guest agent takes at most {STDIN_LIMIT} bytes of stdin in one "
+                "command (a larger one stalls its channel): write the data to a file in the guest (write_file) and "
+                "have the command read it",
+                field="input",
+            )
         dom = self._domain(uuid)
         arguments: dict[str, Any] = {"path": argv[0], "arg": list(argv[1:]), "capture-output": True}
         if stdin:

@@ -107,6 +107,17 @@ def test_binary_input_and_output_arrive_byte_for_byte(guest: VM) -> None:
     assert guest.exec(["cat"], input=data).stdout == data
 
 
+def test_stdin_the_agent_cannot_carry_is_refused_and_the_agent_keeps_answering(guest: VM) -> None:
+    from polyvisor_libvirt.guest_agent import STDIN_LIMIT
+
+    data = os.urandom(STDIN_LIMIT)
+    assert guest.exec(["cat"], input=data, timeout=60).stdout == data
+    with pytest.raises(ValidationError, match="write the data to a file") as refused:
+        guest.exec(["cat"], input=data + b"x", timeout=60)
+    assert refused.value.field == "input"
+    assert guest.exec(["echo", "still here"], timeout=30).stdout == b"still here\n"
+
+
 def test_nul_and_non_utf8_arguments_are_refused_before_anything_runs(guest: VM) -> None:
     with pytest.raises(ValidationError, match="NUL"):
         guest.exec(["printf", "a\0b"])
