@@ -13,11 +13,29 @@ that starts a component without one of the fixtures below says so itself (``pyte
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).parent
+
+# Kerberos stays on this machine: with python-gssapi installed, a Negotiate client tries Kerberos first, and the
+# system's krb5.conf (Debian's names MIT's public realm) would send it to KDCs on the Internet. Every test process
+# and what it starts gets a krb5.conf with no realm and no DNS look-ups, and a ticket cache of its own, unless a
+# test's realm (polyvisor_hyperv_loopback.realm) points them elsewhere.
+_KERBEROS_DIR = tempfile.mkdtemp(prefix="polyvisor-krb5-")
+atexit.register(shutil.rmtree, _KERBEROS_DIR, ignore_errors=True)
+Path(_KERBEROS_DIR, "krb5.conf").write_text(
+    "[libdefaults]\n    dns_lookup_kdc = false\n    dns_lookup_realm = false\n    rdns = false\n", encoding="utf-8"
+)
+os.environ["KRB5_CONFIG"] = f"{_KERBEROS_DIR}/krb5.conf"
+os.environ["KRB5CCNAME"] = f"FILE:{_KERBEROS_DIR}/ccache"
+os.environ.pop("KRB5_KTNAME", None)
+os.environ.pop("KRB5_CLIENT_KTNAME", None)
 
 COMPONENTS = ("libvirtd", "realguest", "loopback")
 """The markers of this file; a test without any of them needs no daemon and no guest."""
@@ -42,6 +60,10 @@ BY_FIXTURE: dict[str, tuple[str, ...]] = {
     "open_http_host": ("loopback",),
     "fresh_http_host": ("loopback",),
     "real_host": ("loopback",),
+    # A real MIT KDC on 127.0.0.1 and loopback hosts in its realm (Kerberos, CredSSP).
+    "kerberos_realm": ("loopback",),
+    "kerberos_http_host": ("loopback",),
+    "kerberos_https_host": ("loopback",),
     # The mixed fleet: two loopback hosts and libvirtd's qemu:///system (with test:///default hosts).
     "mixed": ("loopback", "libvirtd"),
     # A private libvirtd the test starts; libvirtd's qemu:///system.
