@@ -85,7 +85,7 @@ def test_the_powershell_language_knows_no_cmdlet_and_no_hyperv() -> None:
 def test_the_package_root_holds_only_the_entry_points_and_the_layers() -> None:
     modules = {path.stem for path in PACKAGE.glob("*.py")}
     layers = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
-    assert modules == {"__init__", "__main__", "launch", "loopback", "engine", "engine_api"}
+    assert modules == {"__init__", "__main__", "launch", "realm", "loopback", "engine", "engine_api"}
     assert layers == {"wire", "powershell", "hyperv", "cmdlets"}
 
 
