@@ -76,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="the longest idle timeout a client may ask for (Windows: 2147483.647)",
     )
+    parser.add_argument(
+        "--keytab",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="accept Kerberos with the service keys (HTTP/<host>) in this keytab; the realm comes from KRB5_CONFIG",
+    )
+    parser.add_argument(
+        "--credssp", action="store_true", help="accept CredSSP on the HTTPS listener (Enable-WSManCredSSP -Role Server)"
+    )
     parser.add_argument("--ready-file", type=Path, default=None, help="write the endpoints as JSON here once serving")
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests")
     return parser
@@ -125,6 +135,8 @@ def main() -> None:
                 allow_unencrypted=args.allow_unencrypted,
                 idle_timeout=args.idle_timeout,
                 max_idle_timeout=args.max_idle_timeout,
+                keytab=args.keytab,
+                allow_credssp=args.credssp and https,
             ).start()
         )
 

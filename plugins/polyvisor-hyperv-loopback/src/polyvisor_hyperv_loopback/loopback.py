@@ -42,11 +42,18 @@ class LoopbackHost:
         kvp_delay: float | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         max_idle_timeout: float = MAX_IDLE_TIMEOUT,
+        keytab: str | Path | None = None,
+        allow_credssp: bool = False,
     ) -> None:
         """``kvp_delay``: seconds after a VM starts until its guest reports its addresses (KVP), None for the
         engine's default (3); ``idle_timeout``: seconds a shell or runspace pool may idle before it is deleted, when
         the client asks for no IdleTimeOut; ``max_idle_timeout``: the most a client may ask for (Windows: 7200 and
-        2147483.647)."""
+        2147483.647); ``keytab``: the host's Kerberos service keys (``HTTP/<host>``, see
+        :class:`~polyvisor_hyperv_loopback.realm.KerberosRealm`), so that Negotiate accepts Kerberos; ``allow_credssp``:
+        accept CredSSP (HTTPS only), as Windows does after ``Enable-WSManCredSSP -Role Server``."""
+        if allow_credssp and not https:
+            raise ValueError("the loopback host offers CredSSP on HTTPS only; pass https=True")
+        self._keytab = Path(keytab) if keytab is not None else None
         self._credentials = Credentials(username, password)
         self._https = https
         self._requested_port = port
@@ -58,7 +65,9 @@ class LoopbackHost:
         self._engine: HostEngine | None = engine
         self._cmdlet_latency = cmdlet_latency
         self._kvp_delay = kvp_delay
-        self.policy = ListenerPolicy(allow_basic=allow_basic, allow_unencrypted=allow_unencrypted)
+        self.policy = ListenerPolicy(
+            allow_basic=allow_basic, allow_unencrypted=allow_unencrypted, allow_credssp=allow_credssp
+        )
         self._max_envelope_size = max_envelope_size
         self._idle_timeout = idle_timeout
         self._max_idle_timeout = max_idle_timeout
@@ -90,7 +99,7 @@ class LoopbackHost:
             hyperv.cmdlet_latency = self._cmdlet_latency
         if self._kvp_delay is not None and hyperv is not None:
             hyperv.kvp_delay = self._kvp_delay
-        self._user_file = NTLMUserFile(self._credentials)
+        self._user_file = NTLMUserFile(self._credentials, self._keytab)
         tls = None
         binding = None
         if self._https:

@@ -1,4 +1,9 @@
-"""HTTP authentication (Basic, Negotiate/NTLM) and WinRM message encryption, per TCP connection."""
+"""HTTP authentication (Basic, Negotiate with NTLM or Kerberos, CredSSP) and WinRM message encryption, per TCP
+connection.
+
+Kerberos is accepted with a keytab holding the host's service keys (``HTTP/<host>``), CredSSP (HTTPS only) with a
+TLS certificate of the host's own and either NTLM or Kerberos inside it; pyspnego's acceptors do the protocol work.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +33,9 @@ _OCTET_STREAM = b"\tContent-Type: application/octet-stream\r\n"
 _LENGTH = re.compile(rb"Length=(\d+)")
 
 # pyspnego's NTLM acceptor reads its credential file from the NTLM_USER_FILE environment
-# variable at step time; several hosts in one process each have their own file, so the
-# variable is swapped under this lock for the duration of a step.
+# variable at step time, and MIT's GSSAPI its keytab from KRB5_KTNAME; several hosts in one
+# process each have their own files, so the variables are swapped under this lock for the
+# duration of a step.
 _NTLM_ENV_LOCK = threading.Lock()
 
 
@@ -60,9 +66,11 @@ class Credentials:
 
 
 class NTLMUserFile:
-    """A private credential file for pyspnego's NTLM acceptor (smbpasswd format: hashes only)."""
+    """A private credential file for pyspnego's NTLM acceptor (smbpasswd format: hashes only), and the host's
+    Kerberos keytab, if it has one."""
 
-    def __init__(self, credentials: Credentials) -> None:
+    def __init__(self, credentials: Credentials, keytab: Path | None = None) -> None:
+        self.keytab = keytab
         self._dir = tempfile.TemporaryDirectory(prefix="polyvisor-ntlm-")
         self.path = Path(self._dir.name) / "ntlm_users"
         self.path.touch(mode=0o600)
@@ -79,22 +87,28 @@ class NTLMUserFile:
 
     @contextlib.contextmanager
     def _visible(self) -> Iterator[None]:
-        """Point NTLM_USER_FILE at this file for the duration (pyspnego reads it at step time)."""
+        """Point NTLM_USER_FILE at this file (and KRB5_KTNAME at the keytab, or at none) for the duration."""
+        values = {
+            "NTLM_USER_FILE": str(self.path),
+            # Without a keytab of its own the host must not find anyone else's (or the system's).
+            "KRB5_KTNAME": f"FILE:{self.keytab}" if self.keytab else f"FILE:{self.path.parent}/no.keytab",
+        }
         with _NTLM_ENV_LOCK:
-            previous = os.environ.get("NTLM_USER_FILE")
-            os.environ["NTLM_USER_FILE"] = str(self.path)
+            previous = {name: os.environ.get(name) for name in values}
+            os.environ.update(values)
             try:
                 yield
             finally:
-                if previous is None:
-                    os.environ.pop("NTLM_USER_FILE", None)
-                else:
-                    os.environ["NTLM_USER_FILE"] = previous
+                for name, value in previous.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
 
-    def new_context(self) -> Any:
-        """Return a fresh Negotiate acceptor (accepts raw NTLM and SPNEGO-wrapped NTLM)."""
+    def new_context(self, protocol: str = "negotiate", **kwargs: Any) -> Any:
+        """Return a fresh acceptor: Negotiate (raw NTLM, raw Kerberos, or either in SPNEGO) or CredSSP."""
         with self._visible():
-            return spnego.server(protocol="negotiate")
+            return spnego.server(protocol=protocol, **kwargs)
 
     def step(self, context: Any, token: bytes, channel_binding_data: bytes | None = None) -> bytes | None:
         """Step ``context`` with this file visible to pyspnego."""
@@ -130,22 +144,29 @@ class ConnectionAuth:
         user_file: NTLMUserFile,
         allow_basic: bool,
         channel_binding_data: bytes | None = None,
+        *,
+        allow_credssp: bool = False,
     ) -> None:
         self._credentials = credentials
         # Over HTTPS the NTLM exchange must carry the TLS certificate's hash (channel binding).
         self._channel_binding_data = channel_binding_data
         self._user_file = user_file
         self._allow_basic = allow_basic
+        self._allow_credssp = allow_credssp
         self._context: Any = None
         self._scheme = "Negotiate"
         #: The security context once Negotiate completed (used for message encryption).
         self.session: Any = None
+        #: Whether the session holds the user's credentials for a second hop (CredSSP delegated them).
+        self.delegated = False
 
     def challenge_header(self) -> list[str]:
         """Return the WWW-Authenticate values offered on an unauthenticated 401."""
         offers = ["Negotiate"]
         if self._allow_basic:
             offers.append('Basic realm="WSMAN"')
+        if self._allow_credssp:
+            offers.append("CredSSP")
         return offers
 
     def authenticate(self, header: str | None) -> AuthOutcome:
@@ -157,8 +178,10 @@ class ConnectionAuth:
         scheme_l = scheme.lower()
         if scheme_l == "basic":
             return self._basic(value.strip())
-        if scheme_l in ("negotiate", "ntlm"):
+        if scheme_l in ("negotiate", "ntlm", "kerberos"):
             return self._negotiate(scheme, value.strip())
+        if scheme_l == "credssp":
+            return self._credssp_step(scheme, value.strip())
         raise AuthenticationFailed(f"unsupported authentication scheme {scheme!r}")
 
     def _basic(self, value: str) -> AuthOutcome:
@@ -183,11 +206,12 @@ class ConnectionAuth:
             self._context = self._user_file.new_context()
             self._scheme = scheme
             self.session = None
+            self.delegated = False
         try:
             out_token = self._user_file.step(self._context, token, self._channel_binding_data)
         except SpnegoError as exc:
             self._context = None
-            raise AuthenticationFailed("the user name or password is incorrect") from exc
+            raise AuthenticationFailed(f"the credentials were rejected ({exc})") from exc
         header = f"{scheme} {base64.b64encode(out_token).decode()}" if out_token else None
         if not self._context.complete:
             return AuthOutcome(authenticated=False, www_authenticate=header)
@@ -195,6 +219,41 @@ class ConnectionAuth:
             self._context = None
             raise AuthenticationFailed("unknown user")
         self.session = self._context
+        return AuthOutcome(authenticated=True, www_authenticate=header)
+
+    def _credssp_step(self, scheme: str, value: str) -> AuthOutcome:
+        if not self._allow_credssp:
+            # Windows: WinRM's Auth/CredSSP is false until Enable-WSManCredSSP -Role Server.
+            raise AuthenticationFailed("CredSSP authentication is disabled")
+        try:
+            token = base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise AuthenticationFailed("malformed CredSSP token") from exc
+        if self._context is None or self._context.complete or scheme.lower() != self._scheme.lower():
+            # CredSSP runs a TLS channel of its own inside the Authorization headers; pyspnego's acceptor presents a
+            # self-signed certificate it makes once per process (ASSUMPTION, see docs/hyperv-fidelity.md).
+            self._context = self._user_file.new_context("credssp")
+            self._scheme = scheme
+            self.session = None
+            self.delegated = False
+        try:
+            out_token = self._user_file.step(self._context, token)
+        except SpnegoError as exc:
+            self._context = None
+            raise AuthenticationFailed(f"the CredSSP exchange failed ({exc})") from exc
+        header = f"{scheme} {base64.b64encode(out_token).decode()}" if out_token else None
+        if not self._context.complete:
+            return AuthOutcome(authenticated=False, www_authenticate=header)
+        context, self._context = self._context, None
+        # The client delegated its user name and password (TSPasswordCreds): Windows logs on with them, so a
+        # delegated password that does not match fails the logon even after the inner NTLM/Kerberos succeeded.
+        delegated = context.get_extra_info("client_credential")
+        user = getattr(delegated, "username", "") or ""
+        password = getattr(delegated, "password", "") or ""
+        if not self._user_matches(context) or not self._credentials.matches(user, password):
+            raise AuthenticationFailed("the delegated credentials were rejected")
+        self.session = context
+        self.delegated = True
         return AuthOutcome(authenticated=True, www_authenticate=header)
 
     def _user_matches(self, context: Any) -> bool:

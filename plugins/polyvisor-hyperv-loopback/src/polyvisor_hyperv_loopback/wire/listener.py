@@ -39,6 +39,8 @@ class ListenerPolicy:
     allow_basic: bool = True
     #: Windows' AllowUnencrypted: whether plain-text SOAP may travel over HTTP.
     allow_unencrypted: bool = False
+    #: Windows' Auth/CredSSP (Enable-WSManCredSSP -Role Server); the loopback host offers it on HTTPS only.
+    allow_credssp: bool = False
 
 
 class RequestCounter:
@@ -160,6 +162,7 @@ class _WSManHandler(BaseHTTPRequestHandler):
             self.server.user_file,
             self.server.policy.allow_basic,
             self.server.channel_binding_data,
+            allow_credssp=self.server.policy.allow_credssp,
         )
 
     def finish(self) -> None:
