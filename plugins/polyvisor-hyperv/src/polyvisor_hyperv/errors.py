@@ -203,8 +203,20 @@ def error_from_record(
     return kind(message, host=host, vm=vm)
 
 
-def error_from_transport(error: BaseException, *, doing: str, host: str, endpoint: str) -> PolyvisorError:
-    """Return the polyvisor error for an exception raised by pypsrp, pywinrm, requests or pyspnego."""
+def error_from_transport(
+    error: BaseException,
+    *,
+    doing: str,
+    host: str,
+    endpoint: str,
+    auth: str | None = None,
+    spn: str | None = None,
+    username: str | None = None,
+) -> PolyvisorError:
+    """Return the polyvisor error for an exception raised by pypsrp, pywinrm, requests or pyspnego.
+
+    ``auth``, ``spn`` and ``username`` (never a password) let a Kerberos failure say what to do.
+    """
     import requests
     import spnego.exceptions
     import winrm.exceptions as winrm_errors
@@ -213,7 +225,20 @@ def error_from_transport(error: BaseException, *, doing: str, host: str, endpoin
     where = f"{doing} on {endpoint}"
     if isinstance(error, PolyvisorError):
         return error
+    if auth in ("kerberos", "negotiate", "credssp"):
+        from polyvisor_hyperv.kerberos import kerberos_failure
+
+        explained = kerberos_failure(error, principal=username, spn=spn or f"HTTP/{host}")
+        if explained is not None:
+            return AuthenticationError(f"{where}: {explained}", host=host)
     if isinstance(error, winrm_errors.InvalidCredentialsError | psrp_errors.AuthenticationError):
+        if auth == "kerberos":
+            return AuthenticationError(
+                f"{where}: the host refused the Kerberos ticket for {spn or f'HTTP/{host}'}; check that the "
+                "host's clock is within 5 minutes of this machine's (KRB_AP_ERR_SKEW: synchronise both with the "
+                "domain), that its keytab holds that principal's current key, and that the user may log on to it",
+                host=host,
+            )
         return AuthenticationError(
             f"{where}: the host refused the credentials; check the username and password", host=host
         )

@@ -2,16 +2,23 @@
 
 ``hyperv://[user@]host[:port]/?transport=psrp|winrm&auth=negotiate|ntlm|kerberos|credssp|basic&scheme=https|http
 &verify=true|false&ca=PATH&encryption=auto|always|never&allow_http_basic=1&nat_prefix=CIDR``
+&verify=true|false&ca=PATH&encryption=auto|always|never&allow_http_basic=1&spn_host=NAME``
 
 Defaults are the safe ones: PSRP, HTTPS on 5986, certificate verification on. Plain HTTP (5985) with NTLM,
 Negotiate or Kerberos uses message encryption; Basic over plain HTTP sends the password in clear text and is refused
-unless ``allow_http_basic`` is set.
+unless ``allow_http_basic`` is set. CredSSP hands the password itself to the host (that is what it is for: a second
+hop), so polyvisor uses it over HTTPS only.
+
+Kerberos takes a password (polyvisor gets its own ticket, in memory) or, without one, the ticket cache that
+``kinit`` filled (``KRB5CCNAME``); the service principal is ``HTTP/<spn_host>``, ``spn_host`` defaulting to the
+URI's host.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +65,8 @@ class ConnectionOptions:
     """Seconds one PowerShell operation may run before it is stopped and TimeoutError raised."""
     sessions: int = 8
     """How many runspace pools (or shells) the connection opens at most, for threads calling at once."""
+    spn_host: str | None = None
+    """The host name of the service principal (``HTTP/<spn_host>``) for Kerberos; None: the URI's host."""
     idle_timeout: int | None = None
     """Seconds the host may keep the session (shell or runspace pool) idle before deleting it (rsp:IdleTimeOut);
     None leaves it to the host's configuration (Windows: 7200, capped by the plugin's MaxIdleTimeoutms)."""
@@ -81,6 +90,11 @@ class ConnectionOptions:
             f"ConnectionOptions({self.endpoint!r}, transport={self.transport!r}, auth={self.auth!r}, "
             f"username={self.username!r}, password={'***' if self.password else None}, verify={self.verify!r})"
         )
+
+    @property
+    def service_principal(self) -> str:
+        """The Kerberos service principal name the transports ask for: ``HTTP/<host>``."""
+        return f"HTTP/{self.spn_host or self.host}"
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[str, object], str]:
@@ -145,6 +159,11 @@ def _prefix(name: str, value: object) -> str:
             field=name,
         )
     return str(network)
+def _hostname(name: str, value: object) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?", text):
+        raise ValidationError(f"{value!r} is not a host name (the one in the HTTP/ service principal)", field=name)
+    return text
 
 
 def _text(name: str, value: object) -> str:
@@ -171,6 +190,7 @@ _CONVERTERS: dict[str, Callable[[str, object], Any]] = {
     "sessions": _count,
     "idle_timeout": _seconds,
     "nat_prefix": _prefix,
+    "spn_host": _hostname,
 }
 
 
@@ -195,6 +215,12 @@ def parse_options(uri: URI, credentials: Credentials) -> ConnectionOptions:
     encryption = values.get("encryption", "auto")
     if ca_path is not None and not verify:
         raise ValidationError("ca names a CA to verify against but verify is false; drop one of them", field="ca_path")
+    if scheme == "http" and auth == "credssp":
+        raise ValidationError(
+            "CredSSP delegates your password to the host; polyvisor sends it over HTTPS only: use scheme=https "
+            "(the default, port 5986), or auth=kerberos if the host needs no second hop",
+            field="auth",
+        )
     if scheme == "http":
         if auth == "basic":
             if not values.get("allow_http_basic", False):
@@ -211,13 +237,23 @@ def parse_options(uri: URI, credentials: Credentials) -> ConnectionOptions:
                 "encryption=auto, or pass allow_unencrypted=1 if you accept that",
                 field="encryption",
             )
-    elif encryption == "always" and auth == "basic":
+    if scheme == "https" and encryption == "always" and auth == "basic":
         raise ValidationError("Basic authentication cannot encrypt messages; use encryption=auto", field="encryption")
+    if auth == "kerberos" and credentials.password is not None and not credentials.username:
+        raise ValidationError(
+            "a Kerberos password needs its user: hyperv://USER@host/ (or USER@REALM); without a password the "
+            "ticket cache (kinit) is used",
+            field="username",
+        )
     if auth != "kerberos" and (not credentials.username or credentials.password is None):
         raise ValidationError(
             f"{auth} authentication needs a username and a password: hyperv://USER@host/ and password=...",
             field="username",
         )
+    if auth in ("kerberos", "credssp"):
+        from polyvisor_hyperv.kerberos import require
+
+        require(auth)
     # The protocols take whole seconds; rounding up keeps a fraction from becoming 0 (no wait at all).
     operation_timeout = math.ceil(values.get("operation_timeout", 20))
     read_timeout = math.ceil(values.get("read_timeout", operation_timeout + 10))
@@ -244,4 +280,5 @@ def parse_options(uri: URI, credentials: Credentials) -> ConnectionOptions:
         sessions=values.get("sessions", 8),
         idle_timeout=math.ceil(values["idle_timeout"]) if "idle_timeout" in values else None,
         nat_prefix=values.get("nat_prefix"),
+        spn_host=values.get("spn_host"),
     )

@@ -65,6 +65,9 @@ class PSRPTransport(Transport):
                 # pypsrp sleeps this (doubling) between retries of a timed-out Receive, past any deadline; each
                 # retry is bounded by the call's deadline instead (http_bounds).
                 reconnection_backoff=0.0,
+                # Kerberos: the service principal Windows' own WinRM client asks for, HTTP/<host>.
+                negotiate_service="HTTP",
+                negotiate_hostname_override=options.spn_host,
             )
             # The session pypsrp would build on its first request, built now so that its adapters are bounded
             # before any request (pypsrp has no public way to reach it earlier).

@@ -225,7 +225,16 @@ class Transport(abc.ABC):
                 lost = warm or self._is_open()
                 # Connection-level failure: the session may be half-dead; start a fresh one next time.
                 self._discard()
-                mapped = error_from_transport(cause, doing=doing, host=host, endpoint=self.options.endpoint)
+                options = self.options
+                mapped = error_from_transport(
+                    cause,
+                    doing=doing,
+                    host=host,
+                    endpoint=options.endpoint,
+                    auth=options.auth,
+                    spn=options.service_principal,
+                    username=options.username,
+                )
                 if lost and type(mapped) is ConnectionError:
                     raise ConnectionLostError(
                         f"the connection to the host dropped ({mapped.message}); the next call opens a new session",

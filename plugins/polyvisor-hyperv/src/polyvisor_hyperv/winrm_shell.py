@@ -128,7 +128,7 @@ class WinRMShellTransport(Transport):
                 operation_timeout_sec=options.operation_timeout,
                 read_timeout_sec=options.read_timeout,
             )
-            _bound_requests(protocol, self._budget)
+            _bound_requests(protocol, self._budget, options)
             # pywinrm writes idle_timeout as given; Windows wants an xs:duration (a bare number is a schema fault).
             idle = f"PT{options.idle_timeout}S" if options.idle_timeout is not None else None
             shell_id = protocol.open_shell(codepage=65001, noprofile=True, idle_timeout=idle)
@@ -264,11 +264,12 @@ class WinRMShellTransport(Transport):
                 protocol.close_shell(shell_id)
 
 
-def _bound_requests(protocol: Any, budget: Budget) -> None:
+def _bound_requests(protocol: Any, budget: Budget, options: Any) -> None:
     """Build pywinrm's requests session now, its adapters bounded by ``budget`` before its first request.
 
     pywinrm builds the session on its first request, and with message encryption that very build sends the
     request that sets up the security context (``setup_encryption``), so the adapters are bounded there too.
+    Kerberos gets its session from :func:`_use_pyspnego_kerberos`, bounded the same way.
     """
     transport = protocol.transport
     setup = transport.setup_encryption
@@ -278,12 +279,30 @@ def _bound_requests(protocol: Any, budget: Budget) -> None:
         setup(session)
 
     transport.setup_encryption = bounded_setup
-    bound_session(transport.build_session(), budget)
+    if options.auth == "kerberos":
+        _use_pyspnego_kerberos(protocol, options)
+        bound_session(transport.session, budget)
+    else:
+        bound_session(transport.build_session(), budget)
 
 
 _CLIXML_HEADER = "#< CLIXML"
 _CLIXML_ERROR_LINE = re.compile(r"<S\s+S=\"Error\"\s*>(.*?)</S>", re.DOTALL | re.IGNORECASE)
 _CLIXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def _use_pyspnego_kerberos(protocol: Any, options: Any) -> None:
+    """pywinrm's Kerberos needs pykerberos and only reads a ticket cache: authenticate through pyspnego instead."""
+    from polyvisor_hyperv.kerberos import KerberosAuth, install_kerberos
+
+    auth = KerberosAuth(
+        options.username,
+        options.password.reveal() if options.password else None,
+        hostname=options.spn_host or options.host,
+    )
+    verify: bool | str = (options.ca_path or True) if options.verify else False
+    encrypt = options.encryption == "always" or (options.encryption == "auto" and not options.ssl)
+    install_kerberos(protocol.transport, auth, verify=verify, encrypt=encrypt)
 
 
 def decode_clixml(text: str) -> str:
