@@ -40,7 +40,11 @@ _NTLM_ENV_LOCK = threading.Lock()
 
 
 class AuthenticationFailed(Exception):
-    """The client's credentials were rejected (HTTP 401)."""
+    """The client's credentials were rejected (HTTP 401); ``www_authenticate``: a final token to send with it."""
+
+    def __init__(self, message: str, www_authenticate: str | None = None) -> None:
+        super().__init__(message)
+        self.www_authenticate = www_authenticate
 
 
 class EncryptionError(ValueError):
@@ -211,7 +215,16 @@ class ConnectionAuth:
             out_token = self._user_file.step(self._context, token, self._channel_binding_data)
         except SpnegoError as exc:
             self._context = None
-            raise AuthenticationFailed(f"the credentials were rejected ({exc})") from exc
+            # A KRB-ERROR token (a clock skew, say) goes back with the 401 (RFC 4559 section 5) when the acceptor
+            # hands one out.
+            error_token = getattr(exc.base_error, "token", None)
+            header = f"{scheme} {base64.b64encode(error_token).decode()}" if error_token else None
+            raise AuthenticationFailed(f"the credentials were rejected ({exc})", header) from exc
+        except Exception as exc:
+            # pyspnego 0.12 fails this way on a Kerberos ticket MIT's acceptor refused with an error token (a ticket
+            # from a client whose clock is off): a refusal all the same, never a dropped connection.
+            self._context = None
+            raise AuthenticationFailed(f"the Kerberos ticket was refused ({type(exc).__name__})") from exc
         header = f"{scheme} {base64.b64encode(out_token).decode()}" if out_token else None
         if not self._context.complete:
             return AuthOutcome(authenticated=False, www_authenticate=header)

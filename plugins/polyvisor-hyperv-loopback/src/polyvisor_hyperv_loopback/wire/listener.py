@@ -215,7 +215,8 @@ class _WSManHandler(BaseHTTPRequestHandler):
             outcome = self._auth.authenticate(auth_header)
         except AuthenticationFailed as exc:
             _log.info("authentication failed: %s", exc)
-            self._respond(401, www_authenticate=self._auth.challenge_header())
+            final = [exc.www_authenticate] if exc.www_authenticate else []
+            self._respond(401, www_authenticate=final or self._auth.challenge_header())
             return
         if not outcome.authenticated:
             challenge = [outcome.www_authenticate] if outcome.www_authenticate else None
