@@ -219,6 +219,10 @@ class LoopbackHost:
         """HTTP requests per TCP connection, keyed by connection number (1, 2, ... in order)."""
         return self._counter.per_connection()
 
+    def authentications(self) -> dict[str, int]:
+        """Completed authentications so far, per protocol: ``basic``, ``ntlm``, ``kerberos``, ``credssp``."""
+        return self._counter.authentications()
+
     @property
     def connections_opened(self) -> int:
         """TCP connections accepted so far."""

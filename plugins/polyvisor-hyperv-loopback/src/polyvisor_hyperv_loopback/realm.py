@@ -150,7 +150,9 @@ class KerberosRealm:
     def add_user(self, name: str, password: str, *, max_life: str | None = None) -> str:
         """Add a user principal with ``password`` (and, say, ``max_life="10s"``); return its full name."""
         principal = self.principal(name)
-        options = ["-maxlife", max_life] if max_life else []
+        # +requires_preauth: Active Directory's default (an account without "Do not require Kerberos
+        # preauthentication"), so a wrong password is KDC_ERR_PREAUTH_FAILED, as from a domain controller.
+        options = ["+requires_preauth", *(["-maxlife", max_life] if max_life else [])]
         # The password goes on stdin (kadmin.local prompts twice): never on a command line.
         self._kadmin(["add_principal", *options, principal], stdin=f"{password}\n{password}\n")
         return principal

@@ -163,6 +163,8 @@ class ConnectionAuth:
         self.session: Any = None
         #: Whether the session holds the user's credentials for a second hop (CredSSP delegated them).
         self.delegated = False
+        #: The protocol of the last completed authentication: basic, ntlm, kerberos or credssp.
+        self.protocol: str | None = None
 
     def challenge_header(self) -> list[str]:
         """Return the WWW-Authenticate values offered on an unauthenticated 401."""
@@ -198,6 +200,7 @@ class ConnectionAuth:
         username, sep, password = decoded.partition(":")
         if not sep or not self._credentials.matches(username, password):
             raise AuthenticationFailed("the user name or password is incorrect")
+        self.protocol = "basic"
         return AuthOutcome(authenticated=True)
 
     def _negotiate(self, scheme: str, value: str) -> AuthOutcome:
@@ -232,6 +235,7 @@ class ConnectionAuth:
             self._context = None
             raise AuthenticationFailed("unknown user")
         self.session = self._context
+        self.protocol = str(self._context.negotiated_protocol or "negotiate")
         return AuthOutcome(authenticated=True, www_authenticate=header)
 
     def _credssp_step(self, scheme: str, value: str) -> AuthOutcome:
@@ -267,6 +271,7 @@ class ConnectionAuth:
             raise AuthenticationFailed("the delegated credentials were rejected")
         self.session = context
         self.delegated = True
+        self.protocol = "credssp"
         return AuthOutcome(authenticated=True, www_authenticate=header)
 
     def _user_matches(self, context: Any) -> bool:

@@ -50,6 +50,7 @@ class RequestCounter:
         self._lock = threading.Lock()
         self._total = 0
         self._per_connection: dict[int, int] = {}
+        self._protocols: dict[str, int] = {}
         self._ids = itertools.count(1)
 
     def new_connection(self) -> int:
@@ -57,6 +58,15 @@ class RequestCounter:
             connection_id = next(self._ids)
             self._per_connection[connection_id] = 0
             return connection_id
+
+    def authenticated(self, protocol: str) -> None:
+        with self._lock:
+            self._protocols[protocol] = self._protocols.get(protocol, 0) + 1
+
+    def authentications(self) -> dict[str, int]:
+        """Return completed authentications per protocol (basic, ntlm, kerberos, credssp)."""
+        with self._lock:
+            return dict(self._protocols)
 
     def count(self, connection_id: int) -> None:
         with self._lock:
@@ -222,6 +232,8 @@ class _WSManHandler(BaseHTTPRequestHandler):
             challenge = [outcome.www_authenticate] if outcome.www_authenticate else None
             self._respond(401, www_authenticate=challenge or self._auth.challenge_header())
             return
+        if auth_header and self._auth.protocol is not None:
+            self.server.counter.authenticated(self._auth.protocol)
         final_token = [outcome.www_authenticate] if outcome.www_authenticate else None
         basic = (auth_header or "").lower().startswith("basic")
         encrypted = is_encrypted(self.headers.get("Content-Type", ""))
