@@ -130,3 +130,62 @@ def vm_name() -> str:
 def loopback_slow() -> Iterator[Any]:
     """A host of its own whose Hyper-V cmdlets take 100 ms each, as real ones take tens to hundreds of ms."""
     yield from _start(cmdlet_latency=0.1)
+
+
+SPN_HOST = "hv01.polyvisor.test"
+"""The loopback hosts' name in the test realm: their keytab holds HTTP/hv01.polyvisor.test."""
+
+
+@pytest.fixture
+def kerberos_spn_host() -> str:
+    """The loopback hosts' name in the test realm."""
+    return SPN_HOST
+
+
+@pytest.fixture(scope="session")
+def kerberos_realm() -> Iterator[Any]:
+    """A real MIT KDC on 127.0.0.1 (one a session) with the loopback account and the hosts' HTTP/ principal.
+
+    Tests that use it point ``KRB5_CONFIG`` at its krb5.conf themselves (``kerberos_env``), so that other tests'
+    Negotiate never meets this realm.
+    """
+    try:
+        from polyvisor_hyperv_loopback.realm import KerberosRealm, KerberosToolsMissing
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the loopback Hyper-V host is required under CI=true: {error}")
+        pytest.skip(f"the loopback Hyper-V host is not installed: {error}")
+    realm = KerberosRealm(hosts=(SPN_HOST,))
+    try:
+        realm.start()
+    except KerberosToolsMissing as error:
+        realm.close()
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"MIT Kerberos is required under CI=true (scripts/bootstrap installs it): {error}")
+        pytest.skip(str(error))
+    try:
+        realm.add_user(USER, PASSWORD)
+        realm.add_service("HTTP", SPN_HOST)
+        yield realm
+    finally:
+        realm.close()
+
+
+@pytest.fixture
+def kerberos_env(kerberos_realm: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    """This test's Kerberos: the realm's krb5.conf and a ticket cache of the test's own (empty until kinit)."""
+    monkeypatch.setenv("KRB5_CONFIG", str(kerberos_realm.krb5_conf))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path}/ccache")
+    return kerberos_realm
+
+
+@pytest.fixture(scope="session")
+def kerberos_http_host(kerberos_realm: Any) -> Iterator[Any]:
+    """A loopback host on plain HTTP that accepts Kerberos with its keytab (and NTLM), refusing unencrypted SOAP."""
+    yield from _start(keytab=kerberos_realm.keytab)
+
+
+@pytest.fixture(scope="session")
+def kerberos_https_host(kerberos_realm: Any) -> Iterator[Any]:
+    """A loopback host on HTTPS that accepts Kerberos and, as after Enable-WSManCredSSP -Role Server, CredSSP."""
+    yield from _start(https=True, keytab=kerberos_realm.keytab, allow_credssp=True)

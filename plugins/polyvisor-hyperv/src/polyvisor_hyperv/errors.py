@@ -231,6 +231,12 @@ def error_from_transport(
         explained = kerberos_failure(error, principal=username, spn=spn or f"HTTP/{host}")
         if explained is not None:
             return AuthenticationError(f"{where}: {explained}", host=host)
+    if auth == "credssp" and _credssp_refused(error):
+        return AuthenticationError(
+            f"{where}: the host refused the CredSSP credentials; check the username and password, and that the "
+            "host accepts CredSSP (Enable-WSManCredSSP -Role Server)",
+            host=host,
+        )
     if isinstance(error, winrm_errors.InvalidCredentialsError | psrp_errors.AuthenticationError):
         if auth == "kerberos":
             return AuthenticationError(
@@ -283,6 +289,18 @@ def error_from_transport(
     if isinstance(error, OSError):
         return ConnectionError(f"{where}: {type(error).__name__}: {error}", host=host)
     return BackendError(f"{where}: {type(error).__name__}: {error}", code=type(error).__name__, host=host)
+
+
+def _credssp_refused(error: BaseException) -> bool:
+    """Whether requests-credssp or pyspnego's CredSSP says the host refused the exchange (an NTSTATUS such as
+    SEC_E_LOGON_DENIED in a TSRequest, or a 401)."""
+    try:
+        from requests_credssp.exceptions import AuthenticationException, NTStatusException
+    except ImportError:  # pragma: no cover - the credssp extra is missing; require() said so before
+        return False
+    import spnego.exceptions
+
+    return isinstance(error, AuthenticationException | NTStatusException | spnego.exceptions.SpnegoError)
 
 
 def _attribute(error: BaseException, name: str) -> Any:

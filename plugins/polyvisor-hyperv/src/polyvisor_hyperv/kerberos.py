@@ -18,13 +18,14 @@ from typing import Any
 
 from polyvisor.errors import ValidationError
 
-__all__ = ["KerberosAuth", "install_kerberos", "kerberos_failure", "require"]
+__all__ = ["KerberosAuth", "close_failed_responses", "install_kerberos", "kerberos_failure", "require"]
 
 # MIT krb5 error codes (krb5/krb5_err.et: ERROR_TABLE_BASE_krb5 = -1765328384 plus the RFC 4120 error number).
 _KRB5 = -1765328384
 _C_PRINCIPAL_UNKNOWN = _KRB5 + 6
 _S_PRINCIPAL_UNKNOWN = _KRB5 + 7
 _PREAUTH_FAILED = _KRB5 + 24
+_BAD_INTEGRITY = _KRB5 + 31  # a wrong password when the KDC asks for no preauthentication
 _KEY_EXPIRED = _KRB5 + 23
 _TKT_EXPIRED = _KRB5 + 32
 _SKEW = _KRB5 + 37
@@ -64,10 +65,29 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+def close_failed_responses(error: BaseException) -> None:
+    """Close the HTTP responses an authentication handler was holding when it raised.
+
+    pypsrp's Negotiate handler lets a Kerberos failure (raised by pyspnego while answering a 401) escape with the
+    response still checked out of the pool, so its socket is only closed by the garbage collector.
+    """
+    import requests
+
+    for item in _chain(error):
+        traceback = item.__traceback__
+        while traceback is not None:
+            for value in list(traceback.tb_frame.f_locals.values()):
+                if isinstance(value, requests.Response):
+                    value.close()
+            traceback = traceback.tb_next
+
+
 def _codes(error: BaseException) -> set[int]:
     codes: set[int] = set()
     for item in _chain(error):
-        for name in ("min_code", "errno", "maj_code"):
+        # pykrb5's Krb5Error carries its code only in its text ("Preauthentication failed -1765328360").
+        codes.update(int(found) for found in re.findall(r"(-1765\d{6})\b", str(item)))
+        for name in ("min_code", "errno", "code", "maj_code"):
             value = getattr(item, name, None)
             if isinstance(value, int):
                 codes.add(value)
@@ -100,7 +120,7 @@ def kerberos_failure(error: BaseException, *, principal: str | None, spn: str) -
             f"the KDC knows no user {who} (KDC_ERR_C_PRINCIPAL_UNKNOWN); check the user name and its realm "
             "(user@REALM, the realm in upper case)"
         )
-    if _PREAUTH_FAILED in codes:
+    if _PREAUTH_FAILED in codes or _BAD_INTEGRITY in codes:
         return f"the KDC refused the password of {who} (KDC_ERR_PREAUTH_FAILED); check the password"
     if _KEY_EXPIRED in codes:
         return f"the password of {who} has expired (KDC_ERR_KEY_EXPIRED); change it, then connect again"
@@ -178,6 +198,14 @@ class KerberosAuth:
             return response
         if "negotiate" not in response.headers.get("WWW-Authenticate", "").lower():
             return response
+        try:
+            return self._handshake(response, **kwargs)
+        except BaseException:
+            # A failed handshake leaves the connection mid-exchange: close it rather than leave it to the GC.
+            response.close()
+            raise
+
+    def _handshake(self, response: Any, **kwargs: Any) -> Any:
         import spnego
         from spnego.channel_bindings import GssChannelBindings
 
@@ -234,4 +262,9 @@ def install_kerberos(transport: Any, auth: KerberosAuth, *, verify: bool | str, 
     session.headers.update(transport.default_headers)
     transport.session = session
     if encrypt:
-        transport.setup_encryption(session)
+        try:
+            transport.setup_encryption(session)  # authenticates now: the first request must already be encrypted
+        except BaseException:
+            session.close()
+            transport.session = None
+            raise

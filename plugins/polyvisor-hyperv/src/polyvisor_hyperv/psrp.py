@@ -77,7 +77,11 @@ class PSRPTransport(Transport):
             pool = RunspacePool(wsman, idle_timeout=options.idle_timeout)
             try:
                 pool.open()
-            except BaseException:
+            except BaseException as error:
+                if options.auth in ("kerberos", "negotiate", "credssp"):
+                    from polyvisor_hyperv.kerberos import close_failed_responses
+
+                    close_failed_responses(error)
                 _quietly(wsman.close)
                 raise
             self._pool = pool

@@ -131,7 +131,16 @@ class WinRMShellTransport(Transport):
             _bound_requests(protocol, self._budget, options)
             # pywinrm writes idle_timeout as given; Windows wants an xs:duration (a bare number is a schema fault).
             idle = f"PT{options.idle_timeout}S" if options.idle_timeout is not None else None
-            shell_id = protocol.open_shell(codepage=65001, noprofile=True, idle_timeout=idle)
+            try:
+                shell_id = protocol.open_shell(codepage=65001, noprofile=True, idle_timeout=idle)
+            except BaseException as error:
+                if options.auth == "credssp":
+                    from polyvisor_hyperv.kerberos import close_failed_responses
+
+                    # requests-credssp raises from its response hook with the response still checked out.
+                    close_failed_responses(error)
+                    protocol.transport.close_session()
+                raise
             self._protocol, self._shell_id = protocol, shell_id
         return self._protocol, self._shell_id
 
