@@ -125,6 +125,7 @@ def open_transport(options: ConnectionOptions) -> Transport:
 CLIENT_MODULES = (
     "polyvisor_hyperv.psrp",
     "polyvisor_hyperv.winrm_shell",
+    "polyvisor_hyperv.kerberos",  # error mapping for every Negotiate failure; pywinrm's Kerberos handler
     "requests",
     "urllib3.exceptions",
     "pypsrp.complex_objects",
