@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import select
 import socket
 import ssl
 import threading
@@ -262,6 +263,7 @@ class _WSManHandler(BaseHTTPRequestHandler):
             client_ip=self.client_address[0],
             endpoint=self.server.url,
             machine=_machine(self.headers.get("Host"), str(self.server.server_address[0])),
+            client_gone=self._client_gone,
         )
         content_type = _SOAP_CONTENT_TYPE
         payload = reply.body
@@ -272,6 +274,18 @@ class _WSManHandler(BaseHTTPRequestHandler):
         except OSError:
             # The client gave up (read timeout) or the connection was dropped on purpose.
             self.close_connection = True
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed or reset the connection while its request is being served."""
+        sock: socket.socket = self.request
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if not readable:
+                return False
+            # Peek below TLS (an SSLSocket refuses flags): end of stream or a reset means the client is gone.
+            return socket.socket.recv(sock, 1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
 
 def _machine(host_header: str | None, fallback: str) -> str:

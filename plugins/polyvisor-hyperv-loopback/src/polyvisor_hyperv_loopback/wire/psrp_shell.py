@@ -55,9 +55,22 @@ from .shell import (
     command_response,
     simple_response,
 )
-from .soap import NS, Request, command_not_found, element, invalid_request, operation_timed_out, q, sub
+from .soap import (
+    NS,
+    Request,
+    command_not_found,
+    element,
+    invalid_request,
+    operation_timed_out,
+    q,
+    shell_disconnected,
+    shell_not_disconnected,
+    sub,
+)
 
 _log = logging.getLogger(__name__)
+#: How often a held Receive looks whether its client's connection is still there.
+_GONE_POLL = 0.1
 #: How many released pipeline ids a shell remembers, so that a client's Signal Terminate after the final Receive
 #: (pypsrp's PowerShell.close()) is answered as Windows answers it (pypsrp test_psrp_multiple_invocations.yml).
 _RELEASED_KEPT = 256
@@ -198,6 +211,8 @@ class _PipelineRun:
     finished: bool = False
     #: Set when the client stops the pipeline (or the shell goes away); the engine polls it.
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: False from a Disconnect until the command is reconnected: its output waits on the host meanwhile.
+    connected: bool = True
 
 
 class _RunspacePool(ServerRunspacePool):
@@ -230,6 +245,7 @@ class PSRPShell(Shell):
     """A runspace pool served over WinRS."""
 
     describes_process = True
+    disconnects = True
 
     def __init__(self, resource_uri: str, owner: str, client_ip: str, request: Request, engine: PipelineEngine) -> None:
         spec = request.body.find(q("rsp", "Shell"))
@@ -247,6 +263,7 @@ class PSRPShell(Shell):
             (spec.findtext(q("rsp", "InputStreams")) or "stdin pr").strip(),
             (spec.findtext(q("rsp", "OutputStreams")) or "stdout").strip(),
         )
+        self.session_id = request.session_id
         self._engine = engine
         self._changed = threading.Condition(threading.RLock())
         self._pool = _RunspacePool(application_private_data())
@@ -379,12 +396,14 @@ class PSRPShell(Shell):
             raise invalid_request("The CommandId is not a GUID.") from exc
         data = b"".join(_b64(node.text or "") for node in line.iterfind(q("rsp", "Arguments")))
         with self._changed:
+            self._require_connected()
             self._runs[pipeline_id] = _PipelineRun(ServerPipeline(self._pool, pipeline_id))
             self._feed(pipeline_id, data)
         return command_response(command_id)
 
     def send(self, request: Request) -> list[ET.Element]:
         with self._changed:
+            self._require_connected()
             for stream in request.body.iterfind(f"{q('rsp', 'Send')}/{q('rsp', 'Stream')}"):
                 pipeline_id = self._pipeline_id(stream.get("CommandId"))
                 self._feed(pipeline_id, _b64(stream.text or ""))
@@ -413,6 +432,11 @@ class PSRPShell(Shell):
         with self._changed:
             target = self._pipeline_id(command_id)
             while True:
+                self._require_connected(target)
+                if request.client_gone():
+                    # Nobody would read the answer: end without taking any output, which stays for the next
+                    # Receive (ASSUMPTION: as the WinRM service, told by HTTP.sys that the client left).
+                    raise operation_timed_out()
                 self._drain(budget)
                 queue = self._outgoing.get(target, [])
                 run = self._runs.get(target) if target is not None else None
@@ -422,7 +446,7 @@ class PSRPShell(Shell):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise operation_timed_out()
-                self._changed.wait(remaining)
+                self._changed.wait(min(remaining, _GONE_POLL))
             response = element("rsp:ReceiveResponse")
             used = 0
             while queue and (used == 0 or used + len(queue[0]) <= budget):
@@ -455,6 +479,7 @@ class PSRPShell(Shell):
         # Compared case-insensitively: pypsrp sends .../signal/Terminate, pywinrm .../terminate.
         code = (signal.findtext(q("rsp", "Code")) or "").strip().lower()
         with self._changed:
+            self._require_connected()
             pipeline_id = self._pipeline_id(signal.get("CommandId"), released=code == SIGNAL_TERMINATE)
             run = self._runs.get(pipeline_id) if pipeline_id is not None else None
             if run is not None and code in (SIGNAL_PS_CTRL_C, SIGNAL_PS_CRTL_C, SIGNAL_CTRL_C):
@@ -469,6 +494,89 @@ class PSRPShell(Shell):
             self._changed.notify_all()
         return simple_response("rsp:SignalResponse")
 
+    # -- disconnected operations (MS-PSRP 3.1.4.9, 3.1.4.10; MS-WSMV 3.1.4.15-3.1.4.17) -----------------------
+
+    def _require_connected(self, pipeline_id: uuid.UUID | None = None) -> None:
+        """Refuse an operation on the disconnected shell, or on one of its commands not yet reconnected (lock held)."""
+        run = self._runs.get(pipeline_id) if pipeline_id is not None else None
+        if self.state != "Connected" or (run is not None and not run.connected):
+            raise shell_disconnected(self.shell_id)
+
+    def disconnect(self, idle_timeout: float | None) -> None:
+        """Suspend the pool's streams; its pipelines run on and their output waits here (BufferMode Block)."""
+        with self._changed:
+            self.mark_disconnected(idle_timeout)
+            for run in self._runs.values():
+                run.connected = False
+            self._changed.notify_all()  # a held Receive ends without output
+
+    def reconnect(self, command_id: str | None) -> None:
+        """The previous client session is back: the shell, or one command (MS-PSRP 3.1.5.3.18)."""
+        with self._changed:
+            if command_id is None:
+                if self.state != "Disconnected":
+                    raise shell_not_disconnected(self.shell_id)
+                self.mark_connected()
+            else:
+                if self.state != "Connected":
+                    raise shell_disconnected(self.shell_id)
+                pipeline_id = self._pipeline_id(command_id)
+                if pipeline_id is not None:
+                    self._runs[pipeline_id].connected = True
+            self._changed.notify_all()
+
+    def connect(self, request: Request) -> list[ET.Element]:
+        """A new client session takes the pool over (MS-PSRP 3.1.4.10.3), or one of its commands."""
+        connect = request.body.find(q("rsp", "Connect"))
+        if connect is None:
+            raise invalid_request("The Connect request lacks rsp:Connect.")
+        command_id = connect.get("CommandId")
+        with self._changed:
+            if command_id:
+                self.reconnect(command_id)
+                return [element("rsp:ConnectResponse")]
+            if self.state != "Disconnected":
+                raise shell_not_disconnected(self.shell_id)
+            data = connect.find(f"{{{NS['ps']}}}connectXml")
+            if data is None or not data.text:
+                raise invalid_request("The PowerShell Connect request lacks connectXml.")
+            self._pool.connect()
+            # psrpcore answers a connecting client's SESSION_CAPABILITY with nothing; Windows answers with its own
+            # first, then RUNSPACEPOOL_INIT_DATA (pypsrp's recorded test_psrp_disconnected_commands.yml).
+            self._pool.prepare_message(self._pool.our_capability)
+            self._pool.receive_data(PSRPPayload(_b64(data.text), StreamType.default, None))
+            while (event := self._pool.next_event()) is not None:
+                self._on_event(event)
+            pending = b""
+            while (payload := self._pool.data_to_send()) is not None:
+                pending += bytes(payload.data)
+            first, rest = _split_messages(pending, 2)
+            if rest:  # APPLICATION_PRIVATE_DATA: the first Receive brings it
+                self._outgoing.setdefault(None, []).append(rest)
+            self.session_id = request.session_id
+            self.mark_connected()
+            self._changed.notify_all()
+        response = element("rsp:ConnectResponse")
+        sub(
+            response,
+            "pwsh:connectResponseXml",
+            {"xmlns:pwsh": NS["ps"]},
+            base64.b64encode(first).decode("ascii"),
+        )
+        return [response]
+
+    def command_elements(self) -> list[ET.Element]:
+        with self._changed:
+            commands = []
+            for pipeline_id, run in self._runs.items():
+                command = element("rsp:Command")
+                sub(command, "rsp:CommandId", text=str(pipeline_id).upper())
+                sub(command, "rsp:CommandLine")
+                state = "Done" if run.finished else "Running"
+                sub(command, "rsp:CommandState", text=state)
+                commands.append(command)
+            return commands
+
     def close(self) -> None:
         with self._changed:
             self._closed = True
@@ -477,6 +585,17 @@ class PSRPShell(Shell):
             self._runs.clear()
             self._outgoing.clear()
             self._changed.notify_all()
+
+
+def _split_messages(data: bytes, count: int) -> tuple[bytes, bytes]:
+    """Split PSRP fragments (MS-PSRP 2.2.4) after the ``count``-th message's end fragment."""
+    offset = ended = 0
+    while offset + 21 <= len(data) and ended < count:
+        length = int.from_bytes(data[offset + 17 : offset + 21], "big")
+        if data[offset + 16] & 0x2:  # the End flag
+            ended += 1
+        offset += 21 + length
+    return data[:offset], data[offset:]
 
 
 def _b64(text: str) -> bytes:

@@ -16,10 +16,14 @@ from .cmd_shell import CMD_RESOURCE_URI, CmdShell
 from .shell import DEFAULT_IDLE_TIMEOUT, MAX_IDLE_TIMEOUT, Shell
 from .soap import (
     ACTION_COMMAND,
+    ACTION_CONNECT,
     ACTION_CREATE,
     ACTION_DELETE,
+    ACTION_DISCONNECT,
+    ACTION_ENUMERATE,
     ACTION_GET,
     ACTION_RECEIVE,
+    ACTION_RECONNECT,
     ACTION_SEND,
     ACTION_SIGNAL,
     MalformedRequest,
@@ -44,6 +48,8 @@ from .soap import (
 _log = logging.getLogger(__name__)
 
 SHELL_RESOURCE_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+COMMAND_RESOURCE_URI = SHELL_RESOURCE_URI + "/Command"
+_ENUMERATION_NS = "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
 CONFIG_RESOURCE_URI = "http://schemas.microsoft.com/wbem/wsman/1/config"
 PSRP_RESOURCE_PREFIX = "http://schemas.microsoft.com/powershell/"
 
@@ -149,7 +155,10 @@ class WSManService:
                 now = time.monotonic()
                 expired = [shell for shell in self._shells.values() if _expired(shell, now)]
                 for shell in expired:
-                    self._forget(shell)
+                    if shell.disconnects and shell.state == "Connected":
+                        shell.disconnect(None)  # idle: Disconnected first, deleted after another idle timeout
+                    else:
+                        self._forget(shell)
                 if expired:
                     self._changed.notify_all()
                 deadlines = [at for shell in self._shells.values() if (at := shell.expires_at()) is not None]
@@ -163,16 +172,21 @@ class WSManService:
     def _begin(self, request: Request) -> Shell | None:
         """Mark the shell a request addresses busy, deleting it first if it already idled out."""
         shell_id = request.selectors.get("ShellId")
-        if not shell_id:
+        # A Get is no activity: Windows reports a pool polled by Get as idle for as long as nothing else came
+        # (ShellInactivity in pypsrp's recorded test_psrp_is_alive_state_disconnected.yml).
+        if not shell_id or request.action == ACTION_GET:
             return None
         with self._changed:
             shell = self._shells.get(shell_id.upper())
             if shell is None:
                 return None
             if _expired(shell, time.monotonic()):
-                self._forget(shell)
-                self._changed.notify_all()
-                return None
+                if shell.disconnects and shell.state == "Connected":
+                    shell.disconnect(None)
+                else:
+                    self._forget(shell)
+                    self._changed.notify_all()
+                    return None
             shell.begin_request()
             self._changed.notify_all()
             return shell
@@ -185,12 +199,23 @@ class WSManService:
 
     # -- request handling ---------------------------------------------------------------
 
-    def handle(self, data: bytes, owner: str, client_ip: str, endpoint: str, machine: str = "localhost") -> Reply:
-        """Process one decrypted SOAP request; ``machine`` is the host name the client addressed (faults say it)."""
+    def handle(
+        self,
+        data: bytes,
+        owner: str,
+        client_ip: str,
+        endpoint: str,
+        machine: str = "localhost",
+        client_gone: Callable[[], bool] | None = None,
+    ) -> Reply:
+        """Process one decrypted SOAP request; ``machine`` is the host name the client addressed (faults say it);
+        ``client_gone`` says whether the client's connection closed (a held Receive then gives up)."""
         try:
             request = Request.parse(data)
         except MalformedRequest as exc:
             return Reply(400, invalid_request(str(exc)).to_envelope(""))
+        if client_gone is not None:
+            request.client_gone = client_gone
         shell = None
         try:
             if len(data) > self.max_envelope_size:
@@ -233,12 +258,17 @@ class WSManService:
             return shell.created_body(endpoint)
         if action == ACTION_GET:
             return self._get(request)
+        if action == ACTION_ENUMERATE:
+            return self._enumerate(request, owner)
         handlers: dict[str, Callable[[Request], list[ET.Element]]] = {
             ACTION_DELETE: self._delete,
             ACTION_COMMAND: lambda r: self._shell(r).command(r),
             ACTION_SEND: lambda r: self._shell(r).send(r),
             ACTION_RECEIVE: self._receive,
             ACTION_SIGNAL: lambda r: self._shell(r).signal(r),
+            ACTION_DISCONNECT: self._disconnect,
+            ACTION_RECONNECT: self._reconnect,
+            ACTION_CONNECT: self._connect,
         }
         handler = handlers.get(action)
         if handler is None:
@@ -287,6 +317,76 @@ class WSManService:
         budget = max((envelope_size - _ENVELOPE_OVERHEAD) * 3 // 4, 1024)
         return shell.receive(request, budget, time.monotonic() + request.operation_timeout)
 
+    # -- disconnected operations --------------------------------------------------------------------------------
+
+    def _disconnectable(self, request: Request) -> Shell:
+        shell = self._shell(request)
+        if not shell.disconnects:  # the cmd shell: the loopback host models disconnection for runspace pools only
+            raise action_not_supported(request.action)
+        return shell
+
+    def _disconnect(self, request: Request) -> list[ET.Element]:
+        """MS-WSMV 3.1.4.15 / MS-PSRP 3.1.5.3.16: an optional rsp:IdleTimeOut replaces the shell's."""
+        shell = self._disconnectable(request)
+        if shell.state != "Connected":
+            raise _already_disconnected(shell.shell_id)
+        text = request.body.findtext(f"{q('rsp', 'Disconnect')}/{q('rsp', 'IdleTimeOut')}")
+        idle = None
+        if text is not None and text.strip():
+            seconds = parse_duration(text.strip())
+            if seconds is None:
+                raise schema_validation_error()
+            idle = min(seconds, self.max_idle_timeout)
+        with self._changed:
+            shell.disconnect(idle)
+            self._changed.notify_all()
+        return []
+
+    def _reconnect(self, request: Request) -> list[ET.Element]:
+        """MS-WSMV 3.1.4.16 / MS-PSRP 3.1.4.10.2: only the client session that disconnected (its wsmv:SessionId)."""
+        shell = self._disconnectable(request)
+        if not request.session_id or request.session_id != shell.session_id:
+            raise _other_session(shell.shell_id)
+        reconnect = request.body.find(q("rsp", "Reconnect"))
+        command_id = reconnect.get("CommandId") if reconnect is not None else None
+        with self._changed:
+            shell.reconnect(command_id or None)
+            self._changed.notify_all()
+        return []
+
+    def _connect(self, request: Request) -> list[ET.Element]:
+        """MS-WSMV 3.1.4.17 / MS-PSRP 3.1.4.10.3: a new client session takes a disconnected pool over."""
+        shell = self._disconnectable(request)
+        body = shell.connect(request)
+        with self._changed:
+            self._changed.notify_all()
+        return body
+
+    def _enumerate(self, request: Request, owner: str) -> list[ET.Element]:
+        """MS-WSMV 3.1.4.8 and MS-PSRP 3.1.4.10.1: the user's shells, or (SelectorFilter on ShellId) a shell's
+        commands, in one optimized enumeration (EnumerateResponse with the items and EndOfSequence)."""
+        with self._lock:
+            shells = [shell for shell in self._shells.values() if shell.owner == owner]
+        response = element("n:EnumerateResponse", {"xmlns:n": _ENUMERATION_NS})
+        sub(response, "n:EnumerationContext")
+        items = sub(response, "w:Items")
+        if request.resource_uri == SHELL_RESOURCE_URI:
+            for shell in shells:
+                items.append(shell.shell_element())
+        elif request.resource_uri == COMMAND_RESOURCE_URI:
+            wanted = {
+                (node.text or "").strip().upper()
+                for node in request.body.iter(q("w", "Selector"))
+                if node.get("Name") == "ShellId"
+            }
+            for shell in shells:
+                if shell.shell_id.upper() in wanted:
+                    items.extend(shell.command_elements())
+        else:  # the loopback host enumerates nothing else (a cmd shell's resource URI, WMI classes)
+            raise action_not_supported(request.action)
+        sub(response, "w:EndOfSequence")
+        return [response]
+
     def _delete(self, request: Request) -> list[ET.Element]:
         shell = self._shell(request)
         with self._changed:
@@ -327,6 +427,32 @@ class WSManService:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+
+
+def _already_disconnected(shell_id: str) -> WSManFault:
+    """A Disconnect of a shell that is disconnected already (ASSUMPTION: the code and message)."""
+    return WSManFault(
+        code=2150859224,
+        subcode="w:InternalError",
+        reason="The WS-Management service cannot process the request because the shell is disconnected already. ",
+        message=f"The Windows Remote Shell with ShellId {shell_id} is disconnected already. ",
+    )
+
+
+def _other_session(shell_id: str) -> WSManFault:
+    """A Reconnect from a client session other than the one that disconnected (ASSUMPTION: the code and message)."""
+    return WSManFault(
+        code=2150858843,
+        subcode="w:InvalidSelectors",
+        reason=_OTHER_SESSION,
+        message=(f"The shell {shell_id} was disconnected by another client session; connect to it with Connect. "),
+    )
+
+
+_OTHER_SESSION = (
+    "The WS-Management service cannot process the request because the request contained invalid selectors for the "
+    "resource. "
+)
 
 
 def _expired(shell: Shell, now: float) -> bool:

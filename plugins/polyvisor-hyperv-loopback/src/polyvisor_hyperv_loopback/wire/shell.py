@@ -34,8 +34,15 @@ def _elapsed(seconds: float) -> str:
 class Shell(abc.ABC):
     """One WinRS shell: created by Create, addressed by its ShellId, removed by Delete.
 
-    A shell that no request has used for ``idle_timeout`` seconds is deleted by the service, as Windows does.
+    A shell that no request has used for ``idle_timeout`` seconds is deleted by the service, as Windows does; a
+    shell that can be disconnected (:attr:`disconnects`, the PowerShell plugin's) is first disconnected, as Windows
+    reports an idle-expired runspace pool (``rsp:State`` Disconnected: pypsrp's recorded
+    test_psrp_is_alive_state_disconnected.yml), and deleted once it stayed disconnected for its idle timeout
+    (WSMAN_SHELL_DISCONNECT_INFO: the time a shell stays open after its client disconnected).
     """
+
+    #: Whether the shell can be disconnected and reconnected (MS-WSMV 3.1.4.15-3.1.4.17).
+    disconnects = False
 
     #: Whether Create and Get describe the hosting process (ProcessId, MaxIdleTimeOut, Locale, ... State): the
     #: PowerShell plugin's shells do, the cmd shell's do not.
@@ -66,6 +73,9 @@ class Shell(abc.ABC):
         self._activity = threading.Lock()
         self._busy = 0
         self._last_active = time.monotonic()
+        #: "Connected" or "Disconnected" (rsp:State); the wsmv:SessionId of the client session that may Reconnect.
+        self.state = "Connected"
+        self.session_id = ""
 
     # -- idle timeout ---------------------------------------------------------------------
 
@@ -81,9 +91,24 @@ class Shell(abc.ABC):
             self._last_active = time.monotonic()
 
     def expires_at(self) -> float | None:
-        """When (time.monotonic) the shell idles out, or None while a request is being served."""
+        """When (time.monotonic) the shell idles out (is disconnected, or deleted when disconnected already), or None
+        while a request is being served."""
         with self._activity:
             return None if self._busy else self._last_active + self.idle_timeout
+
+    def mark_disconnected(self, idle_timeout: float | None = None) -> None:
+        """The shell is disconnected now (a Disconnect, or its idle timeout): its deletion clock starts."""
+        with self._activity:
+            self.state = "Disconnected"
+            self._last_active = time.monotonic()
+            if idle_timeout is not None:
+                self.idle_timeout = idle_timeout
+
+    def mark_connected(self) -> None:
+        """A client reconnected to the shell."""
+        with self._activity:
+            self.state = "Connected"
+            self._last_active = time.monotonic()
 
     def _inactivity(self) -> float:
         with self._activity:
@@ -111,7 +136,7 @@ class Shell(abc.ABC):
             sub(shell, "rsp:ProfileLoaded", text="Yes" if self.profile_loaded else "No")
             sub(shell, "rsp:Encoding", text="UTF8")
             sub(shell, "rsp:BufferMode", text="Block")
-            sub(shell, "rsp:State", text="Connected")
+            sub(shell, "rsp:State", text=self.state)
         runtime = datetime.datetime.now(datetime.UTC) - self._created
         sub(shell, "rsp:ShellRunTime", text=_elapsed(runtime.total_seconds()))
         sub(shell, "rsp:ShellInactivity", text=_elapsed(self._inactivity()))
@@ -149,6 +174,24 @@ class Shell(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release everything the shell holds (Delete, or the host shutting down)."""
+
+    # -- disconnected operations (only shells that :attr:`disconnects`) ---------------------------------------
+
+    def disconnect(self, idle_timeout: float | None) -> None:
+        """Disconnect the shell and its commands: their input and output streams are suspended."""
+        raise NotImplementedError
+
+    def reconnect(self, command_id: str | None) -> None:
+        """Reconnect the shell (``command_id`` None) or one of its commands, from the client session that left."""
+        raise NotImplementedError
+
+    def connect(self, request: Request) -> list[ET.Element]:
+        """Connect a new client session to the disconnected shell, or to one of its commands; the response body."""
+        raise NotImplementedError
+
+    def command_elements(self) -> list[ET.Element]:
+        """The ``rsp:Command`` description of each command, as Enumerate lists them."""
+        return []
 
 
 def simple_response(tag: str) -> list[ET.Element]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 NS = {
@@ -33,6 +33,11 @@ ACTION_SEND = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send"
 ACTION_RECEIVE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive"
 ACTION_SIGNAL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal"
 ACTION_FAULT = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
+# Disconnected operations (MS-WSMV 3.1.4.15-3.1.4.17; MS-PSRP 3.1.4.9, 3.1.4.10) and Enumerate (MS-WSMV 3.1.4.8).
+ACTION_DISCONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Disconnect"
+ACTION_RECONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Reconnect"
+ACTION_CONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Connect"
+ACTION_ENUMERATE = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate"
 
 ANONYMOUS = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
 
@@ -66,6 +71,10 @@ def q(prefix: str, local: str) -> str:
     return f"{{{NS[prefix]}}}{local}"
 
 
+def _never() -> bool:
+    return False
+
+
 class MalformedRequest(ValueError):
     """The body is not a WS-Management SOAP envelope."""
 
@@ -84,6 +93,11 @@ class Request:
     body: ET.Element
     #: The OperationTimeout header as sent, when it is not a valid duration (the request is refused).
     bad_operation_timeout: str | None = None
+    #: The client session's wsmv:SessionId (MS-WSMV 3.1.4.1.37), without its ``uuid:`` prefix, upper case.
+    session_id: str = ""
+    #: Whether the TCP connection the request came on is gone (set by the listener): a held Receive then ends
+    #: without taking any output, as HTTP.sys tells the WinRM service of a client that disconnected.
+    client_gone: Callable[[], bool] = _never
 
     @classmethod
     def parse(cls, data: bytes) -> Request:
@@ -124,6 +138,7 @@ class Request:
             max_envelope_size=int(max_env_text) if max_env_text.isdigit() else None,
             body=body,
             bad_operation_timeout=timeout_text if operation_timeout is None else None,
+            session_id=text("p", "SessionId").upper().removeprefix("UUID:"),
         )
 
 
@@ -324,4 +339,30 @@ def schema_validation_error() -> WSManFault:
         subcode="w:SchemaValidationError",
         reason="The SOAP XML in the message does not match the corresponding XML schema definition. Change the XML "
         "and retry. ",
+    )
+
+
+def shell_disconnected(shell_id: str) -> WSManFault:
+    """Return the fault for a Command, Send, Receive or Signal on a shell (or command) that is disconnected.
+
+    ERROR_WINRS_SHELL_DISCONNECTED (winerror.h); the message is the loopback host's own (ASSUMPTION).
+    """
+    return WSManFault(
+        code=2150859204,
+        subcode="w:InternalError",
+        reason="The WS-Management service cannot process the request because the shell is disconnected. ",
+        message=(
+            f"The Windows Remote Shell with ShellId {shell_id} is disconnected; reconnect to it (Reconnect or "
+            "Connect) before using it. "
+        ),
+    )
+
+
+def shell_not_disconnected(shell_id: str) -> WSManFault:
+    """Return the fault for a Reconnect or Connect to a shell that is connected (ASSUMPTION: the message)."""
+    return WSManFault(
+        code=2150859224,
+        subcode="w:InternalError",
+        reason="The WS-Management service cannot process the request because the shell is not disconnected. ",
+        message=f"The Windows Remote Shell with ShellId {shell_id} is not disconnected. ",
     )
