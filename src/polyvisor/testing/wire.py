@@ -176,6 +176,14 @@ class FaultyProxy:
         if self._acceptor is not None:
             self._acceptor.join(timeout=5)
 
+    def drop(self) -> int:
+        """Reset every connection open now (both ends), as a middlebox dropping them would; return how many."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _reset(sock)
+        return len(sockets) // 2
+
     @property
     def connections(self) -> int:
         """How many connections were accepted so far."""

@@ -239,6 +239,12 @@ class LoopbackHost:
             raise RuntimeError("the loopback host is not running")
         return self._service.wait_for_shell_count(count, timeout)
 
+    def receives(self) -> tuple[int, int]:
+        """Receives held now by the runspace pools, and Receives they were sent so far (to await a client's Receive)."""
+        if self._service is None:
+            raise RuntimeError("the loopback host is not running")
+        return self._service.receives()
+
     def drop_connections(self) -> int:
         """Abort every client connection (the host keeps running); return how many."""
         return self._running().drop_connections()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,7 @@ from polyvisor_hyperv.transport import (
     SessionLost,
     Transport,
     refused_before_running,
+    shell_is_gone,
 )
 
 __all__ = ["PSRPTransport", "plain"]
@@ -31,6 +33,11 @@ __all__ = ["PSRPTransport", "plain"]
 _INT32 = range(-(2**31), 2**31)
 # The shortest Receive held while waiting on a deadline: fine enough to stop a pipeline within a second of it.
 _SHORTEST_POLL = 0.25
+# Between two attempts to reconnect to a running pipeline while its host cannot be reached.
+_RETRY_PAUSE = 0.2
+_ACTION_RECONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Reconnect"
+# ERROR_WINRS_SHELLCOMMAND_DISCONNECT_OPERATION_NOT_VALID: a Disconnect of a pool that is disconnected already.
+_ALREADY_DISCONNECTED = 2150859224
 # How long one Receive of a streaming script is held: output comes back as soon as there is some, and a stop request
 # (or a dead connection) is noticed within this.
 _STREAM_POLL = 0.5
@@ -69,11 +76,7 @@ class PSRPTransport(Transport):
                 negotiate_service="HTTP",
                 negotiate_hostname_override=options.spn_host,
             )
-            # The session pypsrp would build on its first request, built now so that its adapters are bounded
-            # before any request (pypsrp has no public way to reach it earlier).
-            http = wsman.transport
-            http.session = http._build_session()
-            bound_session(http.session, self._budget)
+            _fresh_session(wsman, self._budget)
             pool = RunspacePool(wsman, idle_timeout=options.idle_timeout)
             try:
                 pool.open()
@@ -133,7 +136,12 @@ class PSRPTransport(Transport):
                 raise limit.timed_out(stopped=True)
             # WS-Management durations may be fractional (xs:duration); pypsrp writes the number as given.
             wait = limit.poll_interval(self.options.operation_timeout, _SHORTEST_POLL)
-            ps.poll_invoke(timeout=wait)  # type: ignore[arg-type]  # a float renders as PT0.25S
+            try:
+                ps.poll_invoke(timeout=wait)  # type: ignore[arg-type]  # a float renders as PT0.25S
+            except Exception as error:
+                # The pipeline runs on without us: reconnect to it and read on, rather than give its outcome up.
+                if not _dropped(error) or not self._resume(ps, limit):
+                    raise
         # No Signal Terminate (pypsrp's close()): the pipeline is over once its final Receive said so, and Windows
         # answers a quick pipeline's Command with one Receive holding the output and CommandState Done (pypsrp's
         # recorded tests/tests_pypsrp/responses/test_psrp_run_protocol_version_2.3.yml; its invoke() sends none).
@@ -144,6 +152,44 @@ class PSRPTransport(Transport):
             record = _record(errors[-1]) if errors else ErrorRecord("the pipeline failed without an error record")
             return [], record
         return [_row(obj) for obj in ps.output], None
+
+    def _resume(self, ps: Any, limit: Limit) -> bool:
+        """Reconnect to a running pipeline after its connection dropped; False when the host has it no more.
+
+        On a new HTTP connection (the same wsmv:SessionId): Disconnect the pool, which ends any Receive the host
+        still holds for the dead connection without its output (MS-PSRP 3.1.4.9); Reconnect it, then the command
+        (MS-PSRP 3.1.4.10.2, 3.1.5.3.18); the output that waited on the host comes with the next Receive. A host
+        still unreachable is tried again until the limit passes (then TimeoutError: the outcome is unknown). False
+        when the pool or the pipeline is gone (a restarted host; output lost with the connection): the caller
+        reports the connection lost, its outcome unknown.
+        """
+        from pypsrp.complex_objects import PSInvocationState, RunspacePoolState
+
+        pool = self._pool
+        while True:
+            if limit.remaining() <= 0:
+                self._discard()
+                raise limit.cut_off()
+            _fresh_session(pool.connection, self._budget)
+            try:
+                if pool.state == RunspacePoolState.OPENED:
+                    try:
+                        pool.disconnect()
+                    except Exception as error:
+                        if _fault_code(error) != _ALREADY_DISCONNECTED:  # a Disconnect whose answer was lost
+                            raise
+                        pool.state = RunspacePoolState.DISCONNECTED
+                pool.connect()  # the same client session: Reconnect
+                _reconnect_command(pool, ps)
+            except Exception as error:
+                if shell_is_gone(error):
+                    return False
+                if _dropped(error) or refused_before_running(error):
+                    time.sleep(min(_RETRY_PAUSE, max(limit.remaining(), 0.0)))
+                    continue
+                raise
+            ps.state = PSInvocationState.RUNNING
+            return True
 
     def stream(self, script: str, on_line: Callable[[str], None], stop: threading.Event) -> None:
         """Run a fixed, long-running script; hand each output object (a line of text) to ``on_line`` as it arrives.
@@ -193,6 +239,51 @@ class PSRPTransport(Transport):
 
 def _statements(steps: tuple[Step | Script, ...]) -> list[list[Step | Script]]:
     out: list[list[Step | Script]] = []
+def _fresh_session(wsman: Any, budget: Any) -> None:
+    """Give pypsrp's WSMan a new requests session (new connections, a new security context), bounded by ``budget``.
+
+    Built before any request so that its adapters are bounded from the first (pypsrp has no public way to reach it
+    earlier); after a dropped connection, so that nothing of the dead connection's context is reused.
+    """
+    http = wsman.transport
+    if http.session is not None:
+        _quietly(http.session.close)
+    http.encryption = None
+    http.session = http._build_session()
+    bound_session(http.session, budget)
+
+
+def _dropped(error: BaseException) -> bool:
+    """Whether a request failed because its connection dropped (reset, closed, cut short) rather than timed out."""
+    import requests
+
+    timeouts = (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout)
+    dropped = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
+    return isinstance(error, dropped) and not isinstance(error, timeouts)
+
+
+def _fault_code(error: BaseException) -> int | None:
+    try:
+        code = getattr(error, "code", None)
+    except (IndexError, KeyError, TypeError):  # pypsrp computes attributes from args
+        return None
+    return code if isinstance(code, int) else None
+
+
+def _reconnect_command(pool: Any, ps: Any) -> None:
+    """Reconnect one command of a reconnected pool: a Reconnect naming it (MS-PSRP 3.1.5.3.18; pypsrp has no call)."""
+    import xml.etree.ElementTree as ET
+
+    from pypsrp.wsman import NAMESPACES, SelectorSet
+
+    selectors = SelectorSet()
+    selectors.add_option("ShellId", pool.shell.id or "")
+    body = ET.Element(f"{{{NAMESPACES['rsp']}}}Reconnect", CommandId=str(ps.id).upper())
+    pool.connection.invoke(_ACTION_RECONNECT, pool.shell.resource_uri, body, selector_set=selectors)
+
+
+def _statements(steps: tuple[Step, ...]) -> list[list[Step]]:
+    out: list[list[Step]] = []
     for step in steps:
         if step.pipe:
             out[-1].append(step)

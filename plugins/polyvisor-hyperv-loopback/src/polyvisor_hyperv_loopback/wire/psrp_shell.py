@@ -270,6 +270,9 @@ class PSRPShell(Shell):
         self._runs: dict[uuid.UUID, _PipelineRun] = {}
         self._outgoing: dict[uuid.UUID | None, list[bytes]] = {}
         self._closed = False
+        #: Receives held now, and Receives served so far (test hooks: LoopbackHost.receives).
+        self.receives_waiting = 0
+        self.receives_started = 0
         # Pipelines whose final Receive was answered: released, but a later Signal Terminate still succeeds.
         self._released: collections.deque[uuid.UUID] = collections.deque(maxlen=_RELEASED_KEPT)
         with self._changed:
@@ -431,6 +434,7 @@ class PSRPShell(Shell):
         command_id = desired.get("CommandId") if desired is not None else None
         with self._changed:
             target = self._pipeline_id(command_id)
+            self.receives_started += 1
             while True:
                 self._require_connected(target)
                 if request.client_gone():
@@ -446,7 +450,11 @@ class PSRPShell(Shell):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise operation_timed_out()
-                self._changed.wait(min(remaining, _GONE_POLL))
+                self.receives_waiting += 1
+                try:
+                    self._changed.wait(min(remaining, _GONE_POLL))
+                finally:
+                    self.receives_waiting -= 1
             response = element("rsp:ReceiveResponse")
             used = 0
             while queue and (used == 0 or used + len(queue[0]) <= budget):

@@ -146,6 +146,13 @@ class WSManService:
         with self._changed:
             return self._changed.wait_for(lambda: len(self._shells) == count, timeout)
 
+    def receives(self) -> tuple[int, int]:
+        """Receives held now by runspace pools, and Receives they were sent so far."""
+        with self._lock:
+            shells = list(self._shells.values())
+        counts = [(getattr(s, "receives_waiting", 0), getattr(s, "receives_started", 0)) for s in shells]
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
     # -- idle timeout -------------------------------------------------------------------
 
     def _reap(self) -> None:
