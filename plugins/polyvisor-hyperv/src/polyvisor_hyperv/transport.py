@@ -56,6 +56,8 @@ NETWORK_GRACE = 0.3
 STOP_GRACE = 0.6
 # ERROR_WSMAN_INVALID_SELECTORS: the ShellId names no shell, i.e. the host deleted it (idle timeout, restart).
 _SHELL_NOT_FOUND = 2150858843
+# ERROR_WINRS_SHELL_DISCONNECTED: the runspace pool idled out into Disconnected; it takes no command.
+_SHELL_DISCONNECTED = 2150859204
 
 
 class ScriptEnded(Exception):
@@ -81,18 +83,26 @@ def shell_is_gone(error: BaseException) -> bool:
     return False
 
 
+def _code_of(error: BaseException) -> object:
+    try:
+        return getattr(error, "code", None)
+    except (IndexError, KeyError, TypeError):  # pypsrp computes attributes from args
+        return None
+
+
 def refused_before_running(error: BaseException) -> bool:
     """Return whether the request that would start a command was refused, so that nothing ran.
 
-    True for: the shell (runspace pool) is gone; the HTTP layer refused the request (400 or 401: a restarted host
-    knows neither the session's authentication nor its message encryption); no TCP connection could be made.
+    True for: the shell (runspace pool) is gone, or disconnected (idled out); the HTTP layer refused the request
+    (400 or 401: a restarted host knows neither the session's authentication nor its message encryption); no TCP
+    connection could be made.
     """
     import requests
     import urllib3.exceptions
     import winrm.exceptions as winrm_errors
     from pypsrp import exceptions as psrp_errors
 
-    if shell_is_gone(error):
+    if shell_is_gone(error) or _code_of(error) == _SHELL_DISCONNECTED:
         return True
     if isinstance(error, winrm_errors.WinRMTransportError | psrp_errors.WinRMTransportError):
         try:
