@@ -161,7 +161,8 @@ class PSRPTransport(Transport):
         (MS-PSRP 3.1.4.10.2, 3.1.5.3.18); the output that waited on the host comes with the next Receive. A host
         still unreachable is tried again until the limit passes (then TimeoutError: the outcome is unknown). False
         when the pool or the pipeline is gone (a restarted host; output lost with the connection): the caller
-        reports the connection lost, its outcome unknown.
+        reports the connection lost, its outcome unknown. So does a host that refuses the connection: no WinRM
+        service listens, and a stopped or restarted one has lost its shells.
         """
         from pypsrp.complex_objects import PSInvocationState, RunspacePoolState
 
@@ -182,7 +183,9 @@ class PSRPTransport(Transport):
                 pool.connect()  # the same client session: Reconnect
                 _reconnect_command(pool, ps)
             except Exception as error:
-                if shell_is_gone(error):
+                if shell_is_gone(error) or _not_listening(error):
+                    # The pool is gone, or so is the WinRM service that held it (a connect refused: stopped or
+                    # restarting, its shells lost with it).
                     return False
                 if _dropped(error) or refused_before_running(error):
                     time.sleep(min(_RETRY_PAUSE, max(limit.remaining(), 0.0)))
@@ -260,6 +263,19 @@ def _dropped(error: BaseException) -> bool:
     timeouts = (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout)
     dropped = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
     return isinstance(error, dropped) and not isinstance(error, timeouts)
+
+
+def _not_listening(error: BaseException) -> bool:
+    """Whether a connect was refused (ECONNREFUSED): nothing listens on the host's port."""
+    import requests
+    import urllib3.exceptions
+
+    if not isinstance(error, requests.exceptions.ConnectionError) or not error.args:
+        return False
+    reason = getattr(error.args[0], "reason", error.args[0])
+    return isinstance(reason, urllib3.exceptions.NewConnectionError) and isinstance(
+        reason.__context__ or reason.__cause__, ConnectionRefusedError
+    )
 
 
 def _fault_code(error: BaseException) -> int | None:
