@@ -1,8 +1,7 @@
 """Connection options: parsed from the ``hyperv://`` URI's query and from ``connect()`` keywords (keywords win).
 
 ``hyperv://[user@]host[:port]/?transport=psrp|winrm&auth=negotiate|ntlm|kerberos|credssp|basic&scheme=https|http
-&verify=true|false&ca=PATH&encryption=auto|always|never&allow_http_basic=1&nat_prefix=CIDR``
-&verify=true|false&ca=PATH&encryption=auto|always|never&allow_http_basic=1&spn_host=NAME``
+&verify=true|false&ca=PATH&encryption=auto|always|never&allow_http_basic=1&nat_prefix=CIDR&spn_host=NAME``
 
 Defaults are the safe ones: PSRP, HTTPS on 5986, certificate verification on. Plain HTTP (5985) with NTLM,
 Negotiate or Kerberos uses message encryption; Basic over plain HTTP sends the password in clear text and is refused
@@ -159,6 +158,8 @@ def _prefix(name: str, value: object) -> str:
             field=name,
         )
     return str(network)
+
+
 def _hostname(name: str, value: object) -> str:
     text = str(value).strip()
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?", text):

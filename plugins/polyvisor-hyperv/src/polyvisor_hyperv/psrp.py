@@ -240,8 +240,6 @@ class PSRPTransport(Transport):
             _quietly(pool.connection.close)
 
 
-def _statements(steps: tuple[Step | Script, ...]) -> list[list[Step | Script]]:
-    out: list[list[Step | Script]] = []
 def _fresh_session(wsman: Any, budget: Any) -> None:
     """Give pypsrp's WSMan a new requests session (new connections, a new security context), bounded by ``budget``.
 
@@ -298,8 +296,8 @@ def _reconnect_command(pool: Any, ps: Any) -> None:
     pool.connection.invoke(_ACTION_RECONNECT, pool.shell.resource_uri, body, selector_set=selectors)
 
 
-def _statements(steps: tuple[Step, ...]) -> list[list[Step]]:
-    out: list[list[Step]] = []
+def _statements(steps: tuple[Step | Script, ...]) -> list[list[Step | Script]]:
+    out: list[list[Step | Script]] = []
     for step in steps:
         if step.pipe:
             out[-1].append(step)
