@@ -16,6 +16,7 @@ from polyvisor.testing import eventually
 
 from .agent import AgentError, GuestAgent
 from .pvguest import wait_marker
+from .support import wait_for_agent
 
 if TYPE_CHECKING:
     import libvirt
@@ -42,7 +43,9 @@ def test_a_tpm_in_the_spec_is_a_tpm_2_in_the_guest(
     assert vm.info().extra["tpm"] == "2.0"
     vm.start()
     wait_marker(vm, x86_image)
-    agent = GuestAgent(libvirt_conn.lookupByUUIDString(vm.uuid))
+    dom = libvirt_conn.lookupByUUIDString(vm.uuid)
+    wait_for_agent(dom, timeout=60)  # the ready marker comes before the agent's channel is connected
+    agent = GuestAgent(dom)
     version = eventually(lambda: _version(agent), timeout=30, what="the guest's /sys/class/tpm/tpm0")
     assert version == "2"
     assert agent.exists("/dev/tpm0")
