@@ -226,8 +226,8 @@ class Lifecycle:
                 "shutdown request (%s) to %s: %s", mode.value, dom.name(), "in flight" if request.in_flight else error
             )
             if error is not None:
-                if not dom.isActive():
-                    return  # it stopped between the core's state check and this (repeated) request
+                if _going_down(dom, error):
+                    return  # it stopped (or is stopping) between the core's state check and this (repeated) request
                 raise error
 
     def stop(self, uuid: str, deadline: Deadline) -> None:
@@ -352,6 +352,16 @@ _RESET_SETTLE = 0.2
 
 _SHUTDOWN_ACCEPT_WAIT = 1.0
 """Seconds to wait for libvirt to answer a shutdown request before treating it as accepted and in flight."""
+
+
+def _going_down(dom: libvirt.virDomain, error: libvirt.libvirtError) -> bool:
+    """Whether a refused shutdown request met a guest that is off or on its way off: inactive, in libvirt's
+    shutting-down state, or refused as "not running" (the guest powered off while QEMU was still exiting)."""
+    if error.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID and "not running" in str(error):
+        return True
+    with contextlib.suppress(libvirt.libvirtError):
+        return not dom.isActive() or dom.state()[0] in (libvirt.VIR_DOMAIN_SHUTDOWN, libvirt.VIR_DOMAIN_SHUTOFF)
+    return False
 
 
 class _ShutdownRequest:
