@@ -139,10 +139,73 @@ def junit(name: str) -> list[str]:
     return [f"--junitxml={Path(directory) / name}.xml", "-o", "junit_logging=system-out", "-o", "junit_family=xunit1"]
 
 
+TEST_GROUPS: dict[str, tuple[str, ...]] = {
+    "ansible": ("integrations/ansible/tests",),
+    "libvirt": ("plugins/polyvisor-libvirt/tests",),
+    "core-hyperv": ("tests", "plugins/polyvisor-hyperv/tests", "plugins/polyvisor-hyperv-loopback/tests"),
+}
+"""The tests session's groups, run side by side: each mostly waits (on guests booting, daemons answering,
+ansible-playbook starting), so one at a time keeps the machine near one busy core. Every test names what it makes
+with a prefix of its own (pvtest-xxxxxxxx-, pvansible-xxxxxxxx-), so groups never take each other's VMs for
+leftovers; session fixtures (the booted cloud guests, loopback hosts, the KDC) are made once per group."""
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests of the core and both backends (real libvirtd, loopback Hyper-V host)."""
-    session.run(PY, "-m", "pytest", *junit("tests"), *session.posargs, external=True)
+    """Unit and integration tests of the core and both backends (real libvirtd, loopback Hyper-V host), in
+    TEST_GROUPS side by side; with arguments, one pytest run of exactly those (the developer's way in)."""
+    if session.posargs:
+        session.run(PY, "-m", "pytest", *junit("tests"), *session.posargs, external=True)
+        return
+    testpaths = [path for paths in TEST_GROUPS.values() for path in paths]
+    configured = load_pyproject()["tool"]["pytest"]["ini_options"]["testpaths"]
+    if sorted(testpaths) != sorted(configured):
+        session.error(f"TEST_GROUPS {sorted(testpaths)} must hold pyproject.toml's testpaths {sorted(configured)}")
+    run_side_by_side(session, {name: [PY, "-m", "pytest", *paths] for name, paths in TEST_GROUPS.items()})
+
+
+def load_pyproject() -> dict[str, Any]:
+    import tomllib
+
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        return tomllib.load(file)
+
+
+def run_side_by_side(session: nox.Session, runs: dict[str, list[str]]) -> None:
+    """Run each pytest command at once, every one with a JUnit report, a temporary directory and no cache of its
+    own; print each run's output when all have ended (the failed ones last, so a log's tail shows them) and fail the
+    session if any run failed."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    work = Path(tempfile.mkdtemp(prefix="polyvisor-tests-"))
+    began = time.monotonic()
+
+    def run(name: str) -> tuple[int, float]:
+        argv = [*runs[name], *junit(f"tests-{name}"), "-p", "no:cacheprovider", f"--basetemp={work / name}"]
+        with (work / f"{name}.log").open("wb") as out:
+            code = subprocess.run(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+        return code, time.monotonic() - began
+
+    results: dict[str, tuple[int, float]] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            futures = {pool.submit(run, name): name for name in runs}
+            session.log(f"tests groups started side by side: {', '.join(runs)}")
+            for future in as_completed(futures):
+                name = futures[future]
+                code, seconds = results[name] = future.result()
+                session.log(f"tests group {name}: {'passed' if code == 0 else f'exit {code}'} after {seconds:.0f} s")
+        order = sorted(results, key=lambda name: (results[name][0] != 0, results[name][1]))
+        for name in order:
+            session.log(f"output of tests group {name} ({' '.join(runs[name][1:])}):")
+            print((work / f"{name}.log").read_text(encoding="utf-8", errors="replace"), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    figures = ", ".join(f"{name} {seconds:.0f} s" for name, (_, seconds) in results.items())
+    session.log(f"tests groups: {figures}; {time.monotonic() - began:.0f} s wall")
+    failed = [name for name in order if results[name][0] != 0]
+    if failed:
+        session.error(f"tests group(s) failed: {', '.join(failed)} (their output is above)")
 
 
 FAST = "not libvirtd and not realguest and not loopback"
