@@ -159,6 +159,17 @@ def test_a_window_of_zero_fails_as_the_backend_does(outages: tuple[Connection, O
         assert backend.listings == 1, "no reconnect attempt"
 
 
+def test_a_window_of_zero_reports_a_host_it_cannot_reach_as_a_lost_link(outages: tuple[Connection, Outages]) -> None:
+    conn, backend = outages
+    with conn.watch(reconnect_within=0) as stream:
+        # As a Hyper-V watcher does when the host goes away before the watcher's first round.
+        backend.sinks[-1].fail(ConnectionError("cannot reach the host, connection refused", host="hv1"))
+        with pytest.raises(ConnectionLostError, match="cannot reach the host") as caught:
+            stream.get(timeout=2)
+        assert caught.value.host == "hv1"
+        assert backend.listings == 1, "no reconnect attempt"
+
+
 def test_events_held_during_the_re_read_are_not_reported_twice(outages: tuple[Connection, Outages]) -> None:
     conn, backend = outages
     vm = conn.create({"name": "v"})

@@ -310,7 +310,10 @@ class ResumingSubscription:
                 return
             # A subscription that once worked and fails to reach its host lost its link, whatever the backend
             # called it (a Hyper-V watcher that had not finished its first round reports ConnectionError).
-            if not isinstance(error, ConnectionError) or isinstance(error, AuthenticationError) or self._within <= 0:
+            lost_link = isinstance(error, ConnectionError) and not isinstance(error, AuthenticationError)
+            if not lost_link or self._within <= 0:
+                if lost_link and not isinstance(error, ConnectionLostError):
+                    error = ConnectionLostError(error.message, host=error.host, vm=error.vm)
                 self._stop.set()
                 self._sink.fail(error)
                 return
