@@ -69,6 +69,6 @@ def test_counters_of_a_running_vm_never_go_back_and_rates_stay_in_range(polyviso
 
 def test_stats_of_a_deleted_vm_is_not_found(polyvisor_vm_factory: VMFactory) -> None:
     vm = polyvisor_vm_factory("st")
-    vm.delete()
+    vm.delete(storage=vm.connection.supports(Feature.DELETE_STORAGE))
     with pytest.raises(NotFoundError):
         vm.stats()
