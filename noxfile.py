@@ -223,6 +223,7 @@ def conformance(session: nox.Session) -> None:
     """The conformance kit against every backend: memory://, test:///default, qemu:///system, loopback Hyper-V;
     and its lifecycle group on the aarch64, ppc64le, s390x and riscv64 guests (:func:`arch_lane`)."""
     kit = [PY, "-m", "pytest", "-p", "polyvisor.testing", "-q", "-p", "no:cacheprovider"]
+    # Each run but the arch lane's (its runs share qemu:///system at once) names any test that leaves a volume.
     # memory:// and the loopback Hyper-V host make a guest that ignores shutdown from a label; a real guest needs
     # its own spec (a kernel argument). libvirt's test driver cannot model one, so its deadline cases skip.
     kit_dir = Path(tempfile.mkdtemp(prefix="polyvisor-kit-"))
@@ -233,6 +234,7 @@ def conformance(session: nox.Session) -> None:
     host_networks = ["--polyvisor-subnet", "10.213.0.0/16"]
     session.run(
         *kit,
+        "--polyvisor-check-volumes",
         *junit("conformance-memory"),
         "--polyvisor-uri",
         "memory:///conformance",
@@ -254,6 +256,7 @@ def conformance(session: nox.Session) -> None:
     ]
     session.run(
         *libvirt_kit,
+        "--polyvisor-check-volumes",
         *junit("conformance-test"),
         "--polyvisor-uri",
         "test:///default",
@@ -266,6 +269,7 @@ def conformance(session: nox.Session) -> None:
     devices_host = Path("plugins/polyvisor-libvirt/tests/host-devices.xml").resolve()
     session.run(
         *libvirt_kit,
+        "--polyvisor-check-volumes",
         *junit("conformance-test-devices"),
         "--polyvisor-uri",
         f"test://{devices_host}",
@@ -286,6 +290,7 @@ def conformance(session: nox.Session) -> None:
         ]
         session.run(
             *libvirt_kit,
+            "--polyvisor-check-volumes",
             *junit("conformance-qemu"),
             *("--polyvisor-uri", "qemu:///system", "--polyvisor-spec", str(spec)),
             *real_stubborn,
@@ -325,6 +330,7 @@ def conformance(session: nox.Session) -> None:
             password = ["--polyvisor-password-env", PASSWORD_ENV]
             session.run(
                 *kit,
+                "--polyvisor-check-volumes",
                 *("-p", "polyvisor_hyperv.testing"),
                 *junit(f"conformance-hyperv-{transport}"),
                 "--polyvisor-uri",

@@ -259,6 +259,44 @@ def polyvisor_vm_factory(polyvisor_connection: Connection, polyvisor_spec: SpecF
         pytest.fail("cleanup failed: " + "; ".join(failures))
 
 
+@pytest.fixture(autouse=True)
+def polyvisor_volume_check(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With ``--polyvisor-check-volumes``, fail the test that leaves a volume in any of the target's pools.
+
+    Autouse, so it is set up before the test's own fixtures and torn down after them: volumes a test's fixtures
+    delete at teardown do not count. The test that leaks is named, not the end of the session."""
+    if not request.config.getoption("--polyvisor-check-volumes", default=False):
+        yield
+        return
+    conn: Connection = request.getfixturevalue("polyvisor_connection")
+    if not conn.supports(Feature.STORAGE):
+        yield
+        return
+    before = _all_volumes(conn)
+    yield
+    kept = request.config.stash.get(_SESSION_VOLUMES, set())
+    left = sorted(name for path, name in _all_volumes(conn) - before if path not in kept)
+    if left:
+        pytest.fail(
+            f"this test left {len(left)} volume(s) behind: {', '.join(left)} (a VM deleted without its storage, "
+            "or a volume the test made and did not delete)"
+        )
+
+
+_SESSION_VOLUMES = pytest.StashKey[set[str]]()
+
+
+def session_volume(config: pytest.Config, path: str) -> None:
+    """Tell the volume check that ``path`` belongs to the session (a fixture made it for every test, on the first
+    test that asked for it through ``request.getfixturevalue``)."""
+    config.stash.setdefault(_SESSION_VOLUMES, set()).add(path)
+
+
+def _all_volumes(conn: Connection) -> set[tuple[str, str]]:
+    """(path, pool/name) of every volume of every pool."""
+    return {(volume.path, f"{pool.name}/{volume.name}") for pool in conn.pools() for volume in conn.volumes(pool.name)}
+
+
 def remove_vm(conn: Connection, vm: VM) -> PolyvisorError | None:
     """Power off and delete a VM with its storage, whatever state it is in; return the error if that failed."""
     try:

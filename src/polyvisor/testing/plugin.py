@@ -107,6 +107,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="a host network adapter the kit may bind an external network to; without it that test is skipped",
     )
+    group.addoption(
+        "--polyvisor-check-volumes",
+        action="store_true",
+        help="fail each test that leaves a volume behind in any of the target's storage pools (for a target where "
+        "nothing but the kit makes volumes during the run)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

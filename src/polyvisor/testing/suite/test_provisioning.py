@@ -37,7 +37,7 @@ from polyvisor import (
 )
 from polyvisor.provisioning import CloudInit
 from polyvisor.provisioning.addresses import AddressFamily, usable
-from polyvisor.testing.fixtures import SeedReader, SpecFactory, unique_name
+from polyvisor.testing.fixtures import SeedReader, SpecFactory, session_volume, unique_name
 from polyvisor.testing.suite._support import require
 
 VMFactory = Callable[..., VM]
@@ -63,7 +63,9 @@ def _fingerprint(path: str) -> tuple[str, int] | None:
 def _clone_base(request: pytest.FixtureRequest, conn: Connection, mode: str) -> str:
     """The base image for a clone case, asked for only once the clone feature is known to be declared."""
     require(conn, _CLONE_FEATURES[mode])
-    return str(request.getfixturevalue("polyvisor_base_image"))
+    base = str(request.getfixturevalue("polyvisor_base_image"))
+    session_volume(request.config, base)  # made for the session, on the first case that asks for it
+    return base
 
 
 @pytest.mark.parametrize("mode", ["linked", "copy"])
