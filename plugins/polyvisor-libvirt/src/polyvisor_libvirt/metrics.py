@@ -67,19 +67,19 @@ class Metrics:
             else:
                 domains = [dom for dom in (self._domain(uuid) for uuid in uuids) if dom is not None]
                 records = conn.domainListGetStats(domains, STATS, 0) if domains else []
-            stopped = any(int(record.get("state.state", 0)) == libvirt.VIR_DOMAIN_SHUTOFF for _, record in records)
-            saved = (
-                {dom.UUIDString() for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)}
-                if stopped
-                else set()
-            )
         at = time.time()
         driver = self._client.uri.driver
+        saved: set[str] | None = None  # the managed-save images, listed once the first shut-off domain needs it
         out = []
         for dom, record in records:
             uuid = dom.UUIDString()
+            if saved is None and record.get("state.state") == libvirt.VIR_DOMAIN_SHUTOFF:
+                with self._client.errors(_DOING, host=host):
+                    listed = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)
+                saved = {listed_dom.UUIDString() for listed_dom in listed}
             balloon = self._balloon_reason(dom, uuid, record)
-            out.append(sample(uuid, dom.name(), record, at, self._host_cpus, uuid in saved, driver, balloon))
+            managed_save = saved is not None and uuid in saved
+            out.append(sample(uuid, dom.name(), record, at, self._host_cpus, managed_save, driver, balloon))
         return out
 
     def _domain(self, uuid: str) -> libvirt.virDomain | None:
@@ -90,6 +90,8 @@ class Metrics:
 
     def _balloon_reason(self, dom: libvirt.virDomain, uuid: str, record: Mapping[str, Any]) -> str | None:
         """Why the record's balloon statistics are missing or stale, or None when they are current."""
+        if record.get("state.state") == libvirt.VIR_DOMAIN_SHUTOFF:
+            return None  # no process, no counters: sample() says so for every field
         if "balloon.current" not in record:
             return f"libvirt's {self._client.uri.driver} driver reports no balloon for this VM"
         if int(record.get("state.state", 0)) != libvirt.VIR_DOMAIN_RUNNING:
@@ -154,7 +156,7 @@ def sample(
 
     ``balloon_reason``, when given, is why the record's balloon statistics are missing or stale: they are left out.
     """
-    status = to_status(int(record.get("state.state", 0)), int(record.get("state.reason", 0)), managed_save=managed_save)
+    status = _status(int(record.get("state.state", 0)), int(record.get("state.reason", 0)), managed_save)
     live = status.state in (PowerState.RUNNING, PowerState.PAUSED, PowerState.CRASHED)
     if not live:
         return _idle(uuid, name, status, record, at, host_cpus)
@@ -253,7 +255,7 @@ def _idle(
         names += ["cpus"] if cpus is None else []
         names += ["memory.current_bytes"] if current is None else []
         missing = _idle_missing[key] = MappingProxyType(dict.fromkeys(names, why))
-    memory = _NO_MEMORY if current is None else MemoryCounters(current_bytes=int(current) * _KIB)
+    memory = _NO_MEMORY if current is None else _size(int(current) * _KIB)
     return VMStats(
         uuid,
         name,
@@ -267,6 +269,30 @@ def _idle(
 
 
 _NO_MEMORY = MemoryCounters()
+# A sample of a thousand VMs holds a handful of distinct statuses and memory sizes: both are frozen values, made once.
+_CACHED = 256
+_statuses: dict[tuple[int, int, bool], VMStatus] = {}
+_sizes: dict[int, MemoryCounters] = {}
+
+
+def _status(state: int, reason: int, managed_save: bool) -> VMStatus:
+    key = (state, reason, managed_save)
+    status = _statuses.get(key)
+    if status is None:
+        status = to_status(state, reason, managed_save=managed_save)
+        if len(_statuses) < _CACHED:
+            _statuses[key] = status
+    return status
+
+
+def _size(current_bytes: int) -> MemoryCounters:
+    """The memory counters of a VM with no process: its size alone."""
+    memory = _sizes.get(current_bytes)
+    if memory is None:
+        memory = MemoryCounters(current_bytes=current_bytes)
+        if len(_sizes) < _CACHED:
+            _sizes[current_bytes] = memory
+    return memory
 
 
 def _int(record: Mapping[str, Any], key: str) -> int | None:
